@@ -1,0 +1,408 @@
+"""Hook specifications: the contract between dockyard's core and its drivers.
+
+Glossary
+--------
+``layer_id``
+    64-hex name of a layer in the storage driver.  Image layers are named by
+    their chain ID (sha256 over the parent chain and the layer's diff ID);
+    a container's read-write layer by the container ID.
+``parent_id``
+    the ``layer_id`` a layer is created on top of, or ``None`` for a base layer.
+``container_id``
+    64-hex ID of a container, as the Engine API shows it.
+``diff``
+    a layer tar in the OCI / Docker image format: regular tar entries for added
+    or changed paths, ``.wh.<name>`` for deleted ones and ``.wh..wh..opq`` to mark a
+    directory opaque (everything below it in lower layers hidden).
+
+How drivers plug in
+-------------------
+A driver is a class found by entry point in one of the groups
+``dockyard.storage``, ``dockyard.exec``, ``dockyard.network`` and
+``dockyard.distribution``.  It is constructed as ``Driver(root, options)`` where
+``root`` is ``<data-root>/<kind>/<name>`` and ``options`` a dict of
+``--storage-opt``-style settings, after its ``check_supported()`` classmethod has
+not raised :class:`~dockyard.errors.DriverNotSupported`.  Its hook
+implementations are methods marked with :data:`dockyard.hookimpl`.  Only the
+chosen driver of each kind is registered with the plugin manager.
+
+Driver operations are ``firstresult``: the first non-``None`` result wins, so a
+driver operation that has a core fallback (marked *optional* below) must return
+something other than ``None`` when it handles the call.  Core code never calls
+``pm.hook`` directly; it goes through the typed façades in
+:mod:`dockyard.drivers`, which turn a missing implementation into
+:class:`~dockyard.errors.NotImplemented`.
+
+Blocking: every driver hook is synchronous.  The daemon calls them from worker
+threads, never from its event loop, so a driver may block (mount, spawn, wait).
+
+Errors: drivers raise from :mod:`dockyard.errors` only, translating ``OSError``,
+netlink and subprocess failures at their boundary.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import pluggy
+
+if TYPE_CHECKING:
+    from dockyard.models.runtime import (
+        Change,
+        ExitStatus,
+        NetworkAttachment,
+        NetworkRequest,
+        ProcessState,
+        RuntimeSpec,
+    )
+
+PROJECT = "dockyard"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# ---------------------------------------------------------------------------
+# storage: layers, mounts, diffs  (group ``dockyard.storage``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def storage_create_layer(layer_id: str, parent_id: str | None) -> bool | None:
+    """Create an empty layer, or one whose content is ``parent_id``'s.
+
+    Implemented by: storage driver (required).  firstresult.
+    Returns ``True``.  The new layer is visible to :func:`storage_exists` only
+    once complete: a crash midway must not leave a layer that looks usable.
+    Raises ``Conflict`` if ``layer_id`` exists, ``NotFound`` if the parent does
+    not.  Not idempotent.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_remove_layer(layer_id: str) -> bool | None:
+    """Remove a layer and its content.
+
+    Implemented by: storage driver (required).  firstresult.  Returns ``True``.
+    Raises ``NotFound`` if absent, ``Conflict`` if the layer is mounted or has
+    children.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_mount(layer_id: str) -> Path | None:
+    """Mount a layer (with its parents) and return the root directory.
+
+    Implemented by: storage driver (required).  firstresult.  Reference-counted:
+    each call must be matched by :func:`storage_unmount`; the second and later
+    calls return the same path without mounting again.  Raises ``NotFound``.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_unmount(layer_id: str) -> bool | None:
+    """Drop one mount reference; unmount when it reaches zero.
+
+    Implemented by: storage driver (required).  firstresult.  Returns ``True``.
+    Unmounting a layer that is not mounted is a no-op returning ``True``.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_path(layer_id: str) -> Path | None:
+    """Where the layer's root is while mounted, else ``None``.
+
+    Implemented by: storage driver (required).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_exists(layer_id: str) -> bool | None:
+    """Whether a complete layer of that id exists.
+
+    Implemented by: storage driver (required).  firstresult.  Never raises.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_layers() -> list[str] | None:
+    """Ids of every complete layer the driver holds (used to reconcile with the
+    metadata store after a crash).
+
+    Implemented by: storage driver (required).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_apply_diff(layer_id: str, diff: BinaryIO) -> int | None:
+    """Apply an uncompressed layer tar (with ``.wh.`` whiteouts) to a layer
+    created moments ago, and return the number of content bytes written.
+
+    Implemented by: storage driver (required).  firstresult.  Raises
+    ``InvalidParameter`` for a malformed tar or one that escapes the layer
+    (absolute or ``..`` paths through symlinks); the layer is then left for the
+    caller to remove.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_diff(layer_id: str) -> BinaryIO | None:
+    """A layer tar of what ``layer_id`` changes relative to its parent.
+
+    Implemented by: storage driver (optional; the core's naive fallback
+    compares the mounted layer with its mounted parent).  firstresult.
+    The caller closes the returned stream.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_changes(layer_id: str) -> list[Change] | None:
+    """Paths added (A), changed (C) and deleted (D) relative to the parent,
+    exactly as ``docker diff`` lists them (parents of changes count as C).
+
+    Implemented by: storage driver (optional; naive fallback).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_diff_size(layer_id: str) -> int | None:
+    """Bytes of content this layer adds relative to its parent.
+
+    Implemented by: storage driver (optional; naive fallback).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_status() -> list[tuple[str, str]] | None:
+    """Status lines for ``info`` (e.g. ``("Backing Filesystem", "extfs")``).
+
+    Implemented by: storage driver (required).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def storage_cleanup() -> bool | None:
+    """Unmount everything at daemon shutdown.  Layers are kept.
+
+    Implemented by: storage driver (required).  firstresult.  Idempotent.
+    """
+
+
+# ---------------------------------------------------------------------------
+# execution: a container's main process  (group ``dockyard.exec``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def exec_create(spec: RuntimeSpec) -> bool | None:
+    """Prepare a container's process without starting it.
+
+    Implemented by: exec driver (required).  firstresult.  Returns ``True``.
+    After this, :func:`exec_attach` may be called any number of times and
+    :func:`exec_start` once.  The prepared process must outlive the daemon once
+    started: the daemon may be killed and restarted at any time.
+    Raises ``Conflict`` if the container already has a live process,
+    ``System`` if the runtime cannot be prepared.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_attach(container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket | None:
+    """Connect to a created or running container's streams.
+
+    Implemented by: exec driver (required).  firstresult.  Returns a connected
+    stream socket.  The driver writes the container's output to it, as Docker
+    stdcopy frames (``[stream, 0, 0, 0, len_be32] + payload``, stream 1 =
+    stdout, 2 = stderr) when the container has no tty and as raw bytes when it
+    has one, and closes it once the process has exited and its output is
+    drained.  Bytes the caller writes are the process's stdin (only if
+    ``stdin``); the caller's half-close (``shutdown(SHUT_WR)``) is stdin EOF when
+    the spec had ``stdin_once``.  Attaches made before :func:`exec_start` see all
+    output from the first byte.  Raises ``NotFound`` if there is no process.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_start(container_id: str) -> ProcessState | None:
+    """Start a created container's process and return its state (pid, start time).
+
+    Implemented by: exec driver (required).  firstresult.  Raises ``NotFound``
+    if not created, ``System`` with the runtime's reason if the start fails.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_wait(container_id: str) -> ExitStatus | None:
+    """Block until the process exits and return its exit status.
+
+    Implemented by: exec driver (required).  firstresult.  Exit codes follow
+    Docker: the process's own code, or 128+N when killed by signal N.  Returns
+    at once for a process that has already exited.  Raises ``NotFound``.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_kill(container_id: str, signal: int) -> bool | None:
+    """Send a signal to the container's main process.
+
+    Implemented by: exec driver (required).  firstresult.  Returns ``True``.
+    Raises ``Conflict`` if the process is not running.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_stop(container_id: str, signal: int, timeout: float) -> ExitStatus | None:
+    """Send ``signal``, wait up to ``timeout`` seconds, then SIGKILL; block until
+    the process is gone and return its exit status.
+
+    Implemented by: exec driver (required).  firstresult.  Idempotent: stopping
+    an exited process returns its recorded status.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_state(container_id: str) -> ProcessState | None:
+    """The process's state, or ``None`` if the driver knows no such container.
+
+    Implemented by: exec driver (required).  firstresult.  Never blocks long.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_resize(container_id: str, height: int, width: int) -> bool | None:
+    """Resize a tty container's terminal.
+
+    Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_list() -> list[str] | None:
+    """Ids of every container the driver holds runtime state for, running or not.
+
+    Implemented by: exec driver (required).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_restore(container_id: str) -> ProcessState | None:
+    """Re-attach to a container after a daemon restart.
+
+    Implemented by: exec driver (required).  firstresult.  Returns its state:
+    ``running`` if its process survived, ``exited`` (with the code) if it ended
+    while no daemon was there, ``None`` if nothing is known.  Cleans up runtime
+    leftovers (cgroups, locks) of processes that are gone.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_delete(container_id: str) -> bool | None:
+    """Remove the runtime state of an exited container.
+
+    Implemented by: exec driver (required).  firstresult.  Returns ``True``.
+    Idempotent.  Raises ``Conflict`` if the process is still running.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_status() -> list[tuple[str, str]] | None:
+    """Status lines for ``info``.  Implemented by: exec driver.  firstresult."""
+
+
+# ---------------------------------------------------------------------------
+# networking  (group ``dockyard.network``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def network_prepare(request: NetworkRequest) -> NetworkAttachment | None:
+    """Give a container its network before its process starts.
+
+    Implemented by: network driver (required).  firstresult.  Returns where the
+    container's network namespace is and its settings for inspect.  Called at
+    every start; must be idempotent for a container already prepared.
+    Raises ``InvalidParameter`` for an unsupported mode, ``System`` on netlink
+    failures.
+    """
+
+
+@hookspec(firstresult=True)
+def network_release(container_id: str) -> bool | None:
+    """Release what :func:`network_prepare` made.  Returns ``True``.
+
+    Implemented by: network driver (required).  firstresult.  Idempotent.
+    """
+
+
+@hookspec(firstresult=True)
+def network_settings(container_id: str) -> dict | None:
+    """Engine API ``NetworkSettings`` fields for a container, for inspect.
+
+    Implemented by: network driver (required).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def network_status() -> list[tuple[str, str]] | None:
+    """Status lines for ``info``.  Implemented by: network driver.  firstresult."""
+
+
+# ---------------------------------------------------------------------------
+# distribution  (group ``dockyard.distribution``)
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def distribution_pull(reference: str, auth: dict, progress) -> dict | None:
+    """Fetch an image's manifest, config and layers from a registry.
+
+    Implemented by: distribution driver.  firstresult.  ``progress`` is a
+    callable taking one JSON-message dict (``status``, ``id``, ``progressDetail``).
+    Returns ``{"config": bytes, "layers": [(diff_id, path_to_tar)]}``.
+    Raises ``NotFound`` for an unknown repository or tag, ``Unauthorized``.
+    """
+
+
+@hookspec(firstresult=True)
+def distribution_push(reference: str, image: dict, auth: dict, progress) -> dict | None:
+    """Upload an image's layers, config and manifest; returns ``{"Digest", "Size"}``.
+
+    Implemented by: distribution driver.  firstresult.  Raises
+    ``Unauthorized``, ``Forbidden``, ``NotFound``.
+    """
+
+
+@hookspec(firstresult=True)
+def distribution_login(server: str, username: str, password: str) -> dict | None:
+    """Check credentials; returns ``{"Status": "Login Succeeded", "IdentityToken": ...}``.
+
+    Implemented by: distribution driver.  firstresult.  Raises ``Unauthorized``.
+    """
+
+
+@hookspec(firstresult=True)
+def distribution_search(term: str, limit: int, auth: dict) -> list[dict] | None:
+    """Search an index; returns Engine API search results.
+
+    Implemented by: distribution driver.  firstresult.
+    """
+
+
+# ---------------------------------------------------------------------------
+# observers: any plugin may implement these; return values are ignored
+# ---------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def daemon_configured(config) -> None:
+    """The daemon's settings are final.  historic: late registrants are called too."""
+
+
+@hookspec
+def container_started(container_id: str, pid: int) -> None:
+    """A container's process started."""
+
+
+@hookspec
+def container_died(container_id: str, exit_code: int) -> None:
+    """A container's process exited."""
