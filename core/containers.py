@@ -1,0 +1,639 @@
+"""Containers: the state machine, its records, and the calls into the drivers.
+
+The core owns state (SQLite rows, in-memory waiters and attach requests); the
+exec driver only starts, signals and waits for processes (podman's split of
+``libpod`` and ``OCIRuntime``).  Public coroutines take the container's lock and
+call ``_unlocked`` helpers.  Blocking driver calls run in worker threads; each
+running container has one thread blocked in ``exec_wait``.
+
+States: created -> running -> exited (-> running again on start) -> removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+import shutil
+import signal as signals
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard import ids, rootfs
+from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
+from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.images import ImageService
+from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
+from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.store import Store
+from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    created: str
+    config: ContainerConfig
+    host_config: HostConfig
+    state: ContainerState
+    base_layer: str | None
+    storage_driver: str
+    exec_driver: str
+    path: str = ""
+    args: list[str] = field(default_factory=list)
+    restart_count: int = 0
+    # runtime only, never persisted
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending_attaches: list[tuple[bool, bool, bool, asyncio.Future]] = field(default_factory=list)
+    exit_waiters: list[asyncio.Future] = field(default_factory=list)
+    removed_waiters: list[asyncio.Future] = field(default_factory=list)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.state.running
+
+
+def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> int:
+    if value in (None, ""):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        return int(text)
+    text = text if text.startswith("SIG") else "SIG" + text
+    try:
+        return int(signals.Signals[text])
+    except KeyError:
+        raise InvalidParameter(f"Invalid signal: {value}") from None
+
+
+class ContainerService:
+    def __init__(self, root: Path, store: Store, images: ImageService, storage: StorageDriver,
+                 execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
+                 events: Any = None) -> None:
+        self.root = root  # <data-root>/containers
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = store
+        self.images = images
+        self.storage = storage
+        self.exec = execution
+        self.network = network
+        self.driver_names = names
+        self.events = events
+        self.containers: dict[str, Container] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- records -------------------------------------------------------------
+    def _row_to_container(self, row: Any) -> Container:
+        config = ContainerConfig.model_validate_json(row["config"])
+        extra = json.loads(row["state"])
+        state = ContainerState.model_validate(extra.get("State", {}))
+        return Container(
+            id=row["id"], name=row["name"], image_id=row["image_id"], image_ref=row["image_ref"],
+            created=row["created"], config=config,
+            host_config=HostConfig.model_validate_json(row["host_config"]), state=state,
+            base_layer=row["base_layer"], storage_driver=row["storage_driver"], exec_driver=row["exec_driver"],
+            path=extra.get("Path", ""), args=extra.get("Args", []), restart_count=row["restart_count"],
+        )
+
+    def _persist(self, c: Container) -> None:
+        self.store.update_container(c.id, state=json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args}),
+                                    restart_count=c.restart_count)
+
+    def load(self) -> None:
+        for row in self.store.query("SELECT * FROM containers"):
+            c = self._row_to_container(row)
+            self.containers[c.id] = c
+
+    def get(self, ref: str) -> Container:
+        """A container by full ID, name (with or without '/') or unique ID prefix."""
+        if ref in self.containers:
+            return self.containers[ref]
+        name = ref.lstrip("/")
+        for c in self.containers.values():
+            if c.name == name:
+                return c
+        if ref:
+            matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def dir_of(self, c: Container) -> Path:
+        return self.root / c.id
+
+    def log_path(self, c: Container) -> Path:
+        return self.dir_of(c) / f"{c.id}-json.log"
+
+    def images_in_use(self) -> dict[str, list[tuple[str, bool]]]:
+        users: dict[str, list[tuple[str, bool]]] = {}
+        for c in self.containers.values():
+            users.setdefault(c.image_id, []).append((c.id, c.running))
+        return users
+
+    # -- create --------------------------------------------------------------
+    async def create(self, request: CreateRequest, name: str | None) -> dict:
+        image_ref = request.image
+        if not image_ref:
+            raise InvalidParameter("Config.Image must be given")
+        image_id = self.images.resolve(image_ref)
+        image_config = self.images.config(image_id).config
+        config = self._merge(request.container_config(), image_config)
+        argv = list(config.entrypoint or []) + list(config.cmd or [])
+        if not argv:
+            raise InvalidParameter("No command specified")
+        if request.host_config.network_mode.startswith("container:"):
+            raise InvalidParameter("network mode container: is not supported by the network driver in use")
+        name = ids.check_name(name) if name else None
+        cid = ids.new_id()
+        if name is None:
+            name = ids.random_name()
+            while any(c.name == name for c in self.containers.values()):
+                name = ids.random_name() + str(len(self.containers))
+        self._check_name_free(name)
+        if not config.hostname:
+            config = config.model_copy(update={"hostname": cid[:12]})
+        base_layer = self.images.top_layer(image_id)
+        c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
+                      host_config=request.host_config, state=ContainerState(), base_layer=base_layer,
+                      storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
+                      path=argv[0], args=argv[1:])
+        await asyncio.to_thread(self._create_layer, c)
+        try:
+            self.store.insert_container({
+                "id": c.id, "name": c.name, "image_id": c.image_id, "image_ref": c.image_ref,
+                "base_layer": base_layer, "created": c.created,
+                "config": json.dumps(c.config.api()), "host_config": json.dumps(c.host_config.api()),
+                "state": json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args}),
+                "storage_driver": c.storage_driver, "exec_driver": c.exec_driver,
+            })
+        except Conflict:
+            await asyncio.to_thread(self._remove_files, c)
+            self._check_name_free(name)
+            raise
+        self.containers[cid] = c
+        self._event(c, "create")
+        return {"Id": cid, "Warnings": []}
+
+    def _check_name_free(self, name: str) -> None:
+        for other in self.containers.values():
+            if other.name == name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{other.id}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+
+    @staticmethod
+    def _merge(user: ContainerConfig, image: ContainerConfig) -> ContainerConfig:
+        """Fill a container's config from its image's, as Docker does at create."""
+        update: dict[str, Any] = {}
+        image_env = list(image.env or [])
+        user_env = list(user.env or [])
+        keys = {e.split("=", 1)[0] for e in user_env}
+        update["env"] = [e for e in image_env if e.split("=", 1)[0] not in keys] + user_env
+        if user.entrypoint is None:
+            update["entrypoint"] = image.entrypoint
+            if not user.cmd:
+                update["cmd"] = image.cmd
+        elif user.entrypoint == []:
+            update["entrypoint"] = None
+        for attr in ("working_dir", "user", "stop_signal"):
+            if not getattr(user, attr) and getattr(image, attr):
+                update[attr] = getattr(image, attr)
+        if image.exposed_ports:
+            update["exposed_ports"] = {**image.exposed_ports, **(user.exposed_ports or {})}
+        if image.labels:
+            update["labels"] = {**image.labels, **(user.labels or {})}
+        if image.volumes:
+            update["volumes"] = {**image.volumes, **(user.volumes or {})}
+        return user.model_copy(update=update)
+
+    def _create_layer(self, c: Container) -> None:
+        directory = self.dir_of(c)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.storage.create_layer(c.id, c.base_layer)
+
+    def _remove_files(self, c: Container) -> None:
+        if self.storage.exists(c.id):
+            self.storage.remove_layer(c.id)
+        shutil.rmtree(self.dir_of(c), ignore_errors=True)
+
+    # -- start -----------------------------------------------------------------
+    async def start(self, ref: str) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if c.state.running:
+                raise NotModified("container already started")
+            await self._start_unlocked(c)
+
+    async def _start_unlocked(self, c: Container) -> None:
+        c.exited = asyncio.Event()
+        try:
+            spec = await asyncio.to_thread(self._prepare, c)
+            await asyncio.to_thread(self.exec.create, spec)
+            for stdin, stdout, stderr, future in c.pending_attaches:
+                if not future.done():
+                    sock = await asyncio.to_thread(self.exec.attach, c.id, stdin, stdout, stderr)
+                    future.set_result(sock)
+            c.pending_attaches.clear()
+            process = await asyncio.to_thread(self.exec.start, c.id)
+        except BaseException as exc:
+            code = 128
+            if isinstance(exc, DockyardError) and "permission denied" in exc.message:
+                code = 126
+            elif isinstance(exc, DockyardError) and ("not found" in exc.message or "no such file" in exc.message):
+                code = 127
+            await asyncio.to_thread(self._release, c)
+            c.state = c.state.model_copy(update={"status": "exited" if c.state.started_at != NEVER else "created",
+                                                 "exit_code": code, "error": str(exc), "running": False})
+            self._persist(c)
+            self._fail_pending(c, exc)
+            c.exited.set()
+            raise
+        c.state = ContainerState(status="running", running=True, pid=process.pid,
+                                 started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
+        self._persist(c)
+        self._event(c, "start")
+        self._watch(c)
+
+    def _fail_pending(self, c: Container, exc: BaseException) -> None:
+        for *_, future in c.pending_attaches:
+            if not future.done():
+                future.set_exception(exc if isinstance(exc, Exception) else System(str(exc)))
+        c.pending_attaches.clear()
+
+    def _prepare(self, c: Container) -> RuntimeSpec:
+        """Mount, network, resolve user/cwd/argv: everything the exec driver needs."""
+        root = self.storage.mount(c.id)
+        try:
+            config = c.config
+            uid, gid, groups, home = rootfs.resolve_user(root, config.user)
+            env = list(config.env or [])
+            names = {e.split("=", 1)[0] for e in env}
+            if "PATH" not in names:
+                env.insert(0, f"PATH={rootfs.DEFAULT_PATH}")
+            if "HOSTNAME" not in names:
+                env.append(f"HOSTNAME={config.hostname}")
+            if "HOME" not in names:
+                env.append(f"HOME={home or '/'}")
+            cwd = config.working_dir or "/"
+            rootfs.make_workdir(root, cwd, uid, gid)
+            problem = rootfs.find_executable(root, c.path, env)
+            if problem:
+                raise InvalidParameter(f"failed to start container {ids.short(c.id)}: {problem}")
+            mode = c.host_config.network_mode
+            attachment = self.network.prepare(NetworkRequest(container_id=c.id, mode=mode, hostname=config.hostname))
+            binds = self._etc_files(c, attachment.netns is None)
+            hc = c.host_config
+            return RuntimeSpec(
+                container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
+                additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
+                stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
+                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
+                                    cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
+            )
+        except BaseException:
+            self._release(c)
+            raise
+
+    def _etc_files(self, c: Container, host_network: bool) -> list[tuple[Path, str, bool]]:
+        directory = self.dir_of(c)
+        hostname = c.config.hostname
+        (directory / "hostname").write_text(hostname + "\n")
+        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+                 "ff02::2\tip6-allrouters"]
+        if host_network:
+            try:
+                hosts = Path("/etc/hosts").read_text().splitlines()
+            except OSError:
+                pass
+        (directory / "hosts").write_text("\n".join(hosts) + "\n")
+        try:
+            resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            resolv = ""
+        (directory / "resolv.conf").write_text(resolv)
+        return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
+                (directory / "resolv.conf", "/etc/resolv.conf", False)]
+
+    def _release(self, c: Container) -> None:
+        """Undo :meth:`_prepare` after the process is gone."""
+        for step in (lambda: self.network.release(c.id), lambda: self.storage.unmount(c.id)):
+            try:
+                step()
+            except DockyardError as exc:
+                log.warning("releasing %s: %s", ids.short(c.id), exc)
+
+    # -- exit ------------------------------------------------------------------
+    def _watch(self, c: Container) -> None:
+        loop = self.loop or asyncio.get_running_loop()
+
+        def wait_for_exit() -> None:
+            try:
+                status = self.exec.wait(c.id)
+            except Exception as exc:  # the driver lost the process: record it as dead
+                log.error("waiting for %s failed: %s", ids.short(c.id), exc)
+                status = ExitStatus(exit_code=128, finished_at=_now_dt())
+            asyncio.run_coroutine_threadsafe(self._on_exit(c, status), loop)
+
+        threading.Thread(target=wait_for_exit, name=f"wait-{c.id[:12]}", daemon=True).start()
+
+    async def _on_exit(self, c: Container, status: ExitStatus) -> None:
+        async with c.lock:
+            if not c.state.running:
+                return
+            await asyncio.to_thread(self._release, c)
+            try:
+                await asyncio.to_thread(self.exec.delete, c.id)
+            except DockyardError as exc:
+                log.warning("exec state of %s: %s", ids.short(c.id), exc)
+            c.state = c.state.model_copy(update={
+                "status": "exited", "running": False, "paused": False, "pid": 0,
+                "exit_code": status.exit_code, "oom_killed": status.oom_killed,
+                "finished_at": iso(status.finished_at.timestamp())})
+            self._persist(c)
+            self._event(c, "die", exitCode=str(status.exit_code))
+            for future in c.exit_waiters:
+                if not future.done():
+                    future.set_result(status.exit_code)
+            c.exit_waiters.clear()
+            c.exited.set()
+        if c.host_config.auto_remove:
+            try:
+                await self.remove(c.id, force=True)
+            except NotFound:
+                pass
+
+    # -- attach / wait -------------------------------------------------------------
+    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
+        """A socket carrying the container's streams (see ``exec_attach``).
+
+        For a container that is not running yet, the socket arrives when it
+        starts, so no output is missed; cancelling the await withdraws it.
+        """
+        c = self.get(ref)
+        async with c.lock:
+            if c.state.running:
+                return await asyncio.to_thread(self.exec.attach, c.id, stdin, stdout, stderr)
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            entry = (stdin, stdout, stderr, future)
+            c.pending_attaches.append(entry)
+        try:
+            return await future
+        finally:
+            # a client that went away withdraws its request (start skips done futures)
+            if entry in c.pending_attaches:
+                c.pending_attaches.remove(entry)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        c = self.get(ref)
+        loop = asyncio.get_running_loop()
+        if condition == "removed":
+            future = loop.create_future()
+            c.removed_waiters.append(future)
+            return await future
+        if condition == "not-running" and not c.state.running:
+            return c.state.exit_code
+        if condition not in ("not-running", "next-exit"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        future = loop.create_future()
+        c.exit_waiters.append(future)
+        return await future
+
+    # -- stop / kill / restart -------------------------------------------------------------
+    async def stop(self, ref: str, timeout: float | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise NotModified("container already stopped")
+        wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
+        sig = _signal_number(c.config.stop_signal)
+        await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
+        await c.exited.wait()
+        self._event(c, "stop")
+
+    async def kill(self, ref: str, signal: str | int | None = None) -> None:
+        c = self.get(ref)
+        sig = _signal_number(signal, signals.SIGKILL)
+        if not c.state.running:
+            raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        await asyncio.to_thread(self.exec.kill, c.id, sig)
+        self._event(c, "kill", signal=str(sig))
+        if sig == signals.SIGKILL:
+            try:
+                await asyncio.wait_for(c.exited.wait(), 10)
+            except asyncio.TimeoutError:
+                raise System(f"container {ids.short(c.id)} did not exit after SIGKILL") from None
+
+    async def restart(self, ref: str, timeout: float | None = None) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            await self.stop(ref, timeout)
+        async with c.lock:
+            if not c.state.running:
+                c.restart_count += 0  # a manual restart is not counted, as in Docker
+                await self._start_unlocked(c)
+        self._event(c, "restart")
+
+    # -- remove ------------------------------------------------------------------
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            if not force:
+                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                               "attempting removal or force remove")
+            await self.kill(c.id, signals.SIGKILL)
+        async with c.lock:
+            if c.removed:
+                return
+            try:
+                await asyncio.to_thread(self.exec.delete, c.id)
+            except DockyardError as exc:
+                log.warning("exec state of %s: %s", ids.short(c.id), exc)
+            await asyncio.to_thread(self._remove_files, c)
+            self.store.delete_container(c.id)
+            self.containers.pop(c.id, None)
+            c.removed = True
+            self._fail_pending(c, NotFound(f"No such container: {c.id}"))
+            for future in c.removed_waiters:
+                if not future.done():
+                    future.set_result(c.state.exit_code)
+            self._event(c, "destroy")
+
+    # -- views -----------------------------------------------------------------
+    def inspect(self, ref: str) -> dict:
+        c = self.get(ref)
+        d = self.dir_of(c)
+        settings: dict = {}
+        try:
+            settings = self.network.settings(c.id) if c.state.running else {}
+        except DockyardError:
+            settings = {}
+        return {
+            "Id": c.id,
+            "Created": c.created,
+            "Path": c.path,
+            "Args": c.args,
+            "State": c.state.api(),
+            "Image": "sha256:" + c.image_id,
+            "ResolvConfPath": str(d / "resolv.conf"),
+            "HostnamePath": str(d / "hostname"),
+            "HostsPath": str(d / "hosts"),
+            "LogPath": str(self.log_path(c)),
+            "Name": "/" + c.name,
+            "RestartCount": c.restart_count,
+            "Driver": c.storage_driver,
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": c.host_config.api(),
+            "GraphDriver": {"Name": c.storage_driver, "Data": {}},
+            "Mounts": [],
+            "Config": c.config.api(),
+            "NetworkSettings": _network_settings(settings),
+        }
+
+    def summaries(self, all_containers: bool = False, limit: int = -1, filters: dict[str, list[str]] | None = None,
+                  latest: bool = False) -> list[dict]:
+        filters = filters or {}
+        items = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
+        if not all_containers and limit <= 0 and not latest and not filters:
+            items = [c for c in items if c.state.running]
+        result = []
+        for c in items:
+            if not _filter_match(c, filters):
+                continue
+            result.append({
+                "Id": c.id,
+                "Names": ["/" + c.name],
+                "Image": c.image_ref,
+                "ImageID": "sha256:" + c.image_id,
+                "Command": " ".join(shlex.quote(a) if " " in a or not a else a for a in [c.path, *c.args]),
+                "Created": to_unix(c.created),
+                "Ports": [],
+                "Labels": c.config.labels or {},
+                "State": c.state.status,
+                "Status": status_text(c.state),
+                "HostConfig": {"NetworkMode": c.host_config.network_mode},
+                "NetworkSettings": {"Networks": {}},
+                "Mounts": [],
+            })
+        if latest:
+            result = result[:1]
+        if limit > 0:
+            result = result[:limit]
+        return result
+
+    def counts(self) -> tuple[int, int, int, int]:
+        running = sum(1 for c in self.containers.values() if c.state.running and not c.state.paused)
+        paused = sum(1 for c in self.containers.values() if c.state.paused)
+        total = len(self.containers)
+        return total, running, paused, total - running - paused
+
+    # -- daemon restart ------------------------------------------------------------
+    async def recover(self) -> None:
+        """Reconcile records with the exec driver after a (possibly unclean) restart."""
+        self.loop = asyncio.get_running_loop()
+        for c in list(self.containers.values()):
+            if not c.state.running:
+                continue
+            try:
+                process = await asyncio.to_thread(self.exec.restore, c.id)
+            except DockyardError as exc:
+                log.error("restoring %s: %s", ids.short(c.id), exc)
+                process = None
+            if process is not None and process.status in ("running", "paused"):
+                # re-take the mount reference the dead daemon held
+                await asyncio.to_thread(self.storage.mount, c.id)
+                c.state = c.state.model_copy(update={"pid": process.pid, "paused": process.status == "paused"})
+                self._persist(c)
+                self._watch(c)
+                log.info("container %s is still running (pid %d)", ids.short(c.id), process.pid)
+                continue
+            code = process.exit_code if process is not None and process.exit_code is not None else 128
+            finished = process.finished_at if process is not None and process.finished_at else None
+            await asyncio.to_thread(self._release, c)
+            try:
+                await asyncio.to_thread(self.exec.delete, c.id)
+            except DockyardError:
+                pass
+            c.state = c.state.model_copy(update={
+                "status": "exited", "running": False, "pid": 0, "exit_code": code,
+                "oom_killed": bool(process and process.oom_killed),
+                "finished_at": iso(finished.timestamp()) if finished else iso_now()})
+            self._persist(c)
+            log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
+
+    def _event(self, c: Container, action: str, **attributes: str) -> None:
+        if self.events is not None:
+            self.events.emit("container", action, c.id,
+                             {"image": c.image_ref, "name": c.name, **attributes})
+
+
+def _now_dt():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def status_text(state: ContainerState) -> str:
+    """The human ``Status`` column of ``docker ps``."""
+    now = time.time()
+    if state.running:
+        text = f"Up {human_duration(now - parse_iso(state.started_at))}"
+        return text + " (Paused)" if state.paused else text
+    if state.status == "created":
+        return "Created"
+    if state.finished_at == NEVER:
+        return f"Exited ({state.exit_code})"
+    return f"Exited ({state.exit_code}) {human_duration(now - parse_iso(state.finished_at))} ago"
+
+
+def _filter_match(c: Container, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "status" and c.state.status not in values:
+            return False
+        if key == "name" and not any(v.lstrip("/") in c.name for v in values):
+            return False
+        if key == "id" and not any(c.id.startswith(v) for v in values):
+            return False
+        if key == "exited" and not (c.state.status == "exited" and str(c.state.exit_code) in values):
+            return False
+        if key == "label":
+            labels = c.config.labels or {}
+            for v in values:
+                k, _, val = v.partition("=")
+                if k not in labels or (val and labels[k] != val):
+                    return False
+        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, "sha256:" + c.image_id) for v in values):
+            return False
+    return True
+
+
+def _network_settings(settings: dict) -> dict:
+    base = {
+        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Networks": {},
+    }
+    base.update(settings)
+    return base

@@ -1,0 +1,62 @@
+"""The aiohttp application and its listeners (unix sockets and TCP, one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from dockyard.daemon.config import Address
+from dockyard.daemon.http import api_middleware, error_response
+from dockyard.daemon.routes import containers, images, system
+from dockyard.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+async def _unknown(request: web.Request) -> web.Response:
+    # BuildKit's /session and /grpc, and anything else we do not serve
+    return error_response(f"page not found: {request.method} {request.path}", 404)
+
+
+def make_app(engine: Engine) -> web.Application:
+    app = web.Application(middlewares=[api_middleware], client_max_size=1 << 40)
+    app["engine"] = engine
+    for module in (system, images, containers):
+        module.register(app)
+    app.router.add_route("*", "/{tail:.*}", _unknown)
+    return app
+
+
+async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event) -> None:
+    """Serve the API on every address until ``stop`` is set."""
+    loop = asyncio.get_running_loop()
+    # driver calls block (mounts, spawns): give them more threads than the default 2+4
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
+    engine.containers.loop = loop
+    await engine.containers.recover()
+    app = make_app(engine)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    await runner.setup()
+    try:
+        for address in addresses:
+            if address.scheme == "unix":
+                if os.path.exists(address.path):
+                    os.unlink(address.path)  # a stale socket: the pid file lock says no daemon owns it
+                os.makedirs(os.path.dirname(address.path), exist_ok=True)
+                site: web.BaseSite = web.UnixSite(runner, address.path)
+                await site.start()
+                os.chmod(address.path, 0o660)
+            else:
+                site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+                await site.start()
+            log.info("API listening on %s", address)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for address in addresses:
+            if address.scheme == "unix" and os.path.exists(address.path):
+                os.unlink(address.path)

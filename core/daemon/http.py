@@ -1,0 +1,176 @@
+"""HTTP conventions the docker CLI and docker-py depend on.
+
+* every response carries ``Api-Version``, ``Ostype``, ``Docker-Experimental``
+  and ``Server`` (moby's middleware does the same);
+* errors are ``{"message": ...}`` with ``Content-Type: application/json``
+  exactly (the CLI compares the header verbatim);
+* every route is served with and without a ``/v1.xx`` prefix, and a version
+  above ours is refused with 400.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.errors import DockyardError, InvalidParameter, NotModified, status_for
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+COMMON_HEADERS = {
+    "Api-Version": API_VERSION,
+    "Ostype": "linux",
+    "Docker-Experimental": "false",
+    "Server": f"Dockyard/{__version__} (linux)",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    body = json.dumps(data).encode() + b"\n"
+    return web.Response(body=body, status=status, headers={"Content-Type": JSON})
+
+
+def error_response(message: str, status: int) -> web.Response:
+    if status == 304:
+        return web.Response(status=304)
+    return json_response({"message": message}, status)
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    version = request.match_info.get("version")
+    if version:
+        if _version_tuple(version) > _version_tuple(API_VERSION):
+            return _with_headers(error_response(
+                f"client version {version} is too new. Maximum supported API version is {API_VERSION}", 400))
+        if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
+            return _with_headers(error_response(
+                f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+                "please upgrade your client to a newer version", 400))
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            response = error_response(exc.reason if exc.status != 404 else
+                                      f"page not found: {request.method} {request.path}", exc.status)
+        else:
+            raise
+    except NotModified:
+        response = web.Response(status=304)
+    except DockyardError as exc:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc)
+        response = error_response(exc.message, status)
+    except json.JSONDecodeError as exc:
+        response = error_response(f"invalid JSON in request body: {exc}", 400)
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        response = error_response(f"invalid request: {_short_validation(exc)}", 400)
+    except ConnectionResetError:
+        raise
+    except Exception as exc:  # a bug: answer 500 rather than drop the connection
+        log.exception("%s %s failed", request.method, request.path)
+        response = error_response(f"internal error: {exc}", 500)
+    return _with_headers(response)
+
+
+def _with_headers(response: web.StreamResponse) -> web.StreamResponse:
+    if not response.prepared:
+        for key, value in COMMON_HEADERS.items():
+            response.headers.setdefault(key, value)
+    return response
+
+
+def _short_validation(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for e in errors()[:3]:
+            loc = ".".join(str(p) for p in e.get("loc", ()))
+            parts.append(f"{loc}: {e.get('msg')}")
+        return "; ".join(parts)
+    return str(exc)
+
+
+def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """Register ``path`` both unversioned and under ``/v{version}``."""
+    app.router.add_route(method, path, handler)
+    app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, handler)
+
+
+async def read_json(request: web.Request) -> Any:
+    body = await request.read()
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InvalidParameter(f"invalid JSON in request body: {exc}") from None
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    return value.lower() not in ("", "0", "false", "no")
+
+
+def query_int(request: web.Request, name: str, default: int) -> int:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+
+def query_filters(request: web.Request) -> dict[str, list[str]]:
+    """``filters`` as the CLI ({"k":{"v":true}}) or docker-py ({"k":["v"]}) sends it."""
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidParameter(f"invalid filters: {raw}") from None
+    result: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            result[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            result[key] = [str(v) for v in value]
+        else:
+            result[key] = [str(value)]
+    return result
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    """One Docker stdcopy frame: [stream, 0, 0, 0, len_be32] + payload."""
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+async def json_stream_response(request: web.Request) -> web.StreamResponse:
+    """A chunked ``application/json`` stream of JSON messages (pull, import, build)."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+    _with_headers(response)
+    await response.prepare(request)
+    return response
+
+
+async def write_message(response: web.StreamResponse, message: dict) -> None:
+    await response.write(json.dumps(message).encode() + b"\r\n")

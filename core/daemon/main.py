@@ -1,0 +1,83 @@
+"""Running the daemon in the foreground: lock, logging, engine, listeners, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from dockyard.daemon.app import serve
+from dockyard.daemon.config import DaemonConfig
+from dockyard.engine import Engine
+from dockyard.errors import Conflict, DockyardError
+
+log = logging.getLogger("dockyard")
+
+
+def _lock_pidfile(path: Path) -> int:
+    """Hold an exclusive lock on the pid file for the daemon's lifetime."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode().strip() or "?"
+        os.close(fd)
+        raise Conflict(f"another dockyard daemon (pid {other}) is using {path}; "
+                       "only one daemon may run on a data root") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def setup_logging(config: DaemonConfig) -> None:
+    level = logging.DEBUG if config.debug else logging.INFO
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.handlers.clear()
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(config.data_root / "dockyard.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+
+def run(config: DaemonConfig) -> int:
+    """Run until SIGTERM/SIGINT; returns the process exit code."""
+    config.data_root.mkdir(parents=True, exist_ok=True)
+    setup_logging(config)
+    try:
+        lock_fd = _lock_pidfile(config.pid_path)
+    except DockyardError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
+                             {"storage": config.storage_opts})
+    except DockyardError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    log.info("dockyard daemon: data root %s, storage %s, exec %s, network %s", config.data_root,
+             *(engine.drivers.names[k] for k in ("storage", "exec", "network")))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(engine, config.addresses(), stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    finally:
+        engine.close()
+        os.close(lock_fd)
+    log.info("dockyard daemon stopped")
+    return 0

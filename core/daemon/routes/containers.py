@@ -1,0 +1,189 @@
+"""``/containers/...``: create, start, attach, wait, logs, inspect, list, stop,
+kill, restart, resize, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import web
+
+from dockyard.daemon.hijack import hijack
+from dockyard.daemon.http import (JSON, add_route, frame, json_response, query_bool, query_filters, query_int,
+                                  read_json)
+from dockyard.engine import Engine
+from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.logs import read_log
+from dockyard.models.container import CreateRequest
+
+log = logging.getLogger(__name__)
+
+
+def _engine(request: web.Request) -> Engine:
+    return request.app["engine"]
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request body must be a JSON object")
+    create_request = CreateRequest.model_validate(body)
+    result = await _engine(request).containers.create(create_request, request.query.get("name") or None)
+    return json_response(result, status=201)
+
+
+async def start(request: web.Request) -> web.Response:
+    await _engine(request).containers.start(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    ref = request.match_info["id"]
+    container = engine.containers.get(ref)  # 404 before we switch protocols
+    stdin, stdout, stderr = (query_bool(request, n) for n in ("stdin", "stdout", "stderr"))
+    logs = query_bool(request, "logs")
+    conn = await hijack(request)
+    try:
+        if logs:
+            async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr):
+                await conn.write(entry.data if container.config.tty else
+                                 frame(1 if entry.stream == "stdout" else 2, entry.data))
+        if not query_bool(request, "stream", True):
+            return conn.response
+        try:
+            sock = await engine.containers.attach(ref, stdin, stdout, stderr)
+        except DockyardError as exc:
+            log.info("attach to %s ended: %s", ref, exc)
+            return conn.response
+        await _splice(conn, sock, stdin)
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        conn.close()
+    return conn.response
+
+
+async def _splice(conn, sock, stdin: bool) -> None:
+    """Container output to the client until it ends; client bytes to stdin."""
+    reader, writer = await asyncio.open_connection(sock=sock)
+
+    async def client_to_container() -> None:
+        while data := await conn.reader.read(1 << 16):
+            if stdin:
+                writer.write(data)
+                await writer.drain()
+        if stdin and writer.can_write_eof():
+            writer.write_eof()
+
+    pump = asyncio.create_task(client_to_container())
+    try:
+        while data := await reader.read(1 << 16):
+            await conn.write(data)
+    finally:
+        pump.cancel()
+        writer.close()
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    ref = request.match_info["id"]
+    engine.containers.get(ref)
+    condition = request.query.get("condition") or "not-running"
+    waiter = asyncio.ensure_future(engine.containers.wait(ref, condition))
+    # the client blocks until it sees the headers: send them now (docker run depends on it)
+    response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+    await response.prepare(request)
+    try:
+        code = await waiter
+        await response.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
+    except DockyardError as exc:
+        await response.write(json.dumps({"Error": {"Message": exc.message}, "StatusCode": -1}).encode() + b"\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        waiter.cancel()
+        raise
+    return response
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    container = engine.containers.get(request.match_info["id"])
+    stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    tail_text = request.query.get("tail", "all")
+    tail = -1 if tail_text in ("all", "") else query_int(request, "tail", -1)
+    since = float(request.query.get("since") or 0)
+    until = float(request.query.get("until") or 0)
+    timestamps = query_bool(request, "timestamps")
+    follow = query_bool(request, "follow")
+    response = web.StreamResponse(status=200)
+    await response.prepare(request)
+    async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr, tail=tail,
+                                since=since, until=until, follow=follow,
+                                running=lambda: container.state.running and not container.removed):
+        data = entry.data
+        if timestamps:
+            data = entry.time.encode() + b" " + data
+        await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
+    return response
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(_engine(request).containers.inspect(request.match_info["id"]))
+
+
+async def list_containers(request: web.Request) -> web.Response:
+    result = _engine(request).containers.summaries(
+        all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
+        filters=query_filters(request), latest=query_bool(request, "latest"))
+    return json_response(result)
+
+
+async def stop(request: web.Request) -> web.Response:
+    timeout = request.query.get("t")
+    await _engine(request).containers.stop(request.match_info["id"], float(timeout) if timeout else None)
+    return web.Response(status=204)
+
+
+async def kill(request: web.Request) -> web.Response:
+    await _engine(request).containers.kill(request.match_info["id"], request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+async def restart(request: web.Request) -> web.Response:
+    timeout = request.query.get("t")
+    await _engine(request).containers.restart(request.match_info["id"], float(timeout) if timeout else None)
+    return web.Response(status=204)
+
+
+async def resize(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    container = engine.containers.get(request.match_info["id"])
+    if container.config.tty and container.state.running:
+        await asyncio.to_thread(engine.execution.resize, container.id, query_int(request, "h", 24),
+                                query_int(request, "w", 80))
+    return web.Response(status=200)
+
+
+async def delete(request: web.Request) -> web.Response:
+    await _engine(request).containers.remove(request.match_info["id"], force=query_bool(request, "force"),
+                                             volumes=query_bool(request, "v"))
+    return web.Response(status=204)
+
+
+def register(app: web.Application) -> None:
+    add_route(app, "POST", "/containers/create", create)
+    add_route(app, "GET", "/containers/json", list_containers)
+    add_route(app, "POST", "/containers/{id}/start", start)
+    add_route(app, "POST", "/containers/{id}/attach", attach)
+    add_route(app, "POST", "/containers/{id}/wait", wait)
+    add_route(app, "GET", "/containers/{id}/logs", logs)
+    add_route(app, "GET", "/containers/{id}/json", inspect)
+    add_route(app, "POST", "/containers/{id}/stop", stop)
+    add_route(app, "POST", "/containers/{id}/kill", kill)
+    add_route(app, "POST", "/containers/{id}/restart", restart)
+    add_route(app, "POST", "/containers/{id}/resize", resize)
+    add_route(app, "DELETE", "/containers/{id}", delete)
+

@@ -1,0 +1,178 @@
+"""The engine: one object wiring the store, the drivers and the services.
+
+Built once per daemon (and per test); the API routes reach everything through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.containers import ContainerService
+from dockyard.drivers import ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver, load_drivers
+from dockyard.errors import Conflict
+from dockyard.events import EventBus
+from dockyard.images import ImageService
+from dockyard.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    data_root: Path
+    store: Store
+    drivers: LoadedDrivers
+    storage: StorageDriver
+    execution: ExecDriver
+    network: NetworkDriver
+    images: ImageService
+    containers: ContainerService
+    events: EventBus
+
+    @classmethod
+    def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
+             network: str | None = None, options: dict[str, dict] | None = None) -> "Engine":
+        data_root.mkdir(parents=True, exist_ok=True)
+        (data_root / "tmp").mkdir(exist_ok=True)
+        store = Store(data_root)
+        storage = storage or store.setting("storage_driver")
+        drivers = load_drivers(data_root, {"storage": storage, "exec": execution, "network": network}, options)
+        previous = store.setting("storage_driver")
+        if previous and previous != drivers.names["storage"]:
+            raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
+                           f"refusing to start with {drivers.names['storage']!r} (use --data-root with another "
+                           f"directory, or --storage-driver {previous})")
+        store.set_setting("storage_driver", drivers.names["storage"])
+        if not store.setting("daemon_id"):
+            import uuid
+
+            store.set_setting("daemon_id", str(uuid.uuid4()).upper())
+        storage_facade = StorageDriver(drivers.pm)
+        exec_facade = ExecDriver(drivers.pm)
+        network_facade = NetworkDriver(drivers.pm)
+        events = EventBus()
+        images = ImageService(store, storage_facade, drivers.names["storage"])
+        containers = ContainerService(data_root / "containers", store, images, storage_facade, exec_facade,
+                                      network_facade, drivers.names, events)
+        containers.load()
+        images.reconcile(set(containers.containers))
+        return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, containers,
+                   events)
+
+    def close(self) -> None:
+        try:
+            self.storage.cleanup()
+        finally:
+            self.store.close()
+
+    def info(self) -> dict:
+        total, running, paused, stopped = self.containers.counts()
+        mem = _meminfo_total()
+        return {
+            "ID": self.store.setting("daemon_id") or "",
+            "Containers": total,
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": stopped,
+            "Images": len(self.store.query("SELECT id FROM images")),
+            "Driver": self.drivers.names["storage"],
+            "DriverStatus": [list(x) for x in self.storage.status()],
+            "ExecutionDriver": self.drivers.names["exec"],
+            "Plugins": {"Volume": ["local"], "Network": ["none", "host"], "Authorization": None,
+                        "Log": ["json-file"]},
+            "MemoryLimit": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+            or Path("/sys/fs/cgroup/memory.max").exists() or _cgroup2_has("memory"),
+            "SwapLimit": Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory"),
+            "CpuCfsPeriod": True,
+            "CpuCfsQuota": True,
+            "CPUShares": True,
+            "CPUSet": True,
+            "PidsLimit": True,
+            "IPv4Forwarding": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1",
+            "Debug": logging.getLogger().isEnabledFor(logging.DEBUG),
+            "NFd": len(list(Path("/proc/self/fd").iterdir())),
+            "NGoroutines": 0,
+            "SystemTime": _now(),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1",
+            "NEventsListener": self.events.listeners,
+            "KernelVersion": platform.release(),
+            "OperatingSystem": _os_name(),
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": _ncpu(),
+            "MemTotal": mem,
+            "DockerRootDir": str(self.data_root),
+            "Name": platform.node(),
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "ServerVersion": _version(),
+            "Runtimes": {self.drivers.names["exec"]: {"path": self.drivers.names["exec"]}},
+            "DefaultRuntime": self.drivers.names["exec"],
+            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
+                      "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True,
+            "Isolation": "",
+            "InitBinary": "",
+            "SecurityOptions": [],
+            "Warnings": self.warnings(),
+            "DockyardExecStatus": [list(x) for x in self.execution.status()],
+            "DockyardNetworkStatus": [list(x) for x in self.network.status()],
+        }
+
+    @staticmethod
+    def warnings() -> list[str]:
+        warnings = []
+        if not (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() or _cgroup2_has("memory")):
+            warnings.append("WARNING: No memory limit support")
+        if not (Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory")):
+            warnings.append("WARNING: No swap limit support")
+        return warnings
+
+
+def _cgroup2_has(controller: str) -> bool:
+    try:
+        return controller in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+
+
+def _meminfo_total() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _ncpu() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _now() -> str:
+    from dockyard.timefmt import iso_now
+
+    return iso_now()
+
+
+def _version() -> str:
+    from dockyard import __version__
+
+    return __version__

@@ -1,0 +1,62 @@
+"""IDs, names and image references, the way Docker spells them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+
+from dockyard.errors import InvalidParameter
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+def new_id() -> str:
+    """A random 64-hex ID; never all digits (Docker avoids IDs that parse as numbers)."""
+    while True:
+        candidate = hashlib.sha256(os.urandom(32)).hexdigest()
+        if not candidate[:12].isdigit():
+            return candidate
+
+
+def short(full_id: str) -> str:
+    return full_id.removeprefix("sha256:")[:12]
+
+
+def check_name(name: str) -> str:
+    """Validate a container name and return it without its leading slash."""
+    if not NAME.match(name):
+        raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name.lstrip("/")
+
+
+_ADJECTIVES = ["admiring", "brave", "calm", "eager", "focused", "gallant", "happy", "jolly", "keen",
+               "lucid", "modest", "nifty", "quirky", "serene", "tender", "vibrant", "wizardly", "zealous"]
+_SURNAMES = ["babbage", "curie", "darwin", "einstein", "feynman", "hopper", "kepler", "lovelace",
+             "meitner", "noether", "pasteur", "ritchie", "shannon", "thompson", "turing", "wozniak"]
+
+
+def random_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}_{random.choice(_SURNAMES)}"
+
+
+def parse_reference(ref: str) -> tuple[str, str]:
+    """Split ``repo[:tag]`` into (repo, tag), defaulting the tag to ``latest``.
+
+    A colon belongs to the tag only when it comes after the last slash, so
+    ``localhost:5000/busybox`` is a repository with the default tag.
+    """
+    if not ref:
+        raise InvalidParameter("invalid reference format: repository name must have at least one component")
+    if "@" in ref:
+        raise InvalidParameter(f"invalid reference format: digests are not supported here: {ref}")
+    repo, tag = ref, "latest"
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    if colon > slash:
+        repo, tag = ref[:colon], ref[colon + 1:]
+    if not re.match(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$",
+                    repo) or not re.match(r"^[\w][\w.-]{0,127}$", tag):
+        raise InvalidParameter(f"invalid reference format: {ref}")
+    return repo, tag

@@ -1,0 +1,344 @@
+"""Images: import from a tarball, resolve names, list, inspect, tag, delete.
+
+An image is its OCI config blob (whose sha256 is the image ID) plus a chain of
+layers in the storage driver.  Layers are named by chain ID, so importing the
+same tarball twice shares one layer.  Every path that creates anything writes
+layer content first and commits the metadata last, in one transaction; what a
+crash leaves behind is unreferenced layer content, which
+:meth:`ImageService.reconcile` removes at the next start.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import logging
+import lzma
+import tarfile
+from typing import BinaryIO
+
+from dockyard import ids
+from dockyard.drivers import StorageDriver
+from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
+from dockyard.store import Store
+from dockyard.timefmt import iso_now, to_unix
+
+log = logging.getLogger(__name__)
+
+_MAGIC = [(b"\x1f\x8b", gzip.GzipFile), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
+
+
+def decompressed(raw: BinaryIO) -> BinaryIO:
+    """Wrap ``raw`` (seekable) in the decompressor its magic bytes call for."""
+    head = raw.read(6)
+    raw.seek(0)
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return opener(raw)  # type: ignore[return-value]
+    return raw
+
+
+class _Hashing(io.RawIOBase):
+    """A read-through stream that hashes everything read from it."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.inner.read(len(buffer))
+        self.sha.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def diff_id_of(raw: BinaryIO) -> str:
+    """Validate an (optionally compressed) layer tar and return its diff ID.
+
+    Reads the whole stream once; raises InvalidParameter when it is not a tar.
+    """
+    raw.seek(0)
+    hashing = _Hashing(decompressed(raw))
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
+            for _ in tar:
+                pass
+            # tarfile stops at the end-of-archive marker: hash the padding too
+            while tar.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib_error()) as exc:
+        raise InvalidParameter(f"archive/tar: invalid tar header: the body is not a valid tar archive ({exc})") from None
+    hashing.drain()
+    return "sha256:" + hashing.sha.hexdigest()
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def chain_id(parent_chain: str | None, diff_id: str) -> str:
+    """OCI ChainID, as 64 hex (the storage layer's name)."""
+    if parent_chain is None:
+        return diff_id.removeprefix("sha256:")
+    return hashlib.sha256(f"sha256:{parent_chain} {diff_id}".encode()).hexdigest()
+
+
+class ImageService:
+    def __init__(self, store: Store, storage: StorageDriver, driver_name: str) -> None:
+        self.store = store
+        self.storage = storage
+        self.driver_name = driver_name
+
+    # -- resolution ----------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """Image ID (64 hex) for a name, ``repo:tag``, full or short ID."""
+        candidate = name.removeprefix("sha256:")
+        if ids.HEX64.match(candidate) and self.store.image_row(candidate):
+            return candidate
+        try:
+            repo, tag = ids.parse_reference(name)
+        except InvalidParameter:
+            repo = tag = None
+        if repo is not None:
+            target = self.store.tag_target(repo, tag) or self.store.tag_target(_normalise(repo), tag)
+            if target:
+                return target
+        if candidate and all(c in "0123456789abcdef" for c in candidate):
+            matches = self.store.image_ids_with_prefix(candidate)
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {candidate}")
+        raise NotFound(f"No such image: {name}")
+
+    def config(self, image_id: str) -> ImageConfig:
+        return ImageConfig.model_validate_json(self.store.blob(image_id))
+
+    def top_layer(self, image_id: str) -> str | None:
+        row = self.store.image_row(image_id)
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        return row["top_layer"]
+
+    # -- creation ------------------------------------------------------------
+    def import_tarball(self, raw: BinaryIO, repo: str | None, tag: str | None, comment: str = "",
+                       changes: ImageConfig | None = None) -> str:
+        """Import a root file system tarball (plain, gzip, bzip2 or xz) as a new
+        single-layer image; returns the image ID."""
+        if repo:
+            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+        diff_id = diff_id_of(raw)
+        layer = chain_id(None, diff_id)
+        size = self._ensure_layer(layer, None, diff_id, raw)
+        now = iso_now()
+        config = changes or ImageConfig()
+        config = config.model_copy(update={
+            "created": now,
+            "rootfs": RootFS(diff_ids=[diff_id]),
+            "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
+        })
+        return self._commit_image(config, layer, size, parent="", repo=repo, tag=tag)
+
+    def _ensure_layer(self, layer: str, parent: str | None, diff_id: str, raw: BinaryIO) -> int:
+        row = self.store.layer_row(layer)
+        if row is not None and self.storage.exists(layer):
+            return row["size"]
+        if self.storage.exists(layer):  # content left by a crash before its row committed
+            self.storage.remove_layer(layer)
+        self.storage.create_layer(layer, parent)
+        try:
+            raw.seek(0)
+            stream = decompressed(raw)
+            size = self.storage.apply_diff(layer, stream)  # type: ignore[arg-type]
+        except BaseException:
+            self.storage.remove_layer(layer)
+            raise
+        with self.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO layers(chain_id, parent, diff_id, size, created) VALUES (?,?,?,?,?)",
+                       (layer, parent, diff_id, size, iso_now()))
+        return size
+
+    def _commit_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
+                      repo: str | None, tag: str | None) -> str:
+        blob = config.canonical_json()
+        image_id = self.store.put_blob(blob)
+        with self.store.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
+                       (image_id, top_layer, parent, size, config.created or iso_now()))
+            if repo:
+                db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+        return image_id
+
+    def tag(self, image_id: str, repo: str, tag: str) -> None:
+        repo, tag = ids.parse_reference(f"{repo}:{tag}")
+        with self.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+
+    # -- views -----------------------------------------------------------------
+    def repo_tags(self, image_id: str) -> list[str]:
+        return [f"{r}:{t}" for r, t in self.store.tags_of(image_id)]
+
+    def summaries(self, all_images: bool = False, reference: str | None = None) -> list[dict]:
+        rows = self.store.query("SELECT * FROM images ORDER BY created DESC")
+        parents = {r["parent"] for r in rows if r["parent"]}
+        result = []
+        for row in rows:
+            tags = self.repo_tags(row["id"])
+            if not all_images and not tags and row["id"] in parents:
+                continue  # an intermediate image: shown only with -a
+            if reference and not any(_matches(reference, t) for t in tags):
+                continue
+            config = self.config(row["id"])
+            result.append({
+                "Id": "sha256:" + row["id"],
+                "ParentId": "sha256:" + row["parent"] if row["parent"] else "",
+                "RepoTags": tags or ["<none>:<none>"],
+                "RepoDigests": [] if tags else ["<none>@<none>"],
+                "Created": to_unix(row["created"]),
+                "Size": row["size"],
+                "VirtualSize": row["size"],
+                "SharedSize": -1,
+                "Labels": config.config.labels or {},
+                "Containers": -1,
+            })
+        return result
+
+    def inspect(self, image_id: str) -> dict:
+        row = self.store.image_row(image_id)
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        config = self.config(image_id)
+        history = config.history[-1] if config.history else HistoryEntry()
+        layers = []
+        layer = row["top_layer"]
+        while layer:
+            layers.append(layer)
+            layer = self.store.layer_row(layer)["parent"]
+        return {
+            "Id": "sha256:" + image_id,
+            "RepoTags": self.repo_tags(image_id),
+            "RepoDigests": [],
+            "Parent": "sha256:" + row["parent"] if row["parent"] else "",
+            "Comment": history.comment or "",
+            "Created": config.created or row["created"],
+            "Container": "",
+            "ContainerConfig": config.config.api(),
+            "DockerVersion": "",
+            "Author": config.author or "",
+            "Config": config.config.api(),
+            "Architecture": config.architecture,
+            "Os": config.os,
+            "Size": row["size"],
+            "VirtualSize": row["size"],
+            "GraphDriver": {"Name": self.driver_name, "Data": {}},
+            "RootFS": {"Type": config.rootfs.type, "Layers": list(config.rootfs.diff_ids)},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        }
+
+    # -- deletion ------------------------------------------------------------
+    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]]) -> list[dict]:
+        """``docker rmi``: untag, and delete the image once no tag is left.
+
+        ``users`` maps image IDs to (container ID, running) of containers made
+        from them; such images are only untagged, or refused.
+        """
+        image_id = self.resolve(name)
+        tags = self.store.tags_of(image_id)
+        by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(
+            name.removeprefix("sha256:"))
+        result: list[dict] = []
+        if by_reference:
+            repo, tag = ids.parse_reference(name)
+            if self.store.tag_target(repo, tag) != image_id:
+                repo = _normalise(repo)
+            if len(tags) > 1 or (users.get(image_id) and not force):
+                # other names still point at it, or a container still uses it: untag only
+                with self.store.transaction() as db:
+                    db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
+                return [{"Untagged": f"{repo}:{tag}"}]
+        elif len(tags) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
+                           "image is referenced in multiple repositories")
+        for container_id, running in users.get(image_id, []):
+            if running:
+                raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
+                               f"image is being used by running container {ids.short(container_id)}")
+            if not force:
+                raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
+                               f"image is being used by stopped container {ids.short(container_id)}")
+        children = self.store.query("SELECT id FROM images WHERE parent=?", (image_id,))
+        if children and not force:
+            raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
+                           "image has dependent child images")
+        top = self.store.image_row(image_id)["top_layer"]
+        with self.store.transaction() as db:
+            for repo, tag in tags:
+                db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
+            db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
+        result.append({"Deleted": "sha256:" + image_id})
+        self._release_layers(top)
+        return result
+
+    def _release_layers(self, layer: str | None) -> None:
+        """Remove a layer chain from the top while no image or layer still uses it."""
+        while layer:
+            in_use = self.store.query(
+                "SELECT 1 FROM images WHERE top_layer=? UNION ALL SELECT 1 FROM layers WHERE parent=? "
+                "UNION ALL SELECT 1 FROM containers WHERE base_layer=?",
+                (layer, layer, layer))
+            if in_use:
+                return
+            parent = self.store.layer_row(layer)["parent"]
+            if self.storage.exists(layer):
+                self.storage.remove_layer(layer)
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM layers WHERE chain_id=?", (layer,))
+            layer = parent
+
+    def reconcile(self, container_ids: set[str]) -> list[str]:
+        """Remove storage layers no metadata refers to (left by a crash)."""
+        wanted = self.store.layer_ids() | container_ids
+        removed: list[str] = []
+        progress = True
+        while progress:
+            progress = False
+            for layer in self.storage.layers():
+                if layer in wanted or layer in removed:
+                    continue
+                try:
+                    self.storage.remove_layer(layer)
+                except Conflict:
+                    continue  # has an orphan child: removed on a later pass
+                removed.append(layer)
+                progress = True
+        if removed:
+            log.warning("removed %d unreferenced layer(s) left by an earlier crash", len(removed))
+        return removed
+
+
+def _normalise(repo: str) -> str:
+    return repo.removeprefix("docker.io/").removeprefix("library/")
+
+
+def _matches(pattern: str, repo_tag: str) -> bool:
+    import fnmatch
+
+    if ":" in pattern.rsplit("/", 1)[-1]:
+        return fnmatch.fnmatch(repo_tag, pattern)
+    return fnmatch.fnmatch(repo_tag.rsplit(":", 1)[0], pattern)
+
+
+__all__ = ["ImageService", "chain_id", "decompressed", "diff_id_of"]
