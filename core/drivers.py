@@ -51,7 +51,7 @@ PRIORITY = {
 
 def _extensions(kind: str) -> ExtensionManager:
     return ExtensionManager(namespace=NAMESPACE[kind], invoke_on_load=False,
-                            on_load_failure_callback=_load_failed, verify_requirements=False)
+                            on_load_failure_callback=_load_failed)
 
 
 _load_failures: dict[tuple[str, str], str] = {}

@@ -1,0 +1,26 @@
+"""Shared fixtures: markers for what a test needs from the host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = []
+    if os.geteuid() != 0:
+        missing.append(("requires_root", "needs root"))
+    if not shutil.which("lxc-start") or not _has_liblxc():
+        missing.append(("requires_lxc", "needs Debian's lxc (lxc-start, liblxc.so.1)"))
+    for item in items:
+        for marker, reason in missing:
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _has_liblxc() -> bool:
+    import ctypes.util
+
+    return ctypes.util.find_library("lxc") is not None

@@ -1,0 +1,151 @@
+"""A real daemon per test module: its own data root, socket and busybox image.
+
+Clients: the ``dockyard`` CLI, the real ``docker`` CLI and docker-py, all
+pointed at the temporary socket.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc]
+
+DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
+
+
+def busybox_rootfs_tar() -> bytes:
+    """A busybox root file system built from the host's busybox-static."""
+    busybox = shutil.which("busybox")
+    assert busybox, "busybox-static must be installed"
+    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 1700000000
+            tar.addfile(info)
+
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "dev", "proc", "sys"):
+            add_dir(d)
+        add_dir("tmp", 0o1777)
+        data = Path(busybox).read_bytes()
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode, info.mtime = len(data), 0o755, 1700000000
+        tar.addfile(info, io.BytesIO(data))
+        for applet in applets:
+            if applet == "bin/busybox":
+                continue
+            info = tarfile.TarInfo(applet)
+            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, "/bin/busybox", 1700000000
+            tar.addfile(info)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"),
+                           ("etc/group", "root:x:0:\nnogroup:x:65534:\n")):
+            raw = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(raw), 0o644, 1700000000
+            tar.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
+@dataclass
+class Daemon:
+    root: Path
+    socket: Path
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(DOCKYARD_HOST=self.host, DOCKER_HOST=self.host, DOCKER_CONFIG=str(self.root / "docker-config"))
+        return env
+
+    def dockyard(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dockyard.cli", *args], input=input, capture_output=True,
+                              env=self.env(), timeout=timeout)
+
+    def docker(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        assert DOCKER, "the docker CLI is needed"
+        return subprocess.run([DOCKER, *args], input=input, capture_output=True, env=self.env(), timeout=timeout)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait()
+        return self.process.returncode
+
+
+def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
+    socket_path = root / "dockyard.sock"
+    log = root / "daemon.stderr"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
+         "--storage-driver", "vfs", *extra],
+        stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not socket_path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"daemon exited with {process.returncode}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"daemon did not come up:\n{log.read_text()}")
+        time.sleep(0.05)
+    return Daemon(root, socket_path, process, log)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dockyard")
+    d = start_daemon(root)
+    try:
+        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
+        assert result.returncode == 0, result.stderr.decode()
+        yield d
+    finally:
+        _remove_all(d)
+        d.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_all(d: Daemon) -> None:
+    """Force-remove every container so no process outlives the test module."""
+    import docker as dockerpy
+
+    if d.process.poll() is not None:
+        return
+    client = dockerpy.DockerClient(base_url=d.host, timeout=30)
+    try:
+        for c in client.containers.list(all=True):
+            try:
+                c.remove(force=True)
+            except dockerpy.errors.APIError:
+                pass
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def dockerpy(daemon):
+    import docker as dockerpy
+
+    client = dockerpy.DockerClient(base_url=daemon.host, timeout=60)
+    yield client
+    client.close()

@@ -1,0 +1,50 @@
+"""-H parsing and daemon configuration precedence."""
+
+import pytest
+
+from dockyard.daemon.config import DEFAULT_HOST, Address, load, parse_host
+from dockyard.errors import InvalidParameter
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("unix:///var/run/dockyard.sock", Address("unix", path="/var/run/dockyard.sock")),
+    ("tcp://10.0.0.5:5555", Address("tcp", host="10.0.0.5", port=5555)),
+    ("tcp://0.0.0.0", Address("tcp", host="0.0.0.0", port=4243)),
+    ("tcp://:5555", Address("tcp", host="127.0.0.1", port=5555)),
+    ("0.0.0.0:5555", Address("tcp", host="0.0.0.0", port=5555)),
+    (":5555", Address("tcp", host="127.0.0.1", port=5555)),
+    ("tcp://[::1]:2375", Address("tcp", host="::1", port=2375)),
+])
+def test_parse_host(value, expected):
+    assert parse_host(value) == expected
+
+
+@pytest.mark.parametrize("value", ["unix://relative.sock", "tcp://host:99999", "tcp://host:abc", "ssh://x"])
+def test_parse_host_rejects(value):
+    with pytest.raises(InvalidParameter):
+        parse_host(value)
+
+
+def test_config_file_under_flags(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text('data-root = "/srv/dy"\nstorage-driver = "vfs"\nhost = ["tcp://:5000", "unix:///tmp/x.sock"]\n')
+    config = load(f, {"storage_driver": "overlay", "hosts": None, "debug": None})
+    assert str(config.data_root) == "/srv/dy"
+    assert config.storage_driver == "overlay"  # the flag wins
+    assert [str(a) for a in config.addresses()] == ["tcp://127.0.0.1:5000", "unix:///tmp/x.sock"]
+
+
+def test_defaults():
+    config = load(None, {})
+    assert config.hosts == [DEFAULT_HOST]
+    assert str(config.pid_path) == "/var/lib/dockyard/dockyard.pid"
+
+
+def test_bad_config_file(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("storage-driver = [")
+    with pytest.raises(InvalidParameter, match="cannot read config file"):
+        load(f, {})
+    f.write_text('no-such-key = 1\n')
+    with pytest.raises(InvalidParameter, match="invalid daemon configuration"):
+        load(f, {})

@@ -1,0 +1,61 @@
+"""Engine API models validate what the docker CLI sends and answer in its names."""
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dockyard.models.container import ContainerState, CreateRequest
+from dockyard.models.image import ImageConfig
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "docker-cli-traces"
+
+
+def _create_body(trace: str) -> dict:
+    text = (TRACES / trace).read_text()
+    start = text.index("request body (Content-Length", text.index("POST /v1.41/containers/create"))
+    body = text[text.index("{", start):]
+    depth = 0
+    for i, ch in enumerate(body):
+        depth += ch == "{"
+        depth -= ch == "}"
+        if depth == 0:
+            return json.loads(body[: i + 1])
+    raise AssertionError("unterminated body")
+
+
+@pytest.mark.skipif(not TRACES.exists(), reason="the shared docker CLI traces are not beside the checkout")
+def test_docker_cli_create_body_round_trips():
+    body = _create_body("run-foreground.txt")
+    request = CreateRequest.model_validate(body)
+    assert request.cmd == ["sh", "-c", "echo hello; echo oops >&2"]
+    assert request.host_config.log_config.type == "json-file"  # "" means the default driver
+    api = request.host_config.api()
+    # fields dockyard does not act on survive into inspect unchanged
+    assert api["ConsoleSize"] == [0, 0] and api["MemorySwappiness"] == -1
+
+
+def test_shell_form_cmd_and_aliases():
+    request = CreateRequest.model_validate({"Image": "busybox", "Cmd": "echo hi", "HostConfig": None})
+    assert request.cmd == ["/bin/sh", "-c", "echo hi"]
+    assert request.host_config.network_mode == "default"
+
+
+def test_bad_types_are_rejected():
+    with pytest.raises(ValidationError):
+        CreateRequest.model_validate({"Image": "busybox", "Tty": "maybe"})
+
+
+def test_state_uses_docker_names():
+    assert set(ContainerState().api()) == {"Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead",
+                                           "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"}
+
+
+def test_image_config_is_oci_and_canonical():
+    config = ImageConfig.model_validate({"architecture": "amd64", "os": "linux",
+                                         "config": {"Cmd": ["sh"], "Env": ["A=1"]},
+                                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}})
+    data = json.loads(config.canonical_json())
+    assert data["config"]["Cmd"] == ["sh"] and data["rootfs"]["diff_ids"] == ["sha256:" + "0" * 64]
+    assert config.canonical_json() == ImageConfig.model_validate(data).canonical_json()
