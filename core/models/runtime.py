@@ -87,8 +87,18 @@ class NetworkRequest(_Frozen):
     """What the core asks of a network driver for one container."""
 
     container_id: str
+    #: HostConfig.NetworkMode: "default", "bridge", "none", "host", "container:<id>", or a network name
     mode: str = "none"
     hostname: str = ""
+    name: str = ""
+    #: HostConfig.PortBindings: {"6379/tcp": [{"HostIp": "", "HostPort": ""}]}
+    port_bindings: dict = Field(default_factory=dict)
+    #: Config.ExposedPorts keys ("80/tcp"), for -P (publish_all)
+    exposed_ports: list[str] = Field(default_factory=list)
+    publish_all: bool = False
+    aliases: list[str] = Field(default_factory=list)
+    #: for mode "container:<id>": that container's netns path, resolved by the core
+    shared_netns: Path | None = None
 
 
 class NetworkAttachment(_Frozen):
