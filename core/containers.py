@@ -233,10 +233,15 @@ class ContainerService:
     # -- start -----------------------------------------------------------------
     async def start(self, ref: str) -> None:
         c = self.get(ref)
-        async with c.lock:
-            if c.state.running:
-                raise NotModified("container already started")
-            await self._start_unlocked(c)
+        try:
+            async with c.lock:
+                if c.state.running:
+                    raise NotModified("container already started")
+                await self._start_unlocked(c)
+        except DockyardError as exc:
+            if c.host_config.auto_remove and not isinstance(exc, NotModified):
+                await self.remove(c.id, force=True)  # as Docker: --rm also cleans up a failed start
+            raise
 
     async def _start_unlocked(self, c: Container) -> None:
         c.exited = asyncio.Event()

@@ -201,6 +201,10 @@ class StorageDriver(_Facade):
     def path(self, layer_id: str) -> Path | None:
         return self._call("storage_path", layer_id=layer_id)
 
+    def parent(self, layer_id: str) -> str | None:
+        """The parent layer's id, ``None`` for a base layer."""
+        return self._call("storage_parent", layer_id=layer_id) or None
+
     def exists(self, layer_id: str) -> bool:
         return bool(self._call("storage_exists", layer_id=layer_id))
 

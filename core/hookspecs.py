@@ -117,6 +117,14 @@ def storage_path(layer_id: str) -> Path | None:
 
 
 @hookspec(firstresult=True)
+def storage_parent(layer_id: str) -> str | None:
+    """The layer's parent id, or ``""`` for a base layer.
+
+    Implemented by: storage driver (required).  firstresult.  Raises ``NotFound``.
+    """
+
+
+@hookspec(firstresult=True)
 def storage_exists(layer_id: str) -> bool | None:
     """Whether a complete layer of that id exists.
 

@@ -53,6 +53,12 @@ def parse_reference(ref: str) -> tuple[str, str]:
     if "@" in ref:
         raise InvalidParameter(f"invalid reference format: digests are not supported here: {ref}")
     repo, tag = ref, "latest"
+    # Docker Hub's canonical spellings name the same repository
+    for hub in ("docker.io/", "index.docker.io/"):
+        if ref.startswith(hub):
+            ref = ref[len(hub):].removeprefix("library/")
+            break
+    repo = ref
     slash, colon = ref.rfind("/"), ref.rfind(":")
     if colon > slash:
         repo, tag = ref[:colon], ref[colon + 1:]

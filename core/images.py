@@ -15,20 +15,28 @@ import gzip
 import hashlib
 import io
 import logging
+import shutil
+import tempfile
 import lzma
+import os
 import tarfile
+import threading
+import time
+import zlib
+from pathlib import Path
 from typing import BinaryIO
 
-from dockyard import ids
+from dockyard import config_changes, ids
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
 from dockyard.store import Store
 from dockyard.timefmt import iso_now, to_unix
 
 log = logging.getLogger(__name__)
 
-_MAGIC = [(b"\x1f\x8b", gzip.GzipFile), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
+_MAGIC = [(b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
 
 
 def decompressed(raw: BinaryIO) -> BinaryIO:
@@ -42,10 +50,11 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
 
 
 class _Hashing(io.RawIOBase):
-    """A read-through stream that hashes everything read from it."""
+    """A read-through stream that hashes (and optionally copies) what is read from it."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: BinaryIO, copy_to: BinaryIO | None = None) -> None:
         self.inner = inner
+        self.copy_to = copy_to
         self.sha = hashlib.sha256()
 
     def readable(self) -> bool:
@@ -54,6 +63,8 @@ class _Hashing(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         data = self.inner.read(len(buffer))
         self.sha.update(data)
+        if self.copy_to is not None:
+            self.copy_to.write(data)
         buffer[: len(data)] = data
         return len(data)
 
@@ -62,30 +73,36 @@ class _Hashing(io.RawIOBase):
             pass
 
 
-def diff_id_of(raw: BinaryIO) -> str:
-    """Validate an (optionally compressed) layer tar and return its diff ID.
+def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
+    """Decompress an (optionally compressed) layer tar into the blob store while
+    validating and hashing it; returns (diff ID, path of the uncompressed tar).
 
-    Reads the whole stream once; raises InvalidParameter when it is not a tar.
+    The uncompressed tar is kept, named by its diff ID, so that ``save`` and
+    ``push`` can hand out byte-identical layers later (Docker keeps tar-split
+    metadata for the same reason).  Raises InvalidParameter when it is not a tar;
+    nothing is left behind then.
     """
     raw.seek(0)
-    hashing = _Hashing(decompressed(raw))
+    tmp = blob_dir / f".stage-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     try:
-        with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
-            for _ in tar:
-                pass
-            # tarfile stops at the end-of-archive marker: hash the padding too
-            while tar.fileobj.read(1 << 20):
-                pass
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib_error()) as exc:
-        raise InvalidParameter(f"archive/tar: invalid tar header: the body is not a valid tar archive ({exc})") from None
-    hashing.drain()
-    return "sha256:" + hashing.sha.hexdigest()
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
+        with open(tmp, "wb") as out:
+            hashing = _Hashing(decompressed(raw), out)
+            try:
+                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
+                    for _ in tar:
+                        pass
+                    while tar.fileobj.read(1 << 20):  # the end-of-archive padding belongs to the digest
+                        pass
+            except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+                raise InvalidParameter(f"archive/tar: invalid tar header: the body is not a valid tar archive "
+                                       f"({exc})") from None
+            hashing.drain()
+        digest = hashing.sha.hexdigest()
+        final = blob_dir / digest
+        os.replace(tmp, final)
+        return "sha256:" + digest, final
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def chain_id(parent_chain: str | None, diff_id: str) -> str:
@@ -139,9 +156,9 @@ class ImageService:
         single-layer image; returns the image ID."""
         if repo:
             repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
-        diff_id = diff_id_of(raw)
+        diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(None, diff_id)
-        size = self._ensure_layer(layer, None, diff_id, raw)
+        size = self._ensure_layer(layer, None, diff_id, tar_path)
         now = iso_now()
         config = changes or ImageConfig()
         config = config.model_copy(update={
@@ -151,7 +168,7 @@ class ImageService:
         })
         return self._commit_image(config, layer, size, parent="", repo=repo, tag=tag)
 
-    def _ensure_layer(self, layer: str, parent: str | None, diff_id: str, raw: BinaryIO) -> int:
+    def _ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
         if row is not None and self.storage.exists(layer):
             return row["size"]
@@ -159,9 +176,8 @@ class ImageService:
             self.storage.remove_layer(layer)
         self.storage.create_layer(layer, parent)
         try:
-            raw.seek(0)
-            stream = decompressed(raw)
-            size = self.storage.apply_diff(layer, stream)  # type: ignore[arg-type]
+            with open(tar_path, "rb") as stream:
+                size = self.storage.apply_diff(layer, stream)
         except BaseException:
             self.storage.remove_layer(layer)
             raise
@@ -171,8 +187,10 @@ class ImageService:
         return size
 
     def _commit_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
-                      repo: str | None, tag: str | None) -> str:
-        blob = config.canonical_json()
+                      repo: str | None, tag: str | None, blob: bytes | None = None) -> str:
+        """Record an image whose layers exist.  ``blob`` keeps a config's original
+        bytes (a loaded or pulled image's ID is the digest of exactly those)."""
+        blob = blob if blob is not None else config.canonical_json()
         image_id = self.store.put_blob(blob)
         with self.store.transaction() as db:
             db.execute("INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
@@ -180,6 +198,90 @@ class ImageService:
             if repo:
                 db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
         return image_id
+
+    def add_layer(self, parent_layer: str | None, raw: BinaryIO) -> tuple[str, str, int]:
+        """Store a layer tar on top of ``parent_layer``; returns (layer, diff ID, size)."""
+        diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
+        layer = chain_id(parent_layer, diff_id)
+        return layer, diff_id, self._ensure_layer(layer, parent_layer, diff_id, tar_path)
+
+    def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
+               repo: str | None, tag: str | None, comment: str = "", author: str = "",
+               changes: list[str] = ()) -> str:
+        """A new image from a container's read-write layer on top of its image."""
+        if repo:
+            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+        base = self.config(base_image)
+        base_row = self.store.image_row(base_image)
+        fd, tmp_name = tempfile.mkstemp(prefix="commit-", dir=self.store.blob_dir)
+        try:
+            with os.fdopen(fd, "w+b") as tmp:
+                diff = self.storage.diff(container_layer)
+                try:
+                    shutil.copyfileobj(diff, tmp, 1 << 20)
+                finally:
+                    diff.close()
+                layer, diff_id, size = self.add_layer(base_row["top_layer"], tmp)
+        finally:
+            os.unlink(tmp_name)
+        now = iso_now()
+        config = base.model_copy(deep=True)
+        config.config = config_changes.apply(container_config, list(changes))
+        config.created = now
+        if author:
+            config.author = author
+        config.rootfs = RootFS(diff_ids=[*base.rootfs.diff_ids, diff_id])
+        config.history = [*base.history, HistoryEntry(created=now, created_by=created_by, comment=comment or None)]
+        return self._commit_image(config, layer, base_row["size"] + size, parent=base_image, repo=repo, tag=tag)
+
+    def history(self, image_id: str) -> list[dict]:
+        """``docker history``: newest first; IDs where an image in the chain starts."""
+        config = self.config(image_id)
+        entries = list(config.history)
+        layers = self._layer_chain(self.store.image_row(image_id)["top_layer"])  # top first
+        sizes = [self.store.layer_row(layer)["size"] for layer in layers]
+        owners: dict[int, str] = {}
+        current: str | None = image_id
+        end = len(entries)
+        while current and end > 0:
+            owners[end - 1] = current
+            row = self.store.image_row(current)
+            parent = row["parent"] if row else ""
+            end = len(self.config(parent).history) if parent and self.store.image_row(parent) else 0
+            current = parent or None
+        result = []
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
+            size = 0
+            if not entry.empty_layer and sizes:
+                size = sizes.pop(0)
+            owner = owners.get(index)
+            result.append({
+                "Id": "sha256:" + owner if owner else "<missing>",
+                "Created": to_unix(entry.created or ""),
+                "CreatedBy": entry.created_by or "",
+                "Tags": self.repo_tags(owner) if owner else None,
+                "Size": size,
+                "Comment": entry.comment or "",
+            })
+        return result
+
+    def _layer_chain(self, top: str | None) -> list[str]:
+        chain = []
+        while top:
+            chain.append(top)
+            top = self.store.layer_row(top)["parent"]
+        return chain
+
+    def layer_tar(self, layer: str) -> Path:
+        """The uncompressed tar a layer was made from (see :func:`stage_layer`)."""
+        row = self.store.layer_row(layer)
+        if row is None:
+            raise NotFound(f"no such layer: {layer}")
+        path = self.store.blob_dir / row["diff_id"].removeprefix("sha256:")
+        if not path.exists():
+            raise NotFound(f"layer tar {row['diff_id']} is missing from the store")
+        return path
 
     def tag(self, image_id: str, repo: str, tag: str) -> None:
         repo, tag = ids.parse_reference(f"{repo}:{tag}")
@@ -221,11 +323,6 @@ class ImageService:
             raise NotFound(f"No such image: {image_id}")
         config = self.config(image_id)
         history = config.history[-1] if config.history else HistoryEntry()
-        layers = []
-        layer = row["top_layer"]
-        while layer:
-            layers.append(layer)
-            layer = self.store.layer_row(layer)["parent"]
         return {
             "Id": "sha256:" + image_id,
             "RepoTags": self.repo_tags(image_id),
@@ -301,11 +398,14 @@ class ImageService:
                 (layer, layer, layer))
             if in_use:
                 return
-            parent = self.store.layer_row(layer)["parent"]
+            row = self.store.layer_row(layer)
+            parent = row["parent"]
             if self.storage.exists(layer):
                 self.storage.remove_layer(layer)
             with self.store.transaction() as db:
                 db.execute("DELETE FROM layers WHERE chain_id=?", (layer,))
+            if not self.store.query("SELECT 1 FROM layers WHERE diff_id=?", (row["diff_id"],)):
+                (self.store.blob_dir / row["diff_id"].removeprefix("sha256:")).unlink(missing_ok=True)
             layer = parent
 
     def reconcile(self, container_ids: set[str]) -> list[str]:
@@ -341,4 +441,4 @@ def _matches(pattern: str, repo_tag: str) -> bool:
     return fnmatch.fnmatch(repo_tag.rsplit(":", 1)[0], pattern)
 
 
-__all__ = ["ImageService", "chain_id", "decompressed", "diff_id_of"]
+__all__ = ["ImageService", "chain_id", "decompressed", "stage_layer"]

@@ -95,13 +95,14 @@ class Daemon:
 
 def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
     socket_path = root / "dockyard.sock"
+    socket_path.unlink(missing_ok=True)  # left by a daemon killed with SIGKILL
     log = root / "daemon.stderr"
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
          "--storage-driver", "vfs", *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
     deadline = time.monotonic() + 30
-    while not socket_path.exists():
+    while not _answers(socket_path):
         if process.poll() is not None:
             raise AssertionError(f"daemon exited with {process.returncode}:\n{log.read_text()}")
         if time.monotonic() > deadline:
@@ -109,6 +110,20 @@ def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
             raise AssertionError(f"daemon did not come up:\n{log.read_text()}")
         time.sleep(0.05)
     return Daemon(root, socket_path, process, log)
+
+
+def _answers(socket_path: Path) -> bool:
+    import socket
+
+    if not socket_path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(socket_path))
+            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return s.recv(64).split(b" ")[1:2] == [b"200"]
+        except OSError:
+            return False
 
 
 @pytest.fixture(scope="module")

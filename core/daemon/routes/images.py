@@ -42,8 +42,9 @@ async def create(request: web.Request) -> web.StreamResponse:
             with open(tmp_name, "rb") as raw:
                 image_id = await asyncio.to_thread(engine.images.import_tarball, raw, repo, tag,
                                                    "" if source == "-" else f"Imported from {source}")
-        except DockyardError as exc:
-            await write_message(response, {"errorDetail": {"message": exc.message}, "error": exc.message})
+        except Exception as exc:  # the 200 is sent: report inside the stream, as Docker does
+            message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
+            await write_message(response, {"errorDetail": {"message": message}, "error": message})
             return response
         engine.events.emit("image", "import", "sha256:" + image_id, {})
         await write_message(response, {"status": "sha256:" + image_id})

@@ -1,0 +1,294 @@
+"""dockyard.archive: applying, diffing and writing layer tars."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dockyard import archive
+from dockyard.errors import InvalidParameter
+from dockyard.testing.conformance import Capabilities, entry, make_tar, snapshot, write_tree
+
+D = tarfile.DIRTYPE
+
+
+def dir_(name: str, **kw) -> tuple[tarfile.TarInfo, None]:
+    return entry(name, D, kw.pop("mode", 0o755), **kw), None
+
+
+def apply(root: Path, entries, handler=archive.PLAIN) -> int:
+    return archive.apply_layer(root, io.BytesIO(make_tar(entries)), handler)
+
+
+def tar_of(directory: Path, handler=archive.PLAIN) -> bytes:
+    stream = archive.export_tree(directory, handler)
+    try:
+        return stream.read()
+    finally:
+        stream.close()
+
+
+def kinds(found) -> list[tuple[str, int]]:
+    return [(c.path, c.kind) for c in found]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "root").mkdir()
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/t").write_text("target")
+    return tmp_path / "outside"
+
+
+# -- apply ------------------------------------------------------------------
+
+
+def test_apply_metadata_and_count(root: Path) -> None:
+    cap = bytes.fromhex("0100000200200000000000000000000000000000")
+    n = apply(root, [dir_("bin", mtime=1_000), (entry("bin/su", mode=0o4755, uid=0, gid=0,
+                                                      xattrs={"security.capability": cap}), b"su!"),
+                     (entry("bin/own", mode=0o640, uid=1000, gid=42), b"1234"),
+                     (entry("bin/sh", tarfile.SYMTYPE, 0o777, linkname="su", mtime=77), None),
+                     (entry("bin/su2", tarfile.LNKTYPE, linkname="bin/su"), None),
+                     (entry("null", tarfile.CHRTYPE, 0o666, dev=(1, 3)), None),
+                     (entry("fifo", tarfile.FIFOTYPE, 0o600), None)])
+    assert n == 7
+    su = os.lstat(root / "bin/su")
+    assert stat.S_IMODE(su.st_mode) == 0o4755 and os.getxattr(root / "bin/su", "security.capability") == cap
+    own = os.lstat(root / "bin/own")
+    assert (own.st_uid, own.st_gid, stat.S_IMODE(own.st_mode)) == (1000, 42, 0o640)
+    assert os.readlink(root / "bin/sh") == "su" and os.lstat(root / "bin/sh").st_mtime == 77
+    assert os.lstat(root / "bin/su2").st_ino == su.st_ino
+    assert os.lstat(root / "null").st_rdev == os.makedev(1, 3)
+    assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode)
+    assert os.lstat(root / "bin").st_mtime == 1_000
+
+
+def test_pax_fractional_mtime_is_exact(root: Path) -> None:
+    info = entry("f")
+    info.pax_headers["mtime"] = "1700000000.000000001"
+    apply(root, [(info, b"x")])
+    assert os.lstat(root / "f").st_mtime_ns == 1_700_000_000_000_000_001
+
+
+def test_existing_dir_kept_other_types_replaced(root: Path) -> None:
+    apply(root, [dir_("d"), (entry("d/lower"), b"l"), (entry("f"), b"file"), dir_("g"), (entry("g/x"), b"x")])
+    apply(root, [dir_("d", mode=0o700), (entry("f", tarfile.SYMTYPE, 0o777, linkname="d"), None),
+                 (entry("g"), b"now a file")])
+    assert (root / "d/lower").exists() and stat.S_IMODE(os.lstat(root / "d").st_mode) == 0o700
+    assert os.readlink(root / "f") == "d"
+    assert (root / "g").read_bytes() == b"now a file"
+
+
+def test_plain_whiteouts(root: Path) -> None:
+    apply(root, [dir_("a"), (entry("a/x"), b""), (entry("a/y"), b""), dir_("b"), dir_("b/c"), (entry("b/c/z"), b""),
+                 dir_("o"), (entry("o/old"), b""), dir_("o/sub"), (entry("o/sub/old"), b"")])
+    apply(root, [(entry("a/.wh.x"), b""), (entry(".wh.b"), b""), (entry("missing/.wh.q"), b""),
+                 (entry(".wh..wh.plnk"), b""),
+                 dir_("o"), dir_("o/sub"), (entry("o/sub/new"), b"n"), (entry("o/.wh..wh..opq"), b"")])
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["a", "a/y", "o", "o/sub", "o/sub/new"]
+
+
+def test_overlay_whiteouts_both_ways(root: Path, tmp_path: Path) -> None:
+    handler = archive.OverlayWhiteouts()
+    apply(root, [dir_("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/keep", xattrs={"user.a": b"1"}), b"k"),
+                 (entry(".wh.gone"), b"")], handler)
+    gone = os.lstat(root / "gone")
+    assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0
+    assert os.getxattr(root / "d", "trusted.overlay.opaque") == b"y"
+    names = [m.name for m in tarfile.open(fileobj=io.BytesIO(tar_of(root, handler)))]
+    assert names == ["d", "d/.wh..wh..opq", "d/keep", ".wh.gone"]
+    members = list(tarfile.open(fileobj=io.BytesIO(tar_of(root, handler))))
+    assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members for k in m.pax_headers)
+
+
+@pytest.mark.parametrize("entries", [
+    [(entry("../x"), b"evil")],
+    [dir_("a"), (entry("a/../../x"), b"evil")],
+    [(entry("h", tarfile.LNKTYPE, linkname="../outside/t"), None)],
+    [(entry("h", tarfile.LNKTYPE, linkname="nonexistent"), None)],
+    [(entry(".wh.."), b"")],
+    [(entry("l", tarfile.SYMTYPE, 0o777, linkname="l"), None), (entry("l/x"), b"loop")],
+], ids=["dotdot", "dotdot-deep", "hardlink-out", "hardlink-missing", "whiteout-dotdot", "symlink-loop"])
+def test_hostile_rejected(root: Path, outside: Path, entries) -> None:
+    before = snapshot(outside)
+    with pytest.raises(InvalidParameter):
+        apply(root, entries)
+    assert snapshot(outside) == before
+
+
+def test_symlinks_resolve_inside_root(root: Path, outside: Path) -> None:
+    before = snapshot(outside)
+    apply(root, [(entry("abs", tarfile.SYMTYPE, 0o777, linkname=str(outside)), None), (entry("abs/x"), b"1"),
+                 (entry("rel", tarfile.SYMTYPE, 0o777, linkname="../../../.."), None), (entry("rel/y"), b"2"),
+                 (entry("f", tarfile.SYMTYPE, 0o777, linkname=f"{outside}/t"), None), (entry("f"), b"3"),
+                 (entry("h", tarfile.LNKTYPE, linkname="abs/x"), None)])
+    assert snapshot(outside) == before
+    inside = root / str(outside).lstrip("/")
+    assert (inside / "x").read_bytes() == b"1" and (root / "y").read_bytes() == b"2"
+    assert (root / "f").read_bytes() == b"3" and os.lstat(root / "h").st_ino == os.lstat(inside / "x").st_ino
+
+
+def test_malformed(root: Path) -> None:
+    good = make_tar([(entry("a"), b"x" * 2000), (entry("b"), b"y")])
+    bad_header = bytearray(good)
+    bad_header[512 * 5 + 148] ^= 0xFF
+    for data in (b"", b"garbage" * 200, good[:1000], good[: 512 * 5 + 100], bytes(bad_header)):
+        with pytest.raises(InvalidParameter, match="invalid layer tar"):
+            archive.apply_layer(root, io.BytesIO(data))
+
+
+def test_gzip_and_trailing_data_drained(root: Path) -> None:
+    stream = io.BytesIO(make_tar([(entry("a"), b"x")]) + bytes(50_000))
+    archive.apply_layer(root, stream)
+    assert stream.read() == b""
+    archive.apply_layer(root, io.BytesIO(gzip.compress(make_tar([(entry("b"), b"y")]))))
+    assert (root / "b").read_bytes() == b"y"
+
+
+def test_zero_runs_become_holes(root: Path) -> None:
+    apply(root, [(entry("z"), bytes(4 << 20) + b"end")])
+    st = os.lstat(root / "z")
+    assert st.st_size == (4 << 20) + 3 and st.st_blocks * 512 < 1 << 20
+
+
+# -- changes ----------------------------------------------------------------
+
+
+def test_changes_follow_docker_rules(tmp_path: Path) -> None:
+    """
+    old: same/ dir2file/ file2dir gone/sub/f kids/k lnk->aaaa sec
+    new: same/ (mtime only)  dir2file (file)  file2dir/child  kids/k (+xattr)  lnk->bbbb  sec (same second)
+    """
+    old, new = tmp_path / "old", tmp_path / "new"
+    for base in (old, new):
+        for d in ("same", "kids"):
+            (base / d).mkdir(parents=True, exist_ok=True)
+        (base / "kids/k").write_text("k")
+        os.symlink("aaaa", base / "lnk")
+        (base / "sec").write_text("s")
+    (old / "dir2file").mkdir()
+    (old / "file2dir").write_text("")
+    (old / "gone/sub").mkdir(parents=True)
+    (old / "gone/sub/f").write_text("x")
+    os.utime(old / "sec", ns=(5 * 10**9, 5 * 10**9))
+    (new / "dir2file").write_text("f")
+    (new / "file2dir").mkdir()
+    (new / "file2dir/child").write_text("c")
+    os.unlink(new / "lnk")
+    os.symlink("bbbb", new / "lnk")
+    os.utime(new / "lnk", ns=(os.lstat(old / "lnk").st_mtime_ns,) * 2, follow_symlinks=False)
+    os.utime(new / "sec", ns=(5 * 10**9 + 123, 5 * 10**9 + 123))  # same second vs. whole second: unchanged
+    os.utime(new / "same", ns=(1, 1))  # a directory's mtime alone: unchanged
+    os.setxattr(new / "kids/k", "user.x", b"1")
+    assert kinds(archive.changes(new, old)) == [
+        ("/dir2file", 0), ("/file2dir", 0), ("/file2dir/child", 1), ("/gone", 2),
+        ("/kids", 0), ("/kids/k", 0), ("/lnk", 0)]
+    assert kinds(archive.changes(old, None)) == [
+        ("/dir2file", 1), ("/file2dir", 1), ("/gone", 1), ("/gone/sub", 1), ("/gone/sub/f", 1),
+        ("/kids", 1), ("/kids/k", 1), ("/lnk", 1), ("/same", 1), ("/sec", 1)]
+
+
+def test_changes_size_counts_hardlinks_once(tmp_path: Path) -> None:
+    new = tmp_path / "n"
+    new.mkdir()
+    (new / "a").write_bytes(b"x" * 100)
+    os.link(new / "a", new / "b")
+    (new / "d").mkdir()
+    assert archive.changes_size(new, archive.changes(new, None)) == 100
+
+
+# -- export -----------------------------------------------------------------
+
+
+def test_export_is_deterministic_and_round_trips(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    write_tree(src, seed=1, files=150, caps=Capabilities())
+    first = tar_of(src)
+    assert tar_of(src) == first
+    archive.apply_layer(dst, io.BytesIO(first))
+    assert hashlib.sha256(tar_of(dst)).digest() == hashlib.sha256(first).digest()
+    assert snapshot(dst) == snapshot(src)
+    assert archive.changes(dst, src) == []
+    stream = archive.export_changes(src, archive.changes(src, None))
+    assert stream.read() == first
+    stream.close()
+
+
+def test_export_headers_are_normalised(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d/f").write_text("f")
+    os.link(src / "d/f", src / "d/g")
+    os.utime(src / "d/f", ns=(1_700_000_000_999_999_999,) * 2)
+    members = list(tarfile.open(fileobj=io.BytesIO(tar_of(src))))
+    assert [(m.name, m.type) for m in members] == [("d", D), ("d/f", tarfile.REGTYPE), ("d/g", tarfile.LNKTYPE)]
+    assert all(m.uname == m.gname == "" and isinstance(m.mtime, int) for m in members)
+    assert members[1].mtime == 1_700_000_000 and members[2].linkname == "d/f"
+
+
+def test_export_changes_whiteouts(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    for base in (old, new):
+        (base / "d").mkdir(parents=True)
+        (base / "d/x").write_text("x")
+    (new / "d/x").unlink()
+    stream = archive.export_changes(new, archive.changes(new, old))
+    members = list(tarfile.open(fileobj=io.BytesIO(stream.read())))
+    assert [(m.name, m.size, m.mode, m.mtime) for m in members][1:] == [("d/.wh.x", 0, 0, 0)]
+
+
+def test_sparse_export_is_canonical_and_gnu_compatible(tmp_path: Path) -> None:
+    sparse, dense = tmp_path / "sparse", tmp_path / "dense"
+    for d in (sparse, dense):
+        d.mkdir()
+    with open(sparse / "f", "wb") as f:
+        f.truncate(8 << 20)
+        f.seek(3 << 20)
+        f.write(b"data" * 1000)
+    content = (sparse / "f").read_bytes()
+    (dense / "f").write_bytes(content)
+    for p in (sparse / "f", dense / "f"):
+        os.utime(p, ns=(10**18, 10**18))
+    data = tar_of(sparse)
+    assert data == tar_of(dense), "holes come from content, not allocation"
+    assert len(data) < 64 << 10
+    out = tmp_path / "gnu"
+    out.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(out)], input=data, check=True)
+    assert (out / "f").read_bytes() == content
+    member = next(iter(tarfile.open(fileobj=io.BytesIO(data))))
+    assert member.name == "f" and member.size == 8 << 20 and member.sparse
+
+
+def test_export_closes_once(tmp_path: Path) -> None:
+    calls = []
+    stream = archive.export_tree(tmp_path, on_close=lambda: calls.append(1))
+    stream.close()
+    stream.close()
+    assert calls == [1]
+
+
+def test_non_utf8_names_round_trip(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    name = os.fsdecode(b"caf\xe9-latin1")
+    (src / name).write_text("x")
+    archive.apply_layer(dst, io.BytesIO(tar_of(src)))
+    assert os.listdir(os.fsencode(dst)) == [b"caf\xe9-latin1"]
