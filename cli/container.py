@@ -1,0 +1,474 @@
+"""``dockyard container ...``: create, run, start, ls, logs, inspect, stop, kill, restart, wait, rm.
+
+Flags and output mirror the docker CLI.  Commands taking several containers
+report each failure on stderr as it happens and exit 1 at the end.  ``run`` and
+``create`` stop parsing options at the image name, so ``run busybox ls -l``
+passes ``-l`` to ``ls``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from . import formatting as fmt
+from .client import APIClient, CliError, DaemonError, quote_ref
+from .context import Failures, client, stderr_bytes, stdout_bytes, warn
+from .inspect import FormatOption, Kind, inspect_objects
+from .session import StartFailed, attach_and_wait
+from .stdcopy import demux_to
+
+__all__ = ["app", "PASSTHROUGH", "build_create_body"]
+
+app = typer.Typer(name="container", help="Manage containers", no_args_is_help=True)
+
+#: ``run``/``create``: everything after IMAGE belongs to the container's command.
+PASSTHROUGH = {"allow_interspersed_args": False}
+
+Containers = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Containers (name or ID)")]
+Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Image to create the container from")]
+Command = Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]", help="Command and arguments")]
+
+# Options shared by run and create (a subset of docker's containerOptions).
+CONFIG, TERMINAL, LIFECYCLE = "Container config", "Terminal", "Lifecycle"
+
+
+def _opt(*names: str, help: str, panel: str | None = None) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel)
+
+
+Env = Annotated[list[str] | None, _opt("-e", "--env", help="Set environment variables (KEY=VALUE)", panel=CONFIG)]
+Name = Annotated[str | None, _opt("--name", help="Assign a name to the container", panel=CONFIG)]
+Hostname = Annotated[str | None, _opt("-h", "--hostname", help="Container host name", panel=CONFIG)]
+Workdir = Annotated[str | None, _opt("-w", "--workdir", help="Working directory inside the container", panel=CONFIG)]
+User = Annotated[str | None, _opt("-u", "--user", help="Username or UID (<name|uid>[:<group|gid>])", panel=CONFIG)]
+Entrypoint = Annotated[str | None, _opt("--entrypoint", help="Overwrite the image's ENTRYPOINT", panel=CONFIG)]
+Interactive = Annotated[bool, _opt("-i", "--interactive", help="Keep STDIN open even if not attached", panel=TERMINAL)]
+Tty = Annotated[bool, _opt("-t", "--tty", help="Allocate a pseudo-TTY", panel=TERMINAL)]
+SigProxy = Annotated[bool, _opt("--sig-proxy/--no-sig-proxy", help="Proxy signals to the process", panel=TERMINAL)]
+Rm = Annotated[bool, _opt("--rm", help="Automatically remove the container when it exits", panel=LIFECYCLE)]
+Detach = Annotated[bool, _opt("-d", "--detach", help="Run in background and print the container ID", panel=LIFECYCLE)]
+
+
+# -- create / run -------------------------------------------------------------------------------
+
+
+def _env(values: list[str] | None) -> list[str] | None:
+    """``-e KEY`` copies KEY from our environment when set (docker ``ValidateEnv``)."""
+    if not values:
+        return None
+    env = []
+    for item in values:
+        if "=" not in item and item in os.environ:
+            item = f"{item}={os.environ[item]}"
+        env.append(item)
+    return env
+
+
+def build_create_body(
+    image: str,
+    command: list[str] | None,
+    *,
+    env: list[str] | None = None,
+    hostname: str | None = None,
+    workdir: str | None = None,
+    user: str | None = None,
+    entrypoint: str | None = None,
+    interactive: bool = False,
+    tty: bool = False,
+    attach: bool = True,
+    auto_remove: bool = False,
+) -> dict[str, Any]:
+    """The ``POST /containers/create`` body, shaped like the docker CLI's.
+
+    ``attach`` is false for ``run -d``: nothing is attached and ``StdinOnce``
+    stays off so a later ``attach`` does not close stdin.
+    """
+    if entrypoint is None:
+        entry = None
+    else:
+        entry = [entrypoint]  # "" resets the image's entrypoint, like docker
+    return {
+        "Hostname": hostname or "",
+        "Domainname": "",
+        "User": user or "",
+        "AttachStdin": attach and interactive,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "Tty": tty,
+        "OpenStdin": interactive,
+        "StdinOnce": attach and interactive,
+        "Env": _env(env),
+        "Cmd": list(command) if command else None,
+        "Image": image,
+        "Volumes": {},
+        "WorkingDir": workdir or "",
+        "Entrypoint": entry,
+        "OnBuild": None,
+        "Labels": {},
+        "HostConfig": {
+            "Binds": None,
+            "LogConfig": {"Type": "", "Config": {}},
+            "NetworkMode": "default",
+            "PortBindings": {},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "AutoRemove": auto_remove,
+            "ConsoleSize": [0, 0],
+        },
+    }
+
+
+def normalize_ref(image: str) -> str:
+    """``busybox`` -> ``busybox:latest`` for messages (docker's TagNameOnly)."""
+    if "@" in image or ":" in image.rpartition("/")[2]:
+        return image
+    return f"{image}:latest"
+
+
+def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str) -> str:
+    """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1."""
+    exit_code = 125 if command == "run" else 1
+    prefix = "dockyard: " if command == "run" else ""
+    try:
+        answer = api.post("/containers/create", body, name=name).json()
+    except DaemonError as exc:
+        if exc.status == 404:
+            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+        warn(f"{prefix}{exc}")
+        if command == "run":
+            warn("\nRun 'dockyard run --help' for more information")
+        raise typer.Exit(exit_code) from None
+    for warning in answer.get("Warnings") or []:
+        warn(f"WARNING: {warning}")
+    return answer["Id"]
+
+
+@app.command("create", context_settings=PASSTHROUGH)
+def create(
+    ctx: typer.Context,
+    image: Image,
+    command: Command = None,
+    env: Env = None,
+    name: Name = None,
+    hostname: Hostname = None,
+    workdir: Workdir = None,
+    user: User = None,
+    entrypoint: Entrypoint = None,
+    interactive: Interactive = False,
+    tty: Tty = False,
+    rm: Rm = False,
+) -> None:
+    """Create a new container."""
+    body = build_create_body(
+        image, command, env=env, hostname=hostname, workdir=workdir, user=user,
+        entrypoint=entrypoint, interactive=interactive, tty=tty, auto_remove=rm,
+    )
+    typer.echo(create_container(client(ctx), body, name, command="create"))
+
+
+@app.command("run", context_settings=PASSTHROUGH)
+def run(
+    ctx: typer.Context,
+    image: Image,
+    command: Command = None,
+    detach: Detach = False,
+    rm: Rm = False,
+    interactive: Interactive = False,
+    tty: Tty = False,
+    env: Env = None,
+    name: Name = None,
+    hostname: Hostname = None,
+    workdir: Workdir = None,
+    user: User = None,
+    entrypoint: Entrypoint = None,
+    sig_proxy: SigProxy = True,
+) -> None:
+    """Create and run a new container from an image."""
+    if tty and interactive and not detach and not sys.stdin.isatty():
+        raise CliError("the input device is not a TTY")
+    api = client(ctx)
+    body = build_create_body(
+        image, command, env=env, hostname=hostname, workdir=workdir, user=user,
+        entrypoint=entrypoint, interactive=interactive, tty=tty, attach=not detach,
+        auto_remove=rm,
+    )
+    container_id = create_container(api, body, name, command="run")
+    if detach:
+        try:
+            api.post(f"/containers/{container_id}/start")
+        except CliError as exc:
+            failed = StartFailed(exc)
+            warn(f"dockyard: {failed}")
+            raise typer.Exit(failed.exit_code) from None
+        typer.echo(container_id)
+        return
+    try:
+        status = attach_and_wait(
+            api, container_id, tty=tty, stdin=interactive,
+            condition="removed" if rm else "next-exit", sig_proxy=sig_proxy,
+        )
+    except StartFailed as exc:
+        warn(f"dockyard: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    raise typer.Exit(status)
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    containers: Containers,
+    attach: Annotated[bool, typer.Option("-a", "--attach", help="Attach STDOUT/STDERR and forward signals")] = False,
+    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Attach container's STDIN")] = False,
+) -> None:
+    """Start one or more stopped containers."""
+    api = client(ctx)
+    if attach or interactive:
+        if len(containers) > 1:
+            raise CliError("you cannot start and attach multiple containers at once")
+        info = api.inspect_container(containers[0])
+        config = info.get("Config") or {}
+        status = attach_and_wait(
+            api, info["Id"], tty=bool(config.get("Tty")),
+            stdin=interactive and bool(config.get("OpenStdin")), condition="next-exit",
+        )
+        raise typer.Exit(status)
+    failures = Failures()
+    for name in containers:
+        try:
+            api.post(f"/containers/{quote_ref(name)}/start")
+        except CliError as exc:
+            failures.report(exc)
+            continue
+        typer.echo(name)
+    failures.exit_if_any()
+
+
+def _each(ctx: typer.Context, containers: list[str], action: str, **params: Any) -> None:
+    api = client(ctx)
+    failures = Failures()
+    for name in containers:
+        try:
+            api.post(f"/containers/{quote_ref(name)}/{action}", **params)
+        except CliError as exc:
+            failures.report(exc)
+            continue
+        typer.echo(name)
+    failures.exit_if_any()
+
+
+Timeout = Annotated[
+    int | None, typer.Option("-t", "--time", "--timeout", help="Seconds to wait before killing the container")
+]
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
+    """Stop one or more running containers."""
+    _each(ctx, containers, "stop", t=time)
+
+
+@app.command("restart")
+def restart(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
+    """Restart one or more containers."""
+    _each(ctx, containers, "restart", t=time)
+
+
+@app.command("kill")
+def kill(
+    ctx: typer.Context,
+    containers: Containers,
+    signal: Annotated[str | None, typer.Option("-s", "--signal", help="Signal to send to the container")] = None,
+) -> None:
+    """Kill one or more running containers."""
+    _each(ctx, containers, "kill", signal=signal)
+
+
+@app.command("wait")
+def wait(ctx: typer.Context, containers: Containers) -> None:
+    """Block until one or more containers stop, then print their exit codes."""
+    api = client(ctx)
+    failures = Failures()
+    for name in containers:
+        try:
+            answer = api.wait(name)
+        except CliError as exc:
+            failures.report(exc)
+            continue
+        typer.echo(str(answer.get("StatusCode", 0)))
+    failures.exit_if_any()
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    containers: Containers,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Force the removal of a running container (uses SIGKILL)")
+    ] = False,
+    volumes: Annotated[
+        bool, typer.Option("-v", "--volumes", help="Remove anonymous volumes associated with the container")
+    ] = False,
+) -> None:
+    """Remove one or more containers."""
+    api = client(ctx)
+    failures = Failures()
+    for name in containers:
+        try:
+            api.delete(f"/containers/{quote_ref(name)}", force=force, v=volumes)
+        except CliError as exc:
+            failures.report(exc)
+            continue
+        typer.echo(name)
+    failures.exit_if_any()
+
+
+# -- ls -----------------------------------------------------------------------------------------
+
+
+def parse_filters(values: list[str] | None) -> dict[str, dict[str, bool]] | None:
+    """``-f name=web -f status=exited`` -> ``{"name": {"web": true}, ...}`` (docker's form)."""
+    if not values:
+        return None
+    filters: dict[str, dict[str, bool]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"bad format of filter (expected name=value): {item}")
+        filters.setdefault(key.strip().lower(), {})[value] = True
+    return filters
+
+
+def _names(names: list[str] | None, no_trunc: bool) -> str:
+    stripped = [n[1:] if n.startswith("/") else n for n in names or []]
+    if not no_trunc:
+        for name in stripped:
+            if "/" not in name:  # hide link aliases like /web/db
+                return name
+    return ",".join(stripped)
+
+
+def ps_rows(containers: list[dict[str, Any]], no_trunc: bool, now: float | None = None) -> list[list[str]]:
+    rows = []
+    for c in containers:
+        command = c.get("Command") or ""
+        image = c.get("Image") or ""
+        if not no_trunc:
+            command = fmt.ellipsis(command, 20)
+            if image.startswith("sha256:"):
+                image = fmt.short_id(image)
+        rows.append([
+            fmt.short_id(c.get("Id", ""), no_trunc),
+            image,
+            fmt.go_quote(command),
+            fmt.time_ago(c.get("Created"), now),
+            c.get("Status") or "",
+            fmt.format_ports(c.get("Ports")),
+            _names(c.get("Names"), no_trunc),
+        ])
+    return rows
+
+
+PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    all: Annotated[bool, typer.Option("-a", "--all", help="Show all containers (default shows just running)")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display container IDs")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output")] = False,
+    last: Annotated[
+        int, typer.Option("-n", "--last", help="Show n last created containers (includes all states)")
+    ] = -1,
+    latest: Annotated[
+        bool, typer.Option("-l", "--latest", help="Show the latest created container (includes all states)")
+    ] = False,
+    filter: Annotated[
+        list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided (name=value)")
+    ] = None,
+) -> None:
+    """List containers."""
+    if latest and last == -1:
+        last = 1
+    limit = last if last > 0 else None
+    containers = client(ctx).get_json(
+        "/containers/json", all=all or limit is not None, limit=limit, filters=parse_filters(filter)
+    )
+    if quiet:
+        for c in containers:
+            typer.echo(fmt.short_id(c.get("Id", ""), no_trunc))
+        return
+    typer.echo(fmt.render_table(PS_HEADERS, ps_rows(containers, no_trunc)), nl=False)
+
+
+# -- logs / inspect -----------------------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def timestamp_arg(value: str | None, now: float | None = None) -> str | None:
+    """``--since``/``--until``: unix seconds, a Go duration ago ("10m", "1h30m") or RFC 3339."""
+    if not value:
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return value
+    if _DURATION.fullmatch(value) or re.fullmatch(rf"(?:{_DURATION.pattern})+", value):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(value))
+        return f"{(time.time() if now is None else now) - seconds:.9f}"
+    ts = fmt.parse_timestamp(value if "T" in value or " " in value else value + "T00:00:00Z")
+    if ts is None:
+        raise CliError(f'invalid value for "since"/"until": {value}')
+    return f"{ts:.9f}"
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow log output")] = False,
+    tail: Annotated[
+        str, typer.Option("-n", "--tail", help='Number of lines to show from the end of the logs ("all")')
+    ] = "all",
+    timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show timestamps")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help='Show logs since timestamp or relative (e.g. "42m")')
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help='Show logs before a timestamp or relative (e.g. "42m")')
+    ] = None,
+) -> None:
+    """Fetch the logs of a container."""
+    api = client(ctx)
+    info = api.inspect_container(container)
+    tty = bool((info.get("Config") or {}).get("Tty"))
+    params = {
+        "stderr": True, "stdout": True, "follow": follow, "tail": tail,
+        "timestamps": timestamps, "since": timestamp_arg(since), "until": timestamp_arg(until),
+    }
+    with api.stream("GET", f"/containers/{info['Id']}/logs", params=params) as response:
+        demux_to(response.iter_bytes(), stdout_bytes(), stderr_bytes(), tty=tty)
+
+
+@app.command("inspect")
+def inspect(
+    ctx: typer.Context,
+    containers: Containers,
+    format: FormatOption = None,
+) -> None:
+    """Display detailed information on one or more containers."""
+    inspect_objects(client(ctx), containers, [Kind.container], format)
+
+
+# docker's alternative spellings (`docker container ps|list`, `docker container remove`).
+app.command("ps", hidden=True)(ls)
+app.command("list", hidden=True)(ls)
+app.command("remove", hidden=True)(rm)

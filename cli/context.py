@@ -1,0 +1,114 @@
+"""Per-invocation state (global options, the API client) and error reporting.
+
+The root callback stores a :class:`Globals` in ``ctx.obj``; commands call
+:func:`client` to get a connected :class:`~dockyard.cli.client.APIClient`.
+:class:`DockyardGroup` is the root command class: it turns a
+:class:`~dockyard.cli.client.CliError` raised anywhere below it into one line on
+stderr and the error's exit status, so users never see a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import httpx
+import typer
+from typer.core import TyperGroup
+
+from .client import APIClient, CliError, Host, parse_host
+
+__all__ = ["DockyardGroup", "Globals", "Failures", "client", "stdout_bytes", "stderr_bytes", "warn"]
+
+
+@dataclass
+class Globals:
+    """Global options.  ``host_value`` is parsed on first use, so commands that never
+    talk to a daemon (``dockyard daemon``) do not fail on a bad ``DOCKYARD_HOST``."""
+
+    host_value: str | None = None
+    log_level: str = "info"
+    _client: APIClient | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> Host:
+        return parse_host(self.host_value)
+
+    def client(self) -> APIClient:
+        if self._client is None:
+            self._client = APIClient(self.host)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Globals):
+        # Commands invoked without the root callback (e.g. in isolation in tests).
+        root.obj = Globals()
+    return root.obj
+
+
+def client(ctx: typer.Context) -> APIClient:
+    return globals_of(ctx).client()
+
+
+def warn(message: str) -> None:
+    """Print one line to stderr."""
+    typer.echo(message, err=True)
+
+
+def _binary(stream: Any) -> BinaryIO:
+    stream.flush()
+    return getattr(stream, "buffer", stream)
+
+
+def stdout_bytes() -> BinaryIO:
+    return _binary(sys.stdout)
+
+
+def stderr_bytes() -> BinaryIO:
+    return _binary(sys.stderr)
+
+
+class Failures:
+    """Collect per-item errors for commands taking several names (``rm a b c``).
+
+    docker prints each error as it happens and exits 1 once all items are done.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def report(self, error: CliError | str) -> None:
+        self.count += 1
+        warn(str(error))
+
+    def exit_if_any(self) -> None:
+        if self.count:
+            raise typer.Exit(1)
+
+
+class DockyardGroup(TyperGroup):
+    """Root group: report :class:`CliError` as a sentence and an exit status."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            warn(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except httpx.TransportError as exc:
+            # The daemon went away in the middle of a response (e.g. during logs -f).
+            warn(f"error during connect: {exc or type(exc).__name__}")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        finally:
+            if isinstance(ctx.obj, Globals):
+                ctx.obj.close()

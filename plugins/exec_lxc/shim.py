@@ -1,0 +1,945 @@
+"""Per-container shim of the exec_lxc driver.
+
+Standalone on purpose: stdlib only, no dockyard imports, and as few imports as
+possible (it starts with ``python -I -S`` and every module costs milliseconds).
+Started by the driver as::
+
+    python -I -S shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD -- ARGV...
+
+FLAGS is a string of letters: ``t`` tty, ``i`` open stdin, ``o`` stdin once.
+The driver runs a byte-compiled copy of this file (a script's bytecode is never
+cached by the interpreter, and compiling it costs more than starting Python).
+
+The shim forks once more (the driver already started it in a new session), so it
+never belongs to the daemon's session and survives the daemon.  It
+
+* owns the container's stdio: pipes, or a pty for a tty container;
+* forks ONE single-threaded monitor child that loads liblxc through ctypes and
+  waits on a pipe; ``{"cmd":"start"}`` makes it call ``start()`` (not
+  daemonized, the app is PID 1, exact exit status from ``error_num``);
+* writes the json-file log at LOGPATH;
+* serves ``attach.sock`` in STATEDIR (see ``Client`` below for the protocol);
+* on exit writes ``STATEDIR/exit`` (tmp + rename), answers waiters, drains and
+  closes attach connections, then exits.
+
+Connection protocol (internal to the plugin): the client sends ONE line of JSON
+(a flat object).  Either an attach header ``{"stdin":b,"stdout":b,"stderr":b}``
+answered by one byte ``+`` after which output flows as Docker stdcopy frames
+(raw bytes with a tty) and bytes sent by the client are the container's stdin;
+or a command ``{"cmd":"start"|"wait"|"resize"|"shutdown", ...}`` answered by
+one line of JSON, after which the shim closes the connection.
+"""
+
+import os
+import sys
+import time
+from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
+
+import _signal
+import _socket
+
+BUF = 65536
+CLIENT_HIGH = 4 << 20      # stop reading the container's output above this per client
+STDIN_HIGH = 1 << 20       # stop reading clients' stdin above this
+LOG_PARTIAL = 16384        # docker's json-file: longer lines are split into partial messages
+DRAIN_TIMEOUT = 60.0       # after exit, give slow attach clients this long to read
+
+
+# --------------------------------------------------------------------------- tiny JSON
+
+
+def _esc_table():
+    t = {i: "\\u%04x" % i for i in range(32)}
+    t.update({10: "\\n", 13: "\\r", 9: "\\t", 34: '\\"', 92: "\\\\",
+              60: "\\u003c", 62: "\\u003e", 38: "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    return t
+
+
+ESC = _esc_table()
+
+
+def jstr(s):
+    return '"' + s.translate(ESC) + '"'
+
+
+def jdump(d):
+    out = []
+    for k, v in d.items():
+        if v is True:
+            v = "true"
+        elif v is False:
+            v = "false"
+        elif v is None:
+            v = "null"
+        elif isinstance(v, str):
+            v = jstr(v)
+        else:
+            v = str(v)
+        out.append('"%s":%s' % (k, v))
+    return "{" + ",".join(out) + "}"
+
+
+def jparse(s):
+    """Parse a flat JSON object of strings, ints, bools and null (what the driver sends)."""
+    s = s.strip()
+    if not (s.startswith("{") and s.endswith("}")):
+        raise ValueError("not an object")
+    i, n, res = 1, len(s) - 1, {}
+
+    def ws(i):
+        while i < n and s[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def string(i):
+        assert s[i] == '"'
+        i += 1
+        buf = []
+        while s[i] != '"':
+            if s[i] == "\\":
+                c = s[i + 1]
+                if c == "u":
+                    buf.append(chr(int(s[i + 2:i + 6], 16)))
+                    i += 6
+                    continue
+                buf.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}.get(c, c))
+                i += 2
+            else:
+                buf.append(s[i])
+                i += 1
+        return "".join(buf), i + 1
+
+    i = ws(i)
+    while i < n:
+        key, i = string(i)
+        i = ws(i)
+        if s[i] != ":":
+            raise ValueError("expected :")
+        i = ws(i + 1)
+        if s[i] == '"':
+            val, i = string(i)
+        else:
+            j = i
+            while j < n and s[j] not in ", \t\r\n}":
+                j += 1
+            tok = s[i:j]
+            val = {"true": True, "false": False, "null": None}[tok] if tok in ("true", "false", "null") \
+                else (float(tok) if "." in tok else int(tok))
+            i = j
+        res[key] = val
+        i = ws(i)
+        if i < n and s[i] == ",":
+            i = ws(i + 1)
+    return res
+
+
+def rfc3339(ns):
+    """RFC3339Nano in UTC, trailing zeros trimmed, as Go formats it."""
+    sec, frac = divmod(ns, 1000000000)
+    t = time.gmtime(sec)
+    base = "%04d-%02d-%02dT%02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
+    if frac:
+        return base + "." + ("%09d" % frac).rstrip("0") + "Z"
+    return base + "Z"
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def read_text(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, BUF)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+
+
+def decode_status(st):
+    """liblxc error_num -> docker exit code (exited: code<<8, killed: sig<<8|0x7f)."""
+    if (st & 0x7F) == 0x7F:
+        return 128 + ((st >> 8) & 0x7F)
+    if st & 0x7F:   # plain wait status of a signalled process
+        return 128 + (st & 0x7F)
+    return (st >> 8) & 0xFF
+
+
+def lxc_error(statedir):
+    """The most useful line(s) of lxc.log for an error message."""
+    text = read_text(statedir + "/lxc.log") or ""
+    lines = [ln for ln in text.splitlines() if " ERROR " in ln]
+    if not lines:
+        lines = [ln for ln in text.splitlines() if ln.strip()][-3:]
+    msgs = []
+    for ln in lines:
+        # "lxc <name> <date> ERROR  start - ../src/lxc/start.c:func:123 - message"
+        msg = ln.split(" - ", 2)[-1].strip() if " - " in ln else ln.strip()
+        if msg and msg not in msgs:
+            msgs.append(msg)
+    return "; ".join(msgs[:4]) or "lxc start failed (no details in lxc.log)"
+
+
+# --------------------------------------------------------------------------- monitor child
+
+
+def monitor(statedir, lxcpath, name, args, go_r, stdio, tty):
+    """Runs in the forked child: becomes LXC's monitor process for the container."""
+    try:
+        if tty:
+            os.setsid()
+            import fcntl
+            fcntl.ioctl(stdio[0], 0x540E, 0)    # TIOCSCTTY
+        for i, fd in enumerate(stdio):
+            if fd != i:
+                os.dup2(fd, i, True)
+        for fd in set(stdio):
+            if fd > 2:
+                os.close(fd)
+        for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM):
+            _signal.signal(sig, _signal.SIG_DFL)
+        import ctypes
+        lib = ctypes.CDLL("liblxc.so.1")
+        vp = ctypes.c_void_p
+
+        class C(ctypes.Structure):
+            _fields_ = [(n, vp) for n in ("name", "configfile", "pidfile", "slock", "privlock")] + [
+                ("numthreads", ctypes.c_int), ("lxc_conf", vp), ("error_string", ctypes.c_char_p),
+                ("error_num", ctypes.c_int), ("daemonize", ctypes.c_bool), ("config_path", ctypes.c_char_p)] + [
+                (n, vp) for n in ("is_defined", "state", "is_running", "freeze", "unfreeze", "init_pid",
+                                  "load_config", "start", "startl", "stop", "want_daemonize",
+                                  "want_close_all_fds")]
+
+        P = ctypes.POINTER(C)
+        lib.lxc_container_new.restype = P
+        lib.lxc_container_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        c = lib.lxc_container_new(name.encode(), lxcpath.encode())
+        if not c:
+            raise OSError("lxc_container_new failed")
+        setter = ctypes.CFUNCTYPE(ctypes.c_bool, P, ctypes.c_bool)
+        setter(c.contents.want_daemonize)(c, False)
+        setter(c.contents.want_close_all_fds)(c, True)
+        argv_c = (ctypes.c_char_p * (len(args) + 1))(*[a.encode() for a in args], None)
+        start = ctypes.CFUNCTYPE(ctypes.c_bool, P, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p))(c.contents.start)
+        go = os.read(go_r, 1)          # blocks until the shim says start (or EOF: never start)
+        os.close(go_r)
+        if go != b"g":
+            os._exit(0)
+        ok = start(c, 0, argv_c)
+        st = c.contents.error_num
+        write_atomic(statedir + "/result", "%d %d\n" % (1 if ok else 0, st))
+    except BaseException as exc:  # noqa: BLE001 - report whatever went wrong
+        try:
+            write_atomic(statedir + "/result", "0 -1 %s\n" % (exc,))
+        except OSError:
+            pass
+    os._exit(0)
+
+
+# --------------------------------------------------------------------------- shim
+
+
+class Client:
+    __slots__ = ("sock", "fd", "hdr", "kind", "out", "want", "stdin", "rd_open", "mask", "closing")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.hdr = b""
+        self.kind = None           # None (header pending), "attach", "cmd"
+        self.out = bytearray()
+        self.want = (False, False, False)   # index by stream number 1, 2
+        self.stdin = False
+        self.rd_open = True
+        self.mask = 0
+        self.closing = False       # close once out is flushed
+
+
+class Shim:
+    def __init__(self, statedir, lxcpath, name, log_path, flags, args):
+        self.statedir = statedir
+        self.lxcpath = lxcpath
+        self.name = name
+        self.log_path = log_path
+        self.tty = "t" in flags
+        self.open_stdin = "i" in flags
+        self.stdin_once = "o" in flags
+        self.args = args
+        self.ep = None
+        self.handlers = {}
+        self.clients = {}
+        self.pid = 0
+        self.started_ns = 0
+        self.state = "created"     # created, starting, running, finished
+        self.start_waiters = []
+        self.waiters = []
+        self.exit_line = None
+        self.child_done = False
+        self.child_status = None
+        self.outs = {}             # fd -> stream number (1, 2) for output fds still open
+        self.out_paused = False
+        self.stdin_fd = -1
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.stdin_once_used = False
+        self.logbuf = {1: b"", 2: b""}
+        self.log_fd = -1
+        self.listen = None
+        self.deadline = None
+        self.master = -1
+        self.crlf_tail = b""
+
+    # -- setup -----------------------------------------------------------------
+
+    def setup(self, ready_fd):
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        if self.tty:
+            master, slave = os.openpty()
+            child_stdio = (slave, slave, slave)
+            self.master = master
+            mine = [master]
+            theirs = [slave]
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if self.open_stdin:
+                in_r, in_w = os.pipe()
+                self.stdin_fd = in_w
+            else:
+                in_r, in_w = devnull, -1
+            child_stdio = (in_r, out_w, err_w)
+            mine = [out_r, err_r] + ([in_w] if in_w >= 0 else [])
+            theirs = [out_w, err_w] + ([in_r] if in_w >= 0 else [])
+        go_r, go_w = os.pipe()
+        mpid = os.fork()
+        if mpid == 0:
+            for fd in mine + [go_w, ready_fd, devnull]:
+                if fd not in child_stdio:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            monitor(self.statedir, self.lxcpath, self.name, self.args, go_r, child_stdio, self.tty)
+            os._exit(0)
+        self.mpid = mpid
+        self.go_w = go_w
+        os.close(go_r)
+        for fd in theirs:
+            os.close(fd)
+        os.close(devnull)
+        for fd in mine:
+            os.set_inheritable(fd, False)
+            os.set_blocking(fd, False)
+        os.set_inheritable(go_w, False)
+
+        self.ep = epoll()
+        self.pidfd = os.pidfd_open(mpid)
+        self.reg(self.pidfd, EPOLLIN, self.on_child)
+        if self.tty:
+            self.outs[self.master] = 1
+            self.reg(self.master, EPOLLIN, self.on_master)
+        else:
+            self.outs[out_r] = 1
+            self.outs[err_r] = 2
+            self.reg(out_r, EPOLLIN, self.on_output)
+            self.reg(err_r, EPOLLIN, self.on_output)
+            if self.stdin_fd >= 0:
+                self.reg(self.stdin_fd, 0, self.on_stdin_writable)
+        self.fifo = os.open("pid.fifo", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.reg(self.fifo, EPOLLIN, self.on_fifo)
+        self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+        try:
+            os.unlink("attach.sock")
+        except FileNotFoundError:
+            pass
+        ls = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        ls.bind("attach.sock")
+        ls.listen(128)
+        ls.setblocking(False)
+        self.listen = ls
+        self.reg(ls.fileno(), EPOLLIN, self.on_accept)
+        write_atomic("shim.pid", "%d\n" % os.getpid())
+        os.write(ready_fd, b"ready %d %d\n" % (os.getpid(), mpid))
+        os.close(ready_fd)
+
+    def reg(self, fd, mask, handler):
+        self.handlers[fd] = handler
+        self.ep.register(fd, mask)
+
+    def unreg(self, fd):
+        self.handlers.pop(fd, None)
+        try:
+            self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    # -- main loop -------------------------------------------------------------
+
+    def run(self):
+        ep = self.ep
+        handlers = self.handlers
+        while True:
+            if self.state == "finished" and not self.clients:
+                break
+            timeout = -1
+            if self.deadline is not None:
+                timeout = max(0.0, self.deadline - time.monotonic())
+            events = ep.poll(timeout)
+            if not events and self.deadline is not None and time.monotonic() >= self.deadline:
+                self.on_deadline()
+                continue
+            for fd, ev in events:
+                h = handlers.get(fd)
+                if h is not None:
+                    h(fd, ev)
+        self.cleanup_files()
+
+    def on_deadline(self):
+        self.deadline = None
+        if self.state != "finished":
+            # the child exited but output never reached EOF: give up on it
+            for fd in list(self.outs):
+                self.close_output(fd)
+            self.maybe_finish()
+        else:
+            for c in list(self.clients.values()):
+                self.drop(c)
+
+    # -- container output ------------------------------------------------------
+
+    def on_output(self, fd, ev):
+        stream = self.outs.get(fd)
+        if stream is None:
+            return
+        try:
+            data = os.read(fd, BUF)
+        except BlockingIOError:
+            return
+        except OSError:   # EIO on a pty master once the slave side is gone
+            data = b""
+        if not data:
+            self.close_output(fd)
+            self.maybe_finish()
+            return
+        now = time.time_ns()
+        if self.tty:
+            data = self.crlf(data)
+            if not data:
+                return
+        self.log(stream, data, now)
+        if self.tty:
+            frame = data
+        else:
+            frame = bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
+        high = False
+        for c in self.clients.values():
+            if c.kind == "attach" and c.want[stream] and not c.closing:
+                c.out += frame
+                self.update(c)
+                if len(c.out) > CLIENT_HIGH:
+                    high = True
+        if high and not self.out_paused:
+            self.out_paused = True
+            for ofd in self.outs:
+                self.ep.modify(ofd, 0)
+            self.master_mask()
+
+    def on_master(self, fd, ev):
+        if ev & EPOLLOUT:
+            self.flush_stdin()
+        if ev & (EPOLLIN | EPOLLHUP | EPOLLERR):
+            self.on_output(fd, ev)
+
+    def master_mask(self):
+        if self.master < 0 or self.master not in self.handlers:
+            return
+        mask = (0 if self.out_paused or self.master not in self.outs else EPOLLIN) | \
+            (EPOLLOUT if self.stdin_buf else 0)
+        try:
+            self.ep.modify(self.master, mask)
+        except OSError:
+            pass
+
+    def crlf(self, data):
+        # LXC forces ONLCR on the outer tty, so "\n" written in the container arrives
+        # as "\r\r\n"; the start-host hook clears it, this is the safety net.
+        data = self.crlf_tail + data
+        self.crlf_tail = b""
+        if b"\r\r\n" in data:
+            data = data.replace(b"\r\r\n", b"\r\n")
+        return data
+
+    def close_output(self, fd):
+        if fd in self.outs:
+            stream = self.outs.pop(fd)
+            self.unreg(fd)
+            os.close(fd)
+            if fd == self.master:
+                self.master = -1
+                self.stdin_buf.clear()
+            if self.logbuf.get(stream):
+                self.log_line(stream, self.logbuf[stream], time.time_ns())
+                self.logbuf[stream] = b""
+
+    def maybe_resume_output(self):
+        if self.out_paused and all(len(c.out) <= CLIENT_HIGH // 2 for c in self.clients.values()):
+            self.out_paused = False
+            for ofd in self.outs:
+                self.ep.modify(ofd, EPOLLIN)
+            self.master_mask()
+
+    def log(self, stream, data, now):
+        buf = self.logbuf[stream] + data
+        start = 0
+        while True:
+            i = buf.find(b"\n", start)
+            if i < 0:
+                break
+            self.log_line(stream, buf[start:i + 1], now)
+            start = i + 1
+        rest = buf[start:]
+        while len(rest) >= LOG_PARTIAL:
+            self.log_line(stream, rest[:LOG_PARTIAL], now)
+            rest = rest[LOG_PARTIAL:]
+        self.logbuf[stream] = rest
+
+    def log_line(self, stream, line, now):
+        rec = '{"log":%s,"stream":"%s","time":"%s"}\n' % (
+            jstr(line.decode("utf-8", "replace")), "stdout" if stream == 1 else "stderr", rfc3339(now))
+        try:
+            os.write(self.log_fd, rec.encode())
+        except OSError as exc:
+            sys.stderr.write("shim: log write failed: %s\n" % exc)
+
+    # -- container stdin -------------------------------------------------------
+
+    def stdin_write(self, data):
+        if self.tty:
+            fd = self.master
+        else:
+            fd = self.stdin_fd
+        if fd < 0 or self.stdin_closing:
+            return
+        self.stdin_buf += data
+        self.flush_stdin()
+
+    def flush_stdin(self):
+        fd = self.master if self.tty else self.stdin_fd
+        if fd < 0:
+            return
+        while self.stdin_buf:
+            try:
+                n = os.write(fd, self.stdin_buf[:BUF])
+            except BlockingIOError:
+                break
+            except OSError:
+                self.stdin_buf.clear()
+                self.close_stdin_now()
+                return
+            del self.stdin_buf[:n]
+        if self.tty:
+            self.master_mask()
+        else:
+            try:
+                self.ep.modify(fd, EPOLLOUT if self.stdin_buf else 0)
+            except OSError:
+                pass
+        if not self.stdin_buf and self.stdin_closing:
+            self.close_stdin_now()
+        self.update_stdin_clients()
+
+    def on_stdin_writable(self, fd, ev):
+        self.flush_stdin()
+
+    def close_stdin(self):
+        """stdin EOF for the container (stdin_once), after pending bytes."""
+        if self.stdin_closing:
+            return
+        self.stdin_closing = True
+        if self.tty:
+            self.stdin_buf += b"\x04"
+            self.stdin_closing = False
+            self.flush_stdin()
+            self.stdin_closing = True
+            return
+        if not self.stdin_buf:
+            self.close_stdin_now()
+
+    def close_stdin_now(self):
+        if not self.tty and self.stdin_fd >= 0:
+            self.unreg(self.stdin_fd)
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        self.stdin_closing = True
+
+    def update_stdin_clients(self):
+        for c in self.clients.values():
+            if c.stdin:
+                self.update(c)
+
+    # -- clients ---------------------------------------------------------------
+
+    def on_accept(self, fd, ev):
+        while True:
+            try:
+                cfd, _ = self.listen._accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock = _socket.socket(fileno=cfd)
+            sock.setblocking(False)
+            c = Client(sock)
+            self.clients[c.fd] = c
+            self.handlers[c.fd] = self.on_client
+            c.mask = EPOLLIN
+            self.ep.register(c.fd, EPOLLIN)
+
+    def update(self, c):
+        mask = 0
+        if c.rd_open and not c.closing:
+            if c.kind is None or not c.stdin or (len(self.stdin_buf) < STDIN_HIGH and not self.stdin_closing):
+                mask |= EPOLLIN
+        if c.out:
+            mask |= EPOLLOUT
+        if mask != c.mask:
+            c.mask = mask
+            self.ep.modify(c.fd, mask)
+
+    def drop(self, c):
+        self.clients.pop(c.fd, None)
+        self.unreg(c.fd)
+        try:
+            c.sock.close()
+        except OSError:
+            pass
+        if c.stdin and self.stdin_once and not self.stdin_once_used:
+            self.stdin_once_used = True
+            self.close_stdin()
+        self.maybe_resume_output()
+
+    def send(self, c):
+        while c.out:
+            try:
+                n = c.sock.send(c.out[:1 << 20])
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.drop(c)
+                return
+            del c.out[:n]
+        if not c.out and c.closing:
+            try:
+                c.sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+            self.drop(c)
+            return
+        self.update(c)
+        self.maybe_resume_output()
+
+    def reply(self, c, obj):
+        c.out += (jdump(obj) + "\n").encode()
+        c.closing = True
+        self.send(c)
+
+    def on_client(self, fd, ev):
+        c = self.clients.get(fd)
+        if c is None:
+            return
+        if ev & EPOLLOUT:
+            self.send(c)
+            if fd not in self.clients:
+                return
+        hup = ev & (EPOLLHUP | EPOLLERR)
+        if (ev & EPOLLIN or hup) and c.rd_open:
+            while fd in self.clients and c.rd_open:
+                try:
+                    data = c.sock.recv(BUF)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    data = b""
+                if data:
+                    self.client_data(c, data)
+                    if not hup:
+                        break
+                else:
+                    self.client_eof(c)
+        if fd not in self.clients:
+            return
+        if hup:
+            self.drop(c)
+        else:
+            self.update(c)
+
+    def client_eof(self, c):
+        c.rd_open = False
+        if c.kind is None:
+            self.drop(c)
+            return
+        if c.stdin and self.stdin_once and not self.stdin_once_used:
+            self.stdin_once_used = True
+            self.close_stdin()
+        c.stdin = False
+
+    def client_data(self, c, data):
+        if c.kind is None:
+            c.hdr += data
+            i = c.hdr.find(b"\n")
+            if i < 0:
+                if len(c.hdr) > 65536:
+                    self.drop(c)
+                return
+            line, rest = c.hdr[:i], c.hdr[i + 1:]
+            c.hdr = b""
+            try:
+                req = jparse(line.decode())
+            except Exception:  # noqa: BLE001
+                self.drop(c)
+                return
+            self.handle_header(c, req)
+            if rest and c.fd in self.clients and c.stdin:
+                self.stdin_write(rest)
+        elif c.stdin:
+            self.stdin_write(data)
+
+    def handle_header(self, c, req):
+        cmd = req.get("cmd")
+        if cmd is None:
+            if self.state == "finished":
+                self.drop(c)
+                return
+            c.kind = "attach"
+            c.want = (False, bool(req.get("stdout")), bool(req.get("stderr")) and not self.tty)
+            if self.tty and req.get("stderr") and not req.get("stdout"):
+                c.want = (False, True, False)
+            c.stdin = bool(req.get("stdin")) and self.open_stdin and not self.stdin_closing
+            c.out += b"+"
+            self.send(c)
+            return
+        c.kind = "cmd"
+        if cmd == "start":
+            if self.state == "created":
+                self.state = "starting"
+                self.start_waiters.append(c)
+                os.write(self.go_w, b"g")
+                os.close(self.go_w)
+                self.go_w = -1
+            elif self.state == "starting":
+                self.start_waiters.append(c)
+            elif self.pid:
+                self.reply(c, {"ok": True, "pid": self.pid, "started_ns": self.started_ns})
+            else:
+                self.reply(c, {"ok": False, "error": self.start_error or "container is not running"})
+        elif cmd == "wait":
+            if self.exit_line is not None:
+                c.out += self.exit_line.encode()
+                c.closing = True
+                self.send(c)
+            else:
+                self.waiters.append(c)
+        elif cmd == "resize":
+            ok = self.resize(int(req.get("h") or 0), int(req.get("w") or 0))
+            self.reply(c, {"ok": ok})
+        elif cmd == "shutdown":
+            if self.state == "created":
+                os.close(self.go_w)     # the monitor child reads EOF and exits without starting
+                self.go_w = -1
+                self.state = "shutdown"
+                self.reply(c, {"ok": True})
+            else:
+                self.reply(c, {"ok": False, "error": "container was started"})
+        elif cmd == "ping":
+            self.reply(c, {"ok": True, "state": self.state, "pid": self.pid})
+        else:
+            self.reply(c, {"ok": False, "error": "unknown command"})
+
+    def resize(self, h, w):
+        if not self.tty or self.master < 0 or h <= 0 or w <= 0:
+            return False
+        import fcntl
+        bo = sys.byteorder
+        ws = h.to_bytes(2, bo) + w.to_bytes(2, bo) + bytes(4)
+        try:
+            fcntl.ioctl(self.master, 0x5414, ws)   # TIOCSWINSZ
+        except OSError:
+            return False
+        return True
+
+    # -- lifecycle -------------------------------------------------------------
+
+    start_error = ""
+
+    def on_fifo(self, fd, ev):
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        for tok in data.split():
+            try:
+                pid = int(tok)
+            except ValueError:
+                continue
+            if pid > 0 and not self.pid:
+                self.pid = pid
+                self.started_ns = time.time_ns()
+                if self.state == "starting":
+                    self.state = "running"
+                write_atomic("started", jdump({"pid": pid, "started_ns": self.started_ns,
+                                               "started_at": rfc3339(self.started_ns),
+                                               "monitor": self.mpid}) + "\n")
+                waiters, self.start_waiters = self.start_waiters, []
+                for c in waiters:
+                    if c.fd in self.clients:
+                        self.reply(c, {"ok": True, "pid": pid, "started_ns": self.started_ns})
+
+    def on_child(self, fd, ev):
+        try:
+            _, status = os.waitpid(self.mpid, 0)
+        except ChildProcessError:
+            status = 0
+        self.unreg(self.pidfd)
+        os.close(self.pidfd)
+        self.child_done = True
+        if self.state == "shutdown":
+            # never started: no exit file, just go away
+            self.state = "finished"
+            for c in list(self.clients.values()):
+                if c.kind == "attach":
+                    c.closing = True
+                    self.send(c)
+            self.close_listen()
+            self.deadline = time.monotonic() + 5.0
+            return
+        res = (read_text(self.statedir + "/result") or "").split(None, 2)
+        ok = len(res) >= 2 and res[0] == "1"
+        st = int(res[1]) if len(res) >= 2 and res[1].lstrip("-").isdigit() else -1
+        self.child_status = (ok, st, res[2].strip() if len(res) > 2 else "")
+        if not ok:
+            reason = self.child_status[2] or lxc_error(self.statedir)
+            self.start_error = reason
+            waiters, self.start_waiters = self.start_waiters, []
+            for c in waiters:
+                if c.fd in self.clients:
+                    self.reply(c, {"ok": False, "error": reason})
+        # output fds should reach EOF now; don't wait forever for them
+        self.deadline = time.monotonic() + 2.0
+        self.maybe_finish()
+
+    def maybe_finish(self):
+        if self.state == "finished" or not self.child_done or self.outs:
+            return
+        ok, st, extra = self.child_status
+        oom = False
+        text = read_text("oom")
+        if text:
+            try:
+                oom = int(text.split()[0]) > 0
+            except (ValueError, IndexError):
+                oom = False
+        error = ""
+        if ok:
+            code = decode_status(st)
+        else:
+            error = self.start_error or lxc_error(self.statedir)
+            low = error.lower()
+            if "no such file" in low and "exec" in low:
+                code = 127
+            elif "permission denied" in low and "exec" in low:
+                code = 126
+            else:
+                code = 255
+        now = time.time_ns()
+        info = {"exit_code": code, "oom_killed": oom, "finished_ns": now, "finished_at": rfc3339(now),
+                "started": bool(self.pid), "error": error}
+        self.exit_line = jdump(info) + "\n"
+        write_atomic("exit", self.exit_line)
+        self.state = "finished"
+        self.close_listen()
+        for c in list(self.clients.values()):
+            if c in self.waiters:
+                continue
+            if c.kind == "cmd" and c in self.start_waiters:
+                continue
+            c.closing = True
+            self.send(c)
+        pending, self.start_waiters = self.start_waiters, []
+        for c in pending:
+            if c.fd in self.clients:
+                self.reply(c, {"ok": False, "error": error or "the container exited before it was seen starting"})
+        waiters, self.waiters = self.waiters, []
+        for c in waiters:
+            if c.fd in self.clients:
+                c.out += self.exit_line.encode()
+                c.closing = True
+                self.send(c)
+        for c in list(self.clients.values()):
+            if c.kind is None:
+                self.drop(c)
+        self.deadline = time.monotonic() + DRAIN_TIMEOUT
+
+    def close_listen(self):
+        if self.listen is not None:
+            self.unreg(self.listen.fileno())
+            try:
+                os.unlink("attach.sock")
+            except OSError:
+                pass
+            self.listen.close()
+            self.listen = None
+
+    def cleanup_files(self):
+        for f in ("shim.pid", "pid.fifo", "result"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+
+
+def main():
+    argv = sys.argv
+    if len(argv) < 9 or argv[7] != "--":
+        sys.stderr.write("usage: shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD -- ARGV...\n")
+        return 2
+    statedir, lxcpath, name, log_path, flags, ready_fd = argv[1:7]
+    args = argv[8:]
+    ready_fd = int(ready_fd)
+    # The driver started us as a session leader; fork once more so that we are
+    # not a session leader (never acquire a controlling tty) and get reparented.
+    if os.fork():
+        os._exit(0)
+    os.chdir(statedir)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    shim = Shim(statedir, lxcpath, name, log_path, flags.replace("-", ""), args)
+    try:
+        shim.setup(ready_fd)
+    except BaseException as exc:  # noqa: BLE001
+        sys.stderr.write("shim: setup failed: %r\n" % (exc,))
+        try:
+            os.write(ready_fd, b"error %s\n" % str(exc).encode())
+        except OSError:
+            pass
+        return 1
+    shim.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Fixtures for the exec_lxc driver tests: real LXC, as root, no mocks.
+
+Every test gets its own data root (``tmp_path``), its own busybox rootfs and
+unique 64-hex container ids; whatever a test leaves running is killed and
+deleted in the fixture's finalizer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.models.runtime import RuntimeSpec
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def build_rootfs(root: Path) -> Path:
+    """A minimal busybox rootfs: /bin/busybox + applet symlinks, /etc/passwd, /etc/group."""
+    for sub in ("bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev", "data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "tmp", 0o1777)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        link = root / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nwheel:x:10:\napp:x:1000:\n")
+    os.chown(root / "home" / "app", 1000, 1000)
+    return root
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture
+def rootfs(tmp_path: Path) -> Path:
+    return build_rootfs(tmp_path / "rootfs")
+
+
+@pytest.fixture
+def lxc_root(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "exec" / "lxc"
+
+
+@pytest.fixture
+def driver(lxc_root: Path):
+    from dockyard.plugins.exec_lxc.driver import LxcDriver
+
+    LxcDriver.check_supported()
+    drv = LxcDriver(lxc_root, {})
+    yield drv
+    cleanup_driver(drv)
+
+
+def cleanup_driver(drv) -> None:
+    """Kill and delete whatever the test left behind under the driver's root."""
+    for cid in drv.exec_list():
+        try:
+            state = drv.exec_state(container_id=cid)
+            if state is not None and state.status in ("running", "paused"):
+                drv.exec_stop(container_id=cid, signal=signal.SIGKILL, timeout=0)
+            drv.exec_delete(container_id=cid)
+        except Exception:  # noqa: BLE001 - best effort; the assertions are in the tests
+            shim = drv.root / cid / "shim.pid"
+            try:
+                os.kill(int(shim.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+
+@pytest.fixture
+def netns():
+    """A fresh network namespace (bind-mounted under /run/netns) with lo up."""
+    name = "dylxc-" + secrets.token_hex(4)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield Path("/run/netns") / name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+@pytest.fixture
+def make_spec(rootfs: Path, tmp_path: Path, netns: Path):
+    """Build a RuntimeSpec with a unique id; defaults: busybox rootfs, the test netns."""
+
+    def make(args, **kw) -> RuntimeSpec:
+        cid = kw.pop("container_id", None) or new_id()
+        kw.setdefault("rootfs", rootfs)
+        kw.setdefault("log_path", tmp_path / "logs" / f"{cid}-json.log")
+        kw.setdefault("netns", netns)
+        return RuntimeSpec(container_id=cid, args=list(args), **kw)
+
+    return make
+
+
+def read_all(sock: socket.socket, timeout: float = 20.0) -> bytes:
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+    sock.close()
+    return b"".join(chunks)
+
+
+def demux(data: bytes) -> tuple[bytes, bytes, list[tuple[int, bytes]]]:
+    """Split a Docker stdcopy stream into (stdout, stderr, frames)."""
+    out, err, frames = bytearray(), bytearray(), []
+    i = 0
+    while i < len(data):
+        assert i + 8 <= len(data), f"truncated frame header at {i}: {data[i:]!r}"
+        stream = data[i]
+        assert data[i + 1:i + 4] == b"\0\0\0", f"bad frame header {data[i:i + 8]!r}"
+        size = int.from_bytes(data[i + 4:i + 8], "big")
+        payload = data[i + 8:i + 8 + size]
+        assert len(payload) == size, "truncated frame payload"
+        frames.append((stream, payload))
+        (out if stream == 1 else err).extend(payload)
+        i += 8 + size
+    return bytes(out), bytes(err), frames
+
+
+def run(driver, spec: RuntimeSpec, *, stdin: bytes | None = None, close_stdin: bool = True):
+    """create + attach (before start) + start + wait; returns (ExitStatus, raw attach bytes)."""
+    driver.exec_create(spec=spec)
+    sock = driver.exec_attach(container_id=spec.container_id, stdin=stdin is not None, stdout=True, stderr=True)
+    driver.exec_start(container_id=spec.container_id)
+    if stdin is not None:
+        sock.sendall(stdin)
+        if close_stdin:
+            sock.shutdown(socket.SHUT_WR)
+    data = read_all(sock)
+    status = driver.exec_wait(container_id=spec.container_id)
+    return status, data
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def container_pids(container_id: str) -> list[int]:
+    """Host pids of processes in the container's cgroup (any hierarchy)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if f"dockyard/{container_id}" in (proc / "cgroup").read_text():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def shim_pids(state_dir: Path) -> list[int]:
+    out = []
+    needle = str(state_dir).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if needle in cmd and stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            out.append(int(proc.name))
+    return out
