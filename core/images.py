@@ -356,11 +356,17 @@ class ImageService:
         by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(
             name.removeprefix("sha256:"))
         result: list[dict] = []
+        in_use = users.get(image_id, [])
         if by_reference:
             repo, tag = ids.parse_reference(name)
             if self.store.tag_target(repo, tag) != image_id:
                 repo = _normalise(repo)
-            if len(tags) > 1 or (users.get(image_id) and not force):
+            if len(tags) == 1 and in_use and not force:
+                container_id = in_use[0][0]
+                raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
+                               f"container {ids.short(container_id)} is using its referenced image "
+                               f"{ids.short(image_id)}")
+            if len(tags) > 1 or in_use:
                 # other names still point at it, or a container still uses it: untag only
                 with self.store.transaction() as db:
                     db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
@@ -368,7 +374,7 @@ class ImageService:
         elif len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
                            "image is referenced in multiple repositories")
-        for container_id, running in users.get(image_id, []):
+        for container_id, running in in_use:
             if running:
                 raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                                f"image is being used by running container {ids.short(container_id)}")

@@ -39,7 +39,8 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event) -
     engine.containers.loop = loop
     await engine.containers.recover()
     app = make_app(engine)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
         for address in addresses:

@@ -120,6 +120,14 @@ async def logs(request: web.Request) -> web.StreamResponse:
     follow = query_bool(request, "follow")
     response = web.StreamResponse(status=200)
     await response.prepare(request)
+    try:
+        await _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow)
+    except ConnectionResetError:
+        pass  # the client went away (logs -f ended with ctrl-c)
+    return response
+
+
+async def _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow) -> None:
     async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr, tail=tail,
                                 since=since, until=until, follow=follow,
                                 running=lambda: container.state.running and not container.removed):
@@ -127,7 +135,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
         if timestamps:
             data = entry.time.encode() + b" " + data
         await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
-    return response
 
 
 async def inspect(request: web.Request) -> web.Response:

@@ -9,10 +9,13 @@ import tempfile
 import httpx
 from aiohttp import web
 
+from dockyard import config_changes
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, query_filters,
                                   write_message)
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter, NotImplemented
+from dockyard.models.container import ContainerConfig
+from dockyard.models.image import ImageConfig
 
 
 async def create(request: web.Request) -> web.StreamResponse:
@@ -41,7 +44,9 @@ async def create(request: web.Request) -> web.StreamResponse:
         try:
             with open(tmp_name, "rb") as raw:
                 image_id = await asyncio.to_thread(engine.images.import_tarball, raw, repo, tag,
-                                                   "" if source == "-" else f"Imported from {source}")
+                                                   request.query.get("message") or
+                                                   ("" if source == "-" else f"Imported from {source}"),
+                                                   _changes(request))
         except Exception as exc:  # the 200 is sent: report inside the stream, as Docker does
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
             await write_message(response, {"errorDetail": {"message": message}, "error": message})
@@ -51,6 +56,13 @@ async def create(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         os.unlink(tmp_name)
+
+
+def _changes(request: web.Request) -> ImageConfig | None:
+    lines = [line for item in request.query.getall("changes", []) for line in item.splitlines()]
+    if not lines:
+        return None
+    return ImageConfig(config=config_changes.apply(ContainerConfig(), lines))
 
 
 async def _download(url: str, out) -> None:
