@@ -22,6 +22,8 @@ import pytest
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc]
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
+#: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
+STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
 
 
 def busybox_rootfs_tar() -> bytes:
@@ -99,7 +101,7 @@ def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
     log = root / "daemon.stderr"
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
-         "--storage-driver", "vfs", *extra],
+         "--storage-driver", STORAGE_DRIVER, *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
     deadline = time.monotonic() + 30
     while not _answers(socket_path):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import DOCKER
+from .conftest import DOCKER, STORAGE_DRIVER
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
               pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
@@ -28,7 +28,7 @@ def test_version_negotiates_1_41(daemon):
 def test_info(daemon):
     result = daemon.docker("info")
     assert result.returncode == 0, result.stderr
-    assert "Storage Driver: vfs" in out(result)
+    assert f"Storage Driver: {STORAGE_DRIVER}" in out(result)
 
 
 def test_images_lists_busybox(daemon):

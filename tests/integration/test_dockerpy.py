@@ -7,12 +7,14 @@ import time
 import docker
 import pytest
 
+from .conftest import STORAGE_DRIVER
+
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
 
 def test_version_and_info(dockerpy):
     assert dockerpy.version()["ApiVersion"] == "1.41"
-    assert dockerpy.info()["Driver"] == "vfs"
+    assert dockerpy.info()["Driver"] == STORAGE_DRIVER
     assert dockerpy.ping() is True
 
 

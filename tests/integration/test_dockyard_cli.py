@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from .conftest import STORAGE_DRIVER
+
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
 
@@ -23,7 +25,7 @@ def test_hello_world(daemon):
 def test_version_info_images(daemon):
     assert "1.41" in out(daemon.dockyard("version"))
     info = out(daemon.dockyard("info"))
-    assert "Containers:" in info and "vfs" in info
+    assert "Containers:" in info and STORAGE_DRIVER in info
     images = out(daemon.dockyard("images"))
     assert "busybox" in images and "latest" in images
     quiet = out(daemon.dockyard("images", "-q")).split()
