@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import container, image, system
+from . import container, image, layers, system
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -107,6 +107,13 @@ LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("start", container.start, COMMANDS, None),
     ("stop", container.stop, COMMANDS, None),
     ("wait", container.wait, COMMANDS, None),
+    ("diff", layers.diff, COMMANDS, None),
+    ("commit", layers.commit, COMMANDS, None),
+    ("export", layers.export, COMMANDS, None),
+    ("history", layers.history, COMMANDS, None),
+    ("tag", layers.tag, COMMANDS, None),
+    ("save", layers.save, COMMANDS, None),
+    ("load", layers.load, COMMANDS, None),
 ]
 
 for _name, _func, _panel, _settings in LEGACY:
