@@ -32,6 +32,7 @@ from dockyard.models.container import ContainerConfig, ContainerState, CreateReq
 from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
+from dockyard.volumes import Mount, VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Container:
     path: str = ""
     args: list[str] = field(default_factory=list)
     restart_count: int = 0
+    mounts: list[Mount] = field(default_factory=list)
+    #: set by stop/kill from a user: restart policies then leave the container stopped
+    stopped_by_user: bool = False
     # runtime only, never persisted
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending_attaches: list[tuple[bool, bool, bool, asyncio.Future]] = field(default_factory=list)
@@ -79,13 +83,14 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 
 
 class ContainerService:
-    def __init__(self, root: Path, store: Store, images: ImageService, storage: StorageDriver,
-                 execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
+    def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
+                 storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
                  events: Any = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
         self.images = images
+        self.volumes = volumes
         self.storage = storage
         self.exec = execution
         self.network = network
@@ -105,11 +110,16 @@ class ContainerService:
             host_config=HostConfig.model_validate_json(row["host_config"]), state=state,
             base_layer=row["base_layer"], storage_driver=row["storage_driver"], exec_driver=row["exec_driver"],
             path=extra.get("Path", ""), args=extra.get("Args", []), restart_count=row["restart_count"],
+            mounts=[Mount(**m) for m in extra.get("Mounts", [])], stopped_by_user=extra.get("StoppedByUser", False),
         )
 
+    @staticmethod
+    def _state_json(c: Container) -> str:
+        return json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args,
+                           "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user})
+
     def _persist(self, c: Container) -> None:
-        self.store.update_container(c.id, state=json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args}),
-                                    restart_count=c.restart_count)
+        self.store.update_container(c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count)
 
     def load(self) -> None:
         for row in self.store.query("SELECT * FROM containers"):
@@ -137,6 +147,9 @@ class ContainerService:
 
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self.containers.values() if any(m.name == name for m in c.mounts)]
 
     def images_in_use(self) -> dict[str, list[tuple[str, bool]]]:
         users: dict[str, list[tuple[str, bool]]] = {}
@@ -167,17 +180,22 @@ class ContainerService:
         if not config.hostname:
             config = config.model_copy(update={"hostname": cid[:12]})
         base_layer = self.images.top_layer(image_id)
+        volumes_from = []
+        for spec in request.host_config.volumes_from or []:
+            ref, _, mode = spec.partition(":")
+            volumes_from.append((self.get(ref).mounts, mode == "ro"))
+        mounts = self.volumes.mounts_for(request.host_config.binds or [], list(config.volumes or {}), volumes_from)
         c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
                       host_config=request.host_config, state=ContainerState(), base_layer=base_layer,
                       storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
-                      path=argv[0], args=argv[1:])
+                      path=argv[0], args=argv[1:], mounts=mounts)
         await asyncio.to_thread(self._create_layer, c)
         try:
             self.store.insert_container({
                 "id": c.id, "name": c.name, "image_id": c.image_id, "image_ref": c.image_ref,
                 "base_layer": base_layer, "created": c.created,
                 "config": json.dumps(c.config.api()), "host_config": json.dumps(c.host_config.api()),
-                "state": json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args}),
+                "state": self._state_json(c),
                 "storage_driver": c.storage_driver, "exec_driver": c.exec_driver,
             })
         except Conflict:
@@ -300,7 +318,7 @@ class ContainerService:
                 raise InvalidParameter(f"failed to start container {ids.short(c.id)}: {problem}")
             mode = c.host_config.network_mode
             attachment = self.network.prepare(NetworkRequest(container_id=c.id, mode=mode, hostname=config.hostname))
-            binds = self._etc_files(c, attachment.netns is None)
+            binds = self._etc_files(c, attachment.netns is None) + self.volumes.prepare(c.mounts, root)
             hc = c.host_config
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
@@ -471,6 +489,10 @@ class ContainerService:
             await asyncio.to_thread(self._remove_files, c)
             self.store.delete_container(c.id)
             self.containers.pop(c.id, None)
+            if volumes:
+                for m in c.mounts:
+                    if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
+                        self.volumes.remove(m.name, [])
             c.removed = True
             self._fail_pending(c, NotFound(f"No such container: {c.id}"))
             for future in c.removed_waiters:
@@ -508,7 +530,7 @@ class ContainerService:
             "ExecIDs": None,
             "HostConfig": c.host_config.api(),
             "GraphDriver": {"Name": c.storage_driver, "Data": {}},
-            "Mounts": [],
+            "Mounts": [m.api() for m in c.mounts],
             "Config": c.config.api(),
             "NetworkSettings": _network_settings(settings),
         }
@@ -536,7 +558,7 @@ class ContainerService:
                 "Status": status_text(c.state),
                 "HostConfig": {"NetworkMode": c.host_config.network_mode},
                 "NetworkSettings": {"Networks": {}},
-                "Mounts": [],
+                "Mounts": [m.api() for m in c.mounts],
             })
         if latest:
             result = result[:1]

@@ -16,6 +16,7 @@ from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.images import ImageService
 from dockyard.store import Store
+from dockyard.volumes import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Engine:
     execution: ExecDriver
     network: NetworkDriver
     images: ImageService
+    volumes: VolumeService
     containers: ContainerService
     events: EventBus
 
@@ -55,12 +57,13 @@ class Engine:
         network_facade = NetworkDriver(drivers.pm)
         events = EventBus()
         images = ImageService(store, storage_facade, drivers.names["storage"])
-        containers = ContainerService(data_root / "containers", store, images, storage_facade, exec_facade,
+        volumes = VolumeService(data_root / "volumes", store)
+        containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
                                       network_facade, drivers.names, events)
         containers.load()
         images.reconcile(set(containers.containers))
-        return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, containers,
-                   events)
+        return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
+                   containers, events)
 
     def close(self) -> None:
         try:

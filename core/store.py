@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS containers (
     storage_driver TEXT NOT NULL,
     exec_driver    TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    driver    TEXT NOT NULL DEFAULT 'local',
+    created   TEXT NOT NULL,
+    labels    TEXT NOT NULL DEFAULT '{}',
+    options   TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0,
+    populated INTEGER NOT NULL DEFAULT 0   -- image content copied in at first use
+);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -40,6 +40,7 @@ class LogConfig(ApiModel):
 
 class HostConfig(ApiModel):
     binds: list[str] | None = None
+    volumes_from: list[str] | None = None
     network_mode: str = "default"
     port_bindings: dict[str, Any] | None = Field(default_factory=dict)
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
