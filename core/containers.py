@@ -168,6 +168,13 @@ class ContainerService:
         argv = list(config.entrypoint or []) + list(config.cmd or [])
         if not argv:
             raise InvalidParameter("No command specified")
+        policy = request.host_config.restart_policy
+        if policy.name not in ("", "no", "always", "unless-stopped", "on-failure"):
+            raise InvalidParameter(f"invalid restart policy '{policy.name}'")
+        if policy.name not in ("", "no") and request.host_config.auto_remove:
+            raise InvalidParameter("Conflicting options: --restart and --rm")
+        if policy.maximum_retry_count and policy.name != "on-failure":
+            raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         if request.host_config.network_mode.startswith("container:"):
             raise InvalidParameter("network mode container: is not supported by the network driver in use")
         name = ids.check_name(name) if name else None
@@ -285,6 +292,7 @@ class ContainerService:
             self._fail_pending(c, exc)
             c.exited.set()
             raise
+        c.stopped_by_user = False
         c.state = ContainerState(status="running", running=True, pid=process.pid,
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
         self._persist(c)
@@ -400,6 +408,34 @@ class ContainerService:
                 await self.remove(c.id, force=True)
             except NotFound:
                 pass
+        elif self._should_restart(c, status.exit_code):
+            c.restart_count += 1
+            delay = min(0.1 * 2 ** (c.restart_count - 1), 60.0)  # Docker's back-off: 100 ms, doubling
+            c.state = c.state.model_copy(update={"restarting": True, "status": "restarting"})
+            self._persist(c)
+            asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._auto_restart(c)))
+
+    @staticmethod
+    def _should_restart(c: Container, exit_code: int) -> bool:
+        policy = c.host_config.restart_policy
+        if c.stopped_by_user or c.removed:
+            return False
+        if policy.name in ("always", "unless-stopped"):
+            return True
+        if policy.name == "on-failure":
+            return exit_code != 0 and (not policy.maximum_retry_count
+                                       or c.restart_count < policy.maximum_retry_count)
+        return False
+
+    async def _auto_restart(self, c: Container) -> None:
+        async with c.lock:
+            if c.removed or c.state.running or c.stopped_by_user:
+                c.state = c.state.model_copy(update={"restarting": False})
+                return
+            try:
+                await self._start_unlocked(c)
+            except DockyardError as exc:
+                log.error("restarting %s failed: %s", ids.short(c.id), exc)
 
     # -- attach / wait -------------------------------------------------------------
     async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
@@ -441,9 +477,15 @@ class ContainerService:
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
         if not c.state.running:
+            if c.state.restarting:  # waiting out a back-off: just cancel the restart
+                c.stopped_by_user = True
+                c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
+                self._persist(c)
+                return
             raise NotModified("container already stopped")
         wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
         sig = _signal_number(c.config.stop_signal)
+        c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
         self._event(c, "stop")
@@ -453,6 +495,8 @@ class ContainerService:
         sig = _signal_number(signal, signals.SIGKILL)
         if not c.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
+            c.stopped_by_user = True
         await asyncio.to_thread(self.exec.kill, c.id, sig)
         self._event(c, "kill", signal=str(sig))
         if sig == signals.SIGKILL:
@@ -470,6 +514,21 @@ class ContainerService:
                 c.restart_count += 0  # a manual restart is not counted, as in Docker
                 await self._start_unlocked(c)
         self._event(c, "restart")
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        name = ids.check_name(new_name)
+        if name == c.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        self._check_name_free(name)
+        old = c.name
+        c.name = name
+        try:
+            self._persist(c)
+        except Conflict:
+            c.name = old
+            raise
+        self._event(c, "rename", oldName="/" + old)
 
     # -- remove ------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -605,6 +664,15 @@ class ContainerService:
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
             self._persist(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
+        for c in list(self.containers.values()):
+            policy = c.host_config.restart_policy.name
+            if not c.state.running and (policy == "always" or policy == "unless-stopped" and not c.stopped_by_user
+                                        or policy == "on-failure" and self._should_restart(c, c.state.exit_code)):
+                async with c.lock:
+                    try:
+                        await self._start_unlocked(c)
+                    except DockyardError as exc:
+                        log.error("restarting %s at daemon start failed: %s", ids.short(c.id), exc)
 
     def _event(self, c: Container, action: str, **attributes: str) -> None:
         if self.events is not None:

@@ -176,8 +176,11 @@ class Store:
             raise InvalidParameter("nothing to update")
         sets = ", ".join(f"{k}=?" for k in fields)
         values = tuple(json.dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values())
-        with self.transaction() as db:
-            db.execute(f"UPDATE containers SET {sets} WHERE id=?", (*values, container_id))
+        try:
+            with self.transaction() as db:
+                db.execute(f"UPDATE containers SET {sets} WHERE id=?", (*values, container_id))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"container record conflict: {exc}") from None
 
     def delete_container(self, container_id: str) -> None:
         with self.transaction() as db:

@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import threading
 import re
 import struct
 from typing import Any, Awaitable, Callable
@@ -174,3 +177,34 @@ async def json_stream_response(request: web.Request) -> web.StreamResponse:
 
 async def write_message(response: web.StreamResponse, message: dict) -> None:
     await response.write(json.dumps(message).encode() + b"\r\n")
+
+
+async def stream_from_thread(request: web.Request, produce, content_type: str,
+                             headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out:
+                produce(out)
+        except BaseException as exc:  # reported by closing the stream early
+            failure.append(exc)
+
+    response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        first = await asyncio.to_thread(os.read, read_fd, 1 << 20)
+        if failure:
+            raise failure[0]
+        await response.prepare(request)
+        chunk = first
+        while chunk:
+            await response.write(chunk)
+            chunk = await asyncio.to_thread(os.read, read_fd, 1 << 20)
+    finally:
+        os.close(read_fd)
+        await asyncio.to_thread(thread.join)
+    return response

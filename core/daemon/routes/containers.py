@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 
 from aiohttp import web
 
+from dockyard import container_files
 from dockyard.daemon.hijack import hijack
 from dockyard.daemon.http import (JSON, add_route, frame, json_response, query_bool, query_filters, query_int,
-                                  read_json)
+                                  read_json, stream_from_thread)
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.logs import read_log
 from dockyard.models.container import CreateRequest
 
@@ -180,6 +182,64 @@ async def delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def rename(request: web.Request) -> web.Response:
+    name = request.query.get("name")
+    if not name:
+        raise InvalidParameter("name must be given")
+    await _engine(request).containers.rename(request.match_info["id"], name)
+    return web.Response(status=204)
+
+
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    container = engine.containers.get(request.match_info["id"])
+    path = request.query.get("path")
+    if not path:
+        raise InvalidParameter("path must be given")
+    root = await asyncio.to_thread(engine.storage.mount, container.id)
+    try:
+        host = container_files.resolve(root, container.mounts, path)
+        header = {"X-Docker-Container-Path-Stat": container_files.path_stat(host, path)}
+        if request.method == "HEAD":
+            return web.Response(status=200, headers=header)
+        target = container_files.resolve(root, container.mounts, path, follow_last=True)
+        if not os.path.lexists(target):
+            raise NotFound(f"Could not find the file {path} in container {container.name}")
+        return await stream_from_thread(request, lambda out: container_files.write_tar(target, path, out),
+                                        "application/x-tar", header)
+    finally:
+        await asyncio.to_thread(engine.storage.unmount, container.id)
+
+
+async def archive_put(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    container = engine.containers.get(request.match_info["id"])
+    path = request.query.get("path")
+    if not path:
+        raise InvalidParameter("path must be given")
+    root = await asyncio.to_thread(engine.storage.mount, container.id)
+    try:
+        target = container_files.resolve(root, container.mounts, path, follow_last=True)
+        read_fd, write_fd = os.pipe()
+        reader = os.fdopen(read_fd, "rb")
+        task = asyncio.ensure_future(asyncio.to_thread(container_files.extract, target, path, reader))
+        try:
+            with os.fdopen(write_fd, "wb") as pipe:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    if task.done():
+                        break
+                    await asyncio.to_thread(pipe.write, chunk)
+        except BrokenPipeError:
+            pass
+        finally:
+            await asyncio.wait([task])
+            reader.close()
+        task.result()
+    finally:
+        await asyncio.to_thread(engine.storage.unmount, container.id)
+    return web.Response(status=200)
+
+
 def register(app: web.Application) -> None:
     add_route(app, "POST", "/containers/create", create)
     add_route(app, "GET", "/containers/json", list_containers)
@@ -193,4 +253,8 @@ def register(app: web.Application) -> None:
     add_route(app, "POST", "/containers/{id}/restart", restart)
     add_route(app, "POST", "/containers/{id}/resize", resize)
     add_route(app, "DELETE", "/containers/{id}", delete)
+    add_route(app, "POST", "/containers/{id}/rename", rename)
+    add_route(app, "GET", "/containers/{id}/archive", archive_get)
+    add_route(app, "HEAD", "/containers/{id}/archive", archive_get)
+    add_route(app, "PUT", "/containers/{id}/archive", archive_put)
 

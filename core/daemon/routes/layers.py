@@ -6,12 +6,11 @@ import asyncio
 import os
 import shutil
 import tempfile
-import threading
 
 from aiohttp import web
 
 from dockyard import archive, docker_archive
-from dockyard.daemon.http import add_route, json_response, json_stream_response, write_message
+from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_from_thread, write_message
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -50,36 +49,6 @@ async def commit(request: web.Request) -> web.Response:
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
 
-async def _stream_from_thread(request: web.Request, produce, content_type: str) -> web.StreamResponse:
-    """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out."""
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            with os.fdopen(write_fd, "wb") as out:
-                produce(out)
-        except BaseException as exc:  # reported by closing the stream early
-            failure.append(exc)
-
-    response = web.StreamResponse(headers={"Content-Type": content_type})
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
-    try:
-        first = await asyncio.to_thread(os.read, read_fd, 1 << 20)
-        if failure:
-            raise failure[0]
-        await response.prepare(request)
-        chunk = first
-        while chunk:
-            await response.write(chunk)
-            chunk = await asyncio.to_thread(os.read, read_fd, 1 << 20)
-    finally:
-        os.close(read_fd)
-        await asyncio.to_thread(thread.join)
-    return response
-
-
 async def export(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
     c = engine.containers.get(request.match_info["id"])
@@ -93,7 +62,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         finally:
             engine.storage.unmount(c.id)
 
-    return await _stream_from_thread(request, produce, "application/octet-stream")
+    return await stream_from_thread(request, produce, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
@@ -109,7 +78,7 @@ async def save(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("names must be given")
     for name in names:
         engine.images.resolve(name)  # 404 before the stream starts
-    return await _stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
+    return await stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
                                      "application/x-tar")
 
 

@@ -1,0 +1,82 @@
+"""``docker cp``: reading and writing paths of a container's file system.
+
+Paths resolve as the container sees them: a path under a volume or bind mount
+reaches the mount's source, anything else the container's layer (mounted for the
+duration, so stopped containers work too).  Symlinks never lead outside.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard import archive
+from dockyard.errors import InvalidParameter, NotFound
+from dockyard.rootfs import resolve_in_root
+from dockyard.timefmt import iso
+from dockyard.volumes import Mount
+
+# Go's os.FileMode bits, which the docker CLI decodes from the stat header
+_GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+_GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+def resolve(rootfs: Path, mounts: list[Mount], path: str, follow_last: bool = False) -> Path:
+    """Host path of a container path, honouring mounts (longest destination first)."""
+    clean = "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+    for m in sorted(mounts, key=lambda m: len(m.destination), reverse=True):
+        if clean == m.destination or clean.startswith(m.destination.rstrip("/") + "/"):
+            return resolve_in_root(Path(m.source), clean[len(m.destination):] or "/", follow_last)
+    return resolve_in_root(rootfs, clean, follow_last)
+
+
+def go_mode(st: os.stat_result) -> int:
+    mode = stat.S_IMODE(st.st_mode) & 0o777
+    kind = stat.S_IFMT(st.st_mode)
+    mode |= {stat.S_IFDIR: _GO_DIR, stat.S_IFLNK: _GO_SYMLINK, stat.S_IFIFO: _GO_PIPE, stat.S_IFSOCK: _GO_SOCKET,
+             stat.S_IFBLK: _GO_DEVICE, stat.S_IFCHR: _GO_DEVICE | _GO_CHARDEV}.get(kind, 0)
+    if st.st_mode & stat.S_ISUID:
+        mode |= _GO_SETUID
+    if st.st_mode & stat.S_ISGID:
+        mode |= _GO_SETGID
+    if st.st_mode & stat.S_ISVTX:
+        mode |= _GO_STICKY
+    return mode
+
+
+def path_stat(host: Path, path: str) -> str:
+    """The ``X-Docker-Container-Path-Stat`` header: base64 of a JSON stat."""
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container") from None
+    link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""
+    data = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size, "mode": go_mode(st),
+            "mtime": iso(st.st_mtime).replace(".000000000Z", "Z"), "linkTarget": link}
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def write_tar(host: Path, path: str, out: BinaryIO) -> None:
+    """A tar of ``path`` named by its base name (``/etc`` -> ``etc/...``), or of a
+    directory's contents when the path ends in ``/.``."""
+    contents_only = path.endswith("/.")
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        if contents_only:
+            for name in sorted(os.listdir(host)):
+                tar.add(host / name, arcname=name)
+        else:
+            tar.add(host, arcname=os.path.basename(path.rstrip("/")) or ".")
+
+
+def extract(host_dir: Path, path: str, stream: BinaryIO) -> None:
+    """Unpack a tar into an existing directory of the container."""
+    if not host_dir.exists():
+        raise NotFound(f"Could not find the file {path} in container")
+    if not host_dir.is_dir():
+        raise InvalidParameter(f"extraction point is not a directory: {path}")
+    archive.apply_layer(host_dir, stream)
