@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import formatting as fmt
+from . import formatting as fmt, run_options
 from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
 from .inspect import FormatOption, Kind, inspect_objects
@@ -162,12 +162,33 @@ def create(
     interactive: Interactive = False,
     tty: Tty = False,
     rm: Rm = False,
+    publish: run_options.Publish = None,
+    publish_all: run_options.PublishAll = False,
+    network: run_options.Network = "default",
+    dns: run_options.Dns = None,
+    add_host: run_options.AddHost = None,
+    expose: run_options.Expose = None,
+    volume: run_options.Volume = None,
+    bind: run_options.Bind = None,
+    volumes_from: run_options.VolumesFrom = None,
+    restart: run_options.Restart = "no",
+    label: run_options.Label = None,
+    env_file: run_options.EnvFile = None,
+    memory: run_options.Memory = None,
+    memory_swap: run_options.MemorySwap = None,
+    cpu_shares: run_options.CpuShares = 0,
+    cpuset_cpus: run_options.CpusetCpus = "",
+    pids_limit: run_options.PidsLimit = 0,
 ) -> None:
     """Create a new container."""
     body = build_create_body(
         image, command, env=env, hostname=hostname, workdir=workdir, user=user,
         entrypoint=entrypoint, interactive=interactive, tty=tty, auto_remove=rm,
     )
+    run_options.apply(body, publish=publish, publish_all=publish_all, network=network, dns=dns, add_host=add_host,
+                      expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
+                      label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
+                      cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
     typer.echo(create_container(client(ctx), body, name, command="create"))
 
 
@@ -187,6 +208,23 @@ def run(
     user: User = None,
     entrypoint: Entrypoint = None,
     sig_proxy: SigProxy = True,
+    publish: run_options.Publish = None,
+    publish_all: run_options.PublishAll = False,
+    network: run_options.Network = "default",
+    dns: run_options.Dns = None,
+    add_host: run_options.AddHost = None,
+    expose: run_options.Expose = None,
+    volume: run_options.Volume = None,
+    bind: run_options.Bind = None,
+    volumes_from: run_options.VolumesFrom = None,
+    restart: run_options.Restart = "no",
+    label: run_options.Label = None,
+    env_file: run_options.EnvFile = None,
+    memory: run_options.Memory = None,
+    memory_swap: run_options.MemorySwap = None,
+    cpu_shares: run_options.CpuShares = 0,
+    cpuset_cpus: run_options.CpusetCpus = "",
+    pids_limit: run_options.PidsLimit = 0,
 ) -> None:
     """Create and run a new container from an image."""
     if tty and interactive and not detach and not sys.stdin.isatty():
@@ -197,6 +235,10 @@ def run(
         entrypoint=entrypoint, interactive=interactive, tty=tty, attach=not detach,
         auto_remove=rm,
     )
+    run_options.apply(body, publish=publish, publish_all=publish_all, network=network, dns=dns, add_host=add_host,
+                      expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
+                      label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
+                      cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
     container_id = create_container(api, body, name, command="run")
     if detach:
         try:
@@ -472,3 +514,43 @@ def inspect(
 app.command("ps", hidden=True)(ls)
 app.command("list", hidden=True)(ls)
 app.command("remove", hidden=True)(rm)
+
+
+@app.command("port")
+def port(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    private_port: Annotated[str | None, typer.Argument(metavar="[PRIVATE_PORT[/PROTO]]")] = None,
+) -> None:
+    """List port mappings or a specific mapping for the container."""
+    from .network import port_lines
+
+    lines = port_lines(client(ctx).inspect_container(name), private_port)
+    if private_port and not lines:
+        raise CliError(f"Error: No public port '{private_port if '/' in private_port else private_port + '/tcp'}'"
+                       f" published for {name}")
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command("rename")
+def rename(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    new_name: Annotated[str, typer.Argument(metavar="NEW_NAME")],
+) -> None:
+    """Rename a container."""
+    client(ctx).post(f"/containers/{quote_ref(name)}/rename", None, name=new_name)
+
+
+@app.command("cp")
+def cp(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:SRC_PATH or a local path")],
+    destination: Annotated[str, typer.Argument(metavar="DEST", help="CONTAINER:DEST_PATH or a local path")],
+) -> None:
+    """Copy files/folders between a container and the local filesystem."""
+    from . import copy
+
+    copy.copy(client(ctx), source, destination)
+

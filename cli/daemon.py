@@ -20,6 +20,14 @@ def daemon(
     network_driver: Annotated[Optional[str], typer.Option("--network-driver", help="Network driver")] = None,
     storage_opt: Annotated[Optional[list[str]], typer.Option("--storage-opt", help="KEY=VALUE for the "
                            "storage driver")] = None,
+    network_opt: Annotated[Optional[list[str]], typer.Option("--network-opt", help="KEY=VALUE for the "
+                           "network driver (bridge: bridge, bip, fixed_cidr, mtu, ...)")] = None,
+    bridge: Annotated[Optional[str], typer.Option("--bridge", "-b", help="Name of the default bridge "
+                      "(network option bridge)")] = None,
+    bip: Annotated[Optional[str], typer.Option("--bip", help="The bridge's address and prefix, "
+                   "e.g. 10.66.0.1/16")] = None,
+    fixed_cidr: Annotated[Optional[str], typer.Option("--fixed-cidr", help="Sub-range of the bridge subnet "
+                          "for container addresses")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -31,20 +39,29 @@ def daemon(
     from dockyard.daemon.main import run
     from dockyard.errors import DockyardError
 
-    opts = {}
-    for item in storage_opt or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            typer.echo(f"invalid --storage-opt {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(125)
-        opts[key] = value
+    opts = _key_values("--storage-opt", storage_opt)
+    net_opts = _key_values("--network-opt", network_opt)
+    for key, value in (("bridge", bridge), ("bip", bip), ("fixed_cidr", fixed_cidr)):
+        if value:
+            net_opts[key] = value
     if debug is None and os.environ.get("DEBUG", "0") not in ("", "0"):
         debug = True
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
-             "network_driver": network_driver, "storage_opts": opts, "debug": debug, "pidfile": pidfile}
+             "network_driver": network_driver, "storage_opts": opts, "network_opts": net_opts, "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:
         typer.echo(f"dockyard daemon: {exc}", err=True)
         raise typer.Exit(125) from None
     raise typer.Exit(run(config))
+
+
+def _key_values(flag: str, items: Optional[list[str]]) -> dict[str, str]:
+    result = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"invalid {flag} {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(125)
+        result[key] = value
+    return result

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import container, image, layers, system
+from . import container, image, layers, network, system
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -87,6 +87,7 @@ def _setup_logging(log_level: LogLevel) -> None:
 
 app.add_typer(container.app, rich_help_panel=MANAGEMENT)
 app.add_typer(image.app, rich_help_panel=MANAGEMENT)
+app.add_typer(network.app, rich_help_panel=MANAGEMENT)
 app.add_typer(system.app, rich_help_panel=MANAGEMENT)
 
 #: (top-level name, function, help panel, click context settings)
@@ -114,6 +115,9 @@ LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("tag", layers.tag, COMMANDS, None),
     ("save", layers.save, COMMANDS, None),
     ("load", layers.load, COMMANDS, None),
+    ("port", container.port, COMMANDS, None),
+    ("rename", container.rename, COMMANDS, None),
+    ("cp", container.cp, COMMANDS, None),
 ]
 
 for _name, _func, _panel, _settings in LEGACY:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, rootfs
+from dockyard import ids, netns, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
 from dockyard.images import ImageService
@@ -176,7 +176,7 @@ class ContainerService:
         if policy.maximum_retry_count and policy.name != "on-failure":
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         if request.host_config.network_mode.startswith("container:"):
-            raise InvalidParameter("network mode container: is not supported by the network driver in use")
+            self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
         name = ids.check_name(name) if name else None
         cid = ids.new_id()
         if name is None:
@@ -325,8 +325,19 @@ class ContainerService:
             if problem:
                 raise InvalidParameter(f"failed to start container {ids.short(c.id)}: {problem}")
             mode = c.host_config.network_mode
-            attachment = self.network.prepare(NetworkRequest(container_id=c.id, mode=mode, hostname=config.hostname))
-            binds = self._etc_files(c, attachment.netns is None) + self.volumes.prepare(c.mounts, root)
+            shared = None
+            if mode.startswith("container:"):
+                other = self.get(mode.partition(":")[2])
+                if not other.state.running:
+                    raise Conflict(f"cannot join network of a non running container: {other.id}")
+                shared = netns.path_of(netns.name_for(other.id))
+            attachment = self.network.prepare(NetworkRequest(
+                container_id=c.id, mode=mode, hostname=config.hostname, name=c.name,
+                port_bindings=c.host_config.port_bindings or {},
+                exposed_ports=sorted((config.exposed_ports or {}).keys()),
+                publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared))
+            binds = (self._etc_files(c, attachment.netns is None, attachment.settings)
+                     + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
@@ -340,7 +351,8 @@ class ContainerService:
             self._release(c)
             raise
 
-    def _etc_files(self, c: Container, host_network: bool) -> list[tuple[Path, str, bool]]:
+    def _etc_files(self, c: Container, host_network: bool,
+                   settings: dict | None = None) -> list[tuple[Path, str, bool]]:
         directory = self.dir_of(c)
         hostname = c.config.hostname
         (directory / "hostname").write_text(hostname + "\n")
@@ -352,12 +364,16 @@ class ContainerService:
                 hosts = Path("/etc/hosts").read_text().splitlines()
             except OSError:
                 pass
+        for entry in c.host_config.extra_hosts or []:  # --add-host name:ip
+            name, _, ip = entry.partition(":")
+            hosts.append(f"{ip}\t{name}")
+        settings = settings or {}
+        ip = settings.get("IPAddress") or next(
+            (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), "")
+        if ip:
+            hosts.append(f"{ip}\t{hostname}")
         (directory / "hosts").write_text("\n".join(hosts) + "\n")
-        try:
-            resolv = Path("/etc/resolv.conf").read_text()
-        except OSError:
-            resolv = ""
-        (directory / "resolv.conf").write_text(resolv)
+        (directory / "resolv.conf").write_text(_resolv_conf(c.host_config.dns or [], host_network))
         return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
                 (directory / "resolv.conf", "/etc/resolv.conf", False)]
 
@@ -545,6 +561,10 @@ class ContainerService:
                 await asyncio.to_thread(self.exec.delete, c.id)
             except DockyardError as exc:
                 log.warning("exec state of %s: %s", ids.short(c.id), exc)
+            try:
+                await asyncio.to_thread(self.network.remove, c.id)  # rm frees the address and ports
+            except DockyardError as exc:
+                log.warning("network of %s: %s", ids.short(c.id), exc)
             await asyncio.to_thread(self._remove_files, c)
             self.store.delete_container(c.id)
             self.containers.pop(c.id, None)
@@ -611,7 +631,7 @@ class ContainerService:
                 "ImageID": "sha256:" + c.image_id,
                 "Command": " ".join(shlex.quote(a) if " " in a or not a else a for a in [c.path, *c.args]),
                 "Created": to_unix(c.created),
-                "Ports": [],
+                "Ports": self._ps_ports(c),
                 "Labels": c.config.labels or {},
                 "State": c.state.status,
                 "Status": status_text(c.state),
@@ -623,6 +643,23 @@ class ContainerService:
             result = result[:1]
         if limit > 0:
             result = result[:limit]
+        return result
+
+    def _ps_ports(self, c: Container) -> list[dict]:
+        if not c.state.running:
+            return []
+        try:
+            ports = self.network.settings(c.id).get("Ports") or {}
+        except DockyardError:
+            return []
+        result = []
+        for key, bindings in ports.items():
+            private, _, proto = key.partition("/")
+            for binding in bindings or [None]:
+                item: dict[str, Any] = {"PrivatePort": int(private), "Type": proto}
+                if binding:
+                    item.update({"IP": binding.get("HostIp") or "0.0.0.0", "PublicPort": int(binding["HostPort"])})
+                result.append(item)
         return result
 
     def counts(self) -> tuple[int, int, int, int]:
@@ -678,6 +715,28 @@ class ContainerService:
         if self.events is not None:
             self.events.emit("container", action, c.id,
                              {"image": c.image_ref, "name": c.name, **attributes})
+
+
+def _resolv_conf(dns: list[str], host_network: bool) -> str:
+    """The host's resolv.conf; in a namespace of its own a container cannot reach
+    loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
+    Docker's defaults when none is left.  ``--dns`` replaces the nameservers."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        lines = []
+
+    def loopback(line: str) -> bool:
+        words = line.split()
+        return len(words) > 1 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")
+
+    if dns:
+        lines = [line for line in lines if not line.startswith("nameserver")] + [f"nameserver {s}" for s in dns]
+    elif not host_network:
+        lines = [line for line in lines if not loopback(line)]
+        if not any(line.startswith("nameserver") for line in lines):
+            lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
 
 
 def _now_dt():

@@ -280,6 +280,33 @@ class NetworkDriver(_Facade):
     def release(self, container_id: str) -> None:
         self._call("network_release", container_id=container_id)
 
+    def remove(self, container_id: str) -> None:
+        """rm: free address and ports; a driver without the hook has nothing more to free."""
+        if self._pm.hook.network_remove.get_hookimpls():
+            self._call("network_remove", container_id=container_id)
+
+    def cleanup(self) -> None:
+        if self._pm.hook.network_cleanup.get_hookimpls():
+            self._call("network_cleanup")
+
+    def create(self, name: str, options: dict) -> dict:
+        return dict(self._call("network_create", name=name, options=options))
+
+    def delete(self, name: str) -> None:
+        self._call("network_delete", name=name)
+
+    def list(self) -> list[dict]:
+        return list(self._call("network_list"))
+
+    def inspect(self, name: str) -> dict:
+        return dict(self._call("network_inspect", name=name))
+
+    def connect(self, container_id: str, network: str, aliases: list[str]) -> dict:
+        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases))
+
+    def disconnect(self, container_id: str, network: str) -> None:
+        self._call("network_disconnect", container_id=container_id, network=network)
+
     def settings(self, container_id: str) -> dict:
         return dict(self._call("network_settings", container_id=container_id))
 

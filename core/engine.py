@@ -67,7 +67,10 @@ class Engine:
 
     def close(self) -> None:
         try:
-            self.storage.cleanup()
+            try:
+                self.network.cleanup()
+            finally:
+                self.storage.cleanup()
         finally:
             self.store.close()
 
@@ -84,7 +87,8 @@ class Engine:
             "Driver": self.drivers.names["storage"],
             "DriverStatus": [list(x) for x in self.storage.status()],
             "ExecutionDriver": self.drivers.names["exec"],
-            "Plugins": {"Volume": ["local"], "Network": ["none", "host"], "Authorization": None,
+            "Plugins": {"Volume": ["local"], "Network": sorted({"host", "none", self.drivers.names["network"]}),
+                        "Authorization": None,
                         "Log": ["json-file"]},
             "MemoryLimit": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
             or Path("/sys/fs/cgroup/memory.max").exists() or _cgroup2_has("memory"),

@@ -329,8 +329,11 @@ def network_prepare(request: NetworkRequest) -> NetworkAttachment | None:
     Implemented by: network driver (required).  firstresult.  Returns where the
     container's network namespace is and its settings for inspect.  Called at
     every start; must be idempotent for a container already prepared.
-    Raises ``InvalidParameter`` for an unsupported mode, ``System`` on netlink
-    failures.
+    ``request.mode`` may be ``default``, ``bridge``, ``none``, ``host``,
+    ``container:<id>`` (with ``shared_netns``) or a user network's name.
+    Raises ``InvalidParameter`` for an unsupported mode, ``NotFound`` for an
+    unknown network, ``Conflict`` when a published host port is in use,
+    ``System`` on netlink failures.
     """
 
 
@@ -353,6 +356,67 @@ def network_settings(container_id: str) -> dict | None:
 @hookspec(firstresult=True)
 def network_status() -> list[tuple[str, str]] | None:
     """Status lines for ``info``.  Implemented by: network driver.  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_remove(container_id: str) -> bool | None:
+    """The container is being removed: free what it still holds (address, host ports).
+
+    Implemented by: network driver (optional; without it, release is all there is).
+    firstresult.  Called after :func:`network_release`, from ``rm``.  Idempotent.
+    ``network_release`` stays the *stop* operation: it deletes the namespace and
+    veths but keeps the address and host ports, so a restarted container gets them back.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def network_cleanup() -> bool | None:
+    """Daemon shutdown.  Drops the driver's process resources.  Rules that still-running
+    containers use may be kept, since containers outlive the daemon.
+
+    Implemented by: network driver (optional).  firstresult.  Idempotent.
+    """
+
+
+@hookspec(firstresult=True)
+def network_create(name: str, options: dict) -> dict | None:
+    """``POST /networks/create``.  ``options`` is the request body (IPAM, Options, Internal,
+    Labels).  Returns the network's inspect dict.  Raises ``Conflict`` for a name in use or an
+    overlapping pool, ``Forbidden`` for predefined names, ``InvalidParameter``.
+    Implemented by: network driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_delete(name: str) -> bool | None:
+    """Remove a user network.  ``Conflict`` if it has active endpoints, ``NotFound``.
+    Implemented by: network driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_list() -> list[dict] | None:
+    """Inspect dicts of every network the driver manages (``bridge`` included; ``host`` and
+    ``none`` are added by the route).  Implemented by: network driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_inspect(name: str) -> dict | None:
+    """One network by name, ID or unique ID prefix; ``NotFound``.
+    Implemented by: network driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_connect(container_id: str, network: str, aliases: list[str]) -> dict | None:
+    """Attach a running container to one more network (next ``ethN``).  Returns the container's
+    NetworkSettings.  ``Conflict`` if it is not running or is already connected.
+    Implemented by: network driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def network_disconnect(container_id: str, network: str) -> bool | None:
+    """Detach a container from a network and free its address there.
+    Implemented by: network driver (optional).  firstresult."""
 
 
 # ---------------------------------------------------------------------------

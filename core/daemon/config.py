@@ -68,6 +68,7 @@ class DaemonConfig(BaseModel):
     exec_driver: str | None = None
     network_driver: str | None = None
     storage_opts: dict[str, str] = Field(default_factory=dict)
+    network_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
 

@@ -57,7 +57,7 @@ def run(config: DaemonConfig) -> int:
         return 1
     try:
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
-                             {"storage": config.storage_opts})
+                             {"storage": config.storage_opts, "network": config.network_opts})
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1

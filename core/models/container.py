@@ -43,6 +43,7 @@ class HostConfig(ApiModel):
     volumes_from: list[str] | None = None
     network_mode: str = "default"
     port_bindings: dict[str, Any] | None = Field(default_factory=dict)
+    publish_all_ports: bool = False
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
     auto_remove: bool = False
     log_config: LogConfig = Field(default_factory=LogConfig)

@@ -96,12 +96,14 @@ class Daemon:
 
 
 def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
+    """A daemon on ``root`` with a bridge of its own (named after the root, so a
+    restarted daemon adopts it and parallel test daemons never share one)."""
     socket_path = root / "dockyard.sock"
     socket_path.unlink(missing_ok=True)  # left by a daemon killed with SIGKILL
     log = root / "daemon.stderr"
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
-         "--storage-driver", STORAGE_DRIVER, *extra],
+         "--storage-driver", STORAGE_DRIVER, "--network-opt", f"bridge={bridge_name(root)}", *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
     deadline = time.monotonic() + 30
     while not _answers(socket_path):
@@ -112,6 +114,19 @@ def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
             raise AssertionError(f"daemon did not come up:\n{log.read_text()}")
         time.sleep(0.05)
     return Daemon(root, socket_path, process, log)
+
+
+def bridge_name(root: Path) -> str:
+    import hashlib
+
+    return "dyt" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
+
+
+def remove_bridge(root: Path) -> None:
+    """Delete a test daemon's bridge and nftables table (a real daemon keeps them, like docker0)."""
+    name = bridge_name(root)
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", f"dockyard_{name}"], capture_output=True)
 
 
 def _answers(socket_path: Path) -> bool:
@@ -139,6 +154,7 @@ def daemon(tmp_path_factory):
     finally:
         _remove_all(d)
         d.stop()
+        remove_bridge(root)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -168,7 +168,9 @@ def fetch_from(netns: str, host: str, port: int) -> str:
 
 
 def cid(n: int | None = None) -> str:
-    return secrets.token_hex(32) if n is None else f"{n:064x}"
+    import hashlib
+
+    return secrets.token_hex(32) if n is None else hashlib.sha256(f"test-{n}".encode()).hexdigest()
 
 
 @pytest.fixture

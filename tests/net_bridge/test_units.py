@@ -56,3 +56,17 @@ def test_render_has_our_table_only():
     assert "ip daddr 127.0.0.1 udp dport 53 dnat to 10.1.2.2:53" in text
     assert 'ip saddr 10.1.2.0/24 oifname != "dyt0" masquerade' in text
     assert firewall.table_name("dockyard", "br-x.y") == "dockyard_br_x_y"
+
+
+def test_cli_publish_parsing_and_port_lines():
+    from dockyard.cli.network import parse_publish, port_bindings, port_lines
+
+    assert parse_publish("6379") == [("6379/tcp", {"HostIp": "", "HostPort": ""})]
+    assert parse_publish("8080:80") == [("80/tcp", {"HostIp": "", "HostPort": "8080"})]
+    assert parse_publish("127.0.0.1:8080:80/udp") == [("80/udp", {"HostIp": "127.0.0.1", "HostPort": "8080"})]
+    assert port_bindings(["6379", "127.0.0.1::53/udp"])[0] == {
+        "6379/tcp": [{"HostIp": "", "HostPort": ""}], "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    inspect = {"Name": "/h4-d", "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}],
+                                                            "443/tcp": None}}}
+    assert port_lines(inspect) == ["80/tcp -> 127.0.0.1:18080"]  # the docker CLI trace, exactly
+    assert port_lines(inspect, "80") == ["127.0.0.1:18080"]

@@ -15,7 +15,7 @@ from dockyard.errors import DriverNotFound
 BUILTINS = {
     "dockyard.storage": {"vfs"},
     "dockyard.exec": {"lxc"},
-    "dockyard.network": {"none"},
+    "dockyard.network": {"none", "bridge"},
 }
 
 

@@ -1,0 +1,287 @@
+"""Distribution endpoints: pull (``POST /images/create?fromImage=``), push,
+login (``POST /auth``) and search, over the distribution driver.
+
+``X-Registry-Auth`` is base64url(JSON) of ``{username, password, serveraddress}``
+(``e30=`` when not logged in).  Pull and push answer a JSON-lines progress
+stream; an error found before the first message (an unknown manifest, a
+refused login) is an ordinary HTTP error, as Docker answers it, and one found
+later goes into the stream as ``errorDetail``.
+
+The driver downloads and verifies; the image store is written here, layers
+first and the image (config blob byte for byte, so its ID is the config's
+digest, as ``docker save`` expects) last.  A failed pull leaves no image and
+releases the layers it added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_int, read_json,
+                                  write_message)
+from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.images import chain_id
+from dockyard.models.image import ImageConfig
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[dict], None]
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+class _DirectFacade:
+    """Calls a distribution driver instance's hooks directly (until the core loads
+    the distribution driver with the others and offers ``engine.distribution``)."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def pull(self, reference: str, auth: dict, progress: Progress, layer_exists=None, work_dir=None) -> dict:
+        return self.driver.distribution_pull(reference=reference, auth=auth, progress=progress,
+                                             layer_exists=layer_exists, work_dir=work_dir)
+
+    def push(self, reference: str, image: dict, auth: dict, progress: Progress) -> dict:
+        return self.driver.distribution_push(reference=reference, image=image, auth=auth, progress=progress)
+
+    def login(self, server: str, username: str, password: str) -> dict:
+        return self.driver.distribution_login(server=server, username=username, password=password)
+
+    def search(self, term: str, limit: int, auth: dict) -> list[dict]:
+        return self.driver.distribution_search(term=term, limit=limit, auth=auth)
+
+
+_fallback: dict[int, _DirectFacade] = {}
+
+
+def distribution(engine) -> Any:
+    facade = getattr(engine, "distribution", None)
+    if facade is not None:
+        return facade
+    cached = _fallback.get(id(engine))
+    if cached is None:
+        from dockyard.drivers import driver_class
+
+        cls = driver_class("distribution", os.environ.get("DOCKYARD_DISTRIBUTION_DRIVER", "http"))
+        root = engine.data_root / "distribution" / cls.name
+        root.mkdir(parents=True, exist_ok=True)
+        options = {}
+        for key, env in (("index-url", "DOCKYARD_INDEX_URL"), ("insecure-registries", "DOCKYARD_INSECURE_REGISTRIES")):
+            if os.environ.get(env):
+                options[key] = os.environ[env]
+        cached = _fallback[id(engine)] = _DirectFacade(cls(root, options))
+    return cached
+
+
+def registry_auth(request: web.Request) -> dict:
+    from dockyard.plugins.registry_http.client import decode_auth_header
+
+    return decode_auth_header(request.headers.get("X-Registry-Auth"))
+
+
+# -- pull ----------------------------------------------------------------------------------------
+
+
+def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
+    """Pull into the image store; returns the image ID.  Runs in a worker thread."""
+    images = engine.images
+
+    def layer_exists(parent: str | None, diff_id: str) -> str | None:
+        chain = chain_id(parent, diff_id)
+        if images.store.layer_row(chain) is not None and images.storage.exists(chain):
+            return chain
+        return None
+
+    tmp = engine.data_root / "tmp"
+    result = distribution(engine).pull(reference, auth, progress, layer_exists, str(tmp))
+    blob: bytes = result["config"]
+    image_id = hashlib.sha256(blob).hexdigest()
+    config = ImageConfig.model_validate_json(blob)
+    repo, tag = result.get("repository"), result.get("tag")
+    pending = [Path(p) for _, p in result["layers"] if p]
+    parent: str | None = None
+    size = 0
+    try:
+        for (diff_id, path), layer_id in zip(result["layers"], result.get("layer_ids") or [""] * len(pending)):
+            chain = chain_id(parent, diff_id)
+            stored = images.store.blob_dir / diff_id.removeprefix("sha256:")
+            if path:
+                progress({"status": "Extracting", "progressDetail": {}, "id": layer_id})
+                os.replace(path, stored)  # the uncompressed tar is kept by diff ID (save, push)
+            size += images._ensure_layer(chain, parent, diff_id, stored)
+            if path:
+                progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
+            parent = chain
+        previous = images.store.tag_target(repo, tag) if tag else None
+        images._commit_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
+    except BaseException:
+        if images.store.image_row(image_id) is None:
+            images._release_layers(parent)
+        raise
+    finally:
+        for path in pending:
+            path.unlink(missing_ok=True)
+    progress({"status": f"Digest: {result['digest']}"})
+    name = f"{repo}:{tag}" if tag else f"{repo}@{result['digest']}"
+    if tag and previous == image_id:
+        progress({"status": f"Status: Image is up to date for {name}"})
+    else:
+        progress({"status": f"Status: Downloaded newer image for {name}"})
+    engine.events.emit("image", "pull", name, {"name": name})
+    return image_id
+
+
+async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.StreamResponse:
+    """Run ``work(progress)`` in a thread and stream its progress messages.
+
+    Errors before the first message become the HTTP status; later ones go into
+    the stream."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def progress(message: dict) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    task = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    response: web.StreamResponse | None = None
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            if response is None:
+                response = await json_stream_response(request)
+            await write_message(response, getter.result())
+        while not queue.empty():
+            if response is None:
+                response = await json_stream_response(request)
+            await write_message(response, queue.get_nowait())
+    except (ConnectionResetError, asyncio.CancelledError):
+        # the client went away: let the work finish (it leaves a consistent store) and stop
+        await asyncio.shield(asyncio.gather(task, return_exceptions=True))
+        raise
+    exc = task.exception()
+    if exc is not None:
+        if response is None:
+            raise exc
+        message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
+        if not isinstance(exc, DockyardError):
+            log.error("%s %s failed", request.method, request.path, exc_info=exc)
+        await write_message(response, {"errorDetail": {"message": message}, "error": message})
+    if response is None:
+        response = await json_stream_response(request)
+    return response
+
+
+async def pull(request: web.Request) -> web.StreamResponse:
+    """``POST /images/create?fromImage=NAME&tag=TAG`` (tag may be a digest)."""
+    engine = request.app["engine"]
+    from_image = request.query.get("fromImage", "")
+    tag = request.query.get("tag") or ""
+    if not from_image:
+        raise InvalidParameter("fromImage must be given")
+    if tag.startswith(("sha256:", "sha512:")):
+        reference = f"{from_image}@{tag}"
+    elif tag:
+        reference = f"{from_image}:{tag}"
+    else:
+        reference = from_image
+    auth = registry_auth(request)
+    await request.read()
+    return await _stream(request, lambda progress: pull_image(engine, reference, auth, progress))
+
+
+# -- push ----------------------------------------------------------------------------------------
+
+
+def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
+    images = engine.images
+    for tag in tags:
+        image_id = images.resolve(f"{name}:{tag}")
+        chain = list(reversed(images._layer_chain(images.top_layer(image_id))))
+        layers = []
+        for layer in chain:
+            row = images.store.layer_row(layer)
+            layers.append((row["diff_id"], str(images.layer_tar(layer))))
+        image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
+        result = distribution(engine).push(f"{name}:{tag}", image, auth, progress)
+        engine.events.emit("image", "push", f"{name}:{tag}", {"name": f"{name}:{tag}"})
+        log.info("pushed %s:%s as %s", name, tag, result.get("Digest"))
+
+
+async def push(request: web.Request) -> web.StreamResponse:
+    """``POST /images/{name}/push?tag=``: every tag of the repository when no tag is given."""
+    engine = request.app["engine"]
+    name = request.match_info["name"]
+    tag = request.query.get("tag") or ""
+    if not tag and ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    if tag:
+        tags = [tag]
+        try:
+            engine.images.resolve(f"{name}:{tag}")
+        except NotFound:
+            raise NotFound(f"tag does not exist: {name}:{tag}") from None
+    else:
+        tags = sorted(t for r, t in engine.store.query("SELECT repo, tag FROM tags WHERE repo=?", (name,)))
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {name}")
+    auth = registry_auth(request)
+    await request.read()
+    return await _stream(request, lambda progress: push_image(engine, name, tags, auth, progress))
+
+
+# -- login and search ----------------------------------------------------------------------------
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /auth``: check credentials against a registry."""
+    engine = request.app["engine"]
+    body = await read_json(request)
+    server = body.get("serveraddress") or ""
+    username, password = body.get("username") or "", body.get("password") or ""
+    result = await asyncio.to_thread(distribution(engine).login, server, username, password)
+    return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
+
+
+async def search(request: web.Request) -> web.Response:
+    """``GET /images/search?term=&limit=&filters=``."""
+    import json
+
+    engine = request.app["engine"]
+    term = request.query.get("term", "")
+    if not term:
+        raise InvalidParameter("term must be given")
+    limit = query_int(request, "limit", 25)
+    if limit < 1 or limit > 100:
+        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
+    filters: dict[str, list[str]] = {}
+    if request.query.get("filters"):
+        raw = json.loads(request.query["filters"])
+        filters = {k: (list(v) if isinstance(v, (list, dict)) else [str(v)]) for k, v in raw.items()}
+    results = await asyncio.to_thread(distribution(engine).search, term, limit, registry_auth(request))
+    for key in ("is-official", "is-automated"):
+        if key in filters:
+            wanted = filters[key][0].lower() in ("true", "1")
+            results = [r for r in results if r[key.replace("-", "_")] == wanted]
+    if "stars" in filters:
+        minimum = int(filters["stars"][0])
+        results = [r for r in results if r["star_count"] >= minimum]
+    return json_response(results)
+
+
+def register(app: web.Application) -> None:
+    """Routes other than ``POST /images/create`` (which delegates to :func:`pull`)."""
+    add_route(app, "POST", r"/images/{name:.+}/push", push)
+    add_route(app, "POST", "/auth", login)
+    add_route(app, "GET", "/images/search", search)

@@ -1,0 +1,118 @@
+"""The storage conformance suite against the btrfs driver.
+
+``TestBtrfs`` formats a loopback btrfs in the test's temporary directory and
+runs the driver on it, as on a real btrfs data root (containerd's
+``btrfs_test.go``); ``TestBtrfsLoopback`` leaves the root on the host's file
+system, so the driver makes and mounts its own image.  Both always unmount
+and free their loop devices, and fail a test that leaves a mount behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("dockyard.testing.conformance")
+
+from dockyard.plugins.storage_btrfs.driver import BtrfsDriver  # noqa: E402
+from dockyard.plugins.storage_overlay import kernel  # noqa: E402
+from dockyard.testing.conformance import StorageDriverSuite  # noqa: E402
+
+pytest_plugins = ["dockyard.testing.conformance"]
+
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.skipif(not shutil.which("mkfs.btrfs"), reason="requires btrfs-progs (mkfs.btrfs)"),
+]
+
+
+def _detach_leftovers(directory: Path) -> list[str]:
+    """Unmount whatever is still mounted below ``directory``; return what was."""
+    left = kernel.mounts_under(str(directory))
+    for point, _ in left:
+        kernel.umount(point)
+    return [point for point, _ in left]
+
+
+def _loop_devices_of(image: Path) -> list[str]:
+    out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout
+    return [line.split(":")[0] for line in out.splitlines() if line]
+
+
+class TestBtrfs(StorageDriverSuite):
+    """The driver on a btrfs data root (a loopback btrfs made by the test)."""
+
+    @pytest.fixture
+    def driver_factory(self, storage_root: Path):
+        image = storage_root.parent / "btrfs-root.img"
+        with open(image, "wb") as f:
+            f.truncate(8 << 30)
+        subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
+        subprocess.run(["mount", "-o", "loop", str(image), str(storage_root)], check=True, capture_output=True)
+        driver = None
+        try:
+            driver = BtrfsDriver(storage_root, {})
+            assert not driver.loopback
+        finally:
+            if driver is None:
+                _detach_leftovers(storage_root)
+
+        def cleanup() -> None:
+            try:
+                driver.storage_cleanup()
+            finally:
+                subprocess.run(["umount", str(storage_root)], capture_output=True)
+                stray = _detach_leftovers(storage_root)
+                for dev in _loop_devices_of(image):
+                    subprocess.run(["losetup", "-d", dev], capture_output=True)
+                image.unlink(missing_ok=True)
+                assert not stray, f"mounts left behind: {stray}"
+
+        return driver, cleanup
+
+    def reopen(self, config, driver, root):
+        return BtrfsDriver(root, {})
+
+
+class TestBtrfsLoopback(StorageDriverSuite):
+    """The driver on a non-btrfs data root: it makes, mounts and unmounts its own image."""
+
+    driver_name = "btrfs"
+    driver_options = {"size": "8G"}
+
+    @pytest.fixture
+    def driver_factory(self, request: pytest.FixtureRequest, storage_root: Path):
+        driver = self.open_driver(request.config, storage_root)
+        assert driver.loopback and driver.image.is_file()
+
+        def cleanup() -> None:
+            try:
+                driver.storage_cleanup()
+            finally:
+                stray = _detach_leftovers(storage_root)
+                loops = _loop_devices_of(driver.image)
+                for dev in loops:
+                    subprocess.run(["losetup", "-d", dev], capture_output=True)
+                assert not stray, f"mounts left behind: {stray}"
+                assert not loops, f"loop devices left behind: {loops}"
+
+        return driver, cleanup
+
+    def test_status_names_the_loopback(self, storage) -> None:
+        status = dict(storage.status())
+        assert status["Backing Filesystem"].startswith("btrfs (loopback image on ")
+        assert status["Loopback File"].endswith("btrfs.img")
+
+    def test_cleanup_unmounts_and_construction_remounts(self, driver, storage_root: Path) -> None:
+        driver.storage_create_layer("a" * 64, None)
+        driver.storage_cleanup()
+        assert not kernel.is_mountpoint(str(driver.home))
+        again = BtrfsDriver(storage_root, {})
+        try:
+            assert kernel.is_mountpoint(str(driver.home))
+            assert again.storage_exists("a" * 64)
+        finally:
+            again.storage_cleanup()

@@ -1,0 +1,48 @@
+"""The network conformance suite against the ``bridge`` driver, on a private
+bridge and subnet per test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+
+import pytest
+
+pytest.register_assert_rewrite("dockyard.testing.network_conformance")
+
+from dockyard.testing.network_conformance import NetworkDriverSuite  # noqa: E402
+
+pytest_plugins = ["dockyard.testing.network_conformance"]
+pytestmark = [pytest.mark.requires_root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (bridges, namespaces, nftables)")]
+
+
+def _free_subnet() -> str:
+    import ipaddress
+    import random
+
+    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    taken = []
+    for line in routes.splitlines():
+        word = line.split()[1] if line.startswith(("local", "broadcast")) else line.split()[0]
+        if word != "default":
+            taken.append(ipaddress.IPv4Network(word, strict=False))
+    while True:
+        net = ipaddress.IPv4Network(f"10.{random.randint(100, 199)}.{random.randint(0, 255)}.0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return f"{net.network_address + 1}/24"
+
+
+class TestBridgeDriver(NetworkDriverSuite):
+    @pytest.fixture
+    def driver_factory(self):
+        from dockyard.plugins.net_bridge.driver import BridgeNetworkDriver
+
+        bridge = "dyt" + secrets.token_hex(4)
+        options = {"bridge": bridge, "bip": _free_subnet()}
+        try:
+            yield lambda root: (lambda d: (d, d.close))(BridgeNetworkDriver(root, options))
+        finally:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            subprocess.run(["nft", "delete", "table", "ip", f"dockyard_{bridge}"], capture_output=True)
