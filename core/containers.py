@@ -531,6 +531,77 @@ class ContainerService:
                 await self._start_unlocked(c)
         self._event(c, "restart")
 
+    async def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if not c.state.running:
+                raise Conflict(f"Container {c.id} is not running")
+            if c.state.paused:
+                raise Conflict(f"Container {c.id} is already paused")
+            await asyncio.to_thread(self.exec.pause, c.id)
+            c.state = c.state.model_copy(update={"paused": True, "status": "paused"})
+            self._persist(c)
+        self._event(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        async with c.lock:
+            if not c.state.paused:
+                raise Conflict(f"Container {c.id} is not paused")
+            await asyncio.to_thread(self.exec.unpause, c.id)
+            c.state = c.state.model_copy(update={"paused": False, "status": "running"})
+            self._persist(c)
+        self._event(c, "unpause")
+
+    async def top(self, ref: str, ps_args: str = "-ef") -> dict:
+        """``docker top``: ``ps`` on the host, limited to the container's processes."""
+        c = self.get(ref)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        pids = set(await asyncio.to_thread(self.exec.processes, c.id))
+        args = ps_args.split() if ps_args else ["-ef"]
+        proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        output, error = await proc.communicate()
+        if proc.returncode != 0:
+            raise InvalidParameter(f"Error running ps: {error.decode().strip()}")
+        lines = output.decode().splitlines()
+        titles = lines[0].split()
+        if "PID" not in titles:
+            raise InvalidParameter("Couldn't find PID field in ps output")
+        column = titles.index("PID")
+        processes = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > column and fields[column].isdigit() and int(fields[column]) in pids:
+                processes.append(fields)
+        return {"Titles": titles, "Processes": processes}
+
+    async def stats(self, ref: str) -> dict:
+        c = self.get(ref)
+        base = {"read": iso_now(), "preread": NEVER, "name": "/" + c.name, "id": c.id, "num_procs": 0,
+                "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {}, "precpu_stats": {}, "memory_stats": {},
+                "networks": {}}
+        if not c.state.running:
+            return base
+        base.update(await asyncio.to_thread(self.exec.stats, c.id))
+        return base
+
+    async def update(self, ref: str, resources: Resources) -> list[str]:
+        c = self.get(ref)
+        hc = c.host_config.model_copy(update={
+            "memory": resources.memory or c.host_config.memory,
+            "memory_swap": resources.memory_swap or c.host_config.memory_swap,
+            "cpu_shares": resources.cpu_shares or c.host_config.cpu_shares,
+            "cpuset_cpus": resources.cpuset_cpus or c.host_config.cpuset_cpus,
+            "pids_limit": resources.pids_limit or c.host_config.pids_limit})
+        if c.state.running:
+            await asyncio.to_thread(self.exec.update, c.id, resources)
+        c.host_config = hc
+        self.store.update_container(c.id, host_config=json.dumps(hc.api()))
+        self._event(c, "update")
+        return []
+
     async def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
         name = ids.check_name(new_name)

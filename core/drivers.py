@@ -31,7 +31,9 @@ from dockyard.models.runtime import (
     ExitStatus,
     NetworkAttachment,
     NetworkRequest,
+    ProcessSpec,
     ProcessState,
+    Resources,
     RuntimeSpec,
 )
 
@@ -269,6 +271,30 @@ class ExecDriver(_Facade):
 
     def status(self) -> list[tuple[str, str]]:
         return list(self._call("exec_status"))
+
+    def run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
+        return self._call("exec_run", container_id=container_id, exec_id=exec_id, spec=spec)
+
+    def run_wait(self, container_id: str, exec_id: str) -> int:
+        return int(self._call("exec_run_wait", container_id=container_id, exec_id=exec_id))
+
+    def run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> None:
+        self._call("exec_run_resize", container_id=container_id, exec_id=exec_id, height=height, width=width)
+
+    def pause(self, container_id: str) -> None:
+        self._call("exec_pause", container_id=container_id)
+
+    def unpause(self, container_id: str) -> None:
+        self._call("exec_unpause", container_id=container_id)
+
+    def processes(self, container_id: str) -> list[int]:
+        return list(self._call("exec_processes", container_id=container_id))
+
+    def stats(self, container_id: str) -> dict:
+        return dict(self._call("exec_stats", container_id=container_id))
+
+    def update(self, container_id: str, resources: Resources) -> None:
+        self._call("exec_update", container_id=container_id, resources=resources)
 
 
 class NetworkDriver(_Facade):

@@ -14,6 +14,7 @@ from dockyard.containers import ContainerService
 from dockyard.drivers import ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver, load_drivers
 from dockyard.errors import Conflict
 from dockyard.events import EventBus
+from dockyard.execs import ExecService
 from dockyard.images import ImageService
 from dockyard.store import Store
 from dockyard.volumes import VolumeService
@@ -32,6 +33,7 @@ class Engine:
     images: ImageService
     volumes: VolumeService
     containers: ContainerService
+    execs: ExecService
     events: EventBus
 
     @classmethod
@@ -63,7 +65,7 @@ class Engine:
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, events)
+                   containers, ExecService(containers), events)
 
     def close(self) -> None:
         try:

@@ -54,7 +54,9 @@ if TYPE_CHECKING:
         ExitStatus,
         NetworkAttachment,
         NetworkRequest,
+        ProcessSpec,
         ProcessState,
+        Resources,
         RuntimeSpec,
     )
 
@@ -309,6 +311,73 @@ def exec_delete(container_id: str) -> bool | None:
 
     Implemented by: exec driver (required).  firstresult.  Returns ``True``.
     Idempotent.  Raises ``Conflict`` if the process is still running.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_run(container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket | None:
+    """Start a second process in a running container (``docker exec``).
+
+    Implemented by: exec driver (optional).  firstresult.  Returns a connected
+    socket carrying the process's streams exactly as :func:`exec_attach` does
+    (stdcopy frames, or raw bytes with a tty; bytes written are stdin when
+    ``spec.stdin``; the caller's half-close is stdin EOF), closed once the process
+    has exited and its output is drained.  Exit codes as Docker's: 126 not
+    executable, 127 not found.  Raises ``Conflict`` if the container is not
+    running or is paused.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_run_wait(container_id: str, exec_id: str) -> int | None:
+    """Block until an :func:`exec_run` process exits; return its exit code.
+
+    Implemented by: exec driver (optional).  firstresult.  ``NotFound`` for an
+    unknown ``exec_id``.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_run_resize(container_id: str, exec_id: str, height: int, width: int) -> bool | None:
+    """Resize an :func:`exec_run` process's tty.  Implemented by: exec driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def exec_pause(container_id: str) -> bool | None:
+    """Freeze every process of the container (freezer cgroup).
+
+    Implemented by: exec driver (optional).  firstresult.  ``Conflict`` if not running.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_unpause(container_id: str) -> bool | None:
+    """Thaw a paused container.  Implemented by: exec driver (optional).  firstresult."""
+
+
+@hookspec(firstresult=True)
+def exec_processes(container_id: str) -> list[int] | None:
+    """Host PIDs of every process in the container (``docker top``).
+
+    Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_stats(container_id: str) -> dict | None:
+    """Resource usage read from the container's cgroups, in the Engine API's
+    ``/containers/{id}/stats`` shape (``memory_stats``, ``cpu_stats``,
+    ``pids_stats``, ``blkio_stats``; ``networks`` is added by the core).
+
+    Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_update(container_id: str, resources: Resources) -> bool | None:
+    """Change a running container's cgroup limits (``docker update``).
+
+    Implemented by: exec driver (optional).  firstresult.
     """
 
 

@@ -59,6 +59,19 @@ class RuntimeSpec(_Frozen):
     binds: list[tuple[Path, str, bool]] = Field(default_factory=list)
 
 
+class ProcessSpec(_Frozen):
+    """A second process in a running container (``docker exec``), resolved by the core."""
+
+    args: list[str]
+    env: list[str] = Field(default_factory=list)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = Field(default_factory=list)
+    tty: bool = False
+    stdin: bool = False
+
+
 class ProcessState(_Frozen):
     """What an exec driver knows about a container's main process."""
 

@@ -18,6 +18,7 @@ from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.logs import read_log
 from dockyard.models.container import CreateRequest
+from dockyard.models.runtime import Resources
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         except DockyardError as exc:
             log.info("attach to %s ended: %s", ref, exc)
             return conn.response
-        await _splice(conn, sock, stdin)
+        await splice(conn, sock, stdin)
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
@@ -67,7 +68,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return conn.response
 
 
-async def _splice(conn, sock, stdin: bool) -> None:
+async def splice(conn, sock, stdin: bool) -> None:
     """Container output to the client until it ends; client bytes to stdin."""
     reader, writer = await asyncio.open_connection(sock=sock)
 
@@ -240,6 +241,55 @@ async def archive_put(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def pause(request: web.Request) -> web.Response:
+    await _engine(request).containers.pause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    await _engine(request).containers.unpause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def top(request: web.Request) -> web.Response:
+    return json_response(await _engine(request).containers.top(request.match_info["id"],
+                                                               request.query.get("ps_args") or "-ef"))
+
+
+async def stats(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    ref = request.match_info["id"]
+    engine.containers.get(ref)
+    if not query_bool(request, "stream", True) or query_bool(request, "one-shot"):
+        return json_response(await engine.containers.stats(ref))
+    response = web.StreamResponse(headers={"Content-Type": JSON})
+    await response.prepare(request)
+    previous: dict = {}
+    try:
+        while True:
+            sample = await engine.containers.stats(ref)
+            sample["preread"] = previous.get("read", sample["preread"])
+            sample["precpu_stats"] = previous.get("cpu_stats", {})
+            await response.write(json.dumps(sample).encode() + b"\n")
+            previous = sample
+            container = engine.containers.containers.get(sample["id"])
+            if container is None or not container.state.running:
+                break
+            await asyncio.sleep(1)
+    except ConnectionResetError:
+        pass
+    return response
+
+
+async def update(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    resources = Resources(memory=body.get("Memory") or 0, memory_swap=body.get("MemorySwap") or 0,
+                          cpu_shares=body.get("CpuShares") or 0, cpuset_cpus=body.get("CpusetCpus") or "",
+                          pids_limit=max(body.get("PidsLimit") or 0, 0))
+    warnings = await _engine(request).containers.update(request.match_info["id"], resources)
+    return json_response({"Warnings": warnings})
+
+
 def register(app: web.Application) -> None:
     add_route(app, "POST", "/containers/create", create)
     add_route(app, "GET", "/containers/json", list_containers)
@@ -257,4 +307,9 @@ def register(app: web.Application) -> None:
     add_route(app, "GET", "/containers/{id}/archive", archive_get)
     add_route(app, "HEAD", "/containers/{id}/archive", archive_get)
     add_route(app, "PUT", "/containers/{id}/archive", archive_put)
+    add_route(app, "POST", "/containers/{id}/pause", pause)
+    add_route(app, "POST", "/containers/{id}/unpause", unpause)
+    add_route(app, "GET", "/containers/{id}/top", top)
+    add_route(app, "GET", "/containers/{id}/stats", stats)
+    add_route(app, "POST", "/containers/{id}/update", update)
 

@@ -1,0 +1,65 @@
+"""``/containers/{id}/exec`` and ``/exec/{id}/...``: docker exec."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from dockyard.daemon.hijack import hijack
+from dockyard.daemon.http import add_route, json_response, query_int, read_json
+from dockyard.daemon.routes.containers import splice
+from dockyard.engine import Engine
+from dockyard.errors import DockyardError
+
+log = logging.getLogger(__name__)
+
+
+def _engine(request: web.Request) -> Engine:
+    return request.app["engine"]
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    exec_id = _engine(request).execs.create(request.match_info["id"], body)
+    return json_response({"Id": exec_id}, status=201)
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    engine = _engine(request)
+    body = await read_json(request)
+    exec_id = request.match_info["id"]
+    instance = engine.execs.get(exec_id)
+    if body.get("Detach"):
+        sock = await engine.execs.start(exec_id)
+        sock.close()  # nobody reads: the driver keeps the process running
+        return web.Response(status=200)
+    sock = await engine.execs.start(exec_id)  # errors before the upgrade become JSON errors
+    conn = await hijack(request)
+    try:
+        await splice(conn, sock, bool(instance.config.get("AttachStdin")))
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    except DockyardError as exc:
+        log.info("exec %s ended: %s", exec_id[:12], exc)
+    finally:
+        conn.close()
+    return conn.response
+
+
+async def inspect(request: web.Request) -> web.Response:
+    return json_response(_engine(request).execs.get(request.match_info["id"]).api())
+
+
+async def resize(request: web.Request) -> web.Response:
+    await _engine(request).execs.resize(request.match_info["id"], query_int(request, "h", 24),
+                                        query_int(request, "w", 80))
+    return web.Response(status=201)
+
+
+def register(app: web.Application) -> None:
+    add_route(app, "POST", "/containers/{id}/exec", create)
+    add_route(app, "POST", "/exec/{id}/start", start)
+    add_route(app, "GET", "/exec/{id}/json", inspect)
+    add_route(app, "POST", "/exec/{id}/resize", resize)
+
