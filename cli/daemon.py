@@ -28,6 +28,10 @@ def daemon(
                    "e.g. 10.66.0.1/16")] = None,
     fixed_cidr: Annotated[Optional[str], typer.Option("--fixed-cidr", help="Sub-range of the bridge subnet "
                           "for container addresses")] = None,
+    insecure_registry: Annotated[Optional[list[str]], typer.Option("--insecure-registry", help="Registry "
+                                 "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
+    registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
+                            "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -47,7 +51,8 @@ def daemon(
     if debug is None and os.environ.get("DEBUG", "0") not in ("", "0"):
         debug = True
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
-             "network_driver": network_driver, "storage_opts": opts, "network_opts": net_opts, "debug": debug, "pidfile": pidfile}
+             "network_driver": network_driver, "storage_opts": opts, "network_opts": net_opts,
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

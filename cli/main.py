@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import container, image, layers, network, system
+from . import container, image, layers, network, registry, system
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -88,6 +88,7 @@ def _setup_logging(log_level: LogLevel) -> None:
 app.add_typer(container.app, rich_help_panel=MANAGEMENT)
 app.add_typer(image.app, rich_help_panel=MANAGEMENT)
 app.add_typer(network.app, rich_help_panel=MANAGEMENT)
+app.add_typer(registry.app, rich_help_panel=MANAGEMENT)
 app.add_typer(system.app, rich_help_panel=MANAGEMENT)
 
 #: (top-level name, function, help panel, click context settings)
@@ -118,7 +119,15 @@ LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("port", container.port, COMMANDS, None),
     ("rename", container.rename, COMMANDS, None),
     ("cp", container.cp, COMMANDS, None),
+    ("pull", registry.pull, COMMON, None),
+    ("push", registry.push, COMMON, None),
+    ("login", registry.login, COMMANDS, None),
+    ("logout", registry.logout, COMMANDS, None),
+    ("search", registry.search, COMMANDS, None),
 ]
+
+image.app.command("pull")(registry.pull)
+image.app.command("push")(registry.push)
 
 for _name, _func, _panel, _settings in LEGACY:
     app.command(_name, rich_help_panel=_panel, context_settings=_settings)(_func)

@@ -338,3 +338,20 @@ class NetworkDriver(_Facade):
 
     def status(self) -> list[tuple[str, str]]:
         return list(self._call("network_status"))
+
+
+class DistributionDriver(_Facade):
+    kind = "distribution"
+
+    def pull(self, reference: str, auth: dict, progress, layer_exists=None, work_dir: str | None = None) -> dict:
+        return self._call("distribution_pull", reference=reference, auth=auth, progress=progress,
+                          layer_exists=layer_exists, work_dir=work_dir)
+
+    def push(self, reference: str, image: dict, auth: dict, progress) -> dict:
+        return self._call("distribution_push", reference=reference, image=image, auth=auth, progress=progress)
+
+    def login(self, server: str, username: str, password: str) -> dict:
+        return self._call("distribution_login", server=server, username=username, password=password)
+
+    def search(self, term: str, limit: int, auth: dict) -> list[dict]:
+        return list(self._call("distribution_search", term=term, limit=limit, auth=auth))

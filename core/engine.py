@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.containers import ContainerService
-from dockyard.drivers import ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver, load_drivers
+from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
+                              load_drivers)
 from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
@@ -35,15 +36,18 @@ class Engine:
     containers: ContainerService
     execs: ExecService
     events: EventBus
+    distribution: DistributionDriver
 
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
-             network: str | None = None, options: dict[str, dict] | None = None) -> "Engine":
+             network: str | None = None, options: dict[str, dict] | None = None,
+             distribution: str | None = None) -> "Engine":
         data_root.mkdir(parents=True, exist_ok=True)
         (data_root / "tmp").mkdir(exist_ok=True)
         store = Store(data_root)
         storage = storage or store.setting("storage_driver")
-        drivers = load_drivers(data_root, {"storage": storage, "exec": execution, "network": network}, options)
+        drivers = load_drivers(data_root, {"storage": storage, "exec": execution, "network": network,
+                                            "distribution": distribution}, options)
         previous = store.setting("storage_driver")
         if previous and previous != drivers.names["storage"]:
             raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
@@ -65,7 +69,7 @@ class Engine:
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events)
+                   containers, ExecService(containers), events, DistributionDriver(drivers.pm))
 
     def close(self) -> None:
         try:

@@ -494,19 +494,29 @@ def network_disconnect(container_id: str, network: str) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def distribution_pull(reference: str, auth: dict, progress) -> dict | None:
-    """Fetch an image's manifest, config and layers from a registry.
+def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_dir: str) -> dict | None:
+    """Fetch an image's manifest, config and the layers the caller lacks from a registry.
 
-    Implemented by: distribution driver.  firstresult.  ``progress`` is a
-    callable taking one JSON-message dict (``status``, ``id``, ``progressDetail``).
-    Returns ``{"config": bytes, "layers": [(diff_id, path_to_tar)]}``.
-    Raises ``NotFound`` for an unknown repository or tag, ``Unauthorized``.
+    Implemented by: distribution driver.  firstresult.  ``progress`` is a callable
+    taking one JSON-message dict (``status``, ``id``, ``progressDetail``); it may be
+    called from several threads.  ``layer_exists(parent_chain_id | None, diff_id)``
+    returns the local layer's chain ID when that layer (on those parents) is present,
+    else ``None``.  Layers are verified against their digest and diff ID; their
+    uncompressed tars are written into ``work_dir``.
+    Returns ``{"config": bytes, "digest": manifest digest, "repository": local repo,
+    "tag": tag or None (pull by digest), "name": str, "layers": [(diff_id, tar path or
+    None when present)], "layer_ids": [12-hex progress ids]}``.
+    Raises ``NotFound`` (unknown repository, tag or platform), ``Unauthorized``,
+    ``InvalidParameter`` (verification failed).
     """
 
 
 @hookspec(firstresult=True)
 def distribution_push(reference: str, image: dict, auth: dict, progress) -> dict | None:
-    """Upload an image's layers, config and manifest; returns ``{"Digest", "Size"}``.
+    """Upload an image's layers, config and manifest; returns ``{"Digest", "Size", "Tag"}``.
+
+    ``image`` is ``{"config": bytes (the stored config blob), "layers": [(diff_id,
+    path of the uncompressed tar)], "work_dir": str}``, bottom layer first.
 
     Implemented by: distribution driver.  firstresult.  Raises
     ``Unauthorized``, ``Forbidden``, ``NotFound``.

@@ -5,6 +5,7 @@ Precedence: command-line flags, then the config file, then defaults.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +70,23 @@ class DaemonConfig(BaseModel):
     network_driver: str | None = None
     storage_opts: dict[str, str] = Field(default_factory=dict)
     network_opts: dict[str, str] = Field(default_factory=dict)
+    registry_opts: dict[str, str] = Field(default_factory=dict)
+    insecure_registries: list[str] = Field(default_factory=list)
     debug: bool = False
     pidfile: Path | None = None
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]
+
+    def distribution_options(self) -> dict[str, str]:
+        """Options of the distribution driver; the seed's index URL variable is honoured."""
+        options = dict(self.registry_opts)
+        if self.insecure_registries:
+            options["insecure-registries"] = ",".join(self.insecure_registries)
+        index = os.environ.get("DOCKYARD_INDEX_URL") or os.environ.get("DOCKER_INDEX_URL")
+        if index:
+            options.setdefault("index-url", index)
+        return options
 
     @property
     def pid_path(self) -> Path:

@@ -57,7 +57,8 @@ def run(config: DaemonConfig) -> int:
         return 1
     try:
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
-                             {"storage": config.storage_opts, "network": config.network_opts})
+                             {"storage": config.storage_opts, "network": config.network_opts,
+                              "distribution": config.distribution_options()})
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1

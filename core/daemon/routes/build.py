@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
-import tempfile
 
 from aiohttp import web
 
@@ -148,14 +146,6 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
     return response
 
 
-async def session(request: web.Request) -> web.Response:
-    from dockyard.daemon.http import error_response
-
-    return error_response("BuildKit sessions are not supported by this daemon; use the classic builder "
-                          "(DOCKER_BUILDKIT=0)", 404)
-
-
 def register(app: web.Application) -> None:
+    # /session and /grpc (BuildKit) fall through to the app's JSON 404
     add_route(app, "POST", "/build", build)
-    add_route(app, "POST", "/session", session)
-    add_route(app, "POST", "/grpc", session)

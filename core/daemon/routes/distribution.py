@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from dockyard.drivers import DistributionDriver
+
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_int, read_json,
                                   write_message)
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
@@ -38,47 +40,8 @@ Progress = Callable[[dict], None]
 # -- the driver ----------------------------------------------------------------------------------
 
 
-class _DirectFacade:
-    """Calls a distribution driver instance's hooks directly (until the core loads
-    the distribution driver with the others and offers ``engine.distribution``)."""
-
-    def __init__(self, driver: Any) -> None:
-        self.driver = driver
-
-    def pull(self, reference: str, auth: dict, progress: Progress, layer_exists=None, work_dir=None) -> dict:
-        return self.driver.distribution_pull(reference=reference, auth=auth, progress=progress,
-                                             layer_exists=layer_exists, work_dir=work_dir)
-
-    def push(self, reference: str, image: dict, auth: dict, progress: Progress) -> dict:
-        return self.driver.distribution_push(reference=reference, image=image, auth=auth, progress=progress)
-
-    def login(self, server: str, username: str, password: str) -> dict:
-        return self.driver.distribution_login(server=server, username=username, password=password)
-
-    def search(self, term: str, limit: int, auth: dict) -> list[dict]:
-        return self.driver.distribution_search(term=term, limit=limit, auth=auth)
-
-
-_fallback: dict[int, _DirectFacade] = {}
-
-
-def distribution(engine) -> Any:
-    facade = getattr(engine, "distribution", None)
-    if facade is not None:
-        return facade
-    cached = _fallback.get(id(engine))
-    if cached is None:
-        from dockyard.drivers import driver_class
-
-        cls = driver_class("distribution", os.environ.get("DOCKYARD_DISTRIBUTION_DRIVER", "http"))
-        root = engine.data_root / "distribution" / cls.name
-        root.mkdir(parents=True, exist_ok=True)
-        options = {}
-        for key, env in (("index-url", "DOCKYARD_INDEX_URL"), ("insecure-registries", "DOCKYARD_INSECURE_REGISTRIES")):
-            if os.environ.get(env):
-                options[key] = os.environ[env]
-        cached = _fallback[id(engine)] = _DirectFacade(cls(root, options))
-    return cached
+def distribution(engine) -> DistributionDriver:
+    return engine.distribution
 
 
 def registry_auth(request: web.Request) -> dict:

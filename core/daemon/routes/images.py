@@ -13,7 +13,7 @@ from dockyard import config_changes
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, query_filters,
                                   write_message)
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotImplemented
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import ImageConfig
 
@@ -23,8 +23,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     source = request.query.get("fromSrc")
     if not source:
         if request.query.get("fromImage"):
-            raise NotImplemented("pulling images needs a distribution driver; none is configured in this daemon "
-                                 f"(cannot pull {request.query['fromImage']})")
+            from dockyard.daemon.routes import distribution
+
+            return await distribution.pull(request)
         raise InvalidParameter("fromSrc or fromImage must be given")
     repo = request.query.get("repo") or None
     tag = request.query.get("tag") or None

@@ -1,0 +1,451 @@
+"""Registry commands: ``pull``, ``push``, ``login``, ``logout``, ``search`` and
+``dockyard registry serve|adduser|describe|delete``.
+
+Credentials are kept as docker keeps them: ``~/.dockyard/config.json``
+(``$DOCKYARD_CONFIG/config.json``), mode 0600, ``{"auths": {"<host[:port]>":
+{"auth": base64("user:password")}}}``, and sent to the daemon as
+``X-Registry-Auth: base64url({"username", "password", "serveraddress"})``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .client import CliError, iter_json_messages, quote_ref
+from .context import client, warn
+
+__all__ = ["app", "pull", "push", "login", "logout", "search", "pull_image", "Credentials"]
+
+app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories",
+                  no_args_is_help=True)
+
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+
+
+# -- credentials ----------------------------------------------------------------------------------
+
+
+class Credentials:
+    """``config.json`` ``auths``, in docker's format."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        base = directory or Path(os.environ.get("DOCKYARD_CONFIG") or Path.home() / ".dockyard")
+        self.path = Path(base) / "config.json"
+
+    def _load(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(".config.json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent="\t")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
+
+    def get(self, server: str) -> tuple[str, str] | None:
+        entry = (self._load().get("auths") or {}).get(server) or {}
+        if not entry.get("auth"):
+            return None
+        try:
+            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        except ValueError:
+            return None
+        return user, password
+
+    def store(self, server: str, username: str, password: str) -> None:
+        data = self._load()
+        data.setdefault("auths", {})[server] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
+        self._save(data)
+
+    def remove(self, server: str) -> bool:
+        data = self._load()
+        if server not in (data.get("auths") or {}):
+            return False
+        del data["auths"][server]
+        self._save(data)
+        return True
+
+
+def server_key(domain: str) -> str:
+    return DOCKER_HUB_KEY if domain in ("docker.io", "index.docker.io", "registry-1.docker.io") else domain
+
+
+def _domain_of(name: str) -> str:
+    from dockyard.plugins.registry_http.reference import parse
+
+    try:
+        return parse(name).domain
+    except Exception:  # noqa: BLE001 - the daemon reports a bad reference itself
+        return name.split("/", 1)[0]
+
+
+def auth_header(domain: str) -> str:
+    """``X-Registry-Auth`` for a registry host (``e30=`` without stored credentials)."""
+    key = server_key(domain)
+    creds = Credentials().get(key)
+    if creds is None:
+        return "e30="
+    body = {"username": creds[0], "password": creds[1], "serveraddress": key}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class ProgressView:
+    """Docker-style output of a JSON progress stream: one line per layer, with
+    rich progress bars on a terminal; plain status lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty() and not quiet
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+        self.aux: dict | None = None
+        if self.tty:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self.progress = Progress(TextColumn("{task.fields[layer]}: {task.description}"), BarColumn(),
+                                     DownloadColumn(), transient=False)
+            self.progress.start()
+
+    def handle(self, message: dict) -> None:
+        if message.get("error") or message.get("errorDetail"):
+            detail = message.get("errorDetail") or {}
+            raise CliError(str(message.get("error") or detail.get("message")))
+        if "aux" in message:
+            self.aux = message["aux"]
+            return
+        status, layer = message.get("status"), message.get("id")
+        if not status:
+            return
+        detail = message.get("progressDetail") or {}
+        if self.progress is not None and layer and len(layer) == 12:
+            task = self.tasks.get(layer)
+            if task is None:
+                task = self.tasks[layer] = self.progress.add_task(status, layer=layer, total=None)
+            if detail.get("total"):
+                self.progress.update(task, description=status, completed=detail.get("current", 0),
+                                     total=detail["total"])
+            else:
+                done = status in ("Pull complete", "Already exists", "Pushed", "Layer already exists") \
+                    or status.startswith("Mounted from")
+                task_obj = self.progress.tasks[task] if isinstance(task, int) else None
+                total = task_obj.total if task_obj is not None and task_obj.total else None
+                self.progress.update(task, description=status, **({"completed": total} if done and total else {}))
+            return
+        if self.quiet:
+            return
+        if detail.get("current") is not None and layer:
+            return  # progress-bar updates are for terminals
+        text = f"{layer}: {status}" if layer else status
+        if self.progress is not None:
+            self.progress.console.print(text, highlight=False)
+        else:
+            typer.echo(text)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _run_stream(ctx: typer.Context, path: str, params: dict, domain: str, quiet: bool) -> ProgressView:
+    view = ProgressView(quiet)
+    try:
+        with client(ctx).stream("POST", path, params=params, headers={"X-Registry-Auth": auth_header(domain)}) \
+                as response:
+            for message in iter_json_messages(response):
+                view.handle(message)
+    finally:
+        view.close()
+    return view
+
+
+def pull_image(ctx: typer.Context, name: str, quiet: bool = False) -> None:
+    """Pull ``name`` (``repo[:tag]`` or ``repo@digest``) through the daemon."""
+    repo, tag = name, None
+    if "@" in name:
+        repo, tag = name.split("@", 1)
+    elif ":" in name.rsplit("/", 1)[-1]:
+        repo, tag = name.rsplit(":", 1)
+    if tag is None:
+        tag = "latest"
+        if not quiet:
+            typer.echo("Using default tag: latest")
+    _run_stream(ctx, "/images/create", {"fromImage": repo, "tag": tag}, _domain_of(name), quiet)
+    if quiet:
+        typer.echo(f"{repo}{'@' if tag.startswith('sha256:') else ':'}{tag}")
+    else:
+        typer.echo(canonical_name(repo, tag))
+
+
+def canonical_name(repo: str, tag: str) -> str:
+    """What docker prints after a pull: the fully qualified reference."""
+    from dockyard.plugins.registry_http.reference import parse
+
+    sep = "@" if tag.startswith(("sha256:", "sha512:")) else ":"
+    try:
+        ref = parse(repo)
+    except Exception:  # noqa: BLE001
+        return f"{repo}{sep}{tag}"
+    return f"{ref.domain}/{ref.path}{sep}{tag}"
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def pull(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME[:TAG|@DIGEST]", help="Image to pull")],
+    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Tag to pull (the seed's spelling)")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output")] = False,
+) -> None:
+    """Download an image from a registry."""
+    if tag:
+        name = f"{name}@{tag}" if tag.startswith("sha256:") else f"{name}:{tag}"
+    pull_image(ctx, name, quiet)
+
+
+def push(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME[:TAG]", help="Image to push")],
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output")] = False,
+) -> None:
+    """Upload an image to a registry (every tag of the repository when no tag is given)."""
+    repo, tag = name, ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        repo, tag = name.rsplit(":", 1)
+    view = _run_stream(ctx, f"/images/{quote_ref(repo)}/push", {"tag": tag or None}, _domain_of(repo), quiet)
+    if quiet and view.aux:
+        typer.echo(f"{repo}:{view.aux.get('Tag')}")
+
+
+def login(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Argument(metavar="[SERVER]", help="Registry (default: the index)")] = None,
+    username: Annotated[str | None, typer.Option("-u", "--username", help="Username")] = None,
+    password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
+) -> None:
+    """Log in to a registry."""
+    from dockyard.plugins.registry_http.reference import default_index
+
+    domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
+    domain = domain.removesuffix("/v1").removesuffix("/v2")
+    key = server_key(domain)
+    if password is not None and password_stdin:
+        raise CliError("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise CliError("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password is not None:
+        warn("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    stored = Credentials().get(key)
+    if not username:
+        if stored and password is None:
+            username, password = stored
+        else:
+            username = input(f"Username{f' ({stored[0]})' if stored else ''}: ").strip() or (stored[0] if stored
+                                                                                             else "")
+    if password is None:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    if not username or not password:
+        raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()
+                       else "username and password are required")
+    answer = client(ctx).post("/auth", {"username": username, "password": password, "serveraddress": key}).json()
+    Credentials().store(key, username, password)
+    typer.echo(f"\nWARNING! Your password will be stored unencrypted in {Credentials().path}.\n", err=True)
+    typer.echo(answer.get("Status") or "Login Succeeded")
+
+
+def logout(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Argument(metavar="[SERVER]", help="Registry (default: the index)")] = None,
+) -> None:
+    """Log out from a registry."""
+    from dockyard.plugins.registry_http.reference import default_index
+
+    domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
+    key = server_key(domain)
+    if not Credentials().remove(key):
+        typer.echo(f"Not logged in to {key}")
+        return
+    typer.echo(f"Removing login credentials for {key}")
+
+
+def search(
+    ctx: typer.Context,
+    term: Annotated[str, typer.Argument(metavar="TERM", help="What to search for ([HOST/]TERM)")],
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Max number of search results")] = 25,
+    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter output (stars=N, "
+                                                      "is-official=true, is-automated=false)")] = None,
+) -> None:
+    """Search a registry for images."""
+    filters: dict[str, list[str]] = {}
+    for item in filter_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"bad format of filter (expected name=value): {item}")
+        filters.setdefault(key, []).append(value)
+    params: dict[str, Any] = {"term": term, "limit": limit}
+    if filters:
+        params["filters"] = json.dumps(filters)
+    response = client(ctx).request("GET", "/images/search", params=params,
+                                   headers={"X-Registry-Auth": auth_header(_domain_of(term + "/x")
+                                                                            if "/" in term else _domain_of(term))})
+    results = response.json()
+    rows = []
+    for r in results:
+        description = (r.get("description") or "").replace("\n", " ")
+        if not no_trunc and len(description) > 45:
+            description = description[:44] + "…"
+        rows.append([r.get("name", ""), description, str(r.get("star_count", 0)),
+                     "[OK]" if r.get("is_official") else "", "[OK]" if r.get("is_automated") else ""])
+    headers = ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    for row in [headers, *rows]:
+        typer.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+# -- dockyard registry ... -----------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:5000)")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Data directory (default "
+                                              "/var/lib/dockyard-registry)")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="TLS private key (PEM)")] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="none, basic or token")] = None,
+    users: Annotated[Path | None, typer.Option("--users", help="htpasswd (bcrypt) file of accounts")] = None,
+    admin: Annotated[list[str] | None, typer.Option("--admin", help="An administrator account")] = None,
+    token_ttl: Annotated[int | None, typer.Option("--token-ttl", help="Token lifetime in seconds")] = None,
+    storage_driver: Annotated[str | None, typer.Option("--storage-driver", help="filesystem or s3")] = None,
+    s3_bucket: Annotated[str | None, typer.Option("--s3-bucket")] = None,
+    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
+    s3_prefix: Annotated[str | None, typer.Option("--s3-prefix")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Log every request")] = False,
+) -> None:
+    """Run a registry (OCI distribution API v2, token auth, search) until SIGINT/SIGTERM."""
+    import logging
+
+    from dockyard.plugins.registry_http.server.app import run_forever
+    from dockyard.plugins.registry_http.server.config import RegistryConfig
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = RegistryConfig.load(config, listen=listen, root=root, tls_cert=tls_cert, tls_key=tls_key,
+                                  auth_mode=auth, users=users, admins=admin or [], token_ttl=token_ttl,
+                                  storage_driver=storage_driver, storage_bucket=s3_bucket,
+                                  storage_endpoint_url=s3_endpoint, storage_prefix=s3_prefix)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"invalid registry settings: {exc}") from None
+    run_forever(cfg)
+
+
+@app.command("adduser")
+def adduser(
+    username: Annotated[str, typer.Argument(help="Account name (lower case)")],
+    root: Annotated[Path | None, typer.Option("--root", help="Registry data directory (users file "
+                                              "<root>/htpasswd)")] = None,
+    users: Annotated[Path | None, typer.Option("--users", help="htpasswd file to write")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Registry settings file")] = None,
+    password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator")] = False,
+) -> None:
+    """Add (or update) a registry account in the bcrypt users file."""
+    from dockyard.plugins.registry_http.server.auth import add_user
+    from dockyard.plugins.registry_http.server.config import RegistryConfig
+
+    cfg = RegistryConfig.load(config, root=root, users=users)
+    path = cfg.users or cfg.root / "htpasswd"
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    if password is None:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CliError("passwords do not match")
+    if not password:
+        raise CliError("a password is required")
+    try:
+        add_user(path, username, password, admin=admin)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    typer.echo(f"{'Administrator' if admin else 'User'} {username} saved in {path}")
+
+
+def _registry_request(method: str, name: str, body: dict | None = None):
+    """A request to a registry's ``/v1/repositories/<name>`` with the stored credentials."""
+    import httpx
+
+    from dockyard.plugins.registry_http.client import RegistryClient
+    from dockyard.plugins.registry_http.reference import parse
+
+    ref = parse(name)
+    creds = Credentials().get(server_key(ref.domain))
+    auth = {"username": creds[0], "password": creds[1]} if creds else {}
+    with RegistryClient(ref.domain, auth) as registry:
+        registry.ping()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if creds:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+        try:
+            response = registry._client(registry.base.split("://")[0]).request(
+                method, f"{registry.base}/v1/repositories/{ref.path}", headers=headers,
+                content=json.dumps(body).encode() if body is not None else None)
+        except httpx.HTTPError as exc:
+            raise CliError(f"{method} {ref.domain}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            error = response.json()["errors"][0]
+            message = f"{error['code'].lower()}: {error['message']}"
+        except (ValueError, KeyError, IndexError, TypeError):
+            message = f"HTTP {response.status_code}"
+        raise CliError(f"Error response from registry: {message}")
+    return response
+
+
+@app.command("describe")
+def describe(
+    name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository on a registry")],
+    description: Annotated[str | None, typer.Option("-d", "--description", help="New description")] = None,
+    private: Annotated[bool | None, typer.Option("--private/--public", help="Readable by its owner only")] = None,
+) -> None:
+    """Show or set a repository's description and visibility (owner or admin)."""
+    changes: dict[str, Any] = {}
+    if description is not None:
+        changes["description"] = description
+    if private is not None:
+        changes["private"] = private
+    response = _registry_request("PATCH" if changes else "GET", name, changes if changes else None)
+    typer.echo(json.dumps(response.json(), indent=2))
+
+
+@app.command("delete")
+def delete(name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository to delete")]) -> None:
+    """Delete a repository from a registry (owner or admin)."""
+    _registry_request("DELETE", name)
+    typer.echo(f"Deleted {name}")
