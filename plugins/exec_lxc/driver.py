@@ -44,8 +44,9 @@ from dockyard.errors import (
     NotModified,
     System,
 )
-from dockyard.models.runtime import ExitStatus, ProcessState, RuntimeSpec
+from dockyard.models.runtime import ExitStatus, ProcessState, Resources, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
+from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
 LOCK_ROOT = Path("/run/lxc/lock")
@@ -514,6 +515,8 @@ class LxcDriver:
 
     def _wait_orphan(self, d: Path, timeout: float | None) -> ExitStatus | None:
         """The shim is gone without an exit file: wait for the init process itself."""
+        if not (d / "config").exists():
+            raise NotFound(f"No such container: {d.name}")
         pid, _ = self._init_pid(d)
         if pid and self._init_alive(d, pid):
             if not _wait_pid_gone(pid, timeout):
@@ -540,6 +543,19 @@ class LxcDriver:
         self._thaw(container_id)
 
     # ------------------------------------------------------------------ cleanup
+
+    def _retire_shim(self, d: Path, grace: float = 2.0) -> None:
+        """Let a shim whose process is over finish (it may still be flushing output
+        to attach clients), killing it after ``grace`` seconds."""
+        shim = self._shim_pid(d)
+        if not shim:
+            return
+        if not _wait_pid_gone(shim, grace) and self._shim_pid(d) == shim:
+            try:
+                os.kill(shim, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_pid_gone(shim, 2.0)
 
     def _cgroup_hierarchies(self) -> list[Path]:
         root = lxcconf.CGROUP_ROOT
@@ -591,7 +607,11 @@ class LxcDriver:
                                        log_level=self.log_level)
         hook = lxcconf.render_hook(spec, d, cgroup2=self.cgroup2)
         with self._lock:
+            if spec.container_id in self._pending:
+                raise Conflict(f"container {spec.container_id} already has a live process")
             if d.exists():
+                if (d / "exit").exists():
+                    self._retire_shim(d)    # exited; its shim may still be flushing output
                 if self._shim_pid(d):
                     raise Conflict(f"container {spec.container_id} already has a live process")
                 pid, _ = self._init_pid(d)
@@ -801,21 +821,56 @@ class LxcDriver:
         if state is not None and state.status in ("running", "paused"):
             raise Conflict(f"You cannot remove a running container {container_id}. "
                            "Stop the container before attempting removal or force remove")
-        shim = self._shim_pid(d)
-        if shim:
-            if state is not None and state.status == "created":
-                self._command(d, {"cmd": "shutdown"}, timeout=5.0)
-            # an exited container's shim may still be flushing output to attach clients
-            if not _wait_pid_gone(shim, 2.0) and self._shim_pid(d) == shim:
-                try:
-                    os.kill(shim, _signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                _wait_pid_gone(shim, 2.0)
+        if state is not None and state.status == "created" and self._shim_pid(d):
+            self._command(d, {"cmd": "shutdown"}, timeout=5.0)
+        self._retire_shim(d)
         self._cleanup_runtime(container_id)
         shutil.rmtree(d, ignore_errors=True)
         if d.exists():
             raise System(f"cannot remove the runtime state of {container_id}")
+        return True
+
+    def _running(self, container_id: str, *, allow_paused: bool = True) -> ProcessState:
+        d = self._existing(container_id)
+        self._ready(container_id)
+        state = self._state(d)
+        if state is None or state.status not in (("running", "paused") if allow_paused else ("running",)):
+            raise Conflict(f"Container {container_id} is not running")
+        return state
+
+    @dockyard.hookimpl
+    def exec_pause(self, container_id: str) -> bool:
+        state = self._running(container_id)
+        if state.status == "paused":
+            raise Conflict(f"Container {container_id} is already paused")
+        Cgroups(container_id, self.cgroup2).freeze()
+        return True
+
+    @dockyard.hookimpl
+    def exec_unpause(self, container_id: str) -> bool:
+        state = self._running(container_id)
+        if state.status != "paused":
+            raise Conflict(f"Container {container_id} is not paused")
+        Cgroups(container_id, self.cgroup2).thaw()
+        return True
+
+    @dockyard.hookimpl
+    def exec_processes(self, container_id: str) -> list[int]:
+        self._running(container_id)
+        return Cgroups(container_id, self.cgroup2).pids()
+
+    @dockyard.hookimpl
+    def exec_stats(self, container_id: str) -> dict:
+        self._running(container_id)
+        cg = Cgroups(container_id, self.cgroup2)
+        stats = cg.stats()
+        stats["num_procs"] = 0
+        return stats
+
+    @dockyard.hookimpl
+    def exec_update(self, container_id: str, resources: Resources) -> bool:
+        self._running(container_id)
+        Cgroups(container_id, self.cgroup2).update(resources)
         return True
 
     @dockyard.hookimpl

@@ -302,6 +302,10 @@ class Shim:
         self.deadline = None
         self.master = -1
         self.crlf_tail = b""
+        self.exec_pending = False
+        self.exec_since = 0.0
+        st = os.stat("/proc/self/exe")
+        self.self_exe = (st.st_dev, st.st_ino)
 
     # -- setup -----------------------------------------------------------------
 
@@ -399,15 +403,35 @@ class Shim:
             timeout = -1
             if self.deadline is not None:
                 timeout = max(0.0, self.deadline - time.monotonic())
+            if self.exec_pending:
+                t = self.exec_poll_timeout()
+                timeout = t if timeout < 0 else min(timeout, t)
             events = ep.poll(timeout)
+            if self.exec_pending:
+                self.check_exec()
             if not events and self.deadline is not None and time.monotonic() >= self.deadline:
                 self.on_deadline()
                 continue
             for fd, ev in events:
                 h = handlers.get(fd)
                 if h is not None:
-                    h(fd, ev)
+                    try:
+                        h(fd, ev)
+                    except Exception as exc:  # noqa: BLE001 - never let one bad event kill the shim
+                        self.report(exc)
+                        c = self.clients.get(fd)
+                        if c is not None:
+                            self.drop(c)
         self.cleanup_files()
+
+    @staticmethod
+    def report(exc):
+        tb, where = exc.__traceback__, []
+        while tb is not None:
+            where.append("%s:%d" % (tb.tb_frame.f_code.co_name, tb.tb_lineno))
+            tb = tb.tb_next
+        sys.stderr.write("shim: %r at %s\n" % (exc, " > ".join(where)))
+        sys.stderr.flush()
 
     def on_deadline(self):
         self.deadline = None
@@ -564,6 +588,11 @@ class Shim:
         self.update_stdin_clients()
 
     def on_stdin_writable(self, fd, ev):
+        if ev & (EPOLLERR | EPOLLHUP):     # nobody reads the container's stdin any more
+            self.stdin_buf.clear()
+            self.close_stdin_now()
+            self.update_stdin_clients()
+            return
         self.flush_stdin()
 
     def close_stdin(self):
@@ -743,7 +772,7 @@ class Shim:
                 self.go_w = -1
             elif self.state == "starting":
                 self.start_waiters.append(c)
-            elif self.pid:
+            elif self.started_ns:
                 self.reply(c, {"ok": True, "pid": self.pid, "started_ns": self.started_ns})
             else:
                 self.reply(c, {"ok": False, "error": self.start_error or "container is not running"})
@@ -787,6 +816,10 @@ class Shim:
     start_error = ""
 
     def on_fifo(self, fd, ev):
+        # The start-host hook reports the init pid.  The init has not exec'd the
+        # app yet: it still has to pass LXC's last sync steps, and SIGKILLing it
+        # in that window leaves liblxc's monitor blocked on its sync socket
+        # forever.  So "started" is only reported once the exec is seen.
         try:
             data = os.read(fd, 4096)
         except BlockingIOError:
@@ -798,16 +831,42 @@ class Shim:
                 continue
             if pid > 0 and not self.pid:
                 self.pid = pid
-                self.started_ns = time.time_ns()
-                if self.state == "starting":
-                    self.state = "running"
-                write_atomic("started", jdump({"pid": pid, "started_ns": self.started_ns,
-                                               "started_at": rfc3339(self.started_ns),
-                                               "monitor": self.mpid}) + "\n")
-                waiters, self.start_waiters = self.start_waiters, []
-                for c in waiters:
-                    if c.fd in self.clients:
-                        self.reply(c, {"ok": True, "pid": pid, "started_ns": self.started_ns})
+                self.exec_since = time.monotonic()
+                self.exec_pending = True
+                self.check_exec()
+
+    def check_exec(self):
+        """Has the init exec'd the app (its /proc/PID/exe is no longer our interpreter)?"""
+        try:
+            st = os.stat("/proc/%d/exe" % self.pid)
+        except OSError:
+            return      # exited already (or a zombie): on_child settles it
+        if (st.st_dev, st.st_ino) != self.self_exe:
+            self.mark_started()
+
+    def exec_poll_timeout(self):
+        elapsed = time.monotonic() - self.exec_since
+        if elapsed < 0.02:
+            return 0.0002
+        if elapsed < 0.5:
+            return 0.001
+        return 0.01
+
+    def mark_started(self):
+        if not self.exec_pending:
+            return
+        self.exec_pending = False
+        pid = self.pid
+        self.started_ns = time.time_ns()
+        if self.state == "starting":
+            self.state = "running"
+        write_atomic("started", jdump({"pid": pid, "started_ns": self.started_ns,
+                                       "started_at": rfc3339(self.started_ns),
+                                       "monitor": self.mpid}) + "\n")
+        waiters, self.start_waiters = self.start_waiters, []
+        for c in waiters:
+            if c.fd in self.clients:
+                self.reply(c, {"ok": True, "pid": pid, "started_ns": self.started_ns})
 
     def on_child(self, fd, ev):
         try:
@@ -820,24 +879,29 @@ class Shim:
         if self.state == "shutdown":
             # never started: no exit file, just go away
             self.state = "finished"
+            self.close_listen()
             for c in list(self.clients.values()):
                 if c.kind == "attach":
                     c.closing = True
                     self.send(c)
-            self.close_listen()
+                elif c not in self.waiters and not c.closing:
+                    self.drop(c)
+            for c in self.waiters:
+                if c.fd in self.clients:
+                    self.drop(c)     # no exit status: the process never ran
+            self.waiters = []
             self.deadline = time.monotonic() + 5.0
             return
         res = (read_text(self.statedir + "/result") or "").split(None, 2)
         ok = len(res) >= 2 and res[0] == "1"
         st = int(res[1]) if len(res) >= 2 and res[1].lstrip("-").isdigit() else -1
         self.child_status = (ok, st, res[2].strip() if len(res) > 2 else "")
+        if ok and self.pid:
+            self.mark_started()     # the app ran (and exited before we saw its exec)
+        self.exec_pending = False
         if not ok:
-            reason = self.child_status[2] or lxc_error(self.statedir)
-            self.start_error = reason
-            waiters, self.start_waiters = self.start_waiters, []
-            for c in waiters:
-                if c.fd in self.clients:
-                    self.reply(c, {"ok": False, "error": reason})
+            # start waiters get the reason from maybe_finish, after the exit file exists
+            self.start_error = self.child_status[2] or lxc_error(self.statedir)
         # output fds should reach EOF now; don't wait forever for them
         self.deadline = time.monotonic() + 2.0
         self.maybe_finish()
@@ -867,7 +931,7 @@ class Shim:
                 code = 255
         now = time.time_ns()
         info = {"exit_code": code, "oom_killed": oom, "finished_ns": now, "finished_at": rfc3339(now),
-                "started": bool(self.pid), "error": error}
+                "started": bool(self.started_ns), "error": error}
         self.exit_line = jdump(info) + "\n"
         write_atomic("exit", self.exit_line)
         self.state = "finished"
