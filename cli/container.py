@@ -123,6 +123,15 @@ def build_create_body(
     }
 
 
+def _puller(ctx: typer.Context, image: str) -> Any:
+    def pull() -> None:
+        from .registry import pull_image
+
+        pull_image(ctx, image)
+
+    return pull
+
+
 def normalize_ref(image: str) -> str:
     """``busybox`` -> ``busybox:latest`` for messages (docker's TagNameOnly)."""
     if "@" in image or ":" in image.rpartition("/")[2]:
@@ -130,14 +139,29 @@ def normalize_ref(image: str) -> str:
     return f"{image}:latest"
 
 
-def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str) -> str:
-    """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1."""
+def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str,
+                     pull: Any = None) -> str:
+    """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1.
+
+    A missing image is pulled with ``pull()`` (if given) and the create retried
+    once, as the docker CLI does."""
     exit_code = 125 if command == "run" else 1
     prefix = "dockyard: " if command == "run" else ""
     try:
-        answer = api.post("/containers/create", body, name=name).json()
+        try:
+            answer = api.post("/containers/create", body, name=name).json()
+        except DaemonError as exc:
+            if exc.status != 404 or pull is None or not exc.daemon_message.startswith("No such image"):
+                raise
+            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+            try:
+                pull()
+            except CliError as pull_error:
+                warn(f"{prefix}{pull_error}")
+                raise typer.Exit(exit_code) from None
+            answer = api.post("/containers/create", body, name=name).json()
     except DaemonError as exc:
-        if exc.status == 404:
+        if exc.status == 404 and pull is None:
             warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
         warn(f"{prefix}{exc}")
         if command == "run":
@@ -189,7 +213,7 @@ def create(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
-    typer.echo(create_container(client(ctx), body, name, command="create"))
+    typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
 
 @app.command("run", context_settings=PASSTHROUGH)
@@ -239,7 +263,7 @@ def run(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
-    container_id = create_container(api, body, name, command="run")
+    container_id = create_container(api, body, name, command="run", pull=_puller(ctx, image))
     if detach:
         try:
             api.post(f"/containers/{container_id}/start")

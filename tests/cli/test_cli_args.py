@@ -18,7 +18,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Stub create/attach so `run` only records the body and flow it would use."""
     seen: dict[str, Any] = {}
 
-    def fake_create(api, body, name, *, command):
+    def fake_create(api, body, name, *, command, pull=None):
         seen.update(body=body, name=name, command=command, host=api.host.url)
         return "c0ffee"
 

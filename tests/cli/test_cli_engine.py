@@ -67,10 +67,11 @@ def test_run_detached_prints_full_id(runner: CliRunner, engine: FakeEngine) -> N
 def test_run_unknown_image(runner: CliRunner, engine: FakeEngine) -> None:
     result = invoke(runner, engine, "run", "missing", "true")
     assert result.exit_code == 125
+    # docker's flow: report, pull (the fake "pulls" nothing usable), retry once, fail
+    assert "Using default tag: latest" in result.stdout
     assert result.stderr.startswith(
         "Unable to find image 'missing:latest' locally\n"
         "dockyard: Error response from daemon: No such image: missing:latest\n")
-    assert result.stdout == ""
 
 
 def test_run_start_failure_exit_127(runner: CliRunner, engine: FakeEngine) -> None:
