@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import container, image, layers, network, registry, system
+from . import build as build_cmd, container, image, layers, network, registry, system
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -94,6 +94,7 @@ app.add_typer(system.app, rich_help_panel=MANAGEMENT)
 #: (top-level name, function, help panel, click context settings)
 LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("run", container.run, COMMON, container.PASSTHROUGH),
+    ("build", build_cmd.build, COMMON, None),
     ("ps", container.ls, COMMON, None),
     ("images", image.ls, COMMON, None),
     ("version", system.version, COMMON, None),
@@ -126,6 +127,7 @@ LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("search", registry.search, COMMANDS, None),
 ]
 
+image.app.command("build")(build_cmd.build)
 image.app.command("pull")(registry.pull)
 image.app.command("push")(registry.push)
 

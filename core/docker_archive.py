@@ -39,7 +39,7 @@ def save(images: ImageService, names: list[str], out: BinaryIO) -> None:
             if config_name not in written:
                 _add_bytes(tar, config_name, blob)
                 written.add(config_name)
-            chain = list(reversed(images._layer_chain(images.top_layer(image_id))))
+            chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
             layer_paths, parent = [], None
             for layer in chain:
                 path = f"{layer}/layer.tar"
@@ -102,9 +102,9 @@ def load(images: ImageService, archive: BinaryIO) -> list[str]:
                         raise InvalidParameter(f"invalid archive: layer {path} has diff ID {diff_id}, "
                                                f"the config says {expected}")
                 tags = entry.get("RepoTags") or []
-                image_id = images._commit_image(config, parent, size, "", None, None, blob=blob)
+                image_id = images.record_image(config, parent, size, "", None, None, blob=blob)
             except BaseException:
-                images._release_layers(parent)  # layers no image uses: gone again
+                images.release_layers(parent)  # layers no image uses: gone again
                 raise
             for tag in tags:
                 repo, _, t = tag.rpartition(":")

@@ -25,7 +25,7 @@ import pluggy
 from stevedore import ExtensionManager
 
 from dockyard import hookspecs
-from dockyard.errors import DriverNotFound, DriverNotSupported, NotImplemented
+from dockyard.errors import DriverNotFound, DriverNotSupported
 from dockyard.models.runtime import (
     Change,
     ExitStatus,
@@ -175,10 +175,10 @@ class _Facade:
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
         caller = getattr(self._pm.hook, hook_name)
         if not caller.get_hookimpls():
-            raise NotImplemented(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
         result = caller(**kwargs)
         if result is None and hook_name not in self._may_return_none:
-            raise NotImplemented(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
         return result
 
     _may_return_none: frozenset[str] = frozenset()

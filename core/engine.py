@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class Engine:
              distribution: str | None = None) -> "Engine":
         data_root.mkdir(parents=True, exist_ok=True)
         (data_root / "tmp").mkdir(exist_ok=True)
+        for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         store = Store(data_root)
         storage = storage or store.setting("storage_driver")
         drivers = load_drivers(data_root, {"storage": storage, "exec": execution, "network": network,

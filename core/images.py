@@ -166,7 +166,7 @@ class ImageService:
             "rootfs": RootFS(diff_ids=[diff_id]),
             "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
         })
-        return self._commit_image(config, layer, size, parent="", repo=repo, tag=tag)
+        return self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
 
     def _ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
@@ -186,7 +186,7 @@ class ImageService:
                        (layer, parent, diff_id, size, iso_now()))
         return size
 
-    def _commit_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
+    def record_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
                       repo: str | None, tag: str | None, blob: bytes | None = None) -> str:
         """Record an image whose layers exist.  ``blob`` keeps a config's original
         bytes (a loaded or pulled image's ID is the digest of exactly those)."""
@@ -232,13 +232,13 @@ class ImageService:
             config.author = author
         config.rootfs = RootFS(diff_ids=[*base.rootfs.diff_ids, diff_id])
         config.history = [*base.history, HistoryEntry(created=now, created_by=created_by, comment=comment or None)]
-        return self._commit_image(config, layer, base_row["size"] + size, parent=base_image, repo=repo, tag=tag)
+        return self.record_image(config, layer, base_row["size"] + size, parent=base_image, repo=repo, tag=tag)
 
     def history(self, image_id: str) -> list[dict]:
         """``docker history``: newest first; IDs where an image in the chain starts."""
         config = self.config(image_id)
         entries = list(config.history)
-        layers = self._layer_chain(self.store.image_row(image_id)["top_layer"])  # top first
+        layers = self.layer_chain(self.store.image_row(image_id)["top_layer"])  # top first
         sizes = [self.store.layer_row(layer)["size"] for layer in layers]
         owners: dict[int, str] = {}
         current: str | None = image_id
@@ -266,7 +266,7 @@ class ImageService:
             })
         return result
 
-    def _layer_chain(self, top: str | None) -> list[str]:
+    def layer_chain(self, top: str | None) -> list[str]:
         chain = []
         while top:
             chain.append(top)
@@ -392,10 +392,10 @@ class ImageService:
             db.execute("DELETE FROM images WHERE id=?", (image_id,))
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
-        self._release_layers(top)
+        self.release_layers(top)
         return result
 
-    def _release_layers(self, layer: str | None) -> None:
+    def release_layers(self, layer: str | None) -> None:
         """Remove a layer chain from the top while no image or layer still uses it."""
         while layer:
             in_use = self.store.query(

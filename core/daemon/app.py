@@ -11,7 +11,8 @@ from aiohttp import web
 
 from dockyard.daemon.config import Address
 from dockyard.daemon.http import api_middleware, error_response
-from dockyard.daemon.routes import containers, distribution, execs, images, layers, networks, system, volumes
+from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
+                                    volumes)
 from dockyard.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ async def _unknown(request: web.Request) -> web.Response:
 def make_app(engine: Engine) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 40)
     app["engine"] = engine
-    for module in (system, layers, distribution, images, containers, execs, volumes, networks):
+    for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app

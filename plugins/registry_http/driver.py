@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard import hookimpl
-from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotImplemented, Unauthorized
+from dockyard.errors import DockyardError, InvalidParameter, NotFound, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
 from .common import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
@@ -136,7 +136,7 @@ class _Decompressor:
             try:
                 import zstandard
             except ImportError:
-                raise NotImplemented("zstd-compressed layers need the 'zstandard' package") from None
+                raise NotImplementedError("zstd-compressed layers need the 'zstandard' package") from None
             self._z = zstandard.ZstdDecompressor().decompressobj()
             self.kind = "zstd"
         elif head.startswith(b"\x1f\x8b"):
@@ -227,7 +227,7 @@ class HttpDistributionDriver:
                 manifest = self._json(body, "manifest")
                 media_type = manifest_media_type(manifest, media_type)
             if manifest.get("schemaVersion") != 2 or "config" not in manifest:
-                raise NotImplemented(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
+                raise NotImplementedError(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
                                      "not supported)")
             config_digest = manifest["config"]["digest"]
             config = client.get_blob(ref.path, config_digest, scope)

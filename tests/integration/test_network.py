@@ -49,7 +49,7 @@ def test_published_port_and_container_ip(daemon):
     assert settings["MacAddress"].startswith("02:42:")
     ip = settings["IPAddress"]
     assert ip and settings["Gateway"] and settings["IPPrefixLen"] == 16
-    assert f"->6379/tcp" in out(daemon.docker("ps", "--filter", "name=net-srv"))
+    assert "->6379/tcp" in out(daemon.docker("ps", "--filter", "name=net-srv"))
     assert ask("127.0.0.1", host_port) == b"pong\n"
     assert ask(ip, 6379) == b"pong\n"
     # and from a second container, by address

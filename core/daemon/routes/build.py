@@ -22,7 +22,7 @@ from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
 from dockyard.daemon.http import add_route, json_stream_response, query_bool, query_int, write_message
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotImplemented
+from dockyard.errors import DockyardError, InvalidParameter
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _json_param(request: web.Request, name: str, kind: type) -> object:
 def options_from(request: web.Request) -> BuildOptions:
     q = request.query
     if q.get("version") == "2":
-        raise NotImplemented("BuildKit (version=2) is not supported by this daemon; use the classic builder "
+        raise NotImplementedError("BuildKit (version=2) is not supported by this daemon; use the classic builder "
                              "(DOCKER_BUILDKIT=0)")
     if query_bool(request, "squash"):
         raise InvalidParameter("squash is not supported by this daemon")

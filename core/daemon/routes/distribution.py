@@ -84,10 +84,10 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
                 progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
             parent = chain
         previous = images.store.tag_target(repo, tag) if tag else None
-        images._commit_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
+        images.record_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
     except BaseException:
         if images.store.image_row(image_id) is None:
-            images._release_layers(parent)
+            images.release_layers(parent)
         raise
     finally:
         for path in pending:
@@ -171,7 +171,7 @@ def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progres
     images = engine.images
     for tag in tags:
         image_id = images.resolve(f"{name}:{tag}")
-        chain = list(reversed(images._layer_chain(images.top_layer(image_id))))
+        chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
         layers = []
         for layer in chain:
             row = images.store.layer_row(layer)

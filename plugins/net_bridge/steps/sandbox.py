@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from dockyard import netns as core_netns
 from dockyard.errors import System
 
 from .. import nsutil
