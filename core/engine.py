@@ -51,14 +51,14 @@ class Engine:
             else:
                 stale.unlink(missing_ok=True)
         store = Store(data_root)
-        storage = storage or store.setting("storage_driver")
-        drivers = load_drivers(data_root, {"storage": storage, "exec": execution, "network": network,
-                                            "distribution": distribution}, options)
         previous = store.setting("storage_driver")
-        if previous and previous != drivers.names["storage"]:
+        if storage and previous and storage != previous:
+            store.close()
             raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
-                           f"refusing to start with {drivers.names['storage']!r} (use --data-root with another "
+                           f"refusing to start with {storage!r} (use --data-root with another "
                            f"directory, or --storage-driver {previous})")
+        drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution, "network": network,
+                                            "distribution": distribution}, options)
         store.set_setting("storage_driver", drivers.names["storage"])
         if not store.setting("daemon_id"):
             import uuid

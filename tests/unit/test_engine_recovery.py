@@ -1,0 +1,77 @@
+"""What a crash leaves behind is cleaned when the engine opens again, and bad
+input stores nothing."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from dockyard.engine import Engine
+from dockyard.errors import Conflict, InvalidParameter, NotFound
+
+pytestmark = pytest.mark.requires_root
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _open(root) -> Engine:
+    return Engine.open(root, storage="vfs", network="none")
+
+
+def test_orphan_layer_from_a_crash_is_removed(tmp_path):
+    engine = _open(tmp_path)
+    try:
+        engine.storage.create_layer("f" * 64, None)  # content written, metadata never committed
+        assert engine.storage.exists("f" * 64)
+    finally:
+        engine.close()
+    engine = _open(tmp_path)
+    try:
+        assert not engine.storage.exists("f" * 64)
+    finally:
+        engine.close()
+
+
+def test_bad_tar_stores_nothing(tmp_path):
+    engine = _open(tmp_path)
+    try:
+        with pytest.raises(InvalidParameter):
+            engine.images.import_tarball(io.BytesIO(b"not a tar at all" * 64), "junk", "latest")
+        assert engine.storage.layers() == []
+        assert engine.store.query("SELECT * FROM images") == []
+        assert [p.name for p in engine.store.blob_dir.iterdir()] == []
+        with pytest.raises(NotFound):
+            engine.images.resolve("junk")
+    finally:
+        engine.close()
+
+
+def test_import_tag_and_delete_release_layers(tmp_path):
+    engine = _open(tmp_path)
+    try:
+        image_id = engine.images.import_tarball(io.BytesIO(_tar({"hello": b"world"})), "one", "v1")
+        again = engine.images.import_tarball(io.BytesIO(_tar({"hello": b"world"})), "two", "v1")
+        assert engine.images.resolve("one:v1") == image_id and engine.images.resolve("two:v1") == again
+        assert len(engine.storage.layers()) == 1  # one layer shared by both images
+        engine.images.delete("one:v1", False, {})
+        assert len(engine.storage.layers()) == 1
+        engine.images.delete("two:v1", False, {})
+        assert engine.storage.layers() == []
+    finally:
+        engine.close()
+
+
+def test_data_root_keeps_its_storage_driver(tmp_path):
+    _open(tmp_path).close()
+    with pytest.raises(Conflict, match="holds layers of the 'vfs' storage driver"):
+        Engine.open(tmp_path, storage="no-such-driver", network="none")
