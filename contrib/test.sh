@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash contrib/setup.sh
 venv=${DOCKYARD_VENV:-/opt/dockyard}
+# the out-of-tree example driver, installed plainly: found only through its entry point
+"$venv/bin/pip" install -q ./examples/dockyard-copy-driver
 set +e
 "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
 rc=$?

@@ -45,6 +45,7 @@ from dockyard.models.runtime import Change
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "differs",
     "Marker",
     "OverlayWhiteouts",
     "PlainWhiteouts",
@@ -504,7 +505,7 @@ def _compare(new: str, old: str | None, rel: str, out: list[tuple[str, int]]) ->
                 _compare(new_path, None, child_rel, out)
             continue
         old_path = os.path.join(old, name)  # type: ignore[arg-type]
-        changed = _differs(old_path, old_st, new_path, st)
+        changed = differs(old_path, old_st, new_path, st)
         if changed:
             out.append((child_rel, MODIFIED))
         if stat.S_ISDIR(st.st_mode):
@@ -515,7 +516,7 @@ def _compare(new: str, old: str | None, rel: str, out: list[tuple[str, int]]) ->
         out.append((f"{rel}/{name}", DELETED))
 
 
-def _differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result) -> bool:
+def differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result) -> bool:
     if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
         return True
     if not stat.S_ISDIR(a.st_mode):  # directory size and mtime say nothing (moby#9874)

@@ -86,6 +86,13 @@ def _why_unusable(cls: type) -> str | None:
     return None
 
 
+def _auto_selectable(kind: str, name: str) -> bool:
+    """A driver may ask not to be picked automatically (aufs on its FUSE fallback:
+    Docker only ever chose *kernel* aufs by itself); naming it still works."""
+    check = getattr(_extensions(kind)[name].plugin, "auto_selectable", None)
+    return True if check is None else bool(check())
+
+
 def driver_class(kind: str, name: str) -> type:
     """The class registered under ``name`` in ``kind``'s namespace, checked usable."""
     manager = _extensions(kind)
@@ -106,7 +113,7 @@ def choose(kind: str, name: str | None) -> str:
         return name
     usable = {n for n, why in available(kind).items() if why is None}
     for candidate in PRIORITY.get(kind, []):
-        if candidate in usable:
+        if candidate in usable and _auto_selectable(kind, candidate):
             return candidate
     if usable:
         return sorted(usable)[0]

@@ -861,11 +861,11 @@ class StorageDriverSuite:
 
     def test_interrupted_create_is_invisible_or_complete(self, request: pytest.FixtureRequest,
                                                          storage: StorageDriver, driver: Any,
-                                                         storage_root: Path, work: Path) -> None:
+                                                         storage_root: Path, work: Path, caps: Capabilities) -> None:
         base = layer_id("big-base")
         src = work / "src"
         src.mkdir()
-        write_tree(src, seed=5, files=1500, caps=Capabilities(device_nodes=False, fifos=False))
+        write_tree(src, seed=5, files=1500, caps=caps.model_copy(update={"device_nodes": False, "fifos": False}))
         self.layer_from_tar(storage, base, read_all(archive.export_tree(src)))
         with mounted(storage, base) as root:
             expected = snapshot(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,15 @@ def _detach_leftovers(directory: Path) -> list[str]:
     return [point for point, _ in left]
 
 
-def _loop_devices_of(image: Path) -> list[str]:
-    out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout
-    return [line.split(":")[0] for line in out.splitlines() if line]
+def _loop_devices_of(image: Path, settle: float = 3.0) -> list[str]:
+    """Loop devices still backed by ``image``, after giving autoclear (asynchronous) time to act."""
+    deadline = time.monotonic() + settle
+    while True:
+        out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout
+        found = [line.split(":")[0] for line in out.splitlines() if line]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 class TestBtrfs(StorageDriverSuite):
