@@ -15,6 +15,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from dockyard.timefmt import (
+    human_duration,  # one spelling of Docker's durations for daemon and CLI
+)
+
 __all__ = [
     "bytes_size",
     "ellipsis",
@@ -27,34 +31,6 @@ __all__ = [
     "short_id",
     "time_ago",
 ]
-
-
-def human_duration(seconds: float) -> str:
-    """go-units ``HumanDuration``."""
-    secs = int(seconds)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return f"{secs} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def parse_timestamp(value: Any) -> float | None:

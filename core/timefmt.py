@@ -38,20 +38,20 @@ def to_unix(value: str) -> int:
 
 
 def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration: "Less than a second", "3 minutes", "About an hour"."""
-    s = int(seconds)
-    if s < 1:
+    """go-units ``HumanDuration``."""
+    secs = int(seconds)
+    if secs < 1:
         return "Less than a second"
-    if s == 1:
+    if secs == 1:
         return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
+    if secs < 60:
+        return f"{secs} seconds"
+    minutes = int(seconds / 60)
     if minutes == 1:
         return "About a minute"
     if minutes < 60:
         return f"{minutes} minutes"
-    hours = round(s / 3600)
+    hours = int(seconds / 3600 + 0.5)
     if hours == 1:
         return "About an hour"
     if hours < 48:
@@ -62,4 +62,4 @@ def human_duration(seconds: float) -> str:
         return f"{hours // 24 // 7} weeks"
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+    return f"{int(seconds / 3600) // 24 // 365} years"
