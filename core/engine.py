@@ -82,7 +82,10 @@ class Engine:
             try:
                 self.network.cleanup()
             finally:
-                self.storage.cleanup()
+                # containers outlive the daemon: their mounts stay for the next daemon to adopt
+                # (unmounting would leave it mounting a second union over a live one)
+                if not any(c.state.running for c in self.containers.containers.values()):
+                    self.storage.cleanup()
         finally:
             self.store.close()
 

@@ -194,6 +194,8 @@ def storage_status() -> list[tuple[str, str]] | None:
 def storage_cleanup() -> bool | None:
     """Unmount everything at daemon shutdown.  Layers are kept.
 
+    Not called while containers run (they outlive the daemon): a new driver
+    instance must adopt the mounts it finds instead of mounting again.
     Implemented by: storage driver (required).  firstresult.  Idempotent.
     """
 

@@ -41,7 +41,10 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event) -
     await engine.containers.recover()
     app = make_app(engine)
     # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, shutdown_timeout=1.0)
+    access = logging.getLogger("dockyard.access")
+    runner = web.AppRunner(app, handler_cancellation=False, shutdown_timeout=1.0,
+                           access_log=access if access.isEnabledFor(logging.DEBUG) else None,
+                           access_log_format='%r %s %b %Tfs')
     await runner.setup()
     try:
         for address in addresses:

@@ -13,14 +13,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 pytest.register_assert_rewrite("dockyard.testing.conformance")
 
-from dockyard.plugins.storage_btrfs.driver import BtrfsDriver  # noqa: E402
-from dockyard.plugins.storage_overlay import kernel  # noqa: E402
-from dockyard.testing.conformance import StorageDriverSuite  # noqa: E402
+from dockyard.plugins.storage_btrfs.driver import BtrfsDriver
+from dockyard.plugins.storage_overlay import kernel
+from dockyard.testing.conformance import StorageDriverSuite
 
 pytest_plugins = ["dockyard.testing.conformance"]
 
@@ -42,7 +43,7 @@ def _loop_devices_of(image: Path, settle: float = 3.0) -> list[str]:
     """Loop devices still backed by ``image``, after giving autoclear (asynchronous) time to act."""
     deadline = time.monotonic() + settle
     while True:
-        out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout
+        out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False).stdout
         found = [line.split(":")[0] for line in out.splitlines() if line]
         if not found or time.monotonic() > deadline:
             return found
@@ -71,10 +72,10 @@ class TestBtrfs(StorageDriverSuite):
             try:
                 driver.storage_cleanup()
             finally:
-                subprocess.run(["umount", str(storage_root)], capture_output=True)
+                subprocess.run(["umount", str(storage_root)], capture_output=True, check=False)
                 stray = _detach_leftovers(storage_root)
                 for dev in _loop_devices_of(image):
-                    subprocess.run(["losetup", "-d", dev], capture_output=True)
+                    subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
                 image.unlink(missing_ok=True)
                 assert not stray, f"mounts left behind: {stray}"
 
@@ -88,7 +89,7 @@ class TestBtrfsLoopback(StorageDriverSuite):
     """The driver on a non-btrfs data root: it makes, mounts and unmounts its own image."""
 
     driver_name = "btrfs"
-    driver_options = {"size": "8G"}
+    driver_options: ClassVar[dict] = {"size": "8G"}
 
     @pytest.fixture
     def driver_factory(self, request: pytest.FixtureRequest, storage_root: Path):
@@ -102,7 +103,7 @@ class TestBtrfsLoopback(StorageDriverSuite):
                 stray = _detach_leftovers(storage_root)
                 loops = _loop_devices_of(driver.image)
                 for dev in loops:
-                    subprocess.run(["losetup", "-d", dev], capture_output=True)
+                    subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
                 assert not stray, f"mounts left behind: {stray}"
                 assert not loops, f"loop devices left behind: {loops}"
 

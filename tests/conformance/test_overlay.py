@@ -1,35 +1,37 @@
-"""The storage conformance suite against the overlay driver (both mount methods)."""
+"""The storage conformance suite against the overlay driver (both mount methods), plus
+overlay-specific checks: deep stacks, the native diff against the naive one, adoption of
+unions left mounted by a killed daemon."""
 
 from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 pytest.register_assert_rewrite("dockyard.testing.conformance")
 
-from dockyard.testing.conformance import StorageDriverSuite  # noqa: E402
+from dockyard import archive
+from dockyard.errors import InvalidParameter
+from dockyard.plugins.storage_overlay import driver as overlay_driver
+from dockyard.plugins.storage_overlay import kernel
+from dockyard.testing.conformance import (
+    StorageDriverSuite,
+    entry,
+    layer_id,
+    make_tar,
+    mounted,
+    read_all,
+    write_tree,
+)
 
 pytest_plugins = ["dockyard.testing.conformance"]
 
 pytestmark = pytest.mark.requires_root
-
-
-
-
-# ---------------------------------------------------------------------------
-# overlay-specific: deep stacks, the native diff against the naive one, crash adoption
-# ---------------------------------------------------------------------------
-
-import io  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import tarfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from dockyard import archive  # noqa: E402
-from dockyard.errors import InvalidParameter  # noqa: E402
-from dockyard.plugins.storage_overlay import driver as overlay_driver  # noqa: E402
-from dockyard.plugins.storage_overlay import kernel  # noqa: E402
-from dockyard.testing.conformance import entry, layer_id, make_tar, mounted, read_all, write_tree  # noqa: E402
 
 
 def _union_mounts(root: Path) -> list[str]:
@@ -126,8 +128,8 @@ class OverlayExtras:
         with mounted(storage, child) as root:
             assert storage.diff_size(child) == archive.changes_size(root, naive)
         # the middle layer's own diff: a whiteout and a directory replacing a file
-        assert [(m.name, m.type) for m in tarfile.open(fileobj=io.BytesIO(read_all(storage.diff(mid))))] == [
-            ("f2d", tarfile.DIRTYPE), ("mid", tarfile.REGTYPE)]
+        with tarfile.open(fileobj=io.BytesIO(read_all(storage.diff(mid)))) as tf:
+            assert [(m.name, m.type) for m in tf] == [("f2d", tarfile.DIRTYPE), ("mid", tarfile.REGTYPE)]
 
     def test_opaque_root_marker(self, storage) -> None:
         """``./.wh..wh..opq`` on a child: whatever the kernel shows, changes() says the same."""
@@ -189,4 +191,4 @@ class TestOverlayLegacyMount(OverlayExtras, StorageDriverSuite):
     """mount(2) with /proc/self/fd lowerdirs, as on kernels without fsconfig lowerdir+."""
 
     driver_name = "overlay"
-    driver_options = {"mount_method": "legacy"}
+    driver_options: ClassVar[dict] = {"mount_method": "legacy"}

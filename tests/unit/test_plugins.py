@@ -13,7 +13,7 @@ from dockyard import drivers, hookspecs
 from dockyard.errors import DriverNotFound
 
 BUILTINS = {
-    "dockyard.storage": {"vfs"},
+    "dockyard.storage": {"vfs", "overlay", "btrfs", "aufs"},
     "dockyard.exec": {"lxc"},
     "dockyard.network": {"none", "bridge"},
 }

@@ -1,0 +1,1 @@
+"""btrfs: one subvolume per layer, a child a snapshot of its parent."""

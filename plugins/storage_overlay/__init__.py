@@ -1,0 +1,1 @@
+"""overlay: kernel overlayfs storage driver."""
