@@ -460,19 +460,27 @@ def ls(
     filter: Annotated[
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided (name=value)")
     ] = None,
+    size: Annotated[bool, typer.Option("-s", "--size", help="Display total file sizes")] = False,
 ) -> None:
     """List containers."""
     if latest and last == -1:
         last = 1
     limit = last if last > 0 else None
     containers = client(ctx).get_json(
-        "/containers/json", all=all or limit is not None, limit=limit, filters=parse_filters(filter)
+        "/containers/json", all=all or limit is not None, limit=limit, filters=parse_filters(filter),
+        size=size or None,
     )
     if quiet:
         for c in containers:
             typer.echo(fmt.short_id(c.get("Id", ""), no_trunc))
         return
-    typer.echo(fmt.render_table(PS_HEADERS, ps_rows(containers, no_trunc)), nl=False)
+    rows = ps_rows(containers, no_trunc)
+    headers = PS_HEADERS
+    if size:
+        headers = [*PS_HEADERS, "SIZE"]
+        for row, c in zip(rows, containers):
+            row.append(f"{fmt.human_size(c.get('SizeRw') or 0)} (virtual {fmt.human_size(c.get('SizeRootFs') or 0)})")
+    typer.echo(fmt.render_table(headers, rows), nl=False)
 
 
 # -- logs / inspect -----------------------------------------------------------------------------
@@ -577,4 +585,32 @@ def cp(
     from . import copy
 
     copy.copy(client(ctx), source, destination)
+
+
+@app.command("attach")
+def attach(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    no_stdin: Annotated[bool, typer.Option("--no-stdin", help="Do not attach STDIN")] = False,
+    sig_proxy: SigProxy = True,
+    detach_keys: Annotated[str | None, typer.Option("--detach-keys", help="Override the key sequence for "
+                           "detaching a container (default ctrl-p,ctrl-q)")] = None,
+) -> None:
+    """Attach local standard input, output, and error streams to a running container.
+
+    Detach with ctrl-p ctrl-q (the container keeps running); otherwise the exit
+    status is the container's.
+    """
+    from .session import attach_running
+
+    api = client(ctx)
+    info = api.inspect_container(name)
+    if not info["State"]["Running"]:
+        raise CliError("You cannot attach to a stopped container, start it first")
+    if info["State"].get("Paused"):
+        raise CliError("You cannot attach to a paused container, unpause it first")
+    code = attach_running(api, info["Id"], tty=bool(info["Config"].get("Tty")),
+                          stdin=not no_stdin and bool(info["Config"].get("OpenStdin")), sig_proxy=sig_proxy,
+                          detach_keys=detach_keys)
+    raise typer.Exit(code)
 

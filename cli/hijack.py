@@ -197,11 +197,16 @@ def open_hijack(
 
 
 def attach(
-    host: Host, container_id: str, *, stdin: bool, stdout: bool = True, stderr: bool = True
+    host: Host, container_id: str, *, stdin: bool, stdout: bool = True, stderr: bool = True,
+    detach_keys: str | None = None,
 ) -> HijackedConnection:
     """Attach to a container's streams the way ``docker run``/``start -a`` do."""
     flags = {"stderr": stderr, "stdin": stdin, "stdout": stdout, "stream": True}
     query = "&".join(f"{name}=1" for name, on in flags.items() if on)
+    if detach_keys:
+        from urllib.parse import quote
+
+        query += f"&detachKeys={quote(detach_keys)}"
     conn = open_hijack(host, f"/containers/{quote_ref(container_id)}/attach?{query}")
     if not stdin:
         # Nothing will ever be written: tell the daemon right away (docker does too).

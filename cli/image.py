@@ -72,6 +72,47 @@ def image_rows(
 IMAGE_HEADERS = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
 
 
+def image_graph(images: list[dict[str, Any]], *, viz: bool) -> str:
+    """The image parent graph as the 2013 docker printed it: a tree, or graphviz ``dot``."""
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    ids = {image["Id"] for image in images}
+    for image in images:
+        parent = image.get("ParentId") or ""
+        by_parent.setdefault(parent if parent in ids else "", []).append(image)
+
+    def tags(image: dict[str, Any]) -> list[str]:
+        return [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+
+    lines: list[str] = []
+    if viz:
+        lines.append("digraph docker {")
+        for parent, children in sorted(by_parent.items()):
+            for child in children:
+                source = f'"{fmt.short_id(parent)}"' if parent else "base"
+                lines.append(f' {source} -> "{fmt.short_id(child["Id"])}"')
+                if tags(child):
+                    label = "\\n".join([fmt.short_id(child["Id"]), *tags(child)])
+                    lines.append(f' "{fmt.short_id(child["Id"])}" [label="{label}",shape=box,'
+                                 'fillcolor="paleturquoise",style="filled,rounded"];')
+        lines.append(" base [style=invisible]")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def walk(parent: str, indent: str) -> None:
+        children = by_parent.get(parent, [])
+        for n, child in enumerate(children):
+            last = n == len(children) - 1
+            text = f"{indent}{'└─' if last else '├─'}{fmt.short_id(child['Id'])} Virtual Size: " \
+                   f"{fmt.human_size(child.get('VirtualSize') or child.get('Size') or 0)}"
+            if tags(child):
+                text += f" Tags: {', '.join(tags(child))}"
+            lines.append(text)
+            walk(child["Id"], indent + ("  " if last else "│ "))
+
+    walk("", "")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 @app.command("ls")
 def ls(
     ctx: typer.Context,
@@ -86,11 +127,18 @@ def ls(
     filter: Annotated[
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided")
     ] = None,
+    tree: Annotated[bool, typer.Option("--tree", "-t", help="Output graph in tree format (the guidebook's)")] = False,
+    viz: Annotated[bool, typer.Option("--viz", "-v", help="Output graph in graphviz format (the guidebook's "
+                   "`images -viz | dot -Tpng`)")] = False,
 ) -> None:
     """List images."""
     filters = parse_filters(filter) or {}
     if repository:
         filters.setdefault("reference", {})[repository] = True
+    if tree or viz:
+        everything = client(ctx).get_json("/images/json", all=True)
+        typer.echo(image_graph(everything, viz=viz), nl=False)
+        return
     images = client(ctx).get_json("/images/json", all=all, filters=filters or None)
     rows = image_rows(images, no_trunc=no_trunc, reference=repository)
     if quiet:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import build as build_cmd, container, image, layers, network, registry, system
+from . import build as build_cmd, container, events, exec_commands, image, layers, network, registry, system
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -120,6 +120,8 @@ LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
     ("port", container.port, COMMANDS, None),
     ("rename", container.rename, COMMANDS, None),
     ("cp", container.cp, COMMANDS, None),
+    ("attach", container.attach, COMMANDS, None),
+    ("events", events.events, COMMANDS, None),
     ("pull", registry.pull, COMMON, None),
     ("push", registry.push, COMMON, None),
     ("login", registry.login, COMMANDS, None),
@@ -133,6 +135,7 @@ image.app.command("push")(registry.push)
 
 for _name, _func, _panel, _settings in LEGACY:
     app.command(_name, rich_help_panel=_panel, context_settings=_settings)(_func)
+exec_commands.register(app, container.app, COMMANDS)  # dockyard exec ... and dockyard container exec ...
 
 app.command("daemon", rich_help_panel=DAEMON)(daemon)
 

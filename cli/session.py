@@ -25,7 +25,7 @@ from .client import APIClient, CliError, parse_wait, quote_ref
 from .context import stderr_bytes, stdout_bytes, warn
 from .stdcopy import demux_to
 
-__all__ = ["StartFailed", "Waiter", "attach_and_wait", "start_exit_code"]
+__all__ = ["StartFailed", "Waiter", "attach_and_wait", "attach_running", "start_exit_code"]
 
 
 class Waiter(threading.Thread):
@@ -192,3 +192,22 @@ def attach_and_wait(
                 _resize(client, container_id)
             demux_to(conn.chunks(), stdout_bytes(), stderr_bytes(), tty=tty)
     return waiter.result()
+
+
+def attach_running(client: APIClient, container_id: str, *, tty: bool, stdin: bool, sig_proxy: bool,
+                   detach_keys: str | None = None) -> int:
+    """``docker attach``: copy the streams until the container exits (its exit
+    status) or the user detaches with the detach keys (0, container left running)."""
+    conn = hijack.attach(client.host, container_id, stdin=stdin, detach_keys=detach_keys)
+    with conn:
+        if stdin:
+            hijack.pump_stdin(conn, sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
+        with raw_terminal(tty and stdin), _proxy_signals(client, container_id, tty, sig_proxy and not tty):
+            if tty:
+                _resize(client, container_id)
+            demux_to(conn.chunks(), stdout_bytes(), stderr_bytes(), tty=tty)
+    state = client.inspect_container(container_id)["State"]
+    if state["Running"]:
+        return 0  # detached
+    return int(state.get("ExitCode", 0))
+

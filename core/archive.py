@@ -92,10 +92,33 @@ class WhiteoutHandler:
     Apply side: :meth:`whiteout` and :meth:`opaque`, called in tar order with
     absolute paths already resolved inside ``root``.  Export side:
     :meth:`marker` and :meth:`keep_xattr`, called by :func:`export_tree` for
-    every entry.  Drivers whose markers live elsewhere (unionfs keeps them in
-    ``.unionfs-fuse/``) return ``Marker.SKIP`` for that tree and pass the
-    deletions to :func:`export_changes` instead.
+    every entry (and :meth:`keep_xattr` by :func:`export_changes`).  Drivers
+    whose markers live elsewhere (unionfs keeps them in ``.unionfs-fuse/``)
+    return ``Marker.SKIP`` for that tree and pass the deletions to
+    :func:`export_changes` instead.
+
+    Drivers whose layer directory holds only the layer's own changes (overlay,
+    aufs) give the applier the parent's merged view, as :attr:`lower` or by
+    overriding :meth:`lower_entry`: a directory the tar does not name but
+    needs (the parent of a whiteout, of an opaque marker or of an entry) is
+    then copied up from it (owner, mode, xattrs, mtime; a lower symlink is
+    copied and followed) instead of being skipped (markers) or made
+    ``0755 root`` (entries).
     """
+
+    #: apply side: a directory holding the parent's merged view, or None (nothing below)
+    lower: str | None = None
+
+    def lower_entry(self, rel: str) -> tuple[str, os.stat_result] | None:
+        """Apply side: ``(path to read it from, lstat)`` of ``rel`` in the parent's
+        view, None if the view has nothing there (or there is no view)."""
+        if self.lower is None:
+            return None
+        path = os.path.join(self.lower, rel)
+        try:
+            return path, os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def whiteout(self, root: str, path: str) -> None:
         """Hide ``path`` (whose parent directory exists) from lower layers."""
@@ -135,10 +158,16 @@ class PlainWhiteouts(WhiteoutHandler):
 
 
 class OverlayWhiteouts(WhiteoutHandler):
-    """overlayfs layer directories: char 0/0 whiteouts, ``trusted.overlay.opaque=y``."""
+    """overlayfs layer directories: char 0/0 whiteouts, ``trusted.overlay.opaque=y``.
+
+    ``lower``: the parent's merged view, when applying to an upper directory.
+    """
 
     OPAQUE_XATTR = "trusted.overlay.opaque"
     WHITEOUT_XATTR = "trusted.overlay.whiteout"
+
+    def __init__(self, lower: str | None = None) -> None:
+        self.lower = lower
 
     def whiteout(self, root: str, path: str) -> None:
         _remove_all(path)

@@ -716,6 +716,13 @@ class ContainerService:
             result = result[:limit]
         return result
 
+    def sizes(self, ref: str) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): the container's own bytes, and with its image's."""
+        c = self.get(ref)
+        own = self.storage.diff_size(c.id) if self.storage.exists(c.id) else 0
+        row = self.store.image_row(c.image_id)
+        return own, own + (row["size"] if row else 0)
+
     def _ps_ports(self, c: Container) -> list[dict]:
         if not c.state.running:
             return []

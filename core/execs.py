@@ -31,6 +31,7 @@ class ExecInstance:
     running: bool = False
     started: bool = False
     exit_code: int | None = None
+    pending_size: tuple[int, int] | None = None  # a resize that came while the process was starting
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def api(self) -> dict:
@@ -72,6 +73,18 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return instance
 
+    def check_startable(self, exec_id: str) -> ExecInstance:
+        """The checks ``start`` makes, without starting: for errors before a hijack."""
+        instance = self.get(exec_id)
+        if instance.started:
+            raise Conflict(f"Error: Exec command {exec_id} has already run")
+        c = self.containers.get(instance.container_id)
+        if not c.state.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.paused:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        return instance
+
     def _spec(self, instance: ExecInstance) -> ProcessSpec:
         c = self.containers.get(instance.container_id)
         root = self.containers.storage.path(c.id) or self.containers.storage.mount(c.id)
@@ -104,6 +117,11 @@ class ExecService:
         spec = await asyncio.to_thread(self._spec, instance)
         sock = await asyncio.to_thread(self.containers.exec.run, c.id, exec_id, spec)
         instance.running = True
+        if instance.pending_size and instance.config.get("Tty"):
+            try:
+                await asyncio.to_thread(self.containers.exec.run_resize, c.id, exec_id, *instance.pending_size)
+            except DockyardError:
+                pass
         loop = asyncio.get_running_loop()
 
         def wait() -> None:
@@ -127,7 +145,12 @@ class ExecService:
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         instance = self.get(exec_id)
-        if instance.running and instance.config.get("Tty"):
+        if not instance.config.get("Tty"):
+            return
+        if instance.started and not instance.running and instance.exit_code is None:
+            instance.pending_size = (height, width)  # starting: start() applies it
+            return
+        if instance.running:
             await asyncio.to_thread(self.containers.exec.run_resize, instance.container_id, exec_id, height, width)
 
     def _prune(self) -> None:

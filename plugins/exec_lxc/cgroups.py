@@ -120,9 +120,12 @@ class Cgroups:
         memory = {}
         usage = self.read_int("memory", "memory.usage_in_bytes")
         if usage is not None:
+            limit = self.read_int("memory", "memory.limit_in_bytes") or 0
+            host = _host_memory()
             memory = {"usage": usage,
                       "max_usage": self.read_int("memory", "memory.max_usage_in_bytes") or 0,
-                      "limit": self.read_int("memory", "memory.limit_in_bytes") or 0,
+                      # unlimited (~8 EiB): report the host's memory, as Docker does
+                      "limit": min(limit, host) if limit and host else limit or host,
                       "failcnt": self.read_int("memory", "memory.failcnt") or 0,
                       "stats": mem_stat}
         percpu = [int(x) for x in (self.read("cpuacct", "cpuacct.usage_percpu") or "").split()]

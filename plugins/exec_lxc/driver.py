@@ -14,6 +14,13 @@ container has ``<root>/<id>/`` holding
 ``oom``         oom_kill counter recorded by the stop hook
 ``lxc.log``     liblxc's log (start failures are reported from it)
 ``shim.log``    the shim's own stderr
+``exec/<id>/``  one ``docker exec`` process: ``shim.pid``, ``attach.sock``
+                (wait/resize), ``exit``; removed once its exit code was collected
+
+``docker exec`` asks the container's shim (``{"cmd":"exec"}`` on attach.sock) to
+fork an exec shim that attaches a process with liblxc's ``attach()``; the
+connection the request came on becomes the exec's stream.  Exec processes, like
+the container's, belong to shims, never to the daemon.
 
 The container's process is owned by a per-container shim (``shim.py``), so it
 outlives the daemon; the daemon only talks to the shim over ``attach.sock``.
@@ -44,7 +51,7 @@ from dockyard.errors import (
     NotModified,
     System,
 )
-from dockyard.models.runtime import ExitStatus, ProcessState, Resources, RuntimeSpec
+from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
 from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
@@ -165,6 +172,8 @@ class LxcDriver:
         self.shim_path = self._compile_shim()
         #: shims spawned by exec_create whose readiness nobody has waited for yet
         self._pending: dict[str, _Pending] = {}
+        #: exit codes of finished exec_run processes whose state dirs are gone
+        self._exec_codes: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ support
 
@@ -789,6 +798,7 @@ class LxcDriver:
         if state is None:
             return None
         if state.status in ("running", "paused", "created"):
+            self._prune_execs(d)
             return state
         pid, _ = self._init_pid(d)
         if not pid and not (d / "exit").exists():
@@ -872,6 +882,163 @@ class LxcDriver:
         self._running(container_id)
         Cgroups(container_id, self.cgroup2).update(resources)
         return True
+
+    # ------------------------------------------------------------------ docker exec
+
+    def _exec_dir(self, container_id: str, exec_id: str) -> Path:
+        if not exec_id or "/" in exec_id or exec_id.startswith(".") or len(exec_id) > 128:
+            raise InvalidParameter(f"invalid exec id {exec_id!r}")
+        return self._dir(container_id) / "exec" / exec_id
+
+    @staticmethod
+    def _recv_line(sock: socket.socket, limit: int = 65536) -> bytes:
+        """One line, without consuming a byte past it (the stream follows at once); b"" at EOF."""
+        buf = b""
+        while len(buf) < limit:
+            data = sock.recv(limit - len(buf), socket.MSG_PEEK)
+            if not data:
+                return b""
+            i = data.find(b"\n")
+            if i >= 0:
+                return buf + sock.recv(i + 1)
+            buf += sock.recv(len(data))     # no newline in what is there: take it, wait for more
+        raise System("the exec shim sent an overlong line")
+
+    @dockyard.hookimpl
+    def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
+        d = self._existing(container_id)
+        self._ready(container_id)
+        state = self._state(d)
+        if state is None or state.status not in ("running", "paused"):
+            raise Conflict(f"Container {container_id} is not running")
+        if state.status == "paused":
+            raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
+        if not spec.args or not spec.args[0]:
+            raise InvalidParameter("No exec command specified")
+        for item in [*spec.args, *spec.env, spec.cwd]:
+            if "\0" in item:
+                raise InvalidParameter("exec arguments, environment and working directory cannot contain NUL")
+        cwd = spec.cwd or "/"
+        if not cwd.startswith("/"):
+            raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
+        xd = self._exec_dir(container_id, exec_id)
+        try:
+            xd.mkdir(parents=True)
+        except FileExistsError:
+            raise Conflict(f"exec {exec_id} has already run") from None
+        except OSError as exc:
+            raise System(f"cannot prepare exec {exec_id}: {exc}") from None
+        cmd = {"cmd": "exec", "dir": str(xd), "args": "\0".join(spec.args), "env": "\0".join(spec.env),
+               "cwd": cwd, "uid": int(spec.uid), "gid": int(spec.gid),
+               "groups": ",".join(str(int(g)) for g in spec.additional_gids),
+               "tty": bool(spec.tty), "stdin": bool(spec.stdin)}
+        try:
+            sock = self._connect(d, 30.0)
+        except (FileNotFoundError, ConnectionRefusedError):
+            shutil.rmtree(xd, ignore_errors=True)
+            raise Conflict(f"Container {container_id} is not running") from None
+        except OSError as exc:
+            shutil.rmtree(xd, ignore_errors=True)
+            raise System(f"cannot reach the shim of {container_id}: {exc}") from None
+        try:
+            sock.sendall(json.dumps(cmd).encode() + b"\n")
+            line = self._recv_line(sock)
+            reply = json.loads(line) if line else None
+        except (OSError, ValueError) as exc:
+            sock.close()
+            shutil.rmtree(xd, ignore_errors=True)
+            raise System(f"exec in {container_id} failed: {exc}") from None
+        if not reply or not reply.get("ok"):
+            sock.close()
+            shutil.rmtree(xd, ignore_errors=True)
+            error = (reply or {}).get("error") or "the container's shim closed the connection"
+            now = self._state(d)
+            if (reply or {}).get("conflict") or reply is None or now is None or now.status != "running":
+                raise Conflict(f"Container {container_id} is not running")
+            raise System(f"exec in {container_id} failed: {error}")
+        sock.settimeout(None)
+        return sock
+
+    @dockyard.hookimpl
+    def exec_run_wait(self, container_id: str, exec_id: str) -> int:
+        key = (container_id, exec_id)
+        if key in self._exec_codes:
+            return self._exec_codes[key]
+        xd = self._exec_dir(container_id, exec_id)
+        if not xd.is_dir():
+            raise NotFound(f"No such exec instance: {exec_id}")
+        code = self._exec_wait(xd)
+        with self._lock:
+            self._exec_codes[key] = code
+            while len(self._exec_codes) > 4096:
+                del self._exec_codes[next(iter(self._exec_codes))]
+        shutil.rmtree(xd, ignore_errors=True)
+        return code
+
+    def _exec_wait(self, xd: Path) -> int:
+        # Ask the exec shim even when ``exit`` exists: it holds the stream until
+        # a waiter has collected the code, so a caller that inspects the exit code
+        # as soon as the stream ends finds it recorded.
+        while True:
+            try:
+                sock = self._connect(xd, 10.0)
+            except OSError:
+                sock = None
+            if sock is not None:
+                with sock:
+                    try:
+                        sock.sendall(b'{"cmd":"wait"}\n')
+                        sock.settimeout(None)
+                        line = self._readline(sock)
+                    except OSError:
+                        line = b""
+                try:
+                    return int(json.loads(line)["exit_code"])
+                except (ValueError, KeyError, TypeError):
+                    pass
+            info = _read_json(xd / "exit")
+            if info is not None:
+                return int(info.get("exit_code", UNKNOWN_EXIT))
+            try:
+                pid = int((xd / "shim.pid").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = 0
+            if pid and _alive(pid):
+                _wait_pid_gone(pid, 0.2)
+                continue
+            if not pid and xd.is_dir() and time.time() - xd.stat().st_mtime < 5:
+                time.sleep(0.02)    # the exec shim has not written its pid yet
+                continue
+            info = _read_json(xd / "exit")
+            return int(info.get("exit_code", UNKNOWN_EXIT)) if info else UNKNOWN_EXIT
+
+    @dockyard.hookimpl
+    def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
+        xd = self._exec_dir(container_id, exec_id)
+        if not xd.is_dir():
+            if (container_id, exec_id) in self._exec_codes:
+                raise Conflict(f"exec {exec_id} is not running")
+            raise NotFound(f"No such exec instance: {exec_id}")
+        reply = self._command(xd, {"cmd": "resize", "h": int(height), "w": int(width)})
+        if reply is None:
+            raise Conflict(f"exec {exec_id} is not running")
+        if not reply.get("ok"):
+            raise InvalidParameter(f"cannot resize the tty of exec {exec_id} to {height}x{width}")
+        return True
+
+    def _prune_execs(self, d: Path) -> None:
+        """Drop the state of exec processes that are over (their codes were lost with the daemon)."""
+        try:
+            entries = list((d / "exec").iterdir())
+        except OSError:
+            return
+        for xd in entries:
+            try:
+                pid = int((xd / "shim.pid").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = 0
+            if (xd / "exit").exists() or not (pid and _alive(pid)):
+                shutil.rmtree(xd, ignore_errors=True)
 
     @dockyard.hookimpl
     def exec_status(self) -> list[tuple[str, str]]:

@@ -796,8 +796,45 @@ class Shim:
                 self.reply(c, {"ok": False, "error": "container was started"})
         elif cmd == "ping":
             self.reply(c, {"ok": True, "state": self.state, "pid": self.pid})
+        elif cmd == "exec":
+            self.fork_exec(c, req)
         else:
             self.reply(c, {"ok": False, "error": "unknown command"})
+
+    def fork_exec(self, c, req):
+        """``docker exec``: fork an exec shim (see ExecShim) that takes this
+        connection over as its stream.  Forking this already-initialised
+        interpreter costs about a millisecond, a new interpreter ten or more."""
+        if self.state != "running" or not self.pid or self.child_done:
+            self.reply(c, {"ok": False, "error": "container is not running", "conflict": True})
+            return
+        # The forked child takes the connection over: forget it here first (an
+        # epoll registration outlives close() while another process holds the socket).
+        self.clients.pop(c.fd, None)
+        self.unreg(c.fd)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.clients[c.fd] = c
+            self.handlers[c.fd] = self.on_client
+            c.mask = 0
+            self.ep.register(c.fd, 0)
+            self.reply(c, {"ok": False, "error": "cannot fork an exec shim: %s" % exc})
+            return
+        if pid == 0:
+            code = 1
+            try:
+                if os.fork() == 0:      # the exec shim proper: never a child of this shim
+                    run_exec(self, c, req)
+                code = 0
+            except BaseException as exc:  # noqa: BLE001
+                self.report(exc)
+            os._exit(code)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        c.sock.close()
 
     def resize(self, h, w):
         if not self.tty or self.master < 0 or h <= 0 or w <= 0:
@@ -906,9 +943,8 @@ class Shim:
         self.deadline = time.monotonic() + 2.0
         self.maybe_finish()
 
-    def maybe_finish(self):
-        if self.state == "finished" or not self.child_done or self.outs:
-            return
+    def exit_info(self):
+        """(docker exit code, OOM-killed, error) of the finished main process."""
         ok, st, extra = self.child_status
         oom = False
         text = read_text("oom")
@@ -929,6 +965,12 @@ class Shim:
                 code = 126
             else:
                 code = 255
+        return code, oom, error
+
+    def maybe_finish(self):
+        if self.state == "finished" or not self.child_done or self.outs:
+            return
+        code, oom, error = self.exit_info()
         now = time.time_ns()
         info = {"exit_code": code, "oom_killed": oom, "finished_ns": now, "finished_at": rfc3339(now),
                 "started": bool(self.started_ns), "error": error}
@@ -974,6 +1016,386 @@ class Shim:
                 os.unlink(f)
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------- docker exec
+
+#: struct lxc_container function pointers, in header order, up to ``attach`` (liblxc >= 4)
+LXC_FUNCS = ("is_defined", "state", "is_running", "freeze", "unfreeze", "init_pid", "load_config", "start",
+             "startl", "stop", "want_daemonize", "want_close_all_fds", "config_file_name", "wait",
+             "set_config_item", "destroy", "save_config", "create", "createl", "rename", "reboot", "shutdown",
+             "clear_config", "clear_config_item", "get_config_item", "get_running_config_item", "get_keys",
+             "get_interfaces", "get_ips", "get_cgroup_item", "set_cgroup_item", "get_config_path",
+             "set_config_path", "clone", "console_getfd", "console", "attach")
+ATTACH_DEFAULT = 0x0000FFFF
+ATTACH_SETGROUPS = 0x00200000
+ATTACH_CLEAR_ENV = 1
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+TIOCSWINSZ = 0x5414
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_KEEP = []      # the forking shim's objects: never collected in an exec shim (their fds are gone)
+
+
+def lxc_attach(name, lxcpath, exec_fn, stdio, uid, gid, groups, cwd):
+    """liblxc ``attach()`` through ctypes; ``exec_fn()`` runs in the attached
+    process (inside the container, after the uid/gid switch) and returns its exit
+    code unless it execs.  Returns the attached pid, a child of the caller."""
+    import ctypes
+    vp, ci = ctypes.c_void_p, ctypes.c_int
+    lib = ctypes.CDLL("liblxc.so.1")
+
+    class C(ctypes.Structure):
+        _fields_ = [(n, vp) for n in ("name", "configfile", "pidfile", "slock", "privlock")] + [
+            ("numthreads", ci), ("lxc_conf", vp), ("error_string", ctypes.c_char_p),
+            ("error_num", ci), ("daemonize", ctypes.c_bool), ("config_path", ctypes.c_char_p)] + [
+            (n, vp) for n in LXC_FUNCS]
+
+    class Options(ctypes.Structure):
+        _fields_ = [("attach_flags", ci), ("namespaces", ci), ("personality", ctypes.c_long),
+                    ("initial_cwd", ctypes.c_char_p), ("uid", ctypes.c_uint), ("gid", ctypes.c_uint),
+                    ("env_policy", ci), ("extra_env_vars", vp), ("extra_keep_env", vp),
+                    ("stdin_fd", ci), ("stdout_fd", ci), ("stderr_fd", ci), ("log_fd", ci),
+                    ("lsm_label", ctypes.c_char_p), ("groups_size", ctypes.c_size_t), ("groups_list", vp)]
+
+    P = ctypes.POINTER(C)
+    lib.lxc_container_new.restype = P
+    lib.lxc_container_new.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    c = lib.lxc_container_new(name.encode(), lxcpath.encode())
+    if not c:
+        raise OSError("lxc_container_new failed")
+    fn_t = ctypes.CFUNCTYPE(ci, vp)
+
+    def run(_payload):
+        try:
+            return int(exec_fn())
+        except BaseException as exc:  # noqa: BLE001 - an exception here must not become exit 0
+            try:
+                os.write(2, ("exec failed: %r\n" % (exc,)).encode())
+            except OSError:
+                pass
+            return 126
+
+    cb = fn_t(run)
+    o = Options()
+    o.attach_flags = ATTACH_DEFAULT | (ATTACH_SETGROUPS if groups else 0)
+    o.namespaces = -1
+    o.personality = -1                  # LXC_ATTACH_DETECT_PERSONALITY
+    o.initial_cwd = cwd.encode()
+    o.uid, o.gid = uid, gid
+    o.env_policy = ATTACH_CLEAR_ENV
+    o.stdin_fd, o.stdout_fd, o.stderr_fd = stdio
+    o.log_fd = -9                       # -EBADF
+    glist = (ctypes.c_uint * max(1, len(groups)))(*groups)
+    o.groups_size = len(groups)
+    o.groups_list = ctypes.cast(glist, vp)
+    pid = ctypes.c_int(0)
+    attach = ctypes.CFUNCTYPE(ci, P, fn_t, vp, ctypes.POINTER(Options), ctypes.POINTER(ci))(c.contents.attach)
+    ret = attach(c, cb, None, ctypes.byref(o), ctypes.byref(pid))
+    if ret != 0 or pid.value <= 0:
+        raise OSError("lxc attach failed (%d); see lxc.log" % ret)
+    return pid.value
+
+
+def exec_child(args, env, cwd, tty):
+    """In the attached process: the last steps before execve, with Docker's
+    (runc's) errors and exit codes: 127 for a command not found, 126 otherwise."""
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM,
+                _signal.SIGQUIT):
+        try:
+            _signal.signal(sig, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        return exec_fail('chdir to cwd ("%s") set in config.json failed: %s' % (cwd, _strerror(exc)), 126)
+    envd = {}
+    for item in env:
+        k, sep, v = item.partition("=")
+        if sep and k:
+            envd[k] = v
+    if "HOSTNAME" not in envd:
+        envd["HOSTNAME"] = os.uname().nodename
+    if tty and "TERM" not in envd:
+        envd["TERM"] = "xterm"
+    prog = args[0]
+    if "/" in prog:
+        candidates = [prog]
+    else:
+        candidates = [(d or ".") + "/" + prog for d in envd.get("PATH", DEFAULT_PATH).split(":")]
+    denied = None
+    first = None
+    for path in candidates:
+        try:
+            os.execve(path, args, envd)
+        except OSError as exc:
+            if exc.errno in (2, 20):            # ENOENT, ENOTDIR: keep looking
+                first = first or exc
+                continue
+            if exc.errno == 13:                 # EACCES: remember, keep looking (as execvp)
+                denied = denied or exc
+                continue
+            first = exc
+            break
+    if denied is not None and (first is None or first.errno in (2, 20)):
+        return exec_fail('exec: "%s": permission denied' % prog, 126)
+    if first is None or first.errno in (2, 20):
+        if "/" in prog:
+            return exec_fail('exec: "%s": stat %s: no such file or directory' % (prog, prog), 127)
+        return exec_fail('exec: "%s": executable file not found in $PATH' % prog, 127)
+    return exec_fail('exec: "%s": %s' % (prog, _strerror(first)), 126)
+
+
+def _strerror(exc):
+    return (exc.strerror or str(exc)).lower()
+
+
+def exec_fail(msg, code):
+    try:
+        os.write(2, ("OCI runtime exec failed: exec failed: unable to start container process: %s: unknown\n"
+                     % msg).encode())
+    except OSError:
+        pass
+    return code
+
+
+class ExecShim(Shim):
+    """One ``docker exec`` process, owned by a process forked from the
+    container's shim: its stdio (pipes, or a pty allocated in the container's
+    own devpts), its exit status (``exit`` in its state dir) and a socket
+    (``attach.sock`` there) for ``wait`` and ``resize``.  Its output is never
+    logged.  The connection the exec was requested on is its stream: after one
+    JSON line (``{"ok":true,"pid":N}`` or ``{"ok":false,"error":...}``) it
+    carries stdcopy frames (raw bytes with a tty) and takes stdin; a half-close
+    is stdin EOF."""
+
+    def __init__(self, parent, statedir, req):
+        flags = ("t" if req.get("tty") else "") + ("i" if req.get("stdin") else "") + "o"
+        Shim.__init__(self, statedir, parent.lxcpath, parent.name, "", flags, [])
+        self.req = req
+        self.init_pid = parent.pid
+        self.exit_code = 255
+        self.mpid = 0
+        self.held_waiters = set()
+
+    def log(self, stream, data, now):
+        pass
+
+    def log_line(self, stream, line, now):
+        pass
+
+    def crlf(self, data):
+        return data
+
+    def setup_exec(self, conn):
+        req = self.req
+        args = [a for a in (req.get("args") or "").split("\0")]
+        if not args or not args[0]:
+            raise ValueError("no command")
+        env = [e for e in (req.get("env") or "").split("\0") if e]
+        groups = [int(g) for g in (req.get("groups") or "").split(",") if g.strip()]
+        cwd = req.get("cwd") or "/"
+        devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        if self.tty:
+            import fcntl
+            master = os.open("/proc/%d/root/dev/pts/ptmx" % self.init_pid,
+                             os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            h, w = int(req.get("h") or 24), int(req.get("w") or 80)
+            bo = sys.byteorder
+            fcntl.ioctl(master, TIOCSWINSZ, h.to_bytes(2, bo) + w.to_bytes(2, bo) + bytes(4))
+            self.master = master
+            stdio = (slave, slave, slave)
+            mine, theirs = [master], [slave]
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if self.open_stdin:
+                in_r, in_w = os.pipe()
+                self.stdin_fd = in_w
+                mine, theirs = [out_r, err_r, in_w], [in_r, out_w, err_w]
+            else:
+                in_r = devnull
+                mine, theirs = [out_r, err_r], [out_w, err_w]
+            stdio = (in_r, out_w, err_w)
+        self.ep = epoll()
+        ls = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            os.unlink("attach.sock")
+        except FileNotFoundError:
+            pass
+        ls.bind("attach.sock")
+        ls.listen(16)
+        ls.setblocking(False)
+        self.listen = ls
+        write_atomic("shim.pid", "%d\n" % os.getpid())
+        tty = self.tty
+        self.pid = lxc_attach(self.name, self.lxcpath, lambda: exec_child(args, env, cwd, tty), stdio,
+                              int(req.get("uid") or 0), int(req.get("gid") or 0), groups, cwd)
+        self.started_ns = time.time_ns()
+        self.state = "running"
+        for fd in theirs:
+            os.close(fd)
+        os.close(devnull)
+        for fd in mine:
+            os.set_blocking(fd, False)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.reg(self.pidfd, EPOLLIN, self.on_child)
+        if self.tty:
+            self.outs[self.master] = 1
+            self.reg(self.master, EPOLLIN, self.on_master)
+        else:
+            self.outs[out_r] = 1
+            self.outs[err_r] = 2
+            self.reg(out_r, EPOLLIN, self.on_output)
+            self.reg(err_r, EPOLLIN, self.on_output)
+            if self.stdin_fd >= 0:
+                self.reg(self.stdin_fd, 0, self.on_stdin_writable)
+        self.reg(ls.fileno(), EPOLLIN, self.on_accept)
+        c = Client(conn)
+        c.kind = "attach"
+        c.want = (False, True, not self.tty)
+        c.stdin = self.open_stdin
+        c.out += (jdump({"ok": True, "pid": self.pid, "shim": os.getpid()}) + "\n").encode()
+        self.clients[c.fd] = c
+        self.handlers[c.fd] = self.on_client
+        c.mask = 0
+        self.ep.register(c.fd, 0)
+        self.send(c)
+
+    def on_child(self, fd, ev):
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            self.exit_code = 128 - code if code < 0 else code
+        except ChildProcessError:
+            self.exit_code = 255
+        self.unreg(self.pidfd)
+        os.close(self.pidfd)
+        self.child_done = True
+        self.deadline = time.monotonic() + 2.0
+        self.maybe_finish()
+
+    def exit_info(self):
+        return self.exit_code, False, ""
+
+    def maybe_finish(self):
+        """Write ``exit``, then end the stream only once the exit code has been
+        collected: a client asks for the exit code as soon as its stream ends.
+        So the stream is held until a ``wait`` has been answered and its client
+        has hung up (at most HOLD seconds when nobody asks)."""
+        if self.state == "finished" or not self.child_done or self.outs:
+            return
+        now = time.time_ns()
+        self.exit_line = jdump({"exit_code": self.exit_code, "oom_killed": False, "finished_ns": now,
+                                "finished_at": rfc3339(now)}) + "\n"
+        try:
+            write_atomic("exit", self.exit_line)
+        except OSError:
+            pass        # the state dir is gone (container removed): waiters still get the line
+        self.state = "finished"
+        for c in list(self.clients.values()):
+            if c.kind is None:
+                self.drop(c)
+        waiters, self.waiters = self.waiters, []
+        for c in waiters:
+            self.answer(c)
+        if not self.released:
+            self.deadline = time.monotonic() + self.HOLD
+
+    HOLD = 0.3
+    released = False
+
+    def answer(self, c):
+        if c.fd in self.clients:
+            c.out += self.exit_line.encode()   # not closing: the waiter hangs up itself
+            self.held_waiters.add(c.fd)
+            self.send(c)
+
+    def release_streams(self):
+        if self.released:
+            return
+        self.released = True
+        self.close_listen()
+        for c in list(self.clients.values()):
+            if c.fd not in self.held_waiters:
+                c.closing = True
+                self.send(c)
+        self.deadline = time.monotonic() + DRAIN_TIMEOUT
+
+    def drop(self, c):
+        Shim.drop(self, c)
+        if c.fd in self.held_waiters:
+            self.held_waiters.discard(c.fd)
+            if not self.held_waiters:
+                self.release_streams()
+
+    def cleanup_files(self):
+        self.close_listen()
+        Shim.cleanup_files(self)
+
+    def on_deadline(self):
+        if self.state == "finished" and not self.released:
+            self.deadline = None
+            self.release_streams()
+            return
+        Shim.on_deadline(self)
+
+    def handle_header(self, c, req):
+        if req.get("cmd") in ("exec", "start", "shutdown"):
+            c.kind = "cmd"
+            self.reply(c, {"ok": False, "error": "not supported by an exec shim"})
+            return
+        if req.get("cmd") == "wait" and self.exit_line is not None:
+            c.kind = "cmd"
+            self.answer(c)
+            return
+        Shim.handle_header(self, c, req)
+
+
+def run_exec(parent, conn_client, req):
+    """In the (double-)forked exec shim: drop everything of the container's
+    shim except the connection, then serve the exec until it is over."""
+    _KEEP.append(parent)
+    _KEEP.append(conn_client)
+    keep = {0, 1, 2, conn_client.fd}
+    try:
+        parent.ep.close()
+    except (OSError, ValueError):
+        pass
+    if parent.listen is not None:
+        parent.listen.close()
+    for cl in parent.clients.values():
+        if cl.fd not in keep:
+            cl.sock.close()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    conn = conn_client.sock
+    ex = None
+    try:
+        os.chdir(req["dir"])
+        ex = ExecShim(parent, req["dir"], req)
+        ex.setup_exec(conn)
+    except BaseException as exc:  # noqa: BLE001 - report any failure to the driver
+        Shim.report(exc)
+        try:
+            conn.setblocking(True)
+            conn.sendall((jdump({"ok": False, "error": str(exc) or exc.__class__.__name__}) + "\n").encode())
+        except OSError:
+            pass
+        os._exit(1)
+    try:
+        ex.run()
+    except BaseException as exc:  # noqa: BLE001
+        Shim.report(exc)
+    os._exit(0)
 
 
 def main():

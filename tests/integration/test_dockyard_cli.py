@@ -68,3 +68,56 @@ def test_daemon_not_running_is_one_sentence(daemon, tmp_path):
     assert result.returncode != 0
     err = result.stderr.decode()
     assert "Traceback" not in err and "daemon" in err.lower()
+
+
+def test_attach_live_output_and_detach_keys(daemon):
+    out_ = daemon.dockyard("run", "-d", "-i", "--name", "dy-att", "busybox", "sh", "-c",
+                           "while read line; do echo got $line; done")
+    assert out_.returncode == 0, out_.stderr
+    # stdin reaches the process and output arrives live; ctrl-p ctrl-q detaches, leaving it running
+    import subprocess
+    import sys
+
+    attach = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "attach", "dy-att"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=daemon.env())
+    try:
+        for word in ("one", "two"):
+            attach.stdin.write(f"{word}\n".encode())
+            attach.stdin.flush()
+            assert attach.stdout.readline() == f"got {word}\n".encode()
+        attach.stdin.write(b"\x10\x11")
+        attach.stdin.flush()
+        assert attach.wait(timeout=20) == 0, attach.stderr.read()
+    finally:
+        attach.kill()
+    state = json.loads(out(daemon.dockyard("inspect", "dy-att")))[0]["State"]
+    assert state["Running"] is True
+    # a second attach ends with the container: EOF on stdin (not stdin_once) keeps it, kill ends it
+    daemon.dockyard("kill", "dy-att")
+    stopped = daemon.dockyard("attach", "dy-att")
+    assert stopped.returncode != 0 and "start it first" in stopped.stderr.decode()
+    daemon.dockyard("rm", "dy-att")
+
+
+def test_events_since(daemon):
+    started = int(time.time()) - 1
+    assert daemon.dockyard("run", "--rm", "--name", "dy-ev", "busybox", "true").returncode == 0
+    until = str(int(time.time()) + 1)
+    lines = out(daemon.dockyard("events", "--since", str(started), "--until", until,
+                                "--filter", "container=dy-ev")).splitlines()
+    actions = [line.split()[2] for line in lines]
+    assert actions[:3] == ["create", "attach", "start"] or actions[:2] == ["create", "start"]
+    assert "die" in actions and "destroy" in actions
+    assert all("name=dy-ev" in line for line in lines)
+
+
+def test_ps_size_and_image_tree(daemon):
+    assert daemon.dockyard("run", "--name", "dy-size", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /f")\
+        .returncode == 0
+    table = out(daemon.dockyard("ps", "-a", "-s", "--filter", "name=dy-size"))
+    assert table.splitlines()[0].split()[-1] == "SIZE" and "(virtual " in table and "100kB" in table
+    tree = out(daemon.dockyard("images", "--tree"))
+    assert "Tags: busybox:latest" in tree and "Virtual Size:" in tree
+    viz = out(daemon.dockyard("images", "--viz"))
+    assert viz.startswith("digraph docker {") and "busybox:latest" in viz
+    daemon.dockyard("rm", "dy-size")

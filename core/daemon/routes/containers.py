@@ -60,7 +60,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         except DockyardError as exc:
             log.info("attach to %s ended: %s", ref, exc)
             return conn.response
-        await splice(conn, sock, stdin)
+        await splice(conn, sock, stdin, detach_keys(request.query.get("detachKeys")) if stdin else b"")
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
@@ -68,24 +68,72 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return conn.response
 
 
-async def splice(conn, sock, stdin: bool) -> None:
-    """Container output to the client until it ends; client bytes to stdin."""
+def detach_keys(spec: str | None) -> bytes:
+    """Docker's detach-key syntax (``ctrl-p,ctrl-q``, ``a``, ``ctrl-@``...) as bytes."""
+    keys = bytearray()
+    for key in (spec or "ctrl-p,ctrl-q").split(","):
+        key = key.strip()
+        if key.startswith("ctrl-") and len(key) == 6:
+            char = key[5]
+            code = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(char)
+            if code is None and char.isalpha():
+                code = ord(char.lower()) - ord("a") + 1
+            if code is None:
+                raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
+            keys.append(code)
+        elif len(key) == 1:
+            keys.append(ord(key))
+        else:
+            raise InvalidParameter(f"Invalid detach keys ({spec}) provided")
+    return bytes(keys)
+
+
+async def splice(conn, sock, stdin: bool, detach: bytes = b"") -> None:
+    """Container output to the client until it ends; client bytes to stdin.
+
+    With ``detach`` keys, typing them ends the attach (the container keeps
+    running, its stdin stays open); a partial match is held back until decided.
+    """
     reader, writer = await asyncio.open_connection(sock=sock)
+    detached = asyncio.Event()
 
     async def client_to_container() -> None:
+        held = b""
         while data := await conn.reader.read(1 << 16):
-            if stdin:
-                writer.write(data)
-                await writer.drain()
+            if not stdin:
+                continue
+            if detach:
+                data, held = held + data, b""
+                index = data.find(detach)
+                if index >= 0:
+                    writer.write(data[:index])
+                    await writer.drain()
+                    detached.set()
+                    return
+                for n in range(min(len(detach) - 1, len(data)), 0, -1):
+                    if detach.startswith(data[-n:]):
+                        data, held = data[:-n], data[-n:]
+                        break
+            writer.write(data)
+            await writer.drain()
         if stdin and writer.can_write_eof():
+            writer.write(held)
             writer.write_eof()
 
-    pump = asyncio.create_task(client_to_container())
-    try:
+    async def container_to_client() -> None:
         while data := await reader.read(1 << 16):
             await conn.write(data)
+
+    pump = asyncio.create_task(client_to_container())
+    output = asyncio.create_task(container_to_client())
+    stop = asyncio.create_task(detached.wait())
+    try:
+        await asyncio.wait([output, stop], return_when=asyncio.FIRST_COMPLETED)
+        if output.done():
+            output.result()
     finally:
-        pump.cancel()
+        for task in (pump, output, stop):
+            task.cancel()
         writer.close()
 
 
@@ -145,9 +193,13 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def list_containers(request: web.Request) -> web.Response:
-    result = _engine(request).containers.summaries(
+    engine = _engine(request)
+    result = engine.containers.summaries(
         all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
         filters=query_filters(request), latest=query_bool(request, "latest"))
+    if query_bool(request, "size"):
+        for item in result:
+            item["SizeRw"], item["SizeRootFs"] = await asyncio.to_thread(engine.containers.sizes, item["Id"])
     return json_response(result)
 
 
@@ -261,7 +313,14 @@ async def stats(request: web.Request) -> web.StreamResponse:
     ref = request.match_info["id"]
     engine.containers.get(ref)
     if not query_bool(request, "stream", True) or query_bool(request, "one-shot"):
-        return json_response(await engine.containers.stats(ref))
+        sample = await engine.containers.stats(ref)
+        if not query_bool(request, "one-shot") and sample.get("cpu_stats"):
+            await asyncio.sleep(1)  # as Docker: the second sample, with the first as its CPU base
+            second = await engine.containers.stats(ref)
+            if second.get("cpu_stats"):
+                second["preread"], second["precpu_stats"] = sample["read"], sample["cpu_stats"]
+                sample = second
+        return json_response(sample)
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
     previous: dict = {}

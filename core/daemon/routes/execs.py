@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -29,15 +30,24 @@ async def start(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
     body = await read_json(request)
     exec_id = request.match_info["id"]
-    instance = engine.execs.get(exec_id)
+    instance = engine.execs.check_startable(exec_id)  # errors before the upgrade become JSON errors
     if body.get("Detach"):
         sock = await engine.execs.start(exec_id)
         sock.close()  # nobody reads: the driver keeps the process running
         return web.Response(status=200)
-    sock = await engine.execs.start(exec_id)  # errors before the upgrade become JSON errors
-    conn = await hijack(request)
+    conn = await hijack(request)  # as Docker: answer 101 first, then start the process
     try:
+        try:
+            sock = await engine.execs.start(exec_id)
+        except DockyardError as exc:
+            await conn.write(exc.message.encode() + b"\r\n")  # Docker writes start errors into the stream
+            return conn.response
         await splice(conn, sock, bool(instance.config.get("AttachStdin")))
+        # the client asks for the exit code as soon as the stream ends: have it recorded first
+        try:
+            await asyncio.wait_for(instance.done.wait(), 10)
+        except asyncio.TimeoutError:
+            pass
     except (ConnectionResetError, BrokenPipeError):
         pass
     except DockyardError as exc:
