@@ -7,14 +7,17 @@ Shared by every storage driver:
 * :func:`changes` lists what a layer directory adds, changes and deletes
   relative to its parent directory, exactly as ``docker diff`` does, and
   :func:`changes_size` how many content bytes that is.
-* :func:`export_changes` and :func:`export_tree` write deterministic PAX layer
+* :func:`export_changes` and :func:`export_tree` (and :func:`export_diff`, the
+  two together for a full tree and its parent's) write deterministic PAX layer
   tars: the same content always gives the same bytes, whichever driver holds it.
 
 Whiteouts (``.wh.<name>``, ``.wh..wh..opq``) mean different things on disk for
 different drivers; a :class:`WhiteoutHandler` translates them in both
 directions.  :class:`PlainWhiteouts` (vfs, btrfs: the layer is a full tree)
 deletes; :class:`OverlayWhiteouts` (overlayfs upper/lower dirs) writes char
-0/0 devices and ``trusted.overlay.opaque``.
+0/0 devices and ``trusted.overlay.opaque``.  A handler for a layer directory
+that holds only its own changes carries the parent's view, from which the
+applier copies up the directories a tar needs but does not name.
 
 Normalised tar headers: PAX format, names sorted in tree order, numeric
 uid/gid with empty user and group names, whole-second mtimes, xattrs as
@@ -54,6 +57,7 @@ __all__ = [
     "changes",
     "changes_size",
     "export_changes",
+    "export_diff",
     "export_tree",
 ]
 
@@ -257,15 +261,19 @@ class _Applier:
         self.dirs: dict[str, str] = {}  # unresolved dir name -> real path inside root
         self.unpacked: set[str] = set()
         self.dir_times: dict[str, int] = {}
+        self.opaque: set[str] = set()  # directories made opaque: nothing below them is copied up
         self.written = 0
 
     # -- paths ---------------------------------------------------------------
 
-    def resolve_dir(self, parts: list[str], create: bool) -> str | None:
+    def resolve_dir(self, parts: list[str], create: bool, copy_up: bool = True) -> str | None:
         """Real path of directory ``parts``, following symlinks inside root.
 
-        Missing components are created (0755) or, if ``create`` is false, the
-        result is ``None``; a non-directory in the way is replaced.
+        A missing component the handler's lower view has as a directory or a
+        symlink is copied up from it (unless ``copy_up`` is false; a copied
+        symlink is then followed).  Other missing components are created
+        (0755) or, if ``create`` is false, the result is ``None``; a
+        non-directory in the way is replaced.
         """
         key = "/".join(parts)
         hit = self.dirs.get(key)
@@ -286,6 +294,9 @@ class _Applier:
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
+                if copy_up and self.copy_up([*resolved, comp], path):
+                    pending.append(comp)  # look again: a directory or a symlink now
+                    continue
                 if not create:
                     return None
                 os.mkdir(path, 0o755)
@@ -309,6 +320,45 @@ class _Applier:
         real = os.path.join(self.root, *resolved)
         self.dirs[key] = real
         return real
+
+    def copy_up(self, rel: list[str], path: str) -> bool:
+        """Create ``path`` (``rel`` inside root) as the lower view has it, if that is a
+        directory or a symlink; False if the view has nothing there or something else."""
+        found = self.handler.lower_entry("/".join(rel))
+        if found is None:
+            return False
+        source, st = found
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return False  # a lower file: nothing below it to hide or to keep
+        above = os.path.dirname(path)
+        while len(above) >= len(self.root):
+            if above in self.opaque:
+                return False  # this layer hides the lower content here
+            above = os.path.dirname(above)
+        self.keep_time(os.path.dirname(path))
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(path, 0o700)
+            os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+            self.dir_times.setdefault(path, st.st_mtime_ns)
+        else:
+            os.symlink(os.readlink(source), path)
+            os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+        for name, value in _xattrs(source, self.handler.keep_xattr).items():
+            try:
+                os.setxattr(path, name, value, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno != errno.EOPNOTSUPP:
+                    raise System(f"copying xattr {name!r} of {'/'.join(rel)!r} up: {exc}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        return True
+
+    def keep_time(self, directory: str) -> None:
+        """Restore ``directory``'s mtime at the end unless the tar gives one: what the
+        layer changes in a directory it has no header for leaves its time alone."""
+        if directory not in self.dir_times:
+            self.dir_times[directory] = os.lstat(directory).st_mtime_ns
 
     def clear(self, path: str, keep_dir: bool) -> bool:
         """Remove whatever is at ``path``; keep a directory if ``keep_dir``.  True if kept."""
@@ -341,7 +391,9 @@ class _Applier:
         if base.startswith(WH_PREFIX):
             self.whiteout(dir_parts, base)
             return
-        path = os.path.join(self.resolve_dir(dir_parts, create=True), base)
+        parent = self.resolve_dir(dir_parts, create=True)
+        self.keep_time(parent)
+        path = os.path.join(parent, base)
         if m.isreg():
             self.clear(path, keep_dir=False)
             self.write_file(tf, m, path)
@@ -374,14 +426,16 @@ class _Applier:
         self.unpacked.add(path)
 
     def whiteout(self, dir_parts: list[str], base: str) -> None:
-        parent = self.resolve_dir(dir_parts, create=False)
+        if base.startswith(WH_META_PREFIX) and base != WH_OPAQUE:
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
+        parent = self.resolve_dir(dir_parts, create=False)  # copied up if only the lower view has it
         if parent is None:
             return  # nothing below a missing parent to hide
+        self.keep_time(parent)
         self.dirs.clear()
         if base == WH_OPAQUE:
             self.handler.opaque(self.root, parent, self.unpacked)
-        elif base.startswith(WH_META_PREFIX):
-            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
+            self.opaque.add(parent)
         else:
             name = base[len(WH_PREFIX):]
             if name in ("", ".", ".."):
@@ -392,7 +446,7 @@ class _Applier:
         target_parts = _split(m.linkname)
         if not target_parts:
             raise InvalidParameter(f"invalid layer tar: hard link {m.name!r} to the root")
-        parent = self.resolve_dir(target_parts[:-1], create=False)
+        parent = self.resolve_dir(target_parts[:-1], create=False, copy_up=False)
         source = os.path.join(parent, target_parts[-1]) if parent else None
         try:
             st = os.lstat(source) if source else None
@@ -545,7 +599,11 @@ def _compare(new: str, old: str | None, rel: str, out: list[tuple[str, int]]) ->
         out.append((f"{rel}/{name}", DELETED))
 
 
-def differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result) -> bool:
+def differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result,
+            keep_xattr: Callable[[str], bool] | None = None) -> bool:
+    """Whether ``new_path`` (lstat ``b``) is a change of ``old_path`` (lstat ``a``), by
+    :func:`changes`' rules.  ``keep_xattr``: which xattr names count (default: all),
+    for a driver whose layer directory carries bookkeeping xattrs its union hides."""
     if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
         return True
     if not stat.S_ISDIR(a.st_mode):  # directory size and mtime say nothing (moby#9874)
@@ -553,7 +611,7 @@ def differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result) 
             return True
     if stat.S_ISLNK(a.st_mode) and os.readlink(old_path) != os.readlink(new_path):
         return True
-    return _xattrs(old_path) != _xattrs(new_path)
+    return _xattrs(old_path, keep_xattr) != _xattrs(new_path, keep_xattr)
 
 
 def _same_time(a: int, b: int) -> bool:
@@ -561,14 +619,14 @@ def _same_time(a: int, b: int) -> bool:
     return a == b or (a // second == b // second and (a % second == 0 or b % second == 0))
 
 
-def _xattrs(path: str) -> dict[str, bytes]:
+def _xattrs(path: str, keep: Callable[[str], bool] | None = None) -> dict[str, bytes]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT):
             return {}
         raise
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in sorted(names)}
+    return {n: os.getxattr(path, n, follow_symlinks=False) for n in sorted(names) if keep is None or keep(n)}
 
 
 def _getxattr(path: str, name: str) -> bytes | None:
@@ -604,17 +662,21 @@ def changes_size(layer_dir: Path | str, found: Iterable[Change]) -> int:
 
 
 def export_changes(layer_dir: Path | str, found: Iterable[Change],
-                   on_close: Callable[[], None] | None = None) -> BinaryIO:
+                   on_close: Callable[[], None] | None = None,
+                   whiteout: WhiteoutHandler = PLAIN) -> BinaryIO:
     """A layer tar of ``found`` (from :func:`changes`) with content from ``layer_dir``.
 
-    Deletions become ``.wh.<name>`` entries.  The tar is produced lazily as the
-    returned stream is read; ``on_close`` runs once when it is closed.
+    Deletions become ``.wh.<name>`` entries.  ``whiteout`` says which xattrs
+    belong in the tar (:meth:`WhiteoutHandler.keep_xattr`), so a driver can
+    read content straight from a layer directory that carries its own
+    bookkeeping xattrs.  The tar is produced lazily as the returned stream is
+    read; ``on_close`` runs once when it is closed.
     """
     root = os.fspath(layer_dir)
     ordered = sorted(found, key=lambda c: c.path.split("/"))
 
     def chunks() -> Iterator[bytes]:
-        w = _TarWriter(PLAIN)
+        w = _TarWriter(whiteout)
         for change in ordered:
             name = change.path.strip("/")
             if not name:
@@ -631,6 +693,21 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
         yield from w.close()
 
     return _reader(chunks(), on_close)
+
+
+def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
+                on_close: Callable[[], None] | None = None) -> BinaryIO:
+    """The diff of a full tree against its parent's (a walk of both): :func:`export_tree`
+    for a base layer (``parent_dir=None``), else :func:`export_changes` of :func:`changes`.
+    ``on_close`` runs when the stream is closed, or at once if this raises."""
+    try:
+        if parent_dir is None:
+            return export_tree(layer_dir, on_close=on_close)
+        return export_changes(layer_dir, changes(layer_dir, parent_dir), on_close=on_close)
+    except BaseException:
+        if on_close is not None:
+            on_close()
+        raise
 
 
 def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
@@ -698,9 +775,8 @@ class _TarWriter:
         info.uid, info.gid = st.st_uid, st.st_gid
         info.uname = info.gname = ""
         info.mtime = st.st_mtime_ns // 1_000_000_000
-        for key, value in _xattrs(path).items():
-            if self.handler.keep_xattr(key):
-                info.pax_headers[XATTR_PAX + key] = value.decode("utf-8", "surrogateescape")
+        for key, value in _xattrs(path, self.handler.keep_xattr).items():
+            info.pax_headers[XATTR_PAX + key] = value.decode("utf-8", "surrogateescape")
         if not stat.S_ISDIR(mode) and st.st_nlink > 1:
             first = self.links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:

@@ -14,6 +14,7 @@ Environment knobs (tests and debugging):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import socket
@@ -86,11 +87,21 @@ def _why_unusable(cls: type) -> str | None:
     return None
 
 
-def _auto_selectable(kind: str, name: str) -> bool:
+def _auto_selectable(kind: str, name: str, root: Path | None = None) -> bool:
     """A driver may ask not to be picked automatically (aufs on its FUSE fallback:
-    Docker only ever chose *kernel* aufs by itself); naming it still works."""
+    Docker only ever chose *kernel* aufs by itself; btrfs off a btrfs data root);
+    naming it still works.  ``auto_selectable(root)`` gets the kind's data root
+    (None when unknown); a driver written for the zero-argument form gets none."""
     check = getattr(_extensions(kind)[name].plugin, "auto_selectable", None)
-    return True if check is None else bool(check())
+    if check is None:
+        return True
+    try:
+        inspect.signature(check).bind(root)
+    except TypeError:  # auto_selectable() takes no argument
+        return bool(check())
+    except ValueError:  # no signature to inspect (a builtin): try the documented form
+        pass
+    return bool(check(root))
 
 
 def driver_class(kind: str, name: str) -> type:
@@ -107,13 +118,17 @@ def driver_class(kind: str, name: str) -> type:
     return cls
 
 
-def choose(kind: str, name: str | None) -> str:
-    """Resolve ``None`` to the first usable driver in priority order."""
+def choose(kind: str, name: str | None, root: Path | None = None) -> str:
+    """Resolve ``None`` to the first usable driver in priority order.
+
+    ``root``: where the kind's data will live (``<data-root>/<kind>``), for
+    drivers whose fitness depends on it (btrfs wants a btrfs file system).
+    """
     if name:
         return name
     usable = {n for n, why in available(kind).items() if why is None}
     for candidate in PRIORITY.get(kind, []):
-        if candidate in usable and _auto_selectable(kind, candidate):
+        if candidate in usable and _auto_selectable(kind, candidate, root):
             return candidate
     if usable:
         return sorted(usable)[0]
@@ -151,7 +166,7 @@ def load_drivers(data_root: Path, choices: dict[str, str | None], options: dict[
     pm = make_plugin_manager()
     loaded = LoadedDrivers(pm=pm)
     for kind, requested in choices.items():
-        name = choose(kind, requested)
+        name = choose(kind, requested, data_root / kind)
         cls = driver_class(kind, name)
         root = data_root / kind / name
         root.mkdir(parents=True, exist_ok=True)

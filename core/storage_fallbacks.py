@@ -62,14 +62,7 @@ class NaiveDiff:
     @hookimpl(trylast=True)
     def storage_diff(self, layer_id: str) -> BinaryIO:
         path, parent_path, mounted = self._mount_pair(layer_id)
-        release = lambda: self._release(mounted)  # noqa: E731 - runs when the stream is closed
-        try:
-            if parent_path is None:
-                return archive.export_tree(path, on_close=release)
-            return archive.export_changes(path, archive.changes(path, parent_path), on_close=release)
-        except BaseException:
-            release()
-            raise
+        return archive.export_diff(path, parent_path, on_close=lambda: self._release(mounted))
 
     @hookimpl(trylast=True)
     def storage_changes(self, layer_id: str) -> list[Change]:

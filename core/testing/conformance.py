@@ -36,6 +36,7 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import signal
 import stat
 import tarfile
@@ -551,6 +552,105 @@ class StorageDriverSuite:
         names = [m.name for m in tarfile.open(fileobj=io.BytesIO(diff))]
         assert names == [".wh.a", "dir", "dir/x", "dir/y"]
 
+    def test_markers_without_parent_headers(self, storage: StorageDriver, caps: Capabilities) -> None:
+        """Whiteouts, opaque markers and entries whose directories only a lower layer has.
+
+        parent: /etc/{gone,kept}  /opq/{old,sub/x}  /a (0750, 7:8, user.dir)/b/old  /lnk -> real  /real/f
+        child:  etc/.wh.gone  opq/.wh..wh..opq  opq/new  a/b/new  lnk/.wh.f  nowhere/.wh.x   (no directory headers)
+        -> etc/gone, opq/old, opq/sub and real/f are gone (the symlink resolved as in a full tree), a and a/b
+           keep the parent's owner, mode and xattrs, nothing appears for nowhere; in a grandchild and a replay too.
+        """
+        owner = {"uid": 7, "gid": 8} if caps.ownership else {}
+        xattrs = {"xattrs": {"user.dir": b"d"}} if caps.xattrs else {}
+        d = lambda n, **kw: (entry(n, tarfile.DIRTYPE, kw.pop("mode", 0o755), **kw), None)  # noqa: E731
+        parent, child, grand, replay = (layer_id(f"mh-{n}") for n in ("p", "c", "g", "r"))
+        self.layer_from_tar(storage, parent, make_tar([
+            d("etc"), (entry("etc/gone"), b"g"), (entry("etc/kept"), b"k"), d("opq"), (entry("opq/old"), b"o"),
+            d("opq/sub"), (entry("opq/sub/x"), b"x"), d("a", mode=0o750, **owner, **xattrs), d("a/b", mode=0o700),
+            (entry("a/b/old"), b"o"), (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real"), None), d("real"),
+            (entry("real/f"), b"f")]))
+        self.layer_from_tar(storage, child, make_tar([
+            (entry("etc/.wh.gone"), b""), (entry("opq/.wh..wh..opq"), b""), (entry("opq/new"), b"n"),
+            (entry("a/b/new"), b"n"), (entry("lnk/.wh.f"), b""), (entry("nowhere/.wh.x"), b"")]), parent)
+        storage.create_layer(grand, child)
+        with mounted(storage, parent) as p:
+            expected_a = {n: snapshot(p)[n] for n in ("a", "a/b")}
+        for lid in (child, grand):
+            with mounted(storage, lid) as root:
+                tree = sorted(str(q.relative_to(root)) for q in root.rglob("*"))
+                assert tree == ["a", "a/b", "a/b/new", "a/b/old", "etc", "etc/kept", "lnk", "opq", "opq/new",
+                                "real"], lid
+                assert {n: snapshot(root)[n] for n in ("a", "a/b")} == expected_a, "implied parents keep their metadata"
+        assert [(c.path, c.kind) for c in storage.changes(child)] == [
+            ("/a", 0), ("/a/b", 0), ("/a/b/new", 1), ("/etc", 0), ("/etc/gone", 2), ("/opq", 0), ("/opq/new", 1),
+            ("/opq/old", 2), ("/opq/sub", 2), ("/real", 0), ("/real/f", 2)]
+        diff = read_all(storage.diff(child))
+        self.layer_from_tar(storage, replay, diff, parent)
+        with mounted(storage, child) as c, mounted(storage, replay) as r:
+            assert snapshot(c) == snapshot(r)
+        assert sha256(read_all(storage.diff(replay))) == sha256(diff)
+
+    def test_native_diff_equals_naive_diff(self, storage: StorageDriver, caps: Capabilities, work: Path) -> None:
+        """A container's diff gives the very changes and bytes of a walk of both mounted views.
+
+        parent: a seeded tree plus /ren/{a,b/c}, /opq/{x,y/z}, /f2d, /d2f/inner, /lnk, /hl{1,2}
+        mid:    /mid, and /f2d replaced by a directory (so the parent view of a union driver is a union)
+        child:  renames a lower dir, rm -rf + mkdir, file <-> dir, chmod/chown/xattr/utime, truncate,
+                unlink, a link to a lower file, new dirs: the copy-up-heavy workload of a container
+        """
+        src = work / "src"
+        src.mkdir()
+        write_tree(src, seed=21, files=150, caps=caps)
+        for name in ("ren/b", "opq/y", "d2f"):
+            (src / name).mkdir(parents=True)
+        for name in ("ren/a", "ren/b/c", "opq/x", "opq/y/z", "f2d", "d2f/inner", "hl1"):
+            (src / name).write_text(name)
+        if caps.hardlinks:
+            os.link(src / "hl1", src / "hl2")
+        os.symlink("ren/a", src / "lnk")
+        parent, mid, child = layer_id("n-parent"), layer_id("n-mid"), layer_id("n-child")
+        self.layer_from_tar(storage, parent, read_all(archive.export_tree(src)))
+        self.layer_from_tar(storage, mid, make_tar([(entry("mid"), b"m"), (entry(".wh.f2d"), b""),
+                                                    (entry("f2d", tarfile.DIRTYPE, 0o700), None)]), parent)
+        storage.create_layer(child, mid)
+        with mounted(storage, child) as root:
+            shutil.move(root / "ren", root / "renamed")  # overlayfs: EXDEV, so copy + delete
+            shutil.rmtree(root / "opq")
+            (root / "opq").mkdir()
+            (root / "opq/y").mkdir()
+            (root / "opq/y/new").write_text("n")
+            shutil.rmtree(root / "f2d")
+            (root / "f2d").write_text("now a file")
+            shutil.rmtree(root / "d2f")
+            (root / "d2f").write_text("was a dir")
+            os.unlink(root / "lnk")
+            os.symlink("renamed/a", root / "lnk")
+            if caps.hardlinks:
+                os.link(root / "hl1", root / "hl3")
+                os.chmod(root / "hl2", 0o600)
+            for path in sorted(q for q in root.rglob("*") if q.is_file() and not q.is_symlink())[:40:3]:
+                os.truncate(path, 3)
+            for path in sorted(q for q in root.rglob("f*") if q.is_file() and not q.is_symlink())[1:30:4]:
+                if caps.ownership:
+                    os.chown(path, 4242, 4242)
+                if caps.xattrs:
+                    os.setxattr(path, "user.native", b"1")
+                os.utime(path, ns=(1_650_000_000 * 10**9,) * 2)
+            for path in sorted(q for q in root.rglob("f*") if q.is_file() and not q.is_symlink())[2:30:5]:
+                path.unlink()
+            (root / "brand/new/dir").mkdir(parents=True)
+            (root / "brand/new/dir/file").write_bytes(os.urandom(5000))
+        with mounted(storage, child) as root, mounted(storage, mid) as lower:
+            naive = archive.changes(root, lower)
+            naive_tar = read_all(archive.export_changes(root, naive))
+            naive_size = archive.changes_size(root, naive)
+        assert [(c.path, c.kind) for c in storage.changes(child)] == [(c.path, c.kind) for c in naive]
+        assert read_all(storage.diff(child)) == naive_tar
+        assert storage.diff_size(child) == naive_size
+        # the middle layer's own diff: a directory replacing a file, and a new file
+        with tarfile.open(fileobj=io.BytesIO(read_all(storage.diff(mid)))) as tf:
+            assert [(m.name, m.type) for m in tf] == [("f2d", tarfile.DIRTYPE), ("mid", tarfile.REGTYPE)]
+
     # -- content fidelity ----------------------------------------------------
 
     def test_apply_modes_and_owners(self, storage: StorageDriver, need: Callable) -> None:
@@ -738,6 +838,60 @@ class StorageDriverSuite:
             assert sha256(read_all(storage.diff(lid))) == sha256(tar)
         with mounted(storage, layer_id("digest1")) as a:
             assert snapshot(a) == snapshot(src)
+
+    def test_same_tar_same_digest_child(self, storage: StorageDriver, caps: Capabilities, work: Path) -> None:
+        """A child layer's diff is the canonical tar of its changes, whatever tar made it.
+
+        The child is applied from the canonical tar (archive.export_changes of two plain trees) plus
+        what a producer may add that changes nothing: a header for an unchanged directory, an
+        unchanged file sent again, a whiteout of a name no lower layer has.  Its diff must be the
+        canonical tar byte for byte (a driver exporting its layer directory verbatim would not be).
+        """
+        old, new = work / "old", work / "new"
+        for tree in (old, new):
+            tree.mkdir()
+        write_tree(old, seed=13, files=80, caps=caps)
+        for name in ("keep", "rmrf/sub", "d2f", "mod"):
+            (old / name).mkdir(parents=True)
+        for name in ("keep/same", "rmrf/a", "rmrf/sub/b", "d2f/x", "f2d", "mod/content", "mod/gone", "mod/perm"):
+            (old / name).write_text(name)
+        stamp = (1_400_000_000 * 10**9,) * 2
+        for path in [old, *old.rglob("*")]:
+            os.utime(path, ns=stamp, follow_symlinks=False)
+        parent_tar = read_all(archive.export_tree(old))
+        archive.apply_layer(new, io.BytesIO(parent_tar))
+        shutil.rmtree(new / "rmrf")
+        (new / "rmrf").mkdir()
+        (new / "rmrf/n").write_text("n")
+        shutil.rmtree(new / "d2f")
+        (new / "d2f").write_text("file now")
+        (new / "f2d").unlink()
+        (new / "f2d").mkdir()
+        (new / "f2d/in").write_text("in")
+        (new / "mod/content").write_text("changed")
+        (new / "mod/gone").unlink()
+        os.chmod(new / "mod/perm", 0o600)
+        (new / "added/deep").mkdir(parents=True)
+        (new / "added/deep/file").write_bytes(b"x" * 10_000)
+        for path in [new, *new.rglob("*")]:
+            if os.lstat(path).st_mtime_ns != stamp[1]:
+                os.utime(path, ns=(1_500_000_000 * 10**9,) * 2, follow_symlinks=False)
+        canonical = read_all(archive.export_changes(new, archive.changes(new, old)))
+        with tarfile.open(fileobj=io.BytesIO(parent_tar)) as tf:
+            keep = [(m, tf.extractfile(m).read() if m.isreg() else None)
+                    for m in tf.getmembers() if m.name in ("keep", "keep/same")]
+        with tarfile.open(fileobj=io.BytesIO(canonical)) as tf:
+            assert "keep" not in tf.getnames()
+            end = tf.offset  # where the end-of-archive blocks begin
+        padded = canonical[:end] + make_tar([*keep, (entry(".wh.ghost"), b""), (entry("keep/.wh.nothing"), b"")])
+        parent = layer_id("cd-parent")
+        self.layer_from_tar(storage, parent, parent_tar)
+        for n, tar in enumerate((canonical, padded)):
+            lid = layer_id(f"cd-child{n}")
+            self.layer_from_tar(storage, lid, tar, parent)
+            assert sha256(read_all(storage.diff(lid))) == sha256(canonical), f"child {n}"
+            with mounted(storage, lid) as root:
+                assert snapshot(root) == snapshot(new), f"child {n}"
 
     # -- safety --------------------------------------------------------------
 

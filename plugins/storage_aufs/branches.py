@@ -155,7 +155,7 @@ class AufsMarkers(Markers):
         return os.path.lexists(os.path.join(branch, rel, WH_OPAQUE))
 
     def handler(self, staging: str, lower: View) -> archive.WhiteoutHandler:
-        return AufsWhiteouts()
+        return AufsWhiteouts(lower)
 
     def finish_apply(self, branch: str, staging: str) -> None:
         os.rmdir(staging)
@@ -166,7 +166,19 @@ class AufsMarkers(Markers):
 # ---------------------------------------------------------------------------
 
 
-class UnionfsWhiteouts(archive.WhiteoutHandler):
+class _BranchWhiteouts(archive.WhiteoutHandler):
+    """A new branch on top of ``view``: the applier copies directories up from the
+    lower branches themselves (:meth:`View.lookup`), so xattrs are read where
+    they are kept, and nothing is mounted."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+
+    def lower_entry(self, rel: str) -> tuple[str, os.stat_result] | None:
+        return self.view.lookup(rel)
+
+
+class UnionfsWhiteouts(_BranchWhiteouts):
     """``.wh.<name>`` -> ``.unionfs-fuse/<dir>/<name>_HIDDEN~`` (empty file, 0600);
     ``<dir>/.wh..wh..opq`` -> ``.unionfs-fuse/<parent>/<dir>_HIDDEN~`` (directory, 0700).
 
@@ -178,8 +190,8 @@ class UnionfsWhiteouts(archive.WhiteoutHandler):
     """
 
     def __init__(self, staging: str, lower: View) -> None:
+        super().__init__(lower)
         self.staging = staging
-        self.lower = lower
 
     def _mark(self, rel: str, directory: bool = False) -> None:
         path = os.path.join(self.staging, rel + UNIONFS_SUFFIX)
@@ -209,11 +221,11 @@ class UnionfsWhiteouts(archive.WhiteoutHandler):
         if rel:
             self._mark(rel, directory=True)
             return
-        for name in self.lower.listdir(""):
+        for name in self.view.listdir(""):
             self._mark(name)
 
 
-class AufsWhiteouts(archive.WhiteoutHandler):
+class AufsWhiteouts(_BranchWhiteouts):
     """Kernel aufs keeps whiteouts as the tar has them: empty ``.wh.`` files."""
 
     @staticmethod

@@ -33,20 +33,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from dockyard import archive
-from dockyard.errors import Conflict, DockyardError, DriverNotSupported, InvalidParameter, NotFound, System
+from dockyard.errors import DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.hookspecs import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.models.runtime import Change
+from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, os_errors, rmtree
 
 from . import mounts
 from .branches import DELETED, AufsMarkers, Markers, UnionfsMarkers, View, branch_changes, make_skeleton
@@ -64,7 +63,9 @@ UNIONFS_CAPABILITIES = StorageCapabilities(xattrs=False)
 
 @dataclass
 class _Mount:
-    count: int  # 0: adopted from an earlier run, not referenced yet
+    """A union this driver has mounted, or adopted from an earlier run (then it has no
+    reference until something mounts the layer again)."""
+
     path: Path
     server: subprocess.Popen | None = None  # unionfs-fuse, reaped after unmount
 
@@ -99,21 +100,26 @@ class AufsDriver:
         self._diff = self.root / "diff"
         self._layers = self.root / "layers"
         self._mnt = self.root / "mnt"
-        self._incomplete = self.root / "incomplete"
         self._skel = self.root / "skel"
         self._lock = threading.RLock()
         self._mounts: dict[str, _Mount] = {}
-        self._pins: dict[str, int] = {}  # open diff streams: block removal without mounting
-        self._busy: dict[str, str] = {}  # layer being created -> parent ("" if none)
+        self._refs = MountCounter(self._lock)  # references to the unions in _mounts
+        self._pins = MountCounter(self._lock)  # open diff streams: block removal without mounting
+        self._records = ParentRecords(self._layers)
+        # a layer exists once its record and its branch both do
+        self._dirs = LayerDirectory("aufs", self._diff, self.root / "incomplete", self.root, lock=self._lock,
+                                    records=self._records, forbidden=":=,", hidden=True,
+                                    complete=lambda lid: self._records.exists(lid) and (self._diff / lid).is_dir())
         try:
-            for d in (self._diff, self._layers, self._mnt, self._incomplete, self._skel):
+            self._dirs.make_dirs()
+            for d in (self._layers, self._mnt, self._skel):
                 d.mkdir(parents=True, exist_ok=True)
             self._recover()
         except OSError as exc:
             raise System(f"aufs: cannot initialise {self.root}: {exc}") from exc
 
     @classmethod
-    def auto_selectable(cls) -> bool:
+    def auto_selectable(cls, root: Path | None = None) -> bool:
         """Chosen without being named only on kernel aufs, never on the FUSE fallback."""
         return mounts.kernel_has_aufs()
 
@@ -135,24 +141,22 @@ class AufsDriver:
             if not mounts.alive(point):
                 log.warning("aufs: the union at %s lost its server; detaching it", point)
                 mounts.detach(point)
-            elif (self._layers / lid).is_file() and not (self._incomplete / lid).exists():
-                self._mounts[lid] = _Mount(0, Path(point))  # a restarted daemon's containers may still use it
+            elif self._records.exists(lid) and not (self._dirs.incomplete / lid).exists():
+                self._mounts[lid] = _Mount(Path(point))  # a restarted daemon's containers may still use it
             else:
                 mounts.unmount(point)
-        for entry in self.root.iterdir():
-            if entry.name.startswith("tmp-"):
-                _rmtree(entry)
-        for marker in self._incomplete.iterdir():
-            self._forget(marker.name)
-            _rmtree(self._diff / marker.name)
-            (self._layers / marker.name).unlink(missing_ok=True)
-            marker.unlink()
-        for record in (*self._layers.iterdir(), *self._skel.iterdir()):
+
+        def drop(layer_id: str) -> None:
+            self._forget(layer_id)
+            rmtree(self._diff / layer_id)
+
+        self._dirs.recover(rmtree, drop)  # tmp-*, interrupted applies, records without a branch
+        for record in self._skel.iterdir():
             if not (self._diff / record.name).is_dir():
                 record.unlink()
         for branch in self._diff.iterdir():
-            if not (self._layers / branch.name).is_file():
-                _rmtree(branch)
+            if not self._records.exists(branch.name):
+                rmtree(branch)
         for point in self._mnt.iterdir():
             if not (self._layers / point.name).is_file() and point.name not in self._mounts:
                 try:
@@ -166,111 +170,63 @@ class AufsDriver:
         if mount is not None:
             mounts.unmount(str(mount.path), mount.server)
 
-    def _check_id(self, layer_id: str) -> str:
-        if (not layer_id or any(c in layer_id for c in "/\0:=,") or layer_id in (".", "..")
-                or layer_id.startswith(("tmp-", ".")) or len(layer_id) > 200):
-            raise InvalidParameter(f"invalid layer id {layer_id!r}")
-        return layer_id
-
     def _branch(self, layer_id: str) -> Path:
-        return self._diff / self._check_id(layer_id)
-
-    def _complete(self, layer_id: str) -> bool:
-        try:
-            branch = self._branch(layer_id)
-        except InvalidParameter:
-            return False
-        return ((self._layers / layer_id).is_file() and branch.is_dir()
-                and not (self._incomplete / layer_id).exists())
-
-    def _require(self, layer_id: str) -> Path:
-        branch = self._branch(layer_id)
-        if not self._complete(layer_id):
-            raise NotFound(f"No such layer: {layer_id}")
-        return branch
+        return self._dirs.path(layer_id)
 
     def _chain(self, layer_id: str) -> list[str]:
         """Parent ids, nearest first."""
-        try:
-            return [line.strip() for line in (self._layers / layer_id).read_text().splitlines() if line.strip()]
-        except FileNotFoundError:
-            return []
+        return self._records.read(layer_id)
 
     def _lower(self, chain: list[str]) -> View:
         return View([str(self._diff / p) for p in chain], self.markers)
-
-    def _children(self, layer_id: str) -> list[str]:
-        found = [c for c, p in self._busy.items() if p == layer_id]
-        for record in self._layers.iterdir():
-            chain = self._chain(record.name)
-            if chain and chain[0] == layer_id:
-                found.append(record.name)
-        return found
 
     # -- required hooks ------------------------------------------------------
 
     @hookimpl
     def storage_create_layer(self, layer_id: str, parent_id: str | None) -> bool:
         target = self._branch(layer_id)
-        with self._lock:
-            if (self._layers / layer_id).exists() or target.exists() or layer_id in self._busy:
-                raise Conflict(f"layer {layer_id} already exists")
-            chain: list[str] = []
-            if parent_id:
-                self._require(parent_id)
-                chain = [parent_id, *self._chain(parent_id)]
-            self._busy[layer_id] = parent_id or ""
-        token = uuid.uuid4().hex[:12]
-        tmp_branch = self.root / f"tmp-{layer_id}.{token}"
-        tmp_record = self.root / f"tmp-record-{layer_id}.{token}"
-        try:
-            tmp_branch.mkdir()
-            tmp_branch.chmod(0o755)
-            tmp_record.write_text("".join(f"{p}\n" for p in chain))
-            (self._mnt / layer_id).mkdir(exist_ok=True)
-            os.rename(tmp_branch, target)  # a branch without a record is invisible, and removed on start
-            os.rename(tmp_record, self._layers / layer_id)
-        except BaseException as exc:
-            for leftover in (tmp_branch, tmp_record):
-                _rmtree(leftover)
-            if not (self._layers / layer_id).exists():
-                _rmtree(target)
-            if isinstance(exc, OSError):
-                raise System(f"aufs: creating layer {layer_id}: {exc}") from exc
-            raise
-        finally:
-            with self._lock:
-                self._busy.pop(layer_id, None)
+        taken = lambda: self._records.path(layer_id).exists() or target.exists()  # noqa: E731
+        with self._dirs.creating(layer_id, parent_id, taken):
+            chain = [parent_id, *self._chain(parent_id)] if parent_id else []
+            tmp_branch = self._dirs.tmp(layer_id)
+            tmp_record = self._dirs.tmp(f"record-{layer_id}")
+            try:
+                tmp_branch.mkdir()
+                tmp_branch.chmod(0o755)
+                self._records.write(layer_id, chain, at=tmp_record)
+                (self._mnt / layer_id).mkdir(exist_ok=True)
+                os.rename(tmp_branch, target)  # a branch without a record is invisible, and removed on start
+                os.rename(tmp_record, self._records.path(layer_id))
+            except BaseException:
+                for leftover in (tmp_branch, tmp_record):
+                    rmtree(leftover)
+                if not self._records.path(layer_id).exists():
+                    rmtree(target)
+                raise
         return True
 
     @hookimpl
     def storage_remove_layer(self, layer_id: str) -> bool:
         branch = self._branch(layer_id)
-        tmp = self.root / f"tmp-{layer_id}.{uuid.uuid4().hex[:12]}"
+        tmp = self._dirs.tmp(layer_id)
         with self._lock:
-            if not branch.is_dir() and not (self._layers / layer_id).exists():
+            if not branch.is_dir() and not self._records.path(layer_id).exists():
                 raise NotFound(f"No such layer: {layer_id}")
-            mount = self._mounts.get(layer_id)
-            if (mount and mount.count) or self._pins.get(layer_id):
-                raise Conflict(f"layer {layer_id} is in use (mounted {mount.count if mount else 0} times, "
-                               f"{self._pins.get(layer_id, 0)} diff streams open)")
-            children = self._children(layer_id)
-            if children:
-                raise Conflict(f"layer {layer_id} has child layers: {', '.join(sorted(children))}")
-            try:
+            count, pins = self._refs.count(layer_id), self._pins.count(layer_id)
+            self._dirs.check_removable(layer_id, (count or pins)
+                                       and f"mounted {count} times, {pins} diff streams open")
+            with os_errors(f"aufs: removing layer {layer_id}"):
                 self._forget(layer_id)  # an adopted union nobody references any more
                 if branch.is_dir():
                     os.rename(branch, tmp)  # invisible at once; the slow delete happens unlocked
-                (self._layers / layer_id).unlink(missing_ok=True)
-                (self._incomplete / layer_id).unlink(missing_ok=True)
+                self._records.forget(layer_id)
+                (self._dirs.incomplete / layer_id).unlink(missing_ok=True)
                 (self._skel / layer_id).unlink(missing_ok=True)
                 try:
                     (self._mnt / layer_id).rmdir()
                 except FileNotFoundError:
                     pass
-            except OSError as exc:
-                raise System(f"aufs: removing layer {layer_id}: {exc}") from exc
-        _rmtree(tmp)
+        rmtree(tmp)
         return True
 
     @hookimpl
@@ -282,11 +238,12 @@ class AufsDriver:
                     log.warning("aufs: the union of layer %s lost its server; mounting it again", layer_id)
                     mounts.detach(str(mount.path))
                     mount.server = self._mount_union(layer_id)
-                mount.count += 1
+                self._refs.acquire(layer_id)
                 return mount.path
-            self._require(layer_id)
+            self._dirs.require(layer_id)
             server = self._mount_union(layer_id)
-            self._mounts[layer_id] = _Mount(1, self._mnt / layer_id, server)
+            self._mounts[layer_id] = _Mount(self._mnt / layer_id, server)
+            self._refs.acquire(layer_id)
             return self._mnt / layer_id
 
     def _mount_union(self, layer_id: str) -> subprocess.Popen | None:
@@ -312,12 +269,10 @@ class AufsDriver:
     @hookimpl
     def storage_unmount(self, layer_id: str) -> bool:
         with self._lock:
-            mount = self._mounts.get(layer_id)
-            if mount is None or mount.count == 0:
-                return True
-            mount.count -= 1
-            if mount.count == 0:
-                del self._mounts[layer_id]
+            if layer_id not in self._mounts or self._refs.count(layer_id) == 0:
+                return True  # not mounted, or adopted and not referenced
+            if self._refs.release(layer_id) == 0:
+                mount = self._mounts.pop(layer_id)
                 mounts.unmount(str(mount.path), mount.server)
         return True
 
@@ -325,45 +280,37 @@ class AufsDriver:
     def storage_path(self, layer_id: str) -> Path | None:
         with self._lock:
             mount = self._mounts.get(layer_id)
-            return mount.path if mount is not None and mount.count else None
+            return mount.path if mount is not None and self._refs.count(layer_id) else None
 
     @hookimpl
     def storage_parent(self, layer_id: str) -> str:
-        self._require(layer_id)
-        chain = self._chain(layer_id)
-        return chain[0] if chain else ""
+        self._dirs.require(layer_id)
+        return self._records.parent(layer_id)
 
     @hookimpl
     def storage_exists(self, layer_id: str) -> bool:
-        try:
-            return self._complete(layer_id)
-        except OSError:
-            return False
+        return self._dirs.exists(layer_id)
 
     @hookimpl
     def storage_layers(self) -> list[str]:
-        return sorted(e.name for e in self._diff.iterdir() if self._complete(e.name))
+        return self._dirs.ids()
 
     @hookimpl
     def storage_apply_diff(self, layer_id: str, diff: BinaryIO) -> int:
-        branch = self._require(layer_id)
+        branch = self._dirs.require(layer_id)
         chain = self._chain(layer_id)
-        marker = self._incomplete / layer_id
-        try:
-            marker.touch()
-            staging = tempfile.mkdtemp(prefix=f"tmp-markers-{layer_id[:12]}.", dir=self.root)
-        except OSError as exc:
-            raise System(f"aufs: preparing layer {layer_id}: {exc}") from exc
-        try:
-            # a base layer has nothing below it to hide: whiteouts just delete
-            handler = self.markers.handler(staging, self._lower(chain)) if chain else archive.PLAIN
-            written = archive.apply_layer(branch, diff, handler)
-            self.markers.finish_apply(str(branch), staging)
-        except OSError as exc:
-            raise System(f"aufs: applying to layer {layer_id}: {exc}") from exc
-        finally:
-            _rmtree(Path(staging))
-        marker.unlink()  # a failed apply leaves the marker: the layer stays unlisted until removed
+        with self._dirs.applying(layer_id):
+            with os_errors(f"aufs: preparing layer {layer_id}"):
+                staging = tempfile.mkdtemp(prefix=f"tmp-markers-{layer_id[:12]}.", dir=self.root)
+            try:
+                with os_errors(f"aufs: applying to layer {layer_id}"):
+                    # a base layer has nothing below it to hide: whiteouts just delete; a child copies
+                    # directories the tar needs but does not name up from its parents' branches
+                    handler = self.markers.handler(staging, self._lower(chain)) if chain else archive.PLAIN
+                    written = archive.apply_layer(branch, diff, handler)
+                    self.markers.finish_apply(str(branch), staging)
+            finally:
+                rmtree(staging)
         return written
 
     @hookimpl
@@ -371,7 +318,7 @@ class AufsDriver:
         with self._lock:
             unions = len(self._mounts)
         return [("Root Dir", str(self.root)),
-                ("Backing Filesystem", mounts.backing_fs(str(self.root))),
+                ("Backing Filesystem", backing_fs(self.root)),
                 ("Backend", "aufs" if self.backend == "aufs" else mounts.unionfs_version()),
                 ("Dirs", str(len(self.storage_layers()))),
                 ("Union Mounts", str(unions))]
@@ -381,6 +328,7 @@ class AufsDriver:
         with self._lock:
             points = {str(m.path): m.server for m in self._mounts.values()}
             self._mounts.clear()
+            self._refs.clear()
             for point in mounts.mounts_under(str(self._mnt)):  # also unions a crashed run left
                 points.setdefault(point, None)
             failed = []
@@ -397,8 +345,9 @@ class AufsDriver:
 
     @hookimpl
     def storage_changes(self, layer_id: str) -> list[Change]:
-        branch = self._require(layer_id)
-        return _wrap_os(lambda: self._changes(branch, self._chain(layer_id)), layer_id)
+        branch = self._dirs.require(layer_id)
+        with os_errors(f"aufs: reading layer {layer_id}"):
+            return self._changes(branch, self._chain(layer_id))
 
     def _changes(self, branch: Path, chain: list[str]) -> list[Change]:
         if not chain:
@@ -407,9 +356,9 @@ class AufsDriver:
 
     @hookimpl
     def storage_diff_size(self, layer_id: str) -> int:
-        branch = self._require(layer_id)
-        return _wrap_os(lambda: archive.changes_size(branch, self._changes(branch, self._chain(layer_id))),
-                        layer_id)
+        branch = self._dirs.require(layer_id)
+        with os_errors(f"aufs: reading layer {layer_id}"):
+            return archive.changes_size(branch, self._changes(branch, self._chain(layer_id)))
 
     @hookimpl
     def storage_diff(self, layer_id: str) -> BinaryIO:
@@ -422,9 +371,8 @@ class AufsDriver:
         markers apart from content), that directory's header comes from the union.
         """
         with self._lock:
-            branch = self._require(layer_id)
-            self._pins[layer_id] = self._pins.get(layer_id, 0) + 1
-        releases: list[Callable[[], None]] = [lambda: self._unpin(layer_id)]
+            branch = self._dirs.require(layer_id)
+            releases: list[Callable[[], None]] = [self._pins.hold(layer_id)]
 
         def release() -> None:
             for step in reversed(releases):
@@ -434,7 +382,8 @@ class AufsDriver:
             chain = self._chain(layer_id)
             if not chain:
                 return archive.export_tree(branch, on_close=release)
-            found = _wrap_os(lambda: self._changes(branch, chain), layer_id)
+            with os_errors(f"aufs: reading layer {layer_id}"):
+                found = self._changes(branch, chain)
             source = branch
             if any(c.kind != DELETED and not os.path.lexists(os.path.join(branch, c.path.lstrip("/")))
                    for c in found):
@@ -444,29 +393,3 @@ class AufsDriver:
         except BaseException:
             release()
             raise
-
-    def _unpin(self, layer_id: str) -> None:
-        with self._lock:
-            count = self._pins.get(layer_id, 0) - 1
-            if count > 0:
-                self._pins[layer_id] = count
-            else:
-                self._pins.pop(layer_id, None)
-
-
-def _wrap_os(fn, layer_id: str):
-    try:
-        return fn()
-    except DockyardError:
-        raise
-    except OSError as exc:
-        raise System(f"aufs: reading layer {layer_id}: {exc}") from exc
-
-
-def _rmtree(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
-    except NotADirectoryError:
-        path.unlink(missing_ok=True)

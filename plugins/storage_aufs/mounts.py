@@ -23,6 +23,7 @@ import threading
 import time
 
 from dockyard.errors import System
+from dockyard.storage_common import kernel_has, mounts
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,7 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 def kernel_has_aufs() -> bool:
-    try:
-        with open("/proc/filesystems") as f:
-            return any(line.split()[-1] == "aufs" for line in f if line.strip())
-    except OSError:
-        return False
+    return kernel_has("aufs")
 
 
 def fuse_problem() -> str | None:
@@ -180,41 +177,4 @@ def alive(target: str) -> bool:
 def mounts_under(directory: str) -> list[str]:
     """Mount points directly below ``directory`` (from /proc/self/mountinfo)."""
     prefix = os.path.realpath(directory).rstrip("/") + "/"
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = _unescape(line.split()[4])
-                if point.startswith(prefix) and "/" not in point[len(prefix):]:
-                    found.append(point)
-    except OSError:
-        pass
-    return found
-
-
-def _unescape(field: str) -> str:
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def backing_fs(path: str) -> str:
-    """File system type of the mount holding ``path`` (Docker's names: ext4 -> extfs)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mounts") as mounts:
-            for line in mounts:
-                fields = line.split()
-                point = _unescape(fields[1])
-                if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                    best, fstype = point, fields[2]
-    except OSError:
-        pass
-    return {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs"}.get(fstype, fstype)
+    return [point for point, _ in mounts() if point.startswith(prefix) and "/" not in point[len(prefix):]]

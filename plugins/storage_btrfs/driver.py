@@ -43,15 +43,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dockyard import archive
-from dockyard.errors import (
-    Conflict,
-    DriverNotSupported,
-    InvalidParameter,
-    NotFound,
-    System,
-)
+from dockyard.errors import DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.hookspecs import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
+from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, kernel_has, os_errors
 
 NAME = "btrfs"
 DEFAULT_SIZE = 10 << 30
@@ -86,14 +81,17 @@ class BtrfsDriver:
         self.size = parse_size(size_text) if size_text is not None else DEFAULT_SIZE
         self.root = Path(root)
         self._lock = threading.RLock()
-        self._mounts: dict[str, int] = {}
-        self._busy: dict[str, str] = {}
+        self._mounts = MountCounter(self._lock)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._backing = _fs_type(self.root)
+            self._backing = backing_fs(self.root)
             self.loopback = self._backing != "btrfs"
             self.image = self.root / IMAGE
             self.home = self.root / MOUNTPOINT if self.loopback else self.root
+            self._subvols = self.home / "subvolumes"
+            self._records = ParentRecords(self.home / "parent", chain=False)
+            self._layers = LayerDirectory(NAME, self._subvols, self.home / "incomplete", self.home,
+                                          lock=self._lock, records=self._records)
             if self.loopback:
                 if not shutil.which("mkfs.btrfs") and not self.image.exists():
                     raise DriverNotSupported(NAME, f"{self.root} is on {self._backing} and mkfs.btrfs (btrfs-progs) "
@@ -111,28 +109,22 @@ class BtrfsDriver:
         """The kernel must have btrfs (loaded on demand); subvolume ioctls and loop mounts need root."""
         if os.geteuid() != 0:
             raise DriverNotSupported(NAME, "needs root (subvolume ioctls, loop mount)")
-        if not _has_btrfs():
+        if not kernel_has("btrfs"):
             subprocess.run(["modprobe", "btrfs"], capture_output=True, check=False)
-            if not _has_btrfs():
+            if not kernel_has("btrfs"):
                 raise DriverNotSupported(NAME, "the kernel has no btrfs file system (modprobe btrfs failed)")
+
+    @classmethod
+    def auto_selectable(cls, root: Path | None = None) -> bool:
+        """Chosen without being named only on a btrfs data root (moby does the same): elsewhere
+        it would make a 10 GiB loopback image.  ``root`` is None when the caller does not say."""
+        return root is not None and backing_fs(root) == "btrfs"
 
     # -- the file system -----------------------------------------------------
 
-    @property
-    def _subvols(self) -> Path:
-        return self.home / "subvolumes"
-
-    @property
-    def _parents(self) -> Path:
-        return self.home / "parent"
-
-    @property
-    def _incomplete(self) -> Path:
-        return self.home / "incomplete"
-
     def _make_dirs(self) -> None:
-        for d in (self._subvols, self._parents, self._incomplete):
-            d.mkdir(parents=True, exist_ok=True)
+        self._layers.make_dirs()
+        self._records.directory.mkdir(parents=True, exist_ok=True)
 
     def _fs_mounted(self) -> bool:
         try:
@@ -175,162 +167,90 @@ class BtrfsDriver:
 
     def _recover(self) -> None:
         """Delete what a crash left: half-built or half-removed subvolumes, interrupted applies."""
-        for entry in self.home.iterdir():
-            if entry.name.startswith("tmp-"):
-                _delete_subvolume(entry)
-        for marker in self._incomplete.iterdir():
-            _delete_subvolume(self._subvols / marker.name)
-            (self._parents / marker.name).unlink(missing_ok=True)
-            marker.unlink()
-        for record in self._parents.iterdir():
-            if not (self._subvols / record.name).is_dir():
-                record.unlink()
-
-    # -- helpers -------------------------------------------------------------
-
-    def _layer_dir(self, layer_id: str) -> Path:
-        if (not layer_id or "/" in layer_id or "\0" in layer_id or layer_id in (".", "..")
-                or layer_id.startswith("tmp-") or len(layer_id) > 200):
-            raise InvalidParameter(f"invalid layer id {layer_id!r}")
-        return self._subvols / layer_id
-
-    def _complete(self, layer_id: str) -> bool:
-        try:
-            path = self._layer_dir(layer_id)
-        except InvalidParameter:
-            return False
-        return path.is_dir() and not (self._incomplete / layer_id).exists()
-
-    def _require(self, layer_id: str) -> Path:
-        path = self._layer_dir(layer_id)
-        if not self._complete(layer_id):
-            raise NotFound(f"No such layer: {layer_id}")
-        return path
-
-    def _parent_of(self, layer_id: str) -> str:
-        try:
-            return (self._parents / layer_id).read_text()
-        except FileNotFoundError:
-            return ""
-
-    def _children(self, layer_id: str) -> list[str]:
-        found = [c for c, p in self._busy.items() if p == layer_id]
-        for record in self._parents.iterdir():
-            if record.name != layer_id and self._parent_of(record.name) == layer_id:
-                found.append(record.name)
-        return found
+        self._layers.recover(_delete_subvolume, lambda layer_id: _delete_subvolume(self._subvols / layer_id))
 
     # -- required hooks ------------------------------------------------------
 
     @hookimpl
     def storage_create_layer(self, layer_id: str, parent_id: str | None) -> bool:
-        with self._lock:
-            self._ensure_fs()
-            target = self._layer_dir(layer_id)
-            if target.exists() or layer_id in self._busy:
-                raise Conflict(f"layer {layer_id} already exists")
-            source = self._require(parent_id) if parent_id else None
-            self._busy[layer_id] = parent_id or ""
-        tmp = self.home / f"tmp-{layer_id}.{uuid.uuid4().hex[:12]}"
-        try:
-            if source is None:
-                _subvolume_create(tmp)
-                tmp.chmod(0o755)
-            else:
-                _snapshot(source, tmp)
-            (self._parents / layer_id).write_text(parent_id or "")
-            os.rename(tmp, target)
-        except BaseException as exc:
-            _delete_subvolume(tmp)
-            (self._parents / layer_id).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise System(f"btrfs: creating layer {layer_id}: {exc}") from exc
-            raise
-        finally:
-            with self._lock:
-                self._busy.pop(layer_id, None)
+        self._ensure_fs()
+        target = self._layers.path(layer_id)
+        with self._layers.creating(layer_id, parent_id) as source:
+            tmp = self._layers.tmp(layer_id)
+            try:
+                if source is None:
+                    _subvolume_create(tmp)
+                    tmp.chmod(0o755)
+                else:
+                    _snapshot(source, tmp)
+                self._records.write(layer_id, [parent_id] if parent_id else [])
+                os.rename(tmp, target)
+            except BaseException:
+                _delete_subvolume(tmp)
+                self._records.forget(layer_id)
+                raise
         return True
 
     @hookimpl
     def storage_remove_layer(self, layer_id: str) -> bool:
         with self._lock:
             self._ensure_fs()
-            path = self._layer_dir(layer_id)
+            path = self._layers.path(layer_id)
             if not path.is_dir():
                 raise NotFound(f"No such layer: {layer_id}")
-            if self._mounts.get(layer_id):
-                raise Conflict(f"layer {layer_id} is in use (mounted {self._mounts[layer_id]} times)")
-            children = self._children(layer_id)
-            if children:
-                raise Conflict(f"layer {layer_id} has child layers: {', '.join(sorted(children))}")
-            tmp = self.home / f"tmp-{layer_id}.{uuid.uuid4().hex[:12]}"
-            try:
+            count = self._mounts.count(layer_id)
+            self._layers.check_removable(layer_id, count and f"mounted {count} times")
+            tmp = self._layers.tmp(layer_id)
+            with os_errors(f"btrfs: removing layer {layer_id}"):
                 os.rename(path, tmp)  # invisible at once
-                (self._parents / layer_id).unlink(missing_ok=True)
-                (self._incomplete / layer_id).unlink(missing_ok=True)
-            except OSError as exc:
-                raise System(f"btrfs: removing layer {layer_id}: {exc}") from exc
-        try:
+                self._records.forget(layer_id)
+                (self._layers.incomplete / layer_id).unlink(missing_ok=True)
+        with os_errors(f"btrfs: deleting subvolume of layer {layer_id}"):  # else left for the next start
             _delete_subvolume(tmp)
-        except OSError as exc:  # left for the next start's recovery
-            raise System(f"btrfs: deleting subvolume of layer {layer_id}: {exc}") from exc
         return True
 
     @hookimpl
     def storage_mount(self, layer_id: str) -> Path:
         with self._lock:
             self._ensure_fs()
-            path = self._require(layer_id)
-            self._mounts[layer_id] = self._mounts.get(layer_id, 0) + 1
+            path = self._layers.require(layer_id)
+            self._mounts.acquire(layer_id)
             return path
 
     @hookimpl
     def storage_unmount(self, layer_id: str) -> bool:
-        with self._lock:
-            count = self._mounts.get(layer_id, 0)
-            if count > 1:
-                self._mounts[layer_id] = count - 1
-            else:
-                self._mounts.pop(layer_id, None)
+        self._mounts.release(layer_id)
         return True
 
     @hookimpl
     def storage_path(self, layer_id: str) -> Path | None:
-        with self._lock:
-            return self._subvols / layer_id if self._mounts.get(layer_id) else None
+        return self._subvols / layer_id if self._mounts.count(layer_id) else None
 
     @hookimpl
     def storage_parent(self, layer_id: str) -> str:
-        with self._lock:
-            self._ensure_fs()
-        self._require(layer_id)
-        return self._parent_of(layer_id)
+        self._ensure_fs()
+        self._layers.require(layer_id)
+        return self._records.parent(layer_id)
 
     @hookimpl
     def storage_exists(self, layer_id: str) -> bool:
         try:
             self._ensure_fs()
-            return self._complete(layer_id)
         except (OSError, System):
             return False
+        return self._layers.exists(layer_id)
 
     @hookimpl
     def storage_layers(self) -> list[str]:
         self._ensure_fs()
-        return sorted(e.name for e in self._subvols.iterdir() if self._complete(e.name))
+        return self._layers.ids()
 
     @hookimpl
     def storage_apply_diff(self, layer_id: str, diff: BinaryIO) -> int:
         self._ensure_fs()
-        path = self._require(layer_id)
-        marker = self._incomplete / layer_id
-        try:
-            marker.touch()
-        except OSError as exc:
-            raise System(f"btrfs: marking layer {layer_id}: {exc}") from exc
-        written = archive.apply_layer(path, diff, archive.PLAIN)
-        marker.unlink()  # a failed apply leaves the marker: the layer stays unlisted until removed
-        return written
+        path = self._layers.require(layer_id)
+        with self._layers.applying(layer_id):
+            return archive.apply_layer(path, diff, archive.PLAIN)
 
     @hookimpl
     def storage_status(self) -> list[tuple[str, str]]:
@@ -456,33 +376,9 @@ def _run(argv: list[str], what: str) -> None:
         raise System(f"btrfs: {what}: {(done.stderr or done.stdout).strip()}")
 
 
-def _has_btrfs() -> bool:
-    try:
-        with open("/proc/filesystems") as f:
-            return any(line.split()[-1] == "btrfs" for line in f if line.strip())
-    except OSError:
-        return False
-
-
 def _btrfs_version() -> str:
     try:
         out = subprocess.run(["btrfs", "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.split("\n")[0].strip() or "unknown"
-
-
-def _fs_type(path: Path) -> str:
-    """File system type of the mount holding ``path`` (Docker's names: ext4 -> extfs)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as info:
-            for line in info:
-                fields = line.split()
-                point = fields[4].replace("\\040", " ")
-                if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-                    best, fstype = point, fields[fields.index("-") + 1]
-    except OSError:
-        pass
-    return {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs"}.get(fstype, fstype)

@@ -24,9 +24,16 @@ stacks do not hit the one-page option limit: 500 layers with ``fsconfig``.
 Diffs are native: the upper directory is walked and each entry is compared with
 the parent's view (the parent mounted, or its ``diff/`` if it is a base layer),
 so the cost follows the size of the change, not of the image.  The tar is then
-written by :func:`dockyard.archive.export_changes` from those changes (content
-read through the union), which gives the same bytes the vfs driver gives for
-the same content; a base layer's diff is its ``diff/`` as it is.
+written by :func:`dockyard.archive.export_changes` from those changes, with
+content read straight from ``diff/`` (every added or changed path is there;
+the handler leaves overlay's own ``trusted.overlay.*`` xattrs out), which gives
+the same bytes the vfs driver gives for the same content; a base layer's diff
+is its ``diff/`` as it is.
+
+Applying a diff to a child layer copies a directory the tar does not name up
+from the parent's view when the layer needs it (the parent of a whiteout, of
+an opaque marker or of an entry), so such markers are not lost and the
+directory keeps its owner, mode and xattrs in the union.
 
 Mount references are kept in memory.  A union left mounted by a daemon that was
 killed is adopted: the next ``storage_mount`` of that layer reuses it, and an
@@ -35,30 +42,28 @@ killed is adopted: the next ``storage_mount`` of that layer reuses it, and an
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import stat
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from dockyard import archive
-from dockyard.errors import (
-    Conflict,
-    DockyardError,
-    DriverNotSupported,
-    InvalidParameter,
-    NotFound,
-    System,
-)
+from dockyard.errors import DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.hookspecs import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.models.runtime import Change
+from dockyard.storage_common import (
+    LayerDirectory,
+    MountCounter,
+    ParentRecords,
+    backing_fs,
+    kernel_has,
+    os_errors,
+    rmtree,
+)
 
 from . import kernel
 
@@ -88,15 +93,15 @@ class OverlayDriver:
             raise InvalidParameter(f"overlay: mount_method must be one of {', '.join(MOUNT_METHODS)}")
         self.root = Path(root)
         self._layers = self.root / "layers"
-        self._incomplete = self.root / "incomplete"
         self._lock = threading.RLock()
-        self._mounts: dict[str, int] = {}
-        self._holds: dict[str, int] = {}  # diff streams still being read
-        self._busy: dict[str, str] = {}  # layer being created -> parent
+        self._mounts = MountCounter(self._lock)
+        self._holds = MountCounter(self._lock)  # diff streams still being read
+        self._records = ParentRecords(self._layers, "lower")  # the chain, kept in the layer's directory
+        self._dirs = LayerDirectory(NAME, self._layers, self.root / "incomplete", self.root, lock=self._lock,
+                                    records=self._records, complete=self._records.exists)
         try:
-            for d in (self._layers, self._incomplete):
-                d.mkdir(parents=True, exist_ok=True)
-            self._backing = _backing_fs(self.root)
+            self._dirs.make_dirs()
+            self._backing = backing_fs(self.root)
             if self._backing in UNSUPPORTED_BACKING:
                 raise DriverNotSupported(NAME, f"{self.root} is on {self._backing}, which overlay cannot use as upper")
             self._d_type = kernel.supports_d_type(str(self.root))
@@ -116,9 +121,9 @@ class OverlayDriver:
         """The kernel must have overlay (loaded on demand) and we must be able to mount."""
         if os.geteuid() != 0:
             raise DriverNotSupported(NAME, "needs root (mount, mknod of whiteouts, trusted.* xattrs)")
-        if not _has_overlay():
+        if not kernel_has("overlay"):
             subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
-            if not _has_overlay():
+            if not kernel_has("overlay"):
                 raise DriverNotSupported(NAME, "the kernel has no overlay file system (modprobe overlay failed)")
 
     # -- set-up --------------------------------------------------------------
@@ -152,140 +157,85 @@ class OverlayDriver:
                     return name, fn
                 errors.append(f"{name}: the trial union did not behave")
         finally:
-            _rmtree(probe)
+            rmtree(probe)
         raise DriverNotSupported(NAME, f"cannot mount overlay on {self._backing} at {self.root}: "
                                        + "; ".join(errors))
 
     def _recover(self) -> None:
         """Delete what a crash left: half-built or half-removed layers, interrupted applies."""
-        for entry in self.root.iterdir():
-            if entry.name.startswith("tmp-"):
-                _detach_all(entry)
-                _rmtree(entry)
-        for marker in self._incomplete.iterdir():
-            layer = self._layers / marker.name
-            _detach_all(layer)
-            _rmtree(layer)
-            marker.unlink()
 
-    # -- helpers -------------------------------------------------------------
+        def remove(path: Path) -> None:
+            _detach_all(path)
+            rmtree(path)
 
-    def _layer_dir(self, layer_id: str) -> Path:
-        if (not layer_id or "/" in layer_id or "\0" in layer_id or layer_id in (".", "..")
-                or layer_id.startswith("tmp-") or len(layer_id) > 200):
-            raise InvalidParameter(f"invalid layer id {layer_id!r}")
-        return self._layers / layer_id
-
-    def _complete(self, layer_id: str) -> bool:
-        try:
-            path = self._layer_dir(layer_id)
-        except InvalidParameter:
-            return False
-        return (path / "lower").is_file() and not (self._incomplete / layer_id).exists()
-
-    def _require(self, layer_id: str) -> Path:
-        path = self._layer_dir(layer_id)
-        if not self._complete(layer_id):
-            raise NotFound(f"No such layer: {layer_id}")
-        return path
+        self._dirs.recover(remove, lambda layer_id: remove(self._layers / layer_id))
 
     def _chain(self, layer_id: str) -> list[str]:
         """Ancestors of a layer, nearest first."""
-        try:
-            text = (self._layers / layer_id / "lower").read_text()
-        except FileNotFoundError:
-            return []
-        return text.split()
-
-    def _parent_of(self, layer_id: str) -> str:
-        chain = self._chain(layer_id)
-        return chain[0] if chain else ""
-
-    def _children(self, layer_id: str) -> list[str]:
-        found = [c for c, p in self._busy.items() if p == layer_id]
-        for entry in self._layers.iterdir():
-            if entry.name != layer_id and self._parent_of(entry.name) == layer_id:
-                found.append(entry.name)
-        return found
+        return self._records.read(layer_id)
 
     # -- required hooks ------------------------------------------------------
 
     @hookimpl
     def storage_create_layer(self, layer_id: str, parent_id: str | None) -> bool:
-        target = self._layer_dir(layer_id)
-        with self._lock:
-            if target.exists() or layer_id in self._busy:
-                raise Conflict(f"layer {layer_id} already exists")
-            chain: list[str] = []
-            if parent_id:
-                self._require(parent_id)
-                chain = [parent_id, *self._chain(parent_id)]
-                if len(chain) > MAX_LOWERS:
-                    raise InvalidParameter(f"overlay: layer {layer_id} would sit on {len(chain)} layers; "
-                                           f"the kernel stacks at most {MAX_LOWERS}")
-            self._busy[layer_id] = parent_id or ""
-        tmp = self.root / f"tmp-{layer_id}.{uuid.uuid4().hex[:12]}"
-        try:
-            tmp.mkdir()
-            for sub in ("diff", "work", "merged"):
-                (tmp / sub).mkdir()
-            diff = tmp / "diff"
-            if parent_id:  # the union's root takes the upper root's owner and mode: copy the parent's
-                st = os.lstat(self._layers / parent_id / "diff")
-                os.chown(diff, st.st_uid, st.st_gid)
-                os.chmod(diff, stat.S_IMODE(st.st_mode))
-            else:
-                diff.chmod(0o755)
-            (tmp / "lower").write_text("\n".join(chain) + ("\n" if chain else ""))
-            os.rename(tmp, target)
-        except BaseException as exc:
-            _rmtree(tmp)
-            if isinstance(exc, OSError):
-                raise System(f"overlay: creating layer {layer_id}: {exc}") from exc
-            raise
-        finally:
-            with self._lock:
-                self._busy.pop(layer_id, None)
+        target = self._dirs.path(layer_id)
+        with self._dirs.creating(layer_id, parent_id):
+            chain = [parent_id, *self._chain(parent_id)] if parent_id else []
+            if len(chain) > MAX_LOWERS:
+                raise InvalidParameter(f"overlay: layer {layer_id} would sit on {len(chain)} layers; "
+                                       f"the kernel stacks at most {MAX_LOWERS}")
+            tmp = self._dirs.tmp(layer_id)
+            try:
+                tmp.mkdir()
+                for sub in ("diff", "work", "merged"):
+                    (tmp / sub).mkdir()
+                diff = tmp / "diff"
+                if parent_id:  # the union's root takes the upper root's owner and mode: copy the parent's
+                    st = os.lstat(self._layers / parent_id / "diff")
+                    os.chown(diff, st.st_uid, st.st_gid)
+                    os.chmod(diff, stat.S_IMODE(st.st_mode))
+                else:
+                    diff.chmod(0o755)
+                self._records.write(layer_id, chain, at=tmp / "lower")
+                os.rename(tmp, target)
+            except BaseException:
+                rmtree(tmp)
+                raise
         return True
 
     @hookimpl
     def storage_remove_layer(self, layer_id: str) -> bool:
-        path = self._layer_dir(layer_id)
-        tmp = self.root / f"tmp-{layer_id}.{uuid.uuid4().hex[:12]}"
+        path = self._dirs.path(layer_id)
+        tmp = self._dirs.tmp(layer_id)
         with self._lock:
             if not path.is_dir():
                 raise NotFound(f"No such layer: {layer_id}")
-            if self._mounts.get(layer_id) or self._holds.get(layer_id):
-                raise Conflict(f"layer {layer_id} is in use (mounted {self._mounts.get(layer_id, 0)} times)")
-            children = self._children(layer_id)
-            if children:
-                raise Conflict(f"layer {layer_id} has child layers: {', '.join(sorted(children))}")
-            try:
+            count = self._mounts.count(layer_id)
+            self._dirs.check_removable(layer_id, (count or self._holds.count(layer_id))
+                                       and f"mounted {count} times")
+            with os_errors(f"overlay: removing layer {layer_id}"):
                 self._adopted.discard(layer_id)
                 _detach_all(path)  # a union left by a killed daemon: nothing holds a reference to it
                 os.rename(path, tmp)
-                (self._incomplete / layer_id).unlink(missing_ok=True)
-            except OSError as exc:
-                raise System(f"overlay: removing layer {layer_id}: {exc}") from exc
-        _rmtree(tmp)
+                (self._dirs.incomplete / layer_id).unlink(missing_ok=True)
+        rmtree(tmp)
         return True
 
     @hookimpl
     def storage_mount(self, layer_id: str) -> Path:
         with self._lock:
-            path = self._require(layer_id)
-            count = self._mounts.get(layer_id, 0)
+            path = self._dirs.require(layer_id)
             chain = self._chain(layer_id)
             if not chain:
-                self._mounts[layer_id] = count + 1
+                self._mounts.acquire(layer_id)
                 return path / "diff"
-            if count == 0:
+            if self._mounts.count(layer_id) == 0:
                 if layer_id in self._adopted and kernel.is_mountpoint(str(path / "merged")):
                     self._adopted.discard(layer_id)
                 else:
                     self._adopted.discard(layer_id)
                     self._mount_union(layer_id, path, chain)
-            self._mounts[layer_id] = count + 1
+            self._mounts.acquire(layer_id)
             return path / "merged"
 
     def _mount_union(self, layer_id: str, path: Path, chain: list[str]) -> None:
@@ -296,7 +246,7 @@ class OverlayDriver:
                 # a running container kept through a daemon restart; anything else ("index",
                 # "incompat/volatile" from other options) would make the mount fail
                 if leftover.name != "work":
-                    _rmtree(leftover)
+                    rmtree(leftover)
             self._mount_fn(str(path / "merged"), [str(self._layers / c / "diff") for c in chain],
                            str(path / "diff"), str(work))
         except OSError as exc:
@@ -305,13 +255,11 @@ class OverlayDriver:
     @hookimpl
     def storage_unmount(self, layer_id: str) -> bool:
         with self._lock:
-            count = self._mounts.get(layer_id, 0)
-            if count > 1:
-                self._mounts[layer_id] = count - 1
+            count = self._mounts.count(layer_id)
+            if self._mounts.release(layer_id):
                 return True
-            self._mounts.pop(layer_id, None)
             try:
-                path = self._layer_dir(layer_id)
+                path = self._dirs.path(layer_id)
             except InvalidParameter:
                 return True
             if count == 1 and self._chain(layer_id):
@@ -334,40 +282,37 @@ class OverlayDriver:
     @hookimpl
     def storage_path(self, layer_id: str) -> Path | None:
         with self._lock:
-            if not self._mounts.get(layer_id):
+            if not self._mounts.count(layer_id):
                 return None
             path = self._layers / layer_id
             return path / "merged" if self._chain(layer_id) else path / "diff"
 
     @hookimpl
     def storage_parent(self, layer_id: str) -> str:
-        self._require(layer_id)
-        return self._parent_of(layer_id)
+        self._dirs.require(layer_id)
+        return self._records.parent(layer_id)
 
     @hookimpl
     def storage_exists(self, layer_id: str) -> bool:
-        try:
-            return self._complete(layer_id)
-        except OSError:
-            return False
+        return self._dirs.exists(layer_id)
 
     @hookimpl
     def storage_layers(self) -> list[str]:
-        return sorted(e.name for e in self._layers.iterdir() if self._complete(e.name))
+        return self._dirs.ids()
 
     @hookimpl
     def storage_apply_diff(self, layer_id: str, diff: BinaryIO) -> int:
-        path = self._require(layer_id)
-        marker = self._incomplete / layer_id
-        try:
-            marker.touch()
-        except OSError as exc:
-            raise System(f"overlay: marking layer {layer_id}: {exc}") from exc
-        # a base layer hides nothing: whiteouts there simply delete
-        handler = OVERLAY if self._chain(layer_id) else archive.PLAIN
-        written = archive.apply_layer(path / "diff", diff, handler)
-        marker.unlink()  # a failed apply leaves the marker: the layer stays unlisted until removed
-        return written
+        path = self._dirs.require(layer_id)
+        parent = self._records.parent(layer_id)
+        with self._dirs.applying(layer_id):
+            if not parent:  # a base layer hides nothing: whiteouts there simply delete
+                return archive.apply_layer(path / "diff", diff, archive.PLAIN)
+            # the parent's view, for the directories the tar needs but does not name
+            lower = self.storage_mount(parent)
+            try:
+                return archive.apply_layer(path / "diff", diff, archive.OverlayWhiteouts(lower=str(lower)))
+            finally:
+                self.storage_unmount(parent)
 
     @hookimpl
     def storage_status(self) -> list[tuple[str, str]]:
@@ -382,7 +327,7 @@ class OverlayDriver:
     @hookimpl
     def storage_cleanup(self) -> bool:
         with self._lock:
-            for layer_id in sorted(set(self._mounts) | self._adopted):
+            for layer_id in sorted(set(self._mounts.ids()) | self._adopted):
                 merged = self._layers / layer_id / "merged"
                 if kernel.is_mountpoint(str(merged)):
                     self._umount(layer_id, merged)
@@ -392,66 +337,43 @@ class OverlayDriver:
 
     # -- optional hooks: native diff from the upper directory -----------------
 
-    @contextmanager
-    def _held(self, layer_id: str) -> Iterator[None]:
-        with self._lock:
-            self._holds[layer_id] = self._holds.get(layer_id, 0) + 1
-        try:
-            yield
-        finally:
-            self._release(layer_id)
-
-    def _release(self, layer_id: str) -> None:
-        with self._lock:
-            count = self._holds.get(layer_id, 0)
-            if count > 1:
-                self._holds[layer_id] = count - 1
-            else:
-                self._holds.pop(layer_id, None)
-
     def _changes(self, layer_id: str) -> list[Change]:
         """Changes of a layer, read from its upper dir against the parent's view."""
-        path = self._require(layer_id)
-        parent = self._parent_of(layer_id)
+        path = self._dirs.require(layer_id)
+        parent = self._records.parent(layer_id)
         if not parent:
-            return _wrap_os(lambda: archive.changes(path / "diff", None), layer_id)
+            with os_errors(f"overlay: reading layer {layer_id}"):
+                return archive.changes(path / "diff", None)
         lower = self.storage_mount(parent)
         try:
-            return _wrap_os(lambda: upper_changes(path / "diff", lower), layer_id)
+            with os_errors(f"overlay: reading layer {layer_id}"):
+                return upper_changes(path / "diff", lower)
         finally:
             self.storage_unmount(parent)
 
     @hookimpl
     def storage_changes(self, layer_id: str) -> list[Change]:
-        with self._held(layer_id):
+        with self._holds.held(layer_id):
             return self._changes(layer_id)
 
     @hookimpl
     def storage_diff_size(self, layer_id: str) -> int:
-        with self._held(layer_id):
+        with self._holds.held(layer_id):
             found = self._changes(layer_id)
-            return _wrap_os(lambda: archive.changes_size(self._layers / layer_id / "diff", found), layer_id)
+            with os_errors(f"overlay: reading layer {layer_id}"):
+                return archive.changes_size(self._layers / layer_id / "diff", found)
 
     @hookimpl
     def storage_diff(self, layer_id: str) -> BinaryIO:
         with self._lock:
-            path = self._require(layer_id)
-            if not self._chain(layer_id):
-                self._holds[layer_id] = self._holds.get(layer_id, 0) + 1  # until the stream is closed
-                release = lambda: self._release(layer_id)
-                try:
-                    return archive.export_tree(path / "diff", archive.PLAIN, on_close=release)
-                except BaseException:
-                    release()
-                    raise
-        # Content is read through the union, which hides the trusted.overlay.* xattrs copy-up
-        # leaves in the upper dir (export_changes has no whiteout handler to filter them;
-        # INTEGRATION.md, proposal 2).  The mount reference lasts until the stream is closed.
-        merged = self.storage_mount(layer_id)
-        release = lambda: self.storage_unmount(layer_id)
+            diff = self._dirs.require(layer_id) / "diff"
+            release = self._holds.hold(layer_id)  # until the stream is closed: blocks removal
         try:
-            found = self._changes(layer_id)
-            return archive.export_changes(merged, found, on_close=release)
+            if not self._chain(layer_id):
+                return archive.export_tree(diff, archive.PLAIN, on_close=release)
+            # content straight from the upper dir: every added or changed path is there,
+            # and the handler leaves overlay's own trusted.overlay.* xattrs out
+            return archive.export_changes(diff, self._changes(layer_id), on_close=release, whiteout=OVERLAY)
         except BaseException:
             release()
             raise
@@ -497,7 +419,7 @@ def _walk(upper: str, lower: str | None, rel: str, opaque: bool, out: list[tuple
                 _added(child, child_rel, out)
             continue
         start = len(out)
-        changed = _differs(low_path, low_st, child, st)
+        changed = archive.differs(low_path, low_st, child, st, keep_xattr=OVERLAY.keep_xattr)
         if changed:
             out.append((child_rel, MODIFIED))
         if stat.S_ISDIR(st.st_mode):
@@ -542,53 +464,9 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
-def _differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result) -> bool:
-    """archive's comparison, with overlay's own trusted.overlay.* xattrs left out (the union hides them)."""
-    if (a.st_mode, a.st_uid, a.st_gid, a.st_rdev) != (b.st_mode, b.st_uid, b.st_gid, b.st_rdev):
-        return True
-    if not stat.S_ISDIR(a.st_mode) and (a.st_size != b.st_size or not _same_time(a.st_mtime_ns, b.st_mtime_ns)):
-        return True
-    if stat.S_ISLNK(a.st_mode) and os.readlink(old_path) != os.readlink(new_path):
-        return True
-    return _xattrs(old_path) != _xattrs(new_path)
-
-
-def _same_time(a: int, b: int) -> bool:
-    second = 1_000_000_000
-    return a == b or (a // second == b // second and (a % second == 0 or b % second == 0))
-
-
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT):
-            return {}
-        raise
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in sorted(names)
-            if OVERLAY.keep_xattr(n)}
-
-
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
-
-
-def _wrap_os(fn, layer_id: str):
-    try:
-        return fn()
-    except DockyardError:
-        raise
-    except OSError as exc:
-        raise System(f"overlay: reading layer {layer_id}: {exc}") from exc
-
-
-def _has_overlay() -> bool:
-    try:
-        with open("/proc/filesystems") as f:
-            return any(line.split()[-1] == "overlay" for line in f if line.strip())
-    except OSError:
-        return False
 
 
 def _detach_all(directory: Path) -> None:
@@ -598,32 +476,3 @@ def _detach_all(directory: Path) -> None:
             kernel.umount(point)
         except OSError:
             pass
-
-
-def _rmtree(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
-    except NotADirectoryError:
-        path.unlink()
-
-
-_FS_NAMES = {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs"}
-
-
-def _backing_fs(path: Path) -> str:
-    """File system type of the mount holding ``path`` (Docker's names: ext4 -> extfs)."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as info:
-            for line in info:
-                fields = line.split()
-                point = kernel._unescape(fields[4])
-                inside = target == point or target.startswith(point.rstrip("/") + "/")
-                if inside and len(point) >= len(best):
-                    best, fstype = point, fields[fields.index("-") + 1]
-    except OSError:
-        pass
-    return _FS_NAMES.get(fstype, fstype)

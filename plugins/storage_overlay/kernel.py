@@ -23,6 +23,8 @@ import errno
 import os
 from collections.abc import Iterable, Sequence
 
+from dockyard.storage_common import mounts
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -137,27 +139,13 @@ def umount(target: str, detach: bool = True) -> None:
 def mounts_under(directory: str) -> list[tuple[str, str]]:
     """(mount point, fs type) of every mount at or below ``directory``, deepest first."""
     prefix = os.path.realpath(directory).rstrip("/") + "/"
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as info:
-            for line in info:
-                fields = line.split()
-                point = _unescape(fields[4])
-                fstype = fields[fields.index("-") + 1]
-                if (point + "/").startswith(prefix):
-                    found.append((point, fstype))
-    except OSError:
-        pass
+    found = [(point, fstype) for point, fstype in mounts() if (point + "/").startswith(prefix)]
     return sorted(found, key=lambda m: m[0].count("/"), reverse=True)
 
 
 def is_mountpoint(path: str) -> bool:
     real = os.path.realpath(path)
     return any(point == real for point, _ in mounts_under(real))
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 class _Dirent64(ctypes.Structure):

@@ -19,6 +19,7 @@ import pytest
 
 pytest.register_assert_rewrite("dockyard.testing.conformance")
 
+from dockyard import drivers
 from dockyard.plugins.storage_btrfs.driver import BtrfsDriver
 from dockyard.plugins.storage_overlay import kernel
 from dockyard.testing.conformance import StorageDriverSuite
@@ -84,6 +85,10 @@ class TestBtrfs(StorageDriverSuite):
     def reopen(self, config, driver, root):
         return BtrfsDriver(root, {})
 
+    def test_auto_selected_on_a_btrfs_root(self, driver, storage_root: Path) -> None:
+        assert BtrfsDriver.auto_selectable(storage_root)
+        assert drivers._auto_selectable("storage", "btrfs", storage_root)
+
 
 class TestBtrfsLoopback(StorageDriverSuite):
     """The driver on a non-btrfs data root: it makes, mounts and unmounts its own image."""
@@ -109,6 +114,11 @@ class TestBtrfsLoopback(StorageDriverSuite):
 
         return driver, cleanup
 
+    def test_not_auto_selected_off_btrfs(self, driver, storage_root: Path) -> None:
+        """It would make a loopback image: only chosen when named (moby does the same)."""
+        assert not drivers._auto_selectable("storage", "btrfs", storage_root)
+        assert not BtrfsDriver.auto_selectable()  # a caller that does not say where: not btrfs
+
     def test_status_names_the_loopback(self, storage) -> None:
         status = dict(storage.status())
         assert status["Backing Filesystem"].startswith("btrfs (loopback image on ")
@@ -124,3 +134,37 @@ class TestBtrfsLoopback(StorageDriverSuite):
             assert again.storage_exists("a" * 64)
         finally:
             again.storage_cleanup()
+
+
+@pytest.mark.parametrize("style", ["zero-argument", "root"])
+def test_auto_selectable_forms(monkeypatch, tmp_path: Path, style: str) -> None:
+    """choose() passes the data root to auto_selectable(root) and still calls the older
+    zero-argument form; a driver refusing automatic selection is skipped for the next one."""
+    seen = []
+
+    class ZeroArg:
+        @classmethod
+        def auto_selectable(cls) -> bool:
+            seen.append(())
+            return False
+
+    class WithRoot:
+        @classmethod
+        def auto_selectable(cls, root: Path | None = None) -> bool:
+            seen.append((root,))
+            return False
+
+    class Plain:
+        pass
+
+    plugins = {"first": ZeroArg if style == "zero-argument" else WithRoot, "second": Plain}
+
+    class Manager:
+        def __getitem__(self, name):
+            return type("Ext", (), {"plugin": plugins[name]})
+
+    monkeypatch.setattr(drivers, "_extensions", lambda kind: Manager())
+    monkeypatch.setattr(drivers, "available", lambda kind: {"first": None, "second": None})
+    monkeypatch.setitem(drivers.PRIORITY, "storage", ["first", "second"])
+    assert drivers.choose("storage", None, tmp_path) == "second"
+    assert seen == ([()] if style == "zero-argument" else [(tmp_path,)])

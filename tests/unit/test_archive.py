@@ -115,6 +115,73 @@ def test_overlay_whiteouts_both_ways(root: Path, tmp_path: Path) -> None:
     assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members for k in m.pax_headers)
 
 
+def test_lower_view_copy_up(root: Path, tmp_path: Path) -> None:
+    """
+    lower: etc/{gone,kept}  opq/old  a (0750 7:8 user.a, mtime 1000)/b/old  lnk -> real  real/f  file
+    tar:   etc/.wh.gone  opq/.wh..wh..opq  a/b/new  lnk/.wh.f  file/.wh.x  nowhere/.wh.y  (no directory headers)
+    -> the directories are copied up from the lower view with their metadata, the markers land in them,
+       a lower symlink is copied and followed, and nothing is made for what the lower view lacks.
+    """
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    apply(lower, [dir_("etc"), (entry("etc/gone"), b"g"), (entry("etc/kept"), b"k"), dir_("opq"),
+                  (entry("opq/old"), b"o"), dir_("a", mode=0o750, uid=7, gid=8, mtime=1000, xattrs={"user.a": b"1"}),
+                  dir_("a/b", mode=0o700, mtime=2000), (entry("a/b/old"), b"o"),
+                  (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real", uid=5, mtime=3000), None),
+                  dir_("real"), (entry("real/f"), b"f"), (entry("file"), b"")])
+    handler = archive.OverlayWhiteouts(lower=str(lower))
+    apply(root, [(entry("etc/.wh.gone"), b""), (entry("opq/.wh..wh..opq"), b""), (entry("a/b/new"), b"n"),
+                 (entry("lnk/.wh.f"), b""), (entry("file/.wh.x"), b""), (entry("nowhere/.wh.y"), b"")], handler)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
+        "a", "a/b", "a/b/new", "etc", "etc/gone", "lnk", "opq", "real", "real/f"]
+    assert stat.S_ISCHR(os.lstat(root / "etc/gone").st_mode) and stat.S_ISCHR(os.lstat(root / "real/f").st_mode)
+    assert os.getxattr(root / "opq", "trusted.overlay.opaque") == b"y"
+    for name in ("a", "a/b", "lnk"):
+        up, low = os.lstat(root / name), os.lstat(lower / name)
+        assert (up.st_mode, up.st_uid, up.st_gid, up.st_mtime_ns) == (low.st_mode, low.st_uid, low.st_gid,
+                                                                      low.st_mtime_ns), name
+    assert os.getxattr(root / "a", "user.a") == b"1" and os.readlink(root / "lnk") == "real"
+    assert not archive.differs(str(lower / "a"), os.lstat(lower / "a"), str(root / "a"), os.lstat(root / "a"))
+
+
+def test_no_copy_up_below_an_opaque_directory_or_for_link_targets(root: Path, tmp_path: Path) -> None:
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    apply(lower, [dir_("d"), dir_("d/sub", mode=0o700, uid=9), (entry("d/sub/x"), b"x"), dir_("t"),
+                  (entry("t/file"), b"t")])
+    handler = archive.OverlayWhiteouts(lower=str(lower))
+    apply(root, [dir_("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/sub/new"), b"n")], handler)
+    sub = os.lstat(root / "d/sub")
+    assert (stat.S_IMODE(sub.st_mode), sub.st_uid) == (0o755, 0), "hidden lower content is not copied up"
+    with pytest.raises(InvalidParameter, match="no such file in the layer"):
+        apply(root, [(entry("h", tarfile.LNKTYPE, linkname="t/file"), None)], handler)
+    assert not (root / "t").exists()
+
+
+def test_headerless_directories_keep_their_mtime(root: Path) -> None:
+    apply(root, [dir_("d", mtime=1234), (entry("d/gone"), b"g"), dir_("e", mtime=5678)])
+    apply(root, [(entry("d/.wh.gone"), b""), (entry("e/new"), b"n")])
+    assert os.lstat(root / "d").st_mtime == 1234 and os.lstat(root / "e").st_mtime == 5678
+
+
+def test_differs_and_export_changes_leave_bookkeeping_xattrs_out(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    for base in (old, new):
+        base.mkdir()
+        (base / "f").write_text("f")
+        os.utime(base / "f", ns=(10**18, 10**18))
+    os.setxattr(new / "f", "trusted.overlay.origin", b"x")
+    a, b = os.lstat(old / "f"), os.lstat(new / "f")
+    overlay = archive.OverlayWhiteouts()
+    assert archive.differs(str(old / "f"), a, str(new / "f"), b)
+    assert not archive.differs(str(old / "f"), a, str(new / "f"), b, keep_xattr=overlay.keep_xattr)
+    found = archive.changes(new, None)
+    plain = list(tarfile.open(fileobj=io.BytesIO(archive.export_changes(new, found).read())))
+    filtered = list(tarfile.open(fileobj=io.BytesIO(archive.export_changes(new, found, whiteout=overlay).read())))
+    assert "SCHILY.xattr.trusted.overlay.origin" in plain[0].pax_headers
+    assert not filtered[0].pax_headers
+
+
 @pytest.mark.parametrize("entries", [
     [(entry("../x"), b"evil")],
     [dir_("a"), (entry("a/../../x"), b"evil")],
@@ -251,6 +318,22 @@ def test_export_changes_whiteouts(tmp_path: Path) -> None:
     stream = archive.export_changes(new, archive.changes(new, old))
     members = list(tarfile.open(fileobj=io.BytesIO(stream.read())))
     assert [(m.name, m.size, m.mode, m.mtime) for m in members][1:] == [("d/.wh.x", 0, 0, 0)]
+
+
+def test_export_diff_is_tree_or_changes_and_releases_on_error(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    for base in (old, new):
+        (base / "d").mkdir(parents=True)
+        (base / "d/x").write_text("x")
+    (new / "d/x").unlink()
+    calls: list[int] = []
+    stream = archive.export_diff(new, old, on_close=lambda: calls.append(1))
+    assert [m.name for m in tarfile.open(fileobj=io.BytesIO(stream.read()))] == ["d", "d/.wh.x"]
+    stream.close()
+    assert archive.export_diff(new, None).read() == tar_of(new)
+    with pytest.raises(FileNotFoundError):
+        archive.export_diff(tmp_path / "missing", old, on_close=lambda: calls.append(2))
+    assert calls == [1, 2]
 
 
 def test_sparse_export_is_canonical_and_gnu_compatible(tmp_path: Path) -> None:
