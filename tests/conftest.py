@@ -24,3 +24,13 @@ def _has_liblxc() -> bool:
     import ctypes.util
 
     return ctypes.util.find_library("lxc") is not None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Test daemons keep their bridge across restarts (as docker0 does); remove them all at the end."""
+    import sys
+
+    module = sys.modules.get("tests.integration.conftest")
+    if module is not None:
+        module.remove_all_bridges()
+

@@ -95,9 +95,14 @@ class Daemon:
         return self.process.returncode
 
 
+#: data roots of every daemon started, so their bridges go at the end of the session
+STARTED_ROOTS: set[Path] = set()
+
+
 def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
     """A daemon on ``root`` with a bridge of its own (named after the root, so a
     restarted daemon adopts it and parallel test daemons never share one)."""
+    STARTED_ROOTS.add(root)
     socket_path = root / "dockyard.sock"
     socket_path.unlink(missing_ok=True)  # left by a daemon killed with SIGKILL
     log = root / "daemon.stderr"
@@ -120,6 +125,12 @@ def bridge_name(root: Path) -> str:
     import hashlib
 
     return "dyt" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
+
+
+def remove_all_bridges() -> None:
+    for root in list(STARTED_ROOTS):
+        remove_bridge(root)
+    STARTED_ROOTS.clear()
 
 
 def remove_bridge(root: Path) -> None:
