@@ -56,6 +56,8 @@ class Container:
     mounts: list[Mount] = field(default_factory=list)
     #: set by stop/kill from a user: restart policies then leave the container stopped
     stopped_by_user: bool = False
+    #: NetworkingConfig.EndpointsConfig of create: {"net1": {"Aliases": ["db"], ...}}
+    endpoints_config: dict = field(default_factory=dict)
     # runtime only, never persisted
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending_attaches: list[tuple[bool, bool, bool, asyncio.Future]] = field(default_factory=list)
@@ -111,12 +113,14 @@ class ContainerService:
             base_layer=row["base_layer"], storage_driver=row["storage_driver"], exec_driver=row["exec_driver"],
             path=extra.get("Path", ""), args=extra.get("Args", []), restart_count=row["restart_count"],
             mounts=[Mount(**m) for m in extra.get("Mounts", [])], stopped_by_user=extra.get("StoppedByUser", False),
+            endpoints_config=extra.get("EndpointsConfig") or {},
         )
 
     @staticmethod
     def _state_json(c: Container) -> str:
         return json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args,
-                           "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user})
+                           "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user,
+                           "EndpointsConfig": c.endpoints_config})
 
     def _persist(self, c: Container) -> None:
         self.store.update_container(c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count)
@@ -177,6 +181,10 @@ class ContainerService:
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
+        endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
+        if request.host_config.network_mode in ("", "default", "bridge") and any(
+                (e or {}).get("Aliases") for e in endpoints_config.values()):
+            raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         name = ids.check_name(name) if name else None
         cid = ids.new_id()
         if name is None:
@@ -195,7 +203,7 @@ class ContainerService:
         c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
                       host_config=request.host_config, state=ContainerState(), base_layer=base_layer,
                       storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
-                      path=argv[0], args=argv[1:], mounts=mounts)
+                      path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=endpoints_config)
         await asyncio.to_thread(self._create_layer, c)
         try:
             self.store.insert_container({
@@ -331,12 +339,15 @@ class ContainerService:
                 if not other.state.running:
                     raise Conflict(f"cannot join network of a non running container: {other.id}")
                 shared = netns.path_of(netns.name_for(other.id))
+            endpoint = c.endpoints_config.get(mode) or (
+                next(iter(c.endpoints_config.values())) if len(c.endpoints_config) == 1 else None) or {}
             attachment = self.network.prepare(NetworkRequest(
                 container_id=c.id, mode=mode, hostname=config.hostname, name=c.name,
                 port_bindings=c.host_config.port_bindings or {},
                 exposed_ports=sorted((config.exposed_ports or {}).keys()),
-                publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared))
-            binds = (self._etc_files(c, attachment.netns is None, attachment.settings)
+                publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared,
+                aliases=list(endpoint.get("Aliases") or []), dns=list(c.host_config.dns or [])))
+            binds = (self._etc_files(c, attachment.netns is None, attachment.settings, attachment.dns)
                      + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
             return RuntimeSpec(
@@ -351,8 +362,8 @@ class ContainerService:
             self._release(c)
             raise
 
-    def _etc_files(self, c: Container, host_network: bool,
-                   settings: dict | None = None) -> list[tuple[Path, str, bool]]:
+    def _etc_files(self, c: Container, host_network: bool, settings: dict | None = None,
+                   resolvers: list[str] | None = None) -> list[tuple[Path, str, bool]]:
         directory = self.dir_of(c)
         hostname = c.config.hostname
         (directory / "hostname").write_text(hostname + "\n")
@@ -373,7 +384,7 @@ class ContainerService:
         if ip:
             hosts.append(f"{ip}\t{hostname}")
         (directory / "hosts").write_text("\n".join(hosts) + "\n")
-        (directory / "resolv.conf").write_text(_resolv_conf(c.host_config.dns or [], host_network))
+        (directory / "resolv.conf").write_text(_resolv_conf(c.host_config.dns or [], host_network, resolvers or []))
         return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
                 (directory / "resolv.conf", "/etc/resolv.conf", False)]
 
@@ -795,14 +806,22 @@ class ContainerService:
                              {"image": c.image_ref, "name": c.name, **attributes})
 
 
-def _resolv_conf(dns: list[str], host_network: bool) -> str:
+def _resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
     """The host's resolv.conf; in a namespace of its own a container cannot reach
     loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
-    Docker's defaults when none is left.  ``--dns`` replaces the nameservers."""
+    Docker's defaults when none is left.  ``--dns`` replaces the nameservers.
+    ``resolvers`` (a network driver's embedded resolver, user networks) replace
+    both; ``--dns`` servers are then that resolver's upstream, as in Docker."""
     try:
         lines = Path("/etc/resolv.conf").read_text().splitlines()
     except OSError:
         lines = []
+    if resolvers:
+        lines = [line for line in lines if not line.startswith("nameserver")]
+        lines += [f"nameserver {s}" for s in resolvers]
+        if not any(line.startswith("options") and "ndots:" in line for line in lines):
+            lines.append("options ndots:0")  # a bare container name is asked as is first, as Docker
+        return "\n".join(lines) + "\n"
 
     def loopback(line: str) -> bool:
         words = line.split()

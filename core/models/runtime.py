@@ -112,6 +112,8 @@ class NetworkRequest(_Frozen):
     aliases: list[str] = Field(default_factory=list)
     #: for mode "container:<id>": that container's netns path, resolved by the core
     shared_netns: Path | None = None
+    #: HostConfig.Dns: where a driver-provided resolver forwards names it does not know
+    dns: list[str] = Field(default_factory=list)
 
 
 class NetworkAttachment(_Frozen):
@@ -121,3 +123,6 @@ class NetworkAttachment(_Frozen):
     netns: Path | None
     #: Engine API NetworkSettings fields for inspect (IPAddress, Gateway, ...)
     settings: dict = Field(default_factory=dict)
+    #: nameservers the driver provides (an embedded resolver): resolv.conf lists these
+    #: instead of the host's or --dns; empty = no resolver of the driver's
+    dns: list[str] = Field(default_factory=list)

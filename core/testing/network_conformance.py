@@ -48,6 +48,8 @@ class NetworkCapabilities(BaseModel):
     remove: bool = False
     #: a new instance on the same root reconciles what the last one left
     reconcile: bool = False
+    #: implements network_create/inspect/delete (user-defined networks)
+    user_networks: bool = False
 
 
 def pytest_addoption(parser):
@@ -171,6 +173,31 @@ class NetworkDriverSuite:
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))
 
+    def test_user_network_lifecycle(self, net, capabilities, request):
+        self.need(request, capabilities, "user_networks")
+        import ipaddress
+
+        from dockyard.errors import Conflict, NotFound
+
+        name = f"conformance-{secrets.token_hex(3)}"
+        info = net.create_network(name)
+        assert info["Name"] == name and info["Id"] and info["Driver"]
+        subnet = ipaddress.IPv4Network(info["IPAM"]["Config"][0]["Subnet"])
+        with pytest.raises(Conflict):
+            net.driver.network_create(name=name, options={})
+        c = _cid()
+        a = net.prepare(c, mode=name, name="conformance-peer")
+        ip = a.settings["Networks"][name]["IPAddress"]
+        assert ipaddress.IPv4Address(ip) in subnet
+        assert list(net.driver.network_inspect(name=name)["Containers"]) == [c]
+        assert name in {n["Name"] for n in net.driver.network_list()}
+        with pytest.raises(Conflict):  # in use
+            net.driver.network_delete(name=name)
+        net.remove(c)
+        assert net.driver.network_delete(name=name) is True
+        with pytest.raises(NotFound):
+            net.driver.network_inspect(name=name)
+
     def test_reconcile_after_restart(self, net, capabilities, request):
         self.need(request, capabilities, "reconcile")
         c = _cid()
@@ -190,6 +217,11 @@ class _Harness:
         self.root.mkdir(parents=True, exist_ok=True)
         self.driver, self._cleanup = factory(root)
         self.prepared: list[str] = []
+        self.networks: list[str] = []
+
+    def create_network(self, name: str, options: dict | None = None) -> dict:
+        self.networks.append(name)
+        return self.driver.network_create(name=name, options=options or {})
 
     def prepare(self, container_id: str, **kw):
         self.prepared.append(container_id)
@@ -212,6 +244,11 @@ class _Harness:
                     self.remove(c)
                 except Exception as exc:  # keep cleaning
                     print(f"cleanup of {c[:12]}: {exc}")
+            for name in self.networks:
+                try:
+                    self.driver.network_delete(name=name)
+                except Exception as exc:  # NotFound when the test removed it
+                    print(f"cleanup of network {name}: {exc}")
             shutdown = getattr(self.driver, "network_cleanup", None)
             if shutdown is not None:
                 shutdown()

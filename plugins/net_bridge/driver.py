@@ -26,8 +26,10 @@ Lifecycle (per container)
 State on disk: ``<root>/bridge.db`` (see store.py).  Nothing else is needed to
 reconcile after a crash: at construction the driver re-creates the bridges,
 keeps the endpoints whose namespace and veth still exist (re-binding their host
-ports), deletes every other veth on its bridges, and re-applies its nftables
-tables in one atomic transaction each (which also wipes stale rules).
+ports), deletes every other veth on its bridges, re-applies its firewall rules
+(nftables tables or iptables chains, option ``firewall``) in one atomic
+transaction each (which also wipes stale rules), and starts the embedded DNS
+resolver of every user network again (dns.py).
 
 Locking: one re-entrant lock around every public method; the netlink work per
 container is a few milliseconds.
@@ -130,7 +132,9 @@ class BridgeNetworkDriver:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.opts: BridgeOptions = parse(options)
-        firewall.check_available()
+        self.fw = firewall.backend(self.opts.firewall)
+        self.fw.check_available()
+        self.dns = None  # dns.DnsServer, made with the first user network
         self.lock = threading.RLock()
         self.store = Store(self.root / "bridge.db")
         self.reservations = ports.Reservations()
@@ -147,7 +151,9 @@ class BridgeNetworkDriver:
                 for row in self.store.networks():
                     self._setup_network(row)
                 self._reconcile()
+                self._start_resolvers()
         except BaseException:
+            self._stop_resolvers()
             self.reservations.close()
             self.ipr.close()
             self.store.close()
@@ -159,7 +165,8 @@ class BridgeNetworkDriver:
             raise DriverNotSupported(cls.name, "the kernel has no network namespaces")
         if os.geteuid() != 0:
             raise DriverNotSupported(cls.name, "needs root (bridges, namespaces, nftables)")
-        firewall.check_available()
+        if firewall.any_available() is None:
+            raise DriverNotSupported(cls.name, "neither nft (package nftables) nor iptables-restore is installed")
 
     # ------------------------------------------------------------------ networks
     def _host_networks(self, exclude_bridges: set[str] = frozenset()) -> list[ipaddress.IPv4Network]:
@@ -261,7 +268,7 @@ class BridgeNetworkDriver:
         others = [r["bridge"] for r in self.store.networks() if r["name"] != row["name"]]
         options = json.loads(row["options"] or "{}")
         return firewall.TableSpec(
-            name=firewall.table_name(self.opts.table_prefix, row["bridge"]), bridge=row["bridge"],
+            name=self.fw.table_name(self.opts.table_prefix, row["bridge"]), bridge=row["bridge"],
             subnet=row["subnet"], masquerade=options.get("com.docker.network.bridge.enable_ip_masquerade",
                                                          "true") == "true",
             icc=options.get("com.docker.network.bridge.enable_icc", "true") == "true",
@@ -271,12 +278,20 @@ class BridgeNetworkDriver:
         rows = self.store.networks() if network is None else [self.store.network(network)]
         for row in rows:
             if row is not None:
-                firewall.apply(self._table_spec(row))
-        tables = sorted({firewall.table_name(self.opts.table_prefix, r["bridge"]) for r in self.store.networks()})
+                self.fw.apply(self._table_spec(row))
+        tables = sorted({self.fw.table_name(self.opts.table_prefix, r["bridge"]) for r in self.store.networks()})
         if network is None:
             for stale in set(self.store.get_meta("tables", [])) - set(tables):
-                firewall.delete(stale)
+                self._delete_rules(stale)
         self.store.set_meta("tables", tables)
+
+    @staticmethod
+    def _delete_rules(recorded: str) -> None:
+        """Delete a table or chain set we recorded, with the backend that made it."""
+        try:
+            firewall.backend_of(recorded).delete(recorded)
+        except (System, DriverNotSupported) as exc:
+            log.warning("cannot delete stale firewall rules %s: %s", recorded, exc)
 
     # ------------------------------------------------------------------ reconcile
     def _reconcile(self) -> None:
@@ -424,7 +439,10 @@ class BridgeNetworkDriver:
             start = time.perf_counter()
             path = self._prepare_unlocked(request, network)
             self.timings["prepare"] = time.perf_counter() - start
-            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id))
+            extra = {}
+            if "dns" in NetworkAttachment.model_fields:  # core with INTEGRATION.md Round 2, 4
+                extra["dns"] = self._resolver_for(network)
+            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id), **extra)
 
     @staticmethod
     def _loopback_only(container_id: str) -> Path:
@@ -454,7 +472,7 @@ class BridgeNetworkDriver:
                 ip = ipam.allocate(tx, network, row["subnet"], row["gateway"], row["ip_range"])
                 tx.execute("INSERT INTO endpoints (container_id, network, ip, mac, veth, ifname, netns, active, name,"
                            " aliases, endpoint_id) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)", cid, network, ip,
-                           ipam.mac_for(ip), veth, ifname, name, request.name, json.dumps(request.aliases),
+                           ipam.mac_for(ip), veth, ifname, name, request.name.lstrip("/"), json.dumps(request.aliases),
                            secrets.token_hex(32))
             existing = self.store.endpoint(cid, network)
         net = ipaddress.IPv4Network(row["subnet"])
@@ -465,8 +483,9 @@ class BridgeNetworkDriver:
             prefixlen=net.prefixlen, gateway=row["gateway"], mtu=row["mtu"],
             bridge_index=self._bridge_index(row["bridge"]), default_route=existing["ifname"] == "eth0",
             wanted=ports.wanted(request.port_bindings, request.exposed_ports, request.publish_all, self.opts.host_ip))
-        self.store.execute("UPDATE endpoints SET name = ?, aliases = ?, netns = ? WHERE container_id = ? AND "
-                           "network = ?", request.name, json.dumps(request.aliases), name, cid, network)
+        self.store.execute("UPDATE endpoints SET name = ?, aliases = ?, netns = ?, dns = ? WHERE container_id = ? "
+                           "AND network = ?", request.name.lstrip("/"), json.dumps(request.aliases), name,
+                           json.dumps(list(getattr(request, "dns", None) or [])), cid, network)
         self._exposed[cid] = ports.exposed_keys(request.port_bindings, request.exposed_ports)
         self.store.set_meta(f"exposed:{cid}", self._exposed[cid])
         timings: dict[str, float] = {}
@@ -553,11 +572,14 @@ class BridgeNetworkDriver:
     @hookimpl
     def network_status(self) -> list[tuple[str, str]]:
         row = self.store.network(DEFAULT_NETWORK)
+        serving = self.dns.serving() if self.dns is not None else {}
         return [("Network Driver", "bridge"), ("Bridge", row["bridge"]),
                 ("Bridge Subnet", f"{row['subnet']} ({self.subnet_origin})"), ("Bridge Gateway", row["gateway"]),
-                ("NAT", f"nftables table ip {firewall.table_name(self.opts.table_prefix, row['bridge'])}"),
+                ("NAT", self.fw.describe(self.fw.table_name(self.opts.table_prefix, row["bridge"]))),
                 ("Port Mapping", "DNAT + route_localnet (no userland proxy)"),
-                ("User Networks", str(len(self.store.networks()) - 1))]
+                ("User Networks", str(len(self.store.networks()) - 1)),
+                ("Embedded DNS", (f"{len(serving)} resolver(s) on the gateways of user networks" if serving else
+                                  "on" if self.opts.embedded_dns else "off"))]
 
     @hookimpl(optionalhook=True)
     def network_cleanup(self) -> bool:
@@ -566,15 +588,17 @@ class BridgeNetworkDriver:
             active = self.store.endpoints(active=True)
             if not active or not self.opts.keep_rules:
                 for table in self.store.get_meta("tables", []):
-                    firewall.delete(table)
+                    self._delete_rules(table)
                 self.store.set_meta("tables", [])
             else:
                 log.info("keeping NAT rules for %d running container(s)", len(active))
+            self._stop_resolvers()
             self.reservations.close()
         return True
 
     def close(self) -> None:
-        """Release process resources (sockets, netlink, db) without touching the host."""
+        """Release process resources (sockets, netlink, db, resolvers) without touching the host."""
+        self._stop_resolvers()
         self.reservations.close()
         try:
             self.ipr.close()
@@ -638,6 +662,7 @@ class BridgeNetworkDriver:
             except BaseException:
                 self.store.delete_network(name)
                 raise
+            self._start_resolver(self.store.network(name))
             return self._network_inspect(self.store.network(name))
 
     @hookimpl(optionalhook=True)
@@ -653,7 +678,9 @@ class BridgeNetworkDriver:
             self.store.execute("DELETE FROM ports WHERE network = ?", row["name"])
             self.store.execute("DELETE FROM endpoints WHERE network = ?", row["name"])
             self.store.delete_network(row["name"])
-            firewall.delete(firewall.table_name(self.opts.table_prefix, row["bridge"]))
+            if self.dns is not None:
+                self.dns.remove(row["name"])
+            self.fw.delete(self.fw.table_name(self.opts.table_prefix, row["bridge"]))
             found = self.ipr.link_lookup(ifname=row["bridge"])
             if found:
                 self.ipr.link("del", index=found[0])
@@ -730,3 +757,87 @@ class BridgeNetworkDriver:
             self._apply_firewall(row["name"])
         return True
 
+
+    # ------------------------------------------------------------------ embedded DNS (dns.py)
+    def _start_resolvers(self) -> None:
+        for row in self.store.networks():
+            if not row["builtin"]:
+                self._start_resolver(row)
+
+    def _start_resolver(self, row) -> None:
+        """Serve ``row``'s names on its gateway; a failure leaves the network without names, not broken."""
+        if not self.opts.embedded_dns or row["builtin"]:
+            return
+        if self.dns is None:
+            try:
+                from . import dns
+            except ImportError as exc:  # dnslib missing: networks work, names do not
+                log.warning("no embedded DNS for user networks: %s (pip install dnslib)", exc)
+                return
+            self.dns = dns.DnsServer(self)
+        try:
+            self.dns.add(row["name"], row["gateway"])
+            log.info("embedded DNS of network %s on %s:53", row["name"], row["gateway"])
+        except OSError as exc:
+            log.warning("no embedded DNS for network %s: cannot listen on %s:53: %s (its containers use the "
+                        "host's resolvers)", row["name"], row["gateway"], exc)
+
+    def _stop_resolvers(self) -> None:
+        server, self.dns = self.dns, None
+        if server is not None:
+            server.close()
+
+    def _resolver_for(self, network: str) -> list[str]:
+        """Nameservers a container whose primary network is ``network`` should use ([] = the host's)."""
+        if network == DEFAULT_NETWORK or self.dns is None:
+            return []
+        address = self.dns.serving().get(network)
+        return [address] if address else []
+
+    # The resolver's directory: called from its thread, reads the store only (no driver lock).
+    def dns_scope(self, network: str, client_ip: str) -> list[str] | None:
+        row = self.store.one("SELECT container_id FROM endpoints WHERE network = ? AND ip = ? AND active = 1",
+                             network, client_ip)
+        if row is None:
+            return None
+        return [ep["network"] for ep in self.store.endpoints(container_id=row["container_id"], active=True)
+                if ep["network"] != DEFAULT_NETWORK]
+
+    @staticmethod
+    def _dns_names(ep) -> set[str]:
+        names = {ep["name"].lstrip("/"), ep["container_id"][:12], *json.loads(ep["aliases"] or "[]")}
+        names = {n.lower().rstrip(".") for n in names if n}
+        return names | {f"{n}.{ep['network'].lower()}" for n in names}
+
+    def dns_addresses(self, networks: list[str], name: str) -> list[str] | None:
+        found: list[str] = []
+        for network in networks:
+            for ep in self.store.endpoints(network=network, active=True):
+                if name in self._dns_names(ep) and ep["ip"] not in found:
+                    found.append(ep["ip"])
+        return found or None
+
+    def dns_name_of(self, networks: list[str], ip: str) -> str | None:
+        for network in networks:
+            row = self.store.one("SELECT * FROM endpoints WHERE network = ? AND ip = ? AND active = 1", network, ip)
+            if row is not None:
+                return f"{row['name'].lstrip('/') or row['container_id'][:12]}.{network}"
+        return None
+
+    def dns_upstream(self, network: str, client_ip: str) -> list[tuple[str, int]]:
+        from . import dns
+
+        row = self.store.network(network)
+        if row is None or row["internal"]:
+            return []
+        ep = self.store.one("SELECT dns FROM endpoints WHERE network = ? AND ip = ? AND active = 1", network,
+                            client_ip)
+        servers: list[tuple[str, int]] = []
+        if ep is not None and ep["dns"] and json.loads(ep["dns"]):
+            servers = dns.parse_servers(",".join(json.loads(ep["dns"])))
+        elif self.opts.dns_upstream:
+            servers = dns.parse_servers(self.opts.dns_upstream)
+        else:
+            servers = dns.host_servers()
+        ours = set(self.dns.serving().values()) if self.dns is not None else set()
+        return [s for s in servers if not (s[0] in ours and s[1] == dns.PORT)]

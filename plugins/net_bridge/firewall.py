@@ -11,6 +11,12 @@ nft applies a file atomically: the kernel sees the old table or the new one,
 never a half-written one or a duplicate rule.  Nothing outside table ``T`` is
 read or written.  Table names are ``<prefix>_<bridge>`` (non-alphanumerics as
 ``_``), so two daemons with different bridges never share a table.
+
+Backends: this module is the ``nftables`` one (:class:`NftablesBackend`);
+``iptables.py`` is the other (option ``firewall=iptables``).  The driver talks
+to either through :func:`backend`, and records what it owns as names that say
+which backend made them (:func:`backend_of`), so that a daemon restarted with
+the other backend still cleans up the first one's rules.
 """
 
 from __future__ import annotations
@@ -126,3 +132,60 @@ def exists(name: str) -> bool:
 def listing(name: str) -> str:
     result = subprocess.run([NFT, "list", "table", "ip", name], capture_output=True, text=True)
     return result.stdout if result.returncode == 0 else ""
+
+
+def count_dnat(name: str) -> int:
+    return listing(name).count("dnat to")
+
+
+class NftablesBackend:
+    """The functions above, behind the interface the driver uses for every backend."""
+
+    kind = "nftables"
+
+    @staticmethod
+    def table_name(prefix: str, bridge: str) -> str:
+        return table_name(prefix, bridge)
+
+    @staticmethod
+    def check_available() -> None:
+        check_available()
+
+    @staticmethod
+    def describe(name: str) -> str:
+        return f"nftables table ip {name}"
+
+    apply = staticmethod(apply)
+    delete = staticmethod(delete)
+    exists = staticmethod(exists)
+    listing = staticmethod(listing)
+    count_dnat = staticmethod(count_dnat)
+
+
+BACKENDS = ("nftables", "iptables", "iptables-nft", "iptables-legacy")
+
+
+def backend(kind: str):
+    """The backend for option ``firewall``."""
+    if kind == "nftables":
+        return NftablesBackend()
+    from .iptables import IptablesBackend
+
+    return IptablesBackend(kind)
+
+
+def backend_of(recorded: str):
+    """The backend that made a recorded name: ``<iptables variant>:<chain>``, or a bare nft table name."""
+    kind, sep, _ = recorded.partition(":")
+    return backend(kind) if sep and kind in BACKENDS else NftablesBackend()
+
+
+def any_available() -> str | None:
+    """The first backend whose tools are installed (for ``check_supported``)."""
+    for kind in ("nftables", "iptables"):
+        try:
+            backend(kind).check_available()
+            return kind
+        except DriverNotSupported:
+            continue
+    return None

@@ -11,9 +11,17 @@
 ``icc``            let containers of a network talk to each other (default true)
 ``host_ip``        default host address for published ports (``0.0.0.0``)
 ``port_range``     range of automatic host ports (``49153-65535``)
-``firewall``       ``nftables`` (the only backend implemented)
+``firewall``       ``nftables`` (default: one table per bridge), or
+                   ``iptables`` (Debian's alternative, nft or legacy), or
+                   ``iptables-nft`` / ``iptables-legacy`` (chains of our own)
 ``table_prefix``   prefix of our nftables tables (``dockyard``); a table is
-                   ``<prefix>_<bridge>`` so two daemons never share one
+                   ``<prefix>_<bridge>`` so two daemons never share one;
+                   iptables chains are ``<PREFIX>-<bridge>``
+``embedded_dns``   run a DNS resolver for each user-defined network on its
+                   gateway address (default true)
+``dns_upstream``   where that resolver forwards names it does not know:
+                   ``ip[:port],...``; ``none`` answers NXDOMAIN instead;
+                   default: the host's resolv.conf nameservers
 ``keep_rules``     keep the rules of still-running containers at shutdown
                    (default true: containers outlive the daemon)
 =================  ===========================================================
@@ -46,6 +54,8 @@ class BridgeOptions(BaseModel):
     firewall: str = "nftables"
     table_prefix: str = "dockyard"
     keep_rules: bool = True
+    embedded_dns: bool = True
+    dns_upstream: str = ""
 
     @field_validator("bridge")
     @classmethod
@@ -75,8 +85,33 @@ class BridgeOptions(BaseModel):
     @field_validator("firewall")
     @classmethod
     def _firewall(cls, v: str) -> str:
-        if v != "nftables":
-            raise ValueError(f"firewall backend {v!r} is not implemented (use 'nftables')")
+        if v not in ("nftables", "iptables", "iptables-nft", "iptables-legacy"):
+            raise ValueError(f"unknown firewall backend {v!r} (nftables, iptables, iptables-nft, "
+                             "iptables-legacy)")
+        return v
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or len(v) > 12 or not v.replace("_", "").isalnum():
+            raise ValueError(f"invalid table_prefix {v!r} (1 to 12 letters, digits or '_')")
+        return v
+
+    @field_validator("dns_upstream")
+    @classmethod
+    def _upstream(cls, v: str) -> str:
+        if v:
+            import socket
+
+            try:
+                for item in v.replace(" ", ",").split(","):
+                    if item and item.lower() not in ("none", "off"):
+                        host, sep, port = item.rpartition(":")
+                        socket.inet_aton(host if sep else item)
+                        if sep and not 0 < int(port) < 65536:
+                            raise ValueError(port)
+            except (OSError, ValueError):
+                raise ValueError(f"invalid dns_upstream {v!r} (ip[:port],... or none)") from None
         return v
 
     @property

@@ -3,7 +3,8 @@
 Tables::
 
     networks    name PK, id, bridge, subnet, gateway, ip_range, mtu, internal, builtin, created, options
-    endpoints   (container_id, network) PK, ip, mac, veth, ifname, netns, active, name, aliases
+    endpoints   (container_id, network) PK, ip, mac, veth, ifname, netns, active, name, aliases,
+                endpoint_id, dns (the container's --dns servers: the embedded resolver's upstream)
     ports       container_id, network, proto, container_port, host_ip, host_port, auto, spec
     cursors     (network, kind) PK, value     -- IPAM and port allocation cursors
     meta        key PK, value                 -- nft tables this driver owns, ...
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     container_id TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL, mac TEXT NOT NULL,
     veth TEXT NOT NULL, ifname TEXT NOT NULL DEFAULT 'eth0', netns TEXT NOT NULL DEFAULT '',
     active INTEGER NOT NULL DEFAULT 0, name TEXT NOT NULL DEFAULT '', aliases TEXT NOT NULL DEFAULT '[]',
-    endpoint_id TEXT NOT NULL DEFAULT '',
+    endpoint_id TEXT NOT NULL DEFAULT '', dns TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (container_id, network)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip ON endpoints (network, ip);
@@ -57,6 +58,13 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was first made (SQLite: ADD COLUMN only)."""
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(endpoints)")}
+        if "dns" not in columns:
+            self.db.execute("ALTER TABLE endpoints ADD COLUMN dns TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         with self.lock:

@@ -1,5 +1,5 @@
 """The network conformance suite against the ``bridge`` driver, on a private
-bridge and subnet per test."""
+bridge and subnet per test, once per firewall backend (nftables, iptables)."""
 
 from __future__ import annotations
 
@@ -35,14 +35,42 @@ def _free_subnet() -> str:
 
 
 class TestBridgeDriver(NetworkDriverSuite):
+    firewall = "nftables"
+
     @pytest.fixture
     def driver_factory(self):
+        from dockyard.plugins.net_bridge import firewall
         from dockyard.plugins.net_bridge.driver import BridgeNetworkDriver
 
         bridge = "dyt" + secrets.token_hex(4)
-        options = {"bridge": bridge, "bip": _free_subnet()}
+        options = {"bridge": bridge, "bip": _free_subnet(), "firewall": self.firewall, "dns_upstream": "none"}
+        made = []
+
+        def make(root):
+            made.append(root)
+            d = BridgeNetworkDriver(root, options)
+            return d, d.close
+
         try:
-            yield lambda root: (lambda d: (d, d.close))(BridgeNetworkDriver(root, options))
+            yield make
         finally:
+            import sqlite3
+
+            for root in made:  # bridges of user networks a failed test left behind
+                try:
+                    con = sqlite3.connect(root / "bridge.db")
+                    for (name,) in con.execute("SELECT bridge FROM networks WHERE builtin = 0"):
+                        subprocess.run(["ip", "link", "del", name], capture_output=True)
+                    con.close()
+                except sqlite3.Error:
+                    pass
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-            subprocess.run(["nft", "delete", "table", "ip", f"dockyard_{bridge}"], capture_output=True)
+            for fw in (firewall.NftablesBackend(), firewall.backend("iptables")):
+                try:
+                    fw.delete(fw.table_name("dockyard", bridge))
+                except Exception:
+                    pass
+
+
+class TestBridgeDriverIptables(TestBridgeDriver):
+    firewall = "iptables"

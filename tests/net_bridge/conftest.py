@@ -2,8 +2,11 @@
 
 Each test gets its own bridge name (``dyt<hex>``) and a /24 inside 10.x that
 overlaps no route on the host; everything it made (veths, namespaces, bridge,
-nft table) is removed in ``finally``.  Traffic goes only to loopback and to
-addresses on the test's own bridges.
+nft table or iptables chains) is removed in ``finally``.  Traffic goes only to
+loopback and to addresses on the test's own bridges.
+
+The ``env`` fixture runs each test once per firewall backend (``nftables``,
+``iptables``): ``env.options()`` carries ``firewall=...``.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def free_subnet() -> ipaddress.IPv4Network:
 class Env:
     """Makes drivers on a private bridge and cleans everything up."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, firewall: str = "nftables") -> None:
+        self.firewall = firewall
         self.tmp = tmp_path
         self.drivers: list = []
         self.bridges: set[str] = set()
@@ -67,7 +71,8 @@ class Env:
         net = free_subnet()
         bridge = "dyt" + secrets.token_hex(4)
         self.bridges.add(bridge)
-        opts = {"bridge": bridge, "bip": f"{net.network_address + 1}/{net.prefixlen}"}
+        opts = {"bridge": bridge, "bip": f"{net.network_address + 1}/{net.prefixlen}", "firewall": self.firewall,
+                "dns_upstream": "none"}
         opts.update(extra)
         return opts
 
@@ -114,7 +119,7 @@ class Env:
                 names |= {r["netns"] for r in d.store.endpoints()}
                 names |= {f"dockyard-{r['container_id'][:16]}" for r in d.store.endpoints()}
                 for t in d.store.get_meta("tables", []):
-                    subprocess.run(["nft", "delete", "table", "ip", t], capture_output=True)
+                    delete_rules(t)
                 d.close()
             except Exception:
                 pass
@@ -137,6 +142,28 @@ class Env:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             subprocess.run(["nft", "delete", "table", "ip", "dockyard_" + bridge.replace("-", "_")],
                            capture_output=True)
+            if self.firewall != "nftables":
+                delete_rules(f"{self.firewall}:DOCKYARD-{bridge}")
+
+
+def delete_rules(recorded: str) -> None:
+    """Remove an nft table or a set of iptables chains of ours (missing is fine)."""
+    from dockyard.plugins.net_bridge import firewall
+
+    try:
+        firewall.backend_of(recorded).delete(recorded)
+    except Exception:
+        pass
+
+
+def rules(d) -> str:
+    """The text of a driver's default-bridge rules, whatever its backend."""
+    name = d.fw.table_name(d.opts.table_prefix, d.opts.bridge)
+    return d.fw.listing(name)
+
+
+def dnat_count(d) -> int:
+    return d.fw.count_dnat(d.fw.table_name(d.opts.table_prefix, d.opts.bridge))
 
 
 def wait_listening(netns: str, port: int, timeout: float = 5) -> None:
@@ -173,13 +200,17 @@ def cid(n: int | None = None) -> str:
     return secrets.token_hex(32) if n is None else hashlib.sha256(f"test-{n}".encode()).hexdigest()
 
 
-@pytest.fixture
-def env(tmp_path):
+@pytest.fixture(params=["nftables", "iptables", "iptables-legacy"])
+def env(request, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    if not shutil.which("nft"):
+    if request.param == "nftables" and not shutil.which("nft"):
         pytest.skip("needs nft")
-    e = Env(tmp_path)
+    if request.param.startswith("iptables") and (
+            not shutil.which(f"{request.param}-restore")
+            or subprocess.run([request.param, "-w", "-t", "nat", "-S"], capture_output=True).returncode != 0):
+        pytest.skip(f"needs {request.param} (package iptables, and kernel support)")
+    e = Env(tmp_path, request.param)
     try:
         yield e
     finally:

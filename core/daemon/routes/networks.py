@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime, timezone
 
 from aiohttp import web
 
@@ -19,8 +20,13 @@ from dockyard.engine import Engine
 from dockyard.errors import Forbidden, InvalidParameter, NotFound, NotImplemented
 
 
+#: when the daemon started: the Created of the predefined host and none networks (the docker CLI
+#: parses Created in `network ls` and fails on "")
+STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
 def _pseudo(name: str, driver: str) -> dict:
-    return {"Name": name, "Id": hashlib.sha256(f"dockyard-{name}".encode()).hexdigest(), "Created": "",
+    return {"Name": name, "Id": hashlib.sha256(f"dockyard-{name}".encode()).hexdigest(), "Created": STARTED,
             "Scope": "local", "Driver": driver, "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False, "Attachable": False,
             "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},

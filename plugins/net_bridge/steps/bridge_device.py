@@ -1,6 +1,16 @@
-"""Create the bridge (or adopt an existing one), set its MTU and bring it up."""
+"""Create the bridge (or adopt an existing one), set its MTU and a fixed MAC, and bring it up.
+
+The MAC matters: a Linux bridge whose address was never *set* takes the lowest
+MAC of its ports, so it changes whenever a container comes or goes, and the
+other containers' ARP entries for the gateway go stale for seconds (their
+traffic to the gateway, the embedded DNS resolver included, is lost meanwhile).
+Like Docker, we set one, derived from the bridge's name (stable across restarts).
+"""
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -23,6 +33,8 @@ def do(ctx) -> None:
             ipr.link("add", ifname=name, kind="bridge")
             ctx.created_bridge = True
         index = ipr.link_lookup(ifname=name)[0]
+        if not _address_set(name):
+            ipr.link("set", index=index, address=mac_for(name))
         ipr.link("set", index=index, mtu=ctx.mtu, state="up")
         ctx.bridge_index = index
     except NetlinkError as exc:
@@ -34,3 +46,17 @@ def undo(ctx) -> None:
         found = ctx.ipr.link_lookup(ifname=ctx.bridge)
         if found:
             ctx.ipr.link("del", index=found[0])
+
+
+def mac_for(bridge: str) -> str:
+    """A locally administered unicast MAC from the bridge's name (``06:``, never a container's ``02:42:``)."""
+    raw = hashlib.sha256(f"dockyard-bridge/{bridge}".encode()).digest()[:5]
+    return "06:" + ":".join(f"{b:02x}" for b in raw)
+
+
+def _address_set(bridge: str) -> bool:
+    """Was the bridge's MAC set explicitly (``addr_assign_type`` 3, NET_ADDR_SET)?"""
+    try:
+        return Path(f"/sys/class/net/{bridge}/addr_assign_type").read_text().strip() == "3"
+    except OSError:
+        return False
