@@ -907,9 +907,9 @@ class Shim:
 
     def on_child(self, fd, ev):
         try:
-            _, status = os.waitpid(self.mpid, 0)
+            os.waitpid(self.mpid, 0)  # reap only: the exit status comes from liblxc's error_num
         except ChildProcessError:
-            status = 0
+            pass
         self.unreg(self.pidfd)
         os.close(self.pidfd)
         self.child_done = True
