@@ -599,13 +599,12 @@ class Shim:
         """stdin EOF for the container (stdin_once), after pending bytes."""
         if self.stdin_closing:
             return
-        self.stdin_closing = True
         if self.tty:
-            self.stdin_buf += b"\x04"
-            self.stdin_closing = False
-            self.flush_stdin()
-            self.stdin_closing = True
+            # Docker never closes a tty's stdin for an attach's EOF (moby's CloseStdin
+            # is for non-tty only): the docker CLI half-closes when it detaches with
+            # ctrl-p ctrl-q, and the shell must live on.  The user's ^D still reaches it.
             return
+        self.stdin_closing = True
         if not self.stdin_buf:
             self.close_stdin_now()
 
@@ -657,9 +656,8 @@ class Shim:
             c.sock.close()
         except OSError:
             pass
-        if c.stdin and self.stdin_once and not self.stdin_once_used:
-            self.stdin_once_used = True
-            self.close_stdin()
+        # a client that went away without a half-close (detach keys, a dropped
+        # connection) leaves stdin open, as Docker does; only its EOF closes it
         self.maybe_resume_output()
 
     def send(self, c):
@@ -709,7 +707,7 @@ class Shim:
                     if not hup:
                         break
                 else:
-                    self.client_eof(c)
+                    self.client_eof(c, hangup=bool(hup))
         if fd not in self.clients:
             return
         if hup:
@@ -717,12 +715,14 @@ class Shim:
         else:
             self.update(c)
 
-    def client_eof(self, c):
+    def client_eof(self, c, hangup=False):
+        """EOF from a client: a half-close (shutdown SHUT_WR) is stdin EOF; a full
+        close (HUP: both directions gone) is a client leaving, which is not."""
         c.rd_open = False
         if c.kind is None:
             self.drop(c)
             return
-        if c.stdin and self.stdin_once and not self.stdin_once_used:
+        if c.stdin and self.stdin_once and not self.stdin_once_used and not hangup:
             self.stdin_once_used = True
             self.close_stdin()
         c.stdin = False

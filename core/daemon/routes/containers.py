@@ -151,7 +151,9 @@ async def wait(request: web.Request) -> web.StreamResponse:
         await response.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
     except DockyardError as exc:
         await response.write(json.dumps({"Error": {"Message": exc.message}, "StatusCode": -1}).encode() + b"\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client left (run -d, a detached run): nobody to tell
+        waiter.cancel()
+    except asyncio.CancelledError:
         waiter.cancel()
         raise
     return response
