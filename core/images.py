@@ -211,28 +211,52 @@ class ImageService:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
             repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
-        base = self.config(base_image)
-        base_row = self.store.image_row(base_image)
-        fd, tmp_name = tempfile.mkstemp(prefix="commit-", dir=self.store.blob_dir)
-        try:
-            with os.fdopen(fd, "w+b") as tmp:
-                diff = self.storage.diff(container_layer)
-                try:
-                    shutil.copyfileobj(diff, tmp, 1 << 20)
-                finally:
-                    diff.close()
-                layer, diff_id, size = self.add_layer(base_row["top_layer"], tmp)
-        finally:
-            os.unlink(tmp_name)
+        return self.child_image(base_image, config_changes.apply(container_config, list(changes)), created_by,
+                                container_layer, author=author, comment=comment, repo=repo, tag=tag)
+
+    def child_image(self, base_image: str | None, container_config: ContainerConfig, created_by: str,
+                    diff_layer: str | None, *, author: str = "", comment: str = "", repo: str | None = None,
+                    tag: str | None = None, skip_empty_diff: bool = False,
+                    base_config: ImageConfig | None = None) -> str:
+        """An image on ``base_image`` (None: ``FROM scratch``) with ``container_config``.
+
+        ``diff_layer``'s changes (a container or scratch storage layer) become a new
+        layer; with None, or an empty diff when ``skip_empty_diff``, the image only
+        adds an ``empty_layer`` history entry and shares its parent's layers, as
+        Docker's metadata-only build steps do.
+        """
+        base = self.config(base_image) if base_image else (base_config or ImageConfig())
+        row = self.store.image_row(base_image) if base_image else None
+        top, size = (row["top_layer"], row["size"]) if row else (None, 0)
+        diff_id = None
+        if diff_layer is not None:
+            fd, tmp_name = tempfile.mkstemp(prefix="commit-", dir=self.store.blob_dir)
+            try:
+                with os.fdopen(fd, "w+b") as tmp:
+                    diff = self.storage.diff(diff_layer)
+                    try:
+                        shutil.copyfileobj(diff, tmp, 1 << 20)
+                    finally:
+                        diff.close()
+                    tmp.seek(0)
+                    if not (skip_empty_diff and _tar_is_empty(tmp)):
+                        top, diff_id, added = self.add_layer(top, tmp)
+                        size += added
+            finally:
+                os.unlink(tmp_name)
         now = iso_now()
         config = base.model_copy(deep=True)
-        config.config = config_changes.apply(container_config, list(changes))
+        config.config = container_config
         config.created = now
         if author:
             config.author = author
-        config.rootfs = RootFS(diff_ids=[*base.rootfs.diff_ids, diff_id])
-        config.history = [*base.history, HistoryEntry(created=now, created_by=created_by, comment=comment or None)]
-        return self.record_image(config, layer, base_row["size"] + size, parent=base_image, repo=repo, tag=tag)
+        entry = HistoryEntry(created=now, created_by=created_by, comment=comment or None)
+        if diff_id is None:
+            entry.empty_layer = True
+        else:
+            config.rootfs = RootFS(diff_ids=[*base.rootfs.diff_ids, diff_id])
+        config.history = [*base.history, entry]
+        return self.record_image(config, top, size, parent=base_image or "", repo=repo, tag=tag)
 
     def history(self, image_id: str) -> list[dict]:
         """``docker history``: newest first; IDs where an image in the chain starts."""
@@ -433,6 +457,17 @@ class ImageService:
         if removed:
             log.warning("removed %d unreferenced layer(s) left by an earlier crash", len(removed))
         return removed
+
+
+def _tar_is_empty(stream: BinaryIO) -> bool:
+    """Whether a tar has no members (a step that changed nothing); rewinds ``stream``."""
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            return next(iter(tar), None) is None
+    except tarfile.TarError:
+        return False
+    finally:
+        stream.seek(0)
 
 
 def _normalise(repo: str) -> str:

@@ -22,14 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import platform
 import posixpath
 import re
 import shutil
 import signal as signals
 import struct
-import tarfile
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,8 +42,7 @@ from dockyard.build.parser import Dockerfile, DockerfileError, Instruction, Stag
 from dockyard.build.shell import ShellError, process_word, process_words
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.models.container import ContainerConfig, CreateRequest, HostConfig
-from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
-from dockyard.timefmt import iso_now
+from dockyard.models.image import ImageConfig
 
 log = logging.getLogger(__name__)
 
@@ -836,54 +833,10 @@ class Builder:
 
     # -- committing -----------------------------------------------------------------------------
     def _commit(self, state: StageState, layer: str | None, created_by: str) -> str:
-        """A new image: ``layer``'s diff (None: no new layer) on the current image, config from the state."""
-        now = iso_now()
-        base = self.images.config(state.image_id) if state.image_id else ImageConfig(
-            architecture=_arch(), os="linux")
-        row = self.store_row(state.image_id)
-        parent_top = row["top_layer"] if row else None
-        parent_size = row["size"] if row else 0
-        config = base.model_copy(deep=True)
-        config.config = state.config.model_copy(deep=True)
-        config.created = now
-        config.author = state.author or None
-        top, size, diff_id = parent_top, parent_size, None
-        if layer is not None:
-            fd, tmp_name = tempfile.mkstemp(prefix="build-diff-", dir=self.images.store.blob_dir)
-            try:
-                with os.fdopen(fd, "w+b") as tmp:
-                    diff = self.storage.diff(layer)
-                    try:
-                        shutil.copyfileobj(diff, tmp, 1 << 20)
-                    finally:
-                        diff.close()
-                    tmp.seek(0)
-                    if not _tar_has_members(tmp):
-                        diff_id = None
-                    else:
-                        tmp.seek(0)
-                        top, diff_id, added = self.images.add_layer(parent_top, tmp)
-                        size = parent_size + added
-            finally:
-                os.unlink(tmp_name)
-        entry = HistoryEntry(created=now, created_by=created_by)
-        if diff_id is None:
-            entry.empty_layer = True
-        else:
-            config.rootfs = RootFS(diff_ids=[*base.rootfs.diff_ids, diff_id])
-        config.history = [*base.history, entry]
-        return self.images.record_image(config, top, size, parent=state.image_id or "", repo=None, tag=None)
-
-    def store_row(self, image_id: str | None):
-        return self.images.store.image_row(image_id) if image_id else None
-
-
-def _tar_has_members(stream) -> bool:
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            return tar.next() is not None
-    except tarfile.ReadError:
-        return False
+        """A new image: ``layer``'s diff (None, or no change: no new layer) on the current image."""
+        return self.images.child_image(
+            state.image_id, state.config.model_copy(deep=True), created_by, layer, author=state.author or "",
+            skip_empty_diff=True, base_config=ImageConfig(architecture=_arch(), os="linux"))
 
 
 def _arch() -> str:
