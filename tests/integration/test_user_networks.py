@@ -13,16 +13,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
-import time
 
 import pytest
-
 from dockyard.models.runtime import NetworkAttachment
 
-from .conftest import DOCKER, _remove_all, bridge_name, busybox_rootfs_tar, remove_bridge, start_daemon
+from .conftest import (
+    DOCKER,
+    _remove_all,
+    bridge_name,
+    busybox_rootfs_tar,
+    remove_bridge,
+    start_daemon,
+)
+from .test_network import ask
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
               pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
@@ -197,20 +202,6 @@ def test_resolver_survives_a_daemon_restart(un, nets, tmp_path_factory):
 
 
 # -- the iptables backend ---------------------------------------------------------------------
-def ask(host: str, port: int, attempts: int = 50) -> bytes:
-    for _ in range(attempts):
-        try:
-            with socket.create_connection((host, port), timeout=2) as s:
-                s.sendall(b"ping\n")
-                data = s.recv(64)
-                if data:
-                    return data
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"nothing answered on {host}:{port}")
-
-
 @pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables is not installed")
 def test_iptables_backend_smoke(tmp_path_factory):
     d = _daemon(tmp_path_factory, "--network-opt", "firewall=iptables")
