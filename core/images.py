@@ -158,7 +158,7 @@ class ImageService:
             repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(None, diff_id)
-        size = self._ensure_layer(layer, None, diff_id, tar_path)
+        size = self.ensure_layer(layer, None, diff_id, tar_path)
         now = iso_now()
         config = changes or ImageConfig()
         config = config.model_copy(update={
@@ -168,7 +168,7 @@ class ImageService:
         })
         return self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
 
-    def _ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
+    def ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
         if row is not None and self.storage.exists(layer):
             return row["size"]
@@ -203,7 +203,7 @@ class ImageService:
         """Store a layer tar on top of ``parent_layer``; returns (layer, diff ID, size)."""
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(parent_layer, diff_id)
-        return layer, diff_id, self._ensure_layer(layer, parent_layer, diff_id, tar_path)
+        return layer, diff_id, self.ensure_layer(layer, parent_layer, diff_id, tar_path)
 
     def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
                repo: str | None, tag: str | None, comment: str = "", author: str = "",

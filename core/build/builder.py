@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, rootfs
+from dockyard import ids, rootfs, transfer
 from dockyard.build import copier
 from dockyard.build.cache import BuildCache, step_key
 from dockyard.build.context import Context
@@ -76,6 +76,8 @@ class BuildOptions:
     build_args: dict[str, str | None] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     target: str = ""
+    #: ``X-Registry-Config``: {server: {username, password, ...}} for pulling base images
+    registry_config: dict[str, dict] = field(default_factory=dict)
     network_mode: str = "default"
     extra_hosts: list[str] = field(default_factory=list)
     memory: int = 0
@@ -312,6 +314,35 @@ class Builder:
             env = {k: v for k, v in self.meta_args.items() if v is not None}
 
     # -- FROM --------------------------------------------------------------------------
+    async def _base_image(self, base: str) -> str:
+        """The base image's ID; pulled when missing, or always with ``--pull``."""
+        if not self.options.pull:
+            try:
+                return self.images.resolve(base)
+            except NotFound:
+                pass
+        await self.out.stream(f"Pulling {base}\n")
+        try:
+            return await asyncio.to_thread(transfer.pull_image, self.engine, base, self.registry_auth(base),
+                                           lambda message: None)
+        except DockyardError as exc:
+            if self.options.pull:
+                try:
+                    return self.images.resolve(base)  # --pull with no registry at hand: use what is here
+                except NotFound:
+                    pass
+            raise BuildError(f"pull access denied for {base}: {exc.message}") from None
+
+    def registry_auth(self, base: str) -> dict:
+        """Credentials for the base image's registry from ``X-Registry-Config``, if sent."""
+        domain = base.split("/", 1)[0] if "/" in base and any(c in base.split("/", 1)[0] for c in ".:") \
+            else "https://index.docker.io/v1/"
+        for server, auth in (self.options.registry_config or {}).items():
+            if server.rstrip("/").removeprefix("https://").removeprefix("http://") == \
+                    domain.rstrip("/").removeprefix("https://").removeprefix("http://"):
+                return dict(auth)
+        return {}
+
     async def _from(self, state: StageState) -> None:
         stage = state.stage
         env = {k: v for k, v in self.meta_args.items() if v is not None}
@@ -330,11 +361,7 @@ class Builder:
             state.author = earlier.author
             state.shell = list(earlier.shell)
         else:
-            try:
-                state.image_id = self.images.resolve(base)
-            except NotFound:
-                raise BuildError(f"pull access denied for {base}: no such image here, and this daemon cannot pull "
-                                 "(load, import or build it first)") from None
+            state.image_id = await self._base_image(base)
             image = self.images.config(state.image_id)
             state.config = image.config.model_copy(deep=True)
             state.author = image.author
@@ -693,10 +720,9 @@ class Builder:
             image_id = self.stages[index].image_id
         else:
             try:
-                image_id = self.images.resolve(ref)
-            except NotFound:
-                raise BuildError(f"invalid from flag value {ref}: no such stage or image "
-                                 "(this daemon cannot pull)") from None
+                image_id = await self._base_image(ref)
+            except BuildError as exc:
+                raise BuildError(f"invalid from flag value {ref}: no such stage or image ({exc.message})") from None
         top = self.images.top_layer(image_id) if image_id else None
         if top is None:
             empty = Path(tempfile.mkdtemp(prefix="empty-", dir=self.workdir))

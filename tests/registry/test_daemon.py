@@ -158,3 +158,23 @@ def test_dockyard_cli(setup):
     out = ok(dockyard(first, "logout", secured.host))
     assert f"Removing login credentials for {secured.host}" in out
     assert secured.host not in json.loads(config.read_text())["auths"]
+
+
+@needs_docker
+def test_build_pulls_a_missing_base_image(setup, tmp_path):
+    registry, _, first, second = setup
+    name = f"{registry.host}/h4-buildbase:1"
+    ok(first.docker("tag", "busybox", name))
+    ok(first.docker("push", name))
+    assert second.docker("inspect", name).returncode != 0  # not on the second daemon yet
+    (tmp_path / "Dockerfile").write_text(f"FROM {name}\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n")
+    env = dict(second.env(), DOCKER_BUILDKIT="0")
+    built = subprocess.run([DOCKER, "build", "-t", "h4-built:1", str(tmp_path)], capture_output=True, env=env,
+                           timeout=180)
+    assert built.returncode == 0, built.stderr.decode() + built.stdout.decode()
+    assert ok(second.docker("run", "--rm", "h4-built:1")) == "built\n"
+    assert json.loads(ok(second.docker("inspect", name)))[0]["Id"]  # the base came along
+    # a base nobody has fails the build with a clear message
+    (tmp_path / "Dockerfile").write_text(f"FROM {registry.host}/h4-nowhere:1\n")
+    missing = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, env=env, timeout=120)
+    assert missing.returncode != 0 and "pull access denied" in (missing.stderr + missing.stdout).decode()

@@ -69,6 +69,7 @@ def options_from(request: web.Request) -> BuildOptions:
         build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},  # type: ignore[union-attr]
         labels={str(k): str(v) for k, v in labels.items()},  # type: ignore[union-attr]
         target=q.get("target") or "",
+        registry_config=_registry_config(request),
         network_mode=q.get("networkmode") or "default",
         extra_hosts=extra_hosts,
         memory=query_int(request, "memory", 0),
@@ -149,3 +150,19 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
 def register(app: web.Application) -> None:
     # /session and /grpc (BuildKit) fall through to the app's JSON 404
     add_route(app, "POST", "/build", build)
+
+
+def _registry_config(request: web.Request) -> dict[str, dict]:
+    """``X-Registry-Config``: base64url(JSON) of {server: auth} (the CLI sends all it knows)."""
+    import base64
+    import json
+
+    raw = request.headers.get("X-Registry-Config")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+

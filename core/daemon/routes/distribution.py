@@ -7,30 +7,21 @@ stream; an error found before the first message (an unknown manifest, a
 refused login) is an ordinary HTTP error, as Docker answers it, and one found
 later goes into the stream as ``errorDetail``.
 
-The driver downloads and verifies; the image store is written here, layers
-first and the image (config blob byte for byte, so its ID is the config's
-digest, as ``docker save`` expects) last.  A failed pull leaves no image and
-releases the layers it added.
+Moving images in and out of the store is :mod:`dockyard.transfer`'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-from pathlib import Path
 from typing import Any, Callable
 
 from aiohttp import web
 
-from dockyard.drivers import DistributionDriver
-
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_int, read_json,
                                   write_message)
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
-from dockyard.images import chain_id
-from dockyard.models.image import ImageConfig
+from dockyard.transfer import pull_image, push_image
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +31,6 @@ Progress = Callable[[dict], None]
 # -- the driver ----------------------------------------------------------------------------------
 
 
-def distribution(engine) -> DistributionDriver:
-    return engine.distribution
-
-
 def registry_auth(request: web.Request) -> dict:
     from dockyard.plugins.registry_http.client import decode_auth_header
 
@@ -51,55 +38,6 @@ def registry_auth(request: web.Request) -> dict:
 
 
 # -- pull ----------------------------------------------------------------------------------------
-
-
-def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
-    """Pull into the image store; returns the image ID.  Runs in a worker thread."""
-    images = engine.images
-
-    def layer_exists(parent: str | None, diff_id: str) -> str | None:
-        chain = chain_id(parent, diff_id)
-        if images.store.layer_row(chain) is not None and images.storage.exists(chain):
-            return chain
-        return None
-
-    tmp = engine.data_root / "tmp"
-    result = distribution(engine).pull(reference, auth, progress, layer_exists, str(tmp))
-    blob: bytes = result["config"]
-    image_id = hashlib.sha256(blob).hexdigest()
-    config = ImageConfig.model_validate_json(blob)
-    repo, tag = result.get("repository"), result.get("tag")
-    pending = [Path(p) for _, p in result["layers"] if p]
-    parent: str | None = None
-    size = 0
-    try:
-        for (diff_id, path), layer_id in zip(result["layers"], result.get("layer_ids") or [""] * len(pending)):
-            chain = chain_id(parent, diff_id)
-            stored = images.store.blob_dir / diff_id.removeprefix("sha256:")
-            if path:
-                progress({"status": "Extracting", "progressDetail": {}, "id": layer_id})
-                os.replace(path, stored)  # the uncompressed tar is kept by diff ID (save, push)
-            size += images._ensure_layer(chain, parent, diff_id, stored)
-            if path:
-                progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
-            parent = chain
-        previous = images.store.tag_target(repo, tag) if tag else None
-        images.record_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
-    except BaseException:
-        if images.store.image_row(image_id) is None:
-            images.release_layers(parent)
-        raise
-    finally:
-        for path in pending:
-            path.unlink(missing_ok=True)
-    progress({"status": f"Digest: {result['digest']}"})
-    name = f"{repo}:{tag}" if tag else f"{repo}@{result['digest']}"
-    if tag and previous == image_id:
-        progress({"status": f"Status: Image is up to date for {name}"})
-    else:
-        progress({"status": f"Status: Downloaded newer image for {name}"})
-    engine.events.emit("image", "pull", name, {"name": name})
-    return image_id
 
 
 async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.StreamResponse:
@@ -167,19 +105,6 @@ async def pull(request: web.Request) -> web.StreamResponse:
 # -- push ----------------------------------------------------------------------------------------
 
 
-def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
-    images = engine.images
-    for tag in tags:
-        image_id = images.resolve(f"{name}:{tag}")
-        chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
-        layers = []
-        for layer in chain:
-            row = images.store.layer_row(layer)
-            layers.append((row["diff_id"], str(images.layer_tar(layer))))
-        image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
-        result = distribution(engine).push(f"{name}:{tag}", image, auth, progress)
-        engine.events.emit("image", "push", f"{name}:{tag}", {"name": f"{name}:{tag}"})
-        log.info("pushed %s:%s as %s", name, tag, result.get("Digest"))
 
 
 async def push(request: web.Request) -> web.StreamResponse:
@@ -213,7 +138,7 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     server = body.get("serveraddress") or ""
     username, password = body.get("username") or "", body.get("password") or ""
-    result = await asyncio.to_thread(distribution(engine).login, server, username, password)
+    result = await asyncio.to_thread(engine.distribution.login, server, username, password)
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
 
 
@@ -232,7 +157,7 @@ async def search(request: web.Request) -> web.Response:
     if request.query.get("filters"):
         raw = json.loads(request.query["filters"])
         filters = {k: (list(v) if isinstance(v, (list, dict)) else [str(v)]) for k, v in raw.items()}
-    results = await asyncio.to_thread(distribution(engine).search, term, limit, registry_auth(request))
+    results = await asyncio.to_thread(engine.distribution.search, term, limit, registry_auth(request))
     for key in ("is-official", "is-automated"):
         if key in filters:
             wanted = filters[key][0].lower() in ("true", "1")
