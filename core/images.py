@@ -369,7 +369,8 @@ class ImageService:
         }
 
     # -- deletion ------------------------------------------------------------
-    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]]) -> list[dict]:
+    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]],
+               prune: bool = True) -> list[dict]:
         """``docker rmi``: untag, and delete the image once no tag is left.
 
         ``users`` maps image IDs to (container ID, running) of containers made
@@ -409,15 +410,33 @@ class ImageService:
         if children and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
-        top = self.store.image_row(image_id)["top_layer"]
+        row = self.store.image_row(image_id)
         with self.store.transaction() as db:
             for repo, tag in tags:
                 db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
             db.execute("DELETE FROM images WHERE id=?", (image_id,))
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
-        self.release_layers(top)
+        self.release_layers(row["top_layer"])
+        if prune:
+            result += self._prune_parents(row["parent"], users)
         return result
+
+    def _prune_parents(self, parent: str, users: dict[str, list[tuple[str, bool]]]) -> list[dict]:
+        """Delete untagged parents nothing else needs (Docker's rmi without --no-prune):
+        the intermediate images a build or commit left below the image just removed."""
+        deleted = []
+        while parent:
+            row = self.store.image_row(parent)
+            if row is None or self.store.tags_of(parent) or users.get(parent) or \
+                    self.store.query("SELECT 1 FROM images WHERE parent=?", (parent,)):
+                break
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM images WHERE id=?", (parent,))
+            deleted.append({"Deleted": "sha256:" + parent})
+            self.release_layers(row["top_layer"])
+            parent = row["parent"]
+        return deleted
 
     def release_layers(self, layer: str | None) -> None:
         """Remove a layer chain from the top while no image or layer still uses it."""

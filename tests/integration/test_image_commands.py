@@ -102,3 +102,23 @@ def test_load_rejects_garbage_and_keeps_nothing(daemon, tmp_path):
     result = daemon.docker("load", "-i", str(bad))
     assert result.returncode != 0 and "invalid archive" in (result.stderr + result.stdout).decode()
     assert out(daemon.docker("images", "-a", "-q")) == before
+
+
+def test_rmi_prunes_untagged_parents_unless_no_prune(daemon):
+    def chain() -> tuple[str, str]:
+        out(daemon.docker("run", "--name", "prune-1", "busybox", "touch", "/one"))
+        middle = out(daemon.docker("commit", "prune-1")).strip()  # untagged, like a build's intermediate
+        out(daemon.docker("run", "--name", "prune-2", middle, "touch", "/two"))
+        top = out(daemon.docker("commit", "prune-2", "pruned:1")).strip()
+        daemon.docker("rm", "prune-1", "prune-2")
+        return middle, top
+
+    middle, top = chain()
+    removed = out(daemon.docker("rmi", "pruned:1"))
+    assert f"Deleted: {top}" in removed and f"Deleted: {middle}" in removed
+    assert daemon.docker("inspect", middle).returncode != 0
+    middle, top = chain()
+    kept = out(daemon.docker("rmi", "--no-prune", "pruned:1"))
+    assert f"Deleted: {top}" in kept and middle not in kept
+    assert json.loads(out(daemon.docker("inspect", middle)))[0]["Id"] == middle
+    out(daemon.docker("rmi", middle))

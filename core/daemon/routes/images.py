@@ -108,7 +108,7 @@ async def delete(request: web.Request) -> web.Response:
     engine: Engine = request.app["engine"]
     name = request.match_info["name"]
     result = await asyncio.to_thread(engine.images.delete, name, query_bool(request, "force"),
-                                     engine.containers.images_in_use())
+                                     engine.containers.images_in_use(), not query_bool(request, "noprune"))
     for item in result:
         action, ref = next(iter(item.items()))
         engine.events.emit("image", action.lower(), ref, {"name": name})
