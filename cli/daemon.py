@@ -20,6 +20,8 @@ def daemon(
     network_driver: Annotated[Optional[str], typer.Option("--network-driver", help="Network driver")] = None,
     storage_opt: Annotated[Optional[list[str]], typer.Option("--storage-opt", help="KEY=VALUE for the "
                            "storage driver")] = None,
+    storage_migrate: Annotated[Optional[bool], typer.Option("--storage-migrate", help="Move the layers of a "
+                               "data root made by another storage driver to --storage-driver")] = None,
     network_opt: Annotated[Optional[list[str]], typer.Option("--network-opt", help="KEY=VALUE for the "
                            "network driver (bridge: bridge, bip, fixed_cidr, mtu, ...)")] = None,
     bridge: Annotated[Optional[str], typer.Option("--bridge", "-b", help="Name of the default bridge "
@@ -51,7 +53,8 @@ def daemon(
     if debug is None and os.environ.get("DEBUG", "0") not in ("", "0"):
         debug = True
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
-             "network_driver": network_driver, "storage_opts": opts, "network_opts": net_opts,
+             "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
+             "network_opts": net_opts,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)

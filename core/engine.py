@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard import storage_migration
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -42,7 +43,7 @@ class Engine:
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
-             distribution: str | None = None) -> "Engine":
+             distribution: str | None = None, migrate_storage: bool = False) -> "Engine":
         data_root.mkdir(parents=True, exist_ok=True)
         (data_root / "tmp").mkdir(exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
@@ -53,10 +54,16 @@ class Engine:
         store = Store(data_root)
         previous = store.setting("storage_driver")
         if storage and previous and storage != previous:
-            store.close()
-            raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
-                           f"refusing to start with {storage!r} (use --data-root with another "
-                           f"directory, or --storage-driver {previous})")
+            if not migrate_storage:
+                store.close()
+                raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
+                               f"refusing to start with {storage!r} (use --storage-driver {previous}, another "
+                               f"--data-root, or --storage-migrate to move the layers to {storage!r})")
+            try:
+                storage_migration.migrate(data_root, store, previous, storage, options or {})
+            except BaseException:
+                store.close()
+                raise
         drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution, "network": network,
                                             "distribution": distribution}, options)
         store.set_setting("storage_driver", drivers.names["storage"])

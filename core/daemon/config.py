@@ -69,6 +69,7 @@ class DaemonConfig(BaseModel):
     exec_driver: str | None = None
     network_driver: str | None = None
     storage_opts: dict[str, str] = Field(default_factory=dict)
+    storage_migrate: bool = False
     network_opts: dict[str, str] = Field(default_factory=dict)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)

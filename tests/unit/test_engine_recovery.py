@@ -75,3 +75,39 @@ def test_data_root_keeps_its_storage_driver(tmp_path):
     _open(tmp_path).close()
     with pytest.raises(Conflict, match="holds layers of the 'vfs' storage driver"):
         Engine.open(tmp_path, storage="no-such-driver", network="none")
+
+
+def test_storage_migration_moves_images_and_container_layers(tmp_path):
+    import asyncio
+
+    from dockyard.drivers import available
+    from dockyard.models.container import CreateRequest
+
+    if available("storage").get("overlay") is not None:
+        pytest.skip(f"overlay is not usable here: {available('storage').get('overlay')}")
+    engine = _open(tmp_path)
+    try:
+        image_id = engine.images.import_tarball(io.BytesIO(_tar({"bin/tool": b"#!/bin/sh\n", "etc/conf": b"a"})),
+                                                "base", "1")
+        created = asyncio.run(engine.containers.create(
+            CreateRequest.model_validate({"Image": "base:1", "Cmd": ["/bin/tool"]}), "moved"))
+        root = engine.storage.mount(created["Id"])
+        (root / "etc" / "conf").write_text("changed in the container")
+        engine.storage.unmount(created["Id"])
+    finally:
+        engine.close()
+    with pytest.raises(Conflict, match="--storage-migrate"):
+        Engine.open(tmp_path, storage="overlay", network="none")
+    engine = Engine.open(tmp_path, storage="overlay", network="none", migrate_storage=True)
+    try:
+        assert engine.drivers.names["storage"] == "overlay"
+        assert engine.images.resolve("base:1") == image_id
+        root = engine.storage.mount(created["Id"])
+        try:
+            assert (root / "etc" / "conf").read_text() == "changed in the container"
+            assert (root / "bin" / "tool").read_bytes() == b"#!/bin/sh\n"
+        finally:
+            engine.storage.unmount(created["Id"])
+        assert not list((tmp_path / "storage" / "vfs").rglob("conf"))  # the old driver's copies are gone
+    finally:
+        engine.close()
