@@ -124,6 +124,13 @@ class ImageService:
         candidate = name.removeprefix("sha256:")
         if ids.HEX64.match(candidate) and self.store.image_row(candidate):
             return candidate
+        if "@" in name:  # repo@sha256:<manifest digest>, as pulled or pushed
+            repo, _, digest = name.partition("@")
+            rows = self.store.query("SELECT image_id FROM repo_digests WHERE digest=? AND repo IN (?, ?)",
+                                    (digest, repo, _normalise(repo)))
+            if rows:
+                return rows[0]["image_id"]
+            raise NotFound(f"No such image: {name}")
         try:
             repo, tag = ids.parse_reference(name)
         except InvalidParameter:
@@ -316,6 +323,16 @@ class ImageService:
     def repo_tags(self, image_id: str) -> list[str]:
         return [f"{r}:{t}" for r, t in self.store.tags_of(image_id)]
 
+    def repo_digests(self, image_id: str) -> list[str]:
+        return [f"{r['repo']}@{r['digest']}" for r in
+                self.store.query("SELECT repo, digest FROM repo_digests WHERE image_id=? ORDER BY repo", (image_id,))]
+
+    def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
+        """Record the manifest digest an image has in a registry repository (pull, push)."""
+        with self.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO repo_digests(repo, digest, image_id) VALUES (?,?,?)",
+                       (repo, digest, image_id))
+
     def summaries(self, all_images: bool = False, reference: str | None = None) -> list[dict]:
         rows = self.store.query("SELECT * FROM images ORDER BY created DESC")
         parents = {r["parent"] for r in rows if r["parent"]}
@@ -324,14 +341,16 @@ class ImageService:
             tags = self.repo_tags(row["id"])
             if not all_images and not tags and row["id"] in parents:
                 continue  # an intermediate image: shown only with -a
-            if reference and not any(_matches(reference, t) for t in tags):
+            digests = self.repo_digests(row["id"])
+            if reference and not any(_matches(reference, t) for t in tags) and \
+                    not any(_matches(reference, d.split("@")[0] + ":") for d in digests):
                 continue
             config = self.config(row["id"])
             result.append({
                 "Id": "sha256:" + row["id"],
                 "ParentId": "sha256:" + row["parent"] if row["parent"] else "",
                 "RepoTags": tags or ["<none>:<none>"],
-                "RepoDigests": [] if tags else ["<none>@<none>"],
+                "RepoDigests": digests or ([] if tags else ["<none>@<none>"]),
                 "Created": to_unix(row["created"]),
                 "Size": row["size"],
                 "VirtualSize": row["size"],
@@ -350,7 +369,7 @@ class ImageService:
         return {
             "Id": "sha256:" + image_id,
             "RepoTags": self.repo_tags(image_id),
-            "RepoDigests": [],
+            "RepoDigests": self.repo_digests(image_id),
             "Parent": "sha256:" + row["parent"] if row["parent"] else "",
             "Comment": history.comment or "",
             "Created": config.created or row["created"],
@@ -382,6 +401,15 @@ class ImageService:
             name.removeprefix("sha256:"))
         result: list[dict] = []
         in_use = users.get(image_id, [])
+        if "@" in name:  # a digest reference: drop it; the image goes only if nothing else names it
+            repo, _, digest = name.partition("@")
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM repo_digests WHERE image_id=? AND digest=? AND repo IN (?, ?)",
+                           (image_id, digest, repo, _normalise(repo)))
+            result.append({"Untagged": name})
+            if tags or self.repo_digests(image_id) or in_use:
+                return result
+            by_reference = False
         if by_reference:
             repo, tag = ids.parse_reference(name)
             if self.store.tag_target(repo, tag) != image_id:
@@ -414,6 +442,7 @@ class ImageService:
         with self.store.transaction() as db:
             for repo, tag in tags:
                 db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
+            db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
             db.execute("DELETE FROM images WHERE id=?", (image_id,))
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
@@ -432,6 +461,7 @@ class ImageService:
                     self.store.query("SELECT 1 FROM images WHERE parent=?", (parent,)):
                 break
             with self.store.transaction() as db:
+                db.execute("DELETE FROM repo_digests WHERE image_id=?", (parent,))
                 db.execute("DELETE FROM images WHERE id=?", (parent,))
             deleted.append({"Deleted": "sha256:" + parent})
             self.release_layers(row["top_layer"])

@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS volumes (
     anonymous INTEGER NOT NULL DEFAULT 0,
     populated INTEGER NOT NULL DEFAULT 0   -- image content copied in at first use
 );
+CREATE TABLE IF NOT EXISTS repo_digests (
+    repo      TEXT NOT NULL,
+    digest    TEXT NOT NULL,               -- sha256:... of the manifest in that repository
+    image_id  TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (repo, digest)
+);
 CREATE TABLE IF NOT EXISTS settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

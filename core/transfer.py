@@ -61,6 +61,8 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
     finally:
         for path in pending:
             path.unlink(missing_ok=True)
+    if repo:
+        images.add_repo_digest(repo, result["digest"], image_id)
     progress({"status": f"Digest: {result['digest']}"})
     name = f"{repo}:{tag}" if tag else f"{repo}@{result['digest']}"
     if tag and previous == image_id:
@@ -82,5 +84,7 @@ def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progres
             layers.append((row["diff_id"], str(images.layer_tar(layer))))
         image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
         result = engine.distribution.push(f"{name}:{tag}", image, auth, progress)
+        if result.get("Digest"):
+            images.add_repo_digest(name, result["Digest"], image_id)
         engine.events.emit("image", "push", f"{name}:{tag}", {"name": f"{name}:{tag}"})
         log.info("pushed %s:%s as %s", name, tag, result.get("Digest"))

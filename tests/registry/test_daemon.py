@@ -178,3 +178,20 @@ def test_build_pulls_a_missing_base_image(setup, tmp_path):
     (tmp_path / "Dockerfile").write_text(f"FROM {registry.host}/h4-nowhere:1\n")
     missing = subprocess.run([DOCKER, "build", str(tmp_path)], capture_output=True, env=env, timeout=120)
     assert missing.returncode != 0 and "pull access denied" in (missing.stderr + missing.stdout).decode()
+
+
+@needs_docker
+def test_repo_digests_and_pull_by_digest(setup):
+    registry, _, first, second = setup
+    name = f"{registry.host}/h4-digest"
+    ok(first.docker("tag", "busybox", f"{name}:1"))
+    pushed = ok(first.docker("push", f"{name}:1"))
+    digest = pushed.split("digest: ")[1].split()[0]
+    assert f"{name}@{digest}" in json.loads(ok(first.docker("inspect", f"{name}:1")))[0]["RepoDigests"]
+    ok(second.docker("pull", f"{name}@{digest}"))
+    assert ok(second.docker("run", "--rm", f"{name}@{digest}", "echo", "by digest")) == "by digest\n"
+    listed = ok(second.docker("images", "--digests", name))
+    assert digest in listed
+    removed = ok(second.docker("rmi", f"{name}@{digest}"))
+    assert f"Untagged: {name}@{digest}" in removed  # deleted too unless another name still points at it
+    assert second.docker("inspect", f"{name}@{digest}").returncode != 0
