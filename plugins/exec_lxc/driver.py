@@ -486,29 +486,13 @@ class LxcDriver:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                sock = self._connect(d, 10.0)
-            except OSError:
-                sock = None
-            if sock is not None:
-                with sock:
-                    try:
-                        sock.sendall(b'{"cmd":"wait"}\n')
-                        sock.settimeout(remaining)
-                        line = self._readline(sock)
-                    except TimeoutError:
-                        return None
-                    except OSError:
-                        line = b""
-                if line:
-                    try:
-                        info = json.loads(line)
-                    except ValueError:
-                        info = None
-                    if info is not None:
-                        return ExitStatus(exit_code=int(info.get("exit_code", UNKNOWN_EXIT)),
-                                          oom_killed=bool(info.get("oom_killed", False)),
-                                          finished_at=_ns_to_dt(info.get("finished_ns"))
-                                          or datetime.now(timezone.utc))
+                info = self._ask_wait(d, remaining)
+            except TimeoutError:
+                return None
+            if info is not None:
+                return ExitStatus(exit_code=int(info.get("exit_code", UNKNOWN_EXIT)),
+                                  oom_killed=bool(info.get("oom_killed", False)),
+                                  finished_at=_ns_to_dt(info.get("finished_ns")) or datetime.now(timezone.utc))
             st = self._exit_status(d)
             if st is not None:
                 return st
@@ -521,6 +505,28 @@ class LxcDriver:
                         return None
                 continue
             return self._wait_orphan(d, None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _ask_wait(self, d: Path, timeout: float | None) -> dict | None:
+        """The shim's answer to ``{"cmd":"wait"}`` (it replies once the process has
+        exited), or None when no shim answers.  Raises TimeoutError after ``timeout``."""
+        try:
+            sock = self._connect(d, 10.0)
+        except OSError:
+            return None
+        with sock:
+            try:
+                sock.sendall(b'{"cmd":"wait"}\n')
+                sock.settimeout(timeout)
+                line = self._readline(sock)
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+        try:
+            answer = json.loads(line) if line else None
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
 
     def _wait_orphan(self, d: Path, timeout: float | None) -> ExitStatus | None:
         """The shim is gone without an exit file: wait for the init process itself."""
@@ -980,22 +986,9 @@ class LxcDriver:
         # a waiter has collected the code, so a caller that inspects the exit code
         # as soon as the stream ends finds it recorded.
         while True:
-            try:
-                sock = self._connect(xd, 10.0)
-            except OSError:
-                sock = None
-            if sock is not None:
-                with sock:
-                    try:
-                        sock.sendall(b'{"cmd":"wait"}\n')
-                        sock.settimeout(None)
-                        line = self._readline(sock)
-                    except OSError:
-                        line = b""
-                try:
-                    return int(json.loads(line)["exit_code"])
-                except (ValueError, KeyError, TypeError):
-                    pass
+            answer = self._ask_wait(xd, None)
+            if answer is not None and "exit_code" in answer:
+                return int(answer["exit_code"])
             info = _read_json(xd / "exit")
             if info is not None:
                 return int(info.get("exit_code", UNKNOWN_EXIT))

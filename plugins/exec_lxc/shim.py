@@ -353,16 +353,7 @@ class Shim:
         self.ep = epoll()
         self.pidfd = os.pidfd_open(mpid)
         self.reg(self.pidfd, EPOLLIN, self.on_child)
-        if self.tty:
-            self.outs[self.master] = 1
-            self.reg(self.master, EPOLLIN, self.on_master)
-        else:
-            self.outs[out_r] = 1
-            self.outs[err_r] = 2
-            self.reg(out_r, EPOLLIN, self.on_output)
-            self.reg(err_r, EPOLLIN, self.on_output)
-            if self.stdin_fd >= 0:
-                self.reg(self.stdin_fd, 0, self.on_stdin_writable)
+        self.watch_stdio(*(() if self.tty else (out_r, err_r)))
         self.fifo = os.open("pid.fifo", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self.reg(self.fifo, EPOLLIN, self.on_fifo)
         self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -482,6 +473,20 @@ class Shim:
             for ofd in self.outs:
                 self.ep.modify(ofd, 0)
             self.master_mask()
+
+    def watch_stdio(self, out_r=-1, err_r=-1):
+        """Register the process's output (the pty master, or the stdout and stderr
+        pipes) and its stdin with the event loop."""
+        if self.tty:
+            self.outs[self.master] = 1
+            self.reg(self.master, EPOLLIN, self.on_master)
+        else:
+            self.outs[out_r] = 1
+            self.outs[err_r] = 2
+            self.reg(out_r, EPOLLIN, self.on_output)
+            self.reg(err_r, EPOLLIN, self.on_output)
+            if self.stdin_fd >= 0:
+                self.reg(self.stdin_fd, 0, self.on_stdin_writable)
 
     def on_master(self, fd, ev):
         if ev & EPOLLOUT:
@@ -1243,16 +1248,7 @@ class ExecShim(Shim):
             os.set_blocking(fd, False)
         self.pidfd = os.pidfd_open(self.pid)
         self.reg(self.pidfd, EPOLLIN, self.on_child)
-        if self.tty:
-            self.outs[self.master] = 1
-            self.reg(self.master, EPOLLIN, self.on_master)
-        else:
-            self.outs[out_r] = 1
-            self.outs[err_r] = 2
-            self.reg(out_r, EPOLLIN, self.on_output)
-            self.reg(err_r, EPOLLIN, self.on_output)
-            if self.stdin_fd >= 0:
-                self.reg(self.stdin_fd, 0, self.on_stdin_writable)
+        self.watch_stdio(*(() if self.tty else (out_r, err_r)))
         self.reg(ls.fileno(), EPOLLIN, self.on_accept)
         c = Client(conn)
         c.kind = "attach"
