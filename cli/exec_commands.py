@@ -23,7 +23,7 @@ from .client import APIClient, CliError, iter_json_messages, quote_ref
 from .container import _each
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
 from .run_options import parse_bytes
-from .session import raw_terminal
+from .session import raw_terminal, send_terminal_size
 from .stdcopy import demux_to
 
 __all__ = ["exec_", "pause", "unpause", "top", "stats", "update", "PASSTHROUGH", "PS_ARGS", "LEGACY", "register"]
@@ -40,15 +40,7 @@ Containers = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="C
 
 
 def _exec_resize(api: APIClient, exec_id: str) -> None:
-    try:
-        size = os.get_terminal_size(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        return
-    try:
-        with api.clone() as c:
-            c.post(f"/exec/{exec_id}/resize", h=size.lines, w=size.columns)
-    except CliError:
-        pass
+    send_terminal_size(api, exec_id, f"/exec/{exec_id}/resize")
 
 
 def exec_(

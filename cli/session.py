@@ -112,14 +112,15 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _resize(client: APIClient, container_id: str) -> None:
+def send_terminal_size(client: APIClient, container_id: str, path: str | None = None) -> None:
+    """Send the local terminal's size (``path``: another resize endpoint, e.g. an exec's)."""
     try:
         size = os.get_terminal_size(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         return
     try:
         with client.clone() as c:
-            c.post(f"/containers/{quote_ref(container_id)}/resize", h=size.lines, w=size.columns)
+            c.post(path or f"/containers/{quote_ref(container_id)}/resize", h=size.lines, w=size.columns)
     except CliError:
         pass
 
@@ -141,7 +142,7 @@ def _proxy_signals(client: APIClient, container_id: str, tty: bool, sig_proxy: b
     handlers: dict[int, Any] = {}
     if tty:
         handlers[signal.SIGWINCH] = lambda *_: threading.Thread(
-            target=_resize, args=(client, container_id), daemon=True).start()
+            target=send_terminal_size, args=(client, container_id), daemon=True).start()
     if sig_proxy:
         def forward(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name.removeprefix("SIG")
@@ -189,7 +190,7 @@ def attach_and_wait(
                 except CliError as exc:
                     raise StartFailed(exc) from None
             if tty:
-                _resize(client, container_id)
+                send_terminal_size(client, container_id)
             demux_to(conn.chunks(), stdout_bytes(), stderr_bytes(), tty=tty)
     return waiter.result()
 
@@ -204,7 +205,7 @@ def attach_running(client: APIClient, container_id: str, *, tty: bool, stdin: bo
             hijack.pump_stdin(conn, sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
         with raw_terminal(tty and stdin), _proxy_signals(client, container_id, tty, sig_proxy and not tty):
             if tty:
-                _resize(client, container_id)
+                send_terminal_size(client, container_id)
             demux_to(conn.chunks(), stdout_bytes(), stderr_bytes(), tty=tty)
     state = client.inspect_container(container_id)["State"]
     if state["Running"]:

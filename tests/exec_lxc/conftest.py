@@ -9,34 +9,23 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from dockyard.models.runtime import RuntimeSpec
+from dockyard.testing.exec_conformance import build_busybox_rootfs, wait_for  # noqa: F401 (tests import it from here)
 
 BUSYBOX = Path("/bin/busybox")
 
 
 def build_rootfs(root: Path) -> Path:
-    """A minimal busybox rootfs: /bin/busybox + applet symlinks, /etc/passwd, /etc/group."""
-    for sub in ("bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev", "data"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(root / "tmp", 0o1777)
-    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:
-        link = root / "bin" / applet
-        if not link.exists():
-            link.symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\nwheel:x:10:\napp:x:1000:\n")
-    os.chown(root / "home" / "app", 1000, 1000)
+    """The conformance suite's busybox rootfs, plus a /data directory for bind tests."""
+    build_busybox_rootfs(root)
+    (root / "data").mkdir(exist_ok=True)
     return root
 
 
@@ -147,16 +136,6 @@ def run(driver, spec: RuntimeSpec, *, stdin: bytes | None = None, close_stdin: b
     data = read_all(sock)
     status = driver.exec_wait(container_id=spec.container_id)
     return status, data
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def container_pids(container_id: str) -> list[int]:
