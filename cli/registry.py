@@ -84,7 +84,7 @@ def server_key(domain: str) -> str:
 
 
 def _domain_of(name: str) -> str:
-    from dockyard.plugins.registry_http.reference import parse
+    from dockyard.reference import parse
 
     try:
         return parse(name).domain
@@ -194,7 +194,7 @@ def pull_image(ctx: typer.Context, name: str, quiet: bool = False) -> None:
 
 def canonical_name(repo: str, tag: str) -> str:
     """What docker prints after a pull: the fully qualified reference."""
-    from dockyard.plugins.registry_http.reference import parse
+    from dockyard.reference import parse
 
     sep = "@" if tag.startswith(("sha256:", "sha512:")) else ":"
     try:
@@ -241,7 +241,7 @@ def login(
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
 ) -> None:
     """Log in to a registry."""
-    from dockyard.plugins.registry_http.reference import default_index
+    from dockyard.reference import default_index
 
     domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
     domain = domain.removesuffix("/v1").removesuffix("/v2")
@@ -279,7 +279,7 @@ def logout(
     server: Annotated[str | None, typer.Argument(metavar="[SERVER]", help="Registry (default: the index)")] = None,
 ) -> None:
     """Log out from a registry."""
-    from dockyard.plugins.registry_http.reference import default_index
+    from dockyard.reference import default_index
 
     domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
     key = server_key(domain)
@@ -348,8 +348,8 @@ def serve(
     """Run a registry (OCI distribution API v2, token auth, search) until SIGINT/SIGTERM."""
     import logging
 
-    from dockyard.plugins.registry_http.server.app import run_forever
-    from dockyard.plugins.registry_http.server.config import RegistryConfig
+    from dockyard.registry.app import run_forever
+    from dockyard.registry.config import RegistryConfig
 
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -375,8 +375,8 @@ def adduser(
     admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator")] = False,
 ) -> None:
     """Add (or update) a registry account in the bcrypt users file."""
-    from dockyard.plugins.registry_http.server.auth import add_user
-    from dockyard.plugins.registry_http.server.config import RegistryConfig
+    from dockyard.registry.auth import add_user
+    from dockyard.registry.config import RegistryConfig
 
     cfg = RegistryConfig.load(config, root=root, users=users)
     path = cfg.users or cfg.root / "htpasswd"
@@ -402,7 +402,7 @@ def _registry_request(method: str, name: str, body: dict | None = None):
     import httpx
 
     from dockyard.plugins.registry_http.client import RegistryClient
-    from dockyard.plugins.registry_http.reference import parse
+    from dockyard.reference import parse
 
     ref = parse(name)
     creds = Credentials().get(server_key(ref.domain))

@@ -1,3 +1,3 @@
-"""Distribution over HTTP: the ``http`` distribution driver (pull, push, login,
-search against any Docker Registry HTTP API v2 / OCI distribution registry) and
-the registry server ``dockyard registry serve`` (:mod:`.server`)."""
+"""The ``http`` distribution driver: pull, push, login and search against any
+Docker Registry HTTP API v2 / OCI distribution registry.  The registry *server*
+(``dockyard registry serve``) is a separate program: :mod:`dockyard.registry`."""

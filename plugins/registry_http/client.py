@@ -32,7 +32,7 @@ import httpx
 
 from dockyard.errors import DockyardError, Forbidden, InvalidParameter, NotFound, System, Unauthorized, Unavailable
 
-from .reference import DOCKER_HUB, default_index
+from dockyard.reference import DOCKER_HUB, default_index
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class RegistryClient:
         if response.status_code != 200:
             raise registry_error(response, "")
         body = response.content
-        from .common import hasher, sha256_digest
+        from dockyard.oci import hasher, sha256_digest
 
         digest = sha256_digest(body)
         if reference.startswith(("sha256:", "sha512:")):
@@ -330,7 +330,7 @@ class RegistryClient:
         return body, media_type, digest
 
     def get_blob(self, path: str, digest: str, scope: str) -> bytes:
-        from .common import hasher
+        from dockyard.oci import hasher
 
         response = self.request("GET", f"/v2/{path}/blobs/{digest}", scope)
         if response.status_code != 200:

@@ -39,9 +39,9 @@ from dockyard import hookimpl
 from dockyard.errors import DockyardError, InvalidParameter, NotFound, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
-from .common import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
+from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
                      manifest_media_type, sha256_digest)
-from .reference import Reference, parse, split_search_term
+from dockyard.reference import Reference, parse, split_search_term
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +517,7 @@ class HttpDistributionDriver:
     def distribution_login(self, server: str, username: str, password: str) -> dict:
         domain = (server or "").removeprefix("https://").removeprefix("http://").split("/")[0]
         if not domain or domain in ("index.docker.io", "registry-1.docker.io"):
-            from .reference import default_index
+            from dockyard.reference import default_index
 
             domain = default_index(self.index)[0] if not domain else "docker.io"
         with RegistryClient(domain, {"username": username, "password": password, "serveraddress": domain},

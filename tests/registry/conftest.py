@@ -1,4 +1,4 @@
-"""Registry servers for the tests: ours (``python -m dockyard.plugins.registry_http.server``)
+"""Registry servers for the tests: ours (``python -m dockyard.registry``)
 and Debian's ``docker-registry``, each on a free loopback port with its own directory."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def start_registry(root: Path, *args: str, scheme: str = "http") -> Server:
     port = free_port()
     log = root / "registry.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dockyard.plugins.registry_http.server", "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "dockyard.registry", "--listen", f"127.0.0.1:{port}",
          "--root", str(root / "data"), *args],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
     return _wait(Server(process, port, root, log, scheme))
@@ -113,7 +113,7 @@ USERS = {"alice": "alice-pw", "bob": "bob-pw", "root": "root-pw"}
 
 
 def make_users(path: Path) -> Path:
-    from dockyard.plugins.registry_http.server.auth import add_user
+    from dockyard.registry.auth import add_user
 
     for user, password in USERS.items():
         add_user(path, user, password, admin=user == "root", rounds=4)

@@ -9,7 +9,7 @@ import pytest
 
 from dockyard.errors import Forbidden, Unauthorized
 from dockyard.plugins.registry_http.driver import HttpDistributionDriver
-from dockyard.plugins.registry_http.server.auth import Tokens, Users, add_user, parse_scope
+from dockyard.registry.auth import Tokens, Users, add_user, parse_scope
 
 from .conftest import USERS
 from .test_driver import Recorder, image_on_disk
@@ -48,7 +48,7 @@ def test_users_file_and_tokens(tmp_path):
     tokens = Tokens(b"k" * 32, "iss", "svc", ttl=60)
     token, _ = tokens.issue("carol", [{"type": "repository", "name": "carol/x", "actions": ["pull"]}])
     assert tokens.verify(token)["sub"] == "carol"
-    from dockyard.plugins.registry_http.server.auth import TokenError
+    from dockyard.registry.auth import TokenError
 
     with pytest.raises(TokenError, match="expired"):
         tokens.verify(token, now=time.time() + 61)

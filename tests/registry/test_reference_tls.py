@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.errors import InvalidParameter
 from dockyard.plugins.registry_http.client import decode_auth_header, encode_auth_header, is_loopback
-from dockyard.plugins.registry_http.reference import parse, split_search_term
+from dockyard.reference import parse, split_search_term
 
 from .conftest import start_registry
 from .images import layer_tar

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from dockyard.plugins.registry_http.server.storage import FilesystemBackend, S3Backend
+from dockyard.registry.storage import FilesystemBackend, S3Backend
 
 from .conftest import SKOPEO, free_port, skopeo, start_registry
 from .images import docker_archive, layer_tar, random_layer

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..common import DIGEST_RE, valid_name
+from dockyard.oci import DIGEST_RE, valid_name
 from .auth import DELETE, PULL, PUSH, Identity, Policy, TokenError, Tokens, Users, parse_basic, parse_scope
 from .config import RegistryConfig
 from .errors import RegistryError

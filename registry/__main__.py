@@ -1,4 +1,4 @@
-"""``python -m dockyard.plugins.registry_http.server``: the registry without the dockyard CLI."""
+"""``python -m dockyard.registry``: the registry server without the dockyard CLI."""
 
 from __future__ import annotations
 

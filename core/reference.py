@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dockyard.errors import InvalidParameter
 
-from .common import DIGEST_RE, NAME_RE, TAG_RE
+from dockyard.oci import DIGEST_RE, NAME_RE, TAG_RE
 
 DOCKER_HUB = "docker.io"
 LEGACY_HUB = ("index.docker.io", "registry-1.docker.io")
