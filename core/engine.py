@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard import storage_migration
+from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -19,6 +20,7 @@ from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
 from dockyard.images import ImageService
+from dockyard.networks import NetworkService
 from dockyard.store import Store
 from dockyard.volumes import VolumeService
 
@@ -39,6 +41,8 @@ class Engine:
     execs: ExecService
     events: EventBus
     distribution: DistributionDriver
+    files: ContainerFiles
+    networks: NetworkService
 
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
@@ -75,14 +79,18 @@ class Engine:
         exec_facade = ExecDriver(drivers.pm)
         network_facade = NetworkDriver(drivers.pm)
         events = EventBus()
-        images = ImageService(store, storage_facade, drivers.names["storage"])
+        images = ImageService(store, storage_facade, drivers.names["storage"], events)
         volumes = VolumeService(data_root / "volumes", store)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
                                       network_facade, drivers.names, events)
+        # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
+        images.users = containers.images_in_use
+        volumes.users = containers.volume_users
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events, DistributionDriver(drivers.pm))
+                   containers, ExecService(containers), events, DistributionDriver(drivers.pm),
+                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers))
 
     def close(self) -> None:
         try:

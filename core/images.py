@@ -23,8 +23,9 @@ import tarfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import config_changes, ids
 from dockyard.drivers import StorageDriver
@@ -33,6 +34,9 @@ from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
 from dockyard.store import Store
 from dockyard.timefmt import iso_now, to_unix
+
+if TYPE_CHECKING:
+    from dockyard.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +117,19 @@ def chain_id(parent_chain: str | None, diff_id: str) -> str:
 
 
 class ImageService:
-    def __init__(self, store: Store, storage: StorageDriver, driver_name: str) -> None:
+    def __init__(self, store: Store, storage: StorageDriver, driver_name: str, events: EventBus | None = None) -> None:
         self.store = store
         self.storage = storage
         self.driver_name = driver_name
+        self.events = events
+        #: image ID -> [(container ID, running)] of the containers made from it; the engine
+        #: wires in the container service's view (rmi refuses or only untags such images)
+        self.users: Callable[[], dict[str, list[tuple[str, bool]]]] = dict
+
+    def event(self, action: str, actor: str, name: str) -> None:
+        """Emit an image event (``docker events``)."""
+        if self.events is not None:
+            self.events.emit("image", action, actor, {"name": name})
 
     # -- resolution ----------------------------------------------------------
     def resolve(self, name: str) -> str:
@@ -172,7 +185,9 @@ class ImageService:
             "rootfs": RootFS(diff_ids=[diff_id]),
             "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
         })
-        return self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        image_id = self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        self.event("import", "sha256:" + image_id, f"{repo}:{tag}" if repo else "")
+        return image_id
 
     def ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
@@ -307,9 +322,26 @@ class ImageService:
             raise NotFound(f"layer tar {row['diff_id']} is missing from the store")
         return path
 
-    def tag(self, image_id: str, repo: str, tag: str) -> None:
+    def tag(self, name: str, repo: str, tag: str, *, event: bool = True) -> None:
+        """Point ``repo:tag`` at the image ``name`` resolves to (``docker tag``, build ``-t``)."""
+        image_id = self.resolve(name)
         repo, tag = ids.parse_reference(f"{repo}:{tag}")
         self.store.set_tag(repo, tag, image_id)
+        if event:
+            self.event("tag", "sha256:" + image_id, f"{repo}:{tag}")
+
+    def push_tags(self, name: str, tag: str = "") -> list[str]:
+        """The tags ``docker push name[:tag]`` sends: the one given, or every tag of the repository."""
+        if tag:
+            try:
+                self.resolve(f"{name}:{tag}")
+            except NotFound:
+                raise NotFound(f"tag does not exist: {name}:{tag}") from None
+            return [tag]
+        tags = self.store.tags_in(name)
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {name}")
+        return tags
 
     # -- views -----------------------------------------------------------------
     def repo_tags(self, image_id: str) -> list[str]:
@@ -377,13 +409,18 @@ class ImageService:
         }
 
     # -- deletion ------------------------------------------------------------
-    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]],
-               prune: bool = True) -> list[dict]:
-        """``docker rmi``: untag, and delete the image once no tag is left.
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict]:
+        """``docker rmi``: untag, and delete the image once no tag is left; emits an event per line.
 
-        ``users`` maps image IDs to (container ID, running) of containers made
-        from them; such images are only untagged, or refused.
+        Images containers were made from (:attr:`users`) are only untagged, or refused.
         """
+        result = self._delete(name, force, self.users(), prune)
+        for item in result:
+            action, ref = next(iter(item.items()))
+            self.event(action.lower(), ref, name)
+        return result
+
+    def _delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]], prune: bool) -> list[dict]:
         image_id = self.resolve(name)
         tags = self.store.tags_of(image_id)
         by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(

@@ -20,6 +20,7 @@ from dockyard import ids
 from dockyard.build import context as build_context
 from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import add_route, json_stream_response, query_bool, query_int, write_message
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
@@ -80,7 +81,7 @@ def options_from(request: web.Request) -> BuildOptions:
 
 
 async def build(request: web.Request) -> web.StreamResponse:
-    engine: Engine = request.app["engine"]
+    engine = _engine(request)
     workdir = engine.data_root / "tmp" / f"build-{ids.new_id()[:16]}"
     workdir.mkdir(parents=True)
     try:
@@ -116,7 +117,6 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
         image_id = await builder.build()
         for repo, tag in options.tags:
             engine.images.tag(image_id, repo, tag)
-            engine.events.emit("image", "tag", "sha256:" + image_id, {"name": f"{repo}:{tag}"})
         if options.quiet:
             await send({"stream": f"sha256:{image_id}\n"})
         else:
