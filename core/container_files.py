@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from dockyard import archive
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.rootfs import resolve_in_root
-from dockyard.timefmt import iso
+from dockyard.timefmt import go_rfc3339nano
 from dockyard.volumes import Mount
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def path_stat(host: Path, path: str) -> str:
         raise NotFound(f"Could not find the file {path} in container") from None
     link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""
     data = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size, "mode": go_mode(st),
-            "mtime": iso(st.st_mtime).replace(".000000000Z", "Z"), "linkTarget": link}
+            "mtime": go_rfc3339nano(st.st_mtime_ns), "linkTarget": link}
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard import config_changes, ids
+from dockyard import config_changes, ids, reference
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.models.container import ContainerConfig
@@ -133,22 +133,21 @@ class ImageService:
 
     # -- resolution ----------------------------------------------------------
     def resolve(self, name: str) -> str:
-        """Image ID (64 hex) for a name, ``repo:tag``, full or short ID."""
+        """Image ID (64 hex) for a name, ``repo:tag``, ``repo@digest``, full or short ID."""
         candidate = name.removeprefix("sha256:")
         if ids.HEX64.match(candidate) and self.store.image_row(candidate):
             return candidate
-        if "@" in name:  # repo@sha256:<manifest digest>, as pulled or pushed
-            repo, _, digest = name.partition("@")
-            target = self.store.repo_digest_target((repo, _normalise(repo)), digest)
+        try:
+            ref: reference.Reference | None = reference.parse(name)
+        except InvalidParameter:
+            ref = None
+        if ref is not None and ref.digest:  # repo@sha256:<manifest digest>, as pulled or pushed
+            target = self.store.repo_digest_target((ref.repository,), ref.digest)
             if target:
                 return target
             raise NotFound(f"No such image: {name}")
-        try:
-            repo, tag = ids.parse_reference(name)
-        except InvalidParameter:
-            repo = tag = None
-        if repo is not None:
-            target = self.store.tag_target(repo, tag) or self.store.tag_target(_normalise(repo), tag)
+        if ref is not None:
+            target = self.store.tag_target(ref.repository, ref.tag or "latest")
             if target:
                 return target
         if candidate and all(c in "0123456789abcdef" for c in candidate):
@@ -174,7 +173,7 @@ class ImageService:
         """Import a root file system tarball (plain, gzip, bzip2 or xz) as a new
         single-layer image; returns the image ID."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(None, diff_id)
         size = self.ensure_layer(layer, None, diff_id, tar_path)
@@ -225,7 +224,7 @@ class ImageService:
                changes: list[str] = ()) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         return self.child_image(base_image, config_changes.apply(container_config, list(changes)), created_by,
                                 container_layer, author=author, comment=comment, repo=repo, tag=tag)
 
@@ -325,7 +324,7 @@ class ImageService:
     def tag(self, name: str, repo: str, tag: str, *, event: bool = True) -> None:
         """Point ``repo:tag`` at the image ``name`` resolves to (``docker tag``, build ``-t``)."""
         image_id = self.resolve(name)
-        repo, tag = ids.parse_reference(f"{repo}:{tag}")
+        repo, tag = reference.parse_repository_tag(repo, tag)
         self.store.set_tag(repo, tag, image_id)
         if event:
             self.event("tag", "sha256:" + image_id, f"{repo}:{tag}")
@@ -338,7 +337,7 @@ class ImageService:
             except NotFound:
                 raise NotFound(f"tag does not exist: {name}:{tag}") from None
             return [tag]
-        tags = self.store.tags_in(name)
+        tags = self.store.tags_in(reference.parse_repository_tag(name)[0])
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {name}")
         return tags
@@ -427,17 +426,15 @@ class ImageService:
             name.removeprefix("sha256:"))
         result: list[dict] = []
         in_use = users.get(image_id, [])
-        if "@" in name:  # a digest reference: drop it; the image goes only if nothing else names it
-            repo, _, digest = name.partition("@")
-            self.store.delete_repo_digest(image_id, digest, (repo, _normalise(repo)))
+        ref = reference.parse(name) if by_reference else None
+        if ref is not None and ref.digest:  # drop the digest; the image goes only if nothing else names it
+            self.store.delete_repo_digest(image_id, ref.digest, (ref.repository,))
             result.append({"Untagged": name})
             if tags or self.repo_digests(image_id) or in_use:
                 return result
             by_reference = False
         if by_reference:
-            repo, tag = ids.parse_reference(name)
-            if self.store.tag_target(repo, tag) != image_id:
-                repo = _normalise(repo)
+            repo, tag = reference.parse_repository_tag(name)
             if len(tags) == 1 and in_use and not force:
                 container_id = in_use[0][0]
                 raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
@@ -528,10 +525,6 @@ def _tar_is_empty(stream: BinaryIO) -> bool:
         return False
     finally:
         stream.seek(0)
-
-
-def _normalise(repo: str) -> str:
-    return repo.removeprefix("docker.io/").removeprefix("library/")
 
 
 def _matches(pattern: str, repo_tag: str) -> bool:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from dockyard.daemon.config import Address
+from dockyard.address import Address
 from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import api_middleware, error_response
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,

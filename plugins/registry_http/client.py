@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -415,24 +414,4 @@ class RegistryClient:
         return response.json()
 
 
-def decode_auth_header(value: str | None) -> dict:
-    """The ``X-Registry-Auth`` header: base64url(JSON), ``e30=`` when empty."""
-    if not value:
-        return {}
-    try:
-        padded = value + "=" * (-len(value) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        try:
-            data = json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))
-        except (ValueError, UnicodeDecodeError):
-            return {}
-    return data if isinstance(data, dict) else {}
-
-
-def encode_auth_header(auth: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
-
-
-__all__ = ["RegistryClient", "RegistryAPIError", "decode_auth_header", "encode_auth_header", "is_loopback",
-           "time"]
+__all__ = ["RegistryClient", "RegistryAPIError", "is_loopback", "time"]

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_int, read_json,
                                   write_message)
+from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.transfer import pull_image, push_image
@@ -33,9 +34,7 @@ Progress = Callable[[dict], None]
 
 
 def registry_auth(request: web.Request) -> dict:
-    from dockyard.plugins.registry_http.client import decode_auth_header
-
-    return decode_auth_header(request.headers.get("X-Registry-Auth"))
+    return auth_header.decode(request.headers.get("X-Registry-Auth"))
 
 
 # -- pull ----------------------------------------------------------------------------------------
