@@ -1,4 +1,4 @@
-"""Loopback detection, and TLS with a given certificate."""
+"""TLS with a given certificate."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ import subprocess
 import httpx
 import pytest
 
-from dockyard.errors import InvalidParameter
-from dockyard.plugins.registry_http.client import is_loopback
-
 from .conftest import start_registry
 from .images import layer_tar
 from .test_driver import Recorder, image_on_disk
-
-
-def test_loopback():
-    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
-    assert not is_loopback("registry.example.com:5000") and not is_loopback("10.0.0.1")
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
