@@ -26,10 +26,12 @@ from typing import Any
 from dockyard import container_views, etc_files, ids, netns, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.events import EventBus
 from dockyard.images import ImageService
 from dockyard.logs import LogEntry, read_log
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
 from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.observers import Observers
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, iso, iso_now
 from dockyard.volumes import Mount, VolumeService
@@ -87,7 +89,7 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: Any = None) -> None:
+                 events: EventBus | None = None, observers: Observers | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -98,6 +100,7 @@ class ContainerService:
         self.network = network
         self.driver_names = names
         self.events = events
+        self.observers = observers
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -317,6 +320,8 @@ class ContainerService:
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
         self._persist(c)
         self.event(c, "start")
+        if self.observers is not None:
+            self.observers.container_started(c.id, process.pid)
         self._watch(c)
 
     def _fail_pending(self, c: Container, exc: BaseException) -> None:
@@ -413,6 +418,8 @@ class ContainerService:
                 "finished_at": iso(status.finished_at.timestamp())})
             self._persist(c)
             self.event(c, "die", exitCode=str(status.exit_code))
+            if self.observers is not None:
+                self.observers.container_died(c.id, status.exit_code)
             for future in c.exit_waiters:
                 if not future.done():
                     future.set_result(status.exit_code)
@@ -747,6 +754,8 @@ class ContainerService:
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
             self._persist(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
+            if self.observers is not None:
+                self.observers.container_died(c.id, code)
         for c in list(self.containers.values()):
             policy = c.host_config.restart_policy.name
             if not c.state.running and (policy == "always" or policy == "unless-stopped" and not c.stopped_by_user

@@ -88,4 +88,6 @@ def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progres
         if result.get("Digest"):
             images.add_repo_digest(reference.parse_repository_tag(name)[0], result["Digest"], image_id)
         engine.events.emit("image", "push", f"{name}:{tag}", {"name": f"{name}:{tag}"})
+        if result.get("Digest"):
+            engine.observers.image_pushed(f"{name}:{tag}", result["Digest"])
         log.info("pushed %s:%s as %s", name, tag, result.get("Digest"))

@@ -27,6 +27,8 @@ class DaemonConfig(BaseModel):
     network_opts: dict[str, str] = Field(default_factory=dict)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
+    #: settings for observer plugins (``--observer-opt KEY=VALUE``), handed to them by ``daemon_configured``
+    observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
 
