@@ -48,6 +48,7 @@ import pytest
 from dockyard.drivers import ExecDriver, driver_class, make_plugin_manager
 from dockyard.errors import Conflict, NotFound
 from dockyard.models.runtime import ExitStatus, ProcessSpec, Resources, RuntimeSpec
+from dockyard.testing.waiting import wait_for
 from pydantic import BaseModel
 
 __all__ = ["ExecCapabilities", "ExecDriverSuite", "ExecHarness", "build_busybox_rootfs", "demux", "read_all"]
@@ -151,16 +152,6 @@ def demux(data: bytes) -> tuple[bytes, bytes]:
         (out if stream == 1 else err).extend(payload)
         i += 8 + size
     return bytes(out), bytes(err)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def facade(driver: Any) -> ExecDriver:

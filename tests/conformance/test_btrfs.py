@@ -9,7 +9,6 @@ and free their loop devices, and fail a test that leaves a mount behind.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ pytest_plugins = ["dockyard.testing.conformance"]
 
 pytestmark = [
     pytest.mark.requires_root,
-    pytest.mark.skipif(not shutil.which("mkfs.btrfs"), reason="requires btrfs-progs (mkfs.btrfs)"),
+    pytest.mark.requires_btrfs_progs,
 ]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from dockyard.errors import Conflict, NotFound, NotModified, System
 
-from .conftest import (
+from tests.helpers.lxc import (
     build_rootfs,
     cleanup_driver,
     container_pids,
@@ -26,13 +26,13 @@ from .conftest import (
     read_all,
     run,
     shim_pids,
-    wait_for,
 )
+from tests.helpers.waiting import wait_for
 
 pytestmark = [
     pytest.mark.requires_root,
     pytest.mark.requires_lxc,
-    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs busybox-static at /bin/busybox"),
+    pytest.mark.requires_busybox,
 ]
 
 RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -270,8 +270,7 @@ def test_tty_stdin_and_resize_while_running(driver, make_spec):
     driver.exec_create(spec=spec)
     sock = driver.exec_attach(container_id=spec.container_id, stdin=True, stdout=True, stderr=True)
     driver.exec_start(container_id=spec.container_id)
-    driver.exec_resize(container_id=spec.container_id, height=50, width=132)
-    time.sleep(0.05)
+    driver.exec_resize(container_id=spec.container_id, height=50, width=132)  # applied when it returns
     sock.sendall(b"hello\r")
     data = read_all(sock)
     assert b"50 132\r\n" in data
@@ -352,6 +351,11 @@ def test_exec_failure_is_a_start_failure(driver, make_spec, args, code, reason):
     assert state.status == "exited" and state.exit_code == code
 
 
+def _sockets(pid: int) -> int:
+    """Sockets a process holds open (a shim: its listener and one per client)."""
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:"))
+
+
 def test_wait_on_a_created_container_that_is_deleted(driver, make_spec):
     import threading
 
@@ -365,9 +369,13 @@ def test_wait_on_a_created_container_that_is_deleted(driver, make_spec):
         except Exception as exc:  # noqa: BLE001
             result["error"] = exc
 
+    pid_file = driver.root / spec.container_id / "shim.pid"
+    assert wait_for(pid_file.exists)  # written by the shim once it serves
+    shim = int(pid_file.read_text().split()[0])
+    before = _sockets(shim)
     t = threading.Thread(target=waiter)
     t.start()
-    time.sleep(0.2)
+    assert wait_for(lambda: _sockets(shim) > before), "the wait request never reached the shim"
     driver.exec_delete(container_id=spec.container_id)
     t.join(10)
     assert not t.is_alive()

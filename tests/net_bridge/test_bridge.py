@@ -16,7 +16,7 @@ import pytest
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.models.runtime import NetworkRequest
 
-from .conftest import cid, dnat_count, fetch, fetch_from, rules
+from tests.helpers.bridge import cid, dnat_count, fetch, fetch_from, rules
 
 pytestmark = pytest.mark.requires_root
 

@@ -14,7 +14,8 @@ import pytest
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.plugins.registry_http.driver import HttpDistributionDriver, choose_platform
 
-from .images import layer_tar, random_layer, schema2, sha256
+from tests.helpers.images import layer_tar, random_layer, schema2, sha256
+from tests.helpers.registry import Recorder, image_on_disk
 
 
 @pytest.fixture
@@ -22,28 +23,6 @@ def driver(tmp_path):
     d = HttpDistributionDriver(tmp_path / "driver", {})
     yield d
     d.blobsums.close()
-
-
-def image_on_disk(tmp_path: Path, layers: list[bytes]) -> dict:
-    paths = []
-    for i, layer in enumerate(layers):
-        p = tmp_path / f"layer{i}.tar"
-        p.write_bytes(layer)
-        paths.append((sha256(layer), str(p)))
-    from .images import image_config
-
-    return {"config": image_config([d for d, _ in paths]), "layers": paths, "work_dir": str(tmp_path)}
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-
-    def __call__(self, message: dict) -> None:
-        self.messages.append(message)
-
-    def statuses(self) -> list[str]:
-        return [m.get("status", "") for m in self.messages]
 
 
 def test_push_then_pull_round_trip(driver, registry, tmp_path):

@@ -9,7 +9,7 @@ import os
 import httpx
 import pytest
 
-from .images import layer_tar, schema2, sha256
+from tests.helpers.images import layer_tar, schema2, sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

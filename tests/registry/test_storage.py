@@ -8,21 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from dockyard.registry.storage import FilesystemBackend, S3Backend
 
-from .conftest import SKOPEO, free_port, skopeo, start_registry
-from .images import docker_archive, layer_tar, random_layer
+from tests.helpers.registry import free_port, skopeo, start_registry
+from tests.helpers.requirements import require
+from tests.helpers.waiting import wait_for
+from tests.helpers.images import docker_archive, layer_tar, random_layer
 
-import importlib.util
-
-HAVE_MOTO = all(importlib.util.find_spec(m) is not None for m in ("boto3", "moto"))
-
-needs_moto = pytest.mark.skipif(not HAVE_MOTO, reason="needs boto3 and moto[server] (pip install '.[test]')")
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -31,8 +27,7 @@ def backend(request, tmp_path, monkeypatch):
     if request.param == "filesystem":
         yield FilesystemBackend(tmp_path / "fs")
         return
-    if not HAVE_MOTO:
-        pytest.skip("needs boto3 and moto")
+    require("moto")
     for key, value in S3_ENV.items():
         monkeypatch.setenv(key, value)
     from moto import mock_aws
@@ -75,31 +70,31 @@ def test_filesystem_writes_are_atomic(tmp_path):
 
 @pytest.fixture
 def moto_server(tmp_path):
-    if not HAVE_MOTO:
-        pytest.skip("needs moto[server]")
+    require("moto")
     port = free_port()
     env = dict(os.environ, **S3_ENV)
     log = open(tmp_path / "moto.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=log, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def answers() -> bool:
         try:
             httpx.get(url, timeout=1)
-            break
+            return True
         except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
-            time.sleep(0.1)
+            return False
+
+    if not wait_for(lambda: answers() or process.poll() is not None, timeout=30) or process.poll() is not None:
+        process.kill()
+        pytest.fail(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
     yield url
     process.terminate()
     process.wait(10)
 
 
-@needs_moto
-@pytest.mark.skipif(not SKOPEO, reason="needs skopeo")
+@pytest.mark.requires_moto
+@pytest.mark.requires_skopeo
 def test_registry_on_s3(moto_server, tmp_path, monkeypatch):
     for key, value in S3_ENV.items():
         monkeypatch.setenv(key, value)

@@ -1,0 +1,89 @@
+"""What tests need from the host, checked in one place.
+
+A test states a need with a marker, ``@pytest.mark.requires_<name>`` (``requires_root``,
+``requires_lxc``, ``requires_docker_cli``...), or from a fixture or test body with
+``require(name)``; what is needed beyond this table (a storage driver usable here, a
+kernel feature) with ``require_that(ok, what, hint)``.
+
+A missing requirement skips the test with a reason saying what to install, except
+in CI (``CI=true``): there :mod:`contrib/setup.sh <contrib>` installs everything, so
+a missing requirement is a broken set-up and fails the test instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+__all__ = ["REQUIREMENTS", "in_ci", "missing", "require", "require_that"]
+
+
+def _which(*tools: str) -> Callable[[], bool]:
+    return lambda: all(shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") for tool in tools)
+
+
+def _modules(*names: str) -> Callable[[], bool]:
+    return lambda: all(importlib.util.find_spec(name) is not None for name in names)
+
+
+def _entry_point(group: str, name: str) -> Callable[[], bool]:
+    def check() -> bool:
+        from importlib.metadata import entry_points
+
+        return any(ep.name == name for ep in entry_points(group=group))
+
+    return check
+
+
+#: name -> (check, how to get it)
+REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
+    "root": (lambda: os.geteuid() == 0, "run the tests as root"),
+    "lxc": (lambda: _which("lxc-start")() and ctypes.util.find_library("lxc") is not None,
+            "apt-get install lxc (lxc-start and liblxc.so.1)"),
+    "busybox": (lambda: Path("/bin/busybox").exists(), "apt-get install busybox-static"),
+    "docker_cli": (_which("docker"), "contrib/setup.sh installs a docker CLI (Debian's docker.io or docker-cli)"),
+    "skopeo": (_which("skopeo"), "apt-get install skopeo"),
+    "docker_registry": (_which("docker-registry"), "apt-get install docker-registry"),
+    "openssl": (_which("openssl"), "apt-get install openssl"),
+    "btrfs_progs": (_which("mkfs.btrfs"), "apt-get install btrfs-progs"),
+    "nft": (_which("nft"), "apt-get install nftables"),
+    "iptables": (_which("iptables-restore", "iptables-legacy-restore"), "apt-get install iptables"),
+    "moto": (_modules("boto3", "moto"), "pip install -e '.[test]' (boto3, moto[server])"),
+    "example_driver": (_entry_point("dockyard.storage", "example"),
+                       "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)"),
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(name: str) -> str | None:
+    """Why requirement ``name`` is not met (what to install), or None."""
+    check, hint = REQUIREMENTS[name]
+    return None if check() else hint
+
+
+def require(name: str) -> None:
+    """Skip the running test (fail it in CI) unless requirement ``name`` is met."""
+    hint = missing(name)
+    if hint is not None:
+        _refuse(f"needs {name.replace('_', ' ')}: {hint}")
+
+
+def require_that(ok: bool, what: str, hint: str = "") -> None:
+    """Skip the running test (fail it in CI) unless ``ok``; ``what`` names the need."""
+    if not ok:
+        _refuse(f"needs {what}" + (f": {hint}" if hint else ""))
+
+
+def _refuse(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"CI=true and a requirement is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
