@@ -40,7 +40,7 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import AbstractSet, BinaryIO, Callable
+from typing import IO, AbstractSet, BinaryIO, Callable
 
 from dockyard.errors import DockyardError, InvalidParameter, System
 from dockyard.models.runtime import Change
@@ -201,7 +201,7 @@ PLAIN = PlainWhiteouts()
 # ---------------------------------------------------------------------------
 
 
-def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN) -> int:
+def apply_layer(root: Path | str, stream: IO[bytes], whiteout: WhiteoutHandler = PLAIN) -> int:
     """Extract an uncompressed layer tar into ``root``; return the content bytes.
 
     The bytes counted are the (apparent) sizes of regular files.  Paths never

@@ -104,7 +104,8 @@ def ps_ports(ports: dict[str, list[dict] | None]) -> list[dict]:
     result = []
     for key, bindings in ports.items():
         private, _, proto = key.partition("/")
-        for binding in bindings or [None]:
+        unpublished: list[dict | None] = [None]
+        for binding in bindings or unpublished:
             item: dict[str, Any] = {"PrivatePort": int(private), "Type": proto}
             if binding:
                 item.update({"IP": binding.get("HostIp") or "0.0.0.0", "PublicPort": int(binding["HostPort"])})

@@ -18,7 +18,7 @@ import shutil
 import signal as signals
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -673,7 +673,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.resize, c.id, height, width)
 
     async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
-                     comment: str = "", author: str = "", changes: list[str] = ()) -> str:
+                     comment: str = "", author: str = "", changes: Sequence[str] = ()) -> str:
         """``docker commit``: a new image from the container's layer; returns its ID."""
         c = self.get(ref)
         image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, config or c.config,

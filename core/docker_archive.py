@@ -30,7 +30,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def save(images: ImageService, names: list[str], out: BinaryIO) -> None:
     """Write a docker-archive of the named images (and all their layers) to ``out``."""
-    manifest, repositories, written = [], {}, set()
+    manifest: list[dict] = []
+    repositories: dict[str, dict[str, str]] = {}
+    written: set[str] = set()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             image_id = images.resolve(name)
@@ -92,7 +94,7 @@ def load(images: ImageService, archive: BinaryIO) -> list[str]:
                                        f"layers, the manifest {len(entry['Layers'])}")
             parent, size = None, 0
             try:
-                for expected, path in zip(config.rootfs.diff_ids, entry["Layers"]):
+                for expected, path in zip(config.rootfs.diff_ids, entry["Layers"], strict=True):
                     member = tar.extractfile(path)
                     if member is None:
                         raise InvalidParameter(f"invalid archive: {path} is missing")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 
 class EventBus:
@@ -41,7 +41,7 @@ class EventBus:
         self._queues.discard(queue)
 
     async def stream(self, since: int = 0, until: int = 0,
-                     filters: dict[str, list[str]] | None = None) -> AsyncIterator[dict]:
+                     filters: dict[str, list[str]] | None = None) -> AsyncGenerator[dict, None]:
         """Kept events from ``since`` (unix seconds), then new ones until ``until`` (forever with 0)."""
         filters = filters or {}
         queue = self.subscribe()

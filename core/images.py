@@ -23,9 +23,9 @@ import tarfile
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from dockyard import config_changes, ids, reference
 from dockyard.drivers import StorageDriver
@@ -40,23 +40,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MAGIC = [(b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
+_MAGIC: list[tuple[bytes, Callable[[IO[bytes]], Any]]] = [
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
 
 
-def decompressed(raw: BinaryIO) -> BinaryIO:
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
     """Wrap ``raw`` (seekable) in the decompressor its magic bytes call for."""
     head = raw.read(6)
     raw.seek(0)
     for magic, opener in _MAGIC:
         if head.startswith(magic):
-            return opener(raw)  # type: ignore[return-value]
+            return opener(raw)
     return raw
 
 
 class _Hashing(io.RawIOBase):
     """A read-through stream that hashes (and optionally copies) what is read from it."""
 
-    def __init__(self, inner: BinaryIO, copy_to: BinaryIO | None = None) -> None:
+    def __init__(self, inner: IO[bytes], copy_to: IO[bytes] | None = None) -> None:
         self.inner = inner
         self.copy_to = copy_to
         self.sha = hashlib.sha256()
@@ -64,7 +65,7 @@ class _Hashing(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         data = self.inner.read(len(buffer))
         self.sha.update(data)
         if self.copy_to is not None:
@@ -77,7 +78,7 @@ class _Hashing(io.RawIOBase):
             pass
 
 
-def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
+def stage_layer(raw: IO[bytes], blob_dir: Path) -> tuple[str, Path]:
     """Decompress an (optionally compressed) layer tar into the blob store while
     validating and hashing it; returns (diff ID, path of the uncompressed tar).
 
@@ -92,7 +93,7 @@ def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
         with open(tmp, "wb") as out:
             hashing = _Hashing(decompressed(raw), out)
             try:
-                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
+                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:
                     for _ in tar:
                         pass
                     while tar.fileobj.read(1 << 20):  # the end-of-archive padding belongs to the digest
@@ -213,7 +214,7 @@ class ImageService:
         self.store.add_image(image_id, top_layer, parent, size, config.created or iso_now(), repo, tag)
         return image_id
 
-    def add_layer(self, parent_layer: str | None, raw: BinaryIO) -> tuple[str, str, int]:
+    def add_layer(self, parent_layer: str | None, raw: IO[bytes]) -> tuple[str, str, int]:
         """Store a layer tar on top of ``parent_layer``; returns (layer, diff ID, size)."""
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(parent_layer, diff_id)
@@ -221,7 +222,7 @@ class ImageService:
 
     def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
                repo: str | None, tag: str | None, comment: str = "", author: str = "",
-               changes: list[str] = ()) -> str:
+               changes: Sequence[str] = ()) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
             repo, tag = reference.parse_repository_tag(repo, tag)
@@ -276,8 +277,8 @@ class ImageService:
         """``docker history``: newest first; IDs where an image in the chain starts."""
         config = self.config(image_id)
         entries = list(config.history)
-        layers = self.layer_chain(self.store.image_row(image_id)["top_layer"])  # top first
-        sizes = [self.store.layer_row(layer)["size"] for layer in layers]
+        layers = self.layer_chain(self.store.image(image_id)["top_layer"])  # top first
+        sizes = [self.store.layer(layer)["size"] for layer in layers]
         owners: dict[int, str] = {}
         current: str | None = image_id
         end = len(entries)
@@ -308,7 +309,7 @@ class ImageService:
         chain = []
         while top:
             chain.append(top)
-            top = self.store.layer_row(top)["parent"]
+            top = self.store.layer(top)["parent"]
         return chain
 
     def layer_tar(self, layer: str) -> Path:
@@ -458,7 +459,7 @@ class ImageService:
         if children and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
-        row = self.store.image_row(image_id)
+        row = self.store.image(image_id)
         self.store.delete_image(image_id)
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
@@ -486,7 +487,7 @@ class ImageService:
         while layer:
             if self.store.layer_in_use(layer):
                 return
-            row = self.store.layer_row(layer)
+            row = self.store.layer(layer)
             parent = row["parent"]
             if self.storage.exists(layer):
                 self.storage.remove_layer(layer)

@@ -8,6 +8,7 @@ without them lists only the predefined networks and answers the rest with
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,7 @@ class NetworkService:
             raise Forbidden(f"{net['Name']} is a pre-defined network and cannot be removed")
         self.driver.delete(net["Name"])
 
-    def connect(self, ref: str, container: str, aliases: list[str]) -> None:
+    def connect(self, ref: str, container: str, aliases: builtins.list[str]) -> None:
         net = self.inspect(ref)
         self.driver.connect(self.containers.get(container).id, net["Name"], aliases)
 
@@ -75,7 +76,7 @@ class NetworkService:
         net = self.inspect(ref)
         self.driver.disconnect(self.containers.get(container).id, net["Name"])
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         """Remove every user network without containers; returns their names."""
         deleted = []
         for net in self.list():

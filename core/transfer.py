@@ -12,18 +12,21 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from dockyard import reference
 from dockyard.images import chain_id
 from dockyard.models.image import ImageConfig
+
+if TYPE_CHECKING:
+    from dockyard.engine import Engine
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict], None]
 
 
-def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
+def pull_image(engine: Engine, reference: str, auth: dict, progress: Progress) -> str:
     """Pull into the image store; returns the image ID.  Runs in a worker thread."""
     images = engine.images
 
@@ -43,7 +46,8 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
     parent: str | None = None
     size = 0
     try:
-        for (diff_id, path), layer_id in zip(result["layers"], result.get("layer_ids") or [""] * len(pending)):
+        layer_ids = result.get("layer_ids") or [""] * len(result["layers"])  # short IDs shown in progress
+        for (diff_id, path), layer_id in zip(result["layers"], layer_ids, strict=True):
             chain = chain_id(parent, diff_id)
             stored = images.store.blob_dir / diff_id.removeprefix("sha256:")
             if path:
@@ -53,7 +57,7 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
             if path:
                 progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
             parent = chain
-        previous = images.store.tag_target(repo, tag) if tag else None
+        previous = images.store.tag_target(repo, tag) if repo and tag else None
         images.record_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
     except BaseException:
         if images.store.image_row(image_id) is None:
@@ -74,15 +78,14 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
     return image_id
 
 
-def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
+def push_image(engine: Engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
     images = engine.images
     for tag in tags:
         image_id = images.resolve(f"{name}:{tag}")
         chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
         layers = []
         for layer in chain:
-            row = images.store.layer_row(layer)
-            layers.append((row["diff_id"], str(images.layer_tar(layer))))
+            layers.append((images.store.layer(layer)["diff_id"], str(images.layer_tar(layer))))
         image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
         result = engine.distribution.push(f"{name}:{tag}", image, auth, progress)
         if result.get("Digest"):

@@ -8,8 +8,10 @@ is fixed at create time and stored with its record.
 
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +37,8 @@ class Mount:
     def api(self) -> dict:
         return {"Type": self.type, "Name": self.name or None, "Source": self.source,
                 "Destination": self.destination, "Driver": "local" if self.type == "volume" else "",
-                "Mode": "" if self.rw else "ro", "RW": self.rw, "Propagation": "" if self.type == "volume" else "rprivate"}
+                "Mode": "" if self.rw else "ro", "RW": self.rw,
+                "Propagation": "" if self.type == "volume" else "rprivate"}
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,7 +89,7 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return self._api(row)
 
-    def _api(self, row) -> dict:
+    def _api(self, row: sqlite3.Row) -> dict:
         return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
                 "CreatedAt": row["created"], "Labels": json.loads(row["labels"]) or None,
                 "Options": json.loads(row["options"]) or None, "Scope": "local", "Status": None}
@@ -117,7 +120,7 @@ class VolumeService:
         self.store.delete_volume(name)
         shutil.rmtree(self.root / name, ignore_errors=True)
 
-    def prune(self) -> list[str]:
+    def prune(self) -> builtins.list[str]:
         """``docker volume prune``: remove every volume no container mounts; returns their names."""
         deleted = []
         for row in self.store.volume_rows():
@@ -131,8 +134,8 @@ class VolumeService:
         return bool(row and row["anonymous"])
 
     # -- container mounts ----------------------------------------------------------
-    def mounts_for(self, binds: list[str], declared: list[str], volumes_from: list[tuple[list[Mount], bool]]) \
-            -> list[Mount]:
+    def mounts_for(self, binds: builtins.list[str], declared: builtins.list[str],
+                   volumes_from: builtins.list[tuple[builtins.list[Mount], bool]]) -> builtins.list[Mount]:
         """The mount list of a new container: binds and named volumes from ``-v``,
         mounts of ``--volumes-from`` containers, and an anonymous volume for each
         declared path (``VOLUME``, ``-v /path``) not otherwise mounted."""
@@ -157,7 +160,7 @@ class VolumeService:
                 mounts[dst] = Mount("volume", volume["Mountpoint"], dst, True, volume["Name"])
         return list(mounts.values())
 
-    def prepare(self, mounts: list[Mount], rootfs: Path) -> list[tuple[Path, str, bool]]:
+    def prepare(self, mounts: builtins.list[Mount], rootfs: Path) -> builtins.list[tuple[Path, str, bool]]:
         """Make sources exist, copy image content into fresh volumes (as Docker
         does), and return the exec driver's bind list."""
         from dockyard.rootfs import resolve_in_root

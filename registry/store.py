@@ -31,8 +31,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockyard.oci import (ALL_MANIFESTS, DIGEST_RE, DOCKER_FOREIGN_LAYER, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, INDEXES,
-                      IMAGE_MANIFESTS, TAG_RE, hasher, manifest_media_type, sha256_digest, valid_name)
+from dockyard.oci import (ALL_MANIFESTS, DIGEST_RE, DOCKER_FOREIGN_LAYER, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED,
+                          INDEXES, IMAGE_MANIFESTS, TAG_RE, hasher, manifest_media_type, sha256_digest, valid_name)
 from .errors import RegistryError
 from .storage import CHUNK, StorageBackend
 

@@ -179,7 +179,7 @@ async def write_message(response: web.StreamResponse, message: dict) -> None:
     await response.write(json.dumps(message).encode() + b"\r\n")
 
 
-async def stream_from_thread(request: web.Request, produce, content_type: str,
+async def stream_from_thread(request: web.Request, produce: Callable[[BinaryIO], Any], content_type: str,
                              headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out."""
     read_fd, write_fd = os.pipe()

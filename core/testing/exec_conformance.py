@@ -25,9 +25,9 @@ Capabilities: a driver class may carry ``capabilities`` (an
 lacks is *skipped, naming it*, never passed.  ``--require-exec-capability NAME``
 (or ``all``) turns such a skip into a failure, for CI.
 
-Command line (pass ``-p dockyard.testing.exec_conformance`` so the options exist
-before collection): ``--dockyard-exec-driver NAME`` runs every suite class
-against that entry point.
+Command line (declared by :mod:`dockyard.testing.plugin`, loaded by pytest through
+the ``pytest11`` entry point): ``--dockyard-exec-driver NAME`` runs every suite
+class against that entry point.
 """
 
 from __future__ import annotations
@@ -73,18 +73,6 @@ class ExecCapabilities(BaseModel):
     update: bool = True
     #: a new driver instance on the same root re-attaches to running containers
     restore: bool = True
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dockyard-exec", "dockyard exec driver conformance")
-    group.addoption("--dockyard-exec-driver", metavar="NAME", default=None,
-                    help="run ExecDriverSuite classes against this dockyard.exec entry point")
-    group.addoption("--require-exec-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the exec driver lacks this capability ('all' for every one)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires_root: needs root (namespaces, cgroups)")
 
 
 # ---------------------------------------------------------------------------

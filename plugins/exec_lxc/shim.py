@@ -1195,7 +1195,7 @@ class ExecShim(Shim):
 
     def setup_exec(self, conn):
         req = self.req
-        args = [a for a in (req.get("args") or "").split("\0")]
+        args = (req.get("args") or "").split("\0")
         if not args or not args[0]:
             raise ValueError("no command")
         env = [e for e in (req.get("env") or "").split("\0") if e]

@@ -532,7 +532,7 @@ class BridgeNetworkDriver:
             return self._simple_settings("none", path) if path.exists() else self._simple_settings("host", None)
         networks = {}
         exposed = self._exposed.get(container_id) or self.store.get_meta(f"exposed:{container_id}", [])
-        port_map: dict[str, list[dict] | None] = {key: None for key in exposed}
+        port_map: dict[str, list[dict] | None] = dict.fromkeys(exposed)
         for p in self.store.ports(container_id=container_id):
             port_map.setdefault(f"{p['container_port']}/{p['proto']}", None)
             port_map[f"{p['container_port']}/{p['proto']}"] = (port_map[f"{p['container_port']}/{p['proto']}"]

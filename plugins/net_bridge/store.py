@@ -92,8 +92,8 @@ class Store:
         return json.loads(row["value"]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     key, json.dumps(value))
+        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, json.dumps(value))
 
     # -- cursors -----------------------------------------------------------------
     def cursor(self, network: str, kind: str, default: int) -> int:

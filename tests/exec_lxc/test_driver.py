@@ -409,7 +409,7 @@ def test_pause_unpause_processes_stats_update(driver, make_spec):
     with pytest.raises(Conflict):
         driver.exec_pause(container_id=cid)
     started = driver.exec_start(container_id=cid)
-    pids = wait_for(lambda: len(driver.exec_processes(container_id=cid)) == 2 and driver.exec_processes(container_id=cid))
+    pids = wait_for(lambda: len(found := driver.exec_processes(container_id=cid)) == 2 and found)
     assert started.pid in pids and len(pids) == 2
     stats = driver.exec_stats(container_id=cid)
     assert stats["memory_stats"]["limit"] == 64 << 20

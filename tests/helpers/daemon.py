@@ -50,8 +50,8 @@ def busybox_rootfs_tar() -> bytes:
             info = tarfile.TarInfo(applet)
             info.type, info.linkname, info.mtime = tarfile.SYMTYPE, "/bin/busybox", 1700000000
             tar.addfile(info)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"),
-                           ("etc/group", "root:x:0:\nnogroup:x:65534:\n")):
+        passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
+        for name, text in (("etc/passwd", passwd), ("etc/group", "root:x:0:\nnogroup:x:65534:\n")):
             raw = text.encode()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(raw), 0o644, 1700000000
@@ -110,7 +110,8 @@ def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | 
         process = subprocess.Popen(
             [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root",
              str(root / "data"), "--storage-driver", STORAGE_DRIVER, "--network-opt", f"bridge={bridge_name(root)}",
-             *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env={**os.environ, **(env or {})})
+             *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+            env={**os.environ, **(env or {})})
     if not wait_for(lambda: _answers(socket_path) or process.poll() is not None, timeout=30) or \
             process.poll() is not None:
         process.kill()

@@ -40,7 +40,7 @@ def test_push_then_pull_round_trip(driver, registry, tmp_path):
     assert pulled["config"] == image["config"]
     assert pulled["digest"] == result["Digest"]
     assert pulled["repository"] == f"{registry.host}/rt/image" and pulled["tag"] == "v1"
-    for (diff_id, path), layer in zip(pulled["layers"], layers):
+    for (diff_id, path), layer in zip(pulled["layers"], layers, strict=True):
         assert diff_id == sha256(layer)
         assert Path(path).read_bytes() == layer
     # pushing again: every layer is already there; the manifest digest is the same (deterministic gzip)
@@ -78,7 +78,8 @@ def test_unknown_manifest(driver, registry, tmp_path):
 
 
 def _registry_blob(registry, digest: str) -> Path:
-    return registry.root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
+    blobs = registry.root / "data" / "docker" / "registry" / "v2" / "blobs"
+    return blobs / "sha256" / digest[7:9] / digest[7:] / "data"
 
 
 def test_tampered_blob_is_refused(driver, registry, tmp_path):

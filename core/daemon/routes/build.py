@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import shutil
+from typing import Any
 
 from aiohttp import web
 
@@ -28,18 +29,19 @@ from dockyard.errors import DockyardError, InvalidParameter
 log = logging.getLogger(__name__)
 
 
-def _json_param(request: web.Request, name: str, kind: type) -> object:
+def _json_object(request: web.Request, name: str) -> dict[str, Any]:
+    """A query parameter holding a JSON object (``buildargs``, ``labels``); ``{}`` when absent or null."""
     raw = request.query.get(name)
     if not raw:
-        return kind()
+        return {}
     try:
         value = json.loads(raw)
     except ValueError:
         raise InvalidParameter(f"invalid {name}: {raw!r} is not JSON") from None
     if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise InvalidParameter(f"invalid {name}: expected a JSON {kind.__name__}")
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {name}: expected a JSON object")
     return value
 
 
@@ -55,8 +57,8 @@ def options_from(request: web.Request) -> BuildOptions:
         if not t:
             continue
         tags.append(reference.parse_repository_tag(t))
-    build_args = _json_param(request, "buildargs", dict)
-    labels = _json_param(request, "labels", dict)
+    build_args = _json_object(request, "buildargs")
+    labels = _json_object(request, "labels")
     extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
     return BuildOptions(
         tags=tags,
@@ -66,8 +68,8 @@ def options_from(request: web.Request) -> BuildOptions:
         pull=query_bool(request, "pull"),
         rm=query_bool(request, "rm", True),
         force_rm=query_bool(request, "forcerm"),
-        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},  # type: ignore[union-attr]
-        labels={str(k): str(v) for k, v in labels.items()},  # type: ignore[union-attr]
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in labels.items()},
         target=q.get("target") or "",
         registry_config=_registry_config(request),
         network_mode=q.get("networkmode") or "default",

@@ -81,7 +81,7 @@ async def _download(url: str, out) -> None:
 
 async def list_images(request: web.Request) -> web.Response:
     filters = query_filters(request)
-    reference = (filters.get("reference") or [None])[0] or request.query.get("filter")
+    reference = next(iter(filters.get("reference") or []), None) or request.query.get("filter")
     return json_response(_engine(request).images.summaries(query_bool(request, "all"), reference))
 
 
