@@ -42,7 +42,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import dockyard
+from dockyard import hookimpl
 from dockyard.errors import (
     Conflict,
     DriverNotSupported,
@@ -613,7 +613,7 @@ class LxcDriver:
 
     # ================================================================== hooks
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self._dir(spec.container_id)
         if not spec.args:
@@ -658,7 +658,7 @@ class LxcDriver:
             raise
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -687,7 +687,7 @@ class LxcDriver:
         sock.settimeout(None)
         return sock
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -703,7 +703,7 @@ class LxcDriver:
             raise System(f"failed to start container {container_id}: {reply.get('error') or 'unknown error'}")
         return ProcessState(status="running", pid=int(reply["pid"]), started_at=_ns_to_dt(reply.get("started_ns")))
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_wait(self, container_id: str) -> ExitStatus:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -711,7 +711,7 @@ class LxcDriver:
         assert st is not None
         return st
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_kill(self, container_id: str, signal: int) -> bool:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -728,7 +728,7 @@ class LxcDriver:
             self._thaw(container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -757,7 +757,7 @@ class LxcDriver:
             raise System(f"container {container_id} did not exit after SIGKILL")
         return st
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_state(self, container_id: str) -> ProcessState | None:
         try:
             d = self._dir(container_id)
@@ -765,7 +765,7 @@ class LxcDriver:
             return None
         return self._state(d)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_resize(self, container_id: str, height: int, width: int) -> bool:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -781,14 +781,14 @@ class LxcDriver:
             raise InvalidParameter(f"cannot resize the tty of {container_id} to {height}x{width}")
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_list(self) -> list[str]:
         try:
             return sorted(p.name for p in self.root.iterdir() if (p / "config").exists())
         except OSError:
             return []
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
         try:
             d = self._dir(container_id)
@@ -824,7 +824,7 @@ class LxcDriver:
                     pass
         return self._state(d)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_delete(self, container_id: str) -> bool:
         d = self._dir(container_id)
         if not d.exists():
@@ -854,7 +854,7 @@ class LxcDriver:
             raise Conflict(f"Container {container_id} is not running")
         return state
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_pause(self, container_id: str) -> bool:
         state = self._running(container_id)
         if state.status == "paused":
@@ -862,7 +862,7 @@ class LxcDriver:
         Cgroups(container_id, self.cgroup2).freeze()
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_unpause(self, container_id: str) -> bool:
         state = self._running(container_id)
         if state.status != "paused":
@@ -870,12 +870,12 @@ class LxcDriver:
         Cgroups(container_id, self.cgroup2).thaw()
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_processes(self, container_id: str) -> list[int]:
         self._running(container_id)
         return Cgroups(container_id, self.cgroup2).pids()
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stats(self, container_id: str) -> dict:
         self._running(container_id)
         cg = Cgroups(container_id, self.cgroup2)
@@ -883,7 +883,7 @@ class LxcDriver:
         stats["num_procs"] = 0
         return stats
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_update(self, container_id: str, resources: Resources) -> bool:
         self._running(container_id)
         Cgroups(container_id, self.cgroup2).update(resources)
@@ -910,7 +910,7 @@ class LxcDriver:
             buf += sock.recv(len(data))     # no newline in what is there: take it, wait for more
         raise System("the exec shim sent an overlong line")
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self._existing(container_id)
         self._ready(container_id)
@@ -965,7 +965,7 @@ class LxcDriver:
         sock.settimeout(None)
         return sock
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
         key = (container_id, exec_id)
         if key in self._exec_codes:
@@ -1005,7 +1005,7 @@ class LxcDriver:
             info = _read_json(xd / "exit")
             return int(info.get("exit_code", UNKNOWN_EXIT)) if info else UNKNOWN_EXIT
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
         xd = self._exec_dir(container_id, exec_id)
         if not xd.is_dir():
@@ -1033,7 +1033,7 @@ class LxcDriver:
             if (xd / "exit").exists() or not (pid and _alive(pid)):
                 shutil.rmtree(xd, ignore_errors=True)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_status(self) -> list[tuple[str, str]]:
         return [("Execution Driver", f"lxc-{self._lxc_version()}"),
                 ("Cgroup Version", "2" if self.cgroup2 else "1")]

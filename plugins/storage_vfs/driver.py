@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from dockyard import archive
 from dockyard.errors import InvalidParameter, NotFound, System
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.models.runtime import Change
 from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, os_errors, rmtree
