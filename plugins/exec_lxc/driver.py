@@ -23,7 +23,8 @@ connection the request came on becomes the exec's stream.  Exec processes, like
 the container's, belong to shims, never to the daemon.
 
 The container's process is owned by a per-container shim (``shim.py``), so it
-outlives the daemon; the daemon only talks to the shim over ``attach.sock``.
+outlives the daemon; the daemon only talks to the shim over ``attach.sock``, in
+the protocol ``shim.py``'s docstring describes, through ``shim_client.py``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from dockyard.errors import (
     System,
 )
 from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, RuntimeSpec
-from dockyard.plugins.exec_lxc import lxcconf
+from dockyard.plugins.exec_lxc import lxcconf, shim_client
 from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
@@ -252,56 +253,6 @@ class LxcDriver:
             return 0
         return pid
 
-    def _connect(self, d: Path, timeout: float | None = 10.0) -> socket.socket:
-        """Connect to the shim's attach.sock (via /proc/self/fd for long paths)."""
-        path = str(d / "attach.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            if len(path.encode()) < 100:
-                sock.connect(path)
-            else:
-                dfd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    sock.connect(f"/proc/self/fd/{dfd}/attach.sock")
-                finally:
-                    os.close(dfd)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    @staticmethod
-    def _readline(sock: socket.socket) -> bytes:
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return bytes(buf)
-
-    def _command(self, d: Path, cmd: dict, timeout: float | None = 10.0) -> dict | None:
-        """Send one command to the shim; None if the shim is gone / closed without answer."""
-        try:
-            sock = self._connect(d, timeout)
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
-            return None
-        except OSError as exc:
-            raise System(f"cannot reach the shim of {d.name}: {exc}") from None
-        with sock:
-            try:
-                sock.sendall(json.dumps(cmd).encode() + b"\n")
-                line = self._readline(sock)
-            except (BrokenPipeError, ConnectionResetError):
-                return None
-        if not line:
-            return None
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise System(f"bad answer from the shim of {d.name}: {line!r}") from None
-
     def _spawn_shim(self, spec: RuntimeSpec, d: Path) -> None:
         """Start the shim; its readiness is awaited lazily by the next operation
         (``_ready``), so the interpreter's start-up overlaps the daemon's work."""
@@ -486,7 +437,7 @@ class LxcDriver:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                info = self._ask_wait(d, remaining)
+                info = shim_client.ask_wait(d, remaining)
             except TimeoutError:
                 return None
             if info is not None:
@@ -505,28 +456,6 @@ class LxcDriver:
                         return None
                 continue
             return self._wait_orphan(d, None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def _ask_wait(self, d: Path, timeout: float | None) -> dict | None:
-        """The shim's answer to ``{"cmd":"wait"}`` (it replies once the process has
-        exited), or None when no shim answers.  Raises TimeoutError after ``timeout``."""
-        try:
-            sock = self._connect(d, 10.0)
-        except OSError:
-            return None
-        with sock:
-            try:
-                sock.sendall(b'{"cmd":"wait"}\n')
-                sock.settimeout(timeout)
-                line = self._readline(sock)
-            except TimeoutError:
-                raise
-            except OSError:
-                return None
-        try:
-            answer = json.loads(line) if line else None
-        except ValueError:
-            return None
-        return answer if isinstance(answer, dict) else None
 
     def _wait_orphan(self, d: Path, timeout: float | None) -> ExitStatus | None:
         """The shim is gone without an exit file: wait for the init process itself."""
@@ -665,27 +594,16 @@ class LxcDriver:
         if (d / "exit").exists():
             return _eof_socket()
         try:
-            sock = self._connect(d, 10.0)
+            sock = shim_client.attach(d, stdin, stdout, stderr)
         except (FileNotFoundError, ConnectionRefusedError):
             if (d / "exit").exists():
                 return _eof_socket()
             raise NotFound(f"container {container_id} has no process to attach to") from None
         except OSError as exc:
-            raise System(f"cannot attach to {container_id}: {exc}") from None
-        try:
-            hdr = {"stdin": bool(stdin), "stdout": bool(stdout), "stderr": bool(stderr)}
-            sock.sendall(json.dumps(hdr).encode() + b"\n")
-            ack = sock.recv(1)
-        except OSError as exc:
-            sock.close()
             if (d / "exit").exists():
                 return _eof_socket()
             raise System(f"cannot attach to {container_id}: {exc}") from None
-        if ack != b"+":
-            sock.close()
-            return _eof_socket()
-        sock.settimeout(None)
-        return sock
+        return sock if sock is not None else _eof_socket()  # None: the shim says the process is over
 
     @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
@@ -693,7 +611,7 @@ class LxcDriver:
         self._ready(container_id)
         if (d / "exit").exists():
             raise NotFound(f"container {container_id} is not created (its process already exited)")
-        reply = self._command(d, {"cmd": "start"}, timeout=START_TIMEOUT)
+        reply = shim_client.command(d, {"cmd": "start"}, timeout=START_TIMEOUT)
         if reply is None:
             if (d / "exit").exists():
                 info = _read_json(d / "exit") or {}
@@ -774,7 +692,7 @@ class LxcDriver:
             raise Conflict(f"Container {container_id} is not running")
         if not meta.get("tty"):
             return True
-        reply = self._command(d, {"cmd": "resize", "h": int(height), "w": int(width)})
+        reply = shim_client.command(d, {"cmd": "resize", "h": int(height), "w": int(width)})
         if reply is None:
             raise Conflict(f"Container {container_id} is not running")
         if not reply.get("ok"):
@@ -838,7 +756,7 @@ class LxcDriver:
             raise Conflict(f"You cannot remove a running container {container_id}. "
                            "Stop the container before attempting removal or force remove")
         if state is not None and state.status == "created" and self._shim_pid(d):
-            self._command(d, {"cmd": "shutdown"}, timeout=5.0)
+            shim_client.command(d, {"cmd": "shutdown"}, timeout=5.0)
         self._retire_shim(d)
         self._cleanup_runtime(container_id)
         shutil.rmtree(d, ignore_errors=True)
@@ -896,20 +814,6 @@ class LxcDriver:
             raise InvalidParameter(f"invalid exec id {exec_id!r}")
         return self._dir(container_id) / "exec" / exec_id
 
-    @staticmethod
-    def _recv_line(sock: socket.socket, limit: int = 65536) -> bytes:
-        """One line, without consuming a byte past it (the stream follows at once); b"" at EOF."""
-        buf = b""
-        while len(buf) < limit:
-            data = sock.recv(limit - len(buf), socket.MSG_PEEK)
-            if not data:
-                return b""
-            i = data.find(b"\n")
-            if i >= 0:
-                return buf + sock.recv(i + 1)
-            buf += sock.recv(len(data))     # no newline in what is there: take it, wait for more
-        raise System("the exec shim sent an overlong line")
-
     @hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self._existing(container_id)
@@ -939,19 +843,11 @@ class LxcDriver:
                "groups": ",".join(str(int(g)) for g in spec.additional_gids),
                "tty": bool(spec.tty), "stdin": bool(spec.stdin)}
         try:
-            sock = self._connect(d, 30.0)
+            sock, reply = shim_client.open_exec(d, cmd)
         except (FileNotFoundError, ConnectionRefusedError):
             shutil.rmtree(xd, ignore_errors=True)
             raise Conflict(f"Container {container_id} is not running") from None
-        except OSError as exc:
-            shutil.rmtree(xd, ignore_errors=True)
-            raise System(f"cannot reach the shim of {container_id}: {exc}") from None
-        try:
-            sock.sendall(json.dumps(cmd).encode() + b"\n")
-            line = self._recv_line(sock)
-            reply = json.loads(line) if line else None
         except (OSError, ValueError) as exc:
-            sock.close()
             shutil.rmtree(xd, ignore_errors=True)
             raise System(f"exec in {container_id} failed: {exc}") from None
         if not reply or not reply.get("ok"):
@@ -986,7 +882,7 @@ class LxcDriver:
         # a waiter has collected the code, so a caller that inspects the exit code
         # as soon as the stream ends finds it recorded.
         while True:
-            answer = self._ask_wait(xd, None)
+            answer = shim_client.ask_wait(xd, None)
             if answer is not None and "exit_code" in answer:
                 return int(answer["exit_code"])
             info = _read_json(xd / "exit")
@@ -1012,7 +908,7 @@ class LxcDriver:
             if (container_id, exec_id) in self._exec_codes:
                 raise Conflict(f"exec {exec_id} is not running")
             raise NotFound(f"No such exec instance: {exec_id}")
-        reply = self._command(xd, {"cmd": "resize", "h": int(height), "w": int(width)})
+        reply = shim_client.command(xd, {"cmd": "resize", "h": int(height), "w": int(width)})
         if reply is None:
             raise Conflict(f"exec {exec_id} is not running")
         if not reply.get("ok"):

@@ -18,16 +18,46 @@ never belongs to the daemon's session and survives the daemon.  It
   waits on a pipe; ``{"cmd":"start"}`` makes it call ``start()`` (not
   daemonized, the app is PID 1, exact exit status from ``error_num``);
 * writes the json-file log at LOGPATH;
-* serves ``attach.sock`` in STATEDIR (see ``Client`` below for the protocol);
+* serves ``attach.sock`` in STATEDIR (the protocol below);
 * on exit writes ``STATEDIR/exit`` (tmp + rename), answers waiters, drains and
   closes attach connections, then exits.
 
-Connection protocol (internal to the plugin): the client sends ONE line of JSON
-(a flat object).  Either an attach header ``{"stdin":b,"stdout":b,"stderr":b}``
-answered by one byte ``+`` after which output flows as Docker stdcopy frames
-(raw bytes with a tty) and bytes sent by the client are the container's stdin;
-or a command ``{"cmd":"start"|"wait"|"resize"|"shutdown", ...}`` answered by
-one line of JSON, after which the shim closes the connection.
+The protocol (its one description; the driver's side is ``shim_client.py``)
+---------------------------------------------------------------------------
+A client connects to ``STATEDIR/attach.sock`` and sends ONE line: a flat JSON
+object of strings, numbers, booleans and null.
+
+Attach, ``{"stdin": b, "stdout": b, "stderr": b}`` (no ``cmd``):
+    answered by one byte ``+``; from then on the container's output flows as
+    Docker stdcopy frames (raw bytes with a tty, where stderr is stdout) and
+    what the client sends is the container's stdin (if ``stdin`` and the
+    container keeps stdin open).  A finished container closes at once instead.
+
+Commands, ``{"cmd": NAME, ...}``, each answered by one line of JSON, after
+which the shim closes the connection:
+
+``start``
+    start the process: ``{"ok": true, "pid": P, "started_ns": N}``, or
+    ``{"ok": false, "error": TEXT}``; answered once the start is decided.
+``wait``
+    answered only once the process has exited, with the line ``exit`` holds:
+    ``{"exit_code", "oom_killed", "finished_ns", "finished_at", "started", "error"}``.
+``resize``, ``{"h": H, "w": W}``
+    set the tty size: ``{"ok": bool}``, once applied.
+``shutdown``
+    give up a container that was never started: ``{"ok": bool}``.
+``ping``
+    ``{"ok": true, "state": "created|starting|running|finished", "pid": P}``.
+``exec``, ``{"dir", "args", "env", "cwd", "uid", "gid", "groups", "tty", "stdin"}``
+    (``args`` and ``env`` NUL-separated, ``groups`` comma-separated): fork an
+    exec shim serving ``dir`` that starts the process with liblxc's
+    ``attach()``; answered ``{"ok": true, "pid": P, "shim": S}`` on this
+    connection, which then carries the exec's streams as an attach does; or
+    ``{"ok": false, "error": TEXT}`` (with ``"conflict": true``: not running).
+
+An exec shim serves ``dir/attach.sock`` for ``wait`` and ``resize``, and keeps
+the exec's stream open until a ``wait`` was answered, so a client that asks for
+the exit code as soon as the stream ends finds it recorded.
 """
 
 import os
