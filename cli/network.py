@@ -1,9 +1,5 @@
 """``dockyard network ls|inspect|create|rm|connect|disconnect|prune``, plus the
-helpers ``run -p`` / ``port`` need (:func:`parse_publish`, :func:`port_lines`).
-
-Wiring (cli/main.py ``add_typer`` and the ``-p``/``-P`` options of ``run`` /
-``create``, ``port`` command) is proposed in plugins/net_bridge/INTEGRATION.md.
-"""
+helpers ``run -p`` / ``port`` need (:func:`parse_publish`, :func:`port_lines`)."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def canonical_name(repo: str, tag: str) -> str:
 def pull(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME[:TAG|@DIGEST]", help="Image to pull")],
-    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Tag to pull (the seed's spelling)")] = None,
+    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Tag to pull (Docker 0.x's spelling)")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output")] = False,
 ) -> None:
     """Download an image from a registry."""

@@ -34,7 +34,7 @@ AddHost = Annotated[list[str] | None, _opt("--add-host", help="Add a custom host
 Expose = Annotated[list[str] | None, _opt("--expose", help="Expose a port or a range of ports", panel=NET)]
 Volume = Annotated[list[str] | None, _opt("-v", "--volume", help="Bind mount a volume "
                                           "([host-dir|name:]container-dir[:ro|rw])", panel=STORAGE)]
-Bind = Annotated[list[str] | None, _opt("-b", "--bind", help="Bind mount host:container:rw|ro (the guidebook's "
+Bind = Annotated[list[str] | None, _opt("-b", "--bind", help="Bind mount host:container:rw|ro (Docker 0.x's "
                                         "spelling of -v)", panel=STORAGE)]
 VolumesFrom = Annotated[list[str] | None, _opt("--volumes-from", help="Mount volumes from the specified "
                                                "container(s) (CONTAINER[:ro])", panel=STORAGE)]

@@ -199,21 +199,6 @@ class RegistryStore:
         self.link_blob(name, digest)
         return True
 
-    def put_blob_bytes(self, name: str, data: bytes, digest: str | None = None) -> str:
-        actual = sha256_digest(data)
-        if digest is not None:
-            _split(digest)
-            h = hasher(digest)
-            h.update(data)
-            actual = f"{digest.split(':')[0]}:{h.hexdigest()}"
-            if actual != digest:
-                raise RegistryError("DIGEST_INVALID", detail={"expected": digest, "actual": actual})
-        if self.blob_size(actual) is None:
-            self.backend.put(self.blob_key(actual), data)
-        self.link_blob(name, actual)
-        return actual
-
-    # -- uploads ----------------------------------------------------------------------------------
     def start_upload(self, name: str) -> Upload:
         upload_id = str(uuidlib.uuid4())
         directory = self.upload_dir / upload_id
@@ -418,17 +403,6 @@ class RegistryStore:
         if not tags and must_exist and not self.repo_exists(name):
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         return sorted(tags)
-
-    def total_size(self, name: str) -> int:
-        total = 0
-        for algorithm in self.backend.list(self.repo_key(name, "_layers")):
-            for hexa in self.backend.list(self.repo_key(name, "_layers", algorithm)):
-                total += self.blob_size(f"{algorithm}:{hexa}") or 0
-        return total
-
-
-def upload_age(upload: Upload) -> float:
-    return time.time() - upload.started
 
 
 __all__ = ["RegistryStore", "Upload", "UploadWriter", "BASE"]

@@ -435,10 +435,8 @@ class BridgeNetworkDriver:
             start = time.perf_counter()
             path = self._prepare_unlocked(request, network)
             self.timings["prepare"] = time.perf_counter() - start
-            extra = {}
-            if "dns" in NetworkAttachment.model_fields:  # core with INTEGRATION.md Round 2, 4
-                extra["dns"] = self._resolver_for(network)
-            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id), **extra)
+            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id),
+                                     dns=self._resolver_for(network))
 
     @staticmethod
     def _loopback_only(container_id: str) -> Path:

@@ -21,7 +21,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
@@ -170,7 +170,3 @@ class _Tx:
             self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.store.lock.release()
-
-
-def iter_json(text: str) -> Iterator[Any]:
-    yield from json.loads(text or "[]")

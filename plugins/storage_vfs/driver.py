@@ -145,7 +145,7 @@ class VfsDriver:
 
     @hookimpl
     def storage_parent(self, layer_id: str) -> str:
-        """Parent id, ``""`` for a base layer.  Proposed hook spec; see storage_fallbacks."""
+        """Parent id, ``""`` for a base layer."""
         self._layers.require(layer_id)
         return self._records.parent(layer_id)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -19,19 +18,8 @@ from tests.helpers.waiting import holds_for, wait_for
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
               pytest.mark.requires_docker_cli]
 
-#: runs the dockyard CLI with exec/pause/unpause/top/stats/update registered (a no-op once
-#: cli/main.py wires dockyard.cli.exec_commands itself)
-DY_LAUNCHER = (
-    "from dockyard.cli import main, exec_commands\n"
-    "if not any(c.name == 'exec' for c in main.app.registered_commands):\n"
-    "    exec_commands.register(main.app, main.container.app, main.COMMANDS)\n"
-    "main.main()\n"
-)
-
-
 def dy(daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", DY_LAUNCHER, *args], input=input, capture_output=True,
-                          env=daemon.env(), timeout=timeout)
+    return daemon.dockyard(*args, input=input, timeout=timeout)
 
 
 

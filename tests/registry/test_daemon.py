@@ -78,7 +78,7 @@ def test_docker_cli_push_pull_run(setup):
     assert ": Pushed" in out and "v1: digest: sha256:" in out
     out = ok(first.docker("push", name))
     assert "Layer already exists" in out
-    # the seed's Part 6: pull on a second daemon; the image ID is the config digest, as before the push
+    # pull on a second daemon; the image ID is the config digest, as before the push
     out = ok(second.docker("pull", name))
     assert "v1: Pulling from h4-busybox" in out and f"Status: Downloaded newer image for {name}" in out
     assert json.loads(ok(second.docker("inspect", name)))[0]["Id"] == image_id

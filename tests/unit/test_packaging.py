@@ -24,6 +24,8 @@ def test_wheel_layout(tmp_path):
     for module in ("dockyard/hookspecs.py", "dockyard/cli/main.py", "dockyard/plugins/storage_vfs/driver.py",
                    "dockyard/plugins/exec_lxc/shim.py", "dockyard/daemon/app.py"):
         assert module in names, module
+    assert not [n for n in names if n.endswith(".md")], "process notes do not ship"
+    assert "dockyard/py.typed" in names and "dockyard/seccomp_default.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[dockyard.storage]" in text and "vfs = dockyard.plugins.storage_vfs.driver:VfsDriver" in text
