@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from dockyard import reference
+from dockyard.errors import InvalidParameter
 from dockyard.images import chain_id
 from dockyard.models.image import ImageConfig
 
@@ -76,6 +77,27 @@ def pull_image(engine: Engine, reference: str, auth: dict, progress: Progress) -
         progress({"status": f"Status: Downloaded newer image for {name}"})
     engine.events.emit("image", "pull", name, {"name": name})
     return image_id
+
+
+def search_images(engine: Engine, term: str, limit: int, auth: dict, filters: dict[str, list[str]]) -> list[dict]:
+    """``docker search``: the index's answer, filtered by ``is-official``, ``is-automated`` and ``stars``."""
+    if limit < 1 or limit > 100:
+        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
+    unknown = sorted(set(filters) - {"is-official", "is-automated", "stars"})
+    if unknown:
+        raise InvalidParameter(f"invalid filter '{unknown[0]}'")
+    results = engine.distribution.search(term, limit, auth)
+    for key in ("is-official", "is-automated"):
+        if filters.get(key):
+            wanted = filters[key][0].lower() in ("true", "1")
+            results = [r for r in results if r[key.replace("-", "_")] == wanted]
+    if filters.get("stars"):
+        try:
+            minimum = int(filters["stars"][0])
+        except ValueError:
+            raise InvalidParameter(f"invalid filter 'stars={filters['stars'][0]}'") from None
+        results = [r for r in results if r["star_count"] >= minimum]
+    return results
 
 
 def push_image(engine: Engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:

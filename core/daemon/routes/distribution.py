@@ -18,12 +18,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_int, read_json,
-                                  write_message)
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_filters, query_int,
+                                  read_json, write_message)
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError, InvalidParameter
-from dockyard.transfer import pull_image, push_image
+from dockyard.transfer import pull_image, push_image, search_images
 
 log = logging.getLogger(__name__)
 
@@ -135,27 +135,11 @@ async def login(request: web.Request) -> web.Response:
 
 async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
-    import json
-
-    engine = _engine(request)
     term = request.query.get("term", "")
     if not term:
         raise InvalidParameter("term must be given")
-    limit = query_int(request, "limit", 25)
-    if limit < 1 or limit > 100:
-        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
-    filters: dict[str, list[str]] = {}
-    if request.query.get("filters"):
-        raw = json.loads(request.query["filters"])
-        filters = {k: (list(v) if isinstance(v, (list, dict)) else [str(v)]) for k, v in raw.items()}
-    results = await asyncio.to_thread(engine.distribution.search, term, limit, registry_auth(request))
-    for key in ("is-official", "is-automated"):
-        if key in filters:
-            wanted = filters[key][0].lower() in ("true", "1")
-            results = [r for r in results if r[key.replace("-", "_")] == wanted]
-    if "stars" in filters:
-        minimum = int(filters["stars"][0])
-        results = [r for r in results if r["star_count"] >= minimum]
+    results = await asyncio.to_thread(search_images, _engine(request), term, query_int(request, "limit", 25),
+                                      registry_auth(request), query_filters(request))
     return json_response(results)
 
 
