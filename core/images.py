@@ -416,8 +416,8 @@ class ImageService:
         """
         result = self._delete(name, force, self.users(), prune)
         for item in result:
-            action, ref = next(iter(item.items()))
-            self.event(action.lower(), ref, name)
+            line, ref = next(iter(item.items()))
+            self.event({"Untagged": "untag", "Deleted": "delete"}[line], ref, name)
         return result
 
     def _delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]], prune: bool) -> list[dict]:
