@@ -42,7 +42,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     logs = query_bool(request, "logs")
     conn = await hijack(request)
     try:
-        if logs:
+        if logs and (stdout or stderr):
             async for entry in engine.containers.logs(container.id, stdout=stdout, stderr=stderr):
                 await conn.write(entry.data if container.config.tty else
                                  frame(1 if entry.stream == "stdout" else 2, entry.data))
