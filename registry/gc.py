@@ -17,11 +17,12 @@ The protocol (no lock service: only atomic object writes)
     1. it reads ``_dockyard/gc/state``; no state: no collection is running, and
        the request must make its dependent write within ``window / 2`` of that
        read (past that it goes through the fence again);
-    2. with a state: it first writes a use record (``_dockyard/gc/uses/…``,
-       listing the digests) and then reads the state again; content the state
-       lists as doomed is treated as absent (a referenced blob is
-       ``MANIFEST_BLOB_UNKNOWN``, a HEAD is 404) and content the request is
-       about to write itself waits until the collection is done with it.
+    2. with a state: content the state lists as doomed is treated as absent (a
+       referenced blob is ``MANIFEST_BLOB_UNKNOWN``, a HEAD is 404) and content
+       the request is about to write itself waits until the collection is done
+       with it; for the rest it first writes a use record
+       (``_dockyard/gc/uses/…``, listing the digests) and then reads the state
+       again, treating what is doomed now the same way.
 
     The collector (:func:`collect`):
 
@@ -81,6 +82,10 @@ class CollectionRunning(Exception):
 # -- the serving side ----------------------------------------------------------------------------------
 
 
+def _doomed(state: dict) -> set[str]:
+    return set(state.get("doomed", [])) | set(state.get("doomed_revisions", []))
+
+
 class Guard:
     """One request's reliance on stored content (see the module docstring)."""
 
@@ -93,12 +98,18 @@ class Guard:
         self.check()
 
     def check(self) -> None:
+        mine = set(self.blobs) | set(self.revisions)
         state = self.fence.state()
+        doomed: set[str] = set()
         if state is not None:
-            self.fence.record_use(self.blobs, self.revisions)
-            state = self.fence.state()
-        doomed = set(state.get("doomed", [])) | set(state.get("doomed_revisions", [])) if state else set()
-        self.doomed = doomed & (set(self.blobs) | set(self.revisions))
+            # what is doomed already is not relied on, so it needs no record (a record would spare it)
+            doomed = _doomed(state) & mine
+            wanted = [b for b in self.blobs if b not in doomed], [r for r in self.revisions if r not in doomed]
+            if wanted[0] or wanted[1]:
+                self.fence.record_use(*wanted)
+                state = self.fence.state()
+                doomed |= _doomed(state) & mine if state is not None else set()
+        self.doomed = doomed
         self.checked = time.monotonic()
 
     def is_doomed(self, item: str) -> bool:
