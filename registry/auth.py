@@ -268,9 +268,10 @@ class LoginLimiter:
     so a stranger cannot lock a user out from another address.
     """
 
-    def __init__(self, failures: int = 5, window: float = 60.0) -> None:
+    def __init__(self, failures: int = 5, window: float = 60.0, clock=time.monotonic) -> None:
         self.failures = failures
         self.window = window
+        self.clock = clock
         self._seen: dict[tuple, list[float]] = {}
         self._lock = threading.Lock()
 
@@ -284,7 +285,7 @@ class LoginLimiter:
 
     def retry_after(self, user: str, address: str) -> float:
         """Seconds to wait before this login may be tried; 0 when it may be tried now."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             pair = self._recent(("pair", user, address), now)
             host = self._recent(("host", address), now)
@@ -296,7 +297,7 @@ class LoginLimiter:
         return max(waits, default=0.0)
 
     def failed(self, user: str, address: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if len(self._seen) > 100000:
                 self._seen.clear()
