@@ -73,6 +73,7 @@ class DaemonConfig(BaseModel):
     network_opts: dict[str, str] = Field(default_factory=dict)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
+    registry_mirrors: list[str] = Field(default_factory=list)
     debug: bool = False
     pidfile: Path | None = None
 
@@ -84,6 +85,8 @@ class DaemonConfig(BaseModel):
         options = dict(self.registry_opts)
         if self.insecure_registries:
             options["insecure-registries"] = ",".join(self.insecure_registries)
+        if self.registry_mirrors:
+            options["registry-mirrors"] = ",".join(self.registry_mirrors)
         index = os.environ.get("DOCKYARD_INDEX_URL") or os.environ.get("DOCKER_INDEX_URL")
         if index:
             options.setdefault("index-url", index)
