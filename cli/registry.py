@@ -236,8 +236,10 @@ def login(
     username: Annotated[str | None, typer.Option("-u", "--username", help="Username")] = None,
     password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
+    email: Annotated[str | None, typer.Option("-e", "--email", help="E-mail address (where a registry "
+                                              "registers new names at login, the activation link goes here)")] = None,
 ) -> None:
-    """Log in to a registry."""
+    """Log in to a registry (a registry with open accounts registers a new name)."""
     from dockyard.reference import default_index
 
     domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -262,10 +264,15 @@ def login(
         import getpass
 
         password = getpass.getpass("Password: ")
+        if email is None:  # the seed's prompts: username, password, e-mail
+            email = input("Email (): ").strip()
     if not username or not password:
         raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()
                        else "username and password are required")
-    answer = client(ctx).post("/auth", {"username": username, "password": password, "serveraddress": key}).json()
+    body = {"username": username, "password": password, "serveraddress": key}
+    if email:
+        body["email"] = email
+    answer = client(ctx).post("/auth", body).json()
     Credentials().store(key, username, password)
     typer.echo(f"\nWARNING! Your password will be stored unencrypted in {Credentials().path}.\n", err=True)
     typer.echo(answer.get("Status") or "Login Succeeded")

@@ -77,7 +77,7 @@ class Accounts:
         self.config_admins = set(admins)
         self.rounds = rounds
         self._dummy = hash_password(secrets.token_hex(16), rounds).encode()
-        self._cache: dict[str, tuple[float, Account | None]] = {}
+        self._cache: dict[str, tuple[float, Account]] = {}
         self._verified: dict[tuple[str, bytes], float] = {}
         self._lock = threading.Lock()
 
@@ -91,10 +91,11 @@ class Accounts:
         if cached is not None and not fresh and now - cached[0] < LOOKUP_TTL:
             return cached[1]
         account = self._load(name)
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[name] = (now, account)
+        if account is not None:  # an unknown name is looked up each time: another replica may register it
+            with self._lock:
+                if len(self._cache) > 10000:
+                    self._cache.clear()
+                self._cache[name] = (now, account)
         return account
 
     def _load(self, name: str) -> Account | None:

@@ -126,6 +126,7 @@ class Registry:
                              config.auth.token_ttl)
         self.realm = token_realm(config) if self.mode == "token" else ""
         self.limiter = LoginLimiter(config.auth.login_failures, config.auth.login_window)
+        self.registrations = LoginLimiter(failures=10, window=3600)
         self.mailer = Mailer(config.accounts, config.root / "outbox")
         self.notifier = Notifier(config.notifications)
         self.proxy = None
@@ -731,14 +732,13 @@ class Registry:
             raise RegistryError("UNSUPPORTED", f"unknown fields: {', '.join(sorted(unknown))}", status=400)
         user, password, email = (str(body.get(k) or "") for k in ("username", "password", "email"))
         peer = self._peer(request)
-        wait = self.limiter.retry_after("", peer)
+        wait = self.registrations.retry_after("", peer)
         if wait > 0:
-            raise RegistryError("TOOMANYREQUESTS", "too many attempts: try again later",
+            raise RegistryError("TOOMANYREQUESTS", "too many registrations from this address: try again later",
                                 headers={"Retry-After": str(int(wait) + 1)})
         try:
             account, secret = await self.run(self.accounts.register, user, password, email)
         except AccountError as exc:
-            self.limiter.failed("", peer)
             existing = await self.run(self.accounts.get, user)
             if existing is not None and not existing.active and email and \
                     await self.check_password(request, user, password):
@@ -747,6 +747,7 @@ class Registry:
                 await self._mail_activation(user, email, secret)
                 return web.json_response({"status": f"Activation link sent to {email}"})
             raise RegistryError("UNSUPPORTED", str(exc), status=400) from None
+        self.registrations.failed("", peer)  # counts registrations, not failures: a few per address and hour
         if email:
             await self._mail_activation(user, email, secret)
             status = "Account created. Please use the confirmation link we sent to your e-mail to activate it."

@@ -540,7 +540,9 @@ class HttpDistributionDriver:
 
     # -- login and search -------------------------------------------------------------------------
     @hookimpl
-    def distribution_login(self, server: str, username: str, password: str) -> dict:
+    def distribution_login(self, server: str, username: str, password: str, email: str = "") -> dict:
+        """See :func:`dockyard.hookspecs.distribution_login`: an unknown name is registered where the
+        registry does that (``accounts = open`` on ``dockyard registry serve``), then logged in."""
         domain = (server or "").removeprefix("https://").removeprefix("http://").split("/")[0]
         if not domain or domain in ("index.docker.io", "registry-1.docker.io"):
             from dockyard.reference import default_index
@@ -548,7 +550,18 @@ class HttpDistributionDriver:
             domain = default_index(self.index)[0] if not domain else "docker.io"
         with RegistryClient(domain, {"username": username, "password": password, "serveraddress": domain},
                             insecure=self.insecure, index=self.index) as client:
-            client.login()
+            try:
+                client.login()
+            except Unauthorized:
+                created = client.register(username, password, email) if username and password else None
+                if created is None:
+                    raise
+                client.login()
+                return {"Status": f"{created}\nLogin Succeeded", "IdentityToken": ""}
+            if email:  # an account not activated yet gets its link (again), at this address
+                sent = client.register(username, password, email)
+                if sent:
+                    return {"Status": f"{sent}\nLogin Succeeded", "IdentityToken": ""}
         return {"Status": "Login Succeeded", "IdentityToken": ""}
 
     @hookimpl
