@@ -43,6 +43,9 @@ class EndpointQueue:
     def put(self, event: dict) -> None:
         if len(self.events) == self.events.maxlen:
             self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("notifications: %s is behind: its queue of %d is full, %d events dropped so far",
+                            self.endpoint.name, self.events.maxlen, self.dropped)
         self.events.append(event)
         self.wakeup.set()
 
