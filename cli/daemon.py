@@ -37,6 +37,8 @@ def daemon(
                                "several")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+    observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
+                            "observer plugins (e.g. webhook-url=http://...)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -59,7 +61,8 @@ def daemon(
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
-             "registry_mirrors": registry_mirror, "debug": debug, "pidfile": pidfile}
+             "registry_mirrors": registry_mirror,
+             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

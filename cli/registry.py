@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dockyard.auth_header import encode as encode_auth
+
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, warn
 
@@ -95,8 +97,7 @@ def auth_header(domain: str) -> str:
     creds = Credentials().get(key)
     if creds is None:
         return "e30="
-    body = {"username": creds[0], "password": creds[1], "serveraddress": key}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+    return encode_auth({"username": creds[0], "password": creds[1], "serveraddress": key})
 
 
 # -- progress ------------------------------------------------------------------------------------

@@ -253,26 +253,36 @@ def gc(
 
 
 def _registry_request(method: str, name: str, body: dict | None = None):
-    """A request to a registry's ``/v1/repositories/<name>`` with the stored credentials."""
+    """A request to a dockyard registry's ``/v1/repositories/<name>`` with the stored credentials.
+
+    HTTPS first; plain HTTP only for loopback and insecure registries
+    (:mod:`dockyard.registry_hosts`, the distribution driver's policy too).
+    """
     import httpx
 
-    from dockyard.plugins.registry_http.client import RegistryClient
     from dockyard.reference import parse
+    from dockyard.registry_hosts import is_insecure, tls_verify
 
     ref = parse(name)
     creds = Credentials().get(server_key(ref.domain))
-    auth = {"username": creds[0], "password": creds[1]} if creds else {}
-    with RegistryClient(ref.domain, auth) as registry:
-        registry.ping()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if creds:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-        try:
-            response = registry._client(registry.base.split("://")[0]).request(
-                method, f"{registry.base}/v1/repositories/{ref.path}", headers=headers,
-                content=json.dumps(body).encode() if body is not None else None)
-        except httpx.HTTPError as exc:
-            raise CliError(f"{method} {ref.domain}: {exc}") from None
+    insecure = is_insecure(ref.domain)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if creds:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+    failure: Exception | None = None
+    with httpx.Client(verify=tls_verify(ref.domain, insecure), timeout=30.0) as http:
+        for scheme in ("https", "http") if insecure else ("https",):
+            try:
+                response = http.request(method, f"{scheme}://{ref.domain}/v1/repositories/{ref.path}",
+                                        headers=headers, content=json.dumps(body).encode() if body is not None
+                                        else None)
+                break
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                failure = exc  # a plain-HTTP registry refuses the TLS handshake: try the next scheme
+            except httpx.HTTPError as exc:
+                raise CliError(f"{method} {ref.domain}: {exc}") from None
+        else:
+            raise CliError(f"{method} {ref.domain}: {failure}")
     if response.status_code >= 400:
         try:
             error = response.json()["errors"][0]

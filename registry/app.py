@@ -30,12 +30,12 @@ import json
 import logging
 import re
 import time
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from dockyard.oci import DIGEST_RE, valid_name
+from dockyard.timefmt import iso
 from .accounts import AccountError, Accounts
 from .auth import (DELETE, PULL, PUSH, Identity, LoginLimiter, Policy, TokenError, Tokens, parse_basic,
                    parse_scope)
@@ -341,7 +341,7 @@ class Registry:
 
         access = await self.run(grants)
         token, claims = self.tokens.issue(user or "", access)
-        issued = datetime.fromtimestamp(claims["iat"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issued = iso(claims["iat"], digits=0)
         body = {"token": token, "access_token": token, "expires_in": self.tokens.ttl, "issued_at": issued}
         if request.method == "POST":
             body["scope"] = " ".join(scopes)
