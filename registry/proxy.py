@@ -8,10 +8,9 @@ to the client while it is written to an upload session; the session becomes
 the blob only if the digest matches (a client verifies what it receives
 itself).  Pushes are refused by the server (see ``app.py``).
 
-The upstream is reached with the same client the daemon pulls with
-(:class:`~dockyard.plugins.registry_http.client.RegistryClient`: Docker's
-token and basic authentication, TLS verification); the credentials are the
-``[proxy]`` ``username`` and ``password``.
+The upstream is reached with :class:`.upstream.Upstream` (Docker's token and
+basic authentication, TLS verified as the daemon verifies registries); the
+credentials are the ``[proxy]`` ``username`` and ``password``.
 """
 
 from __future__ import annotations
@@ -21,36 +20,26 @@ import logging
 import threading
 from collections.abc import Iterator
 
-from dockyard.errors import DockyardError, NotFound, Unavailable
 from dockyard.oci import DIGEST_RE, TAG_RE, hasher, manifest_media_type
 from .config import ProxySettings
 from .errors import RegistryError
 from .store import RegistryStore
+from .upstream import Upstream, UpstreamError, UpstreamNotFound, UpstreamUnavailable
 
 log = logging.getLogger("dockyard.registry.proxy")
 
 
 class PullThrough:
     def __init__(self, settings: ProxySettings, store: RegistryStore) -> None:
-        from dockyard.plugins.registry_http.client import RegistryClient
-
         self.settings = settings
         self.store = store
-        scheme, _, host = settings.remoteurl.partition("://")
-        self.host = host.split("/")[0]
-        auth = {"username": settings.username, "password": settings.password} if settings.username else {}
-        # the scheme of remoteurl is the one to use: plain http only when it says so
-        self.client = RegistryClient(self.host, auth, insecure=[self.host] if scheme == "http" else [],
-                                     index=f"{scheme}://{self.host}")
+        self.client = Upstream(settings.remoteurl, settings.username, settings.password)
+        self.host = self.client.host
         self._inflight: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
-
-    @staticmethod
-    def _scope(name: str) -> str:
-        return f"repository:{name}:pull"
 
     # -- manifests --------------------------------------------------------------------------------
     def manifest(self, name: str, reference: str) -> tuple[bytes, str, str]:
@@ -61,26 +50,30 @@ class PullThrough:
             except RegistryError as exc:
                 if exc.code != "MANIFEST_UNKNOWN":
                     raise
-            return self._fetch_manifest(name, reference)
+            try:
+                return self._fetch_manifest(name, reference)
+            except UpstreamUnavailable as exc:
+                raise RegistryError("UNAVAILABLE", f"the upstream registry is unavailable: {exc.message}",
+                                    status=503) from None
         if not TAG_RE.match(reference):
             raise RegistryError("MANIFEST_INVALID", f"invalid tag or digest {reference!r}")
         try:
             return self._fetch_manifest(name, reference)
-        except Unavailable as exc:  # upstream down: what we have is better than nothing
+        except UpstreamUnavailable as exc:  # upstream down: what we have is better than nothing
             log.warning("upstream %s unreachable (%s): serving %s:%s from the cache", self.host, exc.message, name,
                         reference)
             return self.store.get_manifest(name, reference)
 
     def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str]:
         try:
-            body, media_type, digest = self.client.get_manifest(name, reference, self._scope(name))
-        except NotFound:
+            body, media_type, digest = self.client.manifest(name, reference)
+        except UpstreamNotFound:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"Reference": reference}) from None
-        except Unavailable:
+        except UpstreamUnavailable:
             raise
-        except DockyardError as exc:
+        except UpstreamError as exc:
             raise RegistryError("MANIFEST_UNKNOWN", f"upstream: {exc.message}") from None
-        # get_manifest verified the body against the digest asked for, or against the upstream's header
+        # verified against the digest asked for, or against the upstream's Docker-Content-Digest
         try:
             media_type = manifest_media_type(json.loads(body), media_type)
         except ValueError:
@@ -95,10 +88,10 @@ class PullThrough:
             return self.store.repo_blob_size(name, digest)
         except RegistryError:
             pass
-        size = self.client.blob_exists(name, digest, self._scope(name))
-        if size is None:
-            raise RegistryError("BLOB_UNKNOWN", detail=digest)
-        return size
+        try:
+            return self.client.blob_size(name, digest)
+        except UpstreamError as exc:
+            raise RegistryError("BLOB_UNKNOWN", f"upstream: {exc.message}", detail=digest) from None
 
     def cached(self, name: str, digest: str) -> bool:
         try:
@@ -119,10 +112,10 @@ class PullThrough:
             running.wait(600)
             return -1, iter(())
         try:
-            response = self.client.stream_blob(name, digest, self._scope(name))
+            response = self.client.blob(name, digest)
         except BaseException as exc:
             self._done(digest)
-            if isinstance(exc, DockyardError):
+            if isinstance(exc, UpstreamError):
                 raise RegistryError("BLOB_UNKNOWN", f"upstream: {exc.message}", detail=digest) from None
             raise
         size = int(response.headers.get("Content-Length") or -2)
