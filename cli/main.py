@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import build as build_cmd, container, events, exec_commands, image, layers, network, registry, registry_server, system
+from . import (build as build_cmd, container, events, exec_commands, image, layers, network, registry, registry_server,
+               system)
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect

@@ -193,11 +193,12 @@ class RegistryConfig(_Section):
         return self.auth.secret_file or self.root / "token-secret"
 
     #: command-line flag -> (section, key)
-    FLAGS: ClassVar[dict[str, tuple[str | None, str]]] = {"listen": (None, "listen"), "root": (None, "root"), "tls_cert": ("tls", "certificate"),
-             "tls_key": ("tls", "key"), "auth_mode": ("auth", "mode"), "users": ("auth", "users"),
-             "admins": ("auth", "admins"), "token_ttl": ("auth", "token_ttl"), "realm": ("auth", "realm"),
-             "secret_file": ("auth", "secret_file"), "accounts": ("accounts", "mode"),
-             "proxy_remoteurl": ("proxy", "remoteurl")}
+    FLAGS: ClassVar[dict[str, tuple[str | None, str]]] = {
+        "listen": (None, "listen"), "root": (None, "root"), "tls_cert": ("tls", "certificate"),
+        "tls_key": ("tls", "key"), "auth_mode": ("auth", "mode"), "users": ("auth", "users"),
+        "admins": ("auth", "admins"), "token_ttl": ("auth", "token_ttl"), "realm": ("auth", "realm"),
+        "secret_file": ("auth", "secret_file"), "accounts": ("accounts", "mode"),
+        "proxy_remoteurl": ("proxy", "remoteurl")}
 
     @classmethod
     def load(cls, path: Path | None, **flags) -> "RegistryConfig":

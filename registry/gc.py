@@ -205,12 +205,15 @@ def _references(backend: StorageBackend, digest: str) -> tuple[list[str], list[s
         return [], []
     if not isinstance(manifest, dict):
         return [], []
+    def digests(descriptors) -> list[str]:
+        found = [str(d.get("digest")) for d in descriptors if isinstance(d, dict)]
+        return [d for d in found if DIGEST_RE.match(d)]
+
     media_type = manifest_media_type(manifest)
     if media_type in INDEXES:
-        return [], [str(d.get("digest")) for d in manifest.get("manifests") or [] if DIGEST_RE.match(str(d.get("digest")))]
+        return [], digests(manifest.get("manifests") or [])
     if media_type in IMAGE_MANIFESTS:
-        descriptors = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
-        return [str(d.get("digest")) for d in descriptors if isinstance(d, dict) and DIGEST_RE.match(str(d.get("digest")))], []
+        return digests([manifest.get("config") or {}, *(manifest.get("layers") or [])]), []
     return [], []
 
 

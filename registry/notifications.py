@@ -19,9 +19,10 @@ import logging
 import socket
 import uuid as uuidlib
 from collections import deque
-from datetime import datetime, timezone
 
 from aiohttp import ClientSession, ClientTimeout, web
+
+from dockyard.timefmt import iso_now
 
 from .config import Endpoint, NotificationSettings
 
@@ -89,7 +90,7 @@ class Notifier:
             target["tag"] = tag
         peer = request.transport.get_extra_info("peername") if request.transport else None
         event = {"id": str(uuidlib.uuid4()),
-                 "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                 "timestamp": iso_now(),
                  "action": action, "target": target,
                  "request": {"id": request.headers.get("X-Request-Id", ""), "addr": peer[0] if peer else "",
                              "host": request.host, "method": request.method,

@@ -14,8 +14,8 @@ import json
 import threading
 from collections import OrderedDict
 
-from dockyard.oci import (ALL_MANIFESTS, DIGEST_RE, DOCKER_FOREIGN_LAYER, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, INDEXES,
-                      IMAGE_MANIFESTS, TAG_RE, hasher, manifest_media_type, sha256_digest, valid_name)
+from dockyard.oci import (ALL_MANIFESTS, DIGEST_RE, DOCKER_FOREIGN_LAYER, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED,
+                          IMAGE_MANIFESTS, INDEXES, TAG_RE, hasher, manifest_media_type, sha256_digest, valid_name)
 from .errors import RegistryError
 from .layout import (BASE, blob_key, layer_link, meta_key, repo_key, revision_link, split_digest, tag_index_link,
                      tag_link)

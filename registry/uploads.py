@@ -26,9 +26,9 @@ import time
 import uuid as uuidlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from dockyard.oci import hasher
+from dockyard.timefmt import iso
 from .errors import RegistryError
 from .layout import BASE, session_prefix
 from .storage import ObjectWriter, StorageBackend
@@ -147,8 +147,7 @@ class UploadSessions:
     # -- sessions ---------------------------------------------------------------------------------
     def start(self, name: str) -> Upload:
         upload = Upload(str(uuidlib.uuid4()), name, time.time())
-        stamp = datetime.fromtimestamp(upload.started, timezone.utc).isoformat().replace("+00:00", "Z")
-        self.backend.put(f"{upload.prefix}/startedat", stamp.encode())
+        self.backend.put(f"{upload.prefix}/startedat", iso(upload.started).encode())
         return upload
 
     def get(self, name: str, upload_id: str) -> Upload:

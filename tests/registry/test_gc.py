@@ -20,7 +20,7 @@ import pytest
 
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.gc import CollectionRunning, Fence, collect
-from dockyard.registry.layout import GC_STATE, GC_USES, blob_key
+from dockyard.registry.layout import GC_STATE, GC_USES
 from dockyard.registry.storage import S3_MIN_PART, FilesystemBackend, make_backend
 from dockyard.registry.store import RegistryStore
 
