@@ -59,6 +59,8 @@ ROUTES = [
     ("blob", re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$")),
 ]
 RECEIVE_CHUNK = 1 << 20
+#: how much of a request body may arrive while the previous chunk is still being stored
+RECEIVE_AHEAD = 16 << 20
 UPLOAD_MAX_AGE = 7 * 24 * 3600  # distribution's default upload purging age
 MANIFEST_MEDIA = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -534,34 +536,47 @@ class Registry:
         return lock
 
     async def receive_upload(self, request: web.Request, upload: Upload) -> int:
-        """The write path of a blob: append the request body to an upload session, storing one chunk while
-        the next arrives.  What arrived is kept even if the client goes away (it may resume)."""
+        """The write path of a blob: append the request body to an upload session.  A task stores chunks
+        while the body keeps arriving (up to ``RECEIVE_AHEAD`` bytes ahead), so network and storage overlap.
+        What arrived is kept even if the client goes away (it may resume)."""
         if request.content_length == 0 or (request.content_length is None and not request.body_exists):
             return 0
         writer = self.store.uploads.writer(upload)
-        pending: asyncio.Future | None = None
+        queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, RECEIVE_AHEAD // RECEIVE_CHUNK))
+
+        async def store() -> None:
+            while (data := await queue.get()) is not None:
+                await asyncio.to_thread(writer.write, data)
+
+        storing = asyncio.ensure_future(store())
+
+        async def hand_over(data: bytes | None) -> None:
+            putting = asyncio.ensure_future(queue.put(data))
+            await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():  # the storing task failed: its error is the request's
+                putting.cancel()
+                storing.result()
+
         buffer = bytearray()
         try:
-            content = request.content
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    break
+            while chunk := await request.content.readany():
                 buffer += chunk
                 if len(buffer) >= RECEIVE_CHUNK:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(asyncio.to_thread(writer.write, bytes(buffer)))
+                    await hand_over(bytes(buffer))
                     buffer.clear()
-            if pending is not None:
-                await pending
-                pending = None
-            if buffer:
-                await asyncio.to_thread(writer.write, bytes(buffer))
         finally:
-            if pending is not None:
-                await asyncio.gather(pending, return_exceptions=True)
-            await asyncio.shield(asyncio.to_thread(writer.close))
+            # the client finished or went away: store what arrived, then commit it
+            async def finish() -> None:
+                try:
+                    if not storing.done():
+                        if buffer:
+                            await hand_over(bytes(buffer))
+                        await hand_over(None)
+                    await storing
+                finally:
+                    await asyncio.to_thread(writer.close)
+
+            await asyncio.shield(finish())
         if request.content_length is not None and writer.written != request.content_length:
             raise RegistryError("SIZE_INVALID", detail={"expected": request.content_length,
                                                         "received": writer.written})

@@ -428,11 +428,15 @@ class S3Backend(StorageBackend):
                 raise RuntimeError("the s3 storage backend needs boto3: pip install 'dockyard[s3]'") from None
             if path_style is None:
                 path_style = endpoint_url is not None  # S3 look-alikes rarely have wildcard DNS for buckets
-            client = boto3.client(
-                "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-                aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"},
-                              s3={"addressing_style": "path" if path_style else "auto"}))
+            settings = dict(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"},
+                            s3={"addressing_style": "path" if path_style else "auto"})
+            try:  # botocore >= 1.36 adds CRC checksums in Python to every PUT; the registry verifies sha256 itself
+                config = Config(**settings, request_checksum_calculation="when_required",
+                                response_checksum_validation="when_required")
+            except TypeError:
+                config = Config(**settings)
+            client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
+                                  aws_access_key_id=access_key, aws_secret_access_key=secret_key, config=config)
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")

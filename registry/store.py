@@ -188,15 +188,19 @@ class RegistryStore:
         return body, media_type
 
     def get_manifest(self, name: str, reference: str) -> tuple[bytes, str, str]:
-        """(body, media type, digest) of a manifest of ``name`` by tag or digest."""
+        """(body, media type, digest) of a manifest of ``name`` by tag or digest.
+
+        By tag it is one read of the tag's link: a tag only ever points at a revision of the
+        repository (a push writes the revision before the tag, a deletion removes the tags before
+        the revision, and gc removes only revisions no tag reaches)."""
         if DIGEST_RE.match(reference):
             digest = reference
+            if not self.backend.exists(revision_link(name, digest)):
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"Digest": digest})
         elif TAG_RE.match(reference):
             digest = self.resolve_tag(name, reference)
         else:
             raise RegistryError("MANIFEST_INVALID", f"invalid tag or digest {reference!r}")
-        if not self.backend.exists(revision_link(name, digest)):
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"Digest": digest})
         body, media_type = self._manifest_blob(digest)
         return body, media_type, digest
 
@@ -283,16 +287,21 @@ class RegistryStore:
             if not TAG_RE.match(reference):
                 raise RegistryError("MANIFEST_INVALID", f"invalid reference {reference!r}")
             self.resolve_tag(name, reference)
-            self.backend.delete_tree(repo_key(name, "_manifests", "tags", reference))
+            self._delete_tag(name, reference)
             return
-        if not self.backend.delete(revision_link(name, reference)):
+        if not self.backend.exists(revision_link(name, reference)):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"Digest": reference})
-        for tag in self.tags(name, must_exist=False):
+        for tag in self.tags(name, must_exist=False):  # the tags first: a tag never points at a missing revision
             try:
                 if self.resolve_tag(name, tag) == reference:
-                    self.backend.delete_tree(repo_key(name, "_manifests", "tags", tag))
+                    self._delete_tag(name, tag)
             except RegistryError:
                 continue
+        self.backend.delete(revision_link(name, reference))
+
+    def _delete_tag(self, name: str, tag: str) -> None:
+        self.backend.delete(tag_link(name, tag))  # what readers look at goes first
+        self.backend.delete_tree(repo_key(name, "_manifests", "tags", tag))
 
     def tags(self, name: str, must_exist: bool = True) -> list[str]:
         tags = [t for t in self.backend.list(repo_key(name, "_manifests", "tags"))
