@@ -74,7 +74,7 @@ def throughput(hosts: list[str], images: list[tuple[Path, int]], work: Path, tag
                f"docker://{hosts[n % len(hosts)]}/bench/c{n}:{tag}", timeout=600)
 
     def pull(n: int) -> None:
-        out = work / f"pulled-{tag}-{n}"
+        out = work / f"pulled-{n}"
         skopeo("copy", "--src-tls-verify=false", f"docker://{hosts[(n + 1) % len(hosts)]}/bench/c{n}:{tag}",
                f"dir:{out}", timeout=600)
         shutil.rmtree(out, ignore_errors=True)
@@ -97,7 +97,7 @@ def manifest_gets(hosts: list[str], clients: int, seconds: float) -> float:
         if share:
             procs.append(subprocess.Popen(
                 ["ab", "-q", "-k", "-c", str(share), "-t", str(seconds), "-n", "10000000", "-H", f"Accept: {ACCEPT}",
-                 f"http://{host}/v2/bench/c0/manifests/r0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 f"http://{host}/v2/bench/c0/manifests/v1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True))
     total = 0.0
     for proc in procs:
@@ -147,28 +147,27 @@ def main() -> None:
 
         configs = []
         if DOCKER_REGISTRY:
-            configs.append(("docker-registry", lambda: [start_docker_registry(work / "reference")]))
-        configs += [("fs x1", lambda: ours("fs")), ("s3 x1", lambda: replicas("one", 1)),
-                    ("s3 x3", lambda: replicas("three", 3))]
+            configs.append(("docker-registry", lambda run: [start_docker_registry(work / f"reference-{run}")]))
+        configs += [("fs x1", lambda run: ours(f"fs-{run}")), ("s3 x1", lambda run: replicas(f"one-{run}", 1)),
+                    ("s3 x3", lambda run: replicas(f"three-{run}", 3))]
         for label, start in configs:
-            servers = start()
-            started.extend(servers)
-            hosts = [s.host for s in servers]
-            pushes, pulls, gets = [], [], []
-            for run in range(args.runs):
-                push_rate, pull_rate = throughput(hosts, images, work, f"r{run}")
+            pushes, pulls, gets, rss = [], [], [], []
+            for run in range(args.runs):  # an empty registry each run: every push uploads everything
+                servers = start(run)
+                started.extend(servers)
+                hosts = [s.host for s in servers]
+                push_rate, pull_rate = throughput(hosts, images, work, "v1")
                 pushes.append(push_rate)
                 pulls.append(pull_rate)
-            for _ in range(args.runs):
                 gets.append(manifest_gets(hosts, args.clients, args.seconds))
+                rss.append(rss_mb([s.process.pid for s in servers]))
+                for server in servers:
+                    server.stop()
             report[label] = {"push_MBps": round(statistics.median(pushes), 1),
                              "pull_MBps": round(statistics.median(pulls), 1),
                              "manifest_gets_per_s": round(statistics.median(gets)),
                              "push_runs": [round(x, 1) for x in pushes], "pull_runs": [round(x, 1) for x in pulls],
-                             "gets_runs": [round(x) for x in gets],
-                             "server_rss_MB": rss_mb([s.process.pid for s in servers])}
-            for server in servers:
-                server.stop()
+                             "gets_runs": [round(x) for x in gets], "server_rss_MB": max(rss)}
         reference = report.get("docker-registry")
         if reference:
             for label, _ in configs[1:]:

@@ -51,6 +51,10 @@ def serve(
     users: Annotated[Path | None, typer.Option("--users", help="htpasswd (bcrypt) file of accounts")] = None,
     admin: Annotated[list[str] | None, typer.Option("--admin", help="An administrator account")] = None,
     token_ttl: Annotated[int | None, typer.Option("--token-ttl", help="Token lifetime in seconds")] = None,
+    secret_file: Annotated[Path | None, typer.Option("--secret-file", help="Token signing key (hex), the same "
+                                                     "for every replica")] = None,
+    accounts: Annotated[str | None, typer.Option("--accounts", help="closed, or open: a login with a new name "
+                                                 "registers it")] = None,
     storage_driver: Annotated[str | None, typer.Option("--storage-driver", help="filesystem or s3")] = None,
     s3_bucket: Annotated[str | None, typer.Option("--s3-bucket")] = None,
     s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
@@ -65,7 +69,8 @@ def serve(
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = _settings(config, root, listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth_mode=auth, users=users,
-                    admins=admin or [], token_ttl=token_ttl, storage_driver=storage_driver,
+                    admins=admin or [], token_ttl=token_ttl, secret_file=secret_file, accounts=accounts,
+                    storage_driver=storage_driver,
                     storage_bucket=s3_bucket, storage_endpoint_url=s3_endpoint, storage_prefix=s3_prefix)
     try:
         run_forever(cfg)
