@@ -197,3 +197,46 @@ def test_docker_and_dockyard_login_register(open_registry, tmp_path):
     finally:
         daemon.stop()
         remove_bridge(tmp_path / "d")
+
+
+def test_activation_mail_goes_to_smtp_when_configured(tmp_path):
+    """A minimal SMTP server on loopback receives what the Mailer sends (and the outbox stays empty)."""
+    import socketserver
+    import threading
+
+    from dockyard.registry.config import AccountSettings
+    from dockyard.registry.mail import Mailer
+
+    received: list[bytes] = []
+
+    class Smtp(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"220 test ESMTP\r\n")
+            while line := self.rfile.readline():
+                verb = line.split(b" ")[0].strip().upper()
+                if verb == b"DATA":
+                    self.wfile.write(b"354 go on\r\n")
+                    lines = []
+                    while (data := self.rfile.readline()) not in (b".\r\n", b""):
+                        lines.append(data)
+                    received.append(b"".join(lines))
+                    self.wfile.write(b"250 queued\r\n")
+                elif verb == b"QUIT":
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                else:
+                    self.wfile.write(b"250 ok\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = AccountSettings(smtp_host="127.0.0.1", smtp_port=server.server_address[1],
+                                   smtp_from="registry@example.com")
+        where = Mailer(settings, tmp_path / "outbox").send("kim@example.com", "Activate", "the link: http://x/y")
+        assert where == f"smtp://127.0.0.1:{server.server_address[1]}"
+        [message] = received
+        assert b"To: kim@example.com" in message and b"the link: http://x/y" in message
+        assert not (tmp_path / "outbox").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
