@@ -4,6 +4,8 @@
 gateway in one process; every port is a free loopback port, every file (data,
 metadata, unix sockets) is under the given directory, and telemetry is off.
 The gateway checks signatures against one identity written to its config.
+Objects up to 4 KiB (the registry's links) are kept in the filer's metadata
+(``-filer.saveToFilerLimit``), as a deployment serving a registry would.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def start_seaweedfs(root: Path, timeout: float = 60) -> SeaweedFS:
             f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
             "-master.volumeSizeLimitMB=256", f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
             "-volume.max=0", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-            f"-filer.localSocket={root / 'filer.sock'}", "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
+            f"-filer.localSocket={root / 'filer.sock'}", "-filer.saveToFilerLimit=4096", "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}", f"-s3.localSocket={root / 's3.sock'}"]
     process = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
                                start_new_session=True)
