@@ -17,6 +17,10 @@ all images over the wall time of the round, median of ``--runs`` rounds.
 Manifest GETs/s: ApacheBench (``ab -k``, keep-alive) with ``--clients`` connections in all,
 spread over the replicas, for ``--seconds``; median of ``--runs``.
 
+Each round runs every configuration once, in turn, on an empty registry; the ratios to the
+reference are taken round by round (so a machine whose speed drifts moves both sides alike) and
+their median is reported.
+
 Every server runs on a free 127.0.0.1 port with its own temporary directory and is stopped at
 the end; request loops are bounded in time.  The machine's cores are shared by the servers,
 SeaweedFS and the clients: the report prints ``nproc``.
@@ -150,30 +154,34 @@ def main() -> None:
             configs.append(("docker-registry", lambda run: [start_docker_registry(work / f"reference-{run}")]))
         configs += [("fs x1", lambda run: ours(f"fs-{run}")), ("s3 x1", lambda run: replicas(f"one-{run}", 1)),
                     ("s3 x3", lambda run: replicas(f"three-{run}", 3))]
-        for label, start in configs:
-            pushes, pulls, gets, rss = [], [], [], []
-            for run in range(args.runs):  # an empty registry each run: every push uploads everything
-                servers = start(run)
+        results = {label: {"push": [], "pull": [], "gets": [], "rss": []} for label, _ in configs}
+        for run in range(args.runs):
+            # every configuration once per round, in turn: a machine whose speed drifts moves all alike,
+            # and the ratios are taken round by round
+            for label, start in configs:
+                servers = start(run)  # an empty registry each time: every push uploads everything
                 started.extend(servers)
                 hosts = [s.host for s in servers]
                 push_rate, pull_rate = throughput(hosts, images, work, "v1")
-                pushes.append(push_rate)
-                pulls.append(pull_rate)
-                gets.append(manifest_gets(hosts, args.clients, args.seconds))
-                rss.append(rss_mb([s.process.pid for s in servers]))
+                results[label]["push"].append(push_rate)
+                results[label]["pull"].append(pull_rate)
+                results[label]["gets"].append(manifest_gets(hosts, args.clients, args.seconds))
+                results[label]["rss"].append(rss_mb([s.process.pid for s in servers]))
                 for server in servers:
                     server.stop()
-            report[label] = {"push_MBps": round(statistics.median(pushes), 1),
-                             "pull_MBps": round(statistics.median(pulls), 1),
-                             "manifest_gets_per_s": round(statistics.median(gets)),
-                             "push_runs": [round(x, 1) for x in pushes], "pull_runs": [round(x, 1) for x in pulls],
-                             "gets_runs": [round(x) for x in gets], "server_rss_MB": max(rss)}
-        reference = report.get("docker-registry")
-        if reference:
-            for label, _ in configs[1:]:
-                entry = report[label]
-                entry["vs_reference"] = {k: round(entry[k] / reference[k], 2)
-                                         for k in ("push_MBps", "pull_MBps", "manifest_gets_per_s")}
+        reference = results.get("docker-registry")
+        for label, _ in configs:
+            r = results[label]
+            entry = report[label] = {
+                "push_MBps": round(statistics.median(r["push"]), 1),
+                "pull_MBps": round(statistics.median(r["pull"]), 1),
+                "manifest_gets_per_s": round(statistics.median(r["gets"])),
+                "push_runs": [round(x, 1) for x in r["push"]], "pull_runs": [round(x, 1) for x in r["pull"]],
+                "gets_runs": [round(x) for x in r["gets"]], "server_rss_MB": max(r["rss"])}
+            if reference and label != "docker-registry":
+                entry["vs_reference"] = {  # the median of the round-by-round ratios
+                    name: round(statistics.median([a / b for a, b in zip(r[key], reference[key])]), 2)
+                    for name, key in (("push_MBps", "push"), ("pull_MBps", "pull"), ("manifest_gets_per_s", "gets"))}
         print(json.dumps(report, indent=2))
     finally:
         for server in reversed(started):
