@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -19,6 +18,7 @@ from dockyard.registry.storage import S3_MIN_PART
 
 from tests.helpers.registry import skopeo, start_registry
 from tests.helpers.images import docker_archive, layer_tar, schema2, sha256
+from tests.helpers.waiting import wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 USER, PASSWORD = "alice", "alice-password"
@@ -115,10 +115,7 @@ def test_a_killed_replicas_upload_is_resumed_elsewhere(cluster):
             value = httpx.get(f"{a.url}{location}", headers=auth).headers["Range"]
             return int(value.split("-")[1]) + 1
 
-        deadline = time.monotonic() + 60
-        while progress() < 2 * S3_MIN_PART:
-            assert time.monotonic() < deadline, "replica C stored no chunk"
-            time.sleep(0.05)
+        assert wait_for(lambda: progress() >= 2 * S3_MIN_PART, timeout=60, interval=0.05), "replica C stored no chunk"
         c.process.send_signal(signal.SIGKILL)
         c.process.wait(10)
     finally:
@@ -228,10 +225,8 @@ def test_skopeo_push_docker_pull_while_a_replica_dies(cluster, tmp_path):
         pool = ThreadPoolExecutor(1)
         pusher = pool.submit(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds,
                              f"docker-archive:{tmp_path / 'bb.tar'}", f"docker://{a.host}/alice/busybox:replicated")
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] == "0-0":
-            assert time.monotonic() < deadline, "replica D stored no chunk"
-            time.sleep(0.05)
+        assert wait_for(lambda: httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] != "0-0",
+                        timeout=60, interval=0.05), "replica D stored no chunk"
         d.process.send_signal(signal.SIGKILL)  # while skopeo pushes through A
         d.process.wait(10)
         pusher.result(120)
