@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import httpx
 import typer
 from typer.core import TyperGroup
 
@@ -103,10 +102,6 @@ class DockyardGroup(TyperGroup):
         except CliError as exc:
             warn(str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except httpx.TransportError as exc:
-            # The daemon went away in the middle of a response (e.g. during logs -f).
-            warn(f"error during connect: {exc or type(exc).__name__}")
-            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         finally:
