@@ -19,7 +19,6 @@ is sent, so commands that never talk to a daemon do not pay for it.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,8 +44,6 @@ API_VERSION = "1.41"
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
 DEFAULT_TCP_PORT = 4243
 USER_AGENT = "Dockyard-Client/0.1.0"
-
-log = logging.getLogger("dockyard.cli")
 
 
 class CliError(Exception):
@@ -183,11 +180,14 @@ class APIClient:
     has a connection of its own (:meth:`clone` is kept for callers that want a
     client per thread)."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, log_requests: bool = False) -> None:
         self.host = host
+        #: log each request to the ``dockyard.cli`` logger (``--log-level debug``); logging is
+        #: imported only then
+        self.log_requests = log_requests
 
     def clone(self) -> APIClient:
-        return APIClient(self.host)
+        return APIClient(self.host, log_requests=self.log_requests)
 
     def close(self) -> None:
         """Nothing is held between requests; kept so a client can be a context manager."""
@@ -226,7 +226,10 @@ class APIClient:
         if json_body is not None:
             content = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
-        log.debug("%s %s", method, target)
+        if self.log_requests:
+            import logging
+
+            logging.getLogger("dockyard.cli").debug("%s %s", method, target)
         try:
             return transport.send(self.host, method, target, headers=hdrs, body=content)
         except transport.ConnectFailed as exc:

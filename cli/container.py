@@ -23,7 +23,7 @@ from .inspect import FormatOption, Kind, inspect_objects
 from .session import StartFailed, attach_and_wait
 from .stdcopy import demux_to
 
-__all__ = ["app", "PASSTHROUGH", "build_create_body"]
+__all__ = ["app", "build_create_body"]
 
 app = typer.Typer(name="container", help="Manage containers", no_args_is_help=True)
 
@@ -172,7 +172,6 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
     return answer["Id"]
 
 
-@app.command("create", context_settings=PASSTHROUGH)
 def create(
     ctx: typer.Context,
     image: Image,
@@ -216,7 +215,6 @@ def create(
     typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
 
-@app.command("run", context_settings=PASSTHROUGH)
 def run(
     ctx: typer.Context,
     image: Image,
@@ -287,7 +285,6 @@ def run(
 # -- lifecycle ----------------------------------------------------------------------------------
 
 
-@app.command("start")
 def start(
     ctx: typer.Context,
     containers: Containers,
@@ -335,19 +332,16 @@ Timeout = Annotated[
 ]
 
 
-@app.command("stop")
 def stop(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
     """Stop one or more running containers."""
     _each(ctx, containers, "stop", t=time)
 
 
-@app.command("restart")
 def restart(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
     """Restart one or more containers."""
     _each(ctx, containers, "restart", t=time)
 
 
-@app.command("kill")
 def kill(
     ctx: typer.Context,
     containers: Containers,
@@ -357,7 +351,6 @@ def kill(
     _each(ctx, containers, "kill", signal=signal)
 
 
-@app.command("wait")
 def wait(ctx: typer.Context, containers: Containers) -> None:
     """Block until one or more containers stop, then print their exit codes."""
     api = client(ctx)
@@ -372,7 +365,6 @@ def wait(ctx: typer.Context, containers: Containers) -> None:
     failures.exit_if_any()
 
 
-@app.command("rm")
 def rm(
     ctx: typer.Context,
     containers: Containers,
@@ -445,7 +437,6 @@ def ps_rows(containers: list[dict[str, Any]], no_trunc: bool, now: float | None 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 
 
-@app.command("ls")
 def ls(
     ctx: typer.Context,
     all: Annotated[bool, typer.Option("-a", "--all", help="Show all containers (default shows just running)")] = False,
@@ -504,7 +495,6 @@ def timestamp_arg(value: str | None, now: float | None = None) -> str | None:
     return f"{ts:.9f}"
 
 
-@app.command("logs")
 def logs(
     ctx: typer.Context,
     container: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -532,7 +522,6 @@ def logs(
         demux_to(response.iter_bytes(), stdout_bytes(), stderr_bytes(), tty=tty)
 
 
-@app.command("inspect")
 def inspect(
     ctx: typer.Context,
     containers: Containers,
@@ -542,13 +531,6 @@ def inspect(
     inspect_objects(client(ctx), containers, [Kind.container], format)
 
 
-# docker's alternative spellings (`docker container ps|list`, `docker container remove`).
-app.command("ps", hidden=True)(ls)
-app.command("list", hidden=True)(ls)
-app.command("remove", hidden=True)(rm)
-
-
-@app.command("port")
 def port(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -565,7 +547,6 @@ def port(
         typer.echo(line)
 
 
-@app.command("rename")
 def rename(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -575,7 +556,6 @@ def rename(
     client(ctx).post(f"/containers/{quote_ref(name)}/rename", None, name=new_name)
 
 
-@app.command("cp")
 def cp(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:SRC_PATH or a local path")],
@@ -587,7 +567,6 @@ def cp(
     copy.copy(client(ctx), source, destination)
 
 
-@app.command("attach")
 def attach(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import typer
-from typer.core import TyperGroup
 
 from .client import APIClient, CliError, Host, parse_host
+from .commands import ROOT
+from .lazy import LazyGroup
 
 __all__ = ["DockyardGroup", "Globals", "Failures", "client", "stdout_bytes", "stderr_bytes", "warn"]
 
@@ -36,7 +37,7 @@ class Globals:
 
     def client(self) -> APIClient:
         if self._client is None:
-            self._client = APIClient(self.host)
+            self._client = APIClient(self.host, log_requests=self.log_level == "debug")
         return self._client
 
     def close(self) -> None:
@@ -93,8 +94,13 @@ class Failures:
             raise typer.Exit(1)
 
 
-class DockyardGroup(TyperGroup):
-    """Root group: report :class:`CliError` as a sentence and an exit status."""
+class DockyardGroup(LazyGroup):
+    """Root group: the commands of :data:`dockyard.cli.commands.ROOT`, built when they run;
+    a :class:`CliError` is reported as a sentence and an exit status."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_lazy(ROOT)
 
     def invoke(self, ctx: Any) -> Any:
         try:

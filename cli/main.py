@@ -1,30 +1,28 @@
-"""The ``dockyard`` command: resource sub-apps plus docker's top-level aliases.
+"""The ``dockyard`` command: the global options, then one command built on demand.
 
-``dockyard container ls`` and ``dockyard ps`` run the same function; the alias
-table below plays the role of docker/cli's ``RegisterLegacy``.
+Which commands exist, where each one's function lives and under which names
+(``dockyard container ls`` and ``dockyard ps`` run the same function, as with
+docker/cli's ``RegisterLegacy``) is the table in :mod:`dockyard.cli.commands`; the
+root group (:class:`~dockyard.cli.context.DockyardGroup`) lists it and builds only
+the command that runs, so that ``dockyard ps`` starts in a few tens of
+milliseconds.
 """
 
 from __future__ import annotations
 
-import logging
 import signal
-from collections.abc import Callable
+import sys
 from enum import Enum
+from importlib import import_module
 from typing import Annotated, Any
 
 import typer
 
-from . import build as build_cmd, container, events, exec_commands, image, layers, network, registry, system
+from .commands import COMMANDS, COMMON, DAEMON, MANAGEMENT, Command, Group, lookup
 from .context import DockyardGroup, Globals
-from .daemon import daemon
-from .inspect import inspect
 
-__all__ = ["app", "main"]
-
-COMMON = "Common Commands"
-MANAGEMENT = "Management Commands"
-COMMANDS = "Other Commands"
-DAEMON = "Daemon"
+__all__ = ["app", "main", "serves"]
+__all__ += ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT"]  # the help panels, for apps extending this one
 
 app = typer.Typer(
     name="dockyard",
@@ -46,7 +44,9 @@ class LogLevel(str, Enum):
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"Dockyard version {system.client_version()}")
+        from .system import client_version
+
+        typer.echo(f"Dockyard version {client_version()}")
         raise typer.Exit()
 
 
@@ -73,8 +73,16 @@ def root(
 
 
 def _setup_logging(log_level: LogLevel) -> None:
-    """Only the client's own logger follows --log-level (httpx stays quiet, and
-    ``dockyard daemon`` keeps full control of the root and ``dockyard`` loggers)."""
+    """Only the client's own logger follows --log-level (``dockyard daemon`` keeps
+    full control of the root and ``dockyard`` loggers).
+
+    The client logs its requests at debug level and nothing at info or above, so the
+    default level needs no set-up (and no ``import logging``, a few milliseconds of
+    every command's start)."""
+    if log_level is LogLevel.info:
+        return
+    import logging
+
     level = {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(log_level.value, log_level.value.upper())
     logger = logging.getLogger("dockyard.cli")
     logger.setLevel(level)
@@ -85,65 +93,41 @@ def _setup_logging(log_level: LogLevel) -> None:
         logger.propagate = False
 
 
-app.add_typer(container.app, rich_help_panel=MANAGEMENT)
-app.add_typer(image.app, rich_help_panel=MANAGEMENT)
-app.add_typer(network.app, rich_help_panel=MANAGEMENT)
-app.add_typer(registry.app, rich_help_panel=MANAGEMENT)
-app.add_typer(system.app, rich_help_panel=MANAGEMENT)
+#: global options that take a value (they come before the command's name)
+_VALUED = ("-H", "--host", "-l", "--log-level")
 
-#: (top-level name, function, help panel, click context settings)
-LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
-    ("run", container.run, COMMON, container.PASSTHROUGH),
-    ("build", build_cmd.build, COMMON, None),
-    ("ps", container.ls, COMMON, None),
-    ("images", image.ls, COMMON, None),
-    ("version", system.version, COMMON, None),
-    ("info", system.info, COMMON, None),
-    ("create", container.create, COMMANDS, container.PASSTHROUGH),
-    ("import", image.import_, COMMANDS, None),
-    ("inspect", inspect, COMMANDS, None),
-    ("kill", container.kill, COMMANDS, None),
-    ("logs", container.logs, COMMANDS, None),
-    ("restart", container.restart, COMMANDS, None),
-    ("rm", container.rm, COMMANDS, None),
-    ("rmi", image.rm, COMMANDS, None),
-    ("start", container.start, COMMANDS, None),
-    ("stop", container.stop, COMMANDS, None),
-    ("wait", container.wait, COMMANDS, None),
-    ("diff", layers.diff, COMMANDS, None),
-    ("commit", layers.commit, COMMANDS, None),
-    ("export", layers.export, COMMANDS, None),
-    ("history", layers.history, COMMANDS, None),
-    ("tag", layers.tag, COMMANDS, None),
-    ("save", layers.save, COMMANDS, None),
-    ("load", layers.load, COMMANDS, None),
-    ("port", container.port, COMMANDS, None),
-    ("rename", container.rename, COMMANDS, None),
-    ("cp", container.cp, COMMANDS, None),
-    ("attach", container.attach, COMMANDS, None),
-    ("events", events.events, COMMANDS, None),
-    ("pull", registry.pull, COMMON, None),
-    ("push", registry.push, COMMON, None),
-    ("login", registry.login, COMMANDS, None),
-    ("logout", registry.logout, COMMANDS, None),
-    ("search", registry.search, COMMANDS, None),
-]
 
-image.app.command("build")(build_cmd.build)
-image.app.command("pull")(registry.pull)
-image.app.command("push")(registry.push)
-
-for _name, _func, _panel, _settings in LEGACY:
-    app.command(_name, rich_help_panel=_panel, context_settings=_settings)(_func)
-exec_commands.register(app, container.app, COMMANDS)  # dockyard exec ... and dockyard container exec ...
-
-app.command("daemon", rich_help_panel=DAEMON)(daemon)
+def serves(argv: list[str]) -> bool:
+    """Whether ``argv`` (without the program name) runs a server (``daemon``, ``registry serve``)."""
+    words: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif not arg.startswith("-"):
+            words.append(arg)
+            entry = lookup(words)
+            if not isinstance(entry, Group):
+                return isinstance(entry, Command) and entry.serves
+    return False
 
 
 def main() -> None:
-    # Die quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if not serves(sys.argv[1:]):
+        # A client dies quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker
+        # do; servers keep Python's SIGPIPE disposition (ignored), so a client that leaves mid-stream is
+        # an EPIPE for one request, never the death of the server.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app(prog_name="dockyard")
+
+
+def __getattr__(name: str) -> Any:
+    # ``main.container`` and the like: the resource modules (and their typer sub-apps) for code
+    # written against the eagerly assembled CLI; imported on first use.
+    if name in ("build", "container", "events", "exec_commands", "image", "inspect", "layers", "network",
+                "registry", "system"):
+        return import_module(f"dockyard.cli.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

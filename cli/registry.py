@@ -327,7 +327,6 @@ def search(
 # -- dockyard registry ... -----------------------------------------------------------------------
 
 
-@app.command("serve")
 def serve(
     listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:5000)")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Data directory (default "
@@ -363,7 +362,6 @@ def serve(
     run_forever(cfg)
 
 
-@app.command("adduser")
 def adduser(
     username: Annotated[str, typer.Argument(help="Account name (lower case)")],
     root: Annotated[Path | None, typer.Option("--root", help="Registry data directory (users file "
@@ -428,7 +426,6 @@ def _registry_request(method: str, name: str, body: dict | None = None):
     return response
 
 
-@app.command("describe")
 def describe(
     name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository on a registry")],
     description: Annotated[str | None, typer.Option("-d", "--description", help="New description")] = None,
@@ -444,7 +441,6 @@ def describe(
     typer.echo(json.dumps(response.json(), indent=2))
 
 
-@app.command("delete")
 def delete(name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository to delete")]) -> None:
     """Delete a repository from a registry (owner or admin)."""
     _registry_request("DELETE", name)

@@ -185,7 +185,6 @@ def render_info(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-@app.command("info")
 def info(ctx: typer.Context, format: Format = None) -> None:
     """Display system-wide information."""
     data = client(ctx).get_json("/info") if format else None
