@@ -19,11 +19,12 @@ import typer
 from . import formatting as fmt, run_options
 from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
+from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
 from .session import StartFailed, attach_and_wait
 from .stdcopy import demux_to
 
-__all__ = ["app", "build_create_body"]
+__all__ = ["app", "build_create_body", "parse_filters"]
 
 app = typer.Typer(name="container", help="Manage containers", no_args_is_help=True)
 
@@ -389,19 +390,6 @@ def rm(
 
 
 # -- ls -----------------------------------------------------------------------------------------
-
-
-def parse_filters(values: list[str] | None) -> dict[str, dict[str, bool]] | None:
-    """``-f name=web -f status=exited`` -> ``{"name": {"web": true}, ...}`` (docker's form)."""
-    if not values:
-        return None
-    filters: dict[str, dict[str, bool]] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"bad format of filter (expected name=value): {item}")
-        filters.setdefault(key.strip().lower(), {})[value] = True
-    return filters
 
 
 def _names(names: list[str] | None, no_trunc: bool) -> str:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .container import parse_filters
 from .context import client
+from .filters import parse_filters
 
 
 def _when(value: str | None) -> str | None:

@@ -11,8 +11,8 @@ import typer
 
 from . import formatting as fmt
 from .client import CliError, iter_json_messages, quote_ref
-from .container import parse_filters
 from .context import Failures, client
+from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
 
 __all__ = ["app", "split_reference", "image_rows"]
