@@ -98,13 +98,12 @@ class Response:
     for streams (``logs -f``, ``events``, pulls and builds).
     """
 
-    def __init__(self, sock: socket.socket, conn: h11.Connection, head: h11.Response, where: str) -> None:
+    def __init__(self, sock: socket.socket, conn: h11.Connection, head: h11.Response) -> None:
         self.status_code = head.status_code
         self.reason = head.reason.decode("latin-1")
         self.headers = Headers(head.headers)
         self._sock = sock
         self._conn = conn
-        self._where = where
         self._content: bytes | None = None
         self._consumed = False
 
@@ -114,7 +113,11 @@ class Response:
         self._consumed = True
         try:
             while True:
-                event = _next_event(self._sock, self._conn, self._where)
+                try:
+                    event = _next_event(self._sock, self._conn)
+                except _Broken as exc:
+                    # The daemon went away in the middle of a response (e.g. during logs -f).
+                    raise TransportError(f"error during connect: {exc}") from None
                 if isinstance(event, h11.Data):
                     if event.data:
                         yield bytes(event.data)
@@ -183,19 +186,25 @@ class Response:
             pass
 
 
-def _next_event(sock: socket.socket, conn: h11.Connection, where: str) -> Any:
+class _Broken(Exception):
+    """The connection failed, or what came back was not HTTP."""
+
+
+def _next_event(sock: socket.socket, conn: h11.Connection) -> Any:
     """The next h11 event, reading from the socket as h11 asks for more."""
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise TransportError(f"error during connect to {where}: malformed answer: {exc}") from None
+            raise _Broken(str(exc)) from None
         if event is not h11.NEED_DATA:
             return event
         try:
             data = sock.recv(RECV_SIZE)
         except OSError as exc:
-            raise TransportError(f"error during connect: {exc}") from None
+            raise _Broken(str(exc)) from None
+        if not data and conn.their_state is h11.SEND_RESPONSE:
+            raise _Broken("the daemon closed the connection without answering")
         conn.receive_data(data)  # b"" marks the end of the stream
 
 
@@ -234,14 +243,9 @@ def _head(sock: socket.socket, conn: h11.Connection, where: str,
     """Wait for the status line and headers (skipping ``100 Continue``)."""
     while True:
         try:
-            event = _next_event(sock, conn, where)
-        except TransportError:
-            if write_error is not None:
-                raise TransportError(f"error during connect to {where}: {write_error}") from None
-            raise
-        if isinstance(event, h11.ConnectionClosed):
-            reason = write_error or "the daemon closed the connection without answering"
-            raise TransportError(f"error during connect to {where}: {reason}")
+            event = _next_event(sock, conn)
+        except _Broken as exc:
+            raise TransportError(f"error during connect to {where}: {write_error or exc}") from None
         if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
             continue
         return event
@@ -274,7 +278,7 @@ def send(host: Host, method: str, target: str, *, headers: Mapping[str, str] | N
     if isinstance(head, h11.InformationalResponse):  # 101 to a request that did not ask for it
         sock.close()
         raise TransportError(f"error during connect to {host.url}: unexpected status {head.status_code}")
-    return Response(sock, conn, head, host.url)
+    return Response(sock, conn, head)
 
 
 def upgrade(host: Host, method: str, target: str, *, headers: Mapping[str, str] | None = None,
@@ -293,4 +297,4 @@ def upgrade(host: Host, method: str, target: str, *, headers: Mapping[str, str] 
             pass
         leftover, _ = conn.trailing_data
         return sock, bytes(leftover)
-    return Response(sock, conn, head, host.url)
+    return Response(sock, conn, head)

@@ -68,6 +68,7 @@ def heavy(modules: list[str]) -> list[str]:
     (["version"], ["version"], "dockyard.cli.system", "/v1.41/version"),
     (["images"], ["images"], "dockyard.cli.image", "/v1.41/images/json"),
     (["container", "ls"], ["container", "ls"], "dockyard.cli.container", "/v1.41/containers/json"),
+    (["run", "--rm", "busybox", "echo", "hi"], ["run"], "dockyard.cli.container", "/v1.41/containers/create"),
 ])
 def test_client_command_loads_only_what_it_uses(tmp_path: Path, engine: FakeEngine, argv, built, module,
                                                 request_path) -> None:
