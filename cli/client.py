@@ -226,6 +226,8 @@ class APIClient:
         if json_body is not None:
             content = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(content, str):
+            content = content.encode()
         if self.log_requests:
             import logging
 
@@ -283,11 +285,6 @@ class APIClient:
         return self.request("DELETE", path, params=params)
 
     # -- a few typed calls shared by several commands -----------------------------------------
-
-    def ping(self) -> Response:
-        response = self._send("GET", "/_ping", None, None, None)
-        response.read()
-        return response
 
     def inspect_container(self, ref: str) -> dict[str, Any]:
         return self.get_json(f"/containers/{quote_ref(ref)}/json")
