@@ -5,13 +5,15 @@
 
 For ``ps``, ``version``, ``images`` and ``run --rm busybox true``, each CLI is
 started RUNS times, the two in turn (dockyard, docker, dockyard, ...) so that
-both see the same machine load.  A run is the whole process, from spawn to exit
-(``os.wait4``): wall time, and peak resident memory as the kernel accounts it
-(``ru_maxrss`` of that child).  Prints median, min and max of each, the median
-of the per-pair ratio (or difference), and the issue's targets: ``ps``,
-``version`` and ``images`` under 100 ms and 25 MB; ``run --rm`` within 60 ms of
-the docker CLI.  The daemon needs a ``busybox`` image (``--start-daemon`` makes
-one from the host's busybox).
+both see the same machine load.  A run is the whole process, from spawn to exit:
+wall time, and peak resident memory as the kernel accounts it, read by GNU
+``/usr/bin/time`` (Debian package ``time``), which forks the command from its own
+small process: a child spawned from this Python would be charged with this
+Python's memory.  Prints median, min and max of each, the median of the per-pair
+ratio (or difference), and the issue's targets: ``ps``, ``version`` and
+``images`` under 100 ms and 25 MB; ``run --rm`` within 60 ms of the docker CLI.
+The daemon needs a ``busybox`` image (``--start-daemon`` makes one from the
+host's busybox).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ CASES = {
 TARGET_WALL, TARGET_PEAK, TARGET_RUN_DELTA = 0.100, 25.0, 0.060
 
 
+TIME = "/usr/bin/time"
+
+
 class Run(NamedTuple):
     wall: float  # seconds
     peak: float  # MiB
@@ -49,16 +54,16 @@ class Run(NamedTuple):
 
 
 def once(argv: list[str], env: dict[str, str]) -> Run:
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
+    """One run of ``argv``, its output thrown away."""
+    with tempfile.NamedTemporaryFile("r", prefix="dy-cli-bench-") as report:
         start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-        _, status, usage = os.wait4(pid, 0)
+        done = subprocess.run([TIME, "-q", "-f", "%x %M", "-o", report.name, *argv], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - start
-    finally:
-        os.close(devnull)
-    return Run(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+        status, peak_kib = report.read().split()[-2:]
+    if done.returncode != int(status):
+        sys.exit(f"{TIME} failed ({done.returncode}) on {' '.join(argv)}")
+    return Run(wall, int(peak_kib) / 1024, int(status))
 
 
 def spread(values: list[float], scale: float, unit: str) -> str:
@@ -172,6 +177,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.docker:
         sys.exit("the docker CLI is needed")
+    if not os.access(TIME, os.X_OK):
+        sys.exit(f"{TIME} is needed (Debian package: time)")
     script = Path(sys.executable).with_name("dockyard")
     dockyard = args.dockyard.split() if args.dockyard else [str(script)] if script.exists() else \
         [sys.executable, "-m", "dockyard.cli"]

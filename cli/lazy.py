@@ -22,7 +22,6 @@ from enum import Enum
 from importlib import import_module
 from typing import Any
 
-import typer
 from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
@@ -85,7 +84,7 @@ class LazyGroup(_PlainHelp, TyperGroup):
             command = self.commands[name] = self.build(name, command.entry)
         return name, command, rest
 
-    def build(self, name: str, entry: Command | Group) -> typer.core.TyperCommand | TyperGroup:
+    def build(self, name: str, entry: Command | Group) -> TyperCommand | TyperGroup:
         if isinstance(entry, Group):
             sub_app = import_module(f"dockyard.cli.{entry.module}").app
             group = get_group_from_info(
@@ -117,7 +116,7 @@ class _Defer(Exception):
 class PlainValues:
     """Coerce a parameter's value of a plain type without pydantic.
 
-    Typer (0.27 and later) coerces each value through a pydantic ``TypeAdapter``,
+    Typer (0.29 here) coerces each value through a pydantic ``TypeAdapter``,
     built the first time the parameter is processed, even when it was left unset.
     For ``dockyard ps`` that means importing pydantic and building four adapters:
     about 80 ms and 8 MB, most of the command.  The values a command line carries
@@ -143,8 +142,10 @@ class PlainValues:
                 return self._one(self.annotation, value, ctx)
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
                 raise _Defer
-            (item_type,) = getattr(self.annotation, "__args__", (None,))
-            return [self._one(item_type, item, ctx) for item in value]
+            item_types = getattr(self.annotation, "__args__", ())
+            if len(item_types) != 1:
+                raise _Defer
+            return [self._one(item_types[0], item, ctx) for item in value]
         except _Defer:
             return self._typer_coercion(param).coerce(value, param, ctx)
 
