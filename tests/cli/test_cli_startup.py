@@ -19,20 +19,22 @@ import pytest
 
 from .fake_engine import FakeEngine
 
-#: Runs ``main()`` as the console script does, then writes what was imported and built.
+#: Runs ``main()`` as the console script does; at exit, writes what was imported and built.
 PROBE = """
-import json, sys
+import atexit, json, sys
 out, sys.argv = sys.argv[1], ["dockyard", *sys.argv[2:]]
 from dockyard.cli import lazy
 built = []
 build = lazy.LazyGroup.build
 lazy.LazyGroup.build = lambda self, name, entry: (built.append(name), build(self, name, entry))[1]
-try:
-    from dockyard.cli.main import main
-    main()
-finally:
+
+@atexit.register
+def report():
     with open(out, "w") as f:
         json.dump({"modules": sorted(sys.modules), "built": built}, f)
+
+from dockyard.cli.main import main
+main()
 """
 
 #: Never on the way of a client command that lists or asks for versions.
@@ -101,3 +103,24 @@ def test_unset_daemon_address_is_not_parsed_by_commands_that_need_none(tmp_path:
     seen = probe(tmp_path, "daemon", "--help")
     assert seen["built"] == ["daemon"]
     assert "h11" not in seen["modules"] and "dockyard.cli.transport" not in seen["modules"]
+
+
+def dockyard(*argv: str, input: bytes = b"") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    return subprocess.run([sys.executable, "-m", "dockyard.cli", *argv], input=input, capture_output=True, env=env,
+                          timeout=60)
+
+
+def test_a_client_leaves_at_once_with_its_output_and_status(tmp_path: Path, engine: FakeEngine) -> None:
+    """cli/main.py ``leave``: no interpreter tear-down, but every byte and the exit status get out."""
+    images = dockyard("-H", engine.host, "images")
+    assert images.returncode == 0 and images.stdout.decode().splitlines()[0].split() == [
+        "REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    failed = dockyard("-H", engine.host, "run", "--rm", "busybox", "fail")
+    assert (failed.returncode, failed.stdout, failed.stderr) == (3, b"", b"oops\n")
+    catted = dockyard("-H", engine.host, "run", "-i", "busybox", "cat", input=b"x" * 300_000)
+    assert catted.returncode == 0 and catted.stdout == b"x" * 300_000
+    unreachable = dockyard("-H", f"unix://{tmp_path}/none.sock", "ps")
+    assert unreachable.returncode == 1 and b"Is the daemon running?" in unreachable.stderr
+    usage = dockyard("ps", "--no-such-flag")
+    assert usage.returncode == 2 and b"No such option" in usage.stderr
