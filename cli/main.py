@@ -1,100 +1,28 @@
-"""The ``dockyard`` command: the global options, then one command built on demand.
+"""The ``dockyard`` program: run the typer app (:mod:`dockyard.cli.app`) as a process.
 
 Which commands exist, where each one's function lives and under which names
 (``dockyard container ls`` and ``dockyard ps`` run the same function, as with
 docker/cli's ``RegisterLegacy``) is the table in :mod:`dockyard.cli.commands`; the
-root group (:class:`~dockyard.cli.context.DockyardGroup`) lists it and builds only
-the command that runs, so that ``dockyard ps`` starts in a few tens of
-milliseconds.
+root group lists it and builds only the command that runs.  This module adds what
+only a process needs: the SIGPIPE disposition, no cycle collection during
+start-up, and an exit without interpreter tear-down for client commands.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import sys
 import threading
-from enum import Enum
 from importlib import import_module
-from typing import Annotated, Any, NoReturn
-
-import typer
+from typing import Any, NoReturn
 
 from .commands import COMMANDS, COMMON, DAEMON, MANAGEMENT, Command, Group, lookup
-from .context import DockyardGroup, Globals
 
-__all__ = ["app", "main", "serves"]
+__all__ = ["app", "leave", "main", "serves"]
 __all__ += ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT"]  # the help panels, for apps extending this one
-
-app = typer.Typer(
-    name="dockyard",
-    cls=DockyardGroup,
-    help="A self-sufficient runtime for containers (speaks the Docker Engine API).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
-
-
-class LogLevel(str, Enum):
-    debug = "debug"
-    info = "info"
-    warn = "warn"
-    error = "error"
-    fatal = "fatal"
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from .system import client_version
-
-        typer.echo(f"Dockyard version {client_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    host: Annotated[
-        list[str] | None,
-        typer.Option("-H", "--host", envvar="DOCKYARD_HOST", metavar="HOST",
-                     show_default="unix:///var/run/dockyard.sock",
-                     help="Daemon socket to connect to (unix:///path, tcp://host:port)"),
-    ] = None,
-    log_level: Annotated[
-        LogLevel, typer.Option("-l", "--log-level", help="Set the logging level", case_sensitive=False)
-    ] = LogLevel.info,
-    version: Annotated[
-        bool, typer.Option("-v", "--version", callback=_print_version, is_eager=True,
-                           help="Print version information and quit")
-    ] = False,
-) -> None:
-    """A self-sufficient runtime for containers (speaks the Docker Engine API)."""
-    _setup_logging(log_level)
-    ctx.obj = Globals(host_value=host[0] if host else None, log_level=log_level.value)
-
-
-def _setup_logging(log_level: LogLevel) -> None:
-    """Only the client's own logger follows --log-level (``dockyard daemon`` keeps
-    full control of the root and ``dockyard`` loggers).
-
-    The client logs its requests at debug level and nothing at info or above, so the
-    default level needs no set-up (and no ``import logging``, a few milliseconds of
-    every command's start)."""
-    if log_level is LogLevel.info:
-        return
-    import logging
-
-    level = {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(log_level.value, log_level.value.upper())
-    logger = logging.getLogger("dockyard.cli")
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
 
 #: global options that take a value (they come before the command's name)
 _VALUED = ("-H", "--host", "-l", "--log-level")
@@ -116,6 +44,11 @@ def serves(argv: list[str]) -> bool:
 
 
 def main() -> None:
+    # Importing typer and building the command make dozens of cycle collections that free
+    # nothing (~5 ms); the root callback (cli/app.py) turns collection back on.
+    gc.disable()
+    from .app import app
+
     if serves(sys.argv[1:]):
         # Servers keep Python's SIGPIPE disposition (ignored), so a client that leaves mid-stream is an
         # EPIPE for one request, never the death of the server.
@@ -159,8 +92,10 @@ def leave(code: object) -> NoReturn:
 
 
 def __getattr__(name: str) -> Any:
-    # ``main.container`` and the like: the resource modules (and their typer sub-apps) for code
-    # written against the eagerly assembled CLI; imported on first use.
+    # ``main.app`` (the typer app, for CliRunner and for scripts extending it) and ``main.container``
+    # and the like (the resource modules and their typer sub-apps), imported on first use.
+    if name in ("app", "LogLevel"):
+        return getattr(import_module("dockyard.cli.app"), name)
     if name in ("build", "container", "events", "exec_commands", "image", "inspect", "layers", "network",
                 "registry", "system"):
         return import_module(f"dockyard.cli.{name}")

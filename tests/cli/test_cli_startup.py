@@ -21,7 +21,7 @@ from .fake_engine import FakeEngine
 
 #: Runs ``main()`` as the console script does; at exit, writes what was imported and built.
 PROBE = """
-import atexit, json, sys
+import atexit, gc, json, sys
 out, sys.argv = sys.argv[1], ["dockyard", *sys.argv[2:]]
 from dockyard.cli import lazy
 built = []
@@ -31,7 +31,7 @@ lazy.LazyGroup.build = lambda self, name, entry: (built.append(name), build(self
 @atexit.register
 def report():
     with open(out, "w") as f:
-        json.dump({"modules": sorted(sys.modules), "built": built}, f)
+        json.dump({"modules": sorted(sys.modules), "built": built, "gc": gc.isenabled()}, f)
 
 from dockyard.cli.main import main
 main()
@@ -81,14 +81,15 @@ def test_client_command_loads_only_what_it_uses(tmp_path: Path, engine: FakeEngi
     assert [m for m in seen["modules"] if m in others] == sorted({module} | ({"dockyard.cli.network"} if module ==
                                                                               "dockyard.cli.container" else set()))
     assert request_path in [path for _, path, _, _ in engine.requests]  # it did talk to the daemon
+    assert seen["gc"] is True  # paused for the start-up only
 
 
 def test_help_lists_commands_without_building_or_importing_them(tmp_path: Path) -> None:
     seen = probe(tmp_path, "--help")
     assert seen["built"] == []
     assert [m for m in seen["modules"] if m.startswith("dockyard.cli.")] == [
-        "dockyard.cli.client", "dockyard.cli.commands", "dockyard.cli.context", "dockyard.cli.lazy",
-        "dockyard.cli.main"]
+        "dockyard.cli.app", "dockyard.cli.client", "dockyard.cli.commands", "dockyard.cli.context",
+        "dockyard.cli.lazy", "dockyard.cli.main"]
     assert "pydantic" not in seen["modules"] and "h11" not in seen["modules"]
 
 
