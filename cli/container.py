@@ -26,10 +26,8 @@ from .stdcopy import demux_to
 
 __all__ = ["app", "build_create_body", "parse_filters"]
 
+#: ``dockyard container``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="container", help="Manage containers", no_args_is_help=True)
-
-#: ``run``/``create``: everything after IMAGE belongs to the container's command.
-PASSTHROUGH = {"allow_interspersed_args": False}
 
 Containers = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Containers (name or ID)")]
 Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Image to create the container from")]

@@ -1,8 +1,5 @@
 """``dockyard network ls|inspect|create|rm|connect|disconnect|prune``, plus the
 helpers ``run -p`` / ``port`` need (:func:`parse_publish`, :func:`port_lines`).
-
-Wiring (cli/main.py ``add_typer`` and the ``-p``/``-P`` options of ``run`` /
-``create``, ``port`` command) is proposed in plugins/net_bridge/INTEGRATION.md.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from .context import client
 
 __all__ = ["app", "parse_publish", "port_bindings", "port_lines"]
 
+#: ``dockyard network``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="network", help="Manage networks", no_args_is_help=True)
 
 

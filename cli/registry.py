@@ -23,6 +23,7 @@ from .context import client, warn
 
 __all__ = ["app", "pull", "push", "login", "logout", "search", "pull_image", "Credentials"]
 
+#: ``dockyard registry``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories",
                   no_args_is_help=True)
 

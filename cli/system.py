@@ -16,6 +16,7 @@ from .template import TemplateError, render
 
 __all__ = ["app", "info", "version", "client_version", "render_version", "render_info"]
 
+#: ``dockyard system``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="system", help="Manage dockyard", no_args_is_help=True)
 
 Format = Annotated[str | None, typer.Option("-f", "--format", help="Format output using a Go template subset")]
