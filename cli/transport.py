@@ -212,7 +212,7 @@ def _request(
     host: Host, method: str, target: str, headers: Mapping[str, str], body: bytes | Iterable[bytes] | None,
 ) -> h11.Request:
     """The h11 request; its framing header follows the body's kind."""
-    hdrs = [("Host", host.host_header), *headers.items()]
+    hdrs = [("Host", host.base_url.partition("://")[2]), *headers.items()]
     if isinstance(body, (bytes, bytearray)):
         hdrs.append(("Content-Length", str(len(body))))
     elif body is not None:
