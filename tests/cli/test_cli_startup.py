@@ -99,7 +99,7 @@ def test_a_group_builds_only_the_command_that_runs(tmp_path: Path) -> None:
     assert "dockyard.cli.layers" in seen["modules"] and "dockyard.cli.build" not in seen["modules"]
 
 
-def test_unset_daemon_address_is_not_parsed_by_commands_that_need_none(tmp_path: Path) -> None:
+def test_daemon_help_loads_no_client_machinery(tmp_path: Path) -> None:
     # `daemon --help` goes through the same lazy path without any client machinery.
     seen = probe(tmp_path, "daemon", "--help")
     assert seen["built"] == ["daemon"]
