@@ -47,17 +47,16 @@ def main() -> None:
     # Importing typer and building the command make dozens of cycle collections that free
     # nothing (~5 ms); the root callback (cli/app.py) turns collection back on.
     gc.disable()
-    from .app import app
-
+    program = sys.modules[__name__].app  # cli/app.py's (see __getattr__), or what a caller put in its place
     if serves(sys.argv[1:]):
         # Servers keep Python's SIGPIPE disposition (ignored), so a client that leaves mid-stream is an
         # EPIPE for one request, never the death of the server.
-        app(prog_name="dockyard")
+        program(prog_name="dockyard")
         return
     # A client dies quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        app(prog_name="dockyard")
+        program(prog_name="dockyard")
     except SystemExit as done:
         leave(done.code)
 
