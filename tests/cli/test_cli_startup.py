@@ -44,6 +44,7 @@ HEAVY = (
     "pydantic", "pydantic_core", "typer._adapters",  # models, and typer's pydantic-based coercion
     "pluggy", "stevedore", "aiohttp", "pyroute2",  # the daemon's machinery
     "tarfile", "logging",  # build context packing; logging only for --log-level debug
+    "_hashlib",  # OpenSSL: ~4 MB of resident memory
     "dockyard.hookspecs", "dockyard.drivers", "dockyard.engine", "dockyard.store", "dockyard.models",
     "dockyard.daemon", "dockyard.plugins", "dockyard.registry", "dockyard.build",
     "dockyard.cli.build", "dockyard.cli.registry", "dockyard.cli.layers", "dockyard.cli.exec_commands",
