@@ -43,10 +43,11 @@ class Command(NamedTuple):
 
 
 class Group(NamedTuple):
-    module: str  #: module under dockyard.cli whose ``app`` is the typer sub-app
+    module: str  #: module under dockyard.cli that holds the typer sub-app
     summary: str  #: the sub-app's help
     panel: str | None
-    commands: dict[str, Command]
+    commands: dict[str, Command | Group]
+    app: str = "app"  #: the sub-app's name in that module
 
 
 def _c(target: str, summary: str, **kwargs: Any) -> Command:
@@ -89,7 +90,7 @@ PULL = "Download an image from a registry."
 PUSH = "Upload an image to a registry (every tag of the repository when no tag is given)."
 INFO = "Display system-wide information."
 
-CONTAINER: dict[str, Command] = {
+CONTAINER: dict[str, Command | Group] = {
     "create": _c("container:create", CREATE, settings=PASSTHROUGH),
     "run": _c("container:run", RUN, settings=PASSTHROUGH),
     "start": _c("container:start", START),
@@ -120,7 +121,7 @@ CONTAINER: dict[str, Command] = {
     "update": _c("exec_commands:update", UPDATE),
 }
 
-IMAGE: dict[str, Command] = {
+IMAGE: dict[str, Command | Group] = {
     "ls": _c("image:ls", IMAGES),
     "import": _c("image:import_", IMPORT),
     "inspect": _c("image:inspect", "Display detailed information on one or more images."),
@@ -137,7 +138,7 @@ IMAGE: dict[str, Command] = {
     "push": _c("registry:push", PUSH),
 }
 
-NETWORK: dict[str, Command] = {
+NETWORK: dict[str, Command | Group] = {
     "ls": _c("network:ls", "List networks."),
     "inspect": _c("network:inspect", "Display detailed information on one or more networks."),
     "create": _c("network:create", "Create a network."),
@@ -147,15 +148,28 @@ NETWORK: dict[str, Command] = {
     "prune": _c("network:prune", "Remove all unused networks."),
 }
 
-REGISTRY: dict[str, Command] = {
-    "serve": _c("registry:serve", "Run a registry (OCI distribution API v2, token auth, search) until "
-                "SIGINT/SIGTERM.", serves=True),
-    "adduser": _c("registry:adduser", "Add (or update) a registry account in the bcrypt users file."),
-    "describe": _c("registry:describe", "Show or set a repository's description and visibility (owner or admin)."),
-    "delete": _c("registry:delete", "Delete a repository from a registry (owner or admin)."),
+REGISTRY_USER: dict[str, Command | Group] = {
+    "add": _c("registry_server:user_add", "Add an account (active at once), or with --users add or replace one in "
+              "an htpasswd file."),
+    "passwd": _c("registry_server:user_passwd", "Set an account's password."),
+    "rm": _c("registry_server:user_rm", "Remove accounts (their repositories stay)."),
+    "list": _c("registry_server:user_list", "List the accounts."),
 }
 
-SYSTEM: dict[str, Command] = {
+REGISTRY: dict[str, Command | Group] = {
+    "serve": _c("registry_server:serve", "Run a registry (OCI distribution API v2, token auth, search) until "
+                "SIGINT/SIGTERM.", serves=True),
+    "adduser": _c("registry_server:adduser", "The former spelling of ``user add``.", hidden=True),
+    "gc": _c("registry_server:gc", "Delete blobs no manifest references (safe while replicas serve; see "
+             "docs/registry.md)."),
+    "describe": _c("registry_server:describe", "Show or set a repository's description and visibility (owner or "
+                   "admin)."),
+    "delete": _c("registry_server:delete", "Delete a repository from a registry (owner or admin)."),
+    "user": Group("registry_server", "Manage the accounts of a registry (in its storage)", None, REGISTRY_USER,
+                  app="user_app"),
+}
+
+SYSTEM: dict[str, Command | Group] = {
     "info": _c("system:info", INFO),
 }
 
@@ -192,7 +206,8 @@ ROOT: dict[str, Command | Group] = {
     "events": _c("events:events", "Get real time events from the server.", panel=COMMANDS),
     "pull": _c("registry:pull", PULL, panel=COMMON),
     "push": _c("registry:push", PUSH, panel=COMMON),
-    "login": _c("registry:login", "Log in to a registry.", panel=COMMANDS),
+    "login": _c("registry:login", "Log in to a registry (a registry with open accounts registers a new name).",
+                panel=COMMANDS),
     "logout": _c("registry:logout", "Log out from a registry.", panel=COMMANDS),
     "search": _c("registry:search", "Search a registry for images.", panel=COMMANDS),
     "exec": _c("exec_commands:exec_", EXEC, panel=COMMANDS, settings=PASSTHROUGH),
@@ -206,14 +221,15 @@ ROOT: dict[str, Command | Group] = {
     "container": Group("container", "Manage containers", MANAGEMENT, CONTAINER),
     "image": Group("image", "Manage images", MANAGEMENT, IMAGE),
     "network": Group("network", "Manage networks", MANAGEMENT, NETWORK),
-    "registry": Group("registry", "Run a registry, manage its accounts and repositories", MANAGEMENT, REGISTRY),
+    "registry": Group("registry_server", "Run a registry, manage its accounts and repositories", MANAGEMENT,
+                      REGISTRY),
     "system": Group("system", "Manage dockyard", MANAGEMENT, SYSTEM),
 }
 
 
 def lookup(words: list[str]) -> Command | Group | None:
     """The entry a command path names (``["registry", "serve"]``), or None."""
-    table: dict[str, Command] | dict[str, Command | Group] = ROOT
+    table: dict[str, Command | Group] = ROOT
     entry: Command | Group | None = None
     for word in words:
         entry = table.get(word)

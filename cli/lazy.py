@@ -86,7 +86,7 @@ class LazyGroup(_PlainHelp, TyperGroup):
 
     def build(self, name: str, entry: Command | Group) -> TyperCommand | TyperGroup:
         if isinstance(entry, Group):
-            sub_app = import_module(f"dockyard.cli.{entry.module}").app
+            sub_app = getattr(import_module(f"dockyard.cli.{entry.module}"), entry.app)
             group = get_group_from_info(
                 TyperInfo(sub_app, name=name, cls=LazyGroup, rich_help_panel=entry.panel),
                 pretty_exceptions_short=self.pretty_exceptions_short,

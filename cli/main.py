@@ -96,7 +96,7 @@ def __getattr__(name: str) -> Any:
     if name in ("app", "LogLevel"):
         return getattr(import_module("dockyard.cli.app"), name)
     if name in ("build", "container", "events", "exec_commands", "image", "inspect", "layers", "network",
-                "registry", "system"):
+                "registry", "registry_server", "system"):
         return import_module(f"dockyard.cli.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -31,12 +31,12 @@ def function_of(entry: Command) -> Any:
     return getattr(import_module(f"dockyard.cli.{module}"), name)
 
 
-def every_entry() -> list[tuple[list[str], Command | Group]]:
-    entries: list[tuple[list[str], Command | Group]] = []
-    for name, entry in ROOT.items():
-        entries.append(([name], entry))
+def every_entry(table: dict[str, Command | Group] = ROOT, path: tuple[str, ...] = ()) -> list[tuple[list[str], Any]]:
+    entries: list[tuple[list[str], Any]] = []
+    for name, entry in table.items():
+        entries.append(([*path, name], entry))
         if isinstance(entry, Group):
-            entries += [([name, sub], sub_entry) for sub, sub_entry in entry.commands.items()]
+            entries += every_entry(entry.commands, (*path, name))
     return entries
 
 
@@ -54,7 +54,7 @@ def built(path: list[str]) -> tuple[Any, Any]:
 @pytest.mark.parametrize(("path", "entry"), every_entry(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_table_summary_is_the_docstring_typer_shows(path: list[str], entry: Command | Group) -> None:
     if isinstance(entry, Group):
-        assert entry.summary == import_module(f"dockyard.cli.{entry.module}").app.info.help
+        assert entry.summary == getattr(import_module(f"dockyard.cli.{entry.module}"), entry.app).info.help
         return
     doc = inspect.getdoc(function_of(entry)) or ""
     assert entry.summary == doc.split("\n\n")[0].replace("\n", " ")
@@ -83,7 +83,7 @@ def help_text(argv: list[str]) -> str:
     return result.output
 
 
-@pytest.mark.parametrize("path", [[], *[[n] for n, e in ROOT.items() if isinstance(e, Group)]])
+@pytest.mark.parametrize("path", [[], *[p for p, e in every_entry() if isinstance(e, Group)]])
 def test_help_listing_is_what_the_built_commands_render(path: list[str], monkeypatch) -> None:
     lazy = help_text(path)
     # Render again with every command of that level built first.
@@ -96,7 +96,9 @@ def test_help_listing_is_what_the_built_commands_render(path: list[str], monkeyp
 
     monkeypatch.setattr(LazyGroup, "add_lazy", add_built)
     assert help_text(path) == lazy
-    table = ROOT if not path else ROOT[path[0]].commands  # type: ignore[union-attr]
+    table: Any = ROOT
+    for word in path:
+        table = table[word].commands
     for name, entry in table.items():
         assert (f" {name} " in lazy) is not getattr(entry, "hidden", False)
 
