@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 #: one path component of a repository name (distribution's reference grammar)
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -31,14 +34,18 @@ INDEXES = (DOCKER_LIST, OCI_INDEX)
 ALL_MANIFESTS = (*IMAGE_MANIFESTS, *INDEXES)
 
 
-def hasher(digest: str) -> hashlib._Hash:
+def hasher(digest: str) -> _Hash:
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
         raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    import hashlib  # here, not at the top: OpenSSL is ~4 MB and some ms of every CLI start (dockyard.reference)
+
     return hashlib.new(algorithm)
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

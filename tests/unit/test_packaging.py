@@ -43,3 +43,12 @@ def test_the_pytest_plugin_gives_the_suites_options_without_p(pytester):
                                            "--dockyard-exec-driver", "lxc", "--require-exec-capability", "all",
                                            "--require-network-capability", "all")
     result.assert_outcomes(passed=1)
+
+
+def test_package_version_is_the_distribution_version():
+    """``dockyard.__version__`` (what the daemon and ``dockyard version`` report) is pyproject's version."""
+    from importlib import metadata
+
+    import dockyard
+
+    assert dockyard.__version__ == metadata.version("dockyard")
