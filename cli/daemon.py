@@ -39,6 +39,10 @@ def daemon(
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
     pidfile: Annotated[Optional[Path], typer.Option("--pidfile", "-p", help="Pid file "
                        "[default: <data-root>/dockyard.pid]")] = None,
+    seccomp_profile: Annotated[Optional[Path], typer.Option("--seccomp-profile", help="Seccomp profile (Docker's "
+                               "JSON format) for containers that name none [default: Docker's]")] = None,
+    no_new_privileges: Annotated[Optional[bool], typer.Option("--no-new-privileges", help="Set "
+                                 "no-new-privileges for new containers by default")] = None,
 ) -> None:
     """Run the dockyard daemon in the foreground (needs root)."""
     from dockyard.daemon import config as daemon_config
@@ -55,7 +59,8 @@ def daemon(
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
-             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile}
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile,
+             "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, netns, rootfs
+from dockyard import confinement, ids, netns, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
 from dockyard.images import ImageService
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
-from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.models.runtime import Confinement, ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
 from dockyard.volumes import Mount, VolumeService
@@ -87,7 +87,7 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: Any = None) -> None:
+                 events: Any = None, security: confinement.DaemonSecurity | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -98,6 +98,7 @@ class ContainerService:
         self.network = network
         self.driver_names = names
         self.events = events
+        self.security = security or confinement.DaemonSecurity()
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -181,6 +182,7 @@ class ContainerService:
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
+        self.confinement(request.host_config)  # a bad --cap-add, --security-opt, --device... is a 400 now
         endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
@@ -220,6 +222,19 @@ class ContainerService:
         self.containers[cid] = c
         self._event(c, "create")
         return {"Id": cid, "Warnings": []}
+
+    def confinement(self, hc: HostConfig) -> Confinement:
+        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`)."""
+        if hc.userns_mode not in ("", "host"):
+            raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
+                                   "supported by this daemon)")
+        return confinement.resolve(
+            privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
+            security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
+            device_cgroup_rules=hc.device_cgroup_rules, sysctls=hc.sysctls, masked=hc.masked_paths,
+            readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
+            daemon_seccomp=self.security.seccomp_profile,
+            daemon_no_new_privileges=self.security.no_new_privileges)
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
@@ -347,14 +362,14 @@ class ContainerService:
                 exposed_ports=sorted((config.exposed_ports or {}).keys()),
                 publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared,
                 aliases=list(endpoint.get("Aliases") or []), dns=list(c.host_config.dns or [])))
-            binds = (self._etc_files(c, attachment.netns is None, attachment.settings, attachment.dns)
-                     + self.volumes.prepare(c.mounts, root))
+            binds = rootfs.mount_plan(root, self._etc_files(c, attachment.netns is None, attachment.settings,
+                                                            attachment.dns) + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import storage_migration
+from dockyard import confinement, storage_migration
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -43,7 +43,8 @@ class Engine:
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
-             distribution: str | None = None, migrate_storage: bool = False) -> "Engine":
+             distribution: str | None = None, migrate_storage: bool = False,
+             security: confinement.DaemonSecurity | None = None) -> "Engine":
         data_root.mkdir(parents=True, exist_ok=True)
         (data_root / "tmp").mkdir(exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
@@ -78,7 +79,7 @@ class Engine:
         images = ImageService(store, storage_facade, drivers.names["storage"])
         volumes = VolumeService(data_root / "volumes", store)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events)
+                                      network_facade, drivers.names, events, security)
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
@@ -149,7 +150,8 @@ class Engine:
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "",
-            "SecurityOptions": [],
+            "SecurityOptions": confinement.info_security_options(
+                self.containers.security.no_new_privileges, self.containers.security.seccomp_profile is not None),
             "Warnings": self.warnings(),
             "DockyardExecStatus": [list(x) for x in self.execution.status()],
             "DockyardNetworkStatus": [list(x) for x in self.network.status()],

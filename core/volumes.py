@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dockyard import ids
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.rootfs import clean_destination
 from dockyard.store import Store
 from dockyard.timefmt import iso_now
 
@@ -41,11 +42,7 @@ class Mount:
 
 
 def _check_destination(path: str) -> str:
-    if not path.startswith("/"):
-        raise InvalidParameter(f"invalid mount config: the destination {path!r} must be an absolute path")
-    if path.rstrip("/") in ("", "/"):
-        raise InvalidParameter("invalid mount config: the destination cannot be /")
-    return path.rstrip("/") or "/"
+    return clean_destination(path)
 
 
 def parse_bind(spec: str) -> tuple[str, str, bool]:

@@ -75,6 +75,10 @@ class DaemonConfig(BaseModel):
     insecure_registries: list[str] = Field(default_factory=list)
     debug: bool = False
     pidfile: Path | None = None
+    #: a seccomp profile (Docker's JSON format) replacing the default one
+    seccomp_profile: Path | None = None
+    #: containers get no-new-privileges unless they say otherwise
+    no_new_privileges: bool = False
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from dockyard.confinement import DaemonSecurity
 from dockyard.daemon.app import serve
 from dockyard.daemon.config import DaemonConfig
 from dockyard.engine import Engine
@@ -56,10 +57,11 @@ def run(config: DaemonConfig) -> int:
         log.error("%s", exc)
         return 1
     try:
+        security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
                               "distribution": config.distribution_options()},
-                             migrate_storage=config.storage_migrate)
+                             migrate_storage=config.storage_migrate, security=security)
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -4,6 +4,7 @@ Layout: ``<root>`` (``<data-root>/exec/lxc``) is the LXC ``lxcpath``; each
 container has ``<root>/<id>/`` holding
 
 ``config``      the complete LXC config (lxc-stop/attach/freeze read it)
+``seccomp``     the container's seccomp policy in LXC's format (absent: unconfined)
 ``hook``        start-host (reports the init pid) and stop (records OOM) hook
 ``meta.json``   what the driver needs later (tty, stop signal)
 ``shim.pid``    pid of the live shim (removed when the shim exits)
@@ -43,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
+from dockyard import confinement
 from dockyard.errors import (
     Conflict,
     DriverNotSupported,
@@ -159,16 +161,11 @@ class LxcDriver:
         self.root.mkdir(parents=True, exist_ok=True)
         self.options = dict(options or {})
         self.python = str(self.options.get("python") or sys.executable)
-        seccomp = self.options.get("seccomp", "")
-        if seccomp in ("default", "common"):
-            seccomp = "/usr/share/lxc/config/common.seccomp"
-        if seccomp in ("none", "unconfined"):
-            seccomp = ""
-        self.seccomp = str(seccomp)
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
         self.cgroup2 = lxcconf.cgroup2_host()
         self._lock = threading.Lock()
         self._version: str | None = None
+        self._apparmor_loaded = False
         self.shim_path = self._compile_shim()
         #: shims spawned by exec_create whose readiness nobody has waited for yet
         self._pending: dict[str, _Pending] = {}
@@ -613,14 +610,33 @@ class LxcDriver:
 
     # ================================================================== hooks
 
+    def _load_apparmor_profile(self) -> None:
+        """Load (or replace) dockyard's default AppArmor profile, once per driver instance."""
+        if self._apparmor_loaded:
+            return
+        parser = shutil.which("apparmor_parser")
+        if parser is None:
+            raise System("AppArmor is enabled but apparmor_parser is missing (install the apparmor package)")
+        try:
+            subprocess.run([parser, "-Kr"], input=confinement.apparmor_profile_text().encode(), check=True,
+                           capture_output=True, timeout=60)
+        except subprocess.CalledProcessError as exc:
+            raise System(f"cannot load the AppArmor profile {confinement.APPARMOR_PROFILE}: "
+                         f"{exc.stderr.decode(errors='replace').strip()}") from None
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise System(f"cannot load the AppArmor profile {confinement.APPARMOR_PROFILE}: {exc}") from None
+        self._apparmor_loaded = True
+
     @dockyard.hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self._dir(spec.container_id)
         if not spec.args:
             raise InvalidParameter("no command specified")
-        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, seccomp=self.seccomp,
-                                       log_level=self.log_level)
+        if spec.confinement.apparmor_profile == confinement.APPARMOR_PROFILE:
+            self._load_apparmor_profile()
+        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, log_level=self.log_level)
         hook = lxcconf.render_hook(spec, d, cgroup2=self.cgroup2)
+        seccomp = lxcconf.render_seccomp(spec.confinement.seccomp) if spec.confinement.seccomp else None
         with self._lock:
             if spec.container_id in self._pending:
                 raise Conflict(f"container {spec.container_id} already has a live process")
@@ -641,6 +657,8 @@ class LxcDriver:
         try:
             self._cleanup_runtime(spec.container_id)
             (d / "config").write_text(config)
+            if seccomp is not None:
+                (d / "seccomp").write_text(seccomp)
             (d / "hook").write_text(hook)
             os.chmod(d / "hook", 0o755)
             meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
