@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import confinement, ids, netns, rootfs
+from dockyard import confinement, ids, netns, paths, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
 from dockyard.images import ImageService
@@ -148,7 +148,7 @@ class ContainerService:
         raise NotFound(f"No such container: {ref}")
 
     def dir_of(self, c: Container) -> Path:
-        return self.root / c.id
+        return paths.child(self.root, c.id, "container id")
 
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"

@@ -9,8 +9,11 @@ import re
 
 from dockyard.errors import InvalidParameter
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# \Z, not $: "$" would accept a trailing newline
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+#: a local volume's name: one path component (never "/etc"), as Docker's local driver
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 def new_id() -> str:
@@ -62,7 +65,7 @@ def parse_reference(ref: str) -> tuple[str, str]:
     slash, colon = ref.rfind("/"), ref.rfind(":")
     if colon > slash:
         repo, tag = ref[:colon], ref[colon + 1:]
-    if not re.match(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$",
-                    repo) or not re.match(r"^[\w][\w.-]{0,127}$", tag):
+    if not re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+                        repo) or not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
         raise InvalidParameter(f"invalid reference format: {ref}")
     return repo, tag
