@@ -12,8 +12,10 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import re
 import shlex
 import shutil
 import signal as signals
@@ -183,6 +185,7 @@ class ContainerService:
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
         self.confinement(request.host_config)  # a bad --cap-add, --security-opt, --device... is a 400 now
+        _check_etc_entries(request.host_config, request.hostname, request.domainname)
         endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
@@ -819,6 +822,27 @@ class ContainerService:
         if self.events is not None:
             self.events.emit("container", action, c.id,
                              {"image": c.image_ref, "name": c.name, **attributes})
+
+
+def _check_etc_entries(hc: HostConfig, hostname: str, domainname: str) -> None:
+    """What goes into the container's /etc/hosts, hostname and resolv.conf must be one line of what it
+    claims to be: a newline in ``--add-host`` or ``--dns`` would add lines of the client's choosing."""
+    for server in hc.dns or []:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidParameter(f"{server!r} is not an ip address (--dns)") from None
+    for entry in hc.extra_hosts or []:
+        name, sep, address = entry.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise InvalidParameter(f"invalid argument {entry!r} for --add-host: expected host:ip")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address in add-host: {address!r}") from None
+    for value, what in ((hostname, "hostname"), (domainname, "domainname")):
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", value):
+            raise InvalidParameter(f"invalid {what} {value!r}")
 
 
 def _resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
