@@ -10,20 +10,27 @@ status (never a traceback)::
     └── DaemonUnreachable     nothing listens at the address ("... Is the daemon running?")
 
 Host strings follow docker's ``-H`` syntax: ``unix:///path``, ``tcp://host:port``,
-``tcp://host`` (port 4243) and ``tcp://:port`` (127.0.0.1).
+``tcp://host`` (port 4243) and ``tcp://:port`` (127.0.0.1).  TCP may use TLS as
+the docker CLI does (:class:`TlsOptions`: ``--tls``, ``--tlsverify``,
+``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "API_VERSION",
@@ -33,6 +40,7 @@ __all__ = [
     "DaemonError",
     "DaemonUnreachable",
     "Host",
+    "TlsOptions",
     "parse_host",
     "quote_ref",
 ]
@@ -71,12 +79,63 @@ class DaemonUnreachable(CliError):
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """TLS to a TCP daemon, as the docker CLI sets it up.
+
+    ``verify`` checks the daemon's certificate against ``cacert`` (and its name);
+    ``cert``/``key`` are this client's certificate, presented when the files exist
+    (a daemon started with ``--tlsverify`` requires one)."""
+
+    verify: bool = True
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def resolve(cls, tls: bool = False, tlsverify: bool | None = None, cacert: str | None = None,
+                cert: str | None = None, key: str | None = None) -> TlsOptions | None:
+        """From flags and the environment: ``DOCKER_TLS_VERIFY`` (non-empty) means ``--tlsverify``;
+        files default to ``ca.pem``, ``cert.pem`` and ``key.pem`` in ``DOCKER_CERT_PATH`` or ``~/.docker``."""
+        if tlsverify is None:
+            tlsverify = bool(os.environ.get("DOCKER_TLS_VERIFY"))
+        if not (tls or tlsverify):
+            return None
+        base = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+
+        def pick(given: str | None, name: str) -> str | None:
+            if given:
+                return given
+            return str(base / name) if (base / name).exists() else None
+
+        return cls(verify=tlsverify, cacert=pick(cacert, "ca.pem"), cert=pick(cert, "cert.pem"),
+                   key=pick(key, "key.pem"))
+
+    def context(self) -> "ssl.SSLContext":
+        import ssl
+
+        try:
+            if self.verify:
+                context = ssl.create_default_context(cafile=self.cacert)
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert and self.key:
+                context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"could not read the TLS files ({self.cacert}, {self.cert}, {self.key}): {exc}") from None
+        return context
+
+
+@dataclass(frozen=True)
 class Host:
     """A parsed ``-H`` value."""
 
     url: str  # normalised, as shown to the user
     socket_path: str | None = None  # unix sockets
     address: tuple[str, int] | None = None  # tcp
+    tls: TlsOptions | None = None  # tcp only
 
     @property
     def base_url(self) -> str:
@@ -85,10 +144,10 @@ class Host:
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
 
-def parse_host(value: str | None) -> Host:
+def parse_host(value: str | None, tls: TlsOptions | None = None) -> Host:
     """Parse a docker-style daemon address; raise :class:`CliError` if it is malformed."""
     value = (value or "").strip() or DEFAULT_HOST
     if value.startswith("/"):
@@ -113,7 +172,7 @@ def parse_host(value: str | None) -> Host:
         host = parts.hostname or "127.0.0.1"
         port = port or DEFAULT_TCP_PORT
         shown = f"[{host}]" if ":" in host else host
-        return Host(url=f"tcp://{shown}:{port}", address=(host, port))
+        return Host(url=f"tcp://{shown}:{port}", address=(host, port), tls=tls)
     raise CliError(f"Invalid bind address format: {value} (unsupported protocol {scheme!r})")
 
 
@@ -176,6 +235,8 @@ class APIClient:
         self.host = host
         if host.socket_path is not None:
             transport = httpx.HTTPTransport(uds=host.socket_path)
+        elif host.tls is not None:
+            transport = httpx.HTTPTransport(verify=host.tls.context())
         else:
             transport = httpx.HTTPTransport()
         self._http = httpx.Client(

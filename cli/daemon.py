@@ -43,6 +43,18 @@ def daemon(
                                "JSON format) for containers that name none [default: Docker's]")] = None,
     no_new_privileges: Annotated[Optional[bool], typer.Option("--no-new-privileges", help="Set "
                                  "no-new-privileges for new containers by default")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls", help="Serve TCP over TLS (--tlscert, --tlskey)")] = None,
+    tlsverify: Annotated[Optional[bool], typer.Option("--tlsverify", help="Serve TCP over TLS and require client "
+                         "certificates signed by --tlscacert (implies --tls)")] = None,
+    tlscacert: Annotated[Optional[Path], typer.Option("--tlscacert", help="Trust client certificates signed by "
+                         "this CA [default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]")] = None,
+    tlscert: Annotated[Optional[Path], typer.Option("--tlscert", help="The server's TLS certificate "
+                       "[default: cert.pem there]")] = None,
+    tlskey: Annotated[Optional[Path], typer.Option("--tlskey", help="The server's TLS key "
+                      "[default: key.pem there]")] = None,
+    api_cors_header: Annotated[Optional[str], typer.Option("--api-cors-header", help="The Origin browsers may "
+                               "call the API from ('*' for any); without it cross-origin requests are refused")]
+    = None,
 ) -> None:
     """Run the dockyard daemon in the foreground (needs root)."""
     from dockyard.daemon import config as daemon_config
@@ -60,7 +72,9 @@ def daemon(
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile,
-             "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges}
+             "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
+             "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
+             "api_cors_header": api_cors_header}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

@@ -54,8 +54,10 @@ class HijackedConnection:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
+        # the TCP half-close, under TLS too (as the docker CLI did): SSLSocket.shutdown would drop the TLS
+        # session and leave the rest of the output unreadable; dockyard's daemon takes a bare FIN as EOF
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except OSError:
             pass
 
@@ -83,7 +85,14 @@ def _connect(host: Host) -> socket.socket:
                 raise
             return sock
         assert host.address is not None
-        return socket.create_connection(host.address, timeout=10)
+        sock = socket.create_connection(host.address, timeout=10)
+        if host.tls is None:
+            return sock
+        try:
+            return host.tls.context().wrap_socket(sock, server_hostname=host.address[0])
+        except BaseException:
+            sock.close()
+            raise
     except OSError as exc:
         raise unreachable(host, exc) from None
 

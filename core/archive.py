@@ -556,12 +556,26 @@ class _Applier:
         self.written += m.size
 
     def meta(self, target: str | int, m: tarfile.TarInfo, symlink: bool = False) -> None:
-        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities)."""
+        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities).
+
+        Never through a symlink: a directory is changed through a descriptor opened with
+        ``O_NOFOLLOW`` (something swapped in meanwhile fails the open instead)."""
+        if isinstance(target, str) and not symlink and stat.S_ISDIR(os.lstat(target).st_mode):
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.meta(fd, m)
+            finally:
+                os.close(fd)
+            return
         if isinstance(target, int):
             os.fchown(target, m.uid, m.gid)
         else:
             os.chown(target, m.uid, m.gid, follow_symlinks=False)
-        if not symlink:
+        if isinstance(target, int):
+            os.fchmod(target, m.mode & 0o7777)
+        elif not symlink:
+            if stat.S_ISLNK(os.lstat(target).st_mode):   # a device node or fifo, just made; never follow a link
+                raise InvalidParameter(f"invalid layer tar: {m.name!r} was replaced by a symlink while applied")
             os.chmod(target, m.mode & 0o7777)
         for key, value in m.pax_headers.items():
             if not key.startswith(XATTR_PAX):

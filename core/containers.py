@@ -12,6 +12,7 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -22,13 +23,15 @@ import signal as signals
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dockyard import confinement, ids, netns, paths, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
-from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.errors import (Conflict, DockyardError, InvalidParameter, NotFound, NotModified, NotSupportedByDriver,
+                             System)
 from dockyard.images import ImageService
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
 from dockyard.models.runtime import Confinement, ExitStatus, NetworkRequest, Resources, RuntimeSpec
@@ -559,6 +562,28 @@ class ContainerService:
                 c.restart_count += 0  # a manual restart is not counted, as in Docker
                 await self._start_unlocked(c)
         self._event(c, "restart")
+
+    @contextlib.asynccontextmanager
+    async def frozen(self, c: Container, pause: bool = True) -> AsyncIterator[None]:
+        """Keep a running container frozen while the daemon reads or writes its files (``cp``, ``commit``,
+        ``export``; Docker pauses for these too, ``commit --pause=false`` opts out): none of its processes can
+        change a path meanwhile.  Internal: no state change, no events; a paused container stays paused."""
+        froze = False
+        async with c.lock:
+            if pause and c.state.running and not c.state.paused:
+                try:
+                    await asyncio.to_thread(self.exec.pause, c.id)
+                    froze = True
+                except NotSupportedByDriver:
+                    log.warning("exec driver cannot pause %s: its files are handled while it runs", ids.short(c.id))
+            try:
+                yield
+            finally:
+                if froze:
+                    try:
+                        await asyncio.to_thread(self.exec.unpause, c.id)
+                    except DockyardError as exc:
+                        log.error("unpausing %s after a file operation: %s", ids.short(c.id), exc)
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)

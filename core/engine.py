@@ -45,8 +45,8 @@ class Engine:
              network: str | None = None, options: dict[str, dict] | None = None,
              distribution: str | None = None, migrate_storage: bool = False,
              security: confinement.DaemonSecurity | None = None) -> "Engine":
-        data_root.mkdir(parents=True, exist_ok=True)
-        (data_root / "tmp").mkdir(exist_ok=True)
+        _private_root(data_root)
+        (data_root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -165,6 +165,20 @@ class Engine:
         if not (Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory")):
             warnings.append("WARNING: No swap limit support")
         return warnings
+
+
+def _private_root(data_root: Path) -> None:
+    """The data root is root's alone (0700): below it are container file systems with setuid binaries,
+    volumes, logs and the metadata, none of it for other local users (the CVE-2021-41091 class)."""
+    import os
+    import stat
+
+    data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = data_root.stat()
+    if st.st_mode & stat.S_IWOTH or st.st_uid != os.geteuid():
+        raise Conflict(f"refusing to use {data_root} as the data root: it is writable by other users or owned by "
+                       "another user; give the daemon a directory of its own")
+    os.chmod(data_root, 0o700)
 
 
 def _cgroup2_has(controller: str) -> bool:

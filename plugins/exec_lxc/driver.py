@@ -87,6 +87,14 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` (never readable by other users, not even for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
 def _proc_state(pid: int) -> str | None:
     """Single-letter state of a process, None if it does not exist."""
     try:
@@ -159,6 +167,7 @@ class LxcDriver:
     def __init__(self, root: Path, options: dict) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.options = dict(options or {})
         self.python = str(self.options.get("python") or sys.executable)
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
@@ -305,7 +314,8 @@ class LxcDriver:
         flags = ("t" if spec.tty else "") + ("i" if spec.open_stdin else "") + ("o" if spec.stdin_once else "")
         r, w = os.pipe()
         try:
-            with open(d / "shim.log", "ab") as err:
+            with open(os.open(d / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600),
+                      "ab") as err:
                 proc = subprocess.Popen(
                     [self.python, "-I", "-S", str(self.shim_path), str(d), str(self.root), spec.container_id,
                      str(spec.log_path), flags or "-", str(w), "--", *spec.args],
@@ -651,20 +661,20 @@ class LxcDriver:
                 self._cleanup_runtime(spec.container_id)
                 shutil.rmtree(d, ignore_errors=True)
             try:
-                d.mkdir(parents=True)
+                d.mkdir(parents=True, mode=0o700)
             except FileExistsError:
                 raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         try:
             self._cleanup_runtime(spec.container_id)
-            (d / "config").write_text(config)
+            # root only: the config holds the container's environment (secrets, often)
+            _write_private(d / "config", config)
             if seccomp is not None:
-                (d / "seccomp").write_text(seccomp)
-            (d / "hook").write_text(hook)
-            os.chmod(d / "hook", 0o755)
+                _write_private(d / "seccomp", seccomp)
+            _write_private(d / "hook", hook, 0o700)
             meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
                     "stop_signal": spec.stop_signal, "log_path": str(spec.log_path),
                     "created_ns": time.time_ns()}
-            (d / "meta.json").write_text(json.dumps(meta) + "\n")
+            _write_private(d / "meta.json", json.dumps(meta) + "\n")
             os.mkfifo(d / "pid.fifo", 0o600)
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             self._spawn_shim(spec, d)

@@ -15,7 +15,7 @@ from dockyard.daemon.hijack import hijack
 from dockyard.daemon.http import (JSON, add_route, frame, json_response, query_bool, query_filters, query_int,
                                   read_json, stream_from_thread)
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.logs import read_log
 from dockyard.models.container import CreateRequest
 from dockyard.models.runtime import Resources
@@ -253,15 +253,14 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("path must be given")
     root = await asyncio.to_thread(engine.storage.mount, container.id)
     try:
-        host = container_files.resolve(root, container.mounts, path)
-        header = {"X-Docker-Container-Path-Stat": container_files.path_stat(host, path)}
-        if request.method == "HEAD":
-            return web.Response(status=200, headers=header)
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        if not os.path.lexists(target):
-            raise NotFound(f"Could not find the file {path} in container {container.name}")
-        return await stream_from_thread(request, lambda out: container_files.write_tar(target, path, out),
-                                        "application/x-tar", header)
+        async with engine.containers.frozen(container):
+            base, inner = container_files.locate(root, container.mounts, path)
+            header = {"X-Docker-Container-Path-Stat": await asyncio.to_thread(container_files.path_stat, base, inner,
+                                                                              path)}
+            if request.method == "HEAD":
+                return web.Response(status=200, headers=header)
+            return await stream_from_thread(request, lambda out: container_files.write_tar(base, inner, path, out),
+                                            "application/x-tar", header)
     finally:
         await asyncio.to_thread(engine.storage.unmount, container.id)
 
@@ -274,22 +273,23 @@ async def archive_put(request: web.Request) -> web.Response:
         raise InvalidParameter("path must be given")
     root = await asyncio.to_thread(engine.storage.mount, container.id)
     try:
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        read_fd, write_fd = os.pipe()
-        reader = os.fdopen(read_fd, "rb")
-        task = asyncio.ensure_future(asyncio.to_thread(container_files.extract, target, path, reader))
-        try:
-            with os.fdopen(write_fd, "wb") as pipe:
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    if task.done():
-                        break
-                    await asyncio.to_thread(pipe.write, chunk)
-        except BrokenPipeError:
-            pass
-        finally:
-            await asyncio.wait([task])
-            reader.close()
-        task.result()
+        async with engine.containers.frozen(container):
+            base, inner = container_files.locate(root, container.mounts, path)
+            read_fd, write_fd = os.pipe()
+            reader = os.fdopen(read_fd, "rb")
+            task = asyncio.ensure_future(asyncio.to_thread(container_files.extract, base, inner, path, reader))
+            try:
+                with os.fdopen(write_fd, "wb") as pipe:
+                    async for chunk in request.content.iter_chunked(1 << 20):
+                        if task.done():
+                            break
+                        await asyncio.to_thread(pipe.write, chunk)
+            except BrokenPipeError:
+                pass
+            finally:
+                await asyncio.wait([task])
+                reader.close()
+            task.result()
     finally:
         await asyncio.to_thread(engine.storage.unmount, container.id)
     return web.Response(status=200)

@@ -10,7 +10,8 @@ import tempfile
 from aiohttp import web
 
 from dockyard import archive, docker_archive
-from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_from_thread, write_message
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, read_json,
+                                  stream_from_thread, write_message)
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -32,19 +33,20 @@ async def commit(request: web.Request) -> web.Response:
     if not ref:
         raise InvalidParameter("container must be given")
     c = engine.containers.get(ref)
-    body = await request.read()
+    body = await read_json(request)
     config = c.config
-    if body.strip():
+    if body:
         from dockyard.models.container import ContainerConfig
 
-        config = ContainerConfig.model_validate_json(body)
+        config = ContainerConfig.model_validate(body)
     changes_list = request.query.getall("changes", [])
     changes_list = [line for item in changes_list for line in item.splitlines()]
     created_by = " ".join([c.path, *c.args])
-    image_id = await asyncio.to_thread(
-        engine.images.commit, c.id, c.image_id, config, created_by, request.query.get("repo") or None,
-        request.query.get("tag") or None, request.query.get("comment", ""), request.query.get("author", ""),
-        changes_list)
+    async with engine.containers.frozen(c, query_bool(request, "pause", True)):
+        image_id = await asyncio.to_thread(
+            engine.images.commit, c.id, c.image_id, config, created_by, request.query.get("repo") or None,
+            request.query.get("tag") or None, request.query.get("comment", ""), request.query.get("author", ""),
+            changes_list)
     engine.events.emit("container", "commit", c.id, {"name": c.name, "image": c.image_ref})
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
@@ -62,7 +64,8 @@ async def export(request: web.Request) -> web.StreamResponse:
         finally:
             engine.storage.unmount(c.id)
 
-    return await stream_from_thread(request, produce, "application/octet-stream")
+    async with engine.containers.frozen(c):
+        return await stream_from_thread(request, produce, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
