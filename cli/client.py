@@ -9,10 +9,9 @@ status (never a traceback)::
     ├── DaemonError           the daemon answered >= 400: "Error response from daemon: <message>"
     └── DaemonUnreachable     nothing listens at the address ("... Is the daemon running?")
 
-Host strings follow docker's ``-H`` syntax: ``unix:///path``, ``tcp://host:port``,
-``tcp://host`` (port 4243) and ``tcp://:port`` (127.0.0.1).  TCP may use TLS as
-the docker CLI does (:class:`TlsOptions`: ``--tls``, ``--tlsverify``,
-``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``).
+Host strings follow docker's ``-H`` syntax, parsed by :mod:`dockyard.address`
+(shared with the daemon).  TCP may use TLS as the docker CLI does (:class:`TlsOptions`:
+``--tls``, ``--tlsverify``, ``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``).
 """
 
 from __future__ import annotations
@@ -25,9 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
+
+from dockyard.address import DEFAULT_HOST, Address
+from dockyard.address import parse_host as parse_address
+from dockyard.errors import InvalidParameter
 
 if TYPE_CHECKING:
     import ssl
@@ -46,8 +49,6 @@ __all__ = [
 ]
 
 API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///var/run/dockyard.sock"
-DEFAULT_TCP_PORT = 4243
 USER_AGENT = "Dockyard-Client/0.1.0"
 
 log = logging.getLogger("dockyard.cli")
@@ -129,51 +130,25 @@ class TlsOptions:
 
 
 @dataclass(frozen=True)
-class Host:
-    """A parsed ``-H`` value."""
+class Host(Address):
+    """A parsed ``-H`` value (the daemon's own address type: one syntax for both), and TLS for TCP."""
 
-    url: str  # normalised, as shown to the user
-    socket_path: str | None = None  # unix sockets
-    address: tuple[str, int] | None = None  # tcp
-    tls: TlsOptions | None = None  # tcp only
+    tls: TlsOptions | None = None
 
     @property
     def base_url(self) -> str:
-        if self.address is None:
-            return "http://localhost"
-        host, port = self.address
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+        url = super().base_url
+        return "https://" + url.removeprefix("http://") if self.tls is not None else url
 
 
 def parse_host(value: str | None, tls: TlsOptions | None = None) -> Host:
     """Parse a docker-style daemon address; raise :class:`CliError` if it is malformed."""
-    value = (value or "").strip() or DEFAULT_HOST
-    if value.startswith("/"):
-        value = "unix://" + value
-    if "://" not in value:
-        # docker accepts a bare "host:port" as tcp.
-        value = "tcp://" + value
-    scheme, _, rest = value.partition("://")
-    scheme = scheme.lower()
-    if scheme == "unix":
-        if not rest:
-            raise CliError(f"Invalid bind address format: {value}")
-        return Host(url=f"unix://{rest}", socket_path=rest)
-    if scheme in ("tcp", "http"):
-        parts = urlsplit("//" + rest)
-        if parts.path not in ("", "/") or parts.query:
-            raise CliError(f"Invalid bind address format: {value}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise CliError(f"Invalid bind address format: {value}") from None
-        host = parts.hostname or "127.0.0.1"
-        port = port or DEFAULT_TCP_PORT
-        shown = f"[{host}]" if ":" in host else host
-        return Host(url=f"tcp://{shown}:{port}", address=(host, port), tls=tls)
-    raise CliError(f"Invalid bind address format: {value} (unsupported protocol {scheme!r})")
+    try:
+        address = parse_address(value)
+    except InvalidParameter as exc:
+        raise CliError(exc.message) from None
+    return Host(address.scheme, address.path, address.host, address.port,
+                tls if address.scheme == "tcp" else None)
 
 
 def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:

@@ -34,6 +34,8 @@ def daemon(
                                  "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+    observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
+                            "observer plugins (e.g. webhook-url=http://...)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -71,7 +73,8 @@ def daemon(
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
-             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile,
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
+             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
              "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
              "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
              "api_cors_header": api_cors_header}

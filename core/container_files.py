@@ -5,7 +5,7 @@ reaches the mount's source, anything else the container's layer (mounted for the
 duration, so stopped containers work too).  Symlinks never lead outside: every
 lookup, read and write happens in a child chrooted into that directory
 (:mod:`dockyard.chroot`), so a container swapping a path component for a symlink
-meanwhile reaches nothing but its own files.
+meanwhile (CVE-2018-15664) reaches nothing but its own files.
 """
 
 from __future__ import annotations
@@ -13,16 +13,23 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import archive
 from dockyard.chroot import run_in_root
 from dockyard.errors import InvalidParameter, NotFound
-from dockyard.timefmt import iso
+from dockyard.timefmt import go_rfc3339nano
 from dockyard.volumes import Mount
+
+if TYPE_CHECKING:
+    from dockyard.containers import ContainerService
+    from dockyard.drivers import StorageDriver
 
 # Go's os.FileMode bits, which the docker CLI decodes from the stat header
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -38,11 +45,10 @@ def locate(rootfs: Path, mounts: list[Mount], path: str) -> tuple[Path, str]:
     clean = "/" + "/".join(parts)
     for m in sorted(mounts, key=lambda m: len(m.destination), reverse=True):
         if clean == m.destination or clean.startswith(m.destination.rstrip("/") + "/"):
-            inner = clean[len(m.destination):] or "/"
             source = Path(m.source)
             if not source.is_dir():
                 return source.parent, "/" + source.name
-            return source, inner
+            return source, clean[len(m.destination):] or "/"
     return rootfs, clean
 
 
@@ -79,10 +85,20 @@ def path_stat(root: Path, inner: str, path: str) -> str:
             raise NotFound(f"Could not find the file {path} in container") from None
         link = os.readlink(real) if stat.S_ISLNK(st.st_mode) else ""
         data = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size, "mode": go_mode(st),
-                "mtime": iso(st.st_mtime).replace(".000000000Z", "Z"), "linkTarget": link}
+                "mtime": go_rfc3339nano(st.st_mtime_ns), "linkTarget": link}
         return base64.b64encode(json.dumps(data).encode())
 
     return run_in_root(root, work).decode()
+
+
+def check_exists(root: Path, inner: str, path: str, name: str) -> None:
+    """NotFound unless ``inner`` (its last component followed) exists."""
+
+    def work() -> None:
+        if not os.path.lexists(_real(inner, follow_last=True)):
+            raise NotFound(f"Could not find the file {path} in container {name}")
+
+    run_in_root(root, work)
 
 
 def write_tar(root: Path, inner: str, path: str, out: BinaryIO) -> None:
@@ -102,7 +118,6 @@ def write_tar(root: Path, inner: str, path: str, out: BinaryIO) -> None:
                     tar.add(os.path.join(real, name), arcname=name)
             else:
                 tar.add(real, arcname=os.path.basename(path.rstrip("/")) or ".")
-        return None
 
     out.flush()
     run_in_root(root, work, keep_fds=(fd,))
@@ -120,6 +135,69 @@ def extract(root: Path, inner: str, path: str, stream: BinaryIO) -> None:
             raise InvalidParameter(f"extraction point is not a directory: {path}")
         with os.fdopen(os.dup(fd), "rb") as source:
             archive.apply_layer(real, source)
-        return None
 
     run_in_root(root, work, keep_fds=(fd,))
+
+
+class ContainerFiles:
+    """The file-system side of containers for the API: ``docker cp`` both ways, ``export``, ``diff``.
+
+    Each operation mounts the container's layer for its own duration (mounts are
+    reference-counted, so this also works while it runs, and on stopped containers).
+    All methods block: call them from a worker thread.
+    """
+
+    def __init__(self, containers: ContainerService, storage: StorageDriver) -> None:
+        self.containers = containers
+        self.storage = storage
+
+    @contextmanager
+    def _rootfs(self, container_id: str) -> Iterator[Path]:
+        root = self.storage.mount(container_id)
+        try:
+            yield root
+        finally:
+            self.storage.unmount(container_id)
+
+    def stat(self, ref: str, path: str) -> str:
+        """``HEAD /containers/{id}/archive``: the ``X-Docker-Container-Path-Stat`` header."""
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            return path_stat(*locate(root, c.mounts, path), path)
+
+    def archive(self, ref: str, path: str) -> tuple[str, Callable[[BinaryIO], None]]:
+        """``GET /containers/{id}/archive``: the stat header, and a function writing the tar to a file.
+
+        Errors (no such container or path) are raised here, before anything is sent.
+        """
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            header = path_stat(*locate(root, c.mounts, path), path)
+            check_exists(*locate(root, c.mounts, path), path, c.name)
+
+        def produce(out: BinaryIO) -> None:
+            with self._rootfs(c.id) as root:
+                write_tar(*locate(root, c.mounts, path), path, out)
+
+        return header, produce
+
+    def extract(self, ref: str, path: str, stream: BinaryIO) -> None:
+        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container."""
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            extract(*locate(root, c.mounts, path), path, stream)
+
+    def export(self, ref: str) -> Callable[[BinaryIO], None]:
+        """``docker export``: a function writing the container's whole file system as a tar."""
+        c = self.containers.get(ref)
+
+        def produce(out: BinaryIO) -> None:
+            with self._rootfs(c.id) as root, archive.export_tree(root) as stream:
+                shutil.copyfileobj(stream, out, 1 << 20)
+
+        return produce
+
+    def changes(self, ref: str) -> list[dict] | None:
+        """``docker diff``: the layer's changes (``None`` when there are none, as Docker answers)."""
+        c = self.containers.get(ref)
+        return [{"Path": change.path, "Kind": change.kind} for change in self.storage.changes(c.id)] or None

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from dockyard.address import Address
 from dockyard.daemon import guard
-from dockyard.daemon.config import Address
+from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
@@ -29,7 +30,7 @@ async def _unknown(request: web.Request) -> web.Response:
 def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None) -> web.Application:
     app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
                           client_max_size=1 << 40)
-    app["engine"] = engine
+    app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
     app.router.add_route("*", "/{tail:.*}", _unknown)

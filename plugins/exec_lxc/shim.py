@@ -134,7 +134,7 @@ def jparse(s):
 
 
 def rfc3339(ns):
-    """RFC3339Nano in UTC, trailing zeros trimmed, as Go formats it."""
+    """RFC3339Nano in UTC, trailing zeros trimmed, as Go formats it (dockyard.timefmt.go_rfc3339nano)."""
     sec, frac = divmod(ns, 1000000000)
     t = time.gmtime(sec)
     base = "%04d-%02d-%02dT%02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
