@@ -561,7 +561,7 @@ class ContainerService:
         """Keep a running container frozen while the daemon reads or writes its files (``cp``, ``commit``,
         ``export``; Docker pauses for these too, ``commit --pause=false`` opts out): none of its processes can
         change a path meanwhile.  Internal: no state change, no events; a paused container stays paused."""
-        c = ref if isinstance(ref, Container) else self.get(ref)
+        c = self.get(ref) if isinstance(ref, str) else ref
         froze = False
         async with c.lock:
             if pause and c.state.running and not c.state.paused:
