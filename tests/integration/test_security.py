@@ -333,3 +333,15 @@ def test_info_lists_security_options(daemon, dockerpy):
     options = dockerpy.info()["SecurityOptions"]
     assert "name=seccomp,profile=builtin" in options
     assert ("name=apparmor" in options) == confinement.HostFacts.current().apparmor
+
+
+def test_privileged_exec_needs_a_privileged_container(dockerpy):
+    import docker
+
+    box = dockerpy.containers.run("busybox", ["sleep", "60"], detach=True)
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            box.exec_run(["true"], privileged=True)
+        assert info.value.status_code == 400 and "privileged" in str(info.value)
+    finally:
+        box.remove(force=True)
