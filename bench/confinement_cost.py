@@ -61,8 +61,8 @@ def main() -> None:
             confinement.resolve(cap_add=["NET_ADMIN"], security_opt=["no-new-privileges"])
         resolve_ms = (time.perf_counter() - t0) / 200 * 1000
         ratios = sorted(a / b for a, b in zip(confined, unconfined))
-        print(f"start+wait of `true`, Docker's default confinement: median {statistics.median(confined) * 1000:.1f} ms")
-        print(f"start+wait of `true`, unconfined:                    median {statistics.median(unconfined) * 1000:.1f} ms")
+        for name, xs in (("Docker's default confinement", confined), ("unconfined", unconfined)):
+            print(f"start+wait of `true`, {name + ':':<30} median {statistics.median(xs) * 1000:.1f} ms")
         print(f"ratio confined/unconfined (pairwise median):         {statistics.median(ratios):.3f} "
               f"({len(ratios)} pairs)")
         print(f"confinement.resolve() in the core:                   {resolve_ms:.2f} ms per container")
