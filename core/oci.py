@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 # Patterns end in \Z, never $: "$" also matches before a trailing newline, and a name, tag or digest
@@ -38,10 +37,14 @@ def hasher(digest: str):
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
         raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    import hashlib  # here, not at the top: OpenSSL is ~4 MB and some ms of every CLI start (dockyard.reference)
+
     return hashlib.new(algorithm)
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
