@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from dockyard.models.runtime import RuntimeSpec
+from dockyard.rootfs import mount_plan
 from tests.helpers.lxc import build_rootfs, cleanup_driver, new_id
+
 
 @pytest.fixture
 def rootfs(tmp_path: Path) -> Path:
@@ -57,6 +59,8 @@ def make_spec(rootfs: Path, tmp_path: Path, netns: Path):
         kw.setdefault("rootfs", rootfs)
         kw.setdefault("log_path", tmp_path / "logs" / f"{cid}-json.log")
         kw.setdefault("netns", netns)
+        if kw.get("binds"):     # as the core does: mount points made and resolved inside the rootfs
+            kw["binds"] = mount_plan(kw["rootfs"], kw["binds"])
         return RuntimeSpec(container_id=cid, args=list(args), **kw)
 
     return make
