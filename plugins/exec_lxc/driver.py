@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
+from dockyard.cgroups import Cgroups
 from dockyard.errors import (
     Conflict,
     DriverNotSupported,
@@ -53,7 +54,6 @@ from dockyard.errors import (
 )
 from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
-from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
 LOCK_ROOT = Path("/run/lxc/lock")

@@ -8,10 +8,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir  # noqa: F401 - re-exported for the driver
 from dockyard.errors import InvalidParameter
 from dockyard.models.runtime import Resources, RuntimeSpec
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -35,15 +34,6 @@ DEVICE_RULES = (
     ("allow", "c 136:* rwm"),   # pts
     ("allow", "c 10:200 rwm"),  # tun
 )
-
-
-def cgroup2_host() -> bool:
-    """True when /sys/fs/cgroup itself is a cgroup2 mount (pure unified hierarchy)."""
-    return (CGROUP_ROOT / "cgroup.controllers").exists()
-
-
-def cgroup_dir(container_id: str) -> str:
-    return f"dockyard/{container_id}"
 
 
 def monitor_cgroup_dir(container_id: str) -> str:
