@@ -185,6 +185,12 @@ class ContainerService:
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        runtimes = self.exec.runtimes(self.driver_names["exec"])
+        runtime = request.host_config.runtime or runtimes.default
+        if runtime not in runtimes.paths:
+            raise InvalidParameter(f"Unknown runtime specified {runtime}")
+        request = request.model_copy(update={"host_config": request.host_config.model_copy(
+            update={"runtime": runtime})})
         name = ids.check_name(name) if name else None
         cid = ids.new_id()
         if name is None:
@@ -354,7 +360,7 @@ class ContainerService:
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                stop_signal=_signal_number(config.stop_signal), binds=binds, runtime=hc.runtime,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )

@@ -47,7 +47,7 @@ NAMESPACE = {kind: f"dockyard.{kind}" for kind in KINDS}
 #: automatic selection order when no name is given (first usable wins)
 PRIORITY = {
     "storage": ["overlay", "btrfs", "aufs", "vfs"],
-    "exec": ["lxc"],
+    "exec": ["lxc", "oci"],
     "network": ["bridge", "none"],
     "distribution": ["http"],
 }

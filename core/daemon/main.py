@@ -58,6 +58,7 @@ def run(config: DaemonConfig) -> int:
     try:
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
+                              "exec": config.exec_options(),
                               "distribution": config.distribution_options()},
                              migrate_storage=config.storage_migrate)
     except DockyardError as exc:

@@ -56,6 +56,13 @@ class HostConfig(ApiModel):
     pids_limit: int | None = None
     dns: list[str] | None = Field(default_factory=list)
     extra_hosts: list[str] | None = None
+    #: which of the exec driver's runtimes runs the container; "" = the default (filled in at create)
+    runtime: str = ""
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _none_runtime(cls, value: Any) -> Any:
+        return value or ""
 
     @field_validator("log_config", "restart_policy", mode="before")
     @classmethod

@@ -158,6 +158,10 @@ class LxcDriver:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.options = dict(options or {})
+        unknown = sorted(set(self.options) - {"python", "seccomp", "log_level"})
+        if unknown:
+            raise InvalidParameter(f"the lxc exec driver has no option {', '.join(unknown)} "
+                                   "(it knows python, seccomp, log_level; --runtime is the oci driver's)")
         self.python = str(self.options.get("python") or sys.executable)
         seccomp = self.options.get("seccomp", "")
         if seccomp in ("default", "common"):
@@ -616,6 +620,8 @@ class LxcDriver:
     @dockyard.hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self._dir(spec.container_id)
+        if spec.runtime not in ("", self.name):
+            raise InvalidParameter(f"Unknown runtime specified {spec.runtime}")
         if not spec.args:
             raise InvalidParameter("no command specified")
         config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, seccomp=self.seccomp,

@@ -160,6 +160,10 @@ class OciDriver:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.options = dict(options or {})
+        unknown = sorted(set(self.options) - {"runtime", "runtimes", "conmon", "log_level"})
+        if unknown:
+            raise InvalidParameter(f"the oci exec driver has no option {', '.join(unknown)} "
+                                   "(it knows runtime, runtimes, conmon, log_level)")
         self.conmon_path = str(self.options.get("conmon") or shutil.which("conmon") or "conmon")
         configured = runtimes.parse(self.options.get("runtimes")) if self.options.get("runtimes") else {}
         paths = {**runtimes.discover(), **configured}
@@ -708,7 +712,7 @@ class OciDriver:
             # the runtime could not start it: Docker writes the reason into the stream
             sock.close()
             error = runtimes.error_text(message) or message or "the runtime could not start the process"
-            text = f"OCI runtime exec failed: {error}\r\n".encode()
+            text = f"OCI runtime exec failed: {error}: unknown\r\n".encode()     # Docker's wording
             with ex.lock:
                 ex.code = _exec_failure_code(error)
                 ex.session.close()
