@@ -126,7 +126,7 @@ class ContainerService:
         self.store.update_container(c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count)
 
     def load(self) -> None:
-        for row in self.store.query("SELECT * FROM containers"):
+        for row in self.store.container_rows():
             c = self._row_to_container(row)
             self.containers[c.id] = c
 

@@ -26,7 +26,7 @@ import pluggy
 from stevedore import ExtensionManager
 
 from dockyard import hookspecs
-from dockyard.errors import DriverNotFound, DriverNotSupported
+from dockyard.errors import DriverNotFound, DriverNotSupported, NotSupportedByDriver
 from dockyard.models.runtime import (
     Change,
     ExitStatus,
@@ -188,7 +188,7 @@ def load_drivers(data_root: Path, choices: dict[str, str | None], options: dict[
 
 
 class _Facade:
-    """Calls a hook and turns 'nobody implements it' into NotImplemented."""
+    """Calls a hook and turns 'nobody implements it' into :class:`NotSupportedByDriver` (501)."""
 
     kind = ""
 
@@ -198,10 +198,10 @@ class _Facade:
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
         caller = getattr(self._pm.hook, hook_name)
         if not caller.get_hookimpls():
-            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotSupportedByDriver(f"the {self.kind} driver does not implement {hook_name}")
         result = caller(**kwargs)
         if result is None and hook_name not in self._may_return_none:
-            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotSupportedByDriver(f"the {self.kind} driver does not implement {hook_name}")
         return result
 
     _may_return_none: frozenset[str] = frozenset()

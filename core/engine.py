@@ -106,7 +106,7 @@ class Engine:
             "ContainersRunning": running,
             "ContainersPaused": paused,
             "ContainersStopped": stopped,
-            "Images": len(self.store.query("SELECT id FROM images")),
+            "Images": self.store.image_count(),
             "Driver": self.drivers.names["storage"],
             "DriverStatus": [list(x) for x in self.storage.status()],
             "ExecutionDriver": self.drivers.names["exec"],

@@ -31,7 +31,7 @@ driver operation that has a core fallback (marked *optional* below) must return
 something other than ``None`` when it handles the call.  Core code never calls
 ``pm.hook`` directly; it goes through the typed façades in
 :mod:`dockyard.drivers`, which turn a missing implementation into
-:class:`~dockyard.errors.NotImplemented`.
+:class:`~dockyard.errors.NotSupportedByDriver` (HTTP 501).
 
 Blocking: every driver hook is synchronous.  The daemon calls them from worker
 threads, never from its event loop, so a driver may block (mount, spawn, wait).

@@ -126,10 +126,9 @@ class ImageService:
             return candidate
         if "@" in name:  # repo@sha256:<manifest digest>, as pulled or pushed
             repo, _, digest = name.partition("@")
-            rows = self.store.query("SELECT image_id FROM repo_digests WHERE digest=? AND repo IN (?, ?)",
-                                    (digest, repo, _normalise(repo)))
-            if rows:
-                return rows[0]["image_id"]
+            target = self.store.repo_digest_target((repo, _normalise(repo)), digest)
+            if target:
+                return target
             raise NotFound(f"No such image: {name}")
         try:
             repo, tag = ids.parse_reference(name)
@@ -188,9 +187,7 @@ class ImageService:
         except BaseException:
             self.storage.remove_layer(layer)
             raise
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO layers(chain_id, parent, diff_id, size, created) VALUES (?,?,?,?,?)",
-                       (layer, parent, diff_id, size, iso_now()))
+        self.store.add_layer(layer, parent, diff_id, size, iso_now())
         return size
 
     def record_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
@@ -199,11 +196,7 @@ class ImageService:
         bytes (a loaded or pulled image's ID is the digest of exactly those)."""
         blob = blob if blob is not None else config.canonical_json()
         image_id = self.store.put_blob(blob)
-        with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
-                       (image_id, top_layer, parent, size, config.created or iso_now()))
-            if repo:
-                db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+        self.store.add_image(image_id, top_layer, parent, size, config.created or iso_now(), repo, tag)
         return image_id
 
     def add_layer(self, parent_layer: str | None, raw: BinaryIO) -> tuple[str, str, int]:
@@ -316,25 +309,21 @@ class ImageService:
 
     def tag(self, image_id: str, repo: str, tag: str) -> None:
         repo, tag = ids.parse_reference(f"{repo}:{tag}")
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+        self.store.set_tag(repo, tag, image_id)
 
     # -- views -----------------------------------------------------------------
     def repo_tags(self, image_id: str) -> list[str]:
         return [f"{r}:{t}" for r, t in self.store.tags_of(image_id)]
 
     def repo_digests(self, image_id: str) -> list[str]:
-        return [f"{r['repo']}@{r['digest']}" for r in
-                self.store.query("SELECT repo, digest FROM repo_digests WHERE image_id=? ORDER BY repo", (image_id,))]
+        return [f"{repo}@{digest}" for repo, digest in self.store.repo_digests_of(image_id)]
 
     def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
         """Record the manifest digest an image has in a registry repository (pull, push)."""
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO repo_digests(repo, digest, image_id) VALUES (?,?,?)",
-                       (repo, digest, image_id))
+        self.store.add_repo_digest(repo, digest, image_id)
 
     def summaries(self, all_images: bool = False, reference: str | None = None) -> list[dict]:
-        rows = self.store.query("SELECT * FROM images ORDER BY created DESC")
+        rows = self.store.image_rows()
         parents = {r["parent"] for r in rows if r["parent"]}
         result = []
         for row in rows:
@@ -403,9 +392,7 @@ class ImageService:
         in_use = users.get(image_id, [])
         if "@" in name:  # a digest reference: drop it; the image goes only if nothing else names it
             repo, _, digest = name.partition("@")
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM repo_digests WHERE image_id=? AND digest=? AND repo IN (?, ?)",
-                           (image_id, digest, repo, _normalise(repo)))
+            self.store.delete_repo_digest(image_id, digest, (repo, _normalise(repo)))
             result.append({"Untagged": name})
             if tags or self.repo_digests(image_id) or in_use:
                 return result
@@ -421,8 +408,7 @@ class ImageService:
                                f"{ids.short(image_id)}")
             if len(tags) > 1 or in_use:
                 # other names still point at it, or a container still uses it: untag only
-                with self.store.transaction() as db:
-                    db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
+                self.store.delete_tag(repo, tag)
                 return [{"Untagged": f"{repo}:{tag}"}]
         elif len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
@@ -434,16 +420,12 @@ class ImageService:
             if not force:
                 raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
                                f"image is being used by stopped container {ids.short(container_id)}")
-        children = self.store.query("SELECT id FROM images WHERE parent=?", (image_id,))
+        children = self.store.image_children(image_id)
         if children and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
         row = self.store.image_row(image_id)
-        with self.store.transaction() as db:
-            for repo, tag in tags:
-                db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
-            db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
-            db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        self.store.delete_image(image_id)
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
         self.release_layers(row["top_layer"])
@@ -457,12 +439,9 @@ class ImageService:
         deleted = []
         while parent:
             row = self.store.image_row(parent)
-            if row is None or self.store.tags_of(parent) or users.get(parent) or \
-                    self.store.query("SELECT 1 FROM images WHERE parent=?", (parent,)):
+            if row is None or self.store.tags_of(parent) or users.get(parent) or self.store.image_children(parent):
                 break
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM repo_digests WHERE image_id=?", (parent,))
-                db.execute("DELETE FROM images WHERE id=?", (parent,))
+            self.store.delete_image(parent)
             deleted.append({"Deleted": "sha256:" + parent})
             self.release_layers(row["top_layer"])
             parent = row["parent"]
@@ -471,19 +450,14 @@ class ImageService:
     def release_layers(self, layer: str | None) -> None:
         """Remove a layer chain from the top while no image or layer still uses it."""
         while layer:
-            in_use = self.store.query(
-                "SELECT 1 FROM images WHERE top_layer=? UNION ALL SELECT 1 FROM layers WHERE parent=? "
-                "UNION ALL SELECT 1 FROM containers WHERE base_layer=?",
-                (layer, layer, layer))
-            if in_use:
+            if self.store.layer_in_use(layer):
                 return
             row = self.store.layer_row(layer)
             parent = row["parent"]
             if self.storage.exists(layer):
                 self.storage.remove_layer(layer)
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM layers WHERE chain_id=?", (layer,))
-            if not self.store.query("SELECT 1 FROM layers WHERE diff_id=?", (row["diff_id"],)):
+            self.store.delete_layer(layer)
+            if not self.store.diff_id_in_use(row["diff_id"]):
                 (self.store.blob_dir / row["diff_id"].removeprefix("sha256:")).unlink(missing_ok=True)
             layer = parent
 

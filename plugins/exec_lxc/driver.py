@@ -52,7 +52,7 @@ from dockyard.errors import (
     NotModified,
     System,
 )
-from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, RuntimeSpec
+from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
@@ -1038,6 +1038,11 @@ class LxcDriver:
                 pid = 0
             if (xd / "exit").exists() or not (pid and _alive(pid)):
                 shutil.rmtree(xd, ignore_errors=True)
+
+    @dockyard.hookimpl
+    def exec_runtimes(self) -> Runtimes:
+        """liblxc is this driver's only runtime (``docker run --runtime lxc``)."""
+        return Runtimes(default=self.name, paths={self.name: shutil.which("lxc-start") or "lxc-start"})
 
     @dockyard.hookimpl
     def exec_status(self) -> list[tuple[str, str]]:

@@ -2,8 +2,10 @@
 
 Everything the runtime needs comes from the :class:`~dockyard.models.runtime.RuntimeSpec`
 the core resolved (user and groups as numbers, the rootfs the storage driver mounted,
-the netns the network driver prepared).  The shape follows what Docker writes (moby
-``oci/defaults.go``): the same namespaces, mounts, devices and default confinement.
+the netns the network driver prepared), its confinement included
+(:mod:`dockyard.confinement` decided capabilities, seccomp, masked paths, devices...; this
+module only spells them the OCI way).  The shape follows what Docker writes (moby
+``oci/defaults.go``): the same namespaces and mounts.
 """
 
 from __future__ import annotations
@@ -11,49 +13,38 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter
-from dockyard.models.runtime import ProcessSpec, Resources, RuntimeSpec
+from dockyard.models.runtime import Confinement, Device, DeviceRule, ProcessSpec, Resources, RuntimeSpec
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# -- default confinement ------------------------------------------------------------------
-# Seam: these are Docker's defaults.  Issue 13 moves Docker's confinement (capabilities,
-# masked and read-only paths, seccomp, --privileged, --cap-add/--cap-drop, read-only
-# rootfs) into the core's runtime spec model; once it has landed, ``confinement`` reads it
-# from the RuntimeSpec instead of these constants.
-
-#: Docker's default capability set (CapBnd 00000000a80425fb)
-DEFAULT_CAPABILITIES = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-                        "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-                        "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
-MASKED_PATHS = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware")
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-
-
-def confinement(spec: RuntimeSpec | ProcessSpec) -> dict:
-    """Capabilities and paths hidden from the container (see the seam note above)."""
-    caps = list(DEFAULT_CAPABILITIES)
-    return {"capabilities": caps, "masked_paths": list(MASKED_PATHS), "readonly_paths": list(READONLY_PATHS)}
-
-
 def _capabilities(caps: list[str], uid: int) -> dict:
-    """As runc wants them: root keeps the set effective; another user only in the bounding set."""
-    effective = caps if uid == 0 else []
-    return {"bounding": caps, "effective": effective, "permitted": effective, "inheritable": []}
+    """As Docker hands them to runc: all sets for root; another user keeps them only in the
+    bounding set (none effective), so a setuid binary can still gain them."""
+    effective = list(caps) if uid == 0 else []
+    return {"bounding": list(caps), "effective": effective, "permitted": effective, "inheritable": []}
 
 
-#: Docker's default device cgroup rules: deny all, then mknod of any, then the usual nodes
-def _device_rules() -> list[dict]:
-    rules: list[dict] = [{"allow": False, "access": "rwm"},
-                         {"allow": True, "type": "c", "access": "m"},
-                         {"allow": True, "type": "b", "access": "m"}]
-    for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (136, None), (10, 200)):
-        rule = {"allow": True, "type": "c", "major": major, "access": "rwm"}
-        if minor is not None:
-            rule["minor"] = minor
-        rules.append(rule)
-    return rules
+def _device_rule(rule: DeviceRule) -> dict:
+    out: dict = {"allow": rule.allow, "access": rule.access}
+    if rule.type != "a":
+        out["type"] = rule.type
+    if rule.major is not None:
+        out["major"] = rule.major
+    if rule.minor is not None:
+        out["minor"] = rule.minor
+    return out
+
+
+def _device(dev: Device) -> dict:
+    return {"path": dev.path_in_container, "type": dev.type, "major": dev.major, "minor": dev.minor,
+            "fileMode": dev.file_mode, "uid": dev.uid, "gid": dev.gid}
+
+
+def _seccomp(confine: Confinement) -> dict | None:
+    if confine.seccomp is None:
+        return None
+    return confine.seccomp.model_dump(by_alias=True, exclude_none=True)
 
 
 def _check(value: str, what: str) -> str:
@@ -76,9 +67,9 @@ def environment(spec: RuntimeSpec) -> list[str]:
     return [f"{k}={v}" for k, v in defaults.items() if k not in env] + [f"{k}={v}" for k, v in env.items()]
 
 
-def resources(res: Resources, *, swap_accounting: bool) -> dict:
+def resources(res: Resources, *, swap_accounting: bool, device_rules: list[DeviceRule] | None = None) -> dict:
     """``linux.resources`` for cgroup limits (the runtime maps them to v1 or v2 files)."""
-    out: dict = {"devices": _device_rules()}
+    out: dict = {"devices": [_device_rule(r) for r in device_rules or []]}
     memory: dict = {}
     if res.memory > 0:
         memory["limit"] = res.memory
@@ -104,15 +95,17 @@ def resources(res: Resources, *, swap_accounting: bool) -> dict:
 
 
 def _mounts(spec: RuntimeSpec) -> list[dict]:
+    # --privileged: /sys and the cgroup file system read-write, as Docker mounts them
+    ro = [] if spec.confinement.privileged else ["ro"]
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", *ro]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["ro", "nosuid", "noexec", "nodev"]},
+         "options": [*ro, "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
@@ -133,37 +126,50 @@ def config(spec: RuntimeSpec, *, cgroups_path: str, swap_accounting: bool) -> di
     cwd = spec.cwd or "/"
     if not cwd.startswith("/"):
         raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
-    confine = confinement(spec)
+    confine = spec.confinement
     namespaces: list[dict] = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if spec.netns is not None:
         namespaces.append({"type": "network", "path": _check(str(spec.netns), "netns path")})
+    process = {
+        "terminal": spec.tty,
+        "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
+        "args": [_check(a, "argument") for a in spec.args],
+        "env": environment(spec),
+        "cwd": _check(cwd, "working directory"),
+        "capabilities": _capabilities(confine.capabilities, spec.uid),
+        "noNewPrivileges": confine.no_new_privileges,
+        "oomScoreAdj": 0,
+    }
+    if confine.apparmor_profile:
+        process["apparmorProfile"] = confine.apparmor_profile
+    linux: dict = {
+        "cgroupsPath": cgroups_path,
+        "resources": resources(spec.resources, swap_accounting=swap_accounting, device_rules=confine.device_rules),
+        "namespaces": namespaces,
+        "maskedPaths": list(confine.masked_paths),
+        "readonlyPaths": list(confine.readonly_paths),
+    }
+    if confine.devices:
+        linux["devices"] = [_device(dev) for dev in confine.devices]
+    if confine.sysctls:
+        linux["sysctl"] = dict(confine.sysctls)
+    seccomp = _seccomp(confine)
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     return {
         "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": spec.tty,
-            "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
-            "args": [_check(a, "argument") for a in spec.args],
-            "env": environment(spec),
-            "cwd": _check(cwd, "working directory"),
-            "capabilities": _capabilities(confine["capabilities"], spec.uid),
-            "oomScoreAdj": 0,
-        },
-        "root": {"path": _check(str(spec.rootfs), "rootfs"), "readonly": False},
+        "process": process,
+        "root": {"path": _check(str(spec.rootfs), "rootfs"), "readonly": confine.readonly_rootfs},
         "hostname": _check(spec.hostname or spec.container_id[:12], "hostname"),
         "mounts": _mounts(spec),
-        "linux": {
-            "cgroupsPath": cgroups_path,
-            "resources": resources(spec.resources, swap_accounting=swap_accounting),
-            "namespaces": namespaces,
-            "maskedPaths": confine["masked_paths"],
-            "readonlyPaths": confine["readonly_paths"],
-        },
+        "linux": linux,
     }
 
 
-def process(spec: ProcessSpec, container_env: list[str]) -> dict:
+def process(spec: ProcessSpec, container_env: list[str], confine: Confinement) -> dict:
     """The process spec of a ``docker exec`` (``runtime exec --process``): the container's
-    environment under the exec's own (as Docker merges them), same confinement."""
+    environment under the exec's own (as Docker merges them), the container's confinement
+    (seccomp is the container's: the runtime applies it to every process it starts in there)."""
     cwd = spec.cwd or "/"
     if not cwd.startswith("/"):
         raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
@@ -176,15 +182,18 @@ def process(spec: ProcessSpec, container_env: list[str]) -> dict:
             env[key] = _check(value, "environment variable")
     if spec.tty:
         env.setdefault("TERM", "xterm")
-    confine = confinement(spec)
-    return {
+    out = {
         "terminal": spec.tty,
         "user": {"uid": spec.uid, "gid": spec.gid, "additionalGids": list(spec.additional_gids)},
         "args": [_check(a, "argument") for a in spec.args],
         "env": [f"{k}={v}" for k, v in env.items()],
         "cwd": _check(cwd, "working directory"),
-        "capabilities": _capabilities(confine["capabilities"], spec.uid),
+        "capabilities": _capabilities(confine.capabilities, spec.uid),
+        "noNewPrivileges": confine.no_new_privileges,
     }
+    if confine.apparmor_profile:
+        out["apparmorProfile"] = confine.apparmor_profile
+    return out
 
 
 def swap_accounting(cgroup_root: Path, cgroup2: bool) -> bool:

@@ -45,7 +45,7 @@ from pathlib import Path
 import dockyard
 from dockyard.cgroups import CGROUP_ROOT, Cgroups, cgroup2_host, cgroup_dir, hybrid_host
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, NotModified, System
-from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
+from dockyard.models.runtime import Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_oci import bundle, conmon, runtimes
 from dockyard.plugins.exec_oci.relay import Relay, connect_seqpacket, frame
 
@@ -353,7 +353,10 @@ class OciDriver:
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         meta = {"runtime": name, "tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
-                "stop_signal": spec.stop_signal, "env": bundle.environment(spec), "log_path": str(spec.log_path)}
+                "stop_signal": spec.stop_signal, "env": bundle.environment(spec), "log_path": str(spec.log_path),
+                # what a docker exec process shares with the container's (seccomp the runtime applies itself)
+                "confinement": spec.confinement.model_dump(
+                    mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"})}
         try:
             (d / "config.json").write_text(json.dumps(config))
             (d / "meta.json").write_text(json.dumps(meta))
@@ -680,7 +683,8 @@ class OciDriver:
         if state.status == "paused":
             raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
         meta = self._meta(d)
-        process = bundle.process(spec, list(meta.get("env") or []))
+        process = bundle.process(spec, list(meta.get("env") or []),
+                                 Confinement.model_validate(meta.get("confinement") or {}))
         xd = self._exec_dir(container_id, exec_id)
         try:
             xd.mkdir(parents=True)

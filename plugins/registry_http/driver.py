@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard import hookimpl
-from dockyard.errors import DockyardError, InvalidParameter, NotFound, Unauthorized
+from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotSupportedByDriver, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
 from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
@@ -136,7 +136,7 @@ class _Decompressor:
             try:
                 import zstandard
             except ImportError:
-                raise NotImplementedError("zstd-compressed layers need the 'zstandard' package") from None
+                raise NotSupportedByDriver("zstd-compressed layers need the 'zstandard' package") from None
             self._z = zstandard.ZstdDecompressor().decompressobj()
             self.kind = "zstd"
         elif head.startswith(b"\x1f\x8b"):
@@ -227,8 +227,8 @@ class HttpDistributionDriver:
                 manifest = self._json(body, "manifest")
                 media_type = manifest_media_type(manifest, media_type)
             if manifest.get("schemaVersion") != 2 or "config" not in manifest:
-                raise NotImplementedError(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
-                                     "not supported)")
+                raise NotSupportedByDriver(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
+                                           "not supported)")
             config_digest = manifest["config"]["digest"]
             config = client.get_blob(ref.path, config_digest, scope)
             config_json = self._json(config, "image config")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.confinement import DEFAULT_CAPABILITIES, resolve
 from dockyard.daemon.config import load
 from dockyard.errors import InvalidParameter
 from dockyard.logs import parse_line
@@ -43,7 +44,7 @@ def test_config_carries_the_process_namespaces_and_limits():
 def test_config_without_netns_shares_the_hosts_network_and_root_keeps_its_capabilities():
     cfg = bundle.config(spec(), cgroups_path="/x", swap_accounting=False)
     assert not [ns for ns in cfg["linux"]["namespaces"] if ns["type"] == "network"]
-    assert cfg["process"]["capabilities"]["effective"] == list(bundle.DEFAULT_CAPABILITIES)
+    assert cfg["process"]["capabilities"]["effective"] == list(DEFAULT_CAPABILITIES)
     assert "HOSTNAME=" + CID[:12] in cfg["process"]["env"] and "HOME=/root" in cfg["process"]["env"]
 
 
@@ -59,11 +60,27 @@ def test_config_refuses_what_cannot_be_expressed(bad):
         bundle.config(spec(**bad), cgroups_path="/x", swap_accounting=False)
 
 
+def test_confinement_is_spelled_the_oci_way():
+    default = bundle.config(spec(), cgroups_path="/x", swap_accounting=False)
+    assert default["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert "/proc/kcore" in default["linux"]["maskedPaths"] and "/proc/sys" in default["linux"]["readonlyPaths"]
+    assert "ro" in next(m for m in default["mounts"] if m["destination"] == "/sys")["options"]
+    assert default["root"]["readonly"] is False and "sysctl" not in default["linux"]
+    confined = resolve(privileged=True, readonly_rootfs=True)
+    cfg = bundle.config(spec(confinement=confined), cgroups_path="/x", swap_accounting=False)
+    assert "seccomp" not in cfg["linux"] and cfg["linux"]["maskedPaths"] == [] and cfg["root"]["readonly"] is True
+    assert "ro" not in next(m for m in cfg["mounts"] if m["destination"] == "/sys")["options"]
+    assert cfg["linux"]["resources"]["devices"][0] == {"allow": True, "access": "rwm"}
+    assert "CAP_SYS_ADMIN" in cfg["process"]["capabilities"]["effective"]
+
+
 def test_exec_process_merges_the_container_environment_under_its_own():
-    proc = bundle.process(ProcessSpec(args=["env"], env=["A=2"], tty=True), ["A=1", "B=1"])
+    confine = resolve(cap_drop=["NET_RAW"])
+    proc = bundle.process(ProcessSpec(args=["env"], env=["A=2"], tty=True), ["A=1", "B=1"], confine)
     assert proc["env"] == ["A=2", "B=1", "TERM=xterm"] and proc["terminal"] is True
+    assert "CAP_NET_RAW" not in proc["capabilities"]["bounding"] and "CAP_CHOWN" in proc["capabilities"]["bounding"]
     with pytest.raises(InvalidParameter):
-        bundle.process(ProcessSpec(args=[""]), [])
+        bundle.process(ProcessSpec(args=[""]), [], confine)
 
 
 def test_runtime_lists():

@@ -48,7 +48,7 @@ def test_bad_tar_stores_nothing(tmp_path):
         with pytest.raises(InvalidParameter):
             engine.images.import_tarball(io.BytesIO(b"not a tar at all" * 64), "junk", "latest")
         assert engine.storage.layers() == []
-        assert engine.store.query("SELECT * FROM images") == []
+        assert engine.store.image_rows() == []
         assert [p.name for p in engine.store.blob_dir.iterdir()] == []
         with pytest.raises(NotFound):
             engine.images.resolve("junk")

@@ -45,8 +45,8 @@ def _json_param(request: web.Request, name: str, kind: type) -> object:
 def options_from(request: web.Request) -> BuildOptions:
     q = request.query
     if q.get("version") == "2":
-        raise NotImplementedError("BuildKit (version=2) is not supported by this daemon; use the classic builder "
-                             "(DOCKER_BUILDKIT=0)")
+        raise InvalidParameter("version=2 (BuildKit) is not supported by this daemon; use the classic builder "
+                               "(DOCKER_BUILDKIT=0)")
     if query_bool(request, "squash"):
         raise InvalidParameter("squash is not supported by this daemon")
     tags = []

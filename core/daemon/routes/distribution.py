@@ -121,7 +121,7 @@ async def push(request: web.Request) -> web.StreamResponse:
         except NotFound:
             raise NotFound(f"tag does not exist: {name}:{tag}") from None
     else:
-        tags = sorted(t for r, t in engine.store.query("SELECT repo, tag FROM tags WHERE repo=?", (name,)))
+        tags = engine.store.tags_in(name)
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {name}")
     auth = registry_auth(request)

@@ -4,7 +4,7 @@ connect, disconnect, prune.
 The predefined ``host`` and ``none`` networks are synthesised here; ``bridge``
 and user networks come from the network driver through the façade methods
 proposed in plugins/net_bridge/INTEGRATION.md (``engine.network.list()`` ...).
-A driver without user networks answers 501 through the façade's NotImplemented.
+A driver without user networks answers 501 through the façade's NotSupportedByDriver.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from dockyard.daemon.http import add_route, json_response, query_filters, read_json
 from dockyard.engine import Engine
-from dockyard.errors import Forbidden, InvalidParameter, NotFound, NotImplemented
+from dockyard.errors import Forbidden, InvalidParameter, NotFound, NotSupportedByDriver
 
 
 #: when the daemon started: the Created of the predefined host and none networks (the docker CLI
@@ -39,7 +39,7 @@ PSEUDO = [_pseudo("host", "host"), _pseudo("none", "null")]
 async def _all(engine: Engine) -> list[dict]:
     try:
         driver_networks = await asyncio.to_thread(engine.network.list)
-    except NotImplemented:
+    except NotSupportedByDriver:
         driver_networks = []
     return list(driver_networks) + PSEUDO
 
