@@ -1,10 +1,10 @@
 """Reading a container's log (what the exec driver writes), in either of two line formats.
 
 * Docker's json-file: ``{"log": "<text>", "stream": "stdout|stderr", "time": "<RFC3339Nano>"}``
-  (exec_lxc's shim writes it);
+  (logs written before exec drivers ran containers under conmon; third-party drivers);
 * the CRI's (conmon's ``k8s-file``): ``<RFC3339Nano with offset> <stdout|stderr> <F|P> <text>``,
   ``F`` for a full line (its newline was dropped), ``P`` for a part of a longer one
-  (exec_oci's conmon writes it).
+  (conmon writes it, under both exec drivers).
 
 Both become the same :class:`LogEntry`, times in UTC with a ``Z`` as Docker prints them.
 """

@@ -152,6 +152,41 @@ static int docker_code(int st)
 	return (st >> 8) & 0xff;
 }
 
+/*
+ * LXC gives the app a pty of the container's devpts and copies its output to ours (our
+ * stdin), which it puts in raw mode but with OPOST|ONLCR forced on: the app's "\n",
+ * already "\r\n" from its own pty, would arrive as "\r\r\n".  LXC does that in the
+ * middle of start(), which cannot be interrupted (liblxc refuses to start from a
+ * threaded process), so a short-lived grandchild watches our terminal and turns ONLCR
+ * off once LXC has set it up (it leaves at once; conmon, the subreaper, reaps it).
+ */
+static void fix_output_processing(void)
+{
+	pid_t pid = fork();
+	if (pid != 0) {
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		return;
+	}
+	if (fork() != 0)
+		_exit(0);
+	/* poll for LXC's raw mode for up to 2 s; once seen, keep ONLCR off for 200 ms more */
+	int cleared_at = -1;
+	for (int i = 0; i < 20000 && (cleared_at < 0 || i - cleared_at < 2000); i++) {
+		struct termios t;
+		if (tcgetattr(0, &t) < 0)
+			break;
+		if (!(t.c_lflag & ICANON) && (t.c_oflag & ONLCR)) {
+			t.c_oflag &= ~ONLCR;
+			tcsetattr(0, TCSANOW, &t);
+			if (cleared_at < 0)
+				cleared_at = i;
+		}
+		usleep(100);
+	}
+	_exit(0);
+}
+
 static int create(const char *lxcpath, const char *bundle, const char *pid_file, const char *console, const char *name)
 {
 	char path[4096];
@@ -196,8 +231,10 @@ static int create(const char *lxcpath, const char *bundle, const char *pid_file,
 		r = fifo < 0 ? -1 : read(fifo, &go, 1);
 	while (r < 0 && errno == EINTR);
 	if (r != 1 || go != 'g')
-		_exit(0);                               /* removed before it was started */
+		_exit(255);                             /* removed before it was started */
 	close(fifo);
+	if (console)
+		fix_output_processing();
 	signal(SIGPIPE, SIG_DFL);
 	struct lxc_container *c = container(name, lxcpath);
 	c->want_daemonize(c, false);

@@ -186,7 +186,8 @@ def wants_oom_hook(spec: RuntimeSpec, cgroup2: bool) -> bool:
 
 
 def render_hook(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool) -> str:
-    """One script for lxc.hook.start-host (report the init pid) and lxc.hook.stop (record OOM).
+    """One script for lxc.hook.start-host (report the init pid in ``init.pid``) and
+    lxc.hook.stop (record the OOM-kill count in ``oom_kill``).
 
     LXC runs it as ``<script> <name> lxc <hook type>``; dash builtins only on the
     hot path.
@@ -204,12 +205,12 @@ def render_hook(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool) -> str:
         "case \"$3\" in\n"
         "start-host)\n"
         f"{tty_fix}"
-        f"    echo \"$LXC_PID\" > {q(str(statedir / 'pid.fifo'))}\n"
+        f"    echo \"$LXC_PID\" > {q(str(statedir / 'init.pid'))}\n"
         "    ;;\n"
         "stop)\n"
         f"    if [ -r {q(str(oom_file))} ]; then\n"
         "        while read -r k v; do\n"
-        f"            [ \"$k\" = oom_kill ] && echo \"$v\" > {q(str(statedir / 'oom'))}\n"
+        f"            [ \"$k\" = oom_kill ] && echo \"$v\" > {q(str(statedir / 'oom_kill'))}\n"
         f"        done < {q(str(oom_file))}\n"
         "    fi\n"
         "    ;;\n"

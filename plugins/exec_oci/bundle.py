@@ -166,20 +166,23 @@ def config(spec: RuntimeSpec, *, cgroups_path: str, swap_accounting: bool) -> di
     }
 
 
-def process(spec: ProcessSpec, container_env: list[str], confine: Confinement) -> dict:
-    """The process spec of a ``docker exec`` (``runtime exec --process``): the container's
-    environment under the exec's own (as Docker merges them), the container's confinement
-    (seccomp is the container's: the runtime applies it to every process it starts in there)."""
+def process(spec: ProcessSpec, hostname: str, confine: Confinement) -> dict:
+    """The process spec of a ``docker exec`` (``runtime exec --process``): the environment the
+    core resolved (the container's under the exec's own) plus PATH, HOSTNAME and, with a tty,
+    TERM where absent, as Docker adds them; the container's confinement (seccomp is the container's:
+    the runtime applies it to every process it starts in there)."""
     cwd = spec.cwd or "/"
     if not cwd.startswith("/"):
         raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
     if not spec.args or not spec.args[0]:
         raise InvalidParameter("No exec command specified")
     env: dict[str, str] = {}
-    for item in [*container_env, *spec.env]:
+    for item in spec.env:
         key, sep, value = item.partition("=")
         if sep and key:
             env[key] = _check(value, "environment variable")
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("HOSTNAME", hostname)
     if spec.tty:
         env.setdefault("TERM", "xterm")
     out = {

@@ -149,7 +149,7 @@ class OciDriver:
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         meta = {"runtime": name, "tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
-                "env": bundle.environment(spec),
+                "hostname": spec.hostname or spec.container_id[:12],
                 # what a docker exec process shares with the container's (seccomp the runtime applies itself)
                 "confinement": spec.confinement.model_dump(
                     mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"})}
@@ -313,7 +313,7 @@ class OciDriver:
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self.sv.existing(container_id)
         meta = self.sv.meta(d)
-        process = bundle.process(spec, list(meta.get("env") or []),
+        process = bundle.process(spec, str(meta.get("hostname") or container_id[:12]),
                                  Confinement.model_validate(meta.get("confinement") or {}))
 
         def write(xd: Path) -> Path:

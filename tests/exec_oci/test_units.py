@@ -74,13 +74,14 @@ def test_confinement_is_spelled_the_oci_way():
     assert "CAP_SYS_ADMIN" in cfg["process"]["capabilities"]["effective"]
 
 
-def test_exec_process_merges_the_container_environment_under_its_own():
+def test_exec_process_environment_gets_hostname_and_term_where_absent():
     confine = resolve(cap_drop=["NET_RAW"])
-    proc = bundle.process(ProcessSpec(args=["env"], env=["A=2"], tty=True), ["A=1", "B=1"], confine)
-    assert proc["env"] == ["A=2", "B=1", "TERM=xterm"] and proc["terminal"] is True
+    proc = bundle.process(ProcessSpec(args=["env"], env=["A=2", "HOSTNAME=mine"], tty=True), "h", confine)
+    assert proc["env"] == ["A=2", "HOSTNAME=mine", "PATH=" + bundle.DEFAULT_PATH, "TERM=xterm"]
+    assert bundle.process(ProcessSpec(args=["env"], env=["PATH=/x"]), "h", confine)["env"] == ["PATH=/x", "HOSTNAME=h"]
     assert "CAP_NET_RAW" not in proc["capabilities"]["bounding"] and "CAP_CHOWN" in proc["capabilities"]["bounding"]
     with pytest.raises(InvalidParameter):
-        bundle.process(ProcessSpec(args=[""]), [], confine)
+        bundle.process(ProcessSpec(args=[""]), "h", confine)
 
 
 def test_runtime_lists():
