@@ -9,8 +9,8 @@ status (never a traceback)::
     ├── DaemonError           the daemon answered >= 400: "Error response from daemon: <message>"
     └── DaemonUnreachable     nothing listens at the address ("... Is the daemon running?")
 
-Host strings follow docker's ``-H`` syntax: ``unix:///path``, ``tcp://host:port``,
-``tcp://host`` (port 4243) and ``tcp://:port`` (127.0.0.1).
+Host strings follow docker's ``-H`` syntax, parsed by :mod:`dockyard.address`
+(shared with the daemon).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
+
+from dockyard.address import DEFAULT_HOST, Address
+from dockyard.address import parse_host as parse_address
+from dockyard.errors import InvalidParameter
 
 __all__ = [
     "API_VERSION",
@@ -38,8 +41,6 @@ __all__ = [
 ]
 
 API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///var/run/dockyard.sock"
-DEFAULT_TCP_PORT = 4243
 USER_AGENT = "Dockyard-Client/0.1.0"
 
 log = logging.getLogger("dockyard.cli")
@@ -70,51 +71,16 @@ class DaemonUnreachable(CliError):
     """Nothing is listening at the daemon address (or we may not talk to it)."""
 
 
-@dataclass(frozen=True)
-class Host:
-    """A parsed ``-H`` value."""
-
-    url: str  # normalised, as shown to the user
-    socket_path: str | None = None  # unix sockets
-    address: tuple[str, int] | None = None  # tcp
-
-    @property
-    def base_url(self) -> str:
-        if self.address is None:
-            return "http://localhost"
-        host, port = self.address
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{port}"
+#: a parsed ``-H`` value (the daemon's own address type: one syntax for both)
+Host = Address
 
 
 def parse_host(value: str | None) -> Host:
     """Parse a docker-style daemon address; raise :class:`CliError` if it is malformed."""
-    value = (value or "").strip() or DEFAULT_HOST
-    if value.startswith("/"):
-        value = "unix://" + value
-    if "://" not in value:
-        # docker accepts a bare "host:port" as tcp.
-        value = "tcp://" + value
-    scheme, _, rest = value.partition("://")
-    scheme = scheme.lower()
-    if scheme == "unix":
-        if not rest:
-            raise CliError(f"Invalid bind address format: {value}")
-        return Host(url=f"unix://{rest}", socket_path=rest)
-    if scheme in ("tcp", "http"):
-        parts = urlsplit("//" + rest)
-        if parts.path not in ("", "/") or parts.query:
-            raise CliError(f"Invalid bind address format: {value}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise CliError(f"Invalid bind address format: {value}") from None
-        host = parts.hostname or "127.0.0.1"
-        port = port or DEFAULT_TCP_PORT
-        shown = f"[{host}]" if ":" in host else host
-        return Host(url=f"tcp://{shown}:{port}", address=(host, port))
-    raise CliError(f"Invalid bind address format: {value} (unsupported protocol {scheme!r})")
+    try:
+        return parse_address(value)
+    except InvalidParameter as exc:
+        raise CliError(exc.message) from None
 
 
 def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dockyard.reference import familiar_tagged
+
 from . import formatting as fmt, run_options
 from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
@@ -132,13 +134,6 @@ def _puller(ctx: typer.Context, image: str) -> Any:
     return pull
 
 
-def normalize_ref(image: str) -> str:
-    """``busybox`` -> ``busybox:latest`` for messages (docker's TagNameOnly)."""
-    if "@" in image or ":" in image.rpartition("/")[2]:
-        return image
-    return f"{image}:latest"
-
-
 def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str,
                      pull: Any = None) -> str:
     """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1.
@@ -153,7 +148,7 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
         except DaemonError as exc:
             if exc.status != 404 or pull is None or not exc.daemon_message.startswith("No such image"):
                 raise
-            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+            warn(f"Unable to find image '{familiar_tagged(body['Image'])}' locally")
             try:
                 pull()
             except CliError as pull_error:
@@ -162,7 +157,7 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
             answer = api.post("/containers/create", body, name=name).json()
     except DaemonError as exc:
         if exc.status == 404 and pull is None:
-            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+            warn(f"Unable to find image '{familiar_tagged(body['Image'])}' locally")
         warn(f"{prefix}{exc}")
         if command == "run":
             warn("\nRun 'dockyard run --help' for more information")

@@ -40,6 +40,8 @@ def daemon(
                                  "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+    observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
+                            "observer plugins (e.g. webhook-url=http://...)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -62,7 +64,8 @@ def daemon(
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts, "exec_opts": _key_values("--exec-opt", exec_opt), "runtime": runtime,
              "add_runtimes": add_runtime,
-             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile}
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
+             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

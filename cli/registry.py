@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dockyard.auth_header import encode as encode_auth
+
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, warn
 
@@ -98,8 +100,7 @@ def auth_header(domain: str) -> str:
     creds = Credentials().get(key)
     if creds is None:
         return "e30="
-    body = {"username": creds[0], "password": creds[1], "serveraddress": key}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+    return encode_auth({"username": creds[0], "password": creds[1], "serveraddress": key})
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -398,26 +399,36 @@ def adduser(
 
 
 def _registry_request(method: str, name: str, body: dict | None = None):
-    """A request to a registry's ``/v1/repositories/<name>`` with the stored credentials."""
+    """A request to a dockyard registry's ``/v1/repositories/<name>`` with the stored credentials.
+
+    HTTPS first; plain HTTP only for loopback and insecure registries
+    (:mod:`dockyard.registry_hosts`, the distribution driver's policy too).
+    """
     import httpx
 
-    from dockyard.plugins.registry_http.client import RegistryClient
     from dockyard.reference import parse
+    from dockyard.registry_hosts import is_insecure, tls_verify
 
     ref = parse(name)
     creds = Credentials().get(server_key(ref.domain))
-    auth = {"username": creds[0], "password": creds[1]} if creds else {}
-    with RegistryClient(ref.domain, auth) as registry:
-        registry.ping()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if creds:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-        try:
-            response = registry._client(registry.base.split("://")[0]).request(
-                method, f"{registry.base}/v1/repositories/{ref.path}", headers=headers,
-                content=json.dumps(body).encode() if body is not None else None)
-        except httpx.HTTPError as exc:
-            raise CliError(f"{method} {ref.domain}: {exc}") from None
+    insecure = is_insecure(ref.domain)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if creds:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+    failure: Exception | None = None
+    with httpx.Client(verify=tls_verify(ref.domain, insecure), timeout=30.0) as http:
+        for scheme in ("https", "http") if insecure else ("https",):
+            try:
+                response = http.request(method, f"{scheme}://{ref.domain}/v1/repositories/{ref.path}",
+                                        headers=headers, content=json.dumps(body).encode() if body is not None
+                                        else None)
+                break
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                failure = exc  # a plain-HTTP registry refuses the TLS handshake: try the next scheme
+            except httpx.HTTPError as exc:
+                raise CliError(f"{method} {ref.domain}: {exc}") from None
+        else:
+            raise CliError(f"{method} {ref.domain}: {failure}")
     if response.status_code >= 400:
         try:
             error = response.json()["errors"][0]

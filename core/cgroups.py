@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter, System
 from dockyard.models.runtime import Resources
+from dockyard.timefmt import iso_now
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -191,7 +191,7 @@ class Cgroups:
                  "io_queue_recursive": None, "io_service_time_recursive": None,
                  "io_wait_time_recursive": None, "io_merged_recursive": None,
                  "io_time_recursive": None, "sectors_recursive": None}
-        return {"read": _now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu,
+        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu,
                 "pids_stats": pids, "blkio_stats": blkio}
 
     def _blkio_v1(self, name: str) -> list[dict] | None:
@@ -233,7 +233,7 @@ class Cgroups:
             for key, op in (("rbytes", "read"), ("wbytes", "write")):
                 if key in kv:
                     io.append({"major": major, "minor": minor, "op": op, "value": int(kv[key])})
-        return {"read": _now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu, "pids_stats": pids,
+        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu, "pids_stats": pids,
                 "blkio_stats": {"io_service_bytes_recursive": io or None}}
 
     # -- limits --------------------------------------------------------------
@@ -286,10 +286,6 @@ class Cgroups:
             self.write("cpuset", "cpuset.cpus", res.cpuset_cpus)
         if res.pids_limit:
             self.write("pids", "pids.max", str(res.pids_limit) if res.pids_limit > 0 else "max")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _host_memory() -> int:

@@ -10,16 +10,23 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import archive
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.rootfs import resolve_in_root
-from dockyard.timefmt import iso
+from dockyard.timefmt import go_rfc3339nano
 from dockyard.volumes import Mount
+
+if TYPE_CHECKING:
+    from dockyard.containers import ContainerService
+    from dockyard.drivers import StorageDriver
 
 # Go's os.FileMode bits, which the docker CLI decodes from the stat header
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -57,7 +64,7 @@ def path_stat(host: Path, path: str) -> str:
         raise NotFound(f"Could not find the file {path} in container") from None
     link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""
     data = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size, "mode": go_mode(st),
-            "mtime": iso(st.st_mtime).replace(".000000000Z", "Z"), "linkTarget": link}
+            "mtime": go_rfc3339nano(st.st_mtime_ns), "linkTarget": link}
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
@@ -80,3 +87,68 @@ def extract(host_dir: Path, path: str, stream: BinaryIO) -> None:
     if not host_dir.is_dir():
         raise InvalidParameter(f"extraction point is not a directory: {path}")
     archive.apply_layer(host_dir, stream)
+
+
+class ContainerFiles:
+    """The file-system side of containers for the API: ``docker cp`` both ways, ``export``, ``diff``.
+
+    Each operation mounts the container's layer for its own duration (mounts are
+    reference-counted, so this also works while it runs, and on stopped containers).
+    All methods block: call them from a worker thread.
+    """
+
+    def __init__(self, containers: ContainerService, storage: StorageDriver) -> None:
+        self.containers = containers
+        self.storage = storage
+
+    @contextmanager
+    def _rootfs(self, container_id: str) -> Iterator[Path]:
+        root = self.storage.mount(container_id)
+        try:
+            yield root
+        finally:
+            self.storage.unmount(container_id)
+
+    def stat(self, ref: str, path: str) -> str:
+        """``HEAD /containers/{id}/archive``: the ``X-Docker-Container-Path-Stat`` header."""
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            return path_stat(resolve(root, c.mounts, path), path)
+
+    def archive(self, ref: str, path: str) -> tuple[str, Callable[[BinaryIO], None]]:
+        """``GET /containers/{id}/archive``: the stat header, and a function writing the tar to a file.
+
+        Errors (no such container or path) are raised here, before anything is sent.
+        """
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            header = path_stat(resolve(root, c.mounts, path), path)
+            if not os.path.lexists(resolve(root, c.mounts, path, follow_last=True)):
+                raise NotFound(f"Could not find the file {path} in container {c.name}")
+
+        def produce(out: BinaryIO) -> None:
+            with self._rootfs(c.id) as root:
+                write_tar(resolve(root, c.mounts, path, follow_last=True), path, out)
+
+        return header, produce
+
+    def extract(self, ref: str, path: str, stream: BinaryIO) -> None:
+        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container."""
+        c = self.containers.get(ref)
+        with self._rootfs(c.id) as root:
+            extract(resolve(root, c.mounts, path, follow_last=True), path, stream)
+
+    def export(self, ref: str) -> Callable[[BinaryIO], None]:
+        """``docker export``: a function writing the container's whole file system as a tar."""
+        c = self.containers.get(ref)
+
+        def produce(out: BinaryIO) -> None:
+            with self._rootfs(c.id) as root, archive.export_tree(root) as stream:
+                shutil.copyfileobj(stream, out, 1 << 20)
+
+        return produce
+
+    def changes(self, ref: str) -> list[dict] | None:
+        """``docker diff``: the layer's changes (``None`` when there are none, as Docker answers)."""
+        c = self.containers.get(ref)
+        return [{"Path": change.path, "Kind": change.kind} for change in self.storage.changes(c.id)] or None

@@ -14,24 +14,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shlex
 import shutil
 import signal as signals
 import socket
 import threading
-import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, netns, rootfs
+from dockyard import container_views, etc_files, ids, netns, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.events import EventBus
 from dockyard.images import ImageService
+from dockyard.logs import LogEntry, read_log
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
 from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.observers import Observers
 from dockyard.store import Store
-from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
+from dockyard.timefmt import NEVER, iso, iso_now
 from dockyard.volumes import Mount, VolumeService
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: Any = None) -> None:
+                 events: EventBus | None = None, observers: Observers | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -98,6 +100,7 @@ class ContainerService:
         self.network = network
         self.driver_names = names
         self.events = events
+        self.observers = observers
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -130,21 +133,33 @@ class ContainerService:
             c = self._row_to_container(row)
             self.containers[c.id] = c
 
+    def _snapshot(self) -> list[Container]:
+        """The containers, copied in one step: services running in worker threads read this,
+        never the dict the event loop changes."""
+        return list(self.containers.values())
+
     def get(self, ref: str) -> Container:
         """A container by full ID, name (with or without '/') or unique ID prefix."""
-        if ref in self.containers:
-            return self.containers[ref]
+        found = self.containers.get(ref)
+        if found is not None:
+            return found
+        everyone = self._snapshot()
         name = ref.lstrip("/")
-        for c in self.containers.values():
+        for c in everyone:
             if c.name == name:
                 return c
         if ref:
-            matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+            matches = [c for c in everyone if c.id.startswith(ref)]
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
+
+    def is_running(self, container_id: str) -> bool:
+        """Whether the container exists and runs (a stream of its stats ends when not)."""
+        c = self.containers.get(container_id)
+        return c is not None and c.state.running
 
     def dir_of(self, c: Container) -> Path:
         return self.root / c.id
@@ -153,11 +168,11 @@ class ContainerService:
         return self.dir_of(c) / f"{c.id}-json.log"
 
     def volume_users(self, name: str) -> list[str]:
-        return [c.id for c in self.containers.values() if any(m.name == name for m in c.mounts)]
+        return [c.id for c in self._snapshot() if any(m.name == name for m in c.mounts)]
 
     def images_in_use(self) -> dict[str, list[tuple[str, bool]]]:
         users: dict[str, list[tuple[str, bool]]] = {}
-        for c in self.containers.values():
+        for c in self._snapshot():
             users.setdefault(c.image_id, []).append((c.id, c.running))
         return users
 
@@ -224,7 +239,7 @@ class ContainerService:
             self._check_name_free(name)
             raise
         self.containers[cid] = c
-        self._event(c, "create")
+        self.event(c, "create")
         return {"Id": cid, "Warnings": []}
 
     def _check_name_free(self, name: str) -> None:
@@ -310,7 +325,9 @@ class ContainerService:
         c.state = ContainerState(status="running", running=True, pid=process.pid,
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
         self._persist(c)
-        self._event(c, "start")
+        self.event(c, "start")
+        if self.observers is not None:
+            self.observers.container_started(c.id, process.pid)
         self._watch(c)
 
     def _fail_pending(self, c: Container, exc: BaseException) -> None:
@@ -353,7 +370,9 @@ class ContainerService:
                 exposed_ports=sorted((config.exposed_ports or {}).keys()),
                 publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared,
                 aliases=list(endpoint.get("Aliases") or []), dns=list(c.host_config.dns or [])))
-            binds = (self._etc_files(c, attachment.netns is None, attachment.settings, attachment.dns)
+            binds = (etc_files.write(self.dir_of(c), config.hostname, c.host_config.extra_hosts or [],
+                                     c.host_config.dns or [], attachment.netns is None, attachment.settings,
+                                     attachment.dns)
                      + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
             return RuntimeSpec(
@@ -367,32 +386,6 @@ class ContainerService:
         except BaseException:
             self._release(c)
             raise
-
-    def _etc_files(self, c: Container, host_network: bool, settings: dict | None = None,
-                   resolvers: list[str] | None = None) -> list[tuple[Path, str, bool]]:
-        directory = self.dir_of(c)
-        hostname = c.config.hostname
-        (directory / "hostname").write_text(hostname + "\n")
-        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
-                 "ff02::2\tip6-allrouters"]
-        if host_network:
-            try:
-                hosts = Path("/etc/hosts").read_text().splitlines()
-            except OSError:
-                pass
-        for entry in c.host_config.extra_hosts or []:  # --add-host name:ip
-            name, _, ip = entry.partition(":")
-            hosts.append(f"{ip}\t{name}")
-        settings = settings or {}
-        ip = settings.get("IPAddress") or next(
-            (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), "")
-        if ip:
-            hosts.append(f"{ip}\t{hostname}")
-        (directory / "hosts").write_text("\n".join(hosts) + "\n")
-        (directory / "resolv.conf").write_text(_resolv_conf(c.host_config.dns or [], host_network, resolvers or []))
-        return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
-                (directory / "resolv.conf", "/etc/resolv.conf", False)]
 
     def _release(self, c: Container) -> None:
         """Undo :meth:`_prepare` after the process is gone."""
@@ -430,7 +423,9 @@ class ContainerService:
                 "exit_code": status.exit_code, "oom_killed": status.oom_killed,
                 "finished_at": iso(status.finished_at.timestamp())})
             self._persist(c)
-            self._event(c, "die", exitCode=str(status.exit_code))
+            self.event(c, "die", exitCode=str(status.exit_code))
+            if self.observers is not None:
+                self.observers.container_died(c.id, status.exit_code)
             for future in c.exit_waiters:
                 if not future.done():
                     future.set_result(status.exit_code)
@@ -521,7 +516,7 @@ class ContainerService:
         c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
-        self._event(c, "stop")
+        self.event(c, "stop")
 
     async def kill(self, ref: str, signal: str | int | None = None) -> None:
         c = self.get(ref)
@@ -531,7 +526,7 @@ class ContainerService:
         if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
             c.stopped_by_user = True
         await asyncio.to_thread(self.exec.kill, c.id, sig)
-        self._event(c, "kill", signal=str(sig))
+        self.event(c, "kill", signal=str(sig))
         if sig == signals.SIGKILL:
             try:
                 await asyncio.wait_for(c.exited.wait(), 10)
@@ -546,7 +541,7 @@ class ContainerService:
             if not c.state.running:
                 c.restart_count += 0  # a manual restart is not counted, as in Docker
                 await self._start_unlocked(c)
-        self._event(c, "restart")
+        self.event(c, "restart")
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
@@ -558,7 +553,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.pause, c.id)
             c.state = c.state.model_copy(update={"paused": True, "status": "paused"})
             self._persist(c)
-        self._event(c, "pause")
+        self.event(c, "pause")
 
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
@@ -568,7 +563,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.unpause, c.id)
             c.state = c.state.model_copy(update={"paused": False, "status": "running"})
             self._persist(c)
-        self._event(c, "unpause")
+        self.event(c, "unpause")
 
     async def top(self, ref: str, ps_args: str = "-ef") -> dict:
         """``docker top``: ``ps`` on the host, limited to the container's processes."""
@@ -616,7 +611,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.update, c.id, resources)
         c.host_config = hc
         self.store.update_container(c.id, host_config=json.dumps(hc.api()))
-        self._event(c, "update")
+        self.event(c, "update")
         return []
 
     async def rename(self, ref: str, new_name: str) -> None:
@@ -632,7 +627,7 @@ class ContainerService:
         except Conflict:
             c.name = old
             raise
-        self._event(c, "rename", oldName="/" + old)
+        self.event(c, "rename", oldName="/" + old)
 
     # -- remove ------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -659,79 +654,65 @@ class ContainerService:
             if volumes:
                 for m in c.mounts:
                     if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
-                        self.volumes.remove(m.name, [])
+                        self.volumes.remove(m.name)
             c.removed = True
             self._fail_pending(c, NotFound(f"No such container: {c.id}"))
             for future in c.removed_waiters:
                 if not future.done():
                     future.set_result(c.state.exit_code)
-            self._event(c, "destroy")
+            self.event(c, "destroy")
 
-    # -- views -----------------------------------------------------------------
+    # -- logs, terminal size, commit ----------------------------------------------------------------
+    def logs(self, ref: str, *, stdout: bool, stderr: bool, tail: int = -1, since: float = 0, until: float = 0,
+             follow: bool = False) -> AsyncIterator[LogEntry]:
+        """The container's json-file log; with ``follow``, until it stops running."""
+        if not (stdout or stderr):
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        c = self.get(ref)
+        return read_log(self.log_path(c), stdout=stdout, stderr=stderr, tail=tail, since=since, until=until,
+                        follow=follow, running=lambda: c.state.running and not c.removed)
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        """Set a running tty container's terminal size; nothing to do for others (as Docker)."""
+        c = self.get(ref)
+        if c.config.tty and c.state.running:
+            await asyncio.to_thread(self.exec.resize, c.id, height, width)
+
+    async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
+                     comment: str = "", author: str = "", changes: list[str] = ()) -> str:
+        """``docker commit``: a new image from the container's layer; returns its ID."""
+        c = self.get(ref)
+        image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, config or c.config,
+                                           " ".join([c.path, *c.args]), repo, tag, comment, author, list(changes))
+        self.event(c, "commit")
+        return image_id
+
+    # -- views (formatting in container_views) --------------------------------------------------
     def inspect(self, ref: str) -> dict:
         c = self.get(ref)
-        d = self.dir_of(c)
-        settings: dict = {}
-        try:
-            settings = self.network.settings(c.id) if c.state.running else {}
-        except DockyardError:
-            settings = {}
-        return {
-            "Id": c.id,
-            "Created": c.created,
-            "Path": c.path,
-            "Args": c.args,
-            "State": c.state.api(),
-            "Image": "sha256:" + c.image_id,
-            "ResolvConfPath": str(d / "resolv.conf"),
-            "HostnamePath": str(d / "hostname"),
-            "HostsPath": str(d / "hosts"),
-            "LogPath": str(self.log_path(c)),
-            "Name": "/" + c.name,
-            "RestartCount": c.restart_count,
-            "Driver": c.storage_driver,
-            "Platform": "linux",
-            "MountLabel": "",
-            "ProcessLabel": "",
-            "AppArmorProfile": "",
-            "ExecIDs": None,
-            "HostConfig": c.host_config.api(),
-            "GraphDriver": {"Name": c.storage_driver, "Data": {}},
-            "Mounts": [m.api() for m in c.mounts],
-            "Config": c.config.api(),
-            "NetworkSettings": _network_settings(settings),
-        }
+        return container_views.inspect(c, self.dir_of(c), self.log_path(c), self._network_settings(c))
 
-    def summaries(self, all_containers: bool = False, limit: int = -1, filters: dict[str, list[str]] | None = None,
-                  latest: bool = False) -> list[dict]:
-        filters = filters or {}
-        items = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
-        if not all_containers and limit <= 0 and not latest and not filters:
-            items = [c for c in items if c.state.running]
-        result = []
-        for c in items:
-            if not _filter_match(c, filters):
-                continue
-            result.append({
-                "Id": c.id,
-                "Names": ["/" + c.name],
-                "Image": c.image_ref,
-                "ImageID": "sha256:" + c.image_id,
-                "Command": " ".join(shlex.quote(a) if " " in a or not a else a for a in [c.path, *c.args]),
-                "Created": to_unix(c.created),
-                "Ports": self._ps_ports(c),
-                "Labels": c.config.labels or {},
-                "State": c.state.status,
-                "Status": status_text(c.state),
-                "HostConfig": {"NetworkMode": c.host_config.network_mode},
-                "NetworkSettings": {"Networks": {}},
-                "Mounts": [m.api() for m in c.mounts],
-            })
-        if latest:
-            result = result[:1]
-        if limit > 0:
-            result = result[:limit]
-        return result
+    async def summaries(self, all_containers: bool = False, limit: int = -1,
+                        filters: dict[str, list[str]] | None = None, latest: bool = False,
+                        size: bool = False) -> list[dict]:
+        """``GET /containers/json``; with ``size`` each row has SizeRw and SizeRootFs."""
+        rows = []
+        for c in container_views.select(self.containers.values(), all_containers, limit, filters, latest):
+            rows.append(container_views.summary(c, container_views.ps_ports(self._network_settings(c).get("Ports")
+                                                                             or {})))
+        if size:
+            for row in rows:
+                row["SizeRw"], row["SizeRootFs"] = await asyncio.to_thread(self.sizes, row["Id"])
+        return rows
+
+    def _network_settings(self, c: Container) -> dict:
+        """The network driver's view of a running container; nothing for others (or a failing driver)."""
+        if not c.state.running:
+            return {}
+        try:
+            return self.network.settings(c.id)
+        except DockyardError:
+            return {}
 
     def sizes(self, ref: str) -> tuple[int, int]:
         """(SizeRw, SizeRootFs): the container's own bytes, and with its image's."""
@@ -739,23 +720,6 @@ class ContainerService:
         own = self.storage.diff_size(c.id) if self.storage.exists(c.id) else 0
         row = self.store.image_row(c.image_id)
         return own, own + (row["size"] if row else 0)
-
-    def _ps_ports(self, c: Container) -> list[dict]:
-        if not c.state.running:
-            return []
-        try:
-            ports = self.network.settings(c.id).get("Ports") or {}
-        except DockyardError:
-            return []
-        result = []
-        for key, bindings in ports.items():
-            private, _, proto = key.partition("/")
-            for binding in bindings or [None]:
-                item: dict[str, Any] = {"PrivatePort": int(private), "Type": proto}
-                if binding:
-                    item.update({"IP": binding.get("HostIp") or "0.0.0.0", "PublicPort": int(binding["HostPort"])})
-                result.append(item)
-        return result
 
     def counts(self) -> tuple[int, int, int, int]:
         running = sum(1 for c in self.containers.values() if c.state.running and not c.state.paused)
@@ -796,6 +760,8 @@ class ContainerService:
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
             self._persist(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
+            if self.observers is not None:
+                self.observers.container_died(c.id, code)
         for c in list(self.containers.values()):
             policy = c.host_config.restart_policy.name
             if not c.state.running and (policy == "always" or policy == "unless-stopped" and not c.stopped_by_user
@@ -806,91 +772,14 @@ class ContainerService:
                     except DockyardError as exc:
                         log.error("restarting %s at daemon start failed: %s", ids.short(c.id), exc)
 
-    def _event(self, c: Container, action: str, **attributes: str) -> None:
+    def event(self, c: Container, action: str, **attributes: str) -> None:
+        """Emit a container event (``docker events``) with Docker's attributes."""
         if self.events is not None:
             self.events.emit("container", action, c.id,
                              {"image": c.image_ref, "name": c.name, **attributes})
-
-
-def _resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
-    """The host's resolv.conf; in a namespace of its own a container cannot reach
-    loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
-    Docker's defaults when none is left.  ``--dns`` replaces the nameservers.
-    ``resolvers`` (a network driver's embedded resolver, user networks) replace
-    both; ``--dns`` servers are then that resolver's upstream, as in Docker."""
-    try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
-    except OSError:
-        lines = []
-    if resolvers:
-        lines = [line for line in lines if not line.startswith("nameserver")]
-        lines += [f"nameserver {s}" for s in resolvers]
-        if not any(line.startswith("options") and "ndots:" in line for line in lines):
-            lines.append("options ndots:0")  # a bare container name is asked as is first, as Docker
-        return "\n".join(lines) + "\n"
-
-    def loopback(line: str) -> bool:
-        words = line.split()
-        return len(words) > 1 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")
-
-    if dns:
-        lines = [line for line in lines if not line.startswith("nameserver")] + [f"nameserver {s}" for s in dns]
-    elif not host_network:
-        lines = [line for line in lines if not loopback(line)]
-        if not any(line.startswith("nameserver") for line in lines):
-            lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
 
 
 def _now_dt():
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc)
-
-
-def status_text(state: ContainerState) -> str:
-    """The human ``Status`` column of ``docker ps``."""
-    now = time.time()
-    if state.running:
-        text = f"Up {human_duration(now - parse_iso(state.started_at))}"
-        return text + " (Paused)" if state.paused else text
-    if state.status == "created":
-        return "Created"
-    if state.finished_at == NEVER:
-        return f"Exited ({state.exit_code})"
-    return f"Exited ({state.exit_code}) {human_duration(now - parse_iso(state.finished_at))} ago"
-
-
-def _filter_match(c: Container, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "status" and c.state.status not in values:
-            return False
-        if key == "name" and not any(v.lstrip("/") in c.name for v in values):
-            return False
-        if key == "id" and not any(c.id.startswith(v) for v in values):
-            return False
-        if key == "exited" and not (c.state.status == "exited" and str(c.state.exit_code) in values):
-            return False
-        if key == "label":
-            labels = c.config.labels or {}
-            for v in values:
-                k, _, val = v.partition("=")
-                if k not in labels or (val and labels[k] != val):
-                    return False
-        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, "sha256:" + c.image_id) for v in values):
-            return False
-    return True
-
-
-def _network_settings(settings: dict) -> dict:
-    base = {
-        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {},
-    }
-    base.update(settings)
-    return base

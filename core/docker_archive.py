@@ -108,8 +108,9 @@ def load(images: ImageService, archive: BinaryIO) -> list[str]:
                 raise
             for tag in tags:
                 repo, _, t = tag.rpartition(":")
-                images.tag(image_id, repo, t)
+                images.tag(image_id, repo, t, event=False)  # as Docker: a load is one "load" event
                 lines.append(f"Loaded image: {tag}")
+            images.event("load", "sha256:" + image_id, "sha256:" + image_id)
             if not tags:
                 lines.append(f"Loaded image ID: sha256:{image_id}")
         return lines

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard import storage_migration
+from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -19,6 +20,8 @@ from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
 from dockyard.images import ImageService
+from dockyard.networks import NetworkService
+from dockyard.observers import Observers, load_observers
 from dockyard.store import Store
 from dockyard.volumes import VolumeService
 
@@ -39,6 +42,9 @@ class Engine:
     execs: ExecService
     events: EventBus
     distribution: DistributionDriver
+    files: ContainerFiles
+    networks: NetworkService
+    observers: Observers
 
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
@@ -64,8 +70,14 @@ class Engine:
             except BaseException:
                 store.close()
                 raise
-        drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution, "network": network,
-                                            "distribution": distribution}, options)
+        try:
+            drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution,
+                                                "network": network, "distribution": distribution}, options)
+            load_observers(drivers.pm)
+            drivers.pm.check_pending()
+        except BaseException:
+            store.close()
+            raise
         store.set_setting("storage_driver", drivers.names["storage"])
         if not store.setting("daemon_id"):
             import uuid
@@ -75,18 +87,24 @@ class Engine:
         exec_facade = ExecDriver(drivers.pm)
         network_facade = NetworkDriver(drivers.pm)
         events = EventBus()
-        images = ImageService(store, storage_facade, drivers.names["storage"])
+        observers = Observers(drivers.pm)
+        images = ImageService(store, storage_facade, drivers.names["storage"], events)
         volumes = VolumeService(data_root / "volumes", store)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events)
+                                      network_facade, drivers.names, events, observers)
+        # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
+        images.users = containers.images_in_use
+        volumes.users = containers.volume_users
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events, DistributionDriver(drivers.pm))
+                   containers, ExecService(containers), events, DistributionDriver(drivers.pm),
+                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers), observers)
 
     def close(self) -> None:
         try:
             try:
+                self.observers.close()
                 self.network.cleanup()
             finally:
                 # containers outlive the daemon: their mounts stay for the next daemon to adopt

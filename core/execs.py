@@ -141,7 +141,7 @@ class ExecService:
         instance.done.set()
         container = self.containers.containers.get(instance.container_id)
         if container is not None:
-            self.containers._event(container, "exec_die", execID=instance.id, exitCode=str(code))
+            self.containers.event(container, "exec_die", execID=instance.id, exitCode=str(code))
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         instance = self.get(exec_id)

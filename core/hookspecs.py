@@ -555,20 +555,47 @@ def distribution_search(term: str, limit: int, auth: dict) -> list[dict] | None:
 
 
 # ---------------------------------------------------------------------------
-# observers: any plugin may implement these; return values are ignored
+# observers  (group ``dockyard.observers``; any plugin, drivers included)
+#
+# Plain hooks, called 1:N: every registered implementation sees every call
+# (metrics, audit, notifications).  The core calls them through
+# :class:`dockyard.observers.Observers`: from one worker thread, in order,
+# after the fact, each implementation on its own, so a slow observer never
+# stalls the daemon and one that raises (logged) never keeps the others from
+# the event.  Return values are ignored.
 # ---------------------------------------------------------------------------
 
 
 @hookspec(historic=True)
 def daemon_configured(config) -> None:
-    """The daemon's settings are final.  historic: late registrants are called too."""
+    """The daemon's settings are final (a :class:`dockyard.daemon.config.DaemonConfig`;
+    ``config.observer_opts`` holds ``--observer-opt KEY=VALUE`` settings for observers).
+
+    Called once at daemon start, before the API listens.  historic: an observer
+    registered later is called with it at registration.
+    """
 
 
 @hookspec
 def container_started(container_id: str, pid: int) -> None:
-    """A container's process started."""
+    """A container's main process started (``docker start``, a restart policy, daemon start).
+
+    ``pid``: the process in the host's PID namespace.
+    """
 
 
 @hookspec
 def container_died(container_id: str, exit_code: int) -> None:
-    """A container's process exited."""
+    """A container's main process exited (or was found gone at daemon start).
+
+    ``exit_code``: as ``docker wait`` reports it (128 + signal for a killed one).
+    """
+
+
+@hookspec
+def image_pushed(reference: str, digest: str) -> None:
+    """An image was pushed: ``reference`` is ``repository:tag``, ``digest`` the manifest's
+    (``sha256:...``, as the registry names it).
+
+    .. versionadded:: 0.1
+    """

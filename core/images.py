@@ -23,16 +23,20 @@ import tarfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard import config_changes, ids
+from dockyard import config_changes, ids, reference
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
 from dockyard.store import Store
 from dockyard.timefmt import iso_now, to_unix
+
+if TYPE_CHECKING:
+    from dockyard.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -113,29 +117,37 @@ def chain_id(parent_chain: str | None, diff_id: str) -> str:
 
 
 class ImageService:
-    def __init__(self, store: Store, storage: StorageDriver, driver_name: str) -> None:
+    def __init__(self, store: Store, storage: StorageDriver, driver_name: str, events: EventBus | None = None) -> None:
         self.store = store
         self.storage = storage
         self.driver_name = driver_name
+        self.events = events
+        #: image ID -> [(container ID, running)] of the containers made from it; the engine
+        #: wires in the container service's view (rmi refuses or only untags such images)
+        self.users: Callable[[], dict[str, list[tuple[str, bool]]]] = dict
+
+    def event(self, action: str, actor: str, name: str) -> None:
+        """Emit an image event (``docker events``)."""
+        if self.events is not None:
+            self.events.emit("image", action, actor, {"name": name})
 
     # -- resolution ----------------------------------------------------------
     def resolve(self, name: str) -> str:
-        """Image ID (64 hex) for a name, ``repo:tag``, full or short ID."""
+        """Image ID (64 hex) for a name, ``repo:tag``, ``repo@digest``, full or short ID."""
         candidate = name.removeprefix("sha256:")
         if ids.HEX64.match(candidate) and self.store.image_row(candidate):
             return candidate
-        if "@" in name:  # repo@sha256:<manifest digest>, as pulled or pushed
-            repo, _, digest = name.partition("@")
-            target = self.store.repo_digest_target((repo, _normalise(repo)), digest)
+        try:
+            ref: reference.Reference | None = reference.parse(name)
+        except InvalidParameter:
+            ref = None
+        if ref is not None and ref.digest:  # repo@sha256:<manifest digest>, as pulled or pushed
+            target = self.store.repo_digest_target((ref.repository,), ref.digest)
             if target:
                 return target
             raise NotFound(f"No such image: {name}")
-        try:
-            repo, tag = ids.parse_reference(name)
-        except InvalidParameter:
-            repo = tag = None
-        if repo is not None:
-            target = self.store.tag_target(repo, tag) or self.store.tag_target(_normalise(repo), tag)
+        if ref is not None:
+            target = self.store.tag_target(ref.repository, ref.tag or "latest")
             if target:
                 return target
         if candidate and all(c in "0123456789abcdef" for c in candidate):
@@ -161,7 +173,7 @@ class ImageService:
         """Import a root file system tarball (plain, gzip, bzip2 or xz) as a new
         single-layer image; returns the image ID."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(None, diff_id)
         size = self.ensure_layer(layer, None, diff_id, tar_path)
@@ -172,7 +184,9 @@ class ImageService:
             "rootfs": RootFS(diff_ids=[diff_id]),
             "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
         })
-        return self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        image_id = self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        self.event("import", "sha256:" + image_id, f"{repo}:{tag}" if repo else "")
+        return image_id
 
     def ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
@@ -210,7 +224,7 @@ class ImageService:
                changes: list[str] = ()) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         return self.child_image(base_image, config_changes.apply(container_config, list(changes)), created_by,
                                 container_layer, author=author, comment=comment, repo=repo, tag=tag)
 
@@ -307,9 +321,26 @@ class ImageService:
             raise NotFound(f"layer tar {row['diff_id']} is missing from the store")
         return path
 
-    def tag(self, image_id: str, repo: str, tag: str) -> None:
-        repo, tag = ids.parse_reference(f"{repo}:{tag}")
+    def tag(self, name: str, repo: str, tag: str, *, event: bool = True) -> None:
+        """Point ``repo:tag`` at the image ``name`` resolves to (``docker tag``, build ``-t``)."""
+        image_id = self.resolve(name)
+        repo, tag = reference.parse_repository_tag(repo, tag)
         self.store.set_tag(repo, tag, image_id)
+        if event:
+            self.event("tag", "sha256:" + image_id, f"{repo}:{tag}")
+
+    def push_tags(self, name: str, tag: str = "") -> list[str]:
+        """The tags ``docker push name[:tag]`` sends: the one given, or every tag of the repository."""
+        if tag:
+            try:
+                self.resolve(f"{name}:{tag}")
+            except NotFound:
+                raise NotFound(f"tag does not exist: {name}:{tag}") from None
+            return [tag]
+        tags = self.store.tags_in(reference.parse_repository_tag(name)[0])
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {name}")
+        return tags
 
     # -- views -----------------------------------------------------------------
     def repo_tags(self, image_id: str) -> list[str]:
@@ -377,30 +408,33 @@ class ImageService:
         }
 
     # -- deletion ------------------------------------------------------------
-    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]],
-               prune: bool = True) -> list[dict]:
-        """``docker rmi``: untag, and delete the image once no tag is left.
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict]:
+        """``docker rmi``: untag, and delete the image once no tag is left; emits an event per line.
 
-        ``users`` maps image IDs to (container ID, running) of containers made
-        from them; such images are only untagged, or refused.
+        Images containers were made from (:attr:`users`) are only untagged, or refused.
         """
+        result = self._delete(name, force, self.users(), prune)
+        for item in result:
+            action, ref = next(iter(item.items()))
+            self.event(action.lower(), ref, name)
+        return result
+
+    def _delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]], prune: bool) -> list[dict]:
         image_id = self.resolve(name)
         tags = self.store.tags_of(image_id)
         by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(
             name.removeprefix("sha256:"))
         result: list[dict] = []
         in_use = users.get(image_id, [])
-        if "@" in name:  # a digest reference: drop it; the image goes only if nothing else names it
-            repo, _, digest = name.partition("@")
-            self.store.delete_repo_digest(image_id, digest, (repo, _normalise(repo)))
+        ref = reference.parse(name) if by_reference else None
+        if ref is not None and ref.digest:  # drop the digest; the image goes only if nothing else names it
+            self.store.delete_repo_digest(image_id, ref.digest, (ref.repository,))
             result.append({"Untagged": name})
             if tags or self.repo_digests(image_id) or in_use:
                 return result
             by_reference = False
         if by_reference:
-            repo, tag = ids.parse_reference(name)
-            if self.store.tag_target(repo, tag) != image_id:
-                repo = _normalise(repo)
+            repo, tag = reference.parse_repository_tag(name)
             if len(tags) == 1 and in_use and not force:
                 container_id = in_use[0][0]
                 raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
@@ -491,10 +525,6 @@ def _tar_is_empty(stream: BinaryIO) -> bool:
         return False
     finally:
         stream.seek(0)
-
-
-def _normalise(repo: str) -> str:
-    return repo.removeprefix("docker.io/").removeprefix("library/")
 
 
 def _matches(pattern: str, repo_tag: str) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from dockyard.timefmt import parse_iso
+from dockyard.timefmt import parse_iso, to_utc
 
 
 @dataclass(frozen=True)
@@ -45,28 +45,12 @@ def _parse_cri(line: bytes) -> LogEntry | None:
     parts = line.split(b" ", 3)
     if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
         return None
-    stamp = _utc(parts[0].decode("ascii", "replace"))
-    if stamp is None:
+    try:
+        stamp = to_utc(parts[0].decode("ascii", "replace"))
+    except ValueError:
         return None
     text = parts[3] if len(parts) > 3 else b""
     return LogEntry(parts[1].decode(), stamp, text + b"\n" if parts[2] == b"F" else text)
-
-
-def _utc(stamp: str) -> str | None:
-    """``2024-05-01T12:00:00.123456789+02:00`` -> ``2024-05-01T10:00:00.123456789Z``."""
-    from datetime import datetime, timedelta, timezone
-
-    try:
-        if stamp.endswith("Z"):
-            body, offset = stamp[:-1], timedelta(0)
-        else:
-            body, sign, hours, minutes = stamp[:-6], stamp[-6], int(stamp[-5:-3]), int(stamp[-2:])
-            offset = (1 if sign == "+" else -1) * timedelta(hours=hours, minutes=minutes)
-        whole, _, frac = body.partition(".")
-        dt = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc) - offset
-    except ValueError:
-        return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 def _wanted(entry: LogEntry, stdout: bool, stderr: bool, since: float, until: float) -> bool:

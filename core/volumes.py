@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,6 +74,8 @@ class VolumeService:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
+        #: IDs of the containers mounting a volume; the engine wires in the container service's view
+        self.users: Callable[[str], list[str]] = lambda name: []
 
     def path(self, name: str) -> Path:
         return self.root / name / "_data"
@@ -105,12 +108,23 @@ class VolumeService:
         self.store.insert_volume(name, iso_now(), labels or {}, options or {}, anonymous)
         return self.get(name)
 
-    def remove(self, name: str, users: list[str], force: bool = False) -> None:
+    def remove(self, name: str, force: bool = False) -> None:
+        """``docker volume rm``: refused while a container mounts it."""
         self.get(name)
+        users = self.users(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         self.store.delete_volume(name)
         shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def prune(self) -> list[str]:
+        """``docker volume prune``: remove every volume no container mounts; returns their names."""
+        deleted = []
+        for row in self.store.volume_rows():
+            if not self.users(row["name"]):
+                self.remove(row["name"])
+                deleted.append(row["name"])
+        return deleted
 
     def is_anonymous(self, name: str) -> bool:
         row = self.store.volume_row(name)

@@ -22,12 +22,12 @@ import json
 import logging
 import re
 import time
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from dockyard.oci import DIGEST_RE, valid_name
+from dockyard.timefmt import iso
 from .auth import DELETE, PULL, PUSH, Identity, Policy, TokenError, Tokens, Users, parse_basic, parse_scope
 from .config import RegistryConfig
 from .errors import RegistryError
@@ -234,7 +234,7 @@ class Registry:
                 access.append({"type": "registry", "name": "catalog",
                                "actions": actions if self.users.is_admin(user) else []})
         token, claims = self.tokens.issue(user or "", access)
-        issued = datetime.fromtimestamp(claims["iat"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issued = iso(claims["iat"], digits=0)
         body = {"token": token, "access_token": token, "expires_in": self.tokens.ttl, "issued_at": issued}
         if request.method == "POST":
             body["scope"] = " ".join(scopes)

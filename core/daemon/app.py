@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from dockyard.daemon.config import Address
+from dockyard.address import Address
+from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import api_middleware, error_response
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
                                     volumes)
@@ -25,7 +26,7 @@ async def _unknown(request: web.Request) -> web.Response:
 
 def make_app(engine: Engine) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=1 << 40)
-    app["engine"] = engine
+    app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
     app.router.add_route("*", "/{tail:.*}", _unknown)

@@ -1,4 +1,4 @@
-"""Daemon settings: flags, a TOML file with the same keys, and ``-H`` addresses.
+"""Daemon settings: flags and a TOML file with the same keys (``-H`` addresses: :mod:`dockyard.address`).
 
 Precedence: command-line flags, then the config file, then defaults.
 """
@@ -7,58 +7,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dockyard.address import DEFAULT_HOST, Address, parse_host
 from dockyard.errors import InvalidParameter
-
-DEFAULT_HOST = "unix:///var/run/dockyard.sock"
-DEFAULT_TCP_PORT = 4243
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where the daemon listens: a unix socket path or a TCP host and port."""
-
-    scheme: str  # "unix" or "tcp"
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    def __str__(self) -> str:
-        return f"unix://{self.path}" if self.scheme == "unix" else f"tcp://{self.host}:{self.port}"
-
-
-def parse_host(value: str) -> Address:
-    """Parse ``-H``: ``unix:///path``, ``tcp://host:port``, ``tcp://host`` (port
-    4243), ``tcp://:port`` (127.0.0.1), and the seed's bare ``host:port``/``:port``."""
-    if value.startswith("unix://"):
-        path = value[len("unix://"):]
-        if not path.startswith("/"):
-            raise InvalidParameter(f"invalid unix socket address {value!r}: the path must be absolute")
-        return Address("unix", path=path)
-    if value.startswith("fd://") or "://" in value and not value.startswith("tcp://"):
-        raise InvalidParameter(f"invalid daemon address {value!r}: use unix:///path or tcp://host:port")
-    rest = value[len("tcp://"):] if value.startswith("tcp://") else value
-    rest = rest.rstrip("/")
-    if rest.startswith("["):  # [::1]:port
-        host, _, port_text = rest[1:].partition("]")
-        port_text = port_text.lstrip(":")
-    elif ":" in rest:
-        host, _, port_text = rest.rpartition(":")
-    else:
-        host, port_text = rest, ""
-    host = host or "127.0.0.1"
-    if port_text == "":
-        port = DEFAULT_TCP_PORT
-    elif port_text.isdigit() and 0 < int(port_text) < 65536:
-        port = int(port_text)
-    else:
-        raise InvalidParameter(f"invalid port in daemon address {value!r}")
-    return Address("tcp", host=host, port=port)
-
 
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -78,6 +32,8 @@ class DaemonConfig(BaseModel):
     add_runtimes: list[str] = Field(default_factory=list)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
+    #: settings for observer plugins (``--observer-opt KEY=VALUE``), handed to them by ``daemon_configured``
+    observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
 

@@ -17,7 +17,7 @@ import os
 import threading
 import re
 import struct
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
 
@@ -208,3 +208,26 @@ async def stream_from_thread(request: web.Request, produce, content_type: str,
         os.close(read_fd)
         await asyncio.to_thread(thread.join)
     return response
+
+
+async def stream_to_thread(request: web.Request, consume: Callable[[BinaryIO], Any]) -> Any:
+    """Run ``consume(file)`` in a thread reading the request body from a pipe; returns its result.
+
+    The body is fed as it arrives, never held whole; if ``consume`` stops early
+    (an error), the rest of the body is not read and its error is raised.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    task = asyncio.ensure_future(asyncio.to_thread(consume, reader))
+    try:
+        with os.fdopen(write_fd, "wb") as pipe:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                if task.done():
+                    break
+                await asyncio.to_thread(pipe.write, chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        await asyncio.wait([task])
+        reader.close()
+    return task.result()

@@ -66,6 +66,7 @@ def run(config: DaemonConfig) -> int:
         return 1
     log.info("dockyard daemon: data root %s, storage %s, exec %s, network %s", config.data_root,
              *(engine.drivers.names[k] for k in ("storage", "exec", "network")))
+    engine.observers.daemon_configured(config)
 
     async def main() -> None:
         stop = asyncio.Event()

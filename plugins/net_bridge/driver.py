@@ -46,7 +46,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -57,6 +56,7 @@ from dockyard import hookimpl
 from dockyard import netns as core_netns
 from dockyard.errors import Conflict, DriverNotSupported, Forbidden, InvalidParameter, NotFound, System
 from dockyard.models.runtime import NetworkAttachment, NetworkRequest
+from dockyard.timefmt import iso_now
 
 from . import firewall, ipam, nsutil, ports, steps, subnet
 from .options import CANDIDATES, BridgeOptions, parse
@@ -113,10 +113,6 @@ class EndpointContext:
     wanted: list[ports.Wanted] = field(default_factory=list)
     mappings: list[dict] = field(default_factory=list)
     netns_path: Path | None = None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
 def _veth_names(container_id: str, network: str) -> tuple[str, str]:
@@ -233,7 +229,7 @@ class BridgeNetworkDriver:
         self.store.upsert_network(
             name=DEFAULT_NETWORK, id=row["id"] if row else secrets.token_hex(32), bridge=o.bridge, subnet=str(net),
             gateway=gateway, ip_range=ip_range, mtu=o.mtu, internal=0, builtin=1,
-            created=row["created"] if row else _now(),
+            created=row["created"] if row else iso_now(),
             options=json.dumps({"com.docker.network.bridge.default_bridge": "true",
                                 "com.docker.network.bridge.enable_icc": str(o.icc).lower(),
                                 "com.docker.network.bridge.enable_ip_masquerade": str(o.ip_masq).lower(),
@@ -654,7 +650,7 @@ class BridgeNetworkDriver:
             mtu = int(opts.get("com.docker.network.driver.mtu", self.opts.mtu))
             self.store.upsert_network(name=name, id=net_id, bridge=bridge, subnet=str(net), gateway=gateway,
                                       ip_range=ip_range, mtu=mtu, internal=int(bool(options.get("Internal"))),
-                                      builtin=0, created=_now(), options=json.dumps(opts),
+                                      builtin=0, created=iso_now(), options=json.dumps(opts),
                                       labels=json.dumps(options.get("Labels") or {}))
             try:
                 self._setup_network(self.store.network(name))

@@ -171,3 +171,33 @@ def test_adduser_command(tmp_path):
     assert b"Administrator dave saved" in result.stdout
     loaded = Users(users)
     assert loaded.verify("dave", "dave-pw") and loaded.is_admin("dave")
+
+
+def test_describe_and_delete_commands(driver, token_registry, tmp_path):
+    """``dockyard registry describe|delete`` with the credentials ``dockyard login`` stores."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from dockyard.cli.registry import Credentials
+
+    reg = token_registry
+    push(driver, reg, tmp_path, "alice/tool:v1", "alice")
+
+    def cli(user: str, *args: str) -> subprocess.CompletedProcess:
+        config = tmp_path / f"config-{user}"
+        Credentials(config).store(reg.host, user, USERS[user])
+        return subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", *args], capture_output=True,
+                              env=dict(os.environ, DOCKYARD_CONFIG=str(config)), timeout=60)
+
+    changed = cli("alice", "describe", f"{reg.host}/alice/tool", "-d", "a tool", "--private")
+    assert changed.returncode == 0, changed.stderr.decode()
+    shown = cli("alice", "describe", f"{reg.host}/alice/tool")
+    assert json.loads(shown.stdout) == {"name": "alice/tool", "description": "a tool", "private": True,
+                                        "owner": "alice", "tags": ["v1"]}
+    refused = cli("bob", "delete", f"{reg.host}/alice/tool")
+    assert refused.returncode == 1 and b"Error response from registry: denied" in refused.stderr
+    deleted = cli("alice", "delete", f"{reg.host}/alice/tool")
+    assert deleted.returncode == 0 and deleted.stdout == f"Deleted {reg.host}/alice/tool\n".encode()
+    assert httpx.get(f"{reg.url}/v2/alice/tool/tags/list", auth=("alice", "alice-pw")).status_code == 404

@@ -6,25 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 
 from aiohttp import web
 
-from dockyard import container_files
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
 from dockyard.daemon.http import (JSON, add_route, frame, json_response, query_bool, query_filters, query_int,
-                                  read_json, stream_from_thread)
-from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
-from dockyard.logs import read_log
+                                  read_json, stream_from_thread, stream_to_thread)
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import CreateRequest
 from dockyard.models.runtime import Resources
 
 log = logging.getLogger(__name__)
-
-
-def _engine(request: web.Request) -> Engine:
-    return request.app["engine"]
 
 
 async def create(request: web.Request) -> web.Response:
@@ -50,7 +43,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     conn = await hijack(request)
     try:
         if logs:
-            async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr):
+            async for entry in engine.containers.logs(container.id, stdout=stdout, stderr=stderr):
                 await conn.write(entry.data if container.config.tty else
                                  frame(1 if entry.stream == "stdout" else 2, entry.data))
         if not query_bool(request, "stream", True):
@@ -162,32 +155,22 @@ async def wait(request: web.Request) -> web.StreamResponse:
 async def logs(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
     container = engine.containers.get(request.match_info["id"])
-    stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
-    if not (stdout or stderr):
-        raise InvalidParameter("Bad parameters: you must choose at least one stream")
     tail_text = request.query.get("tail", "all")
-    tail = -1 if tail_text in ("all", "") else query_int(request, "tail", -1)
-    since = float(request.query.get("since") or 0)
-    until = float(request.query.get("until") or 0)
+    entries = engine.containers.logs(
+        container.id, stdout=query_bool(request, "stdout"), stderr=query_bool(request, "stderr"),
+        tail=-1 if tail_text in ("all", "") else query_int(request, "tail", -1),
+        since=float(request.query.get("since") or 0), until=float(request.query.get("until") or 0),
+        follow=query_bool(request, "follow"))
     timestamps = query_bool(request, "timestamps")
-    follow = query_bool(request, "follow")
     response = web.StreamResponse(status=200)
     await response.prepare(request)
     try:
-        await _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow)
+        async for entry in entries:
+            data = entry.time.encode() + b" " + entry.data if timestamps else entry.data
+            await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
     except ConnectionResetError:
         pass  # the client went away (logs -f ended with ctrl-c)
     return response
-
-
-async def _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow) -> None:
-    async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr, tail=tail,
-                                since=since, until=until, follow=follow,
-                                running=lambda: container.state.running and not container.removed):
-        data = entry.data
-        if timestamps:
-            data = entry.time.encode() + b" " + data
-        await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -195,14 +178,9 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def list_containers(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    result = engine.containers.summaries(
+    return json_response(await _engine(request).containers.summaries(
         all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
-        filters=query_filters(request), latest=query_bool(request, "latest"))
-    if query_bool(request, "size"):
-        for item in result:
-            item["SizeRw"], item["SizeRootFs"] = await asyncio.to_thread(engine.containers.sizes, item["Id"])
-    return json_response(result)
+        filters=query_filters(request), latest=query_bool(request, "latest"), size=query_bool(request, "size")))
 
 
 async def stop(request: web.Request) -> web.Response:
@@ -223,11 +201,8 @@ async def restart(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
-    if container.config.tty and container.state.running:
-        await asyncio.to_thread(engine.execution.resize, container.id, query_int(request, "h", 24),
-                                query_int(request, "w", 80))
+    await _engine(request).containers.resize(request.match_info["id"], query_int(request, "h", 24),
+                                             query_int(request, "w", 80))
     return web.Response(status=200)
 
 
@@ -245,53 +220,25 @@ async def rename(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def archive_get(request: web.Request) -> web.StreamResponse:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
+def _archive_path(request: web.Request) -> str:
     path = request.query.get("path")
     if not path:
         raise InvalidParameter("path must be given")
-    root = await asyncio.to_thread(engine.storage.mount, container.id)
-    try:
-        host = container_files.resolve(root, container.mounts, path)
-        header = {"X-Docker-Container-Path-Stat": container_files.path_stat(host, path)}
-        if request.method == "HEAD":
-            return web.Response(status=200, headers=header)
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        if not os.path.lexists(target):
-            raise NotFound(f"Could not find the file {path} in container {container.name}")
-        return await stream_from_thread(request, lambda out: container_files.write_tar(target, path, out),
-                                        "application/x-tar", header)
-    finally:
-        await asyncio.to_thread(engine.storage.unmount, container.id)
+    return path
+
+
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    files, ref, path = _engine(request).files, request.match_info["id"], _archive_path(request)
+    if request.method == "HEAD":
+        header = await asyncio.to_thread(files.stat, ref, path)
+        return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
+    header, produce = await asyncio.to_thread(files.archive, ref, path)
+    return await stream_from_thread(request, produce, "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
-    path = request.query.get("path")
-    if not path:
-        raise InvalidParameter("path must be given")
-    root = await asyncio.to_thread(engine.storage.mount, container.id)
-    try:
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        read_fd, write_fd = os.pipe()
-        reader = os.fdopen(read_fd, "rb")
-        task = asyncio.ensure_future(asyncio.to_thread(container_files.extract, target, path, reader))
-        try:
-            with os.fdopen(write_fd, "wb") as pipe:
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    if task.done():
-                        break
-                    await asyncio.to_thread(pipe.write, chunk)
-        except BrokenPipeError:
-            pass
-        finally:
-            await asyncio.wait([task])
-            reader.close()
-        task.result()
-    finally:
-        await asyncio.to_thread(engine.storage.unmount, container.id)
+    files, ref, path = _engine(request).files, request.match_info["id"], _archive_path(request)
+    await stream_to_thread(request, lambda body: files.extract(ref, path, body))
     return web.Response(status=200)
 
 
@@ -333,8 +280,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
             sample["precpu_stats"] = previous.get("cpu_stats", {})
             await response.write(json.dumps(sample).encode() + b"\n")
             previous = sample
-            container = engine.containers.containers.get(sample["id"])
-            if container is None or not container.state.running:
+            if not engine.containers.is_running(sample["id"]):
                 break
             await asyncio.sleep(1)
     except ConnectionResetError:
