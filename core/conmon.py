@@ -542,6 +542,8 @@ class Supervisor:
             finished = (d / "exit").stat().st_mtime_ns
         except OSError:
             finished = time.time_ns()
+        # file times are coarse (a few ms) and a fast process can end before its start was seen
+        finished = max(finished, int((read_json(d / "started") or {}).get("started_ns") or 0))
         return ExitStatus(exit_code=code if code >= 0 else UNKNOWN_EXIT, oom_killed=self.oom_killed(d),
                           finished_at=ns_to_dt(finished))
 
