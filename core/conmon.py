@@ -149,7 +149,7 @@ def _common(m: Monitor, *, cid: str, cuuid: str, bundle: Path, tty: bool, stdin:
     return argv
 
 
-def create(m: Monitor, *, cid: str, bundle: Path, log_path: Path, tty: bool, stdin: bool,
+def spawn_create(m: Monitor, *, cid: str, bundle: Path, log_path: Path, tty: bool, stdin: bool,
            leave_stdin_open: bool) -> SyncPipe:
     """Start conmon for a container (``runtime create``); returns the sync pipe whose
     first message says whether the container was created (its pid) or why not."""
@@ -199,11 +199,11 @@ class ExecSession:
         self.sync.close()
 
 
-def exec_(m: Monitor, *, cid: str, exec_id: str, bundle: Path, process_json: Path, tty: bool,
+def spawn_exec(m: Monitor, *, cid: str, exec_id: str, bundle: Path, process_file: Path, tty: bool,
           stdin: bool) -> ExecSession:
     """Start conmon for an exec session in ``bundle`` (its own directory)."""
     argv = _common(m, cid=cid, cuuid=exec_id, bundle=bundle, tty=tty, stdin=stdin)
-    argv += ["-e", "--exec-attach", "--exec-process-spec", str(process_json), "-l", "none"]
+    argv += ["-e", "--exec-attach", "--exec-process-spec", str(process_file), "-l", "none"]
     fds: list[int] = []
     try:
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
@@ -605,7 +605,7 @@ class Supervisor:
         """Start conmon on the prepared bundle ``d``; :meth:`ready` reads its word."""
         # Docker never closes a tty's stdin for an attach's EOF, nor stdin without StdinOnce
         leave_open = open_stdin and (tty or not stdin_once)
-        sync = create(m, cid=container_id, bundle=d, log_path=log_path, tty=tty, stdin=open_stdin,
+        sync = spawn_create(m, cid=container_id, bundle=d, log_path=log_path, tty=tty, stdin=open_stdin,
                       leave_stdin_open=leave_open)
         with self.lock:
             self.pending[container_id] = sync
@@ -774,7 +774,7 @@ class Supervisor:
             raise System(f"cannot prepare exec {exec_id}: {exc}") from None
         try:
             process = write_process(xd)
-            session = exec_(m, cid=container_id, exec_id=exec_id, bundle=xd, process_json=process, tty=tty,
+            session = spawn_exec(m, cid=container_id, exec_id=exec_id, bundle=xd, process_file=process, tty=tty,
                             stdin=stdin)
         except BaseException:
             shutil.rmtree(xd, ignore_errors=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir  # noqa: F401 - re-exported for the driver
+from dockyard.cgroups import CGROUP_ROOT, cgroup_dir
 from dockyard.errors import InvalidParameter
 from dockyard.models.runtime import Resources, RuntimeSpec
 

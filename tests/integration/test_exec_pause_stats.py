@@ -44,7 +44,7 @@ def inspect(daemon, name: str) -> dict:
 
 
 def cgroup2() -> bool:
-    from dockyard.plugins.exec_lxc.lxcconf import cgroup2_host
+    from dockyard.cgroups import cgroup2_host
 
     return cgroup2_host()
 
