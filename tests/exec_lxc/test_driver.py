@@ -571,3 +571,25 @@ def test_check_supported_and_build_rootfs_helper(tmp_path):
     LxcDriver.check_supported()
     root = build_rootfs(tmp_path / "r")
     assert os.access(root / "bin" / "sh", os.X_OK)
+
+
+def test_runtimes_are_lxc_only(driver, make_spec):
+    from dockyard.errors import InvalidParameter
+
+    runtimes = driver.exec_runtimes()
+    assert runtimes.default == "lxc" and list(runtimes.paths) == ["lxc"]
+    assert os.access(runtimes.paths["lxc"], os.X_OK)           # the built dockyard-lxc-runtime
+    with pytest.raises(InvalidParameter, match="Unknown runtime specified runc"):
+        driver.exec_create(spec=make_spec(["true"], runtime="runc"))
+
+
+def test_per_container_helpers_are_conmon_and_the_lxc_monitor_only(driver, make_spec):
+    spec = make_spec(["sleep", "1000"])
+    driver.exec_create(spec=spec)
+    driver.exec_start(container_id=spec.container_id)
+    state_dir = driver.root / spec.container_id
+    helpers = sorted(helper_pids(state_dir))
+    names = sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in helpers)
+    assert names == sorted(["conmon", driver.runtime.name[:15]]), names    # conmon + the LXC monitor
+    assert not any("python" in Path(f"/proc/{p}/exe").resolve().name for p in helpers)
+    driver.exec_stop(container_id=spec.container_id, signal=signal.SIGKILL, timeout=0)
