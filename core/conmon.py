@@ -269,14 +269,13 @@ class Relay:
     """
 
     def __init__(self, conmon: socket.socket, *, tty: bool, stdin: bool, stdout: bool, stderr: bool,
-                 before_close: Callable[[], None] | None = None, prefix: bytes = b"") -> None:
+                 before_close: Callable[[], None] | None = None) -> None:
         self.conmon = conmon
         self.tty = tty
         self.stdin = stdin
         self.want = {STDOUT_PIPE: stdout or (tty and stderr), STDERR_PIPE: stderr and not tty}
         self.before_close = before_close
         self.caller, self.ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.prefix = prefix
 
     def start(self, name: str) -> socket.socket:
         """Start pumping in a thread; returns the caller's end."""
@@ -286,8 +285,6 @@ class Relay:
     def _run(self) -> None:
         ours, conmon = self.ours, self.conmon
         try:
-            if self.prefix:
-                ours.sendall(self.prefix)
             poller = select.poll()
             poller.register(conmon, select.POLLIN)
             poller.register(ours, select.POLLIN | POLLRDHUP)

@@ -59,25 +59,46 @@ def _find_liblxc() -> bool:
     return ctypes.util.find_library("lxc") is not None
 
 
+#: compiled copies shared by every data root on the host (a test suite makes hundreds of roots)
+BUILD_CACHE = Path(os.environ.get("DOCKYARD_BUILD_CACHE", "/var/cache/dockyard"))
+
+
 def build_runtime(directory: Path) -> Path:
-    """The compiled ``dockyard-lxc-runtime`` for this source, built into ``directory`` if missing."""
+    """The compiled ``dockyard-lxc-runtime`` for this source in ``directory``: copied from the
+    host's build cache, or compiled (and cached) when missing."""
     source = RUNTIME_SOURCE.read_bytes()
-    target = directory / f".lxc-runtime-{hashlib.sha256(source).hexdigest()[:16]}"
+    name = f".lxc-runtime-{hashlib.sha256(source).hexdigest()[:16]}"
+    target = directory / name
     if target.exists():
         return target
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise DriverNotSupported("lxc", "no C compiler to build dockyard-lxc-runtime (install gcc)")
-    out = subprocess.run([cc, "-O2", "-o", str(tmp), str(RUNTIME_SOURCE), "-llxc"], capture_output=True, text=True)
-    if out.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise DriverNotSupported("lxc", f"cannot build dockyard-lxc-runtime: {out.stderr.strip()[-500:]}")
+    tmp = target.with_name(f"{name}.{os.getpid()}.tmp")
+    cached = BUILD_CACHE / name.lstrip(".")
+    try:
+        shutil.copy2(cached, tmp)
+    except OSError:
+        _compile(tmp)
+        try:
+            BUILD_CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
+            staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+            shutil.copy2(tmp, staging)
+            os.replace(staging, cached)
+        except OSError:
+            pass            # no cache: the next data root compiles again
     os.replace(tmp, target)
     for old in directory.glob(".lxc-runtime-*"):
         if old != target and not old.name.endswith(".tmp"):
-            old.unlink(missing_ok=True)     # a running container's conmon keeps its own copy open
+            old.unlink(missing_ok=True)     # running monitors keep their (unlinked) copy
     return target
+
+
+def _compile(output: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise DriverNotSupported("lxc", "no C compiler to build dockyard-lxc-runtime (install gcc)")
+    out = subprocess.run([cc, "-O2", "-o", str(output), str(RUNTIME_SOURCE), "-llxc"], capture_output=True, text=True)
+    if out.returncode != 0:
+        output.unlink(missing_ok=True)
+        raise DriverNotSupported("lxc", f"cannot build dockyard-lxc-runtime: {out.stderr.strip()[-500:]}")
 
 
 def _lxc_error(d: Path) -> str:
