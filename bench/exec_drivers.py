@@ -14,7 +14,7 @@ the same docker CLI, runs interleaved round by round so every target sees the sa
 * ``docker ps -q``: the CLI's own start-up plus one API call (the floor under every figure above);
 * 50 x ``docker run -d busybox sleep`` then one ``docker rm -f`` of all 50 (wall time);
 * helper memory per running container with those 50 running: PSS (``/proc/PID/smaps_rollup``)
-  of the per-container helpers (conmon for oci; the shim and its monitor for lxc;
+  of the per-container helpers (conmon for oci; conmon and the LXC monitor for lxc;
   containerd-shim-runc-v2 for Docker), summed and divided by 50;
 * daemon RSS idle (busybox imported) and with 100 running containers (Docker: dockerd + containerd);
 * driver level, no daemon: create, start, wait and delete of ``true`` on each exec driver
@@ -152,7 +152,7 @@ class Target:
         base = self.root / "data" / "exec" / self.exec_driver
         roots = []
         for d in base.iterdir():
-            for name in ("conmon.pid", "shim.pid"):
+            for name in ("conmon.pid",):
                 try:
                     roots.append(int((d / name).read_text().split()[0]))
                 except (OSError, ValueError, IndexError):
