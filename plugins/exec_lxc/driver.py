@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
@@ -401,6 +402,8 @@ class LxcDriver:
             self._ready(container_id)
         except System:
             pass
+        if (d / "config").exists() and not (d / "meta.json").exists():
+            return self._retire_legacy(d)
         state = self.sv.state(d)
         if state is None:
             return None
@@ -417,6 +420,30 @@ class LxcDriver:
         if not self.sv.conmon_pid(d):
             self._cleanup_runtime(container_id)
         return self.sv.state(d)
+
+    def _retire_legacy(self, d: Path) -> ProcessState:
+        """A container the previous (Python shim) version of this driver started: it cannot be
+        adopted, so it is stopped (SIGKILL, 137) and its state dropped, its recorded exit
+        code kept when it had already ended."""
+        info = conmon.read_json(d / "exit") or {}
+        code = int(info.get("exit_code", 137))
+        cg = self.sv.cgroups(d.name)
+        if not cg.kill_all():
+            for pid in cg.pids() if cg.exists() else []:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        shim = conmon.read_int(d / "shim.pid")
+        if shim and conmon.alive(shim):
+            try:
+                os.kill(shim, 9)
+            except OSError:
+                pass
+            conmon.wait_pid_gone(shim, 5.0)
+        self._cleanup_runtime(d.name)
+        shutil.rmtree(d, ignore_errors=True)
+        return ProcessState(status="exited", exit_code=code, finished_at=datetime.now(timezone.utc))
 
     @dockyard.hookimpl
     def exec_delete(self, container_id: str) -> bool:

@@ -593,3 +593,20 @@ def test_per_container_helpers_are_conmon_and_the_lxc_monitor_only(driver, make_
     assert names == sorted(["conmon", driver.runtime.name[:15]]), names    # conmon + the LXC monitor
     assert not any("python" in Path(f"/proc/{p}/exe").resolve().name for p in helpers)
     driver.exec_stop(container_id=spec.container_id, signal=signal.SIGKILL, timeout=0)
+
+
+def test_a_container_of_the_previous_shim_driver_is_stopped_at_restore(driver):
+    """Its state dir has an LXC config but no meta.json; a live helper (here: a stand-in) is killed."""
+    cid = new_id()
+    d = driver.root / cid
+    d.mkdir()
+    (d / "config").write_text("lxc.uts.name = old\n")
+    stand_in = subprocess.Popen(["sleep", "1000"])
+    try:
+        (d / "shim.pid").write_text(f"{stand_in.pid}\n")
+        state = driver.exec_restore(container_id=cid)
+        assert state.status == "exited" and state.exit_code == 137
+        assert stand_in.wait(5) == -signal.SIGKILL and not d.exists()
+    finally:
+        if stand_in.poll() is None:
+            stand_in.kill()
