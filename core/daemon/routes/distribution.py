@@ -129,7 +129,7 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     server = body.get("serveraddress") or ""
     username, password = body.get("username") or "", body.get("password") or ""
-    result = await asyncio.to_thread(engine.distribution.login, server, username, password)
+    result = await asyncio.to_thread(engine.distribution.login, server, username, password, body.get("email") or "")
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
 
 
