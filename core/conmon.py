@@ -421,6 +421,32 @@ def exec_failure_code(message: str) -> int:
     return 127 if "executable file not found" in low or "no such file or directory" in low else 126
 
 
+def _wait_for_size(pid: int, height: int, width: int, timeout: float = 1.0) -> None:
+    """Wait (bounded) until the terminal on ``pid``'s stdin is ``height`` x ``width``."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while time.monotonic() < deadline:
+            try:
+                rows, cols = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))[:2]
+            except OSError:
+                return              # not a terminal (any more)
+            if (rows, cols) == (height, width):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+    finally:
+        os.close(fd)
+
+
 class _Exec:
     """One docker exec: its conmon's sync pipe, and its exit code once known."""
 
@@ -726,8 +752,10 @@ class Supervisor:
         return relay.start(f"attach-{container_id[:12]}")
 
     @staticmethod
-    def ctl_resize(directory: Path, height: int, width: int, what: str) -> None:
-        """Ask a conmon to resize its pty (``1 <height> <width>`` on its ``ctl`` fifo)."""
+    def ctl_resize(directory: Path, height: int, width: int, what: str, pid: int = 0) -> None:
+        """Ask a conmon to resize its pty (``1 <height> <width>`` on its ``ctl`` fifo) and, with the
+        process's ``pid``, wait until its terminal has the size: conmon applies it through a second
+        fifo, in its own time, while stdin sent right after a resize must find it done."""
         if height <= 0 or width <= 0:
             raise InvalidParameter(f"cannot resize the tty of {what} to {height}x{width}")
         try:
@@ -740,6 +768,8 @@ class Supervisor:
             raise System(f"cannot resize the tty of {what}: {exc}") from None
         finally:
             os.close(fd)
+        if pid:
+            _wait_for_size(pid, height, width)
 
     def resize(self, container_id: str, height: int, width: int) -> None:
         d = self.existing(container_id)
@@ -747,7 +777,7 @@ class Supervisor:
         if (d / "exit").exists():
             raise Conflict(f"Container {container_id} is not running")
         if self.meta(d).get("tty"):
-            self.ctl_resize(d, height, width, f"Container {container_id}")
+            self.ctl_resize(d, height, width, f"Container {container_id}", self.init_pid(d))
 
     # -- docker exec -------------------------------------------------------------------------------------
 
@@ -830,7 +860,7 @@ class Supervisor:
             raise NotFound(f"No such exec instance: {exec_id}")
         if ex.done.is_set():
             raise Conflict(f"exec {exec_id} is not running")
-        self.ctl_resize(ex.dir, height, width, f"exec {exec_id}")
+        self.ctl_resize(ex.dir, height, width, f"exec {exec_id}", read_int(ex.dir / "pidfile") or 0)
 
     def prune_execs(self, d: Path) -> None:
         """Drop the state of exec sessions a previous daemon started (their codes went with it)."""
