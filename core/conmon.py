@@ -115,7 +115,7 @@ def _spawn(argv: list[str], cwd: Path, pipes: dict[str, int], stderr_path: Path)
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")}
     env.update({name: str(fd) for name, fd in pipes.items()})
     try:
-        with open(stderr_path, "ab") as err:
+        with open(os.open(stderr_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600), "ab") as err:
             proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err, pass_fds=tuple(pipes.values()),
                                     start_new_session=True)
@@ -366,6 +366,15 @@ def read_int(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def write_private(path: Path, text: str | bytes, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` (never readable by other users, not even for a moment): bundles
+    hold the container's environment and command, secrets often."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.chmod(path, mode)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -794,7 +803,7 @@ class Supervisor:
             raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
         xd = self.exec_dir(container_id, exec_id)
         try:
-            xd.mkdir(parents=True)
+            xd.mkdir(parents=True, mode=0o700)
         except FileExistsError:
             raise Conflict(f"exec {exec_id} has already run") from None
         except OSError as exc:

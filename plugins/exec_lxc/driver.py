@@ -14,7 +14,8 @@ has ``<root>/<id>/`` holding what :class:`dockyard.conmon.Supervisor` describes
 (``meta.json``, ``conmon.pid``, ``pidfile`` = the monitor, ``started``, ``exit``,
 ``attach``, ``ctl``, ``exec/<id>/``) and
 
-``config``      the complete LXC config (lxc-* tools read it too)
+``config``      the complete LXC config (lxc-* tools read it too); root only (it holds the environment)
+``seccomp``     the container's seccomp policy in LXC's format (absent: unconfined)
 ``hook``        start-host (writes the init pid to ``init.pid``) and stop (OOM count to ``oom_kill``)
 ``argv``        the command, NUL-separated (the monitor reads it)
 ``start.fifo``  the monitor waits for a byte here before it starts the container
@@ -40,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
-from dockyard import conmon
+from dockyard import confinement, conmon
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
@@ -50,7 +51,7 @@ RUNTIME_SOURCE = Path(__file__).resolve().with_name("lxc_runtime.c")
 LXC_HEADER = Path("/usr/include/lxc/lxccontainer.h")
 LOCK_ROOT = Path("/run/lxc/lock")
 START_TIMEOUT = 60.0
-OPTIONS = {"seccomp", "log_level", "conmon"}
+OPTIONS = {"log_level", "conmon"}
 
 
 def _find_liblxc() -> bool:
@@ -125,17 +126,12 @@ class LxcDriver:
     def __init__(self, root: Path, options: dict) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.options = dict(options or {})
         unknown = sorted(set(self.options) - OPTIONS)
         if unknown:
             raise InvalidParameter(f"the lxc exec driver has no option {', '.join(unknown)} "
                                    f"(it knows {', '.join(sorted(OPTIONS))}; --runtime is the oci driver's)")
-        seccomp = self.options.get("seccomp", "")
-        if seccomp in ("default", "common"):
-            seccomp = "/usr/share/lxc/config/common.seccomp"
-        if seccomp in ("none", "unconfined"):
-            seccomp = ""
-        self.seccomp = str(seccomp)
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
         self.conmon_path = str(self.options.get("conmon") or shutil.which("conmon") or "conmon")
         self.cgroup2 = cgroup2_host()
@@ -229,8 +225,11 @@ class LxcDriver:
             raise InvalidParameter(f"Unknown runtime specified {spec.runtime}")
         if not spec.args:
             raise InvalidParameter("no command specified")
-        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, seccomp=self.seccomp, log_level=self.log_level)
+        if spec.confinement.apparmor_profile == confinement.APPARMOR_PROFILE:
+            confinement.load_apparmor_profile()
+        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, log_level=self.log_level)
         hook = lxcconf.render_hook(spec, d, cgroup2=self.cgroup2)
+        seccomp = lxcconf.render_seccomp(spec.confinement.seccomp) if spec.confinement.seccomp else None
         for arg in spec.args:
             if "\0" in arg:
                 raise InvalidParameter("arguments cannot contain NUL")
@@ -244,20 +243,22 @@ class LxcDriver:
             self._cleanup_runtime(spec.container_id)
             shutil.rmtree(d, ignore_errors=True)
         try:
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, mode=0o700)
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
                 "hostname": spec.hostname or spec.container_id[:12]}
         try:
             self._cleanup_runtime(spec.container_id)
-            (d / "config").write_text(config)
-            (d / "hook").write_text(hook)
-            os.chmod(d / "hook", 0o755)
-            (d / "argv").write_bytes(b"".join(a.encode() + b"\0" for a in spec.args))
+            # root only: the config and argv hold the container's environment and command (secrets, often)
+            conmon.write_private(d / "config", config)
+            if seccomp is not None:
+                conmon.write_private(d / "seccomp", seccomp)
+            conmon.write_private(d / "hook", hook, 0o700)
+            conmon.write_private(d / "argv", b"".join(a.encode() + b"\0" for a in spec.args))
             os.mkfifo(d / "start.fifo", 0o600)
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
-            (d / "meta.json").write_text(json.dumps(meta))
+            conmon.write_private(d / "meta.json", json.dumps(meta))
             self.sv.create(self._monitor(), spec.container_id, d, log_path=Path(spec.log_path), tty=spec.tty,
                            open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
         except OSError as exc:
@@ -526,7 +527,7 @@ class LxcDriver:
             raise InvalidParameter("exec arguments cannot be empty")
 
         def write(xd: Path) -> Path:
-            (xd / "process").write_bytes(b"".join(f.encode() + b"\0" for f in fields))
+            conmon.write_private(xd / "process", b"".join(f.encode() + b"\0" for f in fields))
             return xd / "process"
 
         return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import dockyard
-from dockyard import conmon
+from dockyard import confinement, conmon
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir, hybrid_host
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.models.runtime import (Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes,
@@ -47,6 +47,7 @@ class OciDriver:
     def __init__(self, root: Path, options: dict) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.options = dict(options or {})
         unknown = sorted(set(self.options) - OPTIONS)
         if unknown:
@@ -135,6 +136,8 @@ class OciDriver:
         if rt is None:
             raise InvalidParameter(f"Unknown runtime specified {name}")
         config = bundle.config(spec, cgroups_path="/" + cgroup_dir(spec.container_id), swap_accounting=self.swap)
+        if spec.confinement.apparmor_profile == confinement.APPARMOR_PROFILE:
+            confinement.load_apparmor_profile()
         if self.sv.live(spec.container_id):
             raise Conflict(f"container {spec.container_id} already has a live process")
         if d.exists():
@@ -145,7 +148,7 @@ class OciDriver:
             self.sv.retire(d)
             shutil.rmtree(d, ignore_errors=True)
         try:
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, mode=0o700)
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         meta = {"runtime": name, "tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
@@ -154,9 +157,9 @@ class OciDriver:
                 "confinement": spec.confinement.model_dump(
                     mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"})}
         try:
-            (d / "config.json").write_text(json.dumps(config))
+            conmon.write_private(d / "config.json", json.dumps(config))    # the environment: root only
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
-            (d / "meta.json").write_text(json.dumps(meta))
+            conmon.write_private(d / "meta.json", json.dumps(meta))
             self.sv.create(self._monitor(rt), spec.container_id, d, log_path=Path(spec.log_path), tty=spec.tty,
                            open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
         except OSError as exc:
@@ -317,7 +320,7 @@ class OciDriver:
                                  Confinement.model_validate(meta.get("confinement") or {}))
 
         def write(xd: Path) -> Path:
-            (xd / "process.json").write_text(json.dumps(process))
+            conmon.write_private(xd / "process.json", json.dumps(process))
             return xd / "process.json"
 
         return self.sv.run(self._monitor(self._runtime(d)), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
