@@ -30,7 +30,7 @@ if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
         tests/integration/test_dockyard_cli.py tests/integration/test_exec_pause_stats.py \
         tests/integration/test_tty.py tests/integration/test_run_options.py tests/integration/test_volumes.py \
         tests/integration/test_network.py tests/integration/test_daemon_restart.py \
-        tests/integration/test_api_errors.py || rc=1
+        tests/integration/test_api_errors.py tests/integration/test_security.py || rc=1
     echo "== end-to-end tests on the oci exec driver (crun)"
     DOCKYARD_TEST_EXEC_DRIVER=oci DOCKYARD_TEST_RUNTIME=crun "$venv/bin/python" -m pytest -p no:cacheprovider -q \
         tests/integration/test_docker_cli.py tests/integration/test_dockerpy.py || rc=1
