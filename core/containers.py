@@ -524,16 +524,19 @@ class ContainerService:
     # -- stop / kill / restart -------------------------------------------------------------
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
-        if not c.state.running:
-            if c.state.restarting:  # waiting out a back-off: just cancel the restart
-                c.stopped_by_user = True
-                c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                self._persist(c)
-                return
-            raise NotModified("container already stopped")
+        # Decide under the lock: an automatic restart holds it while it starts the
+        # container, and a stop that slipped in then would be undone by that start.
+        async with c.lock:
+            if not c.state.running:
+                if c.state.restarting:  # waiting out a back-off: just cancel the restart
+                    c.stopped_by_user = True
+                    c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
+                    self._persist(c)
+                    return
+                raise NotModified("container already stopped")
+            c.stopped_by_user = True
         wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
         sig = _signal_number(c.config.stop_signal)
-        c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
         self.event(c, "stop")
