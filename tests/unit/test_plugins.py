@@ -15,7 +15,7 @@ from tests.helpers.requirements import require_that
 
 BUILTINS = {
     "dockyard.storage": {"vfs", "overlay", "btrfs", "aufs"},
-    "dockyard.exec": {"lxc"},
+    "dockyard.exec": {"lxc", "oci"},
     "dockyard.network": {"none", "bridge"},
 }
 
