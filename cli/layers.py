@@ -12,6 +12,7 @@ import typer
 from . import formatting as fmt, image
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, stdout_bytes
+from .listformat import HISTORY, ListFormat, history_row, render_listing
 
 __all__ = ["commit", "diff", "export", "history", "load", "save", "tag"]
 
@@ -89,10 +90,15 @@ def history(
     name: Annotated[str, typer.Argument(metavar="IMAGE")],
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs")] = False,
+    format: ListFormat = None,
 ) -> None:
     """Show the history of an image."""
     rows = []
-    for entry in client(ctx).get_json(f"/images/{quote_ref(name)}/history"):
+    entries = client(ctx).get_json(f"/images/{quote_ref(name)}/history")
+    if format and not quiet:
+        typer.echo(render_listing(HISTORY, format, (history_row(e, no_trunc) for e in entries)), nl=False)
+        return
+    for entry in entries:
         image_id = entry["Id"] if entry["Id"] == "<missing>" else fmt.short_id(entry["Id"], no_trunc)
         if quiet:
             typer.echo(image_id)
