@@ -216,6 +216,8 @@ ROOT: dict[str, Command | Group] = {
     "top": _c("exec_commands:top", TOP, panel=COMMANDS, settings=PS_ARGS),
     "stats": _c("exec_commands:stats", STATS, panel=COMMANDS),
     "update": _c("exec_commands:update", UPDATE, panel=COMMANDS),
+    "completion": _c("completion:completion", "Output the shell completion script for bash, zsh or fish.",
+                     panel=COMMANDS),
     "daemon": _c("daemon:daemon", "Run the dockyard daemon in the foreground (needs root).", panel=DAEMON,
                  serves=True),
     "container": Group("container", "Manage containers", MANAGEMENT, CONTAINER),

@@ -17,3 +17,11 @@ python=${PYTHON:-python3}
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
 "$venv/bin/pip" install -q -e ".[test]"
 ln -sf "$venv/bin/dockyard" /usr/local/bin/dockyard
+# shell completion (cli/completion.py): a wheel puts the scripts under the venv's share/, which no
+# shell searches; link them where Debian's bash-completion, zsh and fish look
+for pair in dockyard:/usr/share/bash-completion/completions/dockyard \
+            _dockyard:/usr/share/zsh/vendor-completions/_dockyard \
+            dockyard.fish:/usr/share/fish/vendor_completions.d/dockyard.fish; do
+    mkdir -p "$(dirname "${pair#*:}")"
+    ln -sf "$PWD/contrib/completion/${pair%%:*}" "${pair#*:}"
+done
