@@ -78,9 +78,5 @@ def completion(
 
     The package installs these scripts already (contrib/setup.sh links them where the
     shells look); print one to load it by hand.
-
-    Example:
-
-        source <(dockyard completion bash)
     """
     typer.echo(script(shell), nl=False)

@@ -49,6 +49,16 @@ class PlainCommand(_PlainHelp, TyperCommand):
         super().__init__(*args, **kwargs)
         plain_values(self)
 
+    #: ``"module:function"`` of the command (set by :meth:`LazyGroup.build`): its key in cli/examples.py
+    target: str | None = None
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if self.target is not None and self.epilog is None:
+            from .examples import epilog
+
+            self.epilog = epilog(self.target)
+        super().format_help(ctx, formatter)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         from .flagspelling import FlagValueError, split_bool_values
 
@@ -114,8 +124,11 @@ class LazyGroup(_PlainHelp, TyperGroup):
         info = CommandInfo(name=name, callback=getattr(import_module(f"dockyard.cli.{module}"), function),
                            cls=PlainCommand, context_settings=entry.settings, hidden=entry.hidden,
                            rich_help_panel=entry.panel)
-        return get_command_from_info(info, pretty_exceptions_short=self.pretty_exceptions_short,
-                                     rich_markup_mode=self.rich_markup_mode)
+        command = get_command_from_info(info, pretty_exceptions_short=self.pretty_exceptions_short,
+                                        rich_markup_mode=self.rich_markup_mode)
+        if isinstance(command, PlainCommand):
+            command.target = entry.target
+        return command
 
 
 try:  # typer 0.29 carries its own click
