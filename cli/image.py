@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, BinaryIO
@@ -198,9 +199,12 @@ def import_(
         except OSError as exc:
             raise CliError(f"open {source}: {exc.strerror.lower() if exc.strerror else exc}") from None
         body = _chunks(opened)
+    from .progress import Transfer
+
+    progress = Transfer(f"Importing {source}", os.fstat(opened.fileno()).st_size if opened is not None else None)
     try:
-        with client(ctx).stream(
-            "POST", "/images/create", params=params, content=body,
+        with progress, client(ctx).stream(
+            "POST", "/images/create", params=params, content=progress.wrap(body) if body is not None else None,
             headers={"Content-Type": "text/plain"},
         ) as response:
             for message_ in iter_json_messages(response):

@@ -31,11 +31,13 @@ def _output(path: str | None) -> BinaryIO:
     return stdout_bytes()
 
 
-def _download(ctx: typer.Context, path: str, params: dict[str, Any], output: str | None) -> None:
+def _download(ctx: typer.Context, path: str, params: dict[str, Any], output: str | None, label: str) -> None:
+    from .progress import Transfer
+
     out = _output(output)
     try:
-        with client(ctx).stream("GET", path, params=params) as response:
-            for chunk in response.iter_bytes(CHUNK):
+        with client(ctx).stream("GET", path, params=params) as response, Transfer(label) as progress:
+            for chunk in progress.wrap(response.iter_bytes(CHUNK)):
                 out.write(chunk)
         out.flush()
     finally:
@@ -82,7 +84,7 @@ def export(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write to a file, instead of STDOUT")] = None,
 ) -> None:
     """Export a container's filesystem as a tar archive."""
-    _download(ctx, f"/containers/{quote_ref(name)}/export", {}, output)
+    _download(ctx, f"/containers/{quote_ref(name)}/export", {}, output, f"Exporting {name}")
 
 
 def history(
@@ -129,7 +131,7 @@ def save(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write to a file, instead of STDOUT")] = None,
 ) -> None:
     """Save one or more images to a tar archive (docker-archive format)."""
-    _download(ctx, "/images/get", {"names": names}, output)
+    _download(ctx, "/images/get", {"names": names}, output, f"Saving {' '.join(names)}")
 
 
 def load(
@@ -144,13 +146,17 @@ def load(
     if not input and os.isatty(source.fileno()):
         raise CliError("requested load from stdin, but stdin is empty")
 
+    from .progress import Transfer
+
     def chunks():
         while data := source.read(CHUNK):
             yield data
 
+    size = os.fstat(source.fileno()).st_size if input else None
     try:
-        with client(ctx).stream("POST", "/images/load", params={"quiet": int(quiet)}, content=chunks(),
-                                headers={"Content-Type": "application/x-tar"}) as response:
+        with Transfer(f"Loading {input or 'stdin'}", size or None) as progress, client(ctx).stream(
+                "POST", "/images/load", params={"quiet": int(quiet)}, content=progress.wrap(chunks()),
+                headers={"Content-Type": "application/x-tar"}) as response:
             for message in iter_json_messages(response):
                 if message.get("error"):
                     raise CliError(message["error"])
