@@ -25,7 +25,7 @@ __all__ = ["app", "leave", "main", "serves"]
 __all__ += ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT"]  # the help panels, for apps extending this one
 
 #: global options that take a value (they come before the command's name)
-_VALUED = ("-H", "--host", "-l", "--log-level")
+_VALUED = ("-H", "--host", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
 
 
 def serves(argv: list[str]) -> bool:

@@ -12,6 +12,7 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -23,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import container_views, etc_files, ids, netns, rootfs
+from dockyard import confinement, container_views, etc_files, ids, netns, paths, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
-from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.errors import (Conflict, DockyardError, InvalidParameter, NotFound, NotModified, NotSupportedByDriver,
+                             System)
 from dockyard.events import EventBus
 from dockyard.images import ImageService
 from dockyard.logs import LogEntry, read_log
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
-from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.models.runtime import Confinement, ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.observers import Observers
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, iso, iso_now
@@ -89,7 +91,8 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: EventBus | None = None, observers: Observers | None = None) -> None:
+                 events: EventBus | None = None, observers: Observers | None = None,
+                 security: confinement.DaemonSecurity | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -101,6 +104,7 @@ class ContainerService:
         self.driver_names = names
         self.events = events
         self.observers = observers
+        self.security = security or confinement.DaemonSecurity()
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -162,7 +166,7 @@ class ContainerService:
         return c is not None and c.state.running
 
     def dir_of(self, c: Container) -> Path:
-        return self.root / c.id
+        return paths.child(self.root, c.id, "container id")
 
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
@@ -196,6 +200,9 @@ class ContainerService:
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
+        self.confinement(request.host_config)  # a bad --cap-add, --security-opt, --device... is a 400 now
+        etc_files.check(request.host_config.extra_hosts, request.host_config.dns, request.hostname,
+                        request.domainname)
         endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
@@ -235,6 +242,19 @@ class ContainerService:
         self.containers[cid] = c
         self.event(c, "create")
         return {"Id": cid, "Warnings": []}
+
+    def confinement(self, hc: HostConfig) -> Confinement:
+        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`)."""
+        if hc.userns_mode not in ("", "host"):
+            raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
+                                   "supported by this daemon)")
+        return confinement.resolve(
+            privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
+            security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
+            device_cgroup_rules=hc.device_cgroup_rules, sysctls=hc.sysctls, masked=hc.masked_paths,
+            readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
+            daemon_seccomp=self.security.seccomp_profile,
+            daemon_no_new_privileges=self.security.no_new_privileges)
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
@@ -364,16 +384,15 @@ class ContainerService:
                 exposed_ports=sorted((config.exposed_ports or {}).keys()),
                 publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared,
                 aliases=list(endpoint.get("Aliases") or []), dns=list(c.host_config.dns or [])))
-            binds = (etc_files.write(self.dir_of(c), config.hostname, c.host_config.extra_hosts or [],
-                                     c.host_config.dns or [], attachment.netns is None, attachment.settings,
-                                     attachment.dns)
-                     + self.volumes.prepare(c.mounts, root))
+            binds = rootfs.mount_plan(root, etc_files.write(
+                self.dir_of(c), config.hostname, c.host_config.extra_hosts or [], c.host_config.dns or [],
+                attachment.netns is None, attachment.settings, attachment.dns) + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )
@@ -537,6 +556,29 @@ class ContainerService:
                 await self._start_unlocked(c)
         self.event(c, "restart")
 
+    @contextlib.asynccontextmanager
+    async def frozen(self, ref: str | Container, pause: bool = True) -> AsyncIterator[None]:
+        """Keep a running container frozen while the daemon reads or writes its files (``cp``, ``commit``,
+        ``export``; Docker pauses for these too, ``commit --pause=false`` opts out): none of its processes can
+        change a path meanwhile.  Internal: no state change, no events; a paused container stays paused."""
+        c = self.get(ref) if isinstance(ref, str) else ref
+        froze = False
+        async with c.lock:
+            if pause and c.state.running and not c.state.paused:
+                try:
+                    await asyncio.to_thread(self.exec.pause, c.id)
+                    froze = True
+                except NotSupportedByDriver:
+                    log.warning("exec driver cannot pause %s: its files are handled while it runs", ids.short(c.id))
+            try:
+                yield
+            finally:
+                if froze:
+                    try:
+                        await asyncio.to_thread(self.exec.unpause, c.id)
+                    except DockyardError as exc:
+                        log.error("unpausing %s after a file operation: %s", ids.short(c.id), exc)
+
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
@@ -673,11 +715,14 @@ class ContainerService:
             await asyncio.to_thread(self.exec.resize, c.id, height, width)
 
     async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
-                     comment: str = "", author: str = "", changes: list[str] = ()) -> str:
-        """``docker commit``: a new image from the container's layer; returns its ID."""
+                     comment: str = "", author: str = "", changes: list[str] = (), pause: bool = True) -> str:
+        """``docker commit``: a new image from the container's layer (frozen meanwhile unless not ``pause``);
+        returns its ID."""
         c = self.get(ref)
-        image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, config or c.config,
-                                           " ".join([c.path, *c.args]), repo, tag, comment, author, list(changes))
+        async with self.frozen(c, pause):
+            image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, config or c.config,
+                                               " ".join([c.path, *c.args]), repo, tag, comment, author,
+                                               list(changes))
         self.event(c, "commit")
         return image_id
 

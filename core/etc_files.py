@@ -6,12 +6,37 @@ image's files, as Docker does, so they follow the container's current network.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
-__all__ = ["resolv_conf", "write"]
+from dockyard.errors import InvalidParameter
+
+__all__ = ["check", "resolv_conf", "write"]
 
 _DEFAULT_HOSTS = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
                   "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+
+
+def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = "", domainname: str = "") -> None:
+    """What goes into these files must be one line of what it claims to be (checked at create): a newline
+    in ``--add-host`` or ``--dns`` would add lines of the client's choosing."""
+    for server in dns or []:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidParameter(f"{server!r} is not an ip address (--dns)") from None
+    for entry in extra_hosts or []:
+        name, sep, address = entry.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise InvalidParameter(f"invalid argument {entry!r} for --add-host: expected host:ip")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address in add-host: {address!r}") from None
+    for value, what in ((hostname, "hostname"), (domainname, "domainname")):
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", value):
+            raise InvalidParameter(f"invalid {what} {value!r}")
 
 
 def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str], host_network: bool,

@@ -9,14 +9,14 @@ is fixed at create time and stored with its record.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dockyard import ids
+from dockyard import ids, paths
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.rootfs import clean_destination
 from dockyard.store import Store
 from dockyard.timefmt import iso_now
 
@@ -42,11 +42,7 @@ class Mount:
 
 
 def _check_destination(path: str) -> str:
-    if not path.startswith("/"):
-        raise InvalidParameter(f"invalid mount config: the destination {path!r} must be an absolute path")
-    if path.rstrip("/") in ("", "/"):
-        raise InvalidParameter("invalid mount config: the destination cannot be /")
-    return path.rstrip("/") or "/"
+    return clean_destination(path)
 
 
 def parse_bind(spec: str) -> tuple[str, str, bool]:
@@ -78,7 +74,7 @@ class VolumeService:
         self.users: Callable[[str], list[str]] = lambda name: []
 
     def path(self, name: str) -> Path:
-        return self.root / name / "_data"
+        return paths.child(self.root, name, "volume name") / "_data"
 
     def get(self, name: str) -> dict:
         row = self.store.volume_row(name)
@@ -87,7 +83,11 @@ class VolumeService:
         return self._api(row)
 
     def _api(self, row) -> dict:
-        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
+        try:
+            mountpoint = str(self.path(row["name"]))
+        except InvalidParameter:  # a record made before names were checked ("/etc"): it owns no directory
+            mountpoint = ""
+        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": mountpoint,
                 "CreatedAt": row["created"], "Labels": json.loads(row["labels"]) or None,
                 "Options": json.loads(row["options"]) or None, "Scope": "local", "Status": None}
 
@@ -96,7 +96,7 @@ class VolumeService:
 
     def create(self, name: str | None = None, labels: dict | None = None, options: dict | None = None,
                anonymous: bool = False) -> dict:
-        if name and not ids.NAME.match(name):
+        if name and not ids.VOLUME_NAME.fullmatch(name):
             raise InvalidParameter(f"create {name}: volume name is too short, names should be at least two "
                                    "alphanumeric characters" if len(name) < 2 else
                                    f'create {name}: "{name}" includes invalid characters for a local volume name')
@@ -115,7 +115,8 @@ class VolumeService:
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         self.store.delete_volume(name)
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        if ids.VOLUME_NAME.fullmatch(name):
+            paths.remove_child(self.root, name, "volume name")
 
     def prune(self) -> list[str]:
         """``docker volume prune``: remove every volume no container mounts; returns their names."""

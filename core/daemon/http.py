@@ -116,9 +116,14 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body ({} if empty).  A body must be sent as ``application/json``: a browser's
+    cross-site form or ``text/plain`` request cannot be (see :mod:`dockyard.daemon.guard`)."""
     body = await request.read()
     if not body.strip():
         return {}
+    if request.content_type != JSON:
+        raise InvalidParameter(f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): "
+                               "must be 'application/json'")
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
@@ -186,11 +191,16 @@ async def stream_from_thread(request: web.Request, produce, content_type: str,
     failure: list[BaseException] = []
 
     def worker() -> None:
+        out = os.fdopen(write_fd, "wb")
         try:
-            with os.fdopen(write_fd, "wb") as out:
-                produce(out)
+            produce(out)
         except BaseException as exc:  # reported by closing the stream early
-            failure.append(exc)
+            failure.append(exc)  # before the close below: the reader checks it when it sees the end
+        finally:
+            try:
+                out.close()
+            except OSError:
+                pass
 
     response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     thread = threading.Thread(target=worker, daemon=True)

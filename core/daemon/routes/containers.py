@@ -228,17 +228,20 @@ def _archive_path(request: web.Request) -> str:
 
 
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    files, ref, path = _engine(request).files, request.match_info["id"], _archive_path(request)
-    if request.method == "HEAD":
-        header = await asyncio.to_thread(files.stat, ref, path)
-        return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
-    header, produce = await asyncio.to_thread(files.archive, ref, path)
-    return await stream_from_thread(request, produce, "application/x-tar", {"X-Docker-Container-Path-Stat": header})
+    engine, ref, path = _engine(request), request.match_info["id"], _archive_path(request)
+    async with engine.containers.frozen(ref):   # cp, as Docker, freezes a running container
+        if request.method == "HEAD":
+            header = await asyncio.to_thread(engine.files.stat, ref, path)
+            return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
+        header, produce = await asyncio.to_thread(engine.files.archive, ref, path)
+        return await stream_from_thread(request, produce, "application/x-tar",
+                                        {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
-    files, ref, path = _engine(request).files, request.match_info["id"], _archive_path(request)
-    await stream_to_thread(request, lambda body: files.extract(ref, path, body))
+    engine, ref, path = _engine(request), request.match_info["id"], _archive_path(request)
+    async with engine.containers.frozen(ref):
+        await stream_to_thread(request, lambda body: engine.files.extract(ref, path, body))
     return web.Response(status=200)
 
 

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from dockyard import docker_archive
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_from_thread, write_message
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, read_json,
+                                  stream_from_thread, write_message)
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 
@@ -23,18 +24,21 @@ async def commit(request: web.Request) -> web.Response:
     ref = request.query.get("container")
     if not ref:
         raise InvalidParameter("container must be given")
-    body = await request.read()
-    config = ContainerConfig.model_validate_json(body) if body.strip() else None
+    body = await read_json(request)
+    config = ContainerConfig.model_validate(body) if body else None
     changes_list = [line for item in request.query.getall("changes", []) for line in item.splitlines()]
     image_id = await _engine(request).containers.commit(
         ref, config, request.query.get("repo") or None, request.query.get("tag") or None,
-        request.query.get("comment", ""), request.query.get("author", ""), changes_list)
+        request.query.get("comment", ""), request.query.get("author", ""), changes_list,
+        pause=query_bool(request, "pause", True))
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    produce = await asyncio.to_thread(_engine(request).files.export, request.match_info["id"])
-    return await stream_from_thread(request, produce, "application/octet-stream")
+    engine, ref = _engine(request), request.match_info["id"]
+    async with engine.containers.frozen(ref):
+        produce = await asyncio.to_thread(engine.files.export, ref)
+        return await stream_from_thread(request, produce, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
