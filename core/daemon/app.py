@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from dockyard.address import Address
-from dockyard.daemon import guard
+from dockyard.daemon import guard, ui
 from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
@@ -27,26 +27,33 @@ async def _unknown(request: web.Request) -> web.Response:
     return error_response(f"page not found: {request.method} {request.path}", 404)
 
 
-def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None) -> web.Application:
+def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
+             ui_assets: ui.UiAssets | None = None) -> web.Application:
+    """The API (and with ``ui_assets``, the web UI at /ui/); /openapi.json and /docs describe the API."""
     app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
                           client_max_size=1 << 40)
     app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
+    if ui_assets is not None:
+        ui.register(app, ui_assets)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app
 
 
 async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *,
-                tls: ssl.SSLContext | None = None, cors_origin: str = "") -> None:
-    """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given)."""
+                tls: ssl.SSLContext | None = None, cors_origin: str = "",
+                ui_assets: ui.UiAssets | None = None) -> None:
+    """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given; the web UI
+    too with ``ui_assets``)."""
     loop = asyncio.get_running_loop()
     # driver calls block (mounts, spawns): give them more threads than the default 2+4
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
     engine.containers.loop = loop
     await engine.containers.recover()
     app = make_app(engine, guard.GuardConfig.for_listeners(cors_origin, [a.host for a in addresses
-                                                                          if a.scheme == "tcp"]))
+                                                                          if a.scheme == "tcp"],
+                                                           own_origin=ui_assets is not None), ui_assets)
     # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
     access = logging.getLogger("dockyard.access")
     runner = web.AppRunner(app, handler_cancellation=False, shutdown_timeout=1.0,
