@@ -216,6 +216,8 @@ ROOT: dict[str, Command | Group] = {
     "top": _c("exec_commands:top", TOP, panel=COMMANDS, settings=PS_ARGS),
     "stats": _c("exec_commands:stats", STATS, panel=COMMANDS),
     "update": _c("exec_commands:update", UPDATE, panel=COMMANDS),
+    "ui": _c("ui:ui", "Open the daemon's web UI through a local port with a random token.", panel=COMMANDS,
+             serves=True),
     "completion": _c("completion:completion", "Output the shell completion script for bash, zsh or fish.",
                      panel=COMMANDS),
     "daemon": _c("daemon:daemon", "Run the dockyard daemon in the foreground (needs root).", panel=DAEMON,

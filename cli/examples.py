@@ -61,7 +61,8 @@ EXAMPLES: dict[str, str] = {
     "events:events": "dockyard events --since 10m --filter event=die",
     "completion:completion": "source <(dockyard completion bash)\n"
                              "dockyard completion fish > ~/.config/fish/completions/dockyard.fish",
-    "daemon:daemon": "dockyard daemon -H unix:///var/run/dockyard.sock -H tcp://127.0.0.1:4243",
+    "daemon:daemon": "dockyard daemon -H unix:///var/run/dockyard.sock -H tcp://127.0.0.1:4243 --ui",
+    "ui:ui": "dockyard ui\ndockyard -H unix:///var/run/dockyard.sock ui --port 8090 --no-browser",
     "network:ls": "dockyard network ls --format '{{.Name}} {{.Driver}}'",
     "network:inspect": "dockyard network inspect app",
     "network:create": "dockyard network create --subnet 10.99.0.0/24 app",
