@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from dockyard.address import Address
-from dockyard.daemon import guard, ui
+from dockyard.daemon import guard, openapi, ui
 from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
@@ -23,7 +24,24 @@ log = logging.getLogger(__name__)
 
 
 async def _unknown(request: web.Request) -> web.Response:
-    # BuildKit's /session and /grpc, and anything else we do not serve
+    """404 for a path nothing serves (BuildKit's /session and /grpc...); 405 naming the allowed methods for a
+    path served under other methods, as moby's router answers."""
+    # the most specific template that matches decides: /containers/json is that path, not the container
+    # "json" of /containers/{id}; /images/x/history is not the image "x/history" of /images/{name}
+    allowed: dict[tuple[int, int], set[str]] = {}
+    for resource in request.app.router.resources():
+        template = resource.get_info().get("path") or resource.get_info().get("formatter", "")
+        if template == "/{tail}":
+            continue  # this catch-all
+        match, methods = await resource.resolve(request)
+        if match is None and methods:
+            template = template.replace("/v{version}", "")
+            literal = len(re.sub(r"\{[^}]*\}", "", template))
+            allowed.setdefault((template.count("{"), -literal), set()).update(methods)
+    if allowed:
+        response = error_response(f"method not allowed: {request.method} {request.path}", 405)
+        response.headers["Allow"] = ", ".join(sorted(allowed[min(allowed)]))
+        return response
     return error_response(f"page not found: {request.method} {request.path}", 404)
 
 
@@ -35,6 +53,7 @@ def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
     app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
+    openapi.register(app)
     if ui_assets is not None:
         ui.register(app, ui_assets)
     app.router.add_route("*", "/{tail:.*}", _unknown)

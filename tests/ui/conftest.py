@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Daemon, _remove_all, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemons import TcpDaemon, tcp_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc]
 
@@ -30,36 +29,13 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-default-apps", "--disable-extensions", "--window-size=1400,1000")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class UiDaemon(Daemon):
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+UiDaemon = TcpDaemon
 
 
 @pytest.fixture(scope="module")
 def ui_daemon(tmp_path_factory) -> Iterator[UiDaemon]:
-    root = tmp_path_factory.mktemp("dockyard-ui")
-    port = free_port()
-    started = start_daemon(root, ("-H", f"tcp://127.0.0.1:{port}", "--ui"))
-    daemon = UiDaemon(started.root, started.socket, started.process, started.log)
-    daemon.port = port
-    try:
-        result = daemon.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
-        assert result.returncode == 0, result.stderr.decode()
+    with tcp_daemon(tmp_path_factory.mktemp("dockyard-ui"), "--ui") as daemon:
         yield daemon
-    finally:
-        _remove_all(daemon)
-        daemon.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Browser:

@@ -189,3 +189,15 @@ def test_another_origin_is_refused_and_the_uis_own_is_not(ui_daemon: UiDaemon) -
     assert create("http://evil.example") == 403
     assert create(f"http://localhost:{ui_daemon.port}") == 403  # not the origin this request was made to
     assert create(ui_daemon.url) in (201, 404)  # the UI's own origin passes (404: no busybox in this daemon)
+
+
+def test_docs_render_the_daemons_own_openapi(ui_daemon: UiDaemon, browser: Browser) -> None:
+    b = browser
+    b.driver.get(ui_daemon.url + "/docs")
+    b.wait(lambda: len(b.find_all(".opblock")) >= 40, what="the operations rendered by Swagger UI")
+    text = b.find(".swagger-ui").text
+    assert "dockyard Engine API" in text and "/containers/{id}/json" in text
+    b.find(".opblock-summary-path[data-path='/containers/json']").click()
+    b.wait(lambda: "ContainerSummary" in b.find(".swagger-ui").text or "Names" in b.find(".swagger-ui").text,
+           what="the answer's schema")
+    b.screenshot("12-api-docs")

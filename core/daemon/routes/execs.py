@@ -60,7 +60,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def resize(request: web.Request) -> web.Response:
     await _engine(request).execs.resize(request.match_info["id"], query_int(request, "h", 24),
                                         query_int(request, "w", 80))
-    return web.Response(status=201)
+    return web.Response(status=200)  # as moby (and the spec) answer; 201 was a slip
 
 
 def register(app: web.Application) -> None:
