@@ -207,6 +207,12 @@ class ContainerService:
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        runtimes = self.exec.runtimes(self.driver_names["exec"])
+        runtime = request.host_config.runtime or runtimes.default
+        if runtime not in runtimes.paths:
+            raise InvalidParameter(f"Unknown runtime specified {runtime}")
+        request = request.model_copy(update={"host_config": request.host_config.model_copy(
+            update={"runtime": runtime})})
         name = ids.check_name(name) if name else None
         cid = ids.new_id()
         if name is None:
@@ -393,6 +399,7 @@ class ContainerService:
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
                 stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
+                runtime=hc.runtime,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )
@@ -517,16 +524,19 @@ class ContainerService:
     # -- stop / kill / restart -------------------------------------------------------------
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
-        if not c.state.running:
-            if c.state.restarting:  # waiting out a back-off: just cancel the restart
-                c.stopped_by_user = True
-                c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                self._persist(c)
-                return
-            raise NotModified("container already stopped")
+        # Decide under the lock: an automatic restart holds it while it starts the
+        # container, and a stop that slipped in then would be undone by that start.
+        async with c.lock:
+            if not c.state.running:
+                if c.state.restarting:  # waiting out a back-off: just cancel the restart
+                    c.stopped_by_user = True
+                    c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
+                    self._persist(c)
+                    return
+                raise NotModified("container already stopped")
+            c.stopped_by_user = True
         wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
         sig = _signal_number(c.config.stop_signal)
-        c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
         self.event(c, "stop")

@@ -69,6 +69,13 @@ class HostConfig(ApiModel):
     #: None = Docker's defaults; [] = none (``--security-opt systempaths=unconfined``)
     masked_paths: list[str] | None = None
     readonly_paths: list[str] | None = None
+    #: which of the exec driver's runtimes runs the container; "" = the default (filled in at create)
+    runtime: str = ""
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _none_runtime(cls, value: Any) -> Any:
+        return value or ""
 
     @field_validator("log_config", "restart_policy", mode="before")
     @classmethod
