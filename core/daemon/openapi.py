@@ -131,6 +131,14 @@ RESPONSES: dict[tuple[str, str], tuple[Answer, ...]] = {
     ("POST", "/networks/{id}/connect"): (Answer(200, "connected", media=None),),
     ("POST", "/networks/{id}/disconnect"): (Answer(200, "disconnected", media=None),),
     ("POST", "/networks/prune"): _ok(r.NetworkPruneResponse),
+    ("POST", "/containers/prune"): _ok(r.ContainerPruneResponse),
+    ("POST", "/images/prune"): _ok(r.ImagePruneResponse),
+    ("POST", "/build/prune"): _ok(r.BuildPruneResponse),
+    ("GET", "/system/df"): _ok(r.SystemDataUsageResponse),
+    ("GET", "/plugins"): _ok(r.Plugin, many=True),
+    ("GET", "/images/{name}/get"): _stream(TAR, "the image, in docker-archive format"),
+    ("GET", "/containers/{id}/attach/ws"): (Answer(101, "a websocket carrying the container's stdio", media=None,
+                                                   stream=True),),
 }
 
 #: the errors any operation may answer, as Docker does: {"message": ...}
@@ -171,9 +179,25 @@ class _Schemas:
         return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _filter_keys(field: Any) -> tuple[str, ...] | None:
+    """The ``filters`` keys a field declares (``dockyard.daemon.params.FilterKeys`` in its metadata)."""
+    for item in field.metadata:
+        if type(item).__name__ == "FilterKeys":
+            return tuple(item.keys)
+    return None
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     parameters = []
     for name, field in model.model_fields.items():
+        keys = _filter_keys(field)
+        if keys is not None:  # a JSON object in the query string: {"key": ["value", ...]}
+            parameters.append({"name": field.alias or name, "in": "query", "required": False,
+                               "description": "JSON-encoded filters: " + ", ".join(keys), "content": {JSON: {
+                                   "schema": {"type": "object", "propertyNames": {"enum": list(keys)},
+                                              "additionalProperties": {"type": "array",
+                                                                       "items": {"type": "string"}}}}}})
+            continue
         try:
             schema = TypeAdapter(field.annotation).json_schema()
         except Exception:  # noqa: BLE001 - filters and other custom types travel as strings
@@ -212,25 +236,28 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
     answers: dict[str, Any] = {}
     if refused is not None:
         operation["description"] = f"dockyard answers {refused.status}: {refused.message}"
-    else:
-        for answer in RESPONSES.get((method, path), ()):
-            entry: dict[str, Any] = {"description": answer.description}
-            if answer.media is not None:
-                schema: dict[str, Any] = {}
-                if answer.model is not None:
-                    schema = schemas.ref(answer.model)
-                    if answer.many:
-                        schema = {"type": "array", "items": schema}
-                elif answer.media in (TAR, RAW):
-                    schema = {"type": "string", "format": "binary"}
-                elif answer.media == "text/plain":
-                    schema = {"type": "string"}
-                entry["content"] = {answer.media: {"schema": schema}}
-            if answer.stream:
-                entry["x-stream"] = True
-            answers[str(answer.status)] = entry
-        if answers and all(a.stream for a in RESPONSES[(method, path)]):
-            operation["x-stream"] = True
+        operation["x-dockyard-refused"] = refused.status
+        schemas.ref(r.ErrorResponse)
+        operation["responses"] = {str(refused.status): {"$ref": f"#/components/responses/Error{refused.status}"}}
+        return operation
+    for answer in RESPONSES.get((method, path), ()):
+        entry: dict[str, Any] = {"description": answer.description}
+        if answer.media is not None:
+            schema: dict[str, Any] = {}
+            if answer.model is not None:
+                schema = schemas.ref(answer.model)
+                if answer.many:
+                    schema = {"type": "array", "items": schema}
+            elif answer.media in (TAR, RAW):
+                schema = {"type": "string", "format": "binary"}
+            elif answer.media == "text/plain":
+                schema = {"type": "string"}
+            entry["content"] = {answer.media: {"schema": schema}}
+        if answer.stream:
+            entry["x-stream"] = True
+        answers[str(answer.status)] = entry
+    if answers and all(a.stream for a in RESPONSES[(method, path)]):
+        operation["x-stream"] = True
     schemas.ref(r.ErrorResponse)
     for status in ERRORS:
         answers.setdefault(str(status), {"$ref": f"#/components/responses/Error{status}"})

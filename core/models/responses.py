@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
-    "AuthResponse", "ContainerCreateResponse", "ContainerInspect", "ContainerSummary", "ContainerTopResponse",
+    "AuthResponse", "BuildPruneResponse", "ContainerCreateResponse", "ContainerPruneResponse", "ImagePruneResponse",
+    "Plugin", "SystemDataUsageResponse", "ContainerInspect", "ContainerSummary", "ContainerTopResponse",
     "ContainerUpdateResponse", "ContainerWaitResponse", "ErrorResponse", "ExecInspect", "FilesystemChange",
     "HistoryResponseItem", "IdResponse", "ImageDeleteResponseItem", "ImageInspect", "ImageSearchResponseItem",
     "ImageSummary", "Network", "NetworkCreateResponse", "NetworkPruneResponse", "SystemInfo", "SystemVersion",
@@ -344,6 +345,33 @@ class NetworkCreateResponse(Answer):
 
 class NetworkPruneResponse(Answer):
     NetworksDeleted: list[str] | None
+
+
+class ContainerPruneResponse(Answer):
+    ContainersDeleted: list[str] | None
+    SpaceReclaimed: int
+
+
+class ImagePruneResponse(Answer):
+    ImagesDeleted: list[ImageDeleteResponseItem] | None
+    SpaceReclaimed: int
+
+
+class BuildPruneResponse(Answer):
+    CachesDeleted: list[str] | None
+    SpaceReclaimed: int
+
+
+class SystemDataUsageResponse(Answer):
+    LayersSize: int
+    Images: list[ImageSummary]
+    Containers: list[ContainerSummary]
+    Volumes: list[Volume]
+    BuildCache: list[dict[str, Any]] | None
+
+
+class Plugin(Answer):
+    Name: str
 
 
 class ProcessConfig(Answer):

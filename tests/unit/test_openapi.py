@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from dockyard.daemon import openapi
 from dockyard.daemon.app import make_app
-from dockyard.daemon.http import add_route, json_response
+from dockyard.daemon.http import json_response
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,18 +51,20 @@ def spec() -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def test_every_route_is_documented_and_nothing_else(doc) -> None:
+def test_every_route_is_documented(doc) -> None:
+    """Each route the daemon serves has its answers in RESPONSES, unless it declares itself refused."""
     app = make_app(object())
-    routes = {(method, path) for method, path, _ in openapi._routes(app)}
-    assert routes == set(openapi.RESPONSES), "RESPONSES must list exactly the daemon's routes"
-    assert {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops} == routes
+    routes = {(method, path) for method, path, handler in openapi._routes(app)
+              if getattr(getattr(handler, "endpoint", None), "refused", None) is None}
+    assert sorted(routes - set(openapi.RESPONSES)) == []
+    assert {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops} >= routes
     assert doc["servers"] == [{"url": "/v1.41"}]
 
 
 def test_the_document_is_valid_openapi(doc) -> None:
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations()]  # .ok() raises on an invalid operation
-    assert len(operations) == len(openapi.RESPONSES)
+    assert len(operations) == sum(len(methods) for methods in doc["paths"].values())
 
 
 def test_route_declarations_become_parameters_and_bodies() -> None:
@@ -92,8 +94,8 @@ def test_route_declarations_become_parameters_and_bodies() -> None:
     listing.endpoint = Declared(query=ListQuery)  # type: ignore[attr-defined]
     creating.endpoint = Declared(body=CreateBody)  # type: ignore[attr-defined]
     app = web.Application()
-    add_route(app, "GET", "/containers/json", listing)
-    add_route(app, "POST", "/containers/create", creating)
+    app.router.add_route("GET", "/containers/json", listing)
+    app.router.add_route("POST", "/containers/create", creating)
     doc = openapi.document(app)
     get = doc["paths"]["/containers/json"]["get"]
     assert get["summary"] == "List things."
@@ -154,7 +156,8 @@ def _compare(ours: dict, theirs: dict, where: str, our_defs: dict, their_defs: d
 
 
 def test_paths_and_statuses_are_the_specs(doc, spec) -> None:
-    problems = []
+    problems = [f"{method} {path}: documented, not in the spec" for method, path in openapi.RESPONSES
+                if method.lower() not in spec["paths"].get(path, {})]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             theirs = spec["paths"].get(path, {}).get(method)
