@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard import archive
+from dockyard import archive, rootfs
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.rootfs import resolve_in_root
 from dockyard.timefmt import go_rfc3339nano
@@ -80,13 +80,14 @@ def write_tar(host: Path, path: str, out: BinaryIO) -> None:
             tar.add(host, arcname=os.path.basename(path.rstrip("/")) or ".")
 
 
-def extract(host_dir: Path, path: str, stream: BinaryIO) -> None:
+def extract(host_dir: Path, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
+            owner: tuple[int, int] | None = None) -> None:
     """Unpack a tar into an existing directory of the container."""
     if not host_dir.exists():
         raise NotFound(f"Could not find the file {path} in container")
     if not host_dir.is_dir():
         raise InvalidParameter(f"extraction point is not a directory: {path}")
-    archive.apply_layer(host_dir, stream)
+    archive.apply_layer(host_dir, stream, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner)
 
 
 class ContainerFiles:
@@ -132,11 +133,18 @@ class ContainerFiles:
 
         return header, produce
 
-    def extract(self, ref: str, path: str, stream: BinaryIO) -> None:
-        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container."""
+    def extract(self, ref: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
+                copy_uid_gid: bool = False) -> None:
+        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container.
+        ``copy_uid_gid`` (``docker cp -a``) gives the files to the container's user when it has one, as
+        Docker does; otherwise they keep the tar's owners."""
         c = self.containers.get(ref)
         with self._rootfs(c.id) as root:
-            extract(resolve(root, c.mounts, path, follow_last=True), path, stream)
+            owner = None
+            if copy_uid_gid and c.config.user:
+                uid, gid, _, _ = rootfs.resolve_user(root, c.config.user)
+                owner = (uid, gid)
+            extract(resolve(root, c.mounts, path, follow_last=True), path, stream, no_overwrite_dir_non_dir, owner)
 
     def export(self, ref: str) -> Callable[[BinaryIO], None]:
         """``docker export``: a function writing the container's whole file system as a tar."""

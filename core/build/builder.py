@@ -80,6 +80,8 @@ class BuildOptions:
     registry_config: dict[str, dict] = field(default_factory=dict)
     network_mode: str = "default"
     extra_hosts: list[str] = field(default_factory=list)
+    #: images whose history may stand in for build steps (``--cache-from``)
+    cache_from: list[str] = field(default_factory=list)
     memory: int = 0
     memory_swap: int = 0
     cpu_shares: int = 0
@@ -561,8 +563,9 @@ class Builder:
             else:
                 test = ["CMD-SHELL", command]
             check = {"Test": test}
-            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
-                              ("start-interval", "StartInterval")):
+            if "start-interval" in instr.flags:  # Config.Healthcheck.StartInterval is API 1.44
+                raise instr.error("HEALTHCHECK: --start-interval is not supported by this daemon (API 1.41)")
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod")):
                 if flag in instr.flags:
                     value = _duration_ns(instr.flags[flag], flag)
                     if value and value < 1_000_000:

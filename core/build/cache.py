@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.store import Store
-from dockyard.timefmt import iso_now
+from dockyard.timefmt import iso_now, parse_iso
 
 __all__ = ["BuildCache", "step_key"]
 
@@ -64,6 +64,15 @@ class BuildCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO build_cache(parent, key, image_id, created) VALUES (?,?,?,?)",
                              (parent or "", key, image_id, iso_now()))
+
+    def prune(self, until: float | None = None) -> list[str]:
+        """Forget entries (recorded before ``until``, a unix time, when given); returns their IDs
+        (``parent:key``, as ``POST /build/prune`` lists them)."""
+        with self._lock:
+            rows = self._db.execute("SELECT parent, key, created FROM build_cache").fetchall()
+            gone = [(p, k) for p, k, created in rows if until is None or parse_iso(created) < until]
+            self._db.executemany("DELETE FROM build_cache WHERE parent=? AND key=?", gone)
+        return [f"{p[:12] or 'scratch'}:{k[:12]}" for p, k in gone]
 
     def close(self) -> None:
         with self._lock:

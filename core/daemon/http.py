@@ -20,8 +20,10 @@ import struct
 from typing import Any, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.daemon.params import Endpoint, Query, RefusedEndpoint, bind, read_json, refuse  # noqa: F401
 from dockyard.errors import DockyardError, InvalidParameter, NotModified, status_for
 
 log = logging.getLogger(__name__)
@@ -109,20 +111,20 @@ def _short_validation(exc: ValueError) -> str:
     return str(exc)
 
 
-def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
-    """Register ``path`` both unversioned and under ``/v{version}``."""
+def add_route(app: web.Application, method: str, path: str, handler: Handler, *, query: type[Query] | None = None,
+              body: type[BaseModel] | None = None, optional_body: bool = False, binary_body: bool = False) -> None:
+    """Register ``path`` both unversioned and under ``/v{version}``, with what it reads: its query
+    model, its JSON body model or a binary body (see :mod:`dockyard.daemon.params`)."""
+    bound = bind(handler, Endpoint(query=query, body=body, optional_body=optional_body, binary_body=binary_body))
+    app.router.add_route(method, path, bound)
+    app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, bound)
+
+
+def refuse_route(app: web.Application, method: str, path: str, endpoint: RefusedEndpoint) -> None:
+    """Register a whole endpoint as refused (a feature dockyard does not have)."""
+    handler = refuse(endpoint)
     app.router.add_route(method, path, handler)
     app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, handler)
-
-
-async def read_json(request: web.Request) -> Any:
-    body = await request.read()
-    if not body.strip():
-        return {}
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidParameter(f"invalid JSON in request body: {exc}") from None
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
