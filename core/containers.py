@@ -291,7 +291,7 @@ class ContainerService:
         if policy.maximum_retry_count < 0:
             raise InvalidParameter("maximum retry count cannot be negative")
         if hc.volume_driver not in ("", "local"):
-            raise NotFound(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" '
+            raise InvalidParameter(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" '
                            "not found")
         runtimes = self.runtimes()
         if hc.runtime and hc.runtime not in runtimes:
@@ -389,7 +389,7 @@ class ContainerService:
                 if c.state.running:
                     raise NotModified("container already started")
                 await self._start_unlocked(c)
-        except DockyardError as exc:
+        except Exception as exc:
             if c.host_config.auto_remove and not isinstance(exc, NotModified):
                 await self.remove(c.id, force=True)  # as Docker: --rm also cleans up a failed start
             raise
@@ -404,7 +404,10 @@ class ContainerService:
                     sock = await asyncio.to_thread(self.exec.attach, c.id, stdin, stdout, stderr)
                     future.set_result(sock)
             c.pending_attaches.clear()
+            sized = await self._console_size(c)  # before the process runs: it may ask at once (stty size)
             process = await asyncio.to_thread(self.exec.start, c.id)
+            if not sized:
+                await self._console_size(c)
         except BaseException as exc:
             code = 128
             if isinstance(exc, DockyardError) and "permission denied" in exc.message:
@@ -425,18 +428,26 @@ class ContainerService:
                                  health=(c.state.health or Health()).model_copy(
                                      update={"status": "starting", "failing_streak": 0}) if checked else None)
         self._persist(c)
-        size = c.host_config.console_size
-        if c.config.tty and size and size[0] and size[1]:  # the terminal the client starts from (docker run -t)
-            try:
-                await asyncio.to_thread(self.exec.resize, c.id, size[0], size[1])
-            except DockyardError as exc:
-                log.info("initial terminal size of %s: %s", ids.short(c.id), exc)
         self.event(c, "start")
         if self.observers is not None:
             self.observers.container_started(c.id, process.pid)
         if self.health is not None and checked:
             self.health.watch(c)
         self._watch(c)
+
+    async def _console_size(self, c: Container) -> bool:
+        """Give a tty container the size of the client's terminal (``ConsoleSize``, what ``docker run -t``
+        sends); True when done or nothing to do.  Drivers that cannot resize a created process get it
+        right after the start instead."""
+        size = c.host_config.console_size
+        if not (c.config.tty and size and size[0] and size[1]):
+            return True
+        try:
+            await asyncio.to_thread(self.exec.resize, c.id, size[0], size[1])
+            return True
+        except DockyardError as exc:
+            log.debug("terminal size of %s: %s", ids.short(c.id), exc)
+            return False
 
     def _fail_pending(self, c: Container, exc: BaseException) -> None:
         for *_, future in c.pending_attaches:
