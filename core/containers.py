@@ -1153,9 +1153,9 @@ class ContainerService:
 
     def event(self, c: Container, action: str, **attributes: str) -> None:
         """Emit a container event (``docker events``) with Docker's attributes."""
-        if self.events is not None:
+        if self.events is not None:  # the container's labels too, as Docker's events carry them
             self.events.emit("container", action, c.id,
-                             {"image": c.image_ref, "name": c.name, **attributes})
+                             {**(c.config.labels or {}), "image": c.image_ref, "name": c.name, **attributes})
 
 
 def check_endpoint(name: str, net: dict, settings: EndpointSettings) -> None:

@@ -364,3 +364,28 @@ def test_request_checks(daemon, api):
     assert r.status_code == 400
     api.delete(f"/v1.41/containers/{cid}")
     assert api.get("/v1.41/_ping").text == "OK"
+
+
+def test_event_filters(daemon, dockerpy):
+    since = time.time() - 1
+    dockerpy.networks.create("ev-net").remove()
+    dockerpy.volumes.create("ev-vol").remove()
+    ok(daemon.docker("tag", "busybox", "ev-image:1"))
+    c = dockerpy.containers.create("busybox", "true", name="ev-ctr", labels={"ev": "yes"})
+    c.remove()
+    until = time.time() + 1
+
+    def actions(*filters: str) -> list[str]:
+        args = [x for f in filters for x in ("--filter", f)]
+        text = ok(daemon.docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", *args,
+                                "--format", "{{.Type}} {{.Action}}"))
+        return text.splitlines()
+
+    assert actions("network=ev-net") == ["network create", "network destroy"]
+    assert actions("type=volume", "volume=ev-vol") == ["volume create", "volume destroy"]
+    assert actions("image=ev-image:1") == ["image tag"]
+    assert actions("container=ev-ctr") == ["container create", "container destroy"]
+    assert actions("label=ev=yes", "event=destroy") == ["container destroy"]
+    assert actions("type=container", "label=ev=no") == []
+    assert "Invalid filter 'bogus'" in fails(daemon.docker("events", "--since", "1", "--until", "2", "--filter",
+                                                           "bogus=1"))
