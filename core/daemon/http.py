@@ -127,43 +127,6 @@ def refuse_route(app: web.Application, method: str, path: str, endpoint: Refused
     app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, handler)
 
 
-def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    return value.lower() not in ("", "0", "false", "no")
-
-
-def query_int(request: web.Request, name: str, default: int) -> int:
-    value = request.query.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-
-
-def query_filters(request: web.Request) -> dict[str, list[str]]:
-    """``filters`` as the CLI ({"k":{"v":true}}) or docker-py ({"k":["v"]}) sends it."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise InvalidParameter(f"invalid filters: {raw}") from None
-    result: dict[str, list[str]] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            result[key] = [k for k, v in value.items() if v]
-        elif isinstance(value, list):
-            result[key] = [str(v) for v in value]
-        else:
-            result[key] = [str(value)]
-    return result
-
-
 def frame(stream: int, payload: bytes) -> bytes:
     """One Docker stdcopy frame: [stream, 0, 0, 0, len_be32] + payload."""
     return struct.pack(">BxxxL", stream, len(payload)) + payload
