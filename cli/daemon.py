@@ -32,6 +32,9 @@ def daemon(
                           "for container addresses")] = None,
     insecure_registry: Annotated[Optional[list[str]], typer.Option("--insecure-registry", help="Registry "
                                  "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
+    registry_mirror: Annotated[Optional[list[str]], typer.Option("--registry-mirror", help="Registry mirror URL "
+                               "(http[s]://host:port) tried first for images of the default index; repeat for "
+                               "several")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
     observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
@@ -58,6 +61,7 @@ def daemon(
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
+             "registry_mirrors": registry_mirror,
              "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile}
     try:
         config = daemon_config.load(config_file, flags)

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import build as build_cmd, container, events, exec_commands, image, layers, network, registry, system
+from . import (build as build_cmd, container, events, exec_commands, image, layers, network, registry, registry_server,
+               system)
 from .context import DockyardGroup, Globals
 from .daemon import daemon
 from .inspect import inspect
@@ -88,7 +89,7 @@ def _setup_logging(log_level: LogLevel) -> None:
 app.add_typer(container.app, rich_help_panel=MANAGEMENT)
 app.add_typer(image.app, rich_help_panel=MANAGEMENT)
 app.add_typer(network.app, rich_help_panel=MANAGEMENT)
-app.add_typer(registry.app, rich_help_panel=MANAGEMENT)
+app.add_typer(registry_server.app, rich_help_panel=MANAGEMENT)
 app.add_typer(system.app, rich_help_panel=MANAGEMENT)
 
 #: (top-level name, function, help panel, click context settings)

@@ -382,8 +382,8 @@ class DistributionDriver(_Facade):
     def push(self, reference: str, image: dict, auth: dict, progress) -> dict:
         return self._call("distribution_push", reference=reference, image=image, auth=auth, progress=progress)
 
-    def login(self, server: str, username: str, password: str) -> dict:
-        return self._call("distribution_login", server=server, username=username, password=password)
+    def login(self, server: str, username: str, password: str, email: str = "") -> dict:
+        return self._call("distribution_login", server=server, username=username, password=password, email=email)
 
     def search(self, term: str, limit: int, auth: dict) -> list[dict]:
         return list(self._call("distribution_search", term=term, limit=limit, auth=auth))

@@ -552,10 +552,17 @@ def distribution_push(reference: str, image: dict, auth: dict, progress) -> dict
 
 
 @hookspec(firstresult=True)
-def distribution_login(server: str, username: str, password: str) -> dict | None:
+def distribution_login(server: str, username: str, password: str, email: str) -> dict | None:
     """Check credentials; returns ``{"Status": "Login Succeeded", "IdentityToken": ...}``.
 
+    ``email`` (may be empty) is for registries that register an unknown name at
+    login (the index API's ``POST /v1/users/``, as ``docker login`` did): the
+    account is then created and logged in at once, and ``Status`` says so
+    before ``Login Succeeded``.
+
     Implemented by: distribution driver.  firstresult.  Raises ``Unauthorized``.
+
+    .. versionchanged:: 0.1 ``email``
     """
 
 

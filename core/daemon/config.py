@@ -27,6 +27,7 @@ class DaemonConfig(BaseModel):
     network_opts: dict[str, str] = Field(default_factory=dict)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
+    registry_mirrors: list[str] = Field(default_factory=list)
     #: settings for observer plugins (``--observer-opt KEY=VALUE``), handed to them by ``daemon_configured``
     observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
@@ -40,6 +41,8 @@ class DaemonConfig(BaseModel):
         options = dict(self.registry_opts)
         if self.insecure_registries:
             options["insecure-registries"] = ",".join(self.insecure_registries)
+        if self.registry_mirrors:
+            options["registry-mirrors"] = ",".join(self.registry_mirrors)
         index = os.environ.get("DOCKYARD_INDEX_URL") or os.environ.get("DOCKER_INDEX_URL")
         if index:
             options.setdefault("index-url", index)

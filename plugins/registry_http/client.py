@@ -259,6 +259,26 @@ class RegistryClient:
         if response.status_code != 200:
             raise Unauthorized(f'Get "{self.base}/v2/": unauthorized: incorrect username or password')
 
+    def register(self, username: str, password: str, email: str) -> str | None:
+        """``POST /v1/users/``: register an account where the registry does that at login.
+
+        Returns the registry's status message (201 created, 200 activation link sent), or
+        ``None`` when the registry registers nobody or refused (the name exists, registration closed)."""
+        self._ensure_base()
+        try:
+            response = self._client(self.base.split("://")[0]).post(
+                f"{self.base}/v1/users/", json={"username": username, "password": password, "email": email})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"POST {self.base}/v1/users/: {exc}") from None
+        if response.status_code in (200, 201):
+            try:
+                return str(response.json().get("status") or "Account created")
+            except ValueError:
+                return "Account created"
+        if response.status_code == 429:
+            raise registry_error(response, "registration")
+        return None
+
     def get_manifest(self, path: str, reference: str, scope: str) -> tuple[bytes, str, str]:
         """(body, media type, digest); the body is verified when asked for by digest."""
         response = self.request("GET", f"/v2/{path}/manifests/{reference}", scope,

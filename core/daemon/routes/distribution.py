@@ -22,7 +22,7 @@ from pydantic import ConfigDict
 from dockyard.daemon.http import add_route, json_response, json_stream_response, refuse_route, write_message
 from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
 from dockyard.filters import Filters
-from dockyard.models.api import ApiModel, NoOp
+from dockyard.models.api import ApiModel
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
@@ -135,7 +135,8 @@ class AuthConfig(ApiModel):
 
     username: str = ""
     password: str = ""
-    email: Annotated[str, NoOp("deprecated; Docker does not use it")] = ""
+    #: deprecated in Docker; dockyard's registry uses it to register an account at login (docs/registry.md)
+    email: str = ""
     serveraddress: str = ""
 
 
@@ -143,7 +144,8 @@ async def login(request: web.Request) -> web.Response:
     """``POST /auth``: check credentials against a registry."""
     engine = _engine(request)
     auth = body(request, AuthConfig)
-    result = await asyncio.to_thread(engine.distribution.login, auth.serveraddress, auth.username, auth.password)
+    result = await asyncio.to_thread(engine.distribution.login, auth.serveraddress, auth.username, auth.password,
+                                     auth.email)
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
 
 
