@@ -132,6 +132,24 @@ def frame(stream: int, payload: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(payload)) + payload
 
 
+class Unframe:
+    """stdcopy frames in, their payloads out (a frame may arrive in pieces)."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        self.pending += data
+        out = bytearray()
+        while len(self.pending) >= 8:
+            size = int.from_bytes(self.pending[4:8], "big")
+            if len(self.pending) < 8 + size:
+                break
+            out += self.pending[8:8 + size]
+            self.pending = self.pending[8 + size:]
+        return bytes(out)
+
+
 async def json_stream_response(request: web.Request) -> web.StreamResponse:
     """A chunked ``application/json`` stream of JSON messages (pull, import, build)."""
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON})

@@ -389,3 +389,28 @@ def test_event_filters(daemon, dockerpy):
     assert actions("type=container", "label=ev=no") == []
     assert "Invalid filter 'bogus'" in fails(daemon.docker("events", "--since", "1", "--until", "2", "--filter",
                                                            "bogus=1"))
+
+
+def test_attach_over_a_websocket(daemon, dockerpy):
+    """``GET /containers/{id}/attach/ws``: binary messages carrying the raw output, input from the client."""
+    import asyncio
+
+    import aiohttp
+
+    c = dockerpy.containers.run("busybox", "sh -c 'echo ready; cat'", detach=True, stdin_open=True,
+                                name="ws-attach")
+    wait_for(lambda: b"ready" in c.logs(), 10)
+
+    async def talk() -> tuple[bytes, bytes]:
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(daemon.socket))) as session:
+            url = f"http://localhost/v1.41/containers/{c.id}/attach/ws?logs=1&stream=1"
+            async with session.ws_connect(url) as ws:
+                first = await asyncio.wait_for(ws.receive(), 10)
+                await ws.send_bytes(b"echoed back\n")
+                second = await asyncio.wait_for(ws.receive(), 10)
+                assert first.type == second.type == aiohttp.WSMsgType.BINARY
+                return first.data, second.data
+
+    logs, echoed = asyncio.run(talk())
+    assert logs == b"ready\n" and echoed == b"echoed back\n"  # no stdcopy header: raw, as Docker sends it
+    c.remove(force=True)

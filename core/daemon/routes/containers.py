@@ -9,17 +9,16 @@ import logging
 from collections.abc import Callable
 from typing import Annotated
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from dockyard import platforms
 from dockyard.detachkeys import detach_keys
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, add_route, frame, json_response, refuse_route, stream_from_thread,
-                                  stream_to_thread)
-from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
-from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
+from dockyard.daemon.http import JSON, Unframe, add_route, frame, json_response, stream_from_thread, stream_to_thread
+from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, body, query
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.filters import Filters
 from dockyard.models.api import NoOp
 from dockyard.models.container import CreateRequest, UpdateRequest
@@ -89,6 +88,67 @@ async def attach(request: web.Request) -> web.StreamResponse:
     finally:
         conn.close()
     return conn.response
+
+
+class AttachWsQuery(Query):
+    detach_keys: str = Field(default="", alias="detachKeys")
+    logs: Bool = False
+    stream: Bool = False
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """``GET /containers/{id}/attach/ws``: the container's stdin, stdout and stderr over a websocket, as
+    Docker serves them for API 1.41: all three streams, output unmultiplexed in binary messages, input
+    from the client's messages; the detach keys end it."""
+    engine = _engine(request)
+    q = query(request, AttachWsQuery)
+    container = engine.containers.get(request.match_info["id"])  # 404 before the upgrade
+    keys = detach_keys(q.detach_keys or None)
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    try:
+        if q.logs:
+            async for entry in engine.containers.logs(container.id, stdout=True, stderr=True):
+                await ws.send_bytes(entry.data)
+        if q.stream:
+            sock = await engine.containers.attach(container.id, True, True, True)
+            reader, writer = await asyncio.open_connection(sock=sock)
+            unframe = None if container.config.tty else Unframe()
+
+            async def output() -> None:
+                while data := await reader.read(1 << 16):
+                    data = unframe(data) if unframe is not None else data
+                    if data:
+                        await ws.send_bytes(data)
+
+            async def input_() -> None:
+                typed = b""
+                async for message in ws:
+                    if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                        continue
+                    data = message.data if isinstance(message.data, bytes) else message.data.encode()
+                    window = typed + data
+                    index = window.find(keys) if keys else -1
+                    if index >= 0:  # detached: what came before the keys goes in, the container runs on
+                        writer.write(window[len(typed):index] if index > len(typed) else b"")
+                        await writer.drain()
+                        return
+                    typed = window[len(window) - len(keys) + 1:] if len(keys) > 1 else b""
+                    writer.write(data)
+                    await writer.drain()
+
+            tasks = [asyncio.create_task(output()), asyncio.create_task(input_())]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                writer.close()
+    except (ConnectionResetError, DockyardError) as exc:
+        log.info("websocket attach to %s ended: %s", container.id[:12], exc)
+    finally:
+        await ws.close()
+    return ws
 
 
 async def splice(conn, sock, stdin: bool, detach: bytes = b"",
@@ -399,8 +459,7 @@ def register(app: web.Application) -> None:
     add_route(app, "POST", "/containers/prune", prune, query=PruneQuery)
     add_route(app, "POST", "/containers/{id}/start", start, query=StartQuery)
     add_route(app, "POST", "/containers/{id}/attach", attach, query=AttachQuery)
-    refuse_route(app, "GET", "/containers/{id}/attach/ws", RefusedEndpoint(
-        NotSupportedByDriver, "attaching over a websocket is not supported by dockyard; use POST /attach"))
+    add_route(app, "GET", "/containers/{id}/attach/ws", attach_ws, query=AttachWsQuery)
     add_route(app, "POST", "/containers/{id}/wait", wait, query=WaitQuery)
     add_route(app, "GET", "/containers/{id}/logs", logs, query=LogsQuery)
     add_route(app, "GET", "/containers/{id}/json", inspect, query=InspectQuery)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import add_route, frame, json_response
+from dockyard.daemon.http import Unframe, add_route, frame, json_response
 from dockyard.daemon.params import body, query
 from dockyard.daemon.routes.containers import ResizeQuery, splice
 from dockyard.detachkeys import detach_keys
@@ -29,24 +29,6 @@ def _framing(process_tty: bool, start_tty: bool) -> Callable[[bytes], bytes] | N
     if not process_tty and start_tty:
         return Unframe()
     return None
-
-
-class Unframe:
-    """stdcopy frames in, their payloads out (a frame may arrive in pieces)."""
-
-    def __init__(self) -> None:
-        self.pending = b""
-
-    def __call__(self, data: bytes) -> bytes:
-        self.pending += data
-        out = bytearray()
-        while len(self.pending) >= 8:
-            size = int.from_bytes(self.pending[4:8], "big")
-            if len(self.pending) < 8 + size:
-                break
-            out += self.pending[8:8 + size]
-            self.pending = self.pending[8 + size:]
-        return bytes(out)
 
 
 async def create(request: web.Request) -> web.Response:
