@@ -388,6 +388,7 @@ class ContainerService:
             async with c.lock:
                 if c.state.running:
                     raise NotModified("container already started")
+                c.stopped_by_user = False
                 await self._start_unlocked(c)
         except Exception as exc:
             if c.host_config.auto_remove and not isinstance(exc, NotModified):
@@ -421,7 +422,6 @@ class ContainerService:
             self._fail_pending(c, exc)
             c.exited.set()
             raise
-        c.stopped_by_user = False
         checked = health.probe_of(c.config) is not None
         c.state = ContainerState(status="running", running=True, pid=process.pid,
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now(),
@@ -691,6 +691,12 @@ class ContainerService:
         """``docker stop``: the stop signal, then SIGKILL after ``timeout`` seconds (the container's
         ``StopTimeout`` when not given, else 10; negative: wait forever, as Docker)."""
         c = self.get(ref)
+        if not c.state.running and c.state.restarting:
+            # a restart policy is bringing it back: no further restart; one under way finishes first
+            # (it holds the lock), and the container it started is stopped below
+            c.stopped_by_user = True
+            async with c.lock:
+                pass
         if not c.state.running:
             if c.state.restarting:  # waiting out a back-off: just cancel the restart
                 c.stopped_by_user = True
@@ -729,6 +735,7 @@ class ContainerService:
         async with c.lock:
             if not c.state.running:
                 c.restart_count += 0  # a manual restart is not counted, as in Docker
+                c.stopped_by_user = False
                 await self._start_unlocked(c)
         self.event(c, "restart")
 

@@ -676,6 +676,16 @@ class BridgeNetworkDriver:
             if self.store.network(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
             pools = (options.get("IPAM") or {}).get("Config") or []
+            try:
+                for pool in pools:
+                    for key in ("Subnet", "IPRange"):
+                        if pool.get(key):
+                            ipaddress.ip_network(pool[key], strict=False)
+                    for address in [pool.get("Gateway"), *(pool.get("AuxiliaryAddresses") or {}).values()]:
+                        if address:
+                            ipaddress.ip_address(address)
+            except ValueError as exc:
+                raise InvalidParameter(f"invalid IPAM configuration: {exc}") from None
             v4 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)
                        .version == 4), None)
             v6 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)

@@ -26,7 +26,7 @@ from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import add_route, json_response, json_stream_response, write_message
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
 from dockyard.filters import Filters
-from dockyard.models.api import Allowed, NoOp, Refused
+from dockyard.models.api import Allowed, Refused
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
 
@@ -173,18 +173,22 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
 
 
 class BuildPruneQuery(Query):
-    keep_storage: Annotated[int, NoOp("cache entries hold no storage of their own: the images they name do")] \
-        = Field(default=0, alias="keep-storage")
+    keep_storage: int = Field(default=0, alias="keep-storage")
     all: Bool = False
     filters: Annotated[FiltersParam, FilterKeys("until")] = Filters()
 
 
 async def prune(request: web.Request) -> web.Response:
     """``POST /build/prune``: forget build cache entries (the images they point at stay, as the classic
-    builder's images do; ``docker image prune`` removes those)."""
-    filters = query(request, BuildPruneQuery).filters
-    deleted = await asyncio.to_thread(cache_for(_engine(request).data_root, _engine(request).store).prune,
-                                      filters.until())
+    builder's images do; ``docker image prune`` removes those).  An entry holds no storage of its own,
+    so the cache always fits in a ``keep-storage`` above 0: nothing is pruned then."""
+    q = query(request, BuildPruneQuery)
+    if q.keep_storage < 0:
+        raise InvalidParameter(f"keep-storage is in bytes and expects a positive integer, got {q.keep_storage}")
+    deleted: list[str] = []
+    if q.keep_storage == 0:
+        deleted = await asyncio.to_thread(cache_for(_engine(request).data_root, _engine(request).store).prune,
+                                          q.filters.until())
     return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
