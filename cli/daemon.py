@@ -44,6 +44,22 @@ def daemon(
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
     pidfile: Annotated[Optional[Path], typer.Option("--pidfile", "-p", help="Pid file "
                        "[default: <data-root>/dockyard.pid]")] = None,
+    seccomp_profile: Annotated[Optional[Path], typer.Option("--seccomp-profile", help="Seccomp profile (Docker's "
+                               "JSON format) for containers that name none [default: Docker's]")] = None,
+    no_new_privileges: Annotated[Optional[bool], typer.Option("--no-new-privileges", help="Set "
+                                 "no-new-privileges for new containers by default")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls", help="Serve TCP over TLS (--tlscert, --tlskey)")] = None,
+    tlsverify: Annotated[Optional[bool], typer.Option("--tlsverify", help="Serve TCP over TLS and require client "
+                         "certificates signed by --tlscacert (implies --tls)")] = None,
+    tlscacert: Annotated[Optional[Path], typer.Option("--tlscacert", help="Trust client certificates signed by "
+                         "this CA [default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]")] = None,
+    tlscert: Annotated[Optional[Path], typer.Option("--tlscert", help="The server's TLS certificate "
+                       "[default: cert.pem there]")] = None,
+    tlskey: Annotated[Optional[Path], typer.Option("--tlskey", help="The server's TLS key "
+                      "[default: key.pem there]")] = None,
+    api_cors_header: Annotated[Optional[str], typer.Option("--api-cors-header", help="The Origin browsers may "
+                               "call the API from ('*' for any); without it cross-origin requests are refused")]
+    = None,
 ) -> None:
     """Run the dockyard daemon in the foreground (needs root)."""
     from dockyard.daemon import config as daemon_config
@@ -62,7 +78,10 @@ def daemon(
              "network_opts": net_opts,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
              "registry_mirrors": registry_mirror,
-             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile}
+             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
+             "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
+             "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
+             "api_cors_header": api_cors_header}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

@@ -11,8 +11,8 @@ import typer
 from dockyard.timefmt import iso_ns, parse_iso
 
 from .client import CliError
-from .container import parse_filters
 from .context import client
+from .filters import parse_filters
 
 
 def _when(value: str | None) -> str | None:

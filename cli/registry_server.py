@@ -21,10 +21,11 @@ from .registry import Credentials, server_key
 
 __all__ = ["app"]
 
+#: ``dockyard registry`` and ``dockyard registry user``: the sub-apps' own settings; their commands are
+#: listed in cli/commands.py
 app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories",
                   no_args_is_help=True)
 user_app = typer.Typer(name="user", help="Manage the accounts of a registry (in its storage)", no_args_is_help=True)
-app.add_typer(user_app)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Registry settings file (TOML)")]
 RootOption = Annotated[Path | None, typer.Option("--root", help="Registry data directory (default "
@@ -40,7 +41,6 @@ def _settings(config: Path | None, root: Path | None, **flags):
         raise CliError(f"invalid registry settings: {exc}") from None
 
 
-@app.command("serve")
 def serve(
     listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:5000)")] = None,
     root: RootOption = None,
@@ -111,7 +111,6 @@ PasswordOption = Annotated[str | None, typer.Option("-p", "--password", help="Pa
 StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")]
 
 
-@user_app.command("add")
 def user_add(
     username: Annotated[str, typer.Argument(help="Account name (lower case)")],
     root: RootOption = None,
@@ -143,7 +142,6 @@ def user_add(
     typer.echo(f"{'Administrator' if admin else 'User'} {username} added")
 
 
-@app.command("adduser", hidden=True)
 def adduser(
     username: Annotated[str, typer.Argument(help="Account name (lower case)")],
     root: RootOption = None,
@@ -157,7 +155,6 @@ def adduser(
     user_add(username, root, config, users, "", password, password_stdin, admin)
 
 
-@user_app.command("passwd")
 def user_passwd(
     username: Annotated[str, typer.Argument(help="Account name")],
     root: RootOption = None,
@@ -176,7 +173,6 @@ def user_passwd(
     typer.echo(f"Password of {username} changed")
 
 
-@user_app.command("rm")
 def user_rm(
     usernames: Annotated[list[str], typer.Argument(help="Account names")],
     root: RootOption = None,
@@ -198,7 +194,6 @@ def user_rm(
         raise typer.Exit(1)
 
 
-@user_app.command("list")
 def user_list(
     root: RootOption = None,
     config: ConfigOption = None,
@@ -220,7 +215,6 @@ def user_list(
 # -- garbage collection --------------------------------------------------------------------------
 
 
-@app.command("gc")
 def gc(
     root: RootOption = None,
     config: ConfigOption = None,
@@ -298,7 +292,6 @@ def _registry_request(method: str, name: str, body: dict | None = None):
     return response
 
 
-@app.command("describe")
 def describe(
     name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository on a registry")],
     description: Annotated[str | None, typer.Option("-d", "--description", help="New description")] = None,
@@ -314,7 +307,6 @@ def describe(
     typer.echo(json.dumps(response.json(), indent=2))
 
 
-@app.command("delete")
 def delete(name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository to delete")]) -> None:
     """Delete a repository from a registry (owner or admin)."""
     _registry_request("DELETE", name)

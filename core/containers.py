@@ -12,6 +12,7 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -26,18 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import container_views, etc_files, health, ids, netns, rootfs
+from dockyard import confinement, container_views, etc_files, health, ids, netns, paths, rootfs
 from dockyard import links as links_
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import (Conflict, DockyardError, Forbidden, InvalidParameter, NotFound, NotModified,
                              NotSupportedByDriver, System)
-from dockyard.filters import Filters
 from dockyard.events import EventBus
+from dockyard.filters import Filters
 from dockyard.images import ImageService
 from dockyard.logs import LogEntry, read_log
 from dockyard.models.container import (ContainerConfig, ContainerState, CreateRequest, EndpointSettings, Health,
                                        HostConfig, UpdateRequest)
-from dockyard.models.runtime import EndpointRequest, ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.models.runtime import Confinement, EndpointRequest, ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.observers import Observers
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, iso, iso_now, parse_iso
@@ -112,7 +113,8 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: EventBus | None = None, observers: Observers | None = None) -> None:
+                 events: EventBus | None = None, observers: Observers | None = None,
+                 security: confinement.DaemonSecurity | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -124,6 +126,7 @@ class ContainerService:
         self.driver_names = names
         self.events = events
         self.observers = observers
+        self.security = security or confinement.DaemonSecurity()
         self.containers: dict[str, Container] = {}
         #: names of containers being created (name -> ID): taken before the first await
         self._reserved: dict[str, str] = {}
@@ -189,7 +192,7 @@ class ContainerService:
         return c is not None and c.state.running
 
     def dir_of(self, c: Container) -> Path:
-        return self.root / c.id
+        return paths.child(self.root, c.id, "container id")
 
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
@@ -216,6 +219,8 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(hc)
+        self.confinement(hc)  # a bad --cap-add, --security-opt, --device... is a 400 now
+        etc_files.check(hc.extra_hosts, hc.dns, request.hostname, request.domainname, hc.dns_search, hc.dns_options)
         health.check_config(config.healthcheck)
         if config.mac_address and not _MAC.match(config.mac_address):
             raise InvalidParameter(f"invalid MAC address: {config.mac_address}")
@@ -325,6 +330,19 @@ class ContainerService:
         if settings.links and primary in ("host", "none"):
             raise InvalidParameter("links are supported only on bridge and user defined networks")
         return {primary: settings.api()}
+
+    def confinement(self, hc: HostConfig) -> Confinement:
+        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`)."""
+        if hc.userns_mode not in ("", "host"):
+            raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
+                                   "supported by this daemon)")
+        return confinement.resolve(
+            privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
+            security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
+            device_cgroup_rules=hc.device_cgroup_rules, sysctls=hc.sysctls, masked=hc.masked_paths,
+            readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
+            daemon_seccomp=self.security.seccomp_profile,
+            daemon_no_new_privileges=self.security.no_new_privileges)
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
@@ -481,15 +499,15 @@ class ContainerService:
                 raise InvalidParameter(f"failed to start container {ids.short(c.id)}: {problem}")
             attachment, settings, resolvers = self._attach_networks(c)
             hosts = [links_.hosts_line(ip, alias, child) for alias, child, ip in linked if ip]
-            binds = (etc_files.write(self.dir_of(c), config.hostname, list(hc.extra_hosts or []) + hosts,
-                                     hc.dns or [], attachment.netns is None, settings, resolvers,
-                                     search=hc.dns_search or [], options=hc.dns_options or [])
-                     + self.volumes.prepare(c.mounts, root))
+            binds = rootfs.mount_plan(root, etc_files.write(
+                self.dir_of(c), config.hostname, list(hc.extra_hosts or []) + hosts, hc.dns or [],
+                attachment.netns is None, settings, resolvers, search=hc.dns_search or [],
+                options=hc.dns_options or []) + self.volumes.prepare(c.mounts, root))
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )
@@ -738,6 +756,29 @@ class ContainerService:
                 c.stopped_by_user = False
                 await self._start_unlocked(c)
         self.event(c, "restart")
+
+    @contextlib.asynccontextmanager
+    async def frozen(self, ref: str | Container, pause: bool = True) -> AsyncIterator[None]:
+        """Keep a running container frozen while the daemon reads or writes its files (``cp``, ``commit``,
+        ``export``; Docker pauses for these too, ``commit --pause=false`` opts out): none of its processes can
+        change a path meanwhile.  Internal: no state change, no events; a paused container stays paused."""
+        c = self.get(ref) if isinstance(ref, str) else ref
+        froze = False
+        async with c.lock:
+            if pause and c.state.running and not c.state.paused:
+                try:
+                    await asyncio.to_thread(self.exec.pause, c.id)
+                    froze = True
+                except NotSupportedByDriver:
+                    log.warning("exec driver cannot pause %s: its files are handled while it runs", ids.short(c.id))
+            try:
+                yield
+            finally:
+                if froze:
+                    try:
+                        await asyncio.to_thread(self.exec.unpause, c.id)
+                    except DockyardError as exc:
+                        log.error("unpausing %s after a file operation: %s", ids.short(c.id), exc)
 
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
@@ -1002,25 +1043,14 @@ class ContainerService:
 
     async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
                      comment: str = "", author: str = "", changes: list[str] = (), pause: bool = True) -> str:
-        """``docker commit``: a new image from the container's layer; returns its ID.  A given config
-        is merged over the container's, as Docker merges it; a running container is paused meanwhile
-        (``pause``, the default) when the exec driver can pause."""
+        """``docker commit``: a new image from the container's layer (frozen meanwhile unless not ``pause``);
+        returns its ID.  A given config is merged over the container's, as Docker merges it."""
         c = self.get(ref)
         merged = self._merge(config, c.config) if config is not None else c.config
-        paused_here = False
-        if pause and c.state.running and not c.state.paused:
-            try:
-                await self.pause(c.id)
-                paused_here = True
-            except NotSupportedByDriver:
-                pass
-        try:
+        async with self.frozen(c, pause):
             image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, merged,
                                                " ".join([c.path, *c.args]), repo, tag, comment, author,
                                                list(changes))
-        finally:
-            if paused_here:
-                await self.unpause(c.id)
         self.event(c, "commit")
         return image_id
 

@@ -6,12 +6,45 @@ image's files, as Docker does, so they follow the container's current network.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 
-__all__ = ["resolv_conf", "write", "write_hosts", "write_resolv_conf"]
+from dockyard.errors import InvalidParameter
+
+__all__ = ["check", "resolv_conf", "write", "write_hosts", "write_resolv_conf"]
 
 _DEFAULT_HOSTS = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
                   "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+
+
+def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = "", domainname: str = "",
+          search: list[str] | None = None, options: list[str] | None = None) -> None:
+    """What goes into these files must be one line of what it claims to be (checked at create): a newline
+    in ``--add-host``, ``--dns``, ``--dns-search`` or ``--dns-option`` would add lines of the client's
+    choosing."""
+    for domain in search or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", domain):
+            raise InvalidParameter(f"{domain!r} is not a valid domain (--dns-search)")
+    for option in options or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", option):
+            raise InvalidParameter(f"invalid DNS option {option!r} (--dns-option)")
+    for server in dns or []:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidParameter(f"{server!r} is not an ip address (--dns)") from None
+    for entry in extra_hosts or []:
+        name, sep, address = entry.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise InvalidParameter(f"invalid argument {entry!r} for --add-host: expected host:ip")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            raise InvalidParameter(f"invalid IP address in add-host: {address!r}") from None
+    for value, what in ((hostname, "hostname"), (domainname, "domainname")):
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", value):
+            raise InvalidParameter(f"invalid {what} {value!r}")
 
 
 def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str], host_network: bool,

@@ -214,8 +214,18 @@ def exec_create(spec: RuntimeSpec) -> bool | None:
     After this, :func:`exec_attach` may be called any number of times and
     :func:`exec_start` once.  The prepared process must outlive the daemon once
     started: the daemon may be killed and restarted at any time.
+
+    ``spec.confinement`` (:class:`~dockyard.models.runtime.Confinement`) is
+    decided by the core and must be applied as given, to the main process and
+    to every :func:`exec_run` process: capabilities, seccomp filter,
+    no_new_privileges, AppArmor profile, masked and read-only paths, read-only
+    rootfs, devices and device rules, sysctls.  What the driver cannot express
+    is an ``InvalidParameter``, never silently dropped.  ``spec.binds`` are
+    mounted in order on the container paths given (made and resolved by the
+    core; symlinks on the way are refused, nothing is created).
     Raises ``Conflict`` if the container already has a live process,
-    ``System`` if the runtime cannot be prepared.
+    ``InvalidParameter`` for a confinement it cannot apply, ``System`` if the
+    runtime cannot be prepared.
     """
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import config_changes, ids, reference
+from dockyard.archive import SafeTarInfo
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.filters import Filters
@@ -93,7 +94,8 @@ def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
         with open(tmp, "wb") as out:
             hashing = _Hashing(decompressed(raw), out)
             try:
-                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
+                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|",  # type: ignore[arg-type]
+                                  tarinfo=SafeTarInfo) as tar:
                     for _ in tar:
                         pass
                     while tar.fileobj.read(1 << 20):  # the end-of-archive padding belongs to the digest
@@ -620,7 +622,7 @@ class ImageService:
 def _tar_is_empty(stream: BinaryIO) -> bool:
     """Whether a tar has no members (a step that changed nothing); rewinds ``stream``."""
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=SafeTarInfo) as tar:
             return next(iter(tar), None) is None
     except tarfile.TarError:
         return False

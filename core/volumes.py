@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Callable
@@ -18,9 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard import ids
+from dockyard import ids, paths
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.filters import Filters
+from dockyard.rootfs import clean_destination
 from dockyard.store import Store
 from dockyard.timefmt import iso_now
 
@@ -52,11 +52,7 @@ class Mount:
 
 
 def _check_destination(path: str) -> str:
-    if not path.startswith("/"):
-        raise InvalidParameter(f"invalid mount config: the destination {path!r} must be an absolute path")
-    if path.rstrip("/") in ("", "/"):
-        raise InvalidParameter("invalid mount config: the destination cannot be /")
-    return path.rstrip("/") or "/"
+    return clean_destination(path)
 
 
 def parse_bind(spec: str) -> tuple[str, str, bool]:
@@ -132,7 +128,7 @@ class VolumeService:
         self.users: Callable[[str], list[str]] = lambda name: []
 
     def path(self, name: str) -> Path:
-        return self.root / name / "_data"
+        return paths.child(self.root, name, "volume name") / "_data"
 
     def get(self, name: str) -> dict:
         row = self.store.volume_row(name)
@@ -141,7 +137,11 @@ class VolumeService:
         return self._api(row)
 
     def _api(self, row) -> dict:
-        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
+        try:
+            mountpoint = str(self.path(row["name"]))
+        except InvalidParameter:  # a record made before names were checked ("/etc"): it owns no directory
+            mountpoint = ""
+        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": mountpoint,
                 "CreatedAt": row["created"], "Labels": json.loads(row["labels"]) or None,
                 "Options": json.loads(row["options"]) or None, "Scope": "local", "Status": None}
 
@@ -169,7 +169,7 @@ class VolumeService:
                anonymous: bool = False, driver: str = "local") -> dict:
         if driver not in ("", "local"):
             raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
-        if name and not ids.NAME.match(name):
+        if name and not ids.VOLUME_NAME.fullmatch(name):
             raise InvalidParameter(f"create {name}: volume name is too short, names should be at least two "
                                    "alphanumeric characters" if len(name) < 2 else
                                    f'create {name}: "{name}" includes invalid characters for a local volume name')
@@ -195,7 +195,8 @@ class VolumeService:
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         self.store.delete_volume(name)
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        if ids.VOLUME_NAME.fullmatch(name):
+            paths.remove_child(self.root, name, "volume name")
         self.event("destroy", name)
 
     def prune(self, filters: Filters | None = None) -> tuple[list[str], int]:
@@ -278,7 +279,7 @@ class VolumeService:
             if src.startswith("/"):
                 mounts[dst] = Mount("bind", src, dst, rw)
             else:
-                if not ids.NAME.match(src):
+                if not ids.VOLUME_NAME.fullmatch(src):
                     raise InvalidParameter(f"create {src}: \"{src}\" includes invalid characters for a local volume "
                                            "name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to "
                                            "pass a host directory, use absolute path")

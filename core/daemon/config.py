@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.address import DEFAULT_HOST, Address, parse_host
 from dockyard.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from dockyard.daemon.tls import TlsSettings
+
 
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -32,6 +37,24 @@ class DaemonConfig(BaseModel):
     observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
+    #: a seccomp profile (Docker's JSON format) replacing the default one
+    seccomp_profile: Path | None = None
+    #: containers get no-new-privileges unless they say otherwise
+    no_new_privileges: bool = False
+    #: TLS on TCP listeners (see dockyard.daemon.tls); tlsverify implies tls
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: Path | None = None
+    tlscert: Path | None = None
+    tlskey: Path | None = None
+    #: the one Origin (or "*") browsers may send requests from; "" refuses them all
+    api_cors_header: str = ""
+
+    def tls_settings(self) -> "TlsSettings":
+        from dockyard.daemon.tls import TlsSettings
+
+        return TlsSettings(enabled=self.tls or self.tlsverify, verify=self.tlsverify, cacert=self.tlscacert,
+                           cert=self.tlscert, key=self.tlskey)
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]

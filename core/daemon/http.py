@@ -169,11 +169,16 @@ async def stream_from_thread(request: web.Request, produce, content_type: str,
     failure: list[BaseException] = []
 
     def worker() -> None:
+        out = os.fdopen(write_fd, "wb")
         try:
-            with os.fdopen(write_fd, "wb") as out:
-                produce(out)
+            produce(out)
         except BaseException as exc:  # reported by closing the stream early
-            failure.append(exc)
+            failure.append(exc)  # before the close below: the reader checks it when it sees the end
+        finally:
+            try:
+                out.close()
+            except OSError:
+                pass
 
     response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     thread = threading.Thread(target=worker, daemon=True)

@@ -179,10 +179,14 @@ def optional_body(request: web.Request, model: type[B]) -> B | None:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request's JSON body; ``{}`` when it is empty."""
+    """The request's JSON body ({} if empty).  A body must be sent as ``application/json``: a browser's
+    cross-site form or ``text/plain`` request cannot be (see :mod:`dockyard.daemon.guard`)."""
     raw = await request.read()
     if not raw.strip():
         return {}
+    if request.content_type != "application/json":
+        raise InvalidParameter(f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): "
+                               "must be 'application/json'")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -127,8 +127,8 @@ class Resources(ApiModel):
     cpu_realtime_runtime: Annotated[int, Refused()] = 0
     cpuset_cpus: str = ""
     cpuset_mems: Annotated[str, Refused()] = ""
-    devices: Annotated[list[dict] | None, Refused()] = None
-    device_cgroup_rules: Annotated[list[str] | None, Refused()] = None
+    devices: list[dict[str, Any]] | None = None
+    device_cgroup_rules: list[str] | None = None
     device_requests: Annotated[list[dict] | None, Refused()] = None
     kernel_memory: Annotated[int, Refused()] = 0
     kernel_memory_tcp: Annotated[int, Refused()] = Field(default=0, alias="KernelMemoryTCP")
@@ -162,8 +162,8 @@ class HostConfig(Resources):
     mounts: list[Mount] | None = None
     #: [height, width] of the tty at start (the docker CLI sends its terminal's)
     console_size: list[int] | None = None
-    cap_add: Annotated[list[str] | None, Refused()] = None
-    cap_drop: Annotated[list[str] | None, Refused()] = None
+    cap_add: list[str] | None = None
+    cap_drop: list[str] | None = None
     cgroupns_mode: Annotated[str, Allowed("")] = ""
     dns: list[str] | None = Field(default_factory=list)
     dns_options: list[str] | None = Field(default_factory=list)
@@ -176,21 +176,25 @@ class HostConfig(Resources):
     links: list[str] | None = None
     oom_score_adj: Annotated[int, Refused()] = 0
     pid_mode: Annotated[str, Allowed("")] = ""
-    privileged: Annotated[bool, Refused()] = False
+    # confinement (see dockyard.confinement)
+    privileged: bool = False
     publish_all_ports: bool = False
-    readonly_rootfs: Annotated[bool, Refused()] = False
-    security_opt: Annotated[list[str] | None, Refused()] = None
+    readonly_rootfs: bool = False
+    security_opt: list[str] | None = None
     storage_opt: Annotated[dict[str, str] | None, Refused()] = None
     tmpfs: Annotated[dict[str, str] | None, Refused()] = None
     uts_mode: Annotated[str, Allowed("")] = Field(default="", alias="UTSMode")
-    userns_mode: Annotated[str, Allowed("")] = ""
+    userns_mode: Annotated[str, Allowed("", "host", why="user namespace remapping is not supported")] = ""
     shm_size: Annotated[int, Refused()] = 0
-    sysctls: Annotated[dict[str, str] | None, Refused()] = None
+    sysctls: dict[str, str] | None = None
     #: which of the exec driver's runtimes runs the container; "" = the default
     runtime: str = ""
     isolation: Annotated[str, Allowed("", "default")] = ""
-    masked_paths: Annotated[list[str] | None, Refused()] = None
-    readonly_paths: Annotated[list[str] | None, Refused()] = None
+    #: None = Docker's defaults; [] = none (``--security-opt systempaths=unconfined``)
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
+    #: replaces the default capability set (API 1.40's field; the CLI does not send it to 1.41)
+    capabilities: list[str] | None = None
 
     @field_validator("log_config", "restart_policy", mode="before")
     @classmethod
@@ -213,6 +217,8 @@ class HostConfig(Resources):
 class UpdateRequest(Resources):
     """Body of ``POST /containers/{id}/update``: resources to change (0 = keep) and the restart policy."""
 
+    devices: Annotated[list[dict[str, Any]] | None, NoOp("Docker's update does not change devices")] = None
+    device_cgroup_rules: Annotated[list[str] | None, NoOp("Docker's update does not change device rules")] = None
     restart_policy: RestartPolicy | None = None
 
 

@@ -171,7 +171,9 @@ class RuntimeSpec(_Frozen):
     log_path: Path
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
-    #: extra read-only/read-write bind mounts: (host path, container path, read_only)
+    #: extra bind mounts, in the order to mount them: (host path, container path, read_only).  The core has
+    #: created each container path and resolved its symlinks inside the rootfs: a driver mounts there as is,
+    #: refusing symlinks on the way (never ``create=``)
     binds: list[tuple[Path, str, bool]] = Field(default_factory=list)
     #: capabilities, seccomp, masked paths...: Docker's defaults unless the core says otherwise
     confinement: Confinement = Field(default_factory=_default_confinement)

@@ -4,6 +4,7 @@ Layout: ``<root>`` (``<data-root>/exec/lxc``) is the LXC ``lxcpath``; each
 container has ``<root>/<id>/`` holding
 
 ``config``      the complete LXC config (lxc-stop/attach/freeze read it)
+``seccomp``     the container's seccomp policy in LXC's format (absent: unconfined)
 ``hook``        start-host (reports the init pid) and stop (records OOM) hook
 ``meta.json``   what the driver needs later (tty, stop signal)
 ``shim.pid``    pid of the live shim (removed when the shim exits)
@@ -43,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
+from dockyard import confinement
 from dockyard.errors import (
     Conflict,
     DriverNotSupported,
@@ -83,6 +85,14 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Create ``path`` with ``mode`` (never readable by other users, not even for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
 
 
 def _proc_state(pid: int) -> str | None:
@@ -157,18 +167,14 @@ class LxcDriver:
     def __init__(self, root: Path, options: dict) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.options = dict(options or {})
         self.python = str(self.options.get("python") or sys.executable)
-        seccomp = self.options.get("seccomp", "")
-        if seccomp in ("default", "common"):
-            seccomp = "/usr/share/lxc/config/common.seccomp"
-        if seccomp in ("none", "unconfined"):
-            seccomp = ""
-        self.seccomp = str(seccomp)
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
         self.cgroup2 = lxcconf.cgroup2_host()
         self._lock = threading.Lock()
         self._version: str | None = None
+        self._apparmor_loaded = False
         self.shim_path = self._compile_shim()
         #: shims spawned by exec_create whose readiness nobody has waited for yet
         self._pending: dict[str, _Pending] = {}
@@ -308,7 +314,8 @@ class LxcDriver:
         flags = ("t" if spec.tty else "") + ("i" if spec.open_stdin else "") + ("o" if spec.stdin_once else "")
         r, w = os.pipe()
         try:
-            with open(d / "shim.log", "ab") as err:
+            with open(os.open(d / "shim.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600),
+                      "ab") as err:
                 proc = subprocess.Popen(
                     [self.python, "-I", "-S", str(self.shim_path), str(d), str(self.root), spec.container_id,
                      str(spec.log_path), flags or "-", str(w), "--", *spec.args],
@@ -613,14 +620,33 @@ class LxcDriver:
 
     # ================================================================== hooks
 
+    def _load_apparmor_profile(self) -> None:
+        """Load (or replace) dockyard's default AppArmor profile, once per driver instance."""
+        if self._apparmor_loaded:
+            return
+        parser = shutil.which("apparmor_parser")
+        if parser is None:
+            raise System("AppArmor is enabled but apparmor_parser is missing (install the apparmor package)")
+        try:
+            subprocess.run([parser, "-Kr"], input=confinement.apparmor_profile_text().encode(), check=True,
+                           capture_output=True, timeout=60)
+        except subprocess.CalledProcessError as exc:
+            raise System(f"cannot load the AppArmor profile {confinement.APPARMOR_PROFILE}: "
+                         f"{exc.stderr.decode(errors='replace').strip()}") from None
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise System(f"cannot load the AppArmor profile {confinement.APPARMOR_PROFILE}: {exc}") from None
+        self._apparmor_loaded = True
+
     @dockyard.hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self._dir(spec.container_id)
         if not spec.args:
             raise InvalidParameter("no command specified")
-        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, seccomp=self.seccomp,
-                                       log_level=self.log_level)
+        if spec.confinement.apparmor_profile == confinement.APPARMOR_PROFILE:
+            self._load_apparmor_profile()
+        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, log_level=self.log_level)
         hook = lxcconf.render_hook(spec, d, cgroup2=self.cgroup2)
+        seccomp = lxcconf.render_seccomp(spec.confinement.seccomp) if spec.confinement.seccomp else None
         with self._lock:
             if spec.container_id in self._pending:
                 raise Conflict(f"container {spec.container_id} already has a live process")
@@ -635,18 +661,20 @@ class LxcDriver:
                 self._cleanup_runtime(spec.container_id)
                 shutil.rmtree(d, ignore_errors=True)
             try:
-                d.mkdir(parents=True)
+                d.mkdir(parents=True, mode=0o700)
             except FileExistsError:
                 raise Conflict(f"container {spec.container_id} is being created concurrently") from None
         try:
             self._cleanup_runtime(spec.container_id)
-            (d / "config").write_text(config)
-            (d / "hook").write_text(hook)
-            os.chmod(d / "hook", 0o755)
+            # root only: the config holds the container's environment (secrets, often)
+            _write_private(d / "config", config)
+            if seccomp is not None:
+                _write_private(d / "seccomp", seccomp)
+            _write_private(d / "hook", hook, 0o700)
             meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
                     "stop_signal": spec.stop_signal, "log_path": str(spec.log_path),
                     "created_ns": time.time_ns()}
-            (d / "meta.json").write_text(json.dumps(meta) + "\n")
+            _write_private(d / "meta.json", json.dumps(meta) + "\n")
             os.mkfifo(d / "pid.fifo", 0o600)
             Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             self._spawn_shim(spec, d)

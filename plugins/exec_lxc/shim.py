@@ -143,6 +143,15 @@ def rfc3339(ns):
     return base + "Z"
 
 
+def bind_private(sock, path):
+    """Bind a unix socket only root can connect to (0600 from the start: no window with a wider mode)."""
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+
+
 def write_atomic(path, text):
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -363,7 +372,7 @@ class Shim:
         except FileNotFoundError:
             pass
         ls = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        ls.bind("attach.sock")
+        bind_private(ls, "attach.sock")
         ls.listen(128)
         ls.setblocking(False)
         self.listen = ls
@@ -1231,7 +1240,7 @@ class ExecShim(Shim):
             os.unlink("attach.sock")
         except FileNotFoundError:
             pass
-        ls.bind("attach.sock")
+        bind_private(ls, "attach.sock")
         ls.listen(16)
         ls.setblocking(False)
         self.listen = ls

@@ -60,6 +60,7 @@ from dockyard.models.runtime import EndpointRequest, NetworkAttachment, NetworkR
 from dockyard.timefmt import iso_now
 
 from . import firewall, ipam, nsutil, ports, steps, subnet
+from .steps import bridge_device
 from .options import CANDIDATES, BridgeOptions, parse
 from .store import Store
 
@@ -695,6 +696,7 @@ class BridgeNetworkDriver:
                                        "defaults to assign to the network: give one with --subnet")
             net_id = secrets.token_hex(32)
             bridge = (options.get("Options") or {}).get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
+            self._check_new_bridge(bridge)
             ours = {r["bridge"] for r in self.store.networks()}
             taken = self._host_networks(ours) + [ipaddress.IPv4Network(r["subnet"]) for r in self.store.networks()]
             if v4 is not None:
@@ -737,6 +739,21 @@ class BridgeNetworkDriver:
             self._start_resolver(self.store.network(name))
             return self._network_inspect(self.store.network(name))
 
+    def _check_new_bridge(self, bridge: str) -> None:
+        """A new network gets a bridge of its own: never the default bridge, another network's, or an
+        interface that already exists on the host (``com.docker.network.bridge.name``)."""
+        try:
+            BridgeOptions(bridge=bridge)
+        except ValueError:
+            raise InvalidParameter(f"invalid bridge name {bridge!r} (1 to 15 characters, no '/' or space)") from None
+        for row in self.store.networks():
+            if row["bridge"] == bridge:
+                raise Conflict(f"bridge name {bridge} is already used by network {row['name']}")
+        if bridge == self.opts.bridge:
+            raise Conflict(f"bridge name {bridge} is the default bridge")
+        if self.ipr.link_lookup(ifname=bridge):
+            raise Conflict(f"interface {bridge} already exists on the host; a network gets a bridge of its own")
+
     @hookimpl(optionalhook=True)
     def network_delete(self, name: str) -> bool:
         with self.lock:
@@ -753,9 +770,8 @@ class BridgeNetworkDriver:
             if self.dns is not None:
                 self.dns.remove(row["name"])
             self.fw.delete(self.fw.table_name(self.opts.table_prefix, row["bridge"]))
-            found = self.ipr.link_lookup(ifname=row["bridge"])
-            if found:
-                self.ipr.link("del", index=found[0])
+            if bridge_device.owned(self.ipr, row["bridge"]):     # never a bridge someone else made
+                self.ipr.link("del", index=self.ipr.link_lookup(ifname=row["bridge"])[0])
             self._apply_firewall()
         return True
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.models.runtime import RuntimeSpec
+from dockyard.rootfs import mount_plan
 from dockyard.testing.exec_conformance import build_busybox_rootfs, wait_for  # noqa: F401 (tests import it from here)
 
 BUSYBOX = Path("/bin/busybox")
@@ -90,6 +91,8 @@ def make_spec(rootfs: Path, tmp_path: Path, netns: Path):
         kw.setdefault("rootfs", rootfs)
         kw.setdefault("log_path", tmp_path / "logs" / f"{cid}-json.log")
         kw.setdefault("netns", netns)
+        if kw.get("binds"):     # as the core does: mount points made and resolved inside the rootfs
+            kw["binds"] = mount_plan(kw["rootfs"], kw["binds"])
         return RuntimeSpec(container_id=cid, args=list(args), **kw)
 
     return make

@@ -459,10 +459,11 @@ CREATOR = textwrap.dedent("""
     from pathlib import Path
     from dockyard.plugins.exec_lxc.driver import LxcDriver
     from dockyard.models.runtime import RuntimeSpec
+    from dockyard.rootfs import mount_plan
     root, rootfs, share, log, cid = sys.argv[1:6]
     d = LxcDriver(Path(root), {})
     spec = RuntimeSpec(container_id=cid, rootfs=Path(rootfs), log_path=Path(log), netns=None,
-                       binds=[(Path(share), "/share", False)],
+                       binds=mount_plan(Path(rootfs), [(Path(share), "/share", False)]),
                        args=["sh", "-c", "echo tick1; while [ ! -e /share/go ]; do sleep 0.02; done; "
                                          "echo tick2; exit 42"])
     d.exec_create(spec=spec)

@@ -28,3 +28,12 @@ def test_wheel_layout(tmp_path):
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[dockyard.storage]" in text and "vfs = dockyard.plugins.storage_vfs.driver:VfsDriver" in text
     assert "dockyard = dockyard.cli.main:main" in text
+
+
+def test_package_version_is_the_distribution_version():
+    """``dockyard.__version__`` (what the daemon and ``dockyard version`` report) is pyproject's version."""
+    from importlib import metadata
+
+    import dockyard
+
+    assert dockyard.__version__ == metadata.version("dockyard")

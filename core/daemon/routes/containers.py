@@ -368,18 +368,21 @@ class ArchivePutQuery(ArchiveQuery):
 
 
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    files, ref, path = _engine(request).files, request.match_info["id"], query(request, ArchiveQuery).path
-    if request.method == "HEAD":
-        header = await asyncio.to_thread(files.stat, ref, path)
-        return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
-    header, produce = await asyncio.to_thread(files.archive, ref, path)
-    return await stream_from_thread(request, produce, "application/x-tar", {"X-Docker-Container-Path-Stat": header})
+    engine, ref, path = _engine(request), request.match_info["id"], query(request, ArchiveQuery).path
+    async with engine.containers.frozen(ref):   # cp, as Docker, freezes a running container
+        if request.method == "HEAD":
+            header = await asyncio.to_thread(engine.files.stat, ref, path)
+            return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
+        header, produce = await asyncio.to_thread(engine.files.archive, ref, path)
+        return await stream_from_thread(request, produce, "application/x-tar",
+                                        {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
-    files, ref, q = _engine(request).files, request.match_info["id"], query(request, ArchivePutQuery)
-    await stream_to_thread(request, lambda stream: files.extract(
-        ref, q.path, stream, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir, copy_uid_gid=q.copy_uid_gid))
+    engine, ref, q = _engine(request), request.match_info["id"], query(request, ArchivePutQuery)
+    async with engine.containers.frozen(ref):
+        await stream_to_thread(request, lambda stream: engine.files.extract(
+            ref, q.path, stream, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir, copy_uid_gid=q.copy_uid_gid))
     return web.Response(status=200)
 
 

@@ -43,8 +43,10 @@ async def commit(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    produce = await asyncio.to_thread(_engine(request).files.export, request.match_info["id"])
-    return await stream_from_thread(request, produce, "application/octet-stream")
+    engine, ref = _engine(request), request.match_info["id"]
+    async with engine.containers.frozen(ref):
+        produce = await asyncio.to_thread(engine.files.export, ref)
+        return await stream_from_thread(request, produce, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
