@@ -219,7 +219,7 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(hc)
-        self.confinement(hc)  # a bad --cap-add, --security-opt, --device... is a 400 now
+        self.confinement(hc, config.domainname)  # a bad --cap-add, --security-opt, --device... is a 400 now
         etc_files.check(hc.extra_hosts, hc.dns, request.hostname, request.domainname, hc.dns_search, hc.dns_options)
         health.check_config(config.healthcheck)
         if config.mac_address and not _MAC.match(config.mac_address):
@@ -331,15 +331,18 @@ class ContainerService:
             raise InvalidParameter("links are supported only on bridge and user defined networks")
         return {primary: settings.api()}
 
-    def confinement(self, hc: HostConfig) -> Confinement:
-        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`)."""
+    def confinement(self, hc: HostConfig, domainname: str = "") -> Confinement:
+        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`).
+        ``Config.Domainname`` is the UTS namespace's ``kernel.domainname``, set as a namespaced sysctl."""
         if hc.userns_mode not in ("", "host"):
             raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
                                    "supported by this daemon)")
         return confinement.resolve(
             privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
             security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
-            device_cgroup_rules=hc.device_cgroup_rules, sysctls=hc.sysctls, masked=hc.masked_paths,
+            device_cgroup_rules=hc.device_cgroup_rules,
+            sysctls={**(hc.sysctls or {}), **({"kernel.domainname": domainname} if domainname else {})},
+            masked=hc.masked_paths,
             readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
             daemon_seccomp=self.security.seccomp_profile,
             daemon_no_new_privileges=self.security.no_new_privileges)
@@ -507,7 +510,8 @@ class ContainerService:
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
-                stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
+                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                confinement=self.confinement(hc, config.domainname),
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )

@@ -184,7 +184,8 @@ class HostConfig(Resources):
     storage_opt: Annotated[dict[str, str] | None, Refused()] = None
     tmpfs: Annotated[dict[str, str] | None, Refused()] = None
     uts_mode: Annotated[str, Allowed("")] = Field(default="", alias="UTSMode")
-    userns_mode: Annotated[str, Allowed("", "host", why="user namespace remapping is not supported")] = ""
+    #: "" or "host" (no user namespace either way); others are refused by dockyard.containers.confinement
+    userns_mode: str = ""
     shm_size: Annotated[int, Refused()] = 0
     sysctls: dict[str, str] | None = None
     #: which of the exec driver's runtimes runs the container; "" = the default
@@ -230,7 +231,8 @@ class ContainerConfig(ApiModel):
     """``Config`` of a container (and of an image, which uses the same shape)."""
 
     hostname: str = ""
-    domainname: Annotated[str, Refused()] = ""
+    #: set as the UTS namespace's kernel.domainname
+    domainname: str = ""
     user: str = ""
     attach_stdin: bool = False
     attach_stdout: bool = False

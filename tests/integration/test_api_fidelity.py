@@ -414,3 +414,8 @@ def test_attach_over_a_websocket(daemon, dockerpy):
     logs, echoed = asyncio.run(talk())
     assert logs == b"ready\n" and echoed == b"echoed back\n"  # no stdcopy header: raw, as Docker sends it
     c.remove(force=True)
+
+
+def test_domainname(daemon):
+    assert ok(daemon.docker("run", "--rm", "--domainname", "corp.example", "busybox", "cat",
+                            "/proc/sys/kernel/domainname")) == "corp.example\n"
