@@ -18,6 +18,12 @@ def daemon(
                               help="Storage driver name (default: the first usable)")] = None,
     exec_driver: Annotated[Optional[str], typer.Option("--exec-driver", "-e", help="Execution driver")] = None,
     network_driver: Annotated[Optional[str], typer.Option("--network-driver", help="Network driver")] = None,
+    exec_opt: Annotated[Optional[list[str]], typer.Option("--exec-opt", help="KEY=VALUE for the exec driver "
+                        "(oci: runtime, runtimes, conmon, log_level; lxc: seccomp, log_level)")] = None,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", "--default-runtime", help="Default runtime of "
+                       "the exec driver (oci: runc or crun); docker run --runtime picks another")] = None,
+    add_runtime: Annotated[Optional[list[str]], typer.Option("--add-runtime", help="NAME=PATH: one more "
+                           "runtime for docker run --runtime (oci driver)")] = None,
     storage_opt: Annotated[Optional[list[str]], typer.Option("--storage-opt", help="KEY=VALUE for the "
                            "storage driver")] = None,
     storage_migrate: Annotated[Optional[bool], typer.Option("--storage-migrate", help="Move the layers of a "
@@ -75,7 +81,8 @@ def daemon(
         debug = True
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
-             "network_opts": net_opts,
+             "network_opts": net_opts, "exec_opts": _key_values("--exec-opt", exec_opt), "runtime": runtime,
+             "add_runtimes": add_runtime,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
              "registry_mirrors": registry_mirror,
              "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,

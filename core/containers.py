@@ -219,6 +219,11 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(hc)
+        runtimes = self.exec.runtimes(self.driver_names["exec"])
+        runtime = hc.runtime or runtimes.default
+        if runtime not in runtimes.paths:
+            raise InvalidParameter(f"Unknown runtime specified {runtime}")
+        hc = hc.model_copy(update={"runtime": runtime})
         self.confinement(hc, config.domainname)  # a bad --cap-add, --security-opt, --device... is a 400 now
         etc_files.check(hc.extra_hosts, hc.dns, request.hostname, request.domainname, hc.dns_search, hc.dns_options)
         health.check_config(config.healthcheck)
@@ -298,18 +303,11 @@ class ContainerService:
         if hc.volume_driver not in ("", "local"):
             raise InvalidParameter(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" '
                            "not found")
-        runtimes = self.runtimes()
-        if hc.runtime and hc.runtime not in runtimes:
-            raise InvalidParameter(f"Unknown runtime specified {hc.runtime}")
         if hc.network_mode.startswith("container:"):
             self.get(hc.network_mode.partition(":")[2])  # NotFound early, as Docker
         for group in hc.group_add or []:
             if not group or ":" in group or "\n" in group:
                 raise InvalidParameter(f"invalid group: {group!r}")
-
-    def runtimes(self) -> list[str]:
-        """The names ``HostConfig.Runtime`` may take: the exec driver's."""
-        return [self.driver_names["exec"]]
 
     def _initial_networks(self, mode: str, endpoints: dict[str, EndpointSettings], disabled: bool) -> dict:
         """The networks a new container is on, by name, with its settings on each (``EndpointsConfig``)."""
@@ -511,7 +509,7 @@ class ContainerService:
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
                 stop_signal=_signal_number(config.stop_signal), binds=binds,
-                confinement=self.confinement(hc, config.domainname),
+                confinement=self.confinement(hc, config.domainname), runtime=hc.runtime,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )
@@ -713,24 +711,21 @@ class ContainerService:
         """``docker stop``: the stop signal, then SIGKILL after ``timeout`` seconds (the container's
         ``StopTimeout`` when not given, else 10; negative: wait forever, as Docker)."""
         c = self.get(ref)
-        if not c.state.running and c.state.restarting:
-            # a restart policy is bringing it back: no further restart; one under way finishes first
-            # (it holds the lock), and the container it started is stopped below
+        # Decide under the lock: an automatic restart holds it while it starts the
+        # container, and a stop that slipped in then would be undone by that start.
+        async with c.lock:
+            if not c.state.running:
+                if c.state.restarting:  # waiting out a back-off: just cancel the restart
+                    c.stopped_by_user = True
+                    c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
+                    self._persist(c)
+                    return
+                raise NotModified("container already stopped")
             c.stopped_by_user = True
-            async with c.lock:
-                pass
-        if not c.state.running:
-            if c.state.restarting:  # waiting out a back-off: just cancel the restart
-                c.stopped_by_user = True
-                c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                self._persist(c)
-                return
-            raise NotModified("container already stopped")
         if timeout is None:
             timeout = c.config.stop_timeout if c.config.stop_timeout is not None else 10
         wait = float(timeout) if timeout >= 0 else 365 * 24 * 3600.0
         sig = _signal_number(c.config.stop_signal)
-        c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
         self.event(c, "stop")

@@ -36,6 +36,7 @@ from dockyard.models.runtime import (
     ProcessSpec,
     ProcessState,
     Resources,
+    Runtimes,
     RuntimeSpec,
 )
 
@@ -47,7 +48,7 @@ NAMESPACE = {kind: f"dockyard.{kind}" for kind in KINDS}
 #: automatic selection order when no name is given (first usable wins)
 PRIORITY = {
     "storage": ["overlay", "btrfs", "aufs", "vfs"],
-    "exec": ["lxc"],
+    "exec": ["lxc", "oci"],
     "network": ["bridge", "none"],
     "distribution": ["http"],
 }
@@ -294,6 +295,12 @@ class ExecDriver(_Facade):
 
     def status(self) -> list[tuple[str, str]]:
         return list(self._call("exec_status"))
+
+    def runtimes(self, driver_name: str) -> Runtimes:
+        """The driver's runtimes; a driver without the hook is its own only runtime."""
+        if not self._pm.hook.exec_runtimes.get_hookimpls():
+            return Runtimes(default=driver_name, paths={driver_name: driver_name})
+        return self._call("exec_runtimes")
 
     def run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         return self._call("exec_run", container_id=container_id, exec_id=exec_id, spec=spec)

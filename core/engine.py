@@ -136,6 +136,7 @@ class Engine:
     def info(self) -> dict:
         total, running, paused, stopped = self.containers.counts()
         mem = _meminfo_total()
+        runtimes = self.execution.runtimes(self.drivers.names["exec"])
         return {
             "ID": self.store.setting("daemon_id") or "",
             "Containers": total,
@@ -179,8 +180,8 @@ class Engine:
             "Labels": [],
             "ExperimentalBuild": False,
             "ServerVersion": _version(),
-            "Runtimes": {self.drivers.names["exec"]: {"path": self.drivers.names["exec"]}},
-            "DefaultRuntime": self.drivers.names["exec"],
+            "Runtimes": {name: {"path": path} for name, path in runtimes.paths.items()},
+            "DefaultRuntime": runtimes.default,
             "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True,

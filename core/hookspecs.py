@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         ProcessSpec,
         ProcessState,
         Resources,
+        Runtimes,
         RuntimeSpec,
     )
 
@@ -391,6 +392,18 @@ def exec_update(container_id: str, resources: Resources) -> bool | None:
     """Change a running container's cgroup limits (``docker update``).
 
     Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_runtimes() -> Runtimes | None:
+    """The runtimes this driver can run a container with, and its default.
+
+    Implemented by: exec driver (optional; without it the driver is its own only
+    runtime).  firstresult.  ``RuntimeSpec.runtime`` names one of them (the core
+    refuses any other with ``InvalidParameter``), or is empty for the default.
+
+    .. versionadded:: 0.2
     """
 
 

@@ -1,8 +1,7 @@
 """Time as the Engine API spells it (RFC 3339), and Docker's human durations.
 
 The one home of timestamp formatting and parsing for the daemon, the drivers,
-the registry server and the CLI.  (The exec_lxc shim keeps a copy of
-:func:`go_rfc3339nano`: it runs with the standard library only.)
+the registry server and the CLI.
 """
 
 from __future__ import annotations
@@ -69,6 +68,23 @@ def parse_iso(value: str) -> float:
         offset = offset[:3] + ":" + offset[3:]
     seconds = datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp()
     return seconds + (float("0." + fraction) if fraction else 0.0)
+
+
+def to_utc(value: str) -> str:
+    """The same instant in UTC with a ``Z``, its fraction digits kept as they are
+    (``2024-05-01T12:00:00.123456789+02:00`` -> ``2024-05-01T10:00:00.123456789Z``):
+    for timestamps written with an offset (conmon's logs).  Raises ValueError."""
+    match = _RFC3339.match(value.strip())
+    if match is None or match.group(2) is None:
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    day, clock, fraction, zone = match.groups()
+    if clock.count(":") == 1:
+        clock += ":00"
+    offset = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    if ":" not in offset:
+        offset = offset[:3] + ":" + offset[3:]
+    utc = datetime.fromisoformat(f"{day}T{clock}{offset}").astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def to_unix(value: str) -> int:

@@ -30,6 +30,11 @@ class DaemonConfig(BaseModel):
     storage_opts: dict[str, str] = Field(default_factory=dict)
     storage_migrate: bool = False
     network_opts: dict[str, str] = Field(default_factory=dict)
+    exec_opts: dict[str, str] = Field(default_factory=dict)
+    #: the exec driver's default runtime (``--runtime``; oci: runc or crun)
+    runtime: str | None = None
+    #: more runtimes, NAME=PATH (``--add-runtime``, Docker's ``runtimes``)
+    add_runtimes: list[str] = Field(default_factory=list)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
     registry_mirrors: list[str] = Field(default_factory=list)
@@ -58,6 +63,19 @@ class DaemonConfig(BaseModel):
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]
+
+    def exec_options(self) -> dict[str, str]:
+        """Options of the exec driver: ``--exec-opt`` plus ``--runtime`` and ``--add-runtime``."""
+        options = dict(self.exec_opts)
+        if self.runtime:
+            options["runtime"] = self.runtime
+        if self.add_runtimes:
+            for item in self.add_runtimes:
+                name, sep, path = item.partition("=")
+                if not sep or not name or not path:
+                    raise InvalidParameter(f"invalid --add-runtime {item!r}: expected NAME=PATH")
+            options["runtimes"] = ",".join([*filter(None, [options.get("runtimes", "")]), *self.add_runtimes])
+        return options
 
     def distribution_options(self) -> dict[str, str]:
         """Options of the distribution driver; the seed's index URL variable is honoured."""

@@ -64,6 +64,7 @@ def run(config: DaemonConfig) -> int:
         security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
+                              "exec": config.exec_options(),
                               "distribution": config.distribution_options()},
                              migrate_storage=config.storage_migrate, security=security)
     except DockyardError as exc:

@@ -167,7 +167,8 @@ class RuntimeSpec(_Frozen):
     stdin_once: bool = False
     #: path of a network namespace to join (bind-mount path); None = the host's
     netns: Path | None = None
-    #: where the driver writes json-file log lines ({"log","stream","time"})
+    #: where the driver writes the log: Docker json-file lines ({"log","stream","time"}) or CRI
+    #: lines (``<time> <stream> <F|P> <text>``), the two formats :mod:`dockyard.logs` reads
     log_path: Path
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
@@ -177,6 +178,16 @@ class RuntimeSpec(_Frozen):
     binds: list[tuple[Path, str, bool]] = Field(default_factory=list)
     #: capabilities, seccomp, masked paths...: Docker's defaults unless the core says otherwise
     confinement: Confinement = Field(default_factory=_default_confinement)
+    #: which of the driver's runtimes runs it (``docker run --runtime``); "" = the driver's default
+    runtime: str = ""
+
+
+class Runtimes(_Frozen):
+    """The runtimes an exec driver offers (``docker info``'s ``Runtimes``, ``docker run --runtime``)."""
+
+    default: str
+    #: runtime name -> path of its program
+    paths: dict[str, str]
 
 
 class ProcessSpec(_Frozen):

@@ -415,14 +415,19 @@ class ExecDriverSuite:
         status, data = ex.run(["sh", "-c", "cat; echo eof"], stdin=b"line one\nline two\n")
         assert demux(data) == (b"line one\nline two\neof\n", b"") and status.exit_code == 0
 
-    def test_json_file_log(self, ex: ExecHarness) -> None:
-        import json
+    def test_log(self, ex: ExecHarness) -> None:
+        """The log at ``log_path`` is json-file or CRI lines, as the daemon's reader reads them."""
+        from dockyard.logs import parse_line
+        from dockyard.timefmt import parse_iso
 
-        ex.run(["sh", "-c", "echo to-out; echo to-err >&2"])
-        lines = [json.loads(line) for line in (ex.logs / f"{ex.ids[-1]}-json.log").read_text().splitlines()]
-        assert sorted((rec["stream"], rec["log"]) for rec in lines) == [("stderr", "to-err\n"),
-                                                                         ("stdout", "to-out\n")]
-        assert all(rec["time"].endswith("Z") for rec in lines)
+        t0 = time.time()
+        ex.run(["sh", "-c", "echo to-out; echo to-err >&2; printf partial"])
+        raw = (ex.logs / f"{ex.ids[-1]}-json.log").read_bytes().splitlines(keepends=True)
+        entries = [parse_line(line) for line in raw]
+        assert None not in entries, raw
+        assert sorted((e.stream, e.data) for e in entries) == [("stderr", b"to-err\n"), ("stdout", b"partial"),
+                                                                ("stdout", b"to-out\n")]
+        assert all(e.time.endswith("Z") and t0 - 5 < parse_iso(e.time) < time.time() + 5 for e in entries)
 
     def test_env_cwd_user_groups(self, ex: ExecHarness) -> None:
         status, data = ex.run(["sh", "-c", 'echo "$FOO"; pwd; id'], env=["FOO=bar baz"], cwd="/tmp",

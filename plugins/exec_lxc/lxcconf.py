@@ -11,10 +11,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from dockyard.cgroups import CGROUP_ROOT, cgroup_dir
 from dockyard.errors import InvalidParameter
 from dockyard.models.runtime import Confinement, Resources, RuntimeSpec, Seccomp
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -25,15 +24,6 @@ _AUTODEV_NODES = {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom
 #: seccomp actions LXC's policy format can express (runtime-spec name -> LXC's word)
 _LXC_ACTIONS = {"SCMP_ACT_ALLOW": "allow", "SCMP_ACT_ERRNO": "errno", "SCMP_ACT_KILL": "kill",
                 "SCMP_ACT_KILL_THREAD": "kill", "SCMP_ACT_TRAP": "trap"}
-
-
-def cgroup2_host() -> bool:
-    """True when /sys/fs/cgroup itself is a cgroup2 mount (pure unified hierarchy)."""
-    return (CGROUP_ROOT / "cgroup.controllers").exists()
-
-
-def cgroup_dir(container_id: str) -> str:
-    return f"dockyard/{container_id}"
 
 
 def monitor_cgroup_dir(container_id: str) -> str:
@@ -265,8 +255,8 @@ def wants_oom_hook(spec: RuntimeSpec, cgroup2: bool) -> bool:
 
 
 def render_hook(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool) -> str:
-    """One script for lxc.hook.start-host (set sysctls, report the init pid) and
-    lxc.hook.stop (record OOM).
+    """One script for lxc.hook.start-host (set sysctls, report the init pid in ``init.pid``)
+    and lxc.hook.stop (record the OOM-kill count in ``oom_kill``).
 
     LXC runs it as ``<script> <name> lxc <hook type>``; dash builtins only on the
     hot path.  ``--sysctl`` values are written here rather than with lxc.sysctl:
@@ -293,12 +283,12 @@ def render_hook(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool) -> str:
         "start-host)\n"
         f"{tty_fix}"
         f"{sysctls}"
-        f"    echo \"$LXC_PID\" > {q(str(statedir / 'pid.fifo'))}\n"
+        f"    echo \"$LXC_PID\" > {q(str(statedir / 'init.pid'))}\n"
         "    ;;\n"
         "stop)\n"
         f"    if [ -r {q(str(oom_file))} ]; then\n"
         "        while read -r k v; do\n"
-        f"            [ \"$k\" = oom_kill ] && echo \"$v\" > {q(str(statedir / 'oom'))}\n"
+        f"            [ \"$k\" = oom_kill ] && echo \"$v\" > {q(str(statedir / 'oom_kill'))}\n"
         f"        done < {q(str(oom_file))}\n"
         "    fi\n"
         "    ;;\n"

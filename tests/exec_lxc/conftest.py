@@ -63,9 +63,9 @@ def cleanup_driver(drv) -> None:
                 drv.exec_stop(container_id=cid, signal=signal.SIGKILL, timeout=0)
             drv.exec_delete(container_id=cid)
         except Exception:  # noqa: BLE001 - best effort; the assertions are in the tests
-            shim = drv.root / cid / "shim.pid"
+            helper = drv.root / cid / "conmon.pid"
             try:
-                os.kill(int(shim.read_text()), signal.SIGKILL)
+                os.kill(int(helper.read_text()), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
 
@@ -155,7 +155,8 @@ def container_pids(container_id: str) -> list[int]:
     return pids
 
 
-def shim_pids(state_dir: Path) -> list[int]:
+def helper_pids(state_dir: Path) -> list[int]:
+    """Live processes whose command line names the state dir: conmon and the LXC monitor (exec ones too)."""
     out = []
     needle = str(state_dir).encode()
     for proc in Path("/proc").iterdir():
