@@ -34,6 +34,7 @@ from aiohttp import WSMsgType, web
 
 from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.models.exec import ExecCreateRequest
 
 __all__ = ["STATIC", "UiAssets", "VENDOR", "register"]
 
@@ -129,9 +130,9 @@ async def terminal(request: web.Request) -> web.StreamResponse:
     a text frame ``{"resize": [columns, rows]}`` sizes it.  The exec ends when either side closes."""
     engine = _engine(request)
     command = request.query.getall("cmd", []) or ["sh"]
-    exec_id = engine.execs.create(request.match_info["id"], {
-        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": True, "Cmd": command,
-        "Env": ["TERM=xterm-256color"]})
+    exec_id = engine.execs.create(request.match_info["id"], ExecCreateRequest(
+        attach_stdin=True, attach_stdout=True, attach_stderr=True, tty=True, cmd=command,
+        env=["TERM=xterm-256color"]))
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
     await ws.prepare(request)
     try:
