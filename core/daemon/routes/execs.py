@@ -76,7 +76,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def resize(request: web.Request) -> web.Response:
     q = query(request, ResizeQuery)
     await _engine(request).execs.resize(request.match_info["id"], q.h, q.w)
-    return web.Response(status=201)
+    return web.Response(status=200)  # as moby (and the spec) answer; 201 was a slip
 
 
 def register(app: web.Application) -> None:
