@@ -21,6 +21,7 @@ from dockyard.models.image import ImageConfig
 
 if TYPE_CHECKING:
     from dockyard.engine import Engine
+    from dockyard.filters import Filters
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +80,25 @@ def pull_image(engine: Engine, reference: str, auth: dict, progress: Progress) -
     return image_id
 
 
-def search_images(engine: Engine, term: str, limit: int, auth: dict, filters: dict[str, list[str]]) -> list[dict]:
+SEARCH_FILTERS = ("is-automated", "is-official", "stars")
+
+
+def search_images(engine: Engine, term: str, limit: int, auth: dict, filters: Filters) -> list[dict]:
     """``docker search``: the index's answer, filtered by ``is-official``, ``is-automated`` and ``stars``."""
+    if not term:
+        raise InvalidParameter("term must be given")
     if limit < 1 or limit > 100:
         raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
-    unknown = sorted(set(filters) - {"is-official", "is-automated", "stars"})
-    if unknown:
-        raise InvalidParameter(f"invalid filter '{unknown[0]}'")
+    filters.validate(SEARCH_FILTERS)
+    official, automated = filters.bool_value("is-official"), filters.bool_value("is-automated")
+    stars = filters.get("stars")
+    try:
+        minimum = max((int(v) for v in stars), default=0)
+    except ValueError:
+        raise InvalidParameter(f"Invalid filter 'stars={stars[0]}'") from None
     results = engine.distribution.search(term, limit, auth)
-    for key in ("is-official", "is-automated"):
-        if filters.get(key):
-            wanted = filters[key][0].lower() in ("true", "1")
-            results = [r for r in results if r[key.replace("-", "_")] == wanted]
-    if filters.get("stars"):
-        try:
-            minimum = int(filters["stars"][0])
-        except ValueError:
-            raise InvalidParameter(f"invalid filter 'stars={filters['stars'][0]}'") from None
-        results = [r for r in results if r["star_count"] >= minimum]
-    return results
+    return [r for r in results if (official is None or r["is_official"] == official)
+            and (automated is None or r["is_automated"] == automated) and r["star_count"] >= minimum]
 
 
 def push_image(engine: Engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:

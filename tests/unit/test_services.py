@@ -14,6 +14,7 @@ import pytest
 
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.filters import Filters
 from dockyard.models.container import CreateRequest
 from tests.helpers.drivers import StubExec, StubNetwork, use_drivers
 
@@ -64,11 +65,11 @@ def test_images_and_volumes_ask_the_containers_before_going(engine):
         engine.images.delete(engine.images.resolve("base:1"))  # by ID: the container's image stays
     with pytest.raises(Conflict, match="volume is in use"):
         engine.volumes.remove("data")
-    assert engine.volumes.prune() == ["spare"]
+    assert engine.volumes.prune() == (["spare"], 0)
     assert [v["Name"] for v in engine.volumes.list()] == ["data"]
     assert ("container", "create", "user") in _events(engine)
     asyncio.run(engine.containers.remove(created["Id"]))
-    assert engine.volumes.prune() == ["data"]
+    assert engine.volumes.prune() == (["data"], 0)
 
 
 def test_push_tags_and_search_filters(engine):
@@ -82,7 +83,9 @@ def test_push_tags_and_search_filters(engine):
         engine.images.push_tags("localhost:5000/other")
     from dockyard.transfer import search_images
 
-    with pytest.raises(InvalidParameter, match="invalid filter 'is-great'"):
-        search_images(engine, "x", 10, {}, {"is-great": ["true"]})
+    with pytest.raises(InvalidParameter, match="Invalid filter 'is-great'"):
+        search_images(engine, "x", 10, {}, Filters({"is-great": ["true"]}))
+    with pytest.raises(InvalidParameter, match="Invalid filter 'stars=many'"):
+        search_images(engine, "x", 10, {}, Filters({"stars": ["many"]}))
     with pytest.raises(InvalidParameter, match="outside the range"):
-        search_images(engine, "x", 0, {}, {})
+        search_images(engine, "x", 0, {}, Filters())

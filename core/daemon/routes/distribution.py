@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from aiohttp import web
+from pydantic import ConfigDict
 
-from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_filters, query_int,
-                                  read_json, write_message)
+from dockyard.daemon.http import add_route, json_response, json_stream_response, refuse_route, write_message
+from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
+from dockyard.filters import Filters
+from dockyard.models.api import ApiModel
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
-from dockyard.errors import DockyardError, InvalidParameter
-from dockyard.transfer import pull_image, push_image, search_images
+from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
+from dockyard.transfer import SEARCH_FILTERS, pull_image, push_image, search_images
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +87,9 @@ async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.
     return response
 
 
-async def pull(request: web.Request) -> web.StreamResponse:
+async def pull(request: web.Request, from_image: str, tag: str) -> web.StreamResponse:
     """``POST /images/create?fromImage=NAME&tag=TAG`` (tag may be a digest)."""
     engine = _engine(request)
-    from_image = request.query.get("fromImage", "")
-    tag = request.query.get("tag") or ""
     if not from_image:
         raise InvalidParameter("fromImage must be given")
     if tag.startswith(("sha256:", "sha512:")):
@@ -107,11 +108,15 @@ async def pull(request: web.Request) -> web.StreamResponse:
 
 
 
+class PushQuery(Query):
+    tag: str = ""
+
+
 async def push(request: web.Request) -> web.StreamResponse:
     """``POST /images/{name}/push?tag=``: every tag of the repository when no tag is given."""
     engine = _engine(request)
     name = request.match_info["name"]
-    tag = request.query.get("tag") or ""
+    tag = query(request, PushQuery).tag
     if not tag and ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
     tags = engine.images.push_tags(name, tag)
@@ -123,28 +128,45 @@ async def push(request: web.Request) -> web.StreamResponse:
 # -- login and search ----------------------------------------------------------------------------
 
 
+class AuthConfig(ApiModel):
+    """Body of ``POST /auth`` (lower-case names, as the API spells them)."""
+
+    model_config = ConfigDict(alias_generator=None, populate_by_name=True, extra="ignore")
+
+    username: str = ""
+    password: str = ""
+    #: deprecated in Docker; dockyard's registry uses it to register an account at login (docs/registry.md)
+    email: str = ""
+    serveraddress: str = ""
+
+
 async def login(request: web.Request) -> web.Response:
     """``POST /auth``: check credentials against a registry."""
     engine = _engine(request)
-    body = await read_json(request)
-    server = body.get("serveraddress") or ""
-    username, password = body.get("username") or "", body.get("password") or ""
-    result = await asyncio.to_thread(engine.distribution.login, server, username, password, body.get("email") or "")
+    auth = body(request, AuthConfig)
+    result = await asyncio.to_thread(engine.distribution.login, auth.serveraddress, auth.username, auth.password,
+                                     auth.email)
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
+
+
+class SearchQuery(Query):
+    term: str = ""
+    limit: int = 25
+    filters: Annotated[FiltersParam, FilterKeys(*SEARCH_FILTERS)] = Filters()
 
 
 async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
-    term = request.query.get("term", "")
-    if not term:
-        raise InvalidParameter("term must be given")
-    results = await asyncio.to_thread(search_images, _engine(request), term, query_int(request, "limit", 25),
-                                      registry_auth(request), query_filters(request))
+    q = query(request, SearchQuery)
+    results = await asyncio.to_thread(search_images, _engine(request), q.term, q.limit, registry_auth(request),
+                                      q.filters)
     return json_response(results)
 
 
 def register(app: web.Application) -> None:
     """Routes other than ``POST /images/create`` (which delegates to :func:`pull`)."""
-    add_route(app, "POST", r"/images/{name:.+}/push", push)
-    add_route(app, "POST", "/auth", login)
-    add_route(app, "GET", "/images/search", search)
+    add_route(app, "POST", r"/images/{name:.+}/push", push, query=PushQuery)
+    add_route(app, "POST", "/auth", login, body=AuthConfig)
+    add_route(app, "GET", "/images/search", search, query=SearchQuery)
+    refuse_route(app, "GET", r"/distribution/{name:.+}/json", RefusedEndpoint(
+        NotSupportedByDriver, "GET /distribution/{name}/json is not supported by dockyard"))
