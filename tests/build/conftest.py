@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
 
 import pytest
 
 from tests.helpers.build import start_build_daemon
-from tests.helpers.daemon import busybox_rootfs_tar
+from tests.helpers.daemon import busybox_rootfs_tar, free_port
+from tests.helpers.waiting import wait_for
 
 
 def _remove_containers(client) -> None:
@@ -67,3 +70,27 @@ def no_leftover_containers(request):
     finally:
         client.close()
     assert not left, f"containers left behind: {left}"
+
+
+@pytest.fixture
+def git_server(tmp_path):
+    """``git daemon`` on a free loopback port serving ``<tmp>/git``: contexts come over git://, as
+    file:// and local paths are refused."""
+    base = tmp_path / "git"
+    base.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
+                             f"--base-path={base}", "--export-all", str(base)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        assert wait_for(lambda: answers() or proc.poll() is not None) and proc.poll() is None, \
+            "git daemon did not start"
+        yield base, f"git://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

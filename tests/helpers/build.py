@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -87,3 +88,10 @@ def inspect(d: Daemon, image: str) -> dict:
     result = d.docker("image", "inspect", image)
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)[0]
+
+
+def git(*args: str, cwd: Path) -> None:
+    """A git command in ``cwd`` as a fixed author (for remote build contexts)."""
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+                            GIT_COMMITTER_EMAIL="t@e"))

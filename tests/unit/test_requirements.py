@@ -56,3 +56,30 @@ def test_failed_in_ci(pytester, monkeypatch):
     result = _run(pytester, monkeypatch, "true")
     result.assert_outcomes(errors=1, failed=1)
     result.stdout.fnmatch_lines(["*CI=true and a requirement is missing: needs never there*"])
+
+
+MODULE_LEVEL = '''
+from tests.helpers.requirements import REQUIREMENTS, require
+
+REQUIREMENTS["never_there"] = (lambda: False, "pip install never-there")
+require("never_there", module_level=True)
+
+import never_there  # noqa: E402,F401 - what the requirement guards
+
+
+def test_uses_it():
+    pass
+'''
+
+
+def test_a_module_that_cannot_import_is_skipped_outside_ci_and_fails_in_ci(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makepyfile(test_module_needs=MODULE_LEVEL)
+    monkeypatch.delenv("CI", raising=False)
+    result = pytester.runpytest_subprocess("-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs never there: pip install never-there*"])
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_subprocess("-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*CI=true and a requirement is missing: needs never there*"])
