@@ -265,7 +265,7 @@ def login(
         import getpass
 
         password = getpass.getpass("Password: ")
-        if email is None:  # the seed's prompts: username, password, e-mail
+        if email is None:  # Docker 0.x's prompts: username, password, e-mail
             email = input("Email (): ").strip()
     if not username or not password:
         raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()
