@@ -37,13 +37,14 @@ import os
 import shutil
 import stat
 import tarfile
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import AbstractSet, BinaryIO, Callable
 
+from dockyard.compression import CodecError, decompressing_reader
 from dockyard.errors import DockyardError, InvalidParameter, System
 from dockyard.models.runtime import Change
+from dockyard.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
 
 log = logging.getLogger(__name__)
 
@@ -202,47 +203,42 @@ PLAIN = PlainWhiteouts()
 
 
 def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN) -> int:
-    """Extract an uncompressed layer tar into ``root``; return the content bytes.
+    """Extract a layer tar (plain, gzip, zstd, bzip2 or xz) into ``root``; return the content bytes.
 
     The bytes counted are the (apparent) sizes of regular files.  Paths never
     leave ``root``: ``..`` is refused, a leading ``/`` ignored, and symlinks in
     parent components are resolved as if ``root`` were ``/`` (moby's
     FollowSymlinkInScope); the last component of a name is never followed.
     Raises ``InvalidParameter`` for a malformed or hostile tar, ``System`` for
-    I/O errors.  The stream is read to its end.
+    I/O errors.  The stream is read to its end (in 1 MiB reads: a caller that
+    hashes it sees every byte).
     """
     applier = _Applier(os.path.realpath(root), whiteout)
     try:
-        with tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape",
-                          tarinfo=_CheckedTarInfo) as tf:
-            tf._dy_error = None  # set by _CheckedTarInfo when the last header is bad
-            while (member := tf.next()) is not None:
-                tf.members.clear()  # stream mode keeps every header otherwise
-                applier.add(tf, member)
-            if isinstance(tf._dy_error, (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError)):
-                raise InvalidParameter(f"invalid layer tar: {tf._dy_error} at offset {tf.offset}")
+        reader = TarReader(decompressing_reader(stream.read))
+        while (entry := reader.next()) is not None:
+            applier.add(reader, entry)
         applier.finish()
-        while stream.read(CHUNK):  # trailing padding belongs to the caller's digest
-            pass
+        reader.drain()  # trailing padding belongs to the caller's digest
     except DockyardError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as exc:
+    except (TarFormatError, CodecError, UnicodeError, ValueError) as exc:
         raise InvalidParameter(f"invalid layer tar: {exc}") from None
     except OSError as exc:
         raise System(f"applying layer to {root}: {exc}") from exc
     return applier.written
 
 
-class _CheckedTarInfo(tarfile.TarInfo):
-    """Remembers why the header that ended the archive was unreadable."""
-
-    @classmethod
-    def fromtarfile(cls, tf):  # type: ignore[override]
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.HeaderError as exc:
-            tf._dy_error = exc
-            raise
+def _umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` would race other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o7777  # unknown: every mode is set explicitly
 
 
 def _split(name: str) -> list[str]:
@@ -263,6 +259,10 @@ class _Applier:
         self.dir_times: dict[str, int] = {}
         self.opaque: set[str] = set()  # directories made opaque: nothing below them is copied up
         self.written = 0
+        # what a new entry gets without chown/chmod: those calls are skipped when they would change nothing
+        self.owner = (os.geteuid(), os.getegid())
+        self.umask = _umask()
+        self.setgid: dict[str, bool] = {}  # directory -> whether new entries in it take its group
 
     # -- paths ---------------------------------------------------------------
 
@@ -340,6 +340,7 @@ class _Applier:
             os.mkdir(path, 0o700)
             os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
             os.chmod(path, stat.S_IMODE(st.st_mode))
+            self.setgid[path] = bool(st.st_mode & stat.S_ISGID)
             self.dir_times.setdefault(path, st.st_mtime_ns)
         else:
             os.symlink(os.readlink(source), path)
@@ -371,21 +372,24 @@ class _Applier:
                 return True
             shutil.rmtree(path)
             self.dirs.clear()
+            self.setgid.clear()
         else:
             os.unlink(path)
             if stat.S_ISLNK(st.st_mode):
                 self.dirs.clear()
+                self.setgid.clear()
         return False
 
     # -- members -------------------------------------------------------------
 
-    def add(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        parts = _split(m.name)
+    def add(self, reader: TarReader, e: Entry) -> None:
+        parts = _split(e.name)
+        kind = e.type
         if not parts:
-            if not m.isdir():
-                raise InvalidParameter(f"invalid layer tar: non-directory entry {m.name!r} for the root")
-            self.meta(self.root, m)
-            self.dir_times[self.root] = _mtime_ns(m)
+            if kind != DIR:
+                raise InvalidParameter(f"invalid layer tar: non-directory entry {e.name!r} for the root")
+            self.meta_dir(self.root, e)
+            self.dir_times[self.root] = e.mtime_ns
             return
         *dir_parts, base = parts
         if base.startswith(WH_PREFIX):
@@ -394,35 +398,43 @@ class _Applier:
         parent = self.resolve_dir(dir_parts, create=True)
         self.keep_time(parent)
         path = os.path.join(parent, base)
-        if m.isreg():
-            self.clear(path, keep_dir=False)
-            self.write_file(tf, m, path)
-        elif m.isdir():
-            if not self.clear(path, keep_dir=True):
+        if kind == REG:
+            self.write_file(reader, e, parent, path)
+        elif kind == DIR:
+            try:
                 os.mkdir(path, 0o700)
-            self.meta(path, m)
-            self.dir_times[path] = _mtime_ns(m)
-        elif m.issym():
+            except FileExistsError:
+                if not self.clear(path, keep_dir=True):
+                    os.mkdir(path, 0o700)
+            self.meta_dir(path, e)
+            self.dir_times[path] = e.mtime_ns
+        elif kind == SYM:
             self.clear(path, keep_dir=False)
-            os.symlink(m.linkname, path)
-            self.meta(path, m, symlink=True)
-            os.utime(path, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
-        elif m.islnk():
-            self.link(m, path)
-        elif m.ischr() or m.isblk() or m.isfifo():
+            os.symlink(e.linkname, path)
+            if (e.uid, e.gid) != self.owner or self.inherits_group(parent):
+                os.chown(path, e.uid, e.gid, follow_symlinks=False)
+            self.set_xattrs(path, e)
+            os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
+        elif kind == LNK:
+            self.link(e, path)
+        elif kind in (CHR, BLK, FIFO):
             self.clear(path, keep_dir=False)
-            if m.isfifo():
+            if kind == FIFO:
                 os.mkfifo(path, 0o600)
             else:
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+                node = stat.S_IFCHR if kind == CHR else stat.S_IFBLK
                 try:
-                    os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+                    os.mknod(path, node | 0o600, os.makedev(e.devmajor, e.devminor))
                 except PermissionError as exc:
-                    raise System(f"cannot create device node {m.name!r} (needs CAP_MKNOD): {exc}") from exc
-            self.meta(path, m)
-            os.utime(path, ns=(_mtime_ns(m),) * 2)
+                    raise System(f"cannot create device node {e.name!r} (needs CAP_MKNOD): {exc}") from exc
+            if stat.S_ISLNK(os.lstat(path).st_mode):  # chmod follows links: never through one swapped in
+                raise InvalidParameter(f"invalid layer tar: {e.name!r} was replaced by a symlink while applied")
+            os.chown(path, e.uid, e.gid, follow_symlinks=False)
+            os.chmod(path, e.mode & 0o7777, follow_symlinks=True)
+            self.set_xattrs(path, e)
+            os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         else:
-            raise InvalidParameter(f"invalid layer tar: unsupported entry type {m.type!r} for {m.name!r}")
+            raise InvalidParameter(f"invalid layer tar: unsupported entry type {e.type!r} for {e.name!r}")
         self.unpacked.add(path)
 
     def whiteout(self, dir_parts: list[str], base: str) -> None:
@@ -433,6 +445,7 @@ class _Applier:
             return  # nothing below a missing parent to hide
         self.keep_time(parent)
         self.dirs.clear()
+        self.setgid.clear()
         if base == WH_OPAQUE:
             self.handler.opaque(self.root, parent, self.unpacked)
             self.opaque.add(parent)
@@ -442,10 +455,10 @@ class _Applier:
                 raise InvalidParameter(f"invalid layer tar: bad whiteout {base!r}")
             self.handler.whiteout(self.root, os.path.join(parent, name))
 
-    def link(self, m: tarfile.TarInfo, path: str) -> None:
-        target_parts = _split(m.linkname)
+    def link(self, e: Entry, path: str) -> None:
+        target_parts = _split(e.linkname)
         if not target_parts:
-            raise InvalidParameter(f"invalid layer tar: hard link {m.name!r} to the root")
+            raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} to the root")
         parent = self.resolve_dir(target_parts[:-1], create=False, copy_up=False)
         source = os.path.join(parent, target_parts[-1]) if parent else None
         try:
@@ -453,53 +466,70 @@ class _Applier:
         except FileNotFoundError:
             st = None
         if st is None or stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter(f"invalid layer tar: hard link {m.name!r} -> {m.linkname!r}: "
+            raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} -> {e.linkname!r}: "
                                    "no such file in the layer")
         if source == path:
             return
         self.clear(path, keep_dir=False)
         os.link(source, path, follow_symlinks=False)
 
-    def write_file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def write_file(self, reader: TarReader, e: Entry, parent: str, path: str) -> None:
+        """Create the file (``O_EXCL``, never through a symlink) and write its content.
+
+        The file is created with its permission bits (less the umask), so ``fchmod`` is
+        called only for what that cannot give (set-id and sticky bits, bits the umask
+        takes), and ``fchown`` only when the owner would differ from the creator's."""
+        mode = e.mode & 0o7777
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            src = tf.fileobj
-            src.seek(m.offset_data)
-            if m.sparse is not None:
-                for offset, size in m.sparse:
-                    os.lseek(fd, offset, os.SEEK_SET)
-                    _copy(src, fd, size)
-            else:
-                _copy(src, fd, m.size)
-            os.ftruncate(fd, m.size)
-            self.meta(fd, m)
-            os.utime(fd, ns=(_mtime_ns(m),) * 2)
+            fd = os.open(path, flags, mode & 0o777)
+        except FileExistsError:
+            self.clear(path, keep_dir=False)
+            fd = os.open(path, flags, mode & 0o777)
+        try:
+            reader.write_to(fd, e)
+            chowned = (e.uid, e.gid) != self.owner or self.inherits_group(parent)
+            if chowned:
+                os.fchown(fd, e.uid, e.gid)
+            if chowned or mode != mode & 0o777 & ~self.umask:
+                os.fchmod(fd, mode)
+            if e.xattrs:
+                self.set_xattrs(fd, e)
+            os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
         finally:
             os.close(fd)
-        self.written += m.size
+        self.written += e.size
 
-    def meta(self, target: str | int, m: tarfile.TarInfo, symlink: bool = False) -> None:
-        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities)."""
-        if isinstance(target, int):
-            os.fchown(target, m.uid, m.gid)
-        else:
-            os.chown(target, m.uid, m.gid, follow_symlinks=False)
-        if not symlink:
-            os.chmod(target, m.mode & 0o7777)
-        for key, value in m.pax_headers.items():
-            if not key.startswith(XATTR_PAX):
-                continue
-            name = key[len(XATTR_PAX):]
-            data = value.encode("utf-8", "surrogateescape")
+    def inherits_group(self, directory: str) -> bool:
+        """Whether new entries in ``directory`` take its group (set-group-ID directory)."""
+        known = self.setgid.get(directory)
+        if known is None:
+            known = self.setgid[directory] = bool(os.lstat(directory).st_mode & stat.S_ISGID)
+        return known
+
+    def meta_dir(self, path: str, e: Entry) -> None:
+        """chown, chmod, xattrs of a directory, in that order (chown drops set-id bits), through
+        a descriptor opened with ``O_NOFOLLOW`` (something swapped in meanwhile fails the open)."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, e.uid, e.gid)
+            os.fchmod(fd, e.mode & 0o7777)
+            self.set_xattrs(fd, e)
+        finally:
+            os.close(fd)
+        self.setgid[path] = bool(e.mode & stat.S_ISGID)
+
+    def set_xattrs(self, target: str | int, e: Entry) -> None:
+        for name, value in e.xattrs:
             try:
                 if isinstance(target, int):
-                    os.setxattr(target, name, data)
+                    os.setxattr(target, name, value)
                 else:
-                    os.setxattr(target, name, data, follow_symlinks=False)
+                    os.setxattr(target, name, value, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno != errno.EOPNOTSUPP:
-                    raise System(f"setting xattr {name!r} on {m.name!r}: {exc}") from exc
-                log.warning("xattr %s on %s not supported here; skipped", name, m.name)
+                    raise System(f"setting xattr {name!r} on {e.name!r}: {exc}") from exc
+                log.warning("xattr %s on %s not supported here; skipped", name, e.name)
 
     def finish(self) -> None:
         for path, ns in self.dir_times.items():
@@ -508,32 +538,6 @@ class _Applier:
                     os.utime(path, ns=(ns, ns), follow_symlinks=False)
             except FileNotFoundError:
                 pass
-
-
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    raw = m.pax_headers.get("mtime")
-    if raw:  # exact decimal from the PAX record, not a float
-        sec, _, frac = raw.partition(".")
-        neg = sec.startswith("-")
-        ns = abs(int(sec or "0")) * 1_000_000_000 + int((frac + "000000000")[:9] or "0")
-        return -ns if neg else ns
-    return int(m.mtime) * 1_000_000_000
-
-
-def _copy(src, fd: int, size: int) -> None:
-    """Copy ``size`` bytes from the tar stream; all-zero chunks become holes."""
-    while size > 0:
-        n = min(CHUNK, size)
-        buf = src.read(n)
-        if len(buf) < n:
-            raise tarfile.ReadError("unexpected end of data")
-        if (buf == _ZEROS) if n == CHUNK else (buf.count(0) == n):
-            os.lseek(fd, n, os.SEEK_CUR)
-        else:
-            view = memoryview(buf)
-            while view:
-                view = view[os.write(fd, view):]
-        size -= n
 
 
 def _remove_all(path: str) -> None:
