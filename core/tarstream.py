@@ -155,14 +155,17 @@ class TarReader:
     ``read(n)`` returns up to ``n`` bytes (``b""`` at the end), as a file's ``read``;
     ``on_chunk`` sees every chunk read, in order (a hasher, a copy) before the reader
     parses it.  Iterate (or call :meth:`next`) for the entries; content is read with
-    :meth:`write_to` or :meth:`read_content`, or skipped by the next :meth:`next`.
+    :meth:`write_to` or :meth:`read_content`, or skipped by the next :meth:`next`
+    (with ``seek(n)``, which moves the stream ``n`` bytes on, skipped content is not
+    read at all: for indexing a file).
     After the end, :meth:`drain` reads what follows (padding belongs to a digest).
     """
 
     def __init__(self, read: Callable[[int], bytes], on_chunk: Callable[[bytes], None] | None = None,
-                 chunk: int = CHUNK) -> None:
+                 chunk: int = CHUNK, seek: Callable[[int], None] | None = None) -> None:
         self._read = read
         self._on_chunk = on_chunk
+        self._seek = seek
         self._chunk_size = chunk
         self._buf = b""
         self._view = memoryview(self._buf)
@@ -211,6 +214,12 @@ class TarReader:
         return b"".join(parts)
 
     def _skip(self, n: int) -> None:
+        avail = len(self._buf) - self._pos
+        if self._seek is not None and n > avail:  # content nobody reads: seeked over, unread (and unseen)
+            self._seek(n - avail)
+            self._consumed += len(self._buf) + n - avail
+            self._buf, self._view, self._pos = b"", memoryview(b""), 0
+            return
         while n > 0:
             avail = len(self._buf) - self._pos
             if avail == 0:
@@ -305,7 +314,12 @@ class TarReader:
                     raise TarFormatError(f"truncated header at offset {start}")
                 self.done = True
                 return None
-            self._check(header, start)
+            try:
+                self._check(header, start)
+            except TarFormatError as exc:
+                if not self._started:
+                    raise TarFormatError(f"not a valid tar archive ({exc})") from None
+                raise
             self._started = True
             kind = header[156]
             size = _number(header[124:136])

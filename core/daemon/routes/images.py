@@ -12,7 +12,7 @@ from aiohttp import web
 from dockyard import config_changes
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, query_filters,
-                                  write_message)
+                                  stream_to_thread, write_message)
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import ImageConfig
@@ -31,31 +31,39 @@ async def create(request: web.Request) -> web.StreamResponse:
     tag = request.query.get("tag") or None
     if repo and tag is None and ":" in repo.rsplit("/", 1)[-1]:
         repo, tag = repo.rsplit(":", 1)
-    tmp_dir = engine.data_root / "tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if source == "-":
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    await asyncio.to_thread(out.write, chunk)
-            else:
-                await _download(source, out)
-        # the body is read: from here on errors go into the (already 200) JSON stream
-        response = await json_stream_response(request)
+    message = request.query.get("message") or ("" if source == "-" else f"Imported from {source}")
+    changes = _changes(request)
+
+    def consume(body) -> str:
+        return engine.images.import_tarball(body, repo, tag, message, changes)
+
+    failure: Exception | None = None
+    image_id = ""
+    if source == "-":  # streamed: decompressed, hashed and kept as the body arrives
         try:
-            with open(tmp_name, "rb") as raw:
-                image_id = await asyncio.to_thread(engine.images.import_tarball, raw, repo, tag,
-                                                   request.query.get("message") or
-                                                   ("" if source == "-" else f"Imported from {source}"),
-                                                   _changes(request))
-        except Exception as exc:  # the 200 is sent: report inside the stream, as Docker does
-            message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
-            await write_message(response, {"errorDetail": {"message": message}, "error": message})
-            return response
-        await write_message(response, {"status": "sha256:" + image_id})
+            image_id = await stream_to_thread(request, consume)
+        except Exception as exc:  # noqa: BLE001 - reported in the stream, as Docker does
+            failure = exc
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=engine.data_root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                await _download(source, out)
+            try:
+                with open(tmp_name, "rb") as raw:
+                    image_id = await asyncio.to_thread(consume, raw)
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        finally:
+            os.unlink(tmp_name)
+    # the body is read: from here on errors go into the (already 200) JSON stream
+    response = await json_stream_response(request)
+    if failure is not None:
+        text = failure.message if isinstance(failure, DockyardError) else f"internal error: {failure!r}"
+        await write_message(response, {"errorDetail": {"message": text}, "error": text})
         return response
-    finally:
-        os.unlink(tmp_name)
+    await write_message(response, {"status": "sha256:" + image_id})
+    return response
 
 
 def _changes(request: web.Request) -> ImageConfig | None:
