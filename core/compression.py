@@ -207,5 +207,7 @@ def zstd_writer(out: BinaryIO, level: int = 3, threads: int | None = None) -> Bi
     except ImportError:
         raise CodecError("zstd compression needs the 'zstandard' package") from None
     count = threads if threads is not None else max(1, min(4, os.cpu_count() or 1))
-    compressor = zstandard.ZstdCompressor(level=level, threads=count if count > 1 else 0, write_checksum=True)
+    # always zstd's multi-threaded mode (one worker at least): its output is the same for any number of
+    # workers, and differs from the single-threaded mode's
+    compressor = zstandard.ZstdCompressor(level=level, threads=max(1, count), write_checksum=True)
     return compressor.stream_writer(out, closefd=False)

@@ -4,12 +4,13 @@ Docker Registry HTTP API v2 / OCI distribution protocol.
 Pull
     resolves the reference (a manifest list or OCI index picks linux/<host
     arch>), fetches and verifies the config, then downloads the layers it is
-    not told are present, three at a time.  Each download lands in
-    ``<root>/partial/<digest>`` (resumed with a ``Range`` request after an
-    interruption), is verified against its digest, then decompressed into
-    ``<work dir>`` while its diff ID is computed and checked against the
-    config.  Nothing reaches the image store here: the caller adds the layers
-    and the image (see ``dockyard.daemon.routes.distribution``).
+    not told are present, ``max-concurrent-downloads`` (3) at a time.  Each
+    download lands in ``<root>/partial/<digest>`` (resumed with a ``Range``
+    request after an interruption) while it is decompressed (gzip as it arrives,
+    zstd after) into ``<work dir>``; the blob's digest and the tar's diff ID are
+    computed beside it in threads and checked.  Each verified layer is handed to
+    the caller (``layer_ready``), which applies it while the others download
+    (see ``dockyard.transfer``).
 Mirrors
     images of Docker Hub and of the default index are asked of the ``registry-mirrors`` first
     (anonymously, as URLs: ``http://`` only when the URL says so), each in turn;
@@ -18,9 +19,10 @@ Mirrors
 Push
     a layer the registry has (known from an earlier pull or push, remembered
     per registry in ``<root>/blobsums.db``) is skipped or mounted from another
-    repository; the others are gzip-compressed deterministically (same input,
-    same digest) and uploaded, five at a time; then the config and a Docker
-    v2 schema 2 manifest.
+    repository; the others are compressed deterministically (same input, same
+    digest: gzip with ISA-L on several threads, or zstd with ``compression=zstd``)
+    and uploaded, ``max-concurrent-uploads`` (5) at a time; then the config and a
+    Docker v2 schema 2 manifest (an OCI manifest for zstd layers).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from dockyard.pipeline import ThreadedHash
 from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotSupportedByDriver, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
-from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD,
-                     manifest_media_type, sha256_digest)
+from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_CONFIG, OCI_LAYER_ZSTD,
+                          OCI_MANIFEST, manifest_media_type, sha256_digest)
 from dockyard.reference import DOCKER_HUB, Reference, parse, split_search_term
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ def choose_platform(index: dict, wanted: tuple[str, str, str | None] | None = No
 
 
 class BlobSums:
-    """diff ID <-> compressed digest, per registry and repository (Docker's v2 metadata)."""
+    """diff ID <-> compressed digest (and its media type), per registry and repository
+    (Docker's v2 metadata)."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -116,17 +119,24 @@ class BlobSums:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS blobsums (diff_id TEXT, digest TEXT, size INTEGER, "
                             "domain TEXT, repo TEXT, PRIMARY KEY (diff_id, digest, domain, repo))")
+            columns = [row[1] for row in self.db.execute("PRAGMA table_info(blobsums)")]
+            if "media_type" not in columns:  # rows of earlier versions are gzip layers
+                self.db.execute(f"ALTER TABLE blobsums ADD COLUMN media_type TEXT NOT NULL DEFAULT '{DOCKER_LAYER}'")
 
-    def add(self, diff_id: str, digest: str, size: int, domain: str, repo: str) -> None:
+    def add(self, diff_id: str, digest: str, size: int, domain: str, repo: str, media_type: str = DOCKER_LAYER) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO blobsums VALUES (?,?,?,?,?)", (diff_id, digest, size, domain,
-                                                                                  repo))
+            self.db.execute("INSERT OR REPLACE INTO blobsums (diff_id, digest, size, domain, repo, media_type) "
+                            "VALUES (?,?,?,?,?,?)", (diff_id, digest, size, domain, repo, media_type))
 
-    def lookup(self, diff_id: str, domain: str) -> list[tuple[str, int, str]]:
-        """(digest, size, repo) known for a diff ID on a registry."""
+    def lookup(self, diff_id: str, domain: str, compression: str | None = None) -> list[tuple[str, int, str]]:
+        """(digest, size, repo) known for a diff ID on a registry (only zstd blobs, or only others, when
+        ``compression`` is given)."""
         with self.lock:
-            return list(self.db.execute("SELECT digest, size, repo FROM blobsums WHERE diff_id=? AND domain=?",
-                                        (diff_id, domain)))
+            rows = list(self.db.execute("SELECT digest, size, repo, media_type FROM blobsums WHERE diff_id=? AND "
+                                        "domain=?", (diff_id, domain)))
+        if compression is not None:
+            rows = [r for r in rows if (r[3] == OCI_LAYER_ZSTD) == (compression == ZSTD)]
+        return [(digest, size, repo) for digest, size, repo, _ in rows]
 
     def close(self) -> None:
         self.db.close()
@@ -335,7 +345,8 @@ class HttpDistributionDriver:
                     path.unlink(missing_ok=True)
                 raise
             for index, layer in enumerate(layers):
-                self.blobsums.add(diff_ids[index], layer["digest"], int(layer.get("size", 0)), ref.domain, ref.path)
+                self.blobsums.add(diff_ids[index], layer["digest"], int(layer.get("size", 0)), ref.domain, ref.path,
+                                  layer.get("mediaType") or DOCKER_LAYER)
         return {"config": config, "digest": digest, "layers": results, "repository": ref.repository,
                 "tag": ref.tag if not ref.digest else None, "name": str(ref),
                 "layer_ids": [short(layer["digest"]) for layer in layers]}
@@ -502,15 +513,18 @@ class HttpDistributionDriver:
             config_digest = sha256_digest(config)
             if client.blob_exists(ref.path, config_digest, full_scope) is None:
                 client.upload_blob(ref.path, config_digest, len(config), config, full_scope)
+            # zstd layers have no Docker media type: their image is an OCI manifest
+            manifest_type, config_type = ((OCI_MANIFEST, OCI_CONFIG) if self.compression == ZSTD else
+                                          (DOCKER_MANIFEST, DOCKER_CONFIG))
             manifest = {
                 "schemaVersion": 2,
-                "mediaType": DOCKER_MANIFEST,
-                "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},
+                "mediaType": manifest_type,
+                "config": {"mediaType": config_type, "size": len(config), "digest": config_digest},
                 "layers": [descriptors[diff_id] for diff_id, _ in layers],
             }
             body = json.dumps(manifest, indent=3).encode()
             digest = sha256_digest(body)
-            answered = client.put_manifest(ref.path, tag, body, DOCKER_MANIFEST, full_scope)
+            answered = client.put_manifest(ref.path, tag, body, manifest_type, full_scope)
             if answered and answered != digest:
                 log.warning("the registry reports manifest digest %s, we computed %s", answered, digest)
         progress({"status": f"{tag}: digest: {digest} size: {len(body)}"})
@@ -520,7 +534,8 @@ class HttpDistributionDriver:
     def _push_layer(self, client: RegistryClient, ref: Reference, scope: str, diff_id: str, tar: Path,
                     work: Path, progress: Progress) -> dict:
         layer_id = short(diff_id)
-        known = self.blobsums.lookup(diff_id, ref.domain)
+        media = OCI_LAYER_ZSTD if self.compression == ZSTD else DOCKER_LAYER
+        known = self.blobsums.lookup(diff_id, ref.domain, self.compression)
         seen: set[str] = set()
         for digest, _size, _repo in known:  # already in this repository?
             if digest in seen:
@@ -528,21 +543,21 @@ class HttpDistributionDriver:
             seen.add(digest)
             found = client.blob_exists(ref.path, digest, scope)
             if found is not None:
-                self.blobsums.add(diff_id, digest, found, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, found, ref.domain, ref.path, media)
                 progress({"status": "Layer already exists", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": found, "digest": digest}
+                return {"mediaType": media, "size": found, "digest": digest}
         for digest, size, repo in known:  # in another repository of the same registry: mount
             if repo != ref.path and client.mount_blob(ref.path, digest, repo, scope):
-                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
                 progress({"status": f"Mounted from {repo}", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+                return {"mediaType": media, "size": size, "digest": digest}
         compressed = work / f"push-{diff_id.split(':')[-1]}-{os.getpid()}-{threading.get_ident()}.gz"
         try:
             digest, size = self._compress(tar, compressed)
             if client.blob_exists(ref.path, digest, scope) is not None:
-                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
                 progress({"status": "Layer already exists", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+                return {"mediaType": media, "size": size, "digest": digest}
 
             def body() -> Iterator[bytes]:
                 sent, last = 0, 0.0
@@ -559,9 +574,9 @@ class HttpDistributionDriver:
             client.upload_blob(ref.path, digest, size, body, scope)
         finally:
             compressed.unlink(missing_ok=True)
-        self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+        self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
         progress({"status": "Pushed", "progressDetail": {}, "id": layer_id})
-        return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+        return {"mediaType": media, "size": size, "digest": digest}
 
     def _compress(self, tar: Path, target: Path) -> tuple[str, int]:
         """Deterministic gzip (ISA-L, several threads, no name, mtime 0) or zstd: the same layer
