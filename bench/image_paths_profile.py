@@ -56,8 +56,9 @@ PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 #: (category, substrings of a frame) in the order they are tried, innermost frame first
 CATEGORIES = [
     ("decompress", ("inflate", "decompress", "ZSTD_decompress", "ZSTD_DCtx", "HUF_decompress", "_read_gzip")),
-    ("compress", ("deflate", "ZSTD_compress", "isal_deflate", "compressobj", "HUF_compress", "_write_gzip")),
-    ("hash", ("SHA256", "sha256", "EVP_hash", "EVP_Digest", "_hashlib", "sha256_block")),
+    ("compress", ("deflate", "ZSTD_compress", "isal_deflate", "compressobj", "HUF_compress", "_write_gzip",
+                  "_ParallelCompress", "igzip_threaded")),
+    ("hash", ("SHA256", "sha256", "SHA512", "EVP_hash", "EVP_Digest", "_hashlib", "sha256_block")),
     ("copies", ("memcpy", "memmove", "bytes_concat", "_PyBytes_Join", "bytearray_", "PyByteArray",
                 "bytes_subscript", "memory_subscript", "_PyBytes_Resize", "stringlib_bytes_join")),
     ("bulk I/O", ("os_write", "os_read", "os_pread", "os_pwrite", "os_sendfile", "os_copy_file_range",
@@ -69,12 +70,32 @@ CATEGORIES = [
                            "os_listxattr", "os_symlink", "os_link", "os_unlink", "os_rename", "os_replace",
                            "os_readlink", "os_close", "os_ftruncate", "os_lseek", "os_mknod", "os_scandir",
                            "ScandirIterator", "DirEntry_", "os_fstat", "os_rmdir", "os_posix_fadvise",
-                           "os_fsync", "os_fdatasync", "os_fchmod", "os_futimes", "os_mkfifo")),
+                           "os_fsync", "os_fdatasync", "os_futimes", "os_mkfifo")),
     ("network / event loop", ("sock_", "socket", "selector", "asyncio", "h11", "httpx", "httpcore", "aiohttp",
-                              "ssl", "select", "epoll")),
-    ("tar read", ("tarfile.py:", "tarstream", "_proc_", "frombuf", "nti", "nts", "TarReader", "_parse_")),
-    ("tar write", ("tobuf", "_create_header", "_TarWriter", "TarWriter", "header(")),
+                              "ssl", "epoll")),
 ]
+#: frames of a thread that waits, not works
+IDLE = ("time.sleep", "sleep (", "Condition.wait", "Queue.get", "_wait_for_tstate_lock", "Event.wait",
+        "pthread_cond_wait", "sem_wait", "do_futex_wait", "__futex_abstimed_wait")
+#: libc entry points (what py-spy names of libc) by category
+LIBC = {
+    "bulk I/O": ("write", "read", "pread64", "pwrite64", "__libc_pread", "__libc_write", "__libc_read", "sendfile",
+                 "sendfile64", "copy_file_range", "splice", "__GI___libc_write", "__GI___libc_read"),
+    "per-file syscalls": ("open64", "__open64", "openat", "openat64", "__libc_open64", "mkdir", "lstat64", "__lstat64",
+                          "fstatat64", "__fstatat64", "stat64", "fstat64", "chown", "fchown", "lchown", "chmod",
+                          "fchmod", "utimensat", "futimens", "close", "__close", "__libc_close", "symlink",
+                          "link", "linkat", "unlink", "rename", "fsetxattr", "lsetxattr", "setxattr", "llistxattr",
+                          "listxattr", "lgetxattr", "flistxattr", "fgetxattr", "ftruncate64", "ftruncate", "lseek64",
+                          "lseek", "__getdents64", "getdents64", "fdopendir", "opendir", "readdir64", "closedir",
+                          "readlink", "mknod", "__xmknod", "mknodat", "mkfifo", "rmdir", "statx", "posix_fadvise"),
+    "copies": ("malloc", "free", "realloc", "cfree", "__memmove_avx_unaligned_erms", "__memcpy_avx_unaligned_erms",
+               "memcpy", "memmove", "_int_malloc", "_int_free"),
+}
+_LIBC = {f"{name} (libc.so.6)": category for category, names in LIBC.items() for name in names}
+#: Python frames (function, file) that are tar work, by the file or the function
+TAR_WRITE = ("tobuf", "_create_header", "_create_pax_generic_header", "create_pax_header", "itn", "stn",
+             "_create_payload", "addfile", "_TarWriter", "ustar_header", "pax_header", "gettarinfo")
+TAR_READ_FILES = ("tarfile.py", "tarstream.py")
 
 
 # ---------------------------------------------------------------------------
@@ -174,14 +195,20 @@ def classify(stack: list[str]) -> tuple[str, str]:
     """(category, the innermost Python frame) of one sample, stack outermost first."""
     python = next((f for f in reversed(stack) if ".py:" in f), "?")
     for frame in reversed(stack):
+        if ".py:" in frame:  # the innermost Python frame: nothing native below it said what it was
+            name = frame.split(" (")[0]
+            if name in ("copyfileobj", "_Stream.write", "_Stream.__write", "_Stream.read", "_Stream.__read"):
+                return "bulk I/O", python  # tarfile moving content
+            if any(mark in frame for mark in TAR_WRITE):
+                return "tar write", python
+            if any(f"/{f}:" in frame or f"({f}:" in frame for f in TAR_READ_FILES):
+                return ("tar write" if name in TAR_WRITE else "tar read"), python
+            return "python", python
+        if frame in _LIBC:
+            return _LIBC[frame], python
         for category, marks in CATEGORIES:
             if any(m in frame for m in marks):
                 return category, python
-        if ".py:" in frame:  # a Python frame nothing below classified: its own category, or python
-            break
-    for category, marks in CATEGORIES[-2:]:
-        if any(m in python for m in marks):
-            return category, python
     return "python", python
 
 
@@ -195,8 +222,8 @@ def report(raw: Path) -> tuple[dict[str, float], list[tuple[str, float]]]:
             continue
         n = int(count)
         stack = stack_text.split(";")
-        if any("time.sleep" in f or "sleep (" in f for f in stack[-2:]):
-            continue
+        if any(idle in f for f in stack[-4:] for idle in IDLE):
+            continue  # a thread waiting (py-spy samples threads blocked on a lock as running)
         category, frame = classify(stack)
         shares[category] += n
         if category == "python":

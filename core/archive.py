@@ -32,18 +32,19 @@ from __future__ import annotations
 import enum
 import errno
 import io
+import itertools
 import logging
 import os
 import shutil
 import stat
-import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import AbstractSet, BinaryIO, Callable
+from typing import AbstractSet, BinaryIO, Callable, NamedTuple
 
 from dockyard.compression import CodecError, decompressing_reader
 from dockyard.errors import DockyardError, InvalidParameter, System
 from dockyard.models.runtime import Change
+from dockyard import tarstream
 from dockyard.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
 
 log = logging.getLogger(__name__)
@@ -679,14 +680,14 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
     root = os.fspath(layer_dir)
     ordered = sorted(found, key=lambda c: c.path.split("/"))
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes | _Span]:
         w = _TarWriter(whiteout)
         for change in ordered:
             name = change.path.strip("/")
             if not name:
                 continue
             if change.kind == DELETED:
-                yield from w.whiteout(name)
+                yield w.whiteout(name)
                 continue
             path = os.path.join(root, name)
             try:
@@ -694,9 +695,9 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
             except FileNotFoundError:
                 raise System(f"exporting {name!r}: it vanished from {root}") from None
             yield from w.entry(path, name, st)
-        yield from w.close()
+        yield w.close()
 
-    return _reader(chunks(), on_close)
+    return TarStream(chunks(), on_close)
 
 
 def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
@@ -722,7 +723,7 @@ def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
     """
     root = os.fspath(directory)
 
-    def walk(path: str, prefix: str, w: _TarWriter) -> Iterator[bytes]:
+    def walk(path: str, prefix: str, w: _TarWriter) -> Iterator[bytes | _Span]:
         entries = _scan(path)
         for name in sorted(entries):
             st = entries[name]
@@ -731,130 +732,138 @@ def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
             if mark is Marker.SKIP:
                 continue
             if mark is Marker.WHITEOUT:
-                yield from w.whiteout(rel)
+                yield w.whiteout(rel)
                 continue
             yield from w.entry(child, rel, st)
             if mark is Marker.OPAQUE:
-                yield from w.opaque(rel)
+                yield w.opaque(rel)
             if stat.S_ISDIR(st.st_mode):
                 yield from walk(child, rel + "/", w)
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes | _Span]:
         w = _TarWriter(whiteout)
         yield from walk(root, "", w)
-        yield from w.close()
+        yield w.close()
 
-    return _reader(chunks(), on_close)
+    return TarStream(chunks(), on_close)
+
+
+class _Span(NamedTuple):
+    """Content to copy from an open file: ``length`` bytes of ``fd`` from ``offset``."""
+
+    fd: int
+    offset: int
+    length: int
 
 
 class _TarWriter:
-    """Builds normalised PAX members; yields output in ~1 MiB chunks."""
+    """Builds normalised PAX members, byte for byte as ``tarfile``'s PAX format writes them;
+    content is handed out as :class:`_Span` (copied by the consumer, with ``sendfile`` where it can)."""
 
     def __init__(self, handler: WhiteoutHandler) -> None:
         self.handler = handler
-        self.buf = bytearray()
         self.links: dict[tuple[int, int], str] = {}
+        self.size = 0  # bytes handed out so far
 
-    def _emit(self, info: tarfile.TarInfo) -> Iterator[bytes]:
-        self.buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        if len(self.buf) >= CHUNK:
-            yield bytes(self.buf)
-            self.buf.clear()
+    def header(self, name: str, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes,
+               linkname: str = "", dev: tuple[int, int] = (0, 0),
+               records: list[tuple[str, str]] | None = None) -> bytes:
+        """A member's header: pax records first for what ustar cannot hold (tarfile's rules:
+        non-ASCII or long names and link names, numbers out of range), then the ustar block."""
+        records = list(records or ())
+        given = {key for key, _ in records}
+        if kind == b"5" and not name.endswith("/"):
+            name += "/"
+        for value, key in ((name, "path"), (linkname, "linkpath")):
+            if key not in given and (not value.isascii() or len(value) > 100):
+                records.append((key, value))
+        numbers = {"uid": uid, "gid": gid, "size": size, "mtime": mtime}
+        for key, limit in (("uid", 8 ** 7), ("gid", 8 ** 7), ("size", 8 ** 11), ("mtime", 8 ** 11)):
+            if not 0 <= numbers[key] < limit:
+                if key not in given:
+                    records.append((key, str(numbers[key])))
+                numbers[key] = 0
+        block = tarstream.ustar_header(name.encode("ascii", "replace"), mode, numbers["uid"], numbers["gid"],
+                                       numbers["size"], numbers["mtime"], kind, linkname.encode("ascii", "replace"),
+                                       dev[0], dev[1])
+        out = tarstream.pax_header(records) + block if records else block
+        self.size += len(out)
+        return out
 
-    def whiteout(self, name: str) -> Iterator[bytes]:
+    def whiteout(self, name: str) -> bytes:
         head, _, base = name.rpartition("/")
-        info = tarfile.TarInfo(f"{head}/{WH_PREFIX}{base}" if head else WH_PREFIX + base)
-        info.mode = 0
-        yield from self._emit(info)
+        return self.header(f"{head}/{WH_PREFIX}{base}" if head else WH_PREFIX + base, 0, 0, 0, 0, 0, b"0")
 
-    def opaque(self, directory: str) -> Iterator[bytes]:
-        info = tarfile.TarInfo(f"{directory}/{WH_OPAQUE}")
-        info.mode = 0
-        yield from self._emit(info)
+    def opaque(self, directory: str) -> bytes:
+        return self.header(f"{directory}/{WH_OPAQUE}", 0, 0, 0, 0, 0, b"0")
 
-    def entry(self, path: str, name: str, st: os.stat_result) -> Iterator[bytes]:
+    def entry(self, path: str, name: str, st: os.stat_result) -> Iterator[bytes | _Span]:
         mode = st.st_mode
-        info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
-        info.uname = info.gname = ""
-        info.mtime = st.st_mtime_ns // 1_000_000_000
-        for key, value in _xattrs(path, self.handler.keep_xattr).items():
-            info.pax_headers[XATTR_PAX + key] = value.decode("utf-8", "surrogateescape")
+        perms, mtime = stat.S_IMODE(mode), st.st_mtime_ns // 1_000_000_000
+        records = [(XATTR_PAX + key, value.decode("utf-8", "surrogateescape"))
+                   for key, value in _xattrs(path, self.handler.keep_xattr).items()]
         if not stat.S_ISDIR(mode) and st.st_nlink > 1:
             first = self.links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:
-                info.type, info.linkname = tarfile.LNKTYPE, first
-                yield from self._emit(info)
+                yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"1", first, records=records)
                 return
         if stat.S_ISREG(mode):
-            yield from self._file(path, info, st.st_size)
+            yield from self._file(path, name, perms, st, mtime, records)
             return
         if stat.S_ISDIR(mode):
-            info.type = tarfile.DIRTYPE
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"5", records=records)
         elif stat.S_ISLNK(mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"2", os.readlink(path), records=records)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"3" if stat.S_ISCHR(mode) else b"4",
+                              dev=(os.major(st.st_rdev), os.minor(st.st_rdev)), records=records)
         elif stat.S_ISFIFO(mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            return  # sockets have no tar form; Docker skips them too
-        yield from self._emit(info)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"6", records=records)
+        # sockets have no tar form; Docker skips them too
 
-    def _file(self, path: str, info: tarfile.TarInfo, size: int) -> Iterator[bytes]:
+    def _file(self, path: str, name: str, perms: int, st: os.stat_result, mtime: int,
+              records: list[tuple[str, str]]) -> Iterator[bytes | _Span]:
+        size = st.st_size
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             runs = _data_runs(fd, size) if size >= SPARSE_MIN_HOLE else None
             if runs is not None and size - sum(n for _, n in runs) < SPARSE_MIN_HOLE:
                 runs = None
             if runs is None:
-                info.size = size
-                yield from self._emit(info)
+                yield self.header(name, perms, st.st_uid, st.st_gid, size, mtime, b"0", records=records)
                 yield from self._data(fd, [(0, size)])
                 return
             if not runs or runs[-1][0] + runs[-1][1] < size:
                 runs.append((size, 0))  # GNU marks a trailing hole this way
             sparse_map = f"{len(runs)}\n" + "".join(f"{o}\n{n}\n" for o, n in runs)
-            map_bytes = sparse_map.encode() + bytes(-len(sparse_map) % tarfile.BLOCKSIZE)
-            head, _, base = info.name.rpartition("/")
-            real_name = info.name
+            map_bytes = sparse_map.encode() + bytes(-len(sparse_map) % tarstream.BLOCK)
+            head, _, base = name.rpartition("/")
+            stored = f"{head}/GNUSparseFile.0/{base}" if head else f"GNUSparseFile.0/{base}"
             # path first so GNU.sparse.name wins for readers that apply records in order
-            records = {"path": f"{head}/GNUSparseFile.0/{base}" if head else f"GNUSparseFile.0/{base}",
-                       "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
-                       "GNU.sparse.name": real_name, "GNU.sparse.realsize": str(size)}
-            records.update(info.pax_headers)
-            info.pax_headers = records
-            info.name = records["path"]
-            info.size = len(map_bytes) + sum(n for _, n in runs)
-            yield from self._emit(info)
-            self.buf += map_bytes
+            sparse = [("path", stored), ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
+                      ("GNU.sparse.name", name), ("GNU.sparse.realsize", str(size))]
+            yield self.header(stored, perms, st.st_uid, st.st_gid, len(map_bytes) + sum(n for _, n in runs), mtime,
+                              b"0", records=sparse + records)
+            self.size += len(map_bytes)
+            yield map_bytes
             yield from self._data(fd, runs)
         finally:
             os.close(fd)
 
-    def _data(self, fd: int, runs: list[tuple[int, int]]) -> Iterator[bytes]:
+    def _data(self, fd: int, runs: list[tuple[int, int]]) -> Iterator[bytes | _Span]:
         total = 0
         for offset, length in runs:
-            end = offset + length
-            while offset < end:
-                chunk = os.pread(fd, min(CHUNK, end - offset), offset)
-                if not chunk:  # the file shrank while being read: pad
-                    chunk = bytes(min(CHUNK, end - offset))
-                offset += len(chunk)
-                total += len(chunk)
-                self.buf += chunk
-                if len(self.buf) >= CHUNK:
-                    yield bytes(self.buf)
-                    self.buf.clear()
-        self.buf += bytes(-total % tarfile.BLOCKSIZE)
+            if length:
+                yield _Span(fd, offset, length)
+                total += length
+        pad = -total % tarstream.BLOCK
+        self.size += total + pad
+        if pad:
+            yield bytes(pad)
 
-    def close(self) -> Iterator[bytes]:
-        self.buf += bytes(2 * tarfile.BLOCKSIZE)
-        self.buf += bytes(-len(self.buf) % tarfile.RECORDSIZE)  # tarfile pads the same way
-        yield bytes(self.buf)
-        self.buf.clear()
+    def close(self) -> bytes:
+        end = bytes(2 * tarstream.BLOCK)
+        return end + bytes(-(self.size + len(end)) % tarstream.RECORD)  # tarfile pads the same way
 
 
 def _data_runs(fd: int, size: int) -> list[tuple[int, int]]:
@@ -894,34 +903,94 @@ def _extend(runs: list[list[int]], offset: int, length: int) -> None:
         runs.append([offset, length])
 
 
-class _ChunkReader(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None) -> None:
-        self._chunks = chunks
+class TarStream(io.RawIOBase):
+    """A tar produced as it is read (what the ``export_*`` functions return).
+
+    Read it as a file, or hand it to :meth:`write_to`, which writes the rest of the tar
+    into a file descriptor with ``sendfile`` for file content (no copy through Python).
+    ``on_close`` runs once when it is closed.
+    """
+
+    def __init__(self, items: Iterator[bytes | _Span], on_close: Callable[[], None] | None) -> None:
+        self._items = items
         self._view = memoryview(b"")
+        self._span: _Span | None = None
         self._on_close = on_close
 
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bytes | _Span | None:
+        try:
+            return next(self._items)
+        except StopIteration:
+            return None
+        except DockyardError:
+            raise
+        except OSError as exc:
+            raise System(f"writing layer tar: {exc}") from exc
+
     def readinto(self, b) -> int:  # type: ignore[override]
         while not self._view:
-            try:
-                self._view = memoryview(next(self._chunks))
-            except StopIteration:
+            if self._span is not None:  # file content: read straight into the caller's buffer
+                fd, offset, length = self._span
+                want = min(len(b), length)
+                n = os.preadv(fd, [memoryview(b)[:want]], offset)
+                if n == 0:  # the file shrank while it was read: zeros stand in for the rest
+                    n = want
+                    b[:n] = bytes(n)
+                self._span = _Span(fd, offset + n, length - n) if n < length else None
+                return n
+            item = self._next()
+            if item is None:
                 return 0
-            except DockyardError:
-                raise
-            except OSError as exc:
-                raise System(f"writing layer tar: {exc}") from exc
+            if isinstance(item, _Span):
+                self._span = item
+            else:
+                self._view = memoryview(item)
         n = min(len(b), len(self._view))
         b[:n] = self._view[:n]
         self._view = self._view[n:]
         return n
 
+    def write_to(self, out: int) -> int:
+        """Write the rest of the tar into file descriptor ``out`` (blocking); returns the bytes written.
+        Headers go out in batches of up to 64 KiB, file content with ``sendfile``."""
+        first: list[bytes | _Span] = []
+        if self._view:
+            first.append(bytes(self._view))
+            self._view = memoryview(b"")
+        if self._span is not None:
+            first.append(self._span)
+            self._span = None
+        written = 0
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            for item in itertools.chain(first, iter(self._next, None)):
+                if isinstance(item, _Span):
+                    if batch:
+                        _write_all(out, b"".join(batch))
+                        batch, batched = [], 0
+                    _send(out, item)
+                    written += item.length
+                    continue
+                batch.append(item)
+                batched += len(item)
+                written += len(item)
+                if batched >= 1 << 16:
+                    _write_all(out, b"".join(batch))
+                    batch, batched = [], 0
+            if batch:
+                _write_all(out, b"".join(batch))
+        except OSError as exc:
+            raise System(f"writing layer tar: {exc}") from exc
+        return written
+
     def close(self) -> None:
         if not self.closed:
             try:
-                self._chunks.close()  # type: ignore[attr-defined]
+                self._items.close()  # type: ignore[attr-defined]
             finally:
                 callback, self._on_close = self._on_close, None
                 super().close()
@@ -929,5 +998,29 @@ class _ChunkReader(io.RawIOBase):
                     callback()
 
 
-def _reader(chunks: Iterator[bytes], on_close: Callable[[], None] | None) -> BinaryIO:
-    return io.BufferedReader(_ChunkReader(chunks, on_close), CHUNK)  # type: ignore[return-value]
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _send(out: int, span: _Span) -> None:
+    """``sendfile`` a span; what a file that shrank meanwhile no longer has is sent as zeros."""
+    fd, offset, length = span
+    while length > 0:
+        try:
+            n = os.sendfile(out, fd, offset, min(length, 1 << 30))
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(fd, min(length, CHUNK), offset)  # out cannot take sendfile: copy
+            n = len(data)
+            if n:
+                _write_all(out, data)
+        if n == 0:
+            _write_all(out, bytes(length))
+            return
+        offset += n
+        length -= n
+
+

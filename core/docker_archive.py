@@ -17,67 +17,89 @@ untars the whole archive into a temporary directory first.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 import tempfile
+from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.compression import CHUNK, CodecError, decompressing_reader, sniff
 from dockyard.errors import InvalidParameter
 from dockyard.images import ImageService
 from dockyard.models.image import ImageConfig
-from dockyard.pipeline import copy_range, region_reader
-from dockyard.tarstream import REG, TarFormatError, TarReader
+from dockyard.pipeline import copy_range, region_reader, send_range
+from dockyard.tarstream import BLOCK, RECORD, REG, TarFormatError, TarReader, ustar_header
 
 #: largest manifest or config accepted from an archive
 MAX_JSON = 16 << 20
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, 0
-    tar.addfile(info, io.BytesIO(data))
+class _Writer:
+    """Writes a tar into a file descriptor as ``tarfile`` in PAX format would (owner 0, mode 0644,
+    mtime 0); file content goes out with ``sendfile``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.size = 0
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.size += len(data)
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        self._write(ustar_header(name.encode(), 0o644, 0, 0, len(data), 0, b"0") + data + bytes(-len(data) % BLOCK))
+
+    def add_file(self, name: str, path: Path) -> None:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            self._write(ustar_header(name.encode(), 0o644, 0, 0, size, 0, b"0"))
+            send_range(f.fileno(), self.fd, 0, size)
+        self.size += size
+        self._write(bytes(-size % BLOCK))
+
+    def close(self) -> None:
+        self._write(bytes(2 * BLOCK))
+        self._write(bytes(-self.size % RECORD))
 
 
 def save(images: ImageService, names: list[str], out: BinaryIO) -> None:
-    """Write a docker-archive of the named images (and all their layers) to ``out``."""
+    """Write a docker-archive of the named images (and all their layers) to ``out`` (a file with a
+    descriptor: the kept layer tars are sent into it with ``sendfile``, as they are)."""
     manifest, repositories, written = [], {}, set()
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name in names:
-            image_id = images.resolve(name)
-            blob = images.store.blob(image_id)
-            config_name = f"{image_id}.json"
-            if config_name not in written:
-                _add_bytes(tar, config_name, blob)
-                written.add(config_name)
-            chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
-            layer_paths, parent = [], None
-            for layer in chain:
-                path = f"{layer}/layer.tar"
-                if path not in written:
-                    tar_file = images.layer_tar(layer)
-                    info = tar.gettarinfo(str(tar_file), arcname=path)
-                    info.mode, info.uid, info.gid, info.uname, info.gname, info.mtime = 0o644, 0, 0, "", "", 0
-                    with open(tar_file, "rb") as f:
-                        tar.addfile(info, f)
-                    _add_bytes(tar, f"{layer}/VERSION", b"1.0")
-                    v1 = {"id": layer, "parent": parent} if parent else {"id": layer}
-                    _add_bytes(tar, f"{layer}/json", json.dumps(v1).encode())
-                    written.add(path)
-                layer_paths.append(path)
-                parent = layer
-            tags = images.repo_tags(image_id)
-            requested = [t for t in tags if name in (t, t.rsplit(":", 1)[0])] or ([] if name.startswith(
-                ("sha256:", image_id[:4])) else tags)
-            manifest.append({"Config": config_name, "RepoTags": requested or None, "Layers": layer_paths})
-            for tag in requested:
-                repo, _, t = tag.rpartition(":")
-                repositories.setdefault(repo, {})[t] = chain[-1] if chain else ""
-        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
-        if repositories:
-            _add_bytes(tar, "repositories", json.dumps(repositories).encode())
+    out.flush()
+    tar = _Writer(out.fileno())
+    for name in names:
+        image_id = images.resolve(name)
+        blob = images.store.blob(image_id)
+        config_name = f"{image_id}.json"
+        if config_name not in written:
+            tar.add_bytes(config_name, blob)
+            written.add(config_name)
+        chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
+        layer_paths, parent = [], None
+        for layer in chain:
+            path = f"{layer}/layer.tar"
+            if path not in written:
+                tar.add_file(path, images.layer_tar(layer))
+                tar.add_bytes(f"{layer}/VERSION", b"1.0")
+                v1 = {"id": layer, "parent": parent} if parent else {"id": layer}
+                tar.add_bytes(f"{layer}/json", json.dumps(v1).encode())
+                written.add(path)
+            layer_paths.append(path)
+            parent = layer
+        tags = images.repo_tags(image_id)
+        requested = [t for t in tags if name in (t, t.rsplit(":", 1)[0])] or ([] if name.startswith(
+            ("sha256:", image_id[:4])) else tags)
+        manifest.append({"Config": config_name, "RepoTags": requested or None, "Layers": layer_paths})
+        for tag in requested:
+            repo, _, t = tag.rpartition(":")
+            repositories.setdefault(repo, {})[t] = chain[-1] if chain else ""
+    tar.add_bytes("manifest.json", json.dumps(manifest).encode())
+    if repositories:
+        tar.add_bytes("repositories", json.dumps(repositories).encode())
+    tar.close()
 
 
 def load(images: ImageService, archive: BinaryIO) -> list[str]:
