@@ -35,8 +35,10 @@ import io
 import itertools
 import logging
 import os
+import queue
 import shutil
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import AbstractSet, BinaryIO, Callable, NamedTuple
@@ -214,8 +216,11 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
     I/O errors.  The stream is read to its end (in 1 MiB reads: a caller that
     hashes it sees every byte).
     """
-    applier = _Applier(os.path.realpath(root), whiteout)
+    real = os.path.realpath(root)
+    applier = _Applier(real, whiteout)
     try:
+        if not os.listdir(real):  # nothing to replace: small files are written by a pool beside the parser
+            applier.pool = _FilePool(applier)
         reader = TarReader(decompressing_reader(stream.read))
         while (entry := reader.next()) is not None:
             applier.add(reader, entry)
@@ -227,6 +232,9 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
         raise InvalidParameter(f"invalid layer tar: {exc}") from None
     except OSError as exc:
         raise System(f"applying layer to {root}: {exc}") from exc
+    finally:
+        if applier.pool is not None:
+            applier.pool.close()
     return applier.written
 
 
@@ -264,6 +272,7 @@ class _Applier:
         self.owner = (os.geteuid(), os.getegid())
         self.umask = _umask()
         self.setgid: dict[str, bool] = {}  # directory -> whether new entries in it take its group
+        self.pool: _FilePool | None = None  # writes small files in threads (a layer applied to an empty dir)
 
     # -- paths ---------------------------------------------------------------
 
@@ -292,6 +301,8 @@ class _Applier:
                     resolved.pop()
                 continue
             path = os.path.join(self.root, *resolved, comp)
+            if self.pool is not None:
+                self.pool.wait_for(path)  # a file still being written where a directory is wanted
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -371,6 +382,8 @@ class _Applier:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
+            if self.pool is not None:
+                self.pool.barrier()  # files being written below it
             shutil.rmtree(path)
             self.dirs.clear()
             self.setgid.clear()
@@ -399,8 +412,15 @@ class _Applier:
         parent = self.resolve_dir(dir_parts, create=True)
         self.keep_time(parent)
         path = os.path.join(parent, base)
+        pool = self.pool
+        if pool is not None:
+            pool.wait_for(path)  # the same name twice: the first one is on disk before it is replaced
         if kind == REG:
-            self.write_file(reader, e, parent, path)
+            if pool is not None and e.sparse is None and e.size <= _POOL_FILE and path not in self.unpacked:
+                pool.submit(path, e, list(reader.segments()), parent)
+                self.written += e.size
+            else:
+                self.write_file(reader, e, parent, path)
         elif kind == DIR:
             try:
                 os.mkdir(path, 0o700)
@@ -441,6 +461,8 @@ class _Applier:
     def whiteout(self, dir_parts: list[str], base: str) -> None:
         if base.startswith(WH_META_PREFIX) and base != WH_OPAQUE:
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
+        if self.pool is not None:
+            self.pool.barrier()  # what it deletes may still be being written
         parent = self.resolve_dir(dir_parts, create=False)  # copied up if only the lower view has it
         if parent is None:
             return  # nothing below a missing parent to hide
@@ -462,6 +484,8 @@ class _Applier:
             raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} to the root")
         parent = self.resolve_dir(target_parts[:-1], create=False, copy_up=False)
         source = os.path.join(parent, target_parts[-1]) if parent else None
+        if source is not None and self.pool is not None:
+            self.pool.wait_for(source)
         try:
             st = os.lstat(source) if source else None
         except FileNotFoundError:
@@ -489,17 +513,21 @@ class _Applier:
             fd = os.open(path, flags, mode & 0o777)
         try:
             reader.write_to(fd, e)
-            chowned = (e.uid, e.gid) != self.owner or self.inherits_group(parent)
-            if chowned:
-                os.fchown(fd, e.uid, e.gid)
-            if chowned or mode != mode & 0o777 & ~self.umask:
-                os.fchmod(fd, mode)
-            if e.xattrs:
-                self.set_xattrs(fd, e)
-            os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
+            self.file_meta(fd, e, (e.uid, e.gid) != self.owner or self.inherits_group(parent))
         finally:
             os.close(fd)
         self.written += e.size
+
+    def file_meta(self, fd: int, e: Entry, chown: bool) -> None:
+        """Owner (if ``chown``), mode (if the creation left it short), xattrs, time of a new file."""
+        mode = e.mode & 0o7777
+        if chown:
+            os.fchown(fd, e.uid, e.gid)
+        if chown or mode != mode & 0o777 & ~self.umask:
+            os.fchmod(fd, mode)
+        if e.xattrs:
+            self.set_xattrs(fd, e)
+        os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
 
     def inherits_group(self, directory: str) -> bool:
         """Whether new entries in ``directory`` take its group (set-group-ID directory)."""
@@ -533,12 +561,157 @@ class _Applier:
                 log.warning("xattr %s on %s not supported here; skipped", name, e.name)
 
     def finish(self) -> None:
+        if self.pool is not None:
+            self.pool.barrier()
         for path, ns in self.dir_times.items():
             try:
                 if stat.S_ISDIR(os.lstat(path).st_mode):
                     os.utime(path, ns=(ns, ns), follow_symlinks=False)
             except FileNotFoundError:
                 pass
+
+
+#: files up to this size go to the pool (larger ones are written by the parser's thread as they are read)
+_POOL_FILE = 1 << 20
+#: content the pool may hold (views into the chunks read), and files pending, at most
+_POOL_BYTES = 32 << 20
+_POOL_JOBS = 1024
+_POOL_THREADS = 3
+
+
+class _FilePool:
+    """Threads that create and write the small files of a layer while the parser goes on.
+
+    File creation is kernel work (an inode, a directory entry, a journal record) that
+    Go's single-threaded untar pays in line; here it runs in :data:`_POOL_THREADS`
+    threads beside the parser, with the GIL released.  Only used on an empty
+    directory, where a new file cannot meet an old one: the applier waits for a
+    pending file before anything else touches its path (:meth:`wait_for`: the same
+    name again, a directory of that name, a hard link to it) and for all of them
+    before a whiteout, a directory removal and the final directory times
+    (:meth:`barrier`).  A file that finds its name taken after all (``EEXIST``) is
+    written again by the applier, the slow and careful way, when it is waited for.
+    """
+
+    def __init__(self, applier: _Applier) -> None:
+        self.applier = applier
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)  # signalled only while the applier waits
+        self.waiting = False
+        self.inflight: dict[str, tuple] = {}  # path -> job, until written (or taken back)
+        self.taken: list[tuple] = []  # jobs that met an existing name
+        self.queued_bytes = 0
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._work, name="apply", daemon=True) for _ in range(_POOL_THREADS)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, path: str, e: Entry, views: list, parent: str) -> None:
+        chown = (e.uid, e.gid) != self.applier.owner or self.applier.inherits_group(parent)
+        job = (path, e, views, chown)
+        with self.lock:
+            while (self.queued_bytes > _POOL_BYTES or len(self.inflight) >= _POOL_JOBS) and self.error is None:
+                self._wait()
+            self._raise()
+            self.inflight[path] = job
+            self.queued_bytes += e.size
+        self.jobs.put(job)
+        self.applier.unpacked.add(path)
+
+    def _wait(self) -> None:
+        self.waiting = True
+        try:
+            self.done.wait()
+        finally:
+            self.waiting = False
+
+    def _work(self) -> None:
+        applier = self.applier
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        while (job := self.jobs.get()) is not None:
+            path, e, views, chown = job
+            taken = False
+            error = None
+            try:
+                try:
+                    fd = os.open(path, flags, e.mode & 0o777)
+                except FileExistsError:
+                    taken = True
+                else:
+                    try:
+                        if tarstream.write_views(fd, views) < e.size:
+                            os.ftruncate(fd, e.size)
+                        applier.file_meta(fd, e, chown)
+                    finally:
+                        os.close(fd)
+            except BaseException as exc:  # noqa: BLE001 - raised in the applier's thread
+                error = exc
+            with self.lock:
+                self.queued_bytes -= e.size
+                if error is not None and self.error is None:
+                    self.error = error
+                if taken:
+                    self.taken.append(job)
+                else:
+                    del self.inflight[path]
+                if self.waiting:
+                    self.done.notify()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _settle(self) -> None:
+        """Write the files that met an existing name (in the applier's thread, replacing it)."""
+        while True:
+            with self.lock:
+                if not self.taken:
+                    return
+                path, e, views, chown = self.taken.pop(0)
+            self.applier.clear(path, keep_dir=False)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, e.mode & 0o777)
+            try:
+                if tarstream.write_views(fd, views) < e.size:
+                    os.ftruncate(fd, e.size)
+                self.applier.file_meta(fd, e, chown)
+            finally:
+                os.close(fd)
+            with self.lock:
+                del self.inflight[path]
+
+    def wait_for(self, path: str) -> None:
+        """Return once no file is pending at ``path``."""
+        if path not in self.inflight:
+            return
+        with self.lock:
+            while path in self.inflight and not any(job[0] == path for job in self.taken) and self.error is None:
+                self._wait()
+            self._raise()
+        self._settle()
+
+    def barrier(self) -> None:
+        """Return once every submitted file is written."""
+        with self.lock:
+            while len(self.inflight) > len(self.taken) and self.error is None:
+                self._wait()
+            self._raise()
+        self._settle()
+
+    def close(self) -> None:
+        """Stop the threads once the queue is empty (after an error: files not written yet are left)."""
+        with self.lock:
+            if self.error is not None or len(self.inflight) > len(self.taken):
+                while True:  # drop what is still queued
+                    try:
+                        self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def _remove_all(path: str) -> None:

@@ -28,7 +28,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 
-__all__ = ["BLOCK", "Entry", "TarFormatError", "TarReader", "pax_header", "ustar_header"]
+__all__ = ["BLOCK", "Entry", "TarFormatError", "TarReader", "pax_header", "ustar_header", "write_views"]
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -273,20 +273,7 @@ class TarReader:
             os.ftruncate(fd, entry.size)
 
     def _write_run(self, fd: int, offset: int, length: int) -> int:
-        """Write ``length`` content bytes at the current position (``offset``); return where
-        the last byte actually written ends (holes are seeked over, not written)."""
-        end = offset
-        zeros = _ZEROS
-        for view in self.segments(length):
-            n = len(view)
-            if view[0] == 0 and view[n - 1] == 0 and zeros.startswith(view):
-                os.lseek(fd, n, os.SEEK_CUR)
-            else:
-                while view:
-                    view = view[os.write(fd, view):]
-                end = offset + n
-            offset += n
-        return end
+        return write_views(fd, self.segments(length), offset)
 
     # -- members -----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Entry]:
@@ -485,6 +472,23 @@ class TarReader:
         pairs = numbers[1:1 + 2 * count]
         real = _pax_int(fields.get("realsize") or fields.get("size") or b"", "sparse size")
         return real, list(zip(pairs[::2], pairs[1::2]))
+
+
+def write_views(fd: int, views, offset: int = 0) -> int:
+    """Write content pieces at ``fd``'s position (``offset``); return where the last byte actually
+    written ends: all-zero pieces are seeked over (holes), not written."""
+    end = offset
+    zeros = _ZEROS
+    for view in views:
+        n = len(view)
+        if view[0] == 0 and view[n - 1] == 0 and zeros.startswith(view):
+            os.lseek(fd, n, os.SEEK_CUR)
+        else:
+            while view:
+                view = view[os.write(fd, view):]
+            end = offset + n
+        offset += n
+    return end
 
 
 # ---------------------------------------------------------------------------

@@ -375,3 +375,29 @@ def test_non_utf8_names_round_trip(tmp_path: Path) -> None:
     (src / name).write_text("x")
     archive.apply_layer(dst, io.BytesIO(tar_of(src)))
     assert os.listdir(os.fsencode(dst)) == [b"caf\xe9-latin1"]
+
+
+def test_pool_and_sequential_apply_agree_on_reused_names(tmp_path: Path) -> None:
+    """An empty target is written by a pool of threads: names a tar reuses (a file again, a
+    directory or a parent where a file was, a hard link to a file still being written, a
+    whiteout of one) must end as when every entry is applied in order."""
+    entries = [(entry(f"many/f{i}"), bytes([i % 251]) * (i * 37 % 5000)) for i in range(300)]
+    entries += [
+        (entry("dup"), b"first"), (entry("dup"), b"second"),
+        (entry("was-file"), b"x"), dir_("was-file"),
+        (entry("parent"), b"y"), (entry("parent/child"), b"z"),
+        (entry("target"), b"linked"), (entry("hard", tarfile.LNKTYPE, linkname="target"), None),
+        (entry("gone"), b"soon"), (entry(".wh.gone"), b""),
+        (entry("many/f7"), b"rewritten"),
+    ]
+    pooled, sequential = tmp_path / "pooled", tmp_path / "sequential"
+    pooled.mkdir()
+    sequential.mkdir()
+    (sequential / "keep").write_bytes(b"")  # not empty: applied entry by entry
+    apply(pooled, entries)
+    apply(sequential, entries)
+    os.unlink(sequential / "keep")
+    assert snapshot(pooled) == snapshot(sequential)
+    assert (pooled / "dup").read_bytes() == b"second" and (pooled / "parent/child").read_bytes() == b"z"
+    assert os.lstat(pooled / "hard").st_ino == os.lstat(pooled / "target").st_ino
+    assert not (pooled / "gone").exists() and (pooled / "many/f7").read_bytes() == b"rewritten"
