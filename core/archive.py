@@ -1103,6 +1103,35 @@ class TarStream(io.RawIOBase):
         except OSError as exc:
             raise System(f"writing layer tar: {exc}") from exc
 
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        """Up to ``size`` bytes (a header, a piece of a file), without the zeroed buffer of ``size``
+        bytes that ``RawIOBase.read`` allocates for every call."""
+        if size is None or size < 0:
+            return self.readall()
+        while True:
+            if self._view:
+                data = bytes(self._view[:size])
+                self._view = self._view[len(data):]
+                return data
+            if self._span is not None:
+                fd, offset, length = self._span
+                want = min(size, length)
+                data = os.pread(fd, want, offset) or bytes(want)  # a file that shrank: zeros stand in
+                self._span = _Span(fd, offset + len(data), length - len(data)) if len(data) < length else None
+                return data
+            item = self._next()
+            if item is None:
+                return b""
+            if isinstance(item, _Span):
+                self._span = item
+            elif len(item) <= size:
+                return item
+            else:
+                self._view = memoryview(item)
+
+    def readall(self) -> bytes:
+        return b"".join(iter(lambda: self.read(CHUNK), b""))
+
     def readinto(self, b) -> int:  # type: ignore[override]
         while not self._view:
             if self._span is not None:  # file content: read straight into the caller's buffer

@@ -540,6 +540,8 @@ def _stage_diff(diff: BinaryIO, blob_dir: Path) -> tuple[str, Path, bool]:
     try:
         with open(tmp, "wb") as out, ThreadedHash() as digest:
             first = diff.read(CHUNK)
+            while 0 < len(first) < 512 and (more := diff.read(CHUNK)):
+                first += more
             empty = len(first) < 512 or first[:512] == bytes(512)  # an end-of-archive block first
             chunk = first
             while chunk:
