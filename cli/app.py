@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from .client import TlsOptions
 from .context import DockyardGroup, Globals
 
 __all__ = ["LogLevel", "app"]
@@ -59,6 +60,13 @@ def root(
         bool, typer.Option("-v", "--version", callback=_print_version, is_eager=True,
                            help="Print version information and quit")
     ] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Use TLS; implied by --tlsverify")] = False,
+    tlsverify: Annotated[bool | None, typer.Option("--tlsverify", help="Use TLS and verify the daemon "
+                                                   "(also DOCKER_TLS_VERIFY)", show_default=False)] = None,
+    tlscacert: Annotated[str | None, typer.Option("--tlscacert", help="Trust certs signed only by this CA "
+                                                  "[default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]")] = None,
+    tlscert: Annotated[str | None, typer.Option("--tlscert", help="Path to TLS certificate file")] = None,
+    tlskey: Annotated[str | None, typer.Option("--tlskey", help="Path to TLS key file")] = None,
 ) -> None:
     """A self-sufficient runtime for containers (speaks the Docker Engine API)."""
     # dockyard.cli.main pauses cycle collection while typer and the command are imported and
@@ -68,7 +76,8 @@ def root(
         gc.freeze()
         gc.enable()
     _setup_logging(log_level)
-    ctx.obj = Globals(host_value=host[0] if host else None, log_level=log_level.value)
+    ctx.obj = Globals(host_value=host[0] if host else None, log_level=log_level.value,
+                      tls=TlsOptions.resolve(tls, tlsverify, tlscacert, tlscert, tlskey))
 
 
 def _setup_logging(log_level: LogLevel) -> None:

@@ -10,7 +10,8 @@ status (never a traceback)::
     └── DaemonUnreachable     nothing listens at the address ("... Is the daemon running?")
 
 Host strings follow docker's ``-H`` syntax, parsed by :mod:`dockyard.address`
-(shared with the daemon).
+(shared with the daemon).  TCP may use TLS as the docker CLI does
+(:class:`TlsOptions`: ``--tls``, ``--tlsverify``, ``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``).
 
 The HTTP stack (:mod:`dockyard.cli.transport`) is imported when the first request
 is sent, so commands that never talk to a daemon do not pay for it.
@@ -19,8 +20,11 @@ is sent, so commands that never talk to a daemon do not pay for it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -29,6 +33,8 @@ from dockyard.address import parse_host as parse_address
 from dockyard.errors import InvalidParameter
 
 if TYPE_CHECKING:
+    import ssl
+
     from .transport import Response
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "DaemonError",
     "DaemonUnreachable",
     "Host",
+    "TlsOptions",
     "parse_host",
     "quote_ref",
 ]
@@ -72,16 +79,77 @@ class DaemonUnreachable(CliError):
     """Nothing is listening at the daemon address (or we may not talk to it)."""
 
 
-#: a parsed ``-H`` value (the daemon's own address type: one syntax for both)
-Host = Address
+@dataclass(frozen=True)
+class TlsOptions:
+    """TLS to a TCP daemon, as the docker CLI sets it up.
+
+    ``verify`` checks the daemon's certificate against ``cacert`` (and its name);
+    ``cert``/``key`` are this client's certificate, presented when the files exist
+    (a daemon started with ``--tlsverify`` requires one).  ``ssl`` is imported only
+    when a TLS connection is made."""
+
+    verify: bool = True
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def resolve(cls, tls: bool = False, tlsverify: bool | None = None, cacert: str | None = None,
+                cert: str | None = None, key: str | None = None) -> TlsOptions | None:
+        """From flags and the environment: ``DOCKER_TLS_VERIFY`` (non-empty) means ``--tlsverify``;
+        files default to ``ca.pem``, ``cert.pem`` and ``key.pem`` in ``DOCKER_CERT_PATH`` or ``~/.docker``."""
+        if tlsverify is None:
+            tlsverify = bool(os.environ.get("DOCKER_TLS_VERIFY"))
+        if not (tls or tlsverify):
+            return None
+        base = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+
+        def pick(given: str | None, name: str) -> str | None:
+            if given:
+                return given
+            return str(base / name) if (base / name).exists() else None
+
+        return cls(verify=tlsverify, cacert=pick(cacert, "ca.pem"), cert=pick(cert, "cert.pem"),
+                   key=pick(key, "key.pem"))
+
+    def context(self) -> ssl.SSLContext:
+        import ssl
+
+        try:
+            if self.verify:
+                context = ssl.create_default_context(cafile=self.cacert)
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert and self.key:
+                context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"could not read the TLS files ({self.cacert}, {self.cert}, {self.key}): {exc}") from None
+        return context
 
 
-def parse_host(value: str | None) -> Host:
+@dataclass(frozen=True)
+class Host(Address):
+    """A parsed ``-H`` value (the daemon's own address type: one syntax for both), and TLS for TCP."""
+
+    tls: TlsOptions | None = None
+
+    @property
+    def base_url(self) -> str:
+        url = super().base_url
+        return "https://" + url.removeprefix("http://") if self.tls is not None else url
+
+
+def parse_host(value: str | None, tls: TlsOptions | None = None) -> Host:
     """Parse a docker-style daemon address; raise :class:`CliError` if it is malformed."""
     try:
-        return parse_address(value)
+        address = parse_address(value)
     except InvalidParameter as exc:
         raise CliError(exc.message) from None
+    return Host(address.scheme, address.path, address.host, address.port,
+                tls if address.scheme == "tcp" else None)
 
 
 def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:

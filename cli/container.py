@@ -23,6 +23,7 @@ from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
 from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
+from .listformat import CONTAINER, ListFormat, container_row, render_listing
 from .session import StartFailed, attach_and_wait
 from .stdcopy import demux_to
 
@@ -196,6 +197,15 @@ def create(
     cpu_shares: run_options.CpuShares = 0,
     cpuset_cpus: run_options.CpusetCpus = "",
     pids_limit: run_options.PidsLimit = 0,
+    privileged: run_options.Privileged = False,
+    cap_add: run_options.CapAdd = None,
+    cap_drop: run_options.CapDrop = None,
+    security_opt: run_options.SecurityOpt = None,
+    read_only: run_options.ReadOnly = False,
+    device: run_options.Device = None,
+    device_cgroup_rule: run_options.DeviceCgroupRule = None,
+    sysctl: run_options.Sysctl = None,
+    userns: run_options.Userns = "",
 ) -> None:
     """Create a new container."""
     body = build_create_body(
@@ -206,6 +216,9 @@ def create(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
+    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
+                               security_opt=security_opt, read_only=read_only, device=device,
+                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
     typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
 
@@ -241,6 +254,15 @@ def run(
     cpu_shares: run_options.CpuShares = 0,
     cpuset_cpus: run_options.CpusetCpus = "",
     pids_limit: run_options.PidsLimit = 0,
+    privileged: run_options.Privileged = False,
+    cap_add: run_options.CapAdd = None,
+    cap_drop: run_options.CapDrop = None,
+    security_opt: run_options.SecurityOpt = None,
+    read_only: run_options.ReadOnly = False,
+    device: run_options.Device = None,
+    device_cgroup_rule: run_options.DeviceCgroupRule = None,
+    sysctl: run_options.Sysctl = None,
+    userns: run_options.Userns = "",
 ) -> None:
     """Create and run a new container from an image."""
     if tty and interactive and not detach and not sys.stdin.isatty():
@@ -255,6 +277,9 @@ def run(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
+    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
+                               security_opt=security_opt, read_only=read_only, device=device,
+                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
     container_id = create_container(api, body, name, command="run", pull=_puller(ctx, image))
     if detach:
         try:
@@ -433,6 +458,7 @@ def ls(
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided (name=value)")
     ] = None,
     size: Annotated[bool, typer.Option("-s", "--size", help="Display total file sizes")] = False,
+    format: ListFormat = None,
 ) -> None:
     """List containers."""
     if latest and last == -1:
@@ -445,6 +471,9 @@ def ls(
     if quiet:
         for c in containers:
             typer.echo(fmt.short_id(c.get("Id", ""), no_trunc))
+        return
+    if format:
+        typer.echo(render_listing(CONTAINER, format, (container_row(c, no_trunc) for c in containers)), nl=False)
         return
     rows = ps_rows(containers, no_trunc)
     headers = PS_HEADERS

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import typer
 
-from .client import APIClient, CliError, Host, parse_host
+from .client import APIClient, CliError, Host, TlsOptions, parse_host
 from .commands import ROOT
 from .lazy import LazyGroup
 
@@ -29,11 +29,12 @@ class Globals:
 
     host_value: str | None = None
     log_level: str = "info"
+    tls: TlsOptions | None = None
     _client: APIClient | None = field(default=None, repr=False)
 
     @property
     def host(self) -> Host:
-        return parse_host(self.host_value)
+        return parse_host(self.host_value, self.tls)
 
     def client(self) -> APIClient:
         if self._client is None:

@@ -54,7 +54,9 @@ class HijackedConnection:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            # the TCP half-close, under TLS too (as the docker CLI did): SSLSocket.shutdown would drop the
+            # TLS session and leave the rest of the output unreadable; dockyard's daemon takes a bare FIN as EOF
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except OSError:
             pass
 

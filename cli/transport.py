@@ -1,7 +1,8 @@
 """HTTP/1.1 to the daemon: h11 speaks the protocol, a plain socket carries it.
 
 The CLI sends a handful of requests per run to one local daemon, so it needs no
-pool, TLS, proxies, redirects or compression; what it needs is to start fast.
+pool, proxies, redirects or compression; what it needs is to start fast.  TLS
+(``--tlsverify``, ``DOCKER_TLS_VERIFY``) wraps the socket, importing ``ssl`` only then.
 httpx costs ~100 ms to import here (httpcore, ssl, email, and its own command line
 tool's click and rich), which is more than the whole budget of ``dockyard ps``;
 h11, the sans-I/O HTTP/1.1 engine httpcore itself runs on, costs a few
@@ -64,6 +65,13 @@ def connect(host: Host) -> socket.socket:
             sock = socket.create_connection(host.address, timeout=CONNECT_TIMEOUT)
             # Requests are written in one piece, answers are awaited: Nagle would only add delay.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = getattr(host, "tls", None)
+            if tls is not None:
+                try:
+                    sock = tls.context().wrap_socket(sock, server_hostname=host.address[0])
+                except BaseException:
+                    sock.close()
+                    raise
     except OSError as exc:
         raise ConnectFailed(exc) from None
     sock.settimeout(None)

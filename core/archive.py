@@ -38,6 +38,7 @@ import os
 import queue
 import shutil
 import stat
+import tarfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -52,6 +53,7 @@ from dockyard.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFor
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "SafeTarInfo",
     "differs",
     "Marker",
     "OverlayWhiteouts",
@@ -205,8 +207,12 @@ PLAIN = PlainWhiteouts()
 # ---------------------------------------------------------------------------
 
 
-def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN) -> int:
+def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN, *,
+                no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> int:
     """Extract a layer tar (plain, gzip, zstd, bzip2 or xz) into ``root``; return the content bytes.
+
+    ``docker cp`` options: ``no_overwrite_dir_non_dir`` refuses to replace a directory with
+    something else or the reverse; ``owner`` (uid, gid) replaces the owners the tar gives.
 
     The bytes counted are the (apparent) sizes of regular files.  Paths never
     leave ``root``: ``..`` is refused, a leading ``/`` ignored, and symlinks in
@@ -218,6 +224,7 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
     """
     real = os.path.realpath(root)
     applier = _Applier(real, whiteout)
+    applier.no_overwrite_dir_non_dir, applier.owner = no_overwrite_dir_non_dir, owner
     try:
         if not os.listdir(real):  # nothing to replace: small files are written by a pool beside the parser
             applier.pool = _FilePool(applier)
@@ -250,6 +257,82 @@ def _umask() -> int:
     return 0o7777  # unknown: every mode is set explicitly
 
 
+class SafeTarInfo(tarfile.TarInfo):
+    """``TarInfo`` whose pax header parsing takes linear time.
+
+    CPython before 3.11.10/3.12.6 parses pax records with regular expressions
+    that backtrack quadratically on crafted headers (CVE-2024-6232): a tar of a
+    few megabytes holds a worker thread for hours.  Every tar dockyard reads
+    from a client, a registry or an image goes through this class
+    (``tarfile.open(..., tarinfo=SafeTarInfo)``); the records mean exactly what
+    they mean to tarfile, they are only found without regular expressions.
+    """
+
+    def _proc_pax(self, tarfile_):  # type: ignore[override]
+        buf = tarfile_.fileobj.read(self._block(self.size))
+        pax_headers = tarfile_.pax_headers if self.type == tarfile.XGLTYPE else tarfile_.pax_headers.copy()
+        records = _pax_records(buf)
+        charset = next((value for key, value in records if key == b"hdrcharset"), None)
+        if charset is not None:
+            pax_headers["hdrcharset"] = charset.decode("utf-8")
+        encoding = tarfile_.encoding if pax_headers.get("hdrcharset") == "BINARY" else "utf-8"
+        offsets: list[int] = []
+        numbytes: list[int] = []
+        for raw_key, raw_value in records:
+            keyword = self._decode_pax_field(raw_key, "utf-8", "utf-8", tarfile_.errors)
+            if keyword in tarfile.PAX_NAME_FIELDS:
+                value = self._decode_pax_field(raw_value, encoding, tarfile_.encoding, tarfile_.errors)
+            else:
+                value = self._decode_pax_field(raw_value, "utf-8", "utf-8", tarfile_.errors)
+            pax_headers[keyword] = value
+            if keyword in ("GNU.sparse.offset", "GNU.sparse.numbytes"):     # sparse format 0.0: repeated keys
+                if not raw_value.isdigit():
+                    raise tarfile.InvalidHeaderError("invalid header")
+                (offsets if keyword == "GNU.sparse.offset" else numbytes).append(int(raw_value))
+        try:
+            following = self.fromtarfile(tarfile_)
+        except tarfile.HeaderError as exc:
+            raise tarfile.SubsequentHeaderError(str(exc)) from None
+        if "GNU.sparse.map" in pax_headers:
+            self._proc_gnusparse_01(following, pax_headers)
+        elif "GNU.sparse.size" in pax_headers:
+            following.sparse = list(zip(offsets, numbytes))
+        elif pax_headers.get("GNU.sparse.major") == "1" and pax_headers.get("GNU.sparse.minor") == "0":
+            self._proc_gnusparse_10(following, pax_headers, tarfile_)
+        if self.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+            following._apply_pax_info(pax_headers, tarfile_.encoding, tarfile_.errors)
+            following.offset = self.offset
+            if "size" in pax_headers:   # the next header starts after the size the record gives
+                offset = following.offset_data
+                if following.isreg() or following.type not in tarfile.SUPPORTED_TYPES:
+                    offset += following._block(following.size)
+                tarfile_.offset = offset
+        return following
+
+
+def _pax_records(buf: bytes) -> list[tuple[bytes, bytes]]:
+    """``"<length> <keyword>=<value>\\n"`` records of a pax header, in one pass.
+
+    Parsing stops where tarfile's stops (the NUL padding, or text that is no
+    record); a record whose length does not end on its newline is invalid."""
+    records = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        space = buf.find(b" ", pos, min(end, pos + 21))
+        if space <= pos or not buf[pos:space].isdigit():
+            break
+        length = int(buf[pos:space])
+        stop = pos + length
+        if length == 0 or stop > end or buf[stop - 1:stop] != b"\n":
+            raise tarfile.InvalidHeaderError("invalid header")
+        equals = buf.find(b"=", space + 1, stop)
+        if equals <= space + 1:
+            raise tarfile.InvalidHeaderError("invalid header")
+        records.append((buf[space + 1:equals], buf[equals + 1:stop - 1]))
+        pos = stop
+    return records
+
+
 def _split(name: str) -> list[str]:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -269,10 +352,13 @@ class _Applier:
         self.opaque: set[str] = set()  # directories made opaque: nothing below them is copied up
         self.written = 0
         # what a new entry gets without chown/chmod: those calls are skipped when they would change nothing
-        self.owner = (os.geteuid(), os.getegid())
+        self.creator = (os.geteuid(), os.getegid())
         self.umask = _umask()
         self.setgid: dict[str, bool] = {}  # directory -> whether new entries in it take its group
         self.pool: _FilePool | None = None  # writes small files in threads (a layer applied to an empty dir)
+        # docker cp options (see apply_layer)
+        self.no_overwrite_dir_non_dir = False
+        self.owner: tuple[int, int] | None = None
 
     # -- paths ---------------------------------------------------------------
 
@@ -415,6 +501,8 @@ class _Applier:
         pool = self.pool
         if pool is not None:
             pool.wait_for(path)  # the same name twice: the first one is on disk before it is replaced
+        if self.no_overwrite_dir_non_dir:
+            self.check_overwrite(path, e)
         if kind == REG:
             if pool is not None and e.sparse is None and e.size <= _POOL_FILE and path not in self.unpacked:
                 pool.submit(path, e, list(reader.segments()), parent)
@@ -432,8 +520,8 @@ class _Applier:
         elif kind == SYM:
             self.clear(path, keep_dir=False)
             os.symlink(e.linkname, path)
-            if (e.uid, e.gid) != self.owner or self.inherits_group(parent):
-                os.chown(path, e.uid, e.gid, follow_symlinks=False)
+            if self.ids(e) != self.creator or self.inherits_group(parent):
+                os.chown(path, *self.ids(e), follow_symlinks=False)
             self.set_xattrs(path, e)
             os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         elif kind == LNK:
@@ -450,7 +538,7 @@ class _Applier:
                     raise System(f"cannot create device node {e.name!r} (needs CAP_MKNOD): {exc}") from exc
             if stat.S_ISLNK(os.lstat(path).st_mode):  # chmod follows links: never through one swapped in
                 raise InvalidParameter(f"invalid layer tar: {e.name!r} was replaced by a symlink while applied")
-            os.chown(path, e.uid, e.gid, follow_symlinks=False)
+            os.chown(path, *self.ids(e), follow_symlinks=False)
             os.chmod(path, e.mode & 0o7777, follow_symlinks=True)
             self.set_xattrs(path, e)
             os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
@@ -513,21 +601,37 @@ class _Applier:
             fd = os.open(path, flags, mode & 0o777)
         try:
             reader.write_to(fd, e)
-            self.file_meta(fd, e, (e.uid, e.gid) != self.owner or self.inherits_group(parent))
+            self.file_meta(fd, e, self.ids(e) != self.creator or self.inherits_group(parent))
         finally:
             os.close(fd)
         self.written += e.size
+
+    def check_overwrite(self, path: str, e: Entry) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode) and e.type != DIR:
+            raise InvalidParameter(f"cannot overwrite directory {path[len(self.root):] or '/'!r} with "
+                                   f"non-directory {e.name!r}")
+        if not stat.S_ISDIR(st.st_mode) and e.type == DIR:
+            raise InvalidParameter(f"cannot overwrite non-directory {path[len(self.root):]!r} with "
+                                   f"directory {e.name!r}")
 
     def file_meta(self, fd: int, e: Entry, chown: bool) -> None:
         """Owner (if ``chown``), mode (if the creation left it short), xattrs, time of a new file."""
         mode = e.mode & 0o7777
         if chown:
-            os.fchown(fd, e.uid, e.gid)
+            os.fchown(fd, *self.ids(e))
         if chown or mode != mode & 0o777 & ~self.umask:
             os.fchmod(fd, mode)
         if e.xattrs:
             self.set_xattrs(fd, e)
         os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
+
+    def ids(self, e: Entry) -> tuple[int, int]:
+        """The owner an entry gets: the tar's, or the one ``docker cp`` asked for."""
+        return self.owner if self.owner is not None else (e.uid, e.gid)
 
     def inherits_group(self, directory: str) -> bool:
         """Whether new entries in ``directory`` take its group (set-group-ID directory)."""
@@ -541,7 +645,7 @@ class _Applier:
         a descriptor opened with ``O_NOFOLLOW`` (something swapped in meanwhile fails the open)."""
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            os.fchown(fd, e.uid, e.gid)
+            os.fchown(fd, *self.ids(e))
             os.fchmod(fd, e.mode & 0o7777)
             self.set_xattrs(fd, e)
         finally:
@@ -608,7 +712,7 @@ class _FilePool:
             thread.start()
 
     def submit(self, path: str, e: Entry, views: list, parent: str) -> None:
-        chown = (e.uid, e.gid) != self.applier.owner or self.applier.inherits_group(parent)
+        chown = self.applier.ids(e) != self.applier.creator or self.applier.inherits_group(parent)
         job = (path, e, views, chown)
         with self.lock:
             while (self.queued_bytes > _POOL_BYTES or len(self.inflight) >= _POOL_JOBS) and self.error is None:

@@ -65,6 +65,7 @@ __all__ = [
     "default_seccomp_profile",
     "host_devices",
     "info_security_options",
+    "load_apparmor_profile",
     "load_seccomp_profile",
     "masked_paths",
     "parse_device",
@@ -586,6 +587,28 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
 # ---------------------------------------------------------------------------------------------------------------
 # a container's confinement
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def load_apparmor_profile() -> None:
+    """Load (or replace) the default profile into the kernel, once per process; exec drivers call it
+    before starting a container confined by it.  Raises ``System``."""
+    import shutil
+    import subprocess
+
+    from dockyard.errors import System
+
+    parser = shutil.which("apparmor_parser")
+    if parser is None:
+        raise System("AppArmor is enabled but apparmor_parser is missing (install the apparmor package)")
+    try:
+        subprocess.run([parser, "-Kr"], input=apparmor_profile_text().encode(), check=True, capture_output=True,
+                       timeout=60)
+    except subprocess.CalledProcessError as exc:
+        raise System(f"cannot load the AppArmor profile {APPARMOR_PROFILE}: "
+                     f"{exc.stderr.decode(errors='replace').strip()}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise System(f"cannot load the AppArmor profile {APPARMOR_PROFILE}: {exc}") from None
 
 
 @dataclass(frozen=True)

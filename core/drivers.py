@@ -29,12 +29,14 @@ from dockyard import hookspecs
 from dockyard.errors import DriverNotFound, DriverNotSupported, NotSupportedByDriver
 from dockyard.models.runtime import (
     Change,
+    EndpointRequest,
     ExitStatus,
     NetworkAttachment,
     NetworkRequest,
     ProcessSpec,
     ProcessState,
     Resources,
+    Runtimes,
     RuntimeSpec,
 )
 
@@ -46,7 +48,7 @@ NAMESPACE = {kind: f"dockyard.{kind}" for kind in KINDS}
 #: automatic selection order when no name is given (first usable wins)
 PRIORITY = {
     "storage": ["overlay", "btrfs", "aufs", "vfs"],
-    "exec": ["lxc"],
+    "exec": ["lxc", "oci"],
     "network": ["bridge", "none"],
     "distribution": ["http"],
 }
@@ -294,6 +296,12 @@ class ExecDriver(_Facade):
     def status(self) -> list[tuple[str, str]]:
         return list(self._call("exec_status"))
 
+    def runtimes(self, driver_name: str) -> Runtimes:
+        """The driver's runtimes; a driver without the hook is its own only runtime."""
+        if not self._pm.hook.exec_runtimes.get_hookimpls():
+            return Runtimes(default=driver_name, paths={driver_name: driver_name})
+        return self._call("exec_runtimes")
+
     def run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         return self._call("exec_run", container_id=container_id, exec_id=exec_id, spec=spec)
 
@@ -349,8 +357,17 @@ class NetworkDriver(_Facade):
     def inspect(self, name: str) -> dict:
         return dict(self._call("network_inspect", name=name))
 
-    def connect(self, container_id: str, network: str, aliases: list[str]) -> dict:
-        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases))
+    def connect(self, container_id: str, network: str, aliases: list[str],
+                endpoint: EndpointRequest | None = None) -> dict:
+        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases,
+                               endpoint=endpoint or EndpointRequest(aliases=aliases)))
+
+    def resolvers(self, container_id: str) -> list[str] | None:
+        """The driver's resolvers for a running container (:func:`~dockyard.hookspecs.network_resolvers`);
+        None when the driver has no such hook."""
+        if not self._pm.hook.network_resolvers.get_hookimpls():
+            return None
+        return list(self._call("network_resolvers", container_id=container_id) or [])
 
     def disconnect(self, container_id: str, network: str) -> None:
         self._call("network_disconnect", container_id=container_id, network=network)

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import storage_migration
+from dockyard import confinement, storage_migration
 from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
@@ -19,6 +19,7 @@ from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, Net
 from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
+from dockyard.health import HealthMonitor
 from dockyard.images import ImageService
 from dockyard.networks import NetworkService
 from dockyard.observers import Observers, load_observers
@@ -49,9 +50,10 @@ class Engine:
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
-             distribution: str | None = None, migrate_storage: bool = False) -> "Engine":
-        data_root.mkdir(parents=True, exist_ok=True)
-        (data_root / "tmp").mkdir(exist_ok=True)
+             distribution: str | None = None, migrate_storage: bool = False,
+             security: confinement.DaemonSecurity | None = None) -> "Engine":
+        _private_root(data_root)
+        (data_root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -89,21 +91,26 @@ class Engine:
         events = EventBus()
         observers = Observers(drivers.pm)
         images = ImageService(store, storage_facade, drivers.names["storage"], events)
-        volumes = VolumeService(data_root / "volumes", store)
+        volumes = VolumeService(data_root / "volumes", store, events)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events, observers)
+                                      network_facade, drivers.names, events, observers, security)
         # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
         images.users = containers.images_in_use
         volumes.users = containers.volume_users
         containers.load()
         images.reconcile(set(containers.containers))
+        execs = ExecService(containers)
+        containers.health = HealthMonitor(containers, execs.probe)
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events, DistributionDriver(drivers.pm),
-                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers), observers)
+                   containers, execs, events, DistributionDriver(drivers.pm),
+                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers, events),
+                   observers)
 
     def close(self) -> None:
         try:
             try:
+                if self.containers.health is not None:
+                    self.containers.health.close()
                 self.observers.close()
                 self.network.cleanup()
             finally:
@@ -114,9 +121,22 @@ class Engine:
         finally:
             self.store.close()
 
+    def disk_usage(self) -> dict:
+        """``GET /system/df``: layers, images (with containers using them and shared bytes), containers
+        (with their sizes) and volumes (with size and references).  Blocks: call from a worker thread.
+        The classic builder's cache is images, so ``BuildCache`` is empty, as with Docker's."""
+        return {
+            "LayersSize": self.images.layers_size(),
+            "Images": self.images.summaries(extra=True),
+            "Containers": self.containers.summaries_now(all_containers=True, size=True),
+            "Volumes": self.volumes.usage(),
+            "BuildCache": [],
+        }
+
     def info(self) -> dict:
         total, running, paused, stopped = self.containers.counts()
         mem = _meminfo_total()
+        runtimes = self.execution.runtimes(self.drivers.names["exec"])
         return {
             "ID": self.store.setting("daemon_id") or "",
             "Containers": total,
@@ -160,14 +180,15 @@ class Engine:
             "Labels": [],
             "ExperimentalBuild": False,
             "ServerVersion": _version(),
-            "Runtimes": {self.drivers.names["exec"]: {"path": self.drivers.names["exec"]}},
-            "DefaultRuntime": self.drivers.names["exec"],
+            "Runtimes": {name: {"path": path} for name, path in runtimes.paths.items()},
+            "DefaultRuntime": runtimes.default,
             "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "",
-            "SecurityOptions": [],
+            "SecurityOptions": confinement.info_security_options(
+                self.containers.security.no_new_privileges, self.containers.security.seccomp_profile is not None),
             "Warnings": self.warnings(),
             "DockyardExecStatus": [list(x) for x in self.execution.status()],
             "DockyardNetworkStatus": [list(x) for x in self.network.status()],
@@ -181,6 +202,20 @@ class Engine:
         if not (Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory")):
             warnings.append("WARNING: No swap limit support")
         return warnings
+
+
+def _private_root(data_root: Path) -> None:
+    """The data root is root's alone (0700): below it are container file systems with setuid binaries,
+    volumes, logs and the metadata, none of it for other local users (the CVE-2021-41091 class)."""
+    import os
+    import stat
+
+    data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = data_root.stat()
+    if st.st_mode & stat.S_IWOTH or st.st_uid != os.geteuid():
+        raise Conflict(f"refusing to use {data_root} as the data root: it is writable by other users or owned by "
+                       "another user; give the daemon a directory of its own")
+    os.chmod(data_root, 0o700)
 
 
 def _cgroup2_has(controller: str) -> bool:

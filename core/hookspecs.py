@@ -52,11 +52,13 @@ if TYPE_CHECKING:
     from dockyard.models.runtime import (
         Change,
         ExitStatus,
+        EndpointRequest,
         NetworkAttachment,
         NetworkRequest,
         ProcessSpec,
         ProcessState,
         Resources,
+        Runtimes,
         RuntimeSpec,
     )
 
@@ -213,8 +215,18 @@ def exec_create(spec: RuntimeSpec) -> bool | None:
     After this, :func:`exec_attach` may be called any number of times and
     :func:`exec_start` once.  The prepared process must outlive the daemon once
     started: the daemon may be killed and restarted at any time.
+
+    ``spec.confinement`` (:class:`~dockyard.models.runtime.Confinement`) is
+    decided by the core and must be applied as given, to the main process and
+    to every :func:`exec_run` process: capabilities, seccomp filter,
+    no_new_privileges, AppArmor profile, masked and read-only paths, read-only
+    rootfs, devices and device rules, sysctls.  What the driver cannot express
+    is an ``InvalidParameter``, never silently dropped.  ``spec.binds`` are
+    mounted in order on the container paths given (made and resolved by the
+    core; symlinks on the way are refused, nothing is created).
     Raises ``Conflict`` if the container already has a live process,
-    ``System`` if the runtime cannot be prepared.
+    ``InvalidParameter`` for a confinement it cannot apply, ``System`` if the
+    runtime cannot be prepared.
     """
 
 
@@ -384,6 +396,18 @@ def exec_update(container_id: str, resources: Resources) -> bool | None:
 
 
 @hookspec(firstresult=True)
+def exec_runtimes() -> Runtimes | None:
+    """The runtimes this driver can run a container with, and its default.
+
+    Implemented by: exec driver (optional; without it the driver is its own only
+    runtime).  firstresult.  ``RuntimeSpec.runtime`` names one of them (the core
+    refuses any other with ``InvalidParameter``), or is empty for the default.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
 def exec_status() -> list[tuple[str, str]] | None:
     """Status lines for ``info``.  Implemented by: exec driver.  firstresult."""
 
@@ -478,10 +502,35 @@ def network_inspect(name: str) -> dict | None:
 
 
 @hookspec(firstresult=True)
-def network_connect(container_id: str, network: str, aliases: list[str]) -> dict | None:
+def network_connect(container_id: str, network: str, aliases: list[str],
+                    endpoint: EndpointRequest | None) -> dict | None:
     """Attach a running container to one more network (next ``ethN``).  Returns the container's
-    NetworkSettings.  ``Conflict`` if it is not running or is already connected.
-    Implemented by: network driver (optional).  firstresult."""
+    NetworkSettings.
+
+    Called by ``POST /networks/{id}/connect`` for a running container, and at every start for
+    each network the container is on besides the one of its network mode (the core keeps that
+    list, so connections survive restarts).  ``endpoint`` carries the aliases again with fixed
+    addresses, link-local addresses and a MAC address; a driver that cannot honour one of them
+    raises ``InvalidParameter`` rather than ignoring it.  ``Conflict`` if the container is not
+    running, is already connected or the address is taken; ``InvalidParameter`` for an address
+    outside the network's subnet.
+    Implemented by: network driver (optional).  firstresult.
+
+    .. versionchanged:: 0.3 ``endpoint``
+    """
+
+
+@hookspec(firstresult=True)
+def network_resolvers(container_id: str) -> list[str] | None:
+    """Nameservers a resolver of the driver's answers for a running container on, considering every
+    network it is on now: what its ``resolv.conf`` should list after a ``network connect`` ([] when
+    none of its networks has one; the host's resolvers are then kept).
+
+    Implemented by: network driver (optional).  firstresult.  Never raises for an unknown container
+    (returns []).
+
+    .. versionadded:: 0.3
+    """
 
 
 @hookspec(firstresult=True)

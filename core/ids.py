@@ -9,8 +9,11 @@ import re
 
 from dockyard.errors import InvalidParameter
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# \Z, not $: "$" would accept a trailing newline
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+#: a local volume's name: one path component (never "/etc"), as Docker's local driver
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 def new_id() -> str:

@@ -1,7 +1,12 @@
-"""Reading a container's json-file log (what the exec driver writes).
+"""Reading a container's log (what the exec driver writes), in either of two line formats.
 
-Each line is ``{"log": "<text>", "stream": "stdout|stderr", "time": "<RFC3339Nano>"}``,
-the format of Docker's json-file logging driver.
+* Docker's json-file: ``{"log": "<text>", "stream": "stdout|stderr", "time": "<RFC3339Nano>"}``
+  (logs written before exec drivers ran containers under conmon; third-party drivers);
+* the CRI's (conmon's ``k8s-file``): ``<RFC3339Nano with offset> <stdout|stderr> <F|P> <text>``,
+  ``F`` for a full line (its newline was dropped), ``P`` for a part of a longer one
+  (conmon writes it, under both exec drivers).
+
+Both become the same :class:`LogEntry`, times in UTC with a ``Z`` as Docker prints them.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-from dockyard.timefmt import parse_iso
+from dockyard.timefmt import parse_iso, to_utc
 
 
 @dataclass(frozen=True)
@@ -23,12 +28,29 @@ class LogEntry:
     data: bytes
 
 
-def _parse(line: bytes) -> LogEntry | None:
+def parse_line(line: bytes) -> LogEntry | None:
+    """One log line of either format; None for a line cut short by a crash."""
+    if line.startswith(b"{"):
+        try:
+            record = json.loads(line)
+            return LogEntry(record.get("stream", "stdout"), record.get("time", ""), record.get("log", "").encode())
+        except (json.JSONDecodeError, AttributeError):
+            return None
+    return _parse_cri(line)
+
+
+def _parse_cri(line: bytes) -> LogEntry | None:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
     try:
-        record = json.loads(line)
-        return LogEntry(record.get("stream", "stdout"), record.get("time", ""), record.get("log", "").encode())
-    except (json.JSONDecodeError, AttributeError):
-        return None  # a line cut short by a crash
+        stamp = to_utc(parts[0].decode("ascii", "replace"))
+    except ValueError:
+        return None
+    text = parts[3] if len(parts) > 3 else b""
+    return LogEntry(parts[1].decode(), stamp, text + b"\n" if parts[2] == b"F" else text)
 
 
 def _wanted(entry: LogEntry, stdout: bool, stderr: bool, since: float, until: float) -> bool:
@@ -63,7 +85,7 @@ async def read_log(path: Path, *, stdout: bool, stderr: bool, tail: int = -1, si
             if not line.endswith(b"\n"):
                 partial = line
                 break
-            entry = _parse(line)
+            entry = parse_line(line)
             if entry and _wanted(entry, stdout, stderr, since, until):
                 entries.append(entry)
         for entry in entries:
@@ -75,7 +97,7 @@ async def read_log(path: Path, *, stdout: bool, stderr: bool, tail: int = -1, si
             if chunk:
                 partial += chunk
                 if partial.endswith(b"\n"):
-                    entry = _parse(partial)
+                    entry = parse_line(partial)
                     partial = b""
                     if entry and _wanted(entry, stdout, stderr, since, until):
                         yield entry
@@ -84,7 +106,7 @@ async def read_log(path: Path, *, stdout: bool, stderr: bool, tail: int = -1, si
                 # one last read: the writer may have flushed after our EOF
                 rest = f.read()
                 for line in (partial + rest).splitlines():
-                    entry = _parse(line)
+                    entry = parse_line(line)
                     if entry and _wanted(entry, stdout, stderr, since, until):
                         yield entry
                 return

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+# Patterns end in \Z, never $: "$" also matches before a trailing newline, and a name, tag or digest
+# with a newline must not pass (callers use .match).
+
 #: one path component of a repository name (distribution's reference grammar)
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+NAME_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*\Z")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z")
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
 MAX_NAME = 255
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

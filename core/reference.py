@@ -25,7 +25,7 @@ from dockyard.oci import DIGEST_RE, NAME_RE, TAG_RE
 DOCKER_HUB = "docker.io"
 LEGACY_HUB = ("index.docker.io", "registry-1.docker.io")
 DOMAIN_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-                       r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+                       r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z")
 
 
 def default_index(configured: str | None = None) -> tuple[str, str | None]:

@@ -89,6 +89,9 @@ class Store:
         self.blob_dir = root / "blobs" / "sha256"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+        os.close(os.open(root / "dockyard.db", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.chmod(root / "dockyard.db", 0o600)
         self._db = sqlite3.connect(root / "dockyard.db", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

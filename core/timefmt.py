@@ -1,8 +1,7 @@
 """Time as the Engine API spells it (RFC 3339), and Docker's human durations.
 
 The one home of timestamp formatting and parsing for the daemon, the drivers,
-the registry server and the CLI.  (The exec_lxc shim keeps a copy of
-:func:`go_rfc3339nano`: it runs with the standard library only.)
+the registry server and the CLI.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ import re
 import time
 from datetime import datetime, timezone
 
-__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_iso", "to_unix"]
+__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_duration", "parse_iso",
+           "parse_timestamp", "to_unix"]
 
 NEVER = "0001-01-01T00:00:00Z"
 
@@ -70,8 +70,74 @@ def parse_iso(value: str) -> float:
     return seconds + (float("0." + fraction) if fraction else 0.0)
 
 
+def to_utc(value: str) -> str:
+    """The same instant in UTC with a ``Z``, its fraction digits kept as they are
+    (``2024-05-01T12:00:00.123456789+02:00`` -> ``2024-05-01T10:00:00.123456789Z``):
+    for timestamps written with an offset (conmon's logs).  Raises ValueError."""
+    match = _RFC3339.match(value.strip())
+    if match is None or match.group(2) is None:
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    day, clock, fraction, zone = match.groups()
+    if clock.count(":") == 1:
+        clock += ":00"
+    offset = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    if ":" not in offset:
+        offset = offset[:3] + ":" + offset[3:]
+    utc = datetime.fromisoformat(f"{day}T{clock}{offset}").astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
 def to_unix(value: str) -> int:
     return int(parse_iso(value))
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+
+
+def parse_duration(value: str) -> float:
+    """Seconds of a Go duration (``1h30m``, ``10s``, ``1.5h``, ``-2m``, ``0``); ValueError otherwise."""
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    if text == "0":
+        return 0.0
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"time: invalid duration {value!r}")
+    return sign * total
+
+
+def parse_timestamp(value: str, now: float) -> float:
+    """Unix seconds of a time as ``docker events --since``, ``logs --until`` and prune's ``until``
+    take it (moby ``GetTimestamp``): a Go duration back from ``now``, an RFC 3339 time or date
+    (without a zone: the daemon's local one), or unix seconds with an optional fraction."""
+    text = value.strip()
+    if text != "0":
+        try:
+            return now - parse_duration(text)
+        except ValueError:
+            pass
+    if "-" in text:
+        try:
+            if re.search(r"(?:[zZ]|[+-]\d{2}:?\d{2})$", text) or text.count("-") == 3:
+                return parse_iso(text)
+            day, _, clock = text.partition("T")
+            clock = clock or "00:00:00"
+            clock += ":00" * max(0, 2 - clock.count(":"))
+            return datetime.fromisoformat(f"{day}T{clock}").timestamp()  # local time, as Docker
+        except ValueError:
+            raise ValueError(f"failed to parse value as time or duration: {value!r}") from None
+    seconds, _, fraction = text.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        raise ValueError(f"failed to parse value as time or duration: {value!r}")
+    return int(seconds) + (float("0." + fraction) if fraction else 0.0)
 
 
 def human_duration(seconds: float) -> str:

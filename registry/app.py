@@ -202,7 +202,7 @@ class Registry:
                 raise RegistryError("UNSUPPORTED")
             return await self.catalog(request)
         for kind, pattern in ROUTES:
-            match = pattern.match(tail)
+            match = pattern.fullmatch(tail)  # fullmatch: "$" alone would accept a trailing newline
             if match:
                 params = match.groupdict()
                 name = params.pop("name")

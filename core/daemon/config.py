@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.address import DEFAULT_HOST, Address, parse_host
 from dockyard.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from dockyard.daemon.tls import TlsSettings
+
 
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,6 +30,11 @@ class DaemonConfig(BaseModel):
     storage_opts: dict[str, str] = Field(default_factory=dict)
     storage_migrate: bool = False
     network_opts: dict[str, str] = Field(default_factory=dict)
+    exec_opts: dict[str, str] = Field(default_factory=dict)
+    #: the exec driver's default runtime (``--runtime``; oci: runc or crun)
+    runtime: str | None = None
+    #: more runtimes, NAME=PATH (``--add-runtime``, Docker's ``runtimes``)
+    add_runtimes: list[str] = Field(default_factory=list)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
     registry_mirrors: list[str] = Field(default_factory=list)
@@ -35,9 +45,44 @@ class DaemonConfig(BaseModel):
     observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
+    #: a seccomp profile (Docker's JSON format) replacing the default one
+    seccomp_profile: Path | None = None
+    #: containers get no-new-privileges unless they say otherwise
+    no_new_privileges: bool = False
+    #: TLS on TCP listeners (see dockyard.daemon.tls); tlsverify implies tls
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: Path | None = None
+    tlscert: Path | None = None
+    tlskey: Path | None = None
+    #: the one Origin (or "*") browsers may send requests from; "" refuses them all
+    api_cors_header: str = ""
+    #: serve the web UI at /ui/ (dockyard.daemon.ui); on a unix socket, reach it with ``dockyard ui``
+    ui: bool = False
+    #: where the UI's JavaScript libraries were installed by npm [default: <prefix>/share/dockyard/ui/node_modules]
+    ui_vendor: Path | None = None
+
+    def tls_settings(self) -> "TlsSettings":
+        from dockyard.daemon.tls import TlsSettings
+
+        return TlsSettings(enabled=self.tls or self.tlsverify, verify=self.tlsverify, cacert=self.tlscacert,
+                           cert=self.tlscert, key=self.tlskey)
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]
+
+    def exec_options(self) -> dict[str, str]:
+        """Options of the exec driver: ``--exec-opt`` plus ``--runtime`` and ``--add-runtime``."""
+        options = dict(self.exec_opts)
+        if self.runtime:
+            options["runtime"] = self.runtime
+        if self.add_runtimes:
+            for item in self.add_runtimes:
+                name, sep, path = item.partition("=")
+                if not sep or not name or not path:
+                    raise InvalidParameter(f"invalid --add-runtime {item!r}: expected NAME=PATH")
+            options["runtimes"] = ",".join([*filter(None, [options.get("runtimes", "")]), *self.add_runtimes])
+        return options
 
     def distribution_options(self) -> dict[str, str]:
         """Options of the distribution driver; the seed's index URL variable is honoured."""

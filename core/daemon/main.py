@@ -10,8 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
+from dockyard.confinement import DaemonSecurity
 from dockyard.daemon.app import serve
 from dockyard.daemon.config import DaemonConfig
+from dockyard.daemon.ui import UiAssets
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, DockyardError
 
@@ -40,7 +42,10 @@ def setup_logging(config: DaemonConfig) -> None:
     root = logging.getLogger()
     root.setLevel(level)
     root.handlers.clear()
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(config.data_root / "dockyard.log")):
+    log_file = config.data_root / "dockyard.log"
+    os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    os.chmod(log_file, 0o600)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(log_file)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
@@ -48,7 +53,7 @@ def setup_logging(config: DaemonConfig) -> None:
 
 def run(config: DaemonConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    config.data_root.mkdir(parents=True, exist_ok=True)
+    config.data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     setup_logging(config)
     try:
         lock_fd = _lock_pidfile(config.pid_path)
@@ -56,10 +61,14 @@ def run(config: DaemonConfig) -> int:
         log.error("%s", exc)
         return 1
     try:
+        tls = config.tls_settings().context()
+        ui = UiAssets.find(config.ui_vendor) if config.ui else None
+        security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
+                              "exec": config.exec_options(),
                               "distribution": config.distribution_options()},
-                             migrate_storage=config.storage_migrate)
+                             migrate_storage=config.storage_migrate, security=security)
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -72,7 +81,8 @@ def run(config: DaemonConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(engine, config.addresses(), stop)
+        await serve(engine, config.addresses(), stop, tls=tls, cors_origin=config.api_cors_header,
+                    ui_assets=ui)
 
     try:
         asyncio.run(main())

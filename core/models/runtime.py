@@ -167,14 +167,27 @@ class RuntimeSpec(_Frozen):
     stdin_once: bool = False
     #: path of a network namespace to join (bind-mount path); None = the host's
     netns: Path | None = None
-    #: where the driver writes json-file log lines ({"log","stream","time"})
+    #: where the driver writes the log: Docker json-file lines ({"log","stream","time"}) or CRI
+    #: lines (``<time> <stream> <F|P> <text>``), the two formats :mod:`dockyard.logs` reads
     log_path: Path
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
-    #: extra read-only/read-write bind mounts: (host path, container path, read_only)
+    #: extra bind mounts, in the order to mount them: (host path, container path, read_only).  The core has
+    #: created each container path and resolved its symlinks inside the rootfs: a driver mounts there as is,
+    #: refusing symlinks on the way (never ``create=``)
     binds: list[tuple[Path, str, bool]] = Field(default_factory=list)
     #: capabilities, seccomp, masked paths...: Docker's defaults unless the core says otherwise
     confinement: Confinement = Field(default_factory=_default_confinement)
+    #: which of the driver's runtimes runs it (``docker run --runtime``); "" = the driver's default
+    runtime: str = ""
+
+
+class Runtimes(_Frozen):
+    """The runtimes an exec driver offers (``docker info``'s ``Runtimes``, ``docker run --runtime``)."""
+
+    default: str
+    #: runtime name -> path of its program
+    paths: dict[str, str]
 
 
 class ProcessSpec(_Frozen):
@@ -214,6 +227,24 @@ class Change(_Frozen):
     kind: Literal[0, 1, 2]
 
 
+class EndpointRequest(_Frozen):
+    """A container's wishes on one network, from ``NetworkingConfig.EndpointsConfig`` (create) or
+    ``EndpointConfig`` (network connect), checked by the core.
+
+    .. versionadded:: 0.3
+    """
+
+    aliases: list[str] = Field(default_factory=list)
+    #: a fixed address in the network's subnet (``--ip``); "" = the driver allocates one
+    ipv4_address: str = ""
+    #: a fixed IPv6 address (``--ip6``); "" = allocated when the network has IPv6
+    ipv6_address: str = ""
+    #: extra link-local addresses on the interface (``--link-local-ip``)
+    link_local_ips: list[str] = Field(default_factory=list)
+    #: the interface's MAC address (``--mac-address``); "" = the driver's choice
+    mac_address: str = ""
+
+
 class NetworkRequest(_Frozen):
     """What the core asks of a network driver for one container."""
 
@@ -232,6 +263,8 @@ class NetworkRequest(_Frozen):
     shared_netns: Path | None = None
     #: HostConfig.Dns: where a driver-provided resolver forwards names it does not know
     dns: list[str] = Field(default_factory=list)
+    #: addresses and MAC on the network of ``mode`` (``aliases`` above are also here)
+    endpoint: EndpointRequest = Field(default_factory=EndpointRequest)
 
 
 class NetworkAttachment(_Frozen):

@@ -24,6 +24,13 @@ pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc]
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
 #: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
 STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
+#: ... and on this exec driver ("lxc", "oci"), with this runtime for oci ("runc", "crun"); "" = the default
+EXEC_DRIVER = os.environ.get("DOCKYARD_TEST_EXEC_DRIVER", "")
+RUNTIME = os.environ.get("DOCKYARD_TEST_RUNTIME", "")
+
+
+def exec_driver_flags() -> tuple[str, ...]:
+    return (("--exec-driver", EXEC_DRIVER) if EXEC_DRIVER else ()) + (("--runtime", RUNTIME) if RUNTIME else ())
 
 
 def busybox_rootfs_tar() -> bytes:
@@ -108,7 +115,8 @@ def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
     log = root / "daemon.stderr"
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
-         "--storage-driver", STORAGE_DRIVER, "--network-opt", f"bridge={bridge_name(root)}", *extra],
+         "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt", f"bridge={bridge_name(root)}",
+         *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
     deadline = time.monotonic() + 30
     while not _answers(socket_path):

@@ -214,3 +214,15 @@ def test_info_security_options():
     opts = cf.info_security_options(daemon_no_new_privileges=True, custom_seccomp=True,
                                     host=cf.HostFacts(apparmor=True))
     assert opts[:3] == ["name=apparmor", "name=seccomp,profile=custom", "name=no-new-privileges"]
+
+
+def test_daemon_wide_profile_and_no_new_privileges(tmp_path):
+    profile = tmp_path / "p.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}))
+    security = cf.DaemonSecurity.from_options(profile, no_new_privileges=True)
+    resolved = cf.resolve(daemon_seccomp=security.seccomp_profile,
+                          daemon_no_new_privileges=security.no_new_privileges, host=HOST)
+    assert names(resolved.seccomp) == {"read", "write", "exit_group"} and resolved.no_new_privileges
+    with pytest.raises(InvalidParameter, match="cannot read the seccomp profile"):
+        cf.DaemonSecurity.from_options(tmp_path / "missing.json")

@@ -22,7 +22,7 @@ def test_wheel_layout(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"dockyard"}, tops
     for module in ("dockyard/hookspecs.py", "dockyard/cli/main.py", "dockyard/plugins/storage_vfs/driver.py",
-                   "dockyard/plugins/exec_lxc/shim.py", "dockyard/daemon/app.py"):
+                   "dockyard/plugins/exec_lxc/lxc_runtime.c", "dockyard/daemon/app.py"):
         assert module in names, module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

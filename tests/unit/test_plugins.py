@@ -14,7 +14,7 @@ from dockyard.errors import DriverNotFound, NotSupportedByDriver
 
 BUILTINS = {
     "dockyard.storage": {"vfs", "overlay", "btrfs", "aufs"},
-    "dockyard.exec": {"lxc"},
+    "dockyard.exec": {"lxc", "oci"},
     "dockyard.network": {"none", "bridge"},
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.timefmt import NEVER, go_rfc3339nano, iso, iso_ns, parse_iso, to_unix
+from dockyard.timefmt import NEVER, go_rfc3339nano, iso, iso_ns, parse_iso, to_unix, to_utc
 
 T = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -48,9 +48,8 @@ def test_parse_refuses(bad):
         parse_iso(bad)
 
 
-def test_the_shims_copy_agrees():
-    """The exec_lxc shim runs on the standard library alone and keeps its own copy."""
-    from dockyard.plugins.exec_lxc import shim
-
-    for ns in (T * 10**9, T * 10**9 + 1, T * 10**9 + 250_000_000, T * 10**9 + 999_999_999):
-        assert shim.rfc3339(ns) == go_rfc3339nano(ns)
+@pytest.mark.parametrize("value, utc", [("2024-05-01T12:00:00.123456789+02:00", "2024-05-01T10:00:00.123456789Z"),
+                                        ("2024-05-01T00:30:00.5-01:30", "2024-05-01T02:00:00.5Z"),
+                                        ("2024-05-01T00:00:00Z", "2024-05-01T00:00:00Z")])
+def test_to_utc_keeps_the_fraction(value, utc):
+    assert to_utc(value) == utc
