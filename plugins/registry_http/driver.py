@@ -220,7 +220,10 @@ class HttpDistributionDriver:
         self.insecure = insecure_registries(options.get("insecure-registries") or options.get("insecure_registries"))
         self.max_downloads = _positive(options, "max-concurrent-downloads", 3)
         self.max_uploads = _positive(options, "max-concurrent-uploads", 5)
-        self.compression_level = int(options.get("compression-level", 1))
+        level = str(options.get("compression-level", 1))
+        if not level.isdigit() or int(level) > 9:
+            raise InvalidParameter(f"compression-level must be 0-9 (zlib's scale), not {level!r}")
+        self.compression_level = int(level)
         self.compression = str(options.get("compression") or GZIP)
         if self.compression not in (GZIP, ZSTD):
             raise InvalidParameter(f"unsupported push compression {self.compression!r} (gzip or zstd)")

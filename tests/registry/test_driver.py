@@ -219,6 +219,7 @@ def test_concurrency_options_are_checked(tmp_path):
     d = HttpDistributionDriver(tmp_path / "c", {"max-concurrent-downloads": "1", "max-concurrent-uploads": "2"})
     assert (d.max_downloads, d.max_uploads) == (1, 2)
     d.blobsums.close()
-    for bad in ({"max-concurrent-downloads": "0"}, {"max-concurrent-uploads": "x"}, {"compression": "lz4"}):
+    for bad in ({"max-concurrent-downloads": "0"}, {"max-concurrent-uploads": "x"}, {"compression": "lz4"},
+                {"compression-level": "fast"}, {"compression-level": "12"}):
         with pytest.raises(InvalidParameter):
             HttpDistributionDriver(tmp_path / "bad", bad)
