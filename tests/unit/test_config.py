@@ -49,3 +49,14 @@ def test_bad_config_file(tmp_path):
     f.write_text('no-such-key = 1\n')
     with pytest.raises(InvalidParameter, match="invalid daemon configuration"):
         load(f, {})
+
+
+def test_concurrent_transfers_reach_the_distribution_driver(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text("max-concurrent-downloads = 2\nmax-concurrent-uploads = 4\n")
+    options = load(f, {"max_concurrent_uploads": 1}).distribution_options()
+    assert options["max-concurrent-downloads"] == "2" and options["max-concurrent-uploads"] == "1"
+    assert "max-concurrent-downloads" not in load(None, {}).distribution_options()
+    f.write_text("max-concurrent-downloads = 0\n")
+    with pytest.raises(InvalidParameter, match="invalid daemon configuration"):
+        load(f, {})

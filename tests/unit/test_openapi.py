@@ -194,7 +194,7 @@ def test_served_documents_and_405() -> None:
         ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/swagger-ui-bundle.js"),
         ("GET", "/docs/swagger-ui.css"), ("GET", "/docs/init.js"), ("GET", "/docs/../app.py"),
         ("TRACE", "/v1.41/volumes"), ("OPTIONS", "/v1.41/containers/json"), ("GET", "/nothing/here"),
-        ("GET", "/v1.41/containers/127.0.0.1:5000/app:1/json")])
+        ("GET", "/v1.41/containers/127.0.0.1:5000/app:1/logs")])
     assert spec_json[0] == 200 and spec_json[1]["Content-Type"] == "application/json"
     assert docs[0] == 200 and b"swagger-ui-bundle.js" in docs[2] and "script-src 'self'" in docs[1][
         "Content-Security-Policy"]
@@ -205,6 +205,6 @@ def test_served_documents_and_405() -> None:
     assert trace[0] == 405 and trace[1]["Allow"] == "GET"
     assert options[0] == 405 and options[1]["Allow"] == "GET"  # not DELETE of /containers/{id}
     assert unknown[0] == 404 and b"page not found" in unknown[2]
-    # docker inspect of an image with a registry host asks for a container of that name first: a 404 (after
-    # which it asks for the image), not a 405 from DELETE /containers/{id} (which takes /<parent>/<alias>)
+    # a GET deeper than any container route is a 404, not a 405 from DELETE /containers/{id} (which takes a
+    # name or a legacy link's /<parent>/<alias>)
     assert deep[0] == 404
