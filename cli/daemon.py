@@ -34,6 +34,10 @@ def daemon(
                                  "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+    log_driver: Annotated[Optional[str], typer.Option("--log-driver", help="Default log driver of containers: "
+                          "json-file or none [default: json-file]")] = None,
+    log_opt: Annotated[Optional[list[str]], typer.Option("--log-opt", help="KEY=VALUE default log option "
+                       "(json-file: max-size, max-file)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -55,7 +59,8 @@ def daemon(
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
              "network_opts": net_opts,
-             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile}
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile,
+             "log_driver": log_driver, "log_opts": _key_values("--log-opt", log_opt)}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -140,9 +141,31 @@ exec_commands.register(app, container.app, COMMANDS)  # dockyard exec ... and do
 app.command("daemon", rich_help_panel=DAEMON)(daemon)
 
 
+#: commands that serve clients: they keep Python's SIGPIPE disposition (ignored), so a client that
+#: leaves mid-stream is an EPIPE for one request, never the death of the server
+SERVERS = (("daemon",), ("registry", "serve"))
+#: global options that take a value (they come before the command's name)
+_VALUED = ("-H", "--host", "-l", "--log-level")
+
+
+def serves(argv: list[str]) -> bool:
+    """Whether ``argv`` (without the program name) runs one of :data:`SERVERS`."""
+    words: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif not arg.startswith("-"):
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return any(tuple(words[:len(command)]) == command for command in SERVERS)
+
+
 def main() -> None:
-    # Die quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if not serves(sys.argv[1:]):
+        # A client dies quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app(prog_name="dockyard")
 
 

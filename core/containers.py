@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, netns, rootfs
+from dockyard import ids, logs, netns, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
 from dockyard.images import ImageService
-from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig
+from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig, LogConfig
 from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.store import Store
 from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
@@ -87,7 +87,7 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: Any = None) -> None:
+                 events: Any = None, log_config: LogConfig | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -98,6 +98,9 @@ class ContainerService:
         self.network = network
         self.driver_names = names
         self.events = events
+        #: the daemon's --log-driver and --log-opt: what a container's LogConfig leaves out
+        self.log_config = log_config or LogConfig()
+        logs.settings(self.log_config)
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -152,6 +155,10 @@ class ContainerService:
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
 
+    @staticmethod
+    def log_settings(c: Container) -> logs.LogSettings:
+        return logs.settings(c.host_config.log_config)
+
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self.containers.values() if any(m.name == name for m in c.mounts)]
 
@@ -179,6 +186,8 @@ class ContainerService:
             raise InvalidParameter("Conflicting options: --restart and --rm")
         if policy.maximum_retry_count and policy.name != "on-failure":
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
+        log_config = logs.merge_config(request.host_config.log_config, self.log_config)
+        logs.settings(log_config)  # an unknown driver or option is a 400 now, not a failed start
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
         endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
@@ -201,7 +210,8 @@ class ContainerService:
             volumes_from.append((self.get(ref).mounts, mode == "ro"))
         mounts = self.volumes.mounts_for(request.host_config.binds or [], list(config.volumes or {}), volumes_from)
         c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
-                      host_config=request.host_config, state=ContainerState(), base_layer=base_layer,
+                      host_config=request.host_config.model_copy(update={"log_config": log_config}),
+                      state=ContainerState(), base_layer=base_layer,
                       storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
                       path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=endpoints_config)
         await asyncio.to_thread(self._create_layer, c)
@@ -350,10 +360,13 @@ class ContainerService:
             binds = (self._etc_files(c, attachment.netns is None, attachment.settings, attachment.dns)
                      + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
+            log_settings = self.log_settings(c)
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
-                stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
+                stdin_once=config.stdin_once, netns=attachment.netns,
+                log_path=self.log_path(c) if log_settings.readable else None,
+                log_max_size=log_settings.max_size, log_max_files=log_settings.max_files,
                 stop_signal=_signal_number(config.stop_signal), binds=binds,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
@@ -489,16 +502,20 @@ class ContainerService:
         c = self.get(ref)
         loop = asyncio.get_running_loop()
         if condition == "removed":
-            future = loop.create_future()
-            c.removed_waiters.append(future)
-            return await future
-        if condition == "not-running" and not c.state.running:
+            waiters = c.removed_waiters
+        elif condition == "not-running" and not c.state.running:
             return c.state.exit_code
-        if condition not in ("not-running", "next-exit"):
+        elif condition not in ("not-running", "next-exit"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
+        else:
+            waiters = c.exit_waiters
         future = loop.create_future()
-        c.exit_waiters.append(future)
-        return await future
+        waiters.append(future)
+        try:
+            return await future
+        finally:
+            if future in waiters:  # a waiter that gave up (its client left) is not kept
+                waiters.remove(future)
 
     # -- stop / kill / restart -------------------------------------------------------------
     async def stop(self, ref: str, timeout: float | None = None) -> None:
@@ -680,7 +697,7 @@ class ContainerService:
             "ResolvConfPath": str(d / "resolv.conf"),
             "HostnamePath": str(d / "hostname"),
             "HostsPath": str(d / "hosts"),
-            "LogPath": str(self.log_path(c)),
+            "LogPath": str(self.log_path(c)) if self.log_settings(c).readable else "",
             "Name": "/" + c.name,
             "RestartCount": c.restart_count,
             "Driver": c.storage_driver,

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import storage_migration
+from dockyard import logs, storage_migration
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -19,6 +19,7 @@ from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
 from dockyard.images import ImageService
+from dockyard.models.container import LogConfig
 from dockyard.store import Store
 from dockyard.volumes import VolumeService
 
@@ -43,7 +44,8 @@ class Engine:
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
-             distribution: str | None = None, migrate_storage: bool = False) -> "Engine":
+             distribution: str | None = None, migrate_storage: bool = False,
+             log_config: LogConfig | None = None) -> "Engine":
         data_root.mkdir(parents=True, exist_ok=True)
         (data_root / "tmp").mkdir(exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
@@ -78,7 +80,7 @@ class Engine:
         images = ImageService(store, storage_facade, drivers.names["storage"])
         volumes = VolumeService(data_root / "volumes", store)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events)
+                                      network_facade, drivers.names, events, log_config)
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
@@ -111,7 +113,7 @@ class Engine:
             "ExecutionDriver": self.drivers.names["exec"],
             "Plugins": {"Volume": ["local"], "Network": sorted({"host", "none", self.drivers.names["network"]}),
                         "Authorization": None,
-                        "Log": ["json-file"]},
+                        "Log": list(logs.DRIVERS)},
             "MemoryLimit": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
             or Path("/sys/fs/cgroup/memory.max").exists() or _cgroup2_has("memory"),
             "SwapLimit": Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory"),
@@ -125,7 +127,7 @@ class Engine:
             "NFd": len(list(Path("/proc/self/fd").iterdir())),
             "NGoroutines": 0,
             "SystemTime": _now(),
-            "LoggingDriver": "json-file",
+            "LoggingDriver": self.containers.log_config.type or "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1",
             "NEventsListener": self.events.listeners,

@@ -1,4 +1,8 @@
-"""A small in-process event bus: what ``GET /events`` streams."""
+"""A small in-process event bus: what ``GET /events`` streams.
+
+Events may be emitted from worker threads (a pull, a push); they are handed to the subscribers on
+the event loop's thread, the only one that may touch an ``asyncio.Queue``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,14 @@ from collections import deque
 
 
 class EventBus:
+    #: events a subscriber may fall behind by; one that falls further is sent ``None`` and dropped,
+    #: so a client that never reads cannot make the daemon hold every event for it
+    BACKLOG = 4096
+
     def __init__(self, keep: int = 1024) -> None:
         self.history: deque[dict] = deque(maxlen=keep)
         self._queues: set[asyncio.Queue] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def listeners(self) -> int:
@@ -24,13 +33,36 @@ class EventBus:
         if kind != "container":
             event.pop("status"), event.pop("id"), event.pop("from")
         self.history.append(event)
-        for queue in self._queues:
-            queue.put_nowait(event)
+        loop = self._loop
+        if loop is not None and not _running(loop):
+            try:
+                loop.call_soon_threadsafe(self._publish, event)
+            except RuntimeError:  # the loop is closed: nobody listens any more
+                pass
+            return
+        self._publish(event)
+
+    def _publish(self, event: dict) -> None:
+        for queue in list(self._queues):
+            if queue.qsize() < self.BACKLOG:
+                queue.put_nowait(event)
+            else:
+                self._queues.discard(queue)
+                queue.put_nowait(None)
 
     def subscribe(self) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(self.BACKLOG + 1)
         self._queues.add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._queues.discard(queue)
+
+
+def _running(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the caller runs on ``loop``'s thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -212,7 +212,12 @@ def exec_create(spec: RuntimeSpec) -> bool | None:
     Implemented by: exec driver (required).  firstresult.  Returns ``True``.
     After this, :func:`exec_attach` may be called any number of times and
     :func:`exec_start` once.  The prepared process must outlive the daemon once
-    started: the daemon may be killed and restarted at any time.
+    started: the daemon may be killed and restarted at any time.  The driver
+    writes the process's output to ``spec.log_path`` (unless it is None) in the
+    json-file format, rotating it by ``spec.log_max_size`` and
+    ``spec.log_max_files``, exactly as :mod:`dockyard.jsonfile` specifies (its
+    ``JsonLogWriter`` is stdlib-only so helper processes can run it): the daemon
+    reads the files by that contract.
     Raises ``Conflict`` if the container already has a live process,
     ``System`` if the runtime cannot be prepared.
     """

@@ -10,12 +10,25 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from dockyard.daemon.config import Address
-from dockyard.daemon.http import api_middleware, error_response
+from dockyard.daemon.http import MAX_BODY, api_middleware, error_response
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
                                     volumes)
 from dockyard.engine import Engine
 
 log = logging.getLogger(__name__)
+
+#: in debug mode, a callback or task step that holds the event loop longer than this is logged
+STALL = 0.1
+
+
+def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The debug-mode loop-lag monitor: asyncio's own debug machinery, which logs (logger
+    ``asyncio``, WARNING) every callback or task step that holds the loop longer than
+    :data:`STALL`, naming it: ``Executing <Task ... name='GET /containers/x/logs' ...> took
+    0.250 seconds`` (``api_middleware`` names each request's task after the request).  It also
+    refuses loop calls from other threads and reports coroutines never awaited."""
+    loop.set_debug(True)
+    loop.slow_callback_duration = STALL
 
 
 async def _unknown(request: web.Request) -> web.Response:
@@ -24,7 +37,8 @@ async def _unknown(request: web.Request) -> web.Response:
 
 
 def make_app(engine: Engine) -> web.Application:
-    app = web.Application(middlewares=[api_middleware], client_max_size=1 << 40)
+    # client_max_size caps what request.read() holds in memory (413 beyond); large bodies are streamed
+    app = web.Application(middlewares=[api_middleware], client_max_size=MAX_BODY)
     app["engine"] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
@@ -32,9 +46,11 @@ def make_app(engine: Engine) -> web.Application:
     return app
 
 
-async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event) -> None:
+async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, debug: bool = False) -> None:
     """Serve the API on every address until ``stop`` is set."""
     loop = asyncio.get_running_loop()
+    if debug:
+        watch_loop(loop)
     # driver calls block (mounts, spawns): give them more threads than the default 2+4
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
     engine.containers.loop = loop

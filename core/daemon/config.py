@@ -10,9 +10,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dockyard.errors import InvalidParameter
+from dockyard.models.container import LogConfig
 
 DEFAULT_HOST = "unix:///var/run/dockyard.sock"
 DEFAULT_TCP_PORT = 4243
@@ -75,6 +76,9 @@ class DaemonConfig(BaseModel):
     insecure_registries: list[str] = Field(default_factory=list)
     debug: bool = False
     pidfile: Path | None = None
+    #: the log driver and options of containers that name none (Docker's daemon.json log-driver, log-opts)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = Field(default_factory=dict)
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]
@@ -88,6 +92,17 @@ class DaemonConfig(BaseModel):
         if index:
             options.setdefault("index-url", index)
         return options
+
+    @field_validator("log_opts", mode="before")
+    @classmethod
+    def _option_values_are_text(cls, value: object) -> object:
+        # TOML has numbers (max-file = 3); Docker's daemon.json wants "3": take both
+        if isinstance(value, dict):
+            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+    def log_config(self) -> LogConfig:
+        return LogConfig(type=self.log_driver, config=self.log_opts)
 
     @property
     def pid_path(self) -> Path:
@@ -112,4 +127,7 @@ def load(config_file: Path | None, flags: dict) -> DaemonConfig:
     except ValueError as exc:
         raise InvalidParameter(f"invalid daemon configuration: {exc}") from None
     config.addresses()  # validate early
+    from dockyard import logs
+
+    logs.settings(config.log_config())
     return config

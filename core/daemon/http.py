@@ -6,6 +6,17 @@
   exactly (the CLI compares the header verbatim);
 * every route is served with and without a ``/v1.xx`` prefix, and a version
   above ours is refused with 400.
+
+And the rules that keep the daemon's availability independent of what clients do:
+
+* a body read whole (``request.read()``, every JSON body) is capped at
+  :data:`MAX_BODY` (413); bodies that can be large (import, load, build
+  context, archive PUT) are streamed to files or pipes in chunks;
+* a streaming handler runs under :func:`cancel_when_client_leaves`, so its
+  work stops and its resources are freed within :data:`CLIENT_CHECK` seconds
+  of its client leaving (aiohttp itself never cancels a handler: a client that
+  leaves must not interrupt a state change half-way);
+* blocking work (files, archives, drivers, SQLite) runs in worker threads.
 """
 
 from __future__ import annotations
@@ -17,7 +28,8 @@ import os
 import threading
 import re
 import struct
-from typing import Any, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -37,6 +49,11 @@ COMMON_HEADERS = {
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: the largest body read whole (every JSON body); Docker's CLI sends a few KiB
+MAX_BODY = 1 << 20
+#: how often a streaming handler looks whether its client is still connected
+CLIENT_CHECK = 0.25
+
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split("."))
@@ -55,6 +72,9 @@ def error_response(message: str, status: int) -> web.Response:
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    task = asyncio.current_task()
+    if task is not None:  # aiohttp runs each request in a task: the loop-stall log names it so
+        task.set_name(f"{request.method} {request.path}")
     version = request.match_info.get("version")
     if version:
         if _version_tuple(version) > _version_tuple(API_VERSION):
@@ -67,7 +87,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status >= 400:
+        if exc.status == 413:  # aiohttp's text names the limit and the size
+            response = error_response(f"request body too large: {exc.text}", 413)
+        elif exc.status >= 400:
             response = error_response(exc.reason if exc.status != 404 else
                                       f"page not found: {request.method} {request.path}", exc.status)
         else:
@@ -116,7 +138,7 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
 
 
 async def read_json(request: web.Request) -> Any:
-    body = await request.read()
+    body = await request.read()  # at most MAX_BODY (the application's client_max_size), else 413
     if not body.strip():
         return {}
     try:
@@ -179,9 +201,50 @@ async def write_message(response: web.StreamResponse, message: dict) -> None:
     await response.write(json.dumps(message).encode() + b"\r\n")
 
 
-async def stream_from_thread(request: web.Request, produce, content_type: str,
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+@asynccontextmanager
+async def cancel_when_client_leaves(request: web.Request, interval: float = CLIENT_CHECK) -> AsyncIterator[None]:
+    """Run the block until it ends or the client's connection closes, looked at every ``interval``
+    seconds; then the block is cancelled (its ``finally`` clauses free what it holds) and the
+    ``with`` exits normally.  For streaming handlers: a stream whose client left must stop, even
+    one with nothing to write (``logs -f`` on a quiet container, ``events``, an attach)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    left = False
+
+    def look() -> None:
+        nonlocal handle, left
+        if client_gone(request):
+            left = True
+            task.cancel()
+        else:
+            handle = loop.call_later(interval, look)
+
+    handle = loop.call_later(interval, look)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not left:
+            raise
+        task.uncancel()
+    except ConnectionResetError:  # a write found the client gone first
+        pass
+    finally:
+        handle.cancel()
+
+
+async def stream_from_thread(request: web.Request, produce: Callable[[Any], None], content_type: str,
                              headers: dict[str, str] | None = None) -> web.StreamResponse:
-    """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out."""
+    """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out.
+
+    The loop reads the pipe without blocking, and the pipe holds the worker back when the client
+    reads slowly (memory stays bounded).  When the client leaves, the pipe is closed: the worker's
+    next write fails (EPIPE; SIGPIPE is ignored in the daemon) and it stops."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -192,19 +255,28 @@ async def stream_from_thread(request: web.Request, produce, content_type: str,
         except BaseException as exc:  # reported by closing the stream early
             failure.append(exc)
 
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(read_fd, "rb", buffering=0))
     response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
-    thread = threading.Thread(target=worker, daemon=True)
+    thread = threading.Thread(target=worker, name="stream-producer", daemon=True)
     thread.start()
     try:
-        first = await asyncio.to_thread(os.read, read_fd, 1 << 20)
-        if failure:
-            raise failure[0]
-        await response.prepare(request)
-        chunk = first
-        while chunk:
-            await response.write(chunk)
-            chunk = await asyncio.to_thread(os.read, read_fd, 1 << 20)
+        async with cancel_when_client_leaves(request):
+            first = await reader.read(1 << 20)
+            if not first:
+                await asyncio.to_thread(thread.join)  # the failure is recorded after the pipe closed
+            if failure and not first:
+                raise failure[0]
+            await response.prepare(request)
+            chunk = first
+            while chunk:
+                await response.write(chunk)
+                chunk = await reader.read(1 << 20)
     finally:
-        os.close(read_fd)
+        transport.close()
         await asyncio.to_thread(thread.join)
+    if failure and not isinstance(failure[0], BrokenPipeError):
+        log.error("%s %s: the stream ended early: %s", request.method, request.path, failure[0])
     return response

@@ -48,6 +48,9 @@ def setup_logging(config: DaemonConfig) -> None:
 
 def run(config: DaemonConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
+    # A client that leaves while we write to it must cost an EPIPE on that one connection, never the
+    # process: whoever started us (a CLI entry point, an init system) may have set SIGPIPE to SIG_DFL.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     config.data_root.mkdir(parents=True, exist_ok=True)
     setup_logging(config)
     try:
@@ -59,7 +62,7 @@ def run(config: DaemonConfig) -> int:
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
                               "distribution": config.distribution_options()},
-                             migrate_storage=config.storage_migrate)
+                             migrate_storage=config.storage_migrate, log_config=config.log_config())
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -71,7 +74,7 @@ def run(config: DaemonConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(engine, config.addresses(), stop)
+        await serve(engine, config.addresses(), stop, debug=config.debug)
 
     try:
         asyncio.run(main())

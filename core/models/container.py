@@ -28,14 +28,19 @@ class RestartPolicy(ApiModel):
 
 
 class LogConfig(ApiModel):
-    type: str = "json-file"
+    #: "" (what the docker CLI sends without --log-driver) is the daemon's default, filled in at create
+    type: str = ""
     config: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("type", mode="before")
     @classmethod
-    def _default_type(cls, value: str | None) -> str:
-        # docker CLI sends Type "" meaning "the daemon's default"
-        return value or "json-file"
+    def _none_is_default(cls, value: str | None) -> str:
+        return value or ""
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class HostConfig(ApiModel):

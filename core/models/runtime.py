@@ -51,8 +51,13 @@ class RuntimeSpec(_Frozen):
     stdin_once: bool = False
     #: path of a network namespace to join (bind-mount path); None = the host's
     netns: Path | None = None
-    #: where the driver writes json-file log lines ({"log","stream","time"})
-    log_path: Path
+    #: where the driver writes the process's output as a json-file log (format, file names and
+    #: rotation: :mod:`dockyard.jsonfile`); None: no log (``--log-driver none``)
+    log_path: Path | None
+    #: rotate the log before it would grow past this many bytes (0: never)
+    log_max_size: int = 0
+    #: how many log files to keep, the one being written included (``LOG``, ``LOG.1``, ...)
+    log_max_files: int = 1
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
     #: extra read-only/read-write bind mounts: (host path, container path, read_only)

@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
+import dockyard.jsonfile
 from dockyard.errors import (
     Conflict,
     DriverNotSupported,
@@ -56,6 +57,8 @@ from dockyard.plugins.exec_lxc import lxcconf
 from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
 SHIM = Path(__file__).resolve().with_name("shim.py")
+#: the json-file writer the shim imports (as the top-level module ``jsonfile``)
+JSONFILE = Path(dockyard.jsonfile.__file__).resolve()
 LOCK_ROOT = Path("/run/lxc/lock")
 UNKNOWN_EXIT = 255
 START_TIMEOUT = 60.0
@@ -202,24 +205,36 @@ class LxcDriver:
         return ctypes.util.find_library("lxc") is not None
 
     def _compile_shim(self) -> Path:
-        """Byte-compile shim.py once: the interpreter never caches a script's
-        bytecode, and compiling it costs more than starting the interpreter."""
+        """Byte-compile shim.py and the json-file writer it imports into one directory
+        (``<root>/.shim-<tag>-<digest>/``, the script's ``sys.path[0]``): the interpreter
+        never caches a script's bytecode, and compiling costs more than starting it."""
         import hashlib
         import py_compile
 
-        try:
-            digest = hashlib.sha256(SHIM.read_bytes()).hexdigest()[:16]
-            target = self.root / f".shim-{sys.implementation.cache_tag}-{digest}.pyc"
-            if not target.exists():
-                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-                py_compile.compile(str(SHIM), cfile=str(tmp), doraise=True)
-                os.replace(tmp, target)
-                for old in self.root.glob(".shim-*.pyc"):
-                    if old != target:
-                        old.unlink(missing_ok=True)
-            return target
-        except (OSError, py_compile.PyCompileError):
-            return SHIM
+        sources = {"shim.pyc": SHIM, "jsonfile.pyc": JSONFILE}
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources.values())).hexdigest()[:16]
+        target = self.root / f".shim-{sys.implementation.cache_tag}-{digest}"
+        if not (target / "shim.pyc").exists():
+            tmp = self.root / f"{target.name}.{os.getpid()}.tmp"
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir()
+                for name, source in sources.items():
+                    py_compile.compile(str(source), cfile=str(tmp / name), doraise=True)
+                try:
+                    tmp.rename(target)
+                except OSError:          # another daemon on this root won the race
+                    if not (target / "shim.pyc").exists():
+                        raise
+            except (OSError, py_compile.PyCompileError) as exc:
+                raise System(f"cannot prepare the lxc shim in {self.root}: {exc}") from None
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            # older shims still running have loaded their modules: their files can go
+            for old in self.root.glob(".shim-*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        return target / "shim.pyc"
 
     # ------------------------------------------------------------------ paths
 
@@ -306,12 +321,14 @@ class LxcDriver:
         """Start the shim; its readiness is awaited lazily by the next operation
         (``_ready``), so the interpreter's start-up overlaps the daemon's work."""
         flags = ("t" if spec.tty else "") + ("i" if spec.open_stdin else "") + ("o" if spec.stdin_once else "")
+        log_options = [f"log-max-size={spec.log_max_size}", f"log-max-files={spec.log_max_files}"]
         r, w = os.pipe()
         try:
             with open(d / "shim.log", "ab") as err:
                 proc = subprocess.Popen(
                     [self.python, "-I", "-S", str(self.shim_path), str(d), str(self.root), spec.container_id,
-                     str(spec.log_path), flags or "-", str(w), "--", *spec.args],
+                     str(spec.log_path) if spec.log_path else "-", flags or "-", str(w), *log_options, "--",
+                     *spec.args],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                     pass_fds=(w,), start_new_session=True, cwd=str(d), close_fds=True)
         except OSError as exc:
@@ -644,11 +661,12 @@ class LxcDriver:
             (d / "hook").write_text(hook)
             os.chmod(d / "hook", 0o755)
             meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
-                    "stop_signal": spec.stop_signal, "log_path": str(spec.log_path),
+                    "stop_signal": spec.stop_signal, "log_path": str(spec.log_path or ""),
                     "created_ns": time.time_ns()}
             (d / "meta.json").write_text(json.dumps(meta) + "\n")
             os.mkfifo(d / "pid.fifo", 0o600)
-            Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
+            if spec.log_path is not None:
+                Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             self._spawn_shim(spec, d)
         except OSError as exc:
             shutil.rmtree(d, ignore_errors=True)

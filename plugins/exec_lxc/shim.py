@@ -4,11 +4,15 @@ Standalone on purpose: stdlib only, no dockyard imports, and as few imports as
 possible (it starts with ``python -I -S`` and every module costs milliseconds).
 Started by the driver as::
 
-    python -I -S shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD -- ARGV...
+    python -I -S shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD [KEY=VALUE...] -- ARGV...
 
 FLAGS is a string of letters: ``t`` tty, ``i`` open stdin, ``o`` stdin once.
-The driver runs a byte-compiled copy of this file (a script's bytecode is never
-cached by the interpreter, and compiling it costs more than starting Python).
+LOGPATH ``-`` means no log (``--log-driver none``).  KEY=VALUE options:
+``log-max-size`` (bytes, 0 = never rotate) and ``log-max-files`` (see ``jsonfile``).
+The driver runs byte-compiled copies of this file and of ``dockyard/jsonfile.py``
+from one directory (a script's bytecode is never cached by the interpreter, and
+compiling it costs more than starting Python); the shim imports the latter as
+the top-level module ``jsonfile``.
 
 The shim forks once more (the driver already started it in a new session), so it
 never belongs to the daemon's session and survives the daemon.  It
@@ -17,7 +21,7 @@ never belongs to the daemon's session and survives the daemon.  It
 * forks ONE single-threaded monitor child that loads liblxc through ctypes and
   waits on a pipe; ``{"cmd":"start"}`` makes it call ``start()`` (not
   daemonized, the app is PID 1, exact exit status from ``error_num``);
-* writes the json-file log at LOGPATH;
+* writes the json-file log at LOGPATH, rotating it (``jsonfile.JsonLogWriter``);
 * serves ``attach.sock`` in STATEDIR (see ``Client`` below for the protocol);
 * on exit writes ``STATEDIR/exit`` (tmp + rename), answers waiters, drains and
   closes attach connections, then exits.
@@ -38,28 +42,16 @@ from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 import _signal
 import _socket
 
+sys.path.insert(0, os.path.dirname(__file__))  # -I leaves the script's directory out of sys.path
+from jsonfile import JsonLogWriter, jstr, rfc3339  # noqa: E402 - the compiled copy beside this one
+
 BUF = 65536
 CLIENT_HIGH = 4 << 20      # stop reading the container's output above this per client
 STDIN_HIGH = 1 << 20       # stop reading clients' stdin above this
-LOG_PARTIAL = 16384        # docker's json-file: longer lines are split into partial messages
 DRAIN_TIMEOUT = 60.0       # after exit, give slow attach clients this long to read
 
 
 # --------------------------------------------------------------------------- tiny JSON
-
-
-def _esc_table():
-    t = {i: "\\u%04x" % i for i in range(32)}
-    t.update({10: "\\n", 13: "\\r", 9: "\\t", 34: '\\"', 92: "\\\\",
-              60: "\\u003c", 62: "\\u003e", 38: "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-    return t
-
-
-ESC = _esc_table()
-
-
-def jstr(s):
-    return '"' + s.translate(ESC) + '"'
 
 
 def jdump(d):
@@ -131,16 +123,6 @@ def jparse(s):
         if i < n and s[i] == ",":
             i = ws(i + 1)
     return res
-
-
-def rfc3339(ns):
-    """RFC3339Nano in UTC, trailing zeros trimmed, as Go formats it."""
-    sec, frac = divmod(ns, 1000000000)
-    t = time.gmtime(sec)
-    base = "%04d-%02d-%02dT%02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
-    if frac:
-        return base + "." + ("%09d" % frac).rstrip("0") + "Z"
-    return base + "Z"
 
 
 def write_atomic(path, text):
@@ -270,11 +252,13 @@ class Client:
 
 
 class Shim:
-    def __init__(self, statedir, lxcpath, name, log_path, flags, args):
+    def __init__(self, statedir, lxcpath, name, log_path, flags, args, log_max_size=0, log_max_files=1):
         self.statedir = statedir
         self.lxcpath = lxcpath
         self.name = name
-        self.log_path = log_path
+        self.log_path = log_path       # "" or "-": no log
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
         self.tty = "t" in flags
         self.open_stdin = "i" in flags
         self.stdin_once = "o" in flags
@@ -296,8 +280,7 @@ class Shim:
         self.stdin_buf = bytearray()
         self.stdin_closing = False
         self.stdin_once_used = False
-        self.logbuf = {1: b"", 2: b""}
-        self.log_fd = -1
+        self.logger = None         # JsonLogWriter
         self.listen = None
         self.deadline = None
         self.master = -1
@@ -356,7 +339,8 @@ class Shim:
         self.watch_stdio(*(() if self.tty else (out_r, err_r)))
         self.fifo = os.open("pid.fifo", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self.reg(self.fifo, EPOLLIN, self.on_fifo)
-        self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        if self.log_path not in ("", "-"):
+            self.logger = JsonLogWriter(self.log_path, self.log_max_size, self.log_max_files)
 
         try:
             os.unlink("attach.sock")
@@ -521,9 +505,8 @@ class Shim:
             if fd == self.master:
                 self.master = -1
                 self.stdin_buf.clear()
-            if self.logbuf.get(stream):
-                self.log_line(stream, self.logbuf[stream], time.time_ns())
-                self.logbuf[stream] = b""
+            if self.logger is not None:
+                self.logger.flush(stream, time.time_ns())
 
     def maybe_resume_output(self):
         if self.out_paused and all(len(c.out) <= CLIENT_HIGH // 2 for c in self.clients.values()):
@@ -533,27 +516,8 @@ class Shim:
             self.master_mask()
 
     def log(self, stream, data, now):
-        buf = self.logbuf[stream] + data
-        start = 0
-        while True:
-            i = buf.find(b"\n", start)
-            if i < 0:
-                break
-            self.log_line(stream, buf[start:i + 1], now)
-            start = i + 1
-        rest = buf[start:]
-        while len(rest) >= LOG_PARTIAL:
-            self.log_line(stream, rest[:LOG_PARTIAL], now)
-            rest = rest[LOG_PARTIAL:]
-        self.logbuf[stream] = rest
-
-    def log_line(self, stream, line, now):
-        rec = '{"log":%s,"stream":"%s","time":"%s"}\n' % (
-            jstr(line.decode("utf-8", "replace")), "stdout" if stream == 1 else "stderr", rfc3339(now))
-        try:
-            os.write(self.log_fd, rec.encode())
-        except OSError as exc:
-            sys.stderr.write("shim: log write failed: %s\n" % exc)
+        if self.logger is not None:
+            self.logger.write(stream, data, now)
 
     # -- container stdin -------------------------------------------------------
 
@@ -1187,9 +1151,6 @@ class ExecShim(Shim):
     def log(self, stream, data, now):
         pass
 
-    def log_line(self, stream, line, now):
-        pass
-
     def crlf(self, data):
         return data
 
@@ -1396,11 +1357,13 @@ def run_exec(parent, conn_client, req):
 
 def main():
     argv = sys.argv
-    if len(argv) < 9 or argv[7] != "--":
-        sys.stderr.write("usage: shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD -- ARGV...\n")
+    end = argv.index("--") if "--" in argv else -1
+    options = dict(a.partition("=")[::2] for a in argv[7:end]) if end >= 7 else {}
+    if end < 7 or len(argv) == end + 1 or set(options) - {"log-max-size", "log-max-files"}:
+        sys.stderr.write("usage: shim.py STATEDIR LXCPATH NAME LOGPATH FLAGS READYFD [KEY=VALUE...] -- ARGV...\n")
         return 2
     statedir, lxcpath, name, log_path, flags, ready_fd = argv[1:7]
-    args = argv[8:]
+    args = argv[end + 1:]
     ready_fd = int(ready_fd)
     # The driver started us as a session leader; fork once more so that we are
     # not a session leader (never acquire a controlling tty) and get reparented.
@@ -1409,7 +1372,8 @@ def main():
     os.chdir(statedir)
     _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    shim = Shim(statedir, lxcpath, name, log_path, flags.replace("-", ""), args)
+    shim = Shim(statedir, lxcpath, name, log_path, flags.replace("-", ""), args,
+                int(options.get("log-max-size") or 0), int(options.get("log-max-files") or 1))
     try:
         shim.setup(ready_fd)
     except BaseException as exc:  # noqa: BLE001

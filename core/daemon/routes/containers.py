@@ -7,16 +7,17 @@ import asyncio
 import json
 import logging
 import os
+from contextlib import aclosing
 
 from aiohttp import web
 
 from dockyard import container_files
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, add_route, frame, json_response, query_bool, query_filters, query_int,
-                                  read_json, stream_from_thread)
+from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, json_response, query_bool,
+                                  query_filters, query_int, read_json, stream_from_thread)
 from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
-from dockyard.logs import read_log
+from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotImplemented
+from dockyard.logs import LogEntry, LogQuery, stream_log
 from dockyard.models.container import CreateRequest
 from dockyard.models.runtime import Resources
 
@@ -49,18 +50,21 @@ async def attach(request: web.Request) -> web.StreamResponse:
     logs = query_bool(request, "logs")
     conn = await hijack(request)
     try:
-        if logs:
-            async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr):
-                await conn.write(entry.data if container.config.tty else
-                                 frame(1 if entry.stream == "stdout" else 2, entry.data))
-        if not query_bool(request, "stream", True):
-            return conn.response
-        try:
-            sock = await engine.containers.attach(ref, stdin, stdout, stderr)
-        except DockyardError as exc:
-            log.info("attach to %s ended: %s", ref, exc)
-            return conn.response
-        await splice(conn, sock, stdin, detach_keys(request.query.get("detachKeys")) if stdin else b"")
+        async with cancel_when_client_leaves(request):
+            if logs and engine.containers.log_settings(container).readable:
+                query = LogQuery(stdout=stdout, stderr=stderr)
+                async with aclosing(stream_log(engine.containers.log_path(container), query,
+                                               _renderer(container.config.tty, False))) as chunks:
+                    async for chunk in chunks:
+                        await conn.write(chunk)
+            if not query_bool(request, "stream", True):
+                return conn.response
+            try:
+                sock = await engine.containers.attach(ref, stdin, stdout, stderr)
+            except DockyardError as exc:
+                log.info("attach to %s ended: %s", ref, exc)
+                return conn.response
+            await splice(conn, sock, stdin, detach_keys(request.query.get("detachKeys")) if stdin else b"")
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
@@ -94,7 +98,7 @@ async def splice(conn, sock, stdin: bool, detach: bytes = b"") -> None:
     With ``detach`` keys, typing them ends the attach (the container keeps
     running, its stdin stays open); a partial match is held back until decided.
     """
-    reader, writer = await asyncio.open_connection(sock=sock)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
     detached = asyncio.Event()
 
     async def client_to_container() -> None:
@@ -147,7 +151,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
     await response.prepare(request)
     try:
-        code = await waiter
+        async with cancel_when_client_leaves(request):
+            code = await waiter
+        if waiter.cancelled():  # the client left (run -d, a detached run): nobody to tell
+            return response
         await response.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
     except DockyardError as exc:
         await response.write(json.dumps({"Error": {"Message": exc.message}, "StatusCode": -1}).encode() + b"\n")
@@ -171,23 +178,26 @@ async def logs(request: web.Request) -> web.StreamResponse:
     until = float(request.query.get("until") or 0)
     timestamps = query_bool(request, "timestamps")
     follow = query_bool(request, "follow")
+    if not engine.containers.log_settings(container).readable:
+        raise NotImplemented("configured logging driver does not support reading")
+    query = LogQuery(stdout=stdout, stderr=stderr, tail=tail, since=since, until=until)
     response = web.StreamResponse(status=200)
     await response.prepare(request)
-    try:
-        await _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow)
-    except ConnectionResetError:
-        pass  # the client went away (logs -f ended with ctrl-c)
+    async with cancel_when_client_leaves(request):  # logs -f ended with ctrl-c: stop reading at once
+        async with aclosing(stream_log(engine.containers.log_path(container), query,
+                                       _renderer(container.config.tty, timestamps), follow=follow,
+                                       running=lambda: container.state.running and not container.removed)) as chunks:
+            async for chunk in chunks:
+                await response.write(chunk)
     return response
 
 
-async def _send_log(response, container, engine, stdout, stderr, tail, since, until, timestamps, follow) -> None:
-    async for entry in read_log(engine.containers.log_path(container), stdout=stdout, stderr=stderr, tail=tail,
-                                since=since, until=until, follow=follow,
-                                running=lambda: container.state.running and not container.removed):
-        data = entry.data
-        if timestamps:
-            data = entry.time.encode() + b" " + data
-        await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
+def _renderer(tty: bool, timestamps: bool):
+    """How a log record goes on the wire: raw with a tty, else a stdcopy frame (runs in a worker)."""
+    def render(entry: LogEntry) -> bytes:
+        data = entry.time.encode() + b" " + entry.data if timestamps else entry.data
+        return data if tty else frame(1 if entry.stream == "stdout" else 2, data)
+    return render
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -326,7 +336,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
     previous: dict = {}
-    try:
+    async with cancel_when_client_leaves(request):
         while True:
             sample = await engine.containers.stats(ref)
             sample["preread"] = previous.get("read", sample["preread"])
@@ -337,8 +347,6 @@ async def stats(request: web.Request) -> web.StreamResponse:
             if container is None or not container.state.running:
                 break
             await asyncio.sleep(1)
-    except ConnectionResetError:
-        pass
     return response
 
 

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import add_route, json_response, query_int, read_json
+from dockyard.daemon.http import add_route, cancel_when_client_leaves, json_response, query_int, read_json
 from dockyard.daemon.routes.containers import splice
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError
@@ -42,7 +42,8 @@ async def start(request: web.Request) -> web.StreamResponse:
         except DockyardError as exc:
             await conn.write(exc.message.encode() + b"\r\n")  # Docker writes start errors into the stream
             return conn.response
-        await splice(conn, sock, bool(instance.config.get("AttachStdin")))
+        async with cancel_when_client_leaves(request):
+            await splice(conn, sock, bool(instance.config.get("AttachStdin")))
         # the client asks for the exit code as soon as the stream ends: have it recorded first
         try:
             await asyncio.wait_for(instance.done.wait(), 10)

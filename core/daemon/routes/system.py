@@ -10,7 +10,7 @@ import time
 from aiohttp import web
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
-from dockyard.daemon.http import JSON, add_route, json_response, query_filters, query_int
+from dockyard.daemon.http import JSON, add_route, cancel_when_client_leaves, json_response, query_filters, query_int
 from dockyard.engine import Engine
 
 PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
@@ -61,22 +61,25 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
     try:
-        if since:
-            for event in list(engine.events.history):
-                if since <= event["time"] and (not until or event["time"] <= until) and _match(event, filters):
-                    await response.write(json.dumps(event).encode() + b"\n")
-        while True:
-            timeout = None
-            if until:
-                timeout = until - time.time()
-                if timeout <= 0:
+        async with cancel_when_client_leaves(request):
+            if since:
+                for event in list(engine.events.history):
+                    if since <= event["time"] and (not until or event["time"] <= until) and _match(event, filters):
+                        await response.write(json.dumps(event).encode() + b"\n")
+            while True:
+                timeout = None
+                if until:
+                    timeout = until - time.time()
+                    if timeout <= 0:
+                        break
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout)
+                except asyncio.TimeoutError:
                     break
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout)
-            except asyncio.TimeoutError:
-                break
-            if _match(event, filters):
-                await response.write(json.dumps(event).encode() + b"\n")
+                if event is None:  # the bus dropped us: we fell too far behind
+                    break
+                if _match(event, filters):
+                    await response.write(json.dumps(event).encode() + b"\n")
     finally:
         engine.events.unsubscribe(queue)
     return response
