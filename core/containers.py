@@ -12,6 +12,7 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import shlex
@@ -20,6 +21,7 @@ import signal as signals
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,9 @@ class ContainerService:
         logs.settings(self.log_config)
         self.containers: dict[str, Container] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: container records are written by one thread, in the order the loop asked for them (a write
+        #: waits on the disk, never the event loop; a later state never loses to an earlier one)
+        self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
 
     # -- records -------------------------------------------------------------
     def _row_to_container(self, row: Any) -> Container:
@@ -125,8 +130,18 @@ class ContainerService:
                            "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user,
                            "EndpointsConfig": c.endpoints_config})
 
-    def _persist(self, c: Container) -> None:
-        self.store.update_container(c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count)
+    async def _record(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Run a store write on the records thread (FIFO) and wait for it."""
+        await asyncio.get_running_loop().run_in_executor(self._records, functools.partial(write, *args, **kwargs))
+
+    async def _save(self, c: Container) -> None:
+        """Write the container's record, as its state is now."""
+        await self._record(self.store.update_container, c.id, name=c.name, state=self._state_json(c),
+                           restart_count=c.restart_count)
+
+    def close(self) -> None:
+        """Finish the record writes asked for (before the store closes)."""
+        self._records.shutdown(wait=True)
 
     def load(self) -> None:
         for row in self.store.query("SELECT * FROM containers"):
@@ -173,8 +188,7 @@ class ContainerService:
         image_ref = request.image
         if not image_ref:
             raise InvalidParameter("Config.Image must be given")
-        image_id = self.images.resolve(image_ref)
-        image_config = self.images.config(image_id).config
+        image_id, image_config, base_layer = await asyncio.to_thread(self._image_of, image_ref)
         config = self._merge(request.container_config(), image_config)
         argv = list(config.entrypoint or []) + list(config.cmd or [])
         if not argv:
@@ -203,12 +217,12 @@ class ContainerService:
         self._check_name_free(name)
         if not config.hostname:
             config = config.model_copy(update={"hostname": cid[:12]})
-        base_layer = self.images.top_layer(image_id)
         volumes_from = []
         for spec in request.host_config.volumes_from or []:
             ref, _, mode = spec.partition(":")
             volumes_from.append((self.get(ref).mounts, mode == "ro"))
-        mounts = self.volumes.mounts_for(request.host_config.binds or [], list(config.volumes or {}), volumes_from)
+        mounts = await asyncio.to_thread(self.volumes.mounts_for, request.host_config.binds or [],
+                                         list(config.volumes or {}), volumes_from)
         c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
                       host_config=request.host_config.model_copy(update={"log_config": log_config}),
                       state=ContainerState(), base_layer=base_layer,
@@ -216,7 +230,7 @@ class ContainerService:
                       path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=endpoints_config)
         await asyncio.to_thread(self._create_layer, c)
         try:
-            self.store.insert_container({
+            await self._record(self.store.insert_container, {
                 "id": c.id, "name": c.name, "image_id": c.image_id, "image_ref": c.image_ref,
                 "base_layer": base_layer, "created": c.created,
                 "config": json.dumps(c.config.api()), "host_config": json.dumps(c.host_config.api()),
@@ -230,6 +244,11 @@ class ContainerService:
         self.containers[cid] = c
         self._event(c, "create")
         return {"Id": cid, "Warnings": []}
+
+    def _image_of(self, ref: str) -> tuple[str, ContainerConfig, str | None]:
+        """(image ID, its config, its top layer): store reads, for a worker thread."""
+        image_id = self.images.resolve(ref)
+        return image_id, self.images.config(image_id).config, self.images.top_layer(image_id)
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
@@ -306,14 +325,14 @@ class ContainerService:
             await asyncio.to_thread(self._release, c)
             c.state = c.state.model_copy(update={"status": "exited" if c.state.started_at != NEVER else "created",
                                                  "exit_code": code, "error": str(exc), "running": False})
-            self._persist(c)
+            await self._save(c)
             self._fail_pending(c, exc)
             c.exited.set()
             raise
         c.stopped_by_user = False
         c.state = ContainerState(status="running", running=True, pid=process.pid,
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
-        self._persist(c)
+        await self._save(c)
         self._event(c, "start")
         self._watch(c)
 
@@ -436,7 +455,7 @@ class ContainerService:
                 "status": "exited", "running": False, "paused": False, "pid": 0,
                 "exit_code": status.exit_code, "oom_killed": status.oom_killed,
                 "finished_at": iso(status.finished_at.timestamp())})
-            self._persist(c)
+            await self._save(c)
             self._event(c, "die", exitCode=str(status.exit_code))
             for future in c.exit_waiters:
                 if not future.done():
@@ -452,7 +471,7 @@ class ContainerService:
             c.restart_count += 1
             delay = min(0.1 * 2 ** (c.restart_count - 1), 60.0)  # Docker's back-off: 100 ms, doubling
             c.state = c.state.model_copy(update={"restarting": True, "status": "restarting"})
-            self._persist(c)
+            await self._save(c)
             asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._auto_restart(c)))
 
     @staticmethod
@@ -524,7 +543,7 @@ class ContainerService:
             if c.state.restarting:  # waiting out a back-off: just cancel the restart
                 c.stopped_by_user = True
                 c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                self._persist(c)
+                await self._save(c)
                 return
             raise NotModified("container already stopped")
         wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
@@ -568,7 +587,7 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is already paused")
             await asyncio.to_thread(self.exec.pause, c.id)
             c.state = c.state.model_copy(update={"paused": True, "status": "paused"})
-            self._persist(c)
+            await self._save(c)
         self._event(c, "pause")
 
     async def unpause(self, ref: str) -> None:
@@ -578,7 +597,7 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is not paused")
             await asyncio.to_thread(self.exec.unpause, c.id)
             c.state = c.state.model_copy(update={"paused": False, "status": "running"})
-            self._persist(c)
+            await self._save(c)
         self._event(c, "unpause")
 
     async def top(self, ref: str, ps_args: str = "-ef") -> dict:
@@ -626,7 +645,7 @@ class ContainerService:
         if c.state.running:
             await asyncio.to_thread(self.exec.update, c.id, resources)
         c.host_config = hc
-        self.store.update_container(c.id, host_config=json.dumps(hc.api()))
+        await self._record(self.store.update_container, c.id, host_config=json.dumps(hc.api()))
         self._event(c, "update")
         return []
 
@@ -639,7 +658,7 @@ class ContainerService:
         old = c.name
         c.name = name
         try:
-            self._persist(c)
+            await self._save(c)
         except Conflict:
             c.name = old
             raise
@@ -665,12 +684,12 @@ class ContainerService:
             except DockyardError as exc:
                 log.warning("network of %s: %s", ids.short(c.id), exc)
             await asyncio.to_thread(self._remove_files, c)
-            self.store.delete_container(c.id)
+            await self._record(self.store.delete_container, c.id)
             self.containers.pop(c.id, None)
             if volumes:
                 for m in c.mounts:
                     if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
-                        self.volumes.remove(m.name, [])
+                        await asyncio.to_thread(self.volumes.remove, m.name, [])
             c.removed = True
             self._fail_pending(c, NotFound(f"No such container: {c.id}"))
             for future in c.removed_waiters:
@@ -790,7 +809,7 @@ class ContainerService:
                 # re-take the mount reference the dead daemon held
                 await asyncio.to_thread(self.storage.mount, c.id)
                 c.state = c.state.model_copy(update={"pid": process.pid, "paused": process.status == "paused"})
-                self._persist(c)
+                await self._save(c)
                 self._watch(c)
                 log.info("container %s is still running (pid %d)", ids.short(c.id), process.pid)
                 continue
@@ -805,7 +824,7 @@ class ContainerService:
                 "status": "exited", "running": False, "pid": 0, "exit_code": code,
                 "oom_killed": bool(process and process.oom_killed),
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
-            self._persist(c)
+            await self._save(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
         for c in list(self.containers.values()):
             policy = c.host_config.restart_policy.name

@@ -87,6 +87,7 @@ class Engine:
                    containers, ExecService(containers), events, DistributionDriver(drivers.pm))
 
     def close(self) -> None:
+        self.containers.close()
         try:
             try:
                 self.network.cleanup()

@@ -201,13 +201,14 @@ def _renderer(tty: bool, timestamps: bool):
 
 
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(_engine(request).containers.inspect(request.match_info["id"]))
+    # a worker: inspect asks the network driver for the container's settings
+    return json_response(await asyncio.to_thread(_engine(request).containers.inspect, request.match_info["id"]))
 
 
 async def list_containers(request: web.Request) -> web.Response:
     engine = _engine(request)
-    result = engine.containers.summaries(
-        all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
+    result = await asyncio.to_thread(  # a worker: ports come from the network driver
+        engine.containers.summaries, all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
         filters=query_filters(request), latest=query_bool(request, "latest"))
     if query_bool(request, "size"):
         for item in result:

@@ -84,22 +84,22 @@ async def list_images(request: web.Request) -> web.Response:
     engine: Engine = request.app["engine"]
     filters = query_filters(request)
     reference = (filters.get("reference") or [None])[0] or request.query.get("filter")
-    return json_response(engine.images.summaries(query_bool(request, "all"), reference))
+    return json_response(await asyncio.to_thread(engine.images.summaries, query_bool(request, "all"), reference))
 
 
 async def inspect(request: web.Request) -> web.Response:
     engine: Engine = request.app["engine"]
-    image_id = engine.images.resolve(request.match_info["name"])
-    return json_response(engine.images.inspect(image_id))
+    return json_response(await asyncio.to_thread(
+        lambda: engine.images.inspect(engine.images.resolve(request.match_info["name"]))))
 
 
 async def tag(request: web.Request) -> web.Response:
     engine: Engine = request.app["engine"]
-    image_id = engine.images.resolve(request.match_info["name"])
     repo = request.query.get("repo")
+    image_id = await asyncio.to_thread(engine.images.resolve, request.match_info["name"])
     if not repo:
         raise InvalidParameter("repo must be given")
-    engine.images.tag(image_id, repo, request.query.get("tag") or "latest")
+    await asyncio.to_thread(engine.images.tag, image_id, repo, request.query.get("tag") or "latest")
     engine.events.emit("image", "tag", "sha256:" + image_id, {"name": f"{repo}:{request.query.get('tag') or 'latest'}"})
     return web.Response(status=201)
 

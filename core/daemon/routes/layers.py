@@ -67,7 +67,7 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 async def history(request: web.Request) -> web.Response:
     engine = _engine(request)
-    image_id = engine.images.resolve(request.match_info["name"])
+    image_id = await asyncio.to_thread(engine.images.resolve, request.match_info["name"])
     return json_response(await asyncio.to_thread(engine.images.history, image_id))
 
 
@@ -77,7 +77,7 @@ async def save(request: web.Request) -> web.StreamResponse:
     if not names:
         raise InvalidParameter("names must be given")
     for name in names:
-        engine.images.resolve(name)  # 404 before the stream starts
+        await asyncio.to_thread(engine.images.resolve, name)  # 404 before the stream starts
     return await stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
                                      "application/x-tar")
 

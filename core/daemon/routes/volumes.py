@@ -15,17 +15,18 @@ def _engine(request: web.Request) -> Engine:
 
 
 async def list_volumes(request: web.Request) -> web.Response:
-    return json_response({"Volumes": _engine(request).volumes.list(), "Warnings": []})
+    return json_response({"Volumes": await asyncio.to_thread(_engine(request).volumes.list), "Warnings": []})
 
 
 async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
-    volume = _engine(request).volumes.create(body.get("Name") or None, body.get("Labels"), body.get("DriverOpts"))
+    volume = await asyncio.to_thread(_engine(request).volumes.create, body.get("Name") or None, body.get("Labels"),
+                                     body.get("DriverOpts"))
     return json_response(volume, status=201)
 
 
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(_engine(request).volumes.get(request.match_info["name"]))
+    return json_response(await asyncio.to_thread(_engine(request).volumes.get, request.match_info["name"]))
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -39,7 +40,7 @@ async def remove(request: web.Request) -> web.Response:
 async def prune(request: web.Request) -> web.Response:
     engine = _engine(request)
     deleted = []
-    for volume in engine.volumes.list():
+    for volume in await asyncio.to_thread(engine.volumes.list):
         if not engine.containers.volume_users(volume["Name"]):
             await asyncio.to_thread(engine.volumes.remove, volume["Name"], [])
             deleted.append(volume["Name"])
