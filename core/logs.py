@@ -180,29 +180,38 @@ def _fidentity(f: IO[bytes]) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _open_files(path: str) -> list[IO[bytes]]:
-    """``LOG.<n>`` ... ``LOG.1``, ``LOG``, opened oldest first.  Open files keep their content
-    when the writer rotates, so the set is checked against a rotation racing with us: ``LOG`` must
-    still be the file we opened, or we start again."""
-    for _ in range(50):
+def _open_files(path: str, after: tuple[int, int] | None = None) -> list[IO[bytes]]:
+    """Open the log's files, oldest first: ``LOG.<n>`` ... ``LOG.1``, ``LOG``; with ``after`` (a
+    file's identity), only those the writer started after that file (all of them if it is gone).
+
+    Open files keep their content when the writer rotates, so the set is checked against a
+    rotation racing with us: every file must still be at the name it was opened under, or we
+    start again."""
+    for _ in range(100):
+        names: list[str] = []  # newest first
+        index = 0
+        while True:
+            name = rotated_path(path, index)
+            ident = _identity(name)
+            if ident is not None and ident == after:
+                break
+            if ident is None and index > 0:  # (a missing LOG: the writer is between rename and create)
+                break
+            if ident is not None:
+                names.append(name)
+            index += 1
+        names.reverse()
         files: list[IO[bytes]] = []
-        current: IO[bytes] | None = None
         try:
-            current = open(path, "rb")
+            for name in names:
+                files.append(open(name, "rb"))
         except FileNotFoundError:
             pass
-        index = 1
-        while True:
-            try:
-                files.append(open(rotated_path(path, index), "rb"))
-            except FileNotFoundError:
-                break
-            index += 1
-        now = _identity(path)
-        if (now is None and current is None) or (current is not None and now == _fidentity(current)):
-            files.reverse()
-            return files + ([current] if current is not None else [])
-        for f in files + ([current] if current is not None else []):
+        else:
+            stable = all(_identity(n) == _fidentity(f) for n, f in zip(names, files))
+            if stable and (not names or names[-1] == path or _identity(path) is None):
+                return files
+        for f in files:
             f.close()
     raise InvalidParameter(f"the log {path} rotates too fast to be read")
 
@@ -283,6 +292,8 @@ class LogCursor:
             if remaining == 0 or index == 0:
                 f.seek(start)
                 self._drop_before(index)
+                for newer in self.files[index + 1:]:
+                    newer.seek(0)  # type: ignore[union-attr]  (the scan moved them)
                 return
 
     def _drop_before(self, index: int) -> None:
@@ -306,13 +317,12 @@ class LogCursor:
         if now is None:
             return False
         last = self.files[-1] if self.files else None
-        if last is not None and _fidentity(last) == now:
+        mine = _fidentity(last) if last is not None else None
+        if mine == now:
             return False
-        try:
-            self.files.append(open(self.path, "rb"))
-        except FileNotFoundError:
-            return False
-        return True
+        newer = _open_files(self.path, mine)  # more than one if we fell several rotations behind
+        self.files.extend(newer)
+        return bool(newer)
 
     def lines(self, limit: int) -> tuple[list[bytes], bool]:
         """Complete lines, about ``limit`` bytes of them; and whether the end was reached."""
