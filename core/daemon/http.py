@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import re
+import select
 import struct
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -202,8 +203,18 @@ async def write_message(response: web.StreamResponse, message: dict) -> None:
 
 
 def client_gone(request: web.Request) -> bool:
+    """Whether the client closed its connection.  A hijacked one (attach, exec) stays open on the
+    client's half-close, so its socket is asked: POLLHUP means both directions are shut (on a unix
+    socket, the client closed it; a TCP peer's plain close shows only once we write to it)."""
     transport = request.transport
-    return transport is None or transport.is_closing()
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), 0)  # POLLHUP and POLLERR are reported whatever is asked
+    return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
 
 @asynccontextmanager

@@ -44,11 +44,11 @@ async def start(request: web.Request) -> web.StreamResponse:
             return conn.response
         async with cancel_when_client_leaves(request):
             await splice(conn, sock, bool(instance.config.get("AttachStdin")))
-        # the client asks for the exit code as soon as the stream ends: have it recorded first
-        try:
-            await asyncio.wait_for(instance.done.wait(), 10)
-        except asyncio.TimeoutError:
-            pass
+            # the client asks for the exit code as soon as the stream ends: have it recorded first
+            try:
+                await asyncio.wait_for(instance.done.wait(), 10)
+            except asyncio.TimeoutError:
+                pass
     except (ConnectionResetError, BrokenPipeError):
         pass
     except DockyardError as exc:

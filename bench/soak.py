@@ -1,0 +1,470 @@
+"""Soak: many clients that leave at random moments, against a daemon started as users start it.
+
+    python -m bench.soak [--clients 16] [--minutes 10] [--seed 1] [--storage-driver vfs] [--json FILE]
+
+Starts a daemon with the ``dockyard`` console script (own data root, socket and bridge), a registry
+(``python -m dockyard.registry``) holding one image, and three long-running containers: two chatty
+ones (one steady, one in bursts, both with rotated logs) and a quiet one.  Then ``--clients``
+threads, for ``--minutes``, each pick at random: run (attach, start, wait; with --rm or not),
+logs -f, attach, exec, stats, events, export, cp (archive GET and PUT), build, pull, plain
+queries, and requests dropped as soon as they are sent (create, start, stop, kill).  Every
+stream is cut off at a random moment.  Meanwhile ``/_ping`` is timed every 100 ms and the
+daemon's memory and open files are sampled.
+
+Then every container the clients made is removed and the report gives: daemon RSS over time,
+``/_ping`` p50/p99/max, answers by status code (connection errors apart), and what is left over
+(containers, mounts under the data root, veths on the bridge, network namespaces, shims, and the
+daemon's open files against its idle count).  Targets (issue #10): the daemon never dies, no 5xx,
+``/_ping`` p99 under 100 ms, RSS growth under 20 MB, nothing left over, open files back to idle.
+The exit status is 0 when every target is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.conftest import (DOCKER, Daemon, bridge_name, busybox_rootfs_tar,  # noqa: E402
+                                        remove_bridge, start_daemon)
+from tests.integration.probes import open_fds, ping, rss_bytes  # noqa: E402
+from tests.registry.conftest import start_registry  # noqa: E402
+from tests.registry.images import image_config, layer_tar, sha256  # noqa: E402
+
+UPGRADE = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
+
+
+class Tally:
+    """Answers by status code (and connection errors), thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.codes: collections.Counter[str] = collections.Counter()
+        self.ops: collections.Counter[str] = collections.Counter()
+        self.server_errors: list[str] = []
+
+    def status(self, op: str, code: int | str, detail: str = "") -> None:
+        with self.lock:
+            self.codes[str(code)] += 1
+            if isinstance(code, int) and code >= 500 and len(self.server_errors) < 20:
+                self.server_errors.append(f"{op}: {code} {detail[:200]}")
+
+    def op(self, name: str) -> None:
+        with self.lock:
+            self.ops[name] += 1
+
+
+class Client(threading.Thread):
+    def __init__(self, number: int, soak: "Soak", seed: int) -> None:
+        super().__init__(name=f"client-{number}", daemon=True)
+        self.number = number
+        self.soak = soak
+        self.rng = random.Random(seed * 1000 + number)
+        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=str(soak.daemon.socket)), base_url="http://d",
+                                 timeout=120)
+        self.counter = 0
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def call(self, op: str, method: str, path: str, **kw) -> httpx.Response | None:
+        try:
+            response = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            self.soak.tally.status(op, f"conn:{type(exc).__name__}")
+            return None
+        self.soak.tally.status(op, response.status_code, response.text)
+        return response
+
+    def stream(self, op: str, method: str, path: str, body: bytes = b"", headers: str = "",
+               seconds: float | None = None, until: bytes | None = None) -> bytes:
+        """Open a stream, read it for a random time (or until ``until`` shows), then leave."""
+        seconds = self.rng.uniform(0, 2.0) if seconds is None else seconds
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(0.2)
+        got = b""
+        try:
+            s.connect(str(self.soak.daemon.socket))
+            head = f"{method} {path} HTTP/1.1\r\nHost: d\r\n{headers}"
+            if body:
+                head += f"Content-Type: application/x-tar\r\nContent-Length: {len(body)}\r\n"
+            s.sendall(head.encode() + b"\r\n" + body)
+            deadline = time.monotonic() + seconds
+            status_seen = False
+            while time.monotonic() < deadline:
+                try:
+                    chunk = s.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                if len(got) < 4096:
+                    got += chunk[:4096]
+                if not status_seen and b"\r\n" in got:
+                    status_seen = True
+                    self.soak.tally.status(op, int(got.split(b" ", 2)[1]), got.decode(errors="replace"))
+                if until is not None and until in got:
+                    break
+        except OSError as exc:
+            self.soak.tally.status(op, f"conn:{type(exc).__name__}")
+        finally:
+            s.close()
+        return got
+
+    def drop(self, op: str, method: str, path: str, body: bytes = b"") -> None:
+        """Send a request and leave at once, without the answer."""
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(self.soak.daemon.socket))
+            head = f"{method} {path} HTTP/1.1\r\nHost: d\r\n"
+            if body:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            s.sendall(head.encode() + b"\r\n" + body)
+            time.sleep(self.rng.uniform(0, 0.05))
+        except OSError as exc:
+            self.soak.tally.status(op, f"conn:{type(exc).__name__}")
+        finally:
+            s.close()
+
+    def name(self, kind: str) -> str:
+        self.counter += 1
+        return f"soak-{kind}-{self.number}-{self.counter}"
+
+    # -- operations ---------------------------------------------------------------------------------------
+
+    def op_run(self) -> None:
+        cmd = self.rng.choice([["echo", "hello"], ["sh", "-c", "yes soak | head -c 300000"], ["sleep", "0.5"],
+                               ["sh", "-c", "echo err >&2; exit 3"]])
+        remove = self.rng.random() < 0.5
+        created = self.call("run", "POST", f"/containers/create?name={self.name('run')}",
+                            json={"Image": "busybox", "Cmd": cmd, "AttachStdout": True, "AttachStderr": True,
+                                  "HostConfig": {"AutoRemove": remove}})
+        if created is None or created.status_code != 201:
+            return
+        cid = created.json()["Id"]
+        attach = threading.Thread(target=self.stream, args=("run-attach", "POST",
+                                                            f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1"),
+                                  kwargs={"headers": UPGRADE})
+        attach.start()
+        time.sleep(0.05)
+        self.call("run", "POST", f"/containers/{cid}/start")
+        if self.rng.random() < 0.5:
+            self.stream("run-wait", "POST", f"/containers/{cid}/wait")
+        else:
+            self.call("run", "POST", f"/containers/{cid}/wait")
+        attach.join()
+        if not remove:
+            self.call("run", "DELETE", f"/containers/{cid}?force=1")
+
+    def op_logs(self) -> None:
+        target = self.rng.choice(self.soak.chatty)
+        tail = self.rng.choice(["all", "10", "1000"])
+        self.stream("logs", "GET", f"/containers/{target}/logs?stdout=1&stderr=1&follow=1&tail={tail}")
+
+    def op_attach(self) -> None:
+        target = self.rng.choice(self.soak.chatty)
+        self.stream("attach", "POST", f"/containers/{target}/attach?stream=1&stdout=1&stderr=1", headers=UPGRADE)
+
+    def op_exec(self) -> None:
+        cmd = self.rng.choice([["sh", "-c", "yes exec | head -c 200000"], ["sleep", "1"], ["ls", "-l", "/bin"]])
+        created = self.call("exec", "POST", f"/containers/{self.soak.quiet}/exec",
+                            json={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        if created is None or created.status_code != 201:
+            return
+        self.stream("exec", "POST", f"/exec/{created.json()['Id']}/start", body=b'{"Detach":false,"Tty":false}',
+                    headers=UPGRADE)
+
+    def op_stats(self) -> None:
+        self.stream("stats", "GET", f"/containers/{self.rng.choice(self.soak.chatty)}/stats",
+                    seconds=self.rng.uniform(0, 3))
+
+    def op_events(self) -> None:
+        self.stream("events", "GET", "/events")
+
+    def op_export(self) -> None:
+        self.stream("export", "GET", f"/containers/{self.soak.quiet}/export", seconds=self.rng.uniform(0, 0.5))
+
+    def op_cp(self) -> None:
+        if self.rng.random() < 0.5:
+            self.stream("cp-get", "GET", f"/containers/{self.soak.quiet}/archive?path=/bin",
+                        seconds=self.rng.uniform(0, 0.3))
+            return
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = os.urandom(self.rng.randrange(1, 200_000))
+            info = tarfile.TarInfo(f"cp-{self.number}.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        self.call("cp-put", "PUT", f"/containers/{self.soak.quiet}/archive?path=/tmp", content=buf.getvalue(),
+                  headers={"Content-Type": "application/x-tar"})
+
+    def op_build(self) -> None:
+        dockerfile = f"FROM busybox\nRUN echo {self.rng.random()} > /stamp && sleep 0.3\nCMD cat /stamp\n".encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+        self.stream("build", "POST", f"/build?rm=1&forcerm=1&t=soak-build:{self.number}", body=buf.getvalue(),
+                    seconds=self.rng.uniform(0, 6))
+
+    def op_pull(self) -> None:
+        self.stream("pull", "POST", f"/images/create?fromImage={self.soak.pull_ref}&tag=latest",
+                    seconds=self.rng.uniform(0, 3))
+
+    def op_query(self) -> None:
+        path = self.rng.choice(["/containers/json?all=1", "/images/json", "/info", "/version",
+                                f"/containers/{self.soak.quiet}/json", "/volumes", "/networks"])
+        self.call("query", "GET", path)
+
+    def op_drop(self) -> None:
+        """State changes whose clients leave before the answer."""
+        name = self.name("drop")
+        body = json.dumps({"Image": "busybox", "Cmd": ["sleep", "2"]}).encode()
+        self.drop("drop-create", "POST", f"/containers/create?name={name}", body)
+        time.sleep(0.2)
+        self.drop("drop-start", "POST", f"/containers/{name}/start")
+        time.sleep(self.rng.uniform(0, 0.5))
+        self.drop("drop-stop", "POST", f"/containers/{name}/" + self.rng.choice(["stop?t=1", "kill"]))
+        time.sleep(0.3)
+        self.call("drop-rm", "DELETE", f"/containers/{name}?force=1")
+
+    OPS = [("run", 4), ("logs", 3), ("attach", 2), ("exec", 3), ("stats", 2), ("events", 2), ("export", 1),
+           ("cp", 2), ("build", 1), ("pull", 1), ("query", 4), ("drop", 2)]
+
+    def run(self) -> None:
+        names, weights = zip(*self.OPS)
+        while time.monotonic() < self.soak.deadline and not self.soak.dead.is_set():
+            op = self.rng.choices(names, weights)[0]
+            self.soak.tally.op(op)
+            try:
+                getattr(self, f"op_{op}")()
+            except Exception as exc:  # noqa: BLE001 - a harness bug must not hide the figures
+                self.soak.tally.status(op, f"harness:{type(exc).__name__}")
+        self.http.close()
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.root = Path(tempfile.mkdtemp(prefix="dockyard-soak-"))
+        self.tally = Tally()
+        self.dead = threading.Event()
+        self.pings: list[float] = []
+        self.ping_failures = 0
+        self.samples: list[tuple[float, int, int]] = []  # (seconds into the run, RSS, open fds)
+        self.deadline = 0.0
+        self.chatty: list[str] = []
+        self.quiet = ""
+        self.pull_ref = ""
+        self.daemon: Daemon
+        self.registry = None
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        os.environ["DOCKYARD_TEST_STORAGE_DRIVER"] = self.args.storage_driver
+        self.daemon = start_daemon(self.root / "daemon")
+        d = self.daemon
+        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
+        assert result.returncode == 0, result.stderr.decode()
+        self.registry = start_registry(self.root / "registry")
+        self.pull_ref = f"{self.registry.host}/soak"
+        self._push_image(self.pull_ref.split("/", 1)[1], 8 << 20)
+        runs = [("chatty-steady", ["--log-opt", "max-size=1m", "--log-opt", "max-file=3"],
+                 ["sh", "-c", "i=0; while true; do echo steady line $i; i=$((i+1)); usleep 2000; done"]),
+                ("chatty-burst", ["--log-opt", "max-size=2m", "--log-opt", "max-file=2"],
+                 ["sh", "-c", "while true; do seq 1 20000; sleep 2; done"]),
+                ("quiet", [], ["sleep", "1000000"])]
+        for name, options, cmd in runs:
+            result = d.docker("run", "-d", "--name", name, *options, "busybox", *cmd)
+            assert result.returncode == 0, result.stderr.decode()
+        self.chatty = ["chatty-steady", "chatty-burst"]
+        self.quiet = "quiet"
+
+    def _push_image(self, name: str, size: int) -> None:
+        layer = layer_tar({"data.bin": os.urandom(size)})
+        blob = gzip.compress(layer, compresslevel=1, mtime=0)
+        config = image_config([sha256(layer)])
+        assert self.registry is not None
+        with httpx.Client(base_url=self.registry.url, timeout=60) as http:
+            for data in (config, blob):
+                r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
+                assert r.status_code == 201, r.text
+            manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                   "size": len(config), "digest": sha256(config)},
+                        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                    "size": len(blob), "digest": sha256(blob)}]}
+            r = http.put(f"/v2/{name}/manifests/latest", content=json.dumps(manifest),
+                         headers={"Content-Type": manifest["mediaType"]})
+            assert r.status_code == 201, r.text
+
+    # -- watching ---------------------------------------------------------------------------------------------
+
+    def pinger(self) -> None:
+        while time.monotonic() < self.deadline and not self.dead.is_set():
+            try:
+                self.pings.append(ping(self.daemon.socket, timeout=10))
+            except (OSError, AssertionError):
+                self.ping_failures += 1
+                if self.daemon.process.poll() is not None:
+                    self.dead.set()
+            time.sleep(0.1)
+
+    def sampler(self, start: float) -> None:
+        pid = self.daemon.process.pid
+        while time.monotonic() < self.deadline and not self.dead.is_set():
+            try:
+                self.samples.append((time.monotonic() - start, rss_bytes(pid), open_fds(pid)))
+            except OSError:
+                self.dead.set()
+            time.sleep(self.args.sample)
+
+    # -- the run -----------------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        self.setup()
+        d = self.daemon
+        pid = d.process.pid
+        time.sleep(2)
+        idle_rss, idle_fds = rss_bytes(pid), open_fds(pid)
+        netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        start = time.monotonic()
+        self.deadline = start + self.args.minutes * 60
+        threads = [threading.Thread(target=self.pinger, daemon=True),
+                   threading.Thread(target=self.sampler, args=(start,), daemon=True)]
+        threads += [Client(n, self, self.args.seed) for n in range(self.args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        alive = d.process.poll() is None
+        report: dict = {"clients": self.args.clients, "minutes": self.args.minutes, "alive": alive,
+                        "ops": dict(self.tally.ops), "codes": dict(sorted(self.tally.codes.items())),
+                        "server_errors": self.tally.server_errors, "ping_failures": self.ping_failures}
+        if self.pings:
+            ordered = sorted(self.pings)
+            report["ping_ms"] = {"count": len(ordered), "p50": 1000 * statistics.median(ordered),
+                                 "p99": 1000 * ordered[int(0.99 * (len(ordered) - 1))], "max": 1000 * ordered[-1]}
+        report["rss_mb_over_time"] = [(round(t), round(rss / 2**20, 1), fds) for t, rss, fds in self.samples]
+        if alive:
+            report.update(self.cleanup_and_count(idle_rss, idle_fds, netns_before))
+        return report
+
+    def cleanup_and_count(self, idle_rss: int, idle_fds: int, netns_before: set[str]) -> dict:
+        d = self.daemon
+        pid = d.process.pid
+        http = httpx.Client(transport=httpx.HTTPTransport(uds=str(d.socket)), base_url="http://d", timeout=120)
+        keep = {"chatty-steady", "chatty-burst", "quiet"}
+        for c in http.get("/containers/json?all=1").json():
+            if c["Names"][0].lstrip("/") not in keep:
+                http.delete(f"/containers/{c['Id']}?force=1")
+        for image in http.get("/images/json").json():
+            if "busybox:latest" not in (image.get("RepoTags") or []):
+                http.delete(f"/images/{image['Id']}?force=1")
+        time.sleep(3)  # the last streams' threads and the removed containers' watchers wind down
+        end_rss, end_fds = rss_bytes(pid), open_fds(pid)
+        # then the long-running ones too: what is left afterwards must be nothing
+        for name in keep:
+            http.delete(f"/containers/{name}?force=1")
+        time.sleep(1)
+        containers = http.get("/containers/json?all=1").json()
+        http.close()
+        data_root = str(self.root / "daemon" / "data")
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(data_root)]
+        veths = subprocess.run(["ip", "-o", "link", "show", "master", bridge_name(self.root / "daemon")],
+                               capture_output=True, text=True).stdout.split("\n")
+        netns = (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) - netns_before
+        shims = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != pid:
+                try:
+                    if data_root.encode() in (proc / "cmdline").read_bytes():
+                        shims.append(int(proc.name))
+                except OSError:
+                    pass
+        return {"idle_rss_mb": round(idle_rss / 2**20, 1), "end_rss_mb": round(end_rss / 2**20, 1),
+                "rss_growth_mb": round((end_rss - idle_rss) / 2**20, 1), "idle_fds": idle_fds, "end_fds": end_fds,
+                "final_fds": open_fds(pid),
+                "leftovers": {"containers": len(containers), "mounts": mounts,
+                              "veths": [v for v in veths if v.strip()], "netns": sorted(netns), "shims": shims}}
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "daemon", None) is not None:
+                self.daemon.stop()
+        finally:
+            if self.registry is not None:
+                self.registry.stop()
+            remove_bridge(self.root / "daemon")
+            for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+                if line.split()[1].startswith(str(self.root)):
+                    subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def verdict(report: dict) -> list[str]:
+    failures = []
+    if not report["alive"]:
+        failures.append("the daemon died")
+    fives = {code: n for code, n in report["codes"].items() if code.isdigit() and int(code) >= 500}
+    if fives:
+        failures.append(f"5xx answers: {fives}")
+    if report.get("ping_ms", {}).get("p99", 1e9) >= 100:
+        failures.append(f"/_ping p99 {report.get('ping_ms', {}).get('p99', 'n/a')} ms >= 100 ms")
+    if report.get("rss_growth_mb", 1e9) >= 20:
+        failures.append(f"RSS grew by {report.get('rss_growth_mb')} MB")
+    left = report.get("leftovers", {})
+    if any(left.get(k) for k in ("containers", "mounts", "veths", "netns", "shims")):
+        failures.append(f"leftovers: {left}")
+    if report.get("end_fds", 1e9) > report.get("idle_fds", -1):
+        failures.append(f"open files {report.get('end_fds')} > idle {report.get('idle_fds')}")
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample", type=float, default=10.0, help="seconds between memory samples")
+    parser.add_argument("--storage-driver", default=os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs"))
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args()
+    assert DOCKER, "the docker CLI is needed (it sets up the long-running containers)"
+    soak = Soak(args)
+    try:
+        report = soak.run()
+    finally:
+        soak.close()
+    failures = verdict(report)
+    report["verdict"] = failures or "every target met"
+    text = json.dumps(report, indent=1)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
