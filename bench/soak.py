@@ -44,13 +44,37 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dockyard.netns import name_for as netns_name  # noqa: E402
 from tests.integration.conftest import (DOCKER, Daemon, bridge_name, busybox_rootfs_tar,  # noqa: E402
                                         remove_bridge, start_daemon)
-from tests.integration.probes import open_fds, ping, rss_bytes  # noqa: E402
+from tests.integration.probes import cpu_seconds, open_fds, rss_bytes  # noqa: E402
 from tests.registry.conftest import start_registry  # noqa: E402
 from tests.registry.images import image_config, layer_tar, sha256  # noqa: E402
 
 UPGRADE = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
+#: times GET /_ping of the daemon (argv 1) and of the reference server (argv 2), in turn, every 50 ms
+PINGER = """
+import sys, time
+from pathlib import Path
+from tests.integration.probes import ping
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    for which, path in (("d", sys.argv[1]), ("r", sys.argv[2])):
+        try:
+            print(which, ping(Path(path), timeout=10), flush=True)
+        except (OSError, AssertionError):
+            print(which, "fail", flush=True)
+        time.sleep(0.05)
+"""
+#: the reference: an aiohttp server doing nothing but answer /_ping, in a process of its own, so
+#: its figures are what this machine's load alone does to a ping
+REFERENCE = """
+import sys
+from aiohttp import web
+app = web.Application()
+app.router.add_get("/_ping", lambda request: web.Response(text="OK"))
+web.run_app(app, path=sys.argv[1], print=None)
+"""
 
 
 class Tally:
@@ -61,12 +85,16 @@ class Tally:
         self.codes: collections.Counter[str] = collections.Counter()
         self.ops: collections.Counter[str] = collections.Counter()
         self.server_errors: list[str] = []
+        #: a few examples of each 4xx, to tell expected refusals from bugs
+        self.refusals: dict[str, list[str]] = collections.defaultdict(list)
 
     def status(self, op: str, code: int | str, detail: str = "") -> None:
         with self.lock:
             self.codes[str(code)] += 1
             if isinstance(code, int) and code >= 500 and len(self.server_errors) < 20:
                 self.server_errors.append(f"{op}: {code} {detail[:200]}")
+            if isinstance(code, int) and 400 <= code < 500 and len(self.refusals[str(code)]) < 5:
+                self.refusals[str(code)].append(f"{op}: {detail[-160:]}")
 
     def op(self, name: str) -> None:
         with self.lock:
@@ -216,7 +244,7 @@ class Client(threading.Thread):
         self.call("cp-put", "PUT", f"/containers/{self.soak.quiet}/archive?path=/tmp", content=buf.getvalue(),
                   headers={"Content-Type": "application/x-tar"})
 
-    def op_build(self) -> None:
+    def op_build(self, seconds: float | None = None) -> None:
         dockerfile = f"FROM busybox\nRUN echo {self.rng.random()} > /stamp && sleep 0.3\nCMD cat /stamp\n".encode()
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -224,16 +252,18 @@ class Client(threading.Thread):
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
         self.stream("build", "POST", f"/build?rm=1&forcerm=1&t=soak-build:{self.number}", body=buf.getvalue(),
-                    seconds=self.rng.uniform(0, 6))
+                    seconds=self.rng.uniform(0, 6) if seconds is None else seconds, until=b"Successfully tagged")
 
     def op_pull(self) -> None:
         self.stream("pull", "POST", f"/images/create?fromImage={self.soak.pull_ref}&tag=latest",
                     seconds=self.rng.uniform(0, 3))
 
-    def op_query(self) -> None:
-        path = self.rng.choice(["/containers/json?all=1", "/images/json", "/info", "/version",
-                                f"/containers/{self.soak.quiet}/json", "/volumes", "/networks"])
-        self.call("query", "GET", path)
+    QUERIES = ["/containers/json?all=1", "/images/json", "/info", "/version", "/containers/{quiet}/json",
+               "/volumes", "/networks", "/containers/{quiet}/top", "/containers/{quiet}/changes"]
+
+    def op_query(self, path: str | None = None) -> None:
+        path = path or self.rng.choice(self.QUERIES)
+        self.call("query", "GET", path.format(quiet=self.soak.quiet))
 
     def op_drop(self) -> None:
         """State changes whose clients leave before the answer."""
@@ -249,6 +279,18 @@ class Client(threading.Thread):
 
     OPS = [("run", 4), ("logs", 3), ("attach", 2), ("exec", 3), ("stats", 2), ("events", 2), ("export", 1),
            ("cp", 2), ("build", 1), ("pull", 1), ("query", 4), ("drop", 2)]
+
+    def warm_up(self) -> None:
+        """Every operation once: what the daemon loads or opens once for good (modules, the build
+        cache's database) is then part of the idle figures, not of the growth."""
+        for name, _ in self.OPS:
+            if name == "build":
+                self.op_build(seconds=60)
+            elif name == "query":
+                for path in self.QUERIES:
+                    self.op_query(path)
+            else:
+                getattr(self, f"op_{name}")()
 
     def run(self) -> None:
         names, weights = zip(*self.OPS)
@@ -269,21 +311,33 @@ class Soak:
         self.tally = Tally()
         self.dead = threading.Event()
         self.pings: list[float] = []
+        self.reference_pings: list[float] = []
+        self.reference_socket = self.root / "reference.sock"
+        self.reference: subprocess.Popen | None = None
         self.ping_failures = 0
-        self.samples: list[tuple[float, int, int]] = []  # (seconds into the run, RSS, open fds)
+        #: (seconds into the run, RSS, open fds, CPU share since the last sample)
+        self.samples: list[tuple[float, int, int, float]] = []
         self.deadline = 0.0
         self.chatty: list[str] = []
         self.quiet = ""
         self.pull_ref = ""
         self.daemon: Daemon
         self.registry = None
+        #: every container the daemon made (from its event stream): their network namespaces are
+        #: told from other daemons' (/run/netns is the host's) by these IDs
+        self.container_ids: set[str] = set()
+        self.started = time.monotonic()
+        self.recorder_end = ""
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        os.environ["DOCKYARD_TEST_STORAGE_DRIVER"] = self.args.storage_driver
-        self.daemon = start_daemon(self.root / "daemon")
+        (self.root / "daemon").mkdir()
+        self.daemon = start_daemon(self.root / "daemon", ("--storage-driver", self.args.storage_driver,
+                                                          *(("--debug",) if self.args.debug else ())))
         d = self.daemon
+        threading.Thread(target=self.recorder, daemon=True).start()
+        self.reference = subprocess.Popen([sys.executable, "-c", REFERENCE, str(self.reference_socket)])
         result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
         assert result.returncode == 0, result.stderr.decode()
         self.registry = start_registry(self.root / "registry")
@@ -320,22 +374,43 @@ class Soak:
 
     # -- watching ---------------------------------------------------------------------------------------------
 
+    def recorder(self) -> None:
+        """Follow /events from set-up to the end, noting every container created."""
+        transport = httpx.HTTPTransport(uds=str(self.daemon.socket))
+        try:
+            with httpx.Client(transport=transport, base_url="http://d", timeout=None) as http:
+                with http.stream("GET", "/events", params={"filters": json.dumps({"type": ["container"]})}) as r:
+                    for line in r.iter_lines():
+                        event = json.loads(line)
+                        if event.get("Action") == "create":
+                            self.container_ids.add(event["Actor"]["ID"])
+        except httpx.HTTPError as exc:  # the daemon stopped (the end of the run, or its death: the pinger tells)
+            self.recorder_end = f"{time.monotonic() - self.started:.1f}s: {exc!r}"
+
     def pinger(self) -> None:
-        while time.monotonic() < self.deadline and not self.dead.is_set():
-            try:
-                self.pings.append(ping(self.daemon.socket, timeout=10))
-            except (OSError, AssertionError):
-                self.ping_failures += 1
-                if self.daemon.process.poll() is not None:
-                    self.dead.set()
-            time.sleep(0.1)
+        """Time /_ping every 100 ms from a process of its own (this one's threads would add their
+        own waits for the interpreter lock to the figures)."""
+        seconds = max(0.0, self.deadline - time.monotonic())
+        child = subprocess.run([sys.executable, "-c", PINGER, str(self.daemon.socket), str(self.reference_socket),
+                                str(seconds)], capture_output=True, text=True, cwd=REPO)
+        for line in child.stdout.splitlines():
+            which, value = line.split()
+            if value == "fail":
+                self.ping_failures += which == "d"
+            else:
+                (self.pings if which == "d" else self.reference_pings).append(float(value))
+        if self.daemon.process.poll() is not None:
+            self.dead.set()
 
     def sampler(self, start: float) -> None:
         pid = self.daemon.process.pid
+        last_cpu, last_t = cpu_seconds(pid), time.monotonic()
         while time.monotonic() < self.deadline and not self.dead.is_set():
             try:
-                self.samples.append((time.monotonic() - start, rss_bytes(pid), open_fds(pid)))
-            except OSError:
+                cpu, now = cpu_seconds(pid), time.monotonic()
+                self.samples.append((now - start, rss_bytes(pid), open_fds(pid), (cpu - last_cpu) / (now - last_t)))
+                last_cpu, last_t = cpu, now
+            except (OSError, ZeroDivisionError):
                 self.dead.set()
             time.sleep(self.args.sample)
 
@@ -345,9 +420,20 @@ class Soak:
         self.setup()
         d = self.daemon
         pid = d.process.pid
-        time.sleep(2)
-        idle_rss, idle_fds = rss_bytes(pid), open_fds(pid)
-        netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        # a first round of every operation by every client at once: what the daemon sets up once for
+        # good (modules, the build cache's database, its worker threads and what drivers keep per
+        # thread) belongs to its idle state, not to the growth measured below
+        warm = [Client(self.args.clients + n, self, self.args.seed) for n in range(self.args.clients)]
+        runners = [threading.Thread(target=c.warm_up) for c in warm]
+        for t in runners:
+            t.start()
+        for t in runners:
+            t.join()
+        for c in warm:
+            c.http.close()
+        time.sleep(3)
+        idle_rss, idle_fds, self.idle_targets = rss_bytes(pid), open_fds(pid), fd_targets(pid)
+        self.idle_sockets = socket_inodes(pid)
         start = time.monotonic()
         self.deadline = start + self.args.minutes * 60
         threads = [threading.Thread(target=self.pinger, daemon=True),
@@ -360,17 +446,25 @@ class Soak:
         alive = d.process.poll() is None
         report: dict = {"clients": self.args.clients, "minutes": self.args.minutes, "alive": alive,
                         "ops": dict(self.tally.ops), "codes": dict(sorted(self.tally.codes.items())),
-                        "server_errors": self.tally.server_errors, "ping_failures": self.ping_failures}
-        if self.pings:
-            ordered = sorted(self.pings)
-            report["ping_ms"] = {"count": len(ordered), "p50": 1000 * statistics.median(ordered),
-                                 "p99": 1000 * ordered[int(0.99 * (len(ordered) - 1))], "max": 1000 * ordered[-1]}
-        report["rss_mb_over_time"] = [(round(t), round(rss / 2**20, 1), fds) for t, rss, fds in self.samples]
+                        "server_errors": self.tally.server_errors, "refusals": dict(self.tally.refusals),
+                        "ping_failures": self.ping_failures}
+        for key, values in (("ping_ms", self.pings), ("reference_ping_ms", self.reference_pings)):
+            if values:
+                ordered = sorted(values)
+                report[key] = {"count": len(ordered), "p50": round(1000 * statistics.median(ordered), 2),
+                               "p99": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 2),
+                               "max": round(1000 * ordered[-1], 2)}
+        if self.pings and self.reference_pings:
+            report["ping_p99_vs_reference"] = round(report["ping_ms"]["p99"] / report["reference_ping_ms"]["p99"], 2)
+        report["samples"] = {"columns": ["s", "rss_mb", "fds", "cpu"],
+                             "rows": [(round(t), round(rss / 2**20, 1), fds, round(cpu, 2))
+                                      for t, rss, fds, cpu in self.samples]}
+        report["load_average"] = os.getloadavg()
         if alive:
-            report.update(self.cleanup_and_count(idle_rss, idle_fds, netns_before))
+            report.update(self.cleanup_and_count(idle_rss, idle_fds))
         return report
 
-    def cleanup_and_count(self, idle_rss: int, idle_fds: int, netns_before: set[str]) -> dict:
+    def cleanup_and_count(self, idle_rss: int, idle_fds: int) -> dict:
         d = self.daemon
         pid = d.process.pid
         http = httpx.Client(transport=httpx.HTTPTransport(uds=str(d.socket)), base_url="http://d", timeout=120)
@@ -381,9 +475,17 @@ class Soak:
         for image in http.get("/images/json").json():
             if "busybox:latest" not in (image.get("RepoTags") or []):
                 http.delete(f"/images/{image['Id']}?force=1")
-        time.sleep(3)  # the last streams' threads and the removed containers' watchers wind down
+        http.close()  # (its own connection is no leftover)
+        # the last streams' threads and the removed containers' watchers wind down
+        settle = time.monotonic()
+        while open_fds(pid) > idle_fds and time.monotonic() - settle < 10:
+            time.sleep(0.2)
+        settled_in = round(time.monotonic() - settle, 1)
         end_rss, end_fds = rss_bytes(pid), open_fds(pid)
+        extra_fds = dict(fd_targets(pid) - self.idle_targets)
+        extra_sockets = socket_peers(pid, socket_inodes(pid) - self.idle_sockets)
         # then the long-running ones too: what is left afterwards must be nothing
+        http = httpx.Client(transport=httpx.HTTPTransport(uds=str(d.socket)), base_url="http://d", timeout=120)
         for name in keep:
             http.delete(f"/containers/{name}?force=1")
         time.sleep(1)
@@ -394,7 +496,8 @@ class Soak:
                   if line.split()[1].startswith(data_root)]
         veths = subprocess.run(["ip", "-o", "link", "show", "master", bridge_name(self.root / "daemon")],
                                capture_output=True, text=True).stdout.split("\n")
-        netns = (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) - netns_before
+        ours = {netns_name(cid) for cid in self.container_ids}
+        netns = (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) & ours
         shims = []
         for proc in Path("/proc").iterdir():
             if proc.name.isdigit() and int(proc.name) != pid:
@@ -405,22 +508,122 @@ class Soak:
                     pass
         return {"idle_rss_mb": round(idle_rss / 2**20, 1), "end_rss_mb": round(end_rss / 2**20, 1),
                 "rss_growth_mb": round((end_rss - idle_rss) / 2**20, 1), "idle_fds": idle_fds, "end_fds": end_fds,
-                "final_fds": open_fds(pid),
+                "fds_settled_in_s": settled_in,
+                "final_fds": open_fds(pid), "extra_fds": extra_fds, "extra_sockets": extra_sockets,
+                "containers_made": len(self.container_ids),
                 "leftovers": {"containers": len(containers), "mounts": mounts,
                               "veths": [v for v in veths if v.strip()], "netns": sorted(netns), "shims": shims}}
 
     def close(self) -> None:
+        """Containers outlive their daemon: remove them through it first; then kill whatever of
+        this run still lives (a dead daemon's shims and containers) before unmounting."""
+        if self.args.daemon_log and (self.root / "daemon" / "daemon.stderr").exists():
+            shutil.copy(self.root / "daemon" / "daemon.stderr", self.args.daemon_log)
+        try:
+            if getattr(self, "daemon", None) is not None and self.daemon.process.poll() is None:
+                transport = httpx.HTTPTransport(uds=str(self.daemon.socket))
+                with httpx.Client(transport=transport, base_url="http://d", timeout=60) as http:
+                    for c in http.get("/containers/json?all=1").json():
+                        http.delete(f"/containers/{c['Id']}?force=1")
+        except httpx.HTTPError as exc:
+            print(f"soak: removing the containers failed: {exc}", file=sys.stderr)
         try:
             if getattr(self, "daemon", None) is not None:
                 self.daemon.stop()
         finally:
             if self.registry is not None:
                 self.registry.stop()
+            if self.reference is not None:
+                self.reference.kill()
+                self.reference.wait()
+            kill_tree(str(self.root).encode())
             remove_bridge(self.root / "daemon")
             for line in reversed(Path("/proc/mounts").read_text().splitlines()):
                 if line.split()[1].startswith(str(self.root)):
                     subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def kill_tree(mark: bytes) -> None:
+    """SIGKILL every process whose command line holds ``mark``, and its descendants."""
+    parents: dict[int, list[int]] = collections.defaultdict(list)
+    marked = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if mark in (proc / "cmdline").read_bytes():
+                marked.append(int(proc.name))
+        except OSError:
+            continue
+        parents[parent].append(int(proc.name))
+    while marked:
+        pid = marked.pop()
+        marked += parents.pop(pid, [])
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def fd_targets(pid: int) -> collections.Counter[str]:
+    """What the daemon's open files are (sockets and pipes by kind, files by path)."""
+    kinds: collections.Counter[str] = collections.Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kinds[target.split(":[")[0] if ":[" in target else target] += 1
+    return kinds
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def socket_peers(pid: int, inodes: set[str]) -> list[str]:
+    """For the daemon's sockets ``inodes``: each one's local address and who holds its peer."""
+    lines = subprocess.run(["ss", "-axpn"], capture_output=True, text=True).stdout.splitlines()[1:]
+    by_inode = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8:
+            by_inode[fields[5]] = (fields[4], fields[7], " ".join(fields[8:]))
+    others = {}  # TCP, UDP, netlink: ss -e prints their inode as ino:N
+    for line in subprocess.run(["ss", "-aepn", "-A", "inet,netlink"], capture_output=True,
+                               text=True).stdout.splitlines():
+        for word in line.split():
+            if word.startswith("ino:"):
+                others[word[4:]] = " ".join(line.split()[:6])
+    out = []
+    for inode in sorted(inodes):
+        if inode in by_inode:
+            local, peer, _ = by_inode[inode]
+            out.append(f"unix {local} -> {by_inode.get(peer, ('', '', '?'))[2][:120]}")
+        else:
+            out.append(others.get(inode) or _proc_net_kind(pid, inode))
+    return out
+
+
+def _proc_net_kind(pid: int, inode: str) -> str:
+    for kind in ("unix", "tcp", "tcp6", "udp", "udp6", "netlink", "raw", "packet"):
+        try:
+            for line in Path(f"/proc/{pid}/net/{kind}").read_text().splitlines()[1:]:
+                if inode in line.split():
+                    return f"{kind}: {' '.join(line.split())[:140]}"
+        except OSError:
+            continue
+    return f"socket {inode} (not in /proc/net: another namespace's)"
 
 
 def verdict(report: dict) -> list[str]:
@@ -450,6 +653,8 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--storage-driver", default=os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs"))
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
+    parser.add_argument("--debug", action="store_true", help="run the daemon with --debug (loop-stall log)")
     args = parser.parse_args()
     assert DOCKER, "the docker CLI is needed (it sets up the long-running containers)"
     soak = Soak(args)

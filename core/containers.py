@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal as signals
 import socket
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,27 @@ class Container:
     @property
     def running(self) -> bool:
         return self.state.running
+
+
+def uninterruptible(method: Any) -> Any:
+    """A state change that the caller's cancellation (its client left, see
+    ``dockyard.daemon.http.cancel_when_client_leaves``) does not cut short: it runs to its end in a
+    task of its own, so a container is never left half-started, half-created or half-removed
+    (a start cancelled after the driver started the process would leave it running unwatched).
+    The caller is released at once; what it then does (remove the container) waits for the
+    container's lock as usual."""
+    @functools.wraps(method)
+    async def run_to_the_end(self: Any, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        task.add_done_callback(_outcome_seen)
+        return await asyncio.shield(task)
+    return run_to_the_end
+
+
+def _outcome_seen(task: asyncio.Future) -> None:
+    """(An outcome nobody awaits any more is not an "exception never retrieved".)"""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a state change whose caller left failed: %s", task.exception())
 
 
 def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -184,6 +206,7 @@ class ContainerService:
         return users
 
     # -- create --------------------------------------------------------------
+    @uninterruptible
     async def create(self, request: CreateRequest, name: str | None) -> dict:
         image_ref = request.image
         if not image_ref:
@@ -293,6 +316,7 @@ class ContainerService:
         shutil.rmtree(self.dir_of(c), ignore_errors=True)
 
     # -- start -----------------------------------------------------------------
+    @uninterruptible
     async def start(self, ref: str) -> None:
         c = self.get(ref)
         try:
@@ -313,7 +337,10 @@ class ContainerService:
             for stdin, stdout, stderr, future in c.pending_attaches:
                 if not future.done():
                     sock = await asyncio.to_thread(self.exec.attach, c.id, stdin, stdout, stderr)
-                    future.set_result(sock)
+                    if future.done():  # its client left meanwhile
+                        sock.close()
+                    else:
+                        future.set_result(sock)
             c.pending_attaches.clear()
             process = await asyncio.to_thread(self.exec.start, c.id)
         except BaseException as exc:
@@ -440,7 +467,12 @@ class ContainerService:
                 status = ExitStatus(exit_code=128, finished_at=_now_dt())
             asyncio.run_coroutine_threadsafe(self._on_exit(c, status), loop)
 
-        threading.Thread(target=wait_for_exit, name=f"wait-{c.id[:12]}", daemon=True).start()
+        self.start_thread(threading.Thread(target=wait_for_exit, name=f"wait-{c.id[:12]}", daemon=True))
+
+    def start_thread(self, thread: threading.Thread) -> None:
+        """Start a thread of its own (a daemon thread: the process it waits for outlives us) from a
+        worker: ``Thread.start`` waits until the thread runs, which under load stalls the loop."""
+        (self.loop or asyncio.get_running_loop()).run_in_executor(None, thread.start)
 
     async def _on_exit(self, c: Container, status: ExitStatus) -> None:
         async with c.lock:
@@ -537,6 +569,7 @@ class ContainerService:
                 waiters.remove(future)
 
     # -- stop / kill / restart -------------------------------------------------------------
+    @uninterruptible
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
         if not c.state.running:
@@ -553,6 +586,7 @@ class ContainerService:
         await c.exited.wait()
         self._event(c, "stop")
 
+    @uninterruptible
     async def kill(self, ref: str, signal: str | int | None = None) -> None:
         c = self.get(ref)
         sig = _signal_number(signal, signals.SIGKILL)
@@ -568,6 +602,7 @@ class ContainerService:
             except asyncio.TimeoutError:
                 raise System(f"container {ids.short(c.id)} did not exit after SIGKILL") from None
 
+    @uninterruptible
     async def restart(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
         if c.state.running:
@@ -578,6 +613,7 @@ class ContainerService:
                 await self._start_unlocked(c)
         self._event(c, "restart")
 
+    @uninterruptible
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
@@ -590,6 +626,7 @@ class ContainerService:
             await self._save(c)
         self._event(c, "pause")
 
+    @uninterruptible
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
@@ -607,12 +644,11 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not running")
         pids = set(await asyncio.to_thread(self.exec.processes, c.id))
         args = ps_args.split() if ps_args else ["-ef"]
-        proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        output, error = await proc.communicate()
+        # (asyncio's subprocesses start a watcher thread each, from the loop: a worker runs ps instead)
+        proc = await asyncio.to_thread(subprocess.run, ["ps", *args], capture_output=True)
         if proc.returncode != 0:
-            raise InvalidParameter(f"Error running ps: {error.decode().strip()}")
-        lines = output.decode().splitlines()
+            raise InvalidParameter(f"Error running ps: {proc.stderr.decode().strip()}")
+        lines = proc.stdout.decode().splitlines()
         titles = lines[0].split()
         if "PID" not in titles:
             raise InvalidParameter("Couldn't find PID field in ps output")
@@ -634,6 +670,7 @@ class ContainerService:
         base.update(await asyncio.to_thread(self.exec.stats, c.id))
         return base
 
+    @uninterruptible
     async def update(self, ref: str, resources: Resources) -> list[str]:
         c = self.get(ref)
         hc = c.host_config.model_copy(update={
@@ -649,6 +686,7 @@ class ContainerService:
         self._event(c, "update")
         return []
 
+    @uninterruptible
     async def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
         name = ids.check_name(new_name)
@@ -665,37 +703,48 @@ class ContainerService:
         self._event(c, "rename", oldName="/" + old)
 
     # -- remove ------------------------------------------------------------------
+    @uninterruptible
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.running:
-            if not force:
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
-                               "attempting removal or force remove")
-            await self.kill(c.id, signals.SIGKILL)
-        async with c.lock:
-            if c.removed:
-                return
-            try:
-                await asyncio.to_thread(self.exec.delete, c.id)
-            except DockyardError as exc:
-                log.warning("exec state of %s: %s", ids.short(c.id), exc)
-            try:
-                await asyncio.to_thread(self.network.remove, c.id)  # rm frees the address and ports
-            except DockyardError as exc:
-                log.warning("network of %s: %s", ids.short(c.id), exc)
-            await asyncio.to_thread(self._remove_files, c)
-            await self._record(self.store.delete_container, c.id)
-            self.containers.pop(c.id, None)
-            if volumes:
-                for m in c.mounts:
-                    if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
-                        await asyncio.to_thread(self.volumes.remove, m.name, [])
-            c.removed = True
-            self._fail_pending(c, NotFound(f"No such container: {c.id}"))
-            for future in c.removed_waiters:
-                if not future.done():
-                    future.set_result(c.state.exit_code)
-            self._event(c, "destroy")
+        while True:
+            if c.state.running:
+                if not force:
+                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                try:
+                    await self.kill(c.id, signals.SIGKILL)
+                except Conflict:
+                    pass  # it exited meanwhile: removing it is all that is left to do
+            async with c.lock:
+                if c.removed:
+                    return
+                if not c.state.running:
+                    await self._remove_unlocked(c, volumes)
+                    return
+            # a start that held the lock finished meanwhile: the container runs again
+
+    async def _remove_unlocked(self, c: Container, volumes: bool) -> None:
+        try:
+            await asyncio.to_thread(self.exec.delete, c.id)
+        except DockyardError as exc:
+            log.warning("exec state of %s: %s", ids.short(c.id), exc)
+        try:
+            await asyncio.to_thread(self.network.remove, c.id)  # rm frees the address and ports
+        except DockyardError as exc:
+            log.warning("network of %s: %s", ids.short(c.id), exc)
+        await asyncio.to_thread(self._remove_files, c)
+        await self._record(self.store.delete_container, c.id)
+        self.containers.pop(c.id, None)
+        if volumes:
+            for m in c.mounts:
+                if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
+                    await asyncio.to_thread(self.volumes.remove, m.name, [])
+        c.removed = True
+        self._fail_pending(c, NotFound(f"No such container: {c.id}"))
+        for future in c.removed_waiters:
+            if not future.done():
+                future.set_result(c.state.exit_code)
+        self._event(c, "destroy")
 
     # -- views -----------------------------------------------------------------
     def inspect(self, ref: str) -> dict:

@@ -8,6 +8,9 @@ module reads it without ever holding it in memory or blocking the event loop:
 * everything streams: batches of at most :data:`BATCH` bytes are read, parsed, filtered and rendered
   in a worker thread, the event loop only writes bytes, and a slow client holds up the reading (one
   batch in memory per stream);
+* parsing is the daemon's most CPU-hungry work and holds the interpreter lock (the JSON decoder
+  never releases it), so at most :data:`PARSERS` batches are parsed at a time: many clients
+  following chatty logs share that throughput instead of starving the event loop of the lock;
 * a plain read stops at the size ``LOG`` had when it began (a container writing faster than the
   client reads cannot make it endless); ``follow`` polls at the end of ``LOG`` and notices a
   rotation (``LOG`` is another inode): it reads the old file to its end, then the new ``LOG``.
@@ -21,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +37,12 @@ from dockyard.timefmt import parse_iso
 
 log = logging.getLogger(__name__)
 
-#: bytes of log read (and rendered) per step of a stream
-BATCH = 256 * 1024
+#: bytes of log read (and rendered) per step of a stream: about a millisecond of decoding, the longest
+#: the event loop may wait for the interpreter lock because of one batch
+BATCH = 64 * 1024
+#: batches parsed at once, whatever the number of streams
+PARSERS = 2
+_parsing = threading.BoundedSemaphore(PARSERS)
 #: backwards-scan block for tail
 BLOCK = 64 * 1024
 #: a "line" longer than this without a newline is not a record (json-file records are < 128 KiB)
@@ -373,16 +381,17 @@ class LogCursor:
         """The next batch, parsed, filtered and rendered; "end" at the end of the log for now,
         "done" past ``until`` (nothing more will be wanted)."""
         lines, at_end = self.lines(limit)
-        entries = _parse_all(lines)
-        if query.stdout and query.stderr and not query.since and not query.until:
-            return b"".join(map(render, entries)), "end" if at_end else "more"
-        out = []
-        for entry in entries:
-            if query.until and entry.time and parse_iso(entry.time) > query.until:
-                return b"".join(out), "done"
-            if query.wants(entry):
-                out.append(render(entry))
-        return b"".join(out), "end" if at_end else "more"
+        with _parsing:
+            entries = _parse_all(lines)
+            if query.stdout and query.stderr and not query.since and not query.until:
+                return b"".join(map(render, entries)), "end" if at_end else "more"
+            out = []
+            for entry in entries:
+                if query.until and entry.time and parse_iso(entry.time) > query.until:
+                    return b"".join(out), "done"
+                if query.wants(entry):
+                    out.append(render(entry))
+            return b"".join(out), "end" if at_end else "more"
 
 
 async def stream_log(path: Path, query: LogQuery, render: Render, *, follow: bool = False,

@@ -787,6 +787,8 @@ class Builder:
         code: int | None = None
         try:
             attach = asyncio.ensure_future(self.containers.attach(cid, False, True, True))
+            # a start that fails (or is cancelled: the client left) fails the attach too; nobody awaits it then
+            attach.add_done_callback(lambda f: f.cancelled() or f.exception())
             await asyncio.sleep(0)  # the attach request is registered before the start
             try:
                 await self.containers.start(cid)

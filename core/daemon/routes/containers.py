@@ -13,8 +13,8 @@ from aiohttp import web
 
 from dockyard import container_files
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, json_response, query_bool,
-                                  query_filters, query_int, read_json, stream_from_thread)
+from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, in_own_thread, json_response,
+                                  query_bool, query_filters, query_int, read_json, stream_from_thread)
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotImplemented
 from dockyard.logs import LogEntry, LogQuery, stream_log
@@ -288,7 +288,7 @@ async def archive_put(request: web.Request) -> web.Response:
         target = container_files.resolve(root, container.mounts, path, follow_last=True)
         read_fd, write_fd = os.pipe()
         reader = os.fdopen(read_fd, "rb")
-        task = asyncio.ensure_future(asyncio.to_thread(container_files.extract, target, path, reader))
+        task = asyncio.ensure_future(in_own_thread(container_files.extract, target, path, reader, name="cp-extract"))
         try:
             with os.fdopen(write_fd, "wb") as pipe:
                 async for chunk in request.content.iter_chunked(1 << 20):

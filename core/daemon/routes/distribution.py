@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_response, json_stream_response,
-                                  query_int, read_json, write_message)
+from dockyard.daemon.http import (add_route, cancel_when_client_leaves, in_own_thread, json_response,
+                                  json_stream_response, query_int, read_json, write_message)
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.transfer import pull_image, push_image
 
@@ -56,7 +56,7 @@ async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.
             raise ClientLeft("the client went away")
         loop.call_soon_threadsafe(queue.put_nowait, message)
 
-    task = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    task = asyncio.ensure_future(in_own_thread(work, progress, name="transfer"))
     response: web.StreamResponse | None = None
 
     async def relay() -> None:
