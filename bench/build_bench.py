@@ -84,7 +84,7 @@ def main() -> None:
         client.api.import_image_from_data(busybox_rootfs_tar(), repository="busybox", tag="latest")
         ctx = make_context(root, args.mb)
         env = dict(daemon.env(), DOCKER_BUILDKIT="0")
-        clis = {"dockyard": [sys.executable, "-m", "dockyard.cli.build", "build"]}
+        clis = {"dockyard": [sys.executable, "-m", "dockyard.cli", "build"]}
         if subprocess.run([sys.executable, "-m", "dockyard.cli", "build", "--help"], env=env,
                           capture_output=True).returncode == 0:
             clis["dockyard"] = [sys.executable, "-m", "dockyard.cli", "build"]

@@ -32,7 +32,7 @@ import typer
 
 from .client import CliError, iter_json_messages
 
-__all__ = ["build", "main"]
+__all__ = ["build"]
 
 CHUNK = 1 << 16
 
@@ -287,22 +287,3 @@ def _send(api, params: dict[str, Any], body: Any, headers: dict[str, str], quiet
         image_id = last_stream.strip() or image_id
         typer.echo(image_id)
     return image_id
-
-
-def main() -> None:
-    """``python -m dockyard.cli.build``: the command on its own (until it is wired into ``dockyard``)."""
-    from .context import DockyardGroup, Globals
-
-    app = typer.Typer(cls=DockyardGroup, add_completion=False, pretty_exceptions_show_locals=False)
-
-    @app.callback()
-    def root(ctx: typer.Context, host: Annotated[str | None, typer.Option("-H", "--host", envvar="DOCKYARD_HOST")]
-             = None) -> None:
-        ctx.obj = Globals(host_value=host)
-
-    app.command("build")(build)
-    app(prog_name="dockyard")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,21 +9,33 @@ status (never a traceback)::
     ├── DaemonError           the daemon answered >= 400: "Error response from daemon: <message>"
     └── DaemonUnreachable     nothing listens at the address ("... Is the daemon running?")
 
-Host strings follow docker's ``-H`` syntax: ``unix:///path``, ``tcp://host:port``,
-``tcp://host`` (port 4243) and ``tcp://:port`` (127.0.0.1).
+Host strings follow docker's ``-H`` syntax, parsed by :mod:`dockyard.address`
+(shared with the daemon).  TCP may use TLS as the docker CLI does
+(:class:`TlsOptions`: ``--tls``, ``--tlsverify``, ``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``).
+
+The HTTP stack (:mod:`dockyard.cli.transport`) is imported when the first request
+is sent, so commands that never talk to a daemon do not pay for it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlsplit
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
-import httpx
+from dockyard.address import DEFAULT_HOST, Address
+from dockyard.address import parse_host as parse_address
+from dockyard.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .transport import Response
 
 __all__ = [
     "API_VERSION",
@@ -33,16 +45,13 @@ __all__ = [
     "DaemonError",
     "DaemonUnreachable",
     "Host",
+    "TlsOptions",
     "parse_host",
     "quote_ref",
 ]
 
 API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///var/run/dockyard.sock"
-DEFAULT_TCP_PORT = 4243
 USER_AGENT = "Dockyard-Client/0.1.0"
-
-log = logging.getLogger("dockyard.cli")
 
 
 class CliError(Exception):
@@ -71,55 +80,81 @@ class DaemonUnreachable(CliError):
 
 
 @dataclass(frozen=True)
-class Host:
-    """A parsed ``-H`` value."""
+class TlsOptions:
+    """TLS to a TCP daemon, as the docker CLI sets it up.
 
-    url: str  # normalised, as shown to the user
-    socket_path: str | None = None  # unix sockets
-    address: tuple[str, int] | None = None  # tcp
+    ``verify`` checks the daemon's certificate against ``cacert`` (and its name);
+    ``cert``/``key`` are this client's certificate, presented when the files exist
+    (a daemon started with ``--tlsverify`` requires one).  ``ssl`` is imported only
+    when a TLS connection is made."""
+
+    verify: bool = True
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def resolve(cls, tls: bool = False, tlsverify: bool | None = None, cacert: str | None = None,
+                cert: str | None = None, key: str | None = None) -> TlsOptions | None:
+        """From flags and the environment: ``DOCKER_TLS_VERIFY`` (non-empty) means ``--tlsverify``;
+        files default to ``ca.pem``, ``cert.pem`` and ``key.pem`` in ``DOCKER_CERT_PATH`` or ``~/.docker``."""
+        if tlsverify is None:
+            tlsverify = bool(os.environ.get("DOCKER_TLS_VERIFY"))
+        if not (tls or tlsverify):
+            return None
+        base = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+
+        def pick(given: str | None, name: str) -> str | None:
+            if given:
+                return given
+            return str(base / name) if (base / name).exists() else None
+
+        return cls(verify=tlsverify, cacert=pick(cacert, "ca.pem"), cert=pick(cert, "cert.pem"),
+                   key=pick(key, "key.pem"))
+
+    def context(self) -> ssl.SSLContext:
+        import ssl
+
+        try:
+            if self.verify:
+                context = ssl.create_default_context(cafile=self.cacert)
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert and self.key:
+                context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(f"could not read the TLS files ({self.cacert}, {self.cert}, {self.key}): {exc}") from None
+        return context
+
+
+@dataclass(frozen=True)
+class Host(Address):
+    """A parsed ``-H`` value (the daemon's own address type: one syntax for both), and TLS for TCP."""
+
+    tls: TlsOptions | None = None
 
     @property
     def base_url(self) -> str:
-        if self.address is None:
-            return "http://localhost"
-        host, port = self.address
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{port}"
+        url = super().base_url
+        return "https://" + url.removeprefix("http://") if self.tls is not None else url
 
 
-def parse_host(value: str | None) -> Host:
+def parse_host(value: str | None, tls: TlsOptions | None = None) -> Host:
     """Parse a docker-style daemon address; raise :class:`CliError` if it is malformed."""
-    value = (value or "").strip() or DEFAULT_HOST
-    if value.startswith("/"):
-        value = "unix://" + value
-    if "://" not in value:
-        # docker accepts a bare "host:port" as tcp.
-        value = "tcp://" + value
-    scheme, _, rest = value.partition("://")
-    scheme = scheme.lower()
-    if scheme == "unix":
-        if not rest:
-            raise CliError(f"Invalid bind address format: {value}")
-        return Host(url=f"unix://{rest}", socket_path=rest)
-    if scheme in ("tcp", "http"):
-        parts = urlsplit("//" + rest)
-        if parts.path not in ("", "/") or parts.query:
-            raise CliError(f"Invalid bind address format: {value}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise CliError(f"Invalid bind address format: {value}") from None
-        host = parts.hostname or "127.0.0.1"
-        port = port or DEFAULT_TCP_PORT
-        shown = f"[{host}]" if ":" in host else host
-        return Host(url=f"tcp://{shown}:{port}", address=(host, port))
-    raise CliError(f"Invalid bind address format: {value} (unsupported protocol {scheme!r})")
+    try:
+        address = parse_address(value)
+    except InvalidParameter as exc:
+        raise CliError(exc.message) from None
+    return Host(address.scheme, address.path, address.host, address.port,
+                tls if address.scheme == "tcp" else None)
 
 
 def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:
     """The one-sentence error for a daemon we cannot reach."""
-    if "Permission denied" in str(exc) or isinstance(exc.__cause__, PermissionError):
+    if isinstance(exc, PermissionError) or isinstance(getattr(exc, "cause", None), PermissionError):
         return DaemonUnreachable(
             f"permission denied while trying to connect to the dockyard daemon socket at {host.url}"
         )
@@ -170,27 +205,21 @@ def error_message(body: bytes) -> str:
 
 
 class APIClient:
-    """Blocking Engine API client.  One instance per thread; use :meth:`clone` for more."""
+    """Blocking Engine API client.  Safe to share between threads: every request
+    has a connection of its own (:meth:`clone` is kept for callers that want a
+    client per thread)."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, log_requests: bool = False) -> None:
         self.host = host
-        if host.socket_path is not None:
-            transport = httpx.HTTPTransport(uds=host.socket_path)
-        else:
-            transport = httpx.HTTPTransport()
-        self._http = httpx.Client(
-            transport=transport,
-            base_url=host.base_url,
-            # Waits, log follows and imports can take arbitrarily long.
-            timeout=httpx.Timeout(None, connect=10.0),
-            headers={"User-Agent": USER_AGENT},
-        )
+        #: log each request to the ``dockyard.cli`` logger (``--log-level debug``); logging is
+        #: imported only then
+        self.log_requests = log_requests
 
     def clone(self) -> APIClient:
-        return APIClient(self.host)
+        return APIClient(self.host, log_requests=self.log_requests)
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing is held between requests; kept so a client can be a context manager."""
 
     def __enter__(self) -> APIClient:
         return self
@@ -200,27 +229,42 @@ class APIClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def url(self, path: str) -> str:
-        return f"/v{API_VERSION}{path}"
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The request target: ``/v1.41{path}`` plus the encoded query."""
+        query = _query(params)
+        target = f"/v{API_VERSION}{path}"
+        if query:
+            target += ("&" if "?" in path else "?") + urlencode(query, doseq=True)
+        return target
 
     def unreachable(self, exc: BaseException) -> DaemonUnreachable:
         return unreachable(self.host, exc)
 
     @staticmethod
-    def check(response: httpx.Response) -> httpx.Response:
+    def check(response: Response) -> Response:
         """Raise :class:`DaemonError` for >= 400 (304 "not modified" counts as success)."""
         if response.status_code >= 400:
             raise DaemonError(response.status_code, error_message(response.read()))
         return response
 
-    def _build(self, method: str, path: str, params, json_body, content, headers) -> httpx.Request:
-        hdrs = dict(headers or {})
+    def _send(self, method: str, target: str, json_body: Any, content: Any,
+              headers: Mapping[str, str] | None) -> Response:
+        from . import transport
+
+        hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
         if json_body is not None:
             content = json.dumps(json_body).encode()
             hdrs.setdefault("Content-Type", "application/json")
-        return self._http.build_request(
-            method, self.url(path), params=_query(params), content=content, headers=hdrs
-        )
+        elif isinstance(content, str):
+            content = content.encode()
+        if self.log_requests:
+            import logging
+
+            logging.getLogger("dockyard.cli").debug("%s %s", method, target)
+        try:
+            return transport.send(self.host, method, target, headers=hdrs, body=content)
+        except transport.ConnectFailed as exc:
+            raise self.unreachable(exc.cause) from None
 
     def request(
         self,
@@ -231,15 +275,13 @@ class APIClient:
         json_body: Any = None,
         content: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        request = self._build(method, path, params, json_body, content, headers)
-        log.debug("%s %s", method, request.url)
+    ) -> Response:
+        """Send a request and read the whole answer."""
+        response = self._send(method, self.url(path, params), json_body, content, headers)
         try:
-            response = self._http.send(request)
-        except (httpx.ConnectError, httpx.ConnectTimeout, FileNotFoundError) as exc:
-            raise self.unreachable(exc) from None
-        except httpx.TransportError as exc:
-            raise CliError(f"error during connect to {self.host.url}: {exc}") from None
+            response.read()
+        finally:
+            response.close()
         return self.check(response)
 
     @contextmanager
@@ -252,16 +294,9 @@ class APIClient:
         json_body: Any = None,
         content: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Iterator[httpx.Response]:
+    ) -> Iterator[Response]:
         """Send a request and yield the response once its headers have arrived."""
-        request = self._build(method, path, params, json_body, content, headers)
-        log.debug("%s %s (stream)", method, request.url)
-        try:
-            response = self._http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, FileNotFoundError) as exc:
-            raise self.unreachable(exc) from None
-        except httpx.TransportError as exc:
-            raise CliError(f"error during connect to {self.host.url}: {exc}") from None
+        response = self._send(method, self.url(path, params), json_body, content, headers)
         try:
             yield self.check(response)
         finally:
@@ -272,19 +307,13 @@ class APIClient:
     def get_json(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params).json()
 
-    def post(self, path: str, body: Any = None, **params: Any) -> httpx.Response:
+    def post(self, path: str, body: Any = None, **params: Any) -> Response:
         return self.request("POST", path, params=params, json_body=body)
 
-    def delete(self, path: str, **params: Any) -> httpx.Response:
+    def delete(self, path: str, **params: Any) -> Response:
         return self.request("DELETE", path, params=params)
 
     # -- a few typed calls shared by several commands -----------------------------------------
-
-    def ping(self) -> httpx.Response:
-        try:
-            return self._http.get("/_ping")
-        except (httpx.ConnectError, httpx.ConnectTimeout, FileNotFoundError) as exc:
-            raise self.unreachable(exc) from None
 
     def inspect_container(self, ref: str) -> dict[str, Any]:
         return self.get_json(f"/containers/{quote_ref(ref)}/json")
@@ -305,7 +334,7 @@ def parse_wait(body: bytes) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def iter_json_messages(response: httpx.Response) -> Iterator[dict[str, Any]]:
+def iter_json_messages(response: Response) -> Iterator[dict[str, Any]]:
     """Yield the objects of a JSON-message stream (``\\r\\n``- or ``\\n``-terminated)."""
     decoder = json.JSONDecoder()
     buffer = ""

@@ -16,19 +16,20 @@ from typing import Annotated, Any
 
 import typer
 
+from dockyard.reference import familiar_tagged
+
 from . import formatting as fmt, run_options
 from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
+from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
 from .session import StartFailed, attach_and_wait
 from .stdcopy import demux_to
 
-__all__ = ["app", "PASSTHROUGH", "build_create_body"]
+__all__ = ["app", "build_create_body", "parse_filters"]
 
+#: ``dockyard container``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="container", help="Manage containers", no_args_is_help=True)
-
-#: ``run``/``create``: everything after IMAGE belongs to the container's command.
-PASSTHROUGH = {"allow_interspersed_args": False}
 
 Containers = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Containers (name or ID)")]
 Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Image to create the container from")]
@@ -132,13 +133,6 @@ def _puller(ctx: typer.Context, image: str) -> Any:
     return pull
 
 
-def normalize_ref(image: str) -> str:
-    """``busybox`` -> ``busybox:latest`` for messages (docker's TagNameOnly)."""
-    if "@" in image or ":" in image.rpartition("/")[2]:
-        return image
-    return f"{image}:latest"
-
-
 def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str,
                      pull: Any = None) -> str:
     """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1.
@@ -153,7 +147,7 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
         except DaemonError as exc:
             if exc.status != 404 or pull is None or not exc.daemon_message.startswith("No such image"):
                 raise
-            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+            warn(f"Unable to find image '{familiar_tagged(body['Image'])}' locally")
             try:
                 pull()
             except CliError as pull_error:
@@ -162,7 +156,7 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
             answer = api.post("/containers/create", body, name=name).json()
     except DaemonError as exc:
         if exc.status == 404 and pull is None:
-            warn(f"Unable to find image '{normalize_ref(body['Image'])}' locally")
+            warn(f"Unable to find image '{familiar_tagged(body['Image'])}' locally")
         warn(f"{prefix}{exc}")
         if command == "run":
             warn("\nRun 'dockyard run --help' for more information")
@@ -172,7 +166,6 @@ def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, 
     return answer["Id"]
 
 
-@app.command("create", context_settings=PASSTHROUGH)
 def create(
     ctx: typer.Context,
     image: Image,
@@ -203,6 +196,15 @@ def create(
     cpu_shares: run_options.CpuShares = 0,
     cpuset_cpus: run_options.CpusetCpus = "",
     pids_limit: run_options.PidsLimit = 0,
+    privileged: run_options.Privileged = False,
+    cap_add: run_options.CapAdd = None,
+    cap_drop: run_options.CapDrop = None,
+    security_opt: run_options.SecurityOpt = None,
+    read_only: run_options.ReadOnly = False,
+    device: run_options.Device = None,
+    device_cgroup_rule: run_options.DeviceCgroupRule = None,
+    sysctl: run_options.Sysctl = None,
+    userns: run_options.Userns = "",
 ) -> None:
     """Create a new container."""
     body = build_create_body(
@@ -213,10 +215,12 @@ def create(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
+    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
+                               security_opt=security_opt, read_only=read_only, device=device,
+                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
     typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
 
-@app.command("run", context_settings=PASSTHROUGH)
 def run(
     ctx: typer.Context,
     image: Image,
@@ -249,6 +253,15 @@ def run(
     cpu_shares: run_options.CpuShares = 0,
     cpuset_cpus: run_options.CpusetCpus = "",
     pids_limit: run_options.PidsLimit = 0,
+    privileged: run_options.Privileged = False,
+    cap_add: run_options.CapAdd = None,
+    cap_drop: run_options.CapDrop = None,
+    security_opt: run_options.SecurityOpt = None,
+    read_only: run_options.ReadOnly = False,
+    device: run_options.Device = None,
+    device_cgroup_rule: run_options.DeviceCgroupRule = None,
+    sysctl: run_options.Sysctl = None,
+    userns: run_options.Userns = "",
 ) -> None:
     """Create and run a new container from an image."""
     if tty and interactive and not detach and not sys.stdin.isatty():
@@ -263,6 +276,9 @@ def run(
                       expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
                       label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
                       cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
+    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
+                               security_opt=security_opt, read_only=read_only, device=device,
+                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
     container_id = create_container(api, body, name, command="run", pull=_puller(ctx, image))
     if detach:
         try:
@@ -287,7 +303,6 @@ def run(
 # -- lifecycle ----------------------------------------------------------------------------------
 
 
-@app.command("start")
 def start(
     ctx: typer.Context,
     containers: Containers,
@@ -335,19 +350,16 @@ Timeout = Annotated[
 ]
 
 
-@app.command("stop")
 def stop(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
     """Stop one or more running containers."""
     _each(ctx, containers, "stop", t=time)
 
 
-@app.command("restart")
 def restart(ctx: typer.Context, containers: Containers, time: Timeout = None) -> None:
     """Restart one or more containers."""
     _each(ctx, containers, "restart", t=time)
 
 
-@app.command("kill")
 def kill(
     ctx: typer.Context,
     containers: Containers,
@@ -357,7 +369,6 @@ def kill(
     _each(ctx, containers, "kill", signal=signal)
 
 
-@app.command("wait")
 def wait(ctx: typer.Context, containers: Containers) -> None:
     """Block until one or more containers stop, then print their exit codes."""
     api = client(ctx)
@@ -372,7 +383,6 @@ def wait(ctx: typer.Context, containers: Containers) -> None:
     failures.exit_if_any()
 
 
-@app.command("rm")
 def rm(
     ctx: typer.Context,
     containers: Containers,
@@ -397,19 +407,6 @@ def rm(
 
 
 # -- ls -----------------------------------------------------------------------------------------
-
-
-def parse_filters(values: list[str] | None) -> dict[str, dict[str, bool]] | None:
-    """``-f name=web -f status=exited`` -> ``{"name": {"web": true}, ...}`` (docker's form)."""
-    if not values:
-        return None
-    filters: dict[str, dict[str, bool]] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"bad format of filter (expected name=value): {item}")
-        filters.setdefault(key.strip().lower(), {})[value] = True
-    return filters
 
 
 def _names(names: list[str] | None, no_trunc: bool) -> str:
@@ -445,7 +442,6 @@ def ps_rows(containers: list[dict[str, Any]], no_trunc: bool, now: float | None 
 PS_HEADERS = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
 
 
-@app.command("ls")
 def ls(
     ctx: typer.Context,
     all: Annotated[bool, typer.Option("-a", "--all", help="Show all containers (default shows just running)")] = False,
@@ -504,7 +500,6 @@ def timestamp_arg(value: str | None, now: float | None = None) -> str | None:
     return f"{ts:.9f}"
 
 
-@app.command("logs")
 def logs(
     ctx: typer.Context,
     container: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -532,7 +527,6 @@ def logs(
         demux_to(response.iter_bytes(), stdout_bytes(), stderr_bytes(), tty=tty)
 
 
-@app.command("inspect")
 def inspect(
     ctx: typer.Context,
     containers: Containers,
@@ -542,13 +536,6 @@ def inspect(
     inspect_objects(client(ctx), containers, [Kind.container], format)
 
 
-# docker's alternative spellings (`docker container ps|list`, `docker container remove`).
-app.command("ps", hidden=True)(ls)
-app.command("list", hidden=True)(ls)
-app.command("remove", hidden=True)(rm)
-
-
-@app.command("port")
 def port(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -565,7 +552,6 @@ def port(
         typer.echo(line)
 
 
-@app.command("rename")
 def rename(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -575,7 +561,6 @@ def rename(
     client(ctx).post(f"/containers/{quote_ref(name)}/rename", None, name=new_name)
 
 
-@app.command("cp")
 def cp(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(metavar="SRC", help="CONTAINER:SRC_PATH or a local path")],
@@ -587,7 +572,6 @@ def cp(
     copy.copy(client(ctx), source, destination)
 
 
-@app.command("attach")
 def attach(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],

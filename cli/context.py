@@ -13,11 +13,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-import httpx
 import typer
-from typer.core import TyperGroup
 
-from .client import APIClient, CliError, Host, parse_host
+from .client import APIClient, CliError, Host, TlsOptions, parse_host
+from .commands import ROOT
+from .lazy import LazyGroup
 
 __all__ = ["DockyardGroup", "Globals", "Failures", "client", "stdout_bytes", "stderr_bytes", "warn"]
 
@@ -29,15 +29,16 @@ class Globals:
 
     host_value: str | None = None
     log_level: str = "info"
+    tls: TlsOptions | None = None
     _client: APIClient | None = field(default=None, repr=False)
 
     @property
     def host(self) -> Host:
-        return parse_host(self.host_value)
+        return parse_host(self.host_value, self.tls)
 
     def client(self) -> APIClient:
         if self._client is None:
-            self._client = APIClient(self.host)
+            self._client = APIClient(self.host, log_requests=self.log_level == "debug")
         return self._client
 
     def close(self) -> None:
@@ -94,8 +95,13 @@ class Failures:
             raise typer.Exit(1)
 
 
-class DockyardGroup(TyperGroup):
-    """Root group: report :class:`CliError` as a sentence and an exit status."""
+class DockyardGroup(LazyGroup):
+    """Root group: the commands of :data:`dockyard.cli.commands.ROOT`, built when they run;
+    a :class:`CliError` is reported as a sentence and an exit status."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_lazy(ROOT)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -103,10 +109,6 @@ class DockyardGroup(TyperGroup):
         except CliError as exc:
             warn(str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except httpx.TransportError as exc:
-            # The daemon went away in the middle of a response (e.g. during logs -f).
-            warn(f"error during connect: {exc or type(exc).__name__}")
-            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         finally:

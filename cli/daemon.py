@@ -18,6 +18,12 @@ def daemon(
                               help="Storage driver name (default: the first usable)")] = None,
     exec_driver: Annotated[Optional[str], typer.Option("--exec-driver", "-e", help="Execution driver")] = None,
     network_driver: Annotated[Optional[str], typer.Option("--network-driver", help="Network driver")] = None,
+    exec_opt: Annotated[Optional[list[str]], typer.Option("--exec-opt", help="KEY=VALUE for the exec driver "
+                        "(oci: runtime, runtimes, conmon, log_level; lxc: seccomp, log_level)")] = None,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", "--default-runtime", help="Default runtime of "
+                       "the exec driver (oci: runc or crun); docker run --runtime picks another")] = None,
+    add_runtime: Annotated[Optional[list[str]], typer.Option("--add-runtime", help="NAME=PATH: one more "
+                           "runtime for docker run --runtime (oci driver)")] = None,
     storage_opt: Annotated[Optional[list[str]], typer.Option("--storage-opt", help="KEY=VALUE for the "
                            "storage driver")] = None,
     storage_migrate: Annotated[Optional[bool], typer.Option("--storage-migrate", help="Move the layers of a "
@@ -32,8 +38,13 @@ def daemon(
                           "for container addresses")] = None,
     insecure_registry: Annotated[Optional[list[str]], typer.Option("--insecure-registry", help="Registry "
                                  "(host:port or CIDR) reached over plain HTTP; loopback always is")] = None,
+    registry_mirror: Annotated[Optional[list[str]], typer.Option("--registry-mirror", help="Registry mirror URL "
+                               "(http[s]://host:port) tried first for images of the default index; repeat for "
+                               "several")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+    observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
+                            "observer plugins (e.g. webhook-url=http://...)")] = None,
     log_driver: Annotated[Optional[str], typer.Option("--log-driver", help="Default log driver of containers: "
                           "json-file or none [default: json-file]")] = None,
     log_opt: Annotated[Optional[list[str]], typer.Option("--log-opt", help="KEY=VALUE default log option "
@@ -43,6 +54,22 @@ def daemon(
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
     pidfile: Annotated[Optional[Path], typer.Option("--pidfile", "-p", help="Pid file "
                        "[default: <data-root>/dockyard.pid]")] = None,
+    seccomp_profile: Annotated[Optional[Path], typer.Option("--seccomp-profile", help="Seccomp profile (Docker's "
+                               "JSON format) for containers that name none [default: Docker's]")] = None,
+    no_new_privileges: Annotated[Optional[bool], typer.Option("--no-new-privileges", help="Set "
+                                 "no-new-privileges for new containers by default")] = None,
+    tls: Annotated[Optional[bool], typer.Option("--tls", help="Serve TCP over TLS (--tlscert, --tlskey)")] = None,
+    tlsverify: Annotated[Optional[bool], typer.Option("--tlsverify", help="Serve TCP over TLS and require client "
+                         "certificates signed by --tlscacert (implies --tls)")] = None,
+    tlscacert: Annotated[Optional[Path], typer.Option("--tlscacert", help="Trust client certificates signed by "
+                         "this CA [default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]")] = None,
+    tlscert: Annotated[Optional[Path], typer.Option("--tlscert", help="The server's TLS certificate "
+                       "[default: cert.pem there]")] = None,
+    tlskey: Annotated[Optional[Path], typer.Option("--tlskey", help="The server's TLS key "
+                      "[default: key.pem there]")] = None,
+    api_cors_header: Annotated[Optional[str], typer.Option("--api-cors-header", help="The Origin browsers may "
+                               "call the API from ('*' for any); without it cross-origin requests are refused")]
+    = None,
 ) -> None:
     """Run the dockyard daemon in the foreground (needs root)."""
     from dockyard.daemon import config as daemon_config
@@ -58,8 +85,14 @@ def daemon(
         debug = True
     flags = {"hosts": host, "data_root": data_root, "storage_driver": storage_driver, "exec_driver": exec_driver,
              "network_driver": network_driver, "storage_opts": opts, "storage_migrate": storage_migrate,
-             "network_opts": net_opts,
-             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry, "debug": debug, "pidfile": pidfile,
+             "network_opts": net_opts, "exec_opts": _key_values("--exec-opt", exec_opt), "runtime": runtime,
+             "add_runtimes": add_runtime,
+             "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
+             "registry_mirrors": registry_mirror,
+             "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
+             "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
+             "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
+             "api_cors_header": api_cors_header,
              "log_driver": log_driver, "log_opts": _key_values("--log-opt", log_opt)}
     try:
         config = daemon_config.load(config_file, flags)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
 
-from .container import parse_filters
+from dockyard.timefmt import iso_ns, parse_iso
+
+from .client import CliError
 from .context import client
+from .filters import parse_filters
 
 
 def _when(value: str | None) -> str | None:
@@ -22,15 +24,17 @@ def _when(value: str | None) -> str | None:
     units = {"s": 1, "m": 60, "h": 3600}
     if value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
         return str(int(time.time() - float(value[:-1]) * units[value[-1]]))
-    return str(int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()))
+    try:
+        return str(int(parse_iso(value)))
+    except ValueError:
+        raise CliError(f"invalid timestamp {value!r}: use unix seconds, RFC 3339 or a duration (10m)") from None
 
 
 def format_event(event: dict) -> str:
     nanos = event.get("timeNano") or event.get("time", 0) * 1_000_000_000
-    stamp = datetime.fromtimestamp(nanos // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     actor = event.get("Actor") or {}
     attributes = ", ".join(f"{k}={v}" for k, v in sorted((actor.get("Attributes") or {}).items()))
-    line = f"{stamp}.{nanos % 1_000_000_000:09d}Z {event.get('Type')} {event.get('Action')} {actor.get('ID', '')}"
+    line = f"{iso_ns(nanos)} {event.get('Type')} {event.get('Action')} {actor.get('ID', '')}"
     return f"{line} ({attributes})" if attributes else line
 
 

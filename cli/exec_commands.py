@@ -26,12 +26,7 @@ from .run_options import parse_bytes
 from .session import raw_terminal, send_terminal_size
 from .stdcopy import demux_to
 
-__all__ = ["exec_", "pause", "unpause", "top", "stats", "update", "PASSTHROUGH", "PS_ARGS", "LEGACY", "register"]
-
-#: ``exec``: everything after CONTAINER belongs to the command.
-PASSTHROUGH = {"allow_interspersed_args": False}
-#: ``top``: everything after CONTAINER is handed to ps (``top c -o pid,comm``).
-PS_ARGS = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+__all__ = ["exec_", "pause", "unpause", "top", "stats", "update", "register"]
 
 Containers = Annotated[list[str], typer.Argument(metavar="CONTAINER...", help="Containers (name or ID)")]
 
@@ -307,20 +302,17 @@ def update(
     failures.exit_if_any()
 
 
-#: (top-level name, function, click context settings): wired into cli/main.py's LEGACY table
-LEGACY: list[tuple[str, Any, dict[str, Any] | None]] = [
-    ("exec", exec_, PASSTHROUGH),
-    ("pause", pause, None),
-    ("unpause", unpause, None),
-    ("top", top, PS_ARGS),
-    ("stats", stats, None),
-    ("update", update, None),
-]
-
-
 def register(app: typer.Typer, container_app: typer.Typer | None = None, panel: str = "Commands") -> None:
-    """Add the commands to the root app (``dockyard exec``) and to ``dockyard container``."""
-    for name, func, settings in LEGACY:
-        app.command(name, rich_help_panel=panel, context_settings=settings)(func)
+    """Add these commands to a typer app assembled by hand (and to its ``container`` sub-app).
+
+    ``dockyard`` itself does not need this: cli/commands.py lists them and they are built on demand.
+    """
+    from .commands import ROOT, Command
+
+    for name in ("exec", "pause", "unpause", "top", "stats", "update"):
+        entry = ROOT[name]
+        assert isinstance(entry, Command)
+        func = globals()[entry.target.partition(":")[2]]
+        app.command(name, rich_help_panel=panel, context_settings=entry.settings)(func)
         if container_app is not None:
-            container_app.command(name, context_settings=settings)(func)
+            container_app.command(name, context_settings=entry.settings)(func)

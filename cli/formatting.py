@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
-from dockyard.timefmt import (
-    human_duration,  # one spelling of Docker's durations for daemon and CLI
+from dockyard.timefmt import (  # one spelling of Docker's times and durations for daemon and CLI
+    human_duration,
+    parse_iso,
 )
 
 __all__ = [
@@ -42,23 +42,10 @@ def parse_timestamp(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    text = str(value).strip()
-    if text.startswith("0001-01-01"):
-        return None
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    main, sep, frac = text.partition(".")
-    if sep:  # Python's fromisoformat takes at most 6 fractional digits
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        zone = frac[len(digits) :]
-        text = f"{main}.{digits[:6]}{zone}"
     try:
-        parsed = datetime.fromisoformat(text)
+        return parse_iso(str(value)) or None
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def time_ago(value: Any, now: float | None = None) -> str:

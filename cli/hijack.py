@@ -1,28 +1,27 @@
 """Hijacked connections: ``POST /containers/{id}/attach`` over a raw socket.
 
-The client writes the HTTP request itself with ``Connection: Upgrade`` and
-``Upgrade: tcp``, reads the answer up to the blank line and requires status
-101.  From then on the socket is a plain byte pipe: the daemon writes stdcopy
+The request carries ``Connection: Upgrade`` and ``Upgrade: tcp``, and the
+answer must be status 101.  From then on the socket is a plain byte pipe: the daemon writes stdcopy
 frames (raw pty bytes with a TTY) and closes the connection when the process
 has exited; the client writes raw stdin and half-closes (``SHUT_WR``) when its
 stdin ends, or straight away when it attaches no stdin (docker/cli
-``hijack.go``).  httpx cannot hand over its socket, hence this module.
+``hijack.go``).  The handshake is :func:`dockyard.cli.transport.upgrade`; this
+module owns the byte pipe that follows.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import socket
 import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from .client import API_VERSION, USER_AGENT, CliError, DaemonError, Host, quote_ref, unreachable
+from .client import API_VERSION, USER_AGENT, CliError, DaemonError, Host, error_message, quote_ref, unreachable
 
 __all__ = ["HijackedConnection", "attach", "open_hijack", "pump_stdin"]
 
-MAX_HEADER = 64 * 1024
 RECV_SIZE = 64 * 1024
 
 
@@ -55,7 +54,9 @@ class HijackedConnection:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            # the TCP half-close, under TLS too (as the docker CLI did): SSLSocket.shutdown would drop the
+            # TLS session and leave the rest of the output unreadable; dockyard's daemon takes a bare FIN as EOF
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
         except OSError:
             pass
 
@@ -72,128 +73,24 @@ class HijackedConnection:
         self.close()
 
 
-def _connect(host: Host) -> socket.socket:
-    try:
-        if host.socket_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(host.socket_path)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        assert host.address is not None
-        return socket.create_connection(host.address, timeout=10)
-    except OSError as exc:
-        raise unreachable(host, exc) from None
-
-
-def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """Read up to and including the blank line; return (head, bytes after it)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise CliError("unable to upgrade to tcp: connection closed by the daemon")
-        data += chunk
-        if len(data) > MAX_HEADER:
-            raise CliError("unable to upgrade to tcp: response headers too large")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise CliError(f"unable to upgrade to tcp: malformed status line {lines[0]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-def _read_error_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
-    body = rest
-    try:
-        if "content-length" in headers:
-            length = int(headers["content-length"])
-            while len(body) < length:
-                chunk = sock.recv(RECV_SIZE)
-                if not chunk:
-                    break
-                body += chunk
-            return body[:length]
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            while b"0\r\n\r\n" not in body:
-                chunk = sock.recv(RECV_SIZE)
-                if not chunk:
-                    break
-                body += chunk
-            return _dechunk(body)
-        sock.settimeout(5)
-        while chunk := sock.recv(RECV_SIZE):
-            body += chunk
-    except OSError:
-        pass
-    return body
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";")[0], 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2 :]
-    return out
-
-
-def _message(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("message"), str):
-            return data["message"]
-    except ValueError:
-        pass
-    return text
-
-
 def open_hijack(
     host: Host, path: str, *, body: bytes = b"", content_type: str = "text/plain"
 ) -> HijackedConnection:
     """POST ``/v1.41{path}`` with an upgrade request and return the hijacked connection."""
-    sock = _connect(host)
+    from . import transport
+
+    headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
     try:
-        request = (
-            f"POST /v{API_VERSION}{path} HTTP/1.1\r\n"
-            "Host: localhost\r\n"
-            f"User-Agent: {USER_AGENT}\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            "Connection: Upgrade\r\n"
-            f"Content-Type: {content_type}\r\n"
-            "Upgrade: tcp\r\n"
-            "\r\n"
-        ).encode("latin-1") + body
-        sock.sendall(request)
-        head, rest = _read_head(sock)
-        status, headers = _parse_head(head)
-        if status >= 400:
-            raise DaemonError(status, _message(_read_error_body(sock, headers, rest)))
-        if status != 101:
-            raise CliError(f"unable to upgrade to tcp, received {status}")
-        sock.settimeout(None)
-        return HijackedConnection(sock, rest)
-    except BaseException:
-        sock.close()
-        raise
+        answer = transport.upgrade(host, "POST", f"/v{API_VERSION}{path}", headers=headers, body=body)
+    except transport.ConnectFailed as exc:
+        raise unreachable(host, exc.cause) from None
+    if isinstance(answer, tuple):
+        sock, leftover = answer
+        return HijackedConnection(sock, leftover)
+    with contextlib.closing(answer):
+        if answer.status_code >= 400:
+            raise DaemonError(answer.status_code, error_message(answer.read()))
+        raise CliError(f"unable to upgrade to tcp, received {answer.status_code}")
 
 
 def attach(

@@ -11,12 +11,13 @@ import typer
 
 from . import formatting as fmt
 from .client import CliError, iter_json_messages, quote_ref
-from .container import parse_filters
 from .context import Failures, client
+from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
 
 __all__ = ["app", "split_reference", "image_rows"]
 
+#: ``dockyard image``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="image", help="Manage images", no_args_is_help=True)
 
 Images = Annotated[list[str], typer.Argument(metavar="IMAGE...", help="Images (name, name:tag or ID)")]
@@ -113,7 +114,6 @@ def image_graph(images: list[dict[str, Any]], *, viz: bool) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-@app.command("ls")
 def ls(
     ctx: typer.Context,
     repository: Annotated[
@@ -156,7 +156,6 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
         yield data
 
 
-@app.command("import")
 def import_(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(metavar="file|URL|-", help="Tarball: a file, a URL, or - for stdin")],
@@ -209,13 +208,11 @@ def import_(
 # -- inspect / rm -------------------------------------------------------------------------------
 
 
-@app.command("inspect")
 def inspect(ctx: typer.Context, images: Images, format: FormatOption = None) -> None:
     """Display detailed information on one or more images."""
     inspect_objects(client(ctx), images, [Kind.image], format)
 
 
-@app.command("rm")
 def rm(
     ctx: typer.Context,
     images: Images,
@@ -238,7 +235,3 @@ def rm(
                 typer.echo(f"Deleted: {item['Deleted']}")
     failures.exit_if_any()
 
-
-# docker's alternative spellings (`docker image list`, `docker image remove`).
-app.command("list", hidden=True)(ls)
-app.command("remove", hidden=True)(rm)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
-from . import container, formatting as fmt, image
+from . import formatting as fmt, image
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, stdout_bytes
 
@@ -42,14 +42,12 @@ def _download(ctx: typer.Context, path: str, params: dict[str, Any], output: str
             out.close()
 
 
-@container.app.command("diff")
 def diff(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="CONTAINER")]) -> None:
     """Inspect changes to files or directories on a container's filesystem."""
     for change in client(ctx).get_json(f"/containers/{quote_ref(name)}/changes") or []:
         typer.echo(f"{KINDS.get(change['Kind'], '?')} {change['Path']}")
 
 
-@container.app.command("commit")
 def commit(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -77,7 +75,6 @@ def commit(
     typer.echo(answer["Id"])
 
 
-@container.app.command("export")
 def export(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
@@ -87,7 +84,6 @@ def export(
     _download(ctx, f"/containers/{quote_ref(name)}/export", {}, output)
 
 
-@image.app.command("history")
 def history(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="IMAGE")],
@@ -110,7 +106,6 @@ def history(
         typer.echo(fmt.render_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows), nl=False)
 
 
-@image.app.command("tag")
 def tag(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(metavar="SOURCE_IMAGE[:TAG]")],
@@ -122,7 +117,6 @@ def tag(
     client(ctx).post(f"/images/{quote_ref(source)}/tag", None, repo=repo, tag=tag_)
 
 
-@image.app.command("save")
 def save(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(metavar="IMAGE...")],
@@ -132,7 +126,6 @@ def save(
     _download(ctx, "/images/get", {"names": names}, output)
 
 
-@image.app.command("load")
 def load(
     ctx: typer.Context,
     input: Annotated[str | None, typer.Option("-i", "--input", help="Read from tar archive file, "

@@ -1,155 +1,35 @@
-"""The ``dockyard`` command: resource sub-apps plus docker's top-level aliases.
+"""The ``dockyard`` program: run the typer app (:mod:`dockyard.cli.app`) as a process.
 
-``dockyard container ls`` and ``dockyard ps`` run the same function; the alias
-table below plays the role of docker/cli's ``RegisterLegacy``.
+Which commands exist, where each one's function lives and under which names
+(``dockyard container ls`` and ``dockyard ps`` run the same function, as with
+docker/cli's ``RegisterLegacy``) is the table in :mod:`dockyard.cli.commands`; the
+root group lists it and builds only the command that runs.  This module adds what
+only a process needs: the SIGPIPE disposition, no cycle collection during
+start-up, and an exit without interpreter tear-down for client commands.
 """
 
 from __future__ import annotations
 
-import logging
+import atexit
+import gc
+import os
 import signal
 import sys
-from collections.abc import Callable
-from enum import Enum
-from typing import Annotated, Any
+import threading
+from importlib import import_module
+from typing import Any, NoReturn
 
-import typer
+from .commands import COMMANDS, COMMON, DAEMON, MANAGEMENT, Command, Group, lookup
 
-from . import build as build_cmd, container, events, exec_commands, image, layers, network, registry, system
-from .context import DockyardGroup, Globals
-from .daemon import daemon
-from .inspect import inspect
+__all__ = ["app", "leave", "main", "serves"]
+__all__ += ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT"]  # the help panels, for apps extending this one
 
-__all__ = ["app", "main"]
-
-COMMON = "Common Commands"
-MANAGEMENT = "Management Commands"
-COMMANDS = "Other Commands"
-DAEMON = "Daemon"
-
-app = typer.Typer(
-    name="dockyard",
-    cls=DockyardGroup,
-    help="A self-sufficient runtime for containers (speaks the Docker Engine API).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
-
-
-class LogLevel(str, Enum):
-    debug = "debug"
-    info = "info"
-    warn = "warn"
-    error = "error"
-    fatal = "fatal"
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"Dockyard version {system.client_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    host: Annotated[
-        list[str] | None,
-        typer.Option("-H", "--host", envvar="DOCKYARD_HOST", metavar="HOST",
-                     show_default="unix:///var/run/dockyard.sock",
-                     help="Daemon socket to connect to (unix:///path, tcp://host:port)"),
-    ] = None,
-    log_level: Annotated[
-        LogLevel, typer.Option("-l", "--log-level", help="Set the logging level", case_sensitive=False)
-    ] = LogLevel.info,
-    version: Annotated[
-        bool, typer.Option("-v", "--version", callback=_print_version, is_eager=True,
-                           help="Print version information and quit")
-    ] = False,
-) -> None:
-    """A self-sufficient runtime for containers (speaks the Docker Engine API)."""
-    _setup_logging(log_level)
-    ctx.obj = Globals(host_value=host[0] if host else None, log_level=log_level.value)
-
-
-def _setup_logging(log_level: LogLevel) -> None:
-    """Only the client's own logger follows --log-level (httpx stays quiet, and
-    ``dockyard daemon`` keeps full control of the root and ``dockyard`` loggers)."""
-    level = {"warn": logging.WARNING, "fatal": logging.CRITICAL}.get(log_level.value, log_level.value.upper())
-    logger = logging.getLogger("dockyard.cli")
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
-app.add_typer(container.app, rich_help_panel=MANAGEMENT)
-app.add_typer(image.app, rich_help_panel=MANAGEMENT)
-app.add_typer(network.app, rich_help_panel=MANAGEMENT)
-app.add_typer(registry.app, rich_help_panel=MANAGEMENT)
-app.add_typer(system.app, rich_help_panel=MANAGEMENT)
-
-#: (top-level name, function, help panel, click context settings)
-LEGACY: list[tuple[str, Callable[..., Any], str, dict[str, Any] | None]] = [
-    ("run", container.run, COMMON, container.PASSTHROUGH),
-    ("build", build_cmd.build, COMMON, None),
-    ("ps", container.ls, COMMON, None),
-    ("images", image.ls, COMMON, None),
-    ("version", system.version, COMMON, None),
-    ("info", system.info, COMMON, None),
-    ("create", container.create, COMMANDS, container.PASSTHROUGH),
-    ("import", image.import_, COMMANDS, None),
-    ("inspect", inspect, COMMANDS, None),
-    ("kill", container.kill, COMMANDS, None),
-    ("logs", container.logs, COMMANDS, None),
-    ("restart", container.restart, COMMANDS, None),
-    ("rm", container.rm, COMMANDS, None),
-    ("rmi", image.rm, COMMANDS, None),
-    ("start", container.start, COMMANDS, None),
-    ("stop", container.stop, COMMANDS, None),
-    ("wait", container.wait, COMMANDS, None),
-    ("diff", layers.diff, COMMANDS, None),
-    ("commit", layers.commit, COMMANDS, None),
-    ("export", layers.export, COMMANDS, None),
-    ("history", layers.history, COMMANDS, None),
-    ("tag", layers.tag, COMMANDS, None),
-    ("save", layers.save, COMMANDS, None),
-    ("load", layers.load, COMMANDS, None),
-    ("port", container.port, COMMANDS, None),
-    ("rename", container.rename, COMMANDS, None),
-    ("cp", container.cp, COMMANDS, None),
-    ("attach", container.attach, COMMANDS, None),
-    ("events", events.events, COMMANDS, None),
-    ("pull", registry.pull, COMMON, None),
-    ("push", registry.push, COMMON, None),
-    ("login", registry.login, COMMANDS, None),
-    ("logout", registry.logout, COMMANDS, None),
-    ("search", registry.search, COMMANDS, None),
-]
-
-image.app.command("build")(build_cmd.build)
-image.app.command("pull")(registry.pull)
-image.app.command("push")(registry.push)
-
-for _name, _func, _panel, _settings in LEGACY:
-    app.command(_name, rich_help_panel=_panel, context_settings=_settings)(_func)
-exec_commands.register(app, container.app, COMMANDS)  # dockyard exec ... and dockyard container exec ...
-
-app.command("daemon", rich_help_panel=DAEMON)(daemon)
-
-
-#: commands that serve clients: they keep Python's SIGPIPE disposition (ignored), so a client that
-#: leaves mid-stream is an EPIPE for one request, never the death of the server
-SERVERS = (("daemon",), ("registry", "serve"))
 #: global options that take a value (they come before the command's name)
-_VALUED = ("-H", "--host", "-l", "--log-level")
+_VALUED = ("-H", "--host", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey")
 
 
 def serves(argv: list[str]) -> bool:
-    """Whether ``argv`` (without the program name) runs one of :data:`SERVERS`."""
+    """Whether ``argv`` (without the program name) runs a server (``daemon``, ``registry serve``)."""
     words: list[str] = []
     args = iter(argv)
     for arg in args:
@@ -157,16 +37,68 @@ def serves(argv: list[str]) -> bool:
             next(args, None)
         elif not arg.startswith("-"):
             words.append(arg)
-            if len(words) == 2:
-                break
-    return any(tuple(words[:len(command)]) == command for command in SERVERS)
+            entry = lookup(words)
+            if not isinstance(entry, Group):
+                return isinstance(entry, Command) and entry.serves
+    return False
 
 
 def main() -> None:
-    if not serves(sys.argv[1:]):
-        # A client dies quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app(prog_name="dockyard")
+    # Importing typer and building the command make dozens of cycle collections that free
+    # nothing (~5 ms); the root callback (cli/app.py) turns collection back on.
+    gc.disable()
+    program = sys.modules[__name__].app  # cli/app.py's (see __getattr__), or what a caller put in its place
+    if serves(sys.argv[1:]):
+        # Servers keep Python's SIGPIPE disposition (ignored), so a client that leaves mid-stream is an
+        # EPIPE for one request, never the death of the server.
+        program(prog_name="dockyard")
+        return
+    # A client dies quietly on a closed pipe (`dockyard logs x | head`), as Go programs like docker do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        program(prog_name="dockyard")
+    except SystemExit as done:
+        leave(done.code)
+
+
+def leave(code: object) -> NoReturn:
+    """End a client command at once, without tearing the interpreter down.
+
+    Freeing typer's and our modules one by one costs ~15 ms of every command, for a
+    process that is about to vanish.  What that tear-down would still do for a client
+    is done here: wait for non-daemon threads (the CLI starts none), run the atexit
+    handlers, flush the standard streams (Python's status 120 if that fails), and exit
+    with ``sys.exit``'s status for ``code``.  Files a command writes are closed by the
+    command itself.
+    """
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 120
+    os._exit(status)
+
+
+def __getattr__(name: str) -> Any:
+    # ``main.app`` (the typer app, for CliRunner and for scripts extending it) and ``main.container``
+    # and the like (the resource modules and their typer sub-apps), imported on first use.
+    if name in ("app", "LogLevel"):
+        return getattr(import_module("dockyard.cli.app"), name)
+    if name in ("build", "container", "events", "exec_commands", "image", "inspect", "layers", "network",
+                "registry", "registry_server", "system"):
+        return import_module(f"dockyard.cli.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

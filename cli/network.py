@@ -1,8 +1,5 @@
 """``dockyard network ls|inspect|create|rm|connect|disconnect|prune``, plus the
 helpers ``run -p`` / ``port`` need (:func:`parse_publish`, :func:`port_lines`).
-
-Wiring (cli/main.py ``add_typer`` and the ``-p``/``-P`` options of ``run`` /
-``create``, ``port`` command) is proposed in plugins/net_bridge/INTEGRATION.md.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from .context import client
 
 __all__ = ["app", "parse_publish", "port_bindings", "port_lines"]
 
+#: ``dockyard network``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="network", help="Manage networks", no_args_is_help=True)
 
 
@@ -99,7 +97,6 @@ def port_lines(inspect: dict[str, Any], private: str | None = None) -> list[str]
 
 
 # -- commands ---------------------------------------------------------------------------------
-@app.command("ls")
 def ls(ctx: typer.Context,
        quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display network IDs")] = False,
        no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate the output")] = False) -> None:
@@ -116,14 +113,12 @@ def ls(ctx: typer.Context,
         typer.echo("   ".join(r[i].ljust(widths[i]) for i in range(3)) + "   " + r[3])
 
 
-@app.command("inspect")
 def inspect(ctx: typer.Context, networks: list[str]) -> None:
     """Display detailed information on one or more networks."""
     api = client(ctx)
     typer.echo(json.dumps([api.get_json(f"/networks/{n}") for n in networks], indent=4))
 
 
-@app.command("create")
 def create(ctx: typer.Context, name: str,
            subnet: Annotated[str | None, typer.Option("--subnet", help="Subnet in CIDR format")] = None,
            gateway: Annotated[str | None, typer.Option("--gateway", help="Gateway for the subnet")] = None,
@@ -140,7 +135,6 @@ def create(ctx: typer.Context, name: str,
     typer.echo(client(ctx).post("/networks/create", body).json()["Id"])
 
 
-@app.command("rm")
 def rm(ctx: typer.Context, networks: list[str]) -> None:
     """Remove one or more networks."""
     for n in networks:
@@ -148,7 +142,6 @@ def rm(ctx: typer.Context, networks: list[str]) -> None:
         typer.echo(n)
 
 
-@app.command("connect")
 def connect(ctx: typer.Context, network: str, container: str,
             alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias")] = None) -> None:
     """Connect a container to a network."""
@@ -156,13 +149,11 @@ def connect(ctx: typer.Context, network: str, container: str,
                      {"Container": container, "EndpointConfig": {"Aliases": alias or []}})
 
 
-@app.command("disconnect")
 def disconnect(ctx: typer.Context, network: str, container: str) -> None:
     """Disconnect a container from a network."""
     client(ctx).post(f"/networks/{network}/disconnect", {"Container": container})
 
 
-@app.command("prune")
 def prune(ctx: typer.Context) -> None:
     """Remove all unused networks."""
     for name in client(ctx).post("/networks/prune").json().get("NetworksDeleted") or []:

@@ -1,5 +1,5 @@
-"""Registry commands: ``pull``, ``push``, ``login``, ``logout``, ``search`` and
-``dockyard registry serve|adduser|describe|delete``.
+"""Registry commands: ``pull``, ``push``, ``login``, ``logout`` and ``search``
+(``dockyard registry ...`` is :mod:`.registry_server`).
 
 Credentials are kept as docker keeps them: ``~/.dockyard/config.json``
 (``$DOCKYARD_CONFIG/config.json``), mode 0600, ``{"auths": {"<host[:port]>":
@@ -18,13 +18,12 @@ from typing import Annotated, Any
 
 import typer
 
+from dockyard.auth_header import encode as encode_auth
+
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, warn
 
-__all__ = ["app", "pull", "push", "login", "logout", "search", "pull_image", "Credentials"]
-
-app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories",
-                  no_args_is_help=True)
+__all__ = ["pull", "push", "login", "logout", "search", "pull_image", "Credentials", "server_key"]
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
@@ -98,8 +97,7 @@ def auth_header(domain: str) -> str:
     creds = Credentials().get(key)
     if creds is None:
         return "e30="
-    body = {"username": creds[0], "password": creds[1], "serveraddress": key}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+    return encode_auth({"username": creds[0], "password": creds[1], "serveraddress": key})
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -239,8 +237,10 @@ def login(
     username: Annotated[str | None, typer.Option("-u", "--username", help="Username")] = None,
     password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
+    email: Annotated[str | None, typer.Option("-e", "--email", help="E-mail address (where a registry "
+                                              "registers new names at login, the activation link goes here)")] = None,
 ) -> None:
-    """Log in to a registry."""
+    """Log in to a registry (a registry with open accounts registers a new name)."""
     from dockyard.reference import default_index
 
     domain = (server or default_index()[0]).removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -265,10 +265,15 @@ def login(
         import getpass
 
         password = getpass.getpass("Password: ")
+        if email is None:  # the seed's prompts: username, password, e-mail
+            email = input("Email (): ").strip()
     if not username or not password:
         raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()
                        else "username and password are required")
-    answer = client(ctx).post("/auth", {"username": username, "password": password, "serveraddress": key}).json()
+    body = {"username": username, "password": password, "serveraddress": key}
+    if email:
+        body["email"] = email
+    answer = client(ctx).post("/auth", body).json()
     Credentials().store(key, username, password)
     typer.echo(f"\nWARNING! Your password will be stored unencrypted in {Credentials().path}.\n", err=True)
     typer.echo(answer.get("Status") or "Login Succeeded")
@@ -322,130 +327,3 @@ def search(
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     for row in [headers, *rows]:
         typer.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-
-
-# -- dockyard registry ... -----------------------------------------------------------------------
-
-
-@app.command("serve")
-def serve(
-    listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:5000)")] = None,
-    root: Annotated[Path | None, typer.Option("--root", help="Data directory (default "
-                                              "/var/lib/dockyard-registry)")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file")] = None,
-    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM)")] = None,
-    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="TLS private key (PEM)")] = None,
-    auth: Annotated[str | None, typer.Option("--auth", help="none, basic or token")] = None,
-    users: Annotated[Path | None, typer.Option("--users", help="htpasswd (bcrypt) file of accounts")] = None,
-    admin: Annotated[list[str] | None, typer.Option("--admin", help="An administrator account")] = None,
-    token_ttl: Annotated[int | None, typer.Option("--token-ttl", help="Token lifetime in seconds")] = None,
-    storage_driver: Annotated[str | None, typer.Option("--storage-driver", help="filesystem or s3")] = None,
-    s3_bucket: Annotated[str | None, typer.Option("--s3-bucket")] = None,
-    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
-    s3_prefix: Annotated[str | None, typer.Option("--s3-prefix")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Log every request")] = False,
-) -> None:
-    """Run a registry (OCI distribution API v2, token auth, search) until SIGINT/SIGTERM."""
-    import logging
-
-    from dockyard.registry.app import run_forever
-    from dockyard.registry.config import RegistryConfig
-
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = RegistryConfig.load(config, listen=listen, root=root, tls_cert=tls_cert, tls_key=tls_key,
-                                  auth_mode=auth, users=users, admins=admin or [], token_ttl=token_ttl,
-                                  storage_driver=storage_driver, storage_bucket=s3_bucket,
-                                  storage_endpoint_url=s3_endpoint, storage_prefix=s3_prefix)
-    except (OSError, ValueError) as exc:
-        raise CliError(f"invalid registry settings: {exc}") from None
-    run_forever(cfg)
-
-
-@app.command("adduser")
-def adduser(
-    username: Annotated[str, typer.Argument(help="Account name (lower case)")],
-    root: Annotated[Path | None, typer.Option("--root", help="Registry data directory (users file "
-                                              "<root>/htpasswd)")] = None,
-    users: Annotated[Path | None, typer.Option("--users", help="htpasswd file to write")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Registry settings file")] = None,
-    password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
-    admin: Annotated[bool, typer.Option("--admin", help="Make the account an administrator")] = False,
-) -> None:
-    """Add (or update) a registry account in the bcrypt users file."""
-    from dockyard.registry.auth import add_user
-    from dockyard.registry.config import RegistryConfig
-
-    cfg = RegistryConfig.load(config, root=root, users=users)
-    path = cfg.users or cfg.root / "htpasswd"
-    if password_stdin:
-        password = sys.stdin.read().rstrip("\r\n")
-    if password is None:
-        import getpass
-
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            raise CliError("passwords do not match")
-    if not password:
-        raise CliError("a password is required")
-    try:
-        add_user(path, username, password, admin=admin)
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
-    typer.echo(f"{'Administrator' if admin else 'User'} {username} saved in {path}")
-
-
-def _registry_request(method: str, name: str, body: dict | None = None):
-    """A request to a registry's ``/v1/repositories/<name>`` with the stored credentials."""
-    import httpx
-
-    from dockyard.plugins.registry_http.client import RegistryClient
-    from dockyard.reference import parse
-
-    ref = parse(name)
-    creds = Credentials().get(server_key(ref.domain))
-    auth = {"username": creds[0], "password": creds[1]} if creds else {}
-    with RegistryClient(ref.domain, auth) as registry:
-        registry.ping()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if creds:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-        try:
-            response = registry._client(registry.base.split("://")[0]).request(
-                method, f"{registry.base}/v1/repositories/{ref.path}", headers=headers,
-                content=json.dumps(body).encode() if body is not None else None)
-        except httpx.HTTPError as exc:
-            raise CliError(f"{method} {ref.domain}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            error = response.json()["errors"][0]
-            message = f"{error['code'].lower()}: {error['message']}"
-        except (ValueError, KeyError, IndexError, TypeError):
-            message = f"HTTP {response.status_code}"
-        raise CliError(f"Error response from registry: {message}")
-    return response
-
-
-@app.command("describe")
-def describe(
-    name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository on a registry")],
-    description: Annotated[str | None, typer.Option("-d", "--description", help="New description")] = None,
-    private: Annotated[bool | None, typer.Option("--private/--public", help="Readable by its owner only")] = None,
-) -> None:
-    """Show or set a repository's description and visibility (owner or admin)."""
-    changes: dict[str, Any] = {}
-    if description is not None:
-        changes["description"] = description
-    if private is not None:
-        changes["private"] = private
-    response = _registry_request("PATCH" if changes else "GET", name, changes if changes else None)
-    typer.echo(json.dumps(response.json(), indent=2))
-
-
-@app.command("delete")
-def delete(name: Annotated[str, typer.Argument(metavar="HOST/REPOSITORY", help="Repository to delete")]) -> None:
-    """Delete a repository from a registry (owner or admin)."""
-    _registry_request("DELETE", name)
-    typer.echo(f"Deleted {name}")

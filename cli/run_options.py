@@ -7,6 +7,7 @@ Each is an ``Annotated`` type so both commands declare them identically;
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ import typer
 from .client import CliError
 from .network import port_bindings
 
-NET, STORAGE, RES, META = "Network", "Volumes", "Resources", "Metadata"
+NET, STORAGE, RES, META, SEC = "Network", "Volumes", "Resources", "Metadata", "Security"
 
 
 def _opt(*names: str, help: str, panel: str) -> Any:
@@ -49,6 +50,23 @@ MemorySwap = Annotated[str | None, _opt("--memory-swap", help="Memory + swap lim
 CpuShares = Annotated[int, _opt("-c", "--cpu-shares", help="CPU shares (relative weight)", panel=RES)]
 CpusetCpus = Annotated[str, _opt("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)", panel=RES)]
 PidsLimit = Annotated[int, _opt("--pids-limit", help="Tune container pids limit (-1 for unlimited)", panel=RES)]
+
+Privileged = Annotated[bool, _opt("--privileged", help="Give extended privileges to this container (every "
+                                  "capability and device, no seccomp filter)", panel=SEC)]
+CapAdd = Annotated[list[str] | None, _opt("--cap-add", help="Add Linux capabilities", panel=SEC)]
+CapDrop = Annotated[list[str] | None, _opt("--cap-drop", help="Drop Linux capabilities", panel=SEC)]
+SecurityOpt = Annotated[list[str] | None, _opt("--security-opt", help="Security options (seccomp=unconfined|"
+                                               "<profile.json>, no-new-privileges, apparmor=<profile>, "
+                                               "systempaths=unconfined)", panel=SEC)]
+ReadOnly = Annotated[bool, _opt("--read-only", help="Mount the container's root filesystem as read only",
+                                panel=SEC)]
+Device = Annotated[list[str] | None, _opt("--device", help="Add a host device to the container "
+                                          "(host[:container][:rwm])", panel=SEC)]
+DeviceCgroupRule = Annotated[list[str] | None, _opt("--device-cgroup-rule", help="Add a rule to the cgroup "
+                                                    "allowed devices list ('c 1:3 mr')", panel=SEC)]
+Sysctl = Annotated[list[str] | None, _opt("--sysctl", help="Namespaced kernel parameters (name=value)",
+                                          panel=SEC)]
+Userns = Annotated[str, _opt("--userns", help="User namespace to use ('host' or empty)", panel=SEC)]
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -113,4 +131,62 @@ def apply(body: dict[str, Any], *, publish: list[str] | None = None, publish_all
     file_env = read_env_files(env_file)
     if file_env:
         body["Env"] = [*file_env, *(body.get("Env") or [])]
+    return body
+
+
+def parse_device(spec: str) -> dict[str, str]:
+    """``--device host[:container][:permissions]`` as the docker CLI parses it."""
+    parts = spec.split(":")
+    permissions = "rwm"
+    if len(parts) > 1 and re.fullmatch(r"[rwm]{1,3}", parts[-1]):
+        permissions = parts.pop()
+    if len(parts) > 2 or not parts[0]:
+        raise CliError(f"invalid device specification: {spec}")
+    return {"PathOnHost": parts[0], "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+            "CgroupPermissions": permissions}
+
+
+def security_opts(options: list[str] | None, host: dict[str, Any]) -> list[str]:
+    """``--security-opt`` as the docker CLI sends it: a seccomp profile's *content*
+    rather than its path, and ``systempaths=unconfined`` as empty masked/read-only lists."""
+    out = []
+    for opt in options or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "seccomp" and sep and value not in ("unconfined", "builtin"):
+            try:
+                profile = json.loads(Path(value).read_text())
+            except OSError as exc:
+                raise CliError(f"opening seccomp profile ({value}) failed: {exc.strerror}") from None
+            except ValueError as exc:
+                raise CliError(f"compacting json for seccomp profile ({value}) failed: {exc}") from None
+            out.append("seccomp=" + json.dumps(profile, separators=(",", ":")))
+        elif key == "systempaths" and sep:
+            if value != "unconfined":
+                raise CliError(f"invalid --security-opt systempaths={value}: only 'unconfined' is accepted")
+            host["MaskedPaths"], host["ReadonlyPaths"] = [], []
+        else:
+            out.append(opt)
+    return out
+
+
+def apply_security(body: dict[str, Any], *, privileged: bool = False, cap_add: list[str] | None = None,
+                   cap_drop: list[str] | None = None, security_opt: list[str] | None = None, read_only: bool = False,
+                   device: list[str] | None = None, device_cgroup_rule: list[str] | None = None,
+                   sysctl: list[str] | None = None, userns: str = "") -> dict[str, Any]:
+    """Fold the Security options into a create body."""
+    host = body["HostConfig"]
+    sysctls = {}
+    for item in sysctl or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"invalid argument {item!r} for \"--sysctl\" flag: sysctl must be name=value")
+        sysctls[key] = value
+    host.update({
+        "Privileged": privileged, "CapAdd": cap_add or None, "CapDrop": cap_drop or None,
+        "SecurityOpt": security_opts(security_opt, host) or None, "ReadonlyRootfs": read_only,
+        "Devices": [parse_device(d) for d in device or []] or None,
+        "DeviceCgroupRules": device_cgroup_rule or None, "Sysctls": sysctls or None, "UsernsMode": userns,
+    })
     return body

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import sys
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +16,7 @@ from .template import TemplateError, render
 
 __all__ = ["app", "info", "version", "client_version", "render_version", "render_info"]
 
+#: ``dockyard system``: the sub-app's own settings; its commands are listed in cli/commands.py
 app = typer.Typer(name="system", help="Manage dockyard", no_args_is_help=True)
 
 Format = Annotated[str | None, typer.Option("-f", "--format", help="Format output using a Go template subset")]
@@ -25,10 +25,11 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", 
 
 
 def client_version() -> str:
-    try:
-        return metadata.version("dockyard")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    # The package's own constant, as the daemon reports it (importlib.metadata would cost ~10 ms
+    # of every `version`; tests/unit/test_packaging.py holds the two equal).
+    from dockyard import __version__
+
+    return __version__
 
 
 def _ansic(value: str) -> str:
@@ -185,7 +186,6 @@ def render_info(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-@app.command("info")
 def info(ctx: typer.Context, format: Format = None) -> None:
     """Display system-wide information."""
     data = client(ctx).get_json("/info") if format else None

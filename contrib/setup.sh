@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${DOCKYARD_VENV:-/opt/dockyard}
-packages=(lxc busybox-static iproute2 nftables iptables unionfs-fuse btrfs-progs skopeo docker-registry openssl git tar gzip python3-venv)
+packages=(lxc lxc-dev gcc libc6-dev runc crun conmon busybox-static iproute2 nftables iptables unionfs-fuse btrfs-progs skopeo docker-registry openssl git tar gzip python3-venv apache2-utils)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -48,6 +48,7 @@ from dockyard.models.runtime import Change
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "SafeTarInfo",
     "differs",
     "Marker",
     "OverlayWhiteouts",
@@ -233,7 +234,83 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
     return applier.written
 
 
-class _CheckedTarInfo(tarfile.TarInfo):
+class SafeTarInfo(tarfile.TarInfo):
+    """``TarInfo`` whose pax header parsing takes linear time.
+
+    CPython before 3.11.10/3.12.6 parses pax records with regular expressions
+    that backtrack quadratically on crafted headers (CVE-2024-6232): a tar of a
+    few megabytes holds a worker thread for hours.  Every tar dockyard reads
+    from a client, a registry or an image goes through this class
+    (``tarfile.open(..., tarinfo=SafeTarInfo)``); the records mean exactly what
+    they mean to tarfile, they are only found without regular expressions.
+    """
+
+    def _proc_pax(self, tarfile_):  # type: ignore[override]
+        buf = tarfile_.fileobj.read(self._block(self.size))
+        pax_headers = tarfile_.pax_headers if self.type == tarfile.XGLTYPE else tarfile_.pax_headers.copy()
+        records = _pax_records(buf)
+        charset = next((value for key, value in records if key == b"hdrcharset"), None)
+        if charset is not None:
+            pax_headers["hdrcharset"] = charset.decode("utf-8")
+        encoding = tarfile_.encoding if pax_headers.get("hdrcharset") == "BINARY" else "utf-8"
+        offsets: list[int] = []
+        numbytes: list[int] = []
+        for raw_key, raw_value in records:
+            keyword = self._decode_pax_field(raw_key, "utf-8", "utf-8", tarfile_.errors)
+            if keyword in tarfile.PAX_NAME_FIELDS:
+                value = self._decode_pax_field(raw_value, encoding, tarfile_.encoding, tarfile_.errors)
+            else:
+                value = self._decode_pax_field(raw_value, "utf-8", "utf-8", tarfile_.errors)
+            pax_headers[keyword] = value
+            if keyword in ("GNU.sparse.offset", "GNU.sparse.numbytes"):     # sparse format 0.0: repeated keys
+                if not raw_value.isdigit():
+                    raise tarfile.InvalidHeaderError("invalid header")
+                (offsets if keyword == "GNU.sparse.offset" else numbytes).append(int(raw_value))
+        try:
+            following = self.fromtarfile(tarfile_)
+        except tarfile.HeaderError as exc:
+            raise tarfile.SubsequentHeaderError(str(exc)) from None
+        if "GNU.sparse.map" in pax_headers:
+            self._proc_gnusparse_01(following, pax_headers)
+        elif "GNU.sparse.size" in pax_headers:
+            following.sparse = list(zip(offsets, numbytes))
+        elif pax_headers.get("GNU.sparse.major") == "1" and pax_headers.get("GNU.sparse.minor") == "0":
+            self._proc_gnusparse_10(following, pax_headers, tarfile_)
+        if self.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
+            following._apply_pax_info(pax_headers, tarfile_.encoding, tarfile_.errors)
+            following.offset = self.offset
+            if "size" in pax_headers:   # the next header starts after the size the record gives
+                offset = following.offset_data
+                if following.isreg() or following.type not in tarfile.SUPPORTED_TYPES:
+                    offset += following._block(following.size)
+                tarfile_.offset = offset
+        return following
+
+
+def _pax_records(buf: bytes) -> list[tuple[bytes, bytes]]:
+    """``"<length> <keyword>=<value>\\n"`` records of a pax header, in one pass.
+
+    Parsing stops where tarfile's stops (the NUL padding, or text that is no
+    record); a record whose length does not end on its newline is invalid."""
+    records = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        space = buf.find(b" ", pos, min(end, pos + 21))
+        if space <= pos or not buf[pos:space].isdigit():
+            break
+        length = int(buf[pos:space])
+        stop = pos + length
+        if length == 0 or stop > end or buf[stop - 1:stop] != b"\n":
+            raise tarfile.InvalidHeaderError("invalid header")
+        equals = buf.find(b"=", space + 1, stop)
+        if equals <= space + 1:
+            raise tarfile.InvalidHeaderError("invalid header")
+        records.append((buf[space + 1:equals], buf[equals + 1:stop - 1]))
+        pos = stop
+    return records
+
+
+class _CheckedTarInfo(SafeTarInfo):
     """Remembers why the header that ended the archive was unreadable."""
 
     @classmethod
@@ -479,12 +556,26 @@ class _Applier:
         self.written += m.size
 
     def meta(self, target: str | int, m: tarfile.TarInfo, symlink: bool = False) -> None:
-        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities)."""
+        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities).
+
+        Never through a symlink: a directory is changed through a descriptor opened with
+        ``O_NOFOLLOW`` (something swapped in meanwhile fails the open instead)."""
+        if isinstance(target, str) and not symlink and stat.S_ISDIR(os.lstat(target).st_mode):
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.meta(fd, m)
+            finally:
+                os.close(fd)
+            return
         if isinstance(target, int):
             os.fchown(target, m.uid, m.gid)
         else:
             os.chown(target, m.uid, m.gid, follow_symlinks=False)
-        if not symlink:
+        if isinstance(target, int):
+            os.fchmod(target, m.mode & 0o7777)
+        elif not symlink:
+            if stat.S_ISLNK(os.lstat(target).st_mode):   # a device node or fifo, just made; never follow a link
+                raise InvalidParameter(f"invalid layer tar: {m.name!r} was replaced by a symlink while applied")
             os.chmod(target, m.mode & 0o7777)
         for key, value in m.pax_headers.items():
             if not key.startswith(XATTR_PAX):

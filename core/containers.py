@@ -12,29 +12,34 @@ States: created -> running -> exited (-> running again on start) -> removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
-import shlex
 import shutil
 import signal as signals
 import socket
 import subprocess
 import threading
-import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import ids, logs, netns, rootfs
+from dockyard import confinement, container_views, etc_files, ids, logs, netns, paths, rootfs
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
-from dockyard.errors import Conflict, DockyardError, InvalidParameter, NotFound, NotModified, System
+from dockyard.errors import (Conflict, DockyardError, InvalidParameter, NotFound, NotModified, NotSupportedByDriver,
+                             System)
+from dockyard.events import EventBus
 from dockyard.images import ImageService
+from dockyard.log_rotation import LogRotator
+from dockyard.logs import LogQuery, Render, stream_log
 from dockyard.models.container import ContainerConfig, ContainerState, CreateRequest, HostConfig, LogConfig
-from dockyard.models.runtime import ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.models.runtime import Confinement, ExitStatus, NetworkRequest, Resources, RuntimeSpec
+from dockyard.observers import Observers
 from dockyard.store import Store
-from dockyard.timefmt import NEVER, human_duration, iso, iso_now, parse_iso, to_unix
+from dockyard.timefmt import NEVER, iso, iso_now
 from dockyard.volumes import Mount, VolumeService
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,8 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: Any = None, log_config: LogConfig | None = None) -> None:
+                 events: EventBus | None = None, observers: Observers | None = None,
+                 security: confinement.DaemonSecurity | None = None, log_config: LogConfig | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -122,11 +128,14 @@ class ContainerService:
         self.network = network
         self.driver_names = names
         self.events = events
+        self.observers = observers
+        self.security = security or confinement.DaemonSecurity()
+        self.containers: dict[str, Container] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: the daemon's --log-driver and --log-opt: what a container's LogConfig leaves out
         self.log_config = log_config or LogConfig()
         logs.settings(self.log_config)
-        self.containers: dict[str, Container] = {}
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.log_rotator = LogRotator(self)
         #: container records are written by one thread, in the order the loop asked for them (a write
         #: waits on the disk, never the event loop; a later state never loses to an earlier one)
         self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
@@ -166,28 +175,40 @@ class ContainerService:
         self._records.shutdown(wait=True)
 
     def load(self) -> None:
-        for row in self.store.query("SELECT * FROM containers"):
+        for row in self.store.container_rows():
             c = self._row_to_container(row)
             self.containers[c.id] = c
 
+    def _snapshot(self) -> list[Container]:
+        """The containers, copied in one step: services running in worker threads read this,
+        never the dict the event loop changes."""
+        return list(self.containers.values())
+
     def get(self, ref: str) -> Container:
         """A container by full ID, name (with or without '/') or unique ID prefix."""
-        if ref in self.containers:
-            return self.containers[ref]
+        found = self.containers.get(ref)
+        if found is not None:
+            return found
+        everyone = self._snapshot()
         name = ref.lstrip("/")
-        for c in self.containers.values():
+        for c in everyone:
             if c.name == name:
                 return c
         if ref:
-            matches = [c for cid, c in self.containers.items() if cid.startswith(ref)]
+            matches = [c for c in everyone if c.id.startswith(ref)]
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def is_running(self, container_id: str) -> bool:
+        """Whether the container exists and runs (a stream of its stats ends when not)."""
+        c = self.containers.get(container_id)
+        return c is not None and c.state.running
+
     def dir_of(self, c: Container) -> Path:
-        return self.root / c.id
+        return paths.child(self.root, c.id, "container id")
 
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
@@ -197,11 +218,11 @@ class ContainerService:
         return logs.settings(c.host_config.log_config)
 
     def volume_users(self, name: str) -> list[str]:
-        return [c.id for c in self.containers.values() if any(m.name == name for m in c.mounts)]
+        return [c.id for c in self._snapshot() if any(m.name == name for m in c.mounts)]
 
     def images_in_use(self) -> dict[str, list[tuple[str, bool]]]:
         users: dict[str, list[tuple[str, bool]]] = {}
-        for c in self.containers.values():
+        for c in self._snapshot():
             users.setdefault(c.image_id, []).append((c.id, c.running))
         return users
 
@@ -224,13 +245,24 @@ class ContainerService:
         if policy.maximum_retry_count and policy.name != "on-failure":
             raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
         log_config = logs.merge_config(request.host_config.log_config, self.log_config)
-        logs.settings(log_config)  # an unknown driver or option is a 400 now, not a failed start
+        if logs.settings(log_config).max_size and not self.exec.rotates_logs:  # (a bad option is a 400 now)
+            raise InvalidParameter(f"log opt 'max-size' needs an exec driver that can rotate logs; "
+                                   f"{self.driver_names['exec']} cannot")
         if request.host_config.network_mode.startswith("container:"):
             self.get(request.host_config.network_mode.partition(":")[2])  # NotFound early, as Docker
+        self.confinement(request.host_config)  # a bad --cap-add, --security-opt, --device... is a 400 now
+        etc_files.check(request.host_config.extra_hosts, request.host_config.dns, request.hostname,
+                        request.domainname)
         endpoints_config = dict((request.networking_config or {}).get("EndpointsConfig") or {})
         if request.host_config.network_mode in ("", "default", "bridge") and any(
                 (e or {}).get("Aliases") for e in endpoints_config.values()):
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+        runtimes = self.exec.runtimes(self.driver_names["exec"])
+        runtime = request.host_config.runtime or runtimes.default
+        if runtime not in runtimes.paths:
+            raise InvalidParameter(f"Unknown runtime specified {runtime}")
+        request = request.model_copy(update={"host_config": request.host_config.model_copy(
+            update={"runtime": runtime, "log_config": log_config})})
         name = ids.check_name(name) if name else None
         cid = ids.new_id()
         if name is None:
@@ -247,8 +279,7 @@ class ContainerService:
         mounts = await asyncio.to_thread(self.volumes.mounts_for, request.host_config.binds or [],
                                          list(config.volumes or {}), volumes_from)
         c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(), config=config,
-                      host_config=request.host_config.model_copy(update={"log_config": log_config}),
-                      state=ContainerState(), base_layer=base_layer,
+                      host_config=request.host_config, state=ContainerState(), base_layer=base_layer,
                       storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
                       path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=endpoints_config)
         await asyncio.to_thread(self._create_layer, c)
@@ -265,13 +296,26 @@ class ContainerService:
             self._check_name_free(name)
             raise
         self.containers[cid] = c
-        self._event(c, "create")
+        self.event(c, "create")
         return {"Id": cid, "Warnings": []}
 
     def _image_of(self, ref: str) -> tuple[str, ContainerConfig, str | None]:
         """(image ID, its config, its top layer): store reads, for a worker thread."""
         image_id = self.images.resolve(ref)
         return image_id, self.images.config(image_id).config, self.images.top_layer(image_id)
+
+    def confinement(self, hc: HostConfig) -> Confinement:
+        """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`)."""
+        if hc.userns_mode not in ("", "host"):
+            raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
+                                   "supported by this daemon)")
+        return confinement.resolve(
+            privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
+            security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
+            device_cgroup_rules=hc.device_cgroup_rules, sysctls=hc.sysctls, masked=hc.masked_paths,
+            readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
+            daemon_seccomp=self.security.seccomp_profile,
+            daemon_no_new_privileges=self.security.no_new_privileges)
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
@@ -360,7 +404,9 @@ class ContainerService:
         c.state = ContainerState(status="running", running=True, pid=process.pid,
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now())
         await self._save(c)
-        self._event(c, "start")
+        self.event(c, "start")
+        if self.observers is not None:
+            self.observers.container_started(c.id, process.pid)
         self._watch(c)
 
     def _fail_pending(self, c: Container, exc: BaseException) -> None:
@@ -403,49 +449,23 @@ class ContainerService:
                 exposed_ports=sorted((config.exposed_ports or {}).keys()),
                 publish_all=bool(c.host_config.publish_all_ports), shared_netns=shared,
                 aliases=list(endpoint.get("Aliases") or []), dns=list(c.host_config.dns or [])))
-            binds = (self._etc_files(c, attachment.netns is None, attachment.settings, attachment.dns)
-                     + self.volumes.prepare(c.mounts, root))
+            binds = rootfs.mount_plan(root, etc_files.write(
+                self.dir_of(c), config.hostname, c.host_config.extra_hosts or [], c.host_config.dns or [],
+                attachment.netns is None, attachment.settings, attachment.dns) + self.volumes.prepare(c.mounts, root))
             hc = c.host_config
-            log_settings = self.log_settings(c)
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
                 stdin_once=config.stdin_once, netns=attachment.netns,
-                log_path=self.log_path(c) if log_settings.readable else None,
-                log_max_size=log_settings.max_size, log_max_files=log_settings.max_files,
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
+                log_path=self.log_path(c) if self.log_settings(c).readable else None,
+                stop_signal=_signal_number(config.stop_signal), binds=binds, confinement=self.confinement(hc),
+                runtime=hc.runtime,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
                                     cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
             )
         except BaseException:
             self._release(c)
             raise
-
-    def _etc_files(self, c: Container, host_network: bool, settings: dict | None = None,
-                   resolvers: list[str] | None = None) -> list[tuple[Path, str, bool]]:
-        directory = self.dir_of(c)
-        hostname = c.config.hostname
-        (directory / "hostname").write_text(hostname + "\n")
-        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
-                 "ff02::2\tip6-allrouters"]
-        if host_network:
-            try:
-                hosts = Path("/etc/hosts").read_text().splitlines()
-            except OSError:
-                pass
-        for entry in c.host_config.extra_hosts or []:  # --add-host name:ip
-            name, _, ip = entry.partition(":")
-            hosts.append(f"{ip}\t{name}")
-        settings = settings or {}
-        ip = settings.get("IPAddress") or next(
-            (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), "")
-        if ip:
-            hosts.append(f"{ip}\t{hostname}")
-        (directory / "hosts").write_text("\n".join(hosts) + "\n")
-        (directory / "resolv.conf").write_text(_resolv_conf(c.host_config.dns or [], host_network, resolvers or []))
-        return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
-                (directory / "resolv.conf", "/etc/resolv.conf", False)]
 
     def _release(self, c: Container) -> None:
         """Undo :meth:`_prepare` after the process is gone."""
@@ -488,7 +508,9 @@ class ContainerService:
                 "exit_code": status.exit_code, "oom_killed": status.oom_killed,
                 "finished_at": iso(status.finished_at.timestamp())})
             await self._save(c)
-            self._event(c, "die", exitCode=str(status.exit_code))
+            self.event(c, "die", exitCode=str(status.exit_code))
+            if self.observers is not None:
+                self.observers.container_died(c.id, status.exit_code)
             for future in c.exit_waiters:
                 if not future.done():
                     future.set_result(status.exit_code)
@@ -572,19 +594,22 @@ class ContainerService:
     @uninterruptible
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
-        if not c.state.running:
-            if c.state.restarting:  # waiting out a back-off: just cancel the restart
-                c.stopped_by_user = True
-                c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                await self._save(c)
-                return
-            raise NotModified("container already stopped")
+        # Decide under the lock: an automatic restart holds it while it starts the
+        # container, and a stop that slipped in then would be undone by that start.
+        async with c.lock:
+            if not c.state.running:
+                if c.state.restarting:  # waiting out a back-off: just cancel the restart
+                    c.stopped_by_user = True
+                    c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
+                    await self._save(c)
+                    return
+                raise NotModified("container already stopped")
+            c.stopped_by_user = True
         wait = 10.0 if timeout is None or timeout < 0 else float(timeout)
         sig = _signal_number(c.config.stop_signal)
-        c.stopped_by_user = True
         await asyncio.to_thread(self.exec.stop, c.id, sig, wait)
         await c.exited.wait()
-        self._event(c, "stop")
+        self.event(c, "stop")
 
     @uninterruptible
     async def kill(self, ref: str, signal: str | int | None = None) -> None:
@@ -595,7 +620,7 @@ class ContainerService:
         if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
             c.stopped_by_user = True
         await asyncio.to_thread(self.exec.kill, c.id, sig)
-        self._event(c, "kill", signal=str(sig))
+        self.event(c, "kill", signal=str(sig))
         if sig == signals.SIGKILL:
             try:
                 await asyncio.wait_for(c.exited.wait(), 10)
@@ -611,7 +636,30 @@ class ContainerService:
             if not c.state.running:
                 c.restart_count += 0  # a manual restart is not counted, as in Docker
                 await self._start_unlocked(c)
-        self._event(c, "restart")
+        self.event(c, "restart")
+
+    @contextlib.asynccontextmanager
+    async def frozen(self, ref: str | Container, pause: bool = True) -> AsyncIterator[None]:
+        """Keep a running container frozen while the daemon reads or writes its files (``cp``, ``commit``,
+        ``export``; Docker pauses for these too, ``commit --pause=false`` opts out): none of its processes can
+        change a path meanwhile.  Internal: no state change, no events; a paused container stays paused."""
+        c = self.get(ref) if isinstance(ref, str) else ref
+        froze = False
+        async with c.lock:
+            if pause and c.state.running and not c.state.paused:
+                try:
+                    await asyncio.to_thread(self.exec.pause, c.id)
+                    froze = True
+                except NotSupportedByDriver:
+                    log.warning("exec driver cannot pause %s: its files are handled while it runs", ids.short(c.id))
+            try:
+                yield
+            finally:
+                if froze:
+                    try:
+                        await asyncio.to_thread(self.exec.unpause, c.id)
+                    except DockyardError as exc:
+                        log.error("unpausing %s after a file operation: %s", ids.short(c.id), exc)
 
     @uninterruptible
     async def pause(self, ref: str) -> None:
@@ -624,7 +672,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.pause, c.id)
             c.state = c.state.model_copy(update={"paused": True, "status": "paused"})
             await self._save(c)
-        self._event(c, "pause")
+        self.event(c, "pause")
 
     @uninterruptible
     async def unpause(self, ref: str) -> None:
@@ -635,7 +683,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.unpause, c.id)
             c.state = c.state.model_copy(update={"paused": False, "status": "running"})
             await self._save(c)
-        self._event(c, "unpause")
+        self.event(c, "unpause")
 
     async def top(self, ref: str, ps_args: str = "-ef") -> dict:
         """``docker top``: ``ps`` on the host, limited to the container's processes."""
@@ -683,7 +731,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.update, c.id, resources)
         c.host_config = hc
         await self._record(self.store.update_container, c.id, host_config=json.dumps(hc.api()))
-        self._event(c, "update")
+        self.event(c, "update")
         return []
 
     @uninterruptible
@@ -700,7 +748,7 @@ class ContainerService:
         except Conflict:
             c.name = old
             raise
-        self._event(c, "rename", oldName="/" + old)
+        self.event(c, "rename", oldName="/" + old)
 
     # -- remove ------------------------------------------------------------------
     @uninterruptible
@@ -738,79 +786,72 @@ class ContainerService:
         if volumes:
             for m in c.mounts:
                 if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
-                    await asyncio.to_thread(self.volumes.remove, m.name, [])
+                    await asyncio.to_thread(self.volumes.remove, m.name)
         c.removed = True
         self._fail_pending(c, NotFound(f"No such container: {c.id}"))
         for future in c.removed_waiters:
             if not future.done():
                 future.set_result(c.state.exit_code)
-        self._event(c, "destroy")
+        self.event(c, "destroy")
 
-    # -- views -----------------------------------------------------------------
+    # -- logs, terminal size, commit ----------------------------------------------------------------
+    def logs(self, ref: str, query: LogQuery, render: Render, follow: bool = False) -> AsyncIterator[bytes]:
+        """The container's log as ``render`` puts each record, batch by batch (:func:`dockyard.logs.stream_log`);
+        with ``follow``, until it stops running.  Use it under ``contextlib.aclosing``."""
+        if not (query.stdout or query.stderr):
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        c = self.get(ref)
+        if not self.log_settings(c).readable:
+            raise NotSupportedByDriver("configured logging driver does not support reading")
+        return stream_log(self.log_path(c), query, render, follow=follow,
+                          running=lambda: c.state.running and not c.removed)
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        """Set a running tty container's terminal size; nothing to do for others (as Docker)."""
+        c = self.get(ref)
+        if c.config.tty and c.state.running:
+            await asyncio.to_thread(self.exec.resize, c.id, height, width)
+
+    async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
+                     comment: str = "", author: str = "", changes: list[str] = (), pause: bool = True) -> str:
+        """``docker commit``: a new image from the container's layer (frozen meanwhile unless not ``pause``);
+        returns its ID."""
+        c = self.get(ref)
+        async with self.frozen(c, pause):
+            image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, config or c.config,
+                                               " ".join([c.path, *c.args]), repo, tag, comment, author,
+                                               list(changes))
+        self.event(c, "commit")
+        return image_id
+
+    # -- views (formatting in container_views) --------------------------------------------------
     def inspect(self, ref: str) -> dict:
         c = self.get(ref)
-        d = self.dir_of(c)
-        settings: dict = {}
-        try:
-            settings = self.network.settings(c.id) if c.state.running else {}
-        except DockyardError:
-            settings = {}
-        return {
-            "Id": c.id,
-            "Created": c.created,
-            "Path": c.path,
-            "Args": c.args,
-            "State": c.state.api(),
-            "Image": "sha256:" + c.image_id,
-            "ResolvConfPath": str(d / "resolv.conf"),
-            "HostnamePath": str(d / "hostname"),
-            "HostsPath": str(d / "hosts"),
-            "LogPath": str(self.log_path(c)) if self.log_settings(c).readable else "",
-            "Name": "/" + c.name,
-            "RestartCount": c.restart_count,
-            "Driver": c.storage_driver,
-            "Platform": "linux",
-            "MountLabel": "",
-            "ProcessLabel": "",
-            "AppArmorProfile": "",
-            "ExecIDs": None,
-            "HostConfig": c.host_config.api(),
-            "GraphDriver": {"Name": c.storage_driver, "Data": {}},
-            "Mounts": [m.api() for m in c.mounts],
-            "Config": c.config.api(),
-            "NetworkSettings": _network_settings(settings),
-        }
+        return container_views.inspect(c, self.dir_of(c), self.log_path(c) if self.log_settings(c).readable else None,
+                                       self._network_settings(c))
 
-    def summaries(self, all_containers: bool = False, limit: int = -1, filters: dict[str, list[str]] | None = None,
-                  latest: bool = False) -> list[dict]:
-        filters = filters or {}
-        items = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
-        if not all_containers and limit <= 0 and not latest and not filters:
-            items = [c for c in items if c.state.running]
-        result = []
-        for c in items:
-            if not _filter_match(c, filters):
-                continue
-            result.append({
-                "Id": c.id,
-                "Names": ["/" + c.name],
-                "Image": c.image_ref,
-                "ImageID": "sha256:" + c.image_id,
-                "Command": " ".join(shlex.quote(a) if " " in a or not a else a for a in [c.path, *c.args]),
-                "Created": to_unix(c.created),
-                "Ports": self._ps_ports(c),
-                "Labels": c.config.labels or {},
-                "State": c.state.status,
-                "Status": status_text(c.state),
-                "HostConfig": {"NetworkMode": c.host_config.network_mode},
-                "NetworkSettings": {"Networks": {}},
-                "Mounts": [m.api() for m in c.mounts],
-            })
-        if latest:
-            result = result[:1]
-        if limit > 0:
-            result = result[:limit]
-        return result
+    async def summaries(self, all_containers: bool = False, limit: int = -1,
+                        filters: dict[str, list[str]] | None = None, latest: bool = False,
+                        size: bool = False) -> list[dict]:
+        """``GET /containers/json``; with ``size`` each row has SizeRw and SizeRootFs."""
+        chosen = container_views.select(self.containers.values(), all_containers, limit, filters, latest)
+        # the network driver's answers come from a worker (a driver hook never runs on the loop)
+        settings = await asyncio.to_thread(lambda: [self._network_settings(c) for c in chosen])
+        rows = [container_views.summary(c, container_views.ps_ports(s.get("Ports") or {}))
+                for c, s in zip(chosen, settings)]
+        if size:
+            for row in rows:
+                row["SizeRw"], row["SizeRootFs"] = await asyncio.to_thread(self.sizes, row["Id"])
+        return rows
+
+    def _network_settings(self, c: Container) -> dict:
+        """The network driver's view of a running container; nothing for others (or a failing driver)."""
+        if not c.state.running:
+            return {}
+        try:
+            return self.network.settings(c.id)
+        except DockyardError:
+            return {}
 
     def sizes(self, ref: str) -> tuple[int, int]:
         """(SizeRw, SizeRootFs): the container's own bytes, and with its image's."""
@@ -818,23 +859,6 @@ class ContainerService:
         own = self.storage.diff_size(c.id) if self.storage.exists(c.id) else 0
         row = self.store.image_row(c.image_id)
         return own, own + (row["size"] if row else 0)
-
-    def _ps_ports(self, c: Container) -> list[dict]:
-        if not c.state.running:
-            return []
-        try:
-            ports = self.network.settings(c.id).get("Ports") or {}
-        except DockyardError:
-            return []
-        result = []
-        for key, bindings in ports.items():
-            private, _, proto = key.partition("/")
-            for binding in bindings or [None]:
-                item: dict[str, Any] = {"PrivatePort": int(private), "Type": proto}
-                if binding:
-                    item.update({"IP": binding.get("HostIp") or "0.0.0.0", "PublicPort": int(binding["HostPort"])})
-                result.append(item)
-        return result
 
     def counts(self) -> tuple[int, int, int, int]:
         running = sum(1 for c in self.containers.values() if c.state.running and not c.state.paused)
@@ -875,6 +899,8 @@ class ContainerService:
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
             await self._save(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
+            if self.observers is not None:
+                self.observers.container_died(c.id, code)
         for c in list(self.containers.values()):
             policy = c.host_config.restart_policy.name
             if not c.state.running and (policy == "always" or policy == "unless-stopped" and not c.stopped_by_user
@@ -885,91 +911,14 @@ class ContainerService:
                     except DockyardError as exc:
                         log.error("restarting %s at daemon start failed: %s", ids.short(c.id), exc)
 
-    def _event(self, c: Container, action: str, **attributes: str) -> None:
+    def event(self, c: Container, action: str, **attributes: str) -> None:
+        """Emit a container event (``docker events``) with Docker's attributes."""
         if self.events is not None:
             self.events.emit("container", action, c.id,
                              {"image": c.image_ref, "name": c.name, **attributes})
-
-
-def _resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
-    """The host's resolv.conf; in a namespace of its own a container cannot reach
-    loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
-    Docker's defaults when none is left.  ``--dns`` replaces the nameservers.
-    ``resolvers`` (a network driver's embedded resolver, user networks) replace
-    both; ``--dns`` servers are then that resolver's upstream, as in Docker."""
-    try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
-    except OSError:
-        lines = []
-    if resolvers:
-        lines = [line for line in lines if not line.startswith("nameserver")]
-        lines += [f"nameserver {s}" for s in resolvers]
-        if not any(line.startswith("options") and "ndots:" in line for line in lines):
-            lines.append("options ndots:0")  # a bare container name is asked as is first, as Docker
-        return "\n".join(lines) + "\n"
-
-    def loopback(line: str) -> bool:
-        words = line.split()
-        return len(words) > 1 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")
-
-    if dns:
-        lines = [line for line in lines if not line.startswith("nameserver")] + [f"nameserver {s}" for s in dns]
-    elif not host_network:
-        lines = [line for line in lines if not loopback(line)]
-        if not any(line.startswith("nameserver") for line in lines):
-            lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
 
 
 def _now_dt():
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc)
-
-
-def status_text(state: ContainerState) -> str:
-    """The human ``Status`` column of ``docker ps``."""
-    now = time.time()
-    if state.running:
-        text = f"Up {human_duration(now - parse_iso(state.started_at))}"
-        return text + " (Paused)" if state.paused else text
-    if state.status == "created":
-        return "Created"
-    if state.finished_at == NEVER:
-        return f"Exited ({state.exit_code})"
-    return f"Exited ({state.exit_code}) {human_duration(now - parse_iso(state.finished_at))} ago"
-
-
-def _filter_match(c: Container, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "status" and c.state.status not in values:
-            return False
-        if key == "name" and not any(v.lstrip("/") in c.name for v in values):
-            return False
-        if key == "id" and not any(c.id.startswith(v) for v in values):
-            return False
-        if key == "exited" and not (c.state.status == "exited" and str(c.state.exit_code) in values):
-            return False
-        if key == "label":
-            labels = c.config.labels or {}
-            for v in values:
-                k, _, val = v.partition("=")
-                if k not in labels or (val and labels[k] != val):
-                    return False
-        if key == "ancestor" and not any(v in (c.image_ref, c.image_id, "sha256:" + c.image_id) for v in values):
-            return False
-    return True
-
-
-def _network_settings(settings: dict) -> dict:
-    base = {
-        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-        "Networks": {},
-    }
-    base.update(settings)
-    return base

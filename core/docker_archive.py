@@ -17,6 +17,7 @@ import json
 import tarfile
 from typing import BinaryIO
 
+from dockyard.archive import SafeTarInfo
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.images import ImageService
 from dockyard.models.image import ImageConfig
@@ -74,7 +75,7 @@ def load(images: ImageService, archive: BinaryIO) -> list[str]:
     nothing that would be visible as an image.
     """
     try:
-        tar = tarfile.open(fileobj=archive, mode="r:*")
+        tar = tarfile.open(fileobj=archive, mode="r:*", tarinfo=SafeTarInfo)
     except tarfile.TarError as exc:
         raise InvalidParameter(f"invalid archive: not a tar file ({exc})") from None
     with tar:
@@ -108,8 +109,9 @@ def load(images: ImageService, archive: BinaryIO) -> list[str]:
                 raise
             for tag in tags:
                 repo, _, t = tag.rpartition(":")
-                images.tag(image_id, repo, t)
+                images.tag(image_id, repo, t, event=False)  # as Docker: a load is one "load" event
                 lines.append(f"Loaded image: {tag}")
+            images.event("load", "sha256:" + image_id, "sha256:" + image_id)
             if not tags:
                 lines.append(f"Loaded image ID: sha256:{image_id}")
         return lines

@@ -26,7 +26,7 @@ import pluggy
 from stevedore import ExtensionManager
 
 from dockyard import hookspecs
-from dockyard.errors import DriverNotFound, DriverNotSupported
+from dockyard.errors import DriverNotFound, DriverNotSupported, NotSupportedByDriver
 from dockyard.models.runtime import (
     Change,
     ExitStatus,
@@ -35,6 +35,7 @@ from dockyard.models.runtime import (
     ProcessSpec,
     ProcessState,
     Resources,
+    Runtimes,
     RuntimeSpec,
 )
 
@@ -46,7 +47,7 @@ NAMESPACE = {kind: f"dockyard.{kind}" for kind in KINDS}
 #: automatic selection order when no name is given (first usable wins)
 PRIORITY = {
     "storage": ["overlay", "btrfs", "aufs", "vfs"],
-    "exec": ["lxc"],
+    "exec": ["lxc", "oci"],
     "network": ["bridge", "none"],
     "distribution": ["http"],
 }
@@ -187,7 +188,7 @@ def load_drivers(data_root: Path, choices: dict[str, str | None], options: dict[
 
 
 class _Facade:
-    """Calls a hook and turns 'nobody implements it' into NotImplemented."""
+    """Calls a hook and turns 'nobody implements it' into :class:`NotSupportedByDriver` (501)."""
 
     kind = ""
 
@@ -197,10 +198,10 @@ class _Facade:
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
         caller = getattr(self._pm.hook, hook_name)
         if not caller.get_hookimpls():
-            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotSupportedByDriver(f"the {self.kind} driver does not implement {hook_name}")
         result = caller(**kwargs)
         if result is None and hook_name not in self._may_return_none:
-            raise NotImplementedError(f"the {self.kind} driver does not implement {hook_name}")
+            raise NotSupportedByDriver(f"the {self.kind} driver does not implement {hook_name}")
         return result
 
     _may_return_none: frozenset[str] = frozenset()
@@ -282,6 +283,14 @@ class ExecDriver(_Facade):
     def resize(self, container_id: str, height: int, width: int) -> None:
         self._call("exec_resize", container_id=container_id, height=height, width=width)
 
+    def reopen_log(self, container_id: str) -> None:
+        self._call("exec_reopen_log", container_id=container_id)
+
+    @property
+    def rotates_logs(self) -> bool:
+        """Whether the driver can start a new log file after a rotation (``exec_reopen_log``)."""
+        return bool(self._pm.hook.exec_reopen_log.get_hookimpls())
+
     def list(self) -> list[str]:
         return list(self._call("exec_list"))
 
@@ -293,6 +302,12 @@ class ExecDriver(_Facade):
 
     def status(self) -> list[tuple[str, str]]:
         return list(self._call("exec_status"))
+
+    def runtimes(self, driver_name: str) -> Runtimes:
+        """The driver's runtimes; a driver without the hook is its own only runtime."""
+        if not self._pm.hook.exec_runtimes.get_hookimpls():
+            return Runtimes(default=driver_name, paths={driver_name: driver_name})
+        return self._call("exec_runtimes")
 
     def run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         return self._call("exec_run", container_id=container_id, exec_id=exec_id, spec=spec)
@@ -372,8 +387,8 @@ class DistributionDriver(_Facade):
     def push(self, reference: str, image: dict, auth: dict, progress) -> dict:
         return self._call("distribution_push", reference=reference, image=image, auth=auth, progress=progress)
 
-    def login(self, server: str, username: str, password: str) -> dict:
-        return self._call("distribution_login", server=server, username=username, password=password)
+    def login(self, server: str, username: str, password: str, email: str = "") -> dict:
+        return self._call("distribution_login", server=server, username=username, password=password, email=email)
 
     def search(self, term: str, limit: int, auth: dict) -> list[dict]:
         return list(self._call("distribution_search", term=term, limit=limit, auth=auth))

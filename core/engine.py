@@ -11,7 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import logs, storage_migration
+from dockyard import confinement, logs, storage_migration
+from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
                               load_drivers)
@@ -20,6 +21,8 @@ from dockyard.events import EventBus
 from dockyard.execs import ExecService
 from dockyard.images import ImageService
 from dockyard.models.container import LogConfig
+from dockyard.networks import NetworkService
+from dockyard.observers import Observers, load_observers
 from dockyard.store import Store
 from dockyard.volumes import VolumeService
 
@@ -40,14 +43,18 @@ class Engine:
     execs: ExecService
     events: EventBus
     distribution: DistributionDriver
+    files: ContainerFiles
+    networks: NetworkService
+    observers: Observers
 
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
              distribution: str | None = None, migrate_storage: bool = False,
+             security: confinement.DaemonSecurity | None = None,
              log_config: LogConfig | None = None) -> "Engine":
-        data_root.mkdir(parents=True, exist_ok=True)
-        (data_root / "tmp").mkdir(exist_ok=True)
+        _private_root(data_root)
+        (data_root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -66,8 +73,14 @@ class Engine:
             except BaseException:
                 store.close()
                 raise
-        drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution, "network": network,
-                                            "distribution": distribution}, options)
+        try:
+            drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution,
+                                                "network": network, "distribution": distribution}, options)
+            load_observers(drivers.pm)
+            drivers.pm.check_pending()
+        except BaseException:
+            store.close()
+            raise
         store.set_setting("storage_driver", drivers.names["storage"])
         if not store.setting("daemon_id"):
             import uuid
@@ -77,19 +90,25 @@ class Engine:
         exec_facade = ExecDriver(drivers.pm)
         network_facade = NetworkDriver(drivers.pm)
         events = EventBus()
-        images = ImageService(store, storage_facade, drivers.names["storage"])
+        observers = Observers(drivers.pm)
+        images = ImageService(store, storage_facade, drivers.names["storage"], events)
         volumes = VolumeService(data_root / "volumes", store)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events, log_config)
+                                      network_facade, drivers.names, events, observers, security, log_config)
+        # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
+        images.users = containers.images_in_use
+        volumes.users = containers.volume_users
         containers.load()
         images.reconcile(set(containers.containers))
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events, DistributionDriver(drivers.pm))
+                   containers, ExecService(containers), events, DistributionDriver(drivers.pm),
+                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers), observers)
 
     def close(self) -> None:
         self.containers.close()
         try:
             try:
+                self.observers.close()
                 self.network.cleanup()
             finally:
                 # containers outlive the daemon: their mounts stay for the next daemon to adopt
@@ -102,13 +121,14 @@ class Engine:
     def info(self) -> dict:
         total, running, paused, stopped = self.containers.counts()
         mem = _meminfo_total()
+        runtimes = self.execution.runtimes(self.drivers.names["exec"])
         return {
             "ID": self.store.setting("daemon_id") or "",
             "Containers": total,
             "ContainersRunning": running,
             "ContainersPaused": paused,
             "ContainersStopped": stopped,
-            "Images": len(self.store.query("SELECT id FROM images")),
+            "Images": self.store.image_count(),
             "Driver": self.drivers.names["storage"],
             "DriverStatus": [list(x) for x in self.storage.status()],
             "ExecutionDriver": self.drivers.names["exec"],
@@ -145,14 +165,15 @@ class Engine:
             "Labels": [],
             "ExperimentalBuild": False,
             "ServerVersion": _version(),
-            "Runtimes": {self.drivers.names["exec"]: {"path": self.drivers.names["exec"]}},
-            "DefaultRuntime": self.drivers.names["exec"],
+            "Runtimes": {name: {"path": path} for name, path in runtimes.paths.items()},
+            "DefaultRuntime": runtimes.default,
             "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "",
-            "SecurityOptions": [],
+            "SecurityOptions": confinement.info_security_options(
+                self.containers.security.no_new_privileges, self.containers.security.seccomp_profile is not None),
             "Warnings": self.warnings(),
             "DockyardExecStatus": [list(x) for x in self.execution.status()],
             "DockyardNetworkStatus": [list(x) for x in self.network.status()],
@@ -166,6 +187,20 @@ class Engine:
         if not (Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory")):
             warnings.append("WARNING: No swap limit support")
         return warnings
+
+
+def _private_root(data_root: Path) -> None:
+    """The data root is root's alone (0700): below it are container file systems with setuid binaries,
+    volumes, logs and the metadata, none of it for other local users (the CVE-2021-41091 class)."""
+    import os
+    import stat
+
+    data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = data_root.stat()
+    if st.st_mode & stat.S_IWOTH or st.st_uid != os.geteuid():
+        raise Conflict(f"refusing to use {data_root} as the data root: it is writable by other users or owned by "
+                       "another user; give the daemon a directory of its own")
+    os.chmod(data_root, 0o700)
 
 
 def _cgroup2_has(controller: str) -> bool:

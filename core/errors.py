@@ -12,7 +12,7 @@
     ├── Unavailable           503  a driver or the host lacks something at run time
     │   └── DriverNotSupported     a driver cannot work on this host (raised at load)
     ├── DriverNotFound        500  no driver of that kind and name (daemon start)
-    ├── NotImplemented        501  the chosen driver does not implement an optional hook
+    ├── NotSupportedByDriver  501  the chosen driver cannot do it (an optional hook it lacks)
     └── System                500  anything that went wrong underneath (I/O, subprocess)
 
 Drivers translate OSError, NetlinkError and subprocess failures into these at
@@ -31,8 +31,8 @@ __all__ = [
     "Forbidden",
     "InvalidParameter",
     "NotFound",
-    "NotImplemented",
     "NotModified",
+    "NotSupportedByDriver",
     "System",
     "Unauthorized",
     "Unavailable",
@@ -106,7 +106,14 @@ class DriverNotFound(DockyardError):
         self.available = available
 
 
-class NotImplemented(DockyardError):  # noqa: A001 - deliberate, mirrors errdefs
+class NotSupportedByDriver(DockyardError):
+    """The chosen driver does not implement an optional hook, or cannot serve this request.
+
+    Named so that it can never be confused with Python's ``NotImplemented`` constant or
+    ``NotImplementedError`` (moby's ``errdefs.NotImplemented``): an ``except`` clause
+    for it catches exactly what the façades raise.
+    """
+
     status = 501
 
 

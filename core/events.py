@@ -1,5 +1,7 @@
 """A small in-process event bus: what ``GET /events`` streams.
 
+Services emit (:meth:`EventBus.emit`); the events route only streams
+(:meth:`EventBus.stream`).  The last ``keep`` events are kept for ``--since``.
 Events may be emitted from worker threads (a pull, a push); they are handed to the subscribers on
 the event loop's thread, the only one that may touch an ``asyncio.Queue``.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 
 
 class EventBus:
@@ -58,6 +61,47 @@ class EventBus:
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._queues.discard(queue)
+
+    async def stream(self, since: int = 0, until: int = 0,
+                     filters: dict[str, list[str]] | None = None) -> AsyncIterator[dict]:
+        """Kept events from ``since`` (unix seconds), then new ones until ``until`` (forever with 0)."""
+        filters = filters or {}
+        queue = self.subscribe()
+        try:
+            if since:
+                for event in list(self.history):
+                    if since <= event["time"] and (not until or event["time"] <= until) and matches(event, filters):
+                        yield event
+            while True:
+                timeout = None
+                if until:
+                    timeout = until - time.time()
+                    if timeout <= 0:
+                        return
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    return
+                if event is None:  # the bus dropped us: we fell too far behind
+                    return
+                if matches(event, filters):
+                    yield event
+        finally:
+            self.unsubscribe(queue)
+
+
+def matches(event: dict, filters: dict[str, list[str]]) -> bool:
+    """``docker events --filter``: type, event, container and image (ID, ID prefix or name)."""
+    for key, values in filters.items():
+        if key == "type" and event["Type"] not in values:
+            return False
+        if key == "event" and event["Action"] not in values:
+            return False
+        if key in ("container", "image") and not any(
+                v == event["Actor"]["ID"] or event["Actor"]["ID"].startswith(v)
+                or v == event["Actor"]["Attributes"].get("name") for v in values):
+            return False
+    return True
 
 
 def _running(loop: asyncio.AbstractEventLoop) -> bool:

@@ -63,6 +63,10 @@ class ExecService:
             cmd = [cmd]
         if not cmd:
             raise InvalidParameter("No exec command specified")
+        if config.get("Privileged") and not c.host_config.privileged:
+            # an exec process shares the container's confinement (RuntimeSpec.confinement); lifting it for one
+            # process is not something exec drivers offer, so say so rather than run it confined
+            raise InvalidParameter("exec --privileged is not supported in a container that is not privileged")
         instance = ExecInstance(id=ids.new_id(), container_id=c.id, config={**config, "Cmd": list(cmd)})
         self.instances[instance.id] = instance
         return instance.id
@@ -141,7 +145,7 @@ class ExecService:
         instance.done.set()
         container = self.containers.containers.get(instance.container_id)
         if container is not None:
-            self.containers._event(container, "exec_die", execID=instance.id, exitCode=str(code))
+            self.containers.event(container, "exec_die", execID=instance.id, exitCode=str(code))
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         instance = self.get(exec_id)

@@ -31,7 +31,7 @@ driver operation that has a core fallback (marked *optional* below) must return
 something other than ``None`` when it handles the call.  Core code never calls
 ``pm.hook`` directly; it goes through the typed façades in
 :mod:`dockyard.drivers`, which turn a missing implementation into
-:class:`~dockyard.errors.NotImplemented`.
+:class:`~dockyard.errors.NotSupportedByDriver` (HTTP 501).
 
 Blocking: every driver hook is synchronous.  The daemon calls them from worker
 threads, never from its event loop, so a driver may block (mount, spawn, wait).
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         ProcessSpec,
         ProcessState,
         Resources,
+        Runtimes,
         RuntimeSpec,
     )
 
@@ -212,14 +213,25 @@ def exec_create(spec: RuntimeSpec) -> bool | None:
     Implemented by: exec driver (required).  firstresult.  Returns ``True``.
     After this, :func:`exec_attach` may be called any number of times and
     :func:`exec_start` once.  The prepared process must outlive the daemon once
-    started: the daemon may be killed and restarted at any time.  The driver
-    writes the process's output to ``spec.log_path`` (unless it is None) in the
-    json-file format, rotating it by ``spec.log_max_size`` and
-    ``spec.log_max_files``, exactly as :mod:`dockyard.jsonfile` specifies (its
-    ``JsonLogWriter`` is stdlib-only so helper processes can run it): the daemon
-    reads the files by that contract.
+    started: the daemon may be killed and restarted at any time.
+
+    ``spec.confinement`` (:class:`~dockyard.models.runtime.Confinement`) is
+    decided by the core and must be applied as given, to the main process and
+    to every :func:`exec_run` process: capabilities, seccomp filter,
+    no_new_privileges, AppArmor profile, masked and read-only paths, read-only
+    rootfs, devices and device rules, sysctls.  What the driver cannot express
+    is an ``InvalidParameter``, never silently dropped.  ``spec.binds`` are
+    mounted in order on the container paths given (made and resolved by the
+    core; symlinks on the way are refused, nothing is created).
+
+    The process's output goes to ``spec.log_path`` in one of the two formats
+    :mod:`dockyard.logs` reads (none when it is None: ``--log-driver none``);
+    the file may be renamed while the process runs (log rotation,
+    :mod:`dockyard.log_rotation`), after which :func:`exec_reopen_log` asks for
+    a new one.
     Raises ``Conflict`` if the container already has a live process,
-    ``System`` if the runtime cannot be prepared.
+    ``InvalidParameter`` for a confinement it cannot apply, ``System`` if the
+    runtime cannot be prepared.
     """
 
 
@@ -290,6 +302,19 @@ def exec_resize(container_id: str, height: int, width: int) -> bool | None:
     """Resize a tty container's terminal.
 
     Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_reopen_log(container_id: str) -> bool | None:
+    """Start writing a new log file at the container's ``log_path``: the old one was just renamed
+    (log rotation), and output written to it until now stays there, complete.
+
+    Implemented by: exec driver (optional; without it, ``--log-opt max-size`` is refused at
+    create).  firstresult.  Returns ``True``.  Raises ``NotFound`` if the container has no
+    running process.  Idempotent.
+
+    .. versionadded:: 0.1 (issue #10)
     """
 
 
@@ -385,6 +410,18 @@ def exec_update(container_id: str, resources: Resources) -> bool | None:
     """Change a running container's cgroup limits (``docker update``).
 
     Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_runtimes() -> Runtimes | None:
+    """The runtimes this driver can run a container with, and its default.
+
+    Implemented by: exec driver (optional; without it the driver is its own only
+    runtime).  firstresult.  ``RuntimeSpec.runtime`` names one of them (the core
+    refuses any other with ``InvalidParameter``), or is empty for the default.
+
+    .. versionadded:: 0.2
     """
 
 
@@ -531,10 +568,17 @@ def distribution_push(reference: str, image: dict, auth: dict, progress) -> dict
 
 
 @hookspec(firstresult=True)
-def distribution_login(server: str, username: str, password: str) -> dict | None:
+def distribution_login(server: str, username: str, password: str, email: str) -> dict | None:
     """Check credentials; returns ``{"Status": "Login Succeeded", "IdentityToken": ...}``.
 
+    ``email`` (may be empty) is for registries that register an unknown name at
+    login (the index API's ``POST /v1/users/``, as ``docker login`` did): the
+    account is then created and logged in at once, and ``Status`` says so
+    before ``Login Succeeded``.
+
     Implemented by: distribution driver.  firstresult.  Raises ``Unauthorized``.
+
+    .. versionchanged:: 0.1 ``email``
     """
 
 
@@ -547,20 +591,47 @@ def distribution_search(term: str, limit: int, auth: dict) -> list[dict] | None:
 
 
 # ---------------------------------------------------------------------------
-# observers: any plugin may implement these; return values are ignored
+# observers  (group ``dockyard.observers``; any plugin, drivers included)
+#
+# Plain hooks, called 1:N: every registered implementation sees every call
+# (metrics, audit, notifications).  The core calls them through
+# :class:`dockyard.observers.Observers`: from one worker thread, in order,
+# after the fact, each implementation on its own, so a slow observer never
+# stalls the daemon and one that raises (logged) never keeps the others from
+# the event.  Return values are ignored.
 # ---------------------------------------------------------------------------
 
 
 @hookspec(historic=True)
 def daemon_configured(config) -> None:
-    """The daemon's settings are final.  historic: late registrants are called too."""
+    """The daemon's settings are final (a :class:`dockyard.daemon.config.DaemonConfig`;
+    ``config.observer_opts`` holds ``--observer-opt KEY=VALUE`` settings for observers).
+
+    Called once at daemon start, before the API listens.  historic: an observer
+    registered later is called with it at registration.
+    """
 
 
 @hookspec
 def container_started(container_id: str, pid: int) -> None:
-    """A container's process started."""
+    """A container's main process started (``docker start``, a restart policy, daemon start).
+
+    ``pid``: the process in the host's PID namespace.
+    """
 
 
 @hookspec
 def container_died(container_id: str, exit_code: int) -> None:
-    """A container's process exited."""
+    """A container's main process exited (or was found gone at daemon start).
+
+    ``exit_code``: as ``docker wait`` reports it (128 + signal for a killed one).
+    """
+
+
+@hookspec
+def image_pushed(reference: str, digest: str) -> None:
+    """An image was pushed: ``reference`` is ``repository:tag``, ``digest`` the manifest's
+    (``sha256:...``, as the registry names it).
+
+    .. versionadded:: 0.1
+    """

@@ -1,4 +1,4 @@
-"""IDs, names and image references, the way Docker spells them."""
+"""IDs and container names, the way Docker spells them (image references: :mod:`dockyard.reference`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import re
 
 from dockyard.errors import InvalidParameter
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# \Z, not $: "$" would accept a trailing newline
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
+#: a local volume's name: one path component (never "/etc"), as Docker's local driver
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 def new_id() -> str:
@@ -40,29 +43,3 @@ _SURNAMES = ["babbage", "curie", "darwin", "einstein", "feynman", "hopper", "kep
 
 def random_name() -> str:
     return f"{random.choice(_ADJECTIVES)}_{random.choice(_SURNAMES)}"
-
-
-def parse_reference(ref: str) -> tuple[str, str]:
-    """Split ``repo[:tag]`` into (repo, tag), defaulting the tag to ``latest``.
-
-    A colon belongs to the tag only when it comes after the last slash, so
-    ``localhost:5000/busybox`` is a repository with the default tag.
-    """
-    if not ref:
-        raise InvalidParameter("invalid reference format: repository name must have at least one component")
-    if "@" in ref:
-        raise InvalidParameter(f"invalid reference format: digests are not supported here: {ref}")
-    repo, tag = ref, "latest"
-    # Docker Hub's canonical spellings name the same repository
-    for hub in ("docker.io/", "index.docker.io/"):
-        if ref.startswith(hub):
-            ref = ref[len(hub):].removeprefix("library/")
-            break
-    repo = ref
-    slash, colon = ref.rfind("/"), ref.rfind(":")
-    if colon > slash:
-        repo, tag = ref[:colon], ref[colon + 1:]
-    if not re.match(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$",
-                    repo) or not re.match(r"^[\w][\w.-]{0,127}$", tag):
-        raise InvalidParameter(f"invalid reference format: {ref}")
-    return repo, tag

@@ -23,16 +23,21 @@ import tarfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard import config_changes, ids
+from dockyard import config_changes, ids, reference
+from dockyard.archive import SafeTarInfo
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
 from dockyard.store import Store
 from dockyard.timefmt import iso_now, to_unix
+
+if TYPE_CHECKING:
+    from dockyard.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +93,8 @@ def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
         with open(tmp, "wb") as out:
             hashing = _Hashing(decompressed(raw), out)
             try:
-                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|") as tar:  # type: ignore[arg-type]
+                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|",  # type: ignore[arg-type]
+                                  tarinfo=SafeTarInfo) as tar:
                     for _ in tar:
                         pass
                     while tar.fileobj.read(1 << 20):  # the end-of-archive padding belongs to the digest
@@ -113,30 +119,37 @@ def chain_id(parent_chain: str | None, diff_id: str) -> str:
 
 
 class ImageService:
-    def __init__(self, store: Store, storage: StorageDriver, driver_name: str) -> None:
+    def __init__(self, store: Store, storage: StorageDriver, driver_name: str, events: EventBus | None = None) -> None:
         self.store = store
         self.storage = storage
         self.driver_name = driver_name
+        self.events = events
+        #: image ID -> [(container ID, running)] of the containers made from it; the engine
+        #: wires in the container service's view (rmi refuses or only untags such images)
+        self.users: Callable[[], dict[str, list[tuple[str, bool]]]] = dict
+
+    def event(self, action: str, actor: str, name: str) -> None:
+        """Emit an image event (``docker events``)."""
+        if self.events is not None:
+            self.events.emit("image", action, actor, {"name": name})
 
     # -- resolution ----------------------------------------------------------
     def resolve(self, name: str) -> str:
-        """Image ID (64 hex) for a name, ``repo:tag``, full or short ID."""
+        """Image ID (64 hex) for a name, ``repo:tag``, ``repo@digest``, full or short ID."""
         candidate = name.removeprefix("sha256:")
         if ids.HEX64.match(candidate) and self.store.image_row(candidate):
             return candidate
-        if "@" in name:  # repo@sha256:<manifest digest>, as pulled or pushed
-            repo, _, digest = name.partition("@")
-            rows = self.store.query("SELECT image_id FROM repo_digests WHERE digest=? AND repo IN (?, ?)",
-                                    (digest, repo, _normalise(repo)))
-            if rows:
-                return rows[0]["image_id"]
-            raise NotFound(f"No such image: {name}")
         try:
-            repo, tag = ids.parse_reference(name)
+            ref: reference.Reference | None = reference.parse(name)
         except InvalidParameter:
-            repo = tag = None
-        if repo is not None:
-            target = self.store.tag_target(repo, tag) or self.store.tag_target(_normalise(repo), tag)
+            ref = None
+        if ref is not None and ref.digest:  # repo@sha256:<manifest digest>, as pulled or pushed
+            target = self.store.repo_digest_target((ref.repository,), ref.digest)
+            if target:
+                return target
+            raise NotFound(f"No such image: {name}")
+        if ref is not None:
+            target = self.store.tag_target(ref.repository, ref.tag or "latest")
             if target:
                 return target
         if candidate and all(c in "0123456789abcdef" for c in candidate):
@@ -162,7 +175,7 @@ class ImageService:
         """Import a root file system tarball (plain, gzip, bzip2 or xz) as a new
         single-layer image; returns the image ID."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
         layer = chain_id(None, diff_id)
         size = self.ensure_layer(layer, None, diff_id, tar_path)
@@ -173,7 +186,9 @@ class ImageService:
             "rootfs": RootFS(diff_ids=[diff_id]),
             "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
         })
-        return self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        image_id = self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
+        self.event("import", "sha256:" + image_id, f"{repo}:{tag}" if repo else "")
+        return image_id
 
     def ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
         row = self.store.layer_row(layer)
@@ -188,9 +203,7 @@ class ImageService:
         except BaseException:
             self.storage.remove_layer(layer)
             raise
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO layers(chain_id, parent, diff_id, size, created) VALUES (?,?,?,?,?)",
-                       (layer, parent, diff_id, size, iso_now()))
+        self.store.add_layer(layer, parent, diff_id, size, iso_now())
         return size
 
     def record_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
@@ -199,11 +212,7 @@ class ImageService:
         bytes (a loaded or pulled image's ID is the digest of exactly those)."""
         blob = blob if blob is not None else config.canonical_json()
         image_id = self.store.put_blob(blob)
-        with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
-                       (image_id, top_layer, parent, size, config.created or iso_now()))
-            if repo:
-                db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+        self.store.add_image(image_id, top_layer, parent, size, config.created or iso_now(), repo, tag)
         return image_id
 
     def add_layer(self, parent_layer: str | None, raw: BinaryIO) -> tuple[str, str, int]:
@@ -217,7 +226,7 @@ class ImageService:
                changes: list[str] = ()) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
-            repo, tag = ids.parse_reference(f"{repo}:{tag}" if tag else repo)
+            repo, tag = reference.parse_repository_tag(repo, tag)
         return self.child_image(base_image, config_changes.apply(container_config, list(changes)), created_by,
                                 container_layer, author=author, comment=comment, repo=repo, tag=tag)
 
@@ -314,27 +323,40 @@ class ImageService:
             raise NotFound(f"layer tar {row['diff_id']} is missing from the store")
         return path
 
-    def tag(self, image_id: str, repo: str, tag: str) -> None:
-        repo, tag = ids.parse_reference(f"{repo}:{tag}")
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
+    def tag(self, name: str, repo: str, tag: str, *, event: bool = True) -> None:
+        """Point ``repo:tag`` at the image ``name`` resolves to (``docker tag``, build ``-t``)."""
+        image_id = self.resolve(name)
+        repo, tag = reference.parse_repository_tag(repo, tag)
+        self.store.set_tag(repo, tag, image_id)
+        if event:
+            self.event("tag", "sha256:" + image_id, f"{repo}:{tag}")
+
+    def push_tags(self, name: str, tag: str = "") -> list[str]:
+        """The tags ``docker push name[:tag]`` sends: the one given, or every tag of the repository."""
+        if tag:
+            try:
+                self.resolve(f"{name}:{tag}")
+            except NotFound:
+                raise NotFound(f"tag does not exist: {name}:{tag}") from None
+            return [tag]
+        tags = self.store.tags_in(reference.parse_repository_tag(name)[0])
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {name}")
+        return tags
 
     # -- views -----------------------------------------------------------------
     def repo_tags(self, image_id: str) -> list[str]:
         return [f"{r}:{t}" for r, t in self.store.tags_of(image_id)]
 
     def repo_digests(self, image_id: str) -> list[str]:
-        return [f"{r['repo']}@{r['digest']}" for r in
-                self.store.query("SELECT repo, digest FROM repo_digests WHERE image_id=? ORDER BY repo", (image_id,))]
+        return [f"{repo}@{digest}" for repo, digest in self.store.repo_digests_of(image_id)]
 
     def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
         """Record the manifest digest an image has in a registry repository (pull, push)."""
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO repo_digests(repo, digest, image_id) VALUES (?,?,?)",
-                       (repo, digest, image_id))
+        self.store.add_repo_digest(repo, digest, image_id)
 
     def summaries(self, all_images: bool = False, reference: str | None = None) -> list[dict]:
-        rows = self.store.query("SELECT * FROM images ORDER BY created DESC")
+        rows = self.store.image_rows()
         parents = {r["parent"] for r in rows if r["parent"]}
         result = []
         for row in rows:
@@ -388,32 +410,33 @@ class ImageService:
         }
 
     # -- deletion ------------------------------------------------------------
-    def delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]],
-               prune: bool = True) -> list[dict]:
-        """``docker rmi``: untag, and delete the image once no tag is left.
+    def delete(self, name: str, force: bool = False, prune: bool = True) -> list[dict]:
+        """``docker rmi``: untag, and delete the image once no tag is left; emits an event per line.
 
-        ``users`` maps image IDs to (container ID, running) of containers made
-        from them; such images are only untagged, or refused.
+        Images containers were made from (:attr:`users`) are only untagged, or refused.
         """
+        result = self._delete(name, force, self.users(), prune)
+        for item in result:
+            action, ref = next(iter(item.items()))
+            self.event(action.lower(), ref, name)
+        return result
+
+    def _delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]], prune: bool) -> list[dict]:
         image_id = self.resolve(name)
         tags = self.store.tags_of(image_id)
         by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(
             name.removeprefix("sha256:"))
         result: list[dict] = []
         in_use = users.get(image_id, [])
-        if "@" in name:  # a digest reference: drop it; the image goes only if nothing else names it
-            repo, _, digest = name.partition("@")
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM repo_digests WHERE image_id=? AND digest=? AND repo IN (?, ?)",
-                           (image_id, digest, repo, _normalise(repo)))
+        ref = reference.parse(name) if by_reference else None
+        if ref is not None and ref.digest:  # drop the digest; the image goes only if nothing else names it
+            self.store.delete_repo_digest(image_id, ref.digest, (ref.repository,))
             result.append({"Untagged": name})
             if tags or self.repo_digests(image_id) or in_use:
                 return result
             by_reference = False
         if by_reference:
-            repo, tag = ids.parse_reference(name)
-            if self.store.tag_target(repo, tag) != image_id:
-                repo = _normalise(repo)
+            repo, tag = reference.parse_repository_tag(name)
             if len(tags) == 1 and in_use and not force:
                 container_id = in_use[0][0]
                 raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
@@ -421,8 +444,7 @@ class ImageService:
                                f"{ids.short(image_id)}")
             if len(tags) > 1 or in_use:
                 # other names still point at it, or a container still uses it: untag only
-                with self.store.transaction() as db:
-                    db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
+                self.store.delete_tag(repo, tag)
                 return [{"Untagged": f"{repo}:{tag}"}]
         elif len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
@@ -434,16 +456,12 @@ class ImageService:
             if not force:
                 raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
                                f"image is being used by stopped container {ids.short(container_id)}")
-        children = self.store.query("SELECT id FROM images WHERE parent=?", (image_id,))
+        children = self.store.image_children(image_id)
         if children and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
         row = self.store.image_row(image_id)
-        with self.store.transaction() as db:
-            for repo, tag in tags:
-                db.execute("DELETE FROM tags WHERE repo=? AND tag=?", (repo, tag))
-            db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
-            db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        self.store.delete_image(image_id)
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
         self.release_layers(row["top_layer"])
@@ -457,12 +475,9 @@ class ImageService:
         deleted = []
         while parent:
             row = self.store.image_row(parent)
-            if row is None or self.store.tags_of(parent) or users.get(parent) or \
-                    self.store.query("SELECT 1 FROM images WHERE parent=?", (parent,)):
+            if row is None or self.store.tags_of(parent) or users.get(parent) or self.store.image_children(parent):
                 break
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM repo_digests WHERE image_id=?", (parent,))
-                db.execute("DELETE FROM images WHERE id=?", (parent,))
+            self.store.delete_image(parent)
             deleted.append({"Deleted": "sha256:" + parent})
             self.release_layers(row["top_layer"])
             parent = row["parent"]
@@ -471,19 +486,14 @@ class ImageService:
     def release_layers(self, layer: str | None) -> None:
         """Remove a layer chain from the top while no image or layer still uses it."""
         while layer:
-            in_use = self.store.query(
-                "SELECT 1 FROM images WHERE top_layer=? UNION ALL SELECT 1 FROM layers WHERE parent=? "
-                "UNION ALL SELECT 1 FROM containers WHERE base_layer=?",
-                (layer, layer, layer))
-            if in_use:
+            if self.store.layer_in_use(layer):
                 return
             row = self.store.layer_row(layer)
             parent = row["parent"]
             if self.storage.exists(layer):
                 self.storage.remove_layer(layer)
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM layers WHERE chain_id=?", (layer,))
-            if not self.store.query("SELECT 1 FROM layers WHERE diff_id=?", (row["diff_id"],)):
+            self.store.delete_layer(layer)
+            if not self.store.diff_id_in_use(row["diff_id"]):
                 (self.store.blob_dir / row["diff_id"].removeprefix("sha256:")).unlink(missing_ok=True)
             layer = parent
 
@@ -511,16 +521,12 @@ class ImageService:
 def _tar_is_empty(stream: BinaryIO) -> bool:
     """Whether a tar has no members (a step that changed nothing); rewinds ``stream``."""
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=SafeTarInfo) as tar:
             return next(iter(tar), None) is None
     except tarfile.TarError:
         return False
     finally:
         stream.seek(0)
-
-
-def _normalise(repo: str) -> str:
-    return repo.removeprefix("docker.io/").removeprefix("library/")
 
 
 def _matches(pattern: str, repo_tag: str) -> bool:

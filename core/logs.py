@@ -1,7 +1,16 @@
-"""Container logs: the log configuration (``--log-driver``, ``--log-opt``) and reading json-file logs.
+"""Container logs: the log configuration (``--log-driver``, ``--log-opt``) and reading the logs.
 
-The exec driver writes the log (format, file names and rotation: :mod:`dockyard.jsonfile`); this
-module reads it without ever holding it in memory or blocking the event loop:
+The exec driver writes the log in one of two line formats, both read here into the same
+:class:`LogEntry` (times in UTC with a ``Z``, as Docker prints them):
+
+* the CRI's (conmon's ``k8s-file``, under both built-in exec drivers):
+  ``<RFC3339Nano with offset> <stdout|stderr> <F|P> <text>``, ``F`` for a full line (its newline
+  was dropped), ``P`` for a part of a longer one;
+* Docker's json-file: ``{"log": "<text>", "stream": "stdout|stderr", "time": "<RFC3339Nano>"}``
+  (logs written before conmon; third-party drivers).
+
+The daemon rotates them (:mod:`dockyard.log_rotation`: ``LOG``, ``LOG.1``, ...).  This module reads
+them without ever holding a log in memory or blocking the event loop:
 
 * ``tail N`` scans backwards from the end of ``LOG`` (then ``LOG.1``, ...) for the start of the last
   N records and reads forward from there; the rest of the file is never read;
@@ -31,9 +40,9 @@ from pathlib import Path
 from typing import IO, AsyncIterator, Callable, Literal, NamedTuple
 
 from dockyard.errors import InvalidParameter
-from dockyard.jsonfile import rotated_path
+from dockyard.log_rotation import rotated_path
 from dockyard.models.container import LogConfig
-from dockyard.timefmt import parse_iso
+from dockyard.timefmt import parse_iso, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -166,22 +175,59 @@ Render = Callable[[LogEntry], bytes]
 Step = Literal["more", "end", "done"]
 
 
-def _parse(line: bytes) -> LogEntry | None:
+def parse_line(line: bytes) -> LogEntry | None:
+    """One log line of either format; None for a line cut short by a crash."""
+    if line.startswith(b"{"):
+        try:
+            record = json.loads(line)
+            return LogEntry(record.get("stream", "stdout"), record.get("time", ""), record.get("log", "").encode())
+        except (ValueError, AttributeError):
+            return None
+    return _parse_cri(line)
+
+
+_last_stamp = ("", "")  # (conmon's stamp, in UTC): one tuple, so threads see a matching pair
+
+
+def _utc(stamp: str) -> str:
+    """conmon's timestamp in UTC.  It stamps every line of one read alike, and a host in UTC writes
+    ``+00:00``: both are common enough to spare the full conversion."""
+    global _last_stamp
+    last = _last_stamp
+    if stamp == last[0]:
+        return last[1]
+    utc = stamp[:-6] + "Z" if stamp.endswith("+00:00") else to_utc(stamp)
+    _last_stamp = (stamp, utc)
+    return utc
+
+
+def _parse_cri(line: bytes) -> LogEntry | None:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
     try:
-        record = json.loads(line)
-        return LogEntry(record.get("stream", "stdout"), record.get("time", ""), record.get("log", "").encode())
-    except (ValueError, AttributeError):
-        return None  # a record cut short by a crash
+        stamp = _utc(parts[0].decode("ascii", "replace"))
+    except ValueError:
+        return None
+    text = parts[3] if len(parts) > 3 else b""
+    return LogEntry(parts[1].decode(), stamp, text + b"\n" if parts[2] == b"F" else text)
 
 
 def _parse_all(lines: list[bytes]) -> list[LogEntry]:
-    """Parse a batch of records in one call to the C decoder (a record at a time only when the
-    batch holds a bad one)."""
-    try:
-        records = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-        return [LogEntry(r.get("stream", "stdout"), r.get("time", ""), r.get("log", "").encode()) for r in records]
-    except (ValueError, AttributeError):
-        return [entry for entry in map(_parse, lines) if entry is not None]
+    """Parse a batch of lines: json-file ones in one call to the C decoder (a line at a time only when
+    the batch holds a bad one), CRI ones by splitting."""
+    if not lines:
+        return []
+    if lines[0].startswith(b"{"):
+        try:
+            records = json.loads(b"[" + b",".join(lines) + b"]")
+            return [LogEntry(r.get("stream", "stdout"), r.get("time", ""), r.get("log", "").encode())
+                    for r in records]
+        except (ValueError, AttributeError):
+            pass
+    return [entry for entry in map(parse_line, lines) if entry is not None]
 
 
 def _identity(path: str) -> tuple[int, int] | None:

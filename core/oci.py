@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+# Patterns end in \Z, never $: "$" also matches before a trailing newline, and a name, tag or digest
+# with a newline must not pass (callers use .match).
 
 #: one path component of a repository name (distribution's reference grammar)
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+NAME_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*\Z")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}\Z")
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
 MAX_NAME = 255
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -35,10 +37,14 @@ def hasher(digest: str):
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
         raise ValueError(f"unsupported digest algorithm {algorithm!r}")
+    import hashlib  # here, not at the top: OpenSSL is ~4 MB and some ms of every CLI start (dockyard.reference)
+
     return hashlib.new(algorithm)
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -8,6 +8,9 @@
 * ``name:tag``, ``name@sha256:...`` and ``name:tag@sha256:...`` (the digest wins).
 * The local (familiar) name drops the default index: ``busybox`` stays
   ``busybox``; a name from another registry keeps its host.
+
+This is the one reference parser: the image store, the build, the
+distribution driver, the registry server and the CLI all use it.
 """
 
 from __future__ import annotations
@@ -17,13 +20,12 @@ import re
 from dataclasses import dataclass
 
 from dockyard.errors import InvalidParameter
-
 from dockyard.oci import DIGEST_RE, NAME_RE, TAG_RE
 
 DOCKER_HUB = "docker.io"
 LEGACY_HUB = ("index.docker.io", "registry-1.docker.io")
 DOMAIN_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-                       r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+                       r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z")
 
 
 def default_index(configured: str | None = None) -> tuple[str, str | None]:
@@ -119,6 +121,26 @@ def parse(ref: str, tag: str | None = None, index: str | None = None) -> Referen
     if tag is None and digest is None:
         tag = "latest"
     return Reference(domain, path, tag, digest, default_domain)
+
+
+def parse_repository_tag(ref: str, tag: str | None = None) -> tuple[str, str]:
+    """``(repository, tag)`` to store a tag under: the familiar repository name, ``latest`` by default.
+
+    For naming images (tag, import, commit, build ``-t``), where a digest has no place.
+    """
+    parsed = parse(ref, tag)
+    if parsed.digest is not None:
+        raise InvalidParameter(f"invalid reference format: a digest cannot name a tag: {ref}")
+    return parsed.repository, parsed.tag or "latest"
+
+
+def familiar_tagged(text: str) -> str:
+    """``busybox`` -> ``busybox:latest``, as Docker's messages spell a reference
+    (``FamiliarString(TagNameOnly(ref))``); text that is no reference comes back unchanged."""
+    try:
+        return str(parse(text))
+    except InvalidParameter:
+        return text
 
 
 def split_search_term(term: str, index: str | None = None) -> tuple[str, str]:

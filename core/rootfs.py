@@ -41,6 +41,115 @@ def resolve_in_root(root: Path, path: str, follow_last: bool = True, _depth: int
     return root / current.lstrip("/")
 
 
+def clean_destination(path: str) -> str:
+    """A mount destination, normalised (``//``, ``/./``, trailing ``/``); ``..`` is refused (400)."""
+    if not path.startswith("/"):
+        raise InvalidParameter(f"invalid mount config: the destination {path!r} must be an absolute path")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidParameter(f"invalid mount config: the destination {path!r} must not contain '..'")
+    if any(c in path for c in "\0\n"):
+        raise InvalidParameter(f"invalid mount config: the destination {path!r} contains a control character")
+    if not parts:
+        raise InvalidParameter("invalid mount config: the destination cannot be /")
+    return "/" + "/".join(parts)
+
+
+_MAX_LINKS = 40
+
+
+def make_mountpoint(root: Path, path: str, directory: bool) -> str:
+    """Create mount point ``path`` inside ``root`` and return where it really is.
+
+    The walk goes one directory file descriptor at a time (``O_NOFOLLOW``), so a
+    symlink (``/etc -> /host/etc`` in an image, or one swapped in meanwhile)
+    is followed *inside* ``root`` like the container would, never to the host.
+    Missing directories are created (0755), and a missing last component as a
+    directory or an empty file.  The result is ``path`` with every symlink
+    resolved: a mount there needs no further resolution.  A last component of
+    the wrong kind (a file where a directory is bound) is a 400.
+    """
+    parts = [p for p in clean_destination(path).split("/") if p]
+    fds = [os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)]
+    resolved: list[str] = []
+    pending = list(reversed(parts))
+    links = 0
+    try:
+        while pending:
+            comp = pending.pop()
+            if comp in ("", "."):
+                continue
+            if comp == "..":                       # from a symlink's target: never above root
+                if resolved:
+                    resolved.pop()
+                    os.close(fds.pop())
+                continue
+            last = not pending
+            here = fds[-1]
+            try:
+                st = os.stat(comp, dir_fd=here, follow_symlinks=False)
+            except FileNotFoundError:
+                if last and not directory:
+                    os.close(os.open(comp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o644, dir_fd=here))
+                else:
+                    os.mkdir(comp, 0o755, dir_fd=here)
+                pending.append(comp)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise InvalidParameter(f"too many levels of symbolic links resolving {path}")
+                target = os.readlink(comp, dir_fd=here)
+                if target.startswith("/"):
+                    for fd in fds[1:]:
+                        os.close(fd)
+                    del fds[1:]
+                    resolved.clear()
+                pending.extend(reversed(target.split("/")))
+                continue
+            if last:
+                if directory and not stat.S_ISDIR(st.st_mode):
+                    raise InvalidParameter(f"cannot mount a directory on {path}: it is not a directory in the "
+                                           "container")
+                if not directory and stat.S_ISDIR(st.st_mode):
+                    raise InvalidParameter(f"cannot mount a file on {path}: it is a directory in the container")
+                resolved.append(comp)
+                break
+            if not stat.S_ISDIR(st.st_mode):
+                raise InvalidParameter(f"cannot mount on {path}: /{'/'.join([*resolved, comp])} is not a "
+                                       "directory in the container")
+            fds.append(os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here))
+            resolved.append(comp)
+    except OSError as exc:
+        raise InvalidParameter(f"cannot create the mount point {path} in the container: {exc.strerror}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return "/" + "/".join(resolved)
+
+
+def mount_plan(root: Path, binds: list[tuple[Path, str, bool]]) -> list[tuple[Path, str, bool]]:
+    """The binds in mount order (parents first), each destination created and resolved.
+
+    A destination below an earlier mount is made inside that mount's source,
+    which is what the container will see there; any other inside ``root``."""
+    ordered = sorted(((src, clean_destination(dst), ro) for src, dst, ro in binds), key=lambda b: b[1].count("/"))
+    plan: list[tuple[Path, str, bool]] = []
+    covering: list[tuple[str, Path, str]] = []     # (requested destination, source, resolved target)
+    for source, dest, read_only in ordered:
+        directory = Path(source).is_dir()
+        parent = next(((d, s, t) for d, s, t in reversed(covering) if dest.startswith(d + "/")), None)
+        if parent is not None and Path(parent[1]).is_dir():
+            inside = make_mountpoint(Path(parent[1]), dest[len(parent[0]):], directory)
+            target = parent[2].rstrip("/") + inside
+        else:
+            target = make_mountpoint(root, dest, directory)
+        covering.append((dest, Path(source), target))
+        plan.append((Path(source), target, read_only))
+    return plan
+
+
 def find_executable(root: Path, name: str, env: list[str]) -> str | None:
     """Resolve argv[0] like execvp inside the rootfs.
 

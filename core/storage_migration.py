@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _layers_parents_first(store: Store) -> list[tuple[str, str | None, str]]:
-    rows = {r["chain_id"]: (r["parent"], r["diff_id"]) for r in store.query("SELECT * FROM layers")}
+    rows = {r["chain_id"]: (r["parent"], r["diff_id"]) for r in store.layer_rows()}
     ordered: list[tuple[str, str | None, str]] = []
     seen: set[str] = set()
 
@@ -40,7 +40,7 @@ def _layers_parents_first(store: Store) -> list[tuple[str, str | None, str]]:
 
 
 def migrate(data_root: Path, store: Store, old: str, new: str, options: dict[str, dict]) -> None:
-    running = [r["id"] for r in store.query("SELECT id, state FROM containers")
+    running = [r["id"] for r in store.container_rows()
                if json.loads(r["state"]).get("State", {}).get("Running")]
     if running:
         raise Conflict(f"cannot migrate storage while {len(running)} container(s) may still run "
@@ -54,7 +54,7 @@ def migrate(data_root: Path, store: Store, old: str, new: str, options: dict[str
         target.create_layer(layer, parent)
         with open(store.blob_dir / diff_id.removeprefix("sha256:"), "rb") as tar:
             target.apply_diff(layer, tar)
-    containers = store.query("SELECT id, base_layer FROM containers")
+    containers = store.container_rows()
     for row in containers:
         if target.exists(row["id"]) or not source.exists(row["id"]):
             continue

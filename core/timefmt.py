@@ -1,36 +1,89 @@
-"""Time in the Engine API's two spellings, and Docker's human durations."""
+"""Time as the Engine API spells it (RFC 3339), and Docker's human durations.
+
+The one home of timestamp formatting and parsing for the daemon, the drivers,
+the registry server and the CLI.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
+
+__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_iso", "to_unix"]
 
 NEVER = "0001-01-01T00:00:00Z"
 
 
-def iso(ts: float | None = None) -> str:
-    """RFC3339Nano in UTC with a Z, as Docker writes it (nanosecond digits)."""
-    ns = time.time_ns() if ts is None else int(ts * 1e9)
+def iso_ns(ns: int, digits: int = 9) -> str:
+    """RFC 3339 in UTC with a Z and a fixed number of fraction digits (0: whole seconds).
+
+    Nine digits is what Docker writes for times it formats itself (``RFC3339NanoFixed``).
+    """
     seconds, frac = divmod(ns, 1_000_000_000)
     base = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z"
+    if digits <= 0:
+        return base + "Z"
+    return f"{base}.{frac:09d}"[:len(base) + 1 + digits] + "Z"
+
+
+def iso(ts: float | None = None, digits: int = 9) -> str:
+    """:func:`iso_ns` of unix seconds (now when None).
+
+    A float carries microseconds at best for today's dates, so that is where it is rounded.
+    """
+    return iso_ns(time.time_ns() if ts is None else round(ts * 1_000_000) * 1000, digits)
 
 
 def iso_now() -> str:
     return iso()
 
 
+def go_rfc3339nano(ns: int) -> str:
+    """Go's ``time.RFC3339Nano`` (how a ``time.Time`` marshals to JSON) of unix nanoseconds:
+    trailing zeros of the fraction trimmed."""
+    text = iso_ns(ns)
+    return text[:-1].rstrip("0").rstrip(".") + "Z"
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?)?"
+                      r"(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
 def parse_iso(value: str) -> float:
-    """Unix seconds of an RFC3339(Nano) string; 0 for Docker's zero time."""
+    """Unix seconds of an RFC 3339 time (any fraction, ``Z`` or an offset; a date alone is its
+    midnight); 0 for empty text and Docker's zero time.  Raises ValueError for anything else."""
     if not value or value.startswith("0001-01-01"):
         return 0.0
-    value = value.rstrip("Z")
-    frac = 0.0
-    if "." in value:
-        value, digits = value.split(".", 1)
-        frac = float("0." + digits) if digits else 0.0
-    dt = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    return dt.timestamp() + frac
+    match = _RFC3339.match(value.strip())
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    day, clock, fraction, zone = match.groups()
+    clock = clock or "00:00:00"
+    if clock.count(":") == 1:
+        clock += ":00"
+    offset = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    if ":" not in offset:
+        offset = offset[:3] + ":" + offset[3:]
+    seconds = datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp()
+    return seconds + (float("0." + fraction) if fraction else 0.0)
+
+
+def to_utc(value: str) -> str:
+    """The same instant in UTC with a ``Z``, its fraction digits kept as they are
+    (``2024-05-01T12:00:00.123456789+02:00`` -> ``2024-05-01T10:00:00.123456789Z``):
+    for timestamps written with an offset (conmon's logs).  Raises ValueError."""
+    match = _RFC3339.match(value.strip())
+    if match is None or match.group(2) is None:
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    day, clock, fraction, zone = match.groups()
+    if clock.count(":") == 1:
+        clock += ":00"
+    offset = "+00:00" if zone is None or zone.upper() == "Z" else zone
+    if ":" not in offset:
+        offset = offset[:3] + ":" + offset[3:]
+    utc = datetime.fromisoformat(f"{day}T{clock}{offset}").astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 def to_unix(value: str) -> int:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from dockyard import reference
 from dockyard.images import chain_id
 from dockyard.models.image import ImageConfig
 
@@ -85,6 +86,8 @@ def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progres
         image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
         result = engine.distribution.push(f"{name}:{tag}", image, auth, progress)
         if result.get("Digest"):
-            images.add_repo_digest(name, result["Digest"], image_id)
+            images.add_repo_digest(reference.parse_repository_tag(name)[0], result["Digest"], image_id)
         engine.events.emit("image", "push", f"{name}:{tag}", {"name": f"{name}:{tag}"})
+        if result.get("Digest"):
+            engine.observers.image_pushed(f"{name}:{tag}", result["Digest"])
         log.info("pushed %s:%s as %s", name, tag, result.get("Digest"))

@@ -9,13 +9,14 @@ is fixed at create time and stored with its record.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dockyard import ids
+from dockyard import ids, paths
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.rootfs import clean_destination
 from dockyard.store import Store
 from dockyard.timefmt import iso_now
 
@@ -41,11 +42,7 @@ class Mount:
 
 
 def _check_destination(path: str) -> str:
-    if not path.startswith("/"):
-        raise InvalidParameter(f"invalid mount config: the destination {path!r} must be an absolute path")
-    if path.rstrip("/") in ("", "/"):
-        raise InvalidParameter("invalid mount config: the destination cannot be /")
-    return path.rstrip("/") or "/"
+    return clean_destination(path)
 
 
 def parse_bind(spec: str) -> tuple[str, str, bool]:
@@ -73,51 +70,66 @@ class VolumeService:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
+        #: IDs of the containers mounting a volume; the engine wires in the container service's view
+        self.users: Callable[[str], list[str]] = lambda name: []
 
     def path(self, name: str) -> Path:
-        return self.root / name / "_data"
+        return paths.child(self.root, name, "volume name") / "_data"
 
     def get(self, name: str) -> dict:
-        rows = self.store.query("SELECT * FROM volumes WHERE name=?", (name,))
-        if not rows:
+        row = self.store.volume_row(name)
+        if row is None:
             raise NotFound(f"get {name}: no such volume")
-        return self._api(rows[0])
+        return self._api(row)
 
     def _api(self, row) -> dict:
-        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": str(self.path(row["name"])),
+        try:
+            mountpoint = str(self.path(row["name"]))
+        except InvalidParameter:  # a record made before names were checked ("/etc"): it owns no directory
+            mountpoint = ""
+        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": mountpoint,
                 "CreatedAt": row["created"], "Labels": json.loads(row["labels"]) or None,
                 "Options": json.loads(row["options"]) or None, "Scope": "local", "Status": None}
 
     def list(self) -> list[dict]:
-        return [self._api(r) for r in self.store.query("SELECT * FROM volumes ORDER BY name")]
+        return [self._api(r) for r in self.store.volume_rows()]
 
     def create(self, name: str | None = None, labels: dict | None = None, options: dict | None = None,
                anonymous: bool = False) -> dict:
-        if name and not ids.NAME.match(name):
+        if name and not ids.VOLUME_NAME.fullmatch(name):
             raise InvalidParameter(f"create {name}: volume name is too short, names should be at least two "
                                    "alphanumeric characters" if len(name) < 2 else
                                    f'create {name}: "{name}" includes invalid characters for a local volume name')
         name = name or ids.new_id()
-        rows = self.store.query("SELECT * FROM volumes WHERE name=?", (name,))
-        if rows:
-            return self._api(rows[0])  # Docker: creating an existing volume is a no-op
+        row = self.store.volume_row(name)
+        if row is not None:
+            return self._api(row)  # Docker: creating an existing volume is a no-op
         self.path(name).mkdir(parents=True, exist_ok=True)
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO volumes(name, created, labels, options, anonymous) VALUES (?,?,?,?,?)",
-                       (name, iso_now(), json.dumps(labels or {}), json.dumps(options or {}), int(anonymous)))
+        self.store.insert_volume(name, iso_now(), labels or {}, options or {}, anonymous)
         return self.get(name)
 
-    def remove(self, name: str, users: list[str], force: bool = False) -> None:
+    def remove(self, name: str, force: bool = False) -> None:
+        """``docker volume rm``: refused while a container mounts it."""
         self.get(name)
+        users = self.users(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM volumes WHERE name=?", (name,))
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        self.store.delete_volume(name)
+        if ids.VOLUME_NAME.fullmatch(name):
+            paths.remove_child(self.root, name, "volume name")
+
+    def prune(self) -> list[str]:
+        """``docker volume prune``: remove every volume no container mounts; returns their names."""
+        deleted = []
+        for row in self.store.volume_rows():
+            if not self.users(row["name"]):
+                self.remove(row["name"])
+                deleted.append(row["name"])
+        return deleted
 
     def is_anonymous(self, name: str) -> bool:
-        rows = self.store.query("SELECT anonymous FROM volumes WHERE name=?", (name,))
-        return bool(rows and rows[0]["anonymous"])
+        row = self.store.volume_row(name)
+        return bool(row and row["anonymous"])
 
     # -- container mounts ----------------------------------------------------------
     def mounts_for(self, binds: list[str], declared: list[str], volumes_from: list[tuple[list[Mount], bool]]) \
@@ -158,12 +170,11 @@ class VolumeService:
                 source.mkdir(parents=True)  # Docker creates a missing bind source directory
             if m.type == "volume":
                 source.mkdir(parents=True, exist_ok=True)
-                rows = self.store.query("SELECT populated FROM volumes WHERE name=?", (m.name,))
-                if rows and not rows[0]["populated"]:
+                row = self.store.volume_row(m.name)
+                if row is not None and not row["populated"]:
                     image_dir = resolve_in_root(rootfs, m.destination)
                     if image_dir.is_dir() and not any(source.iterdir()):
                         subprocess.run(["cp", "-a", f"{image_dir}/.", str(source)], check=True)
-                    with self.store.transaction() as db:
-                        db.execute("UPDATE volumes SET populated=1 WHERE name=?", (m.name,))
+                    self.store.mark_volume_populated(m.name)
             binds.append((source, m.destination, not m.rw))
         return binds

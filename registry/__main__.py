@@ -21,6 +21,8 @@ def parse(argv: list[str] | None = None) -> RegistryConfig:
     p.add_argument("--users")
     p.add_argument("--admin", dest="admins", action="append", default=[])
     p.add_argument("--token-ttl", type=int)
+    p.add_argument("--secret-file", help="token signing key shared by replicas (hex)")
+    p.add_argument("--accounts", choices=["closed", "open"], help="open: a login with a new name registers it")
     p.add_argument("--realm")
     p.add_argument("--storage-driver", dest="storage_driver", choices=["filesystem", "s3"])
     p.add_argument("--s3-bucket", dest="storage_bucket")
@@ -32,11 +34,18 @@ def parse(argv: list[str] | None = None) -> RegistryConfig:
     config = args.pop("config")
     debug = args.pop("debug")
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return RegistryConfig.load(config, **args)
+    try:
+        return RegistryConfig.load(config, **args)
+    except (OSError, ValueError) as exc:
+        p.exit(2, f"dockyard-registry: invalid settings: {exc}\n")
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_forever(parse(argv))
+    config = parse(argv)
+    try:
+        run_forever(config)
+    except ValueError as exc:  # settings the server refuses, e.g. token auth on 0.0.0.0 without a realm
+        raise SystemExit(f"dockyard-registry: invalid settings: {exc}") from None
 
 
 if __name__ == "__main__":

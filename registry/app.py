@@ -1,5 +1,5 @@
 """The registry's HTTP API: OCI Distribution / Docker Registry HTTP API v2, a
-token endpoint, ``/v1/search`` and repository settings (aiohttp).
+token endpoint, ``/v1/search``, repository settings and account registration (aiohttp).
 
 Routes::
 
@@ -13,26 +13,40 @@ Routes::
     GET|POST  /token                                      Docker token authentication
     GET       /v1/search?q=&n=&page=
     GET|PUT|PATCH|DELETE /v1/repositories/<name>          description, private flag, deletion (owner)
+    POST      /v1/users/                                  registration (accounts = open)
+    GET       /v1/activate/<user>/<secret>                the link of the activation mail
+
+Handlers hold no state between requests: upload sessions, accounts and the
+garbage collector's state are in the storage backend, so replicas over one
+backend answer alike.  Blob bodies are read and written by two functions,
+:meth:`Registry.send_blob` and :meth:`Registry.receive_upload`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
 import time
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from dockyard.oci import DIGEST_RE, valid_name
-from .auth import DELETE, PULL, PUSH, Identity, Policy, TokenError, Tokens, Users, parse_basic, parse_scope
+from dockyard.timefmt import iso
+from .accounts import AccountError, Accounts
+from .auth import (DELETE, PULL, PUSH, Identity, LoginLimiter, Policy, TokenError, Tokens, parse_basic,
+                   parse_scope)
 from .config import RegistryConfig
 from .errors import RegistryError
+from .gc import Fence
+from .mail import Mailer
+from .notifications import Notifier
 from .storage import make_backend
-from .store import RegistryStore, Upload, UploadWriter
+from .store import RegistryStore
+from .uploads import Upload
 
 log = logging.getLogger("dockyard.registry")
 
@@ -45,6 +59,58 @@ ROUTES = [
     ("blob", re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$")),
 ]
 RECEIVE_CHUNK = 1 << 20
+#: how much of a request body may arrive while the previous chunk is still being stored
+RECEIVE_AHEAD = 16 << 20
+UPLOAD_MAX_AGE = 7 * 24 * 3600  # distribution's default upload purging age
+MANIFEST_MEDIA = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return host != ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("", "0.0.0.0", "::")
+
+
+def public_url(config: RegistryConfig) -> str:
+    """Where clients reach this registry, from the settings only (never from a request's Host header)."""
+    if config.accounts.public_url:
+        return config.accounts.public_url.rstrip("/")
+    host, port = config.host_port
+    if _is_wildcard(host):
+        return ""
+    scheme = "https" if config.tls_cert else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def token_realm(config: RegistryConfig) -> str:
+    if config.auth.realm:
+        return config.auth.realm
+    base = public_url(config)
+    if not base:
+        raise ValueError("token authentication on a wildcard address needs auth.realm (or accounts.public_url): "
+                         "the URL clients reach /token at; it is never taken from a request's Host header")
+    return f"{base}/token"
+
+
+def startup_warnings(config: RegistryConfig, mode: str) -> list[str]:
+    """What an operator should hear about at start (registry defaults, issue 13 item 7)."""
+    host, _ = config.host_port
+    exposed = not _is_loopback(host)
+    warnings = []
+    if exposed and mode == "none" and config.delete_enabled:
+        warnings.append(f"listening on {config.listen} without authentication and with deletion enabled: anyone who "
+                        f"can reach it may push and delete; set auth (token or basic) or delete_enabled = false")
+    if exposed and mode != "none" and not config.tls_cert:
+        warnings.append(f"listening on {config.listen} over plain HTTP with {mode} authentication: passwords and "
+                        f"tokens cross the network unencrypted; give a TLS certificate and key")
+    return warnings
 
 
 class Registry:
@@ -52,14 +118,26 @@ class Registry:
         self.config = config
         config.root.mkdir(parents=True, exist_ok=True)
         backend = make_backend(config.storage, config.root)
-        self.store = RegistryStore(backend, config.root, config.delete_enabled)
+        self.backend = backend
+        self.store = RegistryStore(backend, Fence(backend, config.gc.window))
         self.blocking = backend.blocking
-        self.mode = config.auth_mode
-        self.users = Users(config.users, config.admins)
-        self.policy = Policy(self.users, self.store)
-        self.tokens = Tokens(Tokens.load_secret(config.root / "token-secret"), config.issuer, config.service,
-                             config.token_ttl)
+        self.accounts = Accounts(backend, config.auth.users, config.auth.admins)
+        self.mode = config.auth_mode or ("token" if self.accounts.any() else "none")
+        self.policy = Policy(self.accounts, self.store)
+        self.tokens = Tokens(Tokens.load_secret(config.secret_file), config.auth.issuer, config.auth.service,
+                             config.auth.token_ttl)
+        self.realm = token_realm(config) if self.mode == "token" else ""
+        self.limiter = LoginLimiter(config.auth.login_failures, config.auth.login_window)
+        self.registrations = LoginLimiter(failures=10, window=3600)
+        self.mailer = Mailer(config.accounts, config.root / "outbox")
+        self.notifier = Notifier(config.notifications)
+        self.proxy = None
+        if config.proxy is not None:
+            from .proxy import PullThrough
+
+            self.proxy = PullThrough(config.proxy, self.store)
         self._upload_locks: dict[str, asyncio.Lock] = {}
+        self._plain_credentials_seen: set[str] = set()
 
     async def run(self, fn, *args):
         """Run a store call: inline for the file system, in a thread for network backends."""
@@ -77,7 +155,12 @@ class Registry:
         app.router.add_route("GET", "/v1/search", self.search)
         app.router.add_route("GET", "/v1/_ping", self.v1_ping)
         app.router.add_route("*", "/v1/repositories/{name:.+}", self.repository)
+        app.router.add_route("POST", "/v1/users/", self.register)
+        app.router.add_route("POST", "/v1/users", self.register)
+        app.router.add_route("GET", "/v1/activate/{user}/{secret}", self.activate)
         app.router.add_route("GET", "/", self.root)
+        app.on_startup.append(lambda _: self.notifier.start())
+        app.on_cleanup.append(lambda _: self.notifier.stop())
         return app
 
     @web.middleware
@@ -119,7 +202,7 @@ class Registry:
                 raise RegistryError("UNSUPPORTED")
             return await self.catalog(request)
         for kind, pattern in ROUTES:
-            match = pattern.match(tail)
+            match = pattern.fullmatch(tail)  # fullmatch: "$" alone would accept a trailing newline
             if match:
                 params = match.groupdict()
                 name = params.pop("name")
@@ -128,20 +211,22 @@ class Registry:
                 handler = getattr(self, f"{kind}_{request.method.lower()}", None)
                 if handler is None:
                     raise RegistryError("UNSUPPORTED", f"{request.method} is not supported here")
+                if self.proxy is not None and request.method not in ("GET", "HEAD"):
+                    raise RegistryError("UNSUPPORTED", "this registry is a pull-through cache of "
+                                                       f"{self.config.proxy.remoteurl}: pushes and deletions are "
+                                                       "refused")
                 return await handler(request, name, **params)
         raise RegistryError("NAME_UNKNOWN", "unknown path", detail={"path": request.path})
 
     # -- authentication ---------------------------------------------------------------------------
-    def _realm(self, request: web.Request) -> str:
-        if self.config.realm:
-            return self.config.realm
-        scheme = "https" if request.secure else "http"
-        return f"{scheme}://{request.host}/token"
+    @staticmethod
+    def _peer(request: web.Request) -> str:
+        return request.remote or ""
 
     def challenge(self, request: web.Request, scope: str | None = None, error: str | None = None,
                   code: str = "UNAUTHORIZED", message: str | None = None, detail=None) -> RegistryError:
         if self.mode == "token":
-            value = f'Bearer realm="{self._realm(request)}",service="{self.config.service}"'
+            value = f'Bearer realm="{self.realm}",service="{self.config.auth.service}"'
             if scope:
                 value += f',scope="{scope}"'
             if error:
@@ -150,6 +235,21 @@ class Registry:
             value = 'Basic realm="dockyard-registry"'
         return RegistryError(code, message, detail=detail, status=401, headers={"WWW-Authenticate": value})
 
+    async def check_password(self, request: web.Request, user: str, password: str) -> bool:
+        """A rate-limited password check (429 past the limit of failures)."""
+        peer = self._peer(request)
+        if not request.secure and not _is_loopback(peer) and peer not in self._plain_credentials_seen:
+            self._plain_credentials_seen.add(peer)
+            log.warning("credentials from %s arrived over plain HTTP: configure TLS", peer)
+        wait = self.limiter.retry_after(user, peer)
+        if wait > 0:
+            raise RegistryError("TOOMANYREQUESTS", "too many failed logins: try again later",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        ok = await asyncio.to_thread(self.accounts.verify, user, password)
+        if not ok:
+            self.limiter.failed(user, peer)
+        return ok
+
     async def identify(self, request: web.Request) -> Identity:
         if self.mode == "none":
             return Identity(None, admin=True)
@@ -157,10 +257,9 @@ class Registry:
         basic = parse_basic(header)
         if basic is not None:
             user, password = basic
-            ok = await asyncio.to_thread(self.users.verify, user, password)
-            if not ok:
+            if not await self.check_password(request, user, password):
                 raise self.challenge(request, message="incorrect username or password")
-            return Identity(user, self.users.is_admin(user))
+            return Identity(user, await self.run(self.accounts.is_admin, user))
         if header.lower().startswith("bearer ") and self.mode == "token":
             try:
                 claims = self.tokens.verify(header[7:].strip())
@@ -168,7 +267,7 @@ class Registry:
                 raise self.challenge(request, error="invalid_token", message=f"authentication required: {exc}") \
                     from None
             user = claims.get("sub") or None
-            return Identity(user, self.users.is_admin(user), access=claims.get("access") or [])
+            return Identity(user, await self.run(self.accounts.is_admin, user), access=claims.get("access") or [])
         return Identity(None)
 
     async def authorize(self, request: web.Request, name: str, *actions: str) -> Identity:
@@ -183,15 +282,20 @@ class Registry:
                               for a in identity.access)
                 if granted:
                     continue
-                if self.policy.allowed(identity.user, name, action):
+                if await self.run(self.policy.allowed, identity.user, name, action):
                     raise self.challenge(request, scope, error="insufficient_scope",
                                          detail=[{"Type": "repository", "Name": name, "Action": action}])
-            elif self.policy.allowed(identity.user, name, action):
+            elif await self.run(self.policy.allowed, identity.user, name, action):
                 continue
             if identity.user is None:
                 raise self.challenge(request, scope,
                                      detail=[{"Type": "repository", "Name": name, "Action": action}])
-            raise RegistryError("DENIED", detail=[{"Type": "repository", "Name": name, "Action": action}])
+            message = None
+            if action in (PUSH, DELETE) and await self.run(self.policy.owner, name) == identity.user \
+                    and not await self.run(self.accounts.is_active, identity.user):
+                message = (f"requested access to the resource is denied: account {identity.user} is not activated "
+                           f"yet: follow the link mailed to its address")
+            raise RegistryError("DENIED", message, detail=[{"Type": "repository", "Name": name, "Action": action}])
         return identity
 
     async def base(self, request: web.Request) -> web.Response:
@@ -210,31 +314,36 @@ class Registry:
             if grant != "password":
                 raise RegistryError("UNSUPPORTED", f"grant_type {grant!r} is not supported", status=400)
             user, password = str(form.get("username", "")), str(form.get("password", ""))
-            if not await asyncio.to_thread(self.users.verify, user, password):
+            if not await self.check_password(request, user, password):
                 raise RegistryError("UNAUTHORIZED", "incorrect username or password")
             scopes = str(form.get("scope", "")).split()
         else:
             basic = parse_basic(request.headers.get("Authorization"))
             if basic is not None:
                 user, password = basic
-                if not await asyncio.to_thread(self.users.verify, user, password):
+                if not await self.check_password(request, user, password):
                     raise RegistryError("UNAUTHORIZED", "incorrect username or password",
                                         headers={"WWW-Authenticate": 'Basic realm="dockyard-registry"'})
             scopes = [s for item in query.getall("scope", []) for s in item.split()]
-        access = []
-        for scope in scopes:
-            parsed = parse_scope(scope)
-            if parsed is None:
-                continue
-            kind, name, actions = parsed
-            if kind == "repository" and valid_name(name):
-                granted = self.policy.grant(user, name, actions)
-                access.append({"type": "repository", "name": name, "actions": granted})
-            elif kind == "registry" and name == "catalog":
-                access.append({"type": "registry", "name": "catalog",
-                               "actions": actions if self.users.is_admin(user) else []})
+
+        def grants() -> list[dict]:
+            access = []
+            for scope in scopes:
+                parsed = parse_scope(scope)
+                if parsed is None:
+                    continue
+                kind, name, actions = parsed
+                if kind == "repository" and valid_name(name):
+                    access.append({"type": "repository", "name": name,
+                                   "actions": self.policy.grant(user, name, actions)})
+                elif kind == "registry" and name == "catalog":
+                    access.append({"type": "registry", "name": "catalog",
+                                   "actions": actions if self.accounts.is_admin(user) else []})
+            return access
+
+        access = await self.run(grants)
         token, claims = self.tokens.issue(user or "", access)
-        issued = datetime.fromtimestamp(claims["iat"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issued = iso(claims["iat"], digits=0)
         body = {"token": token, "access_token": token, "expires_in": self.tokens.ttl, "issued_at": issued}
         if request.method == "POST":
             body["scope"] = " ".join(scopes)
@@ -266,7 +375,7 @@ class Registry:
         identity = await self.identify(request)
         repos = await asyncio.to_thread(self.store.repositories)
         if self.mode != "none" and not identity.admin:
-            repos = [r for r in repos if self.policy.allowed(identity.user, r, PULL)]
+            repos = [r for r in repos if await self.run(self.policy.allowed, identity.user, r, PULL)]
         return self._page(request, repos, "/v2/_catalog", "repositories", {})
 
     async def tags_get(self, request: web.Request, name: str) -> web.Response:
@@ -276,48 +385,77 @@ class Registry:
 
     # -- manifests --------------------------------------------------------------------------------
     async def manifest_get(self, request: web.Request, name: str, reference: str) -> web.Response:
-        await self.authorize(request, name, PULL)
-        body, media_type, digest = await self.run(self.store.get_manifest, name, reference)
+        identity = await self.authorize(request, name, PULL)
+        if self.proxy is not None:
+            body, media_type, digest = await asyncio.to_thread(self.proxy.manifest, name, reference)
+        else:
+            body, media_type, digest = await self.run(self.store.get_manifest, name, reference)
         headers = {"Content-Type": media_type, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
         if request.headers.get("If-None-Match", "").strip('" ') == digest:
             return web.Response(status=304, headers=headers)
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
             return web.Response(headers=headers)
+        self.notifier.emit(request, "pull", name, digest=digest, media_type=media_type, size=len(body),
+                           tag="" if DIGEST_RE.match(reference) else reference, user=identity.user)
         return web.Response(body=body, headers=headers)
 
     manifest_head = manifest_get
 
     async def manifest_put(self, request: web.Request, name: str, reference: str) -> web.Response:
-        await self.authorize(request, name, PUSH)
+        identity = await self.authorize(request, name, PUSH)
         body = await request.read()
-        digest = await self.run(self.store.put_manifest, name, reference, body, request.headers.get("Content-Type"))
+        content_type = request.headers.get("Content-Type")
+        digest = await self.run(self.store.put_manifest, name, reference, body, content_type)
         log.info("manifest %s:%s -> %s", name, reference, digest)
+        self.notifier.emit(request, "push", name, digest=digest, media_type=(content_type or MANIFEST_MEDIA)
+                           .split(";")[0], size=len(body), tag="" if DIGEST_RE.match(reference) else reference,
+                           user=identity.user)
         return web.Response(status=201, headers={"Location": f"/v2/{name}/manifests/{digest}",
                                                  "Docker-Content-Digest": digest, "Content-Length": "0"})
 
     async def manifest_delete(self, request: web.Request, name: str, reference: str) -> web.Response:
-        await self.authorize(request, name, DELETE)
+        identity = await self.authorize(request, name, DELETE)
         if not self.config.delete_enabled:
             raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry")
         await self.run(self.store.delete_manifest, name, reference)
+        is_digest = bool(DIGEST_RE.match(reference))
+        self.notifier.emit(request, "delete", name, digest=reference if is_digest else "",
+                           media_type=MANIFEST_MEDIA, tag="" if is_digest else reference, user=identity.user)
         return web.Response(status=202, headers={"Content-Length": "0"})
 
     # -- blobs ------------------------------------------------------------------------------------
     async def blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
-        await self.authorize(request, name, PULL)
+        identity = await self.authorize(request, name, PULL)
         if not DIGEST_RE.match(digest):
             raise RegistryError("DIGEST_INVALID", detail={"digest": digest})
-        size = await self.run(self.store.repo_blob_size, name, digest)
         headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                    "ETag": f'"{digest}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
+        if self.proxy is not None and not await asyncio.to_thread(self.proxy.cached, name, digest):
+            if request.method == "HEAD":
+                headers["Content-Length"] = str(await asyncio.to_thread(self.proxy.blob_size, name, digest))
+                return web.Response(headers=headers)
+            response = await self.relay_blob(request, name, digest, headers)
+            if response is not None:
+                self.notifier.emit(request, "pull", name, digest=digest, user=identity.user)
+                return response
         if request.method == "HEAD":
+            # a HEAD is how a pushing client decides to rely on a blob: the gc fence has its say
+            size = await self.run(self.store.check_blob_for_push, name, digest)
             headers["Content-Length"] = str(size)
             return web.Response(headers=headers)
+        size = await self.run(self.store.repo_blob_size, name, digest)
         if request.headers.get("If-None-Match", "").strip('" ') == digest:
             return web.Response(status=304, headers=headers)
+        self.notifier.emit(request, "pull", name, digest=digest, size=size, user=identity.user)
+        return await self.send_blob(request, digest, size, headers)
+
+    blob_head = blob_get
+
+    async def send_blob(self, request: web.Request, digest: str, size: int, headers: dict) -> web.StreamResponse:
+        """The read path of a blob: ``sendfile`` from a local file, else ranged reads from the backend."""
         key = self.store.blob_key(digest)
-        path = self.store.backend.local_path(key)
+        path = self.backend.local_path(key)
         if path is not None:
             return web.FileResponse(path, chunk_size=1 << 20, headers=headers)
         start, end, status = 0, size, 200
@@ -338,31 +476,57 @@ class Registry:
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = end - start
         await response.prepare(request)
-        chunks = await asyncio.to_thread(self.store.backend.read_range, key, start, end)
-        while True:
-            data = await asyncio.to_thread(next, chunks, None)
-            if data is None:
-                break
-            await response.write(data)
+        chunks = await asyncio.to_thread(self.backend.read_range, key, start, end)
+        await self._pump(response, chunks)
         await response.write_eof()
         return response
 
-    blob_head = blob_get
+    @staticmethod
+    async def _pump(response: web.StreamResponse, chunks) -> None:
+        """Write what a blocking iterator yields, reading the next chunk while the last one is sent."""
+        pending = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+        try:
+            while True:
+                data = await pending
+                if data is None:
+                    return
+                pending = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
+                await response.write(data)
+        finally:
+            if not pending.done():
+                await asyncio.gather(pending, return_exceptions=True)
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
+
+    async def relay_blob(self, request: web.Request, name: str, digest: str, headers: dict):
+        """Pull-through: stream a blob from the upstream while caching it; None when another request
+        fetched it meanwhile (then it is served from storage)."""
+        size, chunks = await asyncio.to_thread(self.proxy.fetch_blob, name, digest)
+        if size == -1:
+            return None
+        response = web.StreamResponse(headers=headers)
+        if size >= 0:
+            response.content_length = size
+        await response.prepare(request)
+        await self._pump(response, chunks)
+        await response.write_eof()
+        return response
 
     async def blob_delete(self, request: web.Request, name: str, digest: str) -> web.Response:
-        await self.authorize(request, name, DELETE)
+        identity = await self.authorize(request, name, DELETE)
         if not self.config.delete_enabled:
             raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry")
         if not DIGEST_RE.match(digest):
             raise RegistryError("DIGEST_INVALID", detail={"digest": digest})
         await self.run(self.store.unlink_blob, name, digest)
+        self.notifier.emit(request, "delete", name, digest=digest, user=identity.user)
         return web.Response(status=202, headers={"Content-Length": "0"})
 
     # -- uploads ----------------------------------------------------------------------------------
     @staticmethod
     def _upload_headers(name: str, upload: Upload) -> dict[str, str]:
-        size = upload.size()
-        return {"Location": f"/v2/{name}/blobs/uploads/{upload.uuid}", "Range": f"0-{max(size - 1, 0)}",
+        return {"Location": f"/v2/{name}/blobs/uploads/{upload.uuid}", "Range": f"0-{max(upload.size - 1, 0)}",
                 "Docker-Upload-UUID": upload.uuid, "Content-Length": "0"}
 
     def _lock(self, upload: Upload) -> asyncio.Lock:
@@ -371,34 +535,48 @@ class Registry:
             lock = self._upload_locks[upload.uuid] = asyncio.Lock()
         return lock
 
-    async def _receive(self, request: web.Request, upload: Upload) -> int:
-        """Append the request body to an upload, hashing as it arrives (network and disk overlap)."""
+    async def receive_upload(self, request: web.Request, upload: Upload) -> int:
+        """The write path of a blob: append the request body to an upload session.  A task stores chunks
+        while the body keeps arriving (up to ``RECEIVE_AHEAD`` bytes ahead), so network and storage overlap.
+        What arrived is kept even if the client goes away (it may resume)."""
         if request.content_length == 0 or (request.content_length is None and not request.body_exists):
             return 0
-        writer = await asyncio.to_thread(UploadWriter, upload)
-        pending: asyncio.Future | None = None
+        writer = self.store.uploads.writer(upload)
+        queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, RECEIVE_AHEAD // RECEIVE_CHUNK))
+
+        async def store() -> None:
+            while (data := await queue.get()) is not None:
+                await asyncio.to_thread(writer.write, data)
+
+        storing = asyncio.ensure_future(store())
+
+        async def hand_over(data: bytes | None) -> None:
+            putting = asyncio.ensure_future(queue.put(data))
+            await asyncio.wait({putting, storing}, return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():  # the storing task failed: its error is the request's
+                putting.cancel()
+                storing.result()
+
         buffer = bytearray()
         try:
-            content = request.content
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    break
+            while chunk := await request.content.readany():
                 buffer += chunk
                 if len(buffer) >= RECEIVE_CHUNK:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(asyncio.to_thread(writer.write, bytes(buffer)))
+                    await hand_over(bytes(buffer))
                     buffer.clear()
-            if pending is not None:
-                await pending
-                pending = None
-            if buffer:
-                await asyncio.to_thread(writer.write, bytes(buffer))
         finally:
-            if pending is not None:
-                await asyncio.gather(pending, return_exceptions=True)
-            writer.close()
+            # the client finished or went away: store what arrived, then commit it
+            async def finish() -> None:
+                try:
+                    if not storing.done():
+                        if buffer:
+                            await hand_over(bytes(buffer))
+                        await hand_over(None)
+                    await storing
+                finally:
+                    await asyncio.to_thread(writer.close)
+
+            await asyncio.shield(finish())
         if request.content_length is not None and writer.written != request.content_length:
             raise RegistryError("SIZE_INVALID", detail={"expected": request.content_length,
                                                         "received": writer.written})
@@ -409,7 +587,7 @@ class Registry:
         if not header:
             return
         match = re.match(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\S+)?$", header.strip())
-        size = upload.size()
+        size = upload.size
         if not match:
             raise RegistryError("RANGE_INVALID", status=416, headers=self._upload_headers(upload.name, upload))
         start, end = int(match.group(1)), int(match.group(2))
@@ -424,17 +602,19 @@ class Registry:
         if mount and source and DIGEST_RE.match(mount) and valid_name(source):
             if await self._may_pull(identity, source):
                 if await self.run(self.store.mount_blob, name, source, mount):
+                    self.notifier.emit(request, "mount", name, digest=mount, user=identity.user)
                     return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{mount}",
                                                              "Docker-Content-Digest": mount, "Content-Length": "0"})
-        upload = await asyncio.to_thread(self.store.start_upload, name)
+        upload = await self.run(self.store.start_upload, name)
         digest = request.query.get("digest")
         if digest:
             try:
-                await self._receive(request, upload)
+                await self.receive_upload(request, upload)
                 await self.run(self.store.finish_upload, upload, digest)
             except BaseException:
-                await asyncio.to_thread(self.store.cancel_upload, upload)
+                await asyncio.shield(self.run(self.store.cancel_upload, upload))
                 raise
+            self.notifier.emit(request, "push", name, digest=digest, user=identity.user)
             return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                      "Docker-Content-Digest": digest, "Content-Length": "0"})
         return web.Response(status=202, headers=self._upload_headers(name, upload))
@@ -444,37 +624,38 @@ class Registry:
 
     async def upload_get(self, request: web.Request, name: str, uuid: str) -> web.Response:
         await self.authorize(request, name, PUSH)
-        upload = self.store.get_upload(name, uuid)
+        upload = await self.run(self.store.get_upload, name, uuid)
         return web.Response(status=204, headers=self._upload_headers(name, upload))
 
     async def upload_patch(self, request: web.Request, name: str, uuid: str) -> web.Response:
         await self.authorize(request, name, PUSH)
-        upload = self.store.get_upload(name, uuid)
+        upload = await self.run(self.store.get_upload, name, uuid)
         async with self._lock(upload):
             self._check_range(request, upload)
-            await self._receive(request, upload)
+            await self.receive_upload(request, upload)
         return web.Response(status=202, headers=self._upload_headers(name, upload))
 
     async def upload_put(self, request: web.Request, name: str, uuid: str) -> web.Response:
-        await self.authorize(request, name, PUSH)
-        upload = self.store.get_upload(name, uuid)
+        identity = await self.authorize(request, name, PUSH)
+        upload = await self.run(self.store.get_upload, name, uuid)
         digest = request.query.get("digest")
         if not digest or not DIGEST_RE.match(digest):
             raise RegistryError("DIGEST_INVALID", "a valid digest query parameter is required",
                                 detail={"digest": digest})
         async with self._lock(upload):
             self._check_range(request, upload)
-            await self._receive(request, upload)
+            await self.receive_upload(request, upload)
             await self.run(self.store.finish_upload, upload, digest)
         self._upload_locks.pop(uuid, None)
+        self.notifier.emit(request, "push", name, digest=digest, size=upload.size, user=identity.user)
         return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
                                                  "Docker-Content-Digest": digest, "Content-Length": "0"})
 
     async def upload_delete(self, request: web.Request, name: str, uuid: str) -> web.Response:
         await self.authorize(request, name, PUSH)
-        upload = self.store.get_upload(name, uuid)
+        upload = await self.run(self.store.get_upload, name, uuid)
         async with self._lock(upload):
-            await asyncio.to_thread(self.store.cancel_upload, upload)
+            await self.run(self.store.cancel_upload, upload)
         self._upload_locks.pop(uuid, None)
         return web.Response(status=204)
 
@@ -518,7 +699,7 @@ class Registry:
             tags = await self.run(self.store.tags, name, False)
             return web.json_response({"name": name, "description": meta.get("description", ""),
                                       "private": bool(meta.get("private", False)),
-                                      "owner": self.policy.owner(name) or "", "tags": tags})
+                                      "owner": await self.run(self.policy.owner, name) or "", "tags": tags})
         identity = await self.authorize(request, name, DELETE)
         if request.method in ("PUT", "PATCH"):
             try:
@@ -527,6 +708,10 @@ class Registry:
                     raise ValueError
             except ValueError:
                 raise RegistryError("UNSUPPORTED", "the body must be a JSON object", status=400) from None
+            unknown = set(changes) - {"description", "private"}
+            if unknown:
+                raise RegistryError("UNSUPPORTED", f"unknown repository settings: {', '.join(sorted(unknown))}",
+                                    status=400)
             meta = await self.run(self.store.meta, name)
             if "description" in changes:
                 meta["description"] = str(changes["description"])[:1000]
@@ -537,13 +722,70 @@ class Registry:
             return web.json_response({"name": name, "description": meta.get("description", ""),
                                       "private": bool(meta.get("private", False))})
         if request.method == "DELETE":
-            if not self.config.delete_enabled:
+            if self.proxy is not None or not self.config.delete_enabled:
                 raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry")
             if not await self.run(self.store.repo_exists, name):
                 raise RegistryError("NAME_UNKNOWN", detail={"name": name})
             await self.run(self.store.delete_repository, name)
+            self.notifier.emit(request, "delete", name, user=identity.user)
             return web.Response(status=202)
         raise RegistryError("UNSUPPORTED")
+
+    # -- accounts ---------------------------------------------------------------------------------
+    async def register(self, request: web.Request) -> web.Response:
+        """``POST /v1/users/`` ``{"username", "password", "email"}``: the index API's registration."""
+        if self.config.accounts.mode != "open":
+            raise RegistryError("UNSUPPORTED", "this registry does not register accounts (accounts are closed)")
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            raise RegistryError("UNSUPPORTED", "the body must be a JSON object", status=400) from None
+        unknown = set(body) - {"username", "password", "email"}
+        if unknown:
+            raise RegistryError("UNSUPPORTED", f"unknown fields: {', '.join(sorted(unknown))}", status=400)
+        user, password, email = (str(body.get(k) or "") for k in ("username", "password", "email"))
+        peer = self._peer(request)
+        wait = self.registrations.retry_after("", peer)
+        if wait > 0:
+            raise RegistryError("TOOMANYREQUESTS", "too many registrations from this address: try again later",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        try:
+            account, secret = await self.run(self.accounts.register, user, password, email)
+        except AccountError as exc:
+            existing = await self.run(self.accounts.get, user)
+            if existing is not None and not existing.active and email and \
+                    await self.check_password(request, user, password):
+                # an account registered without (or with a wrong) address: send the link (again)
+                secret = await self.run(self.accounts.new_activation, user, email)
+                await self._mail_activation(user, email, secret)
+                return web.json_response({"status": f"Activation link sent to {email}"})
+            raise RegistryError("UNSUPPORTED", str(exc), status=400) from None
+        self.registrations.failed("", peer)  # counts registrations, not failures: a few per address and hour
+        if email:
+            await self._mail_activation(user, email, secret)
+            status = "Account created. Please use the confirmation link we sent to your e-mail to activate it."
+        else:
+            status = ("Account created: it may pull now; to push, log in again with an e-mail address "
+                      "(dockyard login -e) and follow the link sent to it.")
+        log.info("registered account %s (%s)", user, email or "no e-mail")
+        return web.json_response({"status": status}, status=201)
+
+    async def _mail_activation(self, user: str, email: str, secret: str) -> None:
+        base = public_url(self.config) or f"http://{self.config.listen}"
+        link = f"{base}/v1/activate/{user}/{secret}"
+        text = (f"Hello {user},\n\nan account was registered with this address on the registry {base}.\n"
+                f"Follow this link to activate it (you may then push to {user}/...):\n\n{link}\n\n"
+                f"If you did not register, ignore this message.\n")
+        await asyncio.to_thread(self.mailer.send, email, "Activate your registry account", text)
+
+    async def activate(self, request: web.Request) -> web.Response:
+        user, secret = request.match_info["user"], request.match_info["secret"]
+        if not await self.run(self.accounts.activate, user, secret):
+            return web.Response(status=404, text="This activation link is not valid (or was used already).\n")
+        log.info("account %s activated", user)
+        return web.Response(text=f"Account {user} is active: you may push to {user}/...\n")
 
 
 def ssl_context(config: RegistryConfig):
@@ -558,30 +800,37 @@ def ssl_context(config: RegistryConfig):
 
 async def serve(config: RegistryConfig, stop: asyncio.Event | None = None, ready=None) -> None:
     registry = Registry(config)
+    for warning in startup_warnings(config, registry.mode):
+        log.warning("%s", warning)
     app = registry.make_app()
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     host, port = config.host_port
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config), reuse_address=True)
     await site.start()
-    log.info("registry listening on %s://%s (root %s, storage %s, auth %s)",
-             "https" if config.tls_cert else "http", config.listen, config.root,
-             registry.store.backend.name, config.auth_mode)
+    log.info("registry listening on %s://%s (root %s, storage %s, auth %s%s)",
+             "https" if config.tls_cert else "http", config.listen, config.root, registry.backend.name,
+             registry.mode, f", pull-through cache of {config.proxy.remoteurl}" if config.proxy else "")
     if ready is not None:
         ready()
     stop = stop or asyncio.Event()
-    purge_at = time.monotonic() + 3600
+    purge_at = time.monotonic() + 600
     try:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=60)
             except asyncio.TimeoutError:
                 pass
-            if time.monotonic() > purge_at:
-                await asyncio.to_thread(registry.store.purge_uploads)
-                purge_at = time.monotonic() + 3600
+            if time.monotonic() > purge_at:  # abandoned upload sessions (gc removes them sooner)
+                try:
+                    await asyncio.to_thread(registry.store.uploads.purge, time.time() - UPLOAD_MAX_AGE)
+                except Exception:  # noqa: BLE001 - a storage hiccup must not stop the server
+                    log.exception("purging old upload sessions failed")
+                purge_at = time.monotonic() + 24 * 3600
     finally:
         await runner.cleanup()
+        if registry.proxy is not None:
+            registry.proxy.close()
 
 
 def run_forever(config: RegistryConfig) -> None:
@@ -600,4 +849,4 @@ def run_forever(config: RegistryConfig) -> None:
     asyncio.run(main())
 
 
-__all__ = ["Registry", "serve", "run_forever", "ssl_context"]
+__all__ = ["Registry", "serve", "run_forever", "ssl_context", "startup_warnings", "token_realm", "public_url"]

@@ -1,10 +1,11 @@
 """Accounts, tokens and permissions of the registry.
 
 Accounts
-    an htpasswd file with bcrypt hashes (``user:$2y$...``), the format Debian's
-    ``docker-registry`` and ``htpasswd -B`` use; ``dockyard registry adduser``
-    writes it.  Administrators are listed in the config (``admins``) or in an
-    ``<users file>.admins`` file beside it (one name per line).
+    :mod:`.accounts` keeps them (in the storage backend); an htpasswd file with
+    bcrypt hashes (``user:$2y$...``, the format Debian's ``docker-registry`` and
+    ``htpasswd -B`` use) is read too (:class:`Users`).  Administrators are
+    listed in the config (``admins``), flagged in the store, or listed in an
+    ``<users file>.admins`` file beside the htpasswd file (one name per line).
 
 Tokens (``mode = "token"``), as Docker does it
     the registry answers an unauthenticated request with
@@ -16,8 +17,9 @@ Tokens (``mode = "token"``), as Docker does it
 
 Permissions
     anyone may pull public repositories; a user may push (and delete) only
-    ``<user>/*``; top-level names and other namespaces are for administrators;
-    a private repository is readable only by its owner and administrators.
+    ``<user>/*``, once the account is active; top-level names and other
+    namespaces are for administrators; a private repository is readable only by
+    its owner and administrators.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def add_user(users_file: Path, username: str, password: str, admin: bool = False
 
 
 class Users:
-    """Verifies passwords against an htpasswd file (reloaded when it changes)."""
+    """The accounts of an htpasswd file (reloaded when it changes); :class:`.accounts.Accounts` verifies them."""
 
     def __init__(self, users_file: Path | None, admins: list[str] = ()) -> None:
         self.path = Path(users_file) if users_file else None
@@ -81,7 +83,6 @@ class Users:
         self._hashes: dict[str, bytes] = {}
         self._admins: set[str] = set()
         self._stamp: tuple = ()
-        self._verified: dict[tuple[str, bytes], float] = {}  # (user, sha256(password)) -> when
         self._lock = threading.Lock()
         self._reload()
 
@@ -104,37 +105,22 @@ class Users:
         admins = set(admins_path.read_text().split()) if admins_path.exists() else set()
         with self._lock:
             self._hashes, self._admins, self._stamp = hashes, admins, stamp
-            self._verified.clear()
 
     def exists(self, user: str) -> bool:
         self._reload()
         return user in self._hashes
 
+    def hash_of(self, user: str) -> str:
+        self._reload()
+        return self._hashes[user].decode()
+
+    def names(self) -> list[str]:
+        self._reload()
+        return sorted(self._hashes)
+
     def is_admin(self, user: str | None) -> bool:
         self._reload()
         return bool(user) and (user in self.config_admins or user in self._admins)
-
-    def verify(self, user: str, password: str) -> bool:
-        import bcrypt
-
-        self._reload()
-        hashed = self._hashes.get(user)
-        if hashed is None:
-            return False
-        key = (user, hashlib.sha256(password.encode()).digest())
-        with self._lock:
-            if key in self._verified:  # bcrypt costs ~50 ms: remember what already verified
-                return True
-        try:
-            ok = bcrypt.checkpw(password.encode(), hashed.replace(b"$2y$", b"$2b$", 1))
-        except ValueError:
-            return False
-        if ok:
-            with self._lock:
-                if len(self._verified) > 10000:
-                    self._verified.clear()
-                self._verified[key] = time.time()
-        return ok
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -244,28 +230,76 @@ class Identity:
 class Policy:
     """Who may do what to which repository."""
 
-    def __init__(self, users: Users, store) -> None:
-        self.users = users
+    def __init__(self, accounts, store) -> None:
+        self.accounts = accounts  # .accounts.Accounts
         self.store = store
 
     def owner(self, name: str) -> str | None:
         """The account that owns ``name`` (``user/...``), or None for admin-only names."""
         first, sep, _ = name.partition("/")
-        if sep and self.users.exists(first):
+        if sep and self.accounts.exists(first):
             return first
         return None
 
     def allowed(self, user: str | None, name: str, action: str) -> bool:
-        admin = self.users.is_admin(user)
-        if admin:
+        if self.accounts.is_admin(user):
             return True
         owner = self.owner(name)
         is_owner = user is not None and owner == user
         if action == PULL:
             return is_owner or not self.store.meta(name).get("private", False)
         if action in (PUSH, DELETE, "*"):
-            return is_owner
+            return is_owner and self.accounts.is_active(user)
         return False
 
     def grant(self, user: str | None, name: str, actions: list[str]) -> list[str]:
         return [a for a in actions if self.allowed(user, name, "*" if a == "*" else a)]
+
+
+# -- failed logins ----------------------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """Failed logins per (user, client address) and per client address within a sliding window.
+
+    Past the limit a login is refused with 429 before any password is checked,
+    so guessing costs the attacker time and the registry no CPU.  Kept per
+    replica (a replica restarting forgets): a limit, not an account lock-out,
+    so a stranger cannot lock a user out from another address.
+    """
+
+    def __init__(self, failures: int = 5, window: float = 60.0, clock=time.monotonic) -> None:
+        self.failures = failures
+        self.window = window
+        self.clock = clock
+        self._seen: dict[tuple, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple, now: float) -> list[float]:
+        times = [t for t in self._seen.get(key, []) if now - t < self.window]
+        if times:
+            self._seen[key] = times
+        else:
+            self._seen.pop(key, None)
+        return times
+
+    def retry_after(self, user: str, address: str) -> float:
+        """Seconds to wait before this login may be tried; 0 when it may be tried now."""
+        now = self.clock()
+        with self._lock:
+            pair = self._recent(("pair", user, address), now)
+            host = self._recent(("host", address), now)
+        waits = []
+        if len(pair) >= self.failures:
+            waits.append(pair[-self.failures] + self.window - now)
+        if len(host) >= self.failures * 4:
+            waits.append(host[-self.failures * 4] + self.window - now)
+        return max(waits, default=0.0)
+
+    def failed(self, user: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._seen) > 100000:
+                self._seen.clear()
+            for key in (("pair", user, address), ("host", address)):
+                self._seen.setdefault(key, []).append(now)

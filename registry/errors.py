@@ -22,6 +22,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNSUPPORTED": (405, "The operation is unsupported."),
     "RANGE_INVALID": (416, "invalid content range"),
     "TOOMANYREQUESTS": (429, "too many requests"),
+    "UNAVAILABLE": (503, "service unavailable"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
 }
 

@@ -14,6 +14,10 @@ def pytest_collection_modifyitems(config, items):
         missing.append(("requires_root", "needs root"))
     if not shutil.which("lxc-start") or not _has_liblxc():
         missing.append(("requires_lxc", "needs Debian's lxc (lxc-start, liblxc.so.1)"))
+    if not shutil.which("conmon") or not (shutil.which("runc") or shutil.which("crun")):
+        if os.environ.get("CI"):
+            raise pytest.UsageError("CI needs conmon and runc/crun for the requires_oci tests (contrib/setup.sh)")
+        missing.append(("requires_oci", "needs Debian's conmon and runc or crun"))
     for item in items:
         for marker, reason in missing:
             if item.get_closest_marker(marker):

@@ -165,7 +165,7 @@ def _check_signal(value: str) -> str:
     if text.isdigit():
         return value
     name = text if text.startswith("SIG") else "SIG" + text
-    if name not in signals.Signals.__members__ and not re.match(r"^SIGRTM(IN|AX)([+-]\d+)?$", name):
+    if name not in signals.Signals.__members__ and not re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?", name):
         raise InvalidParameter(f"Invalid signal: {value}")
     return value
 
@@ -653,7 +653,7 @@ class Builder:
         chmod: int | None = None
         if "chmod" in instr.flags:
             text = self._word(instr, instr.flags["chmod"], env)
-            if not re.match(r"^[0-7]{3,4}$", text):
+            if not re.fullmatch(r"[0-7]{3,4}", text):
                 raise instr.error(f"{what}: invalid --chmod={text!r} (an octal mode like 755 is expected)")
             chmod = int(text, 8)
         source_root, release, label, from_id = await self._source_root(instr, state, env)

@@ -6,9 +6,13 @@ Where it comes from (``POST /build``):
   the route and unpacked here chroot-style (:func:`dockyard.archive.apply_layer`);
   a body that is not a tar is taken as the Dockerfile itself, with no context
   (``docker build - < Dockerfile`` from clients that do not wrap it);
-* ``remote=``: a git repository (``git://``, ``git@``, ``github.com/``,
-  ``http(s)://....git``, ``file://``; ``#ref:subdir`` fragments), or an
-  http(s) URL of a tar (a context) or of a plain Dockerfile.
+* ``remote=``: a git repository (``git://``, ``git@``, ``ssh://``, ``github.com/``,
+  ``http(s)://....git``; ``#ref:subdir`` fragments), or an http(s) URL of a tar
+  (a context) or of a plain Dockerfile.  ``file://`` URLs, local paths and git's
+  other transports (``ext::`` runs a command) are refused: a client chooses the
+  URL and the ref, and neither may make git read the daemon's files or run
+  anything (git runs with ``protocol.allow=never`` plus the network transports,
+  refs are plain names, and ``--end-of-options`` or ``--`` ends every option list).
 
 Then ``.dockerignore`` is applied (after the Dockerfile and the ignore file
 have been read: both reach the builder even if they ignore themselves).
@@ -82,35 +86,70 @@ def is_git_url(url: str) -> bool:
     return bool(re.match(r"^https?://", url)) and bool(re.search(r"\.git(?:#.+)?$", url))
 
 
+#: the transports a remote context may use (git's protocol.<name>.allow); everything else is never
+GIT_TRANSPORTS = ("https", "http", "ssh", "git")
+#: a host name, an IPv4 address or (urlsplit strips the brackets) an IPv6 one; never an option
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
+#: a branch, tag or commit: git's ref-name rules, and never an option
+_REF = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)(?!.*\.lock(?:/|$))(?!.*/$)(?!.*\.$)[A-Za-z0-9._/+-]{1,255}")
+
+
+def _git_remote(remote: str) -> str:
+    """The repository URL to fetch, refusing local paths and transports other than :data:`GIT_TRANSPORTS`."""
+    from urllib.parse import urlsplit
+
+    if remote.startswith("github.com/"):
+        remote = "https://" + remote
+    if any(c in remote for c in "\0\n\r\t ") or remote.startswith("-"):
+        raise InvalidParameter(f"unable to prepare context: invalid git URL {remote!r}")
+    scp = re.fullmatch(r"([A-Za-z0-9._-]+)@([^:/]+):(.+)", remote)    # git@host:owner/repo.git (ssh)
+    if scp:
+        user, host, path = scp.groups()
+        if user.startswith("-") or not _HOST.fullmatch(host) or path.startswith("-"):
+            raise InvalidParameter(f"unable to prepare context: invalid git URL {remote!r}")
+        return remote
+    parts = urlsplit(remote)
+    if parts.scheme not in GIT_TRANSPORTS:
+        raise InvalidParameter(f"unable to prepare context: git transport {parts.scheme or 'local path'!r} is not "
+                               f"allowed (use one of {', '.join(GIT_TRANSPORTS)})")
+    if not _HOST.fullmatch(parts.hostname or "") or (parts.username or "").startswith("-"):
+        raise InvalidParameter(f"unable to prepare context: invalid git URL {remote!r}")
+    return remote
+
+
 def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_SSH_COMMAND="ssh -oBatchMode=yes")
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_SSH_COMMAND="ssh -oBatchMode=yes",
+               GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null", GIT_PROTOCOL_FROM_USER="0")
+    allow = ["-c", "protocol.allow=never"] + [a for t in GIT_TRANSPORTS for a in ("-c", f"protocol.{t}.allow=always")]
+    return subprocess.run(["git", *allow, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def fetch_git(url: str, target: Path) -> Path:
     """Clone ``url`` (with an optional ``#ref:subdir``) into ``target``; returns the context directory."""
     remote, _, fragment = url.partition("#")
     ref, _, subdir = fragment.partition(":")
-    if remote.startswith("github.com/"):
-        remote = "https://" + remote
+    remote = _git_remote(remote)
+    if ref and not _REF.fullmatch(ref):
+        raise InvalidParameter(f"unable to prepare context: invalid git reference {ref!r}")
     target.mkdir(parents=True, exist_ok=True)
-    steps = [["init", "-q"], ["remote", "add", "origin", remote]]
+    steps = [["init", "-q"], ["remote", "add", "--", "origin", remote]]
     for step in steps:
         done = _git(step, target)
         if done.returncode:
             raise InvalidParameter(f"unable to prepare context: git {' '.join(step)}: {done.stderr.strip()}")
     wanted = ref or "HEAD"
-    done = _git(["fetch", "-q", "--depth", "1", "origin", wanted], target)
+    done = _git(["fetch", "-q", "--depth", "1", "--end-of-options", "origin", wanted], target)
     if done.returncode:  # dumb transports and some servers refuse shallow or by-commit fetches
-        done = _git(["fetch", "-q", "--tags", "origin"], target)
+        done = _git(["fetch", "-q", "--tags", "--end-of-options", "origin"], target)
         if done.returncode:
             raise InvalidParameter(f"unable to prepare context: unable to fetch {remote}: {done.stderr.strip()}")
         checkout = ref or "origin/HEAD"
-        if ref and _git(["rev-parse", "-q", "--verify", f"origin/{ref}"], target).returncode == 0:
+        if ref and _git(["rev-parse", "-q", "--verify", "--end-of-options", f"origin/{ref}"], target).returncode == 0:
             checkout = f"origin/{ref}"
     else:
         checkout = "FETCH_HEAD"
-    done = _git(["checkout", "-q", checkout], target)
+    # checkout has no --end-of-options; "--" after the commit does it (validated refs never start with "-")
+    done = _git(["checkout", "-q", checkout, "--"], target)
     if done.returncode:
         raise InvalidParameter(f"unable to prepare context: unable to checkout {ref or 'HEAD'} of {remote}: "
                                f"{done.stderr.strip()}")

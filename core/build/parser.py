@@ -43,7 +43,7 @@ FLAGS = {
 JSON_FORMS = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
 DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 KNOWN_DIRECTIVES = {"escape", "syntax", "check"}
-STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*\Z")
 FLAG = re.compile(r"^--([a-zA-Z][a-zA-Z0-9-]*)(?:=(\S*))?(?:\s+|$)")
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from dockyard.daemon.config import Address
+from dockyard.address import Address
+from dockyard.daemon import guard
+from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import MAX_BODY, api_middleware, error_response
+from dockyard.daemon.tls import TlsConnection, is_loopback
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
                                     volumes)
 from dockyard.engine import Engine
@@ -36,18 +40,20 @@ async def _unknown(request: web.Request) -> web.Response:
     return error_response(f"page not found: {request.method} {request.path}", 404)
 
 
-def make_app(engine: Engine) -> web.Application:
+def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None) -> web.Application:
     # client_max_size caps what request.read() holds in memory (413 beyond); large bodies are streamed
-    app = web.Application(middlewares=[api_middleware], client_max_size=MAX_BODY)
-    app["engine"] = engine
+    app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
+                          client_max_size=MAX_BODY)
+    app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app
 
 
-async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, debug: bool = False) -> None:
-    """Serve the API on every address until ``stop`` is set."""
+async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *,
+                tls: ssl.SSLContext | None = None, cors_origin: str = "", debug: bool = False) -> None:
+    """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given)."""
     loop = asyncio.get_running_loop()
     if debug:
         watch_loop(loop)
@@ -55,13 +61,16 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, d
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
     engine.containers.loop = loop
     await engine.containers.recover()
-    app = make_app(engine)
+    app = make_app(engine, guard.GuardConfig.for_listeners(cors_origin, [a.host for a in addresses
+                                                                          if a.scheme == "tcp"]))
     # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
     access = logging.getLogger("dockyard.access")
     runner = web.AppRunner(app, handler_cancellation=False, shutdown_timeout=1.0,
                            access_log=access if access.isEnabledFor(logging.DEBUG) else None,
                            access_log_format='%r %s %b %Tfs')
     await runner.setup()
+    tls_servers: list[asyncio.AbstractServer] = []
+    rotation = asyncio.ensure_future(engine.containers.log_rotator.run())
     try:
         for address in addresses:
             if address.scheme == "unix":
@@ -71,13 +80,38 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, d
                 site: web.BaseSite = web.UnixSite(runner, address.path)
                 await site.start()
                 os.chmod(address.path, 0o660)
+            elif tls is not None:
+                # TLS is terminated by TlsConnection (half-closes survive), which hands aiohttp's server
+                # the decrypted connection
+                tls_servers.append(await loop.create_server(lambda: TlsConnection(tls, runner.server),
+                                                            address.host, address.port, reuse_address=True))
+                _warn_plain_tcp(address, tls)
             else:
                 site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
                 await site.start()
-            log.info("API listening on %s", address)
+                _warn_plain_tcp(address, tls)
+            log.info("API listening on %s%s", address, " (TLS)" if tls is not None and address.scheme == "tcp" else "")
         await stop.wait()
     finally:
+        rotation.cancel()
+        for server in tls_servers:
+            server.close()
         await runner.cleanup()
         for address in addresses:
             if address.scheme == "unix" and os.path.exists(address.path):
                 os.unlink(address.path)
+
+
+def _warn_plain_tcp(address: Address, tls: ssl.SSLContext | None) -> None:
+    """Docker's warning: the API is root on this host, and plain TCP hands it to whoever can connect."""
+    if tls is not None and tls.verify_mode == ssl.CERT_REQUIRED:
+        return
+    if tls is None and is_loopback(address.host):
+        log.warning("API listening on %s without TLS: every local user (and process) can reach it and is root on "
+                    "this host through it", address)
+        return
+    log.warning("!" * 78)
+    log.warning("API listening on %s %s: anyone who can reach this address is root on this host. Use "
+                "--tlsverify with --tlscacert, --tlscert and --tlskey (mutual TLS), or listen on a unix socket.",
+                address, "with TLS but without client verification" if tls else "WITHOUT TLS")
+    log.warning("!" * 78)

@@ -1,4 +1,4 @@
-"""Daemon settings: flags, a TOML file with the same keys, and ``-H`` addresses.
+"""Daemon settings: flags and a TOML file with the same keys (``-H`` addresses: :mod:`dockyard.address`).
 
 Precedence: command-line flags, then the config file, then defaults.
 """
@@ -7,58 +7,17 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dockyard.address import DEFAULT_HOST, Address, parse_host
 from dockyard.errors import InvalidParameter
 from dockyard.models.container import LogConfig
 
-DEFAULT_HOST = "unix:///var/run/dockyard.sock"
-DEFAULT_TCP_PORT = 4243
-
-
-@dataclass(frozen=True)
-class Address:
-    """Where the daemon listens: a unix socket path or a TCP host and port."""
-
-    scheme: str  # "unix" or "tcp"
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    def __str__(self) -> str:
-        return f"unix://{self.path}" if self.scheme == "unix" else f"tcp://{self.host}:{self.port}"
-
-
-def parse_host(value: str) -> Address:
-    """Parse ``-H``: ``unix:///path``, ``tcp://host:port``, ``tcp://host`` (port
-    4243), ``tcp://:port`` (127.0.0.1), and the seed's bare ``host:port``/``:port``."""
-    if value.startswith("unix://"):
-        path = value[len("unix://"):]
-        if not path.startswith("/"):
-            raise InvalidParameter(f"invalid unix socket address {value!r}: the path must be absolute")
-        return Address("unix", path=path)
-    if value.startswith("fd://") or "://" in value and not value.startswith("tcp://"):
-        raise InvalidParameter(f"invalid daemon address {value!r}: use unix:///path or tcp://host:port")
-    rest = value[len("tcp://"):] if value.startswith("tcp://") else value
-    rest = rest.rstrip("/")
-    if rest.startswith("["):  # [::1]:port
-        host, _, port_text = rest[1:].partition("]")
-        port_text = port_text.lstrip(":")
-    elif ":" in rest:
-        host, _, port_text = rest.rpartition(":")
-    else:
-        host, port_text = rest, ""
-    host = host or "127.0.0.1"
-    if port_text == "":
-        port = DEFAULT_TCP_PORT
-    elif port_text.isdigit() and 0 < int(port_text) < 65536:
-        port = int(port_text)
-    else:
-        raise InvalidParameter(f"invalid port in daemon address {value!r}")
-    return Address("tcp", host=host, port=port)
+if TYPE_CHECKING:
+    from dockyard.daemon.tls import TlsSettings
 
 
 class DaemonConfig(BaseModel):
@@ -72,22 +31,63 @@ class DaemonConfig(BaseModel):
     storage_opts: dict[str, str] = Field(default_factory=dict)
     storage_migrate: bool = False
     network_opts: dict[str, str] = Field(default_factory=dict)
+    exec_opts: dict[str, str] = Field(default_factory=dict)
+    #: the exec driver's default runtime (``--runtime``; oci: runc or crun)
+    runtime: str | None = None
+    #: more runtimes, NAME=PATH (``--add-runtime``, Docker's ``runtimes``)
+    add_runtimes: list[str] = Field(default_factory=list)
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
+    registry_mirrors: list[str] = Field(default_factory=list)
+    #: settings for observer plugins (``--observer-opt KEY=VALUE``), handed to them by ``daemon_configured``
+    observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
     #: the log driver and options of containers that name none (Docker's daemon.json log-driver, log-opts)
     log_driver: str = "json-file"
     log_opts: dict[str, str] = Field(default_factory=dict)
+    #: a seccomp profile (Docker's JSON format) replacing the default one
+    seccomp_profile: Path | None = None
+    #: containers get no-new-privileges unless they say otherwise
+    no_new_privileges: bool = False
+    #: TLS on TCP listeners (see dockyard.daemon.tls); tlsverify implies tls
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: Path | None = None
+    tlscert: Path | None = None
+    tlskey: Path | None = None
+    #: the one Origin (or "*") browsers may send requests from; "" refuses them all
+    api_cors_header: str = ""
+
+    def tls_settings(self) -> "TlsSettings":
+        from dockyard.daemon.tls import TlsSettings
+
+        return TlsSettings(enabled=self.tls or self.tlsverify, verify=self.tlsverify, cacert=self.tlscacert,
+                           cert=self.tlscert, key=self.tlskey)
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]
+
+    def exec_options(self) -> dict[str, str]:
+        """Options of the exec driver: ``--exec-opt`` plus ``--runtime`` and ``--add-runtime``."""
+        options = dict(self.exec_opts)
+        if self.runtime:
+            options["runtime"] = self.runtime
+        if self.add_runtimes:
+            for item in self.add_runtimes:
+                name, sep, path = item.partition("=")
+                if not sep or not name or not path:
+                    raise InvalidParameter(f"invalid --add-runtime {item!r}: expected NAME=PATH")
+            options["runtimes"] = ",".join([*filter(None, [options.get("runtimes", "")]), *self.add_runtimes])
+        return options
 
     def distribution_options(self) -> dict[str, str]:
         """Options of the distribution driver; the seed's index URL variable is honoured."""
         options = dict(self.registry_opts)
         if self.insecure_registries:
             options["insecure-registries"] = ",".join(self.insecure_registries)
+        if self.registry_mirrors:
+            options["registry-mirrors"] = ",".join(self.registry_mirrors)
         index = os.environ.get("DOCKYARD_INDEX_URL") or os.environ.get("DOCKER_INDEX_URL")
         if index:
             options.setdefault("index-url", index)

@@ -32,7 +32,7 @@ import re
 import select
 import struct
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
 
@@ -141,9 +141,14 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body ({} if empty).  A body must be sent as ``application/json``: a browser's
+    cross-site form or ``text/plain`` request cannot be (see :mod:`dockyard.daemon.guard`)."""
     body = await request.read()  # at most MAX_BODY (the application's client_max_size), else 413
     if not body.strip():
         return {}
+    if request.content_type != JSON:
+        raise InvalidParameter(f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): "
+                               "must be 'application/json'")
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
@@ -292,11 +297,16 @@ async def stream_from_thread(request: web.Request, produce: Callable[[Any], None
     failure: list[BaseException] = []
 
     def worker() -> None:
+        out = os.fdopen(write_fd, "wb")
         try:
-            with os.fdopen(write_fd, "wb") as out:
-                produce(out)
+            produce(out)
         except BaseException as exc:  # reported by closing the stream early
-            failure.append(exc)
+            failure.append(exc)  # before the close below: the reader checks it when it sees the end
+        finally:
+            try:
+                out.close()
+            except OSError:
+                pass
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
@@ -308,8 +318,6 @@ async def stream_from_thread(request: web.Request, produce: Callable[[Any], None
         await start_thread(thread)
         async with cancel_when_client_leaves(request):
             first = await reader.read(1 << 20)
-            if not first:
-                await asyncio.to_thread(thread.join)  # the failure is recorded after the pipe closed
             if failure and not first:
                 raise failure[0]
             await response.prepare(request)
@@ -323,3 +331,27 @@ async def stream_from_thread(request: web.Request, produce: Callable[[Any], None
     if failure and not isinstance(failure[0], BrokenPipeError):
         log.error("%s %s: the stream ended early: %s", request.method, request.path, failure[0])
     return response
+
+
+async def stream_to_thread(request: web.Request, consume: Callable[[BinaryIO], Any]) -> Any:
+    """Run ``consume(file)`` in a thread reading the request body from a pipe; returns its result.
+
+    The body is fed as it arrives, never held whole; if ``consume`` stops early
+    (an error), the rest of the body is not read and its error is raised.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb")
+    # its own thread: it lasts as long as the client takes to send the body
+    task = asyncio.ensure_future(in_own_thread(consume, reader, name="body-consumer"))
+    try:
+        with os.fdopen(write_fd, "wb") as pipe:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                if task.done():
+                    break
+                await asyncio.to_thread(pipe.write, chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        await asyncio.wait([task])
+        reader.close()
+    return task.result()

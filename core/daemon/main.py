@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from dockyard.confinement import DaemonSecurity
 from dockyard.daemon.app import serve
 from dockyard.daemon.config import DaemonConfig
 from dockyard.engine import Engine
@@ -41,7 +42,10 @@ def setup_logging(config: DaemonConfig) -> None:
     root = logging.getLogger()
     root.setLevel(level)
     root.handlers.clear()
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(config.data_root / "dockyard.log")):
+    log_file = config.data_root / "dockyard.log"
+    os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600))
+    os.chmod(log_file, 0o600)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(log_file)):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
@@ -64,7 +68,7 @@ def run(config: DaemonConfig) -> int:
     # process: whoever started us (a CLI entry point, an init system) may have set SIGPIPE to SIG_DFL.
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     limit_malloc_arenas()
-    config.data_root.mkdir(parents=True, exist_ok=True)
+    config.data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     setup_logging(config)
     try:
         lock_fd = _lock_pidfile(config.pid_path)
@@ -72,22 +76,27 @@ def run(config: DaemonConfig) -> int:
         log.error("%s", exc)
         return 1
     try:
+        tls = config.tls_settings().context()
+        security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
+                              "exec": config.exec_options(),
                               "distribution": config.distribution_options()},
-                             migrate_storage=config.storage_migrate, log_config=config.log_config())
+                             migrate_storage=config.storage_migrate, security=security,
+                             log_config=config.log_config())
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1
     log.info("dockyard daemon: data root %s, storage %s, exec %s, network %s", config.data_root,
              *(engine.drivers.names[k] for k in ("storage", "exec", "network")))
+    engine.observers.daemon_configured(config)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(engine, config.addresses(), stop, debug=config.debug)
+        await serve(engine, config.addresses(), stop, tls=tls, cors_origin=config.api_cors_header, debug=config.debug)
 
     try:
         asyncio.run(main())

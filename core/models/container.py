@@ -61,11 +61,36 @@ class HostConfig(ApiModel):
     pids_limit: int | None = None
     dns: list[str] | None = Field(default_factory=list)
     extra_hosts: list[str] | None = None
+    # confinement (see dockyard.confinement)
+    cap_add: list[str] | None = None
+    cap_drop: list[str] | None = None
+    #: replaces the default capability set (API >= 1.40)
+    capabilities: list[str] | None = None
+    security_opt: list[str] | None = None
+    devices: list[dict[str, Any]] | None = None
+    device_cgroup_rules: list[str] | None = None
+    sysctls: dict[str, str] | None = None
+    userns_mode: str = ""
+    #: None = Docker's defaults; [] = none (``--security-opt systempaths=unconfined``)
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
+    #: which of the exec driver's runtimes runs the container; "" = the default (filled in at create)
+    runtime: str = ""
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _none_runtime(cls, value: Any) -> Any:
+        return value or ""
 
     @field_validator("log_config", "restart_policy", mode="before")
     @classmethod
     def _none_is_default(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("userns_mode", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 class ContainerConfig(ApiModel):

@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Oci(BaseModel):
+    """A value shaped like its OCI runtime-spec counterpart: ``model_dump(by_alias=True,
+    exclude_none=True)`` is the runtime-spec JSON (camelCase names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
 class Resources(_Frozen):
@@ -26,6 +34,114 @@ class Resources(_Frozen):
     cpu_shares: int = 0
     cpuset_cpus: str = ""
     pids_limit: int = 0
+
+
+SeccompAction = Literal["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+                        "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"]
+SeccompOperator = Literal["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+                          "SCMP_CMP_MASKED_EQ"]
+
+
+class SeccompArg(_Oci):
+    """One argument comparison (runtime-spec ``LinuxSeccompArg``).
+
+    For ``SCMP_CMP_MASKED_EQ`` the test is ``(arg & value) == value_two``, as in
+    libseccomp's ``SCMP_CMP(index, SCMP_CMP_MASKED_EQ, mask, datum)``."""
+
+    index: int = Field(ge=0, le=5)
+    value: int = Field(ge=0, lt=1 << 64)
+    value_two: int = Field(default=0, ge=0, lt=1 << 64)
+    op: SeccompOperator
+
+
+class SeccompSyscall(_Oci):
+    """One rule (runtime-spec ``LinuxSyscall``): every comparison in ``args`` must hold."""
+
+    names: list[str]
+    action: SeccompAction
+    errno_ret: int | None = None
+    args: list[SeccompArg] = Field(default_factory=list)
+
+
+class Seccomp(_Oci):
+    """A resolved seccomp filter (runtime-spec ``LinuxSeccomp``): architecture,
+    capability and kernel conditions of the profile it came from are already applied."""
+
+    default_action: SeccompAction
+    default_errno_ret: int | None = None
+    #: libseccomp names (SCMP_ARCH_X86_64, ...); empty = the native architecture only
+    architectures: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    syscalls: list[SeccompSyscall] = Field(default_factory=list)
+
+
+class Device(_Frozen):
+    """A host device node made available in the container (``--device``, ``--privileged``)."""
+
+    path_on_host: str
+    path_in_container: str
+    type: Literal["c", "b"]
+    major: int
+    minor: int
+    file_mode: int = 0o666
+    uid: int = 0
+    gid: int = 0
+
+
+class DeviceRule(_Frozen):
+    """One device-cgroup rule; ``None`` major/minor means every number (``*``)."""
+
+    allow: bool
+    type: Literal["a", "c", "b"] = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+    def __str__(self) -> str:
+        if self.type == "a":
+            return "a"
+        major = "*" if self.major is None else self.major
+        minor = "*" if self.minor is None else self.minor
+        return f"{self.type} {major}:{minor} {self.access}"
+
+
+def _default_confinement() -> "Confinement":
+    # deferred: dockyard.confinement builds on these models
+    from dockyard.confinement import default_confinement
+
+    return default_confinement()
+
+
+class Confinement(_Frozen):
+    """How a container is confined, decided once by the core
+    (:func:`dockyard.confinement.resolve`) so every exec driver applies the same.
+
+    Capabilities are the bounding, permitted and effective sets of the
+    container's processes (``docker exec`` ones included); a process whose user
+    is not root keeps none effective, as under Docker.  ``seccomp`` None means
+    unconfined.  Masked paths hide what is there (a directory gets an empty
+    read-only tmpfs, anything else ``/dev/null``); read-only paths are remounted
+    read-only; both are skipped where the path does not exist.  ``privileged``
+    additionally mounts /sys and the cgroup file system read-write; everything
+    else it means is already spelled out in the other fields.
+    """
+
+    privileged: bool = False
+    #: CAP_* names, kernel order
+    capabilities: list[str] = Field(default_factory=list)
+    no_new_privileges: bool = False
+    seccomp: Seccomp | None = None
+    #: AppArmor profile to run under; "" = the host has no AppArmor (nothing to apply)
+    apparmor_profile: str = ""
+    masked_paths: list[str] = Field(default_factory=list)
+    readonly_paths: list[str] = Field(default_factory=list)
+    readonly_rootfs: bool = False
+    #: device nodes to create in the container's /dev, besides the standard ones
+    devices: list[Device] = Field(default_factory=list)
+    #: device cgroup rules, in order (the first is normally "deny everything")
+    device_rules: list[DeviceRule] = Field(default_factory=list)
+    #: namespaced kernel parameters to set in the container (``--sysctl``)
+    sysctls: dict[str, str] = Field(default_factory=dict)
 
 
 class RuntimeSpec(_Frozen):
@@ -51,17 +167,28 @@ class RuntimeSpec(_Frozen):
     stdin_once: bool = False
     #: path of a network namespace to join (bind-mount path); None = the host's
     netns: Path | None = None
-    #: where the driver writes the process's output as a json-file log (format, file names and
-    #: rotation: :mod:`dockyard.jsonfile`); None: no log (``--log-driver none``)
+    #: where the driver writes the log: Docker json-file lines ({"log","stream","time"}) or CRI
+    #: lines (``<time> <stream> <F|P> <text>``), the two formats :mod:`dockyard.logs` reads; None: no
+    #: log at all (``--log-driver none``)
     log_path: Path | None
-    #: rotate the log before it would grow past this many bytes (0: never)
-    log_max_size: int = 0
-    #: how many log files to keep, the one being written included (``LOG``, ``LOG.1``, ...)
-    log_max_files: int = 1
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
-    #: extra read-only/read-write bind mounts: (host path, container path, read_only)
+    #: extra bind mounts, in the order to mount them: (host path, container path, read_only).  The core has
+    #: created each container path and resolved its symlinks inside the rootfs: a driver mounts there as is,
+    #: refusing symlinks on the way (never ``create=``)
     binds: list[tuple[Path, str, bool]] = Field(default_factory=list)
+    #: capabilities, seccomp, masked paths...: Docker's defaults unless the core says otherwise
+    confinement: Confinement = Field(default_factory=_default_confinement)
+    #: which of the driver's runtimes runs it (``docker run --runtime``); "" = the driver's default
+    runtime: str = ""
+
+
+class Runtimes(_Frozen):
+    """The runtimes an exec driver offers (``docker info``'s ``Runtimes``, ``docker run --runtime``)."""
+
+    default: str
+    #: runtime name -> path of its program
+    paths: dict[str, str]
 
 
 class ProcessSpec(_Frozen):

@@ -1,184 +1,143 @@
-"""exec_lxc: dockyard's execution driver on top of liblxc.
+"""exec_lxc: dockyard's execution driver on top of liblxc, each container under conmon.
 
-Layout: ``<root>`` (``<data-root>/exec/lxc``) is the LXC ``lxcpath``; each
-container has ``<root>/<id>/`` holding
+Every container's process belongs to a conmon (:mod:`dockyard.conmon`, shared with
+exec_oci), so it outlives the daemon.  conmon runs ``dockyard-lxc-runtime``
+(``lxc_runtime.c``, built by this driver on first use), a small program that speaks
+the two runtime commands conmon uses with liblxc: ``create`` forks the LXC monitor
+(which runs ``start()`` in the foreground once told to, the app as PID 1, and exits
+with the app's exit code) and ``exec`` attaches a process with liblxc's
+``attach()``.  Per container that leaves conmon (about 0.4 MB PSS) and the LXC
+monitor (about 0.5 MB): no interpreter.
 
-``config``      the complete LXC config (lxc-stop/attach/freeze read it)
-``hook``        start-host (reports the init pid) and stop (records OOM) hook
-``meta.json``   what the driver needs later (tty, stop signal)
-``shim.pid``    pid of the live shim (removed when the shim exits)
-``attach.sock`` the shim's unix socket (removed when the process exited)
-``pid.fifo``    the start-host hook writes the init pid into it
-``started``     JSON: pid, start time (written by the shim at start)
-``exit``        JSON: exit code, OOM, finish time (written by the shim at exit)
-``oom``         oom_kill counter recorded by the stop hook
+Layout: ``<root>`` (``<data-root>/exec/lxc``) is the LXC ``lxcpath``; each container
+has ``<root>/<id>/`` holding what :class:`dockyard.conmon.Supervisor` describes
+(``meta.json``, ``conmon.pid``, ``pidfile`` = the monitor, ``started``, ``exit``,
+``attach``, ``ctl``, ``exec/<id>/``) and
+
+``config``      the complete LXC config (lxc-* tools read it too); root only (it holds the environment)
+``seccomp``     the container's seccomp policy in LXC's format (absent: unconfined)
+``hook``        start-host (writes the init pid to ``init.pid``) and stop (OOM count to ``oom_kill``)
+``argv``        the command, NUL-separated (the monitor reads it)
+``start.fifo``  the monitor waits for a byte here before it starts the container
 ``lxc.log``     liblxc's log (start failures are reported from it)
-``shim.log``    the shim's own stderr
-``exec/<id>/``  one ``docker exec`` process: ``shim.pid``, ``attach.sock``
-                (wait/resize), ``exit``; removed once its exit code was collected
 
-``docker exec`` asks the container's shim (``{"cmd":"exec"}`` on attach.sock) to
-fork an exec shim that attaches a process with liblxc's ``attach()``; the
-connection the request came on becomes the exec's stream.  Exec processes, like
-the container's, belong to shims, never to the daemon.
-
-The container's process is owned by a per-container shim (``shim.py``), so it
-outlives the daemon; the daemon only talks to the shim over ``attach.sock``.
+The log: conmon writes the CRI format (``k8s-file``) at the RuntimeSpec's ``log_path``,
+which :mod:`dockyard.logs` reads next to Docker's json-file.
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import errno
+import hashlib
 import json
 import os
-import select
 import shutil
-import signal as _signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import dockyard
-import dockyard.jsonfile
-from dockyard.errors import (
-    Conflict,
-    DriverNotSupported,
-    InvalidParameter,
-    NotFound,
-    NotModified,
-    System,
-)
-from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, RuntimeSpec
+from dockyard import confinement, conmon
+from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir
+from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
+from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
-from dockyard.plugins.exec_lxc.cgroups import Cgroups
 
-SHIM = Path(__file__).resolve().with_name("shim.py")
-#: the json-file writer the shim imports (as the top-level module ``jsonfile``)
-JSONFILE = Path(dockyard.jsonfile.__file__).resolve()
+RUNTIME_SOURCE = Path(__file__).resolve().with_name("lxc_runtime.c")
+LXC_HEADER = Path("/usr/include/lxc/lxccontainer.h")
 LOCK_ROOT = Path("/run/lxc/lock")
-UNKNOWN_EXIT = 255
 START_TIMEOUT = 60.0
-SHIM_READY_TIMEOUT = 30.0
+OPTIONS = {"log_level", "conmon"}
 
 
-def _ns_to_dt(ns: int | None) -> datetime | None:
-    if not ns:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+def _find_liblxc() -> bool:
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
+        if os.path.exists(os.path.join(d, "liblxc.so.1")):
+            return True
+    return ctypes.util.find_library("lxc") is not None
 
 
-def _read_json(path: Path) -> dict | None:
+#: compiled copies shared by every data root on the host (a test suite makes hundreds of roots)
+BUILD_CACHE = Path(os.environ.get("DOCKYARD_BUILD_CACHE", "/var/cache/dockyard"))
+
+
+def build_runtime(directory: Path) -> Path:
+    """The compiled ``dockyard-lxc-runtime`` for this source in ``directory``: copied from the
+    host's build cache, or compiled (and cached) when missing."""
+    source = RUNTIME_SOURCE.read_bytes()
+    name = f".lxc-runtime-{hashlib.sha256(source).hexdigest()[:16]}"
+    target = directory / name
+    if target.exists():
+        return target
+    tmp = target.with_name(f"{name}.{os.getpid()}.tmp")
+    cached = BUILD_CACHE / name.lstrip(".")
     try:
-        text = path.read_text()
+        shutil.copy2(cached, tmp)
     except OSError:
-        return None
+        _compile(tmp)
+        try:
+            BUILD_CACHE.mkdir(parents=True, exist_ok=True, mode=0o700)
+            staging = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+            shutil.copy2(tmp, staging)
+            os.replace(staging, cached)
+        except OSError:
+            pass            # no cache: the next data root compiles again
+    os.replace(tmp, target)
+    for old in directory.glob(".lxc-runtime-*"):
+        if old != target and not old.name.endswith(".tmp"):
+            old.unlink(missing_ok=True)     # running monitors keep their (unlinked) copy
+    return target
+
+
+def _compile(output: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise DriverNotSupported("lxc", "no C compiler to build dockyard-lxc-runtime (install gcc)")
+    out = subprocess.run([cc, "-O2", "-o", str(output), str(RUNTIME_SOURCE), "-llxc"], capture_output=True, text=True)
+    if out.returncode != 0:
+        output.unlink(missing_ok=True)
+        raise DriverNotSupported("lxc", f"cannot build dockyard-lxc-runtime: {out.stderr.strip()[-500:]}")
+
+
+def _lxc_error(d: Path) -> str:
+    """The most useful line(s) of lxc.log for an error message."""
     try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _proc_state(pid: int) -> str | None:
-    """Single-letter state of a process, None if it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        text = (d / "lxc.log").read_text(errors="replace")
     except OSError:
-        return None
-    try:
-        return data[data.rindex(b")") + 2:][:1].decode()
-    except ValueError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    st = _proc_state(pid)
-    return st is not None and st not in ("Z", "X")
-
-
-def _wait_pid_gone(pid: int, timeout: float | None) -> bool:
-    """Wait until ``pid`` (not necessarily our child) terminates; True if it did."""
-    if not _alive(pid):
-        return True
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return True
-    try:
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if p.poll(None if remaining is None else remaining * 1000):
-                return True
-            if not _alive(pid):
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-    finally:
-        os.close(fd)
-
-
-class _Pending:
-    """A shim spawned by exec_create that has not reported ready yet."""
-
-    __slots__ = ("fd", "proc", "lock", "done", "error")
-
-    def __init__(self, fd: int, proc: subprocess.Popen) -> None:
-        self.fd = fd
-        self.proc = proc
-        self.lock = threading.Lock()
-        self.done = False
-        self.error: str | None = None
-
-
-def _eof_socket() -> socket.socket:
-    """A connected socket whose peer is already closed: an empty, finished stream."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    b.close()
-    return a
+        text = ""
+    lines = [ln for ln in text.splitlines() if " ERROR " in ln] or [ln for ln in text.splitlines() if ln.strip()][-3:]
+    messages: list[str] = []
+    for ln in lines:
+        msg = ln.split(" - ", 2)[-1].strip() if " - " in ln else ln.strip()
+        if msg and msg not in messages:
+            messages.append(msg)
+    return "; ".join(messages[:4]) or "lxc start failed (no details in lxc.log)"
 
 
 class LxcDriver:
-    """Execution driver: each container's main process runs under liblxc, owned by a shim."""
+    """Execution driver: each container's main process runs under liblxc, watched by conmon."""
 
     name = "lxc"
 
     def __init__(self, root: Path, options: dict) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
         self.options = dict(options or {})
-        self.python = str(self.options.get("python") or sys.executable)
-        seccomp = self.options.get("seccomp", "")
-        if seccomp in ("default", "common"):
-            seccomp = "/usr/share/lxc/config/common.seccomp"
-        if seccomp in ("none", "unconfined"):
-            seccomp = ""
-        self.seccomp = str(seccomp)
+        unknown = sorted(set(self.options) - OPTIONS)
+        if unknown:
+            raise InvalidParameter(f"the lxc exec driver has no option {', '.join(unknown)} "
+                                   f"(it knows {', '.join(sorted(OPTIONS))}; --runtime is the oci driver's)")
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
-        self.cgroup2 = lxcconf.cgroup2_host()
-        self._lock = threading.Lock()
+        self.conmon_path = str(self.options.get("conmon") or shutil.which("conmon") or "conmon")
+        self.cgroup2 = cgroup2_host()
+        self.runtime = build_runtime(self.root)
+        self.sv = conmon.Supervisor(self.root, self.cgroup2, oom_killed=self._oom_killed)
         self._version: str | None = None
-        self.shim_path = self._compile_shim()
-        #: shims spawned by exec_create whose readiness nobody has waited for yet
-        self._pending: dict[str, _Pending] = {}
-        #: exit codes of finished exec_run processes whose state dirs are gone
-        self._exec_codes: dict[tuple[str, str], int] = {}
-
-    # ------------------------------------------------------------------ support
 
     @classmethod
     def check_supported(cls) -> None:
@@ -188,424 +147,44 @@ class LxcDriver:
             raise DriverNotSupported("lxc", "the lxc driver needs root (unprivileged LXC is not supported)")
         if not hasattr(os, "pidfd_open"):
             raise DriverNotSupported("lxc", "Python without os.pidfd_open (needs Linux >= 5.3)")
-        for tool in ("lxc-start", "lxc-info"):
-            if shutil.which(tool) is None:
-                raise DriverNotSupported("lxc", f"{tool} not found in PATH (install the lxc package)")
-        if not cls._find_liblxc():
+        if not _find_liblxc():
             raise DriverNotSupported("lxc", "liblxc.so.1 not found (install liblxc1)")
-        if not lxcconf.CGROUP_ROOT.is_dir():
+        if shutil.which("conmon") is None:
+            raise DriverNotSupported("lxc", "conmon not found in PATH (install the conmon package)")
+        if not LXC_HEADER.exists() or not (shutil.which("cc") or shutil.which("gcc")):
+            raise DriverNotSupported("lxc", "building dockyard-lxc-runtime needs gcc and lxc-dev")
+        if not CGROUP_ROOT.is_dir():
             raise DriverNotSupported("lxc", "/sys/fs/cgroup is not mounted")
 
-    @staticmethod
-    def _find_liblxc() -> bool:
-        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
-                  "/usr/local/lib"):
-            if os.path.exists(os.path.join(d, "liblxc.so.1")):
-                return True
-        return ctypes.util.find_library("lxc") is not None
-
-    def _compile_shim(self) -> Path:
-        """Byte-compile shim.py and the json-file writer it imports into one directory
-        (``<root>/.shim-<tag>-<digest>/``, the script's ``sys.path[0]``): the interpreter
-        never caches a script's bytecode, and compiling costs more than starting it."""
-        import hashlib
-        import py_compile
-
-        sources = {"shim.pyc": SHIM, "jsonfile.pyc": JSONFILE}
-        digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources.values())).hexdigest()[:16]
-        target = self.root / f".shim-{sys.implementation.cache_tag}-{digest}"
-        if not (target / "shim.pyc").exists():
-            tmp = self.root / f"{target.name}.{os.getpid()}.tmp"
-            try:
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir()
-                for name, source in sources.items():
-                    py_compile.compile(str(source), cfile=str(tmp / name), doraise=True)
-                try:
-                    tmp.rename(target)
-                except OSError:          # another daemon on this root won the race
-                    if not (target / "shim.pyc").exists():
-                        raise
-            except (OSError, py_compile.PyCompileError) as exc:
-                raise System(f"cannot prepare the lxc shim in {self.root}: {exc}") from None
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            # older shims still running have loaded their modules: their files can go
-            for old in self.root.glob(".shim-*"):
-                if old != target:
-                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-        return target / "shim.pyc"
-
-    # ------------------------------------------------------------------ paths
-
-    def _dir(self, container_id: str) -> Path:
-        if not container_id or "/" in container_id or container_id.startswith("."):
-            raise InvalidParameter(f"invalid container id {container_id!r}")
-        return self.root / container_id
-
-    def _existing(self, container_id: str) -> Path:
-        d = self._dir(container_id)
-        if not (d / "config").exists():
-            raise NotFound(f"No such container: {container_id}")
-        return d
-
-    # ------------------------------------------------------------------ shim helpers
-
-    def _shim_pid(self, d: Path) -> int:
-        """The pid of the live shim of ``d``, or 0."""
-        try:
-            pid = int((d / "shim.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return 0
-        if not _alive(pid):
-            return 0
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return 0
-        if len(cmdline) < 5 or b"shim" not in os.path.basename(cmdline[3]) or cmdline[4] != str(d).encode():
-            return 0
-        return pid
-
-    def _connect(self, d: Path, timeout: float | None = 10.0) -> socket.socket:
-        """Connect to the shim's attach.sock (via /proc/self/fd for long paths)."""
-        path = str(d / "attach.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            if len(path.encode()) < 100:
-                sock.connect(path)
-            else:
-                dfd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    sock.connect(f"/proc/self/fd/{dfd}/attach.sock")
-                finally:
-                    os.close(dfd)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+    def close(self) -> None:
+        self.sv.close()
 
     @staticmethod
-    def _readline(sock: socket.socket) -> bytes:
-        buf = bytearray()
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return bytes(buf)
+    def _oom_killed(d: Path) -> bool:
+        return (conmon.read_int(d / "oom_kill") or 0) > 0
 
-    def _command(self, d: Path, cmd: dict, timeout: float | None = 10.0) -> dict | None:
-        """Send one command to the shim; None if the shim is gone / closed without answer."""
-        try:
-            sock = self._connect(d, timeout)
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
-            return None
-        except OSError as exc:
-            raise System(f"cannot reach the shim of {d.name}: {exc}") from None
-        with sock:
-            try:
-                sock.sendall(json.dumps(cmd).encode() + b"\n")
-                line = self._readline(sock)
-            except (BrokenPipeError, ConnectionResetError):
-                return None
-        if not line:
-            return None
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise System(f"bad answer from the shim of {d.name}: {line!r}") from None
-
-    def _spawn_shim(self, spec: RuntimeSpec, d: Path) -> None:
-        """Start the shim; its readiness is awaited lazily by the next operation
-        (``_ready``), so the interpreter's start-up overlaps the daemon's work."""
-        flags = ("t" if spec.tty else "") + ("i" if spec.open_stdin else "") + ("o" if spec.stdin_once else "")
-        log_options = [f"log-max-size={spec.log_max_size}", f"log-max-files={spec.log_max_files}"]
-        r, w = os.pipe()
-        try:
-            with open(d / "shim.log", "ab") as err:
-                proc = subprocess.Popen(
-                    [self.python, "-I", "-S", str(self.shim_path), str(d), str(self.root), spec.container_id,
-                     str(spec.log_path) if spec.log_path else "-", flags or "-", str(w), *log_options, "--",
-                     *spec.args],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                    pass_fds=(w,), start_new_session=True, cwd=str(d), close_fds=True)
-        except OSError as exc:
-            os.close(r)
-            raise System(f"cannot start the lxc shim: {exc}") from None
-        finally:
-            os.close(w)
-        os.set_inheritable(r, False)
-        with self._lock:
-            self._pending[spec.container_id] = _Pending(r, proc)
+    def _monitor(self) -> conmon.Monitor:
+        return conmon.Monitor(conmon=self.conmon_path, runtime_path=str(self.runtime),
+                              runtime_args=["--root", str(self.root)])
 
     def _ready(self, container_id: str) -> None:
-        """Wait until a freshly spawned shim serves attach.sock (no-op otherwise)."""
-        pending = self._pending.get(container_id)
-        if pending is None:
-            return
-        with pending.lock:
-            if not pending.done:
-                pending.done = True
-                pending.error = self._await_shim(pending.fd, pending.proc, self.root / container_id)
-        with self._lock:
-            if self._pending.get(container_id) is pending:
-                del self._pending[container_id]
-        if pending.error:
-            raise System(pending.error)
-
-    def _await_shim(self, r: int, proc: subprocess.Popen, d: Path) -> str | None:
-        try:
-            buf = b""
-            deadline = time.monotonic() + SHIM_READY_TIMEOUT
-            p = select.poll()
-            p.register(r, select.POLLIN)
-            while not buf.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not p.poll(remaining * 1000):
-                    break
-                chunk = os.read(r, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-        finally:
-            os.close(r)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if buf.startswith(b"ready "):
-            return None
-        detail = buf.decode(errors="replace").strip()
-        try:
-            detail = detail or (d / "shim.log").read_text(errors="replace").strip()[-2000:]
-        except OSError:
-            pass
-        error = f"the lxc shim did not start: {detail or 'no output'}"
-        if (d / "config").exists() and not (d / "exit").exists():
-            self._record_exit(d, UNKNOWN_EXIT, error)
-        return error
-
-    # ------------------------------------------------------------------ state
-
-    def _exit_status(self, d: Path) -> ExitStatus | None:
-        info = _read_json(d / "exit")
-        if info is None:
-            return None
-        return ExitStatus(exit_code=int(info.get("exit_code", UNKNOWN_EXIT)),
-                          oom_killed=bool(info.get("oom_killed", False)),
-                          finished_at=_ns_to_dt(info.get("finished_ns")) or datetime.now(timezone.utc))
-
-    def _record_exit(self, d: Path, code: int, error: str = "") -> ExitStatus:
-        """Write an exit file ourselves (the shim died without writing one)."""
-        now = time.time_ns()
-        oom = False
-        try:
-            oom = int((d / "oom").read_text().split()[0]) > 0
-        except (OSError, ValueError, IndexError):
-            pass
-        info = {"exit_code": code, "oom_killed": oom, "finished_ns": now, "error": error,
-                "started": (d / "started").exists()}
-        try:
-            _write_atomic(d / "exit", json.dumps(info) + "\n")
-        except OSError:
-            pass
-        return ExitStatus(exit_code=code, oom_killed=oom, finished_at=_ns_to_dt(now))
-
-    def _init_pid(self, d: Path) -> tuple[int, int | None]:
-        """(init pid, started_ns) from the ``started`` file, (0, None) if never started."""
-        info = _read_json(d / "started")
-        if not info:
-            return 0, None
-        return int(info.get("pid", 0)), info.get("started_ns")
-
-    def _init_alive(self, d: Path, pid: int) -> bool:
-        if not _alive(pid):
-            return False
-        try:
-            cg = Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            return False
-        return lxcconf.cgroup_dir(d.name) in cg
-
-    def _frozen(self, container_id: str) -> bool:
-        if self.cgroup2:
-            f = lxcconf.CGROUP_ROOT / lxcconf.cgroup_dir(container_id) / "cgroup.freeze"
-            try:
-                return f.read_text().strip() == "1"
-            except OSError:
-                return False
-        f = lxcconf.CGROUP_ROOT / "freezer" / lxcconf.cgroup_dir(container_id) / "freezer.state"
-        try:
-            return f.read_text().strip() in ("FROZEN", "FREEZING")
-        except OSError:
-            return False
-
-    def _thaw(self, container_id: str) -> None:
-        if self.cgroup2:
-            f = lxcconf.CGROUP_ROOT / lxcconf.cgroup_dir(container_id) / "cgroup.freeze"
-            value = "0"
-        else:
-            f = lxcconf.CGROUP_ROOT / "freezer" / lxcconf.cgroup_dir(container_id) / "freezer.state"
-            value = "THAWED"
-        try:
-            f.write_text(value)
-        except OSError:
-            pass
-
-    def _unified_dir(self, container_id: str) -> Path:
-        if self.cgroup2:
-            return lxcconf.CGROUP_ROOT / lxcconf.cgroup_dir(container_id)
-        return lxcconf.CGROUP_ROOT / "unified" / lxcconf.cgroup_dir(container_id)
-
-    def _state(self, d: Path) -> ProcessState | None:
-        if not (d / "config").exists():
-            return None
-        pending = self._pending.get(d.name)
-        if pending is not None and not pending.done:
-            return ProcessState(status="created")
-        pid, started_ns = self._init_pid(d)
-        info = _read_json(d / "exit")
-        if info is not None:
-            return ProcessState(status="exited", pid=0, exit_code=int(info.get("exit_code", UNKNOWN_EXIT)),
-                                oom_killed=bool(info.get("oom_killed", False)),
-                                started_at=_ns_to_dt(started_ns),
-                                finished_at=_ns_to_dt(info.get("finished_ns")))
-        shim = self._shim_pid(d)
-        if pid:
-            if shim or self._init_alive(d, pid):
-                status = "paused" if self._frozen(d.name) else "running"
-                return ProcessState(status=status, pid=pid, started_at=_ns_to_dt(started_ns))
-            # Both gone without an exit file: the shim was killed.  Look again: the
-            # shim may have written the exit file meanwhile.
-            st = self._exit_status(d)
-            return ProcessState(status="exited", pid=0,
-                                exit_code=st.exit_code if st else UNKNOWN_EXIT,
-                                oom_killed=st.oom_killed if st else False,
-                                started_at=_ns_to_dt(started_ns),
-                                finished_at=st.finished_at if st else None)
-        if shim:
-            return ProcessState(status="created")
-        st = self._exit_status(d)
-        if st is not None:
-            return self._state(d)
-        return ProcessState(status="exited", exit_code=UNKNOWN_EXIT)
-
-    # ------------------------------------------------------------------ waiting / killing
-
-    def _wait(self, d: Path, timeout: float | None) -> ExitStatus | None:
-        """Wait for the exit status; None on timeout."""
-        st = self._exit_status(d)
-        if st is not None:
-            return st
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                info = self._ask_wait(d, remaining)
-            except TimeoutError:
-                return None
-            if info is not None:
-                return ExitStatus(exit_code=int(info.get("exit_code", UNKNOWN_EXIT)),
-                                  oom_killed=bool(info.get("oom_killed", False)),
-                                  finished_at=_ns_to_dt(info.get("finished_ns")) or datetime.now(timezone.utc))
-            st = self._exit_status(d)
-            if st is not None:
-                return st
-            shim = self._shim_pid(d)
-            if shim:
-                # alive but not answering: it is finishing; wait for it to go away
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not _wait_pid_gone(shim, 0.5 if remaining is None else min(0.5, remaining)):
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return None
-                continue
-            return self._wait_orphan(d, None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-    def _ask_wait(self, d: Path, timeout: float | None) -> dict | None:
-        """The shim's answer to ``{"cmd":"wait"}`` (it replies once the process has
-        exited), or None when no shim answers.  Raises TimeoutError after ``timeout``."""
-        try:
-            sock = self._connect(d, 10.0)
-        except OSError:
-            return None
-        with sock:
-            try:
-                sock.sendall(b'{"cmd":"wait"}\n')
-                sock.settimeout(timeout)
-                line = self._readline(sock)
-            except TimeoutError:
-                raise
-            except OSError:
-                return None
-        try:
-            answer = json.loads(line) if line else None
-        except ValueError:
-            return None
-        return answer if isinstance(answer, dict) else None
-
-    def _wait_orphan(self, d: Path, timeout: float | None) -> ExitStatus | None:
-        """The shim is gone without an exit file: wait for the init process itself."""
-        if not (d / "config").exists():
-            raise NotFound(f"No such container: {d.name}")
-        pid, _ = self._init_pid(d)
-        if pid and self._init_alive(d, pid):
-            if not _wait_pid_gone(pid, timeout):
-                return None
-        st = self._exit_status(d)
-        if st is not None:
-            return st
-        return self._record_exit(d, UNKNOWN_EXIT, "the lxc shim died; exit status unknown")
-
-    def _kill_all(self, container_id: str, pid: int) -> None:
-        """SIGKILL the whole container: cgroup.kill when available, else its init."""
-        killed = False
-        f = self._unified_dir(container_id) / "cgroup.kill"
-        try:
-            f.write_text("1")
-            killed = True
-        except OSError:
-            pass
-        if not killed and pid:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._thaw(container_id)
+        self.sv.ready(container_id, lambda d, e: f"cannot create the LXC container: {e}")
 
     # ------------------------------------------------------------------ cleanup
 
-    def _retire_shim(self, d: Path, grace: float = 2.0) -> None:
-        """Let a shim whose process is over finish (it may still be flushing output
-        to attach clients), killing it after ``grace`` seconds."""
-        shim = self._shim_pid(d)
-        if not shim:
-            return
-        if not _wait_pid_gone(shim, grace) and self._shim_pid(d) == shim:
-            try:
-                os.kill(shim, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            _wait_pid_gone(shim, 2.0)
-
     def _cgroup_hierarchies(self) -> list[Path]:
-        root = lxcconf.CGROUP_ROOT
         if self.cgroup2:
-            return [root]
-        out = []
+            return [CGROUP_ROOT]
         try:
-            for p in sorted(root.iterdir()):
-                if p.is_dir() and not p.is_symlink() and os.path.ismount(p):
-                    out.append(p)
+            return [p for p in sorted(CGROUP_ROOT.iterdir()) if p.is_dir() and not p.is_symlink()
+                    and os.path.ismount(p)]
         except OSError:
-            pass
-        return out
+            return []
 
     def _cleanup_runtime(self, container_id: str) -> None:
         """Remove leftover cgroups and LXC lock files of a container that is gone."""
         for h in self._cgroup_hierarchies():
-            for rel in (lxcconf.cgroup_dir(container_id), lxcconf.monitor_cgroup_dir(container_id)):
+            for rel in (cgroup_dir(container_id), lxcconf.monitor_cgroup_dir(container_id)):
                 top = h / rel
                 if not top.is_dir():
                     continue
@@ -619,55 +198,70 @@ class LxcDriver:
             (lock_dir / f".{container_id}").unlink()
         except OSError:
             pass
-        # drop now-empty lock directories up to (not including) /run/lxc/lock
         p = lock_dir
-        while p != LOCK_ROOT and LOCK_ROOT in p.parents:
+        while p != LOCK_ROOT and LOCK_ROOT in p.parents:     # now-empty lock directories, up to /run/lxc/lock
             try:
                 p.rmdir()
             except OSError:
                 break
             p = p.parent
 
+    def _release_monitor(self, d: Path) -> None:
+        """A created, never-started container: let its monitor go (EOF on start.fifo), then its conmon."""
+        try:
+            fd = os.open(d / "start.fifo", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            pass
+        else:
+            os.close(fd)
+        self.sv.retire(d)
+
     # ================================================================== hooks
 
     @dockyard.hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
-        d = self._dir(spec.container_id)
+        d = self.sv.dir(spec.container_id)
+        if spec.runtime not in ("", self.name):
+            raise InvalidParameter(f"Unknown runtime specified {spec.runtime}")
         if not spec.args:
             raise InvalidParameter("no command specified")
-        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, seccomp=self.seccomp,
-                                       log_level=self.log_level)
+        if spec.confinement.apparmor_profile == confinement.APPARMOR_PROFILE:
+            confinement.load_apparmor_profile()
+        config = lxcconf.render_config(spec, d, cgroup2=self.cgroup2, log_level=self.log_level)
         hook = lxcconf.render_hook(spec, d, cgroup2=self.cgroup2)
-        with self._lock:
-            if spec.container_id in self._pending:
+        seccomp = lxcconf.render_seccomp(spec.confinement.seccomp) if spec.confinement.seccomp else None
+        for arg in spec.args:
+            if "\0" in arg:
+                raise InvalidParameter("arguments cannot contain NUL")
+        if self.sv.live(spec.container_id):
+            raise Conflict(f"container {spec.container_id} already has a live process")
+        if d.exists():
+            state = self.sv.state(d)
+            if state is not None and state.status != "exited":
                 raise Conflict(f"container {spec.container_id} already has a live process")
-            if d.exists():
-                if (d / "exit").exists():
-                    self._retire_shim(d)    # exited; its shim may still be flushing output
-                if self._shim_pid(d):
-                    raise Conflict(f"container {spec.container_id} already has a live process")
-                pid, _ = self._init_pid(d)
-                if pid and not (d / "exit").exists() and self._init_alive(d, pid):
-                    raise Conflict(f"container {spec.container_id} already has a live process")
-                self._cleanup_runtime(spec.container_id)
-                shutil.rmtree(d, ignore_errors=True)
-            try:
-                d.mkdir(parents=True)
-            except FileExistsError:
-                raise Conflict(f"container {spec.container_id} is being created concurrently") from None
+            self.sv.retire(d)
+            self._cleanup_runtime(spec.container_id)
+            shutil.rmtree(d, ignore_errors=True)
+        try:
+            d.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            raise Conflict(f"container {spec.container_id} is being created concurrently") from None
+        meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
+                "hostname": spec.hostname or spec.container_id[:12]}
         try:
             self._cleanup_runtime(spec.container_id)
-            (d / "config").write_text(config)
-            (d / "hook").write_text(hook)
-            os.chmod(d / "hook", 0o755)
-            meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stdin_once": spec.stdin_once,
-                    "stop_signal": spec.stop_signal, "log_path": str(spec.log_path or ""),
-                    "created_ns": time.time_ns()}
-            (d / "meta.json").write_text(json.dumps(meta) + "\n")
-            os.mkfifo(d / "pid.fifo", 0o600)
+            # root only: the config and argv hold the container's environment and command (secrets, often)
+            conmon.write_private(d / "config", config)
+            if seccomp is not None:
+                conmon.write_private(d / "seccomp", seccomp)
+            conmon.write_private(d / "hook", hook, 0o700)
+            conmon.write_private(d / "argv", b"".join(a.encode() + b"\0" for a in spec.args))
+            os.mkfifo(d / "start.fifo", 0o600)
             if spec.log_path is not None:
                 Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
-            self._spawn_shim(spec, d)
+            conmon.write_private(d / "meta.json", json.dumps(meta))
+            self.sv.create(self._monitor(), spec.container_id, d, log_path=spec.log_path, tty=spec.tty,
+                           open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
         except OSError as exc:
             shutil.rmtree(d, ignore_errors=True)
             raise System(f"cannot prepare container {spec.container_id}: {exc}") from None
@@ -678,378 +272,289 @@ class LxcDriver:
 
     @dockyard.hookimpl
     def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
-        d = self._existing(container_id)
         self._ready(container_id)
-        if (d / "exit").exists():
-            return _eof_socket()
-        try:
-            sock = self._connect(d, 10.0)
-        except (FileNotFoundError, ConnectionRefusedError):
-            if (d / "exit").exists():
-                return _eof_socket()
-            raise NotFound(f"container {container_id} has no process to attach to") from None
-        except OSError as exc:
-            raise System(f"cannot attach to {container_id}: {exc}") from None
-        try:
-            hdr = {"stdin": bool(stdin), "stdout": bool(stdout), "stderr": bool(stderr)}
-            sock.sendall(json.dumps(hdr).encode() + b"\n")
-            ack = sock.recv(1)
-        except OSError as exc:
-            sock.close()
-            if (d / "exit").exists():
-                return _eof_socket()
-            raise System(f"cannot attach to {container_id}: {exc}") from None
-        if ack != b"+":
-            sock.close()
-            return _eof_socket()
-        sock.settimeout(None)
-        return sock
+        return self.sv.attach(container_id, stdin, stdout, stderr)
 
     @dockyard.hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
-        d = self._existing(container_id)
+        d = self.sv.existing(container_id)
         self._ready(container_id)
-        if (d / "exit").exists():
-            raise NotFound(f"container {container_id} is not created (its process already exited)")
-        reply = self._command(d, {"cmd": "start"}, timeout=START_TIMEOUT)
-        if reply is None:
-            if (d / "exit").exists():
-                info = _read_json(d / "exit") or {}
-                raise System(info.get("error") or f"container {container_id} exited during start")
+        if (d / "exit").exists() or (d / "started").exists():
+            raise NotFound(f"container {container_id} is not created (its process already ran)")
+        monitor = conmon.read_int(d / "pidfile")
+        if not monitor or not self.sv.conmon_pid(d):
             raise NotFound(f"container {container_id} is not created")
-        if not reply.get("ok"):
-            raise System(f"failed to start container {container_id}: {reply.get('error') or 'unknown error'}")
-        return ProcessState(status="running", pid=int(reply["pid"]), started_at=_ns_to_dt(reply.get("started_ns")))
+        self._go(d, monitor)
+        pid = self._await_init(d, monitor)
+        return self.sv.mark_started(d, pid)
+
+    def _go(self, d: Path, monitor: int) -> None:
+        """Tell the monitor to start the container (a byte on start.fifo, once it listens)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        delay = 0.0002
+        while True:
+            try:
+                fd = os.open(d / "start.fifo", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENXIO or not conmon.alive(monitor) or time.monotonic() > deadline:
+                    raise System(f"cannot start container {d.name}: its LXC monitor is not waiting") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        try:
+            os.write(fd, b"g")
+        finally:
+            os.close(fd)
+
+    def _await_init(self, d: Path, monitor: int) -> int:
+        """The container's init pid, once it runs the app.
+
+        The start-host hook writes the pid before the init has exec'd the app; it still has
+        to pass LXC's last sync steps, and SIGKILLing it in that window leaves liblxc's
+        monitor blocked forever.  So a start is only reported once the exec is seen."""
+        deadline = time.monotonic() + START_TIMEOUT
+        started = time.monotonic()
+        pid = 0
+        try:
+            ours = os.stat(self.runtime)
+        except OSError as exc:
+            raise System(f"the LXC runtime is gone: {exc}") from None
+        while time.monotonic() < deadline:
+            if not pid:
+                pid = conmon.read_int(d / "init.pid") or 0
+            if pid:
+                try:
+                    st = os.stat(f"/proc/{pid}/exe")
+                    if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+                        return pid
+                except OSError:
+                    return self._ran_or_failed(d, pid)      # gone already: did the app run?
+            if not conmon.alive(monitor):
+                return self._ran_or_failed(d, pid)
+            elapsed = time.monotonic() - started
+            time.sleep(0.0002 if elapsed < 0.02 else 0.001 if elapsed < 0.5 else 0.01)
+        raise System(f"container {d.name} did not start within {START_TIMEOUT:g}s")
+
+    def _ran_or_failed(self, d: Path, pid: int) -> int:
+        """The container ended during start: it ran (return its pid) unless LXC logged why it
+        could not start it; then the exit code is Docker's for the reason (126 not executable,
+        127 not found, else 255) and the start fails with it."""
+        st = self.sv.wait(d, 10.0)
+        log = ""
+        try:
+            log = (d / "lxc.log").read_text(errors="replace")
+        except OSError:
+            pass
+        if pid and (st is None or st.exit_code != conmon.UNKNOWN_EXIT or " ERROR " not in log):
+            return pid
+        error = _lxc_error(d)
+        low = error.lower()
+        code = conmon.UNKNOWN_EXIT
+        if "exec" in low and "no such file" in low:
+            code = 127
+        elif "exec" in low and "permission denied" in low:
+            code = 126
+        self.sv.record_exit(d, code)
+        raise System(f"failed to start container {d.name}: {error}")
 
     @dockyard.hookimpl
     def exec_wait(self, container_id: str) -> ExitStatus:
-        d = self._existing(container_id)
+        d = self.sv.existing(container_id)
         self._ready(container_id)
-        st = self._wait(d, None)
+        st = self.sv.wait(d, None)
         assert st is not None
         return st
 
     @dockyard.hookimpl
     def exec_kill(self, container_id: str, signal: int) -> bool:
-        d = self._existing(container_id)
         self._ready(container_id)
-        state = self._state(d)
-        if state is None or state.status not in ("running", "paused") or not state.pid:
-            raise Conflict(f"Container {container_id} is not running")
-        try:
-            os.kill(state.pid, int(signal))
-        except ProcessLookupError:
-            raise Conflict(f"Container {container_id} is not running") from None
-        except OSError as exc:
-            raise System(f"cannot signal container {container_id}: {exc}") from None
-        if state.status == "paused" and int(signal) == _signal.SIGKILL:
-            self._thaw(container_id)
+        self.sv.kill(container_id, signal)
         return True
 
     @dockyard.hookimpl
     def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
-        d = self._existing(container_id)
         self._ready(container_id)
-        st = self._exit_status(d)
-        if st is not None:
-            return st
-        state = self._state(d)
-        if state is not None and state.status == "created":
-            raise NotModified(f"Container {container_id} is not running")
-        if state is not None and state.status == "exited":
-            return self._wait(d, 5.0) or self._record_exit(d, state.exit_code or UNKNOWN_EXIT)
-        pid = state.pid if state else 0
-        sig = int(signal) or int((_read_json(d / "meta.json") or {}).get("stop_signal", 15))
-        if pid and sig != _signal.SIGKILL:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-            self._thaw(container_id)
-            st = self._wait(d, None if timeout is None or timeout < 0 else float(timeout))
-            if st is not None:
-                return st
-        self._kill_all(container_id, pid)
-        st = self._wait(d, 30.0)
-        if st is None:
-            raise System(f"container {container_id} did not exit after SIGKILL")
-        return st
+        return self.sv.stop(container_id, signal, timeout)
 
     @dockyard.hookimpl
     def exec_state(self, container_id: str) -> ProcessState | None:
         try:
-            d = self._dir(container_id)
+            d = self.sv.dir(container_id)
         except InvalidParameter:
             return None
-        return self._state(d)
+        return self.sv.state(d)
+
+    @dockyard.hookimpl
+    def exec_reopen_log(self, container_id: str) -> bool:
+        self._ready(container_id)
+        self.sv.reopen_log(container_id)
+        return True
 
     @dockyard.hookimpl
     def exec_resize(self, container_id: str, height: int, width: int) -> bool:
-        d = self._existing(container_id)
         self._ready(container_id)
-        meta = _read_json(d / "meta.json") or {}
-        if (d / "exit").exists():
-            raise Conflict(f"Container {container_id} is not running")
-        if not meta.get("tty"):
-            return True
-        reply = self._command(d, {"cmd": "resize", "h": int(height), "w": int(width)})
-        if reply is None:
-            raise Conflict(f"Container {container_id} is not running")
-        if not reply.get("ok"):
-            raise InvalidParameter(f"cannot resize the tty of {container_id} to {height}x{width}")
+        self.sv.resize(container_id, height, width)
         return True
 
     @dockyard.hookimpl
     def exec_list(self) -> list[str]:
-        try:
-            return sorted(p.name for p in self.root.iterdir() if (p / "config").exists())
-        except OSError:
-            return []
+        return self.sv.list()
 
     @dockyard.hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
         try:
-            d = self._dir(container_id)
+            d = self.sv.dir(container_id)
         except InvalidParameter:
             return None
         try:
             self._ready(container_id)
         except System:
             pass
-        if not (d / "config").exists():
-            return None
-        state = self._state(d)
+        if (d / "config").exists() and not (d / "meta.json").exists():
+            return self._retire_legacy(d)
+        state = self.sv.state(d)
         if state is None:
             return None
         if state.status in ("running", "paused", "created"):
-            self._prune_execs(d)
+            self.sv.prune_execs(d)
             return state
-        pid, _ = self._init_pid(d)
-        if not pid and not (d / "exit").exists():
-            # prepared but never started, and the shim is gone (e.g. host reboot)
+        if not (d / "started").exists() and not (d / "exit").exists():
+            # prepared but never started, and its conmon is gone (a host reboot)
             self._cleanup_runtime(container_id)
             shutil.rmtree(d, ignore_errors=True)
             return None
         if not (d / "exit").exists():
-            self._record_exit(d, state.exit_code if state.exit_code is not None else UNKNOWN_EXIT,
-                              "the process ended while no shim was watching it")
-        if not self._shim_pid(d):
+            self.sv.record_exit(d, state.exit_code if state.exit_code is not None else conmon.UNKNOWN_EXIT)
+        if not self.sv.conmon_pid(d):
             self._cleanup_runtime(container_id)
-            for f in ("shim.pid", "attach.sock", "pid.fifo", "result"):
+        return self.sv.state(d)
+
+    def _retire_legacy(self, d: Path) -> ProcessState:
+        """A container the previous (Python shim) version of this driver started: it cannot be
+        adopted, so it is stopped (SIGKILL, 137) and its state dropped, its recorded exit
+        code kept when it had already ended."""
+        info = conmon.read_json(d / "exit") or {}
+        code = int(info.get("exit_code", 137))
+        cg = self.sv.cgroups(d.name)
+        if not cg.kill_all():
+            for pid in cg.pids() if cg.exists() else []:
                 try:
-                    (d / f).unlink()
+                    os.kill(pid, 9)
                 except OSError:
                     pass
-        return self._state(d)
+        shim = conmon.read_int(d / "shim.pid")
+        if shim and conmon.alive(shim):
+            try:
+                os.kill(shim, 9)
+            except OSError:
+                pass
+            conmon.wait_pid_gone(shim, 5.0)
+        self._cleanup_runtime(d.name)
+        shutil.rmtree(d, ignore_errors=True)
+        return ProcessState(status="exited", exit_code=code, finished_at=datetime.now(timezone.utc))
 
     @dockyard.hookimpl
     def exec_delete(self, container_id: str) -> bool:
-        d = self._dir(container_id)
+        d = self.sv.dir(container_id)
         if not d.exists():
             return True
         try:
             self._ready(container_id)
         except System:
             pass
-        state = self._state(d)
+        state = self.sv.state(d)
         if state is not None and state.status in ("running", "paused"):
             raise Conflict(f"You cannot remove a running container {container_id}. "
                            "Stop the container before attempting removal or force remove")
-        if state is not None and state.status == "created" and self._shim_pid(d):
-            self._command(d, {"cmd": "shutdown"}, timeout=5.0)
-        self._retire_shim(d)
+        self._release_monitor(d)
         self._cleanup_runtime(container_id)
         shutil.rmtree(d, ignore_errors=True)
         if d.exists():
             raise System(f"cannot remove the runtime state of {container_id}")
+        self.sv.forget(container_id)
         return True
-
-    def _running(self, container_id: str, *, allow_paused: bool = True) -> ProcessState:
-        d = self._existing(container_id)
-        self._ready(container_id)
-        state = self._state(d)
-        if state is None or state.status not in (("running", "paused") if allow_paused else ("running",)):
-            raise Conflict(f"Container {container_id} is not running")
-        return state
 
     @dockyard.hookimpl
     def exec_pause(self, container_id: str) -> bool:
-        state = self._running(container_id)
+        _, state = self.sv.running(container_id)
         if state.status == "paused":
             raise Conflict(f"Container {container_id} is already paused")
-        Cgroups(container_id, self.cgroup2).freeze()
+        self.sv.cgroups(container_id).freeze()
         return True
 
     @dockyard.hookimpl
     def exec_unpause(self, container_id: str) -> bool:
-        state = self._running(container_id)
+        _, state = self.sv.running(container_id)
         if state.status != "paused":
             raise Conflict(f"Container {container_id} is not paused")
-        Cgroups(container_id, self.cgroup2).thaw()
+        self.sv.cgroups(container_id).thaw()
         return True
 
     @dockyard.hookimpl
     def exec_processes(self, container_id: str) -> list[int]:
-        self._running(container_id)
-        return Cgroups(container_id, self.cgroup2).pids()
+        self.sv.running(container_id)
+        return self.sv.cgroups(container_id).pids()
 
     @dockyard.hookimpl
     def exec_stats(self, container_id: str) -> dict:
-        self._running(container_id)
-        cg = Cgroups(container_id, self.cgroup2)
-        stats = cg.stats()
+        self.sv.running(container_id)
+        stats = self.sv.cgroups(container_id).stats()
         stats["num_procs"] = 0
         return stats
 
     @dockyard.hookimpl
     def exec_update(self, container_id: str, resources: Resources) -> bool:
-        self._running(container_id)
-        Cgroups(container_id, self.cgroup2).update(resources)
+        self.sv.running(container_id)
+        self.sv.cgroups(container_id).update(resources)
         return True
 
     # ------------------------------------------------------------------ docker exec
 
-    def _exec_dir(self, container_id: str, exec_id: str) -> Path:
-        if not exec_id or "/" in exec_id or exec_id.startswith(".") or len(exec_id) > 128:
-            raise InvalidParameter(f"invalid exec id {exec_id!r}")
-        return self._dir(container_id) / "exec" / exec_id
-
-    @staticmethod
-    def _recv_line(sock: socket.socket, limit: int = 65536) -> bytes:
-        """One line, without consuming a byte past it (the stream follows at once); b"" at EOF."""
-        buf = b""
-        while len(buf) < limit:
-            data = sock.recv(limit - len(buf), socket.MSG_PEEK)
-            if not data:
-                return b""
-            i = data.find(b"\n")
-            if i >= 0:
-                return buf + sock.recv(i + 1)
-            buf += sock.recv(len(data))     # no newline in what is there: take it, wait for more
-        raise System("the exec shim sent an overlong line")
-
     @dockyard.hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
-        d = self._existing(container_id)
-        self._ready(container_id)
-        state = self._state(d)
-        if state is None or state.status not in ("running", "paused"):
-            raise Conflict(f"Container {container_id} is not running")
-        if state.status == "paused":
-            raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
+        d = self.sv.existing(container_id)
         if not spec.args or not spec.args[0]:
             raise InvalidParameter("No exec command specified")
-        for item in [*spec.args, *spec.env, spec.cwd]:
-            if "\0" in item:
-                raise InvalidParameter("exec arguments, environment and working directory cannot contain NUL")
         cwd = spec.cwd or "/"
         if not cwd.startswith("/"):
             raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
-        xd = self._exec_dir(container_id, exec_id)
-        try:
-            xd.mkdir(parents=True)
-        except FileExistsError:
-            raise Conflict(f"exec {exec_id} has already run") from None
-        except OSError as exc:
-            raise System(f"cannot prepare exec {exec_id}: {exc}") from None
-        cmd = {"cmd": "exec", "dir": str(xd), "args": "\0".join(spec.args), "env": "\0".join(spec.env),
-               "cwd": cwd, "uid": int(spec.uid), "gid": int(spec.gid),
-               "groups": ",".join(str(int(g)) for g in spec.additional_gids),
-               "tty": bool(spec.tty), "stdin": bool(spec.stdin)}
-        try:
-            sock = self._connect(d, 30.0)
-        except (FileNotFoundError, ConnectionRefusedError):
-            shutil.rmtree(xd, ignore_errors=True)
-            raise Conflict(f"Container {container_id} is not running") from None
-        except OSError as exc:
-            shutil.rmtree(xd, ignore_errors=True)
-            raise System(f"cannot reach the shim of {container_id}: {exc}") from None
-        try:
-            sock.sendall(json.dumps(cmd).encode() + b"\n")
-            line = self._recv_line(sock)
-            reply = json.loads(line) if line else None
-        except (OSError, ValueError) as exc:
-            sock.close()
-            shutil.rmtree(xd, ignore_errors=True)
-            raise System(f"exec in {container_id} failed: {exc}") from None
-        if not reply or not reply.get("ok"):
-            sock.close()
-            shutil.rmtree(xd, ignore_errors=True)
-            error = (reply or {}).get("error") or "the container's shim closed the connection"
-            now = self._state(d)
-            if (reply or {}).get("conflict") or reply is None or now is None or now.status != "running":
-                raise Conflict(f"Container {container_id} is not running")
-            raise System(f"exec in {container_id} failed: {error}")
-        sock.settimeout(None)
-        return sock
+        env: dict[str, str] = {}
+        for item in spec.env:          # the core merged the container's environment in already
+            key, sep, value = item.partition("=")
+            if sep and key:
+                env[key] = value
+        env.setdefault("HOSTNAME", str(self.sv.meta(d).get("hostname") or container_id[:12]))
+        if spec.tty:
+            env.setdefault("TERM", "xterm")
+        fields = [str(int(spec.uid)), str(int(spec.gid)), ",".join(str(int(g)) for g in spec.additional_gids), cwd,
+                  *spec.args, "", *(f"{k}={v}" for k, v in env.items())]
+        if any("\0" in f for f in fields):
+            raise InvalidParameter("exec arguments, environment and working directory cannot contain NUL")
+        if any(not a for a in spec.args):
+            raise InvalidParameter("exec arguments cannot be empty")
+
+        def write(xd: Path) -> Path:
+            conmon.write_private(xd / "process", b"".join(f.encode() + b"\0" for f in fields))
+            return xd / "process"
+
+        return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
+                           write_process=write)
 
     @dockyard.hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
-        key = (container_id, exec_id)
-        if key in self._exec_codes:
-            return self._exec_codes[key]
-        xd = self._exec_dir(container_id, exec_id)
-        if not xd.is_dir():
-            raise NotFound(f"No such exec instance: {exec_id}")
-        code = self._exec_wait(xd)
-        with self._lock:
-            self._exec_codes[key] = code
-            while len(self._exec_codes) > 4096:
-                del self._exec_codes[next(iter(self._exec_codes))]
-        shutil.rmtree(xd, ignore_errors=True)
-        return code
-
-    def _exec_wait(self, xd: Path) -> int:
-        # Ask the exec shim even when ``exit`` exists: it holds the stream until
-        # a waiter has collected the code, so a caller that inspects the exit code
-        # as soon as the stream ends finds it recorded.
-        while True:
-            answer = self._ask_wait(xd, None)
-            if answer is not None and "exit_code" in answer:
-                return int(answer["exit_code"])
-            info = _read_json(xd / "exit")
-            if info is not None:
-                return int(info.get("exit_code", UNKNOWN_EXIT))
-            try:
-                pid = int((xd / "shim.pid").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pid = 0
-            if pid and _alive(pid):
-                _wait_pid_gone(pid, 0.2)
-                continue
-            if not pid and xd.is_dir() and time.time() - xd.stat().st_mtime < 5:
-                time.sleep(0.02)    # the exec shim has not written its pid yet
-                continue
-            info = _read_json(xd / "exit")
-            return int(info.get("exit_code", UNKNOWN_EXIT)) if info else UNKNOWN_EXIT
+        return self.sv.run_wait(container_id, exec_id)
 
     @dockyard.hookimpl
     def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
-        xd = self._exec_dir(container_id, exec_id)
-        if not xd.is_dir():
-            if (container_id, exec_id) in self._exec_codes:
-                raise Conflict(f"exec {exec_id} is not running")
-            raise NotFound(f"No such exec instance: {exec_id}")
-        reply = self._command(xd, {"cmd": "resize", "h": int(height), "w": int(width)})
-        if reply is None:
-            raise Conflict(f"exec {exec_id} is not running")
-        if not reply.get("ok"):
-            raise InvalidParameter(f"cannot resize the tty of exec {exec_id} to {height}x{width}")
+        self.sv.run_resize(container_id, exec_id, height, width)
         return True
 
-    def _prune_execs(self, d: Path) -> None:
-        """Drop the state of exec processes that are over (their codes were lost with the daemon)."""
-        try:
-            entries = list((d / "exec").iterdir())
-        except OSError:
-            return
-        for xd in entries:
-            try:
-                pid = int((xd / "shim.pid").read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pid = 0
-            if (xd / "exit").exists() or not (pid and _alive(pid)):
-                shutil.rmtree(xd, ignore_errors=True)
+    # ------------------------------------------------------------------ info
+
+    @dockyard.hookimpl
+    def exec_runtimes(self) -> Runtimes:
+        """liblxc is this driver's only runtime (``docker run --runtime lxc``)."""
+        return Runtimes(default=self.name, paths={self.name: str(self.runtime)})
 
     @dockyard.hookimpl
     def exec_status(self) -> list[tuple[str, str]]:

@@ -46,7 +46,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -57,8 +56,10 @@ from dockyard import hookimpl
 from dockyard import netns as core_netns
 from dockyard.errors import Conflict, DriverNotSupported, Forbidden, InvalidParameter, NotFound, System
 from dockyard.models.runtime import NetworkAttachment, NetworkRequest
+from dockyard.timefmt import iso_now
 
 from . import firewall, ipam, nsutil, ports, steps, subnet
+from .steps import bridge_device
 from .options import CANDIDATES, BridgeOptions, parse
 from .store import Store
 
@@ -113,10 +114,6 @@ class EndpointContext:
     wanted: list[ports.Wanted] = field(default_factory=list)
     mappings: list[dict] = field(default_factory=list)
     netns_path: Path | None = None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
 
 
 def _veth_names(container_id: str, network: str) -> tuple[str, str]:
@@ -233,7 +230,7 @@ class BridgeNetworkDriver:
         self.store.upsert_network(
             name=DEFAULT_NETWORK, id=row["id"] if row else secrets.token_hex(32), bridge=o.bridge, subnet=str(net),
             gateway=gateway, ip_range=ip_range, mtu=o.mtu, internal=0, builtin=1,
-            created=row["created"] if row else _now(),
+            created=row["created"] if row else iso_now(),
             options=json.dumps({"com.docker.network.bridge.default_bridge": "true",
                                 "com.docker.network.bridge.enable_icc": str(o.icc).lower(),
                                 "com.docker.network.bridge.enable_ip_masquerade": str(o.ip_masq).lower(),
@@ -628,6 +625,7 @@ class BridgeNetworkDriver:
             ipam_config = ((options.get("IPAM") or {}).get("Config") or [])
             net_id = secrets.token_hex(32)
             bridge = (options.get("Options") or {}).get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
+            self._check_new_bridge(bridge)
             ours = {r["bridge"] for r in self.store.networks()}
             taken = self._host_networks(ours) + [ipaddress.IPv4Network(r["subnet"]) for r in self.store.networks()]
             if ipam_config and ipam_config[0].get("Subnet"):
@@ -654,7 +652,7 @@ class BridgeNetworkDriver:
             mtu = int(opts.get("com.docker.network.driver.mtu", self.opts.mtu))
             self.store.upsert_network(name=name, id=net_id, bridge=bridge, subnet=str(net), gateway=gateway,
                                       ip_range=ip_range, mtu=mtu, internal=int(bool(options.get("Internal"))),
-                                      builtin=0, created=_now(), options=json.dumps(opts),
+                                      builtin=0, created=iso_now(), options=json.dumps(opts),
                                       labels=json.dumps(options.get("Labels") or {}))
             try:
                 self._setup_network(self.store.network(name))
@@ -664,6 +662,21 @@ class BridgeNetworkDriver:
                 raise
             self._start_resolver(self.store.network(name))
             return self._network_inspect(self.store.network(name))
+
+    def _check_new_bridge(self, bridge: str) -> None:
+        """A new network gets a bridge of its own: never the default bridge, another network's, or an
+        interface that already exists on the host (``com.docker.network.bridge.name``)."""
+        try:
+            BridgeOptions(bridge=bridge)
+        except ValueError:
+            raise InvalidParameter(f"invalid bridge name {bridge!r} (1 to 15 characters, no '/' or space)") from None
+        for row in self.store.networks():
+            if row["bridge"] == bridge:
+                raise Conflict(f"bridge name {bridge} is already used by network {row['name']}")
+        if bridge == self.opts.bridge:
+            raise Conflict(f"bridge name {bridge} is the default bridge")
+        if self.ipr.link_lookup(ifname=bridge):
+            raise Conflict(f"interface {bridge} already exists on the host; a network gets a bridge of its own")
 
     @hookimpl(optionalhook=True)
     def network_delete(self, name: str) -> bool:
@@ -681,9 +694,8 @@ class BridgeNetworkDriver:
             if self.dns is not None:
                 self.dns.remove(row["name"])
             self.fw.delete(self.fw.table_name(self.opts.table_prefix, row["bridge"]))
-            found = self.ipr.link_lookup(ifname=row["bridge"])
-            if found:
-                self.ipr.link("del", index=found[0])
+            if bridge_device.owned(self.ipr, row["bridge"]):     # never a bridge someone else made
+                self.ipr.link("del", index=self.ipr.link_lookup(ifname=row["bridge"])[0])
             self._apply_firewall()
         return True
 

@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -60,8 +61,9 @@ class BridgeOptions(BaseModel):
     @field_validator("bridge")
     @classmethod
     def _ifname(cls, v: str) -> str:
-        if not v or len(v) > 15 or "/" in v or " " in v:
-            raise ValueError(f"invalid bridge name {v!r} (1 to 15 characters, no '/' or space)")
+        # the kernel's dev_valid_name: 1-15 bytes, no '/', ':' or white space, not "." or ".."
+        if not re.fullmatch(r"[^/:\s]{1,15}", v) or v in (".", "..") or len(v.encode()) > 15:
+            raise ValueError(f"invalid bridge name {v!r} (1 to 15 characters, no '/', ':' or space)")
         return v
 
     @field_validator("bip")

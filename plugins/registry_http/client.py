@@ -15,17 +15,10 @@ Authentication
 from __future__ import annotations
 
 import base64
-import ipaddress
-import json
 import logging
-import os
 import re
-import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-
 from urllib.parse import urlencode
 
 import httpx
@@ -33,10 +26,10 @@ import httpx
 from dockyard.errors import DockyardError, Forbidden, InvalidParameter, NotFound, System, Unauthorized, Unavailable
 
 from dockyard.reference import DOCKER_HUB, default_index
+from dockyard.registry_hosts import insecure_registries, is_insecure, tls_verify
 
 log = logging.getLogger(__name__)
 
-CERT_DIRS = (Path("/etc/dockyard/certs.d"), Path("/etc/docker/certs.d"))
 MANIFEST_ACCEPT = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -56,36 +49,6 @@ class RegistryAPIError(DockyardError):
         self.status = {401: 401, 403: 403, 404: 404}.get(status, 500 if status >= 500 else 400)
         self.http_status = status
         self.codes = codes
-
-
-def is_loopback(domain: str) -> bool:
-    host = domain.rsplit(":", 1)[0] if not domain.startswith("[") else domain[1:domain.index("]")]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def insecure_registries(option: str | list[str] | None = None) -> list[str]:
-    value = option if option is not None else os.environ.get("DOCKYARD_INSECURE_REGISTRIES", "")
-    items = value if isinstance(value, list) else re.split(r"[,\s]+", value)
-    return [i.strip() for i in items if i.strip()]
-
-
-def _is_insecure(domain: str, insecure: list[str]) -> bool:
-    if is_loopback(domain) or domain in insecure:
-        return True
-    host = domain.rsplit(":", 1)[0]
-    for item in insecure:
-        if "/" in item:  # a CIDR
-            try:
-                if ipaddress.ip_address(host) in ipaddress.ip_network(item, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -119,18 +82,12 @@ class RegistryClient:
                  index: str | None = None, timeout: float = 60.0) -> None:
         self.domain = domain
         self.auth = auth or {}
-        self.insecure = _is_insecure(domain, insecure_registries(insecure))
+        self.insecure = is_insecure(domain, insecure_registries(insecure))
         default_domain, default_scheme = default_index(index)
         self.forced_scheme = default_scheme if domain == default_domain else None
         host = "registry-1.docker.io" if domain == DOCKER_HUB else domain
         self.host = host
-        verify: bool | ssl.SSLContext = True
-        for directory in CERT_DIRS:
-            ca = directory / domain / "ca.crt"
-            if ca.exists():
-                verify = ssl.create_default_context(cafile=str(ca))
-                break
-        self._verify = verify
+        self._verify = tls_verify(domain, self.insecure)
         self._timeout = httpx.Timeout(timeout, connect=15.0)
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
@@ -143,7 +100,7 @@ class RegistryClient:
         with self._lock:
             client = self._clients.get(scheme)
             if client is None:
-                verify = False if (self.insecure and scheme == "https" and self._verify is True) else self._verify
+                verify = self._verify
                 client = self._clients[scheme] = httpx.Client(
                     verify=verify, timeout=self._timeout, follow_redirects=True,
                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
@@ -302,6 +259,26 @@ class RegistryClient:
         if response.status_code != 200:
             raise Unauthorized(f'Get "{self.base}/v2/": unauthorized: incorrect username or password')
 
+    def register(self, username: str, password: str, email: str) -> str | None:
+        """``POST /v1/users/``: register an account where the registry does that at login.
+
+        Returns the registry's status message (201 created, 200 activation link sent), or
+        ``None`` when the registry registers nobody or refused (the name exists, registration closed)."""
+        self._ensure_base()
+        try:
+            response = self._client(self.base.split("://")[0]).post(
+                f"{self.base}/v1/users/", json={"username": username, "password": password, "email": email})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"POST {self.base}/v1/users/: {exc}") from None
+        if response.status_code in (200, 201):
+            try:
+                return str(response.json().get("status") or "Account created")
+            except ValueError:
+                return "Account created"
+        if response.status_code == 429:
+            raise registry_error(response, "registration")
+        return None
+
     def get_manifest(self, path: str, reference: str, scope: str) -> tuple[bytes, str, str]:
         """(body, media type, digest); the body is verified when asked for by digest."""
         response = self.request("GET", f"/v2/{path}/manifests/{reference}", scope,
@@ -415,24 +392,4 @@ class RegistryClient:
         return response.json()
 
 
-def decode_auth_header(value: str | None) -> dict:
-    """The ``X-Registry-Auth`` header: base64url(JSON), ``e30=`` when empty."""
-    if not value:
-        return {}
-    try:
-        padded = value + "=" * (-len(value) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
-        try:
-            data = json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))
-        except (ValueError, UnicodeDecodeError):
-            return {}
-    return data if isinstance(data, dict) else {}
-
-
-def encode_auth_header(auth: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
-
-
-__all__ = ["RegistryClient", "RegistryAPIError", "decode_auth_header", "encode_auth_header", "is_loopback",
-           "time"]
+__all__ = ["RegistryAPIError", "RegistryClient", "insecure_registries"]

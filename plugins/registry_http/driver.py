@@ -10,6 +10,11 @@ Pull
     ``<work dir>`` while its diff ID is computed and checked against the
     config.  Nothing reaches the image store here: the caller adds the layers
     and the image (see ``dockyard.daemon.routes.distribution``).
+Mirrors
+    images of Docker Hub and of the default index are asked of the ``registry-mirrors`` first
+    (anonymously, as URLs: ``http://`` only when the URL says so), each in turn;
+    a mirror that fails or lacks the image passes the pull on to the next
+    source, the index last (Docker's ``registry-mirrors``).
 Push
     a layer the registry has (known from an earlier pull or push, remembered
     per registry in ``<root>/blobsums.db``) is skipped or mounted from another
@@ -36,12 +41,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard import hookimpl
-from dockyard.errors import DockyardError, InvalidParameter, NotFound, Unauthorized
+from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotSupportedByDriver, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
 from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
                      manifest_media_type, sha256_digest)
-from dockyard.reference import Reference, parse, split_search_term
+from dockyard.reference import DOCKER_HUB, Reference, parse, split_search_term
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +141,7 @@ class _Decompressor:
             try:
                 import zstandard
             except ImportError:
-                raise NotImplementedError("zstd-compressed layers need the 'zstandard' package") from None
+                raise NotSupportedByDriver("zstd-compressed layers need the 'zstandard' package") from None
             self._z = zstandard.ZstdDecompressor().decompressobj()
             self.kind = "zstd"
         elif head.startswith(b"\x1f\x8b"):
@@ -179,6 +184,11 @@ class HttpDistributionDriver:
         self.max_downloads = int(options.get("max-concurrent-downloads", 3))
         self.max_uploads = int(options.get("max-concurrent-uploads", 5))
         self.compression_level = int(options.get("compression-level", 1))
+        self.mirrors = [m.strip().rstrip("/") for m in str(options.get("registry-mirrors") or "").split(",")
+                        if m.strip()]
+        for mirror in self.mirrors:
+            if not mirror.startswith(("http://", "https://")):
+                raise InvalidParameter(f"invalid registry mirror {mirror!r}: give an http:// or https:// URL")
         self.blobsums = BlobSums(self.root / "blobsums.db")
         self._partial_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -195,6 +205,21 @@ class HttpDistributionDriver:
             auth = {}
         return RegistryClient(domain, auth, insecure=self.insecure, index=self.index)
 
+    def _source(self, ref: Reference, auth: dict | None, scope: str) -> tuple[RegistryClient, tuple | None]:
+        """Where to pull ``ref`` from: the first mirror that has its manifest (with that manifest), else the
+        registry itself (manifest not fetched yet)."""
+        if ref.is_default_index or ref.domain == DOCKER_HUB:
+            for mirror in self.mirrors:
+                scheme, _, host = mirror.partition("://")
+                client = RegistryClient(host, {}, insecure=[host] if scheme == "http" else self.insecure,
+                                        index=f"{scheme}://{host}")
+                try:
+                    return client, client.get_manifest(ref.path, ref.reference, scope)
+                except DockyardError as exc:
+                    log.info("mirror %s cannot serve %s (%s): trying the next source", mirror, ref, exc.message)
+                    client.close()
+        return self._client(ref.domain, auth), None
+
     # -- pull -------------------------------------------------------------------------------------
     @hookimpl
     def distribution_pull(self, reference: str, auth: dict, progress: Progress,
@@ -209,9 +234,10 @@ class HttpDistributionDriver:
         scope = f"repository:{ref.path}:pull"
         work = Path(work_dir) if work_dir else self.root / "tmp"
         work.mkdir(parents=True, exist_ok=True)
-        with self._client(ref.domain, auth) as client:
+        client, mirrored = self._source(ref, auth, scope)
+        with client:
             try:
-                body, media_type, digest = client.get_manifest(ref.path, ref.reference, scope)
+                body, media_type, digest = mirrored or client.get_manifest(ref.path, ref.reference, scope)
             except NotFound:
                 raise NotFound(f"manifest for {ref} not found: manifest unknown: manifest unknown") from None
             except RegistryAPIError as exc:
@@ -227,8 +253,8 @@ class HttpDistributionDriver:
                 manifest = self._json(body, "manifest")
                 media_type = manifest_media_type(manifest, media_type)
             if manifest.get("schemaVersion") != 2 or "config" not in manifest:
-                raise NotImplementedError(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
-                                     "not supported)")
+                raise NotSupportedByDriver(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
+                                           "not supported)")
             config_digest = manifest["config"]["digest"]
             config = client.get_blob(ref.path, config_digest, scope)
             config_json = self._json(config, "image config")
@@ -514,7 +540,9 @@ class HttpDistributionDriver:
 
     # -- login and search -------------------------------------------------------------------------
     @hookimpl
-    def distribution_login(self, server: str, username: str, password: str) -> dict:
+    def distribution_login(self, server: str, username: str, password: str, email: str = "") -> dict:
+        """See :func:`dockyard.hookspecs.distribution_login`: an unknown name is registered where the
+        registry does that (``accounts = open`` on ``dockyard registry serve``), then logged in."""
         domain = (server or "").removeprefix("https://").removeprefix("http://").split("/")[0]
         if not domain or domain in ("index.docker.io", "registry-1.docker.io"):
             from dockyard.reference import default_index
@@ -522,7 +550,18 @@ class HttpDistributionDriver:
             domain = default_index(self.index)[0] if not domain else "docker.io"
         with RegistryClient(domain, {"username": username, "password": password, "serveraddress": domain},
                             insecure=self.insecure, index=self.index) as client:
-            client.login()
+            try:
+                client.login()
+            except Unauthorized:
+                created = client.register(username, password, email) if username and password else None
+                if created is None:
+                    raise
+                client.login()
+                return {"Status": f"{created}\nLogin Succeeded", "IdentityToken": ""}
+            if email:  # an account not activated yet gets its link (again), at this address
+                sent = client.register(username, password, email)
+                if sent:
+                    return {"Status": f"{sent}\nLogin Succeeded", "IdentityToken": ""}
         return {"Status": "Login Succeeded", "IdentityToken": ""}
 
     @hookimpl

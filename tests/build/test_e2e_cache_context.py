@@ -139,8 +139,39 @@ def _git(*args, cwd):
                             GIT_COMMITTER_EMAIL="t@e"))
 
 
-def test_git_context(daemon, tmp_path):
-    repo = write_context(tmp_path / "repo", {
+@pytest.fixture
+def git_server(tmp_path):
+    """``git daemon`` on a free loopback port serving ``<tmp>/git``: contexts come over git://, as
+    file:// and local paths are refused."""
+    import socket
+
+    base = tmp_path / "git"
+    base.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
+                             f"--base-path={base}", "--export-all", str(base)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        deadline = time.monotonic() + 10
+        while not answers():
+            assert proc.poll() is None and time.monotonic() < deadline, "git daemon did not start"
+            time.sleep(0.05)
+        yield base, f"git://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_git_context(daemon, git_server):
+    base, server = git_server
+    repo = write_context(base / "repo", {
         "Dockerfile": "FROM busybox\nCOPY top /top\n", "top": "top\n",
         "app/Dockerfile": "FROM busybox\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n", "app/hello": "v1\n",
     })
@@ -150,7 +181,7 @@ def test_git_context(daemon, tmp_path):
     _git("tag", "v1", cwd=repo)
     (repo / "app/hello").write_text("v2\n")
     _git("commit", "-qam", "two", cwd=repo)
-    url = f"file://{repo}"
+    url = f"{server}/repo"
     head = dockyard_build(daemon, "-t", "git:head", url + "#:app")
     assert head.returncode == 0, head.stderr.decode()
     assert run(daemon, "git:head") == "v2\n"

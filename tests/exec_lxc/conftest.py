@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.models.runtime import RuntimeSpec
+from dockyard.rootfs import mount_plan
 from dockyard.testing.exec_conformance import build_busybox_rootfs, wait_for  # noqa: F401 (tests import it from here)
 
 BUSYBOX = Path("/bin/busybox")
@@ -62,9 +63,9 @@ def cleanup_driver(drv) -> None:
                 drv.exec_stop(container_id=cid, signal=signal.SIGKILL, timeout=0)
             drv.exec_delete(container_id=cid)
         except Exception:  # noqa: BLE001 - best effort; the assertions are in the tests
-            shim = drv.root / cid / "shim.pid"
+            helper = drv.root / cid / "conmon.pid"
             try:
-                os.kill(int(shim.read_text()), signal.SIGKILL)
+                os.kill(int(helper.read_text()), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
 
@@ -90,6 +91,8 @@ def make_spec(rootfs: Path, tmp_path: Path, netns: Path):
         kw.setdefault("rootfs", rootfs)
         kw.setdefault("log_path", tmp_path / "logs" / f"{cid}-json.log")
         kw.setdefault("netns", netns)
+        if kw.get("binds"):     # as the core does: mount points made and resolved inside the rootfs
+            kw["binds"] = mount_plan(kw["rootfs"], kw["binds"])
         return RuntimeSpec(container_id=cid, args=list(args), **kw)
 
     return make
@@ -152,7 +155,8 @@ def container_pids(container_id: str) -> list[int]:
     return pids
 
 
-def shim_pids(state_dir: Path) -> list[int]:
+def helper_pids(state_dir: Path) -> list[int]:
+    """Live processes whose command line names the state dir: conmon and the LXC monitor (exec ones too)."""
     out = []
     needle = str(state_dir).encode()
     for proc in Path("/proc").iterdir():

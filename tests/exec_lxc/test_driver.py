@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import Conflict, NotFound, NotModified, System
+from dockyard.logs import parse_line
 
 from .conftest import (
     build_rootfs,
@@ -25,7 +25,7 @@ from .conftest import (
     new_id,
     read_all,
     run,
-    shim_pids,
+    helper_pids,
     wait_for,
 )
 
@@ -85,24 +85,16 @@ def test_stdin_not_opened_reads_eof(driver, make_spec):
     assert status.exit_code == 0
 
 
-def test_json_file_log(driver, make_spec):
+def test_log_lines(driver, make_spec):
+    """conmon writes the CRI format; dockyard.logs reads it into Docker's records."""
     spec = make_spec(["sh", "-c", 'echo "a \\"quoted\\" <tag> & tab\there"; echo oops >&2; printf partial'])
     status, _ = run(driver, spec)
     assert status.exit_code == 0
-    lines = spec.log_path.read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [(r["stream"], r["log"]) for r in records] == [
-        ("stdout", 'a "quoted" <tag> & tab\there\n'),
-        ("stderr", "oops\n"),
-        ("stdout", "partial"),
-    ]
-    for r in records:
-        assert set(r) == {"log", "stream", "time"}
-        assert RFC3339NANO.match(r["time"]), r["time"]
-    # Docker's encoder escapes <, > and & like Go's encoding/json
-    assert "\\u003ctag\\u003e \\u0026" in lines[0]
-    # key order as docker's json-file writes it
-    assert lines[0].startswith('{"log":')
+    entries = [parse_line(line) for line in spec.log_path.read_bytes().splitlines(keepends=True)]
+    assert sorted((e.stream, e.data) for e in entries) == [
+        ("stderr", b"oops\n"), ("stdout", b'a "quoted" <tag> & tab\there\n'), ("stdout", b"partial")]
+    for e in entries:
+        assert RFC3339NANO.match(e.time), e.time
 
 
 # --------------------------------------------------------------------------- exit codes, signals
@@ -260,9 +252,9 @@ def test_tty_output_is_raw_and_has_a_size(driver, make_spec):
     status = driver.exec_wait(container_id=spec.container_id)
     assert status.exit_code == 0
     assert data == b"/dev/console\r\n30 100\r\ndone\r\n" or data == b"/dev/pts/0\r\n30 100\r\ndone\r\n", data
-    log = [json.loads(line) for line in spec.log_path.read_text().splitlines()]
-    assert all(r["stream"] == "stdout" for r in log)
-    assert "".join(r["log"] for r in log).endswith("done\r\n")
+    log = [parse_line(line) for line in spec.log_path.read_bytes().splitlines(keepends=True)]
+    assert all(e.stream == "stdout" for e in log)
+    assert b"".join(e.data for e in log).endswith(b"done\r\n")
 
 
 def test_tty_stdin_and_resize_while_running(driver, make_spec):
@@ -314,10 +306,10 @@ def test_delete_created_container_never_started(driver, make_spec):
     spec = make_spec(["true"])
     driver.exec_create(spec=spec)
     state_dir = driver.root / spec.container_id
-    assert wait_for(lambda: shim_pids(state_dir))
+    assert wait_for(lambda: helper_pids(state_dir))
     assert driver.exec_delete(container_id=spec.container_id)
     assert not state_dir.exists()
-    assert wait_for(lambda: not shim_pids(state_dir), timeout=5)
+    assert wait_for(lambda: not helper_pids(state_dir), timeout=5)
 
 
 def test_recreate_after_exit(driver, make_spec):
@@ -325,7 +317,7 @@ def test_recreate_after_exit(driver, make_spec):
     for _ in range(2):
         status, data = run(driver, spec)
         assert status.exit_code == 0 and demux(data)[0] == b"again\n"
-    assert [json.loads(line)["log"] for line in spec.log_path.read_text().splitlines()] == ["again\n", "again\n"]
+    assert [parse_line(line).data for line in spec.log_path.read_bytes().splitlines()] == [b"again\n", b"again\n"]
 
 
 def test_start_failure_raises_system_with_the_reason(driver, make_spec, tmp_path):
@@ -447,8 +439,7 @@ def test_hookimpls_match_the_hookspecs(driver):
     pm.check_pending()
     exec_specs = {name for name in dir(hookspecs) if name.startswith("exec_")}
     implemented = {hook.name for hook in pm.get_hookcallers(driver)}
-    # docker exec (exec_run*) is not implemented yet: the core answers NotImplemented
-    assert exec_specs - implemented <= {"exec_run", "exec_run_wait", "exec_run_resize"}
+    assert exec_specs <= implemented, f"lxc lacks {exec_specs - implemented}"
     assert drivers.ExecDriver(pm).list() == []
 
 
@@ -460,10 +451,11 @@ CREATOR = textwrap.dedent("""
     from pathlib import Path
     from dockyard.plugins.exec_lxc.driver import LxcDriver
     from dockyard.models.runtime import RuntimeSpec
+    from dockyard.rootfs import mount_plan
     root, rootfs, share, log, cid = sys.argv[1:6]
     d = LxcDriver(Path(root), {})
     spec = RuntimeSpec(container_id=cid, rootfs=Path(rootfs), log_path=Path(log), netns=None,
-                       binds=[(Path(share), "/share", False)],
+                       binds=mount_plan(Path(rootfs), [(Path(share), "/share", False)]),
                        args=["sh", "-c", "echo tick1; while [ ! -e /share/go ]; do sleep 0.02; done; "
                                          "echo tick2; exit 42"])
     d.exec_create(spec=spec)
@@ -500,7 +492,7 @@ def test_container_survives_the_death_of_its_creator(lxc_root, rootfs, tmp_path)
         assert out == b"tick2\n"
         status = drv.exec_wait(container_id=cid)
         assert status.exit_code == 42
-        assert [json.loads(line)["log"] for line in log.read_text().splitlines()] == ["tick1\n", "tick2\n"]
+        assert [parse_line(line).data for line in log.read_bytes().splitlines()] == [b"tick1\n", b"tick2\n"]
         assert drv.exec_restore(container_id=cid).exit_code == 42
     finally:
         if creator.poll() is None:
@@ -551,20 +543,20 @@ def test_cleanup_leaves_nothing_behind(driver, make_spec, rootfs):
     assert driver.exec_delete(container_id=cid)
     assert not state_dir.exists()
     assert container_pids(cid) == []
-    assert wait_for(lambda: not shim_pids(state_dir), timeout=5)
+    assert wait_for(lambda: not helper_pids(state_dir), timeout=5)
     assert _cgroup_dirs(cid) == []
     assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
     lock = Path("/run/lxc/lock") / str(driver.root).lstrip("/") / f".{cid}"
     assert not lock.exists()
 
 
-def test_restore_cleans_leftovers_of_a_killed_shim(driver, make_spec):
+def test_restore_cleans_leftovers_of_a_killed_helper(driver, make_spec):
     spec = make_spec(["sleep", "100"])
     cid = spec.container_id
     driver.exec_create(spec=spec)
     driver.exec_start(container_id=cid)
     state_dir = driver.root / cid
-    for pid in shim_pids(state_dir):        # the shim and its monitor child
+    for pid in helper_pids(state_dir):        # conmon and the LXC monitor
         os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not container_pids(cid), timeout=10)
     state = driver.exec_restore(container_id=cid)
@@ -580,3 +572,42 @@ def test_check_supported_and_build_rootfs_helper(tmp_path):
     LxcDriver.check_supported()
     root = build_rootfs(tmp_path / "r")
     assert os.access(root / "bin" / "sh", os.X_OK)
+
+
+def test_runtimes_are_lxc_only(driver, make_spec):
+    from dockyard.errors import InvalidParameter
+
+    runtimes = driver.exec_runtimes()
+    assert runtimes.default == "lxc" and list(runtimes.paths) == ["lxc"]
+    assert os.access(runtimes.paths["lxc"], os.X_OK)           # the built dockyard-lxc-runtime
+    with pytest.raises(InvalidParameter, match="Unknown runtime specified runc"):
+        driver.exec_create(spec=make_spec(["true"], runtime="runc"))
+
+
+def test_per_container_helpers_are_conmon_and_the_lxc_monitor_only(driver, make_spec):
+    spec = make_spec(["sleep", "1000"])
+    driver.exec_create(spec=spec)
+    driver.exec_start(container_id=spec.container_id)
+    state_dir = driver.root / spec.container_id
+    helpers = sorted(helper_pids(state_dir))
+    names = sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in helpers)
+    assert names == sorted(["conmon", driver.runtime.name[:15]]), names    # conmon + the LXC monitor
+    assert not any("python" in Path(f"/proc/{p}/exe").resolve().name for p in helpers)
+    driver.exec_stop(container_id=spec.container_id, signal=signal.SIGKILL, timeout=0)
+
+
+def test_a_container_of_the_previous_shim_driver_is_stopped_at_restore(driver):
+    """Its state dir has an LXC config but no meta.json; a live helper (here: a stand-in) is killed."""
+    cid = new_id()
+    d = driver.root / cid
+    d.mkdir()
+    (d / "config").write_text("lxc.uts.name = old\n")
+    stand_in = subprocess.Popen(["sleep", "1000"])
+    try:
+        (d / "shim.pid").write_text(f"{stand_in.pid}\n")
+        state = driver.exec_restore(container_id=cid)
+        assert state.status == "exited" and state.exit_code == 137
+        assert stand_in.wait(5) == -signal.SIGKILL and not d.exists()
+    finally:
+        if stand_in.poll() is None:
+            stand_in.kill()

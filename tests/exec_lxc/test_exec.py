@@ -88,7 +88,7 @@ def test_user_group_and_supplementary_groups(driver, running):
     assert demux(data)[0].split()[-1] == b"0000000000000000"
 
 
-def test_environment_is_exactly_the_spec(driver, running):
+def test_environment_is_the_specs_plus_hostname(driver, running):
     code, data = run_exec(driver, running, ["env"], env=["PATH=/bin", "A=b c"])
     lines = sorted(demux(data)[0].decode().splitlines())
     assert lines == sorted(["PATH=/bin", "A=b c", f"HOSTNAME={running[:12]}"])
@@ -141,7 +141,7 @@ def test_detached_exec_keeps_running_after_the_socket_is_closed(driver, running)
 
 
 def test_exec_outlives_the_driver_instance(driver, running, lxc_root):
-    """The exec belongs to a shim: a daemon that goes away (a new driver instance) does not kill it."""
+    """The exec belongs to its conmon: a daemon that goes away (a new driver instance) does not kill it."""
     from dockyard.plugins.exec_lxc.driver import LxcDriver
 
     exec_id = eid()
@@ -190,7 +190,7 @@ def test_many_execs_in_parallel_leave_nothing_behind(driver, running):
         results = list(pool.map(one, range(40)))
     assert [(c, demux(d)[0]) for c, d in results] == [(0, f"{i}\n".encode()) for i in range(40)]
     assert wait_for(lambda: not list((driver.root / running / "exec").iterdir()))
-    # no exec shim left: only the container's shim references the state dir's exec/
+    # no exec conmon left: only the container's helpers reference the state dir
     assert wait_for(lambda: len(driver.exec_processes(container_id=running)) == 1)
 
 
@@ -200,8 +200,8 @@ def test_big_output_is_complete(driver, running):
     assert demux(data)[0] == "".join(f"{i}\n" for i in range(1, 100001)).encode()
 
 
-def test_container_shim_survives_exec_children(driver, running):
-    """Forking exec shims must not disturb the container's shim (wait/stop still work)."""
+def test_container_helper_survives_exec_children(driver, running):
+    """Exec conmons must not disturb the container's (wait/stop still work)."""
     for _ in range(3):
         run_exec(driver, running, ["true"])
     st = driver.exec_stop(container_id=running, signal=signal.SIGTERM, timeout=1)
@@ -209,15 +209,15 @@ def test_container_shim_survives_exec_children(driver, running):
     assert os.path.exists(driver.root / running / "exit")
 
 
-def test_removing_the_container_ends_its_exec_shims(driver, running):
-    from .conftest import shim_pids
+def test_removing_the_container_ends_its_exec_helpers(driver, running):
+    from .conftest import helper_pids
 
     exec_id = eid()
     sock = driver.exec_run(container_id=running, exec_id=exec_id, spec=ProcessSpec(args=["sleep", "60"], stdin=True))
     d = driver.root / running
-    assert len(shim_pids(d)) >= 2                  # the container's shim and the exec shim
+    assert len(helper_pids(d)) >= 2                  # the container's conmon and monitor, and the exec's conmon
     driver.exec_stop(container_id=running, signal=signal.SIGKILL, timeout=0)
     driver.exec_delete(container_id=running)
     assert not d.exists()
     assert read_all(sock) == b""                   # the stream ends (no output, EOF)
-    assert wait_for(lambda: not shim_pids(d), timeout=5), "an exec shim outlived its container"
+    assert wait_for(lambda: not helper_pids(d), timeout=5), "an exec helper outlived its container"

@@ -29,6 +29,13 @@ DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
 DOCKYARD = Path(sys.executable).with_name("dockyard")
 #: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
 STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
+#: ... and on this exec driver ("lxc", "oci"), with this runtime for oci ("runc", "crun"); "" = the default
+EXEC_DRIVER = os.environ.get("DOCKYARD_TEST_EXEC_DRIVER", "")
+RUNTIME = os.environ.get("DOCKYARD_TEST_RUNTIME", "")
+
+
+def exec_driver_flags() -> tuple[str, ...]:
+    return (("--exec-driver", EXEC_DRIVER) if EXEC_DRIVER else ()) + (("--runtime", RUNTIME) if RUNTIME else ())
 
 
 def busybox_rootfs_tar() -> bytes:
@@ -119,7 +126,8 @@ def start_daemon(root: Path, extra: tuple[str, ...] = (), command: tuple[str, ..
     log = root / "daemon.stderr"
     process = subprocess.Popen(
         [*(command or (str(DOCKYARD), "daemon")), "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
-         "--storage-driver", STORAGE_DRIVER, "--network-opt", f"bridge={bridge_name(root)}", *extra],
+         "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt", f"bridge={bridge_name(root)}",
+         *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True, env=env)
     return wait_until_up(Daemon(root, socket_path, process, log))
 

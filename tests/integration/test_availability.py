@@ -23,8 +23,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dockyard.jsonfile import JsonLogWriter
-
 from .conftest import DOCKER, DOCKYARD
 from .probes import (bytes_read, ignores_sigpipe, open_fds, open_stream, ping, rss_bytes, settles, wait_for)
 
@@ -96,12 +94,12 @@ def huge_log(daemon):
     run = daemon.docker("run", "-d", "--name", "huge", "busybox", "sleep", "3600")
     assert run.returncode == 0, run.stderr.decode()
     log = Path(inspect(daemon, "huge")["LogPath"])
-    record = JsonLogWriter.record(1, b"spam " * 24 + b"\n", 1_700_000_000_000_000_000)
+    record = b"2023-11-14T22:13:20.000000000+00:00 stdout F " + b"spam " * 24 + b"\n"  # as conmon writes it
     block = record * ((4 << 20) // len(record))
     with open(log, "ab") as f:
         for _ in range(HUGE // len(block)):
             f.write(block)
-        f.write(JsonLogWriter.record(1, b"the end\n", 1_700_000_001_000_000_000))
+        f.write(b"2023-11-14T22:13:21.000000000+00:00 stdout F the end\n")
     yield log
     daemon.docker("rm", "-f", "huge")
 
@@ -362,37 +360,40 @@ def numbered(lines: list[str]) -> list[int]:
     return [int(line.split()[1]) for line in lines]
 
 
+#: a container writing one numbered line every 10 ms, for about three seconds
+SLOW_WRITER = "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); usleep 10000; done"
+
+
 def test_rotated_logs_keep_max_file_files_and_read_back_in_order(daemon):
-    run = daemon.docker("run", "--name", "rotating", "--log-opt", "max-size=10k", "--log-opt", "max-file=3",
-                        "busybox", "sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done")
+    run = daemon.docker("run", "--name", "rotating", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+                        "busybox", "sh", "-c", SLOW_WRITER)
     assert run.returncode == 0, run.stderr.decode()
     try:
         info = inspect(daemon, "rotating")
-        assert info["HostConfig"]["LogConfig"] == {"Type": "json-file",
-                                                   "Config": {"max-size": "10k", "max-file": "3"}}
+        assert info["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "2k", "max-file": "3"}}
         log = Path(info["LogPath"])
         files = sorted(p.name for p in log.parent.iterdir() if p.name.startswith(log.name))
         assert files == [log.name, f"{log.name}.1", f"{log.name}.2"]
-        assert all((log.parent / f).stat().st_size <= 10_000 for f in files)
+        # rotated when found past 2 kB, at most half a second of this container's output later
+        assert all((log.parent / f).stat().st_size < 2000 + 5000 for f in files)
         kept = numbered(daemon.docker("logs", "rotating").stdout.decode().splitlines())
-        assert kept == list(range(2000 - len(kept), 2000)) and 200 < len(kept) < 500
-        tail = numbered(daemon.docker("logs", "--tail", "150", "rotating").stdout.decode().splitlines())
-        assert tail == list(range(1850, 2000))
+        assert kept == list(range(300 - len(kept), 300)) and 60 < len(kept) < 300
+        tail = numbered(daemon.docker("logs", "--tail", "50", "rotating").stdout.decode().splitlines())
+        assert tail == list(range(250, 300))
     finally:
         daemon.docker("rm", "-f", "rotating")
 
 
 def test_following_a_log_through_its_rotations_loses_nothing(daemon):
-    run = daemon.docker("run", "-d", "--name", "rotating-f", "--log-opt", "max-size=4k", "--log-opt", "max-file=500",
-                        "busybox", "sh", "-c",
-                        "sleep 1; i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done")
+    run = daemon.docker("run", "-d", "--name", "rotating-f", "--log-opt", "max-size=1k", "--log-opt", "max-file=100",
+                        "busybox", "sh", "-c", "sleep 1; " + SLOW_WRITER)
     assert run.returncode == 0, run.stderr.decode()
     try:
         follow = daemon.docker("logs", "-f", "rotating-f", timeout=60)
         assert follow.returncode == 0, follow.stderr.decode()
-        assert numbered(follow.stdout.decode().splitlines()) == list(range(3000))
+        assert numbered(follow.stdout.decode().splitlines()) == list(range(300))
         log = Path(inspect(daemon, "rotating-f")["LogPath"])
-        assert Path(f"{log}.20").exists()
+        assert Path(f"{log}.3").exists()
     finally:
         daemon.docker("rm", "-f", "rotating-f")
 

@@ -3,6 +3,7 @@ and Debian's ``docker-registry``, each on a free loopback port with its own dire
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -67,10 +68,16 @@ def _wait(server: Server, verify=False) -> Server:
             time.sleep(0.05)
 
 
-def start_registry(root: Path, *args: str, scheme: str = "http") -> Server:
+def start_registry(root: Path, *args: str, scheme: str = "http", settings: dict | None = None) -> Server:
+    """Our registry on a free loopback port; ``settings`` (the TOML sections, as a dict) go to a config file."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = root / "registry.log"
+    if settings is not None:
+        import json
+
+        (root / "registry.json").write_text(json.dumps(settings))
+        args = ("--config", str(root / "registry.json"), *args)
     process = subprocess.Popen(
         [sys.executable, "-m", "dockyard.registry", "--listen", f"127.0.0.1:{port}",
          "--root", str(root / "data"), *args],
@@ -142,3 +149,27 @@ def skopeo(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"skopeo {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+# -- a real S3 server -------------------------------------------------------------------------------
+
+from .seaweedfs import SeaweedFS, start_seaweedfs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory) -> SeaweedFS:
+    """One SeaweedFS (master, volume server, filer, S3 gateway) for the session; tests use their own buckets."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+_buckets = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def bucket(seaweedfs) -> str:
+    """A new, empty bucket on the session's SeaweedFS."""
+    name = f"test-{os.getpid()}-{next(_buckets)}"
+    seaweedfs.client().create_bucket(Bucket=name)
+    return name

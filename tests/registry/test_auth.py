@@ -9,7 +9,9 @@ import pytest
 
 from dockyard.errors import Forbidden, Unauthorized
 from dockyard.plugins.registry_http.driver import HttpDistributionDriver
+from dockyard.registry.accounts import Accounts
 from dockyard.registry.auth import Tokens, Users, add_user, parse_scope
+from dockyard.registry.storage import FilesystemBackend
 
 from .conftest import USERS
 from .test_driver import Recorder, image_on_disk
@@ -39,9 +41,10 @@ def test_users_file_and_tokens(tmp_path):
     add_user(path, "carol", "secret", rounds=4)
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_text().startswith("carol:$2b$")
-    users = Users(path)
+    users = Accounts(FilesystemBackend(tmp_path / "store"), htpasswd=path, rounds=4)
     assert users.verify("carol", "secret") and not users.verify("carol", "wrong") and not users.verify("x", "y")
     add_user(path, "carol", "changed", admin=True, rounds=4)
+    users._invalidate("carol")  # lookups are cached for a few seconds
     assert users.verify("carol", "changed") and users.is_admin("carol")
     with pytest.raises(ValueError):
         add_user(path, "Bad:Name", "pw")
@@ -169,5 +172,35 @@ def test_adduser_command(tmp_path):
                             capture_output=True, cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert b"Administrator dave saved" in result.stdout
-    loaded = Users(users)
-    assert loaded.verify("dave", "dave-pw") and loaded.is_admin("dave")
+    loaded = Accounts(FilesystemBackend(tmp_path / "store"), htpasswd=users)
+    assert loaded.verify("dave", "dave-pw") and loaded.is_admin("dave") and Users(users).names() == ["dave"]
+
+
+def test_describe_and_delete_commands(driver, token_registry, tmp_path):
+    """``dockyard registry describe|delete`` with the credentials ``dockyard login`` stores."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from dockyard.cli.registry import Credentials
+
+    reg = token_registry
+    push(driver, reg, tmp_path, "alice/tool:v1", "alice")
+
+    def cli(user: str, *args: str) -> subprocess.CompletedProcess:
+        config = tmp_path / f"config-{user}"
+        Credentials(config).store(reg.host, user, USERS[user])
+        return subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", *args], capture_output=True,
+                              env=dict(os.environ, DOCKYARD_CONFIG=str(config)), timeout=60)
+
+    changed = cli("alice", "describe", f"{reg.host}/alice/tool", "-d", "a tool", "--private")
+    assert changed.returncode == 0, changed.stderr.decode()
+    shown = cli("alice", "describe", f"{reg.host}/alice/tool")
+    assert json.loads(shown.stdout) == {"name": "alice/tool", "description": "a tool", "private": True,
+                                        "owner": "alice", "tags": ["v1"]}
+    refused = cli("bob", "delete", f"{reg.host}/alice/tool")
+    assert refused.returncode == 1 and b"Error response from registry: denied" in refused.stderr
+    deleted = cli("alice", "delete", f"{reg.host}/alice/tool")
+    assert deleted.returncode == 0 and deleted.stdout == f"Deleted {reg.host}/alice/tool\n".encode()
+    assert httpx.get(f"{reg.url}/v2/alice/tool/tags/list", auth=("alice", "alice-pw")).status_code == 404

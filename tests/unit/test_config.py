@@ -2,7 +2,8 @@
 
 import pytest
 
-from dockyard.daemon.config import DEFAULT_HOST, Address, load, parse_host
+from dockyard.address import DEFAULT_HOST, Address, parse_host
+from dockyard.daemon.config import load
 from dockyard.errors import InvalidParameter
 
 

@@ -48,7 +48,7 @@ def test_bad_tar_stores_nothing(tmp_path):
         with pytest.raises(InvalidParameter):
             engine.images.import_tarball(io.BytesIO(b"not a tar at all" * 64), "junk", "latest")
         assert engine.storage.layers() == []
-        assert engine.store.query("SELECT * FROM images") == []
+        assert engine.store.image_rows() == []
         assert [p.name for p in engine.store.blob_dir.iterdir()] == []
         with pytest.raises(NotFound):
             engine.images.resolve("junk")
@@ -63,9 +63,9 @@ def test_import_tag_and_delete_release_layers(tmp_path):
         again = engine.images.import_tarball(io.BytesIO(_tar({"hello": b"world"})), "two", "v1")
         assert engine.images.resolve("one:v1") == image_id and engine.images.resolve("two:v1") == again
         assert len(engine.storage.layers()) == 1  # one layer shared by both images
-        engine.images.delete("one:v1", False, {})
+        engine.images.delete("one:v1")
         assert len(engine.storage.layers()) == 1
-        engine.images.delete("two:v1", False, {})
+        engine.images.delete("two:v1")
         assert engine.storage.layers() == []
     finally:
         engine.close()

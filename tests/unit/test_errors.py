@@ -8,7 +8,7 @@ def test_status_for():
     assert errors.status_for(errors.Conflict("x")) == 409
     assert errors.status_for(errors.InvalidParameter("x")) == 400
     assert errors.status_for(errors.NotModified("x")) == 304
-    assert errors.status_for(errors.NotImplemented("x")) == 501
+    assert errors.status_for(errors.NotSupportedByDriver("x")) == 501
     assert errors.status_for(RuntimeError("bug")) == 500
 
 

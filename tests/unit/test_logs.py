@@ -1,5 +1,6 @@
-"""Reading json-file logs (dockyard.logs): tail from the end, across rotated files, bounded
-reads, follow through rotations; and the log configuration rules."""
+"""Reading container logs (dockyard.logs): tail from the end, across rotated files
+(dockyard.log_rotation), bounded reads, follow through rotations; the two line formats; and the
+log configuration rules."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import logs
+from dockyard import log_rotation, logs
 from dockyard.errors import InvalidParameter
-from dockyard.jsonfile import JsonLogWriter
 from dockyard.logs import LogCursor, LogEntry, LogQuery, stream_log
 from dockyard.models.container import LogConfig
 
@@ -25,11 +25,38 @@ def text(entry: LogEntry) -> bytes:
     return entry.data
 
 
+def cri_line(stream: str, ns: int, data: bytes, full: bool = True) -> bytes:
+    """A line as conmon writes it (its offset is the host's; +02:00 here, to exercise the conversion)."""
+    t = time.gmtime(ns // 10**9 + 7200)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%09d+02:00" % (ns % 10**9)
+    return b"%s %s %s %s\n" % (stamp.encode(), stream.encode(), b"F" if full else b"P", data)
+
+
+class Writer:
+    """The log writer's side, as conmon does it: lines appended to LOG; a rotation renames the files
+    (dockyard.log_rotation.rotate) and the writer opens a new LOG when asked (exec_reopen_log)."""
+
+    def __init__(self, path: Path, max_size: int = 0, max_files: int = 1) -> None:
+        self.path, self.max_size, self.max_files = path, max_size, max_files
+        self.f = open(path, "ab")
+
+    def write(self, stream: str, text: bytes, ns: int = NS) -> None:
+        self.f.write(cri_line(stream, ns, text))
+        self.f.flush()
+        if self.max_size and self.f.tell() >= self.max_size:
+            log_rotation.rotate(self.path, self.max_files)
+            self.f.close()
+            self.f = open(self.path, "ab")  # the reopen
+
+    def close(self) -> None:
+        self.f.close()
+
+
 def write_lines(path: Path, lines: range | list[int], *, max_size: int = 0, max_files: int = 1,
-                stream: int = 1, t0: int = NS) -> None:
-    w = JsonLogWriter(str(path), max_size, max_files)
+                stream: str = "stdout", t0: int = NS) -> None:
+    w = Writer(path, max_size, max_files)
     for i in lines:
-        w.write(stream, f"line {i}\n".encode(), t0 + i * 1_000_000_000)
+        w.write(stream, f"line {i}".encode(), t0 + i * 1_000_000_000)
     w.close()
 
 
@@ -64,12 +91,12 @@ def test_tail_counts_back_across_rotated_files(tmp_path, tail):
 def test_tail_reads_from_the_end_only(tmp_path):
     """A 60 MB log: the last lines are found by reading a few blocks, not the file."""
     log = tmp_path / "c-json.log"
-    record = JsonLogWriter.record(1, b"x" * 100 + b"\n", NS)
+    record = cri_line("stdout", NS, b"x" * 100)
     with open(log, "wb") as f:
         block = record * 10_000
         for _ in range(60_000_000 // len(block)):
             f.write(block)
-        f.write(JsonLogWriter.record(1, b"last\n", NS))
+        f.write(cri_line("stdout", NS, b"last"))
     before = _bytes_read()
     cursor = LogCursor(log, tail=3)
     out, step = cursor.step(LogQuery(), text)
@@ -121,8 +148,8 @@ def test_a_record_cut_short_and_garbage_are_skipped(tmp_path):
 
 def test_streams_since_and_until_filter(tmp_path):
     log = tmp_path / "c-json.log"
-    write_lines(log, range(0, 10, 2), stream=1)
-    write_lines(log, range(1, 10, 2), stream=2)
+    write_lines(log, range(0, 10, 2), stream="stdout")
+    write_lines(log, range(1, 10, 2), stream="stderr")
     assert numbers(read_all(log, LogQuery(stdout=False))) == [1, 3, 5, 7, 9]
     since = NS / 1e9 + 2.5
     assert numbers(read_all(log, LogQuery(stdout=True, stderr=False, since=since))) == [4, 6, 8]
@@ -139,9 +166,9 @@ def test_follow_reads_through_rotations_without_losing_or_repeating(tmp_path):
     done = threading.Event()
 
     def writer():
-        w = JsonLogWriter(str(log), max_size=2000, max_files=1000)
+        w = Writer(log, max_size=2000, max_files=1000)
         for i in range(3000):
-            w.write(1, f"line {i}\n".encode(), NS)
+            w.write("stdout", f"line {i}".encode())
             if i % 97 == 0:
                 time.sleep(0.001)
         w.close()
@@ -163,10 +190,10 @@ def test_follow_with_one_file_sees_each_replacement(tmp_path):
     gate = threading.Semaphore(0)
 
     def writer():
-        w = JsonLogWriter(str(log), max_size=200, max_files=1)
+        w = Writer(log, max_size=200, max_files=1)
         for i in range(40):
             gate.acquire()  # one record per reader step: the reader never falls a file behind
-            w.write(1, f"line {i}\n".encode(), NS)
+            w.write("stdout", f"line {i}".encode())
         w.close()
         done.set()
 
@@ -253,12 +280,54 @@ def test_none_reads_nothing():
     assert logs.settings(LogConfig(type="json-file")).readable
 
 
-def test_records_round_trip_through_the_reader(tmp_path):
+def test_both_formats_read_alike(tmp_path):
+    """conmon's CRI lines (partial ones joined as Docker prints them, times turned to UTC) and
+    Docker's json-file records, in logs written before conmon."""
+    cri, jsonfile = tmp_path / "cri.log", tmp_path / "json.log"
+    cri.write_bytes(cri_line("stderr", NS + 5, "héllo".encode()) + cri_line("stdout", NS, b"a long ", full=False)
+                    + cri_line("stdout", NS, b"line"))
+    jsonfile.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in (
+        {"log": "h\u00e9llo\n", "stream": "stderr", "time": "2023-11-14T22:13:20.000000005Z"},
+        {"log": "a long ", "stream": "stdout", "time": "2023-11-14T22:13:20Z"},
+        {"log": "line\n", "stream": "stdout", "time": "2023-11-14T22:13:20Z"})))
+
+    def entries(path: Path) -> list:
+        cursor = LogCursor(path)
+        out, _ = cursor.step(LogQuery(), lambda e: json.dumps([e.stream, e.time, e.data.decode()]).encode() + b"\n")
+        cursor.close()
+        return [json.loads(line) for line in out.splitlines()]
+
+    expected = [["stderr", "2023-11-14T22:13:20.000000005Z", "héllo\n"], ["stdout", "2023-11-14T22:13:20.000000000Z",
+                                                                          "a long "],
+                ["stdout", "2023-11-14T22:13:20.000000000Z", "line\n"]]
+    assert entries(cri) == expected
+    assert [e[2] for e in entries(jsonfile)] == [e[2] for e in expected]
+
+
+def test_rotation_keeps_max_files_and_never_splits_a_line(tmp_path):
     log = tmp_path / "c-json.log"
-    w = JsonLogWriter(str(log))
-    w.write(2, "héllo \x01\n".encode(), NS)
+    write_lines(log, range(500), max_size=2000, max_files=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c-json.log", "c-json.log.1", "c-json.log.2"]
+    for p in tmp_path.iterdir():
+        assert p.read_bytes().endswith(b"\n")
+    kept = numbers(read_all(log))
+    assert kept == list(range(500 - len(kept), 500)) and len(kept) > 20
+
+
+def test_one_file_is_replaced_not_truncated(tmp_path):
+    """max-file 1: the full file is unlinked, so a reader holding it open still reads it whole."""
+    log = tmp_path / "c-json.log"
+    w = Writer(log, max_size=300, max_files=1)
+    w.write("stdout", b"a" * 50)
+    held = open(log, "rb")
+    for _ in range(10):
+        w.write("stdout", b"b" * 50)
     w.close()
-    cursor = LogCursor(log)
-    out, _ = cursor.step(LogQuery(), lambda e: json.dumps([e.stream, e.time, e.data.decode()]).encode())
-    cursor.close()
-    assert json.loads(out) == ["stderr", "2023-11-14T22:13:20Z", "héllo \x01\n"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c-json.log"]
+    assert held.read().count(b"\n") >= 2
+    held.close()
+
+
+def test_rotating_a_log_that_is_gone_is_nothing(tmp_path):
+    assert log_rotation.rotate(tmp_path / "gone-json.log", 3) is False
+    assert log_rotation.rotate(tmp_path / "gone-json.log", 1) is False

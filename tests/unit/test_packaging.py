@@ -22,9 +22,18 @@ def test_wheel_layout(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"dockyard"}, tops
     for module in ("dockyard/hookspecs.py", "dockyard/cli/main.py", "dockyard/plugins/storage_vfs/driver.py",
-                   "dockyard/plugins/exec_lxc/shim.py", "dockyard/daemon/app.py"):
+                   "dockyard/plugins/exec_lxc/lxc_runtime.c", "dockyard/daemon/app.py"):
         assert module in names, module
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[dockyard.storage]" in text and "vfs = dockyard.plugins.storage_vfs.driver:VfsDriver" in text
     assert "dockyard = dockyard.cli.main:main" in text
+
+
+def test_package_version_is_the_distribution_version():
+    """``dockyard.__version__`` (what the daemon and ``dockyard version`` report) is pyproject's version."""
+    from importlib import metadata
+
+    import dockyard
+
+    assert dockyard.__version__ == metadata.version("dockyard")

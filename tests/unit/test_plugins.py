@@ -10,11 +10,11 @@ import pluggy
 import pytest
 
 from dockyard import drivers, hookspecs
-from dockyard.errors import DriverNotFound
+from dockyard.errors import DriverNotFound, NotSupportedByDriver
 
 BUILTINS = {
     "dockyard.storage": {"vfs", "overlay", "btrfs", "aufs"},
-    "dockyard.exec": {"lxc"},
+    "dockyard.exec": {"lxc", "oci"},
     "dockyard.network": {"none", "bridge"},
 }
 
@@ -62,8 +62,21 @@ def test_unknown_driver_lists_available():
 
 def test_facade_reports_missing_implementation():
     pm = drivers.make_plugin_manager()
-    with pytest.raises(Exception, match="does not implement storage_mount"):
+    with pytest.raises(NotSupportedByDriver, match="the storage driver does not implement storage_mount") as info:
         drivers.StorageDriver(pm).mount("x" * 64)
+    assert info.value.status == 501
+
+
+def test_facade_reports_none_from_a_driver_as_not_supported():
+    class Declines:
+        @hookspecs.hookimpl
+        def exec_pause(self, container_id):
+            return None  # firstresult: None means "not mine"
+
+    pm = drivers.make_plugin_manager()
+    pm.register(Declines())
+    with pytest.raises(NotSupportedByDriver, match="exec_pause"):
+        drivers.ExecDriver(pm).pause("c" * 64)
 
 
 def test_hookimpls_validate_against_specs():

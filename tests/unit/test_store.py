@@ -25,12 +25,12 @@ def _container(cid: str, name: str) -> dict:
 
 
 def test_wal_mode(store, tmp_path):
-    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+    assert store._query("PRAGMA journal_mode")[0][0] == "wal"
 
 
 def test_transaction_rolls_back_on_error(store):
     with pytest.raises(RuntimeError):
-        with store.transaction() as db:
+        with store._transaction() as db:
             db.execute("INSERT INTO settings(key, value) VALUES ('a', '1')")
             raise RuntimeError("crash between two writes")
     assert store.setting("a") is None

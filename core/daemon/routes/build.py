@@ -16,10 +16,11 @@ import shutil
 
 from aiohttp import web
 
-from dockyard import ids
+from dockyard import auth_header, ids, reference
 from dockyard.build import context as build_context
 from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_stream_response, query_bool, query_int,
                                   write_message)
 from dockyard.engine import Engine
@@ -46,16 +47,15 @@ def _json_param(request: web.Request, name: str, kind: type) -> object:
 def options_from(request: web.Request) -> BuildOptions:
     q = request.query
     if q.get("version") == "2":
-        raise NotImplementedError("BuildKit (version=2) is not supported by this daemon; use the classic builder "
-                             "(DOCKER_BUILDKIT=0)")
+        raise InvalidParameter("version=2 (BuildKit) is not supported by this daemon; use the classic builder "
+                               "(DOCKER_BUILDKIT=0)")
     if query_bool(request, "squash"):
         raise InvalidParameter("squash is not supported by this daemon")
     tags = []
     for t in q.getall("t", []):
         if not t:
             continue
-        repo, tag = ids.parse_reference(t)
-        tags.append((repo, tag))
+        tags.append(reference.parse_repository_tag(t))
     build_args = _json_param(request, "buildargs", dict)
     labels = _json_param(request, "labels", dict)
     extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
@@ -81,7 +81,7 @@ def options_from(request: web.Request) -> BuildOptions:
 
 
 async def build(request: web.Request) -> web.StreamResponse:
-    engine: Engine = request.app["engine"]
+    engine = _engine(request)
     workdir = engine.data_root / "tmp" / f"build-{ids.new_id()[:16]}"
     workdir.mkdir(parents=True)
     try:
@@ -120,7 +120,6 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
             image_id = await builder.build()
             for repo, tag in options.tags:
                 engine.images.tag(image_id, repo, tag)
-                engine.events.emit("image", "tag", "sha256:" + image_id, {"name": f"{repo}:{tag}"})
             if options.quiet:
                 await send({"stream": f"sha256:{image_id}\n"})
             else:
@@ -161,16 +160,5 @@ def register(app: web.Application) -> None:
 
 
 def _registry_config(request: web.Request) -> dict[str, dict]:
-    """``X-Registry-Config``: base64url(JSON) of {server: auth} (the CLI sends all it knows)."""
-    import base64
-    import json
-
-    raw = request.headers.get("X-Registry-Config")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, json.JSONDecodeError):
-        return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
-
+    """``X-Registry-Config``: the client's credentials by registry, for pulling base images."""
+    return auth_header.decode_config(request.headers.get("X-Registry-Config"))

@@ -6,26 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from contextlib import aclosing
 
 from aiohttp import web
 
-from dockyard import container_files
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, in_own_thread, json_response,
-                                  query_bool, query_filters, query_int, read_json, stream_from_thread)
-from dockyard.engine import Engine
-from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotImplemented
-from dockyard.logs import LogEntry, LogQuery, stream_log
+from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, json_response, query_bool,
+                                  query_filters, query_int, read_json, stream_from_thread, stream_to_thread)
+from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
+from dockyard.logs import LogEntry, LogQuery
 from dockyard.models.container import CreateRequest
 from dockyard.models.runtime import Resources
 
 log = logging.getLogger(__name__)
-
-
-def _engine(request: web.Request) -> Engine:
-    return request.app["engine"]
 
 
 async def create(request: web.Request) -> web.Response:
@@ -51,12 +45,16 @@ async def attach(request: web.Request) -> web.StreamResponse:
     conn = await hijack(request)
     try:
         async with cancel_when_client_leaves(request):
-            if logs and engine.containers.log_settings(container).readable:
-                query = LogQuery(stdout=stdout, stderr=stderr)
-                async with aclosing(stream_log(engine.containers.log_path(container), query,
-                                               _renderer(container.config.tty, False))) as chunks:
-                    async for chunk in chunks:
-                        await conn.write(chunk)
+            if logs and (stdout or stderr):
+                try:
+                    chunks = engine.containers.logs(container.id, LogQuery(stdout=stdout, stderr=stderr),
+                                                    _renderer(container.config.tty, False))
+                except NotSupportedByDriver:  # --log-driver none: no past output to replay
+                    chunks = None
+                if chunks is not None:
+                    async with aclosing(chunks):
+                        async for chunk in chunks:
+                            await conn.write(chunk)
             if not query_bool(request, "stream", True):
                 return conn.response
             try:
@@ -169,24 +167,17 @@ async def wait(request: web.Request) -> web.StreamResponse:
 async def logs(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
     container = engine.containers.get(request.match_info["id"])
-    stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
-    if not (stdout or stderr):
-        raise InvalidParameter("Bad parameters: you must choose at least one stream")
     tail_text = request.query.get("tail", "all")
-    tail = -1 if tail_text in ("all", "") else query_int(request, "tail", -1)
-    since = float(request.query.get("since") or 0)
-    until = float(request.query.get("until") or 0)
-    timestamps = query_bool(request, "timestamps")
-    follow = query_bool(request, "follow")
-    if not engine.containers.log_settings(container).readable:
-        raise NotImplemented("configured logging driver does not support reading")
-    query = LogQuery(stdout=stdout, stderr=stderr, tail=tail, since=since, until=until)
+    query = LogQuery(stdout=query_bool(request, "stdout"), stderr=query_bool(request, "stderr"),
+                     tail=-1 if tail_text in ("all", "") else query_int(request, "tail", -1),
+                     since=float(request.query.get("since") or 0), until=float(request.query.get("until") or 0))
+    chunks = engine.containers.logs(container.id, query, _renderer(container.config.tty,
+                                                                   query_bool(request, "timestamps")),
+                                    follow=query_bool(request, "follow"))
     response = web.StreamResponse(status=200)
     await response.prepare(request)
     async with cancel_when_client_leaves(request):  # logs -f ended with ctrl-c: stop reading at once
-        async with aclosing(stream_log(engine.containers.log_path(container), query,
-                                       _renderer(container.config.tty, timestamps), follow=follow,
-                                       running=lambda: container.state.running and not container.removed)) as chunks:
+        async with aclosing(chunks):
             async for chunk in chunks:
                 await response.write(chunk)
     return response
@@ -206,14 +197,9 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def list_containers(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    result = await asyncio.to_thread(  # a worker: ports come from the network driver
-        engine.containers.summaries, all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
-        filters=query_filters(request), latest=query_bool(request, "latest"))
-    if query_bool(request, "size"):
-        for item in result:
-            item["SizeRw"], item["SizeRootFs"] = await asyncio.to_thread(engine.containers.sizes, item["Id"])
-    return json_response(result)
+    return json_response(await _engine(request).containers.summaries(
+        all_containers=query_bool(request, "all"), limit=query_int(request, "limit", -1),
+        filters=query_filters(request), latest=query_bool(request, "latest"), size=query_bool(request, "size")))
 
 
 async def stop(request: web.Request) -> web.Response:
@@ -234,11 +220,8 @@ async def restart(request: web.Request) -> web.Response:
 
 
 async def resize(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
-    if container.config.tty and container.state.running:
-        await asyncio.to_thread(engine.execution.resize, container.id, query_int(request, "h", 24),
-                                query_int(request, "w", 80))
+    await _engine(request).containers.resize(request.match_info["id"], query_int(request, "h", 24),
+                                             query_int(request, "w", 80))
     return web.Response(status=200)
 
 
@@ -256,53 +239,28 @@ async def rename(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def archive_get(request: web.Request) -> web.StreamResponse:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
+def _archive_path(request: web.Request) -> str:
     path = request.query.get("path")
     if not path:
         raise InvalidParameter("path must be given")
-    root = await asyncio.to_thread(engine.storage.mount, container.id)
-    try:
-        host = container_files.resolve(root, container.mounts, path)
-        header = {"X-Docker-Container-Path-Stat": container_files.path_stat(host, path)}
+    return path
+
+
+async def archive_get(request: web.Request) -> web.StreamResponse:
+    engine, ref, path = _engine(request), request.match_info["id"], _archive_path(request)
+    async with engine.containers.frozen(ref):   # cp, as Docker, freezes a running container
         if request.method == "HEAD":
-            return web.Response(status=200, headers=header)
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        if not os.path.lexists(target):
-            raise NotFound(f"Could not find the file {path} in container {container.name}")
-        return await stream_from_thread(request, lambda out: container_files.write_tar(target, path, out),
-                                        "application/x-tar", header)
-    finally:
-        await asyncio.to_thread(engine.storage.unmount, container.id)
+            header = await asyncio.to_thread(engine.files.stat, ref, path)
+            return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
+        header, produce = await asyncio.to_thread(engine.files.archive, ref, path)
+        return await stream_from_thread(request, produce, "application/x-tar",
+                                        {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    container = engine.containers.get(request.match_info["id"])
-    path = request.query.get("path")
-    if not path:
-        raise InvalidParameter("path must be given")
-    root = await asyncio.to_thread(engine.storage.mount, container.id)
-    try:
-        target = container_files.resolve(root, container.mounts, path, follow_last=True)
-        read_fd, write_fd = os.pipe()
-        reader = os.fdopen(read_fd, "rb")
-        task = asyncio.ensure_future(in_own_thread(container_files.extract, target, path, reader, name="cp-extract"))
-        try:
-            with os.fdopen(write_fd, "wb") as pipe:
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    if task.done():
-                        break
-                    await asyncio.to_thread(pipe.write, chunk)
-        except BrokenPipeError:
-            pass
-        finally:
-            await asyncio.wait([task])
-            reader.close()
-        task.result()
-    finally:
-        await asyncio.to_thread(engine.storage.unmount, container.id)
+    engine, ref, path = _engine(request), request.match_info["id"], _archive_path(request)
+    async with engine.containers.frozen(ref):
+        await stream_to_thread(request, lambda body: engine.files.extract(ref, path, body))
     return web.Response(status=200)
 
 
@@ -344,8 +302,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
             sample["precpu_stats"] = previous.get("cpu_stats", {})
             await response.write(json.dumps(sample).encode() + b"\n")
             previous = sample
-            container = engine.containers.containers.get(sample["id"])
-            if container is None or not container.state.running:
+            if not engine.containers.is_running(sample["id"]):
                 break
             await asyncio.sleep(1)
     return response

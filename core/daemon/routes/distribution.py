@@ -19,9 +19,11 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from dockyard import auth_header
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, cancel_when_client_leaves, in_own_thread, json_response,
                                   json_stream_response, query_int, read_json, write_message)
-from dockyard.errors import DockyardError, InvalidParameter, NotFound
+from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.transfer import pull_image, push_image
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,7 @@ Progress = Callable[[dict], None]
 
 
 def registry_auth(request: web.Request) -> dict:
-    from dockyard.plugins.registry_http.client import decode_auth_header
-
-    return decode_auth_header(request.headers.get("X-Registry-Auth"))
+    return auth_header.decode(request.headers.get("X-Registry-Auth"))
 
 
 # -- pull ----------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ class ClientLeft(Exception):
 
 async def pull(request: web.Request) -> web.StreamResponse:
     """``POST /images/create?fromImage=NAME&tag=TAG`` (tag may be a digest)."""
-    engine = request.app["engine"]
+    engine = _engine(request)
     from_image = request.query.get("fromImage", "")
     tag = request.query.get("tag") or ""
     if not from_image:
@@ -129,21 +129,12 @@ async def pull(request: web.Request) -> web.StreamResponse:
 
 async def push(request: web.Request) -> web.StreamResponse:
     """``POST /images/{name}/push?tag=``: every tag of the repository when no tag is given."""
-    engine = request.app["engine"]
+    engine = _engine(request)
     name = request.match_info["name"]
     tag = request.query.get("tag") or ""
     if not tag and ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
-    if tag:
-        tags = [tag]
-        try:
-            engine.images.resolve(f"{name}:{tag}")
-        except NotFound:
-            raise NotFound(f"tag does not exist: {name}:{tag}") from None
-    else:
-        tags = sorted(t for r, t in engine.store.query("SELECT repo, tag FROM tags WHERE repo=?", (name,)))
-        if not tags:
-            raise NotFound(f"An image does not exist locally with the tag: {name}")
+    tags = engine.images.push_tags(name, tag)
     auth = registry_auth(request)
     await request.read()
     return await _stream(request, lambda progress: push_image(engine, name, tags, auth, progress))
@@ -154,11 +145,11 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.Response:
     """``POST /auth``: check credentials against a registry."""
-    engine = request.app["engine"]
+    engine = _engine(request)
     body = await read_json(request)
     server = body.get("serveraddress") or ""
     username, password = body.get("username") or "", body.get("password") or ""
-    result = await asyncio.to_thread(engine.distribution.login, server, username, password)
+    result = await asyncio.to_thread(engine.distribution.login, server, username, password, body.get("email") or "")
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
 
 
@@ -166,7 +157,7 @@ async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
     import json
 
-    engine = request.app["engine"]
+    engine = _engine(request)
     term = request.query.get("term", "")
     if not term:
         raise InvalidParameter("term must be given")

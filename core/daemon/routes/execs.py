@@ -10,14 +10,10 @@ from aiohttp import web
 from dockyard.daemon.hijack import hijack
 from dockyard.daemon.http import add_route, cancel_when_client_leaves, json_response, query_int, read_json
 from dockyard.daemon.routes.containers import splice
-from dockyard.engine import Engine
+from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError
 
 log = logging.getLogger(__name__)
-
-
-def _engine(request: web.Request) -> Engine:
-    return request.app["engine"]
 
 
 async def create(request: web.Request) -> web.Response:

@@ -10,16 +10,16 @@ import httpx
 from aiohttp import web
 
 from dockyard import config_changes
+from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, query_filters,
                                   write_message)
-from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import ImageConfig
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    engine: Engine = request.app["engine"]
+    engine = _engine(request)
     source = request.query.get("fromSrc")
     if not source:
         if request.query.get("fromImage"):
@@ -52,7 +52,6 @@ async def create(request: web.Request) -> web.StreamResponse:
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
             await write_message(response, {"errorDetail": {"message": message}, "error": message})
             return response
-        engine.events.emit("image", "import", "sha256:" + image_id, {})
         await write_message(response, {"status": "sha256:" + image_id})
         return response
     finally:
@@ -81,37 +80,30 @@ async def _download(url: str, out) -> None:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
     filters = query_filters(request)
     reference = (filters.get("reference") or [None])[0] or request.query.get("filter")
-    return json_response(await asyncio.to_thread(engine.images.summaries, query_bool(request, "all"), reference))
+    return json_response(await asyncio.to_thread(_engine(request).images.summaries, query_bool(request, "all"),
+                                                 reference))
 
 
 async def inspect(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
-    return json_response(await asyncio.to_thread(
-        lambda: engine.images.inspect(engine.images.resolve(request.match_info["name"]))))
+    images = _engine(request).images
+    # a worker: the store, and the config blob read from disk
+    return json_response(await asyncio.to_thread(lambda: images.inspect(images.resolve(request.match_info["name"]))))
 
 
 async def tag(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
     repo = request.query.get("repo")
-    image_id = await asyncio.to_thread(engine.images.resolve, request.match_info["name"])
     if not repo:
         raise InvalidParameter("repo must be given")
-    await asyncio.to_thread(engine.images.tag, image_id, repo, request.query.get("tag") or "latest")
-    engine.events.emit("image", "tag", "sha256:" + image_id, {"name": f"{repo}:{request.query.get('tag') or 'latest'}"})
+    await asyncio.to_thread(_engine(request).images.tag, request.match_info["name"], repo,
+                            request.query.get("tag") or "latest")
     return web.Response(status=201)
 
 
 async def delete(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
-    name = request.match_info["name"]
-    result = await asyncio.to_thread(engine.images.delete, name, query_bool(request, "force"),
-                                     engine.containers.images_in_use(), not query_bool(request, "noprune"))
-    for item in result:
-        action, ref = next(iter(item.items()))
-        engine.events.emit("image", action.lower(), ref, {"name": name})
+    result = await asyncio.to_thread(_engine(request).images.delete, request.match_info["name"],
+                                     query_bool(request, "force"), not query_bool(request, "noprune"))
     return json_response(result)
 
 

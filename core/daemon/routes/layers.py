@@ -4,65 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
 
 from aiohttp import web
 
-from dockyard import archive, docker_archive
-from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_from_thread, write_message
-from dockyard.engine import Engine
+from dockyard import docker_archive
+from dockyard.daemon.deps import engine as _engine
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, read_json,
+                                  stream_from_thread, write_message)
 from dockyard.errors import DockyardError, InvalidParameter
-
-
-def _engine(request: web.Request) -> Engine:
-    return request.app["engine"]
+from dockyard.models.container import ContainerConfig
 
 
 async def changes(request: web.Request) -> web.Response:
-    engine = _engine(request)
-    c = engine.containers.get(request.match_info["id"])
-    found = await asyncio.to_thread(engine.storage.changes, c.id)
-    return json_response([{"Path": ch.path, "Kind": ch.kind} for ch in found] or None)
+    return json_response(await asyncio.to_thread(_engine(request).files.changes, request.match_info["id"]))
 
 
 async def commit(request: web.Request) -> web.Response:
-    engine = _engine(request)
     ref = request.query.get("container")
     if not ref:
         raise InvalidParameter("container must be given")
-    c = engine.containers.get(ref)
-    body = await request.read()
-    config = c.config
-    if body.strip():
-        from dockyard.models.container import ContainerConfig
-
-        config = ContainerConfig.model_validate_json(body)
-    changes_list = request.query.getall("changes", [])
-    changes_list = [line for item in changes_list for line in item.splitlines()]
-    created_by = " ".join([c.path, *c.args])
-    image_id = await asyncio.to_thread(
-        engine.images.commit, c.id, c.image_id, config, created_by, request.query.get("repo") or None,
-        request.query.get("tag") or None, request.query.get("comment", ""), request.query.get("author", ""),
-        changes_list)
-    engine.events.emit("container", "commit", c.id, {"name": c.name, "image": c.image_ref})
+    body = await read_json(request)
+    config = ContainerConfig.model_validate(body) if body else None
+    changes_list = [line for item in request.query.getall("changes", []) for line in item.splitlines()]
+    image_id = await _engine(request).containers.commit(
+        ref, config, request.query.get("repo") or None, request.query.get("tag") or None,
+        request.query.get("comment", ""), request.query.get("author", ""), changes_list,
+        pause=query_bool(request, "pause", True))
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    engine = _engine(request)
-    c = engine.containers.get(request.match_info["id"])
-
-    def produce(out) -> None:
-        root = engine.storage.mount(c.id)
-        try:
-            stream = archive.export_tree(root)
-            with stream:
-                shutil.copyfileobj(stream, out, 1 << 20)
-        finally:
-            engine.storage.unmount(c.id)
-
-    return await stream_from_thread(request, produce, "application/octet-stream")
+    engine, ref = _engine(request), request.match_info["id"]
+    async with engine.containers.frozen(ref):
+        produce = await asyncio.to_thread(engine.files.export, ref)
+        return await stream_from_thread(request, produce, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:

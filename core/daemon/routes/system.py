@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import platform
-import time
 
 from aiohttp import web
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.daemon.deps import engine
 from dockyard.daemon.http import JSON, add_route, cancel_when_client_leaves, json_response, query_filters, query_int
-from dockyard.engine import Engine
 
 PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
                 "Builder-Version": "1", "Swarm": "inactive"}
@@ -48,54 +48,18 @@ def _arch() -> str:
 
 
 async def info(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
-    return json_response(await asyncio.to_thread(engine.info))
+    return json_response(await asyncio.to_thread(engine(request).info))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    engine: Engine = request.app["engine"]
-    since = query_int(request, "since", 0)
-    until = query_int(request, "until", 0)
-    filters = query_filters(request)
-    queue = engine.events.subscribe()
+    stream = engine(request).events.stream(query_int(request, "since", 0), query_int(request, "until", 0),
+                                           query_filters(request))
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
-    try:
-        async with cancel_when_client_leaves(request):
-            if since:
-                for event in list(engine.events.history):
-                    if since <= event["time"] and (not until or event["time"] <= until) and _match(event, filters):
-                        await response.write(json.dumps(event).encode() + b"\n")
-            while True:
-                timeout = None
-                if until:
-                    timeout = until - time.time()
-                    if timeout <= 0:
-                        break
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
-                if event is None:  # the bus dropped us: we fell too far behind
-                    break
-                if _match(event, filters):
-                    await response.write(json.dumps(event).encode() + b"\n")
-    finally:
-        engine.events.unsubscribe(queue)
+    async with cancel_when_client_leaves(request), contextlib.aclosing(stream):
+        async for event in stream:
+            await response.write(json.dumps(event).encode() + b"\n")
     return response
-
-
-def _match(event: dict, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if key == "type" and event["Type"] not in values:
-            return False
-        if key == "event" and event["Action"] not in values:
-            return False
-        if key in ("container", "image") and not any(
-                v == event["Actor"]["ID"] or event["Actor"]["ID"].startswith(v)
-                or v == event["Actor"]["Attributes"].get("name") for v in values):
-            return False
-    return True
 
 
 def register(app: web.Application) -> None:

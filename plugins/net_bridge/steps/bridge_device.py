@@ -5,6 +5,10 @@ MAC of its ports, so it changes whenever a container comes or goes, and the
 other containers' ARP entries for the gateway go stale for seconds (their
 traffic to the gateway, the embedded DNS resolver included, is lost meanwhile).
 Like Docker, we set one, derived from the bridge's name (stable across restarts).
+
+A bridge dockyard creates carries the interface alias :data:`OWNER_ALIAS`; only
+such a bridge is ever deleted (:func:`owned`), so removing a network never takes
+down a bridge someone else made.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dockyard.errors import InvalidParameter, System
 
 NAME = "bridge_device"
+#: ifalias of the bridges dockyard created
+OWNER_ALIAS = "dockyard"
 
 
 def do(ctx) -> None:
@@ -33,6 +39,8 @@ def do(ctx) -> None:
             ipr.link("add", ifname=name, kind="bridge")
             ctx.created_bridge = True
         index = ipr.link_lookup(ifname=name)[0]
+        if ctx.created_bridge:
+            ipr.link("set", index=index, ifalias=OWNER_ALIAS)
         if not _address_set(name):
             ipr.link("set", index=index, address=mac_for(name))
         ipr.link("set", index=index, mtu=ctx.mtu, state="up")
@@ -46,6 +54,14 @@ def undo(ctx) -> None:
         found = ctx.ipr.link_lookup(ifname=ctx.bridge)
         if found:
             ctx.ipr.link("del", index=found[0])
+
+
+def owned(ipr, name: str) -> bool:
+    """Whether bridge ``name`` exists and was created by dockyard."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        return False
+    return ipr.get_links(found[0])[0].get_attr("IFLA_IFALIAS") == OWNER_ALIAS
 
 
 def mac_for(bridge: str) -> str:

@@ -1,19 +1,41 @@
 """Direct cgroup access for a running container: freeze, processes, stats, limits.
 
-The container's cgroup is ``dockyard/<id>`` in every hierarchy (set with
-``lxc.cgroup.dir.container``), so nothing needs LXC's command socket here.
+Shared by the exec drivers: each puts a container's processes in the cgroup
+``dockyard/<id>`` of every hierarchy (LXC's ``lxc.cgroup.dir.container``, the OCI
+spec's ``linux.cgroupsPath``), so reading and changing it needs no runtime.
+
+Layouts: *unified* (``/sys/fs/cgroup`` is cgroup2), *legacy* (one v1 hierarchy per
+controller under ``/sys/fs/cgroup/<controller>``) and *hybrid* (legacy plus a
+cgroup2 mount at ``/sys/fs/cgroup/unified``, which holds no controller we use but
+offers ``cgroup.kill``); the limits are v1's on the last two.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter, System
 from dockyard.models.runtime import Resources
-from dockyard.plugins.exec_lxc.lxcconf import CGROUP_ROOT, cgroup_dir
+from dockyard.timefmt import iso_now
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup2_host() -> bool:
+    """True when /sys/fs/cgroup itself is a cgroup2 mount (pure unified hierarchy)."""
+    return (CGROUP_ROOT / "cgroup.controllers").exists()
+
+
+def hybrid_host() -> bool:
+    """True for the hybrid layout: v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified."""
+    return not cgroup2_host() and (CGROUP_ROOT / "unified" / "cgroup.controllers").exists()
+
+
+def cgroup_dir(container_id: str) -> str:
+    """The container's cgroup, relative to each hierarchy's root."""
+    return f"dockyard/{container_id}"
 
 
 class Cgroups:
@@ -73,6 +95,25 @@ class Cgroups:
             self.write("", "cgroup.freeze", "0")
         else:
             self.write("freezer", "freezer.state", "THAWED")
+
+    def frozen(self) -> bool:
+        """Whether the container is frozen (or freezing); False when it has no cgroup."""
+        if self.v2:
+            return (self.read("", "cgroup.freeze") or "").strip() == "1"
+        return (self.read("freezer", "freezer.state") or "").strip() in ("FROZEN", "FREEZING")
+
+    def kill_all(self) -> bool:
+        """SIGKILL every process with ``cgroup.kill`` (cgroup2, or the hybrid unified
+        hierarchy when the runtime placed the container there); False if unavailable."""
+        path = (CGROUP_ROOT if self.v2 else CGROUP_ROOT / "unified") / self.rel / "cgroup.kill"
+        try:
+            path.write_text("1")
+        except OSError:
+            return False
+        return True
+
+    def exists(self) -> bool:
+        return self.path("pids").is_dir()
 
     # -- processes -----------------------------------------------------------
 
@@ -150,7 +191,7 @@ class Cgroups:
                  "io_queue_recursive": None, "io_service_time_recursive": None,
                  "io_wait_time_recursive": None, "io_merged_recursive": None,
                  "io_time_recursive": None, "sectors_recursive": None}
-        return {"read": _now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu,
+        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu,
                 "pids_stats": pids, "blkio_stats": blkio}
 
     def _blkio_v1(self, name: str) -> list[dict] | None:
@@ -192,7 +233,7 @@ class Cgroups:
             for key, op in (("rbytes", "read"), ("wbytes", "write")):
                 if key in kv:
                     io.append({"major": major, "minor": minor, "op": op, "value": int(kv[key])})
-        return {"read": _now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu, "pids_stats": pids,
+        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu, "pids_stats": pids,
                 "blkio_stats": {"io_service_bytes_recursive": io or None}}
 
     # -- limits --------------------------------------------------------------
@@ -245,10 +286,6 @@ class Cgroups:
             self.write("cpuset", "cpuset.cpus", res.cpuset_cpus)
         if res.pids_limit:
             self.write("pids", "pids.max", str(res.pids_limit) if res.pids_limit > 0 else "max")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _host_memory() -> int:

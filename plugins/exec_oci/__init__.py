@@ -1,0 +1,1 @@
+"""exec_oci: containers run by an OCI runtime (runc, crun), each watched by conmon."""
