@@ -93,3 +93,7 @@ class LogRotator:
                 self.containers.exec.reopen_log(container_id)
             except DockyardError as exc:  # the process ended meanwhile: nothing writes any more
                 log.debug("reopening the log of %s: %s", container_id[:12], exc)
+                try:  # LOG stays where readers and inspect's LogPath look for it
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+                except FileExistsError:
+                    pass

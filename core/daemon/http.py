@@ -30,7 +30,9 @@ import os
 import threading
 import re
 import select
+import shutil
 import struct
+import tempfile
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable
 
@@ -333,25 +335,77 @@ async def stream_from_thread(request: web.Request, produce: Callable[[Any], None
     return response
 
 
-async def stream_to_thread(request: web.Request, consume: Callable[[BinaryIO], Any]) -> Any:
-    """Run ``consume(file)`` in a thread reading the request body from a pipe; returns its result.
+# -- spooling: a container is frozen for as long as the disk takes, never as long as a client takes --
 
-    The body is fed as it arrives, never held whole; if ``consume`` stops early
-    (an error), the rest of the body is not read and its error is raised.
-    """
-    read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb")
-    # its own thread: it lasts as long as the client takes to send the body
-    task = asyncio.ensure_future(in_own_thread(consume, reader, name="body-consumer"))
+
+class _Stopped(Exception):
+    """Raised in a spooling thread once its client has gone."""
+
+
+class _StoppableFile:
+    """A file whose writes fail once ``stop`` is set (the producer stops at its next write)."""
+
+    def __init__(self, f: BinaryIO, stop: threading.Event) -> None:
+        self._f, self._stop = f, stop
+
+    def write(self, data: bytes) -> int:
+        if self._stop.is_set():
+            raise _Stopped("the client went away")
+        return self._f.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
+async def spool_from_thread(request: web.Request, produce: Callable[[Any], None], directory: os.PathLike) -> str | None:
+    """Run ``produce(file)`` into a temporary file under ``directory`` (in a thread of its own) and
+    return the file's path, or None when the client left meanwhile (the producer is stopped at its
+    next write, the file removed).  For output made while a container is frozen (``export``,
+    ``cp``): the freeze then lasts as long as writing to disk takes, and the client reads the file
+    afterwards at its own pace (:func:`stream_file`)."""
+    fd, path = tempfile.mkstemp(prefix="spool-", dir=directory)
+    stop = threading.Event()
+
+    def run() -> None:
+        with os.fdopen(fd, "wb") as out:
+            produce(_StoppableFile(out, stop))
+
+    task = asyncio.ensure_future(in_own_thread(run, name="spool"))
+    done = False
     try:
-        with os.fdopen(write_fd, "wb") as pipe:
-            async for chunk in request.content.iter_chunked(1 << 20):
-                if task.done():
-                    break
-                await asyncio.to_thread(pipe.write, chunk)
-    except BrokenPipeError:
-        pass
+        async with cancel_when_client_leaves(request):
+            await asyncio.shield(task)
+            done = True
     finally:
-        await asyncio.wait([task])
-        reader.close()
-    return task.result()
+        if not done:
+            stop.set()
+            await asyncio.gather(task, return_exceptions=True)
+            os.unlink(path)
+    return path if done else None
+
+
+async def stream_file(request: web.Request, path: str, content_type: str,
+                      headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Stream a spooled file (:func:`spool_from_thread`) to the client, then remove it."""
+    def copy(out: BinaryIO) -> None:
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+
+    try:
+        return await stream_from_thread(request, copy, content_type, headers)
+    finally:
+        await asyncio.to_thread(os.unlink, path)
+
+
+async def spool_body(request: web.Request, directory: os.PathLike) -> str:
+    """The request body in a temporary file under ``directory``, written as it arrives (a client that
+    sends slowly holds nothing but its own request); the caller removes the file."""
+    fd, path = tempfile.mkstemp(prefix="body-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                await asyncio.to_thread(out.write, chunk)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -251,6 +251,22 @@ def test_streams_free_everything_within_a_second_of_their_client_leaving(daemon)
         daemon.docker("rm", "-f", "quiet")
 
 
+def test_a_client_reading_an_export_slowly_freezes_nothing(daemon):
+    """export and cp read a running container frozen (and under its lock): into a spool file, at the
+    disk's pace; the client then reads it at its own.  One that never reads holds up no stop or rm."""
+    run = daemon.docker("run", "-d", "--name", "exported", "busybox", "sleep", "600")
+    assert run.returncode == 0, run.stderr.decode()
+    cid = inspect(daemon, "exported")["Id"]
+    stalled = [open_stream(daemon.socket, "GET", f"/containers/{cid}/export", read=1),
+               open_stream(daemon.socket, "GET", f"/containers/{cid}/archive?path=/bin", read=1)]
+    try:
+        assert daemon.docker("exec", "exported", "true", timeout=10).returncode == 0  # not frozen
+        assert daemon.docker("rm", "-f", "exported", timeout=15).returncode == 0
+    finally:
+        for s in stalled:
+            s.close()
+
+
 def daemon_api(daemon, method: str, path: str, body: dict | None = None) -> bytes:
     transport = httpx.HTTPTransport(uds=str(daemon.socket))
     with httpx.Client(transport=transport, base_url="http://d", timeout=30) as client:

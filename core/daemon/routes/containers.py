@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from contextlib import aclosing
 
 from aiohttp import web
 
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, json_response, query_bool,
-                                  query_filters, query_int, read_json, stream_from_thread, stream_to_thread)
+from dockyard.daemon.http import (JSON, add_route, cancel_when_client_leaves, frame, in_own_thread, json_response,
+                                  query_bool, query_filters, query_int, read_json, spool_body, spool_from_thread,
+                                  stream_file)
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
 from dockyard.logs import LogEntry, LogQuery
 from dockyard.models.container import CreateRequest
@@ -253,15 +255,27 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
             header = await asyncio.to_thread(engine.files.stat, ref, path)
             return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
         header, produce = await asyncio.to_thread(engine.files.archive, ref, path)
-        return await stream_from_thread(request, produce, "application/x-tar",
-                                        {"X-Docker-Container-Path-Stat": header})
+        # frozen (and locked) while the disk takes, not while the client does: it reads the spool after
+        spool = await spool_from_thread(request, produce, engine.data_root / "tmp")
+    if spool is None:
+        return web.Response(status=499)  # the client left
+    return await stream_file(request, spool, "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
     engine, ref, path = _engine(request), request.match_info["id"], _archive_path(request)
-    async with engine.containers.frozen(ref):
-        await stream_to_thread(request, lambda body: engine.files.extract(ref, path, body))
+    body = await spool_body(request, engine.data_root / "tmp")  # a slow sender freezes nothing
+    try:
+        async with engine.containers.frozen(ref):
+            await in_own_thread(_extract_file, engine, ref, path, body, name="cp-extract")
+    finally:
+        await asyncio.to_thread(os.unlink, body)
     return web.Response(status=200)
+
+
+def _extract_file(engine, ref: str, path: str, body: str) -> None:
+    with open(body, "rb") as f:
+        engine.files.extract(ref, path, f)
 
 
 async def pause(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from aiohttp import web
 from dockyard import docker_archive
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, read_json,
-                                  stream_from_thread, write_message)
+                                  spool_from_thread, stream_file, stream_from_thread, write_message)
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 
@@ -38,7 +38,11 @@ async def export(request: web.Request) -> web.StreamResponse:
     engine, ref = _engine(request), request.match_info["id"]
     async with engine.containers.frozen(ref):
         produce = await asyncio.to_thread(engine.files.export, ref)
-        return await stream_from_thread(request, produce, "application/octet-stream")
+        # frozen (and locked) while the disk takes, not while the client does: it reads the spool after
+        spool = await spool_from_thread(request, produce, engine.data_root / "tmp")
+    if spool is None:
+        return web.Response(status=499)  # the client left
+    return await stream_file(request, spool, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
