@@ -123,7 +123,8 @@ class Client(threading.Thread):
         return response
 
     def stream(self, op: str, method: str, path: str, body: bytes = b"", headers: str = "",
-               seconds: float | None = None, until: bytes | None = None) -> bytes:
+               seconds: float | None = None, until: bytes | None = None,
+               content_type: str = "application/json") -> bytes:
         """Open a stream, read it for a random time (or until ``until`` shows), then leave."""
         seconds = self.rng.uniform(0, 2.0) if seconds is None else seconds
         s = socket.socket(socket.AF_UNIX)
@@ -133,7 +134,7 @@ class Client(threading.Thread):
             s.connect(str(self.soak.daemon.socket))
             head = f"{method} {path} HTTP/1.1\r\nHost: d\r\n{headers}"
             if body:
-                head += f"Content-Type: application/x-tar\r\nContent-Length: {len(body)}\r\n"
+                head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
             s.sendall(head.encode() + b"\r\n" + body)
             deadline = time.monotonic() + seconds
             status_seen = False
@@ -252,7 +253,8 @@ class Client(threading.Thread):
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
         self.stream("build", "POST", f"/build?rm=1&forcerm=1&t=soak-build:{self.number}", body=buf.getvalue(),
-                    seconds=self.rng.uniform(0, 6) if seconds is None else seconds, until=b"Successfully tagged")
+                    seconds=self.rng.uniform(0, 6) if seconds is None else seconds, until=b"Successfully tagged",
+                    content_type="application/x-tar")
 
     def op_pull(self) -> None:
         self.stream("pull", "POST", f"/images/create?fromImage={self.soak.pull_ref}&tag=latest",
