@@ -239,7 +239,9 @@ def build(
                 dockerfile_rel = None
             else:
                 params["dockerfile"] = dockerfile_rel
-        body = _context_tar(context, dockerfile_rel, extra)
+        from .progress import Transfer
+
+        body = Transfer("Sending build context to dockyard daemon").wrap(_context_tar(context, dockerfile_rel, extra))
     image_id = _send(client(ctx), params, body, headers, quiet)
     if iidfile:
         Path(iidfile).write_text(image_id)

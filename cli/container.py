@@ -23,6 +23,7 @@ from .client import APIClient, CliError, DaemonError, quote_ref
 from .context import Failures, client, stderr_bytes, stdout_bytes, warn
 from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
+from .listformat import CONTAINER, ListFormat, container_row, render_listing
 from .session import StartFailed, attach_and_wait
 from .stdcopy import demux_to
 
@@ -457,6 +458,7 @@ def ls(
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided (name=value)")
     ] = None,
     size: Annotated[bool, typer.Option("-s", "--size", help="Display total file sizes")] = False,
+    format: ListFormat = None,
 ) -> None:
     """List containers."""
     if latest and last == -1:
@@ -469,6 +471,9 @@ def ls(
     if quiet:
         for c in containers:
             typer.echo(fmt.short_id(c.get("Id", ""), no_trunc))
+        return
+    if format:
+        typer.echo(render_listing(CONTAINER, format, (container_row(c, no_trunc) for c in containers)), nl=False)
         return
     rows = ps_rows(containers, no_trunc)
     headers = PS_HEADERS

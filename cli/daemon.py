@@ -70,6 +70,8 @@ def daemon(
     api_cors_header: Annotated[Optional[str], typer.Option("--api-cors-header", help="The Origin browsers may "
                                "call the API from ('*' for any); without it cross-origin requests are refused")]
     = None,
+    ui: Annotated[Optional[bool], typer.Option("--ui", help="Serve the web UI at /ui/ (on a unix socket: reach it "
+                  "with `dockyard ui`)")] = None,
 ) -> None:
     """Run the dockyard daemon in the foreground (needs root)."""
     from dockyard.daemon import config as daemon_config
@@ -92,7 +94,7 @@ def daemon(
              "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
              "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
              "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
-             "api_cors_header": api_cors_header,
+             "api_cors_header": api_cors_header, "ui": ui,
              "log_driver": log_driver, "log_opts": _key_values("--log-opt", log_opt)}
     try:
         config = daemon_config.load(config_file, flags)

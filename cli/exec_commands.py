@@ -308,11 +308,12 @@ def register(app: typer.Typer, container_app: typer.Typer | None = None, panel: 
     ``dockyard`` itself does not need this: cli/commands.py lists them and they are built on demand.
     """
     from .commands import ROOT, Command
+    from .examples import epilog
 
     for name in ("exec", "pause", "unpause", "top", "stats", "update"):
         entry = ROOT[name]
         assert isinstance(entry, Command)
         func = globals()[entry.target.partition(":")[2]]
-        app.command(name, rich_help_panel=panel, context_settings=entry.settings)(func)
+        app.command(name, rich_help_panel=panel, context_settings=entry.settings, epilog=epilog(entry.target))(func)
         if container_app is not None:
-            container_app.command(name, context_settings=entry.settings)(func)
+            container_app.command(name, context_settings=entry.settings, epilog=epilog(entry.target))(func)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any, BinaryIO
@@ -14,6 +15,7 @@ from .client import CliError, iter_json_messages, quote_ref
 from .context import Failures, client
 from .filters import parse_filters
 from .inspect import FormatOption, Kind, inspect_objects
+from .listformat import IMAGE, ListFormat, image_row, render_listing
 
 __all__ = ["app", "split_reference", "image_rows"]
 
@@ -42,22 +44,26 @@ def _matches(pattern: str, repo: str, tag: str) -> bool:
     return fnmatch.fnmatchcase(f"{repo}:{tag}", pattern) or fnmatch.fnmatchcase(repo, pattern)
 
 
+def listed_names(image: dict[str, Any], reference: str | None = None) -> list[tuple[str, str]]:
+    """The (repository, tag) rows ``images`` shows for ``image``: none when ``reference`` matches no tag."""
+    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+    pairs = [split_reference(t) for t in tags]
+    if reference is not None:
+        return [(r, t) for r, t in pairs if _matches(reference, r, t)]
+    if not pairs:
+        digests = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
+        repo = digests[0].partition("@")[0] if digests else "<none>"
+        pairs = [(repo, "<none>")]
+    return pairs
+
+
 def image_rows(
     images: list[dict[str, Any]], *, no_trunc: bool, reference: str | None = None, now: float | None = None
 ) -> list[list[str]]:
     """One row per repository:tag (``<none>`` for untagged images)."""
     rows = []
     for image in images:
-        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
-        pairs = [split_reference(t) for t in tags]
-        if reference is not None:
-            pairs = [(r, t) for r, t in pairs if _matches(reference, r, t)]
-            if not pairs:
-                continue
-        if not pairs:
-            digests = [d for d in image.get("RepoDigests") or [] if d != "<none>@<none>"]
-            repo = digests[0].partition("@")[0] if digests else "<none>"
-            pairs = [(repo, "<none>")]
+        pairs = listed_names(image, reference)
         image_id = image.get("Id", "")
         for repo, tag in pairs:
             rows.append([
@@ -130,6 +136,7 @@ def ls(
     tree: Annotated[bool, typer.Option("--tree", "-t", help="Output graph in tree format (the guidebook's)")] = False,
     viz: Annotated[bool, typer.Option("--viz", "-v", help="Output graph in graphviz format (the guidebook's "
                    "`images -viz | dot -Tpng`)")] = False,
+    format: ListFormat = None,
 ) -> None:
     """List images."""
     filters = parse_filters(filter) or {}
@@ -140,6 +147,11 @@ def ls(
         typer.echo(image_graph(everything, viz=viz), nl=False)
         return
     images = client(ctx).get_json("/images/json", all=all, filters=filters or None)
+    if format and not quiet:
+        rows_ = (image_row(image, repo, tag, no_trunc) for image in images
+                 for repo, tag in listed_names(image, repository))
+        typer.echo(render_listing(IMAGE, format, rows_), nl=False)
+        return
     rows = image_rows(images, no_trunc=no_trunc, reference=repository)
     if quiet:
         for row in rows:
@@ -187,9 +199,12 @@ def import_(
         except OSError as exc:
             raise CliError(f"open {source}: {exc.strerror.lower() if exc.strerror else exc}") from None
         body = _chunks(opened)
+    from .progress import Transfer
+
+    progress = Transfer(f"Importing {source}", os.fstat(opened.fileno()).st_size if opened is not None else None)
     try:
-        with client(ctx).stream(
-            "POST", "/images/create", params=params, content=body,
+        with progress, client(ctx).stream(
+            "POST", "/images/create", params=params, content=progress.wrap(body) if body is not None else None,
             headers={"Content-Type": "text/plain"},
         ) as response:
             for message_ in iter_json_messages(response):

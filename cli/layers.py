@@ -12,6 +12,7 @@ import typer
 from . import formatting as fmt, image
 from .client import CliError, iter_json_messages, quote_ref
 from .context import client, stdout_bytes
+from .listformat import HISTORY, ListFormat, history_row, render_listing
 
 __all__ = ["commit", "diff", "export", "history", "load", "save", "tag"]
 
@@ -30,11 +31,13 @@ def _output(path: str | None) -> BinaryIO:
     return stdout_bytes()
 
 
-def _download(ctx: typer.Context, path: str, params: dict[str, Any], output: str | None) -> None:
+def _download(ctx: typer.Context, path: str, params: dict[str, Any], output: str | None, label: str) -> None:
+    from .progress import Transfer
+
     out = _output(output)
     try:
-        with client(ctx).stream("GET", path, params=params) as response:
-            for chunk in response.iter_bytes(CHUNK):
+        with client(ctx).stream("GET", path, params=params) as response, Transfer(label) as progress:
+            for chunk in progress.wrap(response.iter_bytes(CHUNK)):
                 out.write(chunk)
         out.flush()
     finally:
@@ -81,7 +84,7 @@ def export(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write to a file, instead of STDOUT")] = None,
 ) -> None:
     """Export a container's filesystem as a tar archive."""
-    _download(ctx, f"/containers/{quote_ref(name)}/export", {}, output)
+    _download(ctx, f"/containers/{quote_ref(name)}/export", {}, output, f"Exporting {name}")
 
 
 def history(
@@ -89,10 +92,15 @@ def history(
     name: Annotated[str, typer.Argument(metavar="IMAGE")],
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only show image IDs")] = False,
+    format: ListFormat = None,
 ) -> None:
     """Show the history of an image."""
     rows = []
-    for entry in client(ctx).get_json(f"/images/{quote_ref(name)}/history"):
+    entries = client(ctx).get_json(f"/images/{quote_ref(name)}/history")
+    if format and not quiet:
+        typer.echo(render_listing(HISTORY, format, (history_row(e, no_trunc) for e in entries)), nl=False)
+        return
+    for entry in entries:
         image_id = entry["Id"] if entry["Id"] == "<missing>" else fmt.short_id(entry["Id"], no_trunc)
         if quiet:
             typer.echo(image_id)
@@ -123,7 +131,7 @@ def save(
     output: Annotated[str | None, typer.Option("-o", "--output", help="Write to a file, instead of STDOUT")] = None,
 ) -> None:
     """Save one or more images to a tar archive (docker-archive format)."""
-    _download(ctx, "/images/get", {"names": names}, output)
+    _download(ctx, "/images/get", {"names": names}, output, f"Saving {' '.join(names)}")
 
 
 def load(
@@ -138,13 +146,17 @@ def load(
     if not input and os.isatty(source.fileno()):
         raise CliError("requested load from stdin, but stdin is empty")
 
+    from .progress import Transfer
+
     def chunks():
         while data := source.read(CHUNK):
             yield data
 
+    size = os.fstat(source.fileno()).st_size if input else None
     try:
-        with client(ctx).stream("POST", "/images/load", params={"quiet": int(quiet)}, content=chunks(),
-                                headers={"Content-Type": "application/x-tar"}) as response:
+        with Transfer(f"Loading {input or 'stdin'}", size or None) as progress, client(ctx).stream(
+                "POST", "/images/load", params={"quiet": int(quiet)}, content=progress.wrap(chunks()),
+                headers={"Content-Type": "application/x-tar"}) as response:
             for message in iter_json_messages(response):
                 if message.get("error"):
                     raise CliError(message["error"])

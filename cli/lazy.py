@@ -42,11 +42,35 @@ class _PlainHelp:
 
 
 class PlainCommand(_PlainHelp, TyperCommand):
-    """A typer command whose parameters use :class:`PlainValues` (see :func:`plain_values`)."""
+    """A typer command whose parameters use :class:`PlainValues` (see :func:`plain_values`),
+    and whose boolean flags take docker's ``--flag=false`` (:mod:`dockyard.cli.flagspelling`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         plain_values(self)
+
+    #: ``"module:function"`` of the command (set by :meth:`LazyGroup.build`): its key in cli/examples.py
+    target: str | None = None
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        if self.target is not None and self.epilog is None:
+            from .examples import epilog
+
+            self.epilog = epilog(self.target)
+        super().format_help(ctx, formatter)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from .flagspelling import FlagValueError, split_bool_values
+
+        try:
+            args, values = split_bool_values(self.get_params(ctx), args, ctx.allow_interspersed_args)
+        except FlagValueError as exc:
+            raise UsageError(str(exc), ctx) from None
+        rest = super().parse_args(ctx, args)
+        for param, value in values:
+            ctx.params[param.name] = value
+            ctx.set_parameter_source(param.name, ParameterSource.COMMANDLINE)
+        return rest
 
 
 class Listing(TyperCommand):
@@ -100,8 +124,19 @@ class LazyGroup(_PlainHelp, TyperGroup):
         info = CommandInfo(name=name, callback=getattr(import_module(f"dockyard.cli.{module}"), function),
                            cls=PlainCommand, context_settings=entry.settings, hidden=entry.hidden,
                            rich_help_panel=entry.panel)
-        return get_command_from_info(info, pretty_exceptions_short=self.pretty_exceptions_short,
-                                     rich_markup_mode=self.rich_markup_mode)
+        command = get_command_from_info(info, pretty_exceptions_short=self.pretty_exceptions_short,
+                                        rich_markup_mode=self.rich_markup_mode)
+        if isinstance(command, PlainCommand):
+            command.target = entry.target
+        return command
+
+
+try:  # typer 0.29 carries its own click
+    from typer._click.core import ParameterSource
+    from typer._click.exceptions import UsageError
+except ImportError:
+    from click.core import ParameterSource
+    from click.exceptions import UsageError
 
 
 # -- values without pydantic -------------------------------------------------------------------------

@@ -47,6 +47,10 @@ def main() -> None:
     # Importing typer and building the command make dozens of cycle collections that free
     # nothing (~5 ms); the root callback (cli/app.py) turns collection back on.
     gc.disable()
+    if "_DOCKYARD_COMPLETE" in os.environ:  # a shell asks for candidates (cli/completion.py)
+        from .completion import enable
+
+        enable()
     program = sys.modules[__name__].app  # cli/app.py's (see __getattr__), or what a caller put in its place
     if serves(sys.argv[1:]):
         # Servers keep Python's SIGPIPE disposition (ignored), so a client that leaves mid-stream is an

@@ -11,6 +11,7 @@ import typer
 
 from .client import CliError
 from .context import client
+from .listformat import NETWORK, ListFormat, network_row, render_listing
 
 __all__ = ["app", "parse_publish", "port_bindings", "port_lines"]
 
@@ -99,9 +100,13 @@ def port_lines(inspect: dict[str, Any], private: str | None = None) -> list[str]
 # -- commands ---------------------------------------------------------------------------------
 def ls(ctx: typer.Context,
        quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display network IDs")] = False,
-       no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate the output")] = False) -> None:
+       no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate the output")] = False,
+       format: ListFormat = None) -> None:
     """List networks."""
     nets = client(ctx).get_json("/networks")
+    if format and not quiet:
+        typer.echo(render_listing(NETWORK, format, (network_row(n, no_trunc) for n in nets)), nl=False)
+        return
     if quiet:
         for n in nets:
             typer.echo(n["Id"] if no_trunc else n["Id"][:12])

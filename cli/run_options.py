@@ -25,7 +25,7 @@ def _opt(*names: str, help: str, panel: str) -> Any:
 
 
 Publish = Annotated[list[str] | None, _opt("-p", "--publish", help="Publish a container's port(s) to the host "
-                                           "([ip:][hostPort:]containerPort[/udp])", panel=NET)]
+                                           "(\\[ip:]\\[hostPort:]containerPort\\[/udp])", panel=NET)]  # \\[: rich markup
 PublishAll = Annotated[bool, _opt("-P", "--publish-all", help="Publish all exposed ports to random ports", panel=NET)]
 Network = Annotated[str, _opt("--network", "--net", help="Connect a container to a network "
                               "(bridge, none, host, container:<name|id>, or a network name)", panel=NET)]

@@ -202,8 +202,12 @@ PLAIN = PlainWhiteouts()
 # ---------------------------------------------------------------------------
 
 
-def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN) -> int:
+def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN, *,
+                no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> int:
     """Extract an uncompressed layer tar into ``root``; return the content bytes.
+
+    ``docker cp`` options: ``no_overwrite_dir_non_dir`` refuses to replace a directory with
+    something else or the reverse; ``owner`` (uid, gid) replaces the owners the tar gives.
 
     The bytes counted are the (apparent) sizes of regular files.  Paths never
     leave ``root``: ``..`` is refused, a leading ``/`` ignored, and symlinks in
@@ -213,6 +217,7 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
     I/O errors.  The stream is read to its end.
     """
     applier = _Applier(os.path.realpath(root), whiteout)
+    applier.no_overwrite_dir_non_dir, applier.owner = no_overwrite_dir_non_dir, owner
     try:
         with tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape",
                           tarinfo=_CheckedTarInfo) as tf:
@@ -340,6 +345,8 @@ class _Applier:
         self.dir_times: dict[str, int] = {}
         self.opaque: set[str] = set()  # directories made opaque: nothing below them is copied up
         self.written = 0
+        self.no_overwrite_dir_non_dir = False
+        self.owner: tuple[int, int] | None = None
 
     # -- paths ---------------------------------------------------------------
 
@@ -471,6 +478,8 @@ class _Applier:
         parent = self.resolve_dir(dir_parts, create=True)
         self.keep_time(parent)
         path = os.path.join(parent, base)
+        if self.no_overwrite_dir_non_dir:
+            self.check_overwrite(path, m)
         if m.isreg():
             self.clear(path, keep_dir=False)
             self.write_file(tf, m, path)
@@ -555,6 +564,18 @@ class _Applier:
             os.close(fd)
         self.written += m.size
 
+    def check_overwrite(self, path: str, m: tarfile.TarInfo) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode) and not m.isdir():
+            raise InvalidParameter(f"cannot overwrite directory {path[len(self.root):] or '/'!r} with "
+                                   f"non-directory {m.name!r}")
+        if not stat.S_ISDIR(st.st_mode) and m.isdir():
+            raise InvalidParameter(f"cannot overwrite non-directory {path[len(self.root):]!r} with "
+                                   f"directory {m.name!r}")
+
     def meta(self, target: str | int, m: tarfile.TarInfo, symlink: bool = False) -> None:
         """chown, chmod, xattrs, in that order (chown drops setuid and capabilities).
 
@@ -567,10 +588,11 @@ class _Applier:
             finally:
                 os.close(fd)
             return
+        uid, gid = self.owner if self.owner is not None else (m.uid, m.gid)
         if isinstance(target, int):
-            os.fchown(target, m.uid, m.gid)
+            os.fchown(target, uid, gid)
         else:
-            os.chown(target, m.uid, m.gid, follow_symlinks=False)
+            os.chown(target, uid, gid, follow_symlinks=False)
         if isinstance(target, int):
             os.fchmod(target, m.mode & 0o7777)
         elif not symlink:

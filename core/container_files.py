@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard import archive
+from dockyard import archive, rootfs
 from dockyard.chroot import run_in_root
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.timefmt import go_rfc3339nano
@@ -123,8 +123,10 @@ def write_tar(root: Path, inner: str, path: str, out: BinaryIO) -> None:
     run_in_root(root, work, keep_fds=(fd,))
 
 
-def extract(root: Path, inner: str, path: str, stream: BinaryIO) -> None:
-    """Unpack a tar into an existing directory of the container."""
+def extract(root: Path, inner: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
+            owner: tuple[int, int] | None = None) -> None:
+    """Unpack a tar into an existing directory of the container (``docker cp`` options: see
+    :func:`dockyard.archive.apply_layer`)."""
     fd = stream.fileno()
 
     def work() -> None:
@@ -134,7 +136,7 @@ def extract(root: Path, inner: str, path: str, stream: BinaryIO) -> None:
         if not os.path.isdir(real):
             raise InvalidParameter(f"extraction point is not a directory: {path}")
         with os.fdopen(os.dup(fd), "rb") as source:
-            archive.apply_layer(real, source)
+            archive.apply_layer(real, source, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner)
 
     run_in_root(root, work, keep_fds=(fd,))
 
@@ -181,11 +183,18 @@ class ContainerFiles:
 
         return header, produce
 
-    def extract(self, ref: str, path: str, stream: BinaryIO) -> None:
-        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container."""
+    def extract(self, ref: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
+                copy_uid_gid: bool = False) -> None:
+        """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container.
+        ``copy_uid_gid`` (``docker cp -a``) gives the files to the container's user when it has one, as
+        Docker does; otherwise they keep the tar's owners."""
         c = self.containers.get(ref)
         with self._rootfs(c.id) as root:
-            extract(*locate(root, c.mounts, path), path, stream)
+            owner = None
+            if copy_uid_gid and c.config.user:
+                uid, gid, _, _ = rootfs.resolve_user(root, c.config.user)
+                owner = (uid, gid)
+            extract(*locate(root, c.mounts, path), path, stream, no_overwrite_dir_non_dir, owner)
 
     def export(self, ref: str) -> Callable[[BinaryIO], None]:
         """``docker export``: a function writing the container's whole file system as a tar."""

@@ -29,6 +29,7 @@ from dockyard import hookspecs
 from dockyard.errors import DriverNotFound, DriverNotSupported, NotSupportedByDriver
 from dockyard.models.runtime import (
     Change,
+    EndpointRequest,
     ExitStatus,
     NetworkAttachment,
     NetworkRequest,
@@ -364,8 +365,17 @@ class NetworkDriver(_Facade):
     def inspect(self, name: str) -> dict:
         return dict(self._call("network_inspect", name=name))
 
-    def connect(self, container_id: str, network: str, aliases: list[str]) -> dict:
-        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases))
+    def connect(self, container_id: str, network: str, aliases: list[str],
+                endpoint: EndpointRequest | None = None) -> dict:
+        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases,
+                               endpoint=endpoint or EndpointRequest(aliases=aliases)))
+
+    def resolvers(self, container_id: str) -> list[str] | None:
+        """The driver's resolvers for a running container (:func:`~dockyard.hookspecs.network_resolvers`);
+        None when the driver has no such hook."""
+        if not self._pm.hook.network_resolvers.get_hookimpls():
+            return None
+        return list(self._call("network_resolvers", container_id=container_id) or [])
 
     def disconnect(self, container_id: str, network: str) -> None:
         self._call("network_disconnect", container_id=container_id, network=network)

@@ -19,6 +19,7 @@ from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, Net
 from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
+from dockyard.health import HealthMonitor
 from dockyard.images import ImageService
 from dockyard.models.container import LogConfig
 from dockyard.networks import NetworkService
@@ -92,7 +93,7 @@ class Engine:
         events = EventBus()
         observers = Observers(drivers.pm)
         images = ImageService(store, storage_facade, drivers.names["storage"], events)
-        volumes = VolumeService(data_root / "volumes", store)
+        volumes = VolumeService(data_root / "volumes", store, events)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
                                       network_facade, drivers.names, events, observers, security, log_config)
         # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
@@ -100,14 +101,19 @@ class Engine:
         volumes.users = containers.volume_users
         containers.load()
         images.reconcile(set(containers.containers))
+        execs = ExecService(containers)
+        containers.health = HealthMonitor(containers, execs.probe)
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, ExecService(containers), events, DistributionDriver(drivers.pm),
-                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers), observers)
+                   containers, execs, events, DistributionDriver(drivers.pm),
+                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers, events),
+                   observers)
 
     def close(self) -> None:
         self.containers.close()
         try:
             try:
+                if self.containers.health is not None:
+                    self.containers.health.close()
                 self.observers.close()
                 self.network.cleanup()
             finally:
@@ -117,6 +123,18 @@ class Engine:
                     self.storage.cleanup()
         finally:
             self.store.close()
+
+    def disk_usage(self) -> dict:
+        """``GET /system/df``: layers, images (with containers using them and shared bytes), containers
+        (with their sizes) and volumes (with size and references).  Blocks: call from a worker thread.
+        The classic builder's cache is images, so ``BuildCache`` is empty, as with Docker's."""
+        return {
+            "LayersSize": self.images.layers_size(),
+            "Images": self.images.summaries(extra=True),
+            "Containers": self.containers.summaries_now(all_containers=True, size=True),
+            "Volumes": self.volumes.usage(),
+            "BuildCache": [],
+        }
 
     def info(self) -> dict:
         total, running, paused, stopped = self.containers.counts()

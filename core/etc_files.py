@@ -12,15 +12,23 @@ from pathlib import Path
 
 from dockyard.errors import InvalidParameter
 
-__all__ = ["check", "resolv_conf", "write"]
+__all__ = ["check", "resolv_conf", "write", "write_hosts", "write_resolv_conf"]
 
 _DEFAULT_HOSTS = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
                   "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
 
 
-def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = "", domainname: str = "") -> None:
+def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = "", domainname: str = "",
+          search: list[str] | None = None, options: list[str] | None = None) -> None:
     """What goes into these files must be one line of what it claims to be (checked at create): a newline
-    in ``--add-host`` or ``--dns`` would add lines of the client's choosing."""
+    in ``--add-host``, ``--dns``, ``--dns-search`` or ``--dns-option`` would add lines of the client's
+    choosing."""
+    for domain in search or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", domain):
+            raise InvalidParameter(f"{domain!r} is not a valid domain (--dns-search)")
+    for option in options or []:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", option):
+            raise InvalidParameter(f"invalid DNS option {option!r} (--dns-option)")
     for server in dns or []:
         try:
             ipaddress.ip_address(server)
@@ -40,13 +48,24 @@ def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = 
 
 
 def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str], host_network: bool,
-          settings: dict | None = None, resolvers: list[str] | None = None) -> list[tuple[Path, str, bool]]:
+          settings: dict | None = None, resolvers: list[str] | None = None, *, search: list[str] = (),
+          options: list[str] = ()) -> list[tuple[Path, str, bool]]:
     """Write the three files; returns them as the exec driver's binds ``(source, destination, read_only)``.
 
-    ``extra_hosts``: ``--add-host name:ip``; ``settings``: the network driver's settings
-    (the container's address goes into ``hosts``); ``dns`` and ``resolvers``: see :func:`resolv_conf`.
+    ``extra_hosts``: ``--add-host name:ip`` and ready ``ip<TAB>names`` lines (links);
+    ``settings``: the network driver's settings (the container's address goes into ``hosts``);
+    ``dns``, ``resolvers``, ``search`` and ``options``: see :func:`resolv_conf`.
     """
     (directory / "hostname").write_text(hostname + "\n")
+    write_hosts(directory, hostname, extra_hosts, host_network, settings)
+    write_resolv_conf(directory, dns, host_network, resolvers or [], search, options)
+    return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
+            (directory / "resolv.conf", "/etc/resolv.conf", False)]
+
+
+def write_hosts(directory: Path, hostname: str, extra_hosts: list[str], host_network: bool,
+                settings: dict | None = None) -> None:
+    """(Re)write ``hosts`` in place (see :func:`write`)."""
     hosts = list(_DEFAULT_HOSTS)
     if host_network:
         try:
@@ -54,6 +73,9 @@ def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str]
         except OSError:
             pass
     for entry in extra_hosts:
+        if "\t" in entry:
+            hosts.append(entry)
+            continue
         name, _, ip = entry.partition(":")
         hosts.append(f"{ip}\t{name}")
     settings = settings or {}
@@ -62,17 +84,43 @@ def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str]
     if ip:
         hosts.append(f"{ip}\t{hostname}")
     (directory / "hosts").write_text("\n".join(hosts) + "\n")
-    (directory / "resolv.conf").write_text(resolv_conf(dns, host_network, resolvers or []))
-    return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
-            (directory / "resolv.conf", "/etc/resolv.conf", False)]
 
 
-def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
+def write_resolv_conf(directory: Path, dns: list[str], host_network: bool, resolvers: list[str],
+                      search: list[str] = (), options: list[str] = ()) -> None:
+    """(Re)write ``resolv.conf`` in place: the container sees the new content through its bind mount
+    (``network connect`` gives a running container its new network's resolver)."""
+    (directory / "resolv.conf").write_text(resolv_conf(dns, host_network, resolvers, search, options))
+
+
+def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None, search: list[str] = (),
+                options: list[str] = ()) -> str:
     """The host's resolv.conf; in a namespace of its own a container cannot reach
     loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
     Docker's defaults when none is left.  ``--dns`` replaces the nameservers.
     ``resolvers`` (a network driver's embedded resolver, user networks) replace
-    both; ``--dns`` servers are then that resolver's upstream, as in Docker."""
+    both; ``--dns`` servers are then that resolver's upstream, as in Docker.
+    ``--dns-search`` replaces the search domains (``.`` alone: none) and
+    ``--dns-option`` the options, as Docker's ``resolvconf.Build`` does."""
+    return _with_search_and_options(_nameservers(dns, host_network, resolvers), list(search), list(options),
+                                    bool(resolvers))
+
+
+def _with_search_and_options(text: str, search: list[str], options: list[str], embedded: bool) -> str:
+    lines = text.splitlines()
+    if search:
+        lines = [line for line in lines if not line.startswith(("search", "domain"))]
+        if search != ["."]:
+            lines.insert(0, "search " + " ".join(search))
+    if options:
+        lines = [line for line in lines if not line.startswith("options")]
+        if embedded and not any(o.startswith("ndots:") for o in options):
+            options = [*options, "ndots:0"]
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def _nameservers(dns: list[str], host_network: bool, resolvers: list[str] | None = None) -> str:
     try:
         lines = Path("/etc/resolv.conf").read_text().splitlines()
     except OSError:

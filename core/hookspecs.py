@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from dockyard.models.runtime import (
         Change,
         ExitStatus,
+        EndpointRequest,
         NetworkAttachment,
         NetworkRequest,
         ProcessSpec,
@@ -520,10 +521,35 @@ def network_inspect(name: str) -> dict | None:
 
 
 @hookspec(firstresult=True)
-def network_connect(container_id: str, network: str, aliases: list[str]) -> dict | None:
+def network_connect(container_id: str, network: str, aliases: list[str],
+                    endpoint: EndpointRequest | None) -> dict | None:
     """Attach a running container to one more network (next ``ethN``).  Returns the container's
-    NetworkSettings.  ``Conflict`` if it is not running or is already connected.
-    Implemented by: network driver (optional).  firstresult."""
+    NetworkSettings.
+
+    Called by ``POST /networks/{id}/connect`` for a running container, and at every start for
+    each network the container is on besides the one of its network mode (the core keeps that
+    list, so connections survive restarts).  ``endpoint`` carries the aliases again with fixed
+    addresses, link-local addresses and a MAC address; a driver that cannot honour one of them
+    raises ``InvalidParameter`` rather than ignoring it.  ``Conflict`` if the container is not
+    running, is already connected or the address is taken; ``InvalidParameter`` for an address
+    outside the network's subnet.
+    Implemented by: network driver (optional).  firstresult.
+
+    .. versionchanged:: 0.3 ``endpoint``
+    """
+
+
+@hookspec(firstresult=True)
+def network_resolvers(container_id: str) -> list[str] | None:
+    """Nameservers a resolver of the driver's answers for a running container on, considering every
+    network it is on now: what its ``resolv.conf`` should list after a ``network connect`` ([] when
+    none of its networks has one; the host's resolvers are then kept).
+
+    Implemented by: network driver (optional).  firstresult.  Never raises for an unknown container
+    (returns []).
+
+    .. versionadded:: 0.3
+    """
 
 
 @hookspec(firstresult=True)

@@ -31,10 +31,11 @@ from dockyard import config_changes, ids, reference
 from dockyard.archive import SafeTarInfo
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
+from dockyard.filters import Filters
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
 from dockyard.store import Store
-from dockyard.timefmt import iso_now, to_unix
+from dockyard.timefmt import iso_now, parse_iso, to_unix
 
 if TYPE_CHECKING:
     from dockyard.events import EventBus
@@ -355,32 +356,133 @@ class ImageService:
         """Record the manifest digest an image has in a registry repository (pull, push)."""
         self.store.add_repo_digest(repo, digest, image_id)
 
-    def summaries(self, all_images: bool = False, reference: str | None = None) -> list[dict]:
+    def summaries(self, all_images: bool = False, filters: Filters | None = None, extra: bool = False) -> list[dict]:
+        """``GET /images/json`` with moby's filter rules; ``extra`` adds what ``system df`` shows
+        (``Containers``, ``SharedSize``).  Blocks (SQLite): call from a worker thread."""
+        filters = filters or Filters()
+        dangling = filters.bool_value("dangling")
+        # a key with no values filters nothing, as moby's WalkValues (schemathesis sent {"before": []}: a 500)
+        before = self.config(self.resolve(filters.get("before")[-1])).created if filters.get("before") else None
+        since = self.config(self.resolve(filters.get("since")[-1])).created if filters.get("since") else None
         rows = self.store.image_rows()
         parents = {r["parent"] for r in rows if r["parent"]}
+        users = self.users() if extra else {}
+        layer_refs: dict[str, int] = {}
+        chains: dict[str, list[str]] = {}
+        if extra:
+            for row in rows:
+                chains[row["id"]] = self.layer_chain(row["top_layer"])
+                for layer in chains[row["id"]]:
+                    layer_refs[layer] = layer_refs.get(layer, 0) + 1
         result = []
-        for row in rows:
-            tags = self.repo_tags(row["id"])
-            if not all_images and not tags and row["id"] in parents:
-                continue  # an intermediate image: shown only with -a
-            digests = self.repo_digests(row["id"])
-            if reference and not any(_matches(reference, t) for t in tags) and \
-                    not any(_matches(reference, d.split("@")[0] + ":") for d in digests):
-                continue
+        for row in sorted(rows, key=lambda r: r["created"], reverse=True):
+            is_head = row["id"] not in parents
+            if dangling and not is_head:
+                continue  # Docker lists only the heads of the image graph for dangling=true
             config = self.config(row["id"])
-            result.append({
+            created = config.created or row["created"]
+            if before is not None and parse_iso(created) >= parse_iso(before):
+                continue
+            if since is not None and parse_iso(created) <= parse_iso(since):
+                continue
+            if filters.contains("label") and not filters.match_kv_list("label", config.config.labels):
+                continue
+            tags = self.repo_tags(row["id"])
+            digests = self.repo_digests(row["id"])
+            if filters.contains("reference"):
+                patterns = filters.get("reference")
+                tags = [t for t in tags if any(_matches(p, t) for p in patterns)]
+                digests = [d for d in digests if any(_matches(p, d.split("@")[0] + ":") for p in patterns)]
+            if not tags and not digests:
+                if filters.contains("reference"):
+                    continue  # only images with a matching name
+                if not (all_images or is_head):
+                    continue  # an intermediate image: shown only with -a
+                if dangling is False:
+                    continue
+                tags, digests = ["<none>:<none>"], ["<none>@<none>"]
+            elif dangling and tags:
+                continue
+            item = {
                 "Id": "sha256:" + row["id"],
                 "ParentId": "sha256:" + row["parent"] if row["parent"] else "",
-                "RepoTags": tags or ["<none>:<none>"],
-                "RepoDigests": digests or ([] if tags else ["<none>@<none>"]),
-                "Created": to_unix(row["created"]),
+                "RepoTags": tags,
+                "RepoDigests": digests,
+                "Created": to_unix(created),
                 "Size": row["size"],
                 "VirtualSize": row["size"],
                 "SharedSize": -1,
                 "Labels": config.config.labels or {},
                 "Containers": -1,
-            })
+            }
+            if extra:
+                item["Containers"] = len(users.get(row["id"], []))
+                item["SharedSize"] = sum(self._layer_size(layer) for layer in chains[row["id"]]
+                                         if layer_refs.get(layer, 0) > 1)
+            result.append(item)
         return result
+
+    def _layer_size(self, layer: str) -> int:
+        row = self.store.layer_row(layer)
+        return row["size"] if row else 0
+
+    def layers_size(self) -> int:
+        """Bytes of every image layer (``system df``'s LayersSize)."""
+        return sum(row["size"] for row in self.store.layer_rows())
+
+    def descendants(self, image_id: str) -> set[str]:
+        """The image and every image built on it (``docker ps --filter ancestor=``)."""
+        found, todo = set(), [image_id]
+        while todo:
+            current = todo.pop()
+            if current not in found:
+                found.add(current)
+                todo += self.store.image_children(current)
+        return found
+
+    def prune(self, filters: Filters) -> tuple[list[dict], int]:
+        """``docker image prune``: dangling images (``dangling=false``: every image no container
+        uses), created before ``until``, with the labels asked for; returns the untag and delete
+        lines and the bytes freed.  Blocks: call from a worker thread."""
+        dangling = filters.bool_value("dangling")
+        dangling_only = dangling is not False
+        until = filters.until()
+        rows = self.store.image_rows()
+        parents = {r["parent"] for r in rows if r["parent"]}
+        sizes_before = {r["chain_id"]: r["size"] for r in self.store.layer_rows()}
+        in_use = self.users()
+        deleted: list[dict] = []
+        for row in rows:
+            image_id = row["id"]
+            if self.store.image_row(image_id) is None:
+                continue  # removed with an earlier one
+            tags, digests = self.store.tags_of(image_id), self.repo_digests(image_id)
+            if dangling_only and row["id"] in parents:
+                continue
+            if not tags and not digests and image_id in parents:
+                continue
+            config = self.config(image_id)
+            if until is not None and parse_iso(config.created or row["created"]) >= until:
+                continue
+            if not filters.match_labels(config.config.labels):
+                continue
+            if dangling_only and tags:
+                continue
+            if in_use.get(image_id):
+                continue
+            try:
+                if tags and not dangling_only:
+                    for repo, tag in tags:
+                        deleted += self.delete(f"{repo}:{tag}", force=False, prune=True)
+                else:
+                    deleted += self.delete(image_id, force=False, prune=True)
+            except Conflict:
+                continue
+        remaining = self.store.layer_ids()
+        reclaimed = sum(size for layer, size in sizes_before.items() if layer not in remaining)
+        if self.events is not None:
+            self.events.emit("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return deleted, reclaimed
 
     def inspect(self, image_id: str) -> dict:
         row = self.store.image_row(image_id)

@@ -215,6 +215,12 @@ def resolve_user(root: Path, user: str) -> tuple[int, int, list[int], str]:
     return uid, gid, extra, home
 
 
+def lookup_group(root: Path, name: str) -> int | None:
+    """The gid of a group name in the rootfs's ``/etc/group``; None when there is none."""
+    match = next((g for g in _entries(root, "/etc/group") if len(g) >= 3 and g[0] == name and g[2].isdigit()), None)
+    return int(match[2]) if match else None
+
+
 def make_workdir(root: Path, workdir: str, uid: int, gid: int) -> None:
     """Create the working directory inside the rootfs if missing (Docker does)."""
     target = resolve_in_root(root, workdir)

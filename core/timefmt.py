@@ -10,7 +10,8 @@ import re
 import time
 from datetime import datetime, timezone
 
-__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_iso", "to_unix"]
+__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_duration", "parse_iso",
+           "parse_timestamp", "to_unix"]
 
 NEVER = "0001-01-01T00:00:00Z"
 
@@ -88,6 +89,55 @@ def to_utc(value: str) -> str:
 
 def to_unix(value: str) -> int:
     return int(parse_iso(value))
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+
+
+def parse_duration(value: str) -> float:
+    """Seconds of a Go duration (``1h30m``, ``10s``, ``1.5h``, ``-2m``, ``0``); ValueError otherwise."""
+    text = value.strip()
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    if text == "0":
+        return 0.0
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"time: invalid duration {value!r}")
+    return sign * total
+
+
+def parse_timestamp(value: str, now: float) -> float:
+    """Unix seconds of a time as ``docker events --since``, ``logs --until`` and prune's ``until``
+    take it (moby ``GetTimestamp``): a Go duration back from ``now``, an RFC 3339 time or date
+    (without a zone: the daemon's local one), or unix seconds with an optional fraction."""
+    text = value.strip()
+    if text != "0":
+        try:
+            return now - parse_duration(text)
+        except ValueError:
+            pass
+    if "-" in text:
+        try:
+            if re.search(r"(?:[zZ]|[+-]\d{2}:?\d{2})$", text) or text.count("-") == 3:
+                return parse_iso(text)
+            day, _, clock = text.partition("T")
+            clock = clock or "00:00:00"
+            clock += ":00" * max(0, 2 - clock.count(":"))
+            return datetime.fromisoformat(f"{day}T{clock}").timestamp()  # local time, as Docker
+        except ValueError:
+            raise ValueError(f"failed to parse value as time or duration: {value!r}") from None
+    seconds, _, fraction = text.partition(".")
+    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
+        raise ValueError(f"failed to parse value as time or duration: {value!r}")
+    return int(seconds) + (float("0." + fraction) if fraction else 0.0)
 
 
 def human_duration(seconds: float) -> str:

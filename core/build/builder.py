@@ -36,7 +36,7 @@ from typing import Any
 
 from dockyard import ids, rootfs, transfer
 from dockyard.build import copier
-from dockyard.build.cache import BuildCache, step_key
+from dockyard.build.cache import BuildCache, from_sources, in_chain, step_key
 from dockyard.build.context import Context
 from dockyard.build.parser import Dockerfile, DockerfileError, Instruction, Stage, parse, parse_pairs
 from dockyard.build.shell import ShellError, process_word, process_words
@@ -80,6 +80,8 @@ class BuildOptions:
     registry_config: dict[str, dict] = field(default_factory=dict)
     network_mode: str = "default"
     extra_hosts: list[str] = field(default_factory=list)
+    #: images whose history may stand in for build steps (``--cache-from``)
+    cache_from: list[str] = field(default_factory=list)
     memory: int = 0
     memory_swap: int = 0
     cpu_shares: int = 0
@@ -209,6 +211,7 @@ class Builder:
         self.total = 0
         self.live_containers: set[str] = set()
         self.live_layers: set[str] = set()
+        self._sources: list[str] | None = None  # --cache-from images, resolved at the first probe
 
     # -- entry point -------------------------------------------------------------------
     def parse(self) -> Dockerfile:
@@ -405,7 +408,7 @@ class Builder:
                              created_by: str, author: str | None = None) -> None:
         """A step that only changes the config: cached by the resulting config."""
         key = step_key("meta", instr.keyword, created_by, config.api(), author)
-        if await self._probe(state, key):
+        if await self._probe(state, key, created_by, config):
             return
         state.config = config
         if author is not None:
@@ -419,10 +422,22 @@ class Builder:
     def _parent(state: StageState) -> str:
         return state.image_id or ""
 
-    async def _probe(self, state: StageState, key: str) -> bool:
+    async def _probe(self, state: StageState, key: str, created_by: str = "",
+                     config: ContainerConfig | None = None) -> bool:
+        """Whether the step is cached (then ``state`` moves to the cached image).  ``created_by`` and
+        the step's resulting ``config`` let ``--cache-from`` images stand in (:mod:`.cache`)."""
         if self.options.no_cache:
             return False
         hit = self.cache.lookup(self._parent(state), key)
+        sources = await self._cache_sources()
+        if sources:
+            if hit is not None and not any(in_chain(self.images, hit, s) for s in sources):
+                hit = None  # with --cache-from, only what those images are made of counts, as in Docker
+            if hit is None and created_by:
+                hit = await asyncio.to_thread(from_sources, self.images, sources, state.image_id, created_by,
+                                              config or state.config)
+                if hit is not None:
+                    self.cache.record(self._parent(state), key, hit)
         if hit is None:
             return False
         image = self.images.config(hit)
@@ -432,6 +447,17 @@ class Builder:
         await self.out.stream(" ---> Using cache\n")
         await self.out.stream(f" ---> {_short(hit)}\n")
         return True
+
+    async def _cache_sources(self) -> list[str]:
+        """The ``--cache-from`` images that exist here (others are skipped, as Docker skips them)."""
+        if self._sources is None:
+            self._sources = []
+            for name in self.options.cache_from:
+                try:
+                    self._sources.append(self.images.resolve(name))
+                except DockyardError:
+                    await self.out.stream(f"Image {name} not found for --cache-from: skipped\n")
+        return self._sources
 
     def _nop(self, text: str) -> str:
         return f"/bin/sh -c #(nop)  {text}"
@@ -561,8 +587,9 @@ class Builder:
             else:
                 test = ["CMD-SHELL", command]
             check = {"Test": test}
-            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
-                              ("start-interval", "StartInterval")):
+            if "start-interval" in instr.flags:  # Config.Healthcheck.StartInterval is API 1.44
+                raise instr.error("HEALTHCHECK: --start-interval is not supported by this daemon (API 1.41)")
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod")):
                 if flag in instr.flags:
                     value = _duration_ns(instr.flags[flag], flag)
                     if value and value < 1_000_000:
@@ -594,7 +621,7 @@ class Builder:
             await self._metadata_step(instr, state, config, created_by)
             return
         key = step_key("workdir", path, config.api())
-        if await self._probe(state, key):
+        if await self._probe(state, key, created_by, config):
             return
         parent = self._parent(state)
         state.config = config
@@ -680,7 +707,7 @@ class Builder:
             created_by = f"/bin/sh -c #(nop) {what} {kind}:{summary} in {dest} "
             key = step_key(what, digests, [s.archive for s in sources], [s.name for s in sources], dest,
                            state.config.working_dir, chown, chmod, from_id, state.config.api())
-            if await self._probe(state, key):
+            if await self._probe(state, key, created_by):
                 return
             parent = self._parent(state)
 
@@ -766,7 +793,7 @@ class Builder:
         shown = " ".join(argv)
         created_by = f"|{len(build_env)} {' '.join(build_env)} {shown}" if build_env else shown
         key = step_key("run", argv, build_env, state.config.api())
-        if await self._probe(state, key):
+        if await self._probe(state, key, created_by):
             return
         if state.image_id is None:
             raise BuildError(f"The command '{shown}' cannot run: the image is empty (FROM scratch has no "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from dockyard.address import Address
-from dockyard.daemon import guard
+from dockyard.daemon import guard, openapi, ui
 from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import MAX_BODY, api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
@@ -36,24 +37,48 @@ def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _unknown(request: web.Request) -> web.Response:
-    # BuildKit's /session and /grpc, and anything else we do not serve
+    """404 for a path nothing serves (BuildKit's /session and /grpc...); 405 naming the allowed methods for a
+    path served under other methods, as moby's router answers."""
+    # the most specific template that matches decides: /containers/json is that path, not the container
+    # "json" of /containers/{id}; /images/x/history is not the image "x/history" of /images/{name}
+    allowed: dict[tuple[int, int], set[str]] = {}
+    for resource in request.app.router.resources():
+        template = resource.get_info().get("path") or resource.get_info().get("formatter", "")
+        if template == "/{tail}":
+            continue  # this catch-all
+        match, methods = await resource.resolve(request)
+        if match is None and methods:
+            template = template.replace("/v{version}", "")
+            literal = len(re.sub(r"\{[^}]*\}", "", template))
+            allowed.setdefault((template.count("{"), -literal), set()).update(methods)
+    if allowed:
+        response = error_response(f"method not allowed: {request.method} {request.path}", 405)
+        response.headers["Allow"] = ", ".join(sorted(allowed[min(allowed)]))
+        return response
     return error_response(f"page not found: {request.method} {request.path}", 404)
 
 
-def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None) -> web.Application:
+def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
+             ui_assets: ui.UiAssets | None = None) -> web.Application:
+    """The API (and with ``ui_assets``, the web UI at /ui/); /openapi.json and /docs describe the API."""
     # client_max_size caps what request.read() holds in memory (413 beyond); large bodies are streamed
     app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
                           client_max_size=MAX_BODY)
     app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
+    openapi.register(app)
+    if ui_assets is not None:
+        ui.register(app, ui_assets)
     app.router.add_route("*", "/{tail:.*}", _unknown)
     return app
 
 
 async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *,
-                tls: ssl.SSLContext | None = None, cors_origin: str = "", debug: bool = False) -> None:
-    """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given)."""
+                tls: ssl.SSLContext | None = None, cors_origin: str = "",
+                ui_assets: ui.UiAssets | None = None, debug: bool = False) -> None:
+    """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given; the web UI
+    too with ``ui_assets``; with ``debug``, callbacks that hold the loop are logged)."""
     loop = asyncio.get_running_loop()
     if debug:
         watch_loop(loop)
@@ -62,7 +87,8 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *
     engine.containers.loop = loop
     await engine.containers.recover()
     app = make_app(engine, guard.GuardConfig.for_listeners(cors_origin, [a.host for a in addresses
-                                                                          if a.scheme == "tcp"]))
+                                                                          if a.scheme == "tcp"],
+                                                           own_origin=ui_assets is not None), ui_assets)
     # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
     access = logging.getLogger("dockyard.access")
     runner = web.AppRunner(app, handler_cancellation=False, shutdown_timeout=1.0,

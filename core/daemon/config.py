@@ -58,6 +58,10 @@ class DaemonConfig(BaseModel):
     tlskey: Path | None = None
     #: the one Origin (or "*") browsers may send requests from; "" refuses them all
     api_cors_header: str = ""
+    #: serve the web UI at /ui/ (dockyard.daemon.ui); on a unix socket, reach it with ``dockyard ui``
+    ui: bool = False
+    #: where the UI's JavaScript libraries were installed by npm [default: <prefix>/share/dockyard/ui/node_modules]
+    ui_vendor: Path | None = None
 
     def tls_settings(self) -> "TlsSettings":
         from dockyard.daemon.tls import TlsSettings

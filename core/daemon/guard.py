@@ -7,7 +7,10 @@ bind, or (DNS rebinding) let a page read the API under a name of its own.  So:
 
 * a request carrying ``Origin`` (browsers send it on every cross-site request
   and on every POST) is refused unless ``--api-cors-header`` allows that origin;
-  an allowed one gets Docker's CORS headers, and its ``OPTIONS`` preflight a 200;
+  an allowed one gets Docker's CORS headers, and its ``OPTIONS`` preflight a 200.
+  With the web UI on (``--ui``), the daemon's own origin (the scheme of the
+  listener and the ``Host`` the request names, itself checked below) is allowed
+  too: the UI's pages call the API from there, and no other page can;
 * on TCP without TLS, the ``Host`` header must name this daemon: an IP address,
   ``localhost``, the machine's name, or a host given with ``-H``.  A rebound
   name (``attacker.example``) is refused.  Unix sockets and TLS listeners skip
@@ -42,12 +45,14 @@ class GuardConfig:
     cors_origin: str = ""
     #: host names (lower case) a TCP request may carry in ``Host`` besides IP addresses and localhost
     host_names: frozenset[str] = field(default_factory=frozenset)
+    #: the web UI is served (``--ui``): requests from the daemon's own origin are allowed
+    own_origin: bool = False
 
     @classmethod
-    def for_listeners(cls, cors_origin: str, listen_hosts: list[str]) -> "GuardConfig":
+    def for_listeners(cls, cors_origin: str, listen_hosts: list[str], own_origin: bool = False) -> "GuardConfig":
         names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
         names.update(h.lower() for h in listen_hosts if h and not _is_ip(h))
-        return cls(cors_origin=cors_origin, host_names=frozenset(n for n in names if n))
+        return cls(cors_origin=cors_origin, host_names=frozenset(n for n in names if n), own_origin=own_origin)
 
 
 def _is_ip(host: str) -> bool:
@@ -77,6 +82,15 @@ def _transport_kind(request: web.Request) -> tuple[bool, bool]:
     return isinstance(sockname, tuple), transport.get_extra_info("sslcontext") is not None
 
 
+def _is_own_origin(origin: str, request: web.Request, tcp: bool, tls: bool) -> bool:
+    """Whether ``origin`` is the origin the request was made to: the listener's scheme and the ``Host``
+    header (on plain TCP the Host check below still applies, so a rebound name gets nowhere)."""
+    if not tcp:
+        return False  # a browser cannot reach a unix socket; `dockyard ui` checks and strips Origin itself
+    host = request.headers.get("Host", "").strip().lower()
+    return bool(host) and origin.strip().lower() == f"{'https' if tls else 'http'}://{host}"
+
+
 def middleware(config: GuardConfig):
     """The aiohttp middleware enforcing ``config`` (runs inside the API middleware, which turns its
     errors into Docker's JSON answers)."""
@@ -84,12 +98,14 @@ def middleware(config: GuardConfig):
     @web.middleware
     async def guard(request: web.Request, handler):
         origin = request.headers.get("Origin")
+        tcp, tls = _transport_kind(request)
+        if origin is not None and config.own_origin and _is_own_origin(origin, request, tcp, tls):
+            origin = None  # the UI's own pages: same-origin, no CORS answer needed
         if origin is not None:
             if not config.cors_origin or config.cors_origin not in ("*", origin):
                 log.warning("refused a cross-origin %s %s from %s", request.method, request.path, origin)
                 raise Forbidden(f"cross-origin requests are refused (Origin: {origin}); start the daemon with "
                                 "--api-cors-header to allow one")
-        tcp, tls = _transport_kind(request)
         if tcp and not tls:
             host = _host_name(request.headers.get("Host", ""))
             if not host or not (_is_ip(host) or host in config.host_names):

@@ -37,8 +37,10 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
+from dockyard.daemon.params import Endpoint, Query, RefusedEndpoint, bind, read_json, refuse  # noqa: F401
 from dockyard.errors import DockyardError, InvalidParameter, NotModified, status_for
 
 log = logging.getLogger(__name__)
@@ -136,67 +138,43 @@ def _short_validation(exc: ValueError) -> str:
     return str(exc)
 
 
-def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
-    """Register ``path`` both unversioned and under ``/v{version}``."""
+def add_route(app: web.Application, method: str, path: str, handler: Handler, *, query: type[Query] | None = None,
+              body: type[BaseModel] | None = None, optional_body: bool = False, binary_body: bool = False) -> None:
+    """Register ``path`` both unversioned and under ``/v{version}``, with what it reads: its query
+    model, its JSON body model or a binary body (see :mod:`dockyard.daemon.params`)."""
+    bound = bind(handler, Endpoint(query=query, body=body, optional_body=optional_body, binary_body=binary_body))
+    app.router.add_route(method, path, bound)
+    app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, bound)
+
+
+def refuse_route(app: web.Application, method: str, path: str, endpoint: RefusedEndpoint) -> None:
+    """Register a whole endpoint as refused (a feature dockyard does not have)."""
+    handler = refuse(endpoint)
     app.router.add_route(method, path, handler)
     app.router.add_route(method, r"/v{version:\d+\.\d+}" + path, handler)
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body ({} if empty).  A body must be sent as ``application/json``: a browser's
-    cross-site form or ``text/plain`` request cannot be (see :mod:`dockyard.daemon.guard`)."""
-    body = await request.read()  # at most MAX_BODY (the application's client_max_size), else 413
-    if not body.strip():
-        return {}
-    if request.content_type != JSON:
-        raise InvalidParameter(f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): "
-                               "must be 'application/json'")
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidParameter(f"invalid JSON in request body: {exc}") from None
-
-
-def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    return value.lower() not in ("", "0", "false", "no")
-
-
-def query_int(request: web.Request, name: str, default: int) -> int:
-    value = request.query.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-
-
-def query_filters(request: web.Request) -> dict[str, list[str]]:
-    """``filters`` as the CLI ({"k":{"v":true}}) or docker-py ({"k":["v"]}) sends it."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        raise InvalidParameter(f"invalid filters: {raw}") from None
-    result: dict[str, list[str]] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            result[key] = [k for k, v in value.items() if v]
-        elif isinstance(value, list):
-            result[key] = [str(v) for v in value]
-        else:
-            result[key] = [str(value)]
-    return result
 
 
 def frame(stream: int, payload: bytes) -> bytes:
     """One Docker stdcopy frame: [stream, 0, 0, 0, len_be32] + payload."""
     return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+class Unframe:
+    """stdcopy frames in, their payloads out (a frame may arrive in pieces)."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        self.pending += data
+        out = bytearray()
+        while len(self.pending) >= 8:
+            size = int.from_bytes(self.pending[4:8], "big")
+            if len(self.pending) < 8 + size:
+                break
+            out += self.pending[8:8 + size]
+            self.pending = self.pending[8 + size:]
+        return bytes(out)
 
 
 async def json_stream_response(request: web.Request) -> web.StreamResponse:

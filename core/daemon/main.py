@@ -14,6 +14,7 @@ from pathlib import Path
 from dockyard.confinement import DaemonSecurity
 from dockyard.daemon.app import serve
 from dockyard.daemon.config import DaemonConfig
+from dockyard.daemon.ui import UiAssets
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, DockyardError
 
@@ -77,6 +78,7 @@ def run(config: DaemonConfig) -> int:
         return 1
     try:
         tls = config.tls_settings().context()
+        ui = UiAssets.find(config.ui_vendor) if config.ui else None
         security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
         engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
                              {"storage": config.storage_opts, "network": config.network_opts,
@@ -96,7 +98,8 @@ def run(config: DaemonConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(engine, config.addresses(), stop, tls=tls, cors_origin=config.api_cors_header, debug=config.debug)
+        await serve(engine, config.addresses(), stop, tls=tls, cors_origin=config.api_cors_header,
+                    ui_assets=ui, debug=config.debug)
 
     try:
         asyncio.run(main())

@@ -228,6 +228,24 @@ class Change(_Frozen):
     kind: Literal[0, 1, 2]
 
 
+class EndpointRequest(_Frozen):
+    """A container's wishes on one network, from ``NetworkingConfig.EndpointsConfig`` (create) or
+    ``EndpointConfig`` (network connect), checked by the core.
+
+    .. versionadded:: 0.3
+    """
+
+    aliases: list[str] = Field(default_factory=list)
+    #: a fixed address in the network's subnet (``--ip``); "" = the driver allocates one
+    ipv4_address: str = ""
+    #: a fixed IPv6 address (``--ip6``); "" = allocated when the network has IPv6
+    ipv6_address: str = ""
+    #: extra link-local addresses on the interface (``--link-local-ip``)
+    link_local_ips: list[str] = Field(default_factory=list)
+    #: the interface's MAC address (``--mac-address``); "" = the driver's choice
+    mac_address: str = ""
+
+
 class NetworkRequest(_Frozen):
     """What the core asks of a network driver for one container."""
 
@@ -246,6 +264,8 @@ class NetworkRequest(_Frozen):
     shared_netns: Path | None = None
     #: HostConfig.Dns: where a driver-provided resolver forwards names it does not know
     dns: list[str] = Field(default_factory=list)
+    #: addresses and MAC on the network of ``mode`` (``aliases`` above are also here)
+    endpoint: EndpointRequest = Field(default_factory=EndpointRequest)
 
 
 class NetworkAttachment(_Frozen):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,10 @@ def answer(directory: Directory, network: str, client_ip: str, data: bytes) -> t
     elif name:
         addresses = directory.dns_addresses(scope, name)
         if addresses is not None:
-            if q.qtype in (QTYPE.A, QTYPE.ANY):
-                for ip in addresses:
+            for ip in addresses:
+                if ":" in ip and q.qtype in (QTYPE.AAAA, QTYPE.ANY):
+                    reply.add_answer(RR(q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=TTL))
+                elif ":" not in ip and q.qtype in (QTYPE.A, QTYPE.ANY):
                     reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
             return reply.pack(), False  # a local name: NOERROR, no record of other types
     return None, True

@@ -42,6 +42,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -55,7 +56,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dockyard import hookimpl
 from dockyard import netns as core_netns
 from dockyard.errors import Conflict, DriverNotSupported, Forbidden, InvalidParameter, NotFound, System
-from dockyard.models.runtime import NetworkAttachment, NetworkRequest
+from dockyard.models.runtime import EndpointRequest, NetworkAttachment, NetworkRequest
 from dockyard.timefmt import iso_now
 
 from . import firewall, ipam, nsutil, ports, steps, subnet
@@ -64,6 +65,8 @@ from .options import CANDIDATES, BridgeOptions, parse
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_MODES = ("default", "bridge", "")
@@ -91,6 +94,9 @@ class NetworkContext:
     mtu: int
     ip_forward: bool
     bridge_index: int = 0
+    #: IPv6 subnet and gateway of an IPv6 network ("" otherwise)
+    subnet6: str = ""
+    gateway6: str = ""
 
 
 @dataclass
@@ -114,6 +120,12 @@ class EndpointContext:
     wanted: list[ports.Wanted] = field(default_factory=list)
     mappings: list[dict] = field(default_factory=list)
     netns_path: Path | None = None
+    #: IPv6 address, prefix and gateway ("" / 0 on an IPv4-only network)
+    ip6: str = ""
+    prefixlen6: int = 0
+    gateway6: str = ""
+    #: extra link-local addresses (--link-local-ip)
+    link_local: list[str] = field(default_factory=list)
 
 
 def _veth_names(container_id: str, network: str) -> tuple[str, str]:
@@ -242,7 +254,8 @@ class BridgeNetworkDriver:
 
     def _net_ctx(self, row) -> NetworkContext:
         return NetworkContext(ipr=self.ipr, name=row["name"], bridge=row["bridge"], subnet=row["subnet"],
-                              gateway=row["gateway"], mtu=row["mtu"], ip_forward=self.opts.ip_forward)
+                              gateway=row["gateway"], mtu=row["mtu"], ip_forward=self.opts.ip_forward,
+                              subnet6=row["subnet6"], gateway6=row["gateway6"])
 
     def _setup_network(self, row) -> NetworkContext:
         ctx = self._net_ctx(row)
@@ -458,6 +471,7 @@ class BridgeNetworkDriver:
         cid = request.container_id
         row = self.store.network(network)
         name = core_netns.name_for(cid)
+        wanted = request.endpoint
         existing = self.store.endpoint(cid, network)
         if existing is not None and existing["active"]:
             if core_netns.path_of(existing["netns"]).exists() and self.ipr.link_lookup(ifname=existing["veth"]):
@@ -465,21 +479,43 @@ class BridgeNetworkDriver:
             self._teardown(existing)
         veth, peer = _veth_names(cid, network)
         if existing is None:
+            self._check_fixed(row, wanted)
+            aux = list(json.loads(row["aux"] or "{}").values())
             with self.store.transaction() as tx:
-                ip = ipam.allocate(tx, network, row["subnet"], row["gateway"], row["ip_range"])
+                if wanted.ipv4_address:
+                    ip = ipam.reserve(tx, network, row["subnet"], row["gateway"], wanted.ipv4_address, aux)
+                else:
+                    ip = ipam.allocate(tx, network, row["subnet"], row["gateway"], row["ip_range"], aux)
+                ip6 = ""
+                if row["subnet6"]:
+                    if wanted.ipv6_address:
+                        ip6 = ipam.reserve(tx, network, row["subnet6"], row["gateway6"], wanted.ipv6_address, aux,
+                                           kind="ip6")
+                    else:
+                        ip6 = ipam.allocate(tx, network, row["subnet6"], row["gateway6"], row["ip_range6"], aux,
+                                            kind="ip6")
+                ipam_config = {k: v for k, v in (("IPv4Address", wanted.ipv4_address),
+                                                 ("IPv6Address", wanted.ipv6_address),
+                                                 ("LinkLocalIPs", wanted.link_local_ips)) if v}
                 tx.execute("INSERT INTO endpoints (container_id, network, ip, mac, veth, ifname, netns, active, name,"
-                           " aliases, endpoint_id) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)", cid, network, ip,
-                           ipam.mac_for(ip), veth, ifname, name, request.name.lstrip("/"), json.dumps(request.aliases),
-                           secrets.token_hex(32))
+                           " aliases, endpoint_id, ip6, link_local, ipam) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?,"
+                           " ?)", cid, network, ip, wanted.mac_address.lower() or ipam.mac_for(ip), veth, ifname, name,
+                           request.name.lstrip("/"), json.dumps(request.aliases), secrets.token_hex(32), ip6,
+                           json.dumps(wanted.link_local_ips), json.dumps(ipam_config or None))
             existing = self.store.endpoint(cid, network)
         net = ipaddress.IPv4Network(row["subnet"])
+        host_ip = json.loads(row["options"] or "{}").get("com.docker.network.bridge.host_binding_ipv4") or \
+            self.opts.host_ip
         ctx = EndpointContext(
             driver=self, ipr=self.ipr, container_id=cid, network=network,
             endpoint_name=f"{request.name or cid[:12]} ({existing['endpoint_id'][:12]})", netns_name=name,
             veth=veth, peer=peer, ifname=existing["ifname"], ip=existing["ip"], mac=existing["mac"],
             prefixlen=net.prefixlen, gateway=row["gateway"], mtu=row["mtu"],
-            bridge_index=self._bridge_index(row["bridge"]), default_route=existing["ifname"] == "eth0",
-            wanted=ports.wanted(request.port_bindings, request.exposed_ports, request.publish_all, self.opts.host_ip))
+            bridge_index=self._bridge_index(row["bridge"]),
+            default_route=existing["ifname"] == "eth0" and not row["internal"],
+            wanted=ports.wanted(request.port_bindings, request.exposed_ports, request.publish_all, host_ip),
+            ip6=existing["ip6"], prefixlen6=ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0,
+            gateway6=row["gateway6"], link_local=json.loads(existing["link_local"] or "[]"))
         self.store.execute("UPDATE endpoints SET name = ?, aliases = ?, netns = ?, dns = ? WHERE container_id = ? "
                            "AND network = ?", request.name.lstrip("/"), json.dumps(request.aliases), name,
                            json.dumps(list(getattr(request, "dns", None) or [])), cid, network)
@@ -491,6 +527,20 @@ class BridgeNetworkDriver:
         self._pending.discard(cid)
         self.timings.update(timings)
         return ctx.netns_path
+
+    @staticmethod
+    def _check_fixed(row, wanted) -> None:
+        """Fixed addresses only where the user chose the subnet, as Docker allows them."""
+        if (wanted.ipv4_address and not row["user_subnet"]) or (wanted.ipv6_address and not row["subnet6"]):
+            raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
+                                   "user configured subnets")
+        if wanted.mac_address and not _MAC.match(wanted.mac_address):
+            raise InvalidParameter(f"invalid MAC address: {wanted.mac_address}")
+        for address in wanted.link_local_ips:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise InvalidParameter(f"invalid link-local IP address: {address}") from None
 
     @hookimpl
     def network_release(self, container_id: str) -> bool:
@@ -544,12 +594,14 @@ class BridgeNetworkDriver:
             row = self.store.network(ep["network"])
             prefix = ipaddress.IPv4Network(row["subnet"]).prefixlen
             aliases = json.loads(ep["aliases"] or "[]")
+            prefix6 = ipaddress.IPv6Network(row["subnet6"]).prefixlen if row["subnet6"] and ep["ip6"] else 0
             networks[ep["network"]] = {
-                "IPAMConfig": None, "Links": None,
+                "IPAMConfig": json.loads(ep["ipam"] or "null"), "Links": None,
                 "Aliases": None if ep["network"] == DEFAULT_NETWORK else ([container_id[:12]] + aliases),
                 "NetworkID": row["id"], "EndpointID": ep["endpoint_id"], "Gateway": row["gateway"],
-                "IPAddress": ep["ip"], "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "MacAddress": ep["mac"], "DriverOpts": None,
+                "IPAddress": ep["ip"], "IPPrefixLen": prefix, "IPv6Gateway": row["gateway6"] if ep["ip6"] else "",
+                "GlobalIPv6Address": ep["ip6"], "GlobalIPv6PrefixLen": prefix6, "MacAddress": ep["mac"],
+                "DriverOpts": None,
             }
             if ep["network"] == DEFAULT_NETWORK:
                 top = {"Bridge": row["bridge"], "Gateway": row["gateway"], "IPAddress": ep["ip"],
@@ -616,44 +668,68 @@ class BridgeNetworkDriver:
 
     @hookimpl(optionalhook=True)
     def network_create(self, name: str, options: dict) -> dict:
-        """``POST /networks/create``: a new bridge, subnet and table.  Returns the network's inspect dict."""
+        """``POST /networks/create``: a new bridge, subnet(s) and table.  ``options`` is the request body
+        the core checked (``IPAM.Config`` with at most one IPv4 and one IPv6 pool, ``EnableIPv6``,
+        ``Internal``, ``Attachable``, ``Options``, ``Labels``).  Returns the network's inspect dict."""
         with self.lock:
             if name in PREDEFINED:
                 raise Forbidden(f"{name} is a pre-defined network and cannot be created")
             if self.store.network(name) is not None:
                 raise Conflict(f"network with name {name} already exists")
-            ipam_config = ((options.get("IPAM") or {}).get("Config") or [])
+            pools = (options.get("IPAM") or {}).get("Config") or []
+            try:
+                for pool in pools:
+                    for key in ("Subnet", "IPRange"):
+                        if pool.get(key):
+                            ipaddress.ip_network(pool[key], strict=False)
+                    for address in [pool.get("Gateway"), *(pool.get("AuxiliaryAddresses") or {}).values()]:
+                        if address:
+                            ipaddress.ip_address(address)
+            except ValueError as exc:
+                raise InvalidParameter(f"invalid IPAM configuration: {exc}") from None
+            v4 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)
+                       .version == 4), None)
+            v6 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)
+                       .version == 6), None)
+            if options.get("EnableIPv6") and v6 is None:
+                raise InvalidParameter("could not find an available, non-overlapping IPv6 address pool among the "
+                                       "defaults to assign to the network: give one with --subnet")
             net_id = secrets.token_hex(32)
             bridge = (options.get("Options") or {}).get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
             self._check_new_bridge(bridge)
             ours = {r["bridge"] for r in self.store.networks()}
             taken = self._host_networks(ours) + [ipaddress.IPv4Network(r["subnet"]) for r in self.store.networks()]
-            if ipam_config and ipam_config[0].get("Subnet"):
-                try:
-                    net = ipaddress.IPv4Network(ipam_config[0]["Subnet"], strict=False)
-                    if ipam_config[0].get("Gateway"):
-                        ipaddress.IPv4Address(ipam_config[0]["Gateway"])
-                    if ipam_config[0].get("IPRange"):
-                        ipaddress.IPv4Network(ipam_config[0]["IPRange"], strict=False)
-                except ValueError as exc:
-                    raise InvalidParameter(f"invalid IPAM configuration: {exc}") from None
+            if v4 is not None:
+                net = ipaddress.IPv4Network(v4["Subnet"], strict=False)
                 clash = subnet.overlaps(net, taken)
                 if clash is not None:
                     raise Conflict(f"Pool overlaps with other one on this address space ({net} overlaps {clash})")
-                gateway = ipam_config[0].get("Gateway") or str(net.network_address + 1)
-                ip_range = ipam_config[0].get("IPRange") or ""
+                gateway = v4.get("Gateway") or str(net.network_address + 1)
+                ip_range = v4.get("IPRange") or ""
             else:
                 net = subnet.choose(CANDIDATES, taken)
                 if net is None:
                     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the "
                                    "defaults to assign to the network")
                 gateway, ip_range = str(net.network_address + 1), ""
+            subnet6 = gateway6 = ip_range6 = ""
+            if v6 is not None:
+                net6 = ipaddress.IPv6Network(v6["Subnet"], strict=False)
+                for row in self.store.networks():
+                    if row["subnet6"] and ipaddress.IPv6Network(row["subnet6"]).overlaps(net6):
+                        raise Conflict(f"Pool overlaps with other one on this address space ({net6} overlaps "
+                                       f"{row['subnet6']})")
+                subnet6, gateway6 = str(net6), v6.get("Gateway") or str(net6.network_address + 1)
+                ip_range6 = v6.get("IPRange") or ""
+            aux = {**((v4 or {}).get("AuxiliaryAddresses") or {}), **((v6 or {}).get("AuxiliaryAddresses") or {})}
             opts = dict(options.get("Options") or {})
             mtu = int(opts.get("com.docker.network.driver.mtu", self.opts.mtu))
             self.store.upsert_network(name=name, id=net_id, bridge=bridge, subnet=str(net), gateway=gateway,
                                       ip_range=ip_range, mtu=mtu, internal=int(bool(options.get("Internal"))),
                                       builtin=0, created=iso_now(), options=json.dumps(opts),
-                                      labels=json.dumps(options.get("Labels") or {}))
+                                      labels=json.dumps(options.get("Labels") or {}), user_subnet=int(v4 is not None),
+                                      aux=json.dumps(aux), subnet6=subnet6, gateway6=gateway6, ip_range6=ip_range6,
+                                      attachable=int(bool(options.get("Attachable"))))
             try:
                 self._setup_network(self.store.network(name))
                 self._apply_firewall()
@@ -711,23 +787,36 @@ class BridgeNetworkDriver:
 
     def _network_inspect(self, row) -> dict:
         containers = {}
+        prefix = ipaddress.IPv4Network(row["subnet"]).prefixlen
+        prefix6 = ipaddress.IPv6Network(row["subnet6"]).prefixlen if row["subnet6"] else 0
         for ep in self.store.endpoints(network=row["name"], active=True):
-            prefix = ipaddress.IPv4Network(row["subnet"]).prefixlen
             containers[ep["container_id"]] = {"Name": ep["name"], "EndpointID": ep["endpoint_id"],
                                               "MacAddress": ep["mac"], "IPv4Address": f"{ep['ip']}/{prefix}",
-                                              "IPv6Address": ""}
-        config = {"Subnet": row["subnet"], "Gateway": row["gateway"]}
-        if row["ip_range"]:
-            config["IPRange"] = row["ip_range"]
+                                              "IPv6Address": f"{ep['ip6']}/{prefix6}" if ep["ip6"] else ""}
+        aux = json.loads(row["aux"] or "{}")
+        pools = []
+        for subnet_, gateway, ip_range in ((row["subnet"], row["gateway"], row["ip_range"]),
+                                           (row["subnet6"], row["gateway6"], row["ip_range6"])):
+            if not subnet_:
+                continue
+            pool: dict = {"Subnet": subnet_, "Gateway": gateway}
+            if ip_range:
+                pool["IPRange"] = ip_range
+            mine = {k: v for k, v in aux.items()
+                    if ipaddress.ip_address(v) in ipaddress.ip_network(subnet_, strict=False)}
+            if mine:
+                pool["AuxiliaryAddresses"] = mine
+            pools.append(pool)
         return {"Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
-                "Driver": "bridge", "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": None, "Config": [config]},
-                "Internal": bool(row["internal"]), "Attachable": False, "Ingress": False,
+                "Driver": "bridge", "EnableIPv6": bool(row["subnet6"]),
+                "IPAM": {"Driver": "default", "Options": None, "Config": pools},
+                "Internal": bool(row["internal"]), "Attachable": bool(row["attachable"]), "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
                 "Options": json.loads(row["options"] or "{}"), "Labels": json.loads(row["labels"] or "{}")}
 
     @hookimpl(optionalhook=True)
-    def network_connect(self, container_id: str, network: str, aliases: list[str]) -> dict:
+    def network_connect(self, container_id: str, network: str, aliases: list[str],
+                        endpoint: EndpointRequest | None = None) -> dict:
         """Attach a running container to one more network (``ethN``).  Returns its settings."""
         with self.lock:
             row = self._network_row(network)
@@ -744,9 +833,23 @@ class BridgeNetworkDriver:
                 self.store.execute("UPDATE endpoints SET ifname = ? WHERE container_id = ? AND network = ?", ifname,
                                    container_id, row["name"])
             name = primary[0]["name"] if primary else ""
-            request = NetworkRequest(container_id=container_id, mode=row["name"], name=name, aliases=aliases)
+            dns = json.loads(primary[0]["dns"] or "[]") if primary else []  # the resolver's upstream: --dns
+            request = NetworkRequest(container_id=container_id, mode=row["name"], name=name, aliases=aliases,
+                                     dns=dns, endpoint=endpoint or EndpointRequest(aliases=aliases))
             self._prepare_unlocked(request, row["name"], ifname=ifname)
             return self._settings_unlocked(container_id)
+
+    @hookimpl(optionalhook=True)
+    def network_resolvers(self, container_id: str) -> list[str]:
+        """The embedded resolver a running container should ask: that of its first user network that
+        has one (it answers for all the container's networks).  [] when none of them has one."""
+        if self.dns is None:
+            return []
+        serving = self.dns.serving()
+        for ep in sorted(self.store.endpoints(container_id=container_id, active=True), key=lambda e: e["ifname"]):
+            if ep["network"] != DEFAULT_NETWORK and serving.get(ep["network"]):
+                return [serving[ep["network"]]]
+        return []
 
     @hookimpl(optionalhook=True)
     def network_disconnect(self, container_id: str, network: str) -> bool:
@@ -822,11 +925,12 @@ class BridgeNetworkDriver:
         return names | {f"{n}.{ep['network'].lower()}" for n in names}
 
     def dns_addresses(self, networks: list[str], name: str) -> list[str] | None:
+        """IPv4 and IPv6 addresses of ``name`` on ``networks`` (the resolver answers A and AAAA)."""
         found: list[str] = []
         for network in networks:
             for ep in self.store.endpoints(network=network, active=True):
-                if name in self._dns_names(ep) and ep["ip"] not in found:
-                    found.append(ep["ip"])
+                if name in self._dns_names(ep):
+                    found += [ip for ip in (ep["ip"], ep["ip6"]) if ip and ip not in found]
         return found or None
 
     def dns_name_of(self, networks: list[str], ip: str) -> str | None:

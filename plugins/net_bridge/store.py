@@ -2,9 +2,12 @@
 
 Tables::
 
-    networks    name PK, id, bridge, subnet, gateway, ip_range, mtu, internal, builtin, created, options
+    networks    name PK, id, bridge, subnet, gateway, ip_range, mtu, internal, builtin, created, options,
+                labels, user_subnet (the IPv4 subnet was given: fixed addresses allowed), aux (auxiliary
+                addresses, JSON), subnet6/gateway6/ip_range6 (IPv6, '' without), attachable
     endpoints   (container_id, network) PK, ip, mac, veth, ifname, netns, active, name, aliases,
-                endpoint_id, dns (the container's --dns servers: the embedded resolver's upstream)
+                endpoint_id, dns (the container's --dns servers: the embedded resolver's upstream),
+                ip6, link_local (JSON), ipam (the IPAMConfig asked for, JSON, shown in inspect)
     ports       container_id, network, proto, container_port, host_ip, host_port, auto, spec
     cursors     (network, kind) PK, value     -- IPAM and port allocation cursors
     meta        key PK, value                 -- nft tables this driver owns, ...
@@ -60,11 +63,21 @@ class Store:
         self.db.executescript(SCHEMA)
         self._migrate()
 
+    _ADDED = {
+        "endpoints": [("dns", "TEXT NOT NULL DEFAULT '[]'"), ("ip6", "TEXT NOT NULL DEFAULT ''"),
+                      ("link_local", "TEXT NOT NULL DEFAULT '[]'"), ("ipam", "TEXT NOT NULL DEFAULT 'null'")],
+        "networks": [("user_subnet", "INTEGER NOT NULL DEFAULT 0"), ("aux", "TEXT NOT NULL DEFAULT '{}'"),
+                     ("subnet6", "TEXT NOT NULL DEFAULT ''"), ("gateway6", "TEXT NOT NULL DEFAULT ''"),
+                     ("ip_range6", "TEXT NOT NULL DEFAULT ''"), ("attachable", "INTEGER NOT NULL DEFAULT 0")],
+    }
+
     def _migrate(self) -> None:
         """Columns added after a database was first made (SQLite: ADD COLUMN only)."""
-        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(endpoints)")}
-        if "dns" not in columns:
-            self.db.execute("ALTER TABLE endpoints ADD COLUMN dns TEXT NOT NULL DEFAULT '[]'")
+        for table, added in self._ADDED.items():
+            columns = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in added:
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self.lock:
@@ -141,8 +154,10 @@ class Store:
     def endpoint(self, container_id: str, network: str) -> sqlite3.Row | None:
         return self.one("SELECT * FROM endpoints WHERE container_id = ? AND network = ?", container_id, network)
 
-    def held_ips(self, network: str) -> set[str]:
-        return {r["ip"] for r in self.query("SELECT ip FROM endpoints WHERE network = ?", network)}
+    def held_ips(self, network: str, column: str = "ip") -> set[str]:
+        assert column in ("ip", "ip6")
+        return {r[column] for r in self.query(f"SELECT {column} FROM endpoints WHERE network = ?", network)
+                if r[column]}
 
     # -- ports ---------------------------------------------------------------------
     def ports(self, container_id: str | None = None, network: str | None = None) -> list[sqlite3.Row]:

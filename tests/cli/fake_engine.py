@@ -205,6 +205,11 @@ class FakeEngine:
                                   "Created": int(time.time()) - 3, "Ports": [],
                                   "Status": "Exited (0) 1 second ago", "State": c.state}
                                  for c in self.containers.values()])
+        if path == "/images/get":  # a "tar" of 5 x 64 KiB chunks
+            h.start_chunked()
+            for n in range(5):
+                h.chunk(bytes([65 + n]) * 65536)
+            return h.end_chunks()
         if path == "/images/json":
             return h.reply(200, self.images)
         if path == "/containers/create" and method == "POST":

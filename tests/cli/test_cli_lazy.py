@@ -130,7 +130,7 @@ def test_completion_of_names_and_options_through_the_lazy_groups() -> None:
     assert completions([], "pu") == ["pull", "push"]
     assert completions(["container"], "l") == ["ls", "logs"]  # table order; the hidden `list` is not offered
     assert completions(["-H", "unix:///x", "ps"], "--n") == ["--no-trunc"]
-    assert completions(["image", "history"], "--") == ["--no-trunc", "--quiet", "--help"]
+    assert completions(["image", "history"], "--") == ["--no-trunc", "--quiet", "--format", "--help"]
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

@@ -36,9 +36,10 @@ def test_docker_cli_create_body_round_trips():
     assert api["ConsoleSize"] == [0, 0] and api["MemorySwappiness"] == -1
 
 
-def test_shell_form_cmd_and_aliases():
+def test_string_cmd_is_one_argument_and_aliases():
+    # moby's strslice: a JSON string is a one-element list (no shell is implied)
     request = CreateRequest.model_validate({"Image": "busybox", "Cmd": "echo hi", "HostConfig": None})
-    assert request.cmd == ["/bin/sh", "-c", "echo hi"]
+    assert request.cmd == ["echo hi"]
     assert request.host_config.network_mode == "default"
 
 

@@ -13,24 +13,28 @@ import asyncio
 import json
 import logging
 import shutil
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import Field
 
-from dockyard import auth_header, ids, reference
+from dockyard import auth_header, ids, platforms, reference
 from dockyard.build import context as build_context
 from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_stream_response, query_bool, query_int,
+from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_response, json_stream_response,
                                   write_message)
+from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
+from dockyard.filters import Filters
+from dockyard.models.api import Allowed, Refused
 from dockyard.engine import Engine
 from dockyard.errors import DockyardError, InvalidParameter
 
 log = logging.getLogger(__name__)
 
 
-def _json_param(request: web.Request, name: str, kind: type) -> object:
-    raw = request.query.get(name)
+def _json_value(name: str, raw: str, kind: type) -> object:
     if not raw:
         return kind()
     try:
@@ -44,39 +48,60 @@ def _json_param(request: web.Request, name: str, kind: type) -> object:
     return value
 
 
-def options_from(request: web.Request) -> BuildOptions:
-    q = request.query
-    if q.get("version") == "2":
-        raise InvalidParameter("version=2 (BuildKit) is not supported by this daemon; use the classic builder "
-                               "(DOCKER_BUILDKIT=0)")
-    if query_bool(request, "squash"):
-        raise InvalidParameter("squash is not supported by this daemon")
-    tags = []
-    for t in q.getall("t", []):
-        if not t:
-            continue
-        tags.append(reference.parse_repository_tag(t))
-    build_args = _json_param(request, "buildargs", dict)
-    labels = _json_param(request, "labels", dict)
-    extra_hosts = [h for h in (q.get("extrahosts") or "").split(",") if h]
+class BuildQuery(Query):
+    dockerfile: str = "Dockerfile"
+    t: list[str] = Field(default_factory=list)
+    extrahosts: list[str] = Field(default_factory=list)
+    remote: str = ""
+    q: Bool = False
+    nocache: Bool = False
+    cachefrom: str = ""
+    pull: Bool = False
+    rm: Bool = True
+    forcerm: Bool = False
+    memory: int = 0
+    memswap: int = 0
+    cpushares: int = 0
+    cpusetcpus: str = ""
+    cpuperiod: Annotated[int, Refused()] = 0
+    cpuquota: Annotated[int, Refused()] = 0
+    buildargs: str = ""
+    shmsize: Annotated[int, Refused()] = 0
+    squash: Annotated[Bool, Refused("squashing is an experimental feature of Docker")] = False
+    labels: str = ""
+    networkmode: str = ""
+    platform: str = ""
+    target: str = ""
+    outputs: Annotated[str, Refused("build outputs are BuildKit's")] = ""
+    version: Annotated[str, Allowed("1", why="the classic builder; BuildKit (version=2) is not supported: use "
+                                             "DOCKER_BUILDKIT=0")] = "1"
+
+
+def options_from(q: BuildQuery, request: web.Request) -> BuildOptions:
+    platforms.check(q.platform)
+    tags = [reference.parse_repository_tag(t) for t in q.t]
+    build_args = _json_value("buildargs", q.buildargs, dict)
+    labels = _json_value("labels", q.labels, dict)
+    cache_from = _json_value("cachefrom", q.cachefrom, list)
     return BuildOptions(
         tags=tags,
-        dockerfile=q.get("dockerfile") or "Dockerfile",
-        quiet=query_bool(request, "q"),
-        no_cache=query_bool(request, "nocache"),
-        pull=query_bool(request, "pull"),
-        rm=query_bool(request, "rm", True),
-        force_rm=query_bool(request, "forcerm"),
+        dockerfile=q.dockerfile or "Dockerfile",
+        quiet=q.q,
+        no_cache=q.nocache,
+        pull=q.pull,
+        rm=q.rm or q.forcerm,
+        force_rm=q.forcerm,
         build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},  # type: ignore[union-attr]
         labels={str(k): str(v) for k, v in labels.items()},  # type: ignore[union-attr]
-        target=q.get("target") or "",
+        target=q.target,
         registry_config=_registry_config(request),
-        network_mode=q.get("networkmode") or "default",
-        extra_hosts=extra_hosts,
-        memory=query_int(request, "memory", 0),
-        memory_swap=query_int(request, "memswap", 0),
-        cpu_shares=query_int(request, "cpushares", 0),
-        cpuset_cpus=q.get("cpusetcpus") or "",
+        network_mode=q.networkmode or "default",
+        extra_hosts=[h for item in q.extrahosts for h in item.split(",") if h],
+        cache_from=[str(c) for c in cache_from],  # type: ignore[union-attr]
+        memory=q.memory,
+        memory_swap=q.memswap,
+        cpu_shares=q.cpushares,
+        cpuset_cpus=q.cpusetcpus,
     )
 
 
@@ -90,8 +115,9 @@ async def build(request: web.Request) -> web.StreamResponse:
         with open(body_path, "wb") as out:
             async for chunk in request.content.iter_chunked(1 << 20):
                 await asyncio.to_thread(out.write, chunk)
-        options = options_from(request)
-        remote = request.query.get("remote") or ""
+        q = query(request, BuildQuery)
+        options = options_from(q, request)
+        remote = q.remote
         with open(body_path, "rb") as body:
             ctx = await asyncio.to_thread(build_context.prepare, workdir, body if not remote else None, remote,
                                           options.dockerfile)
@@ -154,9 +180,30 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
     return response
 
 
+class BuildPruneQuery(Query):
+    keep_storage: int = Field(default=0, alias="keep-storage")
+    all: Bool = False
+    filters: Annotated[FiltersParam, FilterKeys("until")] = Filters()
+
+
+async def prune(request: web.Request) -> web.Response:
+    """``POST /build/prune``: forget build cache entries (the images they point at stay, as the classic
+    builder's images do; ``docker image prune`` removes those).  An entry holds no storage of its own,
+    so the cache always fits in a ``keep-storage`` above 0: nothing is pruned then."""
+    q = query(request, BuildPruneQuery)
+    if q.keep_storage < 0:
+        raise InvalidParameter(f"keep-storage is in bytes and expects a positive integer, got {q.keep_storage}")
+    deleted: list[str] = []
+    if q.keep_storage == 0:
+        deleted = await asyncio.to_thread(cache_for(_engine(request).data_root, _engine(request).store).prune,
+                                          q.filters.until())
+    return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
 def register(app: web.Application) -> None:
-    # /session and /grpc (BuildKit) fall through to the app's JSON 404
-    add_route(app, "POST", "/build", build)
+    # /grpc (BuildKit) falls through to the app's JSON 404; /session is refused (system routes)
+    add_route(app, "POST", "/build", build, query=BuildQuery, binary_body=True)
+    add_route(app, "POST", "/build/prune", prune, query=BuildPruneQuery)
 
 
 def _registry_config(request: web.Request) -> dict[str, dict]:

@@ -15,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from aiohttp import web
+from pydantic import ConfigDict
 
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.http import (add_route, cancel_when_client_leaves, in_own_thread, json_response,
-                                  json_stream_response, query_int, read_json, write_message)
-from dockyard.errors import DockyardError, InvalidParameter
+                                  json_stream_response, refuse_route, write_message)
+from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
+from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
+from dockyard.filters import Filters
+from dockyard.models.api import ApiModel
 from dockyard.transfer import pull_image, push_image
 
 log = logging.getLogger(__name__)
@@ -104,11 +108,9 @@ class ClientLeft(Exception):
     """Raised in a transfer's thread by its progress callback once the client has gone."""
 
 
-async def pull(request: web.Request) -> web.StreamResponse:
+async def pull(request: web.Request, from_image: str, tag: str) -> web.StreamResponse:
     """``POST /images/create?fromImage=NAME&tag=TAG`` (tag may be a digest)."""
     engine = _engine(request)
-    from_image = request.query.get("fromImage", "")
-    tag = request.query.get("tag") or ""
     if not from_image:
         raise InvalidParameter("fromImage must be given")
     if tag.startswith(("sha256:", "sha512:")):
@@ -127,11 +129,15 @@ async def pull(request: web.Request) -> web.StreamResponse:
 
 
 
+class PushQuery(Query):
+    tag: str = ""
+
+
 async def push(request: web.Request) -> web.StreamResponse:
     """``POST /images/{name}/push?tag=``: every tag of the repository when no tag is given."""
     engine = _engine(request)
     name = request.match_info["name"]
-    tag = request.query.get("tag") or ""
+    tag = query(request, PushQuery).tag
     if not tag and ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
     tags = engine.images.push_tags(name, tag)
@@ -143,44 +149,57 @@ async def push(request: web.Request) -> web.StreamResponse:
 # -- login and search ----------------------------------------------------------------------------
 
 
+class AuthConfig(ApiModel):
+    """Body of ``POST /auth`` (lower-case names, as the API spells them)."""
+
+    model_config = ConfigDict(alias_generator=None, populate_by_name=True, extra="ignore")
+
+    username: str = ""
+    password: str = ""
+    #: deprecated in Docker; dockyard's registry uses it to register an account at login (docs/registry.md)
+    email: str = ""
+    serveraddress: str = ""
+
+
 async def login(request: web.Request) -> web.Response:
     """``POST /auth``: check credentials against a registry."""
     engine = _engine(request)
-    body = await read_json(request)
-    server = body.get("serveraddress") or ""
-    username, password = body.get("username") or "", body.get("password") or ""
-    result = await asyncio.to_thread(engine.distribution.login, server, username, password, body.get("email") or "")
+    auth = body(request, AuthConfig)
+    result = await asyncio.to_thread(engine.distribution.login, auth.serveraddress, auth.username, auth.password,
+                                     auth.email)
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
+
+
+class SearchQuery(Query):
+    term: str = ""
+    limit: int = 25
+    filters: Annotated[FiltersParam, FilterKeys("is-automated", "is-official", "stars")] = Filters()
 
 
 async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
-    import json
-
     engine = _engine(request)
-    term = request.query.get("term", "")
-    if not term:
+    q = query(request, SearchQuery)
+    if not q.term:
         raise InvalidParameter("term must be given")
-    limit = query_int(request, "limit", 25)
-    if limit < 1 or limit > 100:
-        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
-    filters: dict[str, list[str]] = {}
-    if request.query.get("filters"):
-        raw = json.loads(request.query["filters"])
-        filters = {k: (list(v) if isinstance(v, (list, dict)) else [str(v)]) for k, v in raw.items()}
-    results = await asyncio.to_thread(engine.distribution.search, term, limit, registry_auth(request))
-    for key in ("is-official", "is-automated"):
-        if key in filters:
-            wanted = filters[key][0].lower() in ("true", "1")
-            results = [r for r in results if r[key.replace("-", "_")] == wanted]
-    if "stars" in filters:
-        minimum = int(filters["stars"][0])
-        results = [r for r in results if r["star_count"] >= minimum]
+    if q.limit < 1 or q.limit > 100:
+        raise InvalidParameter(f"limit {q.limit} is outside the range of [1, 100]")
+    official, automated = q.filters.bool_value("is-official"), q.filters.bool_value("is-automated")
+    stars = q.filters.get("stars")
+    try:
+        minimum = max((int(v) for v in stars), default=0)
+    except ValueError:
+        raise InvalidParameter(f"Invalid filter 'stars={stars[0]}'") from None
+    results = await asyncio.to_thread(engine.distribution.search, q.term, q.limit, registry_auth(request))
+    results = [r for r in results if (official is None or r["is_official"] == official)
+               and (automated is None or r["is_automated"] == automated) and r["star_count"] >= minimum]
     return json_response(results)
 
 
 def register(app: web.Application) -> None:
     """Routes other than ``POST /images/create`` (which delegates to :func:`pull`)."""
-    add_route(app, "POST", r"/images/{name:.+}/push", push)
-    add_route(app, "POST", "/auth", login)
-    add_route(app, "GET", "/images/search", search)
+    add_route(app, "POST", r"/images/{name:.+}/push", push, query=PushQuery)
+    add_route(app, "POST", "/auth", login, body=AuthConfig)
+    add_route(app, "GET", "/images/search", search, query=SearchQuery)
+    refuse_route(app, "GET", r"/distribution/{name:.+}/json", RefusedEndpoint(
+        NotSupportedByDriver, "GET /distribution/{name}/json is not supported by dockyard"))

@@ -1,36 +1,57 @@
-"""``/images/...``: import (create from source), list, inspect, tag, delete."""
+"""``/images/...``: import (create from source), list, inspect, tag, delete, prune."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
+from typing import Annotated
 
 import httpx
 from aiohttp import web
+from pydantic import Field
 
-from dockyard import config_changes
+from dockyard import config_changes, platforms, reference
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, query_filters,
-                                  write_message)
+from dockyard.daemon.http import add_route, json_response, json_stream_response, write_message
+from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
 from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.filters import Filters
+from dockyard.models.api import NoOp
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import ImageConfig
+
+IMAGE_FILTERS = ("before", "dangling", "label", "reference", "since")
+PRUNE_FILTERS = ("dangling", "label", "label!", "until")
+
+
+class CreateImageQuery(Query):
+    """``POST /images/create``: a pull (``fromImage``) or an import (``fromSrc``)."""
+
+    from_image: str = Field(default="", alias="fromImage")
+    from_src: str = Field(default="", alias="fromSrc")
+    repo: str = ""
+    tag: str = ""
+    message: str = ""
+    changes: list[str] = Field(default_factory=list)
+    platform: str = ""
 
 
 async def create(request: web.Request) -> web.StreamResponse:
     engine = _engine(request)
-    source = request.query.get("fromSrc")
+    q = query(request, CreateImageQuery)
+    platforms.check(q.platform)
+    source = q.from_src
     if not source:
-        if request.query.get("fromImage"):
+        if q.from_image:
             from dockyard.daemon.routes import distribution
 
-            return await distribution.pull(request)
+            return await distribution.pull(request, q.from_image, q.tag)
         raise InvalidParameter("fromSrc or fromImage must be given")
-    repo = request.query.get("repo") or None
-    tag = request.query.get("tag") or None
-    if repo and tag is None and ":" in repo.rsplit("/", 1)[-1]:
-        repo, tag = repo.rsplit(":", 1)
+    repo = q.repo or None
+    tag = q.tag or None
+    if repo:  # a bad name is a 400 before the body is read, as in Docker
+        repo, tag = reference.parse_repository_tag(repo, tag)
     tmp_dir = engine.data_root / "tmp"
     fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=tmp_dir)
     try:
@@ -45,9 +66,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         try:
             with open(tmp_name, "rb") as raw:
                 image_id = await asyncio.to_thread(engine.images.import_tarball, raw, repo, tag,
-                                                   request.query.get("message") or
-                                                   ("" if source == "-" else f"Imported from {source}"),
-                                                   _changes(request))
+                                                   q.message or ("" if source == "-" else f"Imported from {source}"),
+                                                   _changes(q.changes))
         except Exception as exc:  # the 200 is sent: report inside the stream, as Docker does
             message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
             await write_message(response, {"errorDetail": {"message": message}, "error": message})
@@ -58,8 +78,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         os.unlink(tmp_name)
 
 
-def _changes(request: web.Request) -> ImageConfig | None:
-    lines = [line for item in request.query.getall("changes", []) for line in item.splitlines()]
+def _changes(changes: list[str]) -> ImageConfig | None:
+    lines = [line for item in changes for line in item.splitlines()]
     if not lines:
         return None
     return ImageConfig(config=config_changes.apply(ContainerConfig(), lines))
@@ -79,11 +99,15 @@ async def _download(url: str, out) -> None:
         raise InvalidParameter(f"cannot download {url}: {exc}") from None
 
 
+class ListImagesQuery(Query):
+    all: Bool = False
+    filters: Annotated[FiltersParam, FilterKeys(*IMAGE_FILTERS)] = Filters()
+    digests: Annotated[Bool, NoOp("RepoDigests are always listed, as by Docker 20.10")] = False
+
+
 async def list_images(request: web.Request) -> web.Response:
-    filters = query_filters(request)
-    reference = (filters.get("reference") or [None])[0] or request.query.get("filter")
-    return json_response(await asyncio.to_thread(_engine(request).images.summaries, query_bool(request, "all"),
-                                                 reference))
+    q = query(request, ListImagesQuery)
+    return json_response(await asyncio.to_thread(_engine(request).images.summaries, q.all, q.filters))
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -92,24 +116,44 @@ async def inspect(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(lambda: images.inspect(images.resolve(request.match_info["name"]))))
 
 
+class TagQuery(Query):
+    repo: str = ""
+    tag: str = ""
+
+
 async def tag(request: web.Request) -> web.Response:
-    repo = request.query.get("repo")
-    if not repo:
+    q = query(request, TagQuery)
+    if not q.repo:
         raise InvalidParameter("repo must be given")
-    await asyncio.to_thread(_engine(request).images.tag, request.match_info["name"], repo,
-                            request.query.get("tag") or "latest")
+    await asyncio.to_thread(_engine(request).images.tag, request.match_info["name"], q.repo, q.tag or "latest")
     return web.Response(status=201)
 
 
+class DeleteImageQuery(Query):
+    force: Bool = False
+    noprune: Bool = False
+
+
 async def delete(request: web.Request) -> web.Response:
-    result = await asyncio.to_thread(_engine(request).images.delete, request.match_info["name"],
-                                     query_bool(request, "force"), not query_bool(request, "noprune"))
+    q = query(request, DeleteImageQuery)
+    result = await asyncio.to_thread(_engine(request).images.delete, request.match_info["name"], q.force,
+                                     not q.noprune)
     return json_response(result)
 
 
+class PruneImagesQuery(Query):
+    filters: Annotated[FiltersParam, FilterKeys(*PRUNE_FILTERS)] = Filters()
+
+
+async def prune(request: web.Request) -> web.Response:
+    deleted, reclaimed = await asyncio.to_thread(_engine(request).images.prune, query(request, PruneImagesQuery).filters)
+    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
 def register(app: web.Application) -> None:
-    add_route(app, "POST", "/images/create", create)
-    add_route(app, "GET", "/images/json", list_images)
+    add_route(app, "POST", "/images/create", create, query=CreateImageQuery, binary_body=True)
+    add_route(app, "GET", "/images/json", list_images, query=ListImagesQuery)
+    add_route(app, "POST", "/images/prune", prune, query=PruneImagesQuery)
     add_route(app, "GET", r"/images/{name:.+}/json", inspect)
-    add_route(app, "POST", r"/images/{name:.+}/tag", tag)
-    add_route(app, "DELETE", r"/images/{name:.+}", delete)
+    add_route(app, "POST", r"/images/{name:.+}/tag", tag, query=TagQuery)
+    add_route(app, "DELETE", r"/images/{name:.+}", delete, query=DeleteImageQuery)

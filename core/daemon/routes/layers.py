@@ -7,11 +7,13 @@ import os
 import tempfile
 
 from aiohttp import web
+from pydantic import Field
 
 from dockyard import docker_archive
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, json_response, json_stream_response, query_bool, read_json,
-                                  spool_from_thread, stream_file, stream_from_thread, write_message)
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, spool_from_thread, stream_file,
+                                  stream_from_thread, write_message)
+from dockyard.daemon.params import Bool, Query, optional_body, query
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
 
@@ -20,17 +22,24 @@ async def changes(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(_engine(request).files.changes, request.match_info["id"]))
 
 
+class CommitQuery(Query):
+    container: str = ""
+    repo: str = ""
+    tag: str = ""
+    comment: str = ""
+    author: str = ""
+    pause: Bool = True
+    changes: list[str] = Field(default_factory=list)
+
+
 async def commit(request: web.Request) -> web.Response:
-    ref = request.query.get("container")
-    if not ref:
+    q = query(request, CommitQuery)
+    if not q.container:
         raise InvalidParameter("container must be given")
-    body = await read_json(request)
-    config = ContainerConfig.model_validate(body) if body else None
-    changes_list = [line for item in request.query.getall("changes", []) for line in item.splitlines()]
+    config = optional_body(request, ContainerConfig)
+    changes_list = [line for item in q.changes for line in item.splitlines()]
     image_id = await _engine(request).containers.commit(
-        ref, config, request.query.get("repo") or None, request.query.get("tag") or None,
-        request.query.get("comment", ""), request.query.get("author", ""), changes_list,
-        pause=query_bool(request, "pause", True))
+        q.container, config, q.repo or None, q.tag or None, q.comment, q.author, changes_list, pause=q.pause)
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
 
@@ -51,15 +60,26 @@ async def history(request: web.Request) -> web.Response:
     return json_response(await asyncio.to_thread(engine.images.history, image_id))
 
 
+class SaveQuery(Query):
+    names: list[str] = Field(default_factory=list)
+
+
 async def save(request: web.Request) -> web.StreamResponse:
+    """``GET /images/get?names=a&names=b`` and ``GET /images/{name}/get``: a ``docker save`` tar."""
     engine = _engine(request)
-    names = request.query.getall("names", [])
+    names = [request.match_info["name"]] if "name" in request.match_info else query(request, SaveQuery).names
     if not names:
         raise InvalidParameter("names must be given")
     for name in names:
         await asyncio.to_thread(engine.images.resolve, name)  # 404 before the stream starts
     return await stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
                                      "application/x-tar")
+
+
+class LoadQuery(Query):
+    #: progress is suppressed; the "Loaded image" lines come either way, as in Docker (and this
+    #: daemon sends no progress bars)
+    quiet: Bool = False
 
 
 async def load(request: web.Request) -> web.StreamResponse:
@@ -87,8 +107,9 @@ async def load(request: web.Request) -> web.StreamResponse:
 def register(app: web.Application) -> None:
     add_route(app, "GET", "/containers/{id}/changes", changes)
     add_route(app, "GET", "/containers/{id}/export", export)
-    add_route(app, "POST", "/commit", commit)
-    add_route(app, "GET", "/images/get", save)
-    add_route(app, "POST", "/images/load", load)
+    add_route(app, "POST", "/commit", commit, query=CommitQuery, body=ContainerConfig, optional_body=True)
+    add_route(app, "GET", "/images/get", save, query=SaveQuery)
+    add_route(app, "POST", "/images/load", load, query=LoadQuery, binary_body=True)
     add_route(app, "GET", r"/images/{name:.+}/history", history)
+    add_route(app, "GET", r"/images/{name:.+}/get", save)
 

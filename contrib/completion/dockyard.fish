@@ -1,0 +1,1 @@
+complete --command dockyard --no-files --arguments "(env _DOCKYARD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) dockyard)" --condition "env _DOCKYARD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) dockyard"
