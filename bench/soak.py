@@ -17,6 +17,14 @@ Then every container the clients made is removed and the report gives: daemon RS
 daemon's open files against its idle count).  Targets (issue #10): the daemon never dies, no 5xx,
 ``/_ping`` p99 under 100 ms, RSS growth under 20 MB, nothing left over, open files back to idle.
 The exit status is 0 when every target is met.
+
+Whatever ends the run (its end, an error, SIGINT, SIGTERM or SIGHUP) the clean-up runs to its end
+(a second signal does not cut it short): the clients stop, the daemon removes every container, the
+daemon stops, whatever of this run still lives is killed (conmon and the containers' processes,
+found by the data root in their command line and by their ``dockyard/<id>`` cgroup), mounts under
+the run's root are unmounted, its network namespaces, cgroups and bridge removed, and only then is
+the root deleted: a root that still has a live mount or process is kept and named (exit status 2).
+SIGKILL cannot be caught: ``--clean ROOT`` runs that clean-up for a root such a run left.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -44,6 +53,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dockyard.cgroups import cgroup_dir  # noqa: E402
 from dockyard.netns import name_for as netns_name  # noqa: E402
 from tests.integration.conftest import (DOCKER, Daemon, bridge_name, busybox_rootfs_tar,  # noqa: E402
                                         remove_bridge, start_daemon)
@@ -75,6 +85,18 @@ app = web.Application()
 app.router.add_get("/_ping", lambda request: web.Response(text="OK"))
 web.run_app(app, path=sys.argv[1], print=None)
 """
+
+
+class Interrupted(BaseException):
+    """A signal asked the harness to stop: the run ends early; the clean-up still runs."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _hold_on(signum: int, frame: object) -> None:
+    print(f"soak: {signal.Signals(signum).name} ignored: cleaning up, wait for it", file=sys.stderr)
 
 
 class Tally:
@@ -286,6 +308,8 @@ class Client(threading.Thread):
         """Every operation once: what the daemon loads or opens once for good (modules, the build
         cache's database) is then part of the idle figures, not of the growth."""
         for name, _ in self.OPS:
+            if self.soak.stopping.is_set():
+                return
             if name == "build":
                 self.op_build(seconds=60)
             elif name == "query":
@@ -296,7 +320,7 @@ class Client(threading.Thread):
 
     def run(self) -> None:
         names, weights = zip(*self.OPS)
-        while time.monotonic() < self.soak.deadline and not self.soak.dead.is_set():
+        while time.monotonic() < self.soak.deadline and not self.soak.dead.is_set() and not self.soak.stopping.is_set():
             op = self.rng.choices(names, weights)[0]
             self.soak.tally.op(op)
             try:
@@ -312,10 +336,15 @@ class Soak:
         self.root = Path(tempfile.mkdtemp(prefix="dockyard-soak-"))
         self.tally = Tally()
         self.dead = threading.Event()
+        #: set when the run is cut short (a signal, an error): clients finish their operation and stop
+        self.stopping = threading.Event()
         self.pings: list[float] = []
         self.reference_pings: list[float] = []
         self.reference_socket = self.root / "reference.sock"
         self.reference: subprocess.Popen | None = None
+        self.pinger_process: subprocess.Popen | None = None
+        #: the threads doing client work (the warm-up's, then the clients): joined at clean-up
+        self.workers: list[threading.Thread] = []
         self.ping_failures = 0
         #: (seconds into the run, RSS, open fds, CPU share since the last sample)
         self.samples: list[tuple[float, int, int, float]] = []
@@ -393,9 +422,11 @@ class Soak:
         """Time /_ping every 100 ms from a process of its own (this one's threads would add their
         own waits for the interpreter lock to the figures)."""
         seconds = max(0.0, self.deadline - time.monotonic())
-        child = subprocess.run([sys.executable, "-c", PINGER, str(self.daemon.socket), str(self.reference_socket),
-                                str(seconds)], capture_output=True, text=True, cwd=REPO)
-        for line in child.stdout.splitlines():
+        self.pinger_process = subprocess.Popen([sys.executable, "-c", PINGER, str(self.daemon.socket),
+                                                str(self.reference_socket), str(seconds)],
+                                               stdout=subprocess.PIPE, text=True, cwd=REPO)
+        out, _ = self.pinger_process.communicate()
+        for line in out.splitlines():
             which, value = line.split()
             if value == "fail":
                 self.ping_failures += which == "d"
@@ -426,7 +457,7 @@ class Soak:
         # good (modules, the build cache's database, its worker threads and what drivers keep per
         # thread) belongs to its idle state, not to the growth measured below
         warm = [Client(self.args.clients + n, self, self.args.seed) for n in range(self.args.clients)]
-        runners = [threading.Thread(target=c.warm_up) for c in warm]
+        runners = self.workers = [threading.Thread(target=c.warm_up, daemon=True) for c in warm]
         for t in runners:
             t.start()
         for t in runners:
@@ -440,7 +471,8 @@ class Soak:
         self.deadline = start + self.args.minutes * 60
         threads = [threading.Thread(target=self.pinger, daemon=True),
                    threading.Thread(target=self.sampler, args=(start,), daemon=True)]
-        threads += [Client(n, self, self.args.seed) for n in range(self.args.clients)]
+        self.workers = [Client(n, self, self.args.seed) for n in range(self.args.clients)]
+        threads += self.workers
         for t in threads:
             t.start()
         for t in threads:
@@ -516,34 +548,136 @@ class Soak:
                 "leftovers": {"containers": len(containers), "mounts": mounts,
                               "veths": [v for v in veths if v.strip()], "netns": sorted(netns), "shims": shims}}
 
-    def close(self) -> None:
-        """Containers outlive their daemon: remove them through it first; then kill whatever of
-        this run still lives (a dead daemon's shims and containers) before unmounting."""
+    def close(self) -> int:
+        """Undo everything this run made, in the order that leaves nothing behind: clients stop, the
+        daemon removes its containers (they outlive a daemon), the daemon stops, then what still lives
+        is killed, unmounted and removed; the root goes last, and only when nothing lives on it.
+        Returns 0, or 2 when something could not be removed (it is named on stderr)."""
+        self.stopping.set()
+        self.deadline = 0.0
+        if self.pinger_process is not None and self.pinger_process.poll() is None:
+            self.pinger_process.kill()
+        until = time.monotonic() + 20
+        for worker in self.workers:  # an operation in flight ends (its streams are cut at random anyway)
+            if worker.is_alive():
+                worker.join(timeout=max(0.0, until - time.monotonic()))
         if self.args.daemon_log and (self.root / "daemon" / "daemon.stderr").exists():
             shutil.copy(self.root / "daemon" / "daemon.stderr", self.args.daemon_log)
+        daemon = getattr(self, "daemon", None)
         try:
-            if getattr(self, "daemon", None) is not None and self.daemon.process.poll() is None:
-                transport = httpx.HTTPTransport(uds=str(self.daemon.socket))
-                with httpx.Client(transport=transport, base_url="http://d", timeout=60) as http:
-                    for c in http.get("/containers/json?all=1").json():
-                        http.delete(f"/containers/{c['Id']}?force=1")
-        except httpx.HTTPError as exc:
-            print(f"soak: removing the containers failed: {exc}", file=sys.stderr)
-        try:
-            if getattr(self, "daemon", None) is not None:
-                self.daemon.stop()
+            if daemon is not None and daemon.process.poll() is None:
+                remove_containers(daemon.socket)
         finally:
+            if daemon is not None:
+                daemon.stop()
             if self.registry is not None:
                 self.registry.stop()
             if self.reference is not None:
                 self.reference.kill()
                 self.reference.wait()
-            kill_tree(str(self.root).encode())
-            remove_bridge(self.root / "daemon")
-            for line in reversed(Path("/proc/mounts").read_text().splitlines()):
-                if line.split()[1].startswith(str(self.root)):
-                    subprocess.run(["umount", "-l", line.split()[1]], capture_output=True)
-            shutil.rmtree(self.root, ignore_errors=True)
+        return clean_root(self.root, self.container_ids)
+
+
+def remove_containers(socket_path: Path, rounds: int = 5) -> None:
+    """Force-remove every container through the daemon until none is left (a create dropped by a
+    client may still land after a first pass)."""
+    transport = httpx.HTTPTransport(uds=str(socket_path))
+    try:
+        with httpx.Client(transport=transport, base_url="http://d", timeout=60) as http:
+            for _ in range(rounds):
+                listed = http.get("/containers/json?all=1").json()
+                if not listed:
+                    return
+                for c in listed:
+                    http.delete(f"/containers/{c['Id']}?force=1")
+    except httpx.HTTPError as exc:
+        print(f"soak: removing the containers through the daemon failed: {exc!r}", file=sys.stderr)
+
+
+def answers(socket_path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(socket_path))
+            return True
+        except OSError:
+            return False
+
+
+def clean_root(root: Path, container_ids: set[str] = frozenset()) -> int:
+    """After the daemon is gone: kill this run's processes (conmon and the registry by the root in
+    their command line, containers by their cgroup), unmount what is mounted under ``root``, remove
+    the containers' network namespaces and cgroups and the run's bridge, then delete ``root`` if
+    nothing lives on it any more.  Returns 0, or 2 with what is left named on stderr."""
+    data_root = root / "daemon" / "data"
+    ids = set(container_ids)
+    if (data_root / "containers").is_dir():
+        ids |= {p.name for p in (data_root / "containers").iterdir() if len(p.name) == 64}
+    deadline = time.monotonic() + 15
+    while True:
+        alive = processes_of(root, ids)
+        if not alive or time.monotonic() > deadline:
+            break
+        kill_tree(str(root).encode())
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.2)
+    for mountpoint in mounts_under(root):  # deepest first
+        if subprocess.run(["umount", mountpoint], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mountpoint], capture_output=True)
+    for cid in ids:
+        subprocess.run(["ip", "netns", "delete", netns_name(cid)], capture_output=True)
+        for hierarchy in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").glob("*")]:
+            group = hierarchy / cgroup_dir(cid)
+            if group.is_dir():
+                for sub in sorted(group.rglob("*"), reverse=True):
+                    if sub.is_dir():
+                        try:
+                            sub.rmdir()
+                        except OSError:
+                            pass
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
+    if (root / "daemon").exists():
+        remove_bridge(root / "daemon")
+    left_processes, left_mounts = processes_of(root, ids), mounts_under(root)
+    if left_processes or left_mounts:
+        print(f"soak: {root} is kept: processes {left_processes} and mounts {left_mounts} remain",
+              file=sys.stderr)
+        return 2
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def processes_of(root: Path, container_ids: set[str]) -> list[int]:
+    """Processes of this run: the root in their command line, or in one of its containers' cgroups."""
+    mark, groups = str(root).encode(), [cgroup_dir(cid) for cid in container_ids]
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if mark in (proc / "cmdline").read_bytes() or (
+                    groups and any(g in (proc / "cgroup").read_text() for g in groups)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or under ``root`` in this mount namespace, deepest first."""
+    prefix = str(root)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(set(points), key=len, reverse=True)
 
 
 def kill_tree(mark: bytes) -> None:
@@ -657,14 +791,33 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="run the daemon with --debug (loop-stall log)")
+    parser.add_argument("--clean", type=Path, metavar="ROOT",
+                        help="only clean up the root (dockyard-soak-*) of a run that was killed with SIGKILL")
     args = parser.parse_args()
     assert DOCKER, "the docker CLI is needed (it sets up the long-running containers)"
+    if args.clean is not None:
+        root = args.clean.resolve()
+        assert root.name.startswith("dockyard-soak-"), f"{root} is not a soak run's root"
+        if answers(root / "daemon" / "dockyard.sock"):  # the daemon may have outlived its harness
+            remove_containers(root / "daemon" / "dockyard.sock", rounds=2)
+        sys.exit(clean_root(root))
     soak = Soak(args)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    report = None
     try:
         report = soak.run()
+    except Interrupted as exc:
+        print(f"soak: {exc} received: stopping the run and cleaning up", file=sys.stderr)
     finally:
-        soak.close()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _hold_on)
+        kept = soak.close()
+    if report is None:
+        sys.exit(130 if kept == 0 else 2)
     failures = verdict(report)
+    if kept:
+        failures.append(f"{soak.root} could not be cleaned up")
     report["verdict"] = failures or "every target met"
     text = json.dumps(report, indent=1)
     if args.json:
