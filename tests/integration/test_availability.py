@@ -65,8 +65,8 @@ class Reader(threading.Thread):
         try:
             while not self.stopping.is_set():
                 data = self.sock.recv(self.chunk)
-                if not data:
-                    self.ended = True
+                if not data:  # the daemon ended the stream (not our own shutdown in leave())
+                    self.ended = not self.stopping.is_set()
                     return
                 self.total += len(data)
         except OSError:
