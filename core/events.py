@@ -26,6 +26,7 @@ class EventBus:
     #: events a subscriber may fall behind by; one that falls further is sent ``None`` and dropped,
     #: so a client that never reads cannot make the daemon hold every event for it
     BACKLOG = 4096
+
     def __init__(self, keep: int = 1024) -> None:
         self.history: deque[dict] = deque(maxlen=keep)
         self._queues: dict[asyncio.Queue, asyncio.AbstractEventLoop] = {}

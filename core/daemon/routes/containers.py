@@ -306,6 +306,8 @@ def _renderer(tty: bool, timestamps: bool):
 
 class InspectQuery(Query):
     size: Bool = False
+
+
 async def inspect(request: web.Request) -> web.Response:
     containers = _engine(request).containers
     return json_response(await asyncio.to_thread(containers.inspect, request.match_info["id"],
