@@ -182,6 +182,10 @@ def render_info(data: dict[str, Any]) -> str:
     if insecure:
         out.append(" Insecure Registries:")
         out += [f"  {cidr}" for cidr in insecure]
+    mirrors = (data.get("RegistryConfig") or {}).get("Mirrors") or []
+    if mirrors:
+        out.append(" Registry Mirrors:")
+        out += [f"  {mirror}" for mirror in mirrors]
     _line(out, 1, "Live Restore Enabled", data.get("LiveRestoreEnabled"))
     return "\n".join(out) + "\n"
 

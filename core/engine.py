@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import confinement, logs, storage_migration
+from dockyard import confinement, logs, registry_hosts, storage_migration
 from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
@@ -47,6 +47,8 @@ class Engine:
     files: ContainerFiles
     networks: NetworkService
     observers: Observers
+    #: ``RegistryConfig`` of ``GET /info``, from the daemon's registry settings
+    registry_config: dict
 
     @classmethod
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
@@ -106,7 +108,7 @@ class Engine:
         return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
                    containers, execs, events, DistributionDriver(drivers.pm),
                    ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers, events),
-                   observers)
+                   observers, _registry_config((options or {}).get("distribution") or {}))
 
     def close(self) -> None:
         self.containers.close()
@@ -175,7 +177,7 @@ class Engine:
             "OSType": "linux",
             "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "RegistryConfig": self.registry_config,
             "NCPU": _ncpu(),
             "MemTotal": mem,
             "DockerRootDir": str(self.data_root),
@@ -205,6 +207,14 @@ class Engine:
         if not (Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory")):
             warnings.append("WARNING: No swap limit support")
         return warnings
+
+
+def _registry_config(options: dict) -> dict:
+    """What the daemon's ``insecure-registries`` and ``registry-mirrors`` settings (daemon-wide, handed
+    to the distribution driver as options) make of ``RegistryConfig``."""
+    insecure = registry_hosts.insecure_registries(options.get("insecure-registries"))  # None: the environment's
+    mirrors = [m.strip() for m in str(options.get("registry-mirrors") or "").split(",") if m.strip()]
+    return registry_hosts.registry_config(insecure, mirrors)
 
 
 def _private_root(data_root: Path) -> None:

@@ -13,7 +13,7 @@ import re
 import ssl
 from pathlib import Path
 
-__all__ = ["CERT_DIRS", "insecure_registries", "is_insecure", "is_loopback", "tls_verify"]
+__all__ = ["CERT_DIRS", "insecure_registries", "is_insecure", "is_loopback", "registry_config", "tls_verify"]
 
 #: per-registry CA certificates: <dir>/<host[:port]>/ca.crt, as docker reads them
 CERT_DIRS = (Path("/etc/dockyard/certs.d"), Path("/etc/docker/certs.d"))
@@ -61,3 +61,16 @@ def tls_verify(domain: str, insecure: bool) -> bool | ssl.SSLContext:
         if ca.exists():
             return ssl.create_default_context(cafile=str(ca))
     return not insecure
+
+
+def registry_config(insecure: list[str], mirrors: list[str]) -> dict:
+    """``RegistryConfig`` of ``GET /info`` as moby reports it: insecure CIDRs (loopback always),
+    one ``IndexConfigs`` entry for Docker Hub (with the mirrors) and one per insecure host name,
+    and the mirrors with a trailing slash."""
+    cidrs = ["127.0.0.0/8", *(i for i in insecure if "/" in i and i != "127.0.0.0/8")]
+    mirrors = [m.rstrip("/") + "/" for m in mirrors]
+    indexes = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+    for host in (i for i in insecure if "/" not in i):
+        indexes[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": mirrors}

@@ -313,20 +313,14 @@ def parse(text: str) -> list[Row]:
     return rows
 
 
-SPEC_NAME = Path("shared") / "reference" / "engine-api" / "moby-api-v1.41.yaml"
+SPEC_NAME = Path("docs") / "reference" / "moby-api-v1.41.yaml"
 
 
-def find_spec(start: Path) -> Path | None:
-    """The spec beside a checkout (``../shared/reference/engine-api/`` of it or of a directory above),
-    or where ``DOCKYARD_API_SPEC`` says; None when it is not there."""
+def find_spec(checkout: Path) -> Path:
+    """The v1.41 spec kept in a checkout (``docs/reference/``), or where ``DOCKYARD_API_SPEC`` says."""
     import os
 
-    if os.environ.get("DOCKYARD_API_SPEC"):
-        return Path(os.environ["DOCKYARD_API_SPEC"])
-    for directory in [start, *start.resolve().parents]:
-        if (directory / SPEC_NAME).is_file():
-            return directory / SPEC_NAME
-    return None
+    return Path(os.environ.get("DOCKYARD_API_SPEC") or checkout / SPEC_NAME)
 
 
 def load_spec(path: Path) -> dict:

@@ -150,6 +150,8 @@ def test_daemon_registry_mirror(upstream, tmp_path):
     finally:
         del os.environ["DOCKYARD_INDEX_URL"]
     try:
+        info = daemon.dockyard("info")
+        assert f"Registry Mirrors:\n  {cache.url}/\n" in info.stdout.decode(), info.stdout.decode()
         pulled = daemon.dockyard("pull", "busybox:mirrored", timeout=120)
         assert pulled.returncode == 0, pulled.stderr.decode()
         assert httpx.get(f"{cache.url}/v2/_catalog").json() == {"repositories": ["busybox"]}  # it went through

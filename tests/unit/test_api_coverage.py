@@ -30,7 +30,6 @@ def test_document_says_what_the_daemon_declares():
     assert coverage.render(coverage.statuses(rows, coverage.app_endpoints())) == text
 
 
-@pytest.mark.skipif(SPEC is None, reason="the v1.41 spec (shared/reference/engine-api) is not beside the checkout")
 def test_document_lists_every_parameter_of_the_spec():
     rows = coverage.statuses(coverage.spec_rows(coverage.load_spec(SPEC)), coverage.app_endpoints())
     assert coverage.render(rows) == DOC.read_text(), "run contrib/api_coverage.py"

@@ -4,7 +4,6 @@ Engine API v1.41 spec (every path, status and answer field is the spec's, with t
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,6 @@ from dockyard.daemon.http import json_response
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def find_spec() -> Path | None:
-    """moby's v1.41 spec from the shared reference (beside the checkout in CI, /work/shared here)."""
-    candidates = [os.environ.get("DOCKYARD_API_SPEC", ""), ROOT.parent / "shared", ROOT / "shared", "/work/shared"]
-    for base in candidates:
-        if not base:
-            continue
-        path = Path(base)
-        path = path if path.suffix == ".yaml" else path / "reference" / "engine-api" / "moby-api-v1.41.yaml"
-        if path.is_file():
-            return path
-    return None
-
-
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
     return openapi.document(make_app(object()))  # routes only: nothing here calls the engine
@@ -41,14 +27,9 @@ def doc() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    import yaml
+    from dockyard.daemon import coverage
 
-    path = find_spec()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("the Engine API v1.41 spec (shared/reference/engine-api) is needed in CI")
-        pytest.skip("the Engine API v1.41 spec is not at hand (set DOCKYARD_API_SPEC)")
-    return yaml.safe_load(path.read_text())
+    return coverage.load_spec(coverage.find_spec(ROOT))
 
 
 def test_every_route_is_documented(doc) -> None:
