@@ -42,7 +42,11 @@ def daemon(
                                "(http[s]://host:port) tried first for images of the default index; repeat for "
                                "several")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
-                            "distribution driver (index-url, max-concurrent-downloads, ...)")] = None,
+                            "distribution driver (index-url, compression=zstd, compression-level, ...)")] = None,
+    max_concurrent_downloads: Annotated[Optional[int], typer.Option("--max-concurrent-downloads", min=1,
+                                        help="Layers pulled at a time [default: 3]")] = None,
+    max_concurrent_uploads: Annotated[Optional[int], typer.Option("--max-concurrent-uploads", min=1,
+                                      help="Layers pushed at a time [default: 5]")] = None,
     observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
                             "observer plugins (e.g. webhook-url=http://...)")] = None,
     log_driver: Annotated[Optional[str], typer.Option("--log-driver", help="Default log driver of containers: "
@@ -90,7 +94,8 @@ def daemon(
              "network_opts": net_opts, "exec_opts": _key_values("--exec-opt", exec_opt), "runtime": runtime,
              "add_runtimes": add_runtime,
              "registry_opts": _key_values("--registry-opt", registry_opt), "insecure_registries": insecure_registry,
-             "registry_mirrors": registry_mirror,
+             "registry_mirrors": registry_mirror, "max_concurrent_downloads": max_concurrent_downloads,
+             "max_concurrent_uploads": max_concurrent_uploads,
              "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
              "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
              "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,

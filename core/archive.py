@@ -32,18 +32,23 @@ from __future__ import annotations
 import enum
 import errno
 import io
+import itertools
 import logging
 import os
+import queue
 import shutil
 import stat
 import tarfile
-import zlib
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import AbstractSet, BinaryIO, Callable
+from typing import AbstractSet, BinaryIO, Callable, NamedTuple
 
+from dockyard.compression import CodecError, decompressing_reader
 from dockyard.errors import DockyardError, InvalidParameter, System
 from dockyard.models.runtime import Change
+from dockyard import tarstream
+from dockyard.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, Entry, TarFormatError, TarReader
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +209,7 @@ PLAIN = PlainWhiteouts()
 
 def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN, *,
                 no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> int:
-    """Extract an uncompressed layer tar into ``root``; return the content bytes.
+    """Extract a layer tar (plain, gzip, zstd, bzip2 or xz) into ``root``; return the content bytes.
 
     ``docker cp`` options: ``no_overwrite_dir_non_dir`` refuses to replace a directory with
     something else or the reverse; ``owner`` (uid, gid) replaces the owners the tar gives.
@@ -214,29 +219,42 @@ def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = 
     parent components are resolved as if ``root`` were ``/`` (moby's
     FollowSymlinkInScope); the last component of a name is never followed.
     Raises ``InvalidParameter`` for a malformed or hostile tar, ``System`` for
-    I/O errors.  The stream is read to its end.
+    I/O errors.  The stream is read to its end (in 1 MiB reads: a caller that
+    hashes it sees every byte).
     """
-    applier = _Applier(os.path.realpath(root), whiteout)
+    real = os.path.realpath(root)
+    applier = _Applier(real, whiteout)
     applier.no_overwrite_dir_non_dir, applier.owner = no_overwrite_dir_non_dir, owner
     try:
-        with tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8", errors="surrogateescape",
-                          tarinfo=_CheckedTarInfo) as tf:
-            tf._dy_error = None  # set by _CheckedTarInfo when the last header is bad
-            while (member := tf.next()) is not None:
-                tf.members.clear()  # stream mode keeps every header otherwise
-                applier.add(tf, member)
-            if isinstance(tf._dy_error, (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError)):
-                raise InvalidParameter(f"invalid layer tar: {tf._dy_error} at offset {tf.offset}")
+        if not os.listdir(real):  # nothing to replace: small files are written by a pool beside the parser
+            applier.pool = _FilePool(applier)
+        reader = TarReader(decompressing_reader(stream.read))
+        while (entry := reader.next()) is not None:
+            applier.add(reader, entry)
         applier.finish()
-        while stream.read(CHUNK):  # trailing padding belongs to the caller's digest
-            pass
+        reader.drain()  # trailing padding belongs to the caller's digest
     except DockyardError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, UnicodeError, ValueError) as exc:
+    except (TarFormatError, CodecError, UnicodeError, ValueError) as exc:
         raise InvalidParameter(f"invalid layer tar: {exc}") from None
     except OSError as exc:
         raise System(f"applying layer to {root}: {exc}") from exc
+    finally:
+        if applier.pool is not None:
+            applier.pool.close()
     return applier.written
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` would race other threads)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o7777  # unknown: every mode is set explicitly
 
 
 class SafeTarInfo(tarfile.TarInfo):
@@ -315,18 +333,6 @@ def _pax_records(buf: bytes) -> list[tuple[bytes, bytes]]:
     return records
 
 
-class _CheckedTarInfo(SafeTarInfo):
-    """Remembers why the header that ended the archive was unreadable."""
-
-    @classmethod
-    def fromtarfile(cls, tf):  # type: ignore[override]
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.HeaderError as exc:
-            tf._dy_error = exc
-            raise
-
-
 def _split(name: str) -> list[str]:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -345,6 +351,12 @@ class _Applier:
         self.dir_times: dict[str, int] = {}
         self.opaque: set[str] = set()  # directories made opaque: nothing below them is copied up
         self.written = 0
+        # what a new entry gets without chown/chmod: those calls are skipped when they would change nothing
+        self.creator = (os.geteuid(), os.getegid())
+        self.umask = _umask()
+        self.setgid: dict[str, bool] = {}  # directory -> whether new entries in it take its group
+        self.pool: _FilePool | None = None  # writes small files in threads (a layer applied to an empty dir)
+        # docker cp options (see apply_layer)
         self.no_overwrite_dir_non_dir = False
         self.owner: tuple[int, int] | None = None
 
@@ -375,6 +387,8 @@ class _Applier:
                     resolved.pop()
                 continue
             path = os.path.join(self.root, *resolved, comp)
+            if self.pool is not None:
+                self.pool.wait_for(path)  # a file still being written where a directory is wanted
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -424,6 +438,7 @@ class _Applier:
             os.mkdir(path, 0o700)
             os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
             os.chmod(path, stat.S_IMODE(st.st_mode))
+            self.setgid[path] = bool(st.st_mode & stat.S_ISGID)
             self.dir_times.setdefault(path, st.st_mtime_ns)
         else:
             os.symlink(os.readlink(source), path)
@@ -453,23 +468,28 @@ class _Applier:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
+            if self.pool is not None:
+                self.pool.barrier()  # files being written below it
             shutil.rmtree(path)
             self.dirs.clear()
+            self.setgid.clear()
         else:
             os.unlink(path)
             if stat.S_ISLNK(st.st_mode):
                 self.dirs.clear()
+                self.setgid.clear()
         return False
 
     # -- members -------------------------------------------------------------
 
-    def add(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        parts = _split(m.name)
+    def add(self, reader: TarReader, e: Entry) -> None:
+        parts = _split(e.name)
+        kind = e.type
         if not parts:
-            if not m.isdir():
-                raise InvalidParameter(f"invalid layer tar: non-directory entry {m.name!r} for the root")
-            self.meta(self.root, m)
-            self.dir_times[self.root] = _mtime_ns(m)
+            if kind != DIR:
+                raise InvalidParameter(f"invalid layer tar: non-directory entry {e.name!r} for the root")
+            self.meta_dir(self.root, e)
+            self.dir_times[self.root] = e.mtime_ns
             return
         *dir_parts, base = parts
         if base.startswith(WH_PREFIX):
@@ -478,47 +498,65 @@ class _Applier:
         parent = self.resolve_dir(dir_parts, create=True)
         self.keep_time(parent)
         path = os.path.join(parent, base)
+        pool = self.pool
+        if pool is not None:
+            pool.wait_for(path)  # the same name twice: the first one is on disk before it is replaced
         if self.no_overwrite_dir_non_dir:
-            self.check_overwrite(path, m)
-        if m.isreg():
-            self.clear(path, keep_dir=False)
-            self.write_file(tf, m, path)
-        elif m.isdir():
-            if not self.clear(path, keep_dir=True):
+            self.check_overwrite(path, e)
+        if kind == REG:
+            if pool is not None and e.sparse is None and e.size <= _POOL_FILE and path not in self.unpacked:
+                pool.submit(path, e, list(reader.segments()), parent)
+                self.written += e.size
+            else:
+                self.write_file(reader, e, parent, path)
+        elif kind == DIR:
+            try:
                 os.mkdir(path, 0o700)
-            self.meta(path, m)
-            self.dir_times[path] = _mtime_ns(m)
-        elif m.issym():
+            except FileExistsError:
+                if not self.clear(path, keep_dir=True):
+                    os.mkdir(path, 0o700)
+            self.meta_dir(path, e)
+            self.dir_times[path] = e.mtime_ns
+        elif kind == SYM:
             self.clear(path, keep_dir=False)
-            os.symlink(m.linkname, path)
-            self.meta(path, m, symlink=True)
-            os.utime(path, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
-        elif m.islnk():
-            self.link(m, path)
-        elif m.ischr() or m.isblk() or m.isfifo():
+            os.symlink(e.linkname, path)
+            if self.ids(e) != self.creator or self.inherits_group(parent):
+                os.chown(path, *self.ids(e), follow_symlinks=False)
+            self.set_xattrs(path, e)
+            os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
+        elif kind == LNK:
+            self.link(e, path)
+        elif kind in (CHR, BLK, FIFO):
             self.clear(path, keep_dir=False)
-            if m.isfifo():
+            if kind == FIFO:
                 os.mkfifo(path, 0o600)
             else:
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+                node = stat.S_IFCHR if kind == CHR else stat.S_IFBLK
                 try:
-                    os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+                    os.mknod(path, node | 0o600, os.makedev(e.devmajor, e.devminor))
                 except PermissionError as exc:
-                    raise System(f"cannot create device node {m.name!r} (needs CAP_MKNOD): {exc}") from exc
-            self.meta(path, m)
-            os.utime(path, ns=(_mtime_ns(m),) * 2)
+                    raise System(f"cannot create device node {e.name!r} (needs CAP_MKNOD): {exc}") from exc
+            if stat.S_ISLNK(os.lstat(path).st_mode):  # chmod follows links: never through one swapped in
+                raise InvalidParameter(f"invalid layer tar: {e.name!r} was replaced by a symlink while applied")
+            os.chown(path, *self.ids(e), follow_symlinks=False)
+            os.chmod(path, e.mode & 0o7777, follow_symlinks=True)
+            self.set_xattrs(path, e)
+            os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         else:
-            raise InvalidParameter(f"invalid layer tar: unsupported entry type {m.type!r} for {m.name!r}")
+            raise InvalidParameter(f"invalid layer tar: unsupported entry type {e.type!r} for {e.name!r}")
         self.unpacked.add(path)
 
     def whiteout(self, dir_parts: list[str], base: str) -> None:
         if base.startswith(WH_META_PREFIX) and base != WH_OPAQUE:
             return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content
+        if self.pool is not None:
+            self.pool.barrier()  # what it deletes may still be being written
         parent = self.resolve_dir(dir_parts, create=False)  # copied up if only the lower view has it
         if parent is None:
             return  # nothing below a missing parent to hide
         self.keep_time(parent)
         self.dirs.clear()
+        self.setgid.clear()
         if base == WH_OPAQUE:
             self.handler.opaque(self.root, parent, self.unpacked)
             self.opaque.add(parent)
@@ -528,93 +566,107 @@ class _Applier:
                 raise InvalidParameter(f"invalid layer tar: bad whiteout {base!r}")
             self.handler.whiteout(self.root, os.path.join(parent, name))
 
-    def link(self, m: tarfile.TarInfo, path: str) -> None:
-        target_parts = _split(m.linkname)
+    def link(self, e: Entry, path: str) -> None:
+        target_parts = _split(e.linkname)
         if not target_parts:
-            raise InvalidParameter(f"invalid layer tar: hard link {m.name!r} to the root")
+            raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} to the root")
         parent = self.resolve_dir(target_parts[:-1], create=False, copy_up=False)
         source = os.path.join(parent, target_parts[-1]) if parent else None
+        if source is not None and self.pool is not None:
+            self.pool.wait_for(source)
         try:
             st = os.lstat(source) if source else None
         except FileNotFoundError:
             st = None
         if st is None or stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter(f"invalid layer tar: hard link {m.name!r} -> {m.linkname!r}: "
+            raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} -> {e.linkname!r}: "
                                    "no such file in the layer")
         if source == path:
             return
         self.clear(path, keep_dir=False)
         os.link(source, path, follow_symlinks=False)
 
-    def write_file(self, tf: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    def write_file(self, reader: TarReader, e: Entry, parent: str, path: str) -> None:
+        """Create the file (``O_EXCL``, never through a symlink) and write its content.
+
+        The file is created with its permission bits (less the umask), so ``fchmod`` is
+        called only for what that cannot give (set-id and sticky bits, bits the umask
+        takes), and ``fchown`` only when the owner would differ from the creator's."""
+        mode = e.mode & 0o7777
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            src = tf.fileobj
-            src.seek(m.offset_data)
-            if m.sparse is not None:
-                for offset, size in m.sparse:
-                    os.lseek(fd, offset, os.SEEK_SET)
-                    _copy(src, fd, size)
-            else:
-                _copy(src, fd, m.size)
-            os.ftruncate(fd, m.size)
-            self.meta(fd, m)
-            os.utime(fd, ns=(_mtime_ns(m),) * 2)
+            fd = os.open(path, flags, mode & 0o777)
+        except FileExistsError:
+            self.clear(path, keep_dir=False)
+            fd = os.open(path, flags, mode & 0o777)
+        try:
+            reader.write_to(fd, e)
+            self.file_meta(fd, e, self.ids(e) != self.creator or self.inherits_group(parent))
         finally:
             os.close(fd)
-        self.written += m.size
+        self.written += e.size
 
-    def check_overwrite(self, path: str, m: tarfile.TarInfo) -> None:
+    def check_overwrite(self, path: str, e: Entry) -> None:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return
-        if stat.S_ISDIR(st.st_mode) and not m.isdir():
+        if stat.S_ISDIR(st.st_mode) and e.type != DIR:
             raise InvalidParameter(f"cannot overwrite directory {path[len(self.root):] or '/'!r} with "
-                                   f"non-directory {m.name!r}")
-        if not stat.S_ISDIR(st.st_mode) and m.isdir():
+                                   f"non-directory {e.name!r}")
+        if not stat.S_ISDIR(st.st_mode) and e.type == DIR:
             raise InvalidParameter(f"cannot overwrite non-directory {path[len(self.root):]!r} with "
-                                   f"directory {m.name!r}")
+                                   f"directory {e.name!r}")
 
-    def meta(self, target: str | int, m: tarfile.TarInfo, symlink: bool = False) -> None:
-        """chown, chmod, xattrs, in that order (chown drops setuid and capabilities).
+    def file_meta(self, fd: int, e: Entry, chown: bool) -> None:
+        """Owner (if ``chown``), mode (if the creation left it short), xattrs, time of a new file."""
+        mode = e.mode & 0o7777
+        if chown:
+            os.fchown(fd, *self.ids(e))
+        if chown or mode != mode & 0o777 & ~self.umask:
+            os.fchmod(fd, mode)
+        if e.xattrs:
+            self.set_xattrs(fd, e)
+        os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
 
-        Never through a symlink: a directory is changed through a descriptor opened with
-        ``O_NOFOLLOW`` (something swapped in meanwhile fails the open instead)."""
-        if isinstance(target, str) and not symlink and stat.S_ISDIR(os.lstat(target).st_mode):
-            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                self.meta(fd, m)
-            finally:
-                os.close(fd)
-            return
-        uid, gid = self.owner if self.owner is not None else (m.uid, m.gid)
-        if isinstance(target, int):
-            os.fchown(target, uid, gid)
-        else:
-            os.chown(target, uid, gid, follow_symlinks=False)
-        if isinstance(target, int):
-            os.fchmod(target, m.mode & 0o7777)
-        elif not symlink:
-            if stat.S_ISLNK(os.lstat(target).st_mode):   # a device node or fifo, just made; never follow a link
-                raise InvalidParameter(f"invalid layer tar: {m.name!r} was replaced by a symlink while applied")
-            os.chmod(target, m.mode & 0o7777)
-        for key, value in m.pax_headers.items():
-            if not key.startswith(XATTR_PAX):
-                continue
-            name = key[len(XATTR_PAX):]
-            data = value.encode("utf-8", "surrogateescape")
+    def ids(self, e: Entry) -> tuple[int, int]:
+        """The owner an entry gets: the tar's, or the one ``docker cp`` asked for."""
+        return self.owner if self.owner is not None else (e.uid, e.gid)
+
+    def inherits_group(self, directory: str) -> bool:
+        """Whether new entries in ``directory`` take its group (set-group-ID directory)."""
+        known = self.setgid.get(directory)
+        if known is None:
+            known = self.setgid[directory] = bool(os.lstat(directory).st_mode & stat.S_ISGID)
+        return known
+
+    def meta_dir(self, path: str, e: Entry) -> None:
+        """chown, chmod, xattrs of a directory, in that order (chown drops set-id bits), through
+        a descriptor opened with ``O_NOFOLLOW`` (something swapped in meanwhile fails the open)."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, *self.ids(e))
+            os.fchmod(fd, e.mode & 0o7777)
+            self.set_xattrs(fd, e)
+        finally:
+            os.close(fd)
+        self.setgid[path] = bool(e.mode & stat.S_ISGID)
+
+    def set_xattrs(self, target: str | int, e: Entry) -> None:
+        for name, value in e.xattrs:
             try:
                 if isinstance(target, int):
-                    os.setxattr(target, name, data)
+                    os.setxattr(target, name, value)
                 else:
-                    os.setxattr(target, name, data, follow_symlinks=False)
+                    os.setxattr(target, name, value, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno != errno.EOPNOTSUPP:
-                    raise System(f"setting xattr {name!r} on {m.name!r}: {exc}") from exc
-                log.warning("xattr %s on %s not supported here; skipped", name, m.name)
+                    raise System(f"setting xattr {name!r} on {e.name!r}: {exc}") from exc
+                log.warning("xattr %s on %s not supported here; skipped", name, e.name)
 
     def finish(self) -> None:
+        if self.pool is not None:
+            self.pool.barrier()
         for path, ns in self.dir_times.items():
             try:
                 if stat.S_ISDIR(os.lstat(path).st_mode):
@@ -623,30 +675,147 @@ class _Applier:
                 pass
 
 
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    raw = m.pax_headers.get("mtime")
-    if raw:  # exact decimal from the PAX record, not a float
-        sec, _, frac = raw.partition(".")
-        neg = sec.startswith("-")
-        ns = abs(int(sec or "0")) * 1_000_000_000 + int((frac + "000000000")[:9] or "0")
-        return -ns if neg else ns
-    return int(m.mtime) * 1_000_000_000
+#: files up to this size go to the pool (larger ones are written by the parser's thread as they are read)
+_POOL_FILE = 1 << 20
+#: content the pool may hold (views into the chunks read), and files pending, at most
+_POOL_BYTES = 32 << 20
+_POOL_JOBS = 1024
+_POOL_THREADS = 3
 
 
-def _copy(src, fd: int, size: int) -> None:
-    """Copy ``size`` bytes from the tar stream; all-zero chunks become holes."""
-    while size > 0:
-        n = min(CHUNK, size)
-        buf = src.read(n)
-        if len(buf) < n:
-            raise tarfile.ReadError("unexpected end of data")
-        if (buf == _ZEROS) if n == CHUNK else (buf.count(0) == n):
-            os.lseek(fd, n, os.SEEK_CUR)
-        else:
-            view = memoryview(buf)
-            while view:
-                view = view[os.write(fd, view):]
-        size -= n
+class _FilePool:
+    """Threads that create and write the small files of a layer while the parser goes on.
+
+    File creation is kernel work (an inode, a directory entry, a journal record) that
+    Go's single-threaded untar pays in line; here it runs in :data:`_POOL_THREADS`
+    threads beside the parser, with the GIL released.  Only used on an empty
+    directory, where a new file cannot meet an old one: the applier waits for a
+    pending file before anything else touches its path (:meth:`wait_for`: the same
+    name again, a directory of that name, a hard link to it) and for all of them
+    before a whiteout, a directory removal and the final directory times
+    (:meth:`barrier`).  A file that finds its name taken after all (``EEXIST``) is
+    written again by the applier, the slow and careful way, when it is waited for.
+    """
+
+    def __init__(self, applier: _Applier) -> None:
+        self.applier = applier
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.done = threading.Condition(self.lock)  # signalled only while the applier waits
+        self.waiting = False
+        self.inflight: dict[str, tuple] = {}  # path -> job, until written (or taken back)
+        self.taken: list[tuple] = []  # jobs that met an existing name
+        self.queued_bytes = 0
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._work, name="apply", daemon=True) for _ in range(_POOL_THREADS)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, path: str, e: Entry, views: list, parent: str) -> None:
+        chown = self.applier.ids(e) != self.applier.creator or self.applier.inherits_group(parent)
+        job = (path, e, views, chown)
+        with self.lock:
+            while (self.queued_bytes > _POOL_BYTES or len(self.inflight) >= _POOL_JOBS) and self.error is None:
+                self._wait()
+            self._raise()
+            self.inflight[path] = job
+            self.queued_bytes += e.size
+        self.jobs.put(job)
+        self.applier.unpacked.add(path)
+
+    def _wait(self) -> None:
+        self.waiting = True
+        try:
+            self.done.wait()
+        finally:
+            self.waiting = False
+
+    def _work(self) -> None:
+        applier = self.applier
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        while (job := self.jobs.get()) is not None:
+            path, e, views, chown = job
+            taken = False
+            error = None
+            try:
+                try:
+                    fd = os.open(path, flags, e.mode & 0o777)
+                except FileExistsError:
+                    taken = True
+                else:
+                    try:
+                        if tarstream.write_views(fd, views) < e.size:
+                            os.ftruncate(fd, e.size)
+                        applier.file_meta(fd, e, chown)
+                    finally:
+                        os.close(fd)
+            except BaseException as exc:  # noqa: BLE001 - raised in the applier's thread
+                error = exc
+            with self.lock:
+                self.queued_bytes -= e.size
+                if error is not None and self.error is None:
+                    self.error = error
+                if taken:
+                    self.taken.append(job)
+                else:
+                    del self.inflight[path]
+                if self.waiting:
+                    self.done.notify()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _settle(self) -> None:
+        """Write the files that met an existing name (in the applier's thread, replacing it)."""
+        while True:
+            with self.lock:
+                if not self.taken:
+                    return
+                path, e, views, chown = self.taken.pop(0)
+            self.applier.clear(path, keep_dir=False)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, e.mode & 0o777)
+            try:
+                if tarstream.write_views(fd, views) < e.size:
+                    os.ftruncate(fd, e.size)
+                self.applier.file_meta(fd, e, chown)
+            finally:
+                os.close(fd)
+            with self.lock:
+                del self.inflight[path]
+
+    def wait_for(self, path: str) -> None:
+        """Return once no file is pending at ``path``."""
+        if path not in self.inflight:
+            return
+        with self.lock:
+            while path in self.inflight and not any(job[0] == path for job in self.taken) and self.error is None:
+                self._wait()
+            self._raise()
+        self._settle()
+
+    def barrier(self) -> None:
+        """Return once every submitted file is written."""
+        with self.lock:
+            while len(self.inflight) > len(self.taken) and self.error is None:
+                self._wait()
+            self._raise()
+        self._settle()
+
+    def close(self) -> None:
+        """Stop the threads once the queue is empty (after an error: files not written yet are left)."""
+        with self.lock:
+            if self.error is not None or len(self.inflight) > len(self.taken):
+                while True:  # drop what is still queued
+                    try:
+                        self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def _remove_all(path: str) -> None:
@@ -788,14 +957,14 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
     root = os.fspath(layer_dir)
     ordered = sorted(found, key=lambda c: c.path.split("/"))
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes | _Span]:
         w = _TarWriter(whiteout)
         for change in ordered:
             name = change.path.strip("/")
             if not name:
                 continue
             if change.kind == DELETED:
-                yield from w.whiteout(name)
+                yield w.whiteout(name)
                 continue
             path = os.path.join(root, name)
             try:
@@ -803,9 +972,9 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
             except FileNotFoundError:
                 raise System(f"exporting {name!r}: it vanished from {root}") from None
             yield from w.entry(path, name, st)
-        yield from w.close()
+        yield w.close()
 
-    return _reader(chunks(), on_close)
+    return TarStream(chunks(), on_close)
 
 
 def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
@@ -831,7 +1000,7 @@ def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
     """
     root = os.fspath(directory)
 
-    def walk(path: str, prefix: str, w: _TarWriter) -> Iterator[bytes]:
+    def walk(path: str, prefix: str, w: _TarWriter) -> Iterator[bytes | _Span]:
         entries = _scan(path)
         for name in sorted(entries):
             st = entries[name]
@@ -840,130 +1009,138 @@ def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
             if mark is Marker.SKIP:
                 continue
             if mark is Marker.WHITEOUT:
-                yield from w.whiteout(rel)
+                yield w.whiteout(rel)
                 continue
             yield from w.entry(child, rel, st)
             if mark is Marker.OPAQUE:
-                yield from w.opaque(rel)
+                yield w.opaque(rel)
             if stat.S_ISDIR(st.st_mode):
                 yield from walk(child, rel + "/", w)
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes | _Span]:
         w = _TarWriter(whiteout)
         yield from walk(root, "", w)
-        yield from w.close()
+        yield w.close()
 
-    return _reader(chunks(), on_close)
+    return TarStream(chunks(), on_close)
+
+
+class _Span(NamedTuple):
+    """Content to copy from an open file: ``length`` bytes of ``fd`` from ``offset``."""
+
+    fd: int
+    offset: int
+    length: int
 
 
 class _TarWriter:
-    """Builds normalised PAX members; yields output in ~1 MiB chunks."""
+    """Builds normalised PAX members, byte for byte as ``tarfile``'s PAX format writes them;
+    content is handed out as :class:`_Span` (copied by the consumer, with ``sendfile`` where it can)."""
 
     def __init__(self, handler: WhiteoutHandler) -> None:
         self.handler = handler
-        self.buf = bytearray()
         self.links: dict[tuple[int, int], str] = {}
+        self.size = 0  # bytes handed out so far
 
-    def _emit(self, info: tarfile.TarInfo) -> Iterator[bytes]:
-        self.buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        if len(self.buf) >= CHUNK:
-            yield bytes(self.buf)
-            self.buf.clear()
+    def header(self, name: str, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes,
+               linkname: str = "", dev: tuple[int, int] = (0, 0),
+               records: list[tuple[str, str]] | None = None) -> bytes:
+        """A member's header: pax records first for what ustar cannot hold (tarfile's rules:
+        non-ASCII or long names and link names, numbers out of range), then the ustar block."""
+        records = list(records or ())
+        given = {key for key, _ in records}
+        if kind == b"5" and not name.endswith("/"):
+            name += "/"
+        for value, key in ((name, "path"), (linkname, "linkpath")):
+            if key not in given and (not value.isascii() or len(value) > 100):
+                records.append((key, value))
+        numbers = {"uid": uid, "gid": gid, "size": size, "mtime": mtime}
+        for key, limit in (("uid", 8 ** 7), ("gid", 8 ** 7), ("size", 8 ** 11), ("mtime", 8 ** 11)):
+            if not 0 <= numbers[key] < limit:
+                if key not in given:
+                    records.append((key, str(numbers[key])))
+                numbers[key] = 0
+        block = tarstream.ustar_header(name.encode("ascii", "replace"), mode, numbers["uid"], numbers["gid"],
+                                       numbers["size"], numbers["mtime"], kind, linkname.encode("ascii", "replace"),
+                                       dev[0], dev[1])
+        out = tarstream.pax_header(records) + block if records else block
+        self.size += len(out)
+        return out
 
-    def whiteout(self, name: str) -> Iterator[bytes]:
+    def whiteout(self, name: str) -> bytes:
         head, _, base = name.rpartition("/")
-        info = tarfile.TarInfo(f"{head}/{WH_PREFIX}{base}" if head else WH_PREFIX + base)
-        info.mode = 0
-        yield from self._emit(info)
+        return self.header(f"{head}/{WH_PREFIX}{base}" if head else WH_PREFIX + base, 0, 0, 0, 0, 0, b"0")
 
-    def opaque(self, directory: str) -> Iterator[bytes]:
-        info = tarfile.TarInfo(f"{directory}/{WH_OPAQUE}")
-        info.mode = 0
-        yield from self._emit(info)
+    def opaque(self, directory: str) -> bytes:
+        return self.header(f"{directory}/{WH_OPAQUE}", 0, 0, 0, 0, 0, b"0")
 
-    def entry(self, path: str, name: str, st: os.stat_result) -> Iterator[bytes]:
+    def entry(self, path: str, name: str, st: os.stat_result) -> Iterator[bytes | _Span]:
         mode = st.st_mode
-        info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
-        info.uname = info.gname = ""
-        info.mtime = st.st_mtime_ns // 1_000_000_000
-        for key, value in _xattrs(path, self.handler.keep_xattr).items():
-            info.pax_headers[XATTR_PAX + key] = value.decode("utf-8", "surrogateescape")
+        perms, mtime = stat.S_IMODE(mode), st.st_mtime_ns // 1_000_000_000
+        records = [(XATTR_PAX + key, value.decode("utf-8", "surrogateescape"))
+                   for key, value in _xattrs(path, self.handler.keep_xattr).items()]
         if not stat.S_ISDIR(mode) and st.st_nlink > 1:
             first = self.links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:
-                info.type, info.linkname = tarfile.LNKTYPE, first
-                yield from self._emit(info)
+                yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"1", first, records=records)
                 return
         if stat.S_ISREG(mode):
-            yield from self._file(path, info, st.st_size)
+            yield from self._file(path, name, perms, st, mtime, records)
             return
         if stat.S_ISDIR(mode):
-            info.type = tarfile.DIRTYPE
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"5", records=records)
         elif stat.S_ISLNK(mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"2", os.readlink(path), records=records)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"3" if stat.S_ISCHR(mode) else b"4",
+                              dev=(os.major(st.st_rdev), os.minor(st.st_rdev)), records=records)
         elif stat.S_ISFIFO(mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            return  # sockets have no tar form; Docker skips them too
-        yield from self._emit(info)
+            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"6", records=records)
+        # sockets have no tar form; Docker skips them too
 
-    def _file(self, path: str, info: tarfile.TarInfo, size: int) -> Iterator[bytes]:
+    def _file(self, path: str, name: str, perms: int, st: os.stat_result, mtime: int,
+              records: list[tuple[str, str]]) -> Iterator[bytes | _Span]:
+        size = st.st_size
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             runs = _data_runs(fd, size) if size >= SPARSE_MIN_HOLE else None
             if runs is not None and size - sum(n for _, n in runs) < SPARSE_MIN_HOLE:
                 runs = None
             if runs is None:
-                info.size = size
-                yield from self._emit(info)
+                yield self.header(name, perms, st.st_uid, st.st_gid, size, mtime, b"0", records=records)
                 yield from self._data(fd, [(0, size)])
                 return
             if not runs or runs[-1][0] + runs[-1][1] < size:
                 runs.append((size, 0))  # GNU marks a trailing hole this way
             sparse_map = f"{len(runs)}\n" + "".join(f"{o}\n{n}\n" for o, n in runs)
-            map_bytes = sparse_map.encode() + bytes(-len(sparse_map) % tarfile.BLOCKSIZE)
-            head, _, base = info.name.rpartition("/")
-            real_name = info.name
+            map_bytes = sparse_map.encode() + bytes(-len(sparse_map) % tarstream.BLOCK)
+            head, _, base = name.rpartition("/")
+            stored = f"{head}/GNUSparseFile.0/{base}" if head else f"GNUSparseFile.0/{base}"
             # path first so GNU.sparse.name wins for readers that apply records in order
-            records = {"path": f"{head}/GNUSparseFile.0/{base}" if head else f"GNUSparseFile.0/{base}",
-                       "GNU.sparse.major": "1", "GNU.sparse.minor": "0",
-                       "GNU.sparse.name": real_name, "GNU.sparse.realsize": str(size)}
-            records.update(info.pax_headers)
-            info.pax_headers = records
-            info.name = records["path"]
-            info.size = len(map_bytes) + sum(n for _, n in runs)
-            yield from self._emit(info)
-            self.buf += map_bytes
+            sparse = [("path", stored), ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
+                      ("GNU.sparse.name", name), ("GNU.sparse.realsize", str(size))]
+            yield self.header(stored, perms, st.st_uid, st.st_gid, len(map_bytes) + sum(n for _, n in runs), mtime,
+                              b"0", records=sparse + records)
+            self.size += len(map_bytes)
+            yield map_bytes
             yield from self._data(fd, runs)
         finally:
             os.close(fd)
 
-    def _data(self, fd: int, runs: list[tuple[int, int]]) -> Iterator[bytes]:
+    def _data(self, fd: int, runs: list[tuple[int, int]]) -> Iterator[bytes | _Span]:
         total = 0
         for offset, length in runs:
-            end = offset + length
-            while offset < end:
-                chunk = os.pread(fd, min(CHUNK, end - offset), offset)
-                if not chunk:  # the file shrank while being read: pad
-                    chunk = bytes(min(CHUNK, end - offset))
-                offset += len(chunk)
-                total += len(chunk)
-                self.buf += chunk
-                if len(self.buf) >= CHUNK:
-                    yield bytes(self.buf)
-                    self.buf.clear()
-        self.buf += bytes(-total % tarfile.BLOCKSIZE)
+            if length:
+                yield _Span(fd, offset, length)
+                total += length
+        pad = -total % tarstream.BLOCK
+        self.size += total + pad
+        if pad:
+            yield bytes(pad)
 
-    def close(self) -> Iterator[bytes]:
-        self.buf += bytes(2 * tarfile.BLOCKSIZE)
-        self.buf += bytes(-len(self.buf) % tarfile.RECORDSIZE)  # tarfile pads the same way
-        yield bytes(self.buf)
-        self.buf.clear()
+    def close(self) -> bytes:
+        end = bytes(2 * tarstream.BLOCK)
+        return end + bytes(-(self.size + len(end)) % tarstream.RECORD)  # tarfile pads the same way
 
 
 def _data_runs(fd: int, size: int) -> list[tuple[int, int]]:
@@ -1003,34 +1180,123 @@ def _extend(runs: list[list[int]], offset: int, length: int) -> None:
         runs.append([offset, length])
 
 
-class _ChunkReader(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None) -> None:
-        self._chunks = chunks
+class TarStream(io.RawIOBase):
+    """A tar produced as it is read (what the ``export_*`` functions return).
+
+    Read it as a file, or hand it to :meth:`write_to`, which writes the rest of the tar
+    into a file descriptor with ``sendfile`` for file content (no copy through Python).
+    ``on_close`` runs once when it is closed.
+    """
+
+    def __init__(self, items: Iterator[bytes | _Span], on_close: Callable[[], None] | None) -> None:
+        self._items = items
         self._view = memoryview(b"")
+        self._span: _Span | None = None
         self._on_close = on_close
 
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bytes | _Span | None:
+        try:
+            return next(self._items)
+        except StopIteration:
+            return None
+        except DockyardError:
+            raise
+        except OSError as exc:
+            raise System(f"writing layer tar: {exc}") from exc
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        """Up to ``size`` bytes (a header, a piece of a file), without the zeroed buffer of ``size``
+        bytes that ``RawIOBase.read`` allocates for every call."""
+        if size is None or size < 0:
+            return self.readall()
+        while True:
+            if self._view:
+                data = bytes(self._view[:size])
+                self._view = self._view[len(data):]
+                return data
+            if self._span is not None:
+                fd, offset, length = self._span
+                want = min(size, length)
+                data = os.pread(fd, want, offset) or bytes(want)  # a file that shrank: zeros stand in
+                self._span = _Span(fd, offset + len(data), length - len(data)) if len(data) < length else None
+                return data
+            item = self._next()
+            if item is None:
+                return b""
+            if isinstance(item, _Span):
+                self._span = item
+            elif len(item) <= size:
+                return item
+            else:
+                self._view = memoryview(item)
+
+    def readall(self) -> bytes:
+        return b"".join(iter(lambda: self.read(CHUNK), b""))
+
     def readinto(self, b) -> int:  # type: ignore[override]
         while not self._view:
-            try:
-                self._view = memoryview(next(self._chunks))
-            except StopIteration:
+            if self._span is not None:  # file content: read straight into the caller's buffer
+                fd, offset, length = self._span
+                want = min(len(b), length)
+                n = os.preadv(fd, [memoryview(b)[:want]], offset)
+                if n == 0:  # the file shrank while it was read: zeros stand in for the rest
+                    n = want
+                    b[:n] = bytes(n)
+                self._span = _Span(fd, offset + n, length - n) if n < length else None
+                return n
+            item = self._next()
+            if item is None:
                 return 0
-            except DockyardError:
-                raise
-            except OSError as exc:
-                raise System(f"writing layer tar: {exc}") from exc
+            if isinstance(item, _Span):
+                self._span = item
+            else:
+                self._view = memoryview(item)
         n = min(len(b), len(self._view))
         b[:n] = self._view[:n]
         self._view = self._view[n:]
         return n
 
+    def write_to(self, out: int) -> int:
+        """Write the rest of the tar into file descriptor ``out`` (blocking); returns the bytes written.
+        Headers go out in batches of up to 64 KiB, file content with ``sendfile``."""
+        first: list[bytes | _Span] = []
+        if self._view:
+            first.append(bytes(self._view))
+            self._view = memoryview(b"")
+        if self._span is not None:
+            first.append(self._span)
+            self._span = None
+        written = 0
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            for item in itertools.chain(first, iter(self._next, None)):
+                if isinstance(item, _Span):
+                    if batch:
+                        _write_all(out, b"".join(batch))
+                        batch, batched = [], 0
+                    _send(out, item)
+                    written += item.length
+                    continue
+                batch.append(item)
+                batched += len(item)
+                written += len(item)
+                if batched >= 1 << 16:
+                    _write_all(out, b"".join(batch))
+                    batch, batched = [], 0
+            if batch:
+                _write_all(out, b"".join(batch))
+        except OSError as exc:
+            raise System(f"writing layer tar: {exc}") from exc
+        return written
+
     def close(self) -> None:
         if not self.closed:
             try:
-                self._chunks.close()  # type: ignore[attr-defined]
+                self._items.close()  # type: ignore[attr-defined]
             finally:
                 callback, self._on_close = self._on_close, None
                 super().close()
@@ -1038,5 +1304,29 @@ class _ChunkReader(io.RawIOBase):
                     callback()
 
 
-def _reader(chunks: Iterator[bytes], on_close: Callable[[], None] | None) -> BinaryIO:
-    return io.BufferedReader(_ChunkReader(chunks, on_close), CHUNK)  # type: ignore[return-value]
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _send(out: int, span: _Span) -> None:
+    """``sendfile`` a span; what a file that shrank meanwhile no longer has is sent as zeros."""
+    fd, offset, length = span
+    while length > 0:
+        try:
+            n = os.sendfile(out, fd, offset, min(length, 1 << 30))
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(fd, min(length, CHUNK), offset)  # out cannot take sendfile: copy
+            n = len(data)
+            if n:
+                _write_all(out, data)
+        if n == 0:
+            _write_all(out, bytes(length))
+            return
+        offset += n
+        length -= n
+
+

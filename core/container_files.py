@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -202,7 +201,8 @@ class ContainerFiles:
 
         def produce(out: BinaryIO) -> None:
             with self._rootfs(c.id) as root, archive.export_tree(root) as stream:
-                shutil.copyfileobj(stream, out, 1 << 20)
+                out.flush()
+                stream.write_to(out.fileno())  # file content with sendfile
 
         return produce
 

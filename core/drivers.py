@@ -390,9 +390,10 @@ class NetworkDriver(_Facade):
 class DistributionDriver(_Facade):
     kind = "distribution"
 
-    def pull(self, reference: str, auth: dict, progress, layer_exists=None, work_dir: str | None = None) -> dict:
+    def pull(self, reference: str, auth: dict, progress, layer_exists=None, work_dir: str | None = None,
+             layer_ready=None) -> dict:
         return self._call("distribution_pull", reference=reference, auth=auth, progress=progress,
-                          layer_exists=layer_exists, work_dir=work_dir)
+                          layer_exists=layer_exists, work_dir=work_dir, layer_ready=layer_ready)
 
     def push(self, reference: str, image: dict, auth: dict, progress) -> dict:
         return self._call("distribution_push", reference=reference, image=image, auth=auth, progress=progress)

@@ -564,7 +564,8 @@ def network_disconnect(container_id: str, network: str) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_dir: str) -> dict | None:
+def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_dir: str,
+                      layer_ready) -> dict | None:
     """Fetch an image's manifest, config and the layers the caller lacks from a registry.
 
     Implemented by: distribution driver.  firstresult.  ``progress`` is a callable
@@ -572,12 +573,17 @@ def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_d
     called from several threads.  ``layer_exists(parent_chain_id | None, diff_id)``
     returns the local layer's chain ID when that layer (on those parents) is present,
     else ``None``.  Layers are verified against their digest and diff ID; their
-    uncompressed tars are written into ``work_dir``.
+    uncompressed tars are written into ``work_dir``.  ``layer_ready(index, diff_ids,
+    tar_path, progress_id)`` (may be None) is called, from any thread, as soon as the
+    layer at ``index`` (of the image's ``diff_ids``, bottom first) is verified, so that
+    the caller can apply it while later layers download; the caller then owns the file.
     Returns ``{"config": bytes, "digest": manifest digest, "repository": local repo,
     "tag": tag or None (pull by digest), "name": str, "layers": [(diff_id, tar path or
     None when present)], "layer_ids": [12-hex progress ids]}``.
     Raises ``NotFound`` (unknown repository, tag or platform), ``Unauthorized``,
     ``InvalidParameter`` (verification failed).
+
+    .. versionchanged:: 0.1 ``layer_ready``
     """
 
 

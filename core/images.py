@@ -10,30 +10,24 @@ crash leaves behind is unreferenced layer content, which
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import io
 import logging
-import shutil
-import tempfile
-import lzma
 import os
-import tarfile
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import config_changes, ids, reference
-from dockyard.archive import SafeTarInfo
+from dockyard.compression import CHUNK, CodecError, decompressing_reader
 from dockyard.drivers import StorageDriver
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.filters import Filters
 from dockyard.models.container import ContainerConfig
 from dockyard.models.image import HistoryEntry, ImageConfig, RootFS
+from dockyard.pipeline import HashingReader, ThreadedHash
 from dockyard.store import Store
 from dockyard.timefmt import iso_now, parse_iso, to_unix
 
@@ -42,72 +36,57 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MAGIC = [(b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile)]
-
-
 def decompressed(raw: BinaryIO) -> BinaryIO:
-    """Wrap ``raw`` (seekable) in the decompressor its magic bytes call for."""
-    head = raw.read(6)
-    raw.seek(0)
-    for magic, opener in _MAGIC:
-        if head.startswith(magic):
-            return opener(raw)  # type: ignore[return-value]
-    return raw
+    """``raw`` (at its start), decompressed if its magic bytes say it is compressed (gzip, zstd, bzip2, xz)."""
+    read = decompressing_reader(raw.read)
+    return io.BufferedReader(_ReadStream(read), CHUNK)  # type: ignore[return-value]
 
 
-class _Hashing(io.RawIOBase):
-    """A read-through stream that hashes (and optionally copies) what is read from it."""
-
-    def __init__(self, inner: BinaryIO, copy_to: BinaryIO | None = None) -> None:
-        self.inner = inner
-        self.copy_to = copy_to
-        self.sha = hashlib.sha256()
+class _ReadStream(io.RawIOBase):
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._rest = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buffer))
-        self.sha.update(data)
-        if self.copy_to is not None:
-            self.copy_to.write(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+        if not self._rest:
+            try:
+                self._rest = memoryview(self._read(max(len(buffer), CHUNK)))
+            except CodecError as exc:
+                raise ValueError(str(exc)) from None
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
 
 
 def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
-    """Decompress an (optionally compressed) layer tar into the blob store while
-    validating and hashing it; returns (diff ID, path of the uncompressed tar).
+    """Decompress a layer tar (plain, gzip, zstd, bzip2 or xz) into the blob store, hashed
+    in a thread beside the copy; returns (diff ID, path of the uncompressed tar).
 
     The uncompressed tar is kept, named by its diff ID, so that ``save`` and
     ``push`` can hand out byte-identical layers later (Docker keeps tar-split
-    metadata for the same reason).  Raises InvalidParameter when it is not a tar;
-    nothing is left behind then.
+    metadata for the same reason).  Its members are not parsed here: the applier
+    checks them, in its one pass.  Raises InvalidParameter when the compression is
+    corrupt; nothing is left behind then.
     """
-    raw.seek(0)
     tmp = blob_dir / f".stage-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     try:
-        with open(tmp, "wb") as out:
-            hashing = _Hashing(decompressed(raw), out)
+        with open(tmp, "wb") as out, ThreadedHash() as digest:
             try:
-                with tarfile.open(fileobj=io.BufferedReader(hashing, 1 << 20), mode="r|",  # type: ignore[arg-type]
-                                  tarinfo=SafeTarInfo) as tar:
-                    for _ in tar:
-                        pass
-                    while tar.fileobj.read(1 << 20):  # the end-of-archive padding belongs to the digest
-                        pass
-            except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+                read = decompressing_reader(raw.read)
+                while chunk := read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            except CodecError as exc:
                 raise InvalidParameter(f"archive/tar: invalid tar header: the body is not a valid tar archive "
                                        f"({exc})") from None
-            hashing.drain()
-        digest = hashing.sha.hexdigest()
-        final = blob_dir / digest
+            hexdigest = digest.hexdigest()
+        final = blob_dir / hexdigest
         os.replace(tmp, final)
-        return "sha256:" + digest, final
+        return "sha256:" + hexdigest, final
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -192,6 +171,8 @@ class ImageService:
         return image_id
 
     def ensure_layer(self, layer: str, parent: str | None, diff_id: str, tar_path: Path) -> int:
+        """Apply the kept tar ``tar_path`` as storage layer ``layer`` unless it exists; returns its size.
+        On failure the layer goes, and so does the tar unless another layer has that diff ID."""
         row = self.store.layer_row(layer)
         if row is not None and self.storage.exists(layer):
             return row["size"]
@@ -199,13 +180,54 @@ class ImageService:
             self.storage.remove_layer(layer)
         self.storage.create_layer(layer, parent)
         try:
-            with open(tar_path, "rb") as stream:
+            with open(tar_path, "rb", buffering=0) as stream:
                 size = self.storage.apply_diff(layer, stream)
         except BaseException:
             self.storage.remove_layer(layer)
+            if not self.store.diff_id_in_use(diff_id):
+                tar_path.unlink(missing_ok=True)
             raise
         self.store.add_layer(layer, parent, diff_id, size, iso_now())
         return size
+
+    def add_verified_layer(self, parent: str | None, diff_id: str, read: Callable[[int], bytes],
+                           copy: Callable[[int], None] | None = None) -> tuple[str, int]:
+        """Store a layer whose diff ID is known beforehand (load, pull), in one pass: the
+        uncompressed tar ``read`` gives is applied while a thread hashes it beside the
+        applier; a mismatch removes the layer.  The tar is kept for save and push: the
+        bytes read are written as they pass, or, when ``copy`` is given, ``copy(fd)``
+        writes them into the kept file after the check (a kernel copy from the source).
+        Returns (layer, size).
+        """
+        layer = chain_id(parent, diff_id)
+        row = self.store.layer_row(layer)
+        if row is not None and self.storage.exists(layer):
+            return layer, row["size"]
+        if self.storage.exists(layer):  # content left by a crash before its row committed
+            self.storage.remove_layer(layer)
+        kept = self.store.blob_dir / diff_id.removeprefix("sha256:")
+        tmp = self.store.blob_dir / f".stage-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        self.storage.create_layer(layer, parent)
+        try:
+            with open(tmp, "wb") as out:
+                with ThreadedHash() as digest:
+                    stream = HashingReader(read, digest, copy_to=out if copy is None else None)
+                    size = self.storage.apply_diff(layer, stream)
+                    stream.drain()  # what a driver left unread still belongs to the digest
+                    got = "sha256:" + digest.hexdigest()
+                if got != diff_id:
+                    raise InvalidParameter(f"layer content has diff ID {got}, the image config says {diff_id}")
+                if copy is not None:
+                    out.flush()
+                    copy(out.fileno())
+            os.replace(tmp, kept)
+        except BaseException:
+            self.storage.remove_layer(layer)
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.store.add_layer(layer, parent, diff_id, size, iso_now())
+        return layer, size
 
     def record_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
                       repo: str | None, tag: str | None, blob: bytes | None = None) -> str:
@@ -215,12 +237,6 @@ class ImageService:
         image_id = self.store.put_blob(blob)
         self.store.add_image(image_id, top_layer, parent, size, config.created or iso_now(), repo, tag)
         return image_id
-
-    def add_layer(self, parent_layer: str | None, raw: BinaryIO) -> tuple[str, str, int]:
-        """Store a layer tar on top of ``parent_layer``; returns (layer, diff ID, size)."""
-        diff_id, tar_path = stage_layer(raw, self.store.blob_dir)
-        layer = chain_id(parent_layer, diff_id)
-        return layer, diff_id, self.ensure_layer(layer, parent_layer, diff_id, tar_path)
 
     def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
                repo: str | None, tag: str | None, comment: str = "", author: str = "",
@@ -247,20 +263,19 @@ class ImageService:
         top, size = (row["top_layer"], row["size"]) if row else (None, 0)
         diff_id = None
         if diff_layer is not None:
-            fd, tmp_name = tempfile.mkstemp(prefix="commit-", dir=self.store.blob_dir)
+            diff = self.storage.diff(diff_layer)
             try:
-                with os.fdopen(fd, "w+b") as tmp:
-                    diff = self.storage.diff(diff_layer)
-                    try:
-                        shutil.copyfileobj(diff, tmp, 1 << 20)
-                    finally:
-                        diff.close()
-                    tmp.seek(0)
-                    if not (skip_empty_diff and _tar_is_empty(tmp)):
-                        top, diff_id, added = self.add_layer(top, tmp)
-                        size += added
+                diff_id, tar_path, empty = _stage_diff(diff, self.store.blob_dir)
             finally:
-                os.unlink(tmp_name)
+                diff.close()
+            if skip_empty_diff and empty:
+                if not self.store.diff_id_in_use(diff_id):
+                    tar_path.unlink(missing_ok=True)
+                diff_id = None
+            else:
+                layer = chain_id(top, diff_id)
+                size += self.ensure_layer(layer, top, diff_id, tar_path)
+                top = layer
         now = iso_now()
         config = base.model_copy(deep=True)
         config.config = container_config
@@ -620,15 +635,27 @@ class ImageService:
         return removed
 
 
-def _tar_is_empty(stream: BinaryIO) -> bool:
-    """Whether a tar has no members (a step that changed nothing); rewinds ``stream``."""
+def _stage_diff(diff: BinaryIO, blob_dir: Path) -> tuple[str, Path, bool]:
+    """Keep a diff a storage driver writes (an uncompressed tar of its own making), hashed
+    beside the copy: (diff ID, path, whether the tar has no members)."""
+    tmp = blob_dir / f".stage-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     try:
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=SafeTarInfo) as tar:
-            return next(iter(tar), None) is None
-    except tarfile.TarError:
-        return False
+        with open(tmp, "wb") as out, ThreadedHash() as digest:
+            first = diff.read(CHUNK)
+            while 0 < len(first) < 512 and (more := diff.read(CHUNK)):
+                first += more
+            empty = len(first) < 512 or first[:512] == bytes(512)  # an end-of-archive block first
+            chunk = first
+            while chunk:
+                digest.update(chunk)
+                out.write(chunk)
+                chunk = diff.read(CHUNK)
+            hexdigest = digest.hexdigest()
+        final = blob_dir / hexdigest
+        os.replace(tmp, final)
+        return "sha256:" + hexdigest, final, empty
     finally:
-        stream.seek(0)
+        tmp.unlink(missing_ok=True)
 
 
 def _matches(pattern: str, repo_tag: str) -> bool:

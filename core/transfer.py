@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +24,90 @@ log = logging.getLogger(__name__)
 Progress = Callable[[dict], None]
 
 
+class _LayerApplier:
+    """Applies pulled layers bottom first, each as soon as it and every layer below it are
+    here, in a thread of its own while later layers still download (the driver's
+    ``layer_ready``).  Layers the driver did not hand over are given by :meth:`finish`."""
+
+    def __init__(self, images, progress: Progress) -> None:
+        self.images = images
+        self.progress = progress
+        self.cond = threading.Condition()
+        self.ready: dict[int, tuple[str, str]] = {}  # index -> (tar path, progress id)
+        self.diff_ids: list[str] | None = None
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.top: str | None = None  # the last layer of the chain present or applied
+        self.size = 0
+        self.added: list[str] = []
+
+    def layer_ready(self, index: int, diff_ids: list[str], path: str, progress_id: str = "") -> None:
+        with self.cond:
+            if self.diff_ids is None:
+                self.diff_ids = list(diff_ids)
+                self.thread = threading.Thread(target=self._run, name="pull-apply", daemon=True)
+                self.thread.start()
+            self.ready[index] = (path, progress_id)
+            self.cond.notify_all()
+
+    def _run(self) -> None:
+        images = self.images
+        try:
+            for index, diff_id in enumerate(self.diff_ids or []):
+                chain = chain_id(self.top, diff_id)
+                row = images.store.layer_row(chain)
+                if row is not None and images.storage.exists(chain):
+                    self.top, self.size = chain, self.size + row["size"]
+                    continue
+                with self.cond:
+                    while index not in self.ready and not self.stopping:
+                        self.cond.wait()
+                    if index not in self.ready:
+                        return
+                    path, layer_id = self.ready.pop(index)
+                stored = images.store.blob_dir / diff_id.removeprefix("sha256:")
+                self.progress({"status": "Extracting", "progressDetail": {}, "id": layer_id})
+                os.replace(path, stored)  # the uncompressed tar is kept by diff ID (save, push)
+                self.size += images.ensure_layer(chain, self.top, diff_id, stored)
+                self.added.append(chain)
+                self.top = chain
+                self.progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
+        except BaseException as exc:  # noqa: BLE001 - raised by finish()
+            self.error = exc
+
+    def finish(self, result: dict | None) -> None:
+        """Hand over what the driver returned (None: it failed) and wait for the thread."""
+        with self.cond:
+            if result is not None:
+                layer_ids = result.get("layer_ids") or [""] * len(result["layers"])
+                diff_ids = [d for d, _ in result["layers"]]
+                if self.diff_ids is None:
+                    self.diff_ids = diff_ids
+                    self.thread = threading.Thread(target=self._run, name="pull-apply", daemon=True)
+                    self.thread.start()
+                for index, ((_, path), layer_id) in enumerate(zip(result["layers"], layer_ids)):
+                    if path and index not in self.ready and os.path.exists(path):
+                        self.ready[index] = (path, layer_id)
+            else:
+                self.stopping = True
+            self.cond.notify_all()
+        if self.thread is not None:
+            self.thread.join()
+        if result is not None and self.error is None and self.ready:
+            self.error = RuntimeError(f"pulled layers were never applied: {sorted(self.ready)}")
+
+    def discard(self) -> None:
+        """Delete the tars nobody applied."""
+        for path, _ in self.ready.values():
+            Path(path).unlink(missing_ok=True)
+
+
 def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
-    """Pull into the image store; returns the image ID.  Runs in a worker thread."""
+    """Pull into the image store; returns the image ID.  Runs in a worker thread.
+
+    Layers are applied in order while later ones still download; a failure leaves no
+    image and releases the layers this pull added."""
     images = engine.images
 
     def layer_exists(parent: str | None, diff_id: str) -> str | None:
@@ -34,34 +117,28 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
         return None
 
     tmp = engine.data_root / "tmp"
-    result = engine.distribution.pull(reference, auth, progress, layer_exists, str(tmp))
-    blob: bytes = result["config"]
-    image_id = hashlib.sha256(blob).hexdigest()
-    config = ImageConfig.model_validate_json(blob)
-    repo, tag = result.get("repository"), result.get("tag")
-    pending = [Path(p) for _, p in result["layers"] if p]
-    parent: str | None = None
-    size = 0
+    applier = _LayerApplier(images, progress)
+    result = None
     try:
-        for (diff_id, path), layer_id in zip(result["layers"], result.get("layer_ids") or [""] * len(pending)):
-            chain = chain_id(parent, diff_id)
-            stored = images.store.blob_dir / diff_id.removeprefix("sha256:")
-            if path:
-                progress({"status": "Extracting", "progressDetail": {}, "id": layer_id})
-                os.replace(path, stored)  # the uncompressed tar is kept by diff ID (save, push)
-            size += images.ensure_layer(chain, parent, diff_id, stored)
-            if path:
-                progress({"status": "Pull complete", "progressDetail": {}, "id": layer_id})
-            parent = chain
+        try:
+            result = engine.distribution.pull(reference, auth, progress, layer_exists, str(tmp),
+                                              applier.layer_ready)
+        finally:
+            applier.finish(result)
+        if applier.error is not None:
+            raise applier.error
+        blob: bytes = result["config"]
+        image_id = hashlib.sha256(blob).hexdigest()
+        config = ImageConfig.model_validate_json(blob)
+        repo, tag = result.get("repository"), result.get("tag")
         previous = images.store.tag_target(repo, tag) if tag else None
-        images.record_image(config, parent, size, "", repo if tag else None, tag, blob=blob)
+        images.record_image(config, applier.top, applier.size, "", repo if tag else None, tag, blob=blob)
     except BaseException:
-        if images.store.image_row(image_id) is None:
-            images.release_layers(parent)
+        if result is None or images.store.image_row(hashlib.sha256(result["config"]).hexdigest()) is None:
+            images.release_layers(applier.top)
         raise
     finally:
-        for path in pending:
-            path.unlink(missing_ok=True)
+        applier.discard()
     if repo:
         images.add_repo_digest(repo, result["digest"], image_id)
     progress({"status": f"Digest: {result['digest']}"})

@@ -39,6 +39,9 @@ class DaemonConfig(BaseModel):
     registry_opts: dict[str, str] = Field(default_factory=dict)
     insecure_registries: list[str] = Field(default_factory=list)
     registry_mirrors: list[str] = Field(default_factory=list)
+    #: layers pulled and pushed at a time (dockerd's ``max-concurrent-downloads`` / ``-uploads``: 3 and 5)
+    max_concurrent_downloads: int | None = Field(default=None, ge=1)
+    max_concurrent_uploads: int | None = Field(default=None, ge=1)
     #: settings for observer plugins (``--observer-opt KEY=VALUE``), handed to them by ``daemon_configured``
     observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
@@ -92,6 +95,10 @@ class DaemonConfig(BaseModel):
             options["insecure-registries"] = ",".join(self.insecure_registries)
         if self.registry_mirrors:
             options["registry-mirrors"] = ",".join(self.registry_mirrors)
+        if self.max_concurrent_downloads is not None:
+            options["max-concurrent-downloads"] = str(self.max_concurrent_downloads)
+        if self.max_concurrent_uploads is not None:
+            options["max-concurrent-uploads"] = str(self.max_concurrent_uploads)
         index = os.environ.get("DOCKYARD_INDEX_URL") or os.environ.get("DOCKER_INDEX_URL")
         if index:
             options.setdefault("index-url", index)

@@ -4,12 +4,13 @@ Docker Registry HTTP API v2 / OCI distribution protocol.
 Pull
     resolves the reference (a manifest list or OCI index picks linux/<host
     arch>), fetches and verifies the config, then downloads the layers it is
-    not told are present, three at a time.  Each download lands in
-    ``<root>/partial/<digest>`` (resumed with a ``Range`` request after an
-    interruption), is verified against its digest, then decompressed into
-    ``<work dir>`` while its diff ID is computed and checked against the
-    config.  Nothing reaches the image store here: the caller adds the layers
-    and the image (see ``dockyard.daemon.routes.distribution``).
+    not told are present, ``max-concurrent-downloads`` (3) at a time.  Each
+    download lands in ``<root>/partial/<digest>`` (resumed with a ``Range``
+    request after an interruption) while it is decompressed (gzip as it arrives,
+    zstd after) into ``<work dir>``; the blob's digest and the tar's diff ID are
+    computed beside it in threads and checked.  Each verified layer is handed to
+    the caller (``layer_ready``), which applies it while the others download
+    (see ``dockyard.transfer``).
 Mirrors
     images of Docker Hub and of the default index are asked of the ``registry-mirrors`` first
     (anonymously, as URLs: ``http://`` only when the URL says so), each in turn;
@@ -18,34 +19,34 @@ Mirrors
 Push
     a layer the registry has (known from an earlier pull or push, remembered
     per registry in ``<root>/blobsums.db``) is skipped or mounted from another
-    repository; the others are gzip-compressed deterministically (same input,
-    same digest) and uploaded, five at a time; then the config and a Docker
-    v2 schema 2 manifest.
+    repository; the others are compressed deterministically (same input, same
+    digest: gzip with ISA-L on several threads, or zstd with ``compression=zstd``)
+    and uploaded, ``max-concurrent-uploads`` (5) at a time; then the config and a
+    Docker v2 schema 2 manifest (an OCI manifest for zstd layers).
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import logging
 import os
 import platform
-import shutil
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard import hookimpl
+from dockyard.compression import (GZIP, ZSTD, CodecError, Decompressor, decompressing_reader, gzip_writer, sniff,
+                                  zstd_writer)
+from dockyard.pipeline import ThreadedHash
 from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotSupportedByDriver, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
-from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_LAYER_ZSTD, hasher,
-                     manifest_media_type, sha256_digest)
+from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_CONFIG, OCI_LAYER_ZSTD,
+                          OCI_MANIFEST, manifest_media_type, sha256_digest)
 from dockyard.reference import DOCKER_HUB, Reference, parse, split_search_term
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ def choose_platform(index: dict, wanted: tuple[str, str, str | None] | None = No
 
 
 class BlobSums:
-    """diff ID <-> compressed digest, per registry and repository (Docker's v2 metadata)."""
+    """diff ID <-> compressed digest (and its media type), per registry and repository
+    (Docker's v2 metadata)."""
 
     def __init__(self, path: Path) -> None:
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -117,56 +119,91 @@ class BlobSums:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS blobsums (diff_id TEXT, digest TEXT, size INTEGER, "
                             "domain TEXT, repo TEXT, PRIMARY KEY (diff_id, digest, domain, repo))")
+            columns = [row[1] for row in self.db.execute("PRAGMA table_info(blobsums)")]
+            if "media_type" not in columns:  # rows of earlier versions are gzip layers
+                self.db.execute(f"ALTER TABLE blobsums ADD COLUMN media_type TEXT NOT NULL DEFAULT '{DOCKER_LAYER}'")
 
-    def add(self, diff_id: str, digest: str, size: int, domain: str, repo: str) -> None:
+    def add(self, diff_id: str, digest: str, size: int, domain: str, repo: str, media_type: str = DOCKER_LAYER) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO blobsums VALUES (?,?,?,?,?)", (diff_id, digest, size, domain,
-                                                                                  repo))
+            self.db.execute("INSERT OR REPLACE INTO blobsums (diff_id, digest, size, domain, repo, media_type) "
+                            "VALUES (?,?,?,?,?,?)", (diff_id, digest, size, domain, repo, media_type))
 
-    def lookup(self, diff_id: str, domain: str) -> list[tuple[str, int, str]]:
-        """(digest, size, repo) known for a diff ID on a registry."""
+    def lookup(self, diff_id: str, domain: str, compression: str | None = None) -> list[tuple[str, int, str]]:
+        """(digest, size, repo) known for a diff ID on a registry (only zstd blobs, or only others, when
+        ``compression`` is given)."""
         with self.lock:
-            return list(self.db.execute("SELECT digest, size, repo FROM blobsums WHERE diff_id=? AND domain=?",
-                                        (diff_id, domain)))
+            rows = list(self.db.execute("SELECT digest, size, repo, media_type FROM blobsums WHERE diff_id=? AND "
+                                        "domain=?", (diff_id, domain)))
+        if compression is not None:
+            rows = [r for r in rows if (r[3] == OCI_LAYER_ZSTD) == (compression == ZSTD)]
+        return [(digest, size, repo) for digest, size, repo, _ in rows]
 
     def close(self) -> None:
         self.db.close()
 
 
-class _Decompressor:
-    """Streams a layer blob (gzip or plain tar) into an uncompressed tar, hashing it."""
+class _Restart(Exception):
+    """The registry answered a resumed download from the start."""
 
-    def __init__(self, media_type: str, head: bytes) -> None:
-        if media_type == OCI_LAYER_ZSTD or head.startswith(b"\x28\xb5\x2f\xfd"):
+
+class _Inflater:
+    """Decompresses a gzip (or plain) layer blob as its bytes arrive, hashing and writing the tar."""
+
+    def __init__(self, out, plain_hash: ThreadedHash, digest: str) -> None:
+        self.out, self.hash, self.digest = out, plain_hash, digest
+        self.head = b""
+        self.z: Decompressor | None = None
+        self.plain = False
+        self.error: str | None = None
+
+    def __call__(self, data: bytes) -> None:
+        if self.error is not None:
+            return  # reported by finish(), after the blob's digest was checked (a tampered blob says so)
+        if self.z is None and not self.plain:
+            self.head += data
+            if len(self.head) < 2:
+                return
+            data, self.head = self.head, b""
+            if sniff(data) == GZIP:
+                self.z = Decompressor(GZIP)
+            elif sniff(data):
+                self.error = f"is {sniff(data)}-compressed, its media type says gzip"
+                return
+            else:
+                self.plain = True
+        try:
+            chunk = self.z.feed(data) if self.z is not None else data
+            while chunk:
+                self.hash.update(chunk)
+                self.out.write(chunk)
+                chunk = self.z.more() if self.z is not None else b""
+        except CodecError as exc:
+            self.error = f"is not a valid gzip stream: {exc}"
+
+    def restart(self) -> None:
+        raise InvalidParameter(f"the registry restarted the download of {self.digest}: pull again")
+
+    def finish(self) -> None:
+        if self.head:  # a blob of one byte
+            self.plain = True
+            self(b"")
+        if self.error is None and self.z is not None:
             try:
-                import zstandard
-            except ImportError:
-                raise NotSupportedByDriver("zstd-compressed layers need the 'zstandard' package") from None
-            self._z = zstandard.ZstdDecompressor().decompressobj()
-            self.kind = "zstd"
-        elif head.startswith(b"\x1f\x8b"):
-            self._z = zlib.decompressobj(wbits=31)
-            self.kind = "gzip"
-        else:
-            self._z = None
-            self.kind = "tar"
+                self.z.finish()
+            except CodecError as exc:
+                self.error = f"is not a valid gzip stream: {exc}"
+        if self.error is not None:
+            raise InvalidParameter(f"layer {self.digest} {self.error}")
 
-    def feed(self, data: bytes) -> bytes:
-        if self._z is None:
-            return data
-        out = self._z.decompress(data)
-        if self.kind == "gzip":
-            # concatenated gzip members (pigz, some builders)
-            while self._z.eof and self._z.unused_data:
-                rest = self._z.unused_data
-                self._z = zlib.decompressobj(wbits=31)
-                out += self._z.decompress(rest)
-        return out
 
-    def flush(self) -> bytes:
-        if self._z is None or self.kind == "zstd":
-            return b""
-        return self._z.flush()
+def _positive(options: dict, key: str, default: int) -> int:
+    try:
+        value = int(options.get(key, default))
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1:
+        raise InvalidParameter(f"{key} must be a positive integer, not {options.get(key)!r}")
+    return value
 
 
 class HttpDistributionDriver:
@@ -181,9 +218,15 @@ class HttpDistributionDriver:
         self.options = options
         self.index = options.get("index-url") or options.get("index_url")
         self.insecure = insecure_registries(options.get("insecure-registries") or options.get("insecure_registries"))
-        self.max_downloads = int(options.get("max-concurrent-downloads", 3))
-        self.max_uploads = int(options.get("max-concurrent-uploads", 5))
-        self.compression_level = int(options.get("compression-level", 1))
+        self.max_downloads = _positive(options, "max-concurrent-downloads", 3)
+        self.max_uploads = _positive(options, "max-concurrent-uploads", 5)
+        level = str(options.get("compression-level", 1))
+        if not level.isdigit() or int(level) > 9:
+            raise InvalidParameter(f"compression-level must be 0-9 (zlib's scale), not {level!r}")
+        self.compression_level = int(level)
+        self.compression = str(options.get("compression") or GZIP)
+        if self.compression not in (GZIP, ZSTD):
+            raise InvalidParameter(f"unsupported push compression {self.compression!r} (gzip or zstd)")
         self.mirrors = [m.strip().rstrip("/") for m in str(options.get("registry-mirrors") or "").split(",")
                         if m.strip()]
         for mirror in self.mirrors:
@@ -224,11 +267,12 @@ class HttpDistributionDriver:
     @hookimpl
     def distribution_pull(self, reference: str, auth: dict, progress: Progress,
                           layer_exists: Callable[[str | None, str], str | None] | None = None,
-                          work_dir: str | None = None) -> dict:
+                          work_dir: str | None = None, layer_ready: Callable | None = None) -> dict:
         """See :func:`dockyard.hookspecs.distribution_pull`.
 
         ``layer_exists(parent_chain, diff_id)`` returns the local layer's chain
-        ID if present; ``work_dir`` receives the uncompressed tars.
+        ID if present; ``work_dir`` receives the uncompressed tars, each handed to
+        ``layer_ready`` as soon as it is complete.
         """
         ref = parse(reference, index=self.index)
         scope = f"repository:{ref.path}:pull"
@@ -288,7 +332,7 @@ class HttpDistributionDriver:
                         if index >= missing_from + self.max_downloads:
                             progress({"status": "Waiting", "progressDetail": {}, "id": short(layers[index]["digest"])})
                         futures[index] = pool.submit(self._download_layer, client, ref, scope, layers[index],
-                                                     diff_ids[index], work, progress)
+                                                     diff_ids[index], work, progress, index, diff_ids, layer_ready)
                     errors = []
                     for index, future in futures.items():
                         try:
@@ -304,7 +348,8 @@ class HttpDistributionDriver:
                     path.unlink(missing_ok=True)
                 raise
             for index, layer in enumerate(layers):
-                self.blobsums.add(diff_ids[index], layer["digest"], int(layer.get("size", 0)), ref.domain, ref.path)
+                self.blobsums.add(diff_ids[index], layer["digest"], int(layer.get("size", 0)), ref.domain, ref.path,
+                                  layer.get("mediaType") or DOCKER_LAYER)
         return {"config": config, "digest": digest, "layers": results, "repository": ref.repository,
                 "tag": ref.tag if not ref.digest else None, "name": str(ref),
                 "layer_ids": [short(layer["digest"]) for layer in layers]}
@@ -333,82 +378,100 @@ class HttpDistributionDriver:
             return self._partial_locks.setdefault(digest, threading.Lock())
 
     def _download_layer(self, client: RegistryClient, ref: Reference, scope: str, layer: dict, diff_id: str,
-                        work: Path, progress: Progress) -> Path:
+                        work: Path, progress: Progress, index: int = 0, diff_ids: list[str] | None = None,
+                        layer_ready: Callable | None = None) -> Path:
         digest = layer["digest"]
         layer_id = short(digest)
         total = int(layer.get("size") or 0)
         partial = self.partial / digest.replace(":", "-")
+        media_type = layer.get("mediaType", DOCKER_LAYER)
         with self._partial_lock(digest):
-            self._fetch(client, ref, scope, digest, total, partial, layer_id, progress)
-            progress({"status": "Verifying Checksum", "progressDetail": {}, "id": layer_id})
-            progress({"status": "Download complete", "progressDetail": {}, "id": layer_id})
             target = work / f"pull-{diff_id.split(':')[-1]}-{os.getpid()}-{threading.get_ident()}.tar"
             try:
-                self._decompress(partial, layer.get("mediaType", DOCKER_LAYER), target, diff_id, digest)
+                with open(target, "wb") as out, ThreadedHash() as plain_hash:
+                    # gzip and plain layers are decompressed as they arrive; zstd from the file after
+                    sink = None if media_type == OCI_LAYER_ZSTD else _Inflater(out, plain_hash, digest)
+                    self._fetch(client, ref, scope, digest, total, partial, layer_id, progress, sink)
+                    progress({"status": "Verifying Checksum", "progressDetail": {}, "id": layer_id})
+                    if sink is None:
+                        self._decompress(partial, out, plain_hash, digest)
+                    else:
+                        sink.finish()
+                    got = "sha256:" + plain_hash.hexdigest()
+                if got != diff_id:
+                    raise InvalidParameter(f"layer {digest} does not match the diff ID in the image config "
+                                           f"(expected {diff_id}, got {got})")
+                progress({"status": "Download complete", "progressDetail": {}, "id": layer_id})
             except BaseException:
                 target.unlink(missing_ok=True)
                 raise
             partial.unlink(missing_ok=True)
+        if layer_ready is not None:
+            layer_ready(index, list(diff_ids or []), str(target), layer_id)
         return target
 
     def _fetch(self, client: RegistryClient, ref: Reference, scope: str, digest: str, total: int, partial: Path,
-               layer_id: str, progress: Progress) -> None:
-        """Download a blob into ``partial`` (resuming what is there) and verify its digest."""
-        h = hasher(digest)
-        offset = 0
-        if partial.exists():
-            with open(partial, "rb") as f:
-                while data := f.read(CHUNK):
-                    h.update(data)
-                    offset += len(data)
-            if total and offset > total:
-                partial.unlink()
-                h, offset = hasher(digest), 0
-        expected = f"{digest.split(':')[0]}:"
-        if not (total and offset == total):
-            response = client.stream_blob(ref.path, digest, scope, offset)
-            try:
-                if offset and response.status_code != 206:  # the registry ignored the Range: start over
-                    h, offset = hasher(digest), 0
-                    mode = "wb"
-                else:
-                    mode = "ab"
-                last = 0.0
-                with open(partial, mode) as out:
-                    for data in response.iter_bytes(CHUNK):
-                        out.write(data)
+               layer_id: str, progress: Progress, sink: Callable[[bytes], None] | None = None) -> None:
+        """Download a blob into ``partial`` (resuming what is there) and verify its digest; ``sink``
+        sees every byte of the blob in order (what was there first)."""
+        algorithm = digest.split(":")[0]
+        h = ThreadedHash(algorithm if algorithm in ("sha256", "sha512") else "sha256")
+        try:
+            offset = 0
+            if partial.exists() and total and partial.stat().st_size > total:
+                partial.unlink()  # not this blob's beginning: start over
+            if partial.exists():
+                with open(partial, "rb") as f:
+                    while data := f.read(CHUNK):
                         h.update(data)
+                        if sink is not None:
+                            sink(data)
                         offset += len(data)
-                        now = time.monotonic()
-                        if now - last >= PROGRESS_INTERVAL:
-                            last = now
-                            progress(progress_message("Downloading", layer_id, offset, total))
-            finally:
-                response.close()
-        if f"{expected}{h.hexdigest()}" != digest:
+            if not (total and offset == total):
+                response = client.stream_blob(ref.path, digest, scope, offset)
+                try:
+                    if offset and response.status_code != 206:  # the registry ignored the Range: start over
+                        partial.unlink(missing_ok=True)
+                        raise _Restart()
+                    last = 0.0
+                    with open(partial, "ab") as out:
+                        for data in response.iter_bytes(CHUNK):
+                            out.write(data)
+                            h.update(data)
+                            if sink is not None:
+                                sink(data)
+                            offset += len(data)
+                            now = time.monotonic()
+                            if now - last >= PROGRESS_INTERVAL:
+                                last = now
+                                progress(progress_message("Downloading", layer_id, offset, total))
+                finally:
+                    response.close()
+            got = f"{algorithm}:{h.hexdigest()}"
+        except _Restart:
+            h.close()
+            if sink is not None:
+                sink.restart()
+            return self._fetch(client, ref, scope, digest, total, partial, layer_id, progress, sink)
+        except InvalidParameter:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            h.close()
+        if got != digest:
             partial.unlink(missing_ok=True)
             raise InvalidParameter(f"filesystem layer verification failed for digest {digest}")
 
     @staticmethod
-    def _decompress(source: Path, media_type: str, target: Path, diff_id: str, digest: str) -> None:
-        h = hashlib.sha256()
-        with open(source, "rb") as f, open(target, "wb") as out:
-            head = f.read(8)
-            f.seek(0)
-            decompressor = _Decompressor(media_type, head)
+    def _decompress(source: Path, out, plain_hash: ThreadedHash, digest: str) -> None:
+        with open(source, "rb") as f:
             try:
-                while data := f.read(CHUNK):
-                    plain = decompressor.feed(data)
-                    h.update(plain)
-                    out.write(plain)
-                tail = decompressor.flush()
-            except zlib.error as exc:
-                raise InvalidParameter(f"layer {digest} is not a valid gzip stream: {exc}") from None
-            h.update(tail)
-            out.write(tail)
-        if "sha256:" + h.hexdigest() != diff_id:
-            raise InvalidParameter(f"layer {digest} does not match the diff ID in the image config "
-                                   f"(expected {diff_id}, got sha256:{h.hexdigest()})")
+                read = decompressing_reader(f.read)
+                while data := read(CHUNK):
+                    plain_hash.update(data)
+                    out.write(data)
+            except CodecError as exc:
+                raise InvalidParameter(f"layer {digest}: {exc}") from None
 
     # -- push -------------------------------------------------------------------------------------
     @hookimpl
@@ -453,15 +516,18 @@ class HttpDistributionDriver:
             config_digest = sha256_digest(config)
             if client.blob_exists(ref.path, config_digest, full_scope) is None:
                 client.upload_blob(ref.path, config_digest, len(config), config, full_scope)
+            # zstd layers have no Docker media type: their image is an OCI manifest
+            manifest_type, config_type = ((OCI_MANIFEST, OCI_CONFIG) if self.compression == ZSTD else
+                                          (DOCKER_MANIFEST, DOCKER_CONFIG))
             manifest = {
                 "schemaVersion": 2,
-                "mediaType": DOCKER_MANIFEST,
-                "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},
+                "mediaType": manifest_type,
+                "config": {"mediaType": config_type, "size": len(config), "digest": config_digest},
                 "layers": [descriptors[diff_id] for diff_id, _ in layers],
             }
             body = json.dumps(manifest, indent=3).encode()
             digest = sha256_digest(body)
-            answered = client.put_manifest(ref.path, tag, body, DOCKER_MANIFEST, full_scope)
+            answered = client.put_manifest(ref.path, tag, body, manifest_type, full_scope)
             if answered and answered != digest:
                 log.warning("the registry reports manifest digest %s, we computed %s", answered, digest)
         progress({"status": f"{tag}: digest: {digest} size: {len(body)}"})
@@ -471,7 +537,8 @@ class HttpDistributionDriver:
     def _push_layer(self, client: RegistryClient, ref: Reference, scope: str, diff_id: str, tar: Path,
                     work: Path, progress: Progress) -> dict:
         layer_id = short(diff_id)
-        known = self.blobsums.lookup(diff_id, ref.domain)
+        media = OCI_LAYER_ZSTD if self.compression == ZSTD else DOCKER_LAYER
+        known = self.blobsums.lookup(diff_id, ref.domain, self.compression)
         seen: set[str] = set()
         for digest, _size, _repo in known:  # already in this repository?
             if digest in seen:
@@ -479,21 +546,21 @@ class HttpDistributionDriver:
             seen.add(digest)
             found = client.blob_exists(ref.path, digest, scope)
             if found is not None:
-                self.blobsums.add(diff_id, digest, found, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, found, ref.domain, ref.path, media)
                 progress({"status": "Layer already exists", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": found, "digest": digest}
+                return {"mediaType": media, "size": found, "digest": digest}
         for digest, size, repo in known:  # in another repository of the same registry: mount
             if repo != ref.path and client.mount_blob(ref.path, digest, repo, scope):
-                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
                 progress({"status": f"Mounted from {repo}", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+                return {"mediaType": media, "size": size, "digest": digest}
         compressed = work / f"push-{diff_id.split(':')[-1]}-{os.getpid()}-{threading.get_ident()}.gz"
         try:
             digest, size = self._compress(tar, compressed)
             if client.blob_exists(ref.path, digest, scope) is not None:
-                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+                self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
                 progress({"status": "Layer already exists", "progressDetail": {}, "id": layer_id})
-                return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+                return {"mediaType": media, "size": size, "digest": digest}
 
             def body() -> Iterator[bytes]:
                 sent, last = 0, 0.0
@@ -510,33 +577,39 @@ class HttpDistributionDriver:
             client.upload_blob(ref.path, digest, size, body, scope)
         finally:
             compressed.unlink(missing_ok=True)
-        self.blobsums.add(diff_id, digest, size, ref.domain, ref.path)
+        self.blobsums.add(diff_id, digest, size, ref.domain, ref.path, media)
         progress({"status": "Pushed", "progressDetail": {}, "id": layer_id})
-        return {"mediaType": DOCKER_LAYER, "size": size, "digest": digest}
+        return {"mediaType": media, "size": size, "digest": digest}
 
     def _compress(self, tar: Path, target: Path) -> tuple[str, int]:
-        """Deterministic gzip (no name, mtime 0): the same layer always gets the same digest."""
-        h = hashlib.sha256()
+        """Deterministic gzip (ISA-L, several threads, no name, mtime 0) or zstd: the same layer
+        always gets the same digest."""
 
         class _Out:
-            def __init__(self, f) -> None:
-                self.f = f
-                self.size = 0
+            """Counts and hashes (in a thread) what the compressor writes."""
+
+            def __init__(self, f, digest: ThreadedHash) -> None:
+                self.f, self.digest, self.size = f, digest, 0
 
             def write(self, data) -> int:
-                h.update(data)
+                data = bytes(data)
+                self.digest.update(data)
                 self.size += len(data)
                 return self.f.write(data)
 
             def flush(self) -> None:
                 self.f.flush()
 
-        with open(tar, "rb") as src, open(target, "wb") as raw:
-            out = _Out(raw)
-            with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=self.compression_level,
-                               mtime=0) as gz:
-                shutil.copyfileobj(src, gz, CHUNK)
-        return "sha256:" + h.hexdigest(), out.size
+        with open(tar, "rb") as src, open(target, "wb") as raw, ThreadedHash() as digest:
+            out = _Out(raw, digest)
+            if self.compression == ZSTD:
+                writer = zstd_writer(out, level=3)
+            else:
+                writer = gzip_writer(out, level=self.compression_level)
+            with writer:
+                while data := src.read(CHUNK):  # whole blocks: the output depends on the content only
+                    writer.write(data)
+            return "sha256:" + digest.hexdigest(), out.size
 
     # -- login and search -------------------------------------------------------------------------
     @hookimpl

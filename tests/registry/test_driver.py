@@ -176,3 +176,50 @@ def test_gzip_is_deterministic(driver, tmp_path):
     assert a == b
     assert gzip.decompress((tmp_path / "a.gz").read_bytes()) == tar.read_bytes()
     assert a[0] == "sha256:" + hashlib.sha256((tmp_path / "a.gz").read_bytes()).hexdigest()
+
+
+def test_layers_are_handed_over_as_they_are_verified(driver, registry, tmp_path):
+    layers = [random_layer(300_000), layer_tar({"b": b"2"}), layer_tar({"c": b"3"})]
+    driver.distribution_push(f"{registry.host}/rt/ready:v1", image_on_disk(tmp_path, layers), {}, Recorder())
+    handed: dict[int, tuple[list[str], bytes, str]] = {}
+
+    def layer_ready(index, diff_ids, path, progress_id):
+        handed[index] = (diff_ids, Path(path).read_bytes(), progress_id)
+
+    pulled = driver.distribution_pull(f"{registry.host}/rt/ready:v1", {}, Recorder(), None, str(tmp_path / "w"),
+                                      layer_ready)
+    assert sorted(handed) == [0, 1, 2]
+    for index, layer in enumerate(layers):
+        diff_ids, content, progress_id = handed[index]
+        assert diff_ids == [sha256(x) for x in layers] and content == layer
+        assert pulled["layer_ids"][index] == progress_id
+
+
+def test_zstd_push_is_an_oci_image_and_pulls_back(tmp_path, registry):
+    zstd_driver = HttpDistributionDriver(tmp_path / "zd", {"compression": "zstd"})
+    try:
+        layers = [random_layer(100_000), layer_tar({"etc/z": b"zstd"})]
+        result = zstd_driver.distribution_push(f"{registry.host}/rt/zstd:v1", image_on_disk(tmp_path, layers), {},
+                                               Recorder())
+        manifest = httpx.get(f"{registry.url}/v2/rt/zstd/manifests/v1",
+                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+        assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+        blob = httpx.get(f"{registry.url}/v2/rt/zstd/blobs/{manifest['layers'][0]['digest']}").content
+        assert blob[:4] == b"\x28\xb5\x2f\xfd"
+        pulled = zstd_driver.distribution_pull(f"{registry.host}/rt/zstd:v1", {}, Recorder(), None,
+                                               str(tmp_path / "w"))
+        assert pulled["digest"] == result["Digest"]
+        assert [Path(p).read_bytes() for _, p in pulled["layers"]] == layers
+    finally:
+        zstd_driver.blobsums.close()
+
+
+def test_concurrency_options_are_checked(tmp_path):
+    d = HttpDistributionDriver(tmp_path / "c", {"max-concurrent-downloads": "1", "max-concurrent-uploads": "2"})
+    assert (d.max_downloads, d.max_uploads) == (1, 2)
+    d.blobsums.close()
+    for bad in ({"max-concurrent-downloads": "0"}, {"max-concurrent-uploads": "x"}, {"compression": "lz4"},
+                {"compression-level": "fast"}, {"compression-level": "12"}):
+        with pytest.raises(InvalidParameter):
+            HttpDistributionDriver(tmp_path / "bad", bad)

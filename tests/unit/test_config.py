@@ -69,3 +69,14 @@ def test_bad_log_defaults_stop_the_daemon_at_start(tmp_path, text, message):
     f.write_text(text)
     with pytest.raises(InvalidParameter, match=message):
         load(f, {})
+
+
+def test_concurrent_transfers_reach_the_distribution_driver(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text("max-concurrent-downloads = 2\nmax-concurrent-uploads = 4\n")
+    options = load(f, {"max_concurrent_uploads": 1}).distribution_options()
+    assert options["max-concurrent-downloads"] == "2" and options["max-concurrent-uploads"] == "1"
+    assert "max-concurrent-downloads" not in load(None, {}).distribution_options()
+    f.write_text("max-concurrent-downloads = 0\n")
+    with pytest.raises(InvalidParameter, match="invalid daemon configuration"):
+        load(f, {})

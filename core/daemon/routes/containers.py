@@ -503,7 +503,9 @@ def register(app: web.Application) -> None:
     add_route(app, "GET", "/containers/{id}/attach/ws", attach_ws, query=AttachWsQuery)
     add_route(app, "POST", "/containers/{id}/wait", wait, query=WaitQuery)
     add_route(app, "GET", "/containers/{id}/logs", logs, query=LogsQuery)
-    add_route(app, "GET", "/containers/{id}/json", inspect, query=InspectQuery)
+    # {id:.+} as moby's {name:.*}: "docker inspect registry:5000/repo:tag" must get "No such container" (404,
+    # the CLI then tries images), not the 405 of DELETE /containers/{id:.+}
+    add_route(app, "GET", "/containers/{id:.+}/json", inspect, query=InspectQuery)
     add_route(app, "POST", "/containers/{id}/stop", stop, query=StopQuery)
     add_route(app, "POST", "/containers/{id}/kill", kill, query=KillQuery)
     add_route(app, "POST", "/containers/{id}/restart", restart, query=StopQuery)

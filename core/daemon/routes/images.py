@@ -13,7 +13,7 @@ from pydantic import Field
 
 from dockyard import config_changes, platforms, reference
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import add_route, json_response, json_stream_response, write_message
+from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_to_thread, write_message
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.filters import Filters
@@ -52,30 +52,39 @@ async def create(request: web.Request) -> web.StreamResponse:
     tag = q.tag or None
     if repo:  # a bad name is a 400 before the body is read, as in Docker
         repo, tag = reference.parse_repository_tag(repo, tag)
-    tmp_dir = engine.data_root / "tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if source == "-":
-                async for chunk in request.content.iter_chunked(1 << 20):
-                    await asyncio.to_thread(out.write, chunk)
-            else:
-                await _download(source, out)
-        # the body is read: from here on errors go into the (already 200) JSON stream
-        response = await json_stream_response(request)
+    message = q.message or ("" if source == "-" else f"Imported from {source}")
+    changes = _changes(q.changes)
+
+    def consume(body) -> str:
+        return engine.images.import_tarball(body, repo, tag, message, changes)
+
+    failure: Exception | None = None
+    image_id = ""
+    if source == "-":  # streamed: decompressed, hashed and kept as the body arrives
         try:
-            with open(tmp_name, "rb") as raw:
-                image_id = await asyncio.to_thread(engine.images.import_tarball, raw, repo, tag,
-                                                   q.message or ("" if source == "-" else f"Imported from {source}"),
-                                                   _changes(q.changes))
-        except Exception as exc:  # the 200 is sent: report inside the stream, as Docker does
-            message = exc.message if isinstance(exc, DockyardError) else f"internal error: {exc!r}"
-            await write_message(response, {"errorDetail": {"message": message}, "error": message})
-            return response
-        await write_message(response, {"status": "sha256:" + image_id})
+            image_id = await stream_to_thread(request, consume)
+        except Exception as exc:  # noqa: BLE001 - reported in the stream, as Docker does
+            failure = exc
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=engine.data_root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                await _download(source, out)
+            try:
+                with open(tmp_name, "rb") as raw:
+                    image_id = await asyncio.to_thread(consume, raw)
+            except Exception as exc:  # noqa: BLE001
+                failure = exc
+        finally:
+            os.unlink(tmp_name)
+    # the body is read: from here on errors go into the (already 200) JSON stream
+    response = await json_stream_response(request)
+    if failure is not None:
+        text = failure.message if isinstance(failure, DockyardError) else f"internal error: {failure!r}"
+        await write_message(response, {"errorDetail": {"message": text}, "error": text})
         return response
-    finally:
-        os.unlink(tmp_name)
+    await write_message(response, {"status": "sha256:" + image_id})
+    return response
 
 
 def _changes(changes: list[str]) -> ImageConfig | None:
