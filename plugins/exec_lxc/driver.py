@@ -340,6 +340,11 @@ class LxcDriver:
         could not start it; then the exit code is Docker's for the reason (126 not executable,
         127 not found, else 255) and the start fails with it."""
         st = self.sv.wait(d, 10.0)
+        # _await_init may have looked for init.pid just before the hook wrote it and seen the
+        # monitor gone just after a short-lived app ended: the app ran if the hook reported its pid.
+        # (Under load that window is wide: a soak's concurrent `run`s got 500s naming LXC's last
+        # WARN line, "Failed to allocate new network namespace id", which every bridged start logs.)
+        pid = pid or conmon.read_int(d / "init.pid") or 0
         log = ""
         try:
             log = (d / "lxc.log").read_text(errors="replace")
