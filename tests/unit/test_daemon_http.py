@@ -13,7 +13,7 @@ from aiohttp import web
 
 from dockyard.daemon import app as daemon_app
 from dockyard.daemon.http import (MAX_BODY, add_route, api_middleware, cancel_when_client_leaves, read_json,
-                                  stream_from_thread)
+                                  stream_from_thread, stream_to_thread)
 
 
 async def serve(app: web.Application, path: Path) -> web.AppRunner:
@@ -96,6 +96,48 @@ def test_a_producer_thread_stops_when_the_client_leaves(tmp_path):
     assert stopped.is_set()
     # the pipe and the client's socket buffers bound what was produced beyond what was read
     assert len(written) * 65536 < 64 << 20
+
+
+def test_a_streamed_body_whose_client_leaves_ends_its_consumer(tmp_path):
+    """docker import's body: consumed as it arrives, in a thread of its own (not one of the shared
+    workers, which a few slow senders would otherwise fill); a client that leaves mid-body ends it."""
+    seen: dict = {}
+
+    def consume(body) -> int:
+        seen["thread"] = threading.current_thread().name
+        total = 0
+        while chunk := body.read(65536):
+            total += len(chunk)
+        seen["total"] = total
+        return total
+
+    async def main() -> None:
+        async def upload(req: web.Request) -> web.Response:
+            try:
+                return web.json_response({"total": await stream_to_thread(req, consume)})
+            finally:
+                seen["handler_done"] = True
+
+        app = web.Application(middlewares=[api_middleware])
+        add_route(app, "POST", "/import", upload)
+        runner = await serve(app, tmp_path / "s")
+        try:
+            whole = await request(tmp_path / "s", b"POST /import HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  b"Content-Length: 300000\r\n\r\n" + b"x" * 300_000, read=10_000)
+            assert whole.startswith(b"HTTP/1.1 200 ") and b'"total": 300000' in whole
+            assert seen["thread"] == "body-consumer"
+            seen.clear()
+            # a client that announces 10 MB, sends 100 KB and leaves
+            await request(tmp_path / "s", b"POST /import HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
+                          + b"x" * 100_000, read=0)
+            deadline = time.monotonic() + 5
+            while "handler_done" not in seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert seen.get("handler_done") and seen.get("total", 0) < 10_000_000  # the consumer saw the body end
 
 
 def test_json_bodies_are_capped(tmp_path):
