@@ -1,7 +1,10 @@
 """A real daemon per test module: its own data root, socket and busybox image.
 
-Clients: the ``dockyard`` CLI, the real ``docker`` CLI and docker-py, all
-pointed at the temporary socket.
+The daemon is started exactly as a user starts it: by the ``dockyard`` console
+script (the entry point ``dockyard.cli.main:main`` that contrib/ and the README
+use), so whatever that entry point does to the process (signal dispositions,
+logging) is what the tests see.  Clients: the ``dockyard`` CLI, the real
+``docker`` CLI and docker-py, all pointed at the temporary socket.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import pytest
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc]
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
+#: the console script installed beside this interpreter (pip puts it in the venv's bin/)
+DOCKYARD = Path(sys.executable).with_name("dockyard")
 #: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
 STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
 #: ... and on this exec driver ("lxc", "oci"), with this runtime for oci ("runc", "crun"); "" = the default
@@ -106,18 +111,29 @@ class Daemon:
 STARTED_ROOTS: set[Path] = set()
 
 
-def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
+def start_daemon(root: Path, extra: tuple[str, ...] = (), command: tuple[str, ...] | None = None,
+                 env: dict[str, str] | None = None) -> Daemon:
     """A daemon on ``root`` with a bridge of its own (named after the root, so a
-    restarted daemon adopts it and parallel test daemons never share one)."""
+    restarted daemon adopts it and parallel test daemons never share one).
+
+    ``command`` is how the daemon is started: by default the console script's
+    ``dockyard daemon``; the start-up tests pass ``python -m dockyard.daemon`` or
+    a unit file's ``ExecStart``."""
+    assert DOCKYARD.exists(), f"the dockyard console script is not installed beside {sys.executable}"
     STARTED_ROOTS.add(root)
     socket_path = root / "dockyard.sock"
     socket_path.unlink(missing_ok=True)  # left by a daemon killed with SIGKILL
     log = root / "daemon.stderr"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
+        [*(command or (str(DOCKYARD), "daemon")), "-H", f"unix://{socket_path}", "--data-root", str(root / "data"),
          "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt", f"bridge={bridge_name(root)}",
          *extra],
-        stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True, env=env)
+    return wait_until_up(Daemon(root, socket_path, process, log))
+
+
+def wait_until_up(daemon: Daemon) -> Daemon:
+    socket_path, process, log = daemon.socket, daemon.process, daemon.log
     deadline = time.monotonic() + 30
     while not _answers(socket_path):
         if process.poll() is not None:
@@ -126,7 +142,7 @@ def start_daemon(root: Path, extra: tuple[str, ...] = ()) -> Daemon:
             process.kill()
             raise AssertionError(f"daemon did not come up:\n{log.read_text()}")
         time.sleep(0.05)
-    return Daemon(root, socket_path, process, log)
+    return daemon
 
 
 def bridge_name(root: Path) -> str:
