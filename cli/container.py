@@ -191,6 +191,8 @@ def create(
     volumes_from: run_options.VolumesFrom = None,
     restart: run_options.Restart = "no",
     label: run_options.Label = None,
+    log_driver: run_options.LogDriver = "",
+    log_opt: run_options.LogOpt = None,
     env_file: run_options.EnvFile = None,
     memory: run_options.Memory = None,
     memory_swap: run_options.MemorySwap = None,
@@ -219,6 +221,7 @@ def create(
     run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
                                security_opt=security_opt, read_only=read_only, device=device,
                                device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
+    run_options.apply_logging(body, log_driver=log_driver, log_opt=log_opt)
     typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
 
@@ -248,6 +251,8 @@ def run(
     volumes_from: run_options.VolumesFrom = None,
     restart: run_options.Restart = "no",
     label: run_options.Label = None,
+    log_driver: run_options.LogDriver = "",
+    log_opt: run_options.LogOpt = None,
     env_file: run_options.EnvFile = None,
     memory: run_options.Memory = None,
     memory_swap: run_options.MemorySwap = None,
@@ -280,6 +285,7 @@ def run(
     run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
                                security_opt=security_opt, read_only=read_only, device=device,
                                device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
+    run_options.apply_logging(body, log_driver=log_driver, log_opt=log_opt)
     container_id = create_container(api, body, name, command="run", pull=_puller(ctx, image))
     if detach:
         try:

@@ -49,6 +49,10 @@ def daemon(
                                       help="Layers pushed at a time [default: 5]")] = None,
     observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
                             "observer plugins (e.g. webhook-url=http://...)")] = None,
+    log_driver: Annotated[Optional[str], typer.Option("--log-driver", help="Default log driver of containers: "
+                          "json-file or none [default: json-file]")] = None,
+    log_opt: Annotated[Optional[list[str]], typer.Option("--log-opt", help="KEY=VALUE default log option "
+                       "(json-file: max-size, max-file)")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file with the same keys as "
                            "these flags (flags win)")] = None,
     debug: Annotated[Optional[bool], typer.Option("--debug", "-D", help="Debug logging (also DEBUG=1)")] = None,
@@ -95,7 +99,8 @@ def daemon(
              "observer_opts": _key_values("--observer-opt", observer_opt), "debug": debug, "pidfile": pidfile,
              "seccomp_profile": seccomp_profile, "no_new_privileges": no_new_privileges, "tls": tls,
              "tlsverify": tlsverify, "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
-             "api_cors_header": api_cors_header, "ui": ui}
+             "api_cors_header": api_cors_header, "ui": ui,
+             "log_driver": log_driver, "log_opts": _key_values("--log-opt", log_opt)}
     try:
         config = daemon_config.load(config_file, flags)
     except DockyardError as exc:

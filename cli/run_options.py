@@ -43,6 +43,10 @@ VolumesFrom = Annotated[list[str] | None, _opt("--volumes-from", help="Mount vol
 Restart = Annotated[str, _opt("--restart", help="Restart policy: no, on-failure[:max-retries], always, "
                               "unless-stopped", panel=META)]
 Label = Annotated[list[str] | None, _opt("-l", "--label", help="Set meta data on a container", panel=META)]
+LogDriver = Annotated[str, _opt("--log-driver", help="Logging driver for the container (json-file, none; "
+                                "default: the daemon's)", panel=META)]
+LogOpt = Annotated[list[str] | None, _opt("--log-opt", help="Log driver options (max-size=10m, max-file=3)",
+                                          panel=META)]
 EnvFile = Annotated[list[Path] | None, _opt("--env-file", help="Read in a file of environment variables",
                                             panel=META)]
 Memory = Annotated[str | None, _opt("-m", "--memory", help="Memory limit (e.g. 64m, 1g)", panel=RES)]
@@ -170,6 +174,19 @@ def security_opts(options: list[str] | None, host: dict[str, Any]) -> list[str]:
         else:
             out.append(opt)
     return out
+
+
+def apply_logging(body: dict[str, Any], *, log_driver: str = "", log_opt: list[str] | None = None) -> dict[str, Any]:
+    """``--log-driver`` and ``--log-opt KEY=VALUE`` into ``HostConfig.LogConfig``; the daemon checks them
+    (an empty driver is its default)."""
+    config = {}
+    for item in log_opt or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"invalid argument {item!r} for \"--log-opt\" flag: log options must be key=value")
+        config[key] = value
+    body["HostConfig"]["LogConfig"] = {"Type": log_driver, "Config": config}
+    return body
 
 
 def apply_security(body: dict[str, Any], *, privileged: bool = False, cap_add: list[str] | None = None,

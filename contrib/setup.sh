@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${DOCKYARD_VENV:-/opt/dockyard}
 packages=(lxc lxc-dev gcc libc6-dev runc crun conmon busybox-static iproute2 nftables iptables unionfs-fuse btrfs-progs
-          skopeo docker-registry openssl git tar gzip python3-venv apache2-utils
+          skopeo docker-registry openssl git tar gzip python3-venv apache2-utils sysvinit-utils
           chromium chromium-driver docker-compose tmux)  # the web UI in a browser, Compose and lazydocker (#16)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

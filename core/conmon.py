@@ -149,12 +149,14 @@ def _common(m: Monitor, *, cid: str, cuuid: str, bundle: Path, tty: bool, stdin:
     return argv
 
 
-def spawn_create(m: Monitor, *, cid: str, bundle: Path, log_path: Path, tty: bool, stdin: bool,
+def spawn_create(m: Monitor, *, cid: str, bundle: Path, log_path: Path | None, tty: bool, stdin: bool,
            leave_stdin_open: bool) -> SyncPipe:
     """Start conmon for a container (``runtime create``); returns the sync pipe whose
-    first message says whether the container was created (its pid) or why not."""
+    first message says whether the container was created (its pid) or why not.  No
+    ``log_path``: conmon's ``none`` log driver (``--log-driver none``)."""
     argv = _common(m, cid=cid, cuuid=cid, bundle=bundle, tty=tty, stdin=stdin)
-    argv += ["-l", f"k8s-file:{log_path}"]
+    # (no --log-size-max: conmon would start the file over, losing it; dockyard.log_rotation keeps files)
+    argv += ["-l", f"k8s-file:{log_path}" if log_path is not None else "none:/dev/null"]
     if leave_stdin_open:
         argv.append("--leave-stdin-open")
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -632,13 +634,13 @@ class Supervisor:
 
     # -- creation ---------------------------------------------------------------------------------------
 
-    def create(self, m: Monitor, container_id: str, d: Path, *, log_path: Path, tty: bool, open_stdin: bool,
+    def create(self, m: Monitor, container_id: str, d: Path, *, log_path: Path | None, tty: bool, open_stdin: bool,
                stdin_once: bool) -> None:
         """Start conmon on the prepared bundle ``d``; :meth:`ready` reads its word."""
         # Docker never closes a tty's stdin for an attach's EOF, nor stdin without StdinOnce
         leave_open = open_stdin and (tty or not stdin_once)
         sync = spawn_create(m, cid=container_id, bundle=d, log_path=log_path, tty=tty, stdin=open_stdin,
-                      leave_stdin_open=leave_open)
+                            leave_stdin_open=leave_open)
         with self.lock:
             self.pending[container_id] = sync
 
@@ -779,6 +781,22 @@ class Supervisor:
             os.close(fd)
         if pid:
             _wait_for_size(pid, height, width)
+
+    def reopen_log(self, container_id: str) -> None:
+        """Have the container's conmon open its log file anew (``2 0 0`` on its ``ctl`` fifo, what CRI-O
+        sends for the CRI's ReopenContainerLog): the file was renamed by a log rotation."""
+        d = self.existing(container_id)
+        self.ready(container_id)
+        try:
+            fd = os.open(d / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            raise NotFound(f"Container {container_id} is not running") from None
+        try:
+            os.write(fd, b"2 0 0\n")
+        except OSError as exc:
+            raise System(f"cannot reopen the log of {container_id}: {exc}") from None
+        finally:
+            os.close(fd)
 
     def resize(self, container_id: str, height: int, width: int) -> None:
         d = self.existing(container_id)

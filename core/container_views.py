@@ -35,10 +35,11 @@ _EMPTY_NETWORK_SETTINGS: dict[str, Any] = {
 }
 
 
-def inspect(c: Container, directory: Path, log_path: Path, settings: dict, sizes: tuple[int, int] | None = None) \
-        -> dict:
+def inspect(c: Container, directory: Path, log_path: Path | None, settings: dict,
+            sizes: tuple[int, int] | None = None) -> dict:
     """``GET /containers/{id}/json``; ``settings`` are the network driver's (empty when not running);
-    ``sizes`` (SizeRw, SizeRootFs) with ``?size=1``."""
+    ``sizes`` (SizeRw, SizeRootFs) with ``?size=1``; no ``log_path`` for a container that keeps no log
+    (``--log-driver none``: Docker's LogPath is "")."""
     data = {
         "Id": c.id,
         "Created": c.created,
@@ -49,7 +50,7 @@ def inspect(c: Container, directory: Path, log_path: Path, settings: dict, sizes
         "ResolvConfPath": str(directory / "resolv.conf"),
         "HostnamePath": str(directory / "hostname"),
         "HostsPath": str(directory / "hosts"),
-        "LogPath": str(log_path),
+        "LogPath": str(log_path) if log_path is not None else "",
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
         "Driver": c.storage_driver,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -21,13 +22,15 @@ import re
 import shutil
 import signal as signals
 import socket
+import subprocess
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard import confinement, container_views, etc_files, health, ids, netns, paths, rootfs
+from dockyard import confinement, container_views, etc_files, health, ids, logs, netns, paths, rootfs
 from dockyard import links as links_
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
 from dockyard.errors import (Conflict, DockyardError, Forbidden, InvalidParameter, NotFound, NotModified,
@@ -35,9 +38,10 @@ from dockyard.errors import (Conflict, DockyardError, Forbidden, InvalidParamete
 from dockyard.events import EventBus
 from dockyard.filters import Filters
 from dockyard.images import ImageService
-from dockyard.logs import LogEntry, read_log
+from dockyard.log_rotation import LogRotator
+from dockyard.logs import LogQuery, Render, stream_log
 from dockyard.models.container import (ContainerConfig, ContainerState, CreateRequest, EndpointSettings, Health,
-                                       HostConfig, UpdateRequest)
+                                       HostConfig, LogConfig, UpdateRequest)
 from dockyard.models.runtime import Confinement, EndpointRequest, ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.observers import Observers
 from dockyard.store import Store
@@ -97,6 +101,33 @@ class Container:
         return "bridge" if mode in ("", "default") else mode
 
 
+def _write_failed(future: Any) -> None:
+    """Done callback of a record write nobody waits for."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("writing a container record failed", exc_info=future.exception())
+
+
+def uninterruptible(method: Any) -> Any:
+    """A state change that the caller's cancellation (its client left, see
+    ``dockyard.daemon.http.cancel_when_client_leaves``) does not cut short: it runs to its end in a
+    task of its own, so a container is never left half-started, half-created or half-removed
+    (a start cancelled after the driver started the process would leave it running unwatched).
+    The caller is released at once; what it then does (remove the container) waits for the
+    container's lock as usual."""
+    @functools.wraps(method)
+    async def run_to_the_end(self: Any, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.ensure_future(method(self, *args, **kwargs))
+        task.add_done_callback(_outcome_seen)
+        return await asyncio.shield(task)
+    return run_to_the_end
+
+
+def _outcome_seen(task: asyncio.Future) -> None:
+    """(An outcome nobody awaits any more is not an "exception never retrieved".)"""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a state change whose caller left failed: %s", task.exception())
+
+
 def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> int:
     if value in (None, ""):
         return default
@@ -114,7 +145,7 @@ class ContainerService:
     def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
                  storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
                  events: EventBus | None = None, observers: Observers | None = None,
-                 security: confinement.DaemonSecurity | None = None) -> None:
+                 security: confinement.DaemonSecurity | None = None, log_config: LogConfig | None = None) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -133,6 +164,13 @@ class ContainerService:
         #: runs healthchecks (the engine wires it in; None: healthchecks are not run)
         self.health: health.HealthMonitor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: the daemon's --log-driver and --log-opt: what a container's LogConfig leaves out
+        self.log_config = log_config or LogConfig()
+        logs.settings(self.log_config)
+        self.log_rotator = LogRotator(self)
+        #: container records are written by one thread, in the order the loop asked for them (a write
+        #: waits on the disk, never the event loop; a later state never loses to an earlier one)
+        self._records = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
 
     # -- records -------------------------------------------------------------
     def _row_to_container(self, row: Any) -> Container:
@@ -155,8 +193,31 @@ class ContainerService:
                            "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user,
                            "EndpointsConfig": c.endpoints_config})
 
+    async def _record(self, write: Any, *args: Any, **kwargs: Any) -> None:
+        """Run a store write on the records thread (FIFO) and wait for it."""
+        await asyncio.get_running_loop().run_in_executor(self._records, functools.partial(write, *args, **kwargs))
+
+    async def _save(self, c: Container) -> None:
+        """Write the container's record, as its state is now."""
+        await self._record(self.store.update_container, c.id, name=c.name, state=self._state_json(c),
+                           restart_count=c.restart_count)
+
     def _persist(self, c: Container) -> None:
-        self.store.update_container(c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count)
+        """:meth:`_save` for code that cannot await (worker threads, the health monitor's callbacks): the
+        write is queued on the records thread, in order with the others; a worker thread waits for it,
+        the event loop never does (a failed write is logged)."""
+        future = self._records.submit(self.store.update_container, c.id, name=c.name, state=self._state_json(c),
+                                      restart_count=c.restart_count)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            future.result()
+            return
+        future.add_done_callback(_write_failed)
+
+    def close(self) -> None:
+        """Finish the record writes asked for (before the store closes)."""
+        self._records.shutdown(wait=True)
 
     def load(self) -> None:
         for row in self.store.container_rows():
@@ -197,6 +258,10 @@ class ContainerService:
     def log_path(self, c: Container) -> Path:
         return self.dir_of(c) / f"{c.id}-json.log"
 
+    @staticmethod
+    def log_settings(c: Container) -> logs.LogSettings:
+        return logs.settings(c.host_config.log_config)
+
     def volume_users(self, name: str) -> list[str]:
         return [c.id for c in self._snapshot() if any(m.name == name for m in c.mounts)]
 
@@ -207,23 +272,27 @@ class ContainerService:
         return users
 
     # -- create --------------------------------------------------------------
+    @uninterruptible
     async def create(self, request: CreateRequest, name: str | None) -> dict:
         image_ref = request.image
         if not image_ref:
             raise InvalidParameter("Config.Image must be given")
         hc = request.host_config
-        image_id = self.images.resolve(image_ref)
-        image_config = self.images.config(image_id).config
+        image_id, image_config, base_layer = await asyncio.to_thread(self._image_of, image_ref)
         config = self._merge(request.container_config(), image_config)
         argv = list(config.entrypoint or []) + list(config.cmd or [])
         if not argv:
             raise InvalidParameter("No command specified")
         self._check_host_config(hc)
+        log_config = logs.merge_config(hc.log_config, self.log_config)  # a bad driver or option is a 400
+        if logs.settings(log_config).max_size and not self.exec.rotates_logs:
+            raise InvalidParameter(f"log opt 'max-size' needs an exec driver that can rotate logs; "
+                                   f"{self.driver_names['exec']} cannot")
         runtimes = self.exec.runtimes(self.driver_names["exec"])
         runtime = hc.runtime or runtimes.default
         if runtime not in runtimes.paths:
             raise InvalidParameter(f"Unknown runtime specified {runtime}")
-        hc = hc.model_copy(update={"runtime": runtime})
+        hc = hc.model_copy(update={"runtime": runtime, "log_config": log_config})
         self.confinement(hc, config.domainname)  # a bad --cap-add, --security-opt, --device... is a 400 now
         etc_files.check(hc.extra_hosts, hc.dns, request.hostname, request.domainname, hc.dns_search, hc.dns_options)
         health.check_config(config.healthcheck)
@@ -240,7 +309,6 @@ class ContainerService:
         try:
             if not config.hostname:
                 config = config.model_copy(update={"hostname": cid[:12]})
-            base_layer = self.images.top_layer(image_id)
             volumes_from = []
             for spec in hc.volumes_from or []:
                 ref, _, mode = spec.partition(":")
@@ -257,7 +325,7 @@ class ContainerService:
                           path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=networks)
             await asyncio.to_thread(self._create_layer, c)
             try:
-                self.store.insert_container({
+                await self._record(self.store.insert_container, {
                     "id": c.id, "name": c.name, "image_id": c.image_id, "image_ref": c.image_ref,
                     "base_layer": base_layer, "created": c.created,
                     "config": json.dumps(c.config.api()), "host_config": json.dumps(c.host_config.api()),
@@ -272,6 +340,11 @@ class ContainerService:
             self._reserved.pop(name, None)
         self.event(c, "create")
         return {"Id": cid, "Warnings": []}
+
+    def _image_of(self, ref: str) -> tuple[str, ContainerConfig, str | None]:
+        """(image ID, its config, its top layer): store reads, for a worker thread."""
+        image_id = self.images.resolve(ref)
+        return image_id, self.images.config(image_id).config, self.images.top_layer(image_id)
 
     def _reserve_name(self, name: str | None, cid: str) -> str:
         """Claim ``name`` (or a generated one) for a container being created, before anything awaits:
@@ -401,6 +474,7 @@ class ContainerService:
         shutil.rmtree(self.dir_of(c), ignore_errors=True)
 
     # -- start -----------------------------------------------------------------
+    @uninterruptible
     async def start(self, ref: str) -> None:
         c = self.get(ref)
         try:
@@ -422,7 +496,10 @@ class ContainerService:
             for stdin, stdout, stderr, future in c.pending_attaches:
                 if not future.done():
                     sock = await asyncio.to_thread(self.exec.attach, c.id, stdin, stdout, stderr)
-                    future.set_result(sock)
+                    if future.done():  # its client left meanwhile
+                        sock.close()
+                    else:
+                        future.set_result(sock)
             c.pending_attaches.clear()
             sized = await self._console_size(c)  # before the process runs: it may ask at once (stty size)
             process = await asyncio.to_thread(self.exec.start, c.id)
@@ -437,7 +514,7 @@ class ContainerService:
             await asyncio.to_thread(self._release, c)
             c.state = c.state.model_copy(update={"status": "exited" if c.state.started_at != NEVER else "created",
                                                  "exit_code": code, "error": str(exc), "running": False})
-            self._persist(c)
+            await self._save(c)
             self._fail_pending(c, exc)
             c.exited.set()
             raise
@@ -446,7 +523,7 @@ class ContainerService:
                                  started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now(),
                                  health=(c.state.health or Health()).model_copy(
                                      update={"status": "starting", "failing_streak": 0}) if checked else None)
-        self._persist(c)
+        await self._save(c)
         self.event(c, "start")
         if self.observers is not None:
             self.observers.container_started(c.id, process.pid)
@@ -507,7 +584,8 @@ class ContainerService:
             return RuntimeSpec(
                 container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
                 additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
-                stdin_once=config.stdin_once, netns=attachment.netns, log_path=self.log_path(c),
+                stdin_once=config.stdin_once, netns=attachment.netns,
+                log_path=self.log_path(c) if self.log_settings(c).readable else None,
                 stop_signal=_signal_number(config.stop_signal), binds=binds,
                 confinement=self.confinement(hc, config.domainname), runtime=hc.runtime,
                 resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
@@ -610,7 +688,12 @@ class ContainerService:
                 status = ExitStatus(exit_code=128, finished_at=_now_dt())
             asyncio.run_coroutine_threadsafe(self._on_exit(c, status), loop)
 
-        threading.Thread(target=wait_for_exit, name=f"wait-{c.id[:12]}", daemon=True).start()
+        self.start_thread(threading.Thread(target=wait_for_exit, name=f"wait-{c.id[:12]}", daemon=True))
+
+    def start_thread(self, thread: threading.Thread) -> None:
+        """Start a thread of its own (a daemon thread: the process it waits for outlives us) from a
+        worker: ``Thread.start`` waits until the thread runs, which under load stalls the loop."""
+        (self.loop or asyncio.get_running_loop()).run_in_executor(None, thread.start)
 
     async def _on_exit(self, c: Container, status: ExitStatus) -> None:
         if self.health is not None:
@@ -627,7 +710,7 @@ class ContainerService:
                 "status": "exited", "running": False, "paused": False, "pid": 0,
                 "exit_code": status.exit_code, "oom_killed": status.oom_killed,
                 "finished_at": iso(status.finished_at.timestamp())})
-            self._persist(c)
+            await self._save(c)
             self.event(c, "die", exitCode=str(status.exit_code))
             if self.observers is not None:
                 self.observers.container_died(c.id, status.exit_code)
@@ -645,7 +728,7 @@ class ContainerService:
             c.restart_count += 1
             delay = min(0.1 * 2 ** (c.restart_count - 1), 60.0)  # Docker's back-off: 100 ms, doubling
             c.state = c.state.model_copy(update={"restarting": True, "status": "restarting"})
-            self._persist(c)
+            await self._save(c)
             asyncio.get_running_loop().call_later(delay, lambda: asyncio.ensure_future(self._auto_restart(c)))
 
     @staticmethod
@@ -695,18 +778,23 @@ class ContainerService:
         c = self.get(ref)
         loop = asyncio.get_running_loop()
         if condition == "removed":
-            future = loop.create_future()
-            c.removed_waiters.append(future)
-            return await future
-        if condition == "not-running" and not c.state.running:
+            waiters = c.removed_waiters
+        elif condition == "not-running" and not c.state.running:
             return c.state.exit_code
-        if condition not in ("not-running", "next-exit"):
+        elif condition not in ("not-running", "next-exit"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
+        else:
+            waiters = c.exit_waiters
         future = loop.create_future()
-        c.exit_waiters.append(future)
-        return await future
+        waiters.append(future)
+        try:
+            return await future
+        finally:
+            if future in waiters:  # a waiter that gave up (its client left) is not kept
+                waiters.remove(future)
 
     # -- stop / kill / restart -------------------------------------------------------------
+    @uninterruptible
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         """``docker stop``: the stop signal, then SIGKILL after ``timeout`` seconds (the container's
         ``StopTimeout`` when not given, else 10; negative: wait forever, as Docker)."""
@@ -718,7 +806,7 @@ class ContainerService:
                 if c.state.restarting:  # waiting out a back-off: just cancel the restart
                     c.stopped_by_user = True
                     c.state = c.state.model_copy(update={"restarting": False, "status": "exited"})
-                    self._persist(c)
+                    await self._save(c)
                     return
                 raise NotModified("container already stopped")
             c.stopped_by_user = True
@@ -730,6 +818,7 @@ class ContainerService:
         await c.exited.wait()
         self.event(c, "stop")
 
+    @uninterruptible
     async def kill(self, ref: str, signal: str | int | None = None) -> None:
         c = self.get(ref)
         sig = _signal_number(signal, signals.SIGKILL)
@@ -745,6 +834,7 @@ class ContainerService:
             except asyncio.TimeoutError:
                 raise System(f"container {ids.short(c.id)} did not exit after SIGKILL") from None
 
+    @uninterruptible
     async def restart(self, ref: str, timeout: float | None = None) -> None:
         c = self.get(ref)
         if c.state.running:
@@ -779,6 +869,7 @@ class ContainerService:
                     except DockyardError as exc:
                         log.error("unpausing %s after a file operation: %s", ids.short(c.id), exc)
 
+    @uninterruptible
     async def pause(self, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
@@ -788,11 +879,12 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is already paused")
             await asyncio.to_thread(self.exec.pause, c.id)
             c.state = c.state.model_copy(update={"paused": True, "status": "paused"})
-            self._persist(c)
+            await self._save(c)
         if self.health is not None:
             self.health.unwatch(c)  # a paused container is not probed; unpause resumes, as Docker
         self.event(c, "pause")
 
+    @uninterruptible
     async def unpause(self, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
@@ -800,7 +892,7 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is not paused")
             await asyncio.to_thread(self.exec.unpause, c.id)
             c.state = c.state.model_copy(update={"paused": False, "status": "running"})
-            self._persist(c)
+            await self._save(c)
         if self.health is not None and c.state.health is not None:
             self.health.watch(c)
         self.event(c, "unpause")
@@ -812,12 +904,11 @@ class ContainerService:
             raise Conflict(f"Container {c.id} is not running")
         pids = set(await asyncio.to_thread(self.exec.processes, c.id))
         args = ps_args.split() if ps_args else ["-ef"]
-        proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        output, error = await proc.communicate()
+        # (asyncio's subprocesses start a watcher thread each, from the loop: a worker runs ps instead)
+        proc = await asyncio.to_thread(subprocess.run, ["ps", *args], capture_output=True)
         if proc.returncode != 0:
-            raise InvalidParameter(f"Error running ps: {error.decode().strip()}")
-        lines = output.decode().splitlines()
+            raise InvalidParameter(f"Error running ps: {proc.stderr.decode().strip()}")
+        lines = proc.stdout.decode().splitlines()
         titles = lines[0].split()
         if "PID" not in titles:
             raise InvalidParameter("Couldn't find PID field in ps output")
@@ -839,6 +930,7 @@ class ContainerService:
         base.update(await asyncio.to_thread(self.exec.stats, c.id))
         return base
 
+    @uninterruptible
     async def update(self, ref: str, request: UpdateRequest) -> list[str]:
         """``docker update``: cgroup limits (0 keeps the current value) and the restart policy."""
         c = self.get(ref)
@@ -859,10 +951,11 @@ class ContainerService:
                 memory=request.memory, memory_swap=request.memory_swap, cpu_shares=request.cpu_shares,
                 cpuset_cpus=request.cpuset_cpus, pids_limit=max(request.pids_limit or 0, 0)))
         c.host_config = hc
-        self.store.update_container(c.id, host_config=json.dumps(hc.api()))
+        await self._record(self.store.update_container, c.id, host_config=json.dumps(hc.api()))
         self.event(c, "update")
         return []
 
+    @uninterruptible
     async def rename(self, ref: str, new_name: str) -> None:
         c = self.get(ref)
         if not new_name:
@@ -874,44 +967,55 @@ class ContainerService:
         old = c.name
         c.name = name
         try:
-            self._persist(c)
+            await self._save(c)
         except Conflict:
             c.name = old
             raise
         self.event(c, "rename", oldName="/" + old)
 
     # -- remove ------------------------------------------------------------------
+    @uninterruptible
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
-        if c.state.running:
-            if not force:
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
-                               "attempting removal or force remove")
-            await self.kill(c.id, signals.SIGKILL)
-        async with c.lock:
-            if c.removed:
-                return
-            try:
-                await asyncio.to_thread(self.exec.delete, c.id)
-            except DockyardError as exc:
-                log.warning("exec state of %s: %s", ids.short(c.id), exc)
-            try:
-                await asyncio.to_thread(self.network.remove, c.id)  # rm frees the address and ports
-            except DockyardError as exc:
-                log.warning("network of %s: %s", ids.short(c.id), exc)
-            await asyncio.to_thread(self._remove_files, c)
-            self.store.delete_container(c.id)
-            self.containers.pop(c.id, None)
-            if volumes:
-                for m in c.mounts:
-                    if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
-                        self.volumes.remove(m.name)
-            c.removed = True
-            self._fail_pending(c, NotFound(f"No such container: {c.id}"))
-            for future in c.removed_waiters:
-                if not future.done():
-                    future.set_result(c.state.exit_code)
-            self.event(c, "destroy")
+        while True:
+            if c.state.running:
+                if not force:
+                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
+                                   "attempting removal or force remove")
+                try:
+                    await self.kill(c.id, signals.SIGKILL)
+                except Conflict:
+                    pass  # it exited meanwhile: removing it is all that is left to do
+            async with c.lock:
+                if c.removed:
+                    return
+                if not c.state.running:
+                    await self._remove_unlocked(c, volumes)
+                    return
+            # a start that held the lock finished meanwhile: the container runs again
+
+    async def _remove_unlocked(self, c: Container, volumes: bool) -> None:
+        try:
+            await asyncio.to_thread(self.exec.delete, c.id)
+        except DockyardError as exc:
+            log.warning("exec state of %s: %s", ids.short(c.id), exc)
+        try:
+            await asyncio.to_thread(self.network.remove, c.id)  # rm frees the address and ports
+        except DockyardError as exc:
+            log.warning("network of %s: %s", ids.short(c.id), exc)
+        await asyncio.to_thread(self._remove_files, c)
+        await self._record(self.store.delete_container, c.id)
+        self.containers.pop(c.id, None)
+        if volumes:
+            for m in c.mounts:
+                if m.type == "volume" and self.volumes.is_anonymous(m.name) and not self.volume_users(m.name):
+                    await asyncio.to_thread(self.volumes.remove, m.name)
+        c.removed = True
+        self._fail_pending(c, NotFound(f"No such container: {c.id}"))
+        for future in c.removed_waiters:
+            if not future.done():
+                future.set_result(c.state.exit_code)
+        self.event(c, "destroy")
 
     # -- networks (the list is ours; the plumbing is the driver's) ------------------------------------
     def connect(self, c: Container, net: dict, settings: EndpointSettings) -> None:
@@ -978,7 +1082,7 @@ class ContainerService:
         if len(kept) == len(parent.host_config.links or []):
             raise NotFound(f"No such container: /{link.strip('/')}")
         parent.host_config = parent.host_config.model_copy(update={"links": kept or None})
-        self.store.update_container(parent.id, host_config=json.dumps(parent.host_config.api()))
+        await self._record(self.store.update_container, parent.id, host_config=json.dumps(parent.host_config.api()))
         if parent.state.running:
             await asyncio.to_thread(self._rewrite_hosts, parent)
 
@@ -1025,14 +1129,16 @@ class ContainerService:
             self.events.emit(kind, "prune", "", {"reclaimed": str(reclaimed)})
 
     # -- logs, terminal size, commit ----------------------------------------------------------------
-    def logs(self, ref: str, *, stdout: bool, stderr: bool, tail: int = -1, since: float = 0, until: float = 0,
-             follow: bool = False) -> AsyncIterator[LogEntry]:
-        """The container's json-file log; with ``follow``, until it stops running."""
-        if not (stdout or stderr):
+    def logs(self, ref: str, query: LogQuery, render: Render, follow: bool = False) -> AsyncGenerator[bytes, None]:
+        """The container's log as ``render`` puts each record, batch by batch (:func:`dockyard.logs.stream_log`);
+        with ``follow``, until it stops running.  Use it under ``contextlib.aclosing``."""
+        if not (query.stdout or query.stderr):
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
         c = self.get(ref)
-        return read_log(self.log_path(c), stdout=stdout, stderr=stderr, tail=tail, since=since, until=until,
-                        follow=follow, running=lambda: c.state.running and not c.removed)
+        if not self.log_settings(c).readable:
+            raise NotSupportedByDriver("configured logging driver does not support reading")
+        return stream_log(self.log_path(c), query, render, follow=follow,
+                          running=lambda: c.state.running and not c.removed)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         """Set a running tty container's terminal size; nothing to do for others (as Docker)."""
@@ -1057,8 +1163,8 @@ class ContainerService:
     def inspect(self, ref: str, size: bool = False) -> dict:
         """``GET /containers/{id}/json`` (blocks: the network driver and, with ``size``, the layer)."""
         c = self.get(ref)
-        return container_views.inspect(c, self.dir_of(c), self.log_path(c), self._network_settings(c),
-                                       self.sizes(c.id) if size else None)
+        return container_views.inspect(c, self.dir_of(c), self.log_path(c) if self.log_settings(c).readable else None,
+                                       self._network_settings(c), self.sizes(c.id) if size else None)
 
     async def summaries(self, all_containers: bool = False, limit: int = -1, filters: Filters | None = None,
                         size: bool = False) -> list[dict]:
@@ -1148,7 +1254,7 @@ class ContainerService:
                 # re-take the mount reference the dead daemon held
                 await asyncio.to_thread(self.storage.mount, c.id)
                 c.state = c.state.model_copy(update={"pid": process.pid, "paused": process.status == "paused"})
-                self._persist(c)
+                await self._save(c)
                 self._watch(c)
                 if self.health is not None and not c.state.paused:
                     self.health.watch(c)
@@ -1165,7 +1271,7 @@ class ContainerService:
                 "status": "exited", "running": False, "pid": 0, "exit_code": code,
                 "oom_killed": bool(process and process.oom_killed),
                 "finished_at": iso(finished.timestamp()) if finished else iso_now()})
-            self._persist(c)
+            await self._save(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
             if self.observers is not None:
                 self.observers.container_died(c.id, code)

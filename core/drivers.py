@@ -286,6 +286,14 @@ class ExecDriver(_Facade):
     def resize(self, container_id: str, height: int, width: int) -> None:
         self._call("exec_resize", container_id=container_id, height=height, width=width)
 
+    def reopen_log(self, container_id: str) -> None:
+        self._call("exec_reopen_log", container_id=container_id)
+
+    @property
+    def rotates_logs(self) -> bool:
+        """Whether the driver can start a new log file after a rotation (``exec_reopen_log``)."""
+        return bool(self._pm.hook.exec_reopen_log.get_hookimpls())
+
     def list(self) -> list[str]:
         return list(self._call("exec_list"))
 

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard import confinement, registry_hosts, storage_migration
+from dockyard import confinement, logs, registry_hosts, storage_migration
 from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
 from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
@@ -21,6 +21,7 @@ from dockyard.events import EventBus
 from dockyard.execs import ExecService
 from dockyard.health import HealthMonitor
 from dockyard.images import ImageService
+from dockyard.models.container import LogConfig
 from dockyard.networks import NetworkService
 from dockyard.observers import Observers, load_observers
 from dockyard.store import Store
@@ -53,7 +54,8 @@ class Engine:
     def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
              network: str | None = None, options: dict[str, dict] | None = None,
              distribution: str | None = None, migrate_storage: bool = False,
-             security: confinement.DaemonSecurity | None = None) -> "Engine":
+             security: confinement.DaemonSecurity | None = None,
+             log_config: LogConfig | None = None) -> "Engine":
         _private_root(data_root)
         (data_root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
@@ -95,7 +97,7 @@ class Engine:
         images = ImageService(store, storage_facade, drivers.names["storage"], events)
         volumes = VolumeService(data_root / "volumes", store, events)
         containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events, observers, security)
+                                      network_facade, drivers.names, events, observers, security, log_config)
         # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
         images.users = containers.images_in_use
         volumes.users = containers.volume_users
@@ -109,6 +111,7 @@ class Engine:
                    observers, _registry_config((options or {}).get("distribution") or {}))
 
     def close(self) -> None:
+        self.containers.close()
         try:
             try:
                 if self.containers.health is not None:
@@ -151,7 +154,7 @@ class Engine:
             "ExecutionDriver": self.drivers.names["exec"],
             "Plugins": {"Volume": ["local"], "Network": sorted({"host", "none", self.drivers.names["network"]}),
                         "Authorization": None,
-                        "Log": ["json-file"]},
+                        "Log": list(logs.DRIVERS)},
             "MemoryLimit": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
             or Path("/sys/fs/cgroup/memory.max").exists() or _cgroup2_has("memory"),
             "SwapLimit": Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory"),
@@ -165,7 +168,7 @@ class Engine:
             "NFd": len(list(Path("/proc/self/fd").iterdir())),
             "NGoroutines": 0,
             "SystemTime": _now(),
-            "LoggingDriver": "json-file",
+            "LoggingDriver": self.containers.log_config.type or "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1",
             "NEventsListener": self.events.listeners,

@@ -2,6 +2,8 @@
 
 Services emit (:meth:`EventBus.emit`); the events route only streams
 (:meth:`EventBus.stream`).  The last ``keep`` events are kept for ``--since``.
+Events may be emitted from worker threads (a pull, a push); they are handed to the subscribers on
+the event loop's thread, the only one that may touch an ``asyncio.Queue``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from dockyard.filters import Filters
 class EventBus:
     """Services emit from the event loop or from worker threads; each subscriber's queue is fed on
     its own loop."""
+
+    #: events a subscriber may fall behind by; one that falls further is sent ``None`` and dropped,
+    #: so a client that never reads cannot make the daemon hold every event for it
+    BACKLOG = 4096
 
     def __init__(self, keep: int = 1024) -> None:
         self.history: deque[dict] = deque(maxlen=keep)
@@ -46,12 +52,25 @@ class EventBus:
             except RuntimeError:
                 running = None
             if running is loop:
-                queue.put_nowait(event)
+                self._offer(queue, event)
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                try:
+                    loop.call_soon_threadsafe(self._offer, queue, event)
+                except RuntimeError:  # the loop closed meanwhile: nobody listens any more
+                    pass
+
+    def _offer(self, queue: asyncio.Queue, event: dict) -> None:
+        """Hand ``event`` to one subscriber (on its loop), or drop a subscriber that fell too far behind."""
+        if queue.qsize() < self.BACKLOG:
+            queue.put_nowait(event)
+            return
+        with self._lock:
+            subscribed = self._queues.pop(queue, None) is not None
+        if subscribed:
+            queue.put_nowait(None)
 
     def subscribe(self) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue(self.BACKLOG + 1)
         with self._lock:
             self._queues[queue] = asyncio.get_running_loop()
         return queue
@@ -83,6 +102,8 @@ class EventBus:
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout)
                 except asyncio.TimeoutError:
+                    return
+                if event is None:  # the bus dropped us: we fell too far behind
                     return
                 if matches(event, filters):
                     yield event

@@ -169,7 +169,7 @@ class ExecService:
                 code = 126
             loop.call_soon_threadsafe(self._finished, instance, code)
 
-        threading.Thread(target=wait, name=f"exec-{exec_id[:12]}", daemon=True).start()
+        self.containers.start_thread(threading.Thread(target=wait, name=f"exec-{exec_id[:12]}", daemon=True))
         return sock
 
     def _finished(self, instance: ExecInstance, code: int) -> None:

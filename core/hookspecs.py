@@ -224,6 +224,12 @@ def exec_create(spec: RuntimeSpec) -> bool | None:
     is an ``InvalidParameter``, never silently dropped.  ``spec.binds`` are
     mounted in order on the container paths given (made and resolved by the
     core; symlinks on the way are refused, nothing is created).
+
+    The process's output goes to ``spec.log_path`` in one of the two formats
+    :mod:`dockyard.logs` reads (none when it is None: ``--log-driver none``);
+    the file may be renamed while the process runs (log rotation,
+    :mod:`dockyard.log_rotation`), after which :func:`exec_reopen_log` asks for
+    a new one.
     Raises ``Conflict`` if the container already has a live process,
     ``InvalidParameter`` for a confinement it cannot apply, ``System`` if the
     runtime cannot be prepared.
@@ -297,6 +303,19 @@ def exec_resize(container_id: str, height: int, width: int) -> bool | None:
     """Resize a tty container's terminal.
 
     Implemented by: exec driver (optional).  firstresult.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_reopen_log(container_id: str) -> bool | None:
+    """Start writing a new log file at the container's ``log_path``: the old one was just renamed
+    (log rotation), and output written to it until now stays there, complete.
+
+    Implemented by: exec driver (optional; without it, ``--log-opt max-size`` is refused at
+    create).  firstresult.  Returns ``True``.  Raises ``NotFound`` if the container has no
+    running process.  Idempotent.
+
+    .. versionadded:: 0.1 (issue #10)
     """
 
 

@@ -837,6 +837,8 @@ def run_forever(config: RegistryConfig) -> None:
     """Serve until SIGINT or SIGTERM."""
     import signal
 
+    # a client that leaves mid-transfer is an EPIPE on its connection, never the server's death
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -813,8 +813,11 @@ class Builder:
         self.live_containers.add(cid)
         await self.out.stream(f" ---> Running in {ids.short(cid)}\n")
         code: int | None = None
+        committing: asyncio.Future | None = None
         try:
             attach = asyncio.ensure_future(self.containers.attach(cid, False, True, True))
+            # a start that fails (or is cancelled: the client left) fails the attach too; nobody awaits it then
+            attach.add_done_callback(lambda f: f.cancelled() or f.exception())
             await asyncio.sleep(0)  # the attach request is registered before the start
             try:
                 await self.containers.start(cid)
@@ -831,8 +834,11 @@ class Builder:
             code = await self.containers.wait(cid)
             if code != 0:
                 raise BuildError(f"The command '{shown}' returned a non-zero code: {code}", code)
-            image_id = await asyncio.to_thread(self._commit, state, cid, created_by)
+            committing = asyncio.ensure_future(asyncio.to_thread(self._commit, state, cid, created_by))
+            image_id = await asyncio.shield(committing)
         except BaseException:
+            if committing is not None:  # cancelled (the client left) while the layer is being read
+                await asyncio.gather(committing, return_exceptions=True)
             if self.options.rm or self.options.force_rm:
                 await self._remove_container(cid)
             else:

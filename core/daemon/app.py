@@ -14,13 +14,26 @@ from aiohttp import web
 from dockyard.address import Address
 from dockyard.daemon import guard, openapi, ui
 from dockyard.daemon.deps import ENGINE
-from dockyard.daemon.http import api_middleware, error_response
+from dockyard.daemon.http import MAX_BODY, api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
 from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
                                     volumes)
 from dockyard.engine import Engine
 
 log = logging.getLogger(__name__)
+
+#: in debug mode, a callback or task step that holds the event loop longer than this is logged
+STALL = 0.1
+
+
+def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The debug-mode loop-lag monitor: asyncio's own debug machinery, which logs (logger
+    ``asyncio``, WARNING) every callback or task step that holds the loop longer than
+    :data:`STALL`, naming it: ``Executing <Task ... name='GET /containers/x/logs' ...> took
+    0.250 seconds`` (``api_middleware`` names each request's task after the request).  It also
+    refuses loop calls from other threads and reports coroutines never awaited."""
+    loop.set_debug(True)
+    loop.slow_callback_duration = STALL
 
 
 async def _unknown(request: web.Request) -> web.Response:
@@ -48,8 +61,9 @@ async def _unknown(request: web.Request) -> web.Response:
 def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
              ui_assets: ui.UiAssets | None = None) -> web.Application:
     """The API (and with ``ui_assets``, the web UI at /ui/); /openapi.json and /docs describe the API."""
+    # client_max_size caps what request.read() holds in memory (413 beyond); large bodies are streamed
     app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
-                          client_max_size=1 << 40)
+                          client_max_size=MAX_BODY)
     app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
@@ -62,10 +76,12 @@ def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
 
 async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *,
                 tls: ssl.SSLContext | None = None, cors_origin: str = "",
-                ui_assets: ui.UiAssets | None = None) -> None:
+                ui_assets: ui.UiAssets | None = None, debug: bool = False) -> None:
     """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given; the web UI
-    too with ``ui_assets``)."""
+    too with ``ui_assets``; with ``debug``, callbacks that hold the loop are logged)."""
     loop = asyncio.get_running_loop()
+    if debug:
+        watch_loop(loop)
     # driver calls block (mounts, spawns): give them more threads than the default 2+4
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
     engine.containers.loop = loop
@@ -80,6 +96,7 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *
                            access_log_format='%r %s %b %Tfs')
     await runner.setup()
     tls_servers: list[asyncio.AbstractServer] = []
+    rotation = asyncio.ensure_future(engine.containers.log_rotator.run())
     try:
         for address in addresses:
             if address.scheme == "unix":
@@ -102,6 +119,7 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *
             log.info("API listening on %s%s", address, " (TLS)" if tls is not None and address.scheme == "tcp" else "")
         await stop.wait()
     finally:
+        rotation.cancel()
         for server in tls_servers:
             server.close()
         await runner.cleanup()

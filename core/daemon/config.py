@@ -10,10 +10,11 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dockyard.address import DEFAULT_HOST, Address, parse_host
 from dockyard.errors import InvalidParameter
+from dockyard.models.container import LogConfig
 
 if TYPE_CHECKING:
     from dockyard.daemon.tls import TlsSettings
@@ -45,6 +46,9 @@ class DaemonConfig(BaseModel):
     observer_opts: dict[str, str] = Field(default_factory=dict)
     debug: bool = False
     pidfile: Path | None = None
+    #: the log driver and options of containers that name none (Docker's daemon.json log-driver, log-opts)
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = Field(default_factory=dict)
     #: a seccomp profile (Docker's JSON format) replacing the default one
     seccomp_profile: Path | None = None
     #: containers get no-new-privileges unless they say otherwise
@@ -100,6 +104,17 @@ class DaemonConfig(BaseModel):
             options.setdefault("index-url", index)
         return options
 
+    @field_validator("log_opts", mode="before")
+    @classmethod
+    def _option_values_are_text(cls, value: object) -> object:
+        # TOML has numbers (max-file = 3); Docker's daemon.json wants "3": take both
+        if isinstance(value, dict):
+            return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+    def log_config(self) -> LogConfig:
+        return LogConfig(type=self.log_driver, config=self.log_opts)
+
     @property
     def pid_path(self) -> Path:
         return self.pidfile or self.data_root / "dockyard.pid"
@@ -123,4 +138,7 @@ def load(config_file: Path | None, flags: dict) -> DaemonConfig:
     except ValueError as exc:
         raise InvalidParameter(f"invalid daemon configuration: {exc}") from None
     config.addresses()  # validate early
+    from dockyard import logs
+
+    logs.settings(config.log_config())
     return config

@@ -22,10 +22,16 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 
 
 class RawReader:
-    """The parser aiohttp feeds after the upgrade: bytes into a StreamReader."""
+    """The parser aiohttp feeds after the upgrade: bytes into a StreamReader.
 
-    def __init__(self) -> None:
-        self.stream = asyncio.StreamReader()
+    The StreamReader is given the transport, so it pauses reading from the client while more
+    than two ``limit``s wait unread (a client that types faster than the container reads its
+    stdin cannot make the daemon buffer without bound)."""
+
+    def __init__(self, transport: asyncio.Transport | None = None, limit: int = 1 << 20) -> None:
+        self.stream = asyncio.StreamReader(limit=limit)
+        if transport is not None:
+            self.stream.set_transport(transport)
         self._eof = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
@@ -81,7 +87,7 @@ async def hijack(request: web.Request) -> Hijacked:
         response = web.StreamResponse(status=200)
     response.content_type = RAW_STREAM
     response.force_close()
-    reader = RawReader()
     await response.prepare(request)
+    reader = RawReader(request.transport)  # type: ignore[arg-type]
     request.protocol.set_parser(reader)  # type: ignore[union-attr]
     return Hijacked(request, response, reader)

@@ -41,14 +41,21 @@ class RestartPolicy(ApiModel):
 
 
 class LogConfig(ApiModel):
-    type: Annotated[str, Allowed("json-file", why="the json-file log driver is the only one")] = "json-file"
-    config: Annotated[dict[str, str], Refused("log options")] = Field(default_factory=dict)
+    #: "" (what the docker CLI sends without --log-driver) is the daemon's default, filled in at create;
+    #: ``json-file`` (max-size, max-file) and ``none`` are implemented, any other driver or option is a 400
+    #: naming it at create (:func:`dockyard.logs.settings`)
+    type: str = ""
+    config: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("type", mode="before")
     @classmethod
-    def _default_type(cls, value: str | None) -> str:
-        # docker CLI sends Type "" meaning "the daemon's default"
-        return value or "json-file"
+    def _none_is_default(cls, value: str | None) -> str:
+        return value or ""
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class HealthConfig(ApiModel):

@@ -168,8 +168,9 @@ class RuntimeSpec(_Frozen):
     #: path of a network namespace to join (bind-mount path); None = the host's
     netns: Path | None = None
     #: where the driver writes the log: Docker json-file lines ({"log","stream","time"}) or CRI
-    #: lines (``<time> <stream> <F|P> <text>``), the two formats :mod:`dockyard.logs` reads
-    log_path: Path
+    #: lines (``<time> <stream> <F|P> <text>``), the two formats :mod:`dockyard.logs` reads; None: no
+    #: log at all (``--log-driver none``)
+    log_path: Path | None
     stop_signal: int = 15
     resources: Resources = Field(default_factory=Resources)
     #: extra bind mounts, in the order to mount them: (host path, container path, read_only).  The core has

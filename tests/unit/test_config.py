@@ -51,6 +51,26 @@ def test_bad_config_file(tmp_path):
         load(f, {})
 
 
+def test_log_defaults_from_the_config_file(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text('log-driver = "json-file"\n[log-opts]\nmax-size = "10m"\nmax-file = 3\n')
+    config = load(f, {"log_driver": None, "log_opts": {}})
+    assert config.log_config().type == "json-file"
+    assert config.log_config().config == {"max-size": "10m", "max-file": "3"}  # TOML's 3 taken as Docker's "3"
+    assert load(f, {"log_opts": {"max-file": "5"}}).log_opts == {"max-file": "5"}  # flags win
+
+
+@pytest.mark.parametrize("text, message", [
+    ('log-driver = "syslog"\n', "no log driver named 'syslog'"),
+    ('[log-opts]\nmax-size = "huge"\n', "invalid size"),
+])
+def test_bad_log_defaults_stop_the_daemon_at_start(tmp_path, text, message):
+    f = tmp_path / "daemon.toml"
+    f.write_text(text)
+    with pytest.raises(InvalidParameter, match=message):
+        load(f, {})
+
+
 def test_concurrent_transfers_reach_the_distribution_driver(tmp_path):
     f = tmp_path / "daemon.toml"
     f.write_text("max-concurrent-downloads = 2\nmax-concurrent-uploads = 4\n")

@@ -17,7 +17,7 @@ def test_docker_cli_create_body_round_trips():
     body = json.loads(CREATE_BODY.read_text())
     request = CreateRequest.model_validate(body)
     assert request.cmd == ["sh", "-c", "echo hello; echo oops >&2"]
-    assert request.host_config.log_config.type == "json-file"  # "" means the default driver
+    assert request.host_config.log_config.type == ""  # the daemon's default driver, filled in at create
     api = request.host_config.api()
     # fields dockyard does not act on survive into inspect unchanged
     assert api["ConsoleSize"] == [0, 0] and api["MemorySwappiness"] == -1

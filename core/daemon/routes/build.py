@@ -23,7 +23,8 @@ from dockyard.build import context as build_context
 from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import add_route, json_response, json_stream_response, write_message
+from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_response, json_stream_response,
+                                  write_message)
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
 from dockyard.filters import Filters
 from dockyard.models.api import Allowed, Refused
@@ -143,17 +144,24 @@ async def _run(request: web.Request, engine: Engine, ctx, options: BuildOptions,
     output = Output(send, options.quiet)
     builder = Builder(engine, ctx, options, output, cache_for(engine.data_root, engine.store), workdir)
     builder.parse()  # a bad Dockerfile or --target is an HTTP error: nothing was sent yet
+    finished = False
     try:
-        image_id = await builder.build()
-        for repo, tag in options.tags:
-            engine.images.tag(image_id, repo, tag)
-        if options.quiet:
-            await send({"stream": f"sha256:{image_id}\n"})
-        else:
-            await output.message({"aux": {"ID": f"sha256:{image_id}"}})
-            await output.stream(f"Successfully built {ids.short(image_id)}\n")
+        # a client that leaves cancels the build: its containers and layers are removed at once
+        async with cancel_when_client_leaves(request):
+            image_id = await builder.build()
             for repo, tag in options.tags:
-                await output.stream(f"Successfully tagged {repo}:{tag}\n")
+                engine.images.tag(image_id, repo, tag)
+            if options.quiet:
+                await send({"stream": f"sha256:{image_id}\n"})
+            else:
+                await output.message({"aux": {"ID": f"sha256:{image_id}"}})
+                await output.stream(f"Successfully built {ids.short(image_id)}\n")
+                for repo, tag in options.tags:
+                    await output.stream(f"Successfully tagged {repo}:{tag}\n")
+            finished = True
+        if not finished:
+            log.info("build client went away; build cancelled")
+            return response or web.Response(status=499)
     except (ConnectionResetError, BrokenPipeError):
         log.info("build client went away; build cancelled")
         return response or web.Response(status=499)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Annotated
 
 from aiohttp import WSMsgType, web
@@ -16,10 +18,12 @@ from dockyard import platforms
 from dockyard.detachkeys import detach_keys
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import JSON, Unframe, add_route, frame, json_response, stream_from_thread, stream_to_thread
+from dockyard.daemon.http import (JSON, Unframe, add_route, cancel_when_client_leaves, frame, in_own_thread,
+                                  json_response, spool_body, spool_from_thread, stream_file)
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, body, query
-from dockyard.errors import DockyardError, InvalidParameter
+from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
 from dockyard.filters import Filters
+from dockyard.logs import LogEntry, LogQuery
 from dockyard.models.api import NoOp
 from dockyard.models.container import CreateRequest, UpdateRequest
 
@@ -71,18 +75,25 @@ async def attach(request: web.Request) -> web.StreamResponse:
     keys = detach_keys(q.detach_keys) if stdin else b""
     conn = await hijack(request)
     try:
-        if q.logs and (stdout or stderr):
-            async for entry in engine.containers.logs(container.id, stdout=stdout, stderr=stderr):
-                await conn.write(entry.data if container.config.tty else
-                                 frame(1 if entry.stream == "stdout" else 2, entry.data))
-        if not q.stream:
-            return conn.response
-        try:
-            sock = await engine.containers.attach(ref, stdin, stdout, stderr)
-        except DockyardError as exc:
-            log.info("attach to %s ended: %s", ref, exc)
-            return conn.response
-        await splice(conn, sock, stdin, keys)
+        async with cancel_when_client_leaves(request):
+            if q.logs and (stdout or stderr):
+                try:
+                    chunks = engine.containers.logs(container.id, LogQuery(stdout=stdout, stderr=stderr),
+                                                    _renderer(container.config.tty, False))
+                except NotSupportedByDriver:  # --log-driver none: no past output to replay
+                    chunks = None
+                if chunks is not None:
+                    async with aclosing(chunks):
+                        async for chunk in chunks:
+                            await conn.write(chunk)
+            if not q.stream:
+                return conn.response
+            try:
+                sock = await engine.containers.attach(ref, stdin, stdout, stderr)
+            except DockyardError as exc:
+                log.info("attach to %s ended: %s", ref, exc)
+                return conn.response
+            await splice(conn, sock, stdin, keys)
     except (ConnectionResetError, BrokenPipeError):
         pass
     finally:
@@ -108,8 +119,15 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     try:
         if q.logs:
-            async for entry in engine.containers.logs(container.id, stdout=True, stderr=True):
-                await ws.send_bytes(entry.data)
+            try:  # output unmultiplexed: each record's data as it is
+                chunks = engine.containers.logs(container.id, LogQuery(stdout=True, stderr=True),
+                                                _renderer(True, False))
+            except NotSupportedByDriver:  # --log-driver none: no past output to replay
+                chunks = None
+            if chunks is not None:
+                async with aclosing(chunks):
+                    async for chunk in chunks:
+                        await ws.send_bytes(chunk)
         if q.stream:
             sock = await engine.containers.attach(container.id, True, True, True)
             reader, writer = await asyncio.open_connection(sock=sock)
@@ -159,7 +177,7 @@ async def splice(conn, sock, stdin: bool, detach: bytes = b"",
     running, its stdin stays open); a partial match is held back until decided.
     ``transform`` rewrites the output on its way (exec framing).
     """
-    reader, writer = await asyncio.open_connection(sock=sock)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
     detached = asyncio.Event()
 
     async def client_to_container() -> None:
@@ -219,7 +237,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
     await response.prepare(request)
     try:
-        code = await waiter
+        async with cancel_when_client_leaves(request):
+            code = await waiter
+        if waiter.cancelled():  # the client left (run -d, a detached run): nobody to tell
+            return response
         await response.write(json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n")
     except DockyardError as exc:
         await response.write(json.dumps({"Error": {"Message": exc.message}, "StatusCode": -1}).encode() + b"\n")
@@ -262,18 +283,25 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = int(q.tail)
         except ValueError:
             raise InvalidParameter(f"invalid value for tail: {q.tail!r}") from None
-    entries = engine.containers.logs(container.id, stdout=q.stdout, stderr=q.stderr, tail=tail,
-                                     since=_unix_time("since", q.since), until=_unix_time("until", q.until),
-                                     follow=q.follow)
+    log_query = LogQuery(stdout=q.stdout, stderr=q.stderr, tail=tail, since=_unix_time("since", q.since),
+                         until=_unix_time("until", q.until))
+    chunks = engine.containers.logs(container.id, log_query, _renderer(container.config.tty, q.timestamps),
+                                    follow=q.follow)
     response = web.StreamResponse(status=200)
     await response.prepare(request)
-    try:
-        async for entry in entries:
-            data = entry.time.encode() + b" " + entry.data if q.timestamps else entry.data
-            await response.write(data if container.config.tty else frame(1 if entry.stream == "stdout" else 2, data))
-    except ConnectionResetError:
-        pass  # the client went away (logs -f ended with ctrl-c)
+    async with cancel_when_client_leaves(request):  # logs -f ended with ctrl-c: stop reading at once
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                await response.write(chunk)
     return response
+
+
+def _renderer(tty: bool, timestamps: bool):
+    """How a log record goes on the wire: raw with a tty, else a stdcopy frame (runs in a worker)."""
+    def render(entry: LogEntry) -> bytes:
+        data = entry.time.encode() + b" " + entry.data if timestamps else entry.data
+        return data if tty else frame(1 if entry.stream == "stdout" else 2, data)
+    return render
 
 
 class InspectQuery(Query):
@@ -374,16 +402,28 @@ async def archive_get(request: web.Request) -> web.StreamResponse:
             header = await asyncio.to_thread(engine.files.stat, ref, path)
             return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
         header, produce = await asyncio.to_thread(engine.files.archive, ref, path)
-        return await stream_from_thread(request, produce, "application/x-tar",
-                                        {"X-Docker-Container-Path-Stat": header})
+        # frozen (and locked) while the disk takes, not while the client does: it reads the spool after
+        spool = await spool_from_thread(request, produce, engine.data_root / "tmp")
+    if spool is None:
+        return web.Response(status=499)  # the client left
+    return await stream_file(request, spool, "application/x-tar", {"X-Docker-Container-Path-Stat": header})
 
 
 async def archive_put(request: web.Request) -> web.Response:
     engine, ref, q = _engine(request), request.match_info["id"], query(request, ArchivePutQuery)
-    async with engine.containers.frozen(ref):
-        await stream_to_thread(request, lambda stream: engine.files.extract(
-            ref, q.path, stream, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir, copy_uid_gid=q.copy_uid_gid))
+    body = await spool_body(request, engine.data_root / "tmp")  # a slow sender freezes nothing
+    try:
+        async with engine.containers.frozen(ref):
+            await in_own_thread(_extract_file, engine, ref, q, body, name="cp-extract")
+    finally:
+        await asyncio.to_thread(os.unlink, body)
     return web.Response(status=200)
+
+
+def _extract_file(engine, ref: str, q: ArchivePutQuery, body: str) -> None:
+    with open(body, "rb") as f:
+        engine.files.extract(ref, q.path, f, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir,
+                             copy_uid_gid=q.copy_uid_gid)
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -427,7 +467,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
     previous: dict = {}
-    try:
+    async with cancel_when_client_leaves(request):
         while True:
             sample = await engine.containers.stats(ref)
             sample["preread"] = previous.get("read", sample["preread"])
@@ -437,8 +477,6 @@ async def stats(request: web.Request) -> web.StreamResponse:
             if not engine.containers.is_running(sample["id"]):
                 break
             await asyncio.sleep(1)
-    except ConnectionResetError:
-        pass
     return response
 
 

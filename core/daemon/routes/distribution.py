@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Annotated, Any, Callable
 
 from aiohttp import web
 from pydantic import ConfigDict
 
-from dockyard.daemon.http import add_route, json_response, json_stream_response, refuse_route, write_message
-from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
-from dockyard.filters import Filters
-from dockyard.models.api import ApiModel
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
+from dockyard.daemon.http import (add_route, cancel_when_client_leaves, in_own_thread, json_response,
+                                  json_stream_response, refuse_route, write_message)
+from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
+from dockyard.filters import Filters
+from dockyard.models.api import ApiModel
 from dockyard.transfer import SEARCH_FILTERS, pull_image, push_image, search_images
 
 log = logging.getLogger(__name__)
@@ -47,21 +49,30 @@ async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.
     """Run ``work(progress)`` in a thread and stream its progress messages.
 
     Errors before the first message become the HTTP status; later ones go into
-    the stream."""
+    the stream.  When the client leaves, the work's next progress report raises
+    :class:`ClientLeft` in its thread: it stops there, cleaning up after itself."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
 
     def progress(message: dict) -> None:
+        if stop.is_set():
+            raise ClientLeft("the client went away")
         loop.call_soon_threadsafe(queue.put_nowait, message)
 
-    task = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    task = asyncio.ensure_future(in_own_thread(work, progress, name="transfer"))
     response: web.StreamResponse | None = None
-    try:
+
+    async def relay() -> None:
+        nonlocal response
         while True:
             getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
             if getter not in done:
-                getter.cancel()
                 break
             if response is None:
                 response = await json_stream_response(request)
@@ -70,10 +81,16 @@ async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.
             if response is None:
                 response = await json_stream_response(request)
             await write_message(response, queue.get_nowait())
-    except (ConnectionResetError, asyncio.CancelledError):
-        # the client went away: let the work finish (it leaves a consistent store) and stop
-        await asyncio.shield(asyncio.gather(task, return_exceptions=True))
-        raise
+
+    try:
+        async with cancel_when_client_leaves(request):
+            await relay()
+    finally:
+        if not task.done():  # the client left: the work stops at its next progress report
+            stop.set()
+            await asyncio.shield(asyncio.gather(task, return_exceptions=True))
+    if stop.is_set():
+        return response if response is not None else web.Response(status=499)
     exc = task.exception()
     if exc is not None:
         if response is None:
@@ -85,6 +102,10 @@ async def _stream(request: web.Request, work: Callable[[Progress], Any]) -> web.
     if response is None:
         response = await json_stream_response(request)
     return response
+
+
+class ClientLeft(Exception):
+    """Raised in a transfer's thread by its progress callback once the client has gone."""
 
 
 async def pull(request: web.Request, from_image: str, tag: str) -> web.StreamResponse:

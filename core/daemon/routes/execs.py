@@ -10,7 +10,7 @@ from aiohttp import web
 
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import Unframe, add_route, frame, json_response
+from dockyard.daemon.http import Unframe, add_route, cancel_when_client_leaves, frame, json_response
 from dockyard.daemon.params import body, query
 from dockyard.daemon.routes.containers import ResizeQuery, splice
 from dockyard.detachkeys import detach_keys
@@ -53,13 +53,14 @@ async def start(request: web.Request) -> web.StreamResponse:
         except DockyardError as exc:
             await conn.write(exc.message.encode() + b"\r\n")  # Docker writes start errors into the stream
             return conn.response
-        await splice(conn, sock, instance.config.attach_stdin, keys,
-                     transform=_framing(bool(instance.config.tty), options.tty))
-        # the client asks for the exit code as soon as the stream ends: have it recorded first
-        try:
-            await asyncio.wait_for(instance.done.wait(), 10)
-        except asyncio.TimeoutError:
-            pass
+        async with cancel_when_client_leaves(request):
+            await splice(conn, sock, instance.config.attach_stdin, keys,
+                         transform=_framing(bool(instance.config.tty), options.tty))
+            # the client asks for the exit code as soon as the stream ends: have it recorded first
+            try:
+                await asyncio.wait_for(instance.done.wait(), 10)
+            except asyncio.TimeoutError:
+                pass
     except (ConnectionResetError, BrokenPipeError):
         pass
     except DockyardError as exc:

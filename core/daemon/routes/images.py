@@ -121,7 +121,8 @@ async def list_images(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     images = _engine(request).images
-    return json_response(images.inspect(images.resolve(request.match_info["name"])))
+    # a worker: the store, and the config blob read from disk
+    return json_response(await asyncio.to_thread(lambda: images.inspect(images.resolve(request.match_info["name"]))))
 
 
 class TagQuery(Query):
@@ -133,7 +134,7 @@ async def tag(request: web.Request) -> web.Response:
     q = query(request, TagQuery)
     if not q.repo:
         raise InvalidParameter("repo must be given")
-    _engine(request).images.tag(request.match_info["name"], q.repo, q.tag or "latest")
+    await asyncio.to_thread(_engine(request).images.tag, request.match_info["name"], q.repo, q.tag or "latest")
     return web.Response(status=201)
 
 

@@ -11,7 +11,8 @@ from pydantic import Field
 
 from dockyard import docker_archive
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import add_route, json_response, json_stream_response, stream_from_thread, write_message
+from dockyard.daemon.http import (add_route, json_response, json_stream_response, spool_from_thread, stream_file,
+                                  stream_from_thread, write_message)
 from dockyard.daemon.params import Bool, Query, optional_body, query
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
@@ -46,12 +47,16 @@ async def export(request: web.Request) -> web.StreamResponse:
     engine, ref = _engine(request), request.match_info["id"]
     async with engine.containers.frozen(ref):
         produce = await asyncio.to_thread(engine.files.export, ref)
-        return await stream_from_thread(request, produce, "application/octet-stream")
+        # frozen (and locked) while the disk takes, not while the client does: it reads the spool after
+        spool = await spool_from_thread(request, produce, engine.data_root / "tmp")
+    if spool is None:
+        return web.Response(status=499)  # the client left
+    return await stream_file(request, spool, "application/octet-stream")
 
 
 async def history(request: web.Request) -> web.Response:
     engine = _engine(request)
-    image_id = engine.images.resolve(request.match_info["name"])
+    image_id = await asyncio.to_thread(engine.images.resolve, request.match_info["name"])
     return json_response(await asyncio.to_thread(engine.images.history, image_id))
 
 
@@ -66,7 +71,7 @@ async def save(request: web.Request) -> web.StreamResponse:
     if not names:
         raise InvalidParameter("names must be given")
     for name in names:
-        engine.images.resolve(name)  # 404 before the stream starts
+        await asyncio.to_thread(engine.images.resolve, name)  # 404 before the stream starts
     return await stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
                                      "application/x-tar")
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
 from dockyard.daemon.deps import engine
-from dockyard.daemon.http import JSON, add_route, json_response, refuse_route
+from dockyard.daemon.http import JSON, add_route, cancel_when_client_leaves, json_response, refuse_route
 from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, query
 from dockyard.errors import InvalidParameter, NotSupportedByDriver, Unavailable
 from dockyard.events import EVENT_FILTERS
@@ -80,7 +80,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     stream = engine(request).events.stream(since, until, q.filters)
     response = web.StreamResponse(headers={"Content-Type": JSON})
     await response.prepare(request)
-    async with contextlib.aclosing(stream):
+    async with cancel_when_client_leaves(request), contextlib.aclosing(stream):
         async for event in stream:
             await response.write(json.dumps(event).encode() + b"\n")
     return response

@@ -40,7 +40,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    return json_response(engine(request).volumes.get(request.match_info["name"]))
+    return json_response(await asyncio.to_thread(engine(request).volumes.get, request.match_info["name"]))
 
 
 class RemoveVolumeQuery(Query):
