@@ -43,9 +43,9 @@ def daemon(
                                "several")] = None,
     registry_opt: Annotated[Optional[list[str]], typer.Option("--registry-opt", help="KEY=VALUE for the "
                             "distribution driver (index-url, compression=zstd, compression-level, ...)")] = None,
-    max_concurrent_downloads: Annotated[Optional[int], typer.Option("--max-concurrent-downloads", min=1,
+    max_concurrent_downloads: Annotated[Optional[int], typer.Option("--max-concurrent-downloads",
                                         help="Layers pulled at a time [default: 3]")] = None,
-    max_concurrent_uploads: Annotated[Optional[int], typer.Option("--max-concurrent-uploads", min=1,
+    max_concurrent_uploads: Annotated[Optional[int], typer.Option("--max-concurrent-uploads",
                                       help="Layers pushed at a time [default: 5]")] = None,
     observer_opt: Annotated[Optional[list[str]], typer.Option("--observer-opt", help="KEY=VALUE for "
                             "observer plugins (e.g. webhook-url=http://...)")] = None,
