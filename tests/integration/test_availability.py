@@ -25,7 +25,7 @@ import pytest
 
 from tests.helpers.daemon import DOCKER, DOCKYARD
 from tests.helpers.probes import bytes_read, ignores_sigpipe, open_fds, open_stream, ping, rss_bytes, settles
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import holds_for, wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
               pytest.mark.requires_docker_cli]
@@ -210,8 +210,13 @@ def test_streams_free_everything_within_a_second_of_their_client_leaving(daemon)
     cid = inspect(daemon, "quiet")["Id"]
     pid = daemon.process.pid
     try:
-        time.sleep(0.5)  # let the start settle (its threads and files)
-        baseline = open_fds(pid)
+        # the start settles first (its threads and files): the baseline is a count that holds
+        def steady_fds() -> int:
+            n = open_fds(pid)
+            return n if holds_for(lambda: open_fds(pid) == n, 0.3) else 0
+
+        baseline = wait_for(steady_fds)
+        assert baseline, "the daemon's open files did not settle after the start"
         exec_id = json.loads(daemon_api(daemon, "POST", f"/containers/{cid}/exec",
                                         {"Cmd": ["sleep", "601"], "AttachStdout": True}))["Id"]
         upgrade = "Upgrade: tcp\r\nConnection: Upgrade\r\n"

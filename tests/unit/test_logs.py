@@ -17,6 +17,7 @@ from dockyard import log_rotation, logs
 from dockyard.errors import InvalidParameter
 from dockyard.logs import LogCursor, LogEntry, LogQuery, stream_log
 from dockyard.models.container import LogConfig
+from tests.helpers.waiting import wait_for
 
 NS = 1_700_000_000_000_000_000
 
@@ -229,11 +230,13 @@ def test_follow_stops_when_the_consumer_does(tmp_path):
         async with aclosing(stream) as chunks:
             async for _ in chunks:
                 break
-        await asyncio.sleep(0.05)  # the files are closed in a worker
 
-    before = len(list(Path("/proc/self/fd").iterdir()))
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    before = open_files()
     asyncio.run(go())
-    assert len(list(Path("/proc/self/fd").iterdir())) <= before
+    assert wait_for(lambda: open_files() <= before, timeout=2)  # closed by a worker thread
 
 
 # -- configuration ----------------------------------------------------------------------------------
