@@ -328,7 +328,7 @@ def registry(tmp_path_factory):
 
 def push_random_image(registry, name: str, size: int) -> None:
     """An image of one layer of ``size`` random bytes, straight into the registry."""
-    from tests.registry.images import image_config, layer_tar, sha256
+    from tests.helpers.images import image_config, layer_tar, sha256
 
     layer = layer_tar({"random.bin": os.urandom(size)})
     blob = gzip.compress(layer, compresslevel=1, mtime=0)
