@@ -16,4 +16,5 @@ for package, folder in SOURCE_ROOTS.items():
     packages += [f"{package}.{sub}" for sub in find_packages(folder)]
 
 setup(packages=packages, package_dir=SOURCE_ROOTS,
-      package_data={"": ["*.sh", "*.md", "*.json", "*.c", "static/*.html", "static/*.js", "static/*.css"]})
+      package_data={"": ["*.sh", "*.json", "*.c", "static/*.html", "static/*.js", "static/*.css"],
+                    "dockyard": ["py.typed"]})

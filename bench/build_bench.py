@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.build.conftest import start_build_daemon  # noqa: E402
-from tests.integration.conftest import DOCKER, busybox_rootfs_tar  # noqa: E402
+from tests.helpers.build import start_build_daemon  # noqa: E402
+from tests.helpers.daemon import DOCKER, busybox_rootfs_tar  # noqa: E402
 
 DOCKERFILE = """\
 FROM busybox

@@ -85,8 +85,8 @@ def compare(name: str, args: list[str], dockyard: list[str], docker: str, env: d
         sys.exit(f"{name}: a run exited with {failed[0]} ({' '.join(a_argv)} / {' '.join(b_argv)})")
     a_wall, b_wall = [r.wall for r in a], [r.wall for r in b]
     a_peak, b_peak = [r.peak for r in a], [r.peak for r in b]
-    ratio = statistics.median(x / y for x, y in zip(a_wall, b_wall))
-    delta = statistics.median(x - y for x, y in zip(a_wall, b_wall))
+    ratio = statistics.median(x / y for x, y in zip(a_wall, b_wall, strict=True))
+    delta = statistics.median(x - y for x, y in zip(a_wall, b_wall, strict=True))
     if name == "run --rm":
         met = delta <= TARGET_RUN_DELTA
         target = f"within {TARGET_RUN_DELTA * 1000:.0f} ms of docker"

@@ -60,7 +60,7 @@ def main() -> None:
         for _ in range(200):
             confinement.resolve(cap_add=["NET_ADMIN"], security_opt=["no-new-privileges"])
         resolve_ms = (time.perf_counter() - t0) / 200 * 1000
-        ratios = sorted(a / b for a, b in zip(confined, unconfined))
+        ratios = sorted(a / b for a, b in zip(confined, unconfined, strict=True))
         for name, xs in (("Docker's default confinement", confined), ("unconfined", unconfined)):
             print(f"start+wait of `true`, {name + ':':<30} median {statistics.median(xs) * 1000:.1f} ms")
         print(f"ratio confined/unconfined (pairwise median):         {statistics.median(ratios):.3f} "

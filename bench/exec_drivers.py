@@ -348,7 +348,8 @@ def report(targets: list[Target], floor: dict[str, list[float]]) -> None:
                 ratio = f" ({med / stats(ref.samples[key])[0]:.2f}x)"
             values.append(f"{med * 1000:.0f}/{p90 * 1000:.0f}{ratio}")
         row(label, values)
-    for key, label, scale, fmt in (("run_d_50_s", "50 x run -d, s", 1, "{:.1f}"), ("rm_f_50_s", "rm -f 50, s", 1, "{:.2f}"),
+    for key, label, scale, fmt in (("run_d_50_s", "50 x run -d, s", 1, "{:.1f}"),
+                                   ("rm_f_50_s", "rm -f 50, s", 1, "{:.2f}"),
                                    ("helper_pss_kb", "helper PSS per container, MB", 1 / 1024, "{:.2f}"),
                                    ("helper_procs", "helper processes for 50", 1, "{:.0f}"),
                                    ("rss_idle_kb", "daemon RSS idle, MB", 1 / 1024, "{:.0f}"),

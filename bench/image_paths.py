@@ -96,7 +96,7 @@ def docker_archive_file(layers: list[Path], out: Path, tag: str) -> str:
     image_id = hashlib.sha256(config).hexdigest()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         names = []
-        for path, diff_id in zip(layers, diff_ids):
+        for path, diff_id in zip(layers, diff_ids, strict=True):
             name = f"{diff_id[7:]}/layer.tar"
             tar.add(str(path), arcname=name)
             names.append(name)
@@ -444,14 +444,14 @@ def table(results: dict[str, dict[str, list[float]]], reference: str) -> list[st
         for label, values in by_label.items():
             if label == ref_label:
                 continue
-            ratios = [a / b for a, b in zip(values, ref) if b]
+            ratios = [a / b for a, b in zip(values, ref, strict=False) if b]  # runs of either side may have failed
             ratio = statistics.median(ratios) if ratios else float("nan")
             target = TARGETS.get(path if path.startswith("build") else base, 1.0)
             met = (ratio <= target) if is_time else (ratio >= target)
             rows.append((path, label, f"{statistics.median(values):.2f} {unit}", f"{statistics.median(ref):.2f} {unit}",
                          f"{ratio:.2f}", ("<= " if is_time else ">= ") + f"{target:g}", "ok" if met else "MISSED"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 def main() -> int:

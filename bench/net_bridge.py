@@ -96,7 +96,7 @@ def main() -> None:
                 rel.append(time.perf_counter() - t)
                 time.sleep(0.01)  # let the kernel's asynchronous netns clean-up run, as between real starts
             results[mode] = {"prepare_ms": statistics.median(prep) * 1e3, "release_ms": statistics.median(rel) * 1e3,
-                             "both_ms": statistics.median([a + b for a, b in zip(prep, rel)]) * 1e3}
+                             "both_ms": statistics.median([a + b for a, b in zip(prep, rel, strict=True)]) * 1e3}
         results["added_by_bridge_ms"] = results["bridge"]["prepare_ms"] - results["none"]["prepare_ms"]
         ids = [secrets.token_hex(32) for _ in range(args.count)]
         t = time.perf_counter()

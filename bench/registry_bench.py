@@ -30,8 +30,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.registry.conftest import DOCKER_REGISTRY, skopeo, start_docker_registry, start_registry  # noqa: E402
-from tests.registry.images import docker_archive  # noqa: E402
+from tests.helpers.registry import DOCKER_REGISTRY, skopeo, start_docker_registry, start_registry  # noqa: E402
+from tests.helpers.images import docker_archive  # noqa: E402
 
 
 def layer(size: int, seed: int) -> bytes:
@@ -132,7 +132,7 @@ def bench_manifests(clients: int, seconds: float, work: Path) -> dict:
 
 
 def bench_daemon(mb: int, work: Path) -> dict:
-    from tests.registry.test_daemon import start_daemon
+    from tests.helpers.daemon import start_daemon
 
     registry = start_registry(work / "d-reg")
     daemon = start_daemon(work / "d1")

@@ -44,10 +44,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.registry.conftest import (DOCKER_REGISTRY, SKOPEO, skopeo, start_docker_registry,  # noqa: E402
-                                     start_registry)
-from tests.registry.images import docker_archive, layer_tar  # noqa: E402
-from tests.registry.seaweedfs import start_seaweedfs  # noqa: E402
+from tests.helpers.registry import (DOCKER_REGISTRY, SKOPEO, skopeo, start_docker_registry,  # noqa: E402
+                                    start_registry)
+from tests.helpers.images import docker_archive, layer_tar  # noqa: E402
+from tests.helpers.seaweedfs import start_seaweedfs  # noqa: E402
 
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
@@ -97,7 +97,7 @@ def manifest_gets(hosts: list[str], clients: int, seconds: float) -> float:
     """Requests per second of ``clients`` keep-alive connections spread over ``hosts`` (ApacheBench)."""
     shares = [clients // len(hosts) + (1 if i < clients % len(hosts) else 0) for i in range(len(hosts))]
     procs = []
-    for host, share in zip(hosts, shares):
+    for host, share in zip(hosts, shares, strict=True):
         if share:
             procs.append(subprocess.Popen(
                 ["ab", "-q", "-k", "-c", str(share), "-t", str(seconds), "-n", "10000000", "-H", f"Accept: {ACCEPT}",
@@ -180,7 +180,7 @@ def main() -> None:
                 "gets_runs": [round(x) for x in r["gets"]], "server_rss_MB": max(r["rss"])}
             if reference and label != "docker-registry":
                 entry["vs_reference"] = {  # the median of the round-by-round ratios
-                    name: round(statistics.median([a / b for a, b in zip(r[key], reference[key])]), 2)
+                    name: round(statistics.median([a / b for a, b in zip(r[key], reference[key], strict=True)]), 2)
                     for name, key in (("push_MBps", "push"), ("pull_MBps", "pull"), ("manifest_gets_per_s", "gets"))}
         print(json.dumps(report, indent=2))
     finally:

@@ -319,7 +319,7 @@ class Client(threading.Thread):
                 getattr(self, f"op_{name}")()
 
     def run(self) -> None:
-        names, weights = zip(*self.OPS)
+        names, weights = zip(*self.OPS, strict=True)
         while time.monotonic() < self.soak.deadline and not self.soak.dead.is_set() and not self.soak.stopping.is_set():
             op = self.rng.choices(names, weights)[0]
             self.soak.tally.op(op)

@@ -43,7 +43,9 @@ from dockyard import archive
 from dockyard.drivers import StorageDriver, available, load_drivers
 
 DOCKER_OVERLAY2 = {"import": "44", "commit": "384", "export": "174", "diff": "30", "create": "-"}
-WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "usr", "lib", "bin", "share", "include", "local", "etc", "config"]
+WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod",
+         "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "usr", "lib", "bin", "share",
+         "include", "local", "etc", "config"]
 
 
 def make_tree(root: Path, size_mb: int, seed: int = 1) -> list[str]:
@@ -207,9 +209,9 @@ def main() -> int:
         rows.append(["docker overlay2 (issue 3)"] + [DOCKER_OVERLAY2[k] for k in
                                                       ("import", "commit", "export", "diff", "create")])
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for r in rows:
-            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
         print(f"(median of {args.runs} runs; create+mount: median of 3-20 per run; "
               f"peak RSS {_max_rss_mb():.0f} MB)")
     finally:

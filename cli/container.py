@@ -485,7 +485,7 @@ def ls(
     headers = PS_HEADERS
     if size:
         headers = [*PS_HEADERS, "SIZE"]
-        for row, c in zip(rows, containers):
+        for row, c in zip(rows, containers, strict=True):
             row.append(f"{fmt.human_size(c.get('SizeRw') or 0)} (virtual {fmt.human_size(c.get('SizeRootFs') or 0)})")
     typer.echo(fmt.render_table(headers, rows), nl=False)
 

@@ -80,7 +80,7 @@ IMAGE_HEADERS = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
 
 
 def image_graph(images: list[dict[str, Any]], *, viz: bool) -> str:
-    """The image parent graph as the 2013 docker printed it: a tree, or graphviz ``dot``."""
+    """The image parent graph as Docker 0.x printed it: a tree, or graphviz ``dot``."""
     by_parent: dict[str, list[dict[str, Any]]] = {}
     ids = {image["Id"] for image in images}
     for image in images:
@@ -133,8 +133,9 @@ def ls(
     filter: Annotated[
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided")
     ] = None,
-    tree: Annotated[bool, typer.Option("--tree", "-t", help="Output graph in tree format (the guidebook's)")] = False,
-    viz: Annotated[bool, typer.Option("--viz", "-v", help="Output graph in graphviz format (the guidebook's "
+    tree: Annotated[bool, typer.Option("--tree", "-t", help="Output graph in tree format "
+                    "(Docker 0.x's images -tree)")] = False,
+    viz: Annotated[bool, typer.Option("--viz", "-v", help="Output graph in graphviz format (Docker 0.x's "
                    "`images -viz | dot -Tpng`)")] = False,
     format: ListFormat = None,
 ) -> None:

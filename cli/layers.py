@@ -59,7 +59,7 @@ def commit(
     message: Annotated[str | None, typer.Option("-m", "--message", help="Commit message")] = None,
     change: Annotated[list[str] | None, typer.Option("-c", "--change",
                       help="Apply Dockerfile instruction to the created image")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="Config JSON to merge (the guidebook's -run)")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Config JSON to merge (Docker 0.x's -run)")] = None,
 ) -> None:
     """Create a new image from a container's changes."""
     repo, tag = image.split_reference(repository) if repository else (None, None)

@@ -135,8 +135,8 @@ try:  # typer 0.29 carries its own click
     from typer._click.core import ParameterSource
     from typer._click.exceptions import UsageError
 except ImportError:
-    from click.core import ParameterSource
-    from click.exceptions import UsageError
+    from click.core import ParameterSource  # type: ignore[assignment]
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 
 # -- values without pydantic -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from .commands import COMMANDS, COMMON, DAEMON, MANAGEMENT, Command, Group, lookup
 
-__all__ = ["app", "leave", "main", "serves"]
+__all__ = ["app", "leave", "main", "serves"]  # noqa: F822 - app comes from __getattr__, on demand
 __all__ += ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT"]  # the help panels, for apps extending this one
 
 #: global options that take a value (they come before the command's name)

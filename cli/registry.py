@@ -208,7 +208,7 @@ def canonical_name(repo: str, tag: str) -> str:
 def pull(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME[:TAG|@DIGEST]", help="Image to pull")],
-    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Tag to pull (the seed's spelling)")] = None,
+    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Tag to pull (Docker 0.x's spelling)")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress verbose output")] = False,
 ) -> None:
     """Download an image from a registry."""
@@ -265,7 +265,7 @@ def login(
         import getpass
 
         password = getpass.getpass("Password: ")
-        if email is None:  # the seed's prompts: username, password, e-mail
+        if email is None:  # Docker 0.x's prompts: username, password, e-mail
             email = input("Email (): ").strip()
     if not username or not password:
         raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()

@@ -24,8 +24,9 @@ def _opt(*names: str, help: str, panel: str) -> Any:
     return typer.Option(*names, help=help, rich_help_panel=panel)
 
 
+# \\[ is rich markup for a literal [
 Publish = Annotated[list[str] | None, _opt("-p", "--publish", help="Publish a container's port(s) to the host "
-                                           "(\\[ip:]\\[hostPort:]containerPort\\[/udp])", panel=NET)]  # \\[: rich markup
+                                           "(\\[ip:]\\[hostPort:]containerPort\\[/udp])", panel=NET)]
 PublishAll = Annotated[bool, _opt("-P", "--publish-all", help="Publish all exposed ports to random ports", panel=NET)]
 Network = Annotated[str, _opt("--network", "--net", help="Connect a container to a network "
                               "(bridge, none, host, container:<name|id>, or a network name)", panel=NET)]
@@ -35,7 +36,7 @@ AddHost = Annotated[list[str] | None, _opt("--add-host", help="Add a custom host
 Expose = Annotated[list[str] | None, _opt("--expose", help="Expose a port or a range of ports", panel=NET)]
 Volume = Annotated[list[str] | None, _opt("-v", "--volume", help="Bind mount a volume "
                                           "([host-dir|name:]container-dir[:ro|rw])", panel=STORAGE)]
-Bind = Annotated[list[str] | None, _opt("-b", "--bind", help="Bind mount host:container:rw|ro (the guidebook's "
+Bind = Annotated[list[str] | None, _opt("-b", "--bind", help="Bind mount host:container:rw|ro (Docker 0.x's "
                                         "spelling of -v)", panel=STORAGE)]
 VolumesFrom = Annotated[list[str] | None, _opt("--volumes-from", help="Mount volumes from the specified "
                                                "container(s) (CONTAINER[:ro])", panel=STORAGE)]

@@ -333,7 +333,7 @@ def _pipeline(expr: str, allow_two: bool = False) -> _Pipeline:
     tokens = _tokens(expr)
     variables: list[str] = []
     declare = True
-    for n, (kind, value) in enumerate(tokens):
+    for n, (kind, _value) in enumerate(tokens):
         if kind in ("declare", "assign"):
             names = [v for k, v in tokens[:n] if k != "punct"]
             if not names or any(not v.startswith("$") or "." in v for v in names) or len(names) > (

@@ -137,17 +137,17 @@ class UiProxy:
         body = request.content.iter_chunked(1 << 16) if request.body_exists else None
         async with self._session.request(request.method, target, headers=headers, data=body,
                                          allow_redirects=False) as upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                          headers={k: v for k, v in upstream.headers.items()
-                                                   if k.lower() not in _DROP_BACK})
-            await response.prepare(request)
+            relayed = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                         headers={k: v for k, v in upstream.headers.items()
+                                                  if k.lower() not in _DROP_BACK})
+            await relayed.prepare(request)
             try:
                 async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
+                    await relayed.write(chunk)
+                await relayed.write_eof()
             except (ConnectionResetError, asyncio.CancelledError):
                 pass  # the page went away (a log stream it stopped reading)
-            return response
+            return relayed
 
     async def _websocket(self, request: Any, target: str, headers: dict[str, str]) -> Any:
         from aiohttp import WSMsgType, web

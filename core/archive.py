@@ -42,7 +42,7 @@ import tarfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import AbstractSet, BinaryIO, Callable, NamedTuple
+from typing import AbstractSet, BinaryIO, Callable, NamedTuple, cast
 
 from dockyard.compression import CodecError, decompressing_reader
 from dockyard.errors import DockyardError, InvalidParameter, System
@@ -296,7 +296,7 @@ class SafeTarInfo(tarfile.TarInfo):
         if "GNU.sparse.map" in pax_headers:
             self._proc_gnusparse_01(following, pax_headers)
         elif "GNU.sparse.size" in pax_headers:
-            following.sparse = list(zip(offsets, numbytes))
+            following.sparse = list(zip(offsets, numbytes, strict=False))  # as CPython: extra numbers are ignored
         elif pax_headers.get("GNU.sparse.major") == "1" and pax_headers.get("GNU.sparse.minor") == "0":
             self._proc_gnusparse_10(following, pax_headers, tarfile_)
         if self.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
@@ -974,7 +974,7 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
             yield from w.entry(path, name, st)
         yield w.close()
 
-    return TarStream(chunks(), on_close)
+    return cast(BinaryIO, TarStream(chunks(), on_close))  # a binary file, as storage_diff promises
 
 
 def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
@@ -1022,7 +1022,7 @@ def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
         yield from walk(root, "", w)
         yield w.close()
 
-    return TarStream(chunks(), on_close)
+    return cast(BinaryIO, TarStream(chunks(), on_close))  # a binary file, as storage_diff promises
 
 
 class _Span(NamedTuple):

@@ -25,14 +25,14 @@ import bz2
 import lzma
 import os
 import zlib
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 try:  # ISA-L: several times zlib's speed, same format
     from isal import igzip_threaded as _igzip_threaded
     from isal import isal_zlib as _gzip_zlib
 except ImportError:  # pragma: no cover - the stdlib fallback
-    _igzip_threaded = None
-    _gzip_zlib = zlib
+    _igzip_threaded = None  # type: ignore[assignment]
+    _gzip_zlib = zlib  # type: ignore[misc]  # the same interface, another module
 
 __all__ = ["CHUNK", "CodecError", "Decompressor", "GZIP", "ZSTD", "decompressing_reader", "gzip_backend",
            "gzip_writer", "sniff", "zstd_writer"]
@@ -72,6 +72,7 @@ class Decompressor:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._pending = b""  # gzip input held back by the output limit
+        self._z: Any  # zlib's (or isal's), bz2's or lzma's decompressor: alike, not one type
         if kind == GZIP:
             self._z = _gzip_zlib.decompressobj(31)
         elif kind == BZIP2:
@@ -130,7 +131,7 @@ def decompressing_reader(read: Callable[[int], bytes], head: bytes = b"") -> Cal
             break
         head += data
     kind = sniff(head)
-    state = {"head": head, "ended": False}
+    state: dict[str, Any] = {"head": head, "ended": False}
 
     def raw(n: int) -> bytes:
         if state["head"]:
@@ -145,7 +146,8 @@ def decompressing_reader(read: Callable[[int], bytes], head: bytes = b"") -> Cal
             import zstandard
         except ImportError:
             raise CodecError("zstd-compressed data needs the 'zstandard' package") from None
-        reader = zstandard.ZstdDecompressor().stream_reader(_ReadAdapter(raw), read_across_frames=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(_ReadAdapter(raw),  # type: ignore[arg-type]
+                                                                    read_across_frames=True)  # reads like a file
 
         def unzstd(n: int) -> bytes:
             try:

@@ -56,7 +56,7 @@ def apply(config: ContainerConfig, changes: list[str]) -> ContainerConfig:
         elif instruction == "ENTRYPOINT":
             update["entrypoint"] = _command(rest)
         elif instruction == "ENV":
-            env = [e for e in update.get("env") or []]
+            env = list(update.get("env") or [])
             for key, value in _pairs(rest):
                 env = [e for e in env if e.split("=", 1)[0] != key] + [f"{key}={value}"]
             update["env"] = env

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from dockyard import archive, rootfs
 from dockyard.chroot import run_in_root
@@ -202,7 +202,7 @@ class ContainerFiles:
         def produce(out: BinaryIO) -> None:
             with self._rootfs(c.id) as root, archive.export_tree(root) as stream:
                 out.flush()
-                stream.write_to(out.fileno())  # file content with sendfile
+                cast(archive.TarStream, stream).write_to(out.fileno())  # file content with sendfile
 
         return produce
 

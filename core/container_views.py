@@ -114,7 +114,7 @@ def select(containers: Iterable[Container], selection: Selection, resolve: Calla
     publish, expose = _port_filter(f, "publish"), _port_filter(f, "expose")
     before = [resolve(v) for v in f.get("before")][-1:] or None
     since = [resolve(v) for v in f.get("since")][-1:] or None
-    result = []
+    result: list[Container] = []
     items = sorted(containers, key=lambda c: (c.created, c.id), reverse=True)
     waiting_for = before[0].id if before else None
     for c in items:
@@ -212,7 +212,8 @@ def ps_ports(ports: dict[str, list[dict] | None]) -> list[dict]:
     result = []
     for key, bindings in ports.items():
         private, _, proto = key.partition("/")
-        for binding in bindings or [None]:
+        unpublished: list[dict | None] = [None]
+        for binding in bindings or unpublished:
             item: dict[str, Any] = {"PrivatePort": int(private), "Type": proto}
             if binding:
                 item.update({"IP": binding.get("HostIp") or "0.0.0.0", "PublicPort": int(binding["HostPort"])})

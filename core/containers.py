@@ -24,7 +24,7 @@ import signal as signals
 import socket
 import subprocess
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -559,7 +559,7 @@ class ContainerService:
             uid, gid, groups, home = rootfs.resolve_user(root, config.user)
             groups = sorted(set(groups) | set(self.extra_groups(c, root)))
             linked = self._linked(c)
-            env = [e for e in (config.env or [])]
+            env = list(config.env or [])
             names = {e.split("=", 1)[0] for e in env}
             link_env = [e for e in self._link_env(c, linked) if e.split("=", 1)[0] not in names]
             env = link_env + env
@@ -1129,7 +1129,7 @@ class ContainerService:
             self.events.emit(kind, "prune", "", {"reclaimed": str(reclaimed)})
 
     # -- logs, terminal size, commit ----------------------------------------------------------------
-    def logs(self, ref: str, query: LogQuery, render: Render, follow: bool = False) -> AsyncIterator[bytes]:
+    def logs(self, ref: str, query: LogQuery, render: Render, follow: bool = False) -> AsyncGenerator[bytes, None]:
         """The container's log as ``render`` puts each record, batch by batch (:func:`dockyard.logs.stream_log`);
         with ``follow``, until it stops running.  Use it under ``contextlib.aclosing``."""
         if not (query.stdout or query.stderr):
@@ -1147,7 +1147,7 @@ class ContainerService:
             await asyncio.to_thread(self.exec.resize, c.id, height, width)
 
     async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
-                     comment: str = "", author: str = "", changes: list[str] = (), pause: bool = True) -> str:
+                     comment: str = "", author: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
         """``docker commit``: a new image from the container's layer (frozen meanwhile unless not ``pause``);
         returns its ID.  A given config is merged over the container's, as Docker merges it."""
         c = self.get(ref)

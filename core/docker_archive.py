@@ -67,7 +67,9 @@ class _Writer:
 def save(images: ImageService, names: list[str], out: BinaryIO) -> None:
     """Write a docker-archive of the named images (and all their layers) to ``out`` (a file with a
     descriptor: the kept layer tars are sent into it with ``sendfile``, as they are)."""
-    manifest, repositories, written = [], {}, set()
+    manifest: list[dict] = []
+    repositories: dict[str, dict[str, str]] = {}
+    written: set[str] = set()
     out.flush()
     tar = _Writer(out.fileno())
     for name in names:
@@ -171,7 +173,7 @@ def _load_plain(images: ImageService, archive: BinaryIO) -> list[str]:
                                    f"layers, the manifest {len(entry['Layers'])}")
         parent, size = None, 0
         try:
-            for expected, path in zip(config.rootfs.diff_ids, entry["Layers"]):
+            for expected, path in zip(config.rootfs.diff_ids, entry["Layers"], strict=True):  # lengths checked above
                 layer, layer_size = _load_layer(images, archive, members, parent, expected, path)
                 parent, size = layer, size + layer_size
             tags = entry.get("RepoTags") or []

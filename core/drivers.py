@@ -14,12 +14,14 @@ Environment knobs (tests and debugging):
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 import pluggy
@@ -157,7 +159,7 @@ def make_plugin_manager() -> pluggy.PluginManager:
 
 
 def load_drivers(data_root: Path, choices: dict[str, str | None], options: dict[str, dict] | None = None,
-                 extra_plugins: list[object] = ()) -> LoadedDrivers:
+                 extra_plugins: Sequence[object] = ()) -> LoadedDrivers:
     """Instantiate and register one driver per kind in ``choices``.
 
     ``choices`` maps a kind to a driver name, or None for automatic selection.
@@ -301,7 +303,7 @@ class ExecDriver(_Facade):
     def delete(self, container_id: str) -> None:
         self._call("exec_delete", container_id=container_id)
 
-    def status(self) -> list[tuple[str, str]]:
+    def status(self) -> builtins.list[tuple[str, str]]:
         return list(self._call("exec_status"))
 
     def runtimes(self, driver_name: str) -> Runtimes:
@@ -325,7 +327,7 @@ class ExecDriver(_Facade):
     def unpause(self, container_id: str) -> None:
         self._call("exec_unpause", container_id=container_id)
 
-    def processes(self, container_id: str) -> list[int]:
+    def processes(self, container_id: str) -> builtins.list[int]:
         return list(self._call("exec_processes", container_id=container_id))
 
     def stats(self, container_id: str) -> dict:
@@ -365,12 +367,12 @@ class NetworkDriver(_Facade):
     def inspect(self, name: str) -> dict:
         return dict(self._call("network_inspect", name=name))
 
-    def connect(self, container_id: str, network: str, aliases: list[str],
+    def connect(self, container_id: str, network: str, aliases: builtins.list[str],
                 endpoint: EndpointRequest | None = None) -> dict:
         return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases,
                                endpoint=endpoint or EndpointRequest(aliases=aliases)))
 
-    def resolvers(self, container_id: str) -> list[str] | None:
+    def resolvers(self, container_id: str) -> builtins.list[str] | None:
         """The driver's resolvers for a running container (:func:`~dockyard.hookspecs.network_resolvers`);
         None when the driver has no such hook."""
         if not self._pm.hook.network_resolvers.get_hookimpls():
@@ -383,7 +385,7 @@ class NetworkDriver(_Facade):
     def settings(self, container_id: str) -> dict:
         return dict(self._call("network_settings", container_id=container_id))
 
-    def status(self) -> list[tuple[str, str]]:
+    def status(self) -> builtins.list[tuple[str, str]]:
         return list(self._call("network_status"))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from dockyard.errors import InvalidParameter
@@ -48,8 +49,8 @@ def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = 
 
 
 def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str], host_network: bool,
-          settings: dict | None = None, resolvers: list[str] | None = None, *, search: list[str] = (),
-          options: list[str] = ()) -> list[tuple[Path, str, bool]]:
+          settings: dict | None = None, resolvers: list[str] | None = None, *, search: Sequence[str] = (),
+          options: Sequence[str] = ()) -> list[tuple[Path, str, bool]]:
     """Write the three files; returns them as the exec driver's binds ``(source, destination, read_only)``.
 
     ``extra_hosts``: ``--add-host name:ip`` and ready ``ip<TAB>names`` lines (links);
@@ -87,14 +88,14 @@ def write_hosts(directory: Path, hostname: str, extra_hosts: list[str], host_net
 
 
 def write_resolv_conf(directory: Path, dns: list[str], host_network: bool, resolvers: list[str],
-                      search: list[str] = (), options: list[str] = ()) -> None:
+                      search: Sequence[str] = (), options: Sequence[str] = ()) -> None:
     """(Re)write ``resolv.conf`` in place: the container sees the new content through its bind mount
     (``network connect`` gives a running container its new network's resolver)."""
     (directory / "resolv.conf").write_text(resolv_conf(dns, host_network, resolvers, search, options))
 
 
-def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None, search: list[str] = (),
-                options: list[str] = ()) -> str:
+def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None, search: Sequence[str] = (),
+                options: Sequence[str] = ()) -> str:
     """The host's resolv.conf; in a namespace of its own a container cannot reach
     loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
     Docker's defaults when none is left.  ``--dns`` replaces the nameservers.

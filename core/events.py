@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from dockyard import reference
 from dockyard.errors import DockyardError
@@ -79,7 +79,8 @@ class EventBus:
         with self._lock:
             self._queues.pop(queue, None)
 
-    async def stream(self, since: float = 0, until: float = 0, filters: Filters | None = None) -> AsyncIterator[dict]:
+    async def stream(self, since: float = 0, until: float = 0,
+                     filters: Filters | None = None) -> AsyncGenerator[dict, None]:
         """Kept events from ``since`` (unix seconds), then new ones until ``until`` (forever with 0;
         with an ``until`` in the past, only kept events)."""
         filters = filters or Filters()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dockyard import ids, rootfs
@@ -99,7 +100,7 @@ class ExecService:
         return self.process_spec(c, config.cmd or [], config.user, config.working_dir, config.env or [],
                                  tty=config.tty, stdin=config.attach_stdin)
 
-    def process_spec(self, c: Container, argv: list[str], user: str = "", cwd: str = "", env: list[str] = (),
+    def process_spec(self, c: Container, argv: list[str], user: str = "", cwd: str = "", env: Sequence[str] = (),
                      tty: bool = False, stdin: bool = False) -> ProcessSpec:
         """A second process in ``c``: the container's user, environment and working directory unless
         given, with its ``--group-add`` groups."""

@@ -85,7 +85,12 @@ class HealthMonitor:
             return
         task = asyncio.get_running_loop().create_task(self._run(c), name=f"health-{c.id[:12]}")
         self.tasks[c.id] = task
-        task.add_done_callback(lambda t, cid=c.id: self.tasks.pop(cid, None) if self.tasks.get(cid) is t else None)
+
+        def forget(done: asyncio.Task, cid: str = c.id) -> None:
+            if self.tasks.get(cid) is done:  # not a newer probe of the same container
+                del self.tasks[cid]
+
+        task.add_done_callback(forget)
 
     def unwatch(self, c: Container) -> None:
         task = self.tasks.pop(c.id, None)

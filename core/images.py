@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 def decompressed(raw: BinaryIO) -> BinaryIO:
     """``raw`` (at its start), decompressed if its magic bytes say it is compressed (gzip, zstd, bzip2, xz)."""
     read = decompressing_reader(raw.read)
-    return io.BufferedReader(_ReadStream(read), CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(_ReadStream(read), CHUNK)
 
 
 class _ReadStream(io.RawIOBase):
@@ -50,7 +50,7 @@ class _ReadStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if not self._rest:
             try:
                 self._rest = memoryview(self._read(max(len(buffer), CHUNK)))
@@ -212,7 +212,7 @@ class ImageService:
             with open(tmp, "wb") as out:
                 with ThreadedHash() as digest:
                     stream = HashingReader(read, digest, copy_to=out if copy is None else None)
-                    size = self.storage.apply_diff(layer, stream)
+                    size = self.storage.apply_diff(layer, stream)  # type: ignore[arg-type]  # reads as a file
                     stream.drain()  # what a driver left unread still belongs to the digest
                     got = "sha256:" + digest.hexdigest()
                 if got != diff_id:
@@ -240,7 +240,7 @@ class ImageService:
 
     def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
                repo: str | None, tag: str | None, comment: str = "", author: str = "",
-               changes: list[str] = ()) -> str:
+               changes: Sequence[str] = ()) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
             repo, tag = reference.parse_repository_tag(repo, tag)
@@ -294,8 +294,8 @@ class ImageService:
         """``docker history``: newest first; IDs where an image in the chain starts."""
         config = self.config(image_id)
         entries = list(config.history)
-        layers = self.layer_chain(self.store.image_row(image_id)["top_layer"])  # top first
-        sizes = [self.store.layer_row(layer)["size"] for layer in layers]
+        layers = self.layer_chain(self.store.image(image_id)["top_layer"])  # top first
+        sizes = [self.store.layer(layer)["size"] for layer in layers]
         owners: dict[int, str] = {}
         current: str | None = image_id
         end = len(entries)
@@ -326,7 +326,7 @@ class ImageService:
         chain = []
         while top:
             chain.append(top)
-            top = self.store.layer_row(top)["parent"]
+            top = self.store.layer(top)["parent"]
         return chain
 
     def layer_tar(self, layer: str) -> Path:
@@ -534,8 +534,8 @@ class ImageService:
         """
         result = self._delete(name, force, self.users(), prune)
         for item in result:
-            action, ref = next(iter(item.items()))
-            self.event(action.lower(), ref, name)
+            line, ref = next(iter(item.items()))
+            self.event({"Untagged": "untag", "Deleted": "delete"}[line], ref, name)
         return result
 
     def _delete(self, name: str, force: bool, users: dict[str, list[tuple[str, bool]]], prune: bool) -> list[dict]:
@@ -577,7 +577,7 @@ class ImageService:
         if children and not force:
             raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
-        row = self.store.image_row(image_id)
+        row = self.store.image(image_id)
         self.store.delete_image(image_id)
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]
         result.append({"Deleted": "sha256:" + image_id})
@@ -605,7 +605,7 @@ class ImageService:
         while layer:
             if self.store.layer_in_use(layer):
                 return
-            row = self.store.layer_row(layer)
+            row = self.store.layer(layer)
             parent = row["parent"]
             if self.storage.exists(layer):
                 self.storage.remove_layer(layer)

@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, AsyncIterator, Callable, Literal, NamedTuple
+from typing import IO, AsyncGenerator, Callable, Literal, NamedTuple
 
 from dockyard.errors import InvalidParameter
 from dockyard.log_rotation import rotated_path
@@ -271,7 +271,8 @@ def _open_files(path: str, after: tuple[int, int] | None = None) -> list[IO[byte
         except FileNotFoundError:
             pass
         else:
-            stable = all(_identity(n) == _fidentity(f) for n, f in zip(names, files))
+            # a file that vanished meanwhile leaves fewer files than names
+            stable = all(_identity(n) == _fidentity(f) for n, f in zip(names, files, strict=False))
             if stable and (not names or names[-1] == path or _identity(path) is None):
                 return files
         for f in files:
@@ -355,8 +356,9 @@ class LogCursor:
             if remaining == 0 or index == 0:
                 f.seek(start)
                 self._drop_before(index)
-                for newer in self.files[index + 1:]:
-                    newer.seek(0)  # type: ignore[union-attr]  (the scan moved them)
+                for newer in self.files[index + 1:]:  # the scan moved them
+                    assert newer is not None
+                    newer.seek(0)
                 return
 
     def _drop_before(self, index: int) -> None:
@@ -431,7 +433,7 @@ class LogCursor:
             entries = _parse_all(lines)
             if query.stdout and query.stderr and not query.since and not query.until:
                 return b"".join(map(render, entries)), "end" if at_end else "more"
-            out = []
+            out: list[bytes] = []
             for entry in entries:
                 if query.until and entry.time and parse_iso(entry.time) > query.until:
                     return b"".join(out), "done"
@@ -441,7 +443,7 @@ class LogCursor:
 
 
 async def stream_log(path: Path, query: LogQuery, render: Render, *, follow: bool = False,
-                     running: Callable[[], bool] = lambda: False, poll: float = 0.05) -> AsyncIterator[bytes]:
+                     running: Callable[[], bool] = lambda: False, poll: float = 0.05) -> AsyncGenerator[bytes, None]:
     """The rendered log, batch by batch; with ``follow``, until the container stops (and the log is
     drained) or ``until`` passes.  Use it under ``contextlib.aclosing`` so the files are closed as
     soon as the consumer stops."""

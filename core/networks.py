@@ -13,6 +13,7 @@ and keeps that record.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import ipaddress
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from dockyard.errors import Conflict, Forbidden, InvalidParameter, NotFound, NotSupportedByDriver
 from dockyard.filters import Filters
 from dockyard.models.container import EndpointSettings
-from dockyard.models.network import NetworkCreateRequest
+from dockyard.models.network import IPAMConfig, NetworkCreateRequest
 from dockyard.timefmt import iso_now, parse_iso
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class NetworkService:
         return result
 
     @staticmethod
-    def _users(net: dict) -> list[str]:
+    def _users(net: dict) -> builtins.list[str]:
         """The running containers on a network (its endpoints): what keeps it from rm and prune, as in
         Docker (a stopped container keeps no endpoint)."""
         return list(net["Containers"])
@@ -153,12 +154,12 @@ class NetworkService:
         self.containers.disconnect(c, net, force)
         self.event("disconnect", net, container=c.id)
 
-    def prune(self, filters: Filters | None = None) -> list[str]:
+    def prune(self, filters: Filters | None = None) -> builtins.list[str]:
         """Remove every user network no container is on (created before ``until``, with the labels
         asked for); returns their names."""
         filters = filters or Filters()
         until = filters.until()
-        deleted = []
+        deleted: builtins.list[str] = []
         for net in self.list():
             if net["Name"] in PREDEFINED or self._users(net):
                 continue
@@ -181,7 +182,7 @@ def _version(address: str, field: str) -> int:
         raise InvalidParameter(f"invalid IPAM {field}: {address!r}") from None
 
 
-def _check_pool(pool) -> None:
+def _check_pool(pool: IPAMConfig) -> None:
     """Docker's IPAM checks: a gateway and ranges inside their subnet, of the same family."""
     if not pool.subnet:
         if pool.ip_range or pool.gateway or pool.auxiliary_addresses:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 # Patterns end in \Z, never $: "$" also matches before a trailing newline, and a name, tag or digest
 # with a newline must not pass (callers use .match).
@@ -33,7 +37,7 @@ INDEXES = (DOCKER_LIST, OCI_INDEX)
 ALL_MANIFESTS = (*IMAGE_MANIFESTS, *INDEXES)
 
 
-def hasher(digest: str):
+def hasher(digest: str) -> _Hash:
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
         raise ValueError(f"unsupported digest algorithm {algorithm!r}")
@@ -56,7 +60,7 @@ def manifest_media_type(manifest: dict, content_type: str | None = None) -> str:
     """The media type of a parsed manifest: its own field, else the header, else by shape."""
     media_type = manifest.get("mediaType")
     if media_type:
-        return media_type
+        return str(media_type)
     if content_type and content_type.split(";")[0].strip() in ALL_MANIFESTS:
         return content_type.split(";")[0].strip()
     if manifest.get("schemaVersion") == 1:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard import archive
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 
 if TYPE_CHECKING:
     from dockyard.drivers import StorageDriver

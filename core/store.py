@@ -155,6 +155,13 @@ class Store:
         rows = self._query("SELECT * FROM images WHERE id=?", (image_id,))
         return rows[0] if rows else None
 
+    def image(self, image_id: str) -> sqlite3.Row:
+        """An image's row; NotFound if there is none."""
+        row = self.image_row(image_id)
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        return row
+
     def image_rows(self) -> list[sqlite3.Row]:
         """Every image, newest first."""
         return self._query("SELECT * FROM images ORDER BY created DESC")
@@ -233,6 +240,13 @@ class Store:
     def layer_row(self, chain_id: str) -> sqlite3.Row | None:
         rows = self._query("SELECT * FROM layers WHERE chain_id=?", (chain_id,))
         return rows[0] if rows else None
+
+    def layer(self, chain_id: str) -> sqlite3.Row:
+        """A layer's row; NotFound if there is none."""
+        row = self.layer_row(chain_id)
+        if row is None:
+            raise NotFound(f"no such layer: {chain_id}")
+        return row
 
     def layer_rows(self) -> list[sqlite3.Row]:
         return self._query("SELECT * FROM layers")

@@ -411,11 +411,11 @@ class TarReader:
                     if sparse_fields["map"] else []
                 if len(numbers) % 2:
                     raise TarFormatError("invalid sparse map")
-                runs = list(zip(numbers[::2], numbers[1::2]))
+                runs = list(zip(numbers[::2], numbers[1::2], strict=True))
             else:
                 if len(offsets) != len(lengths):
                     raise TarFormatError("invalid sparse map")
-                runs = list(zip(offsets, lengths))
+                runs = list(zip(offsets, lengths, strict=True))
             e.sparse = _check_sparse(runs, real_size, stored)
         if e.sparse is not None:
             if e.type != REG:
@@ -471,7 +471,7 @@ class TarReader:
                     raise TarFormatError("invalid sparse map")
         pairs = numbers[1:1 + 2 * count]
         real = _pax_int(fields.get("realsize") or fields.get("size") or b"", "sparse size")
-        return real, list(zip(pairs[::2], pairs[1::2]))
+        return real, list(zip(pairs[::2], pairs[1::2], strict=False))  # a short map: _check_sparse judges it
 
 
 def write_views(fd: int, views, offset: int = 0) -> int:

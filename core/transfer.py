@@ -13,11 +13,17 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from dockyard import reference
+from dockyard.errors import InvalidParameter
 from dockyard.images import chain_id
 from dockyard.models.image import ImageConfig
+
+if TYPE_CHECKING:
+    from dockyard.engine import Engine
+    from dockyard.images import ImageService
+    from dockyard.filters import Filters
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +35,7 @@ class _LayerApplier:
     here, in a thread of its own while later layers still download (the driver's
     ``layer_ready``).  Layers the driver did not hand over are given by :meth:`finish`."""
 
-    def __init__(self, images, progress: Progress) -> None:
+    def __init__(self, images: ImageService, progress: Progress) -> None:
         self.images = images
         self.progress = progress
         self.cond = threading.Condition()
@@ -86,7 +92,7 @@ class _LayerApplier:
                     self.diff_ids = diff_ids
                     self.thread = threading.Thread(target=self._run, name="pull-apply", daemon=True)
                     self.thread.start()
-                for index, ((_, path), layer_id) in enumerate(zip(result["layers"], layer_ids)):
+                for index, ((_, path), layer_id) in enumerate(zip(result["layers"], layer_ids, strict=True)):
                     if path and index not in self.ready and os.path.exists(path):
                         self.ready[index] = (path, layer_id)
             else:
@@ -103,7 +109,7 @@ class _LayerApplier:
             Path(path).unlink(missing_ok=True)
 
 
-def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
+def pull_image(engine: Engine, reference: str, auth: dict, progress: Progress) -> str:
     """Pull into the image store; returns the image ID.  Runs in a worker thread.
 
     Layers are applied in order while later ones still download; a failure leaves no
@@ -131,7 +137,7 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
         image_id = hashlib.sha256(blob).hexdigest()
         config = ImageConfig.model_validate_json(blob)
         repo, tag = result.get("repository"), result.get("tag")
-        previous = images.store.tag_target(repo, tag) if tag else None
+        previous = images.store.tag_target(repo, tag) if repo and tag else None
         images.record_image(config, applier.top, applier.size, "", repo if tag else None, tag, blob=blob)
     except BaseException:
         if result is None or images.store.image_row(hashlib.sha256(result["config"]).hexdigest()) is None:
@@ -151,15 +157,35 @@ def pull_image(engine, reference: str, auth: dict, progress: Progress) -> str:
     return image_id
 
 
-def push_image(engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
+SEARCH_FILTERS = ("is-automated", "is-official", "stars")
+
+
+def search_images(engine: Engine, term: str, limit: int, auth: dict, filters: Filters) -> list[dict]:
+    """``docker search``: the index's answer, filtered by ``is-official``, ``is-automated`` and ``stars``."""
+    if not term:
+        raise InvalidParameter("term must be given")
+    if limit < 1 or limit > 100:
+        raise InvalidParameter(f"limit {limit} is outside the range of [1, 100]")
+    filters.validate(SEARCH_FILTERS)
+    official, automated = filters.bool_value("is-official"), filters.bool_value("is-automated")
+    stars = filters.get("stars")
+    try:
+        minimum = max((int(v) for v in stars), default=0)
+    except ValueError:
+        raise InvalidParameter(f"Invalid filter 'stars={stars[0]}'") from None
+    results = engine.distribution.search(term, limit, auth)
+    return [r for r in results if (official is None or r["is_official"] == official)
+            and (automated is None or r["is_automated"] == automated) and r["star_count"] >= minimum]
+
+
+def push_image(engine: Engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:
     images = engine.images
     for tag in tags:
         image_id = images.resolve(f"{name}:{tag}")
         chain = list(reversed(images.layer_chain(images.top_layer(image_id))))
         layers = []
         for layer in chain:
-            row = images.store.layer_row(layer)
-            layers.append((row["diff_id"], str(images.layer_tar(layer))))
+            layers.append((images.store.layer(layer)["diff_id"], str(images.layer_tar(layer))))
         image = {"config": images.store.blob(image_id), "layers": layers, "work_dir": str(engine.data_root / "tmp")}
         result = engine.distribution.push(f"{name}:{tag}", image, auth, progress)
         if result.get("Digest"):

@@ -8,11 +8,13 @@ is fixed at create time and stored with its record.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import sqlite3
 import stat
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +47,8 @@ class Mount:
     def api(self) -> dict:
         return {"Type": self.type, "Name": self.name or None, "Source": self.source,
                 "Destination": self.destination, "Driver": "local" if self.type == "volume" else "",
-                "Mode": "" if self.rw else "ro", "RW": self.rw, "Propagation": "" if self.type == "volume" else "rprivate"}
+                "Mode": "" if self.rw else "ro", "RW": self.rw,
+                "Propagation": "" if self.type == "volume" else "rprivate"}
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -136,7 +139,7 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return self._api(row)
 
-    def _api(self, row) -> dict:
+    def _api(self, row: sqlite3.Row) -> dict:
         try:
             mountpoint = str(self.path(row["name"]))
         except InvalidParameter:  # a record made before names were checked ("/etc"): it owns no directory
@@ -199,7 +202,7 @@ class VolumeService:
             paths.remove_child(self.root, name, "volume name")
         self.event("destroy", name)
 
-    def prune(self, filters: Filters | None = None) -> tuple[list[str], int]:
+    def prune(self, filters: Filters | None = None) -> tuple[builtins.list[str], int]:
         """``docker volume prune``: remove every volume no container mounts (with the labels asked for);
         returns their names and the bytes freed."""
         filters = filters or Filters()
@@ -229,7 +232,7 @@ class VolumeService:
                     total += st.st_size
         return total
 
-    def usage(self) -> list[dict]:
+    def usage(self) -> builtins.list[dict]:
         """Every volume with ``UsageData`` (size and how many containers mount it): ``system df -v``."""
         result = []
         for row in self.store.volume_rows():
@@ -243,8 +246,9 @@ class VolumeService:
         return bool(row and row["anonymous"])
 
     # -- container mounts ----------------------------------------------------------
-    def mounts_for(self, binds: list[str], declared: list[str], volumes_from: list[tuple[list[Mount], bool]],
-                   specs: list[MountSpec] = ()) -> list[Mount]:
+    def mounts_for(self, binds: builtins.list[str], declared: builtins.list[str],
+                   volumes_from: builtins.list[tuple[builtins.list[Mount], bool]],
+                   specs: Sequence[MountSpec] = ()) -> builtins.list[Mount]:
         """The mount list of a new container: binds and named volumes from ``-v``, ``--mount``
         specifications (``HostConfig.Mounts``), mounts of ``--volumes-from`` containers, and an
         anonymous volume for each declared path (``VOLUME``, ``-v /path``) not otherwise mounted.
@@ -253,7 +257,7 @@ class VolumeService:
         for other, read_only in volumes_from:
             for m in other:
                 mounts[m.destination] = Mount(m.type, m.source, m.destination, m.rw and not read_only, m.name)
-        wanted: list[tuple[str, str, bool, bool, dict | None]] = []  # (source, destination, rw, copy, labels)
+        wanted: builtins.list[tuple[str, str, bool, bool, dict | None]] = []  # (source, destination, rw, copy, labels)
         given: set[str] = set()
         for spec in binds:
             src, dst, modes = _parse_bind(spec)
@@ -264,16 +268,16 @@ class VolumeService:
                 declared = [*declared, dst]
                 continue
             wanted.append((src, dst, "ro" not in modes, "nocopy" not in modes, None))
-        for spec in specs:
-            src, dst = _check_mount_spec(spec)
+        for mount_spec in specs:
+            src, dst = _check_mount_spec(mount_spec)
             if dst in given:
                 raise InvalidParameter(f"Duplicate mount point: {dst}")
             given.add(dst)
-            options = spec.volume_options
-            if spec.type == "volume" and not src:
+            options = mount_spec.volume_options
+            if mount_spec.type == "volume" and not src:
                 declared = [*declared, dst]
                 continue
-            wanted.append((src, dst, not spec.read_only, not (options and options.no_copy),
+            wanted.append((src, dst, not mount_spec.read_only, not (options and options.no_copy),
                            options.labels if options else None))
         for src, dst, rw, copy, labels in wanted:
             if src.startswith("/"):
@@ -292,7 +296,7 @@ class VolumeService:
                 mounts[dst] = Mount("volume", volume["Mountpoint"], dst, True, volume["Name"])
         return list(mounts.values())
 
-    def prepare(self, mounts: list[Mount], rootfs: Path) -> list[tuple[Path, str, bool]]:
+    def prepare(self, mounts: builtins.list[Mount], rootfs: Path) -> builtins.list[tuple[Path, str, bool]]:
         """Make sources exist, copy image content into fresh volumes (as Docker
         does), and return the exec driver's bind list."""
         from dockyard.rootfs import resolve_in_root

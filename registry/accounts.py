@@ -9,7 +9,7 @@ users``, the format of ``htpasswd -B`` and docker-registry) is read as well:
 its accounts are active, and it wins over the store for a name in both.
 
 With ``accounts.mode = "open"`` a login with an unknown name registers it
-(``POST /v1/users/``, the index API ``docker login`` used in the seed's days):
+(``POST /v1/users/``, the index API ``docker login`` used in Docker 0.x):
 the new account may pull at once and may push to its own namespace once the
 link mailed to its address has been followed (:mod:`.mail`).
 

@@ -320,7 +320,7 @@ def collect(backend: StorageBackend, *, dry_run: bool = False, delete_untagged: 
             backend.delete(revision_link(name, digest))
             report.revisions.append(item)
         for name, entries in _repositories(backend).items():
-            for kind, rest, info in entries:
+            for kind, rest, _info in entries:
                 parts = rest.split("/")
                 if kind == "_layers" and len(parts) == 3 and f"{parts[0]}:{parts[1]}" in final:
                     backend.delete(layer_link(name, f"{parts[0]}:{parts[1]}"))

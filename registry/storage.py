@@ -429,8 +429,8 @@ class S3Backend(StorageBackend):
             if path_style is None:
                 path_style = endpoint_url is not None  # S3 look-alikes rarely have wildcard DNS for buckets
             # the registry builds every request itself: botocore's validation of them is CPU for nothing
-            settings = dict(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"},
-                            s3={"addressing_style": "path" if path_style else "auto"}, parameter_validation=False)
+            settings = {"max_pool_connections": 64, "retries": {"max_attempts": 3, "mode": "standard"},
+                        "s3": {"addressing_style": "path" if path_style else "auto"}, "parameter_validation": False}
             try:  # botocore >= 1.36 adds CRC checksums in Python to every PUT; the registry verifies sha256 itself
                 config = Config(**settings, request_checksum_calculation="when_required",
                                 response_checksum_validation="when_required")

@@ -1,40 +1,29 @@
-"""Shared fixtures: markers for what a test needs from the host."""
+"""Session-wide test hooks: requirements from ``requires_<name>`` markers, and bridge cleanup.
+
+Helpers live in :mod:`tests.helpers`; conftest files hold fixtures and hooks only.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
+from tests.helpers.requirements import REQUIREMENTS, require
 
-def pytest_collection_modifyitems(config, items):
-    missing = []
-    if os.geteuid() != 0:
-        missing.append(("requires_root", "needs root"))
-    if not shutil.which("lxc-start") or not _has_liblxc():
-        missing.append(("requires_lxc", "needs Debian's lxc (lxc-start, liblxc.so.1)"))
-    if not shutil.which("conmon") or not (shutil.which("runc") or shutil.which("crun")):
-        if os.environ.get("CI"):
-            raise pytest.UsageError("CI needs conmon and runc/crun for the requires_oci tests (contrib/setup.sh)")
-        missing.append(("requires_oci", "needs Debian's conmon and runc or crun"))
-    for item in items:
-        for marker, reason in missing:
-            if item.get_closest_marker(marker):
-                item.add_marker(pytest.mark.skip(reason=reason))
+pytest_plugins = ["pytester"]  # tests of test machinery (tests/unit/test_requirements.py)
 
 
-def _has_liblxc() -> bool:
-    import ctypes.util
-
-    return ctypes.util.find_library("lxc") is not None
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires_<name>``: skip without it (fail in CI, see tests.helpers.requirements)."""
+    for marker in item.iter_markers():
+        name = marker.name.removeprefix("requires_")
+        if marker.name.startswith("requires_") and name in REQUIREMENTS:
+            require(name)
 
 
 def pytest_sessionfinish(session, exitstatus):
     """Test daemons keep their bridge across restarts (as docker0 does); remove them all at the end."""
     import sys
 
-    module = sys.modules.get("tests.integration.conftest")
+    module = sys.modules.get("tests.helpers.daemon")
     if module is not None:
         module.remove_all_bridges()
-

@@ -483,7 +483,8 @@ class Builder:
             pairs = list(json.loads(preset).items())
         else:
             env = self._sub_env(state)
-            pairs = [(self._word(instr, k, env), self._word(instr, v, env)) for k, v in parse_pairs(instr, instr.escape)]
+            pairs = [(self._word(instr, k, env), self._word(instr, v, env))
+                     for k, v in parse_pairs(instr, instr.escape)]
         labels = dict(state.config.labels or {})
         for name, value in pairs:
             if not name:

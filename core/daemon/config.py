@@ -89,7 +89,7 @@ class DaemonConfig(BaseModel):
         return options
 
     def distribution_options(self) -> dict[str, str]:
-        """Options of the distribution driver; the seed's index URL variable is honoured."""
+        """Options of the distribution driver; Docker 0.x's ``DOCKER_INDEX_URL`` is honoured too."""
         options = dict(self.registry_opts)
         if self.insecure_registries:
             options["insecure-registries"] = ",".join(self.insecure_registries)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
 
 from dockyard.daemon.params import Endpoint
@@ -143,7 +144,7 @@ def _template(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path)
 
 
-def daemon_endpoints(app) -> dict[tuple[str, str], Endpoint]:
+def daemon_endpoints(app: web.Application) -> dict[tuple[str, str], Endpoint]:
     """(method, path template) -> the route's declaration, for every unversioned route of ``app``."""
     found: dict[tuple[str, str], Endpoint] = {}
     for route in app.router.routes():
@@ -326,7 +327,8 @@ def find_spec(checkout: Path) -> Path:
 def load_spec(path: Path) -> dict:
     import yaml  # only where the spec is read: a development dependency
 
-    return yaml.safe_load(path.read_text())
+    spec: dict = yaml.safe_load(path.read_text())
+    return spec
 
 
 def app_endpoints() -> dict[tuple[str, str], Endpoint]:

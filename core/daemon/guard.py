@@ -29,6 +29,7 @@ import socket
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from dockyard.errors import Forbidden
 
@@ -91,12 +92,12 @@ def _is_own_origin(origin: str, request: web.Request, tcp: bool, tls: bool) -> b
     return bool(host) and origin.strip().lower() == f"{'https' if tls else 'http'}://{host}"
 
 
-def middleware(config: GuardConfig):
+def middleware(config: GuardConfig) -> Middleware:
     """The aiohttp middleware enforcing ``config`` (runs inside the API middleware, which turns its
     errors into Docker's JSON answers)."""
 
     @web.middleware
-    async def guard(request: web.Request, handler):
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         tcp, tls = _transport_kind(request)
         if origin is not None and config.own_origin and _is_own_origin(origin, request, tcp, tls):

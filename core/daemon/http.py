@@ -41,7 +41,7 @@ from pydantic import BaseModel
 
 from dockyard import API_VERSION, MIN_API_VERSION, __version__
 from dockyard.daemon.params import Endpoint, Query, RefusedEndpoint, bind, read_json, refuse  # noqa: F401
-from dockyard.errors import DockyardError, InvalidParameter, NotModified, status_for
+from dockyard.errors import DockyardError, NotModified, status_for
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ async def cancel_when_client_leaves(request: web.Request, interval: float = CLIE
     assert task is not None
     loop = asyncio.get_running_loop()
     left = False
+    handle: asyncio.TimerHandle  # set below, before the first look
 
     def look() -> None:
         nonlocal handle, left

@@ -199,7 +199,7 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
                                                                        "items": {"type": "string"}}}}}})
             continue
         try:
-            schema = TypeAdapter(field.annotation).json_schema()
+            schema = TypeAdapter(field.annotation or Any).json_schema()
         except Exception:  # noqa: BLE001 - filters and other custom types travel as strings
             schema = {"type": "string"}
         if schema.get("type") in ("object", "array") or "$ref" in schema or "$defs" in schema:
@@ -224,13 +224,15 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
                   for name in _PARAM.findall(path)]
     endpoint = getattr(handler, "endpoint", None)
     refused = getattr(endpoint, "refused", None)
-    if getattr(endpoint, "query", None) is not None:
-        parameters += _query_parameters(endpoint.query)
+    query_model = getattr(endpoint, "query", None)
+    if query_model is not None:
+        parameters += _query_parameters(query_model)
     if parameters:
         operation["parameters"] = parameters
-    if getattr(endpoint, "body", None) is not None:
+    body_model = getattr(endpoint, "body", None)
+    if body_model is not None:
         operation["requestBody"] = {"required": not getattr(endpoint, "optional_body", False),
-                                    "content": {JSON: {"schema": schemas.ref(endpoint.body)}}}
+                                    "content": {JSON: {"schema": schemas.ref(body_model)}}}
     elif getattr(endpoint, "binary_body", False):
         operation["requestBody"] = {"content": {TAR: {"schema": {"type": "string", "format": "binary"}}}}
     answers: dict[str, Any] = {}

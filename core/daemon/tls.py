@@ -94,7 +94,7 @@ class TlsConnection(asyncio.Protocol):
 
     # -- the client's side (TLS over TCP) ---------------------------------------------------------------
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         loop = asyncio.get_running_loop()
         self.raw = transport
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -113,7 +113,7 @@ class TlsConnection(asyncio.Protocol):
             our_end.close()
             self._abort()
             return
-        self.inner = transport  # type: ignore[assignment]
+        self.inner = transport
         if self.closed:
             transport.close()
             return

@@ -21,10 +21,10 @@ __all__ = ["ContainerConfig", "ContainerState", "CreateRequest", "EndpointIPAMCo
            "UpdateRequest"]
 
 
-def _none_is(default: Any):
+def _none_is(default: Any) -> Any:
     """A ``mode="before"`` validator turning JSON null into ``default`` (Go's zero value)."""
 
-    def before(cls, value: Any) -> Any:
+    def before(cls: type, value: Any) -> Any:
         if value is None:
             return default() if callable(default) else default
         return value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
@@ -21,7 +21,7 @@ class IPAMConfig(ApiModel):
 
     @field_validator("subnet", "ip_range", "gateway", mode="before")
     @classmethod
-    def _null(cls, value):
+    def _null(cls, value: Any) -> Any:
         return "" if value is None else value
 
 
@@ -32,7 +32,7 @@ class IPAM(ApiModel):
 
     @field_validator("driver", mode="before")
     @classmethod
-    def _null_driver(cls, value):
+    def _null_driver(cls, value: Any) -> Any:
         return value or "default"
 
 
@@ -58,10 +58,10 @@ class NetworkCreateRequest(ApiModel):
 
     @field_validator("driver", mode="before")
     @classmethod
-    def _null_driver(cls, value):
+    def _null_driver(cls, value: Any) -> Any:
         return value or "bridge"
 
     @field_validator("internal", "attachable", "enable_ipv6", mode="before")
     @classmethod
-    def _null_false(cls, value):
+    def _null_false(cls, value: Any) -> Any:
         return False if value is None else value

@@ -14,8 +14,8 @@ returns ``(driver, cleanup)`` and may use the ``storage_root`` fixture (a fresh
 :meth:`StorageDriverSuite.reopen` if the driver is not built as
 ``Driver(storage_root, driver_options)``.
 
-Command line (pass ``-p dockyard.testing.conformance`` so the options exist
-before collection):
+Command line (declared by :mod:`dockyard.testing.plugin`, which pytest loads by
+itself through the ``pytest11`` entry point):
 
 ``--dockyard-storage-driver NAME``
     run every suite class against the driver with that entry-point name.
@@ -64,18 +64,6 @@ GiB = 1 << 30
 # ---------------------------------------------------------------------------
 
 _REPORTS = pytest.StashKey[dict]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dockyard", "dockyard storage driver conformance")
-    group.addoption("--dockyard-storage-driver", metavar="NAME", default=None,
-                    help="run StorageDriverSuite classes against this dockyard.storage entry point")
-    group.addoption("--dockyard-require-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the driver lacks this capability ('all' for every one)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires_root: needs root (mknod, chown, trusted xattrs)")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -25,9 +25,9 @@ Capabilities: a driver class may carry ``capabilities`` (an
 lacks is *skipped, naming it*, never passed.  ``--require-exec-capability NAME``
 (or ``all``) turns such a skip into a failure, for CI.
 
-Command line (pass ``-p dockyard.testing.exec_conformance`` so the options exist
-before collection): ``--dockyard-exec-driver NAME`` runs every suite class
-against that entry point.
+Command line (declared by :mod:`dockyard.testing.plugin`, loaded by pytest through
+the ``pytest11`` entry point): ``--dockyard-exec-driver NAME`` runs every suite
+class against that entry point.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from dockyard import confinement
 from dockyard.drivers import ExecDriver, driver_class, make_plugin_manager
 from dockyard.errors import Conflict, NotFound
 from dockyard.models.runtime import ExitStatus, ProcessSpec, Resources, RuntimeSpec
+from dockyard.testing.waiting import wait_for
 from pydantic import BaseModel
 
 __all__ = ["ExecCapabilities", "ExecDriverSuite", "ExecHarness", "build_busybox_rootfs", "build_syscall_probe", "demux",
@@ -76,18 +77,6 @@ class ExecCapabilities(BaseModel):
     restore: bool = True
     #: applies ``RuntimeSpec.confinement`` (capabilities, seccomp, masked paths, ...)
     confinement: bool = True
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dockyard-exec", "dockyard exec driver conformance")
-    group.addoption("--dockyard-exec-driver", metavar="NAME", default=None,
-                    help="run ExecDriverSuite classes against this dockyard.exec entry point")
-    group.addoption("--require-exec-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the exec driver lacks this capability ('all' for every one)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires_root: needs root (namespaces, cgroups)")
 
 
 # ---------------------------------------------------------------------------
@@ -201,16 +190,6 @@ def demux(data: bytes) -> tuple[bytes, bytes]:
         (out if stream == 1 else err).extend(payload)
         i += 8 + size
     return bytes(out), bytes(err)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def facade(driver: Any) -> ExecDriver:

@@ -52,11 +52,6 @@ class NetworkCapabilities(BaseModel):
     user_networks: bool = False
 
 
-def pytest_addoption(parser):
-    parser.addoption("--require-network-capability", action="append", default=[],
-                     help="fail instead of skipping tests that need this network-driver capability")
-
-
 def _cid() -> str:
     return secrets.token_hex(32)
 

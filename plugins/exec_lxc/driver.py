@@ -40,8 +40,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import dockyard
-from dockyard import confinement, conmon
+from dockyard import confinement, conmon, hookimpl
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
@@ -218,7 +217,7 @@ class LxcDriver:
 
     # ================================================================== hooks
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self.sv.dir(spec.container_id)
         if spec.runtime not in ("", self.name):
@@ -270,12 +269,12 @@ class LxcDriver:
             raise
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
         self._ready(container_id)
         return self.sv.attach(container_id, stdin, stdout, stderr)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -362,7 +361,7 @@ class LxcDriver:
         self.sv.record_exit(d, code)
         raise System(f"failed to start container {d.name}: {error}")
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_wait(self, container_id: str) -> ExitStatus:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -370,18 +369,18 @@ class LxcDriver:
         assert st is not None
         return st
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_kill(self, container_id: str, signal: int) -> bool:
         self._ready(container_id)
         self.sv.kill(container_id, signal)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
         self._ready(container_id)
         return self.sv.stop(container_id, signal, timeout)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_state(self, container_id: str) -> ProcessState | None:
         try:
             d = self.sv.dir(container_id)
@@ -389,23 +388,23 @@ class LxcDriver:
             return None
         return self.sv.state(d)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_reopen_log(self, container_id: str) -> bool:
         self._ready(container_id)
         self.sv.reopen_log(container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_resize(self, container_id: str, height: int, width: int) -> bool:
         self._ready(container_id)
         self.sv.resize(container_id, height, width)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_list(self) -> list[str]:
         return self.sv.list()
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
         try:
             d = self.sv.dir(container_id)
@@ -458,7 +457,7 @@ class LxcDriver:
         shutil.rmtree(d, ignore_errors=True)
         return ProcessState(status="exited", exit_code=code, finished_at=datetime.now(timezone.utc))
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_delete(self, container_id: str) -> bool:
         d = self.sv.dir(container_id)
         if not d.exists():
@@ -479,7 +478,7 @@ class LxcDriver:
         self.sv.forget(container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_pause(self, container_id: str) -> bool:
         _, state = self.sv.running(container_id)
         if state.status == "paused":
@@ -487,7 +486,7 @@ class LxcDriver:
         self.sv.cgroups(container_id).freeze()
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_unpause(self, container_id: str) -> bool:
         _, state = self.sv.running(container_id)
         if state.status != "paused":
@@ -495,19 +494,19 @@ class LxcDriver:
         self.sv.cgroups(container_id).thaw()
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_processes(self, container_id: str) -> list[int]:
         self.sv.running(container_id)
         return self.sv.cgroups(container_id).pids()
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stats(self, container_id: str) -> dict:
         self.sv.running(container_id)
         stats = self.sv.cgroups(container_id).stats()
         stats["num_procs"] = 0
         return stats
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_update(self, container_id: str, resources: Resources) -> bool:
         self.sv.running(container_id)
         self.sv.cgroups(container_id).update(resources)
@@ -515,7 +514,7 @@ class LxcDriver:
 
     # ------------------------------------------------------------------ docker exec
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self.sv.existing(container_id)
         if not spec.args or not spec.args[0]:
@@ -545,23 +544,23 @@ class LxcDriver:
         return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
                            write_process=write)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
         return self.sv.run_wait(container_id, exec_id)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
         self.sv.run_resize(container_id, exec_id, height, width)
         return True
 
     # ------------------------------------------------------------------ info
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_runtimes(self) -> Runtimes:
         """liblxc is this driver's only runtime (``docker run --runtime lxc``)."""
         return Runtimes(default=self.name, paths={self.name: str(self.runtime)})
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_status(self) -> list[tuple[str, str]]:
         return [("Execution Driver", f"lxc-{self._lxc_version()}"),
                 ("Cgroup Version", "2" if self.cgroup2 else "1")]

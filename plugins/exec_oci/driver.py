@@ -28,8 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dockyard
-from dockyard import confinement, conmon
+from dockyard import confinement, conmon, hookimpl
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir, hybrid_host
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
 from dockyard.models.runtime import (Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes,
@@ -128,7 +127,7 @@ class OciDriver:
 
     # ================================================================== hooks
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_create(self, spec: RuntimeSpec) -> bool:
         d = self.sv.dir(spec.container_id)
         name = spec.runtime or self.default_runtime
@@ -174,12 +173,12 @@ class OciDriver:
     def _ready(self, container_id: str) -> None:
         self.sv.ready(container_id, lambda d, e: f"OCI runtime create failed: {self._describe(e)}")
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
         self._ready(container_id)
         return self.sv.attach(container_id, stdin, stdout, stderr)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -194,7 +193,7 @@ class OciDriver:
             raise System(f"failed to start container {container_id}: {error}")
         return self.sv.mark_started(d, pid)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_wait(self, container_id: str) -> ExitStatus:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -202,18 +201,18 @@ class OciDriver:
         assert st is not None
         return st
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_kill(self, container_id: str, signal: int) -> bool:
         self._ready(container_id)
         self.sv.kill(container_id, signal)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
         self._ready(container_id)
         return self.sv.stop(container_id, signal, timeout)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_state(self, container_id: str) -> ProcessState | None:
         try:
             d = self.sv.dir(container_id)
@@ -221,23 +220,23 @@ class OciDriver:
             return None
         return self.sv.state(d)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_reopen_log(self, container_id: str) -> bool:
         self._ready(container_id)
         self.sv.reopen_log(container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_resize(self, container_id: str, height: int, width: int) -> bool:
         self._ready(container_id)
         self.sv.resize(container_id, height, width)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_list(self) -> list[str]:
         return self.sv.list()
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
         try:
             d = self.sv.dir(container_id)
@@ -264,7 +263,7 @@ class OciDriver:
             self._remove_runtime_state(d)
         return self.sv.state(d)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_delete(self, container_id: str) -> bool:
         d = self.sv.dir(container_id)
         if not d.exists():
@@ -285,7 +284,7 @@ class OciDriver:
         self.sv.forget(container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_pause(self, container_id: str) -> bool:
         d, state = self.sv.running(container_id)
         if state.status == "paused":
@@ -293,7 +292,7 @@ class OciDriver:
         self._runtime(d).check("pause", container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_unpause(self, container_id: str) -> bool:
         d, state = self.sv.running(container_id)
         if state.status != "paused":
@@ -301,25 +300,25 @@ class OciDriver:
         self._runtime(d).check("resume", container_id)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_processes(self, container_id: str) -> list[int]:
         self.sv.running(container_id)
         return self.sv.cgroups(container_id).pids()
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_stats(self, container_id: str) -> dict:
         self.sv.running(container_id)
         stats = self.sv.cgroups(container_id).stats()
         stats["num_procs"] = 0
         return stats
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_update(self, container_id: str, resources: Resources) -> bool:
         self.sv.running(container_id)
         self.sv.cgroups(container_id).update(resources)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self.sv.existing(container_id)
         meta = self.sv.meta(d)
@@ -333,20 +332,20 @@ class OciDriver:
         return self.sv.run(self._monitor(self._runtime(d)), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
                            write_process=write, describe=self._describe)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
         return self.sv.run_wait(container_id, exec_id)
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
         self.sv.run_resize(container_id, exec_id, height, width)
         return True
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_runtimes(self) -> Runtimes:
         return Runtimes(default=self.default_runtime, paths={n: rt.path for n, rt in self.runtimes.items()})
 
-    @dockyard.hookimpl
+    @hookimpl
     def exec_status(self) -> list[tuple[str, str]]:
         layout = "2" if self.cgroup2 else ("1 (hybrid)" if hybrid_host() else "1")
         lines = [("Execution Driver", f"oci ({self.default_runtime})"), ("Cgroup Version", layout),

@@ -32,6 +32,7 @@ cache to go stale: a container that stops stops resolving at once).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import struct
@@ -163,7 +164,8 @@ async def _forward_udp(data: bytes, servers: list[tuple[str, int]]) -> bytes | N
     for server in servers:
         future = loop.create_future()
         try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Forwarder(future), remote_addr=server)
+            transport, _ = await loop.create_datagram_endpoint(functools.partial(_Forwarder, future),
+                                                               remote_addr=server)
         except OSError:
             continue
         try:

@@ -449,10 +449,8 @@ class BridgeNetworkDriver:
             start = time.perf_counter()
             path = self._prepare_unlocked(request, network)
             self.timings["prepare"] = time.perf_counter() - start
-            extra = {}
-            if "dns" in NetworkAttachment.model_fields:  # core with INTEGRATION.md Round 2, 4
-                extra["dns"] = self._resolver_for(network)
-            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id), **extra)
+            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id),
+                                     dns=self._resolver_for(network))
 
     @staticmethod
     def _loopback_only(container_id: str) -> Path:
@@ -498,8 +496,9 @@ class BridgeNetworkDriver:
                                                  ("IPv6Address", wanted.ipv6_address),
                                                  ("LinkLocalIPs", wanted.link_local_ips)) if v}
                 tx.execute("INSERT INTO endpoints (container_id, network, ip, mac, veth, ifname, netns, active, name,"
-                           " aliases, endpoint_id, ip6, link_local, ipam) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?,"
-                           " ?)", cid, network, ip, wanted.mac_address.lower() or ipam.mac_for(ip), veth, ifname, name,
+                           " aliases, endpoint_id, ip6, link_local, ipam)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                           cid, network, ip, wanted.mac_address.lower() or ipam.mac_for(ip), veth, ifname, name,
                            request.name.lstrip("/"), json.dumps(request.aliases), secrets.token_hex(32), ip6,
                            json.dumps(wanted.link_local_ips), json.dumps(ipam_config or None))
             existing = self.store.endpoint(cid, network)
@@ -583,7 +582,7 @@ class BridgeNetworkDriver:
             return self._simple_settings("none", path) if path.exists() else self._simple_settings("host", None)
         networks = {}
         exposed = self._exposed.get(container_id) or self.store.get_meta(f"exposed:{container_id}", [])
-        port_map: dict[str, list[dict] | None] = {key: None for key in exposed}
+        port_map: dict[str, list[dict] | None] = dict.fromkeys(exposed)
         for p in self.store.ports(container_id=container_id):
             port_map.setdefault(f"{p['container_port']}/{p['proto']}", None)
             port_map[f"{p['container_port']}/{p['proto']}"] = (port_map[f"{p['container_port']}/{p['proto']}"]

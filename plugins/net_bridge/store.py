@@ -24,7 +24,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
@@ -105,8 +105,8 @@ class Store:
         return json.loads(row["value"]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     key, json.dumps(value))
+        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, json.dumps(value))
 
     # -- cursors -----------------------------------------------------------------
     def cursor(self, network: str, kind: str, default: int) -> int:
@@ -185,7 +185,3 @@ class _Tx:
             self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.store.lock.release()
-
-
-def iter_json(text: str) -> Iterator[Any]:
-    yield from json.loads(text or "[]")

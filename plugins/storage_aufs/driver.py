@@ -1,9 +1,9 @@
 """aufs: Docker's AUFS branch-union layout, on kernel aufs or on unionfs-fuse.
 
 Each layer is a branch directory holding only what it changes, mounted as the
-union of its branch (read-write) over its parents' (read-only).  The kernel's ``aufs`` is used when ``/proc/filesystems`` lists
-it; otherwise (most kernels today) the same stack is mounted with Debian's
-userspace ``unionfs-fuse``.  ``info`` says which (``Backend``).
+union of its branch (read-write) over its parents' (read-only).  The kernel's
+``aufs`` is used when ``/proc/filesystems`` lists it; otherwise (most kernels
+today) the same stack is mounted with Debian's userspace ``unionfs-fuse``.  ``info`` says which (``Backend``).
 
 On disk, under ``<data-root>/storage/aufs`` (Docker's layout plus crash bookkeeping)::
 
@@ -42,7 +42,7 @@ from typing import BinaryIO, Callable
 
 from dockyard import archive
 from dockyard.errors import DriverNotSupported, InvalidParameter, NotFound, System
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.models.runtime import Change
 from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, os_errors, rmtree

@@ -44,7 +44,7 @@ from typing import BinaryIO
 
 from dockyard import archive
 from dockyard.errors import DriverNotSupported, InvalidParameter, NotFound, System
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, kernel_has, os_errors
 

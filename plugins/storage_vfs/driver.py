@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from dockyard import archive
 from dockyard.errors import InvalidParameter, NotFound, System
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 from dockyard.models.runtime import Change
 from dockyard.storage_common import LayerDirectory, MountCounter, ParentRecords, backing_fs, os_errors, rmtree
@@ -145,7 +145,7 @@ class VfsDriver:
 
     @hookimpl
     def storage_parent(self, layer_id: str) -> str:
-        """Parent id, ``""`` for a base layer.  Proposed hook spec; see storage_fallbacks."""
+        """Parent id, ``""`` for a base layer."""
         self._layers.require(layer_id)
         return self._records.parent(layer_id)
 

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-import schemathesis
-from hypothesis import HealthCheck, given, settings
 
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
+from tests.helpers.daemon import TcpDaemon, tcp_daemon
+from tests.helpers.requirements import require
+
+require("schemathesis", module_level=True)
+
+import schemathesis  # noqa: E402 - not before its requirement is checked
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,  # noqa: E402
                                                response_schema_conformance, status_code_conformance,
                                                unsupported_method)
-
-from tests.helpers.daemons import TcpDaemon, tcp_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -69,7 +72,7 @@ def test_read_only_endpoints(live_schema, subtests) -> None:
         status = operation.definition.raw.get("x-dockyard-refused")
         if status is not None:
             names = re.findall(r"\{(\w+)\}", operation.path)
-            response = operation.Case(**({"path_parameters": {name: "0" for name in names}} if names else {})).call()
+            response = operation.Case(**({"path_parameters": dict.fromkeys(names, "0")} if names else {})).call()
             assert response.status_code == status, (operation.path, response.text)
 
 

@@ -10,7 +10,7 @@ import tarfile
 import docker as dockerpy_module
 import pytest
 
-from tests.build.conftest import docker_build
+from tests.helpers.build import docker_build
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 

@@ -7,15 +7,14 @@ import http.server
 import io
 import os
 import re
-import subprocess
 import tarfile
 import threading
 import time
 
 import pytest
 
-from tests.build.conftest import api_build, docker_build, dockyard_build, inspect, run, stream_text, tar_of, \
-    write_context
+from tests.helpers.build import api_build, docker_build, dockyard_build, git, inspect, run, stream_text, \
+    tar_of, write_context
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -26,7 +25,7 @@ def steps_rerun(output: str) -> list[int]:
     """Numbers of the steps that were not taken from the cache."""
     rerun = []
     blocks = re.split(r"^Step (\d+)/\d+ : ", output, flags=re.M)
-    for number, body in zip(blocks[1::2], blocks[2::2]):
+    for number, body in zip(blocks[1::2], blocks[2::2], strict=True):
         if CACHED not in body and not body.splitlines()[0].startswith("FROM"):
             rerun.append(int(number))
     return rerun
@@ -133,54 +132,18 @@ def test_dockerignore_exception_only_inside_excluded_dir(daemon):
 
 # -- remote contexts -----------------------------------------------------------------------------------
 
-def _git(*args, cwd):
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
-                            GIT_COMMITTER_EMAIL="t@e"))
-
-
-@pytest.fixture
-def git_server(tmp_path):
-    """``git daemon`` on a free loopback port serving ``<tmp>/git``: contexts come over git://, as
-    file:// and local paths are refused."""
-    import socket
-
-    base = tmp_path / "git"
-    base.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-                             f"--base-path={base}", "--export-all", str(base)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-    def answers() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        deadline = time.monotonic() + 10
-        while not answers():
-            assert proc.poll() is None and time.monotonic() < deadline, "git daemon did not start"
-            time.sleep(0.05)
-        yield base, f"git://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_git_context(daemon, git_server):
     base, server = git_server
     repo = write_context(base / "repo", {
         "Dockerfile": "FROM busybox\nCOPY top /top\n", "top": "top\n",
         "app/Dockerfile": "FROM busybox\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n", "app/hello": "v1\n",
     })
-    _git("init", "-q", cwd=repo)
-    _git("add", "-A", cwd=repo)
-    _git("commit", "-qm", "one", cwd=repo)
-    _git("tag", "v1", cwd=repo)
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "one", cwd=repo)
+    git("tag", "v1", cwd=repo)
     (repo / "app/hello").write_text("v2\n")
-    _git("commit", "-qam", "two", cwd=repo)
+    git("commit", "-qam", "two", cwd=repo)
     url = f"{server}/repo"
     head = dockyard_build(daemon, "-t", "git:head", url + "#:app")
     assert head.returncode == 0, head.stderr.decode()

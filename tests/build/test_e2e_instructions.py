@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from tests.build.conftest import (api_build, docker_build, dockyard_build, inspect, run, stream_text, tar_of,
+from tests.helpers.build import (api_build, docker_build, dockyard_build, inspect, run, stream_text, tar_of,
                                   write_context)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from tests.build.conftest import docker_build, dockyard_build, inspect, write_context
+from tests.helpers.build import docker_build, dockyard_build, inspect, write_context
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 

@@ -10,17 +10,16 @@ import subprocess
 
 import pytest
 
-from tests.build.conftest import api_build, docker_build, write_context
-from tests.build.test_e2e_cache_context import _git, git_server  # noqa: F401 (fixture)
+from tests.helpers.build import api_build, docker_build, git, write_context
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
 
 def _repo(path, files):
     repo = write_context(path, files)
-    _git("init", "-q", cwd=repo)
-    _git("add", "-A", cwd=repo)
-    _git("commit", "-qm", "init", cwd=repo)
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "init", cwd=repo)
     return repo
 
 
@@ -64,7 +63,7 @@ def test_submodules_cannot_use_file_urls(daemon, tmp_path, git_server):  # noqa:
     main = _repo(base / "main", {"Dockerfile": "FROM busybox\nCOPY sub /sub\n"})
     subprocess.run(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"file://{secret}", "sub"],
                    cwd=main, check=True, capture_output=True)
-    _git("commit", "-qm", "submodule", cwd=main)
+    git("commit", "-qm", "submodule", cwd=main)
     status, messages = api_build(daemon, b"", remote=f"{server}/main", t="stolen:sub")
     assert status == 400, messages
     assert "submodules" in messages[0]["message"] and "file" in messages[0]["message"]

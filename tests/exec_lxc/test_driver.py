@@ -17,7 +17,7 @@ import pytest
 from dockyard.errors import Conflict, NotFound, NotModified, System
 from dockyard.logs import parse_line
 
-from .conftest import (
+from tests.helpers.lxc import (
     build_rootfs,
     cleanup_driver,
     container_pids,
@@ -26,13 +26,13 @@ from .conftest import (
     read_all,
     run,
     helper_pids,
-    wait_for,
 )
+from tests.helpers.waiting import wait_for
 
 pytestmark = [
     pytest.mark.requires_root,
     pytest.mark.requires_lxc,
-    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs busybox-static at /bin/busybox"),
+    pytest.mark.requires_busybox,
 ]
 
 RFC3339NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -393,7 +393,7 @@ def test_pause_unpause_processes_stats_update(driver, make_spec):
     with pytest.raises(Conflict):
         driver.exec_pause(container_id=cid)
     started = driver.exec_start(container_id=cid)
-    pids = wait_for(lambda: len(driver.exec_processes(container_id=cid)) == 2 and driver.exec_processes(container_id=cid))
+    pids = wait_for(lambda: len(found := driver.exec_processes(container_id=cid)) == 2 and found)
     assert started.pid in pids and len(pids) == 2
     stats = driver.exec_stats(container_id=cid)
     assert stats["memory_stats"]["limit"] == 64 << 20

@@ -6,19 +6,18 @@ import os
 import secrets
 import signal
 import socket
-import time
-from pathlib import Path
 
 import pytest
 from dockyard.errors import Conflict, NotFound
 from dockyard.models.runtime import ProcessSpec
 
-from .conftest import container_pids, demux, read_all, wait_for
+from tests.helpers.lxc import container_pids, demux, read_all
+from tests.helpers.waiting import wait_for
 
 pytestmark = [
     pytest.mark.requires_root,
     pytest.mark.requires_lxc,
-    pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="needs busybox-static at /bin/busybox"),
+    pytest.mark.requires_busybox,
 ]
 
 
@@ -151,9 +150,7 @@ def test_exec_outlives_the_driver_instance(driver, running, lxc_root):
     del driver
     fresh = LxcDriver(lxc_root, {})
     assert fresh.exec_restore(container_id=running).status == "running"
-    time.sleep(1.0)
-    code, data = run_exec(fresh, running, ["cat", "/tmp/s"])
-    assert demux(data)[0] == b"survived\n"
+    assert wait_for(lambda: demux(run_exec(fresh, running, ["cat", "/tmp/s"])[1])[0] == b"survived\n", timeout=5)
 
 
 def test_wait_returns_the_code_again_and_unknown_ids_are_not_found(driver, running):
@@ -210,7 +207,7 @@ def test_container_helper_survives_exec_children(driver, running):
 
 
 def test_removing_the_container_ends_its_exec_helpers(driver, running):
-    from .conftest import helper_pids
+    from tests.helpers.lxc import helper_pids
 
     exec_id = eid()
     sock = driver.exec_run(container_id=running, exec_id=exec_id, spec=ProcessSpec(args=["sleep", "60"], stdin=True))

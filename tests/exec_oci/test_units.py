@@ -53,8 +53,8 @@ def test_swap_limits_only_where_the_kernel_accounts_swap():
     assert bundle.resources(Resources(memory=100), swap_accounting=True)["memory"] == {"limit": 100, "swap": 200}
 
 
-@pytest.mark.parametrize("bad", [dict(cwd="rel"), dict(args=[]), dict(env=["A=\0"]),
-                                 dict(binds=[(Path("/h"), "relative", False)])])
+@pytest.mark.parametrize("bad", [{"cwd": "rel"}, {"args": []}, {"env": ["A=\0"]},
+                                 {"binds": [(Path("/h"), "relative", False)]}])
 def test_config_refuses_what_cannot_be_expressed(bad):
     with pytest.raises(InvalidParameter):
         bundle.config(spec(**bad), cgroups_path="/x", swap_accounting=False)

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from .conftest import busybox_rootfs_tar
+from tests.helpers.daemon import busybox_rootfs_tar
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 

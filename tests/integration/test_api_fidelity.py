@@ -16,12 +16,10 @@ import docker as dockerpy_module
 import httpx
 import pytest
 
-from dockyard.testing.exec_conformance import wait_for
-
-from .conftest import DOCKER
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 
 def ok(result) -> str:
@@ -399,7 +397,7 @@ def test_attach_over_a_websocket(daemon, dockerpy):
 
     c = dockerpy.containers.run("busybox", "sh -c 'echo ready; cat'", detach=True, stdin_open=True,
                                 name="ws-attach")
-    wait_for(lambda: b"ready" in c.logs(), 10)
+    assert wait_for(lambda: b"ready" in c.logs(), 10)
 
     async def talk() -> tuple[bytes, bytes]:
         async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(daemon.socket))) as session:

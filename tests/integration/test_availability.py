@@ -23,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import DOCKER, DOCKYARD
-from .probes import (bytes_read, ignores_sigpipe, open_fds, open_stream, ping, rss_bytes, settles, wait_for)
+from tests.helpers.daemon import DOCKER, DOCKYARD
+from tests.helpers.probes import bytes_read, ignores_sigpipe, open_fds, open_stream, ping, rss_bytes, settles
+from tests.helpers.waiting import holds_for, wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 #: the size of the fabricated container log (the issue's was 7.6 GB)
 HUGE = 2 << 30
@@ -209,8 +210,13 @@ def test_streams_free_everything_within_a_second_of_their_client_leaving(daemon)
     cid = inspect(daemon, "quiet")["Id"]
     pid = daemon.process.pid
     try:
-        time.sleep(0.5)  # let the start settle (its threads and files)
-        baseline = open_fds(pid)
+        # the start settles first (its threads and files): the baseline is a count that holds
+        def steady_fds() -> int:
+            n = open_fds(pid)
+            return n if holds_for(lambda: open_fds(pid) == n, 0.3) else 0
+
+        baseline = wait_for(steady_fds)
+        assert baseline, "the daemon's open files did not settle after the start"
         exec_id = json.loads(daemon_api(daemon, "POST", f"/containers/{cid}/exec",
                                         {"Cmd": ["sleep", "601"], "AttachStdout": True}))["Id"]
         upgrade = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
@@ -227,9 +233,9 @@ def test_streams_free_everything_within_a_second_of_their_client_leaving(daemon)
             open_stream(daemon.socket, "GET", f"/containers/{cid}/archive?path=/bin", read=4096),
             open_stream(daemon.socket, "GET", "/images/get?names=busybox", read=4096),
         ]
-        time.sleep(0.5)
-        assert open_fds(pid) > baseline + len(clients)  # each holds its connection and more
-        assert daemon_info(daemon)["NEventsListener"] == 1
+        # each holds its connection and more
+        assert wait_for(lambda: open_fds(pid) > baseline + len(clients) and
+                        daemon_info(daemon)["NEventsListener"] == 1, timeout=10)
         for client in clients:
             client.close()
         left = time.monotonic()
@@ -313,7 +319,7 @@ def test_a_build_is_cancelled_when_its_client_leaves(daemon):
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    from tests.registry.conftest import start_registry
+    from tests.helpers.registry import start_registry
 
     server = start_registry(tmp_path_factory.mktemp("registry"))
     yield server
@@ -322,7 +328,7 @@ def registry(tmp_path_factory):
 
 def push_random_image(registry, name: str, size: int) -> None:
     """An image of one layer of ``size`` random bytes, straight into the registry."""
-    from tests.registry.images import image_config, layer_tar, sha256
+    from tests.helpers.images import image_config, layer_tar, sha256
 
     layer = layer_tar({"random.bin": os.urandom(size)})
     blob = gzip.compress(layer, compresslevel=1, mtime=0)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 
 import pytest
 
-from .conftest import busybox_rootfs_tar, start_daemon
+from tests.helpers.daemon import busybox_rootfs_tar, start_daemon
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -21,18 +21,20 @@ def test_sigkill_and_restart(tmp_path):
         assert d.docker("run", "--name", "done", "busybox", "sh", "-c", "exit 9").returncode == 9
         cid = d.docker("run", "-d", "--name", "alive", "busybox", "sh", "-c",
                        "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done").stdout.decode().strip()
-        short = d.docker("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 4")
+        short = d.docker("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; echo bye; exit 4")
         assert short.returncode == 0
+        short_log = d.root / "data" / "containers" / (cid_short := short.stdout.decode().strip()) / \
+            f"{cid_short}-json.log"
         d.stop(signal.SIGKILL)
-        time.sleep(1.5)  # "short" exits while no daemon is there
+        # "short" exits while no daemon is there (its shim keeps writing the log)
+        assert wait_for(lambda: short_log.exists() and "bye" in short_log.read_text(), timeout=10)
         d = start_daemon(tmp_path)
-        ps = d.docker("ps", "-a").stdout.decode()
-        assert "Exited (9)" in ps and "Exited (4)" in ps, ps
+        ps = wait_for(lambda: (text := d.docker("ps", "-a").stdout.decode()).count("Exited") == 2 and text)
+        assert ps and "Exited (9)" in ps and "Exited (4)" in ps, ps
         state = json.loads(d.docker("inspect", "alive").stdout)[0]["State"]
         assert state["Running"] is True, state
         before = d.docker("logs", "alive").stdout.decode().count("tick")
-        time.sleep(0.6)
-        assert d.docker("logs", "alive").stdout.decode().count("tick") > before  # still logging
+        assert wait_for(lambda: d.docker("logs", "alive").stdout.decode().count("tick") > before)  # still logging
         assert d.docker("stop", "-t", "1", "alive").returncode == 0
         assert d.docker("wait", cid).stdout.decode().strip() == "137"
         # a clean stop (SIGTERM) and a second start see the same store

@@ -7,14 +7,12 @@ import time
 
 import pytest
 
-from .conftest import DOCKER, STORAGE_DRIVER
+from tests.helpers.daemon import STORAGE_DRIVER, out
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
-
-def out(result) -> str:
-    return result.stdout.decode()
 
 
 def test_version_negotiates_1_41(daemon):
@@ -42,7 +40,7 @@ def test_images_lists_busybox(daemon):
 def test_run_foreground_separates_streams_and_exit_code(daemon):
     result = daemon.docker("run", "--name", "cli-fg", "busybox", "sh", "-c", "echo hello; echo oops >&2; exit 3")
     assert result.returncode == 3, result.stderr
-    assert out(result) == "hello\n"
+    assert result.stdout.decode() == "hello\n"
     assert result.stderr.decode() == "oops\n"
     state = json.loads(out(daemon.docker("inspect", "cli-fg")))[0]["State"]
     assert state["Status"] == "exited" and state["ExitCode"] == 3 and not state["Running"]
@@ -73,8 +71,7 @@ def test_detached_ps_logs_stop(daemon):
     assert len(cid) == 64
     ps = out(daemon.docker("ps"))
     assert "cli-d" in ps and cid[:12] in ps and "Up " in ps
-    time.sleep(1)
-    logs = out(daemon.docker("logs", "cli-d"))
+    logs = wait_for(lambda: (text := out(daemon.docker("logs", "cli-d"))).count("\n") >= 2 and text)
     assert logs.startswith("line 0\nline 1\n")
     tail = out(daemon.docker("logs", "--tail", "1", "cli-d")).splitlines()
     assert len(tail) == 1 and tail[0].startswith("line ")
@@ -94,8 +91,9 @@ def test_kill_and_signal(daemon):
     daemon.docker("run", "-d", "--name", "cli-k", "busybox", "sleep", "60")
     assert daemon.docker("kill", "cli-k").returncode == 0
     assert out(daemon.docker("wait", "cli-k")).strip() == "137"
-    daemon.docker("run", "-d", "--name", "cli-trap", "busybox", "sh", "-c", "trap 'exit 7' USR1; while :; do sleep 0.1; done")
-    time.sleep(0.3)
+    daemon.docker("run", "-d", "--name", "cli-trap", "busybox", "sh", "-c",
+                  "trap 'exit 7' USR1; echo trapping; while :; do sleep 0.1; done")
+    assert wait_for(lambda: out(daemon.docker("logs", "cli-trap")) == "trapping\n")
     assert daemon.docker("kill", "-s", "USR1", "cli-trap").returncode == 0
     assert out(daemon.docker("wait", "cli-trap")).strip() == "7"
 
@@ -106,8 +104,7 @@ def test_restart(daemon):
     assert daemon.docker("restart", "-t", "0", "cli-re").returncode == 0
     state = json.loads(out(daemon.docker("inspect", "cli-re")))[0]["State"]
     assert state["Running"] and state["Pid"] != first
-    time.sleep(0.3)
-    assert out(daemon.docker("logs", "cli-re")).count("started") == 2
+    assert wait_for(lambda: out(daemon.docker("logs", "cli-re")).count("started") == 2)
     daemon.docker("rm", "-f", "cli-re")
 
 

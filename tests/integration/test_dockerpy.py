@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 
 import docker
 import pytest
 
-from .conftest import STORAGE_DRIVER
+from tests.helpers.daemon import STORAGE_DRIVER
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -35,8 +35,7 @@ def test_detached_lifecycle(dockerpy):
     c.reload()
     assert c.status == "running"
     assert "GREETING=hi" in c.attrs["Config"]["Env"] and c.attrs["Config"]["WorkingDir"] == "/work"
-    time.sleep(0.3)
-    assert c.logs() == b"ready\n"
+    assert wait_for(lambda: c.logs() == b"ready\n")
     assert "py-d" in [x.name for x in dockerpy.containers.list()]
     c.kill()
     assert c.wait()["StatusCode"] == 137

@@ -7,13 +7,11 @@ import time
 
 import pytest
 
-from .conftest import STORAGE_DRIVER
+from tests.helpers.daemon import STORAGE_DRIVER, out
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
-
-def out(result) -> str:
-    return result.stdout.decode()
 
 
 def test_hello_world(daemon):
@@ -35,10 +33,9 @@ def test_version_info_images(daemon):
 def test_run_detached_ps_logs_stop_rm(daemon):
     cid = out(daemon.dockyard("run", "-d", "--name", "dy-d", "busybox", "sh", "-c", "echo up; sleep 60")).strip()
     assert len(cid) == 64
-    time.sleep(0.3)
     assert "dy-d" in out(daemon.dockyard("ps"))
     assert out(daemon.dockyard("ps", "-q")).split()[0] == cid[:12]
-    assert out(daemon.dockyard("logs", "dy-d")) == "up\n"
+    assert wait_for(lambda: out(daemon.dockyard("logs", "dy-d")) == "up\n")
     assert daemon.dockyard("stop", "-t", "1", "dy-d").returncode == 0
     assert out(daemon.dockyard("wait", "dy-d")).strip() == "137"
     inspected = json.loads(out(daemon.dockyard("inspect", "dy-d", "busybox")))

@@ -9,34 +9,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 
 import pytest
 
-from .conftest import DOCKER
+from tests.helpers.daemon import out
+from tests.helpers.waiting import holds_for, wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
-
-#: runs the dockyard CLI with exec/pause/unpause/top/stats/update registered (a no-op once
-#: cli/main.py wires dockyard.cli.exec_commands itself)
-DY_LAUNCHER = (
-    "from dockyard.cli import main, exec_commands\n"
-    "if not any(c.name == 'exec' for c in main.app.registered_commands):\n"
-    "    exec_commands.register(main.app, main.container.app, main.COMMANDS)\n"
-    "main.main()\n"
-)
-
+              pytest.mark.requires_docker_cli]
 
 def dy(daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", DY_LAUNCHER, *args], input=input, capture_output=True,
-                          env=daemon.env(), timeout=timeout)
+    return daemon.dockyard(*args, input=input, timeout=timeout)
 
-
-def out(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout.decode(), result.stderr.decode())
-    return result.stdout.decode()
 
 
 def inspect(daemon, name: str) -> dict:
@@ -73,16 +57,6 @@ def running(daemon, request):
     out(daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "1000"))
     yield name
     daemon.docker("rm", "-f", name)
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 # ------------------------------------------------------------------------------ docker exec (docker CLI)
@@ -135,7 +109,7 @@ def test_docker_exec_tty(daemon, running):
 def test_docker_exec_detached(daemon, running):
     r = daemon.docker("exec", "-d", running, "sh", "-c", "sleep 0.3; echo done > /tmp/detached")
     assert r.returncode == 0 and r.stdout == b""
-    assert wait_until(lambda: daemon.docker("exec", running, "cat", "/tmp/detached").stdout == b"done\n")
+    assert wait_for(lambda: daemon.docker("exec", running, "cat", "/tmp/detached").stdout == b"done\n")
 
 
 def test_docker_exec_on_a_stopped_container_fails(daemon):
@@ -149,7 +123,7 @@ def test_docker_exec_on_a_stopped_container_fails(daemon):
 
 def test_docker_exec_processes_show_in_top(daemon, running):
     out(daemon.docker("exec", "-d", running, "sleep", "77"))
-    text = wait_until(lambda: "sleep 77" in (t := out(daemon.docker("top", running))) and t)
+    text = wait_for(lambda: "sleep 77" in (t := out(daemon.docker("top", running))) and t)
     assert text, "the exec'd process is not listed by top"
     assert "sleep 1000" in text
 
@@ -175,7 +149,7 @@ def test_dockerpy_exec_inspect_and_detach(dockerpy, running):
     api = dockerpy.api
     exec_id = api.exec_create(running, ["sh", "-c", "sleep 0.2; exit 5"])["Id"]
     assert api.exec_start(exec_id, detach=True) in ("", b"")
-    info = wait_until(lambda: (i := api.exec_inspect(exec_id)) and not i["Running"] and i["ExitCode"] is not None
+    info = wait_for(lambda: (i := api.exec_inspect(exec_id)) and not i["Running"] and i["ExitCode"] is not None
                       and i)
     assert info["ExitCode"] == 5 and info["ContainerID"].startswith(dockerpy.containers.get(running).id)
 
@@ -188,22 +162,27 @@ def test_pause_stops_the_log_and_refuses_exec(daemon):
     out(daemon.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
                       "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"))
     try:
-        assert wait_until(lambda: out(daemon.docker("logs", name)).count("tick") >= 3)
+        assert wait_for(lambda: out(daemon.docker("logs", name)).count("tick") >= 3)
         out(daemon.docker("pause", name))
         state = inspect(daemon, name)["State"]
         assert state["Paused"] is True and state["Status"] == "paused" and state["Running"] is True
         assert "(Paused)" in out(daemon.docker("ps", "--filter", f"name={name}", "--format", "{{.Status}}"))
-        time.sleep(0.2)
-        before = out(daemon.docker("logs", name)).count("tick")
-        time.sleep(0.8)
-        assert out(daemon.docker("logs", name)).count("tick") == before, "a paused container kept logging"
+        counts: list[int] = []
+
+        def settled() -> bool:  # what was written before the freeze may still reach the log
+            counts.append(out(daemon.docker("logs", name)).count("tick"))
+            return len(counts) >= 3 and counts[-1] == counts[-3]
+
+        assert wait_for(settled, interval=0.1)
+        assert holds_for(lambda: out(daemon.docker("logs", name)).count("tick") == counts[-1], 0.8), \
+            "a paused container kept logging"
         r = daemon.docker("exec", name, "true")
         assert r.returncode != 0 and b"is paused" in r.stderr
         r = daemon.docker("pause", name)
         assert r.returncode != 0 and b"already paused" in r.stderr
         out(daemon.docker("unpause", name))
         assert inspect(daemon, name)["State"]["Paused"] is False
-        assert wait_until(lambda: out(daemon.docker("logs", name)).count("tick") > before + 3)
+        assert wait_for(lambda: out(daemon.docker("logs", name)).count("tick") > counts[-1] + 3)
         assert out(daemon.docker("exec", name, "echo", "ok")) == "ok\n"
         r = daemon.docker("unpause", name)
         assert r.returncode != 0 and b"not paused" in r.stderr
@@ -275,7 +254,7 @@ def test_docker_stats_no_stream_numbers_are_plausible(daemon):
     out(daemon.docker("run", "-d", "--name", name, "-m", "64m", "busybox", "sh", "-c",
                       "sleep 1000 & while :; do :; done"))
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: len(out(daemon.docker("top", name)).splitlines()) == 3)  # header, sh, sleep
         row = json.loads(out(daemon.docker("stats", "--no-stream", "--format", "{{json .}}", name)))
         usage, limit = (s.strip() for s in row["MemUsage"].split("/"))
         assert _mib(limit) == 64
@@ -373,7 +352,7 @@ def test_dockyard_exec(daemon, running):
     r = dy(daemon, "exec", running, "no-such-command")
     assert r.returncode == 127 and b"not found in $PATH" in r.stderr
     assert out(dy(daemon, "exec", "-d", running, "sh", "-c", "echo d > /tmp/d")) == ""
-    assert wait_until(lambda: dy(daemon, "exec", running, "cat", "/tmp/d").stdout == b"d\n")
+    assert wait_for(lambda: dy(daemon, "exec", running, "cat", "/tmp/d").stdout == b"d\n")
     assert out(dy(daemon, "container", "exec", running, "echo", "via container")) == "via container\n"
 
 

@@ -13,12 +13,10 @@ import time
 import docker as dockerpy_module
 import pytest
 
-from dockyard.testing.exec_conformance import wait_for
-
-from .conftest import DOCKER
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 SECOND = 1_000_000_000
 
@@ -50,8 +48,8 @@ def test_flags_probes_status_events_and_ps(daemon, dockerpy):
     assert ok(daemon.docker("ps", "--filter", "name=hc-flags", "--format", "{{.Status}}")).strip().endswith(
         "(healthy)")
     # the log keeps the last five results
-    wait_for(lambda: len(health(dockerpy, "hc-flags")["Log"]) == 5 and
-             health(dockerpy, "hc-flags")["Log"][0]["ExitCode"] == 0, 30)
+    assert wait_for(lambda: len(health(dockerpy, "hc-flags")["Log"]) == 5 and
+                    health(dockerpy, "hc-flags")["Log"][0]["ExitCode"] == 0, 30)
     assert len(health(dockerpy, "hc-flags")["Log"]) == 5
     events = ok(daemon.docker("events", "--since", since, "--until", f"{time.time():.3f}", "--filter",
                               "container=hc-flags", "--filter", "event=health_status", "--format", "{{.Action}}"))

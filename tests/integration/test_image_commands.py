@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 
 import pytest
 
-from .conftest import DOCKER
+from tests.helpers.daemon import out
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
-
-def out(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +80,7 @@ def test_tag_save_load_round_trip(daemon, tmp_path):
     assert out(daemon.docker("run", "--rm", "saved:1", "echo", "loaded")) == "loaded\n"
 
 
-@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+@pytest.mark.requires_skopeo
 def test_skopeo_reads_our_archive(daemon, tmp_path):
     archive = tmp_path / "bb.tar"
     out(daemon.docker("save", "-o", str(archive), "busybox"))

@@ -7,35 +7,15 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 
 import pytest
 
-from .conftest import DOCKER, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import ask, busybox_rootfs_tar, out, remove_bridge, start_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 SERVER = "while true; do echo pong | nc -l -p 6379; done"
-
-
-def out(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
-def ask(host: str, port: int, attempts: int = 50) -> bytes:
-    for _ in range(attempts):
-        try:
-            with socket.create_connection((host, port), timeout=2) as s:
-                s.sendall(b"ping\n")
-                data = s.recv(64)
-                if data:
-                    return data
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"nothing answered on {host}:{port}")
 
 
 def test_published_port_and_container_ip(daemon):

@@ -16,10 +16,10 @@ import shutil
 import docker as dockerpy_module
 import pytest
 
-from .conftest import DOCKER, _remove_all, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def daemon(tmp_path_factory):
         assert result.returncode == 0, result.stderr.decode()
         yield d
     finally:
-        _remove_all(d)
+        remove_all_containers(d)
         for name in ("nf-ipam", "nf-v6", "nf-internal", "nf-other", "nf-mtu", "nf-dns", "nf-link"):
             d.docker("network", "rm", name)
         d.stop()
@@ -131,7 +131,8 @@ def test_mac_address_and_link_local_ips(daemon, dockerpy):
     assert inspect(daemon, "nf-mac")["NetworkSettings"]["MacAddress"] == "02:42:ab:cd:ef:01"
     assert inspect(daemon, "nf-mac")["Config"]["MacAddress"] == "02:42:ab:cd:ef:01"
     assert "02:42:ab:cd:ef:01" in ok(daemon.docker("exec", "nf-mac", "ip", "link", "show", "eth0"))
-    c = dockerpy.containers.run("busybox", "sleep 300", detach=True, network="nf-other", mac_address="02:42:00:00:00:77")
+    c = dockerpy.containers.run("busybox", "sleep 300", detach=True, network="nf-other",
+                                mac_address="02:42:00:00:00:77")
     c.reload()
     assert c.attrs["NetworkSettings"]["Networks"]["nf-other"]["MacAddress"] == "02:42:00:00:00:77"
     ok(daemon.docker("run", "-d", "--name", "nf-ll", "--network", "nf-other", "--link-local-ip", "169.254.20.20",

@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-from .conftest import DOCKER, _remove_all, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_oci, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli, pytest.mark.requires_runc, pytest.mark.requires_crun]
 
 RUNC = shutil.which("runc")
 CRUN = shutil.which("crun")
@@ -22,8 +22,6 @@ CRUN = shutil.which("crun")
 
 @pytest.fixture(scope="module")
 def oci(tmp_path_factory):
-    if not (RUNC and CRUN):
-        pytest.skip("needs both runc and crun")
     root = tmp_path_factory.mktemp("oci")
     d = start_daemon(root, ("--exec-driver", "oci", "--runtime", "crun", "--add-runtime", f"runc-again={RUNC}"))
     try:
@@ -31,7 +29,7 @@ def oci(tmp_path_factory):
         assert result.returncode == 0, result.stderr.decode()
         yield d
     finally:
-        _remove_all(d)
+        remove_all_containers(d)
         d.stop()
         remove_bridge(root)
         shutil.rmtree(root, ignore_errors=True)

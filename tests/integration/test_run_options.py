@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from .conftest import DOCKER
+from tests.helpers.daemon import out
+from tests.helpers.waiting import holds_for, wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
-
-def out(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def _state(daemon, name) -> dict:
@@ -25,27 +21,25 @@ def _state(daemon, name) -> dict:
 def test_restart_on_failure_with_limit(daemon):
     out(daemon.docker("run", "-d", "--name", "rp-fail", "--restart", "on-failure:2", "busybox", "sh", "-c",
                       "echo run; exit 3"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _state(daemon, "rp-fail")["RestartCount"] < 2:
-        time.sleep(0.1)
-    time.sleep(1)
-    state = _state(daemon, "rp-fail")
-    assert state["RestartCount"] == 2 and state["State"]["ExitCode"] == 3 and not state["State"]["Running"]
+
+    def given_up() -> dict | None:  # the second restart ran and exited, and no back-off is pending
+        state = _state(daemon, "rp-fail")
+        return state if state["RestartCount"] == 2 and state["State"]["Status"] == "exited" else None
+
+    state = wait_for(given_up, timeout=15, interval=0.1)
+    assert state and state["State"]["ExitCode"] == 3 and not state["State"]["Restarting"]
     assert out(daemon.docker("logs", "rp-fail")).count("run") == 3
     daemon.docker("rm", "-f", "rp-fail")
 
 
 def test_restart_always_until_stopped(daemon):
     out(daemon.docker("run", "-d", "--name", "rp-always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _state(daemon, "rp-always")["RestartCount"] < 2:
-        time.sleep(0.1)
-    assert _state(daemon, "rp-always")["RestartCount"] >= 2
+    assert wait_for(lambda: _state(daemon, "rp-always")["RestartCount"] >= 2, timeout=10, interval=0.1)
     out(daemon.docker("stop", "rp-always"))
     count = _state(daemon, "rp-always")["RestartCount"]
-    time.sleep(1.5)
-    state = _state(daemon, "rp-always")
-    assert state["RestartCount"] == count and not state["State"]["Running"]
+    # a stop is final: no back-off restart may follow (the first back-offs are 0.1-0.8 s)
+    assert holds_for(lambda: _state(daemon, "rp-always")["RestartCount"] == count
+                     and not _state(daemon, "rp-always")["State"]["Running"], 1.5)
     daemon.docker("rm", "-f", "rp-always")
 
 

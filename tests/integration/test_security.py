@@ -22,10 +22,11 @@ import pytest
 from dockyard import confinement
 from dockyard.testing.exec_conformance import build_syscall_probe
 
-from .conftest import DOCKER, _remove_all, bridge_name, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import (bridge_name, busybox_rootfs_tar, remove_all_containers, remove_bridge,
+                                  start_daemon)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 
 def free_port() -> int:
@@ -46,7 +47,7 @@ def daemon(tmp_path_factory):
         assert result.returncode == 0, result.stderr.decode()
         yield d
     finally:
-        _remove_all(d)
+        remove_all_containers(d)
         d.stop()
         remove_bridge(root)
         shutil.rmtree(root, ignore_errors=True)

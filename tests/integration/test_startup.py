@@ -17,7 +17,6 @@ import configparser
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOCKYARD, STORAGE_DRIVER, Daemon, busybox_rootfs_tar, remove_bridge, start_daemon, wait_until_up
-from .probes import ignores_sigpipe, leave_mid_stream, ping, wait_for
+from tests.helpers.daemon import (DOCKYARD, STORAGE_DRIVER, Daemon, busybox_rootfs_tar, remove_bridge, start_daemon,
+                                  wait_until_up)
+from tests.helpers.probes import ignores_sigpipe, leave_mid_stream, ping
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -99,8 +100,7 @@ def test_the_systemd_units_exec_start(tmp_path):
         remove_bridge(tmp_path)
 
 
-@pytest.mark.skipif(not shutil.which("start-stop-daemon") or not Path("/lib/lsb/init-functions").exists(),
-                    reason="needs Debian's start-stop-daemon and lsb-base")
+@pytest.mark.requires_sysvinit_utils
 def test_the_sysvinit_script(tmp_path):
     socket_path = tmp_path / "dockyard.sock"
     pidfile = tmp_path / "run" / "dockyard.pid"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DOCKER, _remove_all, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import DOCKER, remove_all_containers, busybox_rootfs_tar, remove_bridge, start_daemon
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -74,7 +74,7 @@ def tls_daemon(tmp_path_factory):
         assert result.returncode == 0, result.stderr.decode()
         yield d
     finally:
-        _remove_all(d)
+        remove_all_containers(d)
         d.stop()
         remove_bridge(root)
         shutil.rmtree(root, ignore_errors=True)

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from .conftest import DOCKER
+from tests.helpers.daemon import DOCKER
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
 
 class Terminal:

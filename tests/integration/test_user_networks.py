@@ -17,35 +17,16 @@ import sqlite3
 import subprocess
 
 import pytest
-from dockyard.models.runtime import NetworkAttachment
 
-from .conftest import (
-    DOCKER,
-    _remove_all,
-    bridge_name,
-    busybox_rootfs_tar,
-    remove_bridge,
-    start_daemon,
-)
-from .test_network import ask
+from tests.helpers.daemon import (ask, bridge_name, busybox_rootfs_tar, out, remove_all_containers, remove_bridge,
+                                  start_daemon)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
-
-#: the core changes of plugins/net_bridge/INTEGRATION.md "Round 2" (resolv.conf from the driver,
-#: --network-alias, Created of host/none); without them a container on a user network would ask
-#: the host's resolvers, so the tests that look names up are skipped
-ROUND2 = "dns" in NetworkAttachment.model_fields
-needs_round2 = pytest.mark.skipif(not ROUND2, reason="needs the core changes of net_bridge INTEGRATION.md Round 2")
+              pytest.mark.requires_docker_cli]
 
 SERVER = "while true; do echo pong | nc -l -p 7000; done"
 SUFFIX = os.urandom(3).hex()
 NET1, NET2 = f"un1-{SUFFIX}", f"un2-{SUFFIX}"
-
-
-def out(result) -> str:
-    assert result.returncode == 0, (result.stdout.decode(), result.stderr.decode())
-    return result.stdout.decode()
 
 
 def _cleanup_host(root) -> None:
@@ -78,7 +59,7 @@ def _daemon(tmp_path_factory, *opts: str):
 
 def _finish(d) -> None:
     try:
-        _remove_all(d)
+        remove_all_containers(d)
         if d.process.poll() is None:
             for line in d.docker("network", "ls", "-q", "--filter", "type=custom").stdout.decode().split():
                 d.docker("network", "rm", line)
@@ -128,7 +109,6 @@ def run(d, network: str, script: str) -> subprocess.CompletedProcess:
     return d.docker("run", "--rm", "--network", network, "busybox", "sh", "-c", guard + script, timeout=90)
 
 
-@needs_round2
 def test_resolv_conf_points_at_the_networks_resolver(un, nets):
     gateway = json.loads(out(un.docker("network", "inspect", NET1)))[0]["IPAM"]["Config"][0]["Gateway"]
     text = out(un.docker("run", "--rm", "--network", NET1, "busybox", "cat", "/etc/resolv.conf"))
@@ -138,7 +118,6 @@ def test_resolv_conf_points_at_the_networks_resolver(un, nets):
     assert f"nameserver {default_gw}" not in out(un.docker("run", "--rm", "busybox", "cat", "/etc/resolv.conf"))
 
 
-@needs_round2
 def test_containers_reach_each_other_by_name_and_alias(un, nets):
     text = out(run(un, NET1, "nslookup un-b; nslookup db; nslookup web"))
     assert text.count(f"Address: {nets['un-b']}") == 2 and f"Address: {nets['un-a']}" in text
@@ -146,13 +125,11 @@ def test_containers_reach_each_other_by_name_and_alias(un, nets):
     assert out(run(un, NET1, "echo hi | nc -w 3 db 7000")) == "pong\n"
 
 
-@needs_round2
 def test_unknown_names_are_nxdomain(un, nets):
     result = run(un, NET1, "nslookup no-such-container")
     assert result.returncode != 0 and "NXDOMAIN" in (result.stdout + result.stderr).decode()
 
 
-@needs_round2
 def test_other_network_cannot_resolve_or_reach_them(un, nets):
     for name in ("un-b", "db", "web"):
         result = run(un, NET2, f"nslookup {name}")
@@ -163,7 +140,6 @@ def test_other_network_cannot_resolve_or_reach_them(un, nets):
     assert f"Address: {nets['un-x']}" in out(run(un, NET2, "nslookup un-x"))
 
 
-@needs_round2
 def test_connect_and_disconnect(un, nets):
     out(un.docker("network", "connect", "--alias", "xalias", NET1, "un-x"))
     try:
@@ -179,7 +155,6 @@ def test_connect_and_disconnect(un, nets):
     assert NET1 not in json.loads(out(un.docker("inspect", "un-x")))[0]["NetworkSettings"]["Networks"]
 
 
-@needs_round2
 def test_network_ls_inspect_and_rm(un, nets):
     names = out(un.docker("network", "ls", "--format", "{{.Name}}")).split()
     assert {"bridge", "host", "none", NET1, NET2} <= set(names)
@@ -193,7 +168,6 @@ def test_network_ls_inspect_and_rm(un, nets):
     assert un.docker("network", "inspect", NET2).returncode != 0
 
 
-@needs_round2
 def test_resolver_survives_a_daemon_restart(un, nets, tmp_path_factory):
     un.stop()
     d = start_daemon(un.root, ("--network-opt", "dns_upstream=none"))
@@ -202,7 +176,7 @@ def test_resolver_survives_a_daemon_restart(un, nets, tmp_path_factory):
 
 
 # -- the iptables backend ---------------------------------------------------------------------
-@pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables is not installed")
+@pytest.mark.requires_iptables
 def test_iptables_backend_smoke(tmp_path_factory):
     d = _daemon(tmp_path_factory, "--network-opt", "firewall=iptables")
     chain = f"DOCKYARD-{bridge_name(d.root)}"
@@ -223,9 +197,8 @@ def test_iptables_backend_smoke(tmp_path_factory):
         net = f"unipt-{SUFFIX}"
         out(d.docker("network", "create", net))
         out(d.docker("run", "-d", "--name", "ipt-b", "--network", net, "busybox", "sh", "-c", SERVER))
-        if ROUND2:
-            assert out(run(d, net, "echo hi | nc -w 3 ipt-b 7000")).endswith("pong\n")
-        _remove_all(d)
+        assert out(run(d, net, "echo hi | nc -w 3 ipt-b 7000")).endswith("pong\n")
+        remove_all_containers(d)
         out(d.docker("network", "rm", net))
         d.stop()  # no container left: the daemon removes its chains and the jumps into them
         saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout

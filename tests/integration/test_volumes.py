@@ -6,15 +6,11 @@ import json
 
 import pytest
 
-from .conftest import DOCKER
+from tests.helpers.daemon import out
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")]
+              pytest.mark.requires_docker_cli]
 
-
-def out(result) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 def test_bind_mount_rw_and_ro(daemon, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 from dockyard.models.runtime import NetworkRequest
 
-from .conftest import cid, dnat_count, fetch, fetch_from, rules
+from tests.helpers.bridge import cid, dnat_count, fetch, fetch_from, rules
 
 pytestmark = pytest.mark.requires_root
 
@@ -57,7 +57,7 @@ def test_bridge_and_endpoint_shape(env):
     s = a.settings
     name = a.netns.name
     assert a.netns == Path("/run/netns") / f"dockyard-{c[:16]}"
-    links = {l["ifname"]: l for l in ns_json(name, "addr")}
+    links = {link["ifname"]: link for link in ns_json(name, "addr")}
     assert set(links) == {"lo", "eth0"}
     eth0 = links["eth0"]
     assert eth0["mtu"] == 1400 and "UP" in eth0["flags"] and "UP" in links["lo"]["flags"]
@@ -313,7 +313,7 @@ def test_modes_none_host_container(env):
     d = env.driver()
     c = cid()
     none = d.network_prepare(req(c, mode="none"))
-    assert {l["ifname"] for l in ns_json(none.netns.name, "link")} == {"lo"}
+    assert {link["ifname"] for link in ns_json(none.netns.name, "link")} == {"lo"}
     assert d.network_prepare(req(cid(), mode="host")).netns is None
     joined = d.network_prepare(req(cid(), mode=f"container:{c}", shared_netns=none.netns))
     assert joined.netns == none.netns

@@ -17,13 +17,12 @@ import threading
 
 import pytest
 
-pytest.importorskip("dnslib", reason="dnslib (a dependency in pyproject.toml) is not installed")
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord  # noqa: E402
 
 from dockyard.models.runtime import NetworkRequest  # noqa: E402
 from dockyard.plugins.net_bridge import dns  # noqa: E402
 
-from .conftest import cid  # noqa: E402
+from tests.helpers.bridge import cid  # noqa: E402
 
 pytestmark = pytest.mark.requires_root
 

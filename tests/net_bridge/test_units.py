@@ -41,8 +41,9 @@ def test_wanted_rejects(bad):
 
 def test_options_validation():
     assert options.parse({"bip": "10.9.0.1/24", "fixed-cidr": "10.9.0.128/25"}).fixed_cidr == "10.9.0.128/25"
-    for bad in ({"bip": "10.9.0.0/24"}, {"fixed_cidr": "10.1.0.0/24"}, {"bip": "10.9.0.1/24", "fixed_cidr": "10.8.0.0/25"},
-                {"firewall": "pf"}, {"bridge": "x" * 16}, {"nonsense": 1}):
+    for bad in ({"bip": "10.9.0.0/24"}, {"fixed_cidr": "10.1.0.0/24"},
+                {"bip": "10.9.0.1/24", "fixed_cidr": "10.8.0.0/25"}, {"firewall": "pf"}, {"bridge": "x" * 16},
+                {"nonsense": 1}):
         with pytest.raises(InvalidParameter):
             options.parse(bad)
 

@@ -18,9 +18,9 @@ from dockyard.plugins.registry_http.driver import HttpDistributionDriver
 from dockyard.registry.accounts import Accounts
 from dockyard.registry.storage import FilesystemBackend
 
-from .conftest import start_registry
-from .images import layer_tar
-from .test_driver import Recorder, image_on_disk
+from tests.helpers.registry import start_registry
+from tests.helpers.images import layer_tar
+from tests.helpers.registry import Recorder, image_on_disk
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,8 +167,8 @@ def test_user_commands_manage_the_store_offline(tmp_path):
 @pytest.mark.integration
 def test_docker_and_dockyard_login_register(open_registry, tmp_path):
     """``docker login`` with a new name registers it ("Login Succeeded"); ``dockyard login`` asks for the
-    user name, password and e-mail as the seed shows, and the link it gets mailed lets the account push."""
-    from tests.integration.conftest import DOCKER, busybox_rootfs_tar, remove_bridge, start_daemon
+    user name, password and e-mail as Docker 0.x did, and the link it gets mailed lets the account push."""
+    from tests.helpers.daemon import DOCKER, busybox_rootfs_tar, remove_bridge, start_daemon
 
     assert DOCKER, "the docker CLI is needed"
     reg = open_registry

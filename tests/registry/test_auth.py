@@ -13,9 +13,10 @@ from dockyard.registry.accounts import Accounts
 from dockyard.registry.auth import Tokens, Users, add_user, parse_scope
 from dockyard.registry.storage import FilesystemBackend
 
-from .conftest import USERS
-from .test_driver import Recorder, image_on_disk
-from .images import layer_tar
+from tests.helpers.registry import USERS
+from tests.helpers.waiting import wait_for
+from tests.helpers.registry import Recorder, image_on_disk
+from tests.helpers.images import layer_tar
 
 
 def creds(user: str) -> dict:
@@ -101,9 +102,13 @@ def test_expired_token(driver, token_registry, tmp_path):
     assert r.json()["expires_in"] == 3
     headers = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{reg.url}/v2/", headers=headers).status_code == 200
-    time.sleep(3.2)
-    r = httpx.get(f"{reg.url}/v2/alice/exp/tags/list", headers=headers)
-    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+
+    def refused() -> httpx.Response | None:
+        r = httpx.get(f"{reg.url}/v2/alice/exp/tags/list", headers=headers)
+        return r if r.status_code == 401 else None
+
+    r = wait_for(refused, timeout=10, interval=0.2)  # the 3-second token expires
+    assert r is not None and 'error="invalid_token"' in r.headers["WWW-Authenticate"]
     # the client fetches a new token by itself
     push(driver, reg, tmp_path, "alice/exp:v1", "alice")
 

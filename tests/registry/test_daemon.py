@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DOCKER, Daemon, busybox_rootfs_tar, remove_bridge, start_daemon
+from tests.helpers.daemon import DOCKER, busybox_rootfs_tar, Daemon, remove_bridge, start_daemon
 
-from .conftest import USERS, make_users, start_registry
+from tests.helpers.registry import USERS, make_users, start_registry
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 REPO_ROOT = Path(__file__).resolve().parents[2]
-needs_docker = pytest.mark.skipif(not DOCKER, reason="needs the docker CLI")
 
 
 def dockyard(d: Daemon, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -68,7 +67,7 @@ def ok(result: subprocess.CompletedProcess) -> str:
     return result.stdout.decode()
 
 
-@needs_docker
+@pytest.mark.requires_docker_cli
 def test_docker_cli_push_pull_run(setup):
     registry, _, first, second = setup
     name = f"{registry.host}/h4-busybox:v1"
@@ -79,7 +78,7 @@ def test_docker_cli_push_pull_run(setup):
     assert ": Pushed" in out and "v1: digest: sha256:" in out
     out = ok(first.docker("push", name))
     assert "Layer already exists" in out
-    # the seed's Part 6: pull on a second daemon; the image ID is the config digest, as before the push
+    # pull on a second daemon; the image ID is the config digest, as before the push
     out = ok(second.docker("pull", name))
     assert "v1: Pulling from h4-busybox" in out and f"Status: Downloaded newer image for {name}" in out
     assert json.loads(ok(second.docker("inspect", name)))[0]["Id"] == image_id
@@ -95,7 +94,7 @@ def test_docker_cli_push_pull_run(setup):
     assert b"autopulled" in result.stdout and b"Unable to find image" in result.stderr
 
 
-@needs_docker
+@pytest.mark.requires_docker_cli
 def test_docker_cli_pull_missing(setup):
     registry, _, first, _ = setup
     result = first.docker("pull", f"{registry.host}/h4-nope:v1")
@@ -103,7 +102,7 @@ def test_docker_cli_pull_missing(setup):
     assert b"manifest unknown" in result.stderr and b"not found" in result.stderr
 
 
-@needs_docker
+@pytest.mark.requires_docker_cli
 def test_docker_cli_login_push_permissions_search(setup):
     _, secured, first, _ = setup
     wrong = first.docker("login", "-u", "alice", "-p", "wrong", secured.host)
@@ -160,7 +159,7 @@ def test_dockyard_cli(setup):
     assert secured.host not in json.loads(config.read_text())["auths"]
 
 
-@needs_docker
+@pytest.mark.requires_docker_cli
 def test_build_pulls_a_missing_base_image(setup, tmp_path):
     registry, _, first, second = setup
     name = f"{registry.host}/h4-buildbase:1"
@@ -180,7 +179,7 @@ def test_build_pulls_a_missing_base_image(setup, tmp_path):
     assert missing.returncode != 0 and "pull access denied" in (missing.stderr + missing.stdout).decode()
 
 
-@needs_docker
+@pytest.mark.requires_docker_cli
 def test_repo_digests_and_pull_by_digest(setup):
     registry, _, first, second = setup
     name = f"{registry.host}/h4-digest"

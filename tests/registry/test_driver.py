@@ -14,7 +14,8 @@ import pytest
 from dockyard.errors import InvalidParameter, NotFound
 from dockyard.plugins.registry_http.driver import HttpDistributionDriver, choose_platform
 
-from .images import layer_tar, random_layer, schema2, sha256
+from tests.helpers.images import layer_tar, random_layer, schema2, sha256
+from tests.helpers.registry import Recorder, image_on_disk
 
 
 @pytest.fixture
@@ -22,28 +23,6 @@ def driver(tmp_path):
     d = HttpDistributionDriver(tmp_path / "driver", {})
     yield d
     d.blobsums.close()
-
-
-def image_on_disk(tmp_path: Path, layers: list[bytes]) -> dict:
-    paths = []
-    for i, layer in enumerate(layers):
-        p = tmp_path / f"layer{i}.tar"
-        p.write_bytes(layer)
-        paths.append((sha256(layer), str(p)))
-    from .images import image_config
-
-    return {"config": image_config([d for d, _ in paths]), "layers": paths, "work_dir": str(tmp_path)}
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-
-    def __call__(self, message: dict) -> None:
-        self.messages.append(message)
-
-    def statuses(self) -> list[str]:
-        return [m.get("status", "") for m in self.messages]
 
 
 def test_push_then_pull_round_trip(driver, registry, tmp_path):
@@ -61,7 +40,7 @@ def test_push_then_pull_round_trip(driver, registry, tmp_path):
     assert pulled["config"] == image["config"]
     assert pulled["digest"] == result["Digest"]
     assert pulled["repository"] == f"{registry.host}/rt/image" and pulled["tag"] == "v1"
-    for (diff_id, path), layer in zip(pulled["layers"], layers):
+    for (diff_id, path), layer in zip(pulled["layers"], layers, strict=True):
         assert diff_id == sha256(layer)
         assert Path(path).read_bytes() == layer
     # pushing again: every layer is already there; the manifest digest is the same (deterministic gzip)
@@ -99,7 +78,8 @@ def test_unknown_manifest(driver, registry, tmp_path):
 
 
 def _registry_blob(registry, digest: str) -> Path:
-    return registry.root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
+    blobs = registry.root / "data" / "docker" / "registry" / "v2" / "blobs"
+    return blobs / "sha256" / digest[7:9] / digest[7:] / "data"
 
 
 def test_tampered_blob_is_refused(driver, registry, tmp_path):

@@ -24,8 +24,9 @@ from dockyard.registry.layout import GC_STATE, GC_USES
 from dockyard.registry.storage import S3_MIN_PART, FilesystemBackend, make_backend
 from dockyard.registry.store import RegistryStore
 
-from .conftest import skopeo, start_registry
-from .images import docker_archive, layer_tar, random_layer, schema2, sha256
+from tests.helpers.registry import skopeo, start_registry
+from tests.helpers.images import docker_archive, layer_tar, random_layer, schema2, sha256
+from tests.helpers.waiting import holds_for, wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,8 +174,7 @@ def test_doomed_content_is_refused_then_written_again(store):
             store.put_manifest("doom/ed", "v1", body, DOCKER_MANIFEST)
         results["body"] = body
         worker.start()
-        time.sleep(0.3)
-        assert "digest" not in results  # still waiting for the collector
+        assert holds_for(lambda: "digest" not in results, 0.3)  # still waiting for the collector
         results["released"] = time.monotonic()
 
     report = collect(store.backend, grace=0, window=0.2, sleep=during)
@@ -233,11 +233,10 @@ def test_gc_command_beside_a_serving_registry(seaweedfs, bucket, tmp_path):
         # push while it collects (the state object says when it runs)
         archive, _ = docker_archive([random_layer(100_000, "during")])
         (tmp_path / "during.tar").write_bytes(archive)
-        deadline = time.monotonic() + 30
         client = seaweedfs.client()
-        while not client.list_objects_v2(Bucket=bucket, Prefix="reg/_dockyard/gc/state").get("KeyCount"):
-            assert gc.poll() is None and time.monotonic() < deadline, gc.communicate()
-            time.sleep(0.05)
+        assert wait_for(lambda: gc.poll() is not None or client.list_objects_v2(
+            Bucket=bucket, Prefix="reg/_dockyard/gc/state").get("KeyCount"), timeout=30, interval=0.05)
+        assert gc.poll() is None, gc.communicate()
         skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'during.tar'}",
                f"docker://{registry.host}/gc/during:v1")
         out, err = gc.communicate(timeout=120)

@@ -10,13 +10,9 @@ import pytest
 
 from dockyard.plugins.registry_http.driver import HttpDistributionDriver
 
-from .conftest import DOCKER_REGISTRY, SKOPEO, USERS, make_users, skopeo, start_docker_registry, start_registry
-from .images import docker_archive, layer_tar, random_layer, sha256
-from .test_driver import Recorder, image_on_disk
-
-needs_skopeo = pytest.mark.skipif(not SKOPEO, reason="needs skopeo (apt-get install skopeo)")
-needs_distribution = pytest.mark.skipif(not DOCKER_REGISTRY,
-                                        reason="needs Debian's docker-registry (apt-get install docker-registry)")
+from tests.helpers.registry import USERS, make_users, skopeo, start_docker_registry, start_registry
+from tests.helpers.images import docker_archive, layer_tar, random_layer, sha256
+from tests.helpers.registry import Recorder, image_on_disk
 
 
 @pytest.fixture
@@ -26,7 +22,7 @@ def driver(tmp_path):
     d.blobsums.close()
 
 
-@needs_skopeo
+@pytest.mark.requires_skopeo
 def test_skopeo_copy_inspect_list_delete(registry, tmp_path):
     layers = [random_layer(300_000), layer_tar({"data/f": b"hi\n"})]
     archive, image_id = docker_archive(layers)
@@ -50,7 +46,7 @@ def test_skopeo_copy_inspect_list_delete(registry, tmp_path):
     assert result.returncode != 0 and "manifest unknown" in result.stderr
 
 
-@needs_skopeo
+@pytest.mark.requires_skopeo
 def test_skopeo_with_token_auth(token_registry, tmp_path):
     archive, _ = docker_archive([layer_tar({"a": b"b"})])
     (tmp_path / "img.tar").write_bytes(archive)
@@ -67,7 +63,7 @@ def test_skopeo_with_token_auth(token_registry, tmp_path):
     skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/alice/sk:v1")  # anonymous pull of public
 
 
-@needs_distribution
+@pytest.mark.requires_docker_registry
 def test_our_client_against_docker_registry(driver, tmp_path):
     server = start_docker_registry(tmp_path / "distribution")
     try:
@@ -84,7 +80,7 @@ def test_our_client_against_docker_registry(driver, tmp_path):
         server.stop()
 
 
-@needs_distribution
+@pytest.mark.requires_docker_registry
 def test_our_client_against_docker_registry_with_htpasswd(driver, tmp_path):
     users = make_users(tmp_path / "htpasswd")  # the same bcrypt file format
     server = start_docker_registry(tmp_path / "distribution", htpasswd=users)
@@ -102,8 +98,8 @@ def test_our_client_against_docker_registry_with_htpasswd(driver, tmp_path):
         server.stop()
 
 
-@needs_distribution
-@needs_skopeo
+@pytest.mark.requires_docker_registry
+@pytest.mark.requires_skopeo
 def test_storage_is_shared_with_docker_registry(tmp_path):
     """What our registry writes, distribution serves, and the other way round."""
     ours = start_registry(tmp_path / "ours")

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from .conftest import free_port, start_registry
-from .test_server import DOCKER_MANIFEST, push_image
-from .images import layer_tar
+from tests.helpers.daemon import free_port
+from tests.helpers.registry import start_registry
+from tests.helpers.waiting import wait_for
+from dockyard.oci import DOCKER_MANIFEST
+from tests.helpers.registry import push_image
+from tests.helpers.images import layer_tar
 
 
 class Receiver:
@@ -62,15 +64,6 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(condition, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_events_reach_the_webhook_after_retries(tmp_path):

@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from .conftest import SKOPEO, USERS, free_port, make_users, skopeo, start_registry
-from .images import docker_archive, layer_tar, random_layer, schema2, sha256
+from tests.helpers.daemon import free_port
+from tests.helpers.registry import USERS, make_users, skopeo, start_registry
+from tests.helpers.images import docker_archive, layer_tar, random_layer, schema2, sha256
 
-pytestmark = pytest.mark.skipif(not SKOPEO, reason="needs skopeo")
+pytestmark = pytest.mark.requires_skopeo
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -139,7 +140,7 @@ def test_daemon_registry_mirror(upstream, tmp_path):
     whose fallback, were the mirror to fail, is Docker Hub, out of this machine's reach."""
     import os
 
-    from tests.integration.conftest import busybox_rootfs_tar, remove_bridge, start_daemon
+    from tests.helpers.daemon import busybox_rootfs_tar, remove_bridge, start_daemon
 
     push_to(upstream, tmp_path, "busybox:mirrored", [busybox_rootfs_tar()])
     cache = cache_for(tmp_path, upstream.url, username="root", password=USERS["root"])

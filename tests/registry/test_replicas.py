@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -17,8 +16,9 @@ import pytest
 
 from dockyard.registry.storage import S3_MIN_PART
 
-from .conftest import SKOPEO, skopeo, start_registry
-from .images import docker_archive, layer_tar, schema2, sha256
+from tests.helpers.registry import skopeo, start_registry
+from tests.helpers.images import docker_archive, layer_tar, schema2, sha256
+from tests.helpers.waiting import wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 USER, PASSWORD = "alice", "alice-password"
@@ -115,10 +115,7 @@ def test_a_killed_replicas_upload_is_resumed_elsewhere(cluster):
             value = httpx.get(f"{a.url}{location}", headers=auth).headers["Range"]
             return int(value.split("-")[1]) + 1
 
-        deadline = time.monotonic() + 60
-        while progress() < 2 * S3_MIN_PART:
-            assert time.monotonic() < deadline, "replica C stored no chunk"
-            time.sleep(0.05)
+        assert wait_for(lambda: progress() >= 2 * S3_MIN_PART, timeout=60, interval=0.05), "replica C stored no chunk"
         c.process.send_signal(signal.SIGKILL)
         c.process.wait(10)
     finally:
@@ -176,7 +173,7 @@ def test_push_through_one_pull_through_another_and_concurrent_tags(replicas):
     assert httpx.get(f"{c.url}/v2/alice/app/tags/list", headers=auth).json()["tags"] == ["latest", "v1"]
 
 
-@pytest.mark.skipif(not SKOPEO, reason="needs skopeo")
+@pytest.mark.requires_skopeo
 def test_skopeo_through_replicas(replicas, tmp_path):
     a, b, _ = replicas
     archive, _ = docker_archive([layer_tar({"rep": os.urandom(200_000)}), layer_tar({"x": b"y"})])
@@ -193,11 +190,11 @@ def test_skopeo_through_replicas(replicas, tmp_path):
 @pytest.mark.requires_root
 @pytest.mark.requires_lxc
 @pytest.mark.integration
-@pytest.mark.skipif(not SKOPEO, reason="needs skopeo")
+@pytest.mark.requires_skopeo
 def test_skopeo_push_docker_pull_while_a_replica_dies(cluster, tmp_path):
     """skopeo pushes through A; the docker CLI, through a dockyard daemon, pulls from B and runs it; meanwhile
     replica D is killed with SIGKILL in the middle of an upload, which then finishes on A."""
-    from tests.integration.conftest import DOCKER, busybox_rootfs_tar, remove_bridge, start_daemon
+    from tests.helpers.daemon import DOCKER, busybox_rootfs_tar, remove_bridge, start_daemon
 
     assert DOCKER, "the docker CLI is needed"
     (a, b, _), start = cluster
@@ -228,10 +225,8 @@ def test_skopeo_push_docker_pull_while_a_replica_dies(cluster, tmp_path):
         pool = ThreadPoolExecutor(1)
         pusher = pool.submit(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds,
                              f"docker-archive:{tmp_path / 'bb.tar'}", f"docker://{a.host}/alice/busybox:replicated")
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] == "0-0":
-            assert time.monotonic() < deadline, "replica D stored no chunk"
-            time.sleep(0.05)
+        assert wait_for(lambda: httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] != "0-0",
+                        timeout=60, interval=0.05), "replica D stored no chunk"
         d.process.send_signal(signal.SIGKILL)  # while skopeo pushes through A
         d.process.wait(10)
         pusher.result(120)

@@ -12,7 +12,7 @@ from dockyard.registry.auth import LoginLimiter
 from dockyard.registry.config import RegistryConfig
 from dockyard.registry.storage import FilesystemBackend
 
-from .conftest import USERS, make_users, start_registry
+from tests.helpers.registry import USERS, make_users, start_registry
 
 
 def test_exposed_without_auth_and_with_deletion_warns():

@@ -9,7 +9,8 @@ import os
 import httpx
 import pytest
 
-from .images import layer_tar, schema2, sha256
+from tests.helpers.images import layer_tar, schema2, sha256
+from tests.helpers.registry import push_image, upload
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -25,23 +26,6 @@ def http(registry):
 
 def codes(response: httpx.Response) -> list[str]:
     return [e["code"] for e in response.json()["errors"]]
-
-
-def upload(http: httpx.Client, name: str, data: bytes) -> str:
-    digest = sha256(data)
-    r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data)
-    assert r.status_code == 201, r.text
-    return digest
-
-
-def push_image(http: httpx.Client, name: str, tag: str, layers: list[bytes]) -> tuple[bytes, str]:
-    manifest, config, blobs = schema2(layers)
-    for blob in [config, *blobs]:
-        upload(http, name, blob)
-    r = http.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST})
-    assert r.status_code == 201, r.text
-    assert r.headers["Docker-Content-Digest"] == sha256(manifest)
-    return manifest, sha256(manifest)
 
 
 def test_base_endpoint(http):

@@ -12,8 +12,8 @@ import pytest
 
 from dockyard.registry.storage import S3_MIN_PART, FilesystemBackend, S3Backend, make_backend
 
-from .conftest import skopeo, start_registry
-from .images import docker_archive, layer_tar, random_layer
+from tests.helpers.registry import skopeo, start_registry
+from tests.helpers.images import docker_archive, layer_tar, random_layer
 
 
 @pytest.fixture(params=["filesystem", "s3"])

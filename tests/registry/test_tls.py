@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import httpx
 import pytest
 
-from .conftest import start_registry
-from .images import layer_tar
-from .test_driver import Recorder, image_on_disk
+from tests.helpers.registry import start_registry
+from tests.helpers.images import layer_tar
+from tests.helpers.registry import Recorder, image_on_disk
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+@pytest.mark.requires_openssl
 def test_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",

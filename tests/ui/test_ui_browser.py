@@ -10,26 +10,29 @@ import urllib.request
 
 import pytest
 
-from tests.registry.conftest import start_docker_registry
+from tests.helpers.browser import Browser
+from tests.helpers.daemon import TcpDaemon, busybox_rootfs_tar
+from tests.helpers.registry import start_docker_registry
+from tests.helpers.requirements import require
 
-from .conftest import Browser, UiDaemon
-
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
+pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.requires_chromium,
+              pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def local_registry(tmp_path_factory):
+    require("docker_registry")
     server = start_docker_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
 
 
-def api(daemon: UiDaemon, path: str) -> object:
+def api(daemon: TcpDaemon, path: str) -> object:
     with urllib.request.urlopen(daemon.url + "/v1.41" + path, timeout=30) as response:
         return json.loads(response.read())
 
 
-def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: UiDaemon, browser: Browser,
+def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: TcpDaemon, browser: Browser,
                                                                 local_registry) -> None:
     d, b = ui_daemon, browser
     reference = f"{local_registry.host}/ui/busybox:1"
@@ -127,12 +130,11 @@ def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: UiDaem
     b.screenshot("09-events")
 
 
-def test_images_tag_commit_and_rmi(ui_daemon: UiDaemon, browser: Browser) -> None:
+def test_images_tag_commit_and_rmi(ui_daemon: TcpDaemon, browser: Browser) -> None:
     d, b = ui_daemon, browser
-    result = d.dockyard("run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c", "echo made > /made; sleep 600")
+    result = d.dockyard("run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c",
+                        "echo made > /made; sleep 600")
     if result.returncode != 0:  # the first test removed busybox:latest; put it back
-        from tests.integration.conftest import busybox_rootfs_tar
-
         assert d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()).returncode == 0
         result = d.dockyard("run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c",
                             "echo made > /made; sleep 600")
@@ -158,12 +160,13 @@ def test_images_tag_commit_and_rmi(ui_daemon: UiDaemon, browser: Browser) -> Non
     assert len(b.find_all('[data-test="layer-tree"] .tree-edge')) >= 1
     b.screenshot("11-tag-and-layer-tree")
     row = [r for r in b.find_all('[data-test="image-row"]') if "ui/committed:2" in r.text][0]
-    [button for button in row.find_elements("css selector", '[data-test="rmi"]') if "ui/committed:2" in button.text][0].click()
+    buttons = row.find_elements("css selector", '[data-test="rmi"]')
+    [button for button in buttons if "ui/committed:2" in button.text][0].click()
     b.wait(lambda: "ui/committed:2" not in b.text("images"), what="the tag removed")
     assert "ui/committed:2" not in {t for image in api(d, "/images/json") for t in image["RepoTags"] or []}
 
 
-def test_the_ui_page_is_locked_down(ui_daemon: UiDaemon) -> None:
+def test_the_ui_page_is_locked_down(ui_daemon: TcpDaemon) -> None:
     with urllib.request.urlopen(ui_daemon.url + "/ui/", timeout=30) as response:
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -175,7 +178,7 @@ def test_the_ui_page_is_locked_down(ui_daemon: UiDaemon) -> None:
         assert caught.value.code == 404, path
 
 
-def test_another_origin_is_refused_and_the_uis_own_is_not(ui_daemon: UiDaemon) -> None:
+def test_another_origin_is_refused_and_the_uis_own_is_not(ui_daemon: TcpDaemon) -> None:
     def create(origin: str) -> int:
         body = json.dumps({"Image": "busybox:latest", "Cmd": ["true"]}).encode()
         req = urllib.request.Request(ui_daemon.url + "/v1.41/containers/create", data=body, method="POST",
@@ -191,7 +194,7 @@ def test_another_origin_is_refused_and_the_uis_own_is_not(ui_daemon: UiDaemon) -
     assert create(ui_daemon.url) in (201, 404)  # the UI's own origin passes (404: no busybox in this daemon)
 
 
-def test_docs_render_the_daemons_own_openapi(ui_daemon: UiDaemon, browser: Browser) -> None:
+def test_docs_render_the_daemons_own_openapi(ui_daemon: TcpDaemon, browser: Browser) -> None:
     b = browser
     b.driver.get(ui_daemon.url + "/docs")
     b.wait(lambda: len(b.find_all(".opblock")) >= 40, what="the operations rendered by Swagger UI")

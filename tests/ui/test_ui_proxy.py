@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import Browser, UiDaemon
+from tests.helpers.browser import Browser
+from tests.helpers.daemon import TcpDaemon, busybox_rootfs_tar
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -34,7 +35,7 @@ def fetch(url: str, headers: dict[str, str] | None = None, data: bytes | None = 
 
 
 @pytest.fixture(scope="module")
-def proxy(ui_daemon: UiDaemon) -> Iterator[tuple[str, str, str]]:
+def proxy(ui_daemon: TcpDaemon) -> Iterator[tuple[str, str, str]]:
     """(base URL, token, cookie header) of a running ``dockyard ui`` for the daemon's unix socket."""
     process = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "-H", ui_daemon.host, "ui", "--no-browser"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -81,12 +82,10 @@ def test_host_and_origin_must_be_the_proxys_own(proxy) -> None:
                  method="DELETE")[0] == 204
 
 
-def test_the_ui_through_the_proxy_runs_a_terminal(ui_daemon: UiDaemon, browser: Browser, proxy) -> None:
+def test_the_ui_through_the_proxy_runs_a_terminal(ui_daemon: TcpDaemon, browser: Browser, proxy) -> None:
     base, token, _ = proxy
     result = ui_daemon.dockyard("run", "-d", "--name", "proxied", "busybox:latest", "sleep", "600")
     if result.returncode != 0:
-        from tests.integration.conftest import busybox_rootfs_tar
-
         assert ui_daemon.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()).returncode == 0
         result = ui_daemon.dockyard("run", "-d", "--name", "proxied", "busybox:latest", "sleep", "600")
     assert result.returncode == 0, result.stderr.decode()

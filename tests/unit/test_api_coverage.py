@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from dockyard.daemon import coverage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,8 @@ import tarfile
 
 import pytest
 
+from tests.helpers.requirements import require_that
+
 from dockyard.engine import Engine
 from dockyard.errors import Conflict, InvalidParameter, NotFound
 
@@ -83,8 +85,8 @@ def test_storage_migration_moves_images_and_container_layers(tmp_path):
     from dockyard.drivers import available
     from dockyard.models.container import CreateRequest
 
-    if available("storage").get("overlay") is not None:
-        pytest.skip(f"overlay is not usable here: {available('storage').get('overlay')}")
+    why = available("storage").get("overlay")
+    require_that(why is None, "the overlay storage driver", why or "")
     engine = _open(tmp_path)
     try:
         image_id = engine.images.import_tarball(io.BytesIO(_tar({"bin/tool": b"#!/bin/sh\n", "etc/conf": b"a"})),

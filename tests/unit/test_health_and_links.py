@@ -65,7 +65,8 @@ def test_probe_commands_and_config_checks():
     assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["CMD-SHELL", "exit 0"]))) == \
         ["/bin/sh", "-c", "exit 0"]
     assert health.probe_of(ContainerConfig(shell=["/bin/bash", "-c"],
-                                           healthcheck=HealthConfig(test=["CMD-SHELL", "x"]))) == ["/bin/bash", "-c", "x"]
+                                           healthcheck=HealthConfig(test=["CMD-SHELL", "x"]))) == \
+        ["/bin/bash", "-c", "x"]
     assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["NONE"]))) is None
     assert health.probe_of(ContainerConfig()) is None
     with pytest.raises(InvalidParameter, match="Interval in Healthcheck cannot be less than 1ms"):

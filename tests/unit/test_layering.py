@@ -95,3 +95,12 @@ def test_the_checker_catches_violations():
     assert _violations("dockyard.plugins.net_bridge.driver", "dockyard.engine")
     assert _violations("dockyard.plugins.net_bridge.driver", "dockyard.netns") is None
     assert _violations("dockyard.cli.registry", "dockyard.registry.auth") is None
+
+
+def test_one_hookimpl_spelling():
+    """Drivers, observers and the core's fallbacks all write ``from dockyard import hookimpl`` / ``@hookimpl``."""
+    sources = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("examples/*/*/*.py"), ROOT / "core" / "storage_fallbacks.py"]
+    other = [str(p.relative_to(ROOT)) for p in sources
+             if "/build/" not in str(p) and ("hookspecs import hookimpl" in (text := p.read_text())
+                                              or "@dockyard.hookimpl" in text or "@hookspecs.hookimpl" in text)]
+    assert not other, other

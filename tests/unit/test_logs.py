@@ -17,6 +17,7 @@ from dockyard import log_rotation, logs
 from dockyard.errors import InvalidParameter
 from dockyard.logs import LogCursor, LogEntry, LogQuery, stream_log
 from dockyard.models.container import LogConfig
+from tests.helpers.waiting import wait_for
 
 NS = 1_700_000_000_000_000_000
 
@@ -60,9 +61,9 @@ def write_lines(path: Path, lines: range | list[int], *, max_size: int = 0, max_
     w.close()
 
 
-def read_all(path: Path, query: LogQuery = LogQuery(), **kw) -> list[str]:
+def read_all(path: Path, query: LogQuery | None = None, **kw) -> list[str]:
     async def go() -> list[str]:
-        async with aclosing(stream_log(path, query, text, **kw)) as chunks:
+        async with aclosing(stream_log(path, query or LogQuery(), text, **kw)) as chunks:
             return [line for chunk in [c async for c in chunks] for line in chunk.decode().splitlines()]
     return asyncio.run(go())
 
@@ -229,11 +230,13 @@ def test_follow_stops_when_the_consumer_does(tmp_path):
         async with aclosing(stream) as chunks:
             async for _ in chunks:
                 break
-        await asyncio.sleep(0.05)  # the files are closed in a worker
 
-    before = len(list(Path("/proc/self/fd").iterdir()))
+    def open_files() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    before = open_files()
     asyncio.run(go())
-    assert len(list(Path("/proc/self/fd").iterdir())) <= before
+    assert wait_for(lambda: open_files() <= before, timeout=2)  # closed by a worker thread
 
 
 # -- configuration ----------------------------------------------------------------------------------

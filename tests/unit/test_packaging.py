@@ -24,10 +24,25 @@ def test_wheel_layout(tmp_path):
     for module in ("dockyard/hookspecs.py", "dockyard/cli/main.py", "dockyard/plugins/storage_vfs/driver.py",
                    "dockyard/plugins/exec_lxc/lxc_runtime.c", "dockyard/daemon/app.py"):
         assert module in names, module
+    assert not [n for n in names if n.endswith(".md")], "process notes do not ship"
+    assert "dockyard/py.typed" in names and "dockyard/seccomp_default.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[dockyard.storage]" in text and "vfs = dockyard.plugins.storage_vfs.driver:VfsDriver" in text
     assert "dockyard = dockyard.cli.main:main" in text
+
+
+def test_the_pytest_plugin_gives_the_suites_options_without_p(pytester):
+    """Third parties pass the conformance options with no ``-p``: pytest loads dockyard's plugin
+    through the ``pytest11`` entry point."""
+    from importlib.metadata import entry_points
+
+    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "dockyard"] == ["dockyard.testing.plugin"]
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dockyard-storage-driver", "vfs",
+                                           "--dockyard-exec-driver", "lxc", "--require-exec-capability", "all",
+                                           "--require-network-capability", "all")
+    result.assert_outcomes(passed=1)
 
 
 def test_package_version_is_the_distribution_version():

@@ -11,6 +11,7 @@ import pytest
 
 from dockyard import drivers, hookspecs
 from dockyard.errors import DriverNotFound, NotSupportedByDriver
+from tests.helpers.requirements import require_that
 
 BUILTINS = {
     "dockyard.storage": {"vfs", "overlay", "btrfs", "aufs"},
@@ -47,8 +48,7 @@ def test_builtin_drivers_implement_required_hooks(kind, prefix):
     for name in BUILTINS[f"dockyard.{kind}"]:
         why = drivers.available(kind).get(name)
         assert why is None or not why.startswith("cannot be imported"), why
-        if why is not None:
-            pytest.skip(f"{kind} driver {name} is not supported on this host: {why}")
+        require_that(why is None, f"the {kind} driver {name}", why or "")
         cls = drivers.driver_class(kind, name)
         implemented = {n for n, m in inspect.getmembers(cls, inspect.isfunction) if hasattr(m, "dockyard_impl")}
         assert required <= implemented, f"{name} lacks {required - implemented}"

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import shutil
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aiohttp import web
 from pydantic import Field
@@ -34,7 +34,12 @@ from dockyard.errors import DockyardError, InvalidParameter
 log = logging.getLogger(__name__)
 
 
-def _json_value(name: str, raw: str, kind: type) -> object:
+T = TypeVar("T", dict, list)
+
+
+def _json_value(name: str, raw: str, kind: type[T]) -> T:
+    """A query parameter holding JSON (``buildargs``, ``labels``: an object; ``cachefrom``: a list);
+    empty when absent or null."""
     if not raw:
         return kind()
     try:
@@ -44,7 +49,7 @@ def _json_value(name: str, raw: str, kind: type) -> object:
     if value is None:
         return kind()
     if not isinstance(value, kind):
-        raise InvalidParameter(f"invalid {name}: expected a JSON {kind.__name__}")
+        raise InvalidParameter(f"invalid {name}: expected a JSON {'object' if kind is dict else 'array'}")
     return value
 
 
@@ -91,13 +96,13 @@ def options_from(q: BuildQuery, request: web.Request) -> BuildOptions:
         pull=q.pull,
         rm=q.rm or q.forcerm,
         force_rm=q.forcerm,
-        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},  # type: ignore[union-attr]
-        labels={str(k): str(v) for k, v in labels.items()},  # type: ignore[union-attr]
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in labels.items()},
         target=q.target,
         registry_config=_registry_config(request),
         network_mode=q.networkmode or "default",
         extra_hosts=[h for item in q.extrahosts for h in item.split(",") if h],
-        cache_from=[str(c) for c in cache_from],  # type: ignore[union-attr]
+        cache_from=[str(c) for c in cache_from],
         memory=q.memory,
         memory_swap=q.memswap,
         cpu_shares=q.cpushares,

@@ -503,14 +503,15 @@ def register(app: web.Application) -> None:
     add_route(app, "GET", "/containers/{id}/attach/ws", attach_ws, query=AttachWsQuery)
     add_route(app, "POST", "/containers/{id}/wait", wait, query=WaitQuery)
     add_route(app, "GET", "/containers/{id}/logs", logs, query=LogsQuery)
-    # {id:.+} as moby's {name:.*}: "docker inspect registry:5000/repo:tag" must get "No such container" (404,
-    # the CLI then tries images), not the 405 of DELETE /containers/{id:.+}
-    add_route(app, "GET", "/containers/{id:.+}/json", inspect, query=InspectQuery)
+    add_route(app, "GET", "/containers/{id}/json", inspect, query=InspectQuery)
     add_route(app, "POST", "/containers/{id}/stop", stop, query=StopQuery)
     add_route(app, "POST", "/containers/{id}/kill", kill, query=KillQuery)
     add_route(app, "POST", "/containers/{id}/restart", restart, query=StopQuery)
     add_route(app, "POST", "/containers/{id}/resize", resize, query=ResizeQuery)
-    add_route(app, "DELETE", "/containers/{id:.+}", delete, query=DeleteQuery)
+    # a name, or a legacy link's "/<parent>/<alias>" (rm --link): no deeper, or every unknown GET under
+    # /containers/ would match it and be answered 405 instead of 404 (docker inspect asks for a container
+    # first, and tries an image only after a 404)
+    add_route(app, "DELETE", "/containers/{id:/?[^/]+(?:/[^/]+)?}", delete, query=DeleteQuery)
     add_route(app, "POST", "/containers/{id}/rename", rename, query=RenameQuery)
     add_route(app, "GET", "/containers/{id}/archive", archive_get, query=ArchiveQuery)
     add_route(app, "HEAD", "/containers/{id}/archive", archive_get, query=ArchiveQuery)

@@ -28,7 +28,7 @@ from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpo
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
 from dockyard.filters import Filters
 from dockyard.models.api import ApiModel
-from dockyard.transfer import pull_image, push_image
+from dockyard.transfer import SEARCH_FILTERS, pull_image, push_image, search_images
 
 log = logging.getLogger(__name__)
 
@@ -173,26 +173,14 @@ async def login(request: web.Request) -> web.Response:
 class SearchQuery(Query):
     term: str = ""
     limit: int = 25
-    filters: Annotated[FiltersParam, FilterKeys("is-automated", "is-official", "stars")] = Filters()
+    filters: Annotated[FiltersParam, FilterKeys(*SEARCH_FILTERS)] = Filters()
 
 
 async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
-    engine = _engine(request)
     q = query(request, SearchQuery)
-    if not q.term:
-        raise InvalidParameter("term must be given")
-    if q.limit < 1 or q.limit > 100:
-        raise InvalidParameter(f"limit {q.limit} is outside the range of [1, 100]")
-    official, automated = q.filters.bool_value("is-official"), q.filters.bool_value("is-automated")
-    stars = q.filters.get("stars")
-    try:
-        minimum = max((int(v) for v in stars), default=0)
-    except ValueError:
-        raise InvalidParameter(f"Invalid filter 'stars={stars[0]}'") from None
-    results = await asyncio.to_thread(engine.distribution.search, q.term, q.limit, registry_auth(request))
-    results = [r for r in results if (official is None or r["is_official"] == official)
-               and (automated is None or r["is_automated"] == automated) and r["star_count"] >= minimum]
+    results = await asyncio.to_thread(search_images, _engine(request), q.term, q.limit, registry_auth(request),
+                                      q.filters)
     return json_response(results)
 
 

@@ -155,7 +155,8 @@ class PruneImagesQuery(Query):
 
 
 async def prune(request: web.Request) -> web.Response:
-    deleted, reclaimed = await asyncio.to_thread(_engine(request).images.prune, query(request, PruneImagesQuery).filters)
+    q = query(request, PruneImagesQuery)
+    deleted, reclaimed = await asyncio.to_thread(_engine(request).images.prune, q.filters)
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 

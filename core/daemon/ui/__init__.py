@@ -29,12 +29,16 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
 from dockyard.daemon.deps import engine as _engine
 from dockyard.errors import DockyardError, InvalidParameter, NotFound
 from dockyard.models.exec import ExecCreateRequest
+
+if TYPE_CHECKING:
+    from dockyard.engine import Engine
 
 __all__ = ["STATIC", "UiAssets", "VENDOR", "register"]
 
@@ -169,7 +173,7 @@ async def terminal(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _control(engine, exec_id: str, text: str) -> None:
+async def _control(engine: Engine, exec_id: str, text: str) -> None:
     try:
         data = json.loads(text)
         columns, rows = (int(v) for v in data["resize"])

@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 from dockyard import archive
 from dockyard.errors import Conflict, InvalidParameter, NotFound, System
-from dockyard.hookspecs import hookimpl
+from dockyard import hookimpl
 from dockyard.models.capabilities import StorageCapabilities
 
 

@@ -51,15 +51,3 @@ def run(queue: list[ModuleType], ctx: Any, timings: dict[str, float] | None = No
             except Exception as exc:  # keep undoing; report the original failure
                 log.warning("undoing step %s: %s", step.NAME, exc)
         raise
-
-
-def undo_all(queue: list[ModuleType], ctx: Any) -> None:
-    """Tear down in reverse order, for release; every step is tried."""
-    errors = []
-    for step in reversed(queue):
-        try:
-            step.undo(ctx)
-        except Exception as exc:
-            errors.append(f"{step.NAME}: {exc}")
-    if errors:
-        log.warning("teardown: %s", "; ".join(errors))

@@ -9,7 +9,6 @@ import socket
 import time
 from pathlib import Path
 
-from dockyard.testing.exec_conformance import wait_for
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -104,4 +103,4 @@ def settles(pid: int, within: float = 1.0, window: float = 0.5, busy: float = 0.
 
 
 __all__ = ["bytes_read", "cpu_seconds", "ignores_sigpipe", "leave_mid_stream", "open_fds", "open_stream", "ping",
-           "rss_bytes", "settles", "wait_for"]
+           "rss_bytes", "settles"]

@@ -54,7 +54,7 @@ def docker_archive(layers: list[bytes], tag: str | None = None) -> tuple[bytes, 
 
         add(f"{image_id[7:]}.json", config)
         paths = []
-        for layer, diff_id in zip(layers, diff_ids):
+        for layer, diff_id in zip(layers, diff_ids, strict=True):
             add(f"{diff_id[7:]}/layer.tar", layer)
             paths.append(f"{diff_id[7:]}/layer.tar")
         add("manifest.json", json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": [tag] if tag else None,

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.waiting import wait_for
+
 ACCESS_KEY = "dockyard-test"
 SECRET_KEY = "dockyard-test-secret"
 
@@ -99,14 +101,15 @@ def start_seaweedfs(root: Path, timeout: float = 60) -> SeaweedFS:
             f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
             "-master.volumeSizeLimitMB=256", f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
             "-volume.max=0", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-            f"-filer.localSocket={root / 'filer.sock'}", "-filer.saveToFilerLimit=4096", "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
+            f"-filer.localSocket={root / 'filer.sock'}", "-filer.saveToFilerLimit=4096", "-s3", f"-s3.port={s3}",
+            f"-s3.port.grpc={s3_grpc}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}", f"-s3.localSocket={root / 's3.sock'}"]
     process = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
                                start_new_session=True)
     server = SeaweedFS(process, root, f"http://127.0.0.1:{s3}", [master_grpc, volume_grpc, filer_grpc, s3_grpc])
-    deadline = time.monotonic() + timeout
     probe = f"wait-{os.getpid()}-{time.monotonic_ns()}"
-    while True:
+
+    def works() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"weed exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
@@ -117,9 +120,11 @@ def start_seaweedfs(root: Path, timeout: float = 60) -> SeaweedFS:
             client.put_object(Bucket=probe, Key="probe", Body=b"ok")
             client.delete_object(Bucket=probe, Key="probe")
             client.delete_bucket(Bucket=probe)
-            return server
+            return True
         except Exception:  # noqa: BLE001 - not up yet
-            if time.monotonic() > deadline:
-                server.stop()
-                raise AssertionError(f"SeaweedFS did not come up:\n{log.read_text()[-4000:]}") from None
-            time.sleep(0.2)
+            return False
+
+    if not wait_for(works, timeout=timeout, interval=0.2):
+        server.stop()
+        raise AssertionError(f"SeaweedFS did not come up:\n{log.read_text()[-4000:]}")
+    return server
