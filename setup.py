@@ -5,16 +5,26 @@ installed distribution is one import namespace: ``dockyard`` (core),
 ``dockyard.cli``, ``dockyard.plugins.*`` and ``dockyard.registry`` (the registry
 server).  setuptools cannot express a prefix-changing mapping for discovered subpackages declaratively, hence this file.
 """
+
 from setuptools import find_packages, setup
 
-SOURCE_ROOTS = {"dockyard": "core", "dockyard.cli": "cli", "dockyard.plugins": "plugins",
-                "dockyard.registry": "registry"}
+SOURCE_ROOTS = {
+    "dockyard": "core",
+    "dockyard.cli": "cli",
+    "dockyard.plugins": "plugins",
+    "dockyard.registry": "registry",
+}
 
 packages: list[str] = []
 for package, folder in SOURCE_ROOTS.items():
     packages.append(package)
     packages += [f"{package}.{sub}" for sub in find_packages(folder)]
 
-setup(packages=packages, package_dir=SOURCE_ROOTS,
-      package_data={"": ["*.sh", "*.json", "*.c", "static/*.html", "static/*.js", "static/*.css"],
-                    "dockyard": ["py.typed"]})
+setup(
+    packages=packages,
+    package_dir=SOURCE_ROOTS,
+    package_data={
+        "": ["*.sh", "*.json", "*.c", "static/*.html", "static/*.js", "static/*.css"],
+        "dockyard": ["py.typed"],
+    },
+)

@@ -85,13 +85,16 @@ def main() -> None:
         ctx = make_context(root, args.mb)
         env = dict(daemon.env(), DOCKER_BUILDKIT="0")
         clis = {"dockyard": [sys.executable, "-m", "dockyard.cli", "build"]}
-        if subprocess.run([sys.executable, "-m", "dockyard.cli", "build", "--help"], env=env,
-                          capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                [sys.executable, "-m", "dockyard.cli", "build", "--help"], env=env, capture_output=True
+            ).returncode
+            == 0
+        ):
             clis["dockyard"] = [sys.executable, "-m", "dockyard.cli", "build"]
         if DOCKER:
             clis["docker"] = [DOCKER, "build"]
-        print(f"storage driver {args.storage_driver}, context {args.mb} MB + 50 small files, "
-              f"medians of {args.repeat}")
+        print(f"storage driver {args.storage_driver}, context {args.mb} MB + 50 small files, medians of {args.repeat}")
         for name, cli in clis.items():
             cold, cached, changed = [], [], []
             for i in range(args.repeat):
@@ -99,8 +102,10 @@ def main() -> None:
                 cached.append(timed([*cli, "-t", "bench:cold", str(ctx)], env, expect_cached=True))
                 (ctx / "src-0.txt").write_text(f"changed {i} {time.time()}\n")
                 changed.append(timed([*cli, "-t", "bench:cold", str(ctx)], env))
-            print(f"{name:8s} CLI: cold {statistics.median(cold):.2f} s   cached {statistics.median(cached):.2f} s"
-                  f"   one file changed {statistics.median(changed):.2f} s")
+            print(
+                f"{name:8s} CLI: cold {statistics.median(cold):.2f} s   cached {statistics.median(cached):.2f} s"
+                f"   one file changed {statistics.median(changed):.2f} s"
+            )
         runs_ctx = root / "runs"
         runs_ctx.mkdir()
         cli = clis.get("docker", clis["dockyard"])

@@ -57,8 +57,13 @@ def once(argv: list[str], env: dict[str, str]) -> Run:
     """One run of ``argv``, its output thrown away."""
     with tempfile.NamedTemporaryFile("r", prefix="dy-cli-bench-") as report:
         start = time.perf_counter()
-        done = subprocess.run([TIME, "-q", "-f", "%x %M", "-o", report.name, *argv], env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(
+            [TIME, "-q", "-f", "%x %M", "-o", report.name, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wall = time.perf_counter() - start
         status, peak_kib = report.read().split()[-2:]
     if done.returncode != int(status):
@@ -70,8 +75,9 @@ def spread(values: list[float], scale: float, unit: str) -> str:
     return f"{statistics.median(values) * scale:7.1f} {unit} [{min(values) * scale:.1f}-{max(values) * scale:.1f}]"
 
 
-def compare(name: str, args: list[str], dockyard: list[str], docker: str, env: dict[str, str], runs: int,
-            warmup: int) -> bool:
+def compare(
+    name: str, args: list[str], dockyard: list[str], docker: str, env: dict[str, str], runs: int, warmup: int
+) -> bool:
     a_argv, b_argv = dockyard + args, [docker, *args]
     for _ in range(warmup):
         once(a_argv, env), once(b_argv, env)
@@ -93,9 +99,11 @@ def compare(name: str, args: list[str], dockyard: list[str], docker: str, env: d
     else:
         met = statistics.median(a_wall) < TARGET_WALL and statistics.median(a_peak) < TARGET_PEAK
         target = f"< {TARGET_WALL * 1000:.0f} ms, < {TARGET_PEAK:.0f} MiB"
-    print(f"{name:<9} dockyard {spread(a_wall, 1000, 'ms')} {spread(a_peak, 1, 'MiB')}   "
-          f"docker {spread(b_wall, 1000, 'ms')} {spread(b_peak, 1, 'MiB')}   "
-          f"ratio {ratio:5.2f}  diff {delta * 1000:+6.1f} ms   target {target}: {'met' if met else 'NOT met'}")
+    print(
+        f"{name:<9} dockyard {spread(a_wall, 1000, 'ms')} {spread(a_peak, 1, 'MiB')}   "
+        f"docker {spread(b_wall, 1000, 'ms')} {spread(b_peak, 1, 'MiB')}   "
+        f"ratio {ratio:5.2f}  diff {delta * 1000:+6.1f} ms   target {target}: {'met' if met else 'NOT met'}"
+    )
     return met
 
 
@@ -138,9 +146,24 @@ def throwaway_daemon(dockyard: list[str]):
     sock = root / "d.sock"
     bridge = "dyb" + secrets.token_hex(4)
     log = open(root / "daemon.log", "wb")
-    daemon = subprocess.Popen([sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{sock}", "--data-root",
-                               str(root / "data"), "--storage-driver", "vfs", "--network-opt", f"bridge={bridge}"],
-                              stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.daemon",
+            "-H",
+            f"unix://{sock}",
+            "--data-root",
+            str(root / "data"),
+            "--storage-driver",
+            "vfs",
+            "--network-opt",
+            f"bridge={bridge}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not _answers(sock):
@@ -148,8 +171,12 @@ def throwaway_daemon(dockyard: list[str]):
                 sys.exit(f"the daemon did not start:\n{(root / 'daemon.log').read_text()}")
             time.sleep(0.05)
         host = f"unix://{sock}"
-        subprocess.run([*dockyard, "-H", host, "import", "-", "busybox:latest"], input=busybox_tar(), check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*dockyard, "-H", host, "import", "-", "busybox:latest"],
+            input=busybox_tar(),
+            check=True,
+            capture_output=True,
+        )
         yield host
     finally:
         daemon.terminate()
@@ -180,16 +207,28 @@ def main() -> None:
     if not os.access(TIME, os.X_OK):
         sys.exit(f"{TIME} is needed (Debian package: time)")
     script = Path(sys.executable).with_name("dockyard")
-    dockyard = args.dockyard.split() if args.dockyard else [str(script)] if script.exists() else \
-        [sys.executable, "-m", "dockyard.cli"]
-    with (throwaway_daemon(dockyard) if args.start_daemon else _given(args.host)) as host:
+    dockyard = (
+        args.dockyard.split()
+        if args.dockyard
+        else [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "dockyard.cli"]
+    )
+    with throwaway_daemon(dockyard) if args.start_daemon else _given(args.host) as host:
         config = tempfile.mkdtemp(prefix="dy-cli-bench-config-")
-        env = {**os.environ, "DOCKYARD_HOST": host, "DOCKER_HOST": host, "DOCKER_CONFIG": config,
-               "DOCKYARD_CONFIG": config}
+        env = {
+            **os.environ,
+            "DOCKYARD_HOST": host,
+            "DOCKER_HOST": host,
+            "DOCKER_CONFIG": config,
+            "DOCKYARD_CONFIG": config,
+        }
         try:
             print(f"{args.runs} runs each, in turn; median [min-max]; ratio and diff: median of the pairs")
-            met = [compare(name, CASES[name], dockyard, args.docker, env, args.runs, args.warmup)
-                   for name in (args.cases or CASES)]
+            met = [
+                compare(name, CASES[name], dockyard, args.docker, env, args.runs, args.warmup)
+                for name in (args.cases or CASES)
+            ]
         finally:
             shutil.rmtree(config, ignore_errors=True)
     sys.exit(0 if all(met) else 1)

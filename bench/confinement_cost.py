@@ -29,8 +29,11 @@ from dockyard.testing.exec_conformance import build_busybox_rootfs, read_all
 def one_run(driver: LxcDriver, rootfs: Path, logs: Path, conf) -> float:
     cid = secrets.token_hex(32)
     t0 = time.perf_counter()
-    driver.exec_create(spec=RuntimeSpec(container_id=cid, rootfs=rootfs, args=["true"],
-                                        log_path=logs / f"{cid}.json", confinement=conf))
+    driver.exec_create(
+        spec=RuntimeSpec(
+            container_id=cid, rootfs=rootfs, args=["true"], log_path=logs / f"{cid}.json", confinement=conf
+        )
+    )
     sock = driver.exec_attach(container_id=cid, stdin=False, stdout=True, stderr=True)
     driver.exec_start(container_id=cid)
     read_all(sock)
@@ -53,7 +56,7 @@ def main() -> None:
         confined, unconfined = [], []
         for i in range(args.runs + 2):
             a, b = one_run(driver, rootfs, tmp, default), one_run(driver, rootfs, tmp, bare)
-            if i >= 2:      # warm-up
+            if i >= 2:  # warm-up
                 confined.append(a)
                 unconfined.append(b)
         t0 = time.perf_counter()
@@ -63,8 +66,10 @@ def main() -> None:
         ratios = sorted(a / b for a, b in zip(confined, unconfined, strict=True))
         for name, xs in (("Docker's default confinement", confined), ("unconfined", unconfined)):
             print(f"start+wait of `true`, {name + ':':<30} median {statistics.median(xs) * 1000:.1f} ms")
-        print(f"ratio confined/unconfined (pairwise median):         {statistics.median(ratios):.3f} "
-              f"({len(ratios)} pairs)")
+        print(
+            f"ratio confined/unconfined (pairwise median):         {statistics.median(ratios):.3f} "
+            f"({len(ratios)} pairs)"
+        )
         print(f"confinement.resolve() in the core:                   {resolve_ms:.2f} ms per container")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -43,8 +43,17 @@ from pathlib import Path
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin") or "docker"
 REF_SOCK = "/run/refdocker.sock"
-REF_ARGS = ["dockerd", "-H", f"unix://{REF_SOCK}", "--data-root", "/var/lib/refdocker", "--exec-root",
-            "/run/refdocker", "--pidfile", "/run/refdocker.pid"]
+REF_ARGS = [
+    "dockerd",
+    "-H",
+    f"unix://{REF_SOCK}",
+    "--data-root",
+    "/var/lib/refdocker",
+    "--exec-root",
+    "/run/refdocker",
+    "--pidfile",
+    "/run/refdocker.pid",
+]
 
 
 def busybox_tar() -> bytes:
@@ -166,7 +175,7 @@ class Target:
                 cgroups = Path(f"/proc/{p}/cgroup").read_text()
             except OSError:
                 continue
-            if "/dockyard/" not in cgroups.replace("dockyard.monitor", ""):    # not a container process
+            if "/dockyard/" not in cgroups.replace("dockyard.monitor", ""):  # not a container process
                 helpers.append(p)
         return helpers
 
@@ -175,12 +184,26 @@ def start_dockyard(name: str, exec_driver: str, runtime: str, storage: str) -> T
     root = Path(tempfile.mkdtemp(prefix=f"dy-bench-{name.replace(':', '-')}-"))
     sock = root / "s.sock"
     bridge = "dyb" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
-    argv = [sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{sock}", "--data-root", str(root / "data"),
-            "--storage-driver", storage, "--exec-driver", exec_driver, "--network-opt", f"bridge={bridge}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "dockyard.daemon",
+        "-H",
+        f"unix://{sock}",
+        "--data-root",
+        str(root / "data"),
+        "--storage-driver",
+        storage,
+        "--exec-driver",
+        exec_driver,
+        "--network-opt",
+        f"bridge={bridge}",
+    ]
     if runtime:
         argv += ["--runtime", runtime]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(root / "daemon.log", "ab"),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=open(root / "daemon.log", "ab"), start_new_session=True
+    )
     t = Target(name, f"unix://{sock}", proc, root, exec_driver)
     wait_ping(t)
     return t
@@ -254,8 +277,9 @@ def driver_floor(runs: int) -> dict[str, list[float]]:
             for i in range(runs + 2):
                 cid = secrets.token_hex(32)
                 t0 = time.perf_counter()
-                driver.exec_create(spec=RuntimeSpec(container_id=cid, rootfs=rootfs, args=["true"],
-                                                    log_path=tmp / "log"))
+                driver.exec_create(
+                    spec=RuntimeSpec(container_id=cid, rootfs=rootfs, args=["true"], log_path=tmp / "log")
+                )
                 driver.exec_start(container_id=cid)
                 driver.exec_wait(container_id=cid)
                 driver.exec_delete(container_id=cid)
@@ -286,7 +310,7 @@ def main() -> None:
             targets.append(start_reference())
         for t in targets:
             t.docker("import", "-", "busybox:latest", input=tar)
-            t.docker("run", "--rm", "busybox", "true")          # warm up
+            t.docker("run", "--rm", "busybox", "true")  # warm up
             t.docker("run", "--rm", "--network", "none", "busybox", "true")
             time.sleep(1)
             t.figures["rss_idle_kb"] = sum(rss_kb(p) for p in t.daemon_pids())
@@ -318,8 +342,8 @@ def main() -> None:
                 ids = [t.docker("run", "-d", "busybox", "sleep", "100000").strip() for _ in range(100)]
                 time.sleep(2)
                 t.figures["rss_100_kb"] = sum(rss_kb(p) for p in t.daemon_pids())
-                for i in range(0, len(ids), 10):      # in tens: a loaded machine need not hit client timeouts
-                    t.docker("rm", "-f", *ids[i:i + 10])
+                for i in range(0, len(ids), 10):  # in tens: a loaded machine need not hit client timeouts
+                    t.docker("rm", "-f", *ids[i : i + 10])
     finally:
         for t in targets:
             try:
@@ -337,9 +361,12 @@ def report(targets: list[Target], floor: dict[str, list[float]]) -> None:
     def row(label: str, values: list[str]) -> None:
         print(f"{label:<34}" + "".join(f"{v:>22}" for v in values))
 
-    for key, label in (("run_rm_bridge", "run --rm (bridge) median/p90 ms"),
-                       ("run_rm_none", "run --rm (none) median/p90 ms"),
-                       ("lifecycle", "lifecycle median/p90 ms"), ("ps", "ps -q (CLI floor) median ms")):
+    for key, label in (
+        ("run_rm_bridge", "run --rm (bridge) median/p90 ms"),
+        ("run_rm_none", "run --rm (none) median/p90 ms"),
+        ("lifecycle", "lifecycle median/p90 ms"),
+        ("ps", "ps -q (CLI floor) median ms"),
+    ):
         values = []
         for t in targets:
             med, p90 = stats(t.samples[key])
@@ -348,12 +375,14 @@ def report(targets: list[Target], floor: dict[str, list[float]]) -> None:
                 ratio = f" ({med / stats(ref.samples[key])[0]:.2f}x)"
             values.append(f"{med * 1000:.0f}/{p90 * 1000:.0f}{ratio}")
         row(label, values)
-    for key, label, scale, fmt in (("run_d_50_s", "50 x run -d, s", 1, "{:.1f}"),
-                                   ("rm_f_50_s", "rm -f 50, s", 1, "{:.2f}"),
-                                   ("helper_pss_kb", "helper PSS per container, MB", 1 / 1024, "{:.2f}"),
-                                   ("helper_procs", "helper processes for 50", 1, "{:.0f}"),
-                                   ("rss_idle_kb", "daemon RSS idle, MB", 1 / 1024, "{:.0f}"),
-                                   ("rss_100_kb", "daemon RSS, 100 running, MB", 1 / 1024, "{:.0f}")):
+    for key, label, scale, fmt in (
+        ("run_d_50_s", "50 x run -d, s", 1, "{:.1f}"),
+        ("rm_f_50_s", "rm -f 50, s", 1, "{:.2f}"),
+        ("helper_pss_kb", "helper PSS per container, MB", 1 / 1024, "{:.2f}"),
+        ("helper_procs", "helper processes for 50", 1, "{:.0f}"),
+        ("rss_idle_kb", "daemon RSS idle, MB", 1 / 1024, "{:.0f}"),
+        ("rss_100_kb", "daemon RSS, 100 running, MB", 1 / 1024, "{:.0f}"),
+    ):
         values = []
         for t in targets:
             if key not in t.figures:
@@ -367,8 +396,10 @@ def report(targets: list[Target], floor: dict[str, list[float]]) -> None:
     print()
     for name, times in floor.items():
         med, p90 = stats(times)
-        print(f"driver floor {name:<10} create+start+wait+delete of true: median {med * 1000:.1f} ms, "
-              f"p90 {p90 * 1000:.1f} ms")
+        print(
+            f"driver floor {name:<10} create+start+wait+delete of true: median {med * 1000:.1f} ms, "
+            f"p90 {p90 * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

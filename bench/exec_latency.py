@@ -43,8 +43,9 @@ def driver_level(runs: int) -> list[float]:
     cid = secrets.token_hex(32)
     try:
         rootfs = build_busybox_rootfs(tmp / "rootfs")
-        driver.exec_create(spec=RuntimeSpec(container_id=cid, rootfs=rootfs, args=["sleep", "100000"],
-                                            log_path=tmp / "log.json"))
+        driver.exec_create(
+            spec=RuntimeSpec(container_id=cid, rootfs=rootfs, args=["sleep", "100000"], log_path=tmp / "log.json")
+        )
         driver.exec_start(container_id=cid)
         times = []
         for i in range(runs + 2):
@@ -52,12 +53,13 @@ def driver_level(runs: int) -> list[float]:
             t0 = time.perf_counter()
             sock = driver.exec_run(container_id=cid, exec_id=exec_id, spec=ProcessSpec(args=["true"]))
             codes: list[int] = []
-            waiter = threading.Thread(target=lambda: codes.append(driver.exec_run_wait(container_id=cid,
-                                                                                        exec_id=exec_id)))
+            waiter = threading.Thread(
+                target=lambda: codes.append(driver.exec_run_wait(container_id=cid, exec_id=exec_id))
+            )
             waiter.start()
             read_all(sock)
             waiter.join()
-            if i >= 2:          # warm-up
+            if i >= 2:  # warm-up
                 times.append(time.perf_counter() - t0)
             assert codes == [0], codes
         return times
@@ -73,8 +75,9 @@ def end_to_end(host: str, runs: int) -> tuple[list[float], list[float]]:
     docker = shutil.which("docker") or sys.exit("the docker CLI is needed for --host")
     env = dict(os.environ, DOCKER_HOST=host)
     name = "exec-bench-" + secrets.token_hex(4)
-    subprocess.run([docker, "run", "-d", "--name", name, "busybox", "sleep", "100000"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [docker, "run", "-d", "--name", name, "busybox", "sleep", "100000"], env=env, check=True, capture_output=True
+    )
     try:
         exec_times, ps_times = [], []
         for i in range(runs + 2):

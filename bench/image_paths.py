@@ -64,12 +64,32 @@ sys.path.insert(0, str(REPO))
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin") or "docker"
 REF_SOCKET = Path("/run/refdocker.sock")
-REF_COMMAND = ["dockerd", "-H", "unix:///run/refdocker.sock", "--data-root", "/var/lib/refdocker", "--exec-root",
-               "/run/refdocker", "--pidfile", "/run/refdocker.pid"]
+REF_COMMAND = [
+    "dockerd",
+    "-H",
+    "unix:///run/refdocker.sock",
+    "--data-root",
+    "/var/lib/refdocker",
+    "--exec-root",
+    "/run/refdocker",
+    "--pidfile",
+    "/run/refdocker.pid",
+]
 PATHS = ("import", "load", "save", "export", "commit", "diff", "push", "pull", "registry", "build")
 TIME_PATHS = ("commit", "diff", "build-cold", "build-cached")  # ratio of times: lower is better
-TARGETS = {"import": 1.5, "load": 1.5, "save": 1.5, "export": 1.5, "push": 1.5, "pull": 1.5, "commit": 1.0,
-           "diff": 1.0, "build-cold": 0.8, "build-cached": 0.8, "registry": 1.0}
+TARGETS = {
+    "import": 1.5,
+    "load": 1.5,
+    "save": 1.5,
+    "export": 1.5,
+    "push": 1.5,
+    "pull": 1.5,
+    "commit": 1.0,
+    "diff": 1.0,
+    "build-cold": 0.8,
+    "build-cached": 0.8,
+    "registry": 1.0,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -88,11 +108,16 @@ def _sha256_file(path: Path) -> str:
 def docker_archive_file(layers: list[Path], out: Path, tag: str) -> str:
     """Write a docker-archive (``docker save`` format) of uncompressed layer tars; returns the image ID."""
     diff_ids = [_sha256_file(p) for p in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-                         "created": "2026-01-01T00:00:00Z",
-                         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"layer {i}"}
-                                     for i in range(len(layers))],
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "created": "2026-01-01T00:00:00Z",
+            "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
     image_id = hashlib.sha256(config).hexdigest()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         names = []
@@ -100,9 +125,13 @@ def docker_archive_file(layers: list[Path], out: Path, tag: str) -> str:
             name = f"{diff_id[7:]}/layer.tar"
             tar.add(str(path), arcname=name)
             names.append(name)
-        for name, data in ((f"{image_id}.json", config),
-                           ("manifest.json", json.dumps([{"Config": f"{image_id}.json", "RepoTags": [tag],
-                                                          "Layers": names}]).encode())):
+        for name, data in (
+            (f"{image_id}.json", config),
+            (
+                "manifest.json",
+                json.dumps([{"Config": f"{image_id}.json", "RepoTags": [tag], "Layers": names}]).encode(),
+            ),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -217,8 +246,9 @@ class Daemon:
     config_dir: Path
 
     def docker(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
-        env = dict(os.environ, DOCKER_HOST=f"unix://{self.socket}", DOCKER_CONFIG=str(self.config_dir),
-                   DOCKER_BUILDKIT="0")
+        env = dict(
+            os.environ, DOCKER_HOST=f"unix://{self.socket}", DOCKER_CONFIG=str(self.config_dir), DOCKER_BUILDKIT="0"
+        )
         done = subprocess.run([DOCKER, *args], env=env, capture_output=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(f"{self.label}: docker {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
@@ -243,8 +273,7 @@ def reference_daemon(work: Path) -> Daemon:
     config = work / "docker-config"
     config.mkdir(exist_ok=True)
     if answers(REF_SOCKET):
-        print("reference: the Docker daemon already answering on /run/refdocker.sock (left running)",
-              file=sys.stderr)
+        print("reference: the Docker daemon already answering on /run/refdocker.sock (left running)", file=sys.stderr)
         return Daemon("docker", REF_SOCKET, None, config)
     log = open(work / "refdocker.log", "ab")
     process = subprocess.Popen(REF_COMMAND, stdout=log, stderr=log, start_new_session=True)
@@ -260,9 +289,24 @@ def dockyard_daemon(work: Path, driver: str) -> Daemon:
     root.mkdir()
     sock = root / "dockyard.sock"
     log = open(root / "daemon.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{sock}", "--data-root",
-                                str(root / "data"), "--storage-driver", driver, "--network-driver", "none"],
-                               stdout=log, stderr=log, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.daemon",
+            "-H",
+            f"unix://{sock}",
+            "--data-root",
+            str(root / "data"),
+            "--storage-driver",
+            driver,
+            "--network-driver",
+            "none",
+        ],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     wait_for(lambda: answers(sock) or process.poll() is not None, f"dockyard ({driver})")
     if process.poll() is not None:
         raise SystemExit(f"dockyard --storage-driver {driver} exited: see {root / 'daemon.log'}")
@@ -312,8 +356,10 @@ class Run:
         self.cleanup_image(d, name)
 
     def load(self, d: Daemon) -> None:
-        for key, archive, tag in (("rootfs", self.inputs.rootfs_archive, "dybench/rootfs:load"),
-                                  ("img5", self.inputs.img5, "dybench/img5:load")):
+        for key, archive, tag in (
+            ("rootfs", self.inputs.rootfs_archive, "dybench/rootfs:load"),
+            ("img5", self.inputs.img5, "dybench/img5:load"),
+        ):
             self.cleanup_image(d, tag)
             seconds = d.timed("load", "-q", "-i", str(archive))
             self.record(f"load {key}", d.label, archive.stat().st_size / 1e6 / seconds)
@@ -365,7 +411,7 @@ class Run:
 
 
 def start_reference_registry(root: Path):
-    from tests.registry.conftest import start_docker_registry
+    from tests.helpers.registry import start_docker_registry
 
     shutil.rmtree(root, ignore_errors=True)
     return start_docker_registry(root)
@@ -375,10 +421,9 @@ def bench_registry(work: Path, inputs: Inputs, run: Run) -> None:
     """skopeo copy into and out of each registry server, and one blob GET (sendfile path)."""
     import httpx
 
-    from tests.registry.conftest import skopeo, start_registry
+    from tests.helpers.registry import skopeo, start_registry
 
-    servers = [("dockyard registry", lambda root: start_registry(root)),
-               ("docker-registry", start_reference_registry)]
+    servers = [("dockyard registry", lambda root: start_registry(root)), ("docker-registry", start_reference_registry)]
     for label, start in servers:
         root = work / f"reg-{label.split()[0]}"
         shutil.rmtree(root, ignore_errors=True)
@@ -410,7 +455,7 @@ def bench_registry(work: Path, inputs: Inputs, run: Run) -> None:
 
 def bench_build(work: Path, run: Run, daemons: list[Daemon]) -> None:
     from bench.build_bench import make_context
-    from tests.integration.conftest import busybox_rootfs_tar
+    from tests.helpers.daemon import busybox_rootfs_tar
 
     ctx = work / "build-ctx"
     if not ctx.exists():
@@ -448,8 +493,17 @@ def table(results: dict[str, dict[str, list[float]]], reference: str) -> list[st
             ratio = statistics.median(ratios) if ratios else float("nan")
             target = TARGETS.get(path if path.startswith("build") else base, 1.0)
             met = (ratio <= target) if is_time else (ratio >= target)
-            rows.append((path, label, f"{statistics.median(values):.2f} {unit}", f"{statistics.median(ref):.2f} {unit}",
-                         f"{ratio:.2f}", ("<= " if is_time else ">= ") + f"{target:g}", "ok" if met else "MISSED"))
+            rows.append(
+                (
+                    path,
+                    label,
+                    f"{statistics.median(values):.2f} {unit}",
+                    f"{statistics.median(ref):.2f} {unit}",
+                    f"{ratio:.2f}",
+                    ("<= " if is_time else ">= ") + f"{target:g}",
+                    "ok" if met else "MISSED",
+                )
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
@@ -510,16 +564,19 @@ def main() -> int:
                             shutil.rmtree(work / "registry", ignore_errors=True)
         load_end = os.getloadavg()
         lines = table(run.results, "docker")
-        print(f"\nimage data paths: {args.rounds} round(s), rootfs {inputs.sizes['rootfs'] / 1e6:.0f} MB, "
-              f"5-layer image {inputs.sizes['img5'] / 1e6:.0f} MB; reference Docker "
-              f"{reference.docker('version', '-f', '{{.Server.Version}}', check=False).stdout.decode().strip()} "
-              f"(overlay2); load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end")
-        print("ratio: dockyard / reference per round, median (times for commit, diff and build: lower is better; "
-              "registry rows: dockyard's server / docker-registry)")
+        print(
+            f"\nimage data paths: {args.rounds} round(s), rootfs {inputs.sizes['rootfs'] / 1e6:.0f} MB, "
+            f"5-layer image {inputs.sizes['img5'] / 1e6:.0f} MB; reference Docker "
+            f"{reference.docker('version', '-f', '{{.Server.Version}}', check=False).stdout.decode().strip()} "
+            f"(overlay2); load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end"
+        )
+        print(
+            "ratio: dockyard / reference per round, median (times for commit, diff and build: lower is better; "
+            "registry rows: dockyard's server / docker-registry)"
+        )
         print("\n".join(lines))
         if args.json:
-            Path(args.json).write_text(json.dumps({"results": run.results, "load": [load_start, load_end]},
-                                                  indent=1))
+            Path(args.json).write_text(json.dumps({"results": run.results, "load": [load_start, load_end]}, indent=1))
     finally:
         for d in daemons[1:]:
             try:
@@ -527,8 +584,9 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - stop the others all the same
                 print(f"stopping {d.label}: {exc}", file=sys.stderr)
         if reference is not None:
-            for image in reference.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
-                                          check=False).stdout.decode().split():
+            for image in (
+                reference.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.decode().split()
+            ):
                 if image.startswith("dybench/") or "/dybench/" in image:
                     reference.docker("rmi", "-f", image, check=False)
             for name in reference.docker("ps", "-aq", "--filter", "name=dybench-", check=False).stdout.decode().split():

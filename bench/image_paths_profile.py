@@ -56,45 +56,214 @@ PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 #: (category, substrings of a frame) in the order they are tried, innermost frame first
 CATEGORIES = [
     ("decompress", ("inflate", "decompress", "ZSTD_decompress", "ZSTD_DCtx", "HUF_decompress", "_read_gzip")),
-    ("compress", ("deflate", "ZSTD_compress", "isal_deflate", "compressobj", "HUF_compress", "_write_gzip",
-                  "_ParallelCompress", "igzip_threaded")),
+    (
+        "compress",
+        (
+            "deflate",
+            "ZSTD_compress",
+            "isal_deflate",
+            "compressobj",
+            "HUF_compress",
+            "_write_gzip",
+            "_ParallelCompress",
+            "igzip_threaded",
+        ),
+    ),
     ("hash", ("SHA256", "sha256", "SHA512", "EVP_hash", "EVP_Digest", "_hashlib", "sha256_block")),
-    ("copies", ("memcpy", "memmove", "bytes_concat", "_PyBytes_Join", "bytearray_", "PyByteArray",
-                "bytes_subscript", "memory_subscript", "_PyBytes_Resize", "stringlib_bytes_join")),
-    ("bulk I/O", ("os_write", "os_read", "os_pread", "os_pwrite", "os_sendfile", "os_copy_file_range",
-                  "os_splice", "_io_FileIO_read", "_io_FileIO_write", "_bufferedreader_raw_read",
-                  "_bufferedwriter_raw_write", "_io__Buffered_read", "_io__Buffered_write", "fileio_",
-                  "_io_FileIO_readinto", "copyfileobj")),
-    ("per-file syscalls", ("os_open", "os_mkdir", "os_lstat", "os_stat", "posix_do_stat", "os_chown", "os_fchown",
-                           "os_lchown", "os_chmod", "os_fchmod", "os_utime", "os_setxattr", "os_getxattr",
-                           "os_listxattr", "os_symlink", "os_link", "os_unlink", "os_rename", "os_replace",
-                           "os_readlink", "os_close", "os_ftruncate", "os_lseek", "os_mknod", "os_scandir",
-                           "ScandirIterator", "DirEntry_", "os_fstat", "os_rmdir", "os_posix_fadvise",
-                           "os_fsync", "os_fdatasync", "os_futimes", "os_mkfifo")),
-    ("network / event loop", ("sock_", "socket", "selector", "asyncio", "h11", "httpx", "httpcore", "aiohttp",
-                              "ssl", "epoll")),
+    (
+        "copies",
+        (
+            "memcpy",
+            "memmove",
+            "bytes_concat",
+            "_PyBytes_Join",
+            "bytearray_",
+            "PyByteArray",
+            "bytes_subscript",
+            "memory_subscript",
+            "_PyBytes_Resize",
+            "stringlib_bytes_join",
+        ),
+    ),
+    (
+        "bulk I/O",
+        (
+            "os_write",
+            "os_read",
+            "os_pread",
+            "os_pwrite",
+            "os_sendfile",
+            "os_copy_file_range",
+            "os_splice",
+            "_io_FileIO_read",
+            "_io_FileIO_write",
+            "_bufferedreader_raw_read",
+            "_bufferedwriter_raw_write",
+            "_io__Buffered_read",
+            "_io__Buffered_write",
+            "fileio_",
+            "_io_FileIO_readinto",
+            "copyfileobj",
+        ),
+    ),
+    (
+        "per-file syscalls",
+        (
+            "os_open",
+            "os_mkdir",
+            "os_lstat",
+            "os_stat",
+            "posix_do_stat",
+            "os_chown",
+            "os_fchown",
+            "os_lchown",
+            "os_chmod",
+            "os_fchmod",
+            "os_utime",
+            "os_setxattr",
+            "os_getxattr",
+            "os_listxattr",
+            "os_symlink",
+            "os_link",
+            "os_unlink",
+            "os_rename",
+            "os_replace",
+            "os_readlink",
+            "os_close",
+            "os_ftruncate",
+            "os_lseek",
+            "os_mknod",
+            "os_scandir",
+            "ScandirIterator",
+            "DirEntry_",
+            "os_fstat",
+            "os_rmdir",
+            "os_posix_fadvise",
+            "os_fsync",
+            "os_fdatasync",
+            "os_futimes",
+            "os_mkfifo",
+        ),
+    ),
+    (
+        "network / event loop",
+        ("sock_", "socket", "selector", "asyncio", "h11", "httpx", "httpcore", "aiohttp", "ssl", "epoll"),
+    ),
 ]
 #: frames of a thread that waits, not works
-IDLE = ("time.sleep", "sleep (", "Condition.wait", "Queue.get", "_wait_for_tstate_lock", "Event.wait",
-        "pthread_cond_wait", "sem_wait", "do_futex_wait", "__futex_abstimed_wait")
+IDLE = (
+    "time.sleep",
+    "sleep (",
+    "Condition.wait",
+    "Queue.get",
+    "_wait_for_tstate_lock",
+    "Event.wait",
+    "pthread_cond_wait",
+    "sem_wait",
+    "do_futex_wait",
+    "__futex_abstimed_wait",
+)
 #: libc entry points (what py-spy names of libc) by category
 LIBC = {
-    "bulk I/O": ("write", "read", "pread64", "pwrite64", "__libc_pread", "__libc_write", "__libc_read", "sendfile",
-                 "sendfile64", "copy_file_range", "splice", "__GI___libc_write", "__GI___libc_read"),
-    "per-file syscalls": ("open64", "__open64", "openat", "openat64", "__libc_open64", "mkdir", "lstat64", "__lstat64",
-                          "fstatat64", "__fstatat64", "stat64", "fstat64", "chown", "fchown", "lchown", "chmod",
-                          "fchmod", "utimensat", "futimens", "close", "__close", "__libc_close", "symlink",
-                          "link", "linkat", "unlink", "rename", "fsetxattr", "lsetxattr", "setxattr", "llistxattr",
-                          "listxattr", "lgetxattr", "flistxattr", "fgetxattr", "ftruncate64", "ftruncate", "lseek64",
-                          "lseek", "__getdents64", "getdents64", "fdopendir", "opendir", "readdir64", "closedir",
-                          "readlink", "mknod", "__xmknod", "mknodat", "mkfifo", "rmdir", "statx", "posix_fadvise"),
-    "copies": ("malloc", "free", "realloc", "cfree", "__memmove_avx_unaligned_erms", "__memcpy_avx_unaligned_erms",
-               "memcpy", "memmove", "_int_malloc", "_int_free"),
+    "bulk I/O": (
+        "write",
+        "read",
+        "pread64",
+        "pwrite64",
+        "__libc_pread",
+        "__libc_write",
+        "__libc_read",
+        "sendfile",
+        "sendfile64",
+        "copy_file_range",
+        "splice",
+        "__GI___libc_write",
+        "__GI___libc_read",
+    ),
+    "per-file syscalls": (
+        "open64",
+        "__open64",
+        "openat",
+        "openat64",
+        "__libc_open64",
+        "mkdir",
+        "lstat64",
+        "__lstat64",
+        "fstatat64",
+        "__fstatat64",
+        "stat64",
+        "fstat64",
+        "chown",
+        "fchown",
+        "lchown",
+        "chmod",
+        "fchmod",
+        "utimensat",
+        "futimens",
+        "close",
+        "__close",
+        "__libc_close",
+        "symlink",
+        "link",
+        "linkat",
+        "unlink",
+        "rename",
+        "fsetxattr",
+        "lsetxattr",
+        "setxattr",
+        "llistxattr",
+        "listxattr",
+        "lgetxattr",
+        "flistxattr",
+        "fgetxattr",
+        "ftruncate64",
+        "ftruncate",
+        "lseek64",
+        "lseek",
+        "__getdents64",
+        "getdents64",
+        "fdopendir",
+        "opendir",
+        "readdir64",
+        "closedir",
+        "readlink",
+        "mknod",
+        "__xmknod",
+        "mknodat",
+        "mkfifo",
+        "rmdir",
+        "statx",
+        "posix_fadvise",
+    ),
+    "copies": (
+        "malloc",
+        "free",
+        "realloc",
+        "cfree",
+        "__memmove_avx_unaligned_erms",
+        "__memcpy_avx_unaligned_erms",
+        "memcpy",
+        "memmove",
+        "_int_malloc",
+        "_int_free",
+    ),
 }
 _LIBC = {f"{name} (libc.so.6)": category for category, names in LIBC.items() for name in names}
 #: Python frames (function, file) that are tar work, by the file or the function
-TAR_WRITE = ("tobuf", "_create_header", "_create_pax_generic_header", "create_pax_header", "itn", "stn",
-             "_create_payload", "addfile", "_TarWriter", "ustar_header", "pax_header", "gettarinfo")
+TAR_WRITE = (
+    "tobuf",
+    "_create_header",
+    "_create_pax_generic_header",
+    "create_pax_header",
+    "itn",
+    "stn",
+    "_create_payload",
+    "addfile",
+    "_TarWriter",
+    "ustar_header",
+    "pax_header",
+    "gettarinfo",
+)
 TAR_READ_FILES = ("tarfile.py", "tarstream.py")
 
 
@@ -110,8 +279,9 @@ def child(path: str, driver: str, work: Path, out: Path) -> None:
 
     data = work / f"data-{path}"
     shutil.rmtree(data, ignore_errors=True)
-    engine = Engine.open(data, storage=driver, network="none",
-                         options={"distribution": {"insecure-registries": "127.0.0.1"}})
+    engine = Engine.open(
+        data, storage=driver, network="none", options={"distribution": {"insecure-registries": "127.0.0.1"}}
+    )
     images = engine.images
     rootfs = work / "rootfs.tar"
     registry = (work / "registry.host").read_text().strip() if (work / "registry.host").exists() else ""
@@ -171,8 +341,11 @@ def child(path: str, driver: str, work: Path, out: Path) -> None:
         from dockyard.transfer import pull_image
 
         run = lambda: pull_image(engine, name, {}, lambda m: None)  # noqa: E731
-    spy = subprocess.Popen([PY_SPY, "record", "--native", "-r", "150", "-f", "raw", "-o", str(out),
-                            "--pid", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [PY_SPY, "record", "--native", "-r", "150", "-f", "raw", "-o", str(out), "--pid", str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.0)  # py-spy attaches
     start, cpu = time.perf_counter(), time.process_time()
     try:
@@ -230,8 +403,9 @@ def report(raw: Path) -> tuple[dict[str, float], list[tuple[str, float]]]:
             pyframes[frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"] += n
         total += n
     total = total or 1
-    return {k: 100 * v / total for k, v in shares.most_common()}, [(k, 100 * v / total) for k, v in
-                                                                     pyframes.most_common(4)]
+    return {k: 100 * v / total for k, v in shares.most_common()}, [
+        (k, 100 * v / total) for k, v in pyframes.most_common(4)
+    ]
 
 
 def prepare(work: Path, mb: int) -> None:
@@ -275,18 +449,36 @@ def main() -> int:
         prepare(work, args.mb)
         paths = [p for p in args.paths.split(",") if p]
         if "push" in paths or "pull" in paths:
-            from tests.registry.conftest import start_registry
+            from tests.helpers.registry import start_registry
 
             shutil.rmtree(work / "registry", ignore_errors=True)
             registry = start_registry(work / "registry")
             (work / "registry.host").write_text(registry.host)
-        print(f"load average {os.getloadavg()[0]:.1f}; driver {args.driver}; "
-              f"input {(work / 'rootfs.tar').stat().st_size / 1e6:.0f} MB", file=sys.stderr)
+        print(
+            f"load average {os.getloadavg()[0]:.1f}; driver {args.driver}; "
+            f"input {(work / 'rootfs.tar').stat().st_size / 1e6:.0f} MB",
+            file=sys.stderr,
+        )
         for path in paths:
             out = work / f"{path}.raw"
-            done = subprocess.run([sys.executable, "-m", "bench.image_paths_profile", "--child", path, "--driver",
-                                   args.driver, "--dir", str(work), "--out", str(out)], cwd=REPO,
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.image_paths_profile",
+                    "--child",
+                    path,
+                    "--driver",
+                    args.driver,
+                    "--dir",
+                    str(work),
+                    "--out",
+                    str(out),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
                 print(f"{path}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
                 continue

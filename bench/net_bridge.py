@@ -95,8 +95,11 @@ def main() -> None:
                 d.network_remove(c)
                 rel.append(time.perf_counter() - t)
                 time.sleep(0.01)  # let the kernel's asynchronous netns clean-up run, as between real starts
-            results[mode] = {"prepare_ms": statistics.median(prep) * 1e3, "release_ms": statistics.median(rel) * 1e3,
-                             "both_ms": statistics.median([a + b for a, b in zip(prep, rel, strict=True)]) * 1e3}
+            results[mode] = {
+                "prepare_ms": statistics.median(prep) * 1e3,
+                "release_ms": statistics.median(rel) * 1e3,
+                "both_ms": statistics.median([a + b for a, b in zip(prep, rel, strict=True)]) * 1e3,
+            }
         results["added_by_bridge_ms"] = results["bridge"]["prepare_ms"] - results["none"]["prepare_ms"]
         ids = [secrets.token_hex(32) for _ in range(args.count)]
         t = time.perf_counter()
@@ -111,8 +114,9 @@ def main() -> None:
         c = secrets.token_hex(32)
         a = d.network_prepare(NetworkRequest(container_id=c, mode="bridge", port_bindings={"9000/tcp": [{}]}))
         port = int(a.settings["Ports"]["9000/tcp"][0]["HostPort"])
-        sink = subprocess.Popen(["ip", "netns", "exec", a.netns.name, sys.executable, "-c", SINK, "9000"],
-                                stdout=subprocess.PIPE, text=True)
+        sink = subprocess.Popen(
+            ["ip", "netns", "exec", a.netns.name, sys.executable, "-c", SINK, "9000"], stdout=subprocess.PIPE, text=True
+        )
         assert sink.stdout.readline().strip() == "up"
         results["bytes"] = args.bytes
         results["direct_GBps"] = transfer(a.settings["IPAddress"], 9000, args.bytes) / 1e9

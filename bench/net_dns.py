@@ -74,23 +74,32 @@ def bench_dns(queries: int) -> dict:
     bridge = "dyb" + secrets.token_hex(4)
     net = free_subnet()
     with tempfile.TemporaryDirectory() as tmp:
-        d = BridgeNetworkDriver(Path(tmp), {"bridge": bridge, "bip": f"{net.network_address + 1}/24",
-                                            "dns_upstream": "none"})
+        d = BridgeNetworkDriver(
+            Path(tmp), {"bridge": bridge, "bip": f"{net.network_address + 1}/24", "dns_upstream": "none"}
+        )
         bridges = [bridge]
         try:
             name = f"dyb-{secrets.token_hex(3)}"
             d.network_create(name, {"IPAM": {"Config": [{"Subnet": str(free_subnet())}]}})
             bridges.append(d.store.network(name)["bridge"])
             a = d.network_prepare(NetworkRequest(container_id=secrets.token_hex(32), mode=name, name="client"))
-            d.network_prepare(NetworkRequest(container_id=secrets.token_hex(32), mode=name, name="server",
-                                             aliases=["db"]))
+            d.network_prepare(
+                NetworkRequest(container_id=secrets.token_hex(32), mode=name, name="server", aliases=["db"])
+            )
             gw = d.store.network(name)["gateway"]
-            out = subprocess.run(["ip", "netns", "exec", a.netns.name, sys.executable, "-c", CLIENT, gw, "db",
-                                  str(queries)], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                ["ip", "netns", "exec", a.netns.name, sys.executable, "-c", CLIENT, gw, "db", str(queries)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             times = sorted(json.loads(out))
-            return {"queries": queries, "median_ms": round(statistics.median(times) * 1e3, 3),
-                    "p99_ms": round(times[int(len(times) * 0.99) - 1] * 1e3, 3),
-                    "qps_one_client": round(len(times) / sum(times))}
+            return {
+                "queries": queries,
+                "median_ms": round(statistics.median(times) * 1e3, 3),
+                "p99_ms": round(times[int(len(times) * 0.99) - 1] * 1e3, 3),
+                "qps_one_client": round(len(times) / sum(times)),
+            }
         finally:
             cleanup(d, bridges)
 
@@ -104,17 +113,23 @@ def bench_firewall(kind: str, ports: int) -> dict:
         try:
             start = time.perf_counter()
             for _ in range(ports):
-                d.network_prepare(NetworkRequest(container_id=secrets.token_hex(32), mode="bridge",
-                                                 port_bindings={"80/tcp": [{}]}))
+                d.network_prepare(
+                    NetworkRequest(container_id=secrets.token_hex(32), mode="bridge", port_bindings={"80/tcp": [{}]})
+                )
             prepare = time.perf_counter() - start
             d.close()
             start = time.perf_counter()
             d = BridgeNetworkDriver(Path(tmp), opts)  # a restart: reconcile and one full re-apply
             restart = time.perf_counter() - start
             count = d.fw.count_dnat(d.fw.table_name(d.opts.table_prefix, bridge))
-            return {"backend": kind, "containers": ports, "prepare_total_s": round(prepare, 3),
-                    "per_container_ms": round(prepare / ports * 1e3, 1), "restart_s": round(restart, 3),
-                    "dnat_rules": count}
+            return {
+                "backend": kind,
+                "containers": ports,
+                "prepare_total_s": round(prepare, 3),
+                "per_container_ms": round(prepare / ports * 1e3, 1),
+                "restart_s": round(restart, 3),
+                "dnat_rules": count,
+            }
         finally:
             cleanup(d, [bridge])
 

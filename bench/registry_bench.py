@@ -79,13 +79,19 @@ def bench_skopeo(mb: int, layers: int, work: Path) -> dict:
             digest = "sha256:" + blob.name
             data = blob.read_bytes()
             with httpx.Client(timeout=120) as client:
-                up = timed(lambda: client.post(f"{server.url}/v2/bench/raw/blobs/uploads/",
-                                               params={"digest": digest}, content=data).raise_for_status())
+                up = timed(
+                    lambda: client.post(
+                        f"{server.url}/v2/bench/raw/blobs/uploads/", params={"digest": digest}, content=data
+                    ).raise_for_status()
+                )
                 down = timed(lambda: client.get(f"{server.url}/v2/bench/img/blobs/{digest}").raise_for_status())
-            results[label] = {"push_MBps": round(size / push, 1), "pull_MBps": round(size / pull, 1),
-                              "blob_upload_MBps": round(len(data) / 1e6 / up, 1),
-                              "blob_download_MBps": round(len(data) / 1e6 / down, 1),
-                              "rss_MB": round(rss_mb(server.process.pid), 1)}
+            results[label] = {
+                "push_MBps": round(size / push, 1),
+                "pull_MBps": round(size / pull, 1),
+                "blob_upload_MBps": round(len(data) / 1e6 / up, 1),
+                "blob_download_MBps": round(len(data) / 1e6 / down, 1),
+                "rss_MB": round(rss_mb(server.process.pid), 1),
+            }
             shutil.rmtree(out, ignore_errors=True)
         finally:
             server.stop()
@@ -123,9 +129,12 @@ def bench_manifests(clients: int, seconds: float, work: Path) -> dict:
                 t.join()
             elapsed = time.monotonic() - start_time
             flat = sorted(x for lst in latencies for x in lst)
-            results[label] = {"requests_per_s": round(len(flat) / elapsed), "p50_ms": round(
-                statistics.median(flat) * 1000, 2), "p99_ms": round(flat[int(len(flat) * 0.99)] * 1000, 2),
-                              "rss_MB": round(rss_mb(server.process.pid), 1)}
+            results[label] = {
+                "requests_per_s": round(len(flat) / elapsed),
+                "p50_ms": round(statistics.median(flat) * 1000, 2),
+                "p99_ms": round(flat[int(len(flat) * 0.99)] * 1000, 2),
+                "rss_MB": round(rss_mb(server.process.pid), 1),
+            }
         finally:
             server.stop()
     return {"clients": clients, **results}
@@ -150,8 +159,13 @@ def bench_daemon(mb: int, work: Path) -> dict:
 
         push = timed(lambda: run(daemon, "push", name))
         pull = timed(lambda: run(other, "pull", name))
-        return {"image_MB": round(size, 1), "push_MBps": round(size / push, 1), "pull_MBps": round(size / pull, 1),
-                "push_s": round(push, 2), "pull_s": round(pull, 2)}
+        return {
+            "image_MB": round(size, 1),
+            "push_MBps": round(size / push, 1),
+            "pull_MBps": round(size / pull, 1),
+            "push_s": round(push, 2),
+            "pull_s": round(pull, 2),
+        }
     finally:
         daemon.stop()
         other.stop()

@@ -44,8 +44,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers.registry import (DOCKER_REGISTRY, SKOPEO, skopeo, start_docker_registry,  # noqa: E402
-                                    start_registry)
+from tests.helpers.registry import (
+    DOCKER_REGISTRY,
+    SKOPEO,
+    skopeo,
+    start_docker_registry,  # noqa: E402
+    start_registry,
+)
 from tests.helpers.images import docker_archive, layer_tar  # noqa: E402
 from tests.helpers.seaweedfs import start_seaweedfs  # noqa: E402
 
@@ -74,13 +79,23 @@ def throughput(hosts: list[str], images: list[tuple[Path, int]], work: Path, tag
 
     def push(n: int) -> None:
         layout, _ = images[n]
-        skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:img",
-               f"docker://{hosts[n % len(hosts)]}/bench/c{n}:{tag}", timeout=600)
+        skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:img",
+            f"docker://{hosts[n % len(hosts)]}/bench/c{n}:{tag}",
+            timeout=600,
+        )
 
     def pull(n: int) -> None:
         out = work / f"pulled-{n}"
-        skopeo("copy", "--src-tls-verify=false", f"docker://{hosts[(n + 1) % len(hosts)]}/bench/c{n}:{tag}",
-               f"dir:{out}", timeout=600)
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{hosts[(n + 1) % len(hosts)]}/bench/c{n}:{tag}",
+            f"dir:{out}",
+            timeout=600,
+        )
         shutil.rmtree(out, ignore_errors=True)
 
     with ThreadPoolExecutor(len(images)) as pool:
@@ -99,10 +114,27 @@ def manifest_gets(hosts: list[str], clients: int, seconds: float) -> float:
     procs = []
     for host, share in zip(hosts, shares, strict=True):
         if share:
-            procs.append(subprocess.Popen(
-                ["ab", "-q", "-k", "-c", str(share), "-t", str(seconds), "-n", "10000000", "-H", f"Accept: {ACCEPT}",
-                 f"http://{host}/v2/bench/c0/manifests/v1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        "ab",
+                        "-q",
+                        "-k",
+                        "-c",
+                        str(share),
+                        "-t",
+                        str(seconds),
+                        "-n",
+                        "10000000",
+                        "-H",
+                        f"Accept: {ACCEPT}",
+                        f"http://{host}/v2/bench/c0/manifests/v1",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
     total = 0.0
     for proc in procs:
         out, err = proc.communicate(timeout=seconds + 60)
@@ -146,14 +178,16 @@ def main() -> None:
             weed.client().create_bucket(Bucket=bucket)
             settings = {"storage": weed.storage_settings(bucket, "reg")}
             with ThreadPoolExecutor(count) as pool:
-                return list(pool.map(lambda i: start_registry(work / f"{bucket}-{i}", settings=settings),
-                                     range(count)))
+                return list(pool.map(lambda i: start_registry(work / f"{bucket}-{i}", settings=settings), range(count)))
 
         configs = []
         if DOCKER_REGISTRY:
             configs.append(("docker-registry", lambda run: [start_docker_registry(work / f"reference-{run}")]))
-        configs += [("fs x1", lambda run: ours(f"fs-{run}")), ("s3 x1", lambda run: replicas(f"one-{run}", 1)),
-                    ("s3 x3", lambda run: replicas(f"three-{run}", 3))]
+        configs += [
+            ("fs x1", lambda run: ours(f"fs-{run}")),
+            ("s3 x1", lambda run: replicas(f"one-{run}", 1)),
+            ("s3 x3", lambda run: replicas(f"three-{run}", 3)),
+        ]
         results = {label: {"push": [], "pull": [], "gets": [], "rss": []} for label, _ in configs}
         for run in range(args.runs):
             # every configuration once per round, in turn: a machine whose speed drifts moves all alike,
@@ -176,12 +210,16 @@ def main() -> None:
                 "push_MBps": round(statistics.median(r["push"]), 1),
                 "pull_MBps": round(statistics.median(r["pull"]), 1),
                 "manifest_gets_per_s": round(statistics.median(r["gets"])),
-                "push_runs": [round(x, 1) for x in r["push"]], "pull_runs": [round(x, 1) for x in r["pull"]],
-                "gets_runs": [round(x) for x in r["gets"]], "server_rss_MB": max(r["rss"])}
+                "push_runs": [round(x, 1) for x in r["push"]],
+                "pull_runs": [round(x, 1) for x in r["pull"]],
+                "gets_runs": [round(x) for x in r["gets"]],
+                "server_rss_MB": max(r["rss"]),
+            }
             if reference and label != "docker-registry":
                 entry["vs_reference"] = {  # the median of the round-by-round ratios
                     name: round(statistics.median([a / b for a, b in zip(r[key], reference[key], strict=True)]), 2)
-                    for name, key in (("push_MBps", "push"), ("pull_MBps", "pull"), ("manifest_gets_per_s", "gets"))}
+                    for name, key in (("push_MBps", "push"), ("pull_MBps", "pull"), ("manifest_gets_per_s", "gets"))
+                }
         print(json.dumps(report, indent=2))
     finally:
         for server in reversed(started):

@@ -55,18 +55,24 @@ sys.path.insert(0, str(REPO))
 
 from dockyard.cgroups import cgroup_dir  # noqa: E402
 from dockyard.netns import name_for as netns_name  # noqa: E402
-from tests.integration.conftest import (DOCKER, Daemon, bridge_name, busybox_rootfs_tar,  # noqa: E402
-                                        remove_bridge, start_daemon)
-from tests.integration.probes import cpu_seconds, open_fds, rss_bytes  # noqa: E402
-from tests.registry.conftest import start_registry  # noqa: E402
-from tests.registry.images import image_config, layer_tar, sha256  # noqa: E402
+from tests.helpers.daemon import (
+    DOCKER,
+    Daemon,
+    bridge_name,
+    busybox_rootfs_tar,
+    remove_bridge,
+    start_daemon,
+)
+from tests.helpers.probes import cpu_seconds, open_fds, rss_bytes  # noqa: E402
+from tests.helpers.registry import start_registry  # noqa: E402
+from tests.helpers.images import image_config, layer_tar, sha256  # noqa: E402
 
 UPGRADE = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
 #: times GET /_ping of the daemon (argv 1) and of the reference server (argv 2), in turn, every 50 ms
 PINGER = """
 import sys, time
 from pathlib import Path
-from tests.integration.probes import ping
+from tests.helpers.probes import ping
 end = time.monotonic() + float(sys.argv[3])
 while time.monotonic() < end:
     for which, path in (("d", sys.argv[1]), ("r", sys.argv[2])):
@@ -129,8 +135,9 @@ class Client(threading.Thread):
         self.number = number
         self.soak = soak
         self.rng = random.Random(seed * 1000 + number)
-        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=str(soak.daemon.socket)), base_url="http://d",
-                                 timeout=120)
+        self.http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(soak.daemon.socket)), base_url="http://d", timeout=120
+        )
         self.counter = 0
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -144,9 +151,17 @@ class Client(threading.Thread):
         self.soak.tally.status(op, response.status_code, response.text)
         return response
 
-    def stream(self, op: str, method: str, path: str, body: bytes = b"", headers: str = "",
-               seconds: float | None = None, until: bytes | None = None,
-               content_type: str = "application/json") -> bytes:
+    def stream(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: str = "",
+        seconds: float | None = None,
+        until: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> bytes:
         """Open a stream, read it for a random time (or until ``until`` shows), then leave."""
         seconds = self.rng.uniform(0, 2.0) if seconds is None else seconds
         s = socket.socket(socket.AF_UNIX)
@@ -202,18 +217,35 @@ class Client(threading.Thread):
     # -- operations ---------------------------------------------------------------------------------------
 
     def op_run(self) -> None:
-        cmd = self.rng.choice([["echo", "hello"], ["sh", "-c", "yes soak | head -c 300000"], ["sleep", "0.5"],
-                               ["sh", "-c", "echo err >&2; exit 3"]])
+        cmd = self.rng.choice(
+            [
+                ["echo", "hello"],
+                ["sh", "-c", "yes soak | head -c 300000"],
+                ["sleep", "0.5"],
+                ["sh", "-c", "echo err >&2; exit 3"],
+            ]
+        )
         remove = self.rng.random() < 0.5
-        created = self.call("run", "POST", f"/containers/create?name={self.name('run')}",
-                            json={"Image": "busybox", "Cmd": cmd, "AttachStdout": True, "AttachStderr": True,
-                                  "HostConfig": {"AutoRemove": remove}})
+        created = self.call(
+            "run",
+            "POST",
+            f"/containers/create?name={self.name('run')}",
+            json={
+                "Image": "busybox",
+                "Cmd": cmd,
+                "AttachStdout": True,
+                "AttachStderr": True,
+                "HostConfig": {"AutoRemove": remove},
+            },
+        )
         if created is None or created.status_code != 201:
             return
         cid = created.json()["Id"]
-        attach = threading.Thread(target=self.stream, args=("run-attach", "POST",
-                                                            f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1"),
-                                  kwargs={"headers": UPGRADE})
+        attach = threading.Thread(
+            target=self.stream,
+            args=("run-attach", "POST", f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1"),
+            kwargs={"headers": UPGRADE},
+        )
         attach.start()
         time.sleep(0.05)
         self.call("run", "POST", f"/containers/{cid}/start")
@@ -236,16 +268,22 @@ class Client(threading.Thread):
 
     def op_exec(self) -> None:
         cmd = self.rng.choice([["sh", "-c", "yes exec | head -c 200000"], ["sleep", "1"], ["ls", "-l", "/bin"]])
-        created = self.call("exec", "POST", f"/containers/{self.soak.quiet}/exec",
-                            json={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+        created = self.call(
+            "exec",
+            "POST",
+            f"/containers/{self.soak.quiet}/exec",
+            json={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True},
+        )
         if created is None or created.status_code != 201:
             return
-        self.stream("exec", "POST", f"/exec/{created.json()['Id']}/start", body=b'{"Detach":false,"Tty":false}',
-                    headers=UPGRADE)
+        self.stream(
+            "exec", "POST", f"/exec/{created.json()['Id']}/start", body=b'{"Detach":false,"Tty":false}', headers=UPGRADE
+        )
 
     def op_stats(self) -> None:
-        self.stream("stats", "GET", f"/containers/{self.rng.choice(self.soak.chatty)}/stats",
-                    seconds=self.rng.uniform(0, 3))
+        self.stream(
+            "stats", "GET", f"/containers/{self.rng.choice(self.soak.chatty)}/stats", seconds=self.rng.uniform(0, 3)
+        )
 
     def op_events(self) -> None:
         self.stream("events", "GET", "/events")
@@ -255,8 +293,9 @@ class Client(threading.Thread):
 
     def op_cp(self) -> None:
         if self.rng.random() < 0.5:
-            self.stream("cp-get", "GET", f"/containers/{self.soak.quiet}/archive?path=/bin",
-                        seconds=self.rng.uniform(0, 0.3))
+            self.stream(
+                "cp-get", "GET", f"/containers/{self.soak.quiet}/archive?path=/bin", seconds=self.rng.uniform(0, 0.3)
+            )
             return
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -264,8 +303,13 @@ class Client(threading.Thread):
             info = tarfile.TarInfo(f"cp-{self.number}.bin")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-        self.call("cp-put", "PUT", f"/containers/{self.soak.quiet}/archive?path=/tmp", content=buf.getvalue(),
-                  headers={"Content-Type": "application/x-tar"})
+        self.call(
+            "cp-put",
+            "PUT",
+            f"/containers/{self.soak.quiet}/archive?path=/tmp",
+            content=buf.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
 
     def op_build(self, seconds: float | None = None) -> None:
         dockerfile = f"FROM busybox\nRUN echo {self.rng.random()} > /stamp && sleep 0.3\nCMD cat /stamp\n".encode()
@@ -274,16 +318,32 @@ class Client(threading.Thread):
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
-        self.stream("build", "POST", f"/build?rm=1&forcerm=1&t=soak-build:{self.number}", body=buf.getvalue(),
-                    seconds=self.rng.uniform(0, 6) if seconds is None else seconds, until=b"Successfully tagged",
-                    content_type="application/x-tar")
+        self.stream(
+            "build",
+            "POST",
+            f"/build?rm=1&forcerm=1&t=soak-build:{self.number}",
+            body=buf.getvalue(),
+            seconds=self.rng.uniform(0, 6) if seconds is None else seconds,
+            until=b"Successfully tagged",
+            content_type="application/x-tar",
+        )
 
     def op_pull(self) -> None:
-        self.stream("pull", "POST", f"/images/create?fromImage={self.soak.pull_ref}&tag=latest",
-                    seconds=self.rng.uniform(0, 3))
+        self.stream(
+            "pull", "POST", f"/images/create?fromImage={self.soak.pull_ref}&tag=latest", seconds=self.rng.uniform(0, 3)
+        )
 
-    QUERIES = ["/containers/json?all=1", "/images/json", "/info", "/version", "/containers/{quiet}/json",
-               "/volumes", "/networks", "/containers/{quiet}/top", "/containers/{quiet}/changes"]
+    QUERIES = [
+        "/containers/json?all=1",
+        "/images/json",
+        "/info",
+        "/version",
+        "/containers/{quiet}/json",
+        "/volumes",
+        "/networks",
+        "/containers/{quiet}/top",
+        "/containers/{quiet}/changes",
+    ]
 
     def op_query(self, path: str | None = None) -> None:
         path = path or self.rng.choice(self.QUERIES)
@@ -301,8 +361,20 @@ class Client(threading.Thread):
         time.sleep(0.3)
         self.call("drop-rm", "DELETE", f"/containers/{name}?force=1")
 
-    OPS = [("run", 4), ("logs", 3), ("attach", 2), ("exec", 3), ("stats", 2), ("events", 2), ("export", 1),
-           ("cp", 2), ("build", 1), ("pull", 1), ("query", 4), ("drop", 2)]
+    OPS = [
+        ("run", 4),
+        ("logs", 3),
+        ("attach", 2),
+        ("exec", 3),
+        ("stats", 2),
+        ("events", 2),
+        ("export", 1),
+        ("cp", 2),
+        ("build", 1),
+        ("pull", 1),
+        ("query", 4),
+        ("drop", 2),
+    ]
 
     def warm_up(self) -> None:
         """Every operation once: what the daemon loads or opens once for good (modules, the build
@@ -364,8 +436,10 @@ class Soak:
 
     def setup(self) -> None:
         (self.root / "daemon").mkdir()
-        self.daemon = start_daemon(self.root / "daemon", ("--storage-driver", self.args.storage_driver,
-                                                          *(("--debug",) if self.args.debug else ())))
+        self.daemon = start_daemon(
+            self.root / "daemon",
+            ("--storage-driver", self.args.storage_driver, *(("--debug",) if self.args.debug else ())),
+        )
         d = self.daemon
         threading.Thread(target=self.recorder, daemon=True).start()
         self.reference = subprocess.Popen([sys.executable, "-c", REFERENCE, str(self.reference_socket)])
@@ -374,11 +448,19 @@ class Soak:
         self.registry = start_registry(self.root / "registry")
         self.pull_ref = f"{self.registry.host}/soak"
         self._push_image(self.pull_ref.split("/", 1)[1], 8 << 20)
-        runs = [("chatty-steady", ["--log-opt", "max-size=1m", "--log-opt", "max-file=3"],
-                 ["sh", "-c", "i=0; while true; do echo steady line $i; i=$((i+1)); usleep 2000; done"]),
-                ("chatty-burst", ["--log-opt", "max-size=2m", "--log-opt", "max-file=2"],
-                 ["sh", "-c", "while true; do seq 1 20000; sleep 2; done"]),
-                ("quiet", [], ["sleep", "1000000"])]
+        runs = [
+            (
+                "chatty-steady",
+                ["--log-opt", "max-size=1m", "--log-opt", "max-file=3"],
+                ["sh", "-c", "i=0; while true; do echo steady line $i; i=$((i+1)); usleep 2000; done"],
+            ),
+            (
+                "chatty-burst",
+                ["--log-opt", "max-size=2m", "--log-opt", "max-file=2"],
+                ["sh", "-c", "while true; do seq 1 20000; sleep 2; done"],
+            ),
+            ("quiet", [], ["sleep", "1000000"]),
+        ]
         for name, options, cmd in runs:
             result = d.docker("run", "-d", "--name", name, *options, "busybox", *cmd)
             assert result.returncode == 0, result.stderr.decode()
@@ -394,13 +476,27 @@ class Soak:
             for data in (config, blob):
                 r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
                 assert r.status_code == 201, r.text
-            manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                                   "size": len(config), "digest": sha256(config)},
-                        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                                    "size": len(blob), "digest": sha256(blob)}]}
-            r = http.put(f"/v2/{name}/manifests/latest", content=json.dumps(manifest),
-                         headers={"Content-Type": manifest["mediaType"]})
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": len(config),
+                    "digest": sha256(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": len(blob),
+                        "digest": sha256(blob),
+                    }
+                ],
+            }
+            r = http.put(
+                f"/v2/{name}/manifests/latest",
+                content=json.dumps(manifest),
+                headers={"Content-Type": manifest["mediaType"]},
+            )
             assert r.status_code == 201, r.text
 
     # -- watching ---------------------------------------------------------------------------------------------
@@ -422,9 +518,12 @@ class Soak:
         """Time /_ping every 100 ms from a process of its own (this one's threads would add their
         own waits for the interpreter lock to the figures)."""
         seconds = max(0.0, self.deadline - time.monotonic())
-        self.pinger_process = subprocess.Popen([sys.executable, "-c", PINGER, str(self.daemon.socket),
-                                                str(self.reference_socket), str(seconds)],
-                                               stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.pinger_process = subprocess.Popen(
+            [sys.executable, "-c", PINGER, str(self.daemon.socket), str(self.reference_socket), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         out, _ = self.pinger_process.communicate()
         for line in out.splitlines():
             which, value = line.split()
@@ -469,8 +568,10 @@ class Soak:
         self.idle_sockets = socket_inodes(pid)
         start = time.monotonic()
         self.deadline = start + self.args.minutes * 60
-        threads = [threading.Thread(target=self.pinger, daemon=True),
-                   threading.Thread(target=self.sampler, args=(start,), daemon=True)]
+        threads = [
+            threading.Thread(target=self.pinger, daemon=True),
+            threading.Thread(target=self.sampler, args=(start,), daemon=True),
+        ]
         self.workers = [Client(n, self, self.args.seed) for n in range(self.args.clients)]
         threads += self.workers
         for t in threads:
@@ -478,21 +579,31 @@ class Soak:
         for t in threads:
             t.join()
         alive = d.process.poll() is None
-        report: dict = {"clients": self.args.clients, "minutes": self.args.minutes, "alive": alive,
-                        "ops": dict(self.tally.ops), "codes": dict(sorted(self.tally.codes.items())),
-                        "server_errors": self.tally.server_errors, "refusals": dict(self.tally.refusals),
-                        "ping_failures": self.ping_failures}
+        report: dict = {
+            "clients": self.args.clients,
+            "minutes": self.args.minutes,
+            "alive": alive,
+            "ops": dict(self.tally.ops),
+            "codes": dict(sorted(self.tally.codes.items())),
+            "server_errors": self.tally.server_errors,
+            "refusals": dict(self.tally.refusals),
+            "ping_failures": self.ping_failures,
+        }
         for key, values in (("ping_ms", self.pings), ("reference_ping_ms", self.reference_pings)):
             if values:
                 ordered = sorted(values)
-                report[key] = {"count": len(ordered), "p50": round(1000 * statistics.median(ordered), 2),
-                               "p99": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 2),
-                               "max": round(1000 * ordered[-1], 2)}
+                report[key] = {
+                    "count": len(ordered),
+                    "p50": round(1000 * statistics.median(ordered), 2),
+                    "p99": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 2),
+                    "max": round(1000 * ordered[-1], 2),
+                }
         if self.pings and self.reference_pings:
             report["ping_p99_vs_reference"] = round(report["ping_ms"]["p99"] / report["reference_ping_ms"]["p99"], 2)
-        report["samples"] = {"columns": ["s", "rss_mb", "fds", "cpu"],
-                             "rows": [(round(t), round(rss / 2**20, 1), fds, round(cpu, 2))
-                                      for t, rss, fds, cpu in self.samples]}
+        report["samples"] = {
+            "columns": ["s", "rss_mb", "fds", "cpu"],
+            "rows": [(round(t), round(rss / 2**20, 1), fds, round(cpu, 2)) for t, rss, fds, cpu in self.samples],
+        }
         report["load_average"] = os.getloadavg()
         if alive:
             report.update(self.cleanup_and_count(idle_rss, idle_fds))
@@ -526,10 +637,14 @@ class Soak:
         containers = http.get("/containers/json?all=1").json()
         http.close()
         data_root = str(self.root / "daemon" / "data")
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                  if line.split()[1].startswith(data_root)]
-        veths = subprocess.run(["ip", "-o", "link", "show", "master", bridge_name(self.root / "daemon")],
-                               capture_output=True, text=True).stdout.split("\n")
+        mounts = [
+            line.split()[1]
+            for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1].startswith(data_root)
+        ]
+        veths = subprocess.run(
+            ["ip", "-o", "link", "show", "master", bridge_name(self.root / "daemon")], capture_output=True, text=True
+        ).stdout.split("\n")
         ours = {netns_name(cid) for cid in self.container_ids}
         netns = (set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()) & ours
         shims = []
@@ -540,13 +655,25 @@ class Soak:
                         shims.append(int(proc.name))
                 except OSError:
                     pass
-        return {"idle_rss_mb": round(idle_rss / 2**20, 1), "end_rss_mb": round(end_rss / 2**20, 1),
-                "rss_growth_mb": round((end_rss - idle_rss) / 2**20, 1), "idle_fds": idle_fds, "end_fds": end_fds,
-                "fds_settled_in_s": settled_in,
-                "final_fds": open_fds(pid), "extra_fds": extra_fds, "extra_sockets": extra_sockets,
-                "containers_made": len(self.container_ids),
-                "leftovers": {"containers": len(containers), "mounts": mounts,
-                              "veths": [v for v in veths if v.strip()], "netns": sorted(netns), "shims": shims}}
+        return {
+            "idle_rss_mb": round(idle_rss / 2**20, 1),
+            "end_rss_mb": round(end_rss / 2**20, 1),
+            "rss_growth_mb": round((end_rss - idle_rss) / 2**20, 1),
+            "idle_fds": idle_fds,
+            "end_fds": end_fds,
+            "fds_settled_in_s": settled_in,
+            "final_fds": open_fds(pid),
+            "extra_fds": extra_fds,
+            "extra_sockets": extra_sockets,
+            "containers_made": len(self.container_ids),
+            "leftovers": {
+                "containers": len(containers),
+                "mounts": mounts,
+                "veths": [v for v in veths if v.strip()],
+                "netns": sorted(netns),
+                "shims": shims,
+            },
+        }
 
     def close(self) -> int:
         """Undo everything this run made, in the order that leaves nothing behind: clients stop, the
@@ -646,8 +773,7 @@ def clean_root(root: Path, container_ids: set[str] = frozenset()) -> int:
         remove_bridge(root / "daemon")
     left_processes, left_mounts = processes_of(root, ids), mounts_under(root)
     if left_processes or left_mounts:
-        print(f"soak: {root} is kept: processes {left_processes} and mounts {left_mounts} remain",
-              file=sys.stderr)
+        print(f"soak: {root} is kept: processes {left_processes} and mounts {left_mounts} remain", file=sys.stderr)
         return 2
     shutil.rmtree(root, ignore_errors=True)
     return 0
@@ -662,7 +788,8 @@ def processes_of(root: Path, container_ids: set[str]) -> list[int]:
             continue
         try:
             if mark in (proc / "cmdline").read_bytes() or (
-                    groups and any(g in (proc / "cgroup").read_text() for g in groups)):
+                groups and any(g in (proc / "cgroup").read_text() for g in groups)
+            ):
                 found.append(int(proc.name))
         except OSError:
             continue
@@ -736,8 +863,9 @@ def socket_peers(pid: int, inodes: set[str]) -> list[str]:
         if len(fields) >= 8:
             by_inode[fields[5]] = (fields[4], fields[7], " ".join(fields[8:]))
     others = {}  # TCP, UDP, netlink: ss -e prints their inode as ino:N
-    for line in subprocess.run(["ss", "-aepn", "-A", "inet,netlink"], capture_output=True,
-                               text=True).stdout.splitlines():
+    for line in subprocess.run(
+        ["ss", "-aepn", "-A", "inet,netlink"], capture_output=True, text=True
+    ).stdout.splitlines():
         for word in line.split():
             if word.startswith("ino:"):
                 others[word[4:]] = " ".join(line.split()[:6])
@@ -791,8 +919,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="run the daemon with --debug (loop-stall log)")
-    parser.add_argument("--clean", type=Path, metavar="ROOT",
-                        help="only clean up the root (dockyard-soak-*) of a run that was killed with SIGKILL")
+    parser.add_argument(
+        "--clean",
+        type=Path,
+        metavar="ROOT",
+        help="only clean up the root (dockyard-soak-*) of a run that was killed with SIGKILL",
+    )
     args = parser.parse_args()
     assert DOCKER, "the docker CLI is needed (it sets up the long-running containers)"
     if args.clean is not None:

@@ -43,9 +43,35 @@ from dockyard import archive
 from dockyard.drivers import StorageDriver, available, load_drivers
 
 DOCKER_OVERLAY2 = {"import": "44", "commit": "384", "export": "174", "diff": "30", "create": "-"}
-WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do", "eiusmod",
-         "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua", "usr", "lib", "bin", "share",
-         "include", "local", "etc", "config"]
+WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "usr",
+    "lib",
+    "bin",
+    "share",
+    "include",
+    "local",
+    "etc",
+    "config",
+]
 
 
 def make_tree(root: Path, size_mb: int, seed: int = 1) -> list[str]:
@@ -66,7 +92,7 @@ def make_tree(root: Path, size_mb: int, seed: int = 1) -> list[str]:
         size = int(math.exp(rnd.uniform(lo, hi)))
         if i % 2:
             start = rnd.randrange(len(text) - size) if size < len(text) else 0
-            data = text[start:start + size]
+            data = text[start : start + size]
         else:
             data = os.urandom(size)
         (root / rel).write_bytes(data)
@@ -204,16 +230,23 @@ def main() -> int:
                 print(f"run {run + 1}/{args.runs}: {b.name}", file=sys.stderr)
                 b.run_once()
         header = ("driver", "import MB/s", "commit 50MB ms", "export MB/s", "diff 1000 ms", "create+mount ms")
-        rows = [[b.name] + [f"{statistics.median(b.results[k]):.{0 if k in ('import', 'export', 'commit') else 1}f}"
-                            for k in ("import", "commit", "export", "diff", "create")] for b in benches]
-        rows.append(["docker overlay2 (issue 3)"] + [DOCKER_OVERLAY2[k] for k in
-                                                      ("import", "commit", "export", "diff", "create")])
+        rows = [
+            [b.name]
+            + [
+                f"{statistics.median(b.results[k]):.{0 if k in ('import', 'export', 'commit') else 1}f}"
+                for k in ("import", "commit", "export", "diff", "create")
+            ]
+            for b in benches
+        ]
+        rows.append(
+            ["docker overlay2 (issue 3)"]
+            + [DOCKER_OVERLAY2[k] for k in ("import", "commit", "export", "diff", "create")]
+        )
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for r in rows:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
-        print(f"(median of {args.runs} runs; create+mount: median of 3-20 per run; "
-              f"peak RSS {_max_rss_mb():.0f} MB)")
+        print(f"(median of {args.runs} runs; create+mount: median of 3-20 per run; peak RSS {_max_rss_mb():.0f} MB)")
     finally:
         for b in benches:
             try:

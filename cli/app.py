@@ -49,22 +49,35 @@ def root(
     ctx: typer.Context,
     host: Annotated[
         list[str] | None,
-        typer.Option("-H", "--host", envvar="DOCKYARD_HOST", metavar="HOST",
-                     show_default="unix:///var/run/dockyard.sock",
-                     help="Daemon socket to connect to (unix:///path, tcp://host:port)"),
+        typer.Option(
+            "-H",
+            "--host",
+            envvar="DOCKYARD_HOST",
+            metavar="HOST",
+            show_default="unix:///var/run/dockyard.sock",
+            help="Daemon socket to connect to (unix:///path, tcp://host:port)",
+        ),
     ] = None,
     log_level: Annotated[
         LogLevel, typer.Option("-l", "--log-level", help="Set the logging level", case_sensitive=False)
     ] = LogLevel.info,
     version: Annotated[
-        bool, typer.Option("-v", "--version", callback=_print_version, is_eager=True,
-                           help="Print version information and quit")
+        bool,
+        typer.Option(
+            "-v", "--version", callback=_print_version, is_eager=True, help="Print version information and quit"
+        ),
     ] = False,
     tls: Annotated[bool, typer.Option("--tls", help="Use TLS; implied by --tlsverify")] = False,
-    tlsverify: Annotated[bool | None, typer.Option("--tlsverify", help="Use TLS and verify the daemon "
-                                                   "(also DOCKER_TLS_VERIFY)", show_default=False)] = None,
-    tlscacert: Annotated[str | None, typer.Option("--tlscacert", help="Trust certs signed only by this CA "
-                                                  "[default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]")] = None,
+    tlsverify: Annotated[
+        bool | None,
+        typer.Option("--tlsverify", help="Use TLS and verify the daemon (also DOCKER_TLS_VERIFY)", show_default=False),
+    ] = None,
+    tlscacert: Annotated[
+        str | None,
+        typer.Option(
+            "--tlscacert", help="Trust certs signed only by this CA [default: $DOCKER_CERT_PATH or ~/.docker, ca.pem]"
+        ),
+    ] = None,
     tlscert: Annotated[str | None, typer.Option("--tlscert", help="Path to TLS certificate file")] = None,
     tlskey: Annotated[str | None, typer.Option("--tlskey", help="Path to TLS key file")] = None,
 ) -> None:
@@ -76,8 +89,11 @@ def root(
         gc.freeze()
         gc.enable()
     _setup_logging(log_level)
-    ctx.obj = Globals(host_value=host[0] if host else None, log_level=log_level.value,
-                      tls=TlsOptions.resolve(tls, tlsverify, tlscacert, tlscert, tlskey))
+    ctx.obj = Globals(
+        host_value=host[0] if host else None,
+        log_level=log_level.value,
+        tls=TlsOptions.resolve(tls, tlsverify, tlscacert, tlscert, tlskey),
+    )
 
 
 def _setup_logging(log_level: LogLevel) -> None:

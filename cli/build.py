@@ -89,8 +89,10 @@ def _context_tar(context: Path, dockerfile_rel: str | None, extra: tuple[str, by
 
     def produce() -> None:
         try:
-            with os.fdopen(write_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|",
-                                                               format=tarfile.PAX_FORMAT) as tar:
+            with (
+                os.fdopen(write_fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 for path, name in _walk(context, matcher, always):
                     info = tar.gettarinfo(path, name)
                     if info is None:
@@ -159,35 +161,46 @@ def _labels(values: list[str]) -> dict[str, str]:
 def build(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(metavar="PATH | URL | -", help="Build context")],
-    tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name and optionally a tag "
-                                                  "(name:tag); may be given several times")] = None,
-    file: Annotated[str | None, typer.Option("-f", "--file", help="Name of the Dockerfile "
-                                             "(default: PATH/Dockerfile)")] = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress the build output and print "
-                                        "image ID on success")] = False,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("-t", "--tag", help="Name and optionally a tag (name:tag); may be given several times"),
+    ] = None,
+    file: Annotated[
+        str | None, typer.Option("-f", "--file", help="Name of the Dockerfile (default: PATH/Dockerfile)")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Suppress the build output and print image ID on success")
+    ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cache when building the image")] = False,
-    pull: Annotated[bool, typer.Option("--pull", help="Always attempt to pull a newer version of the "
-                                       "image")] = False,
-    rm: Annotated[bool, typer.Option("--rm/--no-rm", help="Remove intermediate containers after a "
-                                     "build (default true)")] = True,
-    force_rm: Annotated[bool, typer.Option("--force-rm", help="Always remove intermediate "
-                                           "containers")] = False,
-    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="Set build-time "
-                                                        "variables (KEY=VALUE, or KEY from the environment)")] = None,
+    pull: Annotated[bool, typer.Option("--pull", help="Always attempt to pull a newer version of the image")] = False,
+    rm: Annotated[
+        bool, typer.Option("--rm/--no-rm", help="Remove intermediate containers after a build (default true)")
+    ] = True,
+    force_rm: Annotated[bool, typer.Option("--force-rm", help="Always remove intermediate containers")] = False,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option("--build-arg", help="Set build-time variables (KEY=VALUE, or KEY from the environment)"),
+    ] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="Set metadata for an image")] = None,
     target: Annotated[str | None, typer.Option("--target", help="Set the target build stage to build")] = None,
-    network: Annotated[str | None, typer.Option("--network", help="Networking mode for the RUN "
-                                                "instructions")] = None,
-    add_host: Annotated[list[str] | None, typer.Option("--add-host", help="Add a custom host-to-IP "
-                                                       "mapping (host:ip)")] = None,
+    network: Annotated[str | None, typer.Option("--network", help="Networking mode for the RUN instructions")] = None,
+    add_host: Annotated[
+        list[str] | None, typer.Option("--add-host", help="Add a custom host-to-IP mapping (host:ip)")
+    ] = None,
     iidfile: Annotated[str | None, typer.Option("--iidfile", help="Write the image ID to the file")] = None,
 ) -> None:
     """Build an image from a Dockerfile."""
     from .context import client
 
     params: dict[str, Any] = {
-        "t": tag or None, "q": quiet, "nocache": no_cache, "pull": pull, "rm": "1" if rm else "0",
-        "forcerm": force_rm, "target": target, "networkmode": network,
+        "t": tag or None,
+        "q": quiet,
+        "nocache": no_cache,
+        "pull": pull,
+        "rm": "1" if rm else "0",
+        "forcerm": force_rm,
+        "target": target,
+        "networkmode": network,
         "extrahosts": ",".join(add_host) if add_host else None,
         "buildargs": json.dumps(_build_args(build_arg or [])) if build_arg else None,
         "labels": json.dumps(_labels(label or [])) if label else None,
@@ -226,8 +239,10 @@ def build(
             if not dockerfile.exists() and not file and (context / "dockerfile").exists():
                 dockerfile = context / "dockerfile"
             if not dockerfile.is_file():
-                raise CliError(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
-                               f"lstat {dockerfile.absolute()}: no such file or directory")
+                raise CliError(
+                    f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
+                    f"lstat {dockerfile.absolute()}: no such file or directory"
+                )
             try:
                 dockerfile_rel = os.path.relpath(dockerfile.resolve(), context.resolve())
             except ValueError:

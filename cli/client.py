@@ -94,8 +94,14 @@ class TlsOptions:
     key: str | None = None
 
     @classmethod
-    def resolve(cls, tls: bool = False, tlsverify: bool | None = None, cacert: str | None = None,
-                cert: str | None = None, key: str | None = None) -> TlsOptions | None:
+    def resolve(
+        cls,
+        tls: bool = False,
+        tlsverify: bool | None = None,
+        cacert: str | None = None,
+        cert: str | None = None,
+        key: str | None = None,
+    ) -> TlsOptions | None:
         """From flags and the environment: ``DOCKER_TLS_VERIFY`` (non-empty) means ``--tlsverify``;
         files default to ``ca.pem``, ``cert.pem`` and ``key.pem`` in ``DOCKER_CERT_PATH`` or ``~/.docker``."""
         if tlsverify is None:
@@ -109,8 +115,9 @@ class TlsOptions:
                 return given
             return str(base / name) if (base / name).exists() else None
 
-        return cls(verify=tlsverify, cacert=pick(cacert, "ca.pem"), cert=pick(cert, "cert.pem"),
-                   key=pick(key, "key.pem"))
+        return cls(
+            verify=tlsverify, cacert=pick(cacert, "ca.pem"), cert=pick(cert, "cert.pem"), key=pick(key, "key.pem")
+        )
 
     def context(self) -> ssl.SSLContext:
         import ssl
@@ -148,8 +155,7 @@ def parse_host(value: str | None, tls: TlsOptions | None = None) -> Host:
         address = parse_address(value)
     except InvalidParameter as exc:
         raise CliError(exc.message) from None
-    return Host(address.scheme, address.path, address.host, address.port,
-                tls if address.scheme == "tcp" else None)
+    return Host(address.scheme, address.path, address.host, address.port, tls if address.scheme == "tcp" else None)
 
 
 def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:
@@ -158,9 +164,7 @@ def unreachable(host: Host, exc: BaseException) -> DaemonUnreachable:
         return DaemonUnreachable(
             f"permission denied while trying to connect to the dockyard daemon socket at {host.url}"
         )
-    return DaemonUnreachable(
-        f"Cannot connect to the dockyard daemon at {host.url}. Is the daemon running?"
-    )
+    return DaemonUnreachable(f"Cannot connect to the dockyard daemon at {host.url}. Is the daemon running?")
 
 
 def quote_ref(name: str) -> str:
@@ -247,8 +251,9 @@ class APIClient:
             raise DaemonError(response.status_code, error_message(response.read()))
         return response
 
-    def _send(self, method: str, target: str, json_body: Any, content: Any,
-              headers: Mapping[str, str] | None) -> Response:
+    def _send(
+        self, method: str, target: str, json_body: Any, content: Any, headers: Mapping[str, str] | None
+    ) -> Response:
         from . import transport
 
         hdrs = {"User-Agent": USER_AGENT, **(headers or {})}

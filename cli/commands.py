@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT", "PASSTHROUGH", "PS_ARGS", "ROOT", "Command", "Group",
-           "lookup"]
+__all__ = ["COMMANDS", "COMMON", "DAEMON", "MANAGEMENT", "PASSTHROUGH", "PS_ARGS", "ROOT", "Command", "Group", "lookup"]
 
 # Help panels of the top-level listing.
 COMMON = "Common Commands"
@@ -149,24 +148,32 @@ NETWORK: dict[str, Command | Group] = {
 }
 
 REGISTRY_USER: dict[str, Command | Group] = {
-    "add": _c("registry_server:user_add", "Add an account (active at once), or with --users add or replace one in "
-              "an htpasswd file."),
+    "add": _c(
+        "registry_server:user_add",
+        "Add an account (active at once), or with --users add or replace one in an htpasswd file.",
+    ),
     "passwd": _c("registry_server:user_passwd", "Set an account's password."),
     "rm": _c("registry_server:user_rm", "Remove accounts (their repositories stay)."),
     "list": _c("registry_server:user_list", "List the accounts."),
 }
 
 REGISTRY: dict[str, Command | Group] = {
-    "serve": _c("registry_server:serve", "Run a registry (OCI distribution API v2, token auth, search) until "
-                "SIGINT/SIGTERM.", serves=True),
+    "serve": _c(
+        "registry_server:serve",
+        "Run a registry (OCI distribution API v2, token auth, search) until SIGINT/SIGTERM.",
+        serves=True,
+    ),
     "adduser": _c("registry_server:adduser", "The former spelling of ``user add``.", hidden=True),
-    "gc": _c("registry_server:gc", "Delete blobs no manifest references (safe while replicas serve; see "
-             "docs/registry.md)."),
-    "describe": _c("registry_server:describe", "Show or set a repository's description and visibility (owner or "
-                   "admin)."),
+    "gc": _c(
+        "registry_server:gc", "Delete blobs no manifest references (safe while replicas serve; see docs/registry.md)."
+    ),
+    "describe": _c(
+        "registry_server:describe", "Show or set a repository's description and visibility (owner or admin)."
+    ),
     "delete": _c("registry_server:delete", "Delete a repository from a registry (owner or admin)."),
-    "user": Group("registry_server", "Manage the accounts of a registry (in its storage)", None, REGISTRY_USER,
-                  app="user_app"),
+    "user": Group(
+        "registry_server", "Manage the accounts of a registry (in its storage)", None, REGISTRY_USER, app="user_app"
+    ),
 }
 
 SYSTEM: dict[str, Command | Group] = {
@@ -206,8 +213,9 @@ ROOT: dict[str, Command | Group] = {
     "events": _c("events:events", "Get real time events from the server.", panel=COMMANDS),
     "pull": _c("registry:pull", PULL, panel=COMMON),
     "push": _c("registry:push", PUSH, panel=COMMON),
-    "login": _c("registry:login", "Log in to a registry (a registry with open accounts registers a new name).",
-                panel=COMMANDS),
+    "login": _c(
+        "registry:login", "Log in to a registry (a registry with open accounts registers a new name).", panel=COMMANDS
+    ),
     "logout": _c("registry:logout", "Log out from a registry.", panel=COMMANDS),
     "search": _c("registry:search", "Search a registry for images.", panel=COMMANDS),
     "exec": _c("exec_commands:exec_", EXEC, panel=COMMANDS, settings=PASSTHROUGH),
@@ -216,17 +224,17 @@ ROOT: dict[str, Command | Group] = {
     "top": _c("exec_commands:top", TOP, panel=COMMANDS, settings=PS_ARGS),
     "stats": _c("exec_commands:stats", STATS, panel=COMMANDS),
     "update": _c("exec_commands:update", UPDATE, panel=COMMANDS),
-    "ui": _c("ui:ui", "Open the daemon's web UI through a local port with a random token.", panel=COMMANDS,
-             serves=True),
-    "completion": _c("completion:completion", "Output the shell completion script for bash, zsh or fish.",
-                     panel=COMMANDS),
-    "daemon": _c("daemon:daemon", "Run the dockyard daemon in the foreground (needs root).", panel=DAEMON,
-                 serves=True),
+    "ui": _c(
+        "ui:ui", "Open the daemon's web UI through a local port with a random token.", panel=COMMANDS, serves=True
+    ),
+    "completion": _c(
+        "completion:completion", "Output the shell completion script for bash, zsh or fish.", panel=COMMANDS
+    ),
+    "daemon": _c("daemon:daemon", "Run the dockyard daemon in the foreground (needs root).", panel=DAEMON, serves=True),
     "container": Group("container", "Manage containers", MANAGEMENT, CONTAINER),
     "image": Group("image", "Manage images", MANAGEMENT, IMAGE),
     "network": Group("network", "Manage networks", MANAGEMENT, NETWORK),
-    "registry": Group("registry_server", "Run a registry, manage its accounts and repositories", MANAGEMENT,
-                      REGISTRY),
+    "registry": Group("registry_server", "Run a registry, manage its accounts and repositories", MANAGEMENT, REGISTRY),
     "system": Group("system", "Manage dockyard", MANAGEMENT, SYSTEM),
 }
 

@@ -49,7 +49,8 @@ def enable() -> None:
 
 # typer's zsh script only registers itself with compdef; installed in $fpath it is the body of the
 # autoloaded _dockyard function, which must also answer the first completion it is loaded for
-_ZSH = """#compdef dockyard
+_ZSH = (
+    """#compdef dockyard
 
 _dockyard_completion() {
   eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %s=complete_zsh dockyard)
@@ -60,7 +61,9 @@ if [ "$funcstack[1]" = "_dockyard" ]; then
 else
   compdef _dockyard_completion dockyard
 fi
-""" % COMPLETE_VAR
+"""
+    % COMPLETE_VAR
+)
 
 
 def script(shell: Shell) -> str:

@@ -134,8 +134,7 @@ def _puller(ctx: typer.Context, image: str) -> Any:
     return pull
 
 
-def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str,
-                     pull: Any = None) -> str:
+def create_container(api: APIClient, body: dict[str, Any], name: str | None, *, command: str, pull: Any = None) -> str:
     """Create and return the ID; errors are printed docker-style and exit 125 (run) or 1.
 
     A missing image is pulled with ``pull()`` (if given) and the create retried
@@ -211,16 +210,49 @@ def create(
 ) -> None:
     """Create a new container."""
     body = build_create_body(
-        image, command, env=env, hostname=hostname, workdir=workdir, user=user,
-        entrypoint=entrypoint, interactive=interactive, tty=tty, auto_remove=rm,
+        image,
+        command,
+        env=env,
+        hostname=hostname,
+        workdir=workdir,
+        user=user,
+        entrypoint=entrypoint,
+        interactive=interactive,
+        tty=tty,
+        auto_remove=rm,
     )
-    run_options.apply(body, publish=publish, publish_all=publish_all, network=network, dns=dns, add_host=add_host,
-                      expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
-                      label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
-                      cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
-    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
-                               security_opt=security_opt, read_only=read_only, device=device,
-                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
+    run_options.apply(
+        body,
+        publish=publish,
+        publish_all=publish_all,
+        network=network,
+        dns=dns,
+        add_host=add_host,
+        expose=expose,
+        volume=volume,
+        bind=bind,
+        volumes_from=volumes_from,
+        restart=restart,
+        label=label,
+        env_file=env_file,
+        memory=memory,
+        memory_swap=memory_swap,
+        cpu_shares=cpu_shares,
+        cpuset_cpus=cpuset_cpus,
+        pids_limit=pids_limit,
+    )
+    run_options.apply_security(
+        body,
+        privileged=privileged,
+        cap_add=cap_add,
+        cap_drop=cap_drop,
+        security_opt=security_opt,
+        read_only=read_only,
+        device=device,
+        device_cgroup_rule=device_cgroup_rule,
+        sysctl=sysctl,
+        userns=userns,
+    )
     run_options.apply_logging(body, log_driver=log_driver, log_opt=log_opt)
     typer.echo(create_container(client(ctx), body, name, command="create", pull=_puller(ctx, image)))
 
@@ -274,17 +306,50 @@ def run(
         raise CliError("the input device is not a TTY")
     api = client(ctx)
     body = build_create_body(
-        image, command, env=env, hostname=hostname, workdir=workdir, user=user,
-        entrypoint=entrypoint, interactive=interactive, tty=tty, attach=not detach,
+        image,
+        command,
+        env=env,
+        hostname=hostname,
+        workdir=workdir,
+        user=user,
+        entrypoint=entrypoint,
+        interactive=interactive,
+        tty=tty,
+        attach=not detach,
         auto_remove=rm,
     )
-    run_options.apply(body, publish=publish, publish_all=publish_all, network=network, dns=dns, add_host=add_host,
-                      expose=expose, volume=volume, bind=bind, volumes_from=volumes_from, restart=restart,
-                      label=label, env_file=env_file, memory=memory, memory_swap=memory_swap,
-                      cpu_shares=cpu_shares, cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
-    run_options.apply_security(body, privileged=privileged, cap_add=cap_add, cap_drop=cap_drop,
-                               security_opt=security_opt, read_only=read_only, device=device,
-                               device_cgroup_rule=device_cgroup_rule, sysctl=sysctl, userns=userns)
+    run_options.apply(
+        body,
+        publish=publish,
+        publish_all=publish_all,
+        network=network,
+        dns=dns,
+        add_host=add_host,
+        expose=expose,
+        volume=volume,
+        bind=bind,
+        volumes_from=volumes_from,
+        restart=restart,
+        label=label,
+        env_file=env_file,
+        memory=memory,
+        memory_swap=memory_swap,
+        cpu_shares=cpu_shares,
+        cpuset_cpus=cpuset_cpus,
+        pids_limit=pids_limit,
+    )
+    run_options.apply_security(
+        body,
+        privileged=privileged,
+        cap_add=cap_add,
+        cap_drop=cap_drop,
+        security_opt=security_opt,
+        read_only=read_only,
+        device=device,
+        device_cgroup_rule=device_cgroup_rule,
+        sysctl=sysctl,
+        userns=userns,
+    )
     run_options.apply_logging(body, log_driver=log_driver, log_opt=log_opt)
     container_id = create_container(api, body, name, command="run", pull=_puller(ctx, image))
     if detach:
@@ -298,8 +363,12 @@ def run(
         return
     try:
         status = attach_and_wait(
-            api, container_id, tty=tty, stdin=interactive,
-            condition="removed" if rm else "next-exit", sig_proxy=sig_proxy,
+            api,
+            container_id,
+            tty=tty,
+            stdin=interactive,
+            condition="removed" if rm else "next-exit",
+            sig_proxy=sig_proxy,
         )
     except StartFailed as exc:
         warn(f"dockyard: {exc}")
@@ -324,8 +393,11 @@ def start(
         info = api.inspect_container(containers[0])
         config = info.get("Config") or {}
         status = attach_and_wait(
-            api, info["Id"], tty=bool(config.get("Tty")),
-            stdin=interactive and bool(config.get("OpenStdin")), condition="next-exit",
+            api,
+            info["Id"],
+            tty=bool(config.get("Tty")),
+            stdin=interactive and bool(config.get("OpenStdin")),
+            condition="next-exit",
         )
         raise typer.Exit(status)
     failures = Failures()
@@ -434,15 +506,17 @@ def ps_rows(containers: list[dict[str, Any]], no_trunc: bool, now: float | None 
             command = fmt.ellipsis(command, 20)
             if image.startswith("sha256:"):
                 image = fmt.short_id(image)
-        rows.append([
-            fmt.short_id(c.get("Id", ""), no_trunc),
-            image,
-            fmt.go_quote(command),
-            fmt.time_ago(c.get("Created"), now),
-            c.get("Status") or "",
-            fmt.format_ports(c.get("Ports")),
-            _names(c.get("Names"), no_trunc),
-        ])
+        rows.append(
+            [
+                fmt.short_id(c.get("Id", ""), no_trunc),
+                image,
+                fmt.go_quote(command),
+                fmt.time_ago(c.get("Created"), now),
+                c.get("Status") or "",
+                fmt.format_ports(c.get("Ports")),
+                _names(c.get("Names"), no_trunc),
+            ]
+        )
     return rows
 
 
@@ -471,7 +545,10 @@ def ls(
         last = 1
     limit = last if last > 0 else None
     containers = client(ctx).get_json(
-        "/containers/json", all=all or limit is not None, limit=limit, filters=parse_filters(filter),
+        "/containers/json",
+        all=all or limit is not None,
+        limit=limit,
+        filters=parse_filters(filter),
         size=size or None,
     )
     if quiet:
@@ -531,8 +608,13 @@ def logs(
     info = api.inspect_container(container)
     tty = bool((info.get("Config") or {}).get("Tty"))
     params = {
-        "stderr": True, "stdout": True, "follow": follow, "tail": tail,
-        "timestamps": timestamps, "since": timestamp_arg(since), "until": timestamp_arg(until),
+        "stderr": True,
+        "stdout": True,
+        "follow": follow,
+        "tail": tail,
+        "timestamps": timestamps,
+        "since": timestamp_arg(since),
+        "until": timestamp_arg(until),
     }
     with api.stream("GET", f"/containers/{info['Id']}/logs", params=params) as response:
         demux_to(response.iter_bytes(), stdout_bytes(), stderr_bytes(), tty=tty)
@@ -557,8 +639,10 @@ def port(
 
     lines = port_lines(client(ctx).inspect_container(name), private_port)
     if private_port and not lines:
-        raise CliError(f"Error: No public port '{private_port if '/' in private_port else private_port + '/tcp'}'"
-                       f" published for {name}")
+        raise CliError(
+            f"Error: No public port '{private_port if '/' in private_port else private_port + '/tcp'}'"
+            f" published for {name}"
+        )
     for line in lines:
         typer.echo(line)
 
@@ -588,8 +672,12 @@ def attach(
     name: Annotated[str, typer.Argument(metavar="CONTAINER")],
     no_stdin: Annotated[bool, typer.Option("--no-stdin", help="Do not attach STDIN")] = False,
     sig_proxy: SigProxy = True,
-    detach_keys: Annotated[str | None, typer.Option("--detach-keys", help="Override the key sequence for "
-                           "detaching a container (default ctrl-p,ctrl-q)")] = None,
+    detach_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q)"
+        ),
+    ] = None,
 ) -> None:
     """Attach local standard input, output, and error streams to a running container.
 
@@ -604,8 +692,12 @@ def attach(
         raise CliError("You cannot attach to a stopped container, start it first")
     if info["State"].get("Paused"):
         raise CliError("You cannot attach to a paused container, unpause it first")
-    code = attach_running(api, info["Id"], tty=bool(info["Config"].get("Tty")),
-                          stdin=not no_stdin and bool(info["Config"].get("OpenStdin")), sig_proxy=sig_proxy,
-                          detach_keys=detach_keys)
+    code = attach_running(
+        api,
+        info["Id"],
+        tty=bool(info["Config"].get("Tty")),
+        stdin=not no_stdin and bool(info["Config"].get("OpenStdin")),
+        sig_proxy=sig_proxy,
+        detach_keys=detach_keys,
+    )
     raise typer.Exit(code)
-

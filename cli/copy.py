@@ -64,7 +64,7 @@ def _from_container(api: APIClient, container: str, path: str, target: Path) -> 
             base = posixpath.basename(path.rstrip("/")) or "."
             for member in tar:
                 if rename is not None and (member.name == base or member.name.startswith(base + "/")):
-                    member.name = rename + member.name[len(base):]
+                    member.name = rename + member.name[len(base) :]
                 tar.extract(member, directory, filter="tar")
 
 
@@ -100,8 +100,13 @@ def _to_container(api: APIClient, source: Path, container: str, path: str) -> No
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(source, arcname=name)
-    api.request("PUT", f"/containers/{quote_ref(container)}/archive", params={"path": directory},
-                content=buffer.getvalue(), headers={"Content-Type": "application/x-tar"})
+    api.request(
+        "PUT",
+        f"/containers/{quote_ref(container)}/archive",
+        params={"path": directory},
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/x-tar"},
+    )
 
 
 __all__ = ["copy"]

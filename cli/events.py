@@ -42,8 +42,12 @@ def events(
     ctx: typer.Context,
     since: Annotated[str | None, typer.Option("--since", help="Show all events created since timestamp")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Stream events until this timestamp")] = None,
-    filter: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions "
-                      "provided (type=, event=, container=, image=)")] = None,
+    filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-f", "--filter", help="Filter output based on conditions provided (type=, event=, container=, image=)"
+        ),
+    ] = None,
     format: Annotated[str | None, typer.Option("--format", help="'{{json .}}' prints the raw JSON")] = None,
 ) -> None:
     """Get real time events from the server."""

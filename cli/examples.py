@@ -12,8 +12,8 @@ __all__ = ["EXAMPLES", "epilog"]
 
 EXAMPLES: dict[str, str] = {
     "container:run": "dockyard run --rm -it busybox sh\n"
-                     "dockyard run -d --name web -p 8080:80 busybox httpd -f -p 80\n"
-                     "dockyard run -d=true -e GREETING=hi -v data:/data busybox env",
+    "dockyard run -d --name web -p 8080:80 busybox httpd -f -p 80\n"
+    "dockyard run -d=true -e GREETING=hi -v data:/data busybox env",
     "container:create": "dockyard create --name web -p 8080:80 busybox httpd -f -p 80",
     "container:start": "dockyard start -a web",
     "container:stop": "dockyard stop -t 5 web",
@@ -22,8 +22,8 @@ EXAMPLES: dict[str, str] = {
     "container:wait": "dockyard wait job",
     "container:rm": "dockyard rm -f web\ndockyard rm $(dockyard ps -aq)",
     "container:ls": "dockyard ps -a\n"
-                    "dockyard ps --filter status=exited -q\n"
-                    "dockyard ps --format 'table {{.Names}}\\t{{.Status}}'",
+    "dockyard ps --filter status=exited -q\n"
+    "dockyard ps --format 'table {{.Names}}\\t{{.Status}}'",
     "container:logs": "dockyard logs -f --tail 10 web",
     "container:inspect": "dockyard container inspect -f '{{.State.Status}}' web",
     "container:port": "dockyard port web 80",
@@ -44,8 +44,8 @@ EXAMPLES: dict[str, str] = {
     "exec_commands:stats": "dockyard stats --no-stream web",
     "exec_commands:update": "dockyard update -m 64m --cpu-shares 512 web",
     "image:ls": "dockyard images -a=false\n"
-                "dockyard images --tree\n"
-                "dockyard images --format '{{.Repository}}:{{.Tag}} {{.Size}}'",
+    "dockyard images --tree\n"
+    "dockyard images --format '{{.Repository}}:{{.Tag}} {{.Size}}'",
     "image:import_": "tar -C rootfs -c . | dockyard import - me/base:1",
     "image:inspect": "dockyard image inspect -f '{{json .Config.Cmd}}' busybox",
     "image:rm": "dockyard rmi me/web:1",
@@ -60,7 +60,7 @@ EXAMPLES: dict[str, str] = {
     "system:info": "dockyard info --format '{{.Driver}}'",
     "events:events": "dockyard events --since 10m --filter event=die",
     "completion:completion": "source <(dockyard completion bash)\n"
-                             "dockyard completion fish > ~/.config/fish/completions/dockyard.fish",
+    "dockyard completion fish > ~/.config/fish/completions/dockyard.fish",
     "daemon:daemon": "dockyard daemon -H unix:///var/run/dockyard.sock -H tcp://127.0.0.1:4243 --ui",
     "ui:ui": "dockyard ui\ndockyard -H unix:///var/run/dockyard.sock ui --port 8090 --no-browser",
     "network:ls": "dockyard network ls --format '{{.Name}} {{.Driver}}'",

@@ -42,26 +42,35 @@ def exec_(
     ctx: typer.Context,
     container: Annotated[str, typer.Argument(metavar="CONTAINER", help="Container (name or ID)")],
     command: Annotated[list[str], typer.Argument(metavar="COMMAND [ARG...]", help="Command and arguments")],
-    detach: Annotated[bool, typer.Option("-d", "--detach", help="Detached mode: run command in the background")]
-    = False,
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep STDIN open even if not attached")]
-    = False,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Detached mode: run command in the background")
+    ] = False,
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Keep STDIN open even if not attached")
+    ] = False,
     tty: Annotated[bool, typer.Option("-t", "--tty", help="Allocate a pseudo-TTY")] = False,
     env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set environment variables")] = None,
-    user: Annotated[str | None, typer.Option("-u", "--user",
-                                             help="Username or UID (format: <name|uid>[:<group|gid>])")] = None,
-    workdir: Annotated[str | None, typer.Option("-w", "--workdir",
-                                                help="Working directory inside the container")] = None,
-    privileged: Annotated[bool, typer.Option("--privileged", help="Give extended privileges to the command")]
-    = False,
+    user: Annotated[
+        str | None, typer.Option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    ] = None,
+    workdir: Annotated[
+        str | None, typer.Option("-w", "--workdir", help="Working directory inside the container")
+    ] = None,
+    privileged: Annotated[bool, typer.Option("--privileged", help="Give extended privileges to the command")] = False,
 ) -> None:
     """Execute a command in a running container."""
     api = client(ctx)
     body: dict[str, Any] = {
-        "User": user or "", "Privileged": privileged, "Tty": tty, "AttachStdin": interactive and not detach,
-        "AttachStdout": not detach, "AttachStderr": not detach, "Detach": detach,
+        "User": user or "",
+        "Privileged": privileged,
+        "Tty": tty,
+        "AttachStdin": interactive and not detach,
+        "AttachStdout": not detach,
+        "AttachStderr": not detach,
+        "Detach": detach,
         "Env": [e if "=" in e else f"{e}={os.environ[e]}" for e in env or [] if "=" in e or e in os.environ],
-        "WorkingDir": workdir or "", "Cmd": list(command),
+        "WorkingDir": workdir or "",
+        "Cmd": list(command),
     }
     created = api.post(f"/containers/{quote_ref(container)}/exec", body).json()
     exec_id = created["Id"]
@@ -69,9 +78,12 @@ def exec_(
         api.post(f"/exec/{exec_id}/start", {"Detach": True, "Tty": tty})
         return
     stdin = bool(body["AttachStdin"])
-    conn = hijack.open_hijack(api.host, f"/exec/{exec_id}/start",
-                              body=json.dumps({"Detach": False, "Tty": tty}).encode(),
-                              content_type="application/json")
+    conn = hijack.open_hijack(
+        api.host,
+        f"/exec/{exec_id}/start",
+        body=json.dumps({"Detach": False, "Tty": tty}).encode(),
+        content_type="application/json",
+    )
     with conn:
         if stdin:
             hijack.pump_stdin(conn, sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
@@ -80,7 +92,8 @@ def exec_(
         handlers = {}
         if tty and threading.current_thread() is threading.main_thread():
             handlers[signal.SIGWINCH] = lambda *_: threading.Thread(
-                target=_exec_resize, args=(api, exec_id), daemon=True).start()
+                target=_exec_resize, args=(api, exec_id), daemon=True
+            ).start()
         saved = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
         try:
             with raw_terminal(tty and stdin):
@@ -116,8 +129,7 @@ def top_table(titles: list[str], processes: list[list[str]]) -> str:
     """Go's tabwriter(minwidth=20, tabwidth=1, padding=3, ' ') as docker top uses it."""
     rows = [list(titles)] + [list(p) for p in processes]
     columns = max(len(r) for r in rows)
-    widths = [max(20, max((len(r[i]) for r in rows if i < len(r) - 1), default=0) + 3)
-              for i in range(columns - 1)]
+    widths = [max(20, max((len(r[i]) for r in rows if i < len(r) - 1), default=0) + 3) for i in range(columns - 1)]
     lines = []
     for row in rows:
         lines.append("".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + (row[-1] if row else ""))
@@ -141,8 +153,7 @@ def top(
 
 def cpu_percent(sample: dict[str, Any]) -> float:
     cpu, pre = sample.get("cpu_stats") or {}, sample.get("precpu_stats") or {}
-    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
-        "total_usage", 0)
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
     system_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
     if system_delta > 0 and cpu_delta > 0 and pre:
@@ -176,10 +187,19 @@ def stats_row(sample: dict[str, Any], no_trunc: bool = False) -> list[str]:
     name = (sample.get("name") or "").lstrip("/") or "--"
     running = bool(sample.get("memory_stats") or sample.get("cpu_stats"))
     if not running:
-        return [fmt.short_id(sample.get("id", ""), no_trunc), name, "0.00%", "0B / 0B", "0.00%", "0B / 0B",
-                "0B / 0B", "0"]
+        return [
+            fmt.short_id(sample.get("id", ""), no_trunc),
+            name,
+            "0.00%",
+            "0B / 0B",
+            "0.00%",
+            "0B / 0B",
+            "0B / 0B",
+            "0",
+        ]
     return [
-        fmt.short_id(sample.get("id", ""), no_trunc), name,
+        fmt.short_id(sample.get("id", ""), no_trunc),
+        name,
         f"{cpu_percent(sample):.2f}%",
         f"{fmt.bytes_size(usage)} / {fmt.bytes_size(limit)}",
         f"{(usage / limit * 100.0) if limit else 0.0:.2f}%",
@@ -206,10 +226,10 @@ def _one_sample(api: APIClient, ref: str) -> dict[str, Any]:
 def stats(
     ctx: typer.Context,
     containers: Annotated[list[str] | None, typer.Argument(metavar="[CONTAINER...]", help="Containers")] = None,
-    all_: Annotated[bool, typer.Option("-a", "--all", help="Show all containers (default shows just running)")]
-    = False,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Disable streaming stats and only pull the first "
-                                                                "result")] = False,
+    all_: Annotated[bool, typer.Option("-a", "--all", help="Show all containers (default shows just running)")] = False,
+    no_stream: Annotated[
+        bool, typer.Option("--no-stream", help="Disable streaming stats and only pull the first result")
+    ] = False,
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate output")] = False,
 ) -> None:
     """Display a live stream of container(s) resource usage statistics."""
@@ -265,14 +285,17 @@ def update(
     ctx: typer.Context,
     containers: Containers,
     memory: Annotated[str | None, typer.Option("-m", "--memory", help="Memory limit")] = None,
-    memory_swap: Annotated[str | None, typer.Option("--memory-swap", help="Swap limit equal to memory plus swap: "
-                                                                          "-1 to enable unlimited swap")] = None,
-    cpu_shares: Annotated[int | None, typer.Option("-c", "--cpu-shares", help="CPU shares (relative weight)")]
-    = None,
-    cpuset_cpus: Annotated[str | None, typer.Option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, "
-                                                                          "0,1)")] = None,
-    pids_limit: Annotated[int | None, typer.Option("--pids-limit", help="Tune container pids limit (set -1 for "
-                                                                        "unlimited)")] = None,
+    memory_swap: Annotated[
+        str | None,
+        typer.Option("--memory-swap", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
+    ] = None,
+    cpu_shares: Annotated[int | None, typer.Option("-c", "--cpu-shares", help="CPU shares (relative weight)")] = None,
+    cpuset_cpus: Annotated[
+        str | None, typer.Option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    ] = None,
+    pids_limit: Annotated[
+        int | None, typer.Option("--pids-limit", help="Tune container pids limit (set -1 for unlimited)")
+    ] = None,
 ) -> None:
     """Update configuration of one or more containers."""
     body: dict[str, Any] = {}

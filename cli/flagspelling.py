@@ -33,8 +33,9 @@ def parse_bool(value: str, flag: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise FlagValueError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing '
-                         f'"{value}": invalid syntax')
+    raise FlagValueError(
+        f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": invalid syntax'
+    )
 
 
 def _options(params: list[Any]) -> dict[str, Any]:
@@ -55,8 +56,9 @@ def _takes_value(param: Any) -> bool:
     return not getattr(param, "is_flag", False) and not getattr(param, "count", False)
 
 
-def split_bool_values(params: list[Any], args: list[str], interspersed: bool = True
-                      ) -> tuple[list[str], list[tuple[Any, bool]]]:
+def split_bool_values(
+    params: list[Any], args: list[str], interspersed: bool = True
+) -> tuple[list[str], list[tuple[Any, bool]]]:
     """Take ``=VALUE`` off the boolean flags in ``args``.
 
     Returns the arguments click can parse (``--detach=true`` becomes ``--detach``,
@@ -73,7 +75,7 @@ def split_bool_values(params: list[Any], args: list[str], interspersed: bool = T
         arg = args[i]
         i += 1
         if arg == "--":
-            out += args[i - 1:]
+            out += args[i - 1 :]
             break
         if arg.startswith("--"):
             name, eq, raw = arg.partition("=")

@@ -49,7 +49,7 @@ def parse_timestamp(value: Any) -> float | None:
 
 
 def time_ago(value: Any, now: float | None = None) -> str:
-    """"3 minutes ago" for a timestamp, "" when there is none."""
+    """ "3 minutes ago" for a timestamp, "" when there is none."""
     ts = parse_timestamp(value)
     if ts is None:
         return ""
@@ -103,8 +103,17 @@ def ellipsis(text: str, width: int) -> str:
     return text[: width - 1] + "…"
 
 
-_ESCAPES = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t",
-            "\v": r"\v", "\\": r"\\", '"': r"\""}
+_ESCAPES = {
+    "\a": r"\a",
+    "\b": r"\b",
+    "\f": r"\f",
+    "\n": r"\n",
+    "\r": r"\r",
+    "\t": r"\t",
+    "\v": r"\v",
+    "\\": r"\\",
+    '"': r"\"",
+}
 
 
 def go_quote(text: str) -> str:
@@ -156,9 +165,7 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     if not table[0]:
         return ""
     columns = len(table[0])
-    widths = [
-        max(10, max(len(row[i]) for row in table) + 3) for i in range(columns - 1)
-    ]
+    widths = [max(10, max(len(row[i]) for row in table) + 3) for i in range(columns - 1)]
     lines = []
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]

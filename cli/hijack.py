@@ -73,9 +73,7 @@ class HijackedConnection:
         self.close()
 
 
-def open_hijack(
-    host: Host, path: str, *, body: bytes = b"", content_type: str = "text/plain"
-) -> HijackedConnection:
+def open_hijack(host: Host, path: str, *, body: bytes = b"", content_type: str = "text/plain") -> HijackedConnection:
     """POST ``/v1.41{path}`` with an upgrade request and return the hijacked connection."""
     from . import transport
 
@@ -94,7 +92,12 @@ def open_hijack(
 
 
 def attach(
-    host: Host, container_id: str, *, stdin: bool, stdout: bool = True, stderr: bool = True,
+    host: Host,
+    container_id: str,
+    *,
+    stdin: bool,
+    stdout: bool = True,
+    stderr: bool = True,
     detach_keys: str | None = None,
 ) -> HijackedConnection:
     """Attach to a container's streams the way ``docker run``/``start -a`` do."""

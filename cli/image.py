@@ -66,13 +66,15 @@ def image_rows(
         pairs = listed_names(image, reference)
         image_id = image.get("Id", "")
         for repo, tag in pairs:
-            rows.append([
-                repo,
-                tag,
-                image_id if no_trunc else fmt.short_id(image_id),
-                fmt.time_ago(image.get("Created"), now),
-                fmt.human_size(image.get("Size") or 0),
-            ])
+            rows.append(
+                [
+                    repo,
+                    tag,
+                    image_id if no_trunc else fmt.short_id(image_id),
+                    fmt.time_ago(image.get("Created"), now),
+                    fmt.human_size(image.get("Size") or 0),
+                ]
+            )
     return rows
 
 
@@ -99,8 +101,10 @@ def image_graph(images: list[dict[str, Any]], *, viz: bool) -> str:
                 lines.append(f' {source} -> "{fmt.short_id(child["Id"])}"')
                 if tags(child):
                     label = "\\n".join([fmt.short_id(child["Id"]), *tags(child)])
-                    lines.append(f' "{fmt.short_id(child["Id"])}" [label="{label}",shape=box,'
-                                 'fillcolor="paleturquoise",style="filled,rounded"];')
+                    lines.append(
+                        f' "{fmt.short_id(child["Id"])}" [label="{label}",shape=box,'
+                        'fillcolor="paleturquoise",style="filled,rounded"];'
+                    )
         lines.append(" base [style=invisible]")
         lines.append("}")
         return "\n".join(lines) + "\n"
@@ -109,8 +113,10 @@ def image_graph(images: list[dict[str, Any]], *, viz: bool) -> str:
         children = by_parent.get(parent, [])
         for n, child in enumerate(children):
             last = n == len(children) - 1
-            text = f"{indent}{'└─' if last else '├─'}{fmt.short_id(child['Id'])} Virtual Size: " \
-                   f"{fmt.human_size(child.get('VirtualSize') or child.get('Size') or 0)}"
+            text = (
+                f"{indent}{'└─' if last else '├─'}{fmt.short_id(child['Id'])} Virtual Size: "
+                f"{fmt.human_size(child.get('VirtualSize') or child.get('Size') or 0)}"
+            )
             if tags(child):
                 text += f" Tags: {', '.join(tags(child))}"
             lines.append(text)
@@ -133,10 +139,13 @@ def ls(
     filter: Annotated[
         list[str] | None, typer.Option("-f", "--filter", help="Filter output based on conditions provided")
     ] = None,
-    tree: Annotated[bool, typer.Option("--tree", "-t", help="Output graph in tree format "
-                    "(Docker 0.x's images -tree)")] = False,
-    viz: Annotated[bool, typer.Option("--viz", "-v", help="Output graph in graphviz format (Docker 0.x's "
-                   "`images -viz | dot -Tpng`)")] = False,
+    tree: Annotated[
+        bool, typer.Option("--tree", "-t", help="Output graph in tree format (Docker 0.x's images -tree)")
+    ] = False,
+    viz: Annotated[
+        bool,
+        typer.Option("--viz", "-v", help="Output graph in graphviz format (Docker 0.x's `images -viz | dot -Tpng`)"),
+    ] = False,
     format: ListFormat = None,
 ) -> None:
     """List images."""
@@ -149,8 +158,9 @@ def ls(
         return
     images = client(ctx).get_json("/images/json", all=all, filters=filters or None)
     if format and not quiet:
-        rows_ = (image_row(image, repo, tag, no_trunc) for image in images
-                 for repo, tag in listed_names(image, repository))
+        rows_ = (
+            image_row(image, repo, tag, no_trunc) for image in images for repo, tag in listed_names(image, repository)
+        )
         typer.echo(render_listing(IMAGE, format, rows_), nl=False)
         return
     rows = image_rows(images, no_trunc=no_trunc, reference=repository)
@@ -204,10 +214,16 @@ def import_(
 
     progress = Transfer(f"Importing {source}", os.fstat(opened.fileno()).st_size if opened is not None else None)
     try:
-        with progress, client(ctx).stream(
-            "POST", "/images/create", params=params, content=progress.wrap(body) if body is not None else None,
-            headers={"Content-Type": "text/plain"},
-        ) as response:
+        with (
+            progress,
+            client(ctx).stream(
+                "POST",
+                "/images/create",
+                params=params,
+                content=progress.wrap(body) if body is not None else None,
+                headers={"Content-Type": "text/plain"},
+            ) as response,
+        ):
             for message_ in iter_json_messages(response):
                 if message_.get("error") or message_.get("errorDetail"):
                     detail = message_.get("errorDetail") or {}
@@ -250,4 +266,3 @@ def rm(
             if item.get("Deleted"):
                 typer.echo(f"Deleted: {item['Deleted']}")
     failures.exit_if_any()
-

@@ -57,14 +57,21 @@ def commit(
     repository: Annotated[str | None, typer.Argument(metavar="[REPOSITORY[:TAG]]")] = None,
     author: Annotated[str | None, typer.Option("-a", "--author", help='Author (e.g., "John <j@x.org>")')] = None,
     message: Annotated[str | None, typer.Option("-m", "--message", help="Commit message")] = None,
-    change: Annotated[list[str] | None, typer.Option("-c", "--change",
-                      help="Apply Dockerfile instruction to the created image")] = None,
+    change: Annotated[
+        list[str] | None, typer.Option("-c", "--change", help="Apply Dockerfile instruction to the created image")
+    ] = None,
     run: Annotated[str | None, typer.Option("--run", help="Config JSON to merge (Docker 0.x's -run)")] = None,
 ) -> None:
     """Create a new image from a container's changes."""
     repo, tag = image.split_reference(repository) if repository else (None, None)
-    params = {"container": name, "repo": repo, "tag": tag if repository else None, "author": author,
-              "comment": message, "changes": change}
+    params = {
+        "container": name,
+        "repo": repo,
+        "tag": tag if repository else None,
+        "author": author,
+        "comment": message,
+        "changes": change,
+    }
     body = None
     if run:
         import json
@@ -108,8 +115,15 @@ def history(
         created_by = entry.get("CreatedBy") or ""
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append([image_id, fmt.time_ago(entry.get("Created")), created_by,
-                     fmt.human_size(entry.get("Size") or 0), entry.get("Comment") or ""])
+        rows.append(
+            [
+                image_id,
+                fmt.time_ago(entry.get("Created")),
+                created_by,
+                fmt.human_size(entry.get("Size") or 0),
+                entry.get("Comment") or "",
+            ]
+        )
     if not quiet:
         typer.echo(fmt.render_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows), nl=False)
 
@@ -136,13 +150,13 @@ def save(
 
 def load(
     ctx: typer.Context,
-    input: Annotated[str | None, typer.Option("-i", "--input", help="Read from tar archive file, "
-                     "instead of STDIN")] = None,
+    input: Annotated[
+        str | None, typer.Option("-i", "--input", help="Read from tar archive file, instead of STDIN")
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Suppress the load output")] = False,
 ) -> None:
     """Load an image from a tar archive or STDIN."""
-    source: BinaryIO = open(input, "rb") if input else (sys.stdin.buffer if hasattr(sys.stdin, "buffer")
-                                                        else sys.stdin)
+    source: BinaryIO = open(input, "rb") if input else (sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin)
     if not input and os.isatty(source.fileno()):
         raise CliError("requested load from stdin, but stdin is empty")
 
@@ -154,9 +168,16 @@ def load(
 
     size = os.fstat(source.fileno()).st_size if input else None
     try:
-        with Transfer(f"Loading {input or 'stdin'}", size or None) as progress, client(ctx).stream(
-                "POST", "/images/load", params={"quiet": int(quiet)}, content=progress.wrap(chunks()),
-                headers={"Content-Type": "application/x-tar"}) as response:
+        with (
+            Transfer(f"Loading {input or 'stdin'}", size or None) as progress,
+            client(ctx).stream(
+                "POST",
+                "/images/load",
+                params={"quiet": int(quiet)},
+                content=progress.wrap(chunks()),
+                headers={"Content-Type": "application/x-tar"},
+            ) as response,
+        ):
             for message in iter_json_messages(response):
                 if message.get("error"):
                     raise CliError(message["error"])

@@ -77,8 +77,13 @@ class Listing(TyperCommand):
     """A command that is listed but not built yet."""
 
     def __init__(self, name: str, entry: Command | Group, rich_markup_mode: Any) -> None:
-        super().__init__(name, help=entry.summary, hidden=getattr(entry, "hidden", False),
-                         rich_help_panel=entry.panel, rich_markup_mode=rich_markup_mode)
+        super().__init__(
+            name,
+            help=entry.summary,
+            hidden=getattr(entry, "hidden", False),
+            rich_help_panel=entry.panel,
+            rich_markup_mode=rich_markup_mode,
+        )
         self.entry = entry
 
 
@@ -121,11 +126,17 @@ class LazyGroup(_PlainHelp, TyperGroup):
             group.add_lazy(entry.commands)
             return group
         module, _, function = entry.target.partition(":")
-        info = CommandInfo(name=name, callback=getattr(import_module(f"dockyard.cli.{module}"), function),
-                           cls=PlainCommand, context_settings=entry.settings, hidden=entry.hidden,
-                           rich_help_panel=entry.panel)
-        command = get_command_from_info(info, pretty_exceptions_short=self.pretty_exceptions_short,
-                                        rich_markup_mode=self.rich_markup_mode)
+        info = CommandInfo(
+            name=name,
+            callback=getattr(import_module(f"dockyard.cli.{module}"), function),
+            cls=PlainCommand,
+            context_settings=entry.settings,
+            hidden=entry.hidden,
+            rich_help_panel=entry.panel,
+        )
+        command = get_command_from_info(
+            info, pretty_exceptions_short=self.pretty_exceptions_short, rich_markup_mode=self.rich_markup_mode
+        )
         if isinstance(command, PlainCommand):
             command.target = entry.target
         return command

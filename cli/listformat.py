@@ -23,8 +23,12 @@ from .template import TemplateError, compile_template
 
 __all__ = ["CONTAINER", "HISTORY", "IMAGE", "NETWORK", "ListFormat", "Listing", "render_listing"]
 
-ListFormat = Annotated[str | None, typer.Option(
-    "--format", help="Format output using a Go template: 'table {{.ID}}\\t{{.Names}}', '{{json .}}', 'json'")]
+ListFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="Format output using a Go template: 'table {{.ID}}\\t{{.Names}}', '{{json .}}', 'json'"
+    ),
+]
 
 
 class Listing:
@@ -85,15 +89,30 @@ def container_row(c: dict[str, Any], no_trunc: bool = False, now: float | None =
 
 
 CONTAINER = Listing(
-    {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-     "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
-     "Labels": "LABELS", "Label": "LABEL", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
-     "Networks": "NETWORKS"},
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}")
+    {
+        "ID": "CONTAINER ID",
+        "Names": "NAMES",
+        "Image": "IMAGE",
+        "Command": "COMMAND",
+        "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED",
+        "Ports": "PORTS",
+        "State": "STATE",
+        "Status": "STATUS",
+        "Size": "SIZE",
+        "Labels": "LABELS",
+        "Label": "LABEL",
+        "Mounts": "MOUNTS",
+        "LocalVolumes": "LOCAL VOLUMES",
+        "Networks": "NETWORKS",
+    },
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+)
 
 
-def image_row(image: dict[str, Any], repository: str, tag: str, no_trunc: bool = False,
-              now: float | None = None) -> dict[str, Any]:
+def image_row(
+    image: dict[str, Any], repository: str, tag: str, no_trunc: bool = False, now: float | None = None
+) -> dict[str, Any]:
     """The row of one repository:tag of an image (``images`` lists an image once per name)."""
     digests = [d.partition("@")[2] for d in image.get("RepoDigests") or []]
     image_id = image.get("Id", "")
@@ -116,10 +135,23 @@ def image_row(image: dict[str, Any], repository: str, tag: str, no_trunc: bool =
 
 
 IMAGE = Listing(
-    {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST", "CreatedSince": "CREATED",
-     "CreatedAt": "CREATED AT", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
-     "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS", "Labels": "LABELS", "Label": "LABEL"},
-    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}")
+    {
+        "Repository": "REPOSITORY",
+        "Tag": "TAG",
+        "ID": "IMAGE ID",
+        "Digest": "DIGEST",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "Size": "SIZE",
+        "VirtualSize": "VIRTUAL SIZE",
+        "SharedSize": "SHARED SIZE",
+        "UniqueSize": "UNIQUE SIZE",
+        "Containers": "CONTAINERS",
+        "Labels": "LABELS",
+        "Label": "LABEL",
+    },
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+)
 
 
 def network_row(n: dict[str, Any], no_trunc: bool = False, now: float | None = None) -> dict[str, Any]:
@@ -137,9 +169,19 @@ def network_row(n: dict[str, Any], no_trunc: bool = False, now: float | None = N
 
 
 NETWORK = Listing(
-    {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
-     "Internal": "INTERNAL", "Labels": "LABELS", "Label": "LABEL", "CreatedAt": "CREATED AT"},
-    "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}")
+    {
+        "ID": "NETWORK ID",
+        "Name": "NAME",
+        "Driver": "DRIVER",
+        "Scope": "SCOPE",
+        "IPv6": "IPV6",
+        "Internal": "INTERNAL",
+        "Labels": "LABELS",
+        "Label": "LABEL",
+        "CreatedAt": "CREATED AT",
+    },
+    "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+)
 
 
 def history_row(entry: dict[str, Any], no_trunc: bool = False, now: float | None = None) -> dict[str, Any]:
@@ -158,9 +200,16 @@ def history_row(entry: dict[str, Any], no_trunc: bool = False, now: float | None
 
 
 HISTORY = Listing(
-    {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
-     "Size": "SIZE", "Comment": "COMMENT"},
-    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
+    {
+        "ID": "IMAGE",
+        "CreatedSince": "CREATED",
+        "CreatedAt": "CREATED AT",
+        "CreatedBy": "CREATED BY",
+        "Size": "SIZE",
+        "Comment": "COMMENT",
+    },
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+)
 
 
 def render_listing(listing: Listing, format: str, rows: Iterable[dict[str, Any]]) -> str:
@@ -172,7 +221,7 @@ def render_listing(listing: Listing, format: str, rows: Iterable[dict[str, Any]]
     if text == "table":
         text = listing.default
     if table:
-        text = text[len("table"):]
+        text = text[len("table") :]
     # docker/cli Context.preFormat: the literal escapes \t and \n users type in a shell
     text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     try:

@@ -99,8 +99,19 @@ def __getattr__(name: str) -> Any:
     # and the like (the resource modules and their typer sub-apps), imported on first use.
     if name in ("app", "LogLevel"):
         return getattr(import_module("dockyard.cli.app"), name)
-    if name in ("build", "container", "events", "exec_commands", "image", "inspect", "layers", "network",
-                "registry", "registry_server", "system"):
+    if name in (
+        "build",
+        "container",
+        "events",
+        "exec_commands",
+        "image",
+        "inspect",
+        "layers",
+        "network",
+        "registry",
+        "registry_server",
+        "system",
+    ):
         return import_module(f"dockyard.cli.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -98,10 +98,12 @@ def port_lines(inspect: dict[str, Any], private: str | None = None) -> list[str]
 
 
 # -- commands ---------------------------------------------------------------------------------
-def ls(ctx: typer.Context,
-       quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display network IDs")] = False,
-       no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate the output")] = False,
-       format: ListFormat = None) -> None:
+def ls(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only display network IDs")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Do not truncate the output")] = False,
+    format: ListFormat = None,
+) -> None:
     """List networks."""
     nets = client(ctx).get_json("/networks")
     if format and not quiet:
@@ -124,19 +126,25 @@ def inspect(ctx: typer.Context, networks: list[str]) -> None:
     typer.echo(json.dumps([api.get_json(f"/networks/{n}") for n in networks], indent=4))
 
 
-def create(ctx: typer.Context, name: str,
-           subnet: Annotated[str | None, typer.Option("--subnet", help="Subnet in CIDR format")] = None,
-           gateway: Annotated[str | None, typer.Option("--gateway", help="Gateway for the subnet")] = None,
-           ip_range: Annotated[str | None, typer.Option("--ip-range", help="Allocate container IPs from a "
-                                                                          "sub-range")] = None,
-           internal: Annotated[bool, typer.Option("--internal", help="Restrict external access")] = False,
-           opt: Annotated[list[str] | None, typer.Option("-o", "--opt", help="Driver options KEY=VALUE")] = None,
-           ) -> None:
+def create(
+    ctx: typer.Context,
+    name: str,
+    subnet: Annotated[str | None, typer.Option("--subnet", help="Subnet in CIDR format")] = None,
+    gateway: Annotated[str | None, typer.Option("--gateway", help="Gateway for the subnet")] = None,
+    ip_range: Annotated[str | None, typer.Option("--ip-range", help="Allocate container IPs from a sub-range")] = None,
+    internal: Annotated[bool, typer.Option("--internal", help="Restrict external access")] = False,
+    opt: Annotated[list[str] | None, typer.Option("-o", "--opt", help="Driver options KEY=VALUE")] = None,
+) -> None:
     """Create a network."""
     config = {k: v for k, v in (("Subnet", subnet), ("Gateway", gateway), ("IPRange", ip_range)) if v}
     options = dict(item.split("=", 1) for item in opt or [])
-    body = {"Name": name, "Driver": "bridge", "Internal": internal, "Options": options,
-            "IPAM": {"Driver": "default", "Config": [config] if config else []}}
+    body = {
+        "Name": name,
+        "Driver": "bridge",
+        "Internal": internal,
+        "Options": options,
+        "IPAM": {"Driver": "default", "Config": [config] if config else []},
+    }
     typer.echo(client(ctx).post("/networks/create", body).json()["Id"])
 
 
@@ -147,11 +155,16 @@ def rm(ctx: typer.Context, networks: list[str]) -> None:
         typer.echo(n)
 
 
-def connect(ctx: typer.Context, network: str, container: str,
-            alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias")] = None) -> None:
+def connect(
+    ctx: typer.Context,
+    network: str,
+    container: str,
+    alias: Annotated[list[str] | None, typer.Option("--alias", help="Network-scoped alias")] = None,
+) -> None:
     """Connect a container to a network."""
-    client(ctx).post(f"/networks/{network}/connect",
-                     {"Container": container, "EndpointConfig": {"Aliases": alias or []}})
+    client(ctx).post(
+        f"/networks/{network}/connect", {"Container": container, "EndpointConfig": {"Aliases": alias or []}}
+    )
 
 
 def disconnect(ctx: typer.Context, network: str, container: str) -> None:

@@ -30,8 +30,14 @@ _clock = time.monotonic  # (tests put a clock of theirs here)
 class Transfer:
     """Count bytes moving for ``label`` and show it as described above; use as a context manager."""
 
-    def __init__(self, label: str, total: int | None = None, *, stream: TextIO | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        *,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.label, self.total, self.clock = label, total, clock or _clock
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())

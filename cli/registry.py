@@ -116,8 +116,9 @@ class ProgressView:
         if self.tty:
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-            self.progress = Progress(TextColumn("{task.fields[layer]}: {task.description}"), BarColumn(),
-                                     DownloadColumn(), transient=False)
+            self.progress = Progress(
+                TextColumn("{task.fields[layer]}: {task.description}"), BarColumn(), DownloadColumn(), transient=False
+            )
             self.progress.start()
 
     def handle(self, message: dict) -> None:
@@ -136,11 +137,16 @@ class ProgressView:
             if task is None:
                 task = self.tasks[layer] = self.progress.add_task(status, layer=layer, total=None)
             if detail.get("total"):
-                self.progress.update(task, description=status, completed=detail.get("current", 0),
-                                     total=detail["total"])
+                self.progress.update(
+                    task, description=status, completed=detail.get("current", 0), total=detail["total"]
+                )
             else:
-                done = status in ("Pull complete", "Already exists", "Pushed", "Layer already exists") \
-                    or status.startswith("Mounted from")
+                done = status in (
+                    "Pull complete",
+                    "Already exists",
+                    "Pushed",
+                    "Layer already exists",
+                ) or status.startswith("Mounted from")
                 task_obj = self.progress.tasks[task] if isinstance(task, int) else None
                 total = task_obj.total if task_obj is not None and task_obj.total else None
                 self.progress.update(task, description=status, **({"completed": total} if done and total else {}))
@@ -163,8 +169,9 @@ class ProgressView:
 def _run_stream(ctx: typer.Context, path: str, params: dict, domain: str, quiet: bool) -> ProgressView:
     view = ProgressView(quiet)
     try:
-        with client(ctx).stream("POST", path, params=params, headers={"X-Registry-Auth": auth_header(domain)}) \
-                as response:
+        with client(ctx).stream(
+            "POST", path, params=params, headers={"X-Registry-Auth": auth_header(domain)}
+        ) as response:
             for message in iter_json_messages(response):
                 view.handle(message)
     finally:
@@ -237,8 +244,14 @@ def login(
     username: Annotated[str | None, typer.Option("-u", "--username", help="Username")] = None,
     password: Annotated[str | None, typer.Option("-p", "--password", help="Password")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Take the password from stdin")] = False,
-    email: Annotated[str | None, typer.Option("-e", "--email", help="E-mail address (where a registry "
-                                              "registers new names at login, the activation link goes here)")] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            "-e",
+            "--email",
+            help="E-mail address (where a registry registers new names at login, the activation link goes here)",
+        ),
+    ] = None,
 ) -> None:
     """Log in to a registry (a registry with open accounts registers a new name)."""
     from dockyard.reference import default_index
@@ -259,8 +272,9 @@ def login(
         if stored and password is None:
             username, password = stored
         else:
-            username = input(f"Username{f' ({stored[0]})' if stored else ''}: ").strip() or (stored[0] if stored
-                                                                                             else "")
+            username = input(f"Username{f' ({stored[0]})' if stored else ''}: ").strip() or (
+                stored[0] if stored else ""
+            )
     if password is None:
         import getpass
 
@@ -268,8 +282,11 @@ def login(
         if email is None:  # Docker 0.x's prompts: username, password, e-mail
             email = input("Email (): ").strip()
     if not username or not password:
-        raise CliError("Error: Cannot perform an interactive login from a non TTY device" if not sys.stdin.isatty()
-                       else "username and password are required")
+        raise CliError(
+            "Error: Cannot perform an interactive login from a non TTY device"
+            if not sys.stdin.isatty()
+            else "username and password are required"
+        )
     body = {"username": username, "password": password, "serveraddress": key}
     if email:
         body["email"] = email
@@ -299,8 +316,10 @@ def search(
     term: Annotated[str, typer.Argument(metavar="TERM", help="What to search for ([HOST/]TERM)")],
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Max number of search results")] = 25,
-    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter", help="Filter output (stars=N, "
-                                                      "is-official=true, is-automated=false)")] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("-f", "--filter", help="Filter output (stars=N, is-official=true, is-automated=false)"),
+    ] = None,
 ) -> None:
     """Search a registry for images."""
     filters: dict[str, list[str]] = {}
@@ -312,17 +331,27 @@ def search(
     params: dict[str, Any] = {"term": term, "limit": limit}
     if filters:
         params["filters"] = json.dumps(filters)
-    response = client(ctx).request("GET", "/images/search", params=params,
-                                   headers={"X-Registry-Auth": auth_header(_domain_of(term + "/x")
-                                                                            if "/" in term else _domain_of(term))})
+    response = client(ctx).request(
+        "GET",
+        "/images/search",
+        params=params,
+        headers={"X-Registry-Auth": auth_header(_domain_of(term + "/x") if "/" in term else _domain_of(term))},
+    )
     results = response.json()
     rows = []
     for r in results:
         description = (r.get("description") or "").replace("\n", " ")
         if not no_trunc and len(description) > 45:
             description = description[:44] + "…"
-        rows.append([r.get("name", ""), description, str(r.get("star_count", 0)),
-                     "[OK]" if r.get("is_official") else "", "[OK]" if r.get("is_automated") else ""])
+        rows.append(
+            [
+                r.get("name", ""),
+                description,
+                str(r.get("star_count", 0)),
+                "[OK]" if r.get("is_official") else "",
+                "[OK]" if r.get("is_automated") else "",
+            ]
+        )
     headers = ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     for row in [headers, *rows]:

@@ -23,13 +23,13 @@ __all__ = ["app"]
 
 #: ``dockyard registry`` and ``dockyard registry user``: the sub-apps' own settings; their commands are
 #: listed in cli/commands.py
-app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories",
-                  no_args_is_help=True)
+app = typer.Typer(name="registry", help="Run a registry, manage its accounts and repositories", no_args_is_help=True)
 user_app = typer.Typer(name="user", help="Manage the accounts of a registry (in its storage)", no_args_is_help=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="Registry settings file (TOML)")]
-RootOption = Annotated[Path | None, typer.Option("--root", help="Registry data directory (default "
-                                                  "/var/lib/dockyard-registry)")]
+RootOption = Annotated[
+    Path | None, typer.Option("--root", help="Registry data directory (default /var/lib/dockyard-registry)")
+]
 
 
 def _settings(config: Path | None, root: Path | None, **flags):
@@ -51,10 +51,12 @@ def serve(
     users: Annotated[Path | None, typer.Option("--users", help="htpasswd (bcrypt) file of accounts")] = None,
     admin: Annotated[list[str] | None, typer.Option("--admin", help="An administrator account")] = None,
     token_ttl: Annotated[int | None, typer.Option("--token-ttl", help="Token lifetime in seconds")] = None,
-    secret_file: Annotated[Path | None, typer.Option("--secret-file", help="Token signing key (hex), the same "
-                                                     "for every replica")] = None,
-    accounts: Annotated[str | None, typer.Option("--accounts", help="closed, or open: a login with a new name "
-                                                 "registers it")] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option("--secret-file", help="Token signing key (hex), the same for every replica")
+    ] = None,
+    accounts: Annotated[
+        str | None, typer.Option("--accounts", help="closed, or open: a login with a new name registers it")
+    ] = None,
     storage_driver: Annotated[str | None, typer.Option("--storage-driver", help="filesystem or s3")] = None,
     s3_bucket: Annotated[str | None, typer.Option("--s3-bucket")] = None,
     s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint")] = None,
@@ -66,12 +68,26 @@ def serve(
 
     from dockyard.registry.app import run_forever
 
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = _settings(config, root, listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth_mode=auth, users=users,
-                    admins=admin or [], token_ttl=token_ttl, secret_file=secret_file, accounts=accounts,
-                    storage_driver=storage_driver,
-                    storage_bucket=s3_bucket, storage_endpoint_url=s3_endpoint, storage_prefix=s3_prefix)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cfg = _settings(
+        config,
+        root,
+        listen=listen,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        auth_mode=auth,
+        users=users,
+        admins=admin or [],
+        token_ttl=token_ttl,
+        secret_file=secret_file,
+        accounts=accounts,
+        storage_driver=storage_driver,
+        storage_bucket=s3_bucket,
+        storage_endpoint_url=s3_endpoint,
+        storage_prefix=s3_prefix,
+    )
     try:
         run_forever(cfg)
     except ValueError as exc:  # settings the server refuses (e.g. token auth on 0.0.0.0 without a realm)
@@ -115,8 +131,13 @@ def user_add(
     username: Annotated[str, typer.Argument(help="Account name (lower case)")],
     root: RootOption = None,
     config: ConfigOption = None,
-    users: Annotated[Path | None, typer.Option("--users", help="Write this htpasswd file instead of the "
-                                               "registry's account store (docker-registry's format)")] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option(
+            "--users",
+            help="Write this htpasswd file instead of the registry's account store (docker-registry's format)",
+        ),
+    ] = None,
     email: Annotated[str, typer.Option("-e", "--email", help="E-mail address")] = "",
     password: PasswordOption = None,
     password_stdin: StdinOption = False,
@@ -205,8 +226,10 @@ def user_list(
         typer.echo(json.dumps(accounts, indent=2))
         return
     rows = [["NAME", "EMAIL", "ACTIVE", "ADMIN", "SOURCE"]]
-    rows += [[a["name"], a["email"], "yes" if a["active"] else "no", "yes" if a["admin"] else "no", a["source"]]
-             for a in accounts]
+    rows += [
+        [a["name"], a["email"], "yes" if a["active"] else "no", "yes" if a["admin"] else "no", a["source"]]
+        for a in accounts
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
@@ -219,10 +242,13 @@ def gc(
     root: RootOption = None,
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing")] = False,
-    delete_untagged: Annotated[bool, typer.Option("--delete-untagged", help="Also delete manifests no tag "
-                                                  "reaches")] = False,
-    grace: Annotated[float | None, typer.Option("--grace", help="Seconds: younger content stays [default: "
-                                                "gc.grace of the settings, 3600]")] = None,
+    delete_untagged: Annotated[
+        bool, typer.Option("--delete-untagged", help="Also delete manifests no tag reaches")
+    ] = False,
+    grace: Annotated[
+        float | None,
+        typer.Option("--grace", help="Seconds: younger content stays [default: gc.grace of the settings, 3600]"),
+    ] = None,
 ) -> None:
     """Delete blobs no manifest references (safe while replicas serve; see docs/registry.md)."""
     from dockyard.registry.gc import CollectionRunning, collect
@@ -231,8 +257,13 @@ def gc(
     cfg = _settings(config, root)
     backend = make_backend(cfg.storage, cfg.root)
     try:
-        report = collect(backend, dry_run=dry_run, delete_untagged=delete_untagged,
-                         grace=cfg.gc.grace if grace is None else grace, window=cfg.gc.window)
+        report = collect(
+            backend,
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            grace=cfg.gc.grace if grace is None else grace,
+            window=cfg.gc.window,
+        )
     except CollectionRunning as exc:
         raise CliError(str(exc)) from None
     verb = "would delete" if dry_run else "deleted"
@@ -240,11 +271,15 @@ def gc(
         typer.echo(f"manifest {item}: {verb}")
     for digest, size in report.blobs:
         typer.echo(f"blob {digest} ({size} bytes): {verb}")
-    summary = (f"{len(report.blobs)} blobs ({report.freed} bytes) and {len(report.revisions)} untagged manifests "
-               f"{verb}, {report.kept_blobs} blobs kept")
+    summary = (
+        f"{len(report.blobs)} blobs ({report.freed} bytes) and {len(report.revisions)} untagged manifests "
+        f"{verb}, {report.kept_blobs} blobs kept"
+    )
     if not dry_run:
-        summary += (f", {report.spared} spared by requests during the collection, {report.sessions} abandoned "
-                    f"upload sessions and {report.incomplete} incomplete writes removed")
+        summary += (
+            f", {report.spared} spared by requests during the collection, {report.sessions} abandoned "
+            f"upload sessions and {report.incomplete} incomplete writes removed"
+        )
     typer.echo(summary)
 
 
@@ -272,9 +307,12 @@ def _registry_request(method: str, name: str, body: dict | None = None):
     with httpx.Client(verify=tls_verify(ref.domain, insecure), timeout=30.0) as http:
         for scheme in ("https", "http") if insecure else ("https",):
             try:
-                response = http.request(method, f"{scheme}://{ref.domain}/v1/repositories/{ref.path}",
-                                        headers=headers, content=json.dumps(body).encode() if body is not None
-                                        else None)
+                response = http.request(
+                    method,
+                    f"{scheme}://{ref.domain}/v1/repositories/{ref.path}",
+                    headers=headers,
+                    content=json.dumps(body).encode() if body is not None else None,
+                )
                 break
             except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
                 failure = exc  # a plain-HTTP registry refuses the TLS handshake: try the next scheme

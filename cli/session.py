@@ -86,8 +86,10 @@ class StartFailed(CliError):
 def start_exit_code(error: CliError) -> int:
     """docker's ``runStartContainerErr``: 127 not found, 126 not executable, else 125."""
     text = str(error)
-    if any(s in text for s in ("executable file not found", "no such file or directory",
-                                "system cannot find the file specified")):
+    if any(
+        s in text
+        for s in ("executable file not found", "no such file or directory", "system cannot find the file specified")
+    ):
         return 127
     if "permission denied" in text or "is a directory" in text:
         return 126
@@ -142,8 +144,10 @@ def _proxy_signals(client: APIClient, container_id: str, tty: bool, sig_proxy: b
     handlers: dict[int, Any] = {}
     if tty:
         handlers[signal.SIGWINCH] = lambda *_: threading.Thread(
-            target=send_terminal_size, args=(client, container_id), daemon=True).start()
+            target=send_terminal_size, args=(client, container_id), daemon=True
+        ).start()
     if sig_proxy:
+
         def forward(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name.removeprefix("SIG")
 
@@ -195,8 +199,9 @@ def attach_and_wait(
     return waiter.result()
 
 
-def attach_running(client: APIClient, container_id: str, *, tty: bool, stdin: bool, sig_proxy: bool,
-                   detach_keys: str | None = None) -> int:
+def attach_running(
+    client: APIClient, container_id: str, *, tty: bool, stdin: bool, sig_proxy: bool, detach_keys: str | None = None
+) -> int:
     """``docker attach``: copy the streams until the container exits (its exit
     status) or the user detaches with the detach keys (0, container left running)."""
     conn = hijack.attach(client.host, container_id, stdin=stdin, detach_keys=detach_keys)
@@ -211,4 +216,3 @@ def attach_running(client: APIClient, container_id: str, *, tty: bool, stdin: bo
     if state["Running"]:
         return 0  # detached
     return int(state.get("ExitCode", 0))
-

@@ -49,33 +49,49 @@ def _aligned(lines: list[tuple[str, str]], minwidth: int = 20) -> list[str]:
 
 def render_version(client_info: dict[str, Any], server: dict[str, Any] | None) -> str:
     out = ["Client:"]
-    out += _aligned([
-        (" Version:", client_info["Version"]),
-        (" API version:", client_info["ApiVersion"]),
-        (" Python version:", client_info["PythonVersion"]),
-        (" OS/Arch:", f"{client_info['Os']}/{client_info['Arch']}"),
-    ])
+    out += _aligned(
+        [
+            (" Version:", client_info["Version"]),
+            (" API version:", client_info["ApiVersion"]),
+            (" Python version:", client_info["PythonVersion"]),
+            (" OS/Arch:", f"{client_info['Os']}/{client_info['Arch']}"),
+        ]
+    )
     if server is None:
         return "\n".join(out) + "\n"
     name = (server.get("Platform") or {}).get("Name") or ""
     out += ["", "Server:" + (f" {name}" if name else "")]
-    components = server.get("Components") or [{"Name": "Engine", "Version": server.get("Version", ""), "Details": {
-        "ApiVersion": server.get("ApiVersion", ""), "MinAPIVersion": server.get("MinAPIVersion", ""),
-        "GitCommit": server.get("GitCommit", ""), "BuildTime": server.get("BuildTime", ""),
-        "Os": server.get("Os", ""), "Arch": server.get("Arch", ""),
-        "Experimental": str(server.get("Experimental", "false")).lower(),
-    }}]
+    components = server.get("Components") or [
+        {
+            "Name": "Engine",
+            "Version": server.get("Version", ""),
+            "Details": {
+                "ApiVersion": server.get("ApiVersion", ""),
+                "MinAPIVersion": server.get("MinAPIVersion", ""),
+                "GitCommit": server.get("GitCommit", ""),
+                "BuildTime": server.get("BuildTime", ""),
+                "Os": server.get("Os", ""),
+                "Arch": server.get("Arch", ""),
+                "Experimental": str(server.get("Experimental", "false")).lower(),
+            },
+        }
+    ]
     for component in components:
         details = component.get("Details") or {}
         out.append(f" {component.get('Name', '')}:")
         if component.get("Name") == "Engine":
             lines = [
                 ("  Version:", component.get("Version", "")),
-                ("  API version:",
-                 f"{details.get('ApiVersion', '')} (minimum version {details.get('MinAPIVersion', '')})"),
+                (
+                    "  API version:",
+                    f"{details.get('ApiVersion', '')} (minimum version {details.get('MinAPIVersion', '')})",
+                ),
             ]
-            for key, label in (("GoVersion", "Go version"), ("PythonVersion", "Python version"),
-                               ("GitCommit", "Git commit")):
+            for key, label in (
+                ("GoVersion", "Go version"),
+                ("PythonVersion", "Python version"),
+                ("GitCommit", "Git commit"),
+            ):
                 if details.get(key):
                     lines.append((f"  {label}:", str(details[key])))
             lines += [

@@ -201,7 +201,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 # -- lexing -------------------------------------------------------------------------------------
 
 _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<raw>`[^`]*`)
@@ -212,7 +213,9 @@ _TOKEN = re.compile(r"""
   | (?P<number>[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))(?![\w.])
   | (?P<field>(?:\$\w*)?(?:\.\w+)+|\.|\$\w*)
   | (?P<word>\w+)
-""", re.X)
+""",
+    re.X,
+)
 
 
 def _tokens(expr: str) -> list[tuple[str, str]]:
@@ -256,7 +259,7 @@ class _Parser:
         pos = 0
         trim_next = False
         for match in _ACTION.finditer(template):
-            text = template[pos:match.start()]
+            text = template[pos : match.start()]
             if trim_next:
                 text = text.lstrip()
             if match.group(1):
@@ -336,10 +339,13 @@ def _pipeline(expr: str, allow_two: bool = False) -> _Pipeline:
     for n, (kind, _value) in enumerate(tokens):
         if kind in ("declare", "assign"):
             names = [v for k, v in tokens[:n] if k != "punct"]
-            if not names or any(not v.startswith("$") or "." in v for v in names) or len(names) > (
-                    2 if allow_two else 1):
+            if (
+                not names
+                or any(not v.startswith("$") or "." in v for v in names)
+                or len(names) > (2 if allow_two else 1)
+            ):
                 raise TemplateError(f"bad variable declaration in {expr!r}")
-            variables, tokens, declare = names, tokens[n + 1:], kind == "declare"
+            variables, tokens, declare = names, tokens[n + 1 :], kind == "declare"
             break
     pipeline, pos = _parse_commands(tokens, 0, expr)
     if pos != len(tokens):

@@ -145,7 +145,7 @@ class Response:
                 yield chunk
                 continue
             for start in range(0, len(chunk), chunk_size):
-                yield chunk[start:start + chunk_size]
+                yield chunk[start : start + chunk_size]
 
     def iter_text(self) -> Iterator[str]:
         """The body decoded as UTF-8 (invalid bytes replaced), split anywhere."""
@@ -217,7 +217,11 @@ def _next_event(sock: socket.socket, conn: h11.Connection) -> Any:
 
 
 def _request(
-    host: Host, method: str, target: str, headers: Mapping[str, str], body: bytes | Iterable[bytes] | None,
+    host: Host,
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes | Iterable[bytes] | None,
 ) -> h11.Request:
     """The h11 request; its framing header follows the body's kind."""
     hdrs = [("Host", host.base_url.partition("://")[2]), *headers.items()]
@@ -230,8 +234,9 @@ def _request(
     return h11.Request(method=method, target=target, headers=hdrs)
 
 
-def _write(sock: socket.socket, conn: h11.Connection, request: h11.Request,
-           body: bytes | Iterable[bytes] | None) -> None:
+def _write(
+    sock: socket.socket, conn: h11.Connection, request: h11.Request, body: bytes | Iterable[bytes] | None
+) -> None:
     if body is None or isinstance(body, (bytes, bytearray)):
         # Head and body in one write: one segment for small requests.
         data = conn.send(request) or b""
@@ -246,8 +251,9 @@ def _write(sock: socket.socket, conn: h11.Connection, request: h11.Request,
     sock.sendall(conn.send(h11.EndOfMessage()) or b"")
 
 
-def _head(sock: socket.socket, conn: h11.Connection, where: str,
-          write_error: OSError | None) -> h11.Response | h11.InformationalResponse:
+def _head(
+    sock: socket.socket, conn: h11.Connection, where: str, write_error: OSError | None
+) -> h11.Response | h11.InformationalResponse:
     """Wait for the status line and headers (skipping ``100 Continue``)."""
     while True:
         try:
@@ -259,8 +265,9 @@ def _head(sock: socket.socket, conn: h11.Connection, where: str,
         return event
 
 
-def _exchange(host: Host, method: str, target: str, headers: Mapping[str, str],
-              body: bytes | Iterable[bytes] | None) -> tuple[socket.socket, h11.Connection, Any]:
+def _exchange(
+    host: Host, method: str, target: str, headers: Mapping[str, str], body: bytes | Iterable[bytes] | None
+) -> tuple[socket.socket, h11.Connection, Any]:
     sock = connect(host)
     conn = h11.Connection(h11.CLIENT)
     try:
@@ -279,8 +286,14 @@ def _exchange(host: Host, method: str, target: str, headers: Mapping[str, str],
         raise
 
 
-def send(host: Host, method: str, target: str, *, headers: Mapping[str, str] | None = None,
-         body: bytes | Iterable[bytes] | None = None) -> Response:
+def send(
+    host: Host,
+    method: str,
+    target: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | Iterable[bytes] | None = None,
+) -> Response:
     """Send one request; return once the response head has arrived."""
     sock, conn, head = _exchange(host, method, target, headers or {}, body)
     if isinstance(head, h11.InformationalResponse):  # 101 to a request that did not ask for it
@@ -289,8 +302,9 @@ def send(host: Host, method: str, target: str, *, headers: Mapping[str, str] | N
     return Response(sock, conn, head)
 
 
-def upgrade(host: Host, method: str, target: str, *, headers: Mapping[str, str] | None = None,
-            body: bytes = b"") -> tuple[socket.socket, bytes] | Response:
+def upgrade(
+    host: Host, method: str, target: str, *, headers: Mapping[str, str] | None = None, body: bytes = b""
+) -> tuple[socket.socket, bytes] | Response:
     """Send a ``Connection: Upgrade`` request.
 
     Returns ``(socket, bytes already read past the head)`` after ``101``, or the

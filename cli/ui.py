@@ -32,8 +32,20 @@ __all__ = ["COOKIE", "UiProxy", "ui"]
 
 COOKIE = "dockyard_ui"
 #: request headers not forwarded: hop-by-hop (RFC 9110), and what the proxy itself checks or sets
-_DROP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-         "transfer-encoding", "upgrade", "host", "cookie", "origin", "content-length"}
+_DROP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "cookie",
+    "origin",
+    "content-length",
+}
 _DROP_BACK = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
@@ -72,13 +84,18 @@ class UiProxy:
         import aiohttp
         from aiohttp import web
 
-        self._session = aiohttp.ClientSession(connector=self._connector(), auto_decompress=False,
-                                              timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        self._session = aiohttp.ClientSession(
+            connector=self._connector(),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
         try:
             async with self._session.get(self._upstream + "/ui/") as probe:
                 if probe.status == 404:
-                    raise CliError("the daemon does not serve the web UI: start it with `dockyard daemon --ui` "
-                                   "(or ui = true in its config file)")
+                    raise CliError(
+                        "the daemon does not serve the web UI: start it with `dockyard daemon --ui` "
+                        "(or ui = true in its config file)"
+                    )
                 probe.raise_for_status()
         except aiohttp.ClientError as exc:
             await self._session.close()
@@ -135,11 +152,14 @@ class UiProxy:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request, target, headers)
         body = request.content.iter_chunked(1 << 16) if request.body_exists else None
-        async with self._session.request(request.method, target, headers=headers, data=body,
-                                         allow_redirects=False) as upstream:
-            relayed = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                         headers={k: v for k, v in upstream.headers.items()
-                                                  if k.lower() not in _DROP_BACK})
+        async with self._session.request(
+            request.method, target, headers=headers, data=body, allow_redirects=False
+        ) as upstream:
+            relayed = web.StreamResponse(
+                status=upstream.status,
+                reason=upstream.reason,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_BACK},
+            )
             await relayed.prepare(request)
             try:
                 async for chunk in upstream.content.iter_any():

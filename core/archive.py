@@ -207,8 +207,14 @@ PLAIN = PlainWhiteouts()
 # ---------------------------------------------------------------------------
 
 
-def apply_layer(root: Path | str, stream: BinaryIO, whiteout: WhiteoutHandler = PLAIN, *,
-                no_overwrite_dir_non_dir: bool = False, owner: tuple[int, int] | None = None) -> int:
+def apply_layer(
+    root: Path | str,
+    stream: BinaryIO,
+    whiteout: WhiteoutHandler = PLAIN,
+    *,
+    no_overwrite_dir_non_dir: bool = False,
+    owner: tuple[int, int] | None = None,
+) -> int:
     """Extract a layer tar (plain, gzip, zstd, bzip2 or xz) into ``root``; return the content bytes.
 
     ``docker cp`` options: ``no_overwrite_dir_non_dir`` refuses to replace a directory with
@@ -285,7 +291,7 @@ class SafeTarInfo(tarfile.TarInfo):
             else:
                 value = self._decode_pax_field(raw_value, "utf-8", "utf-8", tarfile_.errors)
             pax_headers[keyword] = value
-            if keyword in ("GNU.sparse.offset", "GNU.sparse.numbytes"):     # sparse format 0.0: repeated keys
+            if keyword in ("GNU.sparse.offset", "GNU.sparse.numbytes"):  # sparse format 0.0: repeated keys
                 if not raw_value.isdigit():
                     raise tarfile.InvalidHeaderError("invalid header")
                 (offsets if keyword == "GNU.sparse.offset" else numbytes).append(int(raw_value))
@@ -302,7 +308,7 @@ class SafeTarInfo(tarfile.TarInfo):
         if self.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
             following._apply_pax_info(pax_headers, tarfile_.encoding, tarfile_.errors)
             following.offset = self.offset
-            if "size" in pax_headers:   # the next header starts after the size the record gives
+            if "size" in pax_headers:  # the next header starts after the size the record gives
                 offset = following.offset_data
                 if following.isreg() or following.type not in tarfile.SUPPORTED_TYPES:
                     offset += following._block(following.size)
@@ -323,12 +329,12 @@ def _pax_records(buf: bytes) -> list[tuple[bytes, bytes]]:
             break
         length = int(buf[pos:space])
         stop = pos + length
-        if length == 0 or stop > end or buf[stop - 1:stop] != b"\n":
+        if length == 0 or stop > end or buf[stop - 1 : stop] != b"\n":
             raise tarfile.InvalidHeaderError("invalid header")
         equals = buf.find(b"=", space + 1, stop)
         if equals <= space + 1:
             raise tarfile.InvalidHeaderError("invalid header")
-        records.append((buf[space + 1:equals], buf[equals + 1:stop - 1]))
+        records.append((buf[space + 1 : equals], buf[equals + 1 : stop - 1]))
         pos = stop
     return records
 
@@ -561,7 +567,7 @@ class _Applier:
             self.handler.opaque(self.root, parent, self.unpacked)
             self.opaque.add(parent)
         else:
-            name = base[len(WH_PREFIX):]
+            name = base[len(WH_PREFIX) :]
             if name in ("", ".", ".."):
                 raise InvalidParameter(f"invalid layer tar: bad whiteout {base!r}")
             self.handler.whiteout(self.root, os.path.join(parent, name))
@@ -579,8 +585,9 @@ class _Applier:
         except FileNotFoundError:
             st = None
         if st is None or stat.S_ISDIR(st.st_mode):
-            raise InvalidParameter(f"invalid layer tar: hard link {e.name!r} -> {e.linkname!r}: "
-                                   "no such file in the layer")
+            raise InvalidParameter(
+                f"invalid layer tar: hard link {e.name!r} -> {e.linkname!r}: no such file in the layer"
+            )
         if source == path:
             return
         self.clear(path, keep_dir=False)
@@ -612,11 +619,13 @@ class _Applier:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode) and e.type != DIR:
-            raise InvalidParameter(f"cannot overwrite directory {path[len(self.root):] or '/'!r} with "
-                                   f"non-directory {e.name!r}")
+            raise InvalidParameter(
+                f"cannot overwrite directory {path[len(self.root) :] or '/'!r} with non-directory {e.name!r}"
+            )
         if not stat.S_ISDIR(st.st_mode) and e.type == DIR:
-            raise InvalidParameter(f"cannot overwrite non-directory {path[len(self.root):]!r} with "
-                                   f"directory {e.name!r}")
+            raise InvalidParameter(
+                f"cannot overwrite non-directory {path[len(self.root) :]!r} with directory {e.name!r}"
+            )
 
     def file_meta(self, fd: int, e: Entry, chown: bool) -> None:
         """Owner (if ``chown``), mode (if the creation left it short), xattrs, time of a new file."""
@@ -881,8 +890,9 @@ def _compare(new: str, old: str | None, rel: str, out: list[tuple[str, int]]) ->
         out.append((f"{rel}/{name}", DELETED))
 
 
-def differs(old_path: str, a: os.stat_result, new_path: str, b: os.stat_result,
-            keep_xattr: Callable[[str], bool] | None = None) -> bool:
+def differs(
+    old_path: str, a: os.stat_result, new_path: str, b: os.stat_result, keep_xattr: Callable[[str], bool] | None = None
+) -> bool:
     """Whether ``new_path`` (lstat ``b``) is a change of ``old_path`` (lstat ``a``), by
     :func:`changes`' rules.  ``keep_xattr``: which xattr names count (default: all),
     for a driver whose layer directory carries bookkeeping xattrs its union hides."""
@@ -943,9 +953,12 @@ def changes_size(layer_dir: Path | str, found: Iterable[Change]) -> int:
 # ---------------------------------------------------------------------------
 
 
-def export_changes(layer_dir: Path | str, found: Iterable[Change],
-                   on_close: Callable[[], None] | None = None,
-                   whiteout: WhiteoutHandler = PLAIN) -> BinaryIO:
+def export_changes(
+    layer_dir: Path | str,
+    found: Iterable[Change],
+    on_close: Callable[[], None] | None = None,
+    whiteout: WhiteoutHandler = PLAIN,
+) -> BinaryIO:
     """A layer tar of ``found`` (from :func:`changes`) with content from ``layer_dir``.
 
     Deletions become ``.wh.<name>`` entries.  ``whiteout`` says which xattrs
@@ -977,8 +990,9 @@ def export_changes(layer_dir: Path | str, found: Iterable[Change],
     return cast(BinaryIO, TarStream(chunks(), on_close))  # a binary file, as storage_diff promises
 
 
-def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
-                on_close: Callable[[], None] | None = None) -> BinaryIO:
+def export_diff(
+    layer_dir: Path | str, parent_dir: Path | str | None, on_close: Callable[[], None] | None = None
+) -> BinaryIO:
     """The diff of a full tree against its parent's (a walk of both): :func:`export_tree`
     for a base layer (``parent_dir=None``), else :func:`export_changes` of :func:`changes`.
     ``on_close`` runs when the stream is closed, or at once if this raises."""
@@ -992,8 +1006,9 @@ def export_diff(layer_dir: Path | str, parent_dir: Path | str | None,
         raise
 
 
-def export_tree(directory: Path | str, whiteout: WhiteoutHandler = PLAIN,
-                on_close: Callable[[], None] | None = None) -> BinaryIO:
+def export_tree(
+    directory: Path | str, whiteout: WhiteoutHandler = PLAIN, on_close: Callable[[], None] | None = None
+) -> BinaryIO:
     """A tar of everything below ``directory`` (``docker export``, or a layer's
     own diff when ``whiteout`` recognises its markers).  Lazy, like
     :func:`export_changes`; the root itself has no entry.
@@ -1042,9 +1057,19 @@ class _TarWriter:
         self.links: dict[tuple[int, int], str] = {}
         self.size = 0  # bytes handed out so far
 
-    def header(self, name: str, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes,
-               linkname: str = "", dev: tuple[int, int] = (0, 0),
-               records: list[tuple[str, str]] | None = None) -> bytes:
+    def header(
+        self,
+        name: str,
+        mode: int,
+        uid: int,
+        gid: int,
+        size: int,
+        mtime: int,
+        kind: bytes,
+        linkname: str = "",
+        dev: tuple[int, int] = (0, 0),
+        records: list[tuple[str, str]] | None = None,
+    ) -> bytes:
         """A member's header: pax records first for what ustar cannot hold (tarfile's rules:
         non-ASCII or long names and link names, numbers out of range), then the ustar block."""
         records = list(records or ())
@@ -1055,14 +1080,23 @@ class _TarWriter:
             if key not in given and (not value.isascii() or len(value) > 100):
                 records.append((key, value))
         numbers = {"uid": uid, "gid": gid, "size": size, "mtime": mtime}
-        for key, limit in (("uid", 8 ** 7), ("gid", 8 ** 7), ("size", 8 ** 11), ("mtime", 8 ** 11)):
+        for key, limit in (("uid", 8**7), ("gid", 8**7), ("size", 8**11), ("mtime", 8**11)):
             if not 0 <= numbers[key] < limit:
                 if key not in given:
                     records.append((key, str(numbers[key])))
                 numbers[key] = 0
-        block = tarstream.ustar_header(name.encode("ascii", "replace"), mode, numbers["uid"], numbers["gid"],
-                                       numbers["size"], numbers["mtime"], kind, linkname.encode("ascii", "replace"),
-                                       dev[0], dev[1])
+        block = tarstream.ustar_header(
+            name.encode("ascii", "replace"),
+            mode,
+            numbers["uid"],
+            numbers["gid"],
+            numbers["size"],
+            numbers["mtime"],
+            kind,
+            linkname.encode("ascii", "replace"),
+            dev[0],
+            dev[1],
+        )
         out = tarstream.pax_header(records) + block if records else block
         self.size += len(out)
         return out
@@ -1077,8 +1111,10 @@ class _TarWriter:
     def entry(self, path: str, name: str, st: os.stat_result) -> Iterator[bytes | _Span]:
         mode = st.st_mode
         perms, mtime = stat.S_IMODE(mode), st.st_mtime_ns // 1_000_000_000
-        records = [(XATTR_PAX + key, value.decode("utf-8", "surrogateescape"))
-                   for key, value in _xattrs(path, self.handler.keep_xattr).items()]
+        records = [
+            (XATTR_PAX + key, value.decode("utf-8", "surrogateescape"))
+            for key, value in _xattrs(path, self.handler.keep_xattr).items()
+        ]
         if not stat.S_ISDIR(mode) and st.st_nlink > 1:
             first = self.links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:
@@ -1092,14 +1128,24 @@ class _TarWriter:
         elif stat.S_ISLNK(mode):
             yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"2", os.readlink(path), records=records)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"3" if stat.S_ISCHR(mode) else b"4",
-                              dev=(os.major(st.st_rdev), os.minor(st.st_rdev)), records=records)
+            yield self.header(
+                name,
+                perms,
+                st.st_uid,
+                st.st_gid,
+                0,
+                mtime,
+                b"3" if stat.S_ISCHR(mode) else b"4",
+                dev=(os.major(st.st_rdev), os.minor(st.st_rdev)),
+                records=records,
+            )
         elif stat.S_ISFIFO(mode):
             yield self.header(name, perms, st.st_uid, st.st_gid, 0, mtime, b"6", records=records)
         # sockets have no tar form; Docker skips them too
 
-    def _file(self, path: str, name: str, perms: int, st: os.stat_result, mtime: int,
-              records: list[tuple[str, str]]) -> Iterator[bytes | _Span]:
+    def _file(
+        self, path: str, name: str, perms: int, st: os.stat_result, mtime: int, records: list[tuple[str, str]]
+    ) -> Iterator[bytes | _Span]:
         size = st.st_size
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -1117,10 +1163,23 @@ class _TarWriter:
             head, _, base = name.rpartition("/")
             stored = f"{head}/GNUSparseFile.0/{base}" if head else f"GNUSparseFile.0/{base}"
             # path first so GNU.sparse.name wins for readers that apply records in order
-            sparse = [("path", stored), ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"),
-                      ("GNU.sparse.name", name), ("GNU.sparse.realsize", str(size))]
-            yield self.header(stored, perms, st.st_uid, st.st_gid, len(map_bytes) + sum(n for _, n in runs), mtime,
-                              b"0", records=sparse + records)
+            sparse = [
+                ("path", stored),
+                ("GNU.sparse.major", "1"),
+                ("GNU.sparse.minor", "0"),
+                ("GNU.sparse.name", name),
+                ("GNU.sparse.realsize", str(size)),
+            ]
+            yield self.header(
+                stored,
+                perms,
+                st.st_uid,
+                st.st_gid,
+                len(map_bytes) + sum(n for _, n in runs),
+                mtime,
+                b"0",
+                records=sparse + records,
+            )
             self.size += len(map_bytes)
             yield map_bytes
             yield from self._data(fd, runs)
@@ -1165,7 +1224,7 @@ def _data_runs(fd: int, size: int) -> list[tuple[int, int]]:
                 _extend(runs, start, len(chunk))
             else:
                 for i in range(0, len(chunk), SPARSE_BLOCK):
-                    block = chunk[i:i + SPARSE_BLOCK]
+                    block = chunk[i : i + SPARSE_BLOCK]
                     if block.count(0) != len(block):
                         _extend(runs, start + i, len(block))
             start += len(chunk)
@@ -1215,7 +1274,7 @@ class TarStream(io.RawIOBase):
         while True:
             if self._view:
                 data = bytes(self._view[:size])
-                self._view = self._view[len(data):]
+                self._view = self._view[len(data) :]
                 return data
             if self._span is not None:
                 fd, offset, length = self._span
@@ -1307,7 +1366,7 @@ class TarStream(io.RawIOBase):
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _send(out: int, span: _Span) -> None:
@@ -1328,5 +1387,3 @@ def _send(out: int, span: _Span) -> None:
             return
         offset += n
         length -= n
-
-

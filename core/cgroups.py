@@ -163,36 +163,55 @@ class Cgroups:
         if usage is not None:
             limit = self.read_int("memory", "memory.limit_in_bytes") or 0
             host = _host_memory()
-            memory = {"usage": usage,
-                      "max_usage": self.read_int("memory", "memory.max_usage_in_bytes") or 0,
-                      # unlimited (~8 EiB): report the host's memory, as Docker does
-                      "limit": min(limit, host) if limit and host else limit or host,
-                      "failcnt": self.read_int("memory", "memory.failcnt") or 0,
-                      "stats": mem_stat}
+            memory = {
+                "usage": usage,
+                "max_usage": self.read_int("memory", "memory.max_usage_in_bytes") or 0,
+                # unlimited (~8 EiB): report the host's memory, as Docker does
+                "limit": min(limit, host) if limit and host else limit or host,
+                "failcnt": self.read_int("memory", "memory.failcnt") or 0,
+                "stats": mem_stat,
+            }
         percpu = [int(x) for x in (self.read("cpuacct", "cpuacct.usage_percpu") or "").split()]
         acct = self._kv(self.read("cpuacct", "cpuacct.stat"))
         tick = 10**9 // os.sysconf("SC_CLK_TCK")
         throttle = self._kv(self.read("cpu", "cpu.stat"))
-        cpu = {"cpu_usage": {"total_usage": self.read_int("cpuacct", "cpuacct.usage") or 0,
-                             "percpu_usage": percpu,
-                             "usage_in_kernelmode": acct.get("system", 0) * tick,
-                             "usage_in_usermode": acct.get("user", 0) * tick},
-               "system_cpu_usage": self._system_cpu_usage(),
-               "online_cpus": online,
-               "throttling_data": {"periods": throttle.get("nr_periods", 0),
-                                   "throttled_periods": throttle.get("nr_throttled", 0),
-                                   "throttled_time": throttle.get("throttled_time", 0)}}
+        cpu = {
+            "cpu_usage": {
+                "total_usage": self.read_int("cpuacct", "cpuacct.usage") or 0,
+                "percpu_usage": percpu,
+                "usage_in_kernelmode": acct.get("system", 0) * tick,
+                "usage_in_usermode": acct.get("user", 0) * tick,
+            },
+            "system_cpu_usage": self._system_cpu_usage(),
+            "online_cpus": online,
+            "throttling_data": {
+                "periods": throttle.get("nr_periods", 0),
+                "throttled_periods": throttle.get("nr_throttled", 0),
+                "throttled_time": throttle.get("throttled_time", 0),
+            },
+        }
         pids = {"current": self.read_int("pids", "pids.current") or 0}
         limit = self.read_int("pids", "pids.max")
         if limit:
             pids["limit"] = limit
-        blkio = {"io_service_bytes_recursive": self._blkio_v1("blkio.throttle.io_service_bytes"),
-                 "io_serviced_recursive": self._blkio_v1("blkio.throttle.io_serviced"),
-                 "io_queue_recursive": None, "io_service_time_recursive": None,
-                 "io_wait_time_recursive": None, "io_merged_recursive": None,
-                 "io_time_recursive": None, "sectors_recursive": None}
-        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu,
-                "pids_stats": pids, "blkio_stats": blkio}
+        blkio = {
+            "io_service_bytes_recursive": self._blkio_v1("blkio.throttle.io_service_bytes"),
+            "io_serviced_recursive": self._blkio_v1("blkio.throttle.io_serviced"),
+            "io_queue_recursive": None,
+            "io_service_time_recursive": None,
+            "io_wait_time_recursive": None,
+            "io_merged_recursive": None,
+            "io_time_recursive": None,
+            "sectors_recursive": None,
+        }
+        return {
+            "read": iso_now(),
+            "num_procs": 0,
+            "memory_stats": memory,
+            "cpu_stats": cpu,
+            "pids_stats": pids,
+            "blkio_stats": blkio,
+        }
 
     def _blkio_v1(self, name: str) -> list[dict] | None:
         out = []
@@ -211,14 +230,20 @@ class Cgroups:
             limit = self.read_int("", "memory.max")
             memory = {"usage": usage, "limit": limit if limit is not None else _host_memory(), "stats": mem_stat}
         cs = self._kv(self.read("", "cpu.stat"))
-        cpu = {"cpu_usage": {"total_usage": cs.get("usage_usec", 0) * 1000,
-                             "usage_in_kernelmode": cs.get("system_usec", 0) * 1000,
-                             "usage_in_usermode": cs.get("user_usec", 0) * 1000},
-               "system_cpu_usage": self._system_cpu_usage(),
-               "online_cpus": online,
-               "throttling_data": {"periods": cs.get("nr_periods", 0),
-                                   "throttled_periods": cs.get("nr_throttled", 0),
-                                   "throttled_time": cs.get("throttled_usec", 0) * 1000}}
+        cpu = {
+            "cpu_usage": {
+                "total_usage": cs.get("usage_usec", 0) * 1000,
+                "usage_in_kernelmode": cs.get("system_usec", 0) * 1000,
+                "usage_in_usermode": cs.get("user_usec", 0) * 1000,
+            },
+            "system_cpu_usage": self._system_cpu_usage(),
+            "online_cpus": online,
+            "throttling_data": {
+                "periods": cs.get("nr_periods", 0),
+                "throttled_periods": cs.get("nr_throttled", 0),
+                "throttled_time": cs.get("throttled_usec", 0) * 1000,
+            },
+        }
         pids = {"current": self.read_int("", "pids.current") or 0}
         limit = self.read_int("", "pids.max")
         if limit:
@@ -233,8 +258,14 @@ class Cgroups:
             for key, op in (("rbytes", "read"), ("wbytes", "write")):
                 if key in kv:
                     io.append({"major": major, "minor": minor, "op": op, "value": int(kv[key])})
-        return {"read": iso_now(), "num_procs": 0, "memory_stats": memory, "cpu_stats": cpu, "pids_stats": pids,
-                "blkio_stats": {"io_service_bytes_recursive": io or None}}
+        return {
+            "read": iso_now(),
+            "num_procs": 0,
+            "memory_stats": memory,
+            "cpu_stats": cpu,
+            "pids_stats": pids,
+            "blkio_stats": {"io_service_bytes_recursive": io or None},
+        }
 
     # -- limits --------------------------------------------------------------
 

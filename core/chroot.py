@@ -71,8 +71,9 @@ def run_in_root(root: Path, work: Callable[[], bytes | None], keep_fds: tuple[in
     raise _ERRORS.get(error.get("status"), System)(error.get("message", ""))
 
 
-def _child(root_fd: int, result_r: int, result_w: int, work: Callable[[], bytes | None],
-           keep_fds: tuple[int, ...]) -> None:
+def _child(
+    root_fd: int, result_r: int, result_w: int, work: Callable[[], bytes | None], keep_fds: tuple[int, ...]
+) -> None:
     status = 0
     try:
         os.close(result_r)
@@ -93,6 +94,6 @@ def _child(root_fd: int, result_r: int, result_w: int, work: Callable[[], bytes 
     try:
         view = memoryview(out)
         while view:
-            view = view[os.write(result_w, view):]
+            view = view[os.write(result_w, view) :]
     finally:
         os._exit(status)

@@ -34,8 +34,18 @@ except ImportError:  # pragma: no cover - the stdlib fallback
     _igzip_threaded = None  # type: ignore[assignment]
     _gzip_zlib = zlib  # type: ignore[misc]  # the same interface, another module
 
-__all__ = ["CHUNK", "CodecError", "Decompressor", "GZIP", "ZSTD", "decompressing_reader", "gzip_backend",
-           "gzip_writer", "sniff", "zstd_writer"]
+__all__ = [
+    "CHUNK",
+    "CodecError",
+    "Decompressor",
+    "GZIP",
+    "ZSTD",
+    "decompressing_reader",
+    "gzip_backend",
+    "gzip_writer",
+    "sniff",
+    "zstd_writer",
+]
 
 CHUNK = 1 << 20
 GZIP, ZSTD, BZIP2, XZ = "gzip", "zstd", "bzip2", "xz"
@@ -146,8 +156,10 @@ def decompressing_reader(read: Callable[[int], bytes], head: bytes = b"") -> Cal
             import zstandard
         except ImportError:
             raise CodecError("zstd-compressed data needs the 'zstandard' package") from None
-        reader = zstandard.ZstdDecompressor().stream_reader(_ReadAdapter(raw),  # type: ignore[arg-type]
-                                                                    read_across_frames=True)  # reads like a file
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            _ReadAdapter(raw),  # type: ignore[arg-type]
+            read_across_frames=True,
+        )  # reads like a file
 
         def unzstd(n: int) -> bytes:
             try:
@@ -194,8 +206,7 @@ def gzip_writer(out: BinaryIO, level: int = 1, threads: int | None = None) -> Bi
     if _igzip_threaded is not None:
         isal_level = 0 if level <= 0 else 1 if level <= 2 else 2 if level <= 5 else 3
         count = threads if threads is not None else max(1, min(4, os.cpu_count() or 1))
-        return _igzip_threaded.open(out, "wb", compresslevel=isal_level, threads=count,
-                                    block_size=CHUNK)
+        return _igzip_threaded.open(out, "wb", compresslevel=isal_level, threads=count, block_size=CHUNK)
     import gzip
 
     return gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=max(1, min(9, level)), mtime=0)

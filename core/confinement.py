@@ -45,8 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from dockyard.errors import InvalidParameter
-from dockyard.models.runtime import (Confinement, Device, DeviceRule, Seccomp, SeccompAction, SeccompArg,
-                                     SeccompSyscall)
+from dockyard.models.runtime import Confinement, Device, DeviceRule, Seccomp, SeccompAction, SeccompArg, SeccompSyscall
 
 __all__ = [
     "APPARMOR_PROFILE",
@@ -81,19 +80,64 @@ __all__ = [
 
 #: every capability, by number (capability.h); the kernel may know fewer (``cap_last_cap``)
 CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 )
 
 #: Docker's default set (moby ``oci/caps.DefaultCapabilities``), in kernel order
 DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
     "CAP_SETFCAP",
 )
 
@@ -103,8 +147,17 @@ DEFAULT_CAPABILITIES = (
 
 #: Docker's masked paths (moby ``oci.DefaultLinuxSpec``), before the per-CPU thermal_throttle ones
 _MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats", "/sys/devices/virtual/powercap",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
     "/sys/firmware",
 )
 
@@ -117,15 +170,15 @@ DEFAULT_DEVICE_RULES = (
     DeviceRule(allow=False, type="a"),
     DeviceRule(allow=True, type="c", access="m"),
     DeviceRule(allow=True, type="b", access="m"),
-    DeviceRule(allow=True, type="c", major=1, minor=3),    # null
-    DeviceRule(allow=True, type="c", major=1, minor=5),    # zero
-    DeviceRule(allow=True, type="c", major=1, minor=7),    # full
-    DeviceRule(allow=True, type="c", major=1, minor=8),    # random
-    DeviceRule(allow=True, type="c", major=1, minor=9),    # urandom
-    DeviceRule(allow=True, type="c", major=5, minor=0),    # tty
-    DeviceRule(allow=True, type="c", major=5, minor=1),    # console
-    DeviceRule(allow=True, type="c", major=5, minor=2),    # ptmx
-    DeviceRule(allow=True, type="c", major=136),           # pts
+    DeviceRule(allow=True, type="c", major=1, minor=3),  # null
+    DeviceRule(allow=True, type="c", major=1, minor=5),  # zero
+    DeviceRule(allow=True, type="c", major=1, minor=7),  # full
+    DeviceRule(allow=True, type="c", major=1, minor=8),  # random
+    DeviceRule(allow=True, type="c", major=1, minor=9),  # urandom
+    DeviceRule(allow=True, type="c", major=5, minor=0),  # tty
+    DeviceRule(allow=True, type="c", major=5, minor=1),  # console
+    DeviceRule(allow=True, type="c", major=5, minor=2),  # ptmx
+    DeviceRule(allow=True, type="c", major=136),  # pts
     DeviceRule(allow=True, type="c", major=10, minor=200),  # tun
 )
 
@@ -137,14 +190,35 @@ _HOST_DEV_SKIP = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", 
 # ---------------------------------------------------------------------------------------------------------------
 
 #: platform.machine() -> the architecture names Docker's profile conditions use (Go's, via libseccomp)
-_NATIVE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "i386": "x86", "i686": "x86", "aarch64": "arm64",
-                "arm64": "arm64", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le", "ppc64": "ppc64",
-                "s390x": "s390x", "riscv64": "riscv64", "mips64": "mips64", "loongarch64": "loong64"}
+_NATIVE_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "i386": "x86",
+    "i686": "x86",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "ppc64le": "ppc64le",
+    "ppc64": "ppc64",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "mips64": "mips64",
+    "loongarch64": "loong64",
+}
 #: and to libseccomp's architecture tokens
-_SECCOMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "x86": "SCMP_ARCH_X86", "arm64": "SCMP_ARCH_AARCH64",
-                 "arm": "SCMP_ARCH_ARM", "ppc64le": "SCMP_ARCH_PPC64LE", "ppc64": "SCMP_ARCH_PPC64",
-                 "s390x": "SCMP_ARCH_S390X", "riscv64": "SCMP_ARCH_RISCV64", "mips64": "SCMP_ARCH_MIPS64",
-                 "loong64": "SCMP_ARCH_LOONGARCH64"}
+_SECCOMP_ARCH = {
+    "amd64": "SCMP_ARCH_X86_64",
+    "x86": "SCMP_ARCH_X86",
+    "arm64": "SCMP_ARCH_AARCH64",
+    "arm": "SCMP_ARCH_ARM",
+    "ppc64le": "SCMP_ARCH_PPC64LE",
+    "ppc64": "SCMP_ARCH_PPC64",
+    "s390x": "SCMP_ARCH_S390X",
+    "riscv64": "SCMP_ARCH_RISCV64",
+    "mips64": "SCMP_ARCH_MIPS64",
+    "loong64": "SCMP_ARCH_LOONGARCH64",
+}
 
 
 @dataclass(frozen=True)
@@ -165,12 +239,14 @@ class HostFacts:
     @classmethod
     @functools.cache
     def current(cls) -> "HostFacts":
-        return cls(arch=_NATIVE_ARCH.get(platform.machine(), platform.machine()),
-                   kernel=_kernel_version(platform.release()),
-                   capabilities=_available_capabilities(),
-                   seccomp=Path("/proc/sys/kernel/seccomp/actions_avail").exists(),
-                   apparmor=_apparmor_enabled(),
-                   thermal_throttle=_thermal_throttle_paths())
+        return cls(
+            arch=_NATIVE_ARCH.get(platform.machine(), platform.machine()),
+            kernel=_kernel_version(platform.release()),
+            capabilities=_available_capabilities(),
+            seccomp=Path("/proc/sys/kernel/seccomp/actions_avail").exists(),
+            apparmor=_apparmor_enabled(),
+            thermal_throttle=_thermal_throttle_paths(),
+        )
 
 
 def _available_capabilities() -> tuple[str, ...]:
@@ -187,7 +263,7 @@ def _available_capabilities() -> tuple[str, ...]:
                 bounding = int(line.split()[1], 16)
     except (OSError, ValueError):
         pass
-    return tuple(c for i, c in enumerate(CAPABILITIES[:last + 1]) if bounding >> i & 1)
+    return tuple(c for i, c in enumerate(CAPABILITIES[: last + 1]) if bounding >> i & 1)
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
@@ -207,8 +283,9 @@ def _apparmor_enabled() -> bool:
 def _thermal_throttle_paths() -> tuple[str, ...]:
     cpus = Path("/sys/devices/system/cpu")
     try:
-        return tuple(sorted(str(p / "thermal_throttle") for p in cpus.glob("cpu[0-9]*")
-                            if (p / "thermal_throttle").exists()))
+        return tuple(
+            sorted(str(p / "thermal_throttle") for p in cpus.glob("cpu[0-9]*") if (p / "thermal_throttle").exists())
+        )
     except OSError:
         return ()
 
@@ -246,13 +323,21 @@ def host_devices(root: Path = Path("/dev")) -> list[Device]:
 
 
 def _device(host_path: str, container_path: str, st: os.stat_result) -> Device:
-    return Device(path_on_host=host_path, path_in_container=container_path,
-                  type="c" if stat.S_ISCHR(st.st_mode) else "b", major=os.major(st.st_rdev),
-                  minor=os.minor(st.st_rdev), file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    return Device(
+        path_on_host=host_path,
+        path_in_container=container_path,
+        type="c" if stat.S_ISCHR(st.st_mode) else "b",
+        major=os.major(st.st_rdev),
+        minor=os.minor(st.st_rdev),
+        file_mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+    )
 
 
-def parse_device(path_on_host: str, path_in_container: str = "", permissions: str = "rwm") -> \
-        tuple[list[Device], list[DeviceRule]]:
+def parse_device(
+    path_on_host: str, path_in_container: str = "", permissions: str = "rwm"
+) -> tuple[list[Device], list[DeviceRule]]:
     """One ``HostConfig.Devices`` entry: the node(s) it adds and the cgroup rules allowing them.
 
     A directory adds every device below it, as Docker does."""
@@ -267,11 +352,15 @@ def parse_device(path_on_host: str, path_in_container: str = "", permissions: st
     try:
         st = os.stat(path_on_host)
     except OSError as exc:
-        raise InvalidParameter(f"error gathering device information while adding custom device "
-                               f"{path_on_host!r}: {exc.strerror.lower() if exc.strerror else exc}") from None
+        raise InvalidParameter(
+            f"error gathering device information while adding custom device "
+            f"{path_on_host!r}: {exc.strerror.lower() if exc.strerror else exc}"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
-        devices = [d.model_copy(update={"path_in_container": target + d.path_on_host[len(path_on_host.rstrip("/")):]})
-                   for d in host_devices(Path(path_on_host))]
+        devices = [
+            d.model_copy(update={"path_in_container": target + d.path_on_host[len(path_on_host.rstrip("/")) :]})
+            for d in host_devices(Path(path_on_host))
+        ]
     elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         devices = [_device(path_on_host, target, st)]
     else:
@@ -286,8 +375,13 @@ def parse_device_cgroup_rule(rule: str) -> DeviceRule:
     if not match:
         raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
     kind, major, minor, access = match.groups()
-    return DeviceRule(allow=True, type=kind, major=None if major == "*" else int(major),
-                      minor=None if minor == "*" else int(minor), access=access)
+    return DeviceRule(
+        allow=True,
+        type=kind,
+        major=None if major == "*" else int(major),
+        minor=None if minor == "*" else int(minor),
+        access=access,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -344,8 +438,9 @@ class SeccompProfileRule(_ProfileModel):
     @model_validator(mode="after")
     def _one_name_field(self) -> "SeccompProfileRule":
         if self.name and self.names:
-            raise ValueError("both 'name' and 'names' are specified in the seccomp profile, use either 'name' or "
-                             "'names'")
+            raise ValueError(
+                "both 'name' and 'names' are specified in the seccomp profile, use either 'name' or 'names'"
+            )
         if not self.name and not self.names:
             raise ValueError("a seccomp rule names no syscall")
         return self
@@ -386,8 +481,10 @@ class SeccompProfile(_ProfileModel):
     @model_validator(mode="after")
     def _one_arch_field(self) -> "SeccompProfile":
         if self.architectures and self.arch_map:
-            raise ValueError("both 'architectures' and 'archMap' are specified in the seccomp profile, use either "
-                             "'architectures' or 'archMap'")
+            raise ValueError(
+                "both 'architectures' and 'archMap' are specified in the seccomp profile, use either "
+                "'architectures' or 'archMap'"
+            )
         return self
 
 
@@ -401,8 +498,9 @@ def load_seccomp_profile(text: str) -> SeccompProfile:
         raise InvalidParameter("Decoding seccomp profile failed: the profile must be a JSON object")
     for unsupported in ("listenerPath", "listenerMetadata"):
         if data.get(unsupported):
-            raise InvalidParameter(f"seccomp profile: {unsupported} (SCMP_ACT_NOTIFY agents) is not supported by "
-                                   "this daemon")
+            raise InvalidParameter(
+                f"seccomp profile: {unsupported} (SCMP_ACT_NOTIFY agents) is not supported by this daemon"
+            )
     try:
         return SeccompProfile.model_validate(data)
     except ValidationError as exc:
@@ -418,8 +516,9 @@ def default_seccomp_profile() -> SeccompProfile:
     return SeccompProfile.model_validate_json(text)
 
 
-def resolve_seccomp(profile: SeccompProfile, capabilities: list[str] | tuple[str, ...],
-                    host: HostFacts | None = None) -> Seccomp:
+def resolve_seccomp(
+    profile: SeccompProfile, capabilities: list[str] | tuple[str, ...], host: HostFacts | None = None
+) -> Seccomp:
     """The filter a container gets: the rules whose conditions hold for its
     capabilities (the bounding set), the host architecture and the running kernel
     (moby ``setupSeccomp``)."""
@@ -444,10 +543,16 @@ def resolve_seccomp(profile: SeccompProfile, capabilities: list[str] | tuple[str
             continue
         if inc.min_kernel and host.kernel < _kernel_version(inc.min_kernel):
             continue
-        rules.append(SeccompSyscall(names=rule.syscall_names, action=rule.action, errno_ret=rule.errno_ret,
-                                    args=rule.args))
-    return Seccomp(default_action=profile.default_action, default_errno_ret=profile.default_errno_ret,
-                   architectures=architectures, flags=profile.flags, syscalls=rules)
+        rules.append(
+            SeccompSyscall(names=rule.syscall_names, action=rule.action, errno_ret=rule.errno_ret, args=rule.args)
+        )
+    return Seccomp(
+        default_action=profile.default_action,
+        default_errno_ret=profile.default_errno_ret,
+        architectures=architectures,
+        flags=profile.flags,
+        syscalls=rules,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -510,8 +615,16 @@ def parse_security_opts(options: list[str] | None) -> SecurityOptions:
 # ---------------------------------------------------------------------------------------------------------------
 
 #: IPC-namespaced parameters (runc's validator)
-_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
-                "kernel.shmmni", "kernel.shm_rmid_forced"}
+_IPC_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
 
 
 def check_sysctls(sysctls: dict[str, str] | None, host_network: bool) -> dict[str, str]:
@@ -602,11 +715,13 @@ def load_apparmor_profile() -> None:
     if parser is None:
         raise System("AppArmor is enabled but apparmor_parser is missing (install the apparmor package)")
     try:
-        subprocess.run([parser, "-Kr"], input=apparmor_profile_text().encode(), check=True, capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            [parser, "-Kr"], input=apparmor_profile_text().encode(), check=True, capture_output=True, timeout=60
+        )
     except subprocess.CalledProcessError as exc:
-        raise System(f"cannot load the AppArmor profile {APPARMOR_PROFILE}: "
-                     f"{exc.stderr.decode(errors='replace').strip()}") from None
+        raise System(
+            f"cannot load the AppArmor profile {APPARMOR_PROFILE}: {exc.stderr.decode(errors='replace').strip()}"
+        ) from None
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise System(f"cannot load the AppArmor profile {APPARMOR_PROFILE}: {exc}") from None
 
@@ -641,14 +756,20 @@ def _normalize_caps(names: list[str] | None, host: HostFacts) -> list[str]:
             if cap not in CAPABILITIES:
                 raise InvalidParameter(f'unknown capability: "{cap}"')
             if cap not in host.capabilities:
-                raise InvalidParameter(f'capability not supported by your kernel or not available in the current '
-                                       f'environment: "{cap}"')
+                raise InvalidParameter(
+                    f'capability not supported by your kernel or not available in the current environment: "{cap}"'
+                )
         out.append(cap)
     return out
 
 
-def capabilities(add: list[str] | None = None, drop: list[str] | None = None, privileged: bool = False,
-                 base: list[str] | None = None, host: HostFacts | None = None) -> list[str]:
+def capabilities(
+    add: list[str] | None = None,
+    drop: list[str] | None = None,
+    privileged: bool = False,
+    base: list[str] | None = None,
+    host: HostFacts | None = None,
+) -> list[str]:
     """The container's capability set (moby ``TweakCapabilities``), in kernel order.
 
     ``base`` (``HostConfig.Capabilities``) replaces Docker's default set."""
@@ -666,13 +787,24 @@ def capabilities(add: list[str] | None = None, drop: list[str] | None = None, pr
     return [c for c in CAPABILITIES if c in set(caps)]
 
 
-def resolve(*, privileged: bool = False, cap_add: list[str] | None = None, cap_drop: list[str] | None = None,
-            capabilities_base: list[str] | None = None, security_opt: list[str] | None = None,
-            readonly_rootfs: bool = False, devices: list[dict] | None = None,
-            device_cgroup_rules: list[str] | None = None, sysctls: dict[str, str] | None = None,
-            masked: list[str] | None = None, readonly: list[str] | None = None, host_network: bool = False,
-            daemon_seccomp: SeccompProfile | None = None, daemon_no_new_privileges: bool = False,
-            host: HostFacts | None = None) -> Confinement:
+def resolve(
+    *,
+    privileged: bool = False,
+    cap_add: list[str] | None = None,
+    cap_drop: list[str] | None = None,
+    capabilities_base: list[str] | None = None,
+    security_opt: list[str] | None = None,
+    readonly_rootfs: bool = False,
+    devices: list[dict] | None = None,
+    device_cgroup_rules: list[str] | None = None,
+    sysctls: dict[str, str] | None = None,
+    masked: list[str] | None = None,
+    readonly: list[str] | None = None,
+    host_network: bool = False,
+    daemon_seccomp: SeccompProfile | None = None,
+    daemon_no_new_privileges: bool = False,
+    host: HostFacts | None = None,
+) -> Confinement:
     """A container's confinement from its ``HostConfig`` fields (400 for what cannot be honoured).
 
     ``masked``/``readonly`` are ``HostConfig.MaskedPaths``/``ReadonlyPaths``: None
@@ -703,8 +835,11 @@ def resolve(*, privileged: bool = False, cap_add: list[str] | None = None, cap_d
         node_list = host_devices()
         rules = [DeviceRule(allow=True, type="a")]
     for item in devices or []:
-        nodes, allow = parse_device(str(item.get("PathOnHost") or ""), str(item.get("PathInContainer") or ""),
-                                    str(item.get("CgroupPermissions") or "rwm"))
+        nodes, allow = parse_device(
+            str(item.get("PathOnHost") or ""),
+            str(item.get("PathInContainer") or ""),
+            str(item.get("CgroupPermissions") or "rwm"),
+        )
         node_list += nodes
         if not privileged:
             rules += allow
@@ -721,11 +856,18 @@ def resolve(*, privileged: bool = False, cap_add: list[str] | None = None, cap_d
         return chosen
 
     return Confinement(
-        privileged=privileged, capabilities=caps,
-        no_new_privileges=opts.no_new_privileges or daemon_no_new_privileges, seccomp=seccomp,
-        apparmor_profile=apparmor, masked_paths=paths(masked, masked_paths(host)),
-        readonly_paths=paths(readonly, list(READONLY_PATHS)), readonly_rootfs=readonly_rootfs,
-        devices=node_list, device_rules=rules, sysctls=check_sysctls(sysctls, host_network))
+        privileged=privileged,
+        capabilities=caps,
+        no_new_privileges=opts.no_new_privileges or daemon_no_new_privileges,
+        seccomp=seccomp,
+        apparmor_profile=apparmor,
+        masked_paths=paths(masked, masked_paths(host)),
+        readonly_paths=paths(readonly, list(READONLY_PATHS)),
+        readonly_rootfs=readonly_rootfs,
+        devices=node_list,
+        device_rules=rules,
+        sysctls=check_sysctls(sysctls, host_network),
+    )
 
 
 @functools.cache
@@ -734,8 +876,9 @@ def default_confinement() -> Confinement:
     return resolve()
 
 
-def info_security_options(daemon_no_new_privileges: bool = False, custom_seccomp: bool = False,
-                          host: HostFacts | None = None) -> list[str]:
+def info_security_options(
+    daemon_no_new_privileges: bool = False, custom_seccomp: bool = False, host: HostFacts | None = None
+) -> list[str]:
     """``SecurityOptions`` of ``GET /info``, spelled as Docker spells them."""
     host = host or HostFacts.current()
     out = []

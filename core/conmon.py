@@ -77,7 +77,7 @@ def _line(fd: int, timeout: float | None) -> dict | None:
             return None
         if not poller.poll(None if remaining is None else remaining * 1000):
             return None
-        chunk = os.read(fd, 1)      # byte by byte: the next message must stay in the pipe
+        chunk = os.read(fd, 1)  # byte by byte: the next message must stay in the pipe
         if not chunk:
             break
         buf += chunk
@@ -116,9 +116,16 @@ def _spawn(argv: list[str], cwd: Path, pipes: dict[str, int], stderr_path: Path)
     env.update({name: str(fd) for name, fd in pipes.items()})
     try:
         with open(os.open(stderr_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600), "ab") as err:
-            proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=err, pass_fds=tuple(pipes.values()),
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=str(cwd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=tuple(pipes.values()),
+                start_new_session=True,
+            )
     except OSError as exc:
         raise System(f"cannot run conmon: {exc}") from None
     try:
@@ -136,10 +143,33 @@ def _spawn(argv: list[str], cwd: Path, pipes: dict[str, int], stderr_path: Path)
 
 
 def _common(m: Monitor, *, cid: str, cuuid: str, bundle: Path, tty: bool, stdin: bool) -> list[str]:
-    argv = [m.conmon, "--api-version", "1", "-c", cid, "-u", cuuid, "-n", cid, "-r", m.runtime_path,
-            "-b", str(bundle), "-p", str(bundle / "pidfile"), "-P", str(bundle / "conmon.pid"),
-            "--persist-dir", str(bundle), "--full-attach", "--socket-dir-path", str(bundle),
-            "--log-level", m.log_level, "--no-sync-log"]
+    argv = [
+        m.conmon,
+        "--api-version",
+        "1",
+        "-c",
+        cid,
+        "-u",
+        cuuid,
+        "-n",
+        cid,
+        "-r",
+        m.runtime_path,
+        "-b",
+        str(bundle),
+        "-p",
+        str(bundle / "pidfile"),
+        "-P",
+        str(bundle / "conmon.pid"),
+        "--persist-dir",
+        str(bundle),
+        "--full-attach",
+        "--socket-dir-path",
+        str(bundle),
+        "--log-level",
+        m.log_level,
+        "--no-sync-log",
+    ]
     for arg in m.runtime_args:
         argv += ["--runtime-arg", arg]
     if tty:
@@ -149,8 +179,9 @@ def _common(m: Monitor, *, cid: str, cuuid: str, bundle: Path, tty: bool, stdin:
     return argv
 
 
-def spawn_create(m: Monitor, *, cid: str, bundle: Path, log_path: Path | None, tty: bool, stdin: bool,
-           leave_stdin_open: bool) -> SyncPipe:
+def spawn_create(
+    m: Monitor, *, cid: str, bundle: Path, log_path: Path | None, tty: bool, stdin: bool, leave_stdin_open: bool
+) -> SyncPipe:
     """Start conmon for a container (``runtime create``); returns the sync pipe whose
     first message says whether the container was created (its pid) or why not.  No
     ``log_path``: conmon's ``none`` log driver (``--log-driver none``)."""
@@ -201,8 +232,9 @@ class ExecSession:
         self.sync.close()
 
 
-def spawn_exec(m: Monitor, *, cid: str, exec_id: str, bundle: Path, process_file: Path, tty: bool,
-          stdin: bool) -> ExecSession:
+def spawn_exec(
+    m: Monitor, *, cid: str, exec_id: str, bundle: Path, process_file: Path, tty: bool, stdin: bool
+) -> ExecSession:
     """Start conmon for an exec session in ``bundle`` (its own directory)."""
     argv = _common(m, cid=cid, cuuid=exec_id, bundle=bundle, tty=tty, stdin=stdin)
     argv += ["-e", "--exec-attach", "--exec-process-spec", str(process_file), "-l", "none"]
@@ -217,8 +249,12 @@ def spawn_exec(m: Monitor, *, cid: str, exec_id: str, bundle: Path, process_file
         # conmon reads the start pipe twice: once on start-up (a caller could move it to a
         # cgroup first), once before ``runtime exec``.  The first byte goes now.
         os.write(start_w, b"0")
-        _spawn(argv, bundle, {"_OCI_SYNCPIPE": sync_w, "_OCI_ATTACHPIPE": attach_w, "_OCI_STARTPIPE": start_r},
-               bundle / "conmon.err")
+        _spawn(
+            argv,
+            bundle,
+            {"_OCI_SYNCPIPE": sync_w, "_OCI_ATTACHPIPE": attach_w, "_OCI_STARTPIPE": start_r},
+            bundle / "conmon.err",
+        )
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -236,7 +272,7 @@ STDOUT_PIPE = 2
 STDERR_PIPE = 3
 #: conmon reads stdin packets into a 32 KiB buffer: never send larger ones
 STDIN_PACKET = 32 * 1024
-PACKET_MAX = 8192 + 1       # conmon's STDIO_BUF_SIZE plus the pipe byte
+PACKET_MAX = 8192 + 1  # conmon's STDIO_BUF_SIZE plus the pipe byte
 POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
 
 
@@ -270,8 +306,16 @@ class Relay:
     asks for it as soon as its stream ends finds it.
     """
 
-    def __init__(self, conmon: socket.socket, *, tty: bool, stdin: bool, stdout: bool, stderr: bool,
-                 before_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        conmon: socket.socket,
+        *,
+        tty: bool,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        before_close: Callable[[], None] | None = None,
+    ) -> None:
         self.conmon = conmon
         self.tty = tty
         self.stdin = stdin
@@ -294,10 +338,10 @@ class Relay:
                 events = dict(poller.poll())
                 caller = events.get(ours.fileno(), 0)
                 if caller & (select.POLLHUP | select.POLLERR):
-                    return              # the caller went away entirely: drop the attach
+                    return  # the caller went away entirely: drop the attach
                 if caller & (select.POLLIN | POLLRDHUP):
                     data = self._caller_data()
-                    if not data:        # half-close: stdin EOF; the output keeps flowing
+                    if not data:  # half-close: stdin EOF; the output keeps flowing
                         poller.unregister(ours)
                         if self.stdin:
                             try:
@@ -394,7 +438,7 @@ def alive(pid: int) -> bool:
             data = f.read()
     except OSError:
         return False
-    return data[data.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+    return data[data.rindex(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def wait_pid_gone(pid: int, timeout: float | None) -> bool:
@@ -449,7 +493,7 @@ def _wait_for_size(pid: int, height: int, width: int, timeout: float = 1.0) -> N
             try:
                 rows, cols = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))[:2]
             except OSError:
-                return              # not a terminal (any more)
+                return  # not a terminal (any more)
             if (rows, cols) == (height, width):
                 return
             time.sleep(delay)
@@ -578,8 +622,9 @@ class Supervisor:
             finished = time.time_ns()
         # file times are coarse (a few ms) and a fast process can end before its start was seen
         finished = max(finished, int((read_json(d / "started") or {}).get("started_ns") or 0))
-        return ExitStatus(exit_code=code if code >= 0 else UNKNOWN_EXIT, oom_killed=self.oom_killed(d),
-                          finished_at=ns_to_dt(finished))
+        return ExitStatus(
+            exit_code=code if code >= 0 else UNKNOWN_EXIT, oom_killed=self.oom_killed(d), finished_at=ns_to_dt(finished)
+        )
 
     def record_exit(self, d: Path, code: int) -> ExitStatus:
         """Write an exit file ourselves (conmon died without writing one)."""
@@ -609,8 +654,13 @@ class Supervisor:
         started_at = ns_to_dt(info.get("started_ns"))
         st = self.exit_status(d)
         if st is not None:
-            return ProcessState(status="exited", exit_code=st.exit_code, oom_killed=st.oom_killed,
-                                started_at=started_at, finished_at=st.finished_at)
+            return ProcessState(
+                status="exited",
+                exit_code=st.exit_code,
+                oom_killed=st.oom_killed,
+                started_at=started_at,
+                finished_at=st.finished_at,
+            )
         if d.name in self.pending:
             return ProcessState(status="created")
         pid = int(info.get("pid", 0))
@@ -620,7 +670,7 @@ class Supervisor:
             return ProcessState(status="paused" if paused else "running", pid=pid, started_at=started_at)
         if monitor:
             return ProcessState(status="created")
-        if self.exit_status(d) is not None:     # conmon finished meanwhile
+        if self.exit_status(d) is not None:  # conmon finished meanwhile
             return self.state(d)
         return ProcessState(status="exited", exit_code=UNKNOWN_EXIT, started_at=started_at)
 
@@ -634,13 +684,23 @@ class Supervisor:
 
     # -- creation ---------------------------------------------------------------------------------------
 
-    def create(self, m: Monitor, container_id: str, d: Path, *, log_path: Path | None, tty: bool, open_stdin: bool,
-               stdin_once: bool) -> None:
+    def create(
+        self,
+        m: Monitor,
+        container_id: str,
+        d: Path,
+        *,
+        log_path: Path | None,
+        tty: bool,
+        open_stdin: bool,
+        stdin_once: bool,
+    ) -> None:
         """Start conmon on the prepared bundle ``d``; :meth:`ready` reads its word."""
         # Docker never closes a tty's stdin for an attach's EOF, nor stdin without StdinOnce
         leave_open = open_stdin and (tty or not stdin_once)
-        sync = spawn_create(m, cid=container_id, bundle=d, log_path=log_path, tty=tty, stdin=open_stdin,
-                            leave_stdin_open=leave_open)
+        sync = spawn_create(
+            m, cid=container_id, bundle=d, log_path=log_path, tty=tty, stdin=open_stdin, leave_stdin_open=leave_open
+        )
         with self.lock:
             self.pending[container_id] = sync
 
@@ -684,7 +744,7 @@ class Supervisor:
             if st is not None:
                 return st
         pid = self.init_pid(d)
-        if pid and self.init_alive(d, pid):     # conmon died, its container lives on: wait for it
+        if pid and self.init_alive(d, pid):  # conmon died, its container lives on: wait for it
             if not wait_pid_gone(pid, timeout):
                 return None
         return self.exit_status(d) or self.record_exit(d, UNKNOWN_EXIT)
@@ -758,8 +818,9 @@ class Supervisor:
         except OSError as exc:
             raise System(f"cannot attach to {container_id}: {exc}") from None
         meta = self.meta(d)
-        relay = Relay(sock, tty=bool(meta.get("tty")), stdin=stdin and bool(meta.get("open_stdin")),
-                      stdout=stdout, stderr=stderr)
+        relay = Relay(
+            sock, tty=bool(meta.get("tty")), stdin=stdin and bool(meta.get("open_stdin")), stdout=stdout, stderr=stderr
+        )
         return relay.start(f"attach-{container_id[:12]}")
 
     @staticmethod
@@ -813,8 +874,17 @@ class Supervisor:
             raise InvalidParameter(f"invalid exec id {exec_id!r}")
         return self.dir(container_id) / "exec" / exec_id
 
-    def run(self, m: Monitor, container_id: str, exec_id: str, *, tty: bool, stdin: bool,
-            write_process: Callable[[Path], Path], describe: Callable[[str], str] = lambda e: e) -> socket.socket:
+    def run(
+        self,
+        m: Monitor,
+        container_id: str,
+        exec_id: str,
+        *,
+        tty: bool,
+        stdin: bool,
+        write_process: Callable[[Path], Path],
+        describe: Callable[[str], str] = lambda e: e,
+    ) -> socket.socket:
         """``docker exec``: ``write_process(exec_dir)`` writes the runtime's process file and returns its path."""
         d, state = self.running(container_id)
         if state.status == "paused":
@@ -828,8 +898,9 @@ class Supervisor:
             raise System(f"cannot prepare exec {exec_id}: {exc}") from None
         try:
             process = write_process(xd)
-            session = spawn_exec(m, cid=container_id, exec_id=exec_id, bundle=xd, process_file=process, tty=tty,
-                            stdin=stdin)
+            session = spawn_exec(
+                m, cid=container_id, exec_id=exec_id, bundle=xd, process_file=process, tty=tty, stdin=stdin
+            )
         except BaseException:
             shutil.rmtree(xd, ignore_errors=True)
             raise
@@ -851,7 +922,7 @@ class Supervisor:
             sock.close()
             error = describe(message or "the runtime could not start the process")
             ex.failed(exec_failure_code(error))
-            text = f"OCI runtime exec failed: {error}: unknown\r\n".encode()     # Docker's wording
+            text = f"OCI runtime exec failed: {error}: unknown\r\n".encode()  # Docker's wording
             caller, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             ours.sendall(text if tty else frame(2, text))
             ours.close()

@@ -47,7 +47,7 @@ def locate(rootfs: Path, mounts: list[Mount], path: str) -> tuple[Path, str]:
             source = Path(m.source)
             if not source.is_dir():
                 return source.parent, "/" + source.name
-            return source, clean[len(m.destination):] or "/"
+            return source, clean[len(m.destination) :] or "/"
     return rootfs, clean
 
 
@@ -62,8 +62,14 @@ def _real(inner: str, follow_last: bool) -> str:
 def go_mode(st: os.stat_result) -> int:
     mode = stat.S_IMODE(st.st_mode) & 0o777
     kind = stat.S_IFMT(st.st_mode)
-    mode |= {stat.S_IFDIR: _GO_DIR, stat.S_IFLNK: _GO_SYMLINK, stat.S_IFIFO: _GO_PIPE, stat.S_IFSOCK: _GO_SOCKET,
-             stat.S_IFBLK: _GO_DEVICE, stat.S_IFCHR: _GO_DEVICE | _GO_CHARDEV}.get(kind, 0)
+    mode |= {
+        stat.S_IFDIR: _GO_DIR,
+        stat.S_IFLNK: _GO_SYMLINK,
+        stat.S_IFIFO: _GO_PIPE,
+        stat.S_IFSOCK: _GO_SOCKET,
+        stat.S_IFBLK: _GO_DEVICE,
+        stat.S_IFCHR: _GO_DEVICE | _GO_CHARDEV,
+    }.get(kind, 0)
     if st.st_mode & stat.S_ISUID:
         mode |= _GO_SETUID
     if st.st_mode & stat.S_ISGID:
@@ -83,8 +89,13 @@ def path_stat(root: Path, inner: str, path: str) -> str:
         except FileNotFoundError:
             raise NotFound(f"Could not find the file {path} in container") from None
         link = os.readlink(real) if stat.S_ISLNK(st.st_mode) else ""
-        data = {"name": os.path.basename(path.rstrip("/")) or "/", "size": st.st_size, "mode": go_mode(st),
-                "mtime": go_rfc3339nano(st.st_mtime_ns), "linkTarget": link}
+        data = {
+            "name": os.path.basename(path.rstrip("/")) or "/",
+            "size": st.st_size,
+            "mode": go_mode(st),
+            "mtime": go_rfc3339nano(st.st_mtime_ns),
+            "linkTarget": link,
+        }
         return base64.b64encode(json.dumps(data).encode())
 
     return run_in_root(root, work).decode()
@@ -110,8 +121,10 @@ def write_tar(root: Path, inner: str, path: str, out: BinaryIO) -> None:
         real = _real(inner, follow_last=True)
         if not os.path.lexists(real):
             raise NotFound(f"Could not find the file {path} in container")
-        with os.fdopen(os.dup(fd), "wb") as sink, \
-                tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            os.fdopen(os.dup(fd), "wb") as sink,
+            tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        ):
             if contents_only:
                 for name in sorted(os.listdir(real)):
                     tar.add(os.path.join(real, name), arcname=name)
@@ -122,8 +135,14 @@ def write_tar(root: Path, inner: str, path: str, out: BinaryIO) -> None:
     run_in_root(root, work, keep_fds=(fd,))
 
 
-def extract(root: Path, inner: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
-            owner: tuple[int, int] | None = None) -> None:
+def extract(
+    root: Path,
+    inner: str,
+    path: str,
+    stream: BinaryIO,
+    no_overwrite_dir_non_dir: bool = False,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Unpack a tar into an existing directory of the container (``docker cp`` options: see
     :func:`dockyard.archive.apply_layer`)."""
     fd = stream.fileno()
@@ -182,8 +201,9 @@ class ContainerFiles:
 
         return header, produce
 
-    def extract(self, ref: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False,
-                copy_uid_gid: bool = False) -> None:
+    def extract(
+        self, ref: str, path: str, stream: BinaryIO, no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False
+    ) -> None:
         """``PUT /containers/{id}/archive``: unpack a tar into a directory of the container.
         ``copy_uid_gid`` (``docker cp -a``) gives the files to the container's user when it has one, as
         Docker does; otherwise they keep the tar's owners."""

@@ -22,21 +22,34 @@ from dockyard.timefmt import NEVER, human_duration, parse_iso, to_unix
 if TYPE_CHECKING:
     from dockyard.containers import Container
 
-__all__ = ["Selection", "VALID_STATES", "inspect", "network_settings", "ps_ports", "select", "status_text",
-           "summary"]
+__all__ = ["Selection", "VALID_STATES", "inspect", "network_settings", "ps_ports", "select", "status_text", "summary"]
 
 #: NetworkSettings of a container the network driver says nothing about (not running)
 _EMPTY_NETWORK_SETTINGS: dict[str, Any] = {
-    "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-    "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-    "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-    "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+    "Bridge": "",
+    "SandboxID": "",
+    "HairpinMode": False,
+    "LinkLocalIPv6Address": "",
+    "LinkLocalIPv6PrefixLen": 0,
+    "Ports": {},
+    "SandboxKey": "",
+    "SecondaryIPAddresses": None,
+    "SecondaryIPv6Addresses": None,
+    "EndpointID": "",
+    "Gateway": "",
+    "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0,
+    "IPAddress": "",
+    "IPPrefixLen": 0,
+    "IPv6Gateway": "",
+    "MacAddress": "",
     "Networks": {},
 }
 
 
-def inspect(c: Container, directory: Path, log_path: Path | None, settings: dict,
-            sizes: tuple[int, int] | None = None) -> dict:
+def inspect(
+    c: Container, directory: Path, log_path: Path | None, settings: dict, sizes: tuple[int, int] | None = None
+) -> dict:
     """``GET /containers/{id}/json``; ``settings`` are the network driver's (empty when not running);
     ``sizes`` (SizeRw, SizeRootFs) with ``?size=1``; no ``log_path`` for a container that keeps no log
     (``--log-driver none``: Docker's LogPath is "")."""
@@ -75,9 +88,15 @@ def network_settings(settings: dict, c: Container | None = None) -> dict:
     on with empty addresses, as Docker shows them."""
     merged = {**_EMPTY_NETWORK_SETTINGS, **settings}
     if c is not None and not settings:
-        merged["Networks"] = {name: {**_EMPTY_ENDPOINT, "Aliases": (endpoint.get("Aliases") or None),
-                                     "IPAMConfig": endpoint.get("IPAMConfig"), "Links": endpoint.get("Links")}
-                              for name, endpoint in c.networks().items()}
+        merged["Networks"] = {
+            name: {
+                **_EMPTY_ENDPOINT,
+                "Aliases": (endpoint.get("Aliases") or None),
+                "IPAMConfig": endpoint.get("IPAMConfig"),
+                "Links": endpoint.get("Links"),
+            }
+            for name, endpoint in c.networks().items()
+        }
     return merged
 
 
@@ -96,8 +115,9 @@ class Selection:
     networks: Callable[[Container], dict[str, str]] = lambda c: {}
 
 
-def select(containers: Iterable[Container], selection: Selection, resolve: Callable[[str], Container]) \
-        -> list[Container]:
+def select(
+    containers: Iterable[Container], selection: Selection, resolve: Callable[[str], Container]
+) -> list[Container]:
     """The containers ``docker ps`` lists, newest first, with moby's rules: running ones unless ``all``,
     a ``limit`` or a ``status`` filter; ``before``/``since`` by creation order; each filter key must hold."""
     f = selection.filters
@@ -141,19 +161,21 @@ def select(containers: Iterable[Container], selection: Selection, resolve: Calla
         if not f.exact_match("health", c.state.health.status if c.state.health else "none"):
             continue
         if f.contains("volume") and not any(
-                v in (m.destination, m.name or m.source) for m in c.mounts for v in f.get("volume")):
+            v in (m.destination, m.name or m.source) for m in c.mounts for v in f.get("volume")
+        ):
             continue
         if selection.ancestors is not None and c.image_id not in selection.ancestors:
             continue
         if f.contains("network"):
             networks = selection.networks(c)
-            if not any(v in networks or any(i.startswith(v) for i in networks.values() if i)
-                       for v in f.get("network")):
+            if not any(v in networks or any(i.startswith(v) for i in networks.values() if i) for v in f.get("network")):
                 continue
         if publish or expose:
             rows = selection.ports(c)
-            if not any(f"{r.get('PublicPort')}/{r['Type']}" in publish or f"{r['PrivatePort']}/{r['Type']}" in expose
-                       for r in rows):
+            if not any(
+                f"{r.get('PublicPort')}/{r['Type']}" in publish or f"{r['PrivatePort']}/{r['Type']}" in expose
+                for r in rows
+            ):
                 continue
         result.append(c)
     return result
@@ -182,9 +204,19 @@ def _port_filter(f: Filters, key: str) -> set[str]:
 
 
 _EMPTY_ENDPOINT: dict[str, Any] = {
-    "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-    "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-    "MacAddress": "", "DriverOpts": None,
+    "IPAMConfig": None,
+    "Links": None,
+    "Aliases": None,
+    "NetworkID": "",
+    "EndpointID": "",
+    "Gateway": "",
+    "IPAddress": "",
+    "IPPrefixLen": 0,
+    "IPv6Gateway": "",
+    "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0,
+    "MacAddress": "",
+    "DriverOpts": None,
 }
 
 

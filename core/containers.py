@@ -33,15 +33,31 @@ from typing import Any
 from dockyard import confinement, container_views, etc_files, health, ids, logs, netns, paths, rootfs
 from dockyard import links as links_
 from dockyard.drivers import ExecDriver, NetworkDriver, StorageDriver
-from dockyard.errors import (Conflict, DockyardError, Forbidden, InvalidParameter, NotFound, NotModified,
-                             NotSupportedByDriver, System)
+from dockyard.errors import (
+    Conflict,
+    DockyardError,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+    NotSupportedByDriver,
+    System,
+)
 from dockyard.events import EventBus
 from dockyard.filters import Filters
 from dockyard.images import ImageService
 from dockyard.log_rotation import LogRotator
 from dockyard.logs import LogQuery, Render, stream_log
-from dockyard.models.container import (ContainerConfig, ContainerState, CreateRequest, EndpointSettings, Health,
-                                       HostConfig, LogConfig, UpdateRequest)
+from dockyard.models.container import (
+    ContainerConfig,
+    ContainerState,
+    CreateRequest,
+    EndpointSettings,
+    Health,
+    HostConfig,
+    LogConfig,
+    UpdateRequest,
+)
 from dockyard.models.runtime import Confinement, EndpointRequest, ExitStatus, NetworkRequest, Resources, RuntimeSpec
 from dockyard.observers import Observers
 from dockyard.store import Store
@@ -114,11 +130,13 @@ def uninterruptible(method: Any) -> Any:
     (a start cancelled after the driver started the process would leave it running unwatched).
     The caller is released at once; what it then does (remove the container) waits for the
     container's lock as usual."""
+
     @functools.wraps(method)
     async def run_to_the_end(self: Any, *args: Any, **kwargs: Any) -> Any:
         task = asyncio.ensure_future(method(self, *args, **kwargs))
         task.add_done_callback(_outcome_seen)
         return await asyncio.shield(task)
+
     return run_to_the_end
 
 
@@ -142,10 +160,21 @@ def _signal_number(value: str | int | None, default: int = signals.SIGTERM) -> i
 
 
 class ContainerService:
-    def __init__(self, root: Path, store: Store, images: ImageService, volumes: VolumeService,
-                 storage: StorageDriver, execution: ExecDriver, network: NetworkDriver, names: dict[str, str],
-                 events: EventBus | None = None, observers: Observers | None = None,
-                 security: confinement.DaemonSecurity | None = None, log_config: LogConfig | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        store: Store,
+        images: ImageService,
+        volumes: VolumeService,
+        storage: StorageDriver,
+        execution: ExecDriver,
+        network: NetworkDriver,
+        names: dict[str, str],
+        events: EventBus | None = None,
+        observers: Observers | None = None,
+        security: confinement.DaemonSecurity | None = None,
+        log_config: LogConfig | None = None,
+    ) -> None:
         self.root = root  # <data-root>/containers
         self.root.mkdir(parents=True, exist_ok=True)
         self.store = store
@@ -178,20 +207,37 @@ class ContainerService:
         extra = json.loads(row["state"])
         state = ContainerState.model_validate(extra.get("State", {}))
         return Container(
-            id=row["id"], name=row["name"], image_id=row["image_id"], image_ref=row["image_ref"],
-            created=row["created"], config=config,
-            host_config=HostConfig.model_validate_json(row["host_config"]), state=state,
-            base_layer=row["base_layer"], storage_driver=row["storage_driver"], exec_driver=row["exec_driver"],
-            path=extra.get("Path", ""), args=extra.get("Args", []), restart_count=row["restart_count"],
-            mounts=[Mount(**m) for m in extra.get("Mounts", [])], stopped_by_user=extra.get("StoppedByUser", False),
+            id=row["id"],
+            name=row["name"],
+            image_id=row["image_id"],
+            image_ref=row["image_ref"],
+            created=row["created"],
+            config=config,
+            host_config=HostConfig.model_validate_json(row["host_config"]),
+            state=state,
+            base_layer=row["base_layer"],
+            storage_driver=row["storage_driver"],
+            exec_driver=row["exec_driver"],
+            path=extra.get("Path", ""),
+            args=extra.get("Args", []),
+            restart_count=row["restart_count"],
+            mounts=[Mount(**m) for m in extra.get("Mounts", [])],
+            stopped_by_user=extra.get("StoppedByUser", False),
             endpoints_config=extra.get("EndpointsConfig") or {},
         )
 
     @staticmethod
     def _state_json(c: Container) -> str:
-        return json.dumps({"State": c.state.api(), "Path": c.path, "Args": c.args,
-                           "Mounts": [m.to_json() for m in c.mounts], "StoppedByUser": c.stopped_by_user,
-                           "EndpointsConfig": c.endpoints_config})
+        return json.dumps(
+            {
+                "State": c.state.api(),
+                "Path": c.path,
+                "Args": c.args,
+                "Mounts": [m.to_json() for m in c.mounts],
+                "StoppedByUser": c.stopped_by_user,
+                "EndpointsConfig": c.endpoints_config,
+            }
+        )
 
     async def _record(self, write: Any, *args: Any, **kwargs: Any) -> None:
         """Run a store write on the records thread (FIFO) and wait for it."""
@@ -199,15 +245,17 @@ class ContainerService:
 
     async def _save(self, c: Container) -> None:
         """Write the container's record, as its state is now."""
-        await self._record(self.store.update_container, c.id, name=c.name, state=self._state_json(c),
-                           restart_count=c.restart_count)
+        await self._record(
+            self.store.update_container, c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count
+        )
 
     def _persist(self, c: Container) -> None:
         """:meth:`_save` for code that cannot await (worker threads, the health monitor's callbacks): the
         write is queued on the records thread, in order with the others; a worker thread waits for it,
         the event loop never does (a failed write is logged)."""
-        future = self._records.submit(self.store.update_container, c.id, name=c.name, state=self._state_json(c),
-                                      restart_count=c.restart_count)
+        future = self._records.submit(
+            self.store.update_container, c.id, name=c.name, state=self._state_json(c), restart_count=c.restart_count
+        )
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -286,8 +334,9 @@ class ContainerService:
         self._check_host_config(hc)
         log_config = logs.merge_config(hc.log_config, self.log_config)  # a bad driver or option is a 400
         if logs.settings(log_config).max_size and not self.exec.rotates_logs:
-            raise InvalidParameter(f"log opt 'max-size' needs an exec driver that can rotate logs; "
-                                   f"{self.driver_names['exec']} cannot")
+            raise InvalidParameter(
+                f"log opt 'max-size' needs an exec driver that can rotate logs; {self.driver_names['exec']} cannot"
+            )
         runtimes = self.exec.runtimes(self.driver_names["exec"])
         runtime = hc.runtime or runtimes.default
         if runtime not in runtimes.paths:
@@ -298,12 +347,15 @@ class ContainerService:
         health.check_config(config.healthcheck)
         if config.mac_address and not _MAC.match(config.mac_address):
             raise InvalidParameter(f"invalid MAC address: {config.mac_address}")
-        networks = await asyncio.to_thread(self._initial_networks, hc.network_mode, request.endpoints(),
-                                           bool(config.network_disabled))
+        networks = await asyncio.to_thread(
+            self._initial_networks, hc.network_mode, request.endpoints(), bool(config.network_disabled)
+        )
         links = [links_.normalize(spec, self.get) for spec in hc.links or []]
         if links and (hc.network_mode == "host" or hc.network_mode.startswith("container:")):
-            raise InvalidParameter("conflicting options: host type networking can't be used with links. "
-                                   "This would result in undefined behavior")
+            raise InvalidParameter(
+                "conflicting options: host type networking can't be used with links. "
+                "This would result in undefined behavior"
+            )
         cid = ids.new_id()
         name = self._reserve_name(ids.check_name(name) if name else None, cid)
         try:
@@ -313,25 +365,48 @@ class ContainerService:
             for spec in hc.volumes_from or []:
                 ref, _, mode = spec.partition(":")
                 volumes_from.append((self.get(ref).mounts, mode == "ro"))
-            mounts = await asyncio.to_thread(self.volumes.mounts_for, hc.binds or [], list(config.volumes or {}),
-                                             volumes_from, hc.mounts or [])
+            mounts = await asyncio.to_thread(
+                self.volumes.mounts_for, hc.binds or [], list(config.volumes or {}), volumes_from, hc.mounts or []
+            )
             update: dict[str, Any] = {"links": [f"/{child}:/{name}/{alias}" for child, alias in links] or None}
             if hc.network_mode not in ("", "default") and not hc.network_mode.startswith("container:") and networks:
                 update["network_mode"] = next(iter(networks))  # a network given by ID is kept by name
             hc = hc.model_copy(update=update)
-            c = Container(id=cid, name=name, image_id=image_id, image_ref=image_ref, created=iso_now(),
-                          config=config, host_config=hc, state=ContainerState(), base_layer=base_layer,
-                          storage_driver=self.driver_names["storage"], exec_driver=self.driver_names["exec"],
-                          path=argv[0], args=argv[1:], mounts=mounts, endpoints_config=networks)
+            c = Container(
+                id=cid,
+                name=name,
+                image_id=image_id,
+                image_ref=image_ref,
+                created=iso_now(),
+                config=config,
+                host_config=hc,
+                state=ContainerState(),
+                base_layer=base_layer,
+                storage_driver=self.driver_names["storage"],
+                exec_driver=self.driver_names["exec"],
+                path=argv[0],
+                args=argv[1:],
+                mounts=mounts,
+                endpoints_config=networks,
+            )
             await asyncio.to_thread(self._create_layer, c)
             try:
-                await self._record(self.store.insert_container, {
-                    "id": c.id, "name": c.name, "image_id": c.image_id, "image_ref": c.image_ref,
-                    "base_layer": base_layer, "created": c.created,
-                    "config": json.dumps(c.config.api()), "host_config": json.dumps(c.host_config.api()),
-                    "state": self._state_json(c),
-                    "storage_driver": c.storage_driver, "exec_driver": c.exec_driver,
-                })
+                await self._record(
+                    self.store.insert_container,
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "image_id": c.image_id,
+                        "image_ref": c.image_ref,
+                        "base_layer": base_layer,
+                        "created": c.created,
+                        "config": json.dumps(c.config.api()),
+                        "host_config": json.dumps(c.host_config.api()),
+                        "state": self._state_json(c),
+                        "storage_driver": c.storage_driver,
+                        "exec_driver": c.exec_driver,
+                    },
+                )
             except BaseException:
                 await asyncio.to_thread(self._remove_files, c)
                 raise
@@ -374,8 +449,9 @@ class ContainerService:
         if policy.maximum_retry_count < 0:
             raise InvalidParameter("maximum retry count cannot be negative")
         if hc.volume_driver not in ("", "local"):
-            raise InvalidParameter(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" '
-                           "not found")
+            raise InvalidParameter(
+                f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" not found'
+            )
         if hc.network_mode.startswith("container:"):
             self.get(hc.network_mode.partition(":")[2])  # NotFound early, as Docker
         for group in hc.group_add or []:
@@ -406,28 +482,40 @@ class ContainerService:
         """The container's capabilities, seccomp filter, devices... (see :mod:`dockyard.confinement`).
         ``Config.Domainname`` is the UTS namespace's ``kernel.domainname``, set as a namespaced sysctl."""
         if hc.userns_mode not in ("", "host"):
-            raise InvalidParameter(f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not "
-                                   "supported by this daemon)")
+            raise InvalidParameter(
+                f"invalid USER mode: {hc.userns_mode!r} (user namespace remapping is not supported by this daemon)"
+            )
         return confinement.resolve(
-            privileged=hc.privileged, cap_add=hc.cap_add, cap_drop=hc.cap_drop, capabilities_base=hc.capabilities,
-            security_opt=hc.security_opt, readonly_rootfs=hc.readonly_rootfs, devices=hc.devices,
+            privileged=hc.privileged,
+            cap_add=hc.cap_add,
+            cap_drop=hc.cap_drop,
+            capabilities_base=hc.capabilities,
+            security_opt=hc.security_opt,
+            readonly_rootfs=hc.readonly_rootfs,
+            devices=hc.devices,
             device_cgroup_rules=hc.device_cgroup_rules,
             sysctls={**(hc.sysctls or {}), **({"kernel.domainname": domainname} if domainname else {})},
             masked=hc.masked_paths,
-            readonly=hc.readonly_paths, host_network=hc.network_mode == "host",
+            readonly=hc.readonly_paths,
+            host_network=hc.network_mode == "host",
             daemon_seccomp=self.security.seccomp_profile,
-            daemon_no_new_privileges=self.security.no_new_privileges)
+            daemon_no_new_privileges=self.security.no_new_privileges,
+        )
 
     def _check_name_free(self, name: str) -> None:
         for other in self.containers.values():
             if other.name == name:
-                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{other.id}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
+                raise Conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{other.id}". You have to remove (or rename) that container to be able to '
+                    "reuse that name."
+                )
         if name in self._reserved:
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                           f'"{self._reserved[name]}". You have to remove (or rename) that container to be able '
-                           "to reuse that name.")
+            raise Conflict(
+                f'Conflict. The container name "/{name}" is already in use by container '
+                f'"{self._reserved[name]}". You have to remove (or rename) that container to be able '
+                "to reuse that name."
+            )
 
     @staticmethod
     def _merge(user: ContainerConfig, image: ContainerConfig) -> ContainerConfig:
@@ -451,10 +539,15 @@ class ContainerService:
                 update["healthcheck"] = image.healthcheck
             else:  # what the user left out comes from the image (HEALTHCHECK), field by field
                 mine, theirs = user.healthcheck, image.healthcheck
-                update["healthcheck"] = mine.model_copy(update={
-                    "test": mine.test or theirs.test, "interval": mine.interval or theirs.interval,
-                    "timeout": mine.timeout or theirs.timeout, "start_period": mine.start_period or theirs.start_period,
-                    "retries": mine.retries or theirs.retries})
+                update["healthcheck"] = mine.model_copy(
+                    update={
+                        "test": mine.test or theirs.test,
+                        "interval": mine.interval or theirs.interval,
+                        "timeout": mine.timeout or theirs.timeout,
+                        "start_period": mine.start_period or theirs.start_period,
+                        "retries": mine.retries or theirs.retries,
+                    }
+                )
         if image.exposed_ports:
             update["exposed_ports"] = {**image.exposed_ports, **(user.exposed_ports or {})}
         if image.labels:
@@ -512,17 +605,28 @@ class ContainerService:
             elif isinstance(exc, DockyardError) and ("not found" in exc.message or "no such file" in exc.message):
                 code = 127
             await asyncio.to_thread(self._release, c)
-            c.state = c.state.model_copy(update={"status": "exited" if c.state.started_at != NEVER else "created",
-                                                 "exit_code": code, "error": str(exc), "running": False})
+            c.state = c.state.model_copy(
+                update={
+                    "status": "exited" if c.state.started_at != NEVER else "created",
+                    "exit_code": code,
+                    "error": str(exc),
+                    "running": False,
+                }
+            )
             await self._save(c)
             self._fail_pending(c, exc)
             c.exited.set()
             raise
         checked = health.probe_of(c.config) is not None
-        c.state = ContainerState(status="running", running=True, pid=process.pid,
-                                 started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now(),
-                                 health=(c.state.health or Health()).model_copy(
-                                     update={"status": "starting", "failing_streak": 0}) if checked else None)
+        c.state = ContainerState(
+            status="running",
+            running=True,
+            pid=process.pid,
+            started_at=iso(process.started_at.timestamp()) if process.started_at else iso_now(),
+            health=(c.state.health or Health()).model_copy(update={"status": "starting", "failing_streak": 0})
+            if checked
+            else None,
+        )
         await self._save(c)
         self.event(c, "start")
         if self.observers is not None:
@@ -577,19 +681,47 @@ class ContainerService:
                 raise InvalidParameter(f"failed to start container {ids.short(c.id)}: {problem}")
             attachment, settings, resolvers = self._attach_networks(c)
             hosts = [links_.hosts_line(ip, alias, child) for alias, child, ip in linked if ip]
-            binds = rootfs.mount_plan(root, etc_files.write(
-                self.dir_of(c), config.hostname, list(hc.extra_hosts or []) + hosts, hc.dns or [],
-                attachment.netns is None, settings, resolvers, search=hc.dns_search or [],
-                options=hc.dns_options or []) + self.volumes.prepare(c.mounts, root))
+            binds = rootfs.mount_plan(
+                root,
+                etc_files.write(
+                    self.dir_of(c),
+                    config.hostname,
+                    list(hc.extra_hosts or []) + hosts,
+                    hc.dns or [],
+                    attachment.netns is None,
+                    settings,
+                    resolvers,
+                    search=hc.dns_search or [],
+                    options=hc.dns_options or [],
+                )
+                + self.volumes.prepare(c.mounts, root),
+            )
             return RuntimeSpec(
-                container_id=c.id, rootfs=root, args=[c.path, *c.args], env=env, cwd=cwd, uid=uid, gid=gid,
-                additional_gids=groups, hostname=config.hostname, tty=config.tty, open_stdin=config.open_stdin,
-                stdin_once=config.stdin_once, netns=attachment.netns,
+                container_id=c.id,
+                rootfs=root,
+                args=[c.path, *c.args],
+                env=env,
+                cwd=cwd,
+                uid=uid,
+                gid=gid,
+                additional_gids=groups,
+                hostname=config.hostname,
+                tty=config.tty,
+                open_stdin=config.open_stdin,
+                stdin_once=config.stdin_once,
+                netns=attachment.netns,
                 log_path=self.log_path(c) if self.log_settings(c).readable else None,
-                stop_signal=_signal_number(config.stop_signal), binds=binds,
-                confinement=self.confinement(hc, config.domainname), runtime=hc.runtime,
-                resources=Resources(memory=hc.memory, memory_swap=hc.memory_swap, cpu_shares=hc.cpu_shares,
-                                    cpuset_cpus=hc.cpuset_cpus, pids_limit=max(hc.pids_limit or 0, 0)),
+                stop_signal=_signal_number(config.stop_signal),
+                binds=binds,
+                confinement=self.confinement(hc, config.domainname),
+                runtime=hc.runtime,
+                resources=Resources(
+                    memory=hc.memory,
+                    memory_swap=hc.memory_swap,
+                    cpu_shares=hc.cpu_shares,
+                    cpuset_cpus=hc.cpuset_cpus,
+                    pids_limit=max(hc.pids_limit or 0, 0),
+                ),
             )
         except BaseException:
             self._release(c)
@@ -611,11 +743,21 @@ class ContainerService:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             shared = netns.path_of(netns.name_for(other.id))
         endpoint = endpoint_request(c.endpoints_config.get(primary or "") or {}, config.mac_address or "")
-        attachment = self.network.prepare(NetworkRequest(
-            container_id=c.id, mode=mode, hostname=config.hostname, name=c.name,
-            port_bindings=hc.port_bindings or {}, exposed_ports=sorted((config.exposed_ports or {}).keys()),
-            publish_all=bool(hc.publish_all_ports), shared_netns=shared, aliases=endpoint.aliases,
-            dns=list(hc.dns or []), endpoint=endpoint))
+        attachment = self.network.prepare(
+            NetworkRequest(
+                container_id=c.id,
+                mode=mode,
+                hostname=config.hostname,
+                name=c.name,
+                port_bindings=hc.port_bindings or {},
+                exposed_ports=sorted((config.exposed_ports or {}).keys()),
+                publish_all=bool(hc.publish_all_ports),
+                shared_netns=shared,
+                aliases=endpoint.aliases,
+                dns=list(hc.dns or []),
+                endpoint=endpoint,
+            )
+        )
         settings = attachment.settings
         for name, wanted in c.networks().items():
             if name == primary or name in ("host", "none") or mode in ("host",) or mode.startswith("container:"):
@@ -651,8 +793,11 @@ class ContainerService:
             if not child.state.running:
                 raise Conflict(f"Cannot link to a non running container: /{child.name} AS /{c.name}/{alias}")
             settings = self._network_settings(child)
-            ip = ((settings.get("Networks") or {}).get(primary) or {}).get("IPAddress") or \
-                settings.get("IPAddress") or ""
+            ip = (
+                ((settings.get("Networks") or {}).get(primary) or {}).get("IPAddress")
+                or settings.get("IPAddress")
+                or ""
+            )
             result.append((alias, child, ip))
         return result
 
@@ -706,10 +851,17 @@ class ContainerService:
                 await asyncio.to_thread(self.exec.delete, c.id)
             except DockyardError as exc:
                 log.warning("exec state of %s: %s", ids.short(c.id), exc)
-            c.state = c.state.model_copy(update={
-                "status": "exited", "running": False, "paused": False, "pid": 0,
-                "exit_code": status.exit_code, "oom_killed": status.oom_killed,
-                "finished_at": iso(status.finished_at.timestamp())})
+            c.state = c.state.model_copy(
+                update={
+                    "status": "exited",
+                    "running": False,
+                    "paused": False,
+                    "pid": 0,
+                    "exit_code": status.exit_code,
+                    "oom_killed": status.oom_killed,
+                    "finished_at": iso(status.finished_at.timestamp()),
+                }
+            )
             await self._save(c)
             self.event(c, "die", exitCode=str(status.exit_code))
             if self.observers is not None:
@@ -739,8 +891,7 @@ class ContainerService:
         if policy.name in ("always", "unless-stopped"):
             return True
         if policy.name == "on-failure":
-            return exit_code != 0 and (not policy.maximum_retry_count
-                                       or c.restart_count < policy.maximum_retry_count)
+            return exit_code != 0 and (not policy.maximum_retry_count or c.restart_count < policy.maximum_retry_count)
         return False
 
     async def _auto_restart(self, c: Container) -> None:
@@ -922,9 +1073,19 @@ class ContainerService:
 
     async def stats(self, ref: str) -> dict:
         c = self.get(ref)
-        base = {"read": iso_now(), "preread": NEVER, "name": "/" + c.name, "id": c.id, "num_procs": 0,
-                "pids_stats": {}, "blkio_stats": {}, "cpu_stats": {}, "precpu_stats": {}, "memory_stats": {},
-                "networks": {}}
+        base = {
+            "read": iso_now(),
+            "preread": NEVER,
+            "name": "/" + c.name,
+            "id": c.id,
+            "num_procs": 0,
+            "pids_stats": {},
+            "blkio_stats": {},
+            "cpu_stats": {},
+            "precpu_stats": {},
+            "memory_stats": {},
+            "networks": {},
+        }
         if not c.state.running:
             return base
         base.update(await asyncio.to_thread(self.exec.stats, c.id))
@@ -934,22 +1095,33 @@ class ContainerService:
     async def update(self, ref: str, request: UpdateRequest) -> list[str]:
         """``docker update``: cgroup limits (0 keeps the current value) and the restart policy."""
         c = self.get(ref)
-        changes: dict[str, Any] = {name: getattr(request, name) for name in
-                                   ("memory", "memory_swap", "cpu_shares", "cpuset_cpus", "pids_limit")
-                                   if getattr(request, name)}
+        changes: dict[str, Any] = {
+            name: getattr(request, name)
+            for name in ("memory", "memory_swap", "cpu_shares", "cpuset_cpus", "pids_limit")
+            if getattr(request, name)
+        }
         policy = request.restart_policy
         if policy is not None and policy.name:
             if c.host_config.auto_remove and policy.name != "no":
-                raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the "
-                                       "container")
+                raise InvalidParameter(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                )
             if policy.maximum_retry_count and policy.name != "on-failure":
                 raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{policy.name}'")
             changes["restart_policy"] = policy
         hc = c.host_config.model_copy(update=changes)
         if c.state.running and changes.keys() - {"restart_policy"}:
-            await asyncio.to_thread(self.exec.update, c.id, Resources(
-                memory=request.memory, memory_swap=request.memory_swap, cpu_shares=request.cpu_shares,
-                cpuset_cpus=request.cpuset_cpus, pids_limit=max(request.pids_limit or 0, 0)))
+            await asyncio.to_thread(
+                self.exec.update,
+                c.id,
+                Resources(
+                    memory=request.memory,
+                    memory_swap=request.memory_swap,
+                    cpu_shares=request.cpu_shares,
+                    cpuset_cpus=request.cpuset_cpus,
+                    pids_limit=max(request.pids_limit or 0, 0),
+                ),
+            )
         c.host_config = hc
         await self._record(self.store.update_container, c.id, host_config=json.dumps(hc.api()))
         self.event(c, "update")
@@ -980,8 +1152,10 @@ class ContainerService:
         while True:
             if c.state.running:
                 if not force:
-                    raise Conflict(f"You cannot remove a running container {c.id}. Stop the container before "
-                                   "attempting removal or force remove")
+                    raise Conflict(
+                        f"You cannot remove a running container {c.id}. Stop the container before "
+                        "attempting removal or force remove"
+                    )
                 try:
                     await self.kill(c.id, signals.SIGKILL)
                 except Conflict:
@@ -1023,14 +1197,16 @@ class ContainerService:
         name = net["Name"]
         mode = c.host_config.network_mode
         if mode.startswith("container:") or mode == "host":
-            raise InvalidParameter("container sharing network namespace with another container or host cannot "
-                                   "be connected to any other network")
+            raise InvalidParameter(
+                "container sharing network namespace with another container or host cannot "
+                "be connected to any other network"
+            )
         if name == "host":
-            raise InvalidParameter("container cannot be disconnected from host network or connected to host "
-                                   "network")
+            raise InvalidParameter("container cannot be disconnected from host network or connected to host network")
         if name == "none" or "none" in c.networks():
-            raise InvalidParameter("container cannot be connected to multiple networks with one of the networks "
-                                   "in private (none) mode")
+            raise InvalidParameter(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+            )
         check_endpoint(name, net, settings)
         if name in c.networks():
             raise Forbidden(f"endpoint with name {c.name} already exists in network {name}")
@@ -1065,8 +1241,9 @@ class ContainerService:
         resolvers = self.network.resolvers(c.id)
         hc = c.host_config
         if resolvers is not None:
-            etc_files.write_resolv_conf(self.dir_of(c), hc.dns or [], False, resolvers, hc.dns_search or [],
-                                        hc.dns_options or [])
+            etc_files.write_resolv_conf(
+                self.dir_of(c), hc.dns or [], False, resolvers, hc.dns_search or [], hc.dns_options or []
+            )
 
     async def remove_link(self, link: str) -> None:
         """``DELETE /containers/<parent>/<alias>?link=1``: drop one legacy link of the parent; a running
@@ -1092,8 +1269,13 @@ class ContainerService:
         hosts = []
         for alias, child, ip in self._linked_running(c):
             hosts.append(links_.hosts_line(ip, alias, child))
-        etc_files.write_hosts(self.dir_of(c), c.config.hostname, list(c.host_config.extra_hosts or []) + hosts,
-                              c.host_config.network_mode == "host", settings)
+        etc_files.write_hosts(
+            self.dir_of(c),
+            c.config.hostname,
+            list(c.host_config.extra_hosts or []) + hosts,
+            c.host_config.network_mode == "host",
+            settings,
+        )
 
     def _linked_running(self, c: Container) -> list[tuple[str, Container, str]]:
         try:
@@ -1137,8 +1319,9 @@ class ContainerService:
         c = self.get(ref)
         if not self.log_settings(c).readable:
             raise NotSupportedByDriver("configured logging driver does not support reading")
-        return stream_log(self.log_path(c), query, render, follow=follow,
-                          running=lambda: c.state.running and not c.removed)
+        return stream_log(
+            self.log_path(c), query, render, follow=follow, running=lambda: c.state.running and not c.removed
+        )
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         """Set a running tty container's terminal size; nothing to do for others (as Docker)."""
@@ -1146,16 +1329,34 @@ class ContainerService:
         if c.config.tty and c.state.running:
             await asyncio.to_thread(self.exec.resize, c.id, height, width)
 
-    async def commit(self, ref: str, config: ContainerConfig | None, repo: str | None, tag: str | None,
-                     comment: str = "", author: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
+    async def commit(
+        self,
+        ref: str,
+        config: ContainerConfig | None,
+        repo: str | None,
+        tag: str | None,
+        comment: str = "",
+        author: str = "",
+        changes: Sequence[str] = (),
+        pause: bool = True,
+    ) -> str:
         """``docker commit``: a new image from the container's layer (frozen meanwhile unless not ``pause``);
         returns its ID.  A given config is merged over the container's, as Docker merges it."""
         c = self.get(ref)
         merged = self._merge(config, c.config) if config is not None else c.config
         async with self.frozen(c, pause):
-            image_id = await asyncio.to_thread(self.images.commit, c.id, c.image_id, merged,
-                                               " ".join([c.path, *c.args]), repo, tag, comment, author,
-                                               list(changes))
+            image_id = await asyncio.to_thread(
+                self.images.commit,
+                c.id,
+                c.image_id,
+                merged,
+                " ".join([c.path, *c.args]),
+                repo,
+                tag,
+                comment,
+                author,
+                list(changes),
+            )
         self.event(c, "commit")
         return image_id
 
@@ -1163,16 +1364,23 @@ class ContainerService:
     def inspect(self, ref: str, size: bool = False) -> dict:
         """``GET /containers/{id}/json`` (blocks: the network driver and, with ``size``, the layer)."""
         c = self.get(ref)
-        return container_views.inspect(c, self.dir_of(c), self.log_path(c) if self.log_settings(c).readable else None,
-                                       self._network_settings(c), self.sizes(c.id) if size else None)
+        return container_views.inspect(
+            c,
+            self.dir_of(c),
+            self.log_path(c) if self.log_settings(c).readable else None,
+            self._network_settings(c),
+            self.sizes(c.id) if size else None,
+        )
 
-    async def summaries(self, all_containers: bool = False, limit: int = -1, filters: Filters | None = None,
-                        size: bool = False) -> list[dict]:
+    async def summaries(
+        self, all_containers: bool = False, limit: int = -1, filters: Filters | None = None, size: bool = False
+    ) -> list[dict]:
         """``GET /containers/json``; with ``size`` each row has SizeRw and SizeRootFs."""
         return await asyncio.to_thread(self._summaries, all_containers, limit, filters or Filters(), size)
 
-    def summaries_now(self, all_containers: bool = False, limit: int = -1, filters: Filters | None = None,
-                      size: bool = False) -> list[dict]:
+    def summaries_now(
+        self, all_containers: bool = False, limit: int = -1, filters: Filters | None = None, size: bool = False
+    ) -> list[dict]:
         """:meth:`summaries` for a worker thread."""
         return self._summaries(all_containers, limit, filters or Filters(), size)
 
@@ -1201,16 +1409,24 @@ class ContainerService:
 
         def networks_of(c: Container) -> dict[str, str]:
             live = settings_of(c).get("Networks") or {}
-            return {name: (live.get(name) or {}).get("NetworkID") or network_ids.get(name, "")
-                    for name in {*c.networks(), *live}}
+            return {
+                name: (live.get(name) or {}).get("NetworkID") or network_ids.get(name, "")
+                for name in {*c.networks(), *live}
+            }
 
         selection = container_views.Selection(
-            all=all_containers, limit=limit, filters=filters, ancestors=ancestors,
-            ports=lambda c: container_views.ps_ports(settings_of(c).get("Ports") or {}), networks=networks_of)
+            all=all_containers,
+            limit=limit,
+            filters=filters,
+            ancestors=ancestors,
+            ports=lambda c: container_views.ps_ports(settings_of(c).get("Ports") or {}),
+            networks=networks_of,
+        )
         rows = []
         for c in container_views.select(self._snapshot(), selection, self.get):
-            row = container_views.summary(c, container_views.ps_ports(settings_of(c).get("Ports") or {}),
-                                          settings_of(c))
+            row = container_views.summary(
+                c, container_views.ps_ports(settings_of(c).get("Ports") or {}), settings_of(c)
+            )
             if size:
                 row["SizeRw"], row["SizeRootFs"] = self.sizes(c.id)
             rows.append(row)
@@ -1267,18 +1483,29 @@ class ContainerService:
                 await asyncio.to_thread(self.exec.delete, c.id)
             except DockyardError:
                 pass
-            c.state = c.state.model_copy(update={
-                "status": "exited", "running": False, "pid": 0, "exit_code": code,
-                "oom_killed": bool(process and process.oom_killed),
-                "finished_at": iso(finished.timestamp()) if finished else iso_now()})
+            c.state = c.state.model_copy(
+                update={
+                    "status": "exited",
+                    "running": False,
+                    "pid": 0,
+                    "exit_code": code,
+                    "oom_killed": bool(process and process.oom_killed),
+                    "finished_at": iso(finished.timestamp()) if finished else iso_now(),
+                }
+            )
             await self._save(c)
             log.info("container %s exited (%d) while the daemon was down", ids.short(c.id), code)
             if self.observers is not None:
                 self.observers.container_died(c.id, code)
         for c in list(self.containers.values()):
             policy = c.host_config.restart_policy.name
-            if not c.state.running and (policy == "always" or policy == "unless-stopped" and not c.stopped_by_user
-                                        or policy == "on-failure" and self._should_restart(c, c.state.exit_code)):
+            if not c.state.running and (
+                policy == "always"
+                or policy == "unless-stopped"
+                and not c.stopped_by_user
+                or policy == "on-failure"
+                and self._should_restart(c, c.state.exit_code)
+            ):
                 async with c.lock:
                     try:
                         await self._start_unlocked(c)
@@ -1296,8 +1523,12 @@ class ContainerService:
     def event(self, c: Container, action: str, **attributes: str) -> None:
         """Emit a container event (``docker events``) with Docker's attributes."""
         if self.events is not None:  # the container's labels too, as Docker's events carry them
-            self.events.emit("container", action, c.id,
-                             {**(c.config.labels or {}), "image": c.image_ref, "name": c.name, **attributes})
+            self.events.emit(
+                "container",
+                action,
+                c.id,
+                {**(c.config.labels or {}), "image": c.image_ref, "name": c.name, **attributes},
+            )
 
 
 def check_endpoint(name: str, net: dict, settings: EndpointSettings) -> None:
@@ -1327,9 +1558,13 @@ def check_endpoint(name: str, net: dict, settings: EndpointSettings) -> None:
 def endpoint_request(settings: dict, mac_address: str) -> EndpointRequest:
     """What a container's ``EndpointSettings`` (API shape) ask of the network driver."""
     ipam = settings.get("IPAMConfig") or {}
-    return EndpointRequest(aliases=list(settings.get("Aliases") or []),
-                           ipv4_address=ipam.get("IPv4Address") or "", ipv6_address=ipam.get("IPv6Address") or "",
-                           link_local_ips=list(ipam.get("LinkLocalIPs") or []), mac_address=mac_address)
+    return EndpointRequest(
+        aliases=list(settings.get("Aliases") or []),
+        ipv4_address=ipam.get("IPv4Address") or "",
+        ipv6_address=ipam.get("IPv6Address") or "",
+        link_local_ips=list(ipam.get("LinkLocalIPs") or []),
+        mac_address=mac_address,
+    )
 
 
 def _now_dt():

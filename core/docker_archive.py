@@ -45,7 +45,7 @@ class _Writer:
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
         self.size += len(data)
 
     def add_bytes(self, name: str, data: bytes) -> None:
@@ -92,8 +92,9 @@ def save(images: ImageService, names: list[str], out: BinaryIO) -> None:
             layer_paths.append(path)
             parent = layer
         tags = images.repo_tags(image_id)
-        requested = [t for t in tags if name in (t, t.rsplit(":", 1)[0])] or ([] if name.startswith(
-            ("sha256:", image_id[:4])) else tags)
+        requested = [t for t in tags if name in (t, t.rsplit(":", 1)[0])] or (
+            [] if name.startswith(("sha256:", image_id[:4])) else tags
+        )
         manifest.append({"Config": config_name, "RepoTags": requested or None, "Layers": layer_paths})
         for tag in requested:
             repo, _, t = tag.rpartition(":")
@@ -146,8 +147,7 @@ def _index(archive: BinaryIO) -> dict[str, tuple[int, int]]:
             if entry.type == REG and entry.sparse is None:
                 if reader.offset + entry.size > end:
                     raise TarFormatError(f"{entry.name} is cut short")
-                members["/".join(p for p in entry.name.split("/") if p not in ("", "."))] = (reader.offset,
-                                                                                           entry.size)
+                members["/".join(p for p in entry.name.split("/") if p not in ("", "."))] = (reader.offset, entry.size)
     except TarFormatError as exc:
         raise InvalidParameter(f"invalid archive: not a tar file ({exc})") from None
     return members
@@ -162,15 +162,16 @@ def _load_plain(images: ImageService, archive: BinaryIO) -> list[str]:
         if not isinstance(manifest, list):
             raise ValueError("not a list")
     except ValueError:
-        raise InvalidParameter("invalid archive: no valid manifest.json (only docker-archive is supported)") \
-            from None
+        raise InvalidParameter("invalid archive: no valid manifest.json (only docker-archive is supported)") from None
     lines = []
     for entry in manifest:
         blob = _read(archive, members, entry["Config"])
         config = ImageConfig.model_validate_json(blob)
         if len(config.rootfs.diff_ids) != len(entry["Layers"]):
-            raise InvalidParameter(f"invalid archive: {entry['Config']} names {len(config.rootfs.diff_ids)} "
-                                   f"layers, the manifest {len(entry['Layers'])}")
+            raise InvalidParameter(
+                f"invalid archive: {entry['Config']} names {len(config.rootfs.diff_ids)} "
+                f"layers, the manifest {len(entry['Layers'])}"
+            )
         parent, size = None, 0
         try:
             for expected, path in zip(config.rootfs.diff_ids, entry["Layers"], strict=True):  # lengths checked above
@@ -191,8 +192,14 @@ def _load_plain(images: ImageService, archive: BinaryIO) -> list[str]:
     return lines
 
 
-def _load_layer(images: ImageService, archive: BinaryIO, members: dict[str, tuple[int, int]], parent: str | None,
-                diff_id: str, path: str) -> tuple[str, int]:
+def _load_layer(
+    images: ImageService,
+    archive: BinaryIO,
+    members: dict[str, tuple[int, int]],
+    parent: str | None,
+    diff_id: str,
+    path: str,
+) -> tuple[str, int]:
     key = "/".join(p for p in path.split("/") if p not in ("", "."))
     if key not in members:
         raise InvalidParameter(f"invalid archive: {path} is missing")
@@ -202,8 +209,10 @@ def _load_layer(images: ImageService, archive: BinaryIO, members: dict[str, tupl
         read = decompressing_reader(read)
         copy = None
     else:  # kept with a kernel copy of its bytes in the archive
+
         def copy(fd: int) -> None:
             copy_range(archive.fileno(), fd, offset, size)
+
     try:
         return images.add_verified_layer(parent, diff_id, read, copy)
     except InvalidParameter as exc:

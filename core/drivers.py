@@ -57,8 +57,7 @@ PRIORITY = {
 
 
 def _extensions(kind: str) -> ExtensionManager:
-    return ExtensionManager(namespace=NAMESPACE[kind], invoke_on_load=False,
-                            on_load_failure_callback=_load_failed)
+    return ExtensionManager(namespace=NAMESPACE[kind], invoke_on_load=False, on_load_failure_callback=_load_failed)
 
 
 _load_failures: dict[tuple[str, str], str] = {}
@@ -152,14 +151,19 @@ def make_plugin_manager() -> pluggy.PluginManager:
     if os.environ.get("DOCKYARD_TRACE_HOOKS"):
         pm.add_hookcall_monitoring(
             lambda name, impls, kwargs: log.debug("hook %s(%s)", name, kwargs),
-            lambda outcome, name, impls, kwargs: log.debug("hook %s -> %r", name, outcome.get_result()
-                                                           if outcome.exception is None else outcome.exception),
+            lambda outcome, name, impls, kwargs: log.debug(
+                "hook %s -> %r", name, outcome.get_result() if outcome.exception is None else outcome.exception
+            ),
         )
     return pm
 
 
-def load_drivers(data_root: Path, choices: dict[str, str | None], options: dict[str, dict] | None = None,
-                 extra_plugins: Sequence[object] = ()) -> LoadedDrivers:
+def load_drivers(
+    data_root: Path,
+    choices: dict[str, str | None],
+    options: dict[str, dict] | None = None,
+    extra_plugins: Sequence[object] = (),
+) -> LoadedDrivers:
     """Instantiate and register one driver per kind in ``choices``.
 
     ``choices`` maps a kind to a driver name, or None for automatic selection.
@@ -367,10 +371,18 @@ class NetworkDriver(_Facade):
     def inspect(self, name: str) -> dict:
         return dict(self._call("network_inspect", name=name))
 
-    def connect(self, container_id: str, network: str, aliases: builtins.list[str],
-                endpoint: EndpointRequest | None = None) -> dict:
-        return dict(self._call("network_connect", container_id=container_id, network=network, aliases=aliases,
-                               endpoint=endpoint or EndpointRequest(aliases=aliases)))
+    def connect(
+        self, container_id: str, network: str, aliases: builtins.list[str], endpoint: EndpointRequest | None = None
+    ) -> dict:
+        return dict(
+            self._call(
+                "network_connect",
+                container_id=container_id,
+                network=network,
+                aliases=aliases,
+                endpoint=endpoint or EndpointRequest(aliases=aliases),
+            )
+        )
 
     def resolvers(self, container_id: str) -> builtins.list[str] | None:
         """The driver's resolvers for a running container (:func:`~dockyard.hookspecs.network_resolvers`);
@@ -392,10 +404,18 @@ class NetworkDriver(_Facade):
 class DistributionDriver(_Facade):
     kind = "distribution"
 
-    def pull(self, reference: str, auth: dict, progress, layer_exists=None, work_dir: str | None = None,
-             layer_ready=None) -> dict:
-        return self._call("distribution_pull", reference=reference, auth=auth, progress=progress,
-                          layer_exists=layer_exists, work_dir=work_dir, layer_ready=layer_ready)
+    def pull(
+        self, reference: str, auth: dict, progress, layer_exists=None, work_dir: str | None = None, layer_ready=None
+    ) -> dict:
+        return self._call(
+            "distribution_pull",
+            reference=reference,
+            auth=auth,
+            progress=progress,
+            layer_exists=layer_exists,
+            work_dir=work_dir,
+            layer_ready=layer_ready,
+        )
 
     def push(self, reference: str, image: dict, auth: dict, progress) -> dict:
         return self._call("distribution_push", reference=reference, image=image, auth=auth, progress=progress)

@@ -14,8 +14,7 @@ from pathlib import Path
 from dockyard import confinement, logs, registry_hosts, storage_migration
 from dockyard.container_files import ContainerFiles
 from dockyard.containers import ContainerService
-from dockyard.drivers import (DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver,
-                              load_drivers)
+from dockyard.drivers import DistributionDriver, ExecDriver, LoadedDrivers, NetworkDriver, StorageDriver, load_drivers
 from dockyard.errors import Conflict
 from dockyard.events import EventBus
 from dockyard.execs import ExecService
@@ -51,11 +50,18 @@ class Engine:
     registry_config: dict
 
     @classmethod
-    def open(cls, data_root: Path, storage: str | None = None, execution: str | None = None,
-             network: str | None = None, options: dict[str, dict] | None = None,
-             distribution: str | None = None, migrate_storage: bool = False,
-             security: confinement.DaemonSecurity | None = None,
-             log_config: LogConfig | None = None) -> "Engine":
+    def open(
+        cls,
+        data_root: Path,
+        storage: str | None = None,
+        execution: str | None = None,
+        network: str | None = None,
+        options: dict[str, dict] | None = None,
+        distribution: str | None = None,
+        migrate_storage: bool = False,
+        security: confinement.DaemonSecurity | None = None,
+        log_config: LogConfig | None = None,
+    ) -> "Engine":
         _private_root(data_root)
         (data_root / "tmp").mkdir(mode=0o700, exist_ok=True)
         for stale in (data_root / "tmp").glob("*"):  # a build, import or load cut short by a crash
@@ -68,17 +74,22 @@ class Engine:
         if storage and previous and storage != previous:
             if not migrate_storage:
                 store.close()
-                raise Conflict(f"the data root {data_root} holds layers of the {previous!r} storage driver; "
-                               f"refusing to start with {storage!r} (use --storage-driver {previous}, another "
-                               f"--data-root, or --storage-migrate to move the layers to {storage!r})")
+                raise Conflict(
+                    f"the data root {data_root} holds layers of the {previous!r} storage driver; "
+                    f"refusing to start with {storage!r} (use --storage-driver {previous}, another "
+                    f"--data-root, or --storage-migrate to move the layers to {storage!r})"
+                )
             try:
                 storage_migration.migrate(data_root, store, previous, storage, options or {})
             except BaseException:
                 store.close()
                 raise
         try:
-            drivers = load_drivers(data_root, {"storage": storage or previous, "exec": execution,
-                                                "network": network, "distribution": distribution}, options)
+            drivers = load_drivers(
+                data_root,
+                {"storage": storage or previous, "exec": execution, "network": network, "distribution": distribution},
+                options,
+            )
             load_observers(drivers.pm)
             drivers.pm.check_pending()
         except BaseException:
@@ -96,8 +107,20 @@ class Engine:
         observers = Observers(drivers.pm)
         images = ImageService(store, storage_facade, drivers.names["storage"], events)
         volumes = VolumeService(data_root / "volumes", store, events)
-        containers = ContainerService(data_root / "containers", store, images, volumes, storage_facade, exec_facade,
-                                      network_facade, drivers.names, events, observers, security, log_config)
+        containers = ContainerService(
+            data_root / "containers",
+            store,
+            images,
+            volumes,
+            storage_facade,
+            exec_facade,
+            network_facade,
+            drivers.names,
+            events,
+            observers,
+            security,
+            log_config,
+        )
         # images and volumes ask who uses them (rmi, volume rm); containers own that knowledge
         images.users = containers.images_in_use
         volumes.users = containers.volume_users
@@ -105,10 +128,24 @@ class Engine:
         images.reconcile(set(containers.containers))
         execs = ExecService(containers)
         containers.health = HealthMonitor(containers, execs.probe)
-        return cls(data_root, store, drivers, storage_facade, exec_facade, network_facade, images, volumes,
-                   containers, execs, events, DistributionDriver(drivers.pm),
-                   ContainerFiles(containers, storage_facade), NetworkService(network_facade, containers, events),
-                   observers, _registry_config((options or {}).get("distribution") or {}))
+        return cls(
+            data_root,
+            store,
+            drivers,
+            storage_facade,
+            exec_facade,
+            network_facade,
+            images,
+            volumes,
+            containers,
+            execs,
+            events,
+            DistributionDriver(drivers.pm),
+            ContainerFiles(containers, storage_facade),
+            NetworkService(network_facade, containers, events),
+            observers,
+            _registry_config((options or {}).get("distribution") or {}),
+        )
 
     def close(self) -> None:
         self.containers.close()
@@ -152,11 +189,15 @@ class Engine:
             "Driver": self.drivers.names["storage"],
             "DriverStatus": [list(x) for x in self.storage.status()],
             "ExecutionDriver": self.drivers.names["exec"],
-            "Plugins": {"Volume": ["local"], "Network": sorted({"host", "none", self.drivers.names["network"]}),
-                        "Authorization": None,
-                        "Log": list(logs.DRIVERS)},
+            "Plugins": {
+                "Volume": ["local"],
+                "Network": sorted({"host", "none", self.drivers.names["network"]}),
+                "Authorization": None,
+                "Log": list(logs.DRIVERS),
+            },
             "MemoryLimit": Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
-            or Path("/sys/fs/cgroup/memory.max").exists() or _cgroup2_has("memory"),
+            or Path("/sys/fs/cgroup/memory.max").exists()
+            or _cgroup2_has("memory"),
             "SwapLimit": Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() or _cgroup2_has("memory"),
             "CpuCfsPeriod": True,
             "CpuCfsQuota": True,
@@ -187,13 +228,20 @@ class Engine:
             "ServerVersion": _version(),
             "Runtimes": {name: {"path": path} for name, path in runtimes.paths.items()},
             "DefaultRuntime": runtimes.default,
-            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
-                      "Error": "", "RemoteManagers": None},
+            "Swarm": {
+                "LocalNodeState": "inactive",
+                "NodeID": "",
+                "NodeAddr": "",
+                "ControlAvailable": False,
+                "Error": "",
+                "RemoteManagers": None,
+            },
             "LiveRestoreEnabled": True,
             "Isolation": "",
             "InitBinary": "",
             "SecurityOptions": confinement.info_security_options(
-                self.containers.security.no_new_privileges, self.containers.security.seccomp_profile is not None),
+                self.containers.security.no_new_privileges, self.containers.security.seccomp_profile is not None
+            ),
             "Warnings": self.warnings(),
             "DockyardExecStatus": [list(x) for x in self.execution.status()],
             "DockyardNetworkStatus": [list(x) for x in self.network.status()],
@@ -226,8 +274,10 @@ def _private_root(data_root: Path) -> None:
     data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = data_root.stat()
     if st.st_mode & stat.S_IWOTH or st.st_uid != os.geteuid():
-        raise Conflict(f"refusing to use {data_root} as the data root: it is writable by other users or owned by "
-                       "another user; give the daemon a directory of its own")
+        raise Conflict(
+            f"refusing to use {data_root} as the data root: it is writable by other users or owned by "
+            "another user; give the daemon a directory of its own"
+        )
     os.chmod(data_root, 0o700)
 
 

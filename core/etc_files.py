@@ -15,12 +15,24 @@ from dockyard.errors import InvalidParameter
 
 __all__ = ["check", "resolv_conf", "write", "write_hosts", "write_resolv_conf"]
 
-_DEFAULT_HOSTS = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
-                  "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+_DEFAULT_HOSTS = [
+    "127.0.0.1\tlocalhost",
+    "::1\tlocalhost ip6-localhost ip6-loopback",
+    "fe00::0\tip6-localnet",
+    "ff00::0\tip6-mcastprefix",
+    "ff02::1\tip6-allnodes",
+    "ff02::2\tip6-allrouters",
+]
 
 
-def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = "", domainname: str = "",
-          search: list[str] | None = None, options: list[str] | None = None) -> None:
+def check(
+    extra_hosts: list[str] | None,
+    dns: list[str] | None,
+    hostname: str = "",
+    domainname: str = "",
+    search: list[str] | None = None,
+    options: list[str] | None = None,
+) -> None:
     """What goes into these files must be one line of what it claims to be (checked at create): a newline
     in ``--add-host``, ``--dns``, ``--dns-search`` or ``--dns-option`` would add lines of the client's
     choosing."""
@@ -48,9 +60,18 @@ def check(extra_hosts: list[str] | None, dns: list[str] | None, hostname: str = 
             raise InvalidParameter(f"invalid {what} {value!r}")
 
 
-def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str], host_network: bool,
-          settings: dict | None = None, resolvers: list[str] | None = None, *, search: Sequence[str] = (),
-          options: Sequence[str] = ()) -> list[tuple[Path, str, bool]]:
+def write(
+    directory: Path,
+    hostname: str,
+    extra_hosts: list[str],
+    dns: list[str],
+    host_network: bool,
+    settings: dict | None = None,
+    resolvers: list[str] | None = None,
+    *,
+    search: Sequence[str] = (),
+    options: Sequence[str] = (),
+) -> list[tuple[Path, str, bool]]:
     """Write the three files; returns them as the exec driver's binds ``(source, destination, read_only)``.
 
     ``extra_hosts``: ``--add-host name:ip`` and ready ``ip<TAB>names`` lines (links);
@@ -60,12 +81,16 @@ def write(directory: Path, hostname: str, extra_hosts: list[str], dns: list[str]
     (directory / "hostname").write_text(hostname + "\n")
     write_hosts(directory, hostname, extra_hosts, host_network, settings)
     write_resolv_conf(directory, dns, host_network, resolvers or [], search, options)
-    return [(directory / "hostname", "/etc/hostname", False), (directory / "hosts", "/etc/hosts", False),
-            (directory / "resolv.conf", "/etc/resolv.conf", False)]
+    return [
+        (directory / "hostname", "/etc/hostname", False),
+        (directory / "hosts", "/etc/hosts", False),
+        (directory / "resolv.conf", "/etc/resolv.conf", False),
+    ]
 
 
-def write_hosts(directory: Path, hostname: str, extra_hosts: list[str], host_network: bool,
-                settings: dict | None = None) -> None:
+def write_hosts(
+    directory: Path, hostname: str, extra_hosts: list[str], host_network: bool, settings: dict | None = None
+) -> None:
     """(Re)write ``hosts`` in place (see :func:`write`)."""
     hosts = list(_DEFAULT_HOSTS)
     if host_network:
@@ -81,21 +106,33 @@ def write_hosts(directory: Path, hostname: str, extra_hosts: list[str], host_net
         hosts.append(f"{ip}\t{name}")
     settings = settings or {}
     ip = settings.get("IPAddress") or next(
-        (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), "")
+        (n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), ""
+    )
     if ip:
         hosts.append(f"{ip}\t{hostname}")
     (directory / "hosts").write_text("\n".join(hosts) + "\n")
 
 
-def write_resolv_conf(directory: Path, dns: list[str], host_network: bool, resolvers: list[str],
-                      search: Sequence[str] = (), options: Sequence[str] = ()) -> None:
+def write_resolv_conf(
+    directory: Path,
+    dns: list[str],
+    host_network: bool,
+    resolvers: list[str],
+    search: Sequence[str] = (),
+    options: Sequence[str] = (),
+) -> None:
     """(Re)write ``resolv.conf`` in place: the container sees the new content through its bind mount
     (``network connect`` gives a running container its new network's resolver)."""
     (directory / "resolv.conf").write_text(resolv_conf(dns, host_network, resolvers, search, options))
 
 
-def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None = None, search: Sequence[str] = (),
-                options: Sequence[str] = ()) -> str:
+def resolv_conf(
+    dns: list[str],
+    host_network: bool,
+    resolvers: list[str] | None = None,
+    search: Sequence[str] = (),
+    options: Sequence[str] = (),
+) -> str:
     """The host's resolv.conf; in a namespace of its own a container cannot reach
     loopback nameservers (systemd-resolved, dnsmasq): drop them, and fall back to
     Docker's defaults when none is left.  ``--dns`` replaces the nameservers.
@@ -103,8 +140,9 @@ def resolv_conf(dns: list[str], host_network: bool, resolvers: list[str] | None 
     both; ``--dns`` servers are then that resolver's upstream, as in Docker.
     ``--dns-search`` replaces the search domains (``.`` alone: none) and
     ``--dns-option`` the options, as Docker's ``resolvconf.Build`` does."""
-    return _with_search_and_options(_nameservers(dns, host_network, resolvers), list(search), list(options),
-                                    bool(resolvers))
+    return _with_search_and_options(
+        _nameservers(dns, host_network, resolvers), list(search), list(options), bool(resolvers)
+    )
 
 
 def _with_search_and_options(text: str, search: list[str], options: list[str], embedded: bool) -> str:

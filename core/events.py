@@ -38,9 +38,17 @@ class EventBus:
 
     def emit(self, kind: str, action: str, actor_id: str, attributes: dict[str, str]) -> None:
         now = time.time_ns()
-        event = {"status": action, "id": actor_id, "from": attributes.get("image", ""), "Type": kind,
-                 "Action": action, "Actor": {"ID": actor_id, "Attributes": attributes}, "scope": "local",
-                 "time": now // 1_000_000_000, "timeNano": now}
+        event = {
+            "status": action,
+            "id": actor_id,
+            "from": attributes.get("image", ""),
+            "Type": kind,
+            "Action": action,
+            "Actor": {"ID": actor_id, "Attributes": attributes},
+            "scope": "local",
+            "time": now // 1_000_000_000,
+            "timeNano": now,
+        }
         if kind != "container":
             event.pop("status"), event.pop("id"), event.pop("from")
         with self._lock:
@@ -79,8 +87,9 @@ class EventBus:
         with self._lock:
             self._queues.pop(queue, None)
 
-    async def stream(self, since: float = 0, until: float = 0,
-                     filters: Filters | None = None) -> AsyncGenerator[dict, None]:
+    async def stream(
+        self, since: float = 0, until: float = 0, filters: Filters | None = None
+    ) -> AsyncGenerator[dict, None]:
         """Kept events from ``since`` (unix seconds), then new ones until ``until`` (forever with 0;
         with an ``until`` in the past, only kept events)."""
         filters = filters or Filters()
@@ -113,8 +122,22 @@ class EventBus:
 
 #: ``docker events --filter`` keys (moby's events filter); swarm and plugin ones match nothing here,
 #: as no such object exists on this daemon
-EVENT_FILTERS = ("config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope",
-                 "secret", "service", "type", "volume")
+EVENT_FILTERS = (
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
+)
 
 
 def matches(event: dict, filters: Filters) -> bool:
@@ -135,8 +158,11 @@ def matches(event: dict, filters: Filters) -> bool:
             return False
     if filters.contains("image"):
         name = attributes.get("name" if event["Type"] == "image" else "image", "")
-        if not any(filters.exact_match("image", candidate)
-                   for candidate in (actor["ID"], name, _strip_tag(actor["ID"]), _strip_tag(name)) if candidate):
+        if not any(
+            filters.exact_match("image", candidate)
+            for candidate in (actor["ID"], name, _strip_tag(actor["ID"]), _strip_tag(name))
+            if candidate
+        ):
             return False
     return filters.match_kv_list("label", attributes)
 

@@ -42,12 +42,23 @@ class ExecInstance:
     def api(self) -> dict:
         cmd = self.config.cmd or [""]
         return {
-            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-            "ProcessConfig": {"tty": self.config.tty, "entrypoint": cmd[0], "arguments": cmd[1:],
-                              "privileged": False, "user": self.config.user},
-            "OpenStdin": self.config.attach_stdin, "OpenStderr": self.config.attach_stderr,
-            "OpenStdout": self.config.attach_stdout, "CanRemove": False,
-            "ContainerID": self.container_id, "DetachKeys": self.config.detach_keys, "Pid": 0,
+            "ID": self.id,
+            "Running": self.running,
+            "ExitCode": self.exit_code,
+            "ProcessConfig": {
+                "tty": self.config.tty,
+                "entrypoint": cmd[0],
+                "arguments": cmd[1:],
+                "privileged": False,
+                "user": self.config.user,
+            },
+            "OpenStdin": self.config.attach_stdin,
+            "OpenStderr": self.config.attach_stderr,
+            "OpenStdout": self.config.attach_stdout,
+            "CanRemove": False,
+            "ContainerID": self.container_id,
+            "DetachKeys": self.config.detach_keys,
+            "Pid": 0,
         }
 
 
@@ -97,11 +108,26 @@ class ExecService:
     def _spec(self, instance: ExecInstance) -> ProcessSpec:
         c = self.containers.get(instance.container_id)
         config = instance.config
-        return self.process_spec(c, config.cmd or [], config.user, config.working_dir, config.env or [],
-                                 tty=config.tty, stdin=config.attach_stdin)
+        return self.process_spec(
+            c,
+            config.cmd or [],
+            config.user,
+            config.working_dir,
+            config.env or [],
+            tty=config.tty,
+            stdin=config.attach_stdin,
+        )
 
-    def process_spec(self, c: Container, argv: list[str], user: str = "", cwd: str = "", env: Sequence[str] = (),
-                     tty: bool = False, stdin: bool = False) -> ProcessSpec:
+    def process_spec(
+        self,
+        c: Container,
+        argv: list[str],
+        user: str = "",
+        cwd: str = "",
+        env: Sequence[str] = (),
+        tty: bool = False,
+        stdin: bool = False,
+    ) -> ProcessSpec:
         """A second process in ``c``: the container's user, environment and working directory unless
         given, with its ``--group-add`` groups."""
         root = self.containers.storage.path(c.id) or self.containers.storage.mount(c.id)
@@ -116,8 +142,16 @@ class ExecService:
             merged.insert(0, f"PATH={rootfs.DEFAULT_PATH}")
         if "HOME" not in names:
             merged.append(f"HOME={home or '/'}")
-        return ProcessSpec(args=argv, env=merged, cwd=cwd or c.config.working_dir or "/", uid=uid, gid=gid,
-                           additional_gids=groups, tty=tty, stdin=stdin)
+        return ProcessSpec(
+            args=argv,
+            env=merged,
+            cwd=cwd or c.config.working_dir or "/",
+            uid=uid,
+            gid=gid,
+            additional_gids=groups,
+            tty=tty,
+            stdin=stdin,
+        )
 
     def probe(self, c: Container, argv: list[str]) -> tuple[int, str]:
         """Run a healthcheck probe in ``c`` (blocking): its exit code and its output (stdout and

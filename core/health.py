@@ -49,8 +49,11 @@ def check_config(config: HealthConfig | None) -> None:
     """Refuse what Docker refuses at create (durations under 1ms, negative retries)."""
     if config is None:
         return
-    for name, value in (("Interval", config.interval), ("Timeout", config.timeout),
-                        ("StartPeriod", config.start_period)):
+    for name, value in (
+        ("Interval", config.interval),
+        ("Timeout", config.timeout),
+        ("StartPeriod", config.start_period),
+    ):
         if value and value < MINIMUM:
             raise InvalidParameter(f"{name} in Healthcheck cannot be less than 1ms")
     if config.retries < 0:
@@ -132,14 +135,16 @@ class HealthMonitor:
         if code == 0:
             status, streak = "healthy", 0
         else:
-            in_start_period = status == "starting" and \
-                started - parse_iso(c.state.started_at) < check.start_period / SECOND
+            in_start_period = (
+                status == "starting" and started - parse_iso(c.state.started_at) < check.start_period / SECOND
+            )
             if not in_start_period:
                 streak += 1
                 if streak >= (check.retries or DEFAULT_RETRIES):
                     status = "unhealthy"
-        self.containers.set_health(c, Health(status=status, failing_streak=streak,
-                                             log=[*current.log, entry][-MAX_LOG:]))
+        self.containers.set_health(
+            c, Health(status=status, failing_streak=streak, log=[*current.log, entry][-MAX_LOG:])
+        )
 
 
 def _go_duration(seconds: float) -> str:

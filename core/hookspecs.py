@@ -521,8 +521,9 @@ def network_inspect(name: str) -> dict | None:
 
 
 @hookspec(firstresult=True)
-def network_connect(container_id: str, network: str, aliases: list[str],
-                    endpoint: EndpointRequest | None) -> dict | None:
+def network_connect(
+    container_id: str, network: str, aliases: list[str], endpoint: EndpointRequest | None
+) -> dict | None:
     """Attach a running container to one more network (next ``ethN``).  Returns the container's
     NetworkSettings.
 
@@ -564,8 +565,7 @@ def network_disconnect(container_id: str, network: str) -> bool | None:
 
 
 @hookspec(firstresult=True)
-def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_dir: str,
-                      layer_ready) -> dict | None:
+def distribution_pull(reference: str, auth: dict, progress, layer_exists, work_dir: str, layer_ready) -> dict | None:
     """Fetch an image's manifest, config and the layers the caller lacks from a registry.
 
     Implemented by: distribution driver.  firstresult.  ``progress`` is a callable

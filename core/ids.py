@@ -35,10 +35,44 @@ def check_name(name: str) -> str:
     return name.lstrip("/")
 
 
-_ADJECTIVES = ["admiring", "brave", "calm", "eager", "focused", "gallant", "happy", "jolly", "keen",
-               "lucid", "modest", "nifty", "quirky", "serene", "tender", "vibrant", "wizardly", "zealous"]
-_SURNAMES = ["babbage", "curie", "darwin", "einstein", "feynman", "hopper", "kepler", "lovelace",
-             "meitner", "noether", "pasteur", "ritchie", "shannon", "thompson", "turing", "wozniak"]
+_ADJECTIVES = [
+    "admiring",
+    "brave",
+    "calm",
+    "eager",
+    "focused",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "modest",
+    "nifty",
+    "quirky",
+    "serene",
+    "tender",
+    "vibrant",
+    "wizardly",
+    "zealous",
+]
+_SURNAMES = [
+    "babbage",
+    "curie",
+    "darwin",
+    "einstein",
+    "feynman",
+    "hopper",
+    "kepler",
+    "lovelace",
+    "meitner",
+    "noether",
+    "pasteur",
+    "ritchie",
+    "shannon",
+    "thompson",
+    "turing",
+    "wozniak",
+]
 
 
 def random_name() -> str:

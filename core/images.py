@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def decompressed(raw: BinaryIO) -> BinaryIO:
     """``raw`` (at its start), decompressed if its magic bytes say it is compressed (gzip, zstd, bzip2, xz)."""
     read = decompressing_reader(raw.read)
@@ -81,8 +82,9 @@ def stage_layer(raw: BinaryIO, blob_dir: Path) -> tuple[str, Path]:
                     digest.update(chunk)
                     out.write(chunk)
             except CodecError as exc:
-                raise InvalidParameter(f"archive/tar: invalid tar header: the body is not a valid tar archive "
-                                       f"({exc})") from None
+                raise InvalidParameter(
+                    f"archive/tar: invalid tar header: the body is not a valid tar archive ({exc})"
+                ) from None
             hexdigest = digest.hexdigest()
         final = blob_dir / hexdigest
         os.replace(tmp, final)
@@ -150,8 +152,9 @@ class ImageService:
         return row["top_layer"]
 
     # -- creation ------------------------------------------------------------
-    def import_tarball(self, raw: BinaryIO, repo: str | None, tag: str | None, comment: str = "",
-                       changes: ImageConfig | None = None) -> str:
+    def import_tarball(
+        self, raw: BinaryIO, repo: str | None, tag: str | None, comment: str = "", changes: ImageConfig | None = None
+    ) -> str:
         """Import a root file system tarball (plain, gzip, bzip2 or xz) as a new
         single-layer image; returns the image ID."""
         if repo:
@@ -161,11 +164,13 @@ class ImageService:
         size = self.ensure_layer(layer, None, diff_id, tar_path)
         now = iso_now()
         config = changes or ImageConfig()
-        config = config.model_copy(update={
-            "created": now,
-            "rootfs": RootFS(diff_ids=[diff_id]),
-            "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
-        })
+        config = config.model_copy(
+            update={
+                "created": now,
+                "rootfs": RootFS(diff_ids=[diff_id]),
+                "history": [HistoryEntry(created=now, created_by="", comment=comment or "Imported from -")],
+            }
+        )
         image_id = self.record_image(config, layer, size, parent="", repo=repo, tag=tag)
         self.event("import", "sha256:" + image_id, f"{repo}:{tag}" if repo else "")
         return image_id
@@ -190,8 +195,9 @@ class ImageService:
         self.store.add_layer(layer, parent, diff_id, size, iso_now())
         return size
 
-    def add_verified_layer(self, parent: str | None, diff_id: str, read: Callable[[int], bytes],
-                           copy: Callable[[int], None] | None = None) -> tuple[str, int]:
+    def add_verified_layer(
+        self, parent: str | None, diff_id: str, read: Callable[[int], bytes], copy: Callable[[int], None] | None = None
+    ) -> tuple[str, int]:
         """Store a layer whose diff ID is known beforehand (load, pull), in one pass: the
         uncompressed tar ``read`` gives is applied while a thread hashes it beside the
         applier; a mismatch removes the layer.  The tar is kept for save and push: the
@@ -229,8 +235,16 @@ class ImageService:
         self.store.add_layer(layer, parent, diff_id, size, iso_now())
         return layer, size
 
-    def record_image(self, config: ImageConfig, top_layer: str | None, size: int, parent: str,
-                      repo: str | None, tag: str | None, blob: bytes | None = None) -> str:
+    def record_image(
+        self,
+        config: ImageConfig,
+        top_layer: str | None,
+        size: int,
+        parent: str,
+        repo: str | None,
+        tag: str | None,
+        blob: bytes | None = None,
+    ) -> str:
         """Record an image whose layers exist.  ``blob`` keeps a config's original
         bytes (a loaded or pulled image's ID is the digest of exactly those)."""
         blob = blob if blob is not None else config.canonical_json()
@@ -238,19 +252,46 @@ class ImageService:
         self.store.add_image(image_id, top_layer, parent, size, config.created or iso_now(), repo, tag)
         return image_id
 
-    def commit(self, container_layer: str, base_image: str, container_config: ContainerConfig, created_by: str,
-               repo: str | None, tag: str | None, comment: str = "", author: str = "",
-               changes: Sequence[str] = ()) -> str:
+    def commit(
+        self,
+        container_layer: str,
+        base_image: str,
+        container_config: ContainerConfig,
+        created_by: str,
+        repo: str | None,
+        tag: str | None,
+        comment: str = "",
+        author: str = "",
+        changes: Sequence[str] = (),
+    ) -> str:
         """A new image from a container's read-write layer on top of its image."""
         if repo:
             repo, tag = reference.parse_repository_tag(repo, tag)
-        return self.child_image(base_image, config_changes.apply(container_config, list(changes)), created_by,
-                                container_layer, author=author, comment=comment, repo=repo, tag=tag)
+        return self.child_image(
+            base_image,
+            config_changes.apply(container_config, list(changes)),
+            created_by,
+            container_layer,
+            author=author,
+            comment=comment,
+            repo=repo,
+            tag=tag,
+        )
 
-    def child_image(self, base_image: str | None, container_config: ContainerConfig, created_by: str,
-                    diff_layer: str | None, *, author: str = "", comment: str = "", repo: str | None = None,
-                    tag: str | None = None, skip_empty_diff: bool = False,
-                    base_config: ImageConfig | None = None) -> str:
+    def child_image(
+        self,
+        base_image: str | None,
+        container_config: ContainerConfig,
+        created_by: str,
+        diff_layer: str | None,
+        *,
+        author: str = "",
+        comment: str = "",
+        repo: str | None = None,
+        tag: str | None = None,
+        skip_empty_diff: bool = False,
+        base_config: ImageConfig | None = None,
+    ) -> str:
         """An image on ``base_image`` (None: ``FROM scratch``) with ``container_config``.
 
         ``diff_layer``'s changes (a container or scratch storage layer) become a new
@@ -312,14 +353,16 @@ class ImageService:
             if not entry.empty_layer and sizes:
                 size = sizes.pop(0)
             owner = owners.get(index)
-            result.append({
-                "Id": "sha256:" + owner if owner else "<missing>",
-                "Created": to_unix(entry.created or ""),
-                "CreatedBy": entry.created_by or "",
-                "Tags": self.repo_tags(owner) if owner else None,
-                "Size": size,
-                "Comment": entry.comment or "",
-            })
+            result.append(
+                {
+                    "Id": "sha256:" + owner if owner else "<missing>",
+                    "Created": to_unix(entry.created or ""),
+                    "CreatedBy": entry.created_by or "",
+                    "Tags": self.repo_tags(owner) if owner else None,
+                    "Size": size,
+                    "Comment": entry.comment or "",
+                }
+            )
         return result
 
     def layer_chain(self, top: str | None) -> list[str]:
@@ -432,8 +475,9 @@ class ImageService:
             }
             if extra:
                 item["Containers"] = len(users.get(row["id"], []))
-                item["SharedSize"] = sum(self._layer_size(layer) for layer in chains[row["id"]]
-                                         if layer_refs.get(layer, 0) > 1)
+                item["SharedSize"] = sum(
+                    self._layer_size(layer) for layer in chains[row["id"]] if layer_refs.get(layer, 0) > 1
+                )
             result.append(item)
         return result
 
@@ -542,7 +586,8 @@ class ImageService:
         image_id = self.resolve(name)
         tags = self.store.tags_of(image_id)
         by_reference = not ids.HEX64.match(name.removeprefix("sha256:")) and not image_id.startswith(
-            name.removeprefix("sha256:"))
+            name.removeprefix("sha256:")
+        )
         result: list[dict] = []
         in_use = users.get(image_id, [])
         ref = reference.parse(name) if by_reference else None
@@ -556,27 +601,37 @@ class ImageService:
             repo, tag = reference.parse_repository_tag(name)
             if len(tags) == 1 and in_use and not force:
                 container_id = in_use[0][0]
-                raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
-                               f"container {ids.short(container_id)} is using its referenced image "
-                               f"{ids.short(image_id)}")
+                raise Conflict(
+                    f'conflict: unable to remove repository reference "{name}" (must force) - '
+                    f"container {ids.short(container_id)} is using its referenced image "
+                    f"{ids.short(image_id)}"
+                )
             if len(tags) > 1 or in_use:
                 # other names still point at it, or a container still uses it: untag only
                 self.store.delete_tag(repo, tag)
                 return [{"Untagged": f"{repo}:{tag}"}]
         elif len(tags) > 1 and not force:
-            raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
-                           "image is referenced in multiple repositories")
+            raise Conflict(
+                f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
+                "image is referenced in multiple repositories"
+            )
         for container_id, running in in_use:
             if running:
-                raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
-                               f"image is being used by running container {ids.short(container_id)}")
+                raise Conflict(
+                    f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
+                    f"image is being used by running container {ids.short(container_id)}"
+                )
             if not force:
-                raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
-                               f"image is being used by stopped container {ids.short(container_id)}")
+                raise Conflict(
+                    f"conflict: unable to delete {ids.short(image_id)} (must be forced) - "
+                    f"image is being used by stopped container {ids.short(container_id)}"
+                )
         children = self.store.image_children(image_id)
         if children and not force:
-            raise Conflict(f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
-                           "image has dependent child images")
+            raise Conflict(
+                f"conflict: unable to delete {ids.short(image_id)} (cannot be forced) - "
+                "image has dependent child images"
+            )
         row = self.store.image(image_id)
         self.store.delete_image(image_id)
         result += [{"Untagged": f"{r}:{t}"} for r, t in tags]

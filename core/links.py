@@ -71,17 +71,24 @@ def env(parent_name: str, alias: str, child: Container, ip: str) -> list[str]:
             first, proto = ports[i].split("/")
             last, last_proto = ports[j].split("/")
             up = proto.upper()
-            result += [f"{prefix}_PORT_{first}_{up}_START={proto}://{ip}:{first}",
-                       f"{prefix}_PORT_{first}_{up}_ADDR={ip}", f"{prefix}_PORT_{first}_{up}_PROTO={proto}",
-                       f"{prefix}_PORT_{first}_{up}_PORT_START={first}",
-                       f"{prefix}_PORT_{first}_{last_proto.upper()}_END={last_proto}://{ip}:{last}",
-                       f"{prefix}_PORT_{first}_{last_proto.upper()}_PORT_END={last}"]
+            result += [
+                f"{prefix}_PORT_{first}_{up}_START={proto}://{ip}:{first}",
+                f"{prefix}_PORT_{first}_{up}_ADDR={ip}",
+                f"{prefix}_PORT_{first}_{up}_PROTO={proto}",
+                f"{prefix}_PORT_{first}_{up}_PORT_START={first}",
+                f"{prefix}_PORT_{first}_{last_proto.upper()}_END={last_proto}://{ip}:{last}",
+                f"{prefix}_PORT_{first}_{last_proto.upper()}_PORT_END={last}",
+            ]
         i = j + 1
     for port in ports:
         number, proto = port.split("/")
         up = proto.upper()
-        result += [f"{prefix}_PORT_{number}_{up}={proto}://{ip}:{number}", f"{prefix}_PORT_{number}_{up}_ADDR={ip}",
-                   f"{prefix}_PORT_{number}_{up}_PORT={number}", f"{prefix}_PORT_{number}_{up}_PROTO={proto}"]
+        result += [
+            f"{prefix}_PORT_{number}_{up}={proto}://{ip}:{number}",
+            f"{prefix}_PORT_{number}_{up}_ADDR={ip}",
+            f"{prefix}_PORT_{number}_{up}_PORT={number}",
+            f"{prefix}_PORT_{number}_{up}_PROTO={proto}",
+        ]
     result.append(f"{prefix}_NAME=/{parent_name}/{alias}")
     for item in child.config.env or []:
         key, eq, value = item.partition("=")

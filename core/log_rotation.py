@@ -75,9 +75,11 @@ class LogRotator:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.check)
-            due = [(c.id, self.containers.log_path(c), settings.max_size, settings.max_files)
-                   for c in list(self.containers.containers.values())
-                   if c.state.running and (settings := self.containers.log_settings(c)).max_size]
+            due = [
+                (c.id, self.containers.log_path(c), settings.max_size, settings.max_files)
+                for c in list(self.containers.containers.values())
+                if c.state.running and (settings := self.containers.log_settings(c)).max_size
+            ]
             if due:
                 await asyncio.to_thread(self.rotate_due, due)
 

@@ -100,8 +100,10 @@ def settings(config: LogConfig) -> LogSettings:
     if mode not in ("blocking", "non-blocking", ""):
         raise InvalidParameter(f"logger: logging mode not supported: {mode}")
     if mode == "non-blocking" or "max-buffer-size" in options:
-        raise InvalidParameter("log opt 'mode=non-blocking' is not supported by dockyard (output is never "
-                               "dropped to keep a container writing)")
+        raise InvalidParameter(
+            "log opt 'mode=non-blocking' is not supported by dockyard (output is never "
+            "dropped to keep a container writing)"
+        )
     if driver == "none":
         return LogSettings("none")
     for key in options:
@@ -223,8 +225,7 @@ def _parse_all(lines: list[bytes]) -> list[LogEntry]:
     if lines[0].startswith(b"{"):
         try:
             records = json.loads(b"[" + b",".join(lines) + b"]")
-            return [LogEntry(r.get("stream", "stdout"), r.get("time", ""), r.get("log", "").encode())
-                    for r in records]
+            return [LogEntry(r.get("stream", "stdout"), r.get("time", ""), r.get("log", "").encode()) for r in records]
         except (ValueError, AttributeError):
             pass
     return [entry for entry in map(parse_line, lines) if entry is not None]
@@ -356,7 +357,7 @@ class LogCursor:
             if remaining == 0 or index == 0:
                 f.seek(start)
                 self._drop_before(index)
-                for newer in self.files[index + 1:]:  # the scan moved them
+                for newer in self.files[index + 1 :]:  # the scan moved them
                     assert newer is not None
                     newer.seek(0)
                 return
@@ -442,8 +443,15 @@ class LogCursor:
             return b"".join(out), "end" if at_end else "more"
 
 
-async def stream_log(path: Path, query: LogQuery, render: Render, *, follow: bool = False,
-                     running: Callable[[], bool] = lambda: False, poll: float = 0.05) -> AsyncGenerator[bytes, None]:
+async def stream_log(
+    path: Path,
+    query: LogQuery,
+    render: Render,
+    *,
+    follow: bool = False,
+    running: Callable[[], bool] = lambda: False,
+    poll: float = 0.05,
+) -> AsyncGenerator[bytes, None]:
     """The rendered log, batch by batch; with ``follow``, until the container stops (and the log is
     drained) or ``until`` passes.  Use it under ``contextlib.aclosing`` so the files are closed as
     soon as the consumer stops."""

@@ -65,14 +65,19 @@ class NetworkService:
         if len(dangling) > 1:
             raise InvalidParameter('got more than one value for filter key "dangling"')
         if dangling and dangling[0] not in ("0", "1", "true", "false"):
-            raise InvalidParameter('invalid value for filter \'dangling\', must be "true" (or "1"), or "false" '
-                                   '(or "0")')
+            raise InvalidParameter(
+                'invalid value for filter \'dangling\', must be "true" (or "1"), or "false" (or "0")'
+            )
         result = []
         for net in self._all():
             builtin = net["Name"] in PREDEFINED
-            if not (filters.exact_match("driver", net["Driver"]) and filters.match("name", net["Name"])
-                    and filters.match("id", net["Id"]) and filters.match_kv_list("label", net.get("Labels"))
-                    and filters.exact_match("scope", net["Scope"])):
+            if not (
+                filters.exact_match("driver", net["Driver"])
+                and filters.match("name", net["Name"])
+                and filters.match("id", net["Id"])
+                and filters.match_kv_list("label", net.get("Labels"))
+                and filters.exact_match("scope", net["Scope"])
+            ):
                 continue
             if dangling and (dangling[0] in ("1", "true")) != (not builtin and not self._users(net)):
                 continue
@@ -130,8 +135,7 @@ class NetworkService:
         if net["Name"] in PREDEFINED:
             raise Forbidden(f"{net['Name']} is a pre-defined network and cannot be removed")
         if self._users(net):
-            raise Forbidden(f"error while removing network: network {net['Name']} id {net['Id']} has active "
-                            "endpoints")
+            raise Forbidden(f"error while removing network: network {net['Name']} id {net['Id']} has active endpoints")
         self.driver.delete(net["Name"])
         self.event("destroy", net)
 
@@ -196,8 +200,9 @@ def _check_pool(pool: IPAMConfig) -> None:
             raise InvalidParameter(f"invalid IPAM IPRange: {pool.ip_range!r}") from None
         if rng.version != net.version or not rng.subnet_of(net):  # type: ignore[arg-type]
             raise InvalidParameter(f"IP range {pool.ip_range} is not a subset of the subnet {pool.subnet}")
-    addresses = ([("gateway", pool.gateway)] if pool.gateway else []) + \
-        [(f"auxiliary address {k}", v) for k, v in (pool.auxiliary_addresses or {}).items()]
+    addresses = ([("gateway", pool.gateway)] if pool.gateway else []) + [
+        (f"auxiliary address {k}", v) for k, v in (pool.auxiliary_addresses or {}).items()
+    ]
     for what, value in addresses:
         try:
             address = ipaddress.ip_address(value)
@@ -208,8 +213,20 @@ def _check_pool(pool: IPAMConfig) -> None:
 
 
 def _pseudo(name: str, driver: str, created: str) -> dict:
-    return {"Name": name, "Id": hashlib.sha256(f"dockyard-{name}".encode()).hexdigest(), "Created": created,
-            "Scope": "local", "Driver": driver, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False, "Attachable": False,
-            "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
-            "Options": {}, "Labels": {}}
+    return {
+        "Name": name,
+        "Id": hashlib.sha256(f"dockyard-{name}".encode()).hexdigest(),
+        "Created": created,
+        "Scope": "local",
+        "Driver": driver,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": []},
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {},
+        "Options": {},
+        "Labels": {},
+    }

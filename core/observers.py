@@ -54,8 +54,10 @@ def load_observers(pm: pluggy.PluginManager) -> list[str]:
             plugin = loaded() if inspect.isclass(loaded) else loaded
             pm.register(plugin, name=f"observer:{ep.name}")
         except Exception as exc:  # an import error, a bad hook name or signature: name the culprit
-            raise System(f"observer plugin {ep.name!r} ({ep.value}) cannot be loaded: {exc}; "
-                         f"start with DOCKYARD_BLOCK_PLUGINS={ep.name} to go without it") from exc
+            raise System(
+                f"observer plugin {ep.name!r} ({ep.value}) cannot be loaded: {exc}; "
+                f"start with DOCKYARD_BLOCK_PLUGINS={ep.name} to go without it"
+            ) from exc
         names.append(ep.name)
     if names:
         log.info("observers: %s", ", ".join(names))

@@ -16,8 +16,7 @@ from dockyard.errors import InvalidParameter
 
 def child(root: Path, name: str, what: str = "name") -> Path:
     """``root / name`` for a single, plain path component ``name`` (400 otherwise)."""
-    if (not name or name in (".", "..") or "/" in name or any(c in name for c in "\0\n\r")
-            or len(name.encode()) > 255):
+    if not name or name in (".", "..") or "/" in name or any(c in name for c in "\0\n\r") or len(name.encode()) > 255:
         raise InvalidParameter(f"invalid {what} {name!r}")
     path = root / name
     # belt and braces: the joined path must still sit directly below root

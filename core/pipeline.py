@@ -100,7 +100,7 @@ class HashingReader:
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def readable(self) -> bool:
@@ -154,7 +154,7 @@ def send_range(src: int, dst: int, offset: int, size: int) -> None:
                 raise EOFError(f"unexpected end of file at offset {offset}") from None
             view = memoryview(data)
             while view:
-                view = view[os.write(dst, view):]
+                view = view[os.write(dst, view) :]
             n = len(data)
         if n == 0:
             raise EOFError(f"unexpected end of file at offset {offset}")

@@ -8,8 +8,18 @@ from dockyard.errors import InvalidParameter
 
 __all__ = ["check", "host_arch"]
 
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
-         "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "i386": "386",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
 
 
 def host_arch() -> str:
@@ -24,5 +34,6 @@ def check(value: str) -> None:
         return
     parts = value.lower().split("/")
     if len(parts) > 3 or parts[0] != "linux" or (len(parts) > 1 and _ARCH.get(parts[1], parts[1]) != host_arch()):
-        raise InvalidParameter(f"platform {value!r} is not supported by this daemon: it runs linux/{host_arch()} "
-                               "images only")
+        raise InvalidParameter(
+            f"platform {value!r} is not supported by this daemon: it runs linux/{host_arch()} images only"
+        )

@@ -24,8 +24,10 @@ from dockyard.oci import DIGEST_RE, NAME_RE, TAG_RE
 
 DOCKER_HUB = "docker.io"
 LEGACY_HUB = ("index.docker.io", "registry-1.docker.io")
-DOMAIN_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-                       r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z")
+DOMAIN_RE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?\Z"
+)
 
 
 def default_index(configured: str | None = None) -> tuple[str, str | None]:
@@ -99,7 +101,7 @@ def parse(ref: str, tag: str | None = None, index: str | None = None) -> Referen
     slash = ref.rfind("/")
     colon = ref.rfind(":")
     if colon > slash:
-        ref, own_tag = ref[:colon], ref[colon + 1:]
+        ref, own_tag = ref[:colon], ref[colon + 1 :]
         tag = tag or own_tag
     first, sep, rest = ref.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):

@@ -20,7 +20,7 @@ CERT_DIRS = (Path("/etc/dockyard/certs.d"), Path("/etc/docker/certs.d"))
 
 
 def is_loopback(domain: str) -> bool:
-    host = domain.rsplit(":", 1)[0] if not domain.startswith("[") else domain[1:domain.index("]")]
+    host = domain.rsplit(":", 1)[0] if not domain.startswith("[") else domain[1 : domain.index("]")]
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -72,5 +72,10 @@ def registry_config(insecure: list[str], mirrors: list[str]) -> dict:
     indexes = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
     for host in (i for i in insecure if "/" not in i):
         indexes[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
-    return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": mirrors}
+    return {
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": indexes,
+        "Mirrors": mirrors,
+    }

@@ -79,7 +79,7 @@ def make_mountpoint(root: Path, path: str, directory: bool) -> str:
             comp = pending.pop()
             if comp in ("", "."):
                 continue
-            if comp == "..":                       # from a symlink's target: never above root
+            if comp == "..":  # from a symlink's target: never above root
                 if resolved:
                     resolved.pop()
                     os.close(fds.pop())
@@ -90,8 +90,14 @@ def make_mountpoint(root: Path, path: str, directory: bool) -> str:
                 st = os.stat(comp, dir_fd=here, follow_symlinks=False)
             except FileNotFoundError:
                 if last and not directory:
-                    os.close(os.open(comp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     0o644, dir_fd=here))
+                    os.close(
+                        os.open(
+                            comp,
+                            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            0o644,
+                            dir_fd=here,
+                        )
+                    )
                 else:
                     os.mkdir(comp, 0o755, dir_fd=here)
                 pending.append(comp)
@@ -110,15 +116,17 @@ def make_mountpoint(root: Path, path: str, directory: bool) -> str:
                 continue
             if last:
                 if directory and not stat.S_ISDIR(st.st_mode):
-                    raise InvalidParameter(f"cannot mount a directory on {path}: it is not a directory in the "
-                                           "container")
+                    raise InvalidParameter(
+                        f"cannot mount a directory on {path}: it is not a directory in the container"
+                    )
                 if not directory and stat.S_ISDIR(st.st_mode):
                     raise InvalidParameter(f"cannot mount a file on {path}: it is a directory in the container")
                 resolved.append(comp)
                 break
             if not stat.S_ISDIR(st.st_mode):
-                raise InvalidParameter(f"cannot mount on {path}: /{'/'.join([*resolved, comp])} is not a "
-                                       "directory in the container")
+                raise InvalidParameter(
+                    f"cannot mount on {path}: /{'/'.join([*resolved, comp])} is not a directory in the container"
+                )
             fds.append(os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here))
             resolved.append(comp)
     except OSError as exc:
@@ -136,12 +144,12 @@ def mount_plan(root: Path, binds: list[tuple[Path, str, bool]]) -> list[tuple[Pa
     which is what the container will see there; any other inside ``root``."""
     ordered = sorted(((src, clean_destination(dst), ro) for src, dst, ro in binds), key=lambda b: b[1].count("/"))
     plan: list[tuple[Path, str, bool]] = []
-    covering: list[tuple[str, Path, str]] = []     # (requested destination, source, resolved target)
+    covering: list[tuple[str, Path, str]] = []  # (requested destination, source, resolved target)
     for source, dest, read_only in ordered:
         directory = Path(source).is_dir()
         parent = next(((d, s, t) for d, s, t in reversed(covering) if dest.startswith(d + "/")), None)
         if parent is not None and Path(parent[1]).is_dir():
-            inside = make_mountpoint(Path(parent[1]), dest[len(parent[0]):], directory)
+            inside = make_mountpoint(Path(parent[1]), dest[len(parent[0]) :], directory)
             target = parent[2].rstrip("/") + inside
         else:
             target = make_mountpoint(root, dest, directory)
@@ -210,8 +218,13 @@ def resolve_user(root: Path, user: str) -> tuple[int, int, list[int], str]:
                 raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
             gid = int(match[2])
     username = entry[0] if entry else None
-    extra = sorted({int(g[2]) for g in groups if len(g) >= 4 and username and username in g[3].split(",")
-                    and g[2].isdigit() and int(g[2]) != gid})
+    extra = sorted(
+        {
+            int(g[2])
+            for g in groups
+            if len(g) >= 4 and username and username in g[3].split(",") and g[2].isdigit() and int(g[2]) != gid
+        }
+    )
     return uid, gid, extra, home
 
 

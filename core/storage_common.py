@@ -52,8 +52,8 @@ def unescape(field: str) -> str:
         return field
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
             i += 4
         else:
             out.append(field[i])
@@ -255,10 +255,19 @@ class LayerDirectory:
     their parent ("" for none) until they are complete or given up.
     """
 
-    def __init__(self, driver: str, layers: Path, incomplete: Path, scratch: Path, *,
-                 lock: threading.RLock, records: ParentRecords | None = None,
-                 complete: Callable[[str], bool] | None = None, forbidden: str = "",
-                 hidden: bool = False) -> None:
+    def __init__(
+        self,
+        driver: str,
+        layers: Path,
+        incomplete: Path,
+        scratch: Path,
+        *,
+        lock: threading.RLock,
+        records: ParentRecords | None = None,
+        complete: Callable[[str], bool] | None = None,
+        forbidden: str = "",
+        hidden: bool = False,
+    ) -> None:
         self.driver = driver
         self.layers = layers
         self.incomplete = incomplete
@@ -277,8 +286,13 @@ class LayerDirectory:
     # -- ids and lookups -----------------------------------------------------
 
     def check_id(self, layer_id: str) -> str:
-        if (not layer_id or any(c in layer_id for c in self._forbidden) or layer_id in (".", "..")
-                or layer_id.startswith(self._prefixes) or len(layer_id) > 200):
+        if (
+            not layer_id
+            or any(c in layer_id for c in self._forbidden)
+            or layer_id in (".", "..")
+            or layer_id.startswith(self._prefixes)
+            or len(layer_id) > 200
+        ):
             raise InvalidParameter(f"invalid layer id {layer_id!r}")
         return layer_id
 
@@ -319,8 +333,9 @@ class LayerDirectory:
     # -- creation and removal ------------------------------------------------
 
     @contextmanager
-    def creating(self, layer_id: str, parent_id: str | None,
-                 taken: Callable[[], bool] | None = None) -> Iterator[Path | None]:
+    def creating(
+        self, layer_id: str, parent_id: str | None, taken: Callable[[], bool] | None = None
+    ) -> Iterator[Path | None]:
         """Reserve ``layer_id`` while it is built; yields the parent's path (None for a base).
 
         Conflict if the layer exists (``taken``, default: its path exists) or is

@@ -40,11 +40,12 @@ def _layers_parents_first(store: Store) -> list[tuple[str, str | None, str]]:
 
 
 def migrate(data_root: Path, store: Store, old: str, new: str, options: dict[str, dict]) -> None:
-    running = [r["id"] for r in store.container_rows()
-               if json.loads(r["state"]).get("State", {}).get("Running")]
+    running = [r["id"] for r in store.container_rows() if json.loads(r["state"]).get("State", {}).get("Running")]
     if running:
-        raise Conflict(f"cannot migrate storage while {len(running)} container(s) may still run "
-                       f"(first: {running[0][:12]}); stop them with the old driver first")
+        raise Conflict(
+            f"cannot migrate storage while {len(running)} container(s) may still run "
+            f"(first: {running[0][:12]}); stop them with the old driver first"
+        )
     source = StorageDriver(load_drivers(data_root, {"storage": old}, options).pm)
     target = StorageDriver(load_drivers(data_root, {"storage": new}, options).pm)
     layers = _layers_parents_first(store)
@@ -73,5 +74,6 @@ def migrate(data_root: Path, store: Store, old: str, new: str, options: dict[str
             source.remove_layer(layer)
     source.cleanup()
     target.cleanup()  # the engine opens the new driver afresh
-    log.info("migrated %d image layer(s) and %d container layer(s) from %s to %s", len(layers), len(containers),
-             old, new)
+    log.info(
+        "migrated %d image layer(s) and %d container layer(s) from %s to %s", len(layers), len(containers), old, new
+    )

@@ -176,12 +176,22 @@ class Store:
         """Images made from ``image_id`` (commit, build steps)."""
         return [r["id"] for r in self._query("SELECT id FROM images WHERE parent=?", (image_id,))]
 
-    def add_image(self, image_id: str, top_layer: str | None, parent: str, size: int, created: str,
-                  repo: str | None = None, tag: str | None = None) -> None:
+    def add_image(
+        self,
+        image_id: str,
+        top_layer: str | None,
+        parent: str,
+        size: int,
+        created: str,
+        repo: str | None = None,
+        tag: str | None = None,
+    ) -> None:
         """Record an image (a no-op if it exists) and, with ``repo``, point ``repo:tag`` at it."""
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
-                       (image_id, top_layer, parent, size, created))
+            db.execute(
+                "INSERT OR IGNORE INTO images(id, top_layer, parent, size, created) VALUES (?,?,?,?,?)",
+                (image_id, top_layer, parent, size, created),
+            )
             if repo:
                 db.execute("INSERT OR REPLACE INTO tags(repo, tag, image_id) VALUES (?,?,?)", (repo, tag, image_id))
 
@@ -198,8 +208,10 @@ class Store:
         return rows[0]["image_id"] if rows else None
 
     def tags_of(self, image_id: str) -> list[tuple[str, str]]:
-        return [(r["repo"], r["tag"]) for r in
-                self._query("SELECT repo, tag FROM tags WHERE image_id=? ORDER BY repo, tag", (image_id,))]
+        return [
+            (r["repo"], r["tag"])
+            for r in self._query("SELECT repo, tag FROM tags WHERE image_id=? ORDER BY repo, tag", (image_id,))
+        ]
 
     def tags_in(self, repo: str) -> list[str]:
         """Every tag of a repository, sorted."""
@@ -216,25 +228,29 @@ class Store:
     # -- repository digests ----------------------------------------------------
     def repo_digests_of(self, image_id: str) -> list[tuple[str, str]]:
         """(repository, manifest digest) pairs an image is known by."""
-        return [(r["repo"], r["digest"]) for r in
-                self._query("SELECT repo, digest FROM repo_digests WHERE image_id=? ORDER BY repo", (image_id,))]
+        return [
+            (r["repo"], r["digest"])
+            for r in self._query("SELECT repo, digest FROM repo_digests WHERE image_id=? ORDER BY repo", (image_id,))
+        ]
 
     def repo_digest_target(self, repos: tuple[str, ...], digest: str) -> str | None:
         marks = ", ".join("?" for _ in repos)
-        rows = self._query(f"SELECT image_id FROM repo_digests WHERE digest=? AND repo IN ({marks})",
-                           (digest, *repos))
+        rows = self._query(f"SELECT image_id FROM repo_digests WHERE digest=? AND repo IN ({marks})", (digest, *repos))
         return rows[0]["image_id"] if rows else None
 
     def add_repo_digest(self, repo: str, digest: str, image_id: str) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO repo_digests(repo, digest, image_id) VALUES (?,?,?)",
-                       (repo, digest, image_id))
+            db.execute(
+                "INSERT OR REPLACE INTO repo_digests(repo, digest, image_id) VALUES (?,?,?)", (repo, digest, image_id)
+            )
 
     def delete_repo_digest(self, image_id: str, digest: str, repos: tuple[str, ...]) -> None:
         marks = ", ".join("?" for _ in repos)
         with self._transaction() as db:
-            db.execute(f"DELETE FROM repo_digests WHERE image_id=? AND digest=? AND repo IN ({marks})",
-                       (image_id, digest, *repos))
+            db.execute(
+                f"DELETE FROM repo_digests WHERE image_id=? AND digest=? AND repo IN ({marks})",
+                (image_id, digest, *repos),
+            )
 
     # -- layers --------------------------------------------------------------
     def layer_row(self, chain_id: str) -> sqlite3.Row | None:
@@ -256,8 +272,10 @@ class Store:
 
     def add_layer(self, chain_id: str, parent: str | None, diff_id: str, size: int, created: str) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO layers(chain_id, parent, diff_id, size, created) VALUES (?,?,?,?,?)",
-                       (chain_id, parent, diff_id, size, created))
+            db.execute(
+                "INSERT OR REPLACE INTO layers(chain_id, parent, diff_id, size, created) VALUES (?,?,?,?,?)",
+                (chain_id, parent, diff_id, size, created),
+            )
 
     def delete_layer(self, chain_id: str) -> None:
         with self._transaction() as db:
@@ -265,8 +283,11 @@ class Store:
 
     def layer_in_use(self, chain_id: str) -> bool:
         """Whether an image's top, another layer or a container's read-write layer rests on it."""
-        return self._exists("SELECT 1 FROM images WHERE top_layer=? UNION ALL SELECT 1 FROM layers WHERE parent=? "
-                            "UNION ALL SELECT 1 FROM containers WHERE base_layer=?", (chain_id, chain_id, chain_id))
+        return self._exists(
+            "SELECT 1 FROM images WHERE top_layer=? UNION ALL SELECT 1 FROM layers WHERE parent=? "
+            "UNION ALL SELECT 1 FROM containers WHERE base_layer=?",
+            (chain_id, chain_id, chain_id),
+        )
 
     def diff_id_in_use(self, diff_id: str) -> bool:
         """Whether a layer still has the content of ``diff_id`` (its kept tar is then needed)."""
@@ -314,8 +335,10 @@ class Store:
 
     def insert_volume(self, name: str, created: str, labels: dict, options: dict, anonymous: bool) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO volumes(name, created, labels, options, anonymous) VALUES (?,?,?,?,?)",
-                       (name, created, json.dumps(labels), json.dumps(options), int(anonymous)))
+            db.execute(
+                "INSERT INTO volumes(name, created, labels, options, anonymous) VALUES (?,?,?,?,?)",
+                (name, created, json.dumps(labels), json.dumps(options), int(anonymous)),
+            )
 
     def mark_volume_populated(self, name: str) -> None:
         with self._transaction() as db:

@@ -53,8 +53,20 @@ class TarFormatError(ValueError):
 class Entry:
     """One member: what an applier needs, names decoded as the file system encodes them."""
 
-    __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime_ns", "linkname", "devmajor", "devminor",
-                 "xattrs", "sparse")
+    __slots__ = (
+        "name",
+        "type",
+        "mode",
+        "uid",
+        "gid",
+        "size",
+        "mtime_ns",
+        "linkname",
+        "devmajor",
+        "devminor",
+        "xattrs",
+        "sparse",
+    )
 
     def __init__(self) -> None:
         self.xattrs: list[tuple[str, bytes]] = []
@@ -114,7 +126,7 @@ def _pax_records(data: bytes) -> list[tuple[str, bytes]]:
         equals = data.find(b"=", space + 1, stop)
         if stop > end or stop <= space or data[stop - 1] != 0x0A or equals < 0 or equals == space + 1:
             raise TarFormatError("invalid pax record")
-        records.append((data[space + 1:equals].decode("utf-8", "surrogateescape"), data[equals + 1:stop - 1]))
+        records.append((data[space + 1 : equals].decode("utf-8", "surrogateescape"), data[equals + 1 : stop - 1]))
         pos = stop
     return records
 
@@ -161,8 +173,13 @@ class TarReader:
     After the end, :meth:`drain` reads what follows (padding belongs to a digest).
     """
 
-    def __init__(self, read: Callable[[int], bytes], on_chunk: Callable[[bytes], None] | None = None,
-                 chunk: int = CHUNK, seek: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        on_chunk: Callable[[bytes], None] | None = None,
+        chunk: int = CHUNK,
+        seek: Callable[[int], None] | None = None,
+    ) -> None:
         self._read = read
         self._on_chunk = on_chunk
         self._seek = seek
@@ -202,7 +219,7 @@ class TarReader:
         pos = self._pos
         if len(self._buf) - pos >= n:
             self._pos = pos + n
-            return self._buf[pos:pos + n]
+            return self._buf[pos : pos + n]
         parts = [self._buf[pos:]]
         have = len(parts[0])
         self._pos = len(self._buf)
@@ -245,7 +262,7 @@ class TarReader:
             self._pos = pos + step
             self._left -= step
             n -= step
-            yield self._view[pos:pos + step]
+            yield self._view[pos : pos + step]
 
     # -- content -----------------------------------------------------------------------------------
     def read_content(self, limit: int = MAX_SPECIAL) -> bytes:
@@ -346,8 +363,16 @@ class TarReader:
         if expected != unsigned and expected != sum(_SIGNED.unpack(header)) + 256:
             raise TarFormatError(f"invalid header at offset {start} (bad checksum)")
 
-    def _entry(self, header: bytes, kind: int, size: int, pax: list[tuple[str, bytes]], long_name: str | None,
-               long_link: str | None, start: int) -> Entry:
+    def _entry(
+        self,
+        header: bytes,
+        kind: int,
+        size: int,
+        pax: list[tuple[str, bytes]],
+        long_name: str | None,
+        long_link: str | None,
+        start: int,
+    ) -> Entry:
         e = Entry()
         name = _text(header[0:100])
         if header[257:263] == _USTAR_MAGIC and header[345] != 0:
@@ -407,8 +432,11 @@ class TarReader:
         elif "map" in sparse_fields or "size" in sparse_fields or offsets:
             real_size = _pax_int(sparse_fields.get("realsize") or sparse_fields.get("size") or b"", "sparse size")
             if "map" in sparse_fields:
-                numbers = [_pax_int(x, "sparse map") for x in sparse_fields["map"].split(b",")] \
-                    if sparse_fields["map"] else []
+                numbers = (
+                    [_pax_int(x, "sparse map") for x in sparse_fields["map"].split(b",")]
+                    if sparse_fields["map"]
+                    else []
+                )
                 if len(numbers) % 2:
                     raise TarFormatError("invalid sparse map")
                 runs = list(zip(numbers[::2], numbers[1::2], strict=True))
@@ -431,7 +459,7 @@ class TarReader:
         while True:
             for i in range(count):
                 at = base + 24 * i
-                offset, length = _number(block[at:at + 12]), _number(block[at + 12:at + 24])
+                offset, length = _number(block[at : at + 12]), _number(block[at + 12 : at + 24])
                 if offset == 0 and length == 0 and block[at] == 0:
                     break
                 runs.append((offset, length))
@@ -469,7 +497,7 @@ class TarReader:
             else:
                 if len(text) > 40:  # no number is that long
                     raise TarFormatError("invalid sparse map")
-        pairs = numbers[1:1 + 2 * count]
+        pairs = numbers[1 : 1 + 2 * count]
         real = _pax_int(fields.get("realsize") or fields.get("size") or b"", "sparse size")
         return real, list(zip(pairs[::2], pairs[1::2], strict=False))  # a short map: _check_sparse judges it
 
@@ -485,7 +513,7 @@ def write_views(fd: int, views, offset: int = 0) -> int:
             os.lseek(fd, n, os.SEEK_CUR)
         else:
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             end = offset + n
         offset += n
     return end
@@ -504,16 +532,39 @@ def _octal(value: int, digits: int) -> bytes:
     return b"%0*o\0" % (digits - 1, value)
 
 
-def ustar_header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, kind: bytes,
-                 linkname: bytes = b"", devmajor: int = 0, devminor: int = 0) -> bytes:
+def ustar_header(
+    name: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    kind: bytes,
+    linkname: bytes = b"",
+    devmajor: int = 0,
+    devminor: int = 0,
+) -> bytes:
     """One POSIX ustar header block, as ``tarfile`` writes it in PAX format (empty user and
     group names, device numbers only for devices); values must fit their fields."""
     device = kind in (b"3", b"4")
-    block = b"".join([
-        _field(name, 100), _octal(mode & 0o7777, 8), _octal(uid, 8), _octal(gid, 8), _octal(size, 12),
-        _octal(mtime, 12), b"        ", kind, _field(linkname, 100), b"ustar\x0000", bytes(64),
-        _octal(devmajor, 8) if device else bytes(8), _octal(devminor, 8) if device else bytes(8), bytes(167),
-    ])
+    block = b"".join(
+        [
+            _field(name, 100),
+            _octal(mode & 0o7777, 8),
+            _octal(uid, 8),
+            _octal(gid, 8),
+            _octal(size, 12),
+            _octal(mtime, 12),
+            b"        ",
+            kind,
+            _field(linkname, 100),
+            b"ustar\x0000",
+            bytes(64),
+            _octal(devmajor, 8) if device else bytes(8),
+            _octal(devminor, 8) if device else bytes(8),
+            bytes(167),
+        ]
+    )
     checksum = sum(block)
     return block[:148] + b"%06o\0" % checksum + block[155:]
 
@@ -541,5 +592,4 @@ def pax_header(records: list[tuple[str, str]]) -> bytes:
             p = n
         out.append(b"%d %s=%s\n" % (p, key, raw))
     payload = b"".join(out)
-    return (ustar_header(b"././@PaxHeader", 0, 0, 0, len(payload), 0, b"x") + payload
-            + bytes(-len(payload) % BLOCK))
+    return ustar_header(b"././@PaxHeader", 0, 0, 0, len(payload), 0, b"x") + payload + bytes(-len(payload) % BLOCK)

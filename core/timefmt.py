@@ -10,8 +10,18 @@ import re
 import time
 from datetime import datetime, timezone
 
-__all__ = ["NEVER", "go_rfc3339nano", "human_duration", "iso", "iso_now", "iso_ns", "parse_duration", "parse_iso",
-           "parse_timestamp", "to_unix"]
+__all__ = [
+    "NEVER",
+    "go_rfc3339nano",
+    "human_duration",
+    "iso",
+    "iso_now",
+    "iso_ns",
+    "parse_duration",
+    "parse_iso",
+    "parse_timestamp",
+    "to_unix",
+]
 
 NEVER = "0001-01-01T00:00:00Z"
 
@@ -25,7 +35,7 @@ def iso_ns(ns: int, digits: int = 9) -> str:
     base = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     if digits <= 0:
         return base + "Z"
-    return f"{base}.{frac:09d}"[:len(base) + 1 + digits] + "Z"
+    return f"{base}.{frac:09d}"[: len(base) + 1 + digits] + "Z"
 
 
 def iso(ts: float | None = None, digits: int = 9) -> str:
@@ -47,8 +57,11 @@ def go_rfc3339nano(ns: int) -> str:
     return text[:-1].rstrip("0").rstrip(".") + "Z"
 
 
-_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?)?"
-                      r"(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$",
+    re.IGNORECASE,
+)
 
 
 def parse_iso(value: str) -> float:
@@ -92,8 +105,16 @@ def to_unix(value: str) -> int:
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                   "h": 3600.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 def parse_duration(value: str) -> float:

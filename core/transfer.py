@@ -127,8 +127,7 @@ def pull_image(engine: Engine, reference: str, auth: dict, progress: Progress) -
     result = None
     try:
         try:
-            result = engine.distribution.pull(reference, auth, progress, layer_exists, str(tmp),
-                                              applier.layer_ready)
+            result = engine.distribution.pull(reference, auth, progress, layer_exists, str(tmp), applier.layer_ready)
         finally:
             applier.finish(result)
         if applier.error is not None:
@@ -174,8 +173,13 @@ def search_images(engine: Engine, term: str, limit: int, auth: dict, filters: Fi
     except ValueError:
         raise InvalidParameter(f"Invalid filter 'stars={stars[0]}'") from None
     results = engine.distribution.search(term, limit, auth)
-    return [r for r in results if (official is None or r["is_official"] == official)
-            and (automated is None or r["is_automated"] == automated) and r["star_count"] >= minimum]
+    return [
+        r
+        for r in results
+        if (official is None or r["is_official"] == official)
+        and (automated is None or r["is_automated"] == automated)
+        and r["star_count"] >= minimum
+    ]
 
 
 def push_image(engine: Engine, name: str, tags: list[str], auth: dict, progress: Progress) -> None:

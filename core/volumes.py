@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from dockyard.models.container import Mount as MountSpec
 
 
-
 @dataclass(frozen=True)
 class Mount:
     """One entry of a container's ``Mounts``."""
@@ -45,10 +44,16 @@ class Mount:
     copy: bool = True
 
     def api(self) -> dict:
-        return {"Type": self.type, "Name": self.name or None, "Source": self.source,
-                "Destination": self.destination, "Driver": "local" if self.type == "volume" else "",
-                "Mode": "" if self.rw else "ro", "RW": self.rw,
-                "Propagation": "" if self.type == "volume" else "rprivate"}
+        return {
+            "Type": self.type,
+            "Name": self.name or None,
+            "Source": self.source,
+            "Destination": self.destination,
+            "Driver": "local" if self.type == "volume" else "",
+            "Mode": "" if self.rw else "ro",
+            "RW": self.rw,
+            "Propagation": "" if self.type == "volume" else "rprivate",
+        }
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -85,8 +90,10 @@ def _parse_bind(spec: str) -> tuple[str, str, set[str]]:
     modes = set(mode.split(","))
     propagation = modes & {"shared", "slave", "rshared", "rslave"}
     if propagation:
-        raise InvalidParameter(f"bind propagation {', '.join(sorted(propagation))} is not supported by dockyard "
-                               f"(volume specification {spec!r}): binds are private")
+        raise InvalidParameter(
+            f"bind propagation {', '.join(sorted(propagation))} is not supported by dockyard "
+            f"(volume specification {spec!r}): binds are private"
+        )
     if not modes <= _BIND_MODES:
         raise InvalidParameter(f"invalid mode {mode!r} in volume specification {spec!r}")
     return src, _check_destination(dst), modes
@@ -102,20 +109,24 @@ def _check_mount_spec(spec: MountSpec) -> tuple[str, str]:
         if not spec.source:
             raise InvalidParameter('invalid mount config for type "bind": field Source must not be empty')
         if not spec.source.startswith("/"):
-            raise InvalidParameter(f'invalid mount config for type "bind": invalid mount path: '
-                                   f"'{spec.source}' mount path must be absolute")
+            raise InvalidParameter(
+                f'invalid mount config for type "bind": invalid mount path: '
+                f"'{spec.source}' mount path must be absolute"
+            )
         if not Path(spec.source).exists():
-            raise InvalidParameter(f'invalid mount config for type "bind": bind source path does not exist: '
-                                   f"{spec.source}")
+            raise InvalidParameter(
+                f'invalid mount config for type "bind": bind source path does not exist: {spec.source}'
+            )
         if spec.volume_options is not None:
             raise InvalidParameter('invalid mount config for type "bind": field VolumeOptions must not be specified')
     elif kind == "volume":
         if spec.bind_options is not None:
-            raise InvalidParameter('invalid mount config for type "volume": field BindOptions must not be '
-                                   "specified")
+            raise InvalidParameter('invalid mount config for type "volume": field BindOptions must not be specified')
         if spec.source.startswith("/"):
-            raise InvalidParameter(f'invalid mount config for type "volume": invalid mount path: '
-                                   f"'{spec.source}' mount path must not be absolute")
+            raise InvalidParameter(
+                f'invalid mount config for type "volume": invalid mount path: '
+                f"'{spec.source}' mount path must not be absolute"
+            )
     if spec.tmpfs_options is not None:
         raise InvalidParameter(f'invalid mount config for type "{kind}": field TmpfsOptions must not be specified')
     return spec.source, dst
@@ -144,9 +155,16 @@ class VolumeService:
             mountpoint = str(self.path(row["name"]))
         except InvalidParameter:  # a record made before names were checked ("/etc"): it owns no directory
             mountpoint = ""
-        return {"Name": row["name"], "Driver": row["driver"], "Mountpoint": mountpoint,
-                "CreatedAt": row["created"], "Labels": json.loads(row["labels"]) or None,
-                "Options": json.loads(row["options"]) or None, "Scope": "local", "Status": None}
+        return {
+            "Name": row["name"],
+            "Driver": row["driver"],
+            "Mountpoint": mountpoint,
+            "CreatedAt": row["created"],
+            "Labels": json.loads(row["labels"]) or None,
+            "Options": json.loads(row["options"]) or None,
+            "Scope": "local",
+            "Status": None,
+        }
 
     def list(self, filters: Filters | None = None) -> list[dict]:
         """``GET /volumes`` with moby's filters: ``name`` (regexp), ``driver``, ``label``, ``dangling``."""
@@ -168,14 +186,22 @@ class VolumeService:
         if self.events is not None:
             self.events.emit("volume", action, name, {"driver": "local", **attributes})
 
-    def create(self, name: str | None = None, labels: dict | None = None, options: dict | None = None,
-               anonymous: bool = False, driver: str = "local") -> dict:
+    def create(
+        self,
+        name: str | None = None,
+        labels: dict | None = None,
+        options: dict | None = None,
+        anonymous: bool = False,
+        driver: str = "local",
+    ) -> dict:
         if driver not in ("", "local"):
             raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
         if name and not ids.VOLUME_NAME.fullmatch(name):
-            raise InvalidParameter(f"create {name}: volume name is too short, names should be at least two "
-                                   "alphanumeric characters" if len(name) < 2 else
-                                   f'create {name}: "{name}" includes invalid characters for a local volume name')
+            raise InvalidParameter(
+                f"create {name}: volume name is too short, names should be at least two alphanumeric characters"
+                if len(name) < 2
+                else f'create {name}: "{name}" includes invalid characters for a local volume name'
+            )
         name = name or ids.new_id()
         row = self.store.volume_row(name)
         if row is not None:
@@ -246,9 +272,13 @@ class VolumeService:
         return bool(row and row["anonymous"])
 
     # -- container mounts ----------------------------------------------------------
-    def mounts_for(self, binds: builtins.list[str], declared: builtins.list[str],
-                   volumes_from: builtins.list[tuple[builtins.list[Mount], bool]],
-                   specs: Sequence[MountSpec] = ()) -> builtins.list[Mount]:
+    def mounts_for(
+        self,
+        binds: builtins.list[str],
+        declared: builtins.list[str],
+        volumes_from: builtins.list[tuple[builtins.list[Mount], bool]],
+        specs: Sequence[MountSpec] = (),
+    ) -> builtins.list[Mount]:
         """The mount list of a new container: binds and named volumes from ``-v``, ``--mount``
         specifications (``HostConfig.Mounts``), mounts of ``--volumes-from`` containers, and an
         anonymous volume for each declared path (``VOLUME``, ``-v /path``) not otherwise mounted.
@@ -277,16 +307,25 @@ class VolumeService:
             if mount_spec.type == "volume" and not src:
                 declared = [*declared, dst]
                 continue
-            wanted.append((src, dst, not mount_spec.read_only, not (options and options.no_copy),
-                           options.labels if options else None))
+            wanted.append(
+                (
+                    src,
+                    dst,
+                    not mount_spec.read_only,
+                    not (options and options.no_copy),
+                    options.labels if options else None,
+                )
+            )
         for src, dst, rw, copy, labels in wanted:
             if src.startswith("/"):
                 mounts[dst] = Mount("bind", src, dst, rw)
             else:
                 if not ids.VOLUME_NAME.fullmatch(src):
-                    raise InvalidParameter(f"create {src}: \"{src}\" includes invalid characters for a local volume "
-                                           "name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to "
-                                           "pass a host directory, use absolute path")
+                    raise InvalidParameter(
+                        f'create {src}: "{src}" includes invalid characters for a local volume '
+                        'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to '
+                        "pass a host directory, use absolute path"
+                    )
                 self.create(src, labels)
                 mounts[dst] = Mount("volume", str(self.path(src)), dst, rw, src, copy)
         for path in declared:

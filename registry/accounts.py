@@ -58,20 +58,29 @@ class Account:
     source: str = "store"  # or "htpasswd" (not stored)
 
     def public(self) -> dict:
-        return {"name": self.name, "email": self.email, "active": self.active, "admin": self.admin,
-                "created": self.created, "source": self.source}
+        return {
+            "name": self.name,
+            "email": self.email,
+            "active": self.active,
+            "admin": self.admin,
+            "created": self.created,
+            "source": self.source,
+        }
 
 
 def check_name(name: str) -> str:
     if not NAME_RE.fullmatch(name or ""):
-        raise AccountError("a user name is 1 to 64 characters of a-z, 0-9, '_', '.' and '-', starting and ending "
-                           "with a letter or digit")
+        raise AccountError(
+            "a user name is 1 to 64 characters of a-z, 0-9, '_', '.' and '-', starting and ending "
+            "with a letter or digit"
+        )
     return name
 
 
 class Accounts:
-    def __init__(self, backend: StorageBackend, htpasswd: Path | None = None, admins: list[str] = (),
-                 rounds: int = ROUNDS) -> None:
+    def __init__(
+        self, backend: StorageBackend, htpasswd: Path | None = None, admins: list[str] = (), rounds: int = ROUNDS
+    ) -> None:
         self.backend = backend
         self.htpasswd = Users(htpasswd, admins) if htpasswd else None
         self.config_admins = set(admins)
@@ -168,8 +177,16 @@ class Accounts:
             for key in [k for k in self._verified if k[0] == name]:
                 del self._verified[key]
 
-    def add(self, name: str, password: str, *, email: str = "", admin: bool = False, active: bool = True,
-            replace: bool = False) -> Account:
+    def add(
+        self,
+        name: str,
+        password: str,
+        *,
+        email: str = "",
+        admin: bool = False,
+        active: bool = True,
+        replace: bool = False,
+    ) -> Account:
         check_name(name)
         if email and not EMAIL_RE.fullmatch(email):
             raise AccountError(f"invalid e-mail address {email!r}")
@@ -179,8 +196,9 @@ class Accounts:
         data = json.dumps({k: v for k, v in asdict(account).items() if k != "source"}, sort_keys=True).encode()
         if replace:
             self.backend.put(account_key(name), data)
-        elif (self.htpasswd is not None and self.htpasswd.exists(name)) or \
-                not self.backend.put_if_absent(account_key(name), data):
+        elif (self.htpasswd is not None and self.htpasswd.exists(name)) or not self.backend.put_if_absent(
+            account_key(name), data
+        ):
             raise AccountError(f"user {name} already exists")
         self._invalidate(name)
         return account
@@ -198,8 +216,9 @@ class Accounts:
         account.created = time.time()
         account.activation = hashlib.sha256(secret.encode()).hexdigest()
         data = json.dumps({k: v for k, v in asdict(account).items() if k != "source"}, sort_keys=True).encode()
-        if (self.htpasswd is not None and self.htpasswd.exists(name)) or \
-                not self.backend.put_if_absent(account_key(name), data):
+        if (self.htpasswd is not None and self.htpasswd.exists(name)) or not self.backend.put_if_absent(
+            account_key(name), data
+        ):
             raise AccountError("Username or email already exists")
         self._invalidate(name)
         return account, secret

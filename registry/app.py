@@ -37,8 +37,7 @@ from aiohttp import web
 from dockyard.oci import DIGEST_RE, valid_name
 from dockyard.timefmt import iso
 from .accounts import AccountError, Accounts
-from .auth import (DELETE, PULL, PUSH, Identity, LoginLimiter, Policy, TokenError, Tokens, parse_basic,
-                   parse_scope)
+from .auth import DELETE, PULL, PUSH, Identity, LoginLimiter, Policy, TokenError, Tokens, parse_basic, parse_scope
 from .config import RegistryConfig
 from .errors import RegistryError
 from .gc import Fence
@@ -94,8 +93,10 @@ def token_realm(config: RegistryConfig) -> str:
         return config.auth.realm
     base = public_url(config)
     if not base:
-        raise ValueError("token authentication on a wildcard address needs auth.realm (or accounts.public_url): "
-                         "the URL clients reach /token at; it is never taken from a request's Host header")
+        raise ValueError(
+            "token authentication on a wildcard address needs auth.realm (or accounts.public_url): "
+            "the URL clients reach /token at; it is never taken from a request's Host header"
+        )
     return f"{base}/token"
 
 
@@ -105,11 +106,15 @@ def startup_warnings(config: RegistryConfig, mode: str) -> list[str]:
     exposed = not _is_loopback(host)
     warnings = []
     if exposed and mode == "none" and config.delete_enabled:
-        warnings.append(f"listening on {config.listen} without authentication and with deletion enabled: anyone who "
-                        f"can reach it may push and delete; set auth (token or basic) or delete_enabled = false")
+        warnings.append(
+            f"listening on {config.listen} without authentication and with deletion enabled: anyone who "
+            f"can reach it may push and delete; set auth (token or basic) or delete_enabled = false"
+        )
     if exposed and mode != "none" and not config.tls_cert:
-        warnings.append(f"listening on {config.listen} over plain HTTP with {mode} authentication: passwords and "
-                        f"tokens cross the network unencrypted; give a TLS certificate and key")
+        warnings.append(
+            f"listening on {config.listen} over plain HTTP with {mode} authentication: passwords and "
+            f"tokens cross the network unencrypted; give a TLS certificate and key"
+        )
     return warnings
 
 
@@ -124,8 +129,9 @@ class Registry:
         self.accounts = Accounts(backend, config.auth.users, config.auth.admins)
         self.mode = config.auth_mode or ("token" if self.accounts.any() else "none")
         self.policy = Policy(self.accounts, self.store)
-        self.tokens = Tokens(Tokens.load_secret(config.secret_file), config.auth.issuer, config.auth.service,
-                             config.auth.token_ttl)
+        self.tokens = Tokens(
+            Tokens.load_secret(config.secret_file), config.auth.issuer, config.auth.service, config.auth.token_ttl
+        )
         self.realm = token_realm(config) if self.mode == "token" else ""
         self.limiter = LoginLimiter(config.auth.login_failures, config.auth.login_window)
         self.registrations = LoginLimiter(failures=10, window=3600)
@@ -168,13 +174,21 @@ class Registry:
         try:
             response = await handler(request)
         except RegistryError as exc:
-            response = web.Response(status=exc.status, body=exc.body() if request.method != "HEAD" else None,
-                                    headers={"Content-Type": "application/json; charset=utf-8",
-                                             **{k: v for k, v in exc.headers.items() if k != "Content-Length"}})
+            response = web.Response(
+                status=exc.status,
+                body=exc.body() if request.method != "HEAD" else None,
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    **{k: v for k, v in exc.headers.items() if k != "Content-Length"},
+                },
+            )
         except web.HTTPException as exc:
             if exc.status == 404 and request.path.startswith("/v2"):
-                response = web.Response(status=404, body=RegistryError("NAME_UNKNOWN").body(),
-                                        headers={"Content-Type": "application/json; charset=utf-8"})
+                response = web.Response(
+                    status=404,
+                    body=RegistryError("NAME_UNKNOWN").body(),
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
             else:
                 raise
         except (ConnectionResetError, asyncio.CancelledError):
@@ -212,9 +226,12 @@ class Registry:
                 if handler is None:
                     raise RegistryError("UNSUPPORTED", f"{request.method} is not supported here")
                 if self.proxy is not None and request.method not in ("GET", "HEAD"):
-                    raise RegistryError("UNSUPPORTED", "this registry is a pull-through cache of "
-                                                       f"{self.config.proxy.remoteurl}: pushes and deletions are "
-                                                       "refused")
+                    raise RegistryError(
+                        "UNSUPPORTED",
+                        "this registry is a pull-through cache of "
+                        f"{self.config.proxy.remoteurl}: pushes and deletions are "
+                        "refused",
+                    )
                 return await handler(request, name, **params)
         raise RegistryError("NAME_UNKNOWN", "unknown path", detail={"path": request.path})
 
@@ -223,8 +240,15 @@ class Registry:
     def _peer(request: web.Request) -> str:
         return request.remote or ""
 
-    def challenge(self, request: web.Request, scope: str | None = None, error: str | None = None,
-                  code: str = "UNAUTHORIZED", message: str | None = None, detail=None) -> RegistryError:
+    def challenge(
+        self,
+        request: web.Request,
+        scope: str | None = None,
+        error: str | None = None,
+        code: str = "UNAUTHORIZED",
+        message: str | None = None,
+        detail=None,
+    ) -> RegistryError:
         if self.mode == "token":
             value = f'Bearer realm="{self.realm}",service="{self.config.auth.service}"'
             if scope:
@@ -243,8 +267,11 @@ class Registry:
             log.warning("credentials from %s arrived over plain HTTP: configure TLS", peer)
         wait = self.limiter.retry_after(user, peer)
         if wait > 0:
-            raise RegistryError("TOOMANYREQUESTS", "too many failed logins: try again later",
-                                headers={"Retry-After": str(int(wait) + 1)})
+            raise RegistryError(
+                "TOOMANYREQUESTS",
+                "too many failed logins: try again later",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         ok = await asyncio.to_thread(self.accounts.verify, user, password)
         if not ok:
             self.limiter.failed(user, peer)
@@ -264,8 +291,9 @@ class Registry:
             try:
                 claims = self.tokens.verify(header[7:].strip())
             except TokenError as exc:
-                raise self.challenge(request, error="invalid_token", message=f"authentication required: {exc}") \
-                    from None
+                raise self.challenge(
+                    request, error="invalid_token", message=f"authentication required: {exc}"
+                ) from None
             user = claims.get("sub") or None
             return Identity(user, await self.run(self.accounts.is_admin, user), access=claims.get("access") or [])
         return Identity(None)
@@ -277,24 +305,35 @@ class Registry:
         scope = f"repository:{name}:{','.join(sorted(set(actions) | ({PULL} if PUSH in actions else set())))}"
         for action in actions:
             if identity.access is not None:
-                granted = any(a.get("type") == "repository" and a.get("name") == name
-                              and (action in a.get("actions", []) or "*" in a.get("actions", []))
-                              for a in identity.access)
+                granted = any(
+                    a.get("type") == "repository"
+                    and a.get("name") == name
+                    and (action in a.get("actions", []) or "*" in a.get("actions", []))
+                    for a in identity.access
+                )
                 if granted:
                     continue
                 if await self.run(self.policy.allowed, identity.user, name, action):
-                    raise self.challenge(request, scope, error="insufficient_scope",
-                                         detail=[{"Type": "repository", "Name": name, "Action": action}])
+                    raise self.challenge(
+                        request,
+                        scope,
+                        error="insufficient_scope",
+                        detail=[{"Type": "repository", "Name": name, "Action": action}],
+                    )
             elif await self.run(self.policy.allowed, identity.user, name, action):
                 continue
             if identity.user is None:
-                raise self.challenge(request, scope,
-                                     detail=[{"Type": "repository", "Name": name, "Action": action}])
+                raise self.challenge(request, scope, detail=[{"Type": "repository", "Name": name, "Action": action}])
             message = None
-            if action in (PUSH, DELETE) and await self.run(self.policy.owner, name) == identity.user \
-                    and not await self.run(self.accounts.is_active, identity.user):
-                message = (f"requested access to the resource is denied: account {identity.user} is not activated "
-                           f"yet: follow the link mailed to its address")
+            if (
+                action in (PUSH, DELETE)
+                and await self.run(self.policy.owner, name) == identity.user
+                and not await self.run(self.accounts.is_active, identity.user)
+            ):
+                message = (
+                    f"requested access to the resource is denied: account {identity.user} is not activated "
+                    f"yet: follow the link mailed to its address"
+                )
             raise RegistryError("DENIED", message, detail=[{"Type": "repository", "Name": name, "Action": action}])
         return identity
 
@@ -322,8 +361,11 @@ class Registry:
             if basic is not None:
                 user, password = basic
                 if not await self.check_password(request, user, password):
-                    raise RegistryError("UNAUTHORIZED", "incorrect username or password",
-                                        headers={"WWW-Authenticate": 'Basic realm="dockyard-registry"'})
+                    raise RegistryError(
+                        "UNAUTHORIZED",
+                        "incorrect username or password",
+                        headers={"WWW-Authenticate": 'Basic realm="dockyard-registry"'},
+                    )
             scopes = [s for item in query.getall("scope", []) for s in item.split()]
 
         def grants() -> list[dict]:
@@ -334,11 +376,17 @@ class Registry:
                     continue
                 kind, name, actions = parsed
                 if kind == "repository" and valid_name(name):
-                    access.append({"type": "repository", "name": name,
-                                   "actions": self.policy.grant(user, name, actions)})
+                    access.append(
+                        {"type": "repository", "name": name, "actions": self.policy.grant(user, name, actions)}
+                    )
                 elif kind == "registry" and name == "catalog":
-                    access.append({"type": "registry", "name": "catalog",
-                                   "actions": actions if self.accounts.is_admin(user) else []})
+                    access.append(
+                        {
+                            "type": "registry",
+                            "name": "catalog",
+                            "actions": actions if self.accounts.is_admin(user) else [],
+                        }
+                    )
             return access
 
         access = await self.run(grants)
@@ -396,8 +444,16 @@ class Registry:
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(body))
             return web.Response(headers=headers)
-        self.notifier.emit(request, "pull", name, digest=digest, media_type=media_type, size=len(body),
-                           tag="" if DIGEST_RE.match(reference) else reference, user=identity.user)
+        self.notifier.emit(
+            request,
+            "pull",
+            name,
+            digest=digest,
+            media_type=media_type,
+            size=len(body),
+            tag="" if DIGEST_RE.match(reference) else reference,
+            user=identity.user,
+        )
         return web.Response(body=body, headers=headers)
 
     manifest_head = manifest_get
@@ -408,11 +464,24 @@ class Registry:
         content_type = request.headers.get("Content-Type")
         digest = await self.run(self.store.put_manifest, name, reference, body, content_type)
         log.info("manifest %s:%s -> %s", name, reference, digest)
-        self.notifier.emit(request, "push", name, digest=digest, media_type=(content_type or MANIFEST_MEDIA)
-                           .split(";")[0], size=len(body), tag="" if DIGEST_RE.match(reference) else reference,
-                           user=identity.user)
-        return web.Response(status=201, headers={"Location": f"/v2/{name}/manifests/{digest}",
-                                                 "Docker-Content-Digest": digest, "Content-Length": "0"})
+        self.notifier.emit(
+            request,
+            "push",
+            name,
+            digest=digest,
+            media_type=(content_type or MANIFEST_MEDIA).split(";")[0],
+            size=len(body),
+            tag="" if DIGEST_RE.match(reference) else reference,
+            user=identity.user,
+        )
+        return web.Response(
+            status=201,
+            headers={
+                "Location": f"/v2/{name}/manifests/{digest}",
+                "Docker-Content-Digest": digest,
+                "Content-Length": "0",
+            },
+        )
 
     async def manifest_delete(self, request: web.Request, name: str, reference: str) -> web.Response:
         identity = await self.authorize(request, name, DELETE)
@@ -420,8 +489,15 @@ class Registry:
             raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry")
         await self.run(self.store.delete_manifest, name, reference)
         is_digest = bool(DIGEST_RE.match(reference))
-        self.notifier.emit(request, "delete", name, digest=reference if is_digest else "",
-                           media_type=MANIFEST_MEDIA, tag="" if is_digest else reference, user=identity.user)
+        self.notifier.emit(
+            request,
+            "delete",
+            name,
+            digest=reference if is_digest else "",
+            media_type=MANIFEST_MEDIA,
+            tag="" if is_digest else reference,
+            user=identity.user,
+        )
         return web.Response(status=202, headers={"Content-Length": "0"})
 
     # -- blobs ------------------------------------------------------------------------------------
@@ -429,8 +505,13 @@ class Registry:
         identity = await self.authorize(request, name, PULL)
         if not DIGEST_RE.match(digest):
             raise RegistryError("DIGEST_INVALID", detail={"digest": digest})
-        headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
-                   "ETag": f'"{digest}"', "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
+        headers = {
+            "Docker-Content-Digest": digest,
+            "Content-Type": "application/octet-stream",
+            "ETag": f'"{digest}"',
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "max-age=31536000",
+        }
         if self.proxy is not None and not await asyncio.to_thread(self.proxy.cached, name, digest):
             if request.method == "HEAD":
                 headers["Content-Length"] = str(await asyncio.to_thread(self.proxy.blob_size, name, digest))
@@ -526,8 +607,12 @@ class Registry:
     # -- uploads ----------------------------------------------------------------------------------
     @staticmethod
     def _upload_headers(name: str, upload: Upload) -> dict[str, str]:
-        return {"Location": f"/v2/{name}/blobs/uploads/{upload.uuid}", "Range": f"0-{max(upload.size - 1, 0)}",
-                "Docker-Upload-UUID": upload.uuid, "Content-Length": "0"}
+        return {
+            "Location": f"/v2/{name}/blobs/uploads/{upload.uuid}",
+            "Range": f"0-{max(upload.size - 1, 0)}",
+            "Docker-Upload-UUID": upload.uuid,
+            "Content-Length": "0",
+        }
 
     def _lock(self, upload: Upload) -> asyncio.Lock:
         lock = self._upload_locks.get(upload.uuid)
@@ -578,8 +663,7 @@ class Registry:
 
             await asyncio.shield(finish())
         if request.content_length is not None and writer.written != request.content_length:
-            raise RegistryError("SIZE_INVALID", detail={"expected": request.content_length,
-                                                        "received": writer.written})
+            raise RegistryError("SIZE_INVALID", detail={"expected": request.content_length, "received": writer.written})
         return writer.written
 
     def _check_range(self, request: web.Request, upload: Upload) -> None:
@@ -593,8 +677,12 @@ class Registry:
         start, end = int(match.group(1)), int(match.group(2))
         length = request.content_length
         if start != size or end < start or (length is not None and end - start + 1 != length):
-            raise RegistryError("RANGE_INVALID", f"content range {header} does not continue the upload at {size}",
-                                status=416, headers=self._upload_headers(upload.name, upload))
+            raise RegistryError(
+                "RANGE_INVALID",
+                f"content range {header} does not continue the upload at {size}",
+                status=416,
+                headers=self._upload_headers(upload.name, upload),
+            )
 
     async def uploads_post(self, request: web.Request, name: str) -> web.Response:
         identity = await self.authorize(request, name, PUSH, PULL)
@@ -603,8 +691,14 @@ class Registry:
             if await self._may_pull(identity, source):
                 if await self.run(self.store.mount_blob, name, source, mount):
                     self.notifier.emit(request, "mount", name, digest=mount, user=identity.user)
-                    return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{mount}",
-                                                             "Docker-Content-Digest": mount, "Content-Length": "0"})
+                    return web.Response(
+                        status=201,
+                        headers={
+                            "Location": f"/v2/{name}/blobs/{mount}",
+                            "Docker-Content-Digest": mount,
+                            "Content-Length": "0",
+                        },
+                    )
         upload = await self.run(self.store.start_upload, name)
         digest = request.query.get("digest")
         if digest:
@@ -615,8 +709,14 @@ class Registry:
                 await asyncio.shield(self.run(self.store.cancel_upload, upload))
                 raise
             self.notifier.emit(request, "push", name, digest=digest, user=identity.user)
-            return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
-                                                     "Docker-Content-Digest": digest, "Content-Length": "0"})
+            return web.Response(
+                status=201,
+                headers={
+                    "Location": f"/v2/{name}/blobs/{digest}",
+                    "Docker-Content-Digest": digest,
+                    "Content-Length": "0",
+                },
+            )
         return web.Response(status=202, headers=self._upload_headers(name, upload))
 
     async def _may_pull(self, identity: Identity, source: str) -> bool:
@@ -640,16 +740,19 @@ class Registry:
         upload = await self.run(self.store.get_upload, name, uuid)
         digest = request.query.get("digest")
         if not digest or not DIGEST_RE.match(digest):
-            raise RegistryError("DIGEST_INVALID", "a valid digest query parameter is required",
-                                detail={"digest": digest})
+            raise RegistryError(
+                "DIGEST_INVALID", "a valid digest query parameter is required", detail={"digest": digest}
+            )
         async with self._lock(upload):
             self._check_range(request, upload)
             await self.receive_upload(request, upload)
             await self.run(self.store.finish_upload, upload, digest)
         self._upload_locks.pop(uuid, None)
         self.notifier.emit(request, "push", name, digest=digest, size=upload.size, user=identity.user)
-        return web.Response(status=201, headers={"Location": f"/v2/{name}/blobs/{digest}",
-                                                 "Docker-Content-Digest": digest, "Content-Length": "0"})
+        return web.Response(
+            status=201,
+            headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"},
+        )
 
     async def upload_delete(self, request: web.Request, name: str, uuid: str) -> web.Response:
         await self.authorize(request, name, PUSH)
@@ -678,14 +781,29 @@ class Registry:
                     continue
                 if self.mode != "none" and not self.policy.allowed(identity.user, repo, PULL):
                     continue
-                results.append({"name": repo, "description": description, "star_count": 0,
-                                "is_official": "/" not in repo, "is_automated": False})
+                results.append(
+                    {
+                        "name": repo,
+                        "description": description,
+                        "star_count": 0,
+                        "is_official": "/" not in repo,
+                        "is_automated": False,
+                    }
+                )
             return results
 
         results = await asyncio.to_thread(collect)
         pages = max(1, (len(results) + n - 1) // n)
-        return web.json_response({"num_pages": pages, "num_results": len(results), "page": page, "page_size": n,
-                                  "query": query, "results": results[(page - 1) * n: page * n]})
+        return web.json_response(
+            {
+                "num_pages": pages,
+                "num_results": len(results),
+                "page": page,
+                "page_size": n,
+                "query": query,
+                "results": results[(page - 1) * n : page * n],
+            }
+        )
 
     async def repository(self, request: web.Request) -> web.Response:
         name = request.match_info["name"].strip("/")
@@ -697,9 +815,15 @@ class Registry:
                 raise RegistryError("NAME_UNKNOWN", detail={"name": name})
             meta = await self.run(self.store.meta, name)
             tags = await self.run(self.store.tags, name, False)
-            return web.json_response({"name": name, "description": meta.get("description", ""),
-                                      "private": bool(meta.get("private", False)),
-                                      "owner": await self.run(self.policy.owner, name) or "", "tags": tags})
+            return web.json_response(
+                {
+                    "name": name,
+                    "description": meta.get("description", ""),
+                    "private": bool(meta.get("private", False)),
+                    "owner": await self.run(self.policy.owner, name) or "",
+                    "tags": tags,
+                }
+            )
         identity = await self.authorize(request, name, DELETE)
         if request.method in ("PUT", "PATCH"):
             try:
@@ -710,8 +834,9 @@ class Registry:
                 raise RegistryError("UNSUPPORTED", "the body must be a JSON object", status=400) from None
             unknown = set(changes) - {"description", "private"}
             if unknown:
-                raise RegistryError("UNSUPPORTED", f"unknown repository settings: {', '.join(sorted(unknown))}",
-                                    status=400)
+                raise RegistryError(
+                    "UNSUPPORTED", f"unknown repository settings: {', '.join(sorted(unknown))}", status=400
+                )
             meta = await self.run(self.store.meta, name)
             if "description" in changes:
                 meta["description"] = str(changes["description"])[:1000]
@@ -719,8 +844,9 @@ class Registry:
                 meta["private"] = bool(changes["private"])
             meta["updated_by"] = identity.user or ""
             await self.run(self.store.set_meta, name, meta)
-            return web.json_response({"name": name, "description": meta.get("description", ""),
-                                      "private": bool(meta.get("private", False))})
+            return web.json_response(
+                {"name": name, "description": meta.get("description", ""), "private": bool(meta.get("private", False))}
+            )
         if request.method == "DELETE":
             if self.proxy is not None or not self.config.delete_enabled:
                 raise RegistryError("UNSUPPORTED", "deletion is disabled on this registry")
@@ -749,14 +875,21 @@ class Registry:
         peer = self._peer(request)
         wait = self.registrations.retry_after("", peer)
         if wait > 0:
-            raise RegistryError("TOOMANYREQUESTS", "too many registrations from this address: try again later",
-                                headers={"Retry-After": str(int(wait) + 1)})
+            raise RegistryError(
+                "TOOMANYREQUESTS",
+                "too many registrations from this address: try again later",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
         try:
             account, secret = await self.run(self.accounts.register, user, password, email)
         except AccountError as exc:
             existing = await self.run(self.accounts.get, user)
-            if existing is not None and not existing.active and email and \
-                    await self.check_password(request, user, password):
+            if (
+                existing is not None
+                and not existing.active
+                and email
+                and await self.check_password(request, user, password)
+            ):
                 # an account registered without (or with a wrong) address: send the link (again)
                 secret = await self.run(self.accounts.new_activation, user, email)
                 await self._mail_activation(user, email, secret)
@@ -767,17 +900,21 @@ class Registry:
             await self._mail_activation(user, email, secret)
             status = "Account created. Please use the confirmation link we sent to your e-mail to activate it."
         else:
-            status = ("Account created: it may pull now; to push, log in again with an e-mail address "
-                      "(dockyard login -e) and follow the link sent to it.")
+            status = (
+                "Account created: it may pull now; to push, log in again with an e-mail address "
+                "(dockyard login -e) and follow the link sent to it."
+            )
         log.info("registered account %s (%s)", user, email or "no e-mail")
         return web.json_response({"status": status}, status=201)
 
     async def _mail_activation(self, user: str, email: str, secret: str) -> None:
         base = public_url(self.config) or f"http://{self.config.listen}"
         link = f"{base}/v1/activate/{user}/{secret}"
-        text = (f"Hello {user},\n\nan account was registered with this address on the registry {base}.\n"
-                f"Follow this link to activate it (you may then push to {user}/...):\n\n{link}\n\n"
-                f"If you did not register, ignore this message.\n")
+        text = (
+            f"Hello {user},\n\nan account was registered with this address on the registry {base}.\n"
+            f"Follow this link to activate it (you may then push to {user}/...):\n\n{link}\n\n"
+            f"If you did not register, ignore this message.\n"
+        )
         await asyncio.to_thread(self.mailer.send, email, "Activate your registry account", text)
 
     async def activate(self, request: web.Request) -> web.Response:
@@ -808,9 +945,15 @@ async def serve(config: RegistryConfig, stop: asyncio.Event | None = None, ready
     host, port = config.host_port
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config), reuse_address=True)
     await site.start()
-    log.info("registry listening on %s://%s (root %s, storage %s, auth %s%s)",
-             "https" if config.tls_cert else "http", config.listen, config.root, registry.backend.name,
-             registry.mode, f", pull-through cache of {config.proxy.remoteurl}" if config.proxy else "")
+    log.info(
+        "registry listening on %s://%s (root %s, storage %s, auth %s%s)",
+        "https" if config.tls_cert else "http",
+        config.listen,
+        config.root,
+        registry.backend.name,
+        registry.mode,
+        f", pull-through cache of {config.proxy.remoteurl}" if config.proxy else "",
+    )
     if ready is not None:
         ready()
     stop = stop or asyncio.Event()
@@ -839,6 +982,7 @@ def run_forever(config: RegistryConfig) -> None:
 
     # a client that leaves mid-transfer is an EPIPE on its connection, never the server's death
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -56,8 +56,9 @@ def add_user(users_file: Path, username: str, password: str, admin: bool = False
     users_file.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     if users_file.exists():
-        lines = [line for line in users_file.read_text().splitlines()
-                 if line.strip() and line.split(":", 1)[0] != username]
+        lines = [
+            line for line in users_file.read_text().splitlines() if line.strip() and line.split(":", 1)[0] != username
+        ]
     lines.append(f"{username}:{hash_password(password, rounds)}")
     tmp = users_file.with_name(f".{users_file.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -173,11 +174,21 @@ class Tokens:
 
     def issue(self, subject: str, access: list[dict], now: float | None = None) -> tuple[str, dict]:
         now = int(now if now is not None else time.time())
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now, "nbf": now - 1,
-                  "exp": now + self.ttl, "jti": secrets.token_hex(8), "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "iat": now,
+            "nbf": now - 1,
+            "exp": now + self.ttl,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
         header = {"alg": "HS256", "typ": "JWT", "kid": self.kid}
-        signing_input = f"{_b64(json.dumps(header, separators=(',', ':')).encode())}." \
-                        f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+        signing_input = (
+            f"{_b64(json.dumps(header, separators=(',', ':')).encode())}."
+            f"{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+        )
         signature = hmac.new(self.secret, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{_b64(signature)}", claims
 

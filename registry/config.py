@@ -139,7 +139,8 @@ class Endpoint(_Section):
     retries: int = Field(5, ge=0)
     backoff: float = Field(1.0, ge=0)
     actions: list[Literal["push", "pull", "delete", "mount"]] = Field(
-        default_factory=lambda: ["push", "pull", "delete", "mount"])
+        default_factory=lambda: ["push", "pull", "delete", "mount"]
+    )
 
 
 class NotificationSettings(_Section):
@@ -194,11 +195,19 @@ class RegistryConfig(_Section):
 
     #: command-line flag -> (section, key)
     FLAGS: ClassVar[dict[str, tuple[str | None, str]]] = {
-        "listen": (None, "listen"), "root": (None, "root"), "tls_cert": ("tls", "certificate"),
-        "tls_key": ("tls", "key"), "auth_mode": ("auth", "mode"), "users": ("auth", "users"),
-        "admins": ("auth", "admins"), "token_ttl": ("auth", "token_ttl"), "realm": ("auth", "realm"),
-        "secret_file": ("auth", "secret_file"), "accounts": ("accounts", "mode"),
-        "proxy_remoteurl": ("proxy", "remoteurl")}
+        "listen": (None, "listen"),
+        "root": (None, "root"),
+        "tls_cert": ("tls", "certificate"),
+        "tls_key": ("tls", "key"),
+        "auth_mode": ("auth", "mode"),
+        "users": ("auth", "users"),
+        "admins": ("auth", "admins"),
+        "token_ttl": ("auth", "token_ttl"),
+        "realm": ("auth", "realm"),
+        "secret_file": ("auth", "secret_file"),
+        "accounts": ("accounts", "mode"),
+        "proxy_remoteurl": ("proxy", "remoteurl"),
+    }
 
     @classmethod
     def load(cls, path: Path | None, **flags) -> "RegistryConfig":
@@ -228,6 +237,7 @@ class RegistryConfig(_Section):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+            )
             raise ValueError(problems) from None

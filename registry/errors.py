@@ -28,8 +28,14 @@ CODES: dict[str, tuple[int, str]] = {
 
 
 class RegistryError(Exception):
-    def __init__(self, code: str, message: str | None = None, detail=None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        detail=None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         default_status, default_message = CODES.get(code, (500, "unknown error"))
         self.code = code
         self.status = status or default_status

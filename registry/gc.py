@@ -125,8 +125,9 @@ class Guard:
         deadline = time.monotonic() + WAIT_FOR_COLLECTION
         while any(self.is_doomed(i) for i in items):
             if time.monotonic() > deadline:
-                raise RegistryError("TOOMANYREQUESTS", "a garbage collection is deleting this content; retry later",
-                                    status=503)
+                raise RegistryError(
+                    "TOOMANYREQUESTS", "a garbage collection is deleting this content; retry later", status=503
+                )
             time.sleep(min(1.0, max(0.05, self.fence.window / 10)))
             self.check()
 
@@ -180,7 +181,7 @@ def _repositories(backend: StorageBackend) -> dict[str, list]:
     repos: dict[str, list] = {}
     prefix = f"{BASE}/repositories/"
     for info in backend.walk(f"{BASE}/repositories"):
-        rel = info.key[len(prefix):]
+        rel = info.key[len(prefix) :]
         for marker in ("/_manifests/", "/_layers/", "/_uploads/", "/_meta/"):
             name, sep, rest = rel.partition(marker)
             if sep:
@@ -205,6 +206,7 @@ def _references(backend: StorageBackend, digest: str) -> tuple[list[str], list[s
         return [], []
     if not isinstance(manifest, dict):
         return [], []
+
     def digests(descriptors) -> list[str]:
         found = [str(d.get("digest")) for d in descriptors if isinstance(d, dict)]
         return [d for d in found if DIGEST_RE.match(d)]
@@ -277,8 +279,15 @@ def _uses(backend: StorageBackend) -> tuple[set[str], set[str]]:
     return blobs, revisions
 
 
-def collect(backend: StorageBackend, *, dry_run: bool = False, delete_untagged: bool = False,
-            grace: float = DEFAULT_GRACE, window: float = DEFAULT_WINDOW, sleep=time.sleep) -> Report:
+def collect(
+    backend: StorageBackend,
+    *,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    grace: float = DEFAULT_GRACE,
+    window: float = DEFAULT_WINDOW,
+    sleep=time.sleep,
+) -> Report:
     """Run one collection (see the module docstring); with ``dry_run`` nothing is written or deleted."""
     report = Report()
     if dry_run:
@@ -291,11 +300,14 @@ def collect(backend: StorageBackend, *, dry_run: bool = False, delete_untagged: 
                 report.kept_blobs += 1
         report.revisions = sorted(marks.doomed_revisions)
         return report
-    owner = json.dumps({"phase": "mark", "host": socket.gethostname(), "pid": os.getpid(), "doomed": [],
-                        "doomed_revisions": []}).encode()
+    owner = json.dumps(
+        {"phase": "mark", "host": socket.gethostname(), "pid": os.getpid(), "doomed": [], "doomed_revisions": []}
+    ).encode()
     if not backend.put_if_absent(GC_STATE, owner):
-        raise CollectionRunning(f"another garbage collection is running ({GC_STATE} exists; if its process is "
-                                f"gone, delete that object and run again)")
+        raise CollectionRunning(
+            f"another garbage collection is running ({GC_STATE} exists; if its process is "
+            f"gone, delete that object and run again)"
+        )
     try:
         t0 = backend.stat(GC_STATE).modified
         young = t0 - grace
@@ -303,12 +315,22 @@ def collect(backend: StorageBackend, *, dry_run: bool = False, delete_untagged: 
         marks = mark(backend, delete_untagged, young)
         blobs = _blobs(backend)
         used_blobs, used_revisions = _uses(backend)
-        candidates = {d for d, (_, modified) in blobs.items()
-                      if d not in marks.blobs and modified < young and d not in used_blobs}
+        candidates = {
+            d for d, (_, modified) in blobs.items() if d not in marks.blobs and modified < young and d not in used_blobs
+        }
         revisions = marks.doomed_revisions - used_revisions
-        backend.put(GC_STATE, json.dumps({"phase": "sweep", "host": socket.gethostname(), "pid": os.getpid(),
-                                          "doomed": sorted(candidates),
-                                          "doomed_revisions": sorted(revisions)}).encode())
+        backend.put(
+            GC_STATE,
+            json.dumps(
+                {
+                    "phase": "sweep",
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "doomed": sorted(candidates),
+                    "doomed_revisions": sorted(revisions),
+                }
+            ).encode(),
+        )
         sleep(window)
         again = mark(backend, delete_untagged, young)
         used_blobs, used_revisions = _uses(backend)

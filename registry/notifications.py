@@ -45,8 +45,12 @@ class EndpointQueue:
         if len(self.events) == self.events.maxlen:
             self.dropped += 1
             if self.dropped % 1000 == 1:
-                log.warning("notifications: %s is behind: its queue of %d is full, %d events dropped so far",
-                            self.endpoint.name, self.events.maxlen, self.dropped)
+                log.warning(
+                    "notifications: %s is behind: its queue of %d is full, %d events dropped so far",
+                    self.endpoint.name,
+                    self.events.maxlen,
+                    self.dropped,
+                )
         self.events.append(event)
         self.wakeup.set()
 
@@ -76,27 +80,48 @@ class Notifier:
         if self._session is not None:
             await self._session.close()
 
-    def emit(self, request: web.Request, action: str, repository: str, *, digest: str = "", media_type: str = "",
-             size: int | None = None, tag: str = "", user: str | None = None) -> None:
+    def emit(
+        self,
+        request: web.Request,
+        action: str,
+        repository: str,
+        *,
+        digest: str = "",
+        media_type: str = "",
+        size: int | None = None,
+        tag: str = "",
+        user: str | None = None,
+    ) -> None:
         """Queue an event (never blocks, never fails the request)."""
         if not self.queues:
             return
-        target = {"mediaType": media_type, "digest": digest, "repository": repository,
-                  "url": f"{request.scheme}://{request.host}/v2/{repository}/"
-                         f"{'manifests' if media_type and 'manifest' in media_type else 'blobs'}/{digest}"}
+        target = {
+            "mediaType": media_type,
+            "digest": digest,
+            "repository": repository,
+            "url": f"{request.scheme}://{request.host}/v2/{repository}/"
+            f"{'manifests' if media_type and 'manifest' in media_type else 'blobs'}/{digest}",
+        }
         if size is not None:
             target["size"] = target["length"] = size
         if tag:
             target["tag"] = tag
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        event = {"id": str(uuidlib.uuid4()),
-                 "timestamp": iso_now(),
-                 "action": action, "target": target,
-                 "request": {"id": request.headers.get("X-Request-Id", ""), "addr": peer[0] if peer else "",
-                             "host": request.host, "method": request.method,
-                             "useragent": request.headers.get("User-Agent", "")},
-                 "actor": {"name": user or ""},
-                 "source": {"addr": socket.gethostname(), "instanceID": self.instance}}
+        event = {
+            "id": str(uuidlib.uuid4()),
+            "timestamp": iso_now(),
+            "action": action,
+            "target": target,
+            "request": {
+                "id": request.headers.get("X-Request-Id", ""),
+                "addr": peer[0] if peer else "",
+                "host": request.host,
+                "method": request.method,
+                "useragent": request.headers.get("User-Agent", ""),
+            },
+            "actor": {"name": user or ""},
+            "source": {"addr": socket.gethostname(), "instanceID": self.instance},
+        }
         for queue in self.queues:
             if action in queue.endpoint.actions:
                 queue.put(event)
@@ -123,9 +148,12 @@ class Notifier:
         delay = endpoint.backoff
         for attempt in range(endpoint.retries + 1):
             try:
-                async with self._session.post(endpoint.url, json={"events": batch},
-                                              headers={"Content-Type": MEDIA_TYPE, **endpoint.headers},
-                                              timeout=ClientTimeout(total=endpoint.timeout)) as response:
+                async with self._session.post(
+                    endpoint.url,
+                    json={"events": batch},
+                    headers={"Content-Type": MEDIA_TYPE, **endpoint.headers},
+                    timeout=ClientTimeout(total=endpoint.timeout),
+                ) as response:
                     await response.read()
                     if 200 <= response.status < 300:
                         return True
@@ -135,17 +163,36 @@ class Notifier:
             except Exception as exc:  # noqa: BLE001 - a refused connection, a timeout, a reset: all retried
                 problem = str(exc) or type(exc).__name__
             if attempt < endpoint.retries:
-                log.info("notifications: %s attempt %d failed (%s), retrying in %.1fs", endpoint.name, attempt + 1,
-                         problem, delay)
+                log.info(
+                    "notifications: %s attempt %d failed (%s), retrying in %.1fs",
+                    endpoint.name,
+                    attempt + 1,
+                    problem,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay *= 2
-        log.warning("notifications: %s gave up on %d events after %d attempts: %s", endpoint.name, len(batch),
-                    endpoint.retries + 1, problem)
+        log.warning(
+            "notifications: %s gave up on %d events after %d attempts: %s",
+            endpoint.name,
+            len(batch),
+            endpoint.retries + 1,
+            problem,
+        )
         return False
 
     def status(self) -> list[dict]:
-        return [{"name": q.endpoint.name, "url": q.endpoint.url, "pending": len(q.events), "dropped": q.dropped,
-                 "delivered": q.delivered, "failed": q.failed} for q in self.queues]
+        return [
+            {
+                "name": q.endpoint.name,
+                "url": q.endpoint.url,
+                "pending": len(q.events),
+                "dropped": q.dropped,
+                "delivered": q.delivered,
+                "failed": q.failed,
+            }
+            for q in self.queues
+        ]
 
 
 __all__ = ["Notifier", "MEDIA_TYPE"]

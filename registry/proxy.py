@@ -53,15 +53,17 @@ class PullThrough:
             try:
                 return self._fetch_manifest(name, reference)
             except UpstreamUnavailable as exc:
-                raise RegistryError("UNAVAILABLE", f"the upstream registry is unavailable: {exc.message}",
-                                    status=503) from None
+                raise RegistryError(
+                    "UNAVAILABLE", f"the upstream registry is unavailable: {exc.message}", status=503
+                ) from None
         if not TAG_RE.match(reference):
             raise RegistryError("MANIFEST_INVALID", f"invalid tag or digest {reference!r}")
         try:
             return self._fetch_manifest(name, reference)
         except UpstreamUnavailable as exc:  # upstream down: what we have is better than nothing
-            log.warning("upstream %s unreachable (%s): serving %s:%s from the cache", self.host, exc.message, name,
-                        reference)
+            log.warning(
+                "upstream %s unreachable (%s): serving %s:%s from the cache", self.host, exc.message, name, reference
+            )
             return self.store.get_manifest(name, reference)
 
     def _fetch_manifest(self, name: str, reference: str) -> tuple[bytes, str, str]:
@@ -77,8 +79,7 @@ class PullThrough:
         try:
             media_type = manifest_media_type(json.loads(body), media_type)
         except ValueError:
-            raise RegistryError("MANIFEST_INVALID", "the upstream answered something that is not a manifest") \
-                from None
+            raise RegistryError("MANIFEST_INVALID", "the upstream answered something that is not a manifest") from None
         self.store.cache_manifest(name, reference, body, digest)
         return body, media_type, digest
 
@@ -146,8 +147,9 @@ class PullThrough:
                     self.store.finish_upload(upload, digest)
                 else:
                     if complete:
-                        log.error("upstream %s sent content for %s that does not match it: not cached",
-                                  self.host, digest)
+                        log.error(
+                            "upstream %s sent content for %s that does not match it: not cached", self.host, digest
+                        )
                     self.store.cancel_upload(upload)
             finally:
                 self._done(digest)

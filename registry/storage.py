@@ -371,8 +371,9 @@ class _S3Writer(ObjectWriter):
         if self.upload_id is None:
             self.upload_id = client.create_multipart_upload(Bucket=self.backend.bucket, Key=self.key)["UploadId"]
         number = len(self.parts) + 1
-        answer = client.upload_part(Bucket=self.backend.bucket, Key=self.key, UploadId=self.upload_id,
-                                    PartNumber=number, Body=data)
+        answer = client.upload_part(
+            Bucket=self.backend.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+        )
         self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     def write(self, data: bytes) -> None:
@@ -390,8 +391,9 @@ class _S3Writer(ObjectWriter):
         else:
             if self.buffer:
                 self._flush_part(bytes(self.buffer))
-            client.complete_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self.upload_id,
-                                             MultipartUpload={"Parts": self.parts})
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+            )
         self.buffer = bytearray()
         self.done = True
 
@@ -402,8 +404,9 @@ class _S3Writer(ObjectWriter):
         self.buffer = bytearray()
         if self.upload_id is not None:
             try:
-                self.backend.client.abort_multipart_upload(Bucket=self.backend.bucket, Key=self.key,
-                                                           UploadId=self.upload_id)
+                self.backend.client.abort_multipart_upload(
+                    Bucket=self.backend.bucket, Key=self.key, UploadId=self.upload_id
+                )
             except Exception as exc:  # noqa: BLE001 - gc's purge_incomplete removes it later
                 log.warning("could not abort the multipart upload of %s: %s", self.key, exc)
 
@@ -414,9 +417,19 @@ class S3Backend(StorageBackend):
     name = "s3"
     blocking = True
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str | None = None,
-                 access_key: str | None = None, secret_key: str | None = None, create_bucket: bool = False,
-                 path_style: bool | None = None, chunk_size: int = S3_DEFAULT_CHUNK, client=None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        create_bucket: bool = False,
+        path_style: bool | None = None,
+        chunk_size: int = S3_DEFAULT_CHUNK,
+        client=None,
+    ) -> None:
         if chunk_size < S3_MIN_PART:
             raise ValueError(f"the S3 chunk size must be at least {S3_MIN_PART} bytes (S3's smallest part)")
         self.chunk_size = self.piece_size = int(chunk_size)
@@ -429,15 +442,28 @@ class S3Backend(StorageBackend):
             if path_style is None:
                 path_style = endpoint_url is not None  # S3 look-alikes rarely have wildcard DNS for buckets
             # the registry builds every request itself: botocore's validation of them is CPU for nothing
-            settings = {"max_pool_connections": 64, "retries": {"max_attempts": 3, "mode": "standard"},
-                        "s3": {"addressing_style": "path" if path_style else "auto"}, "parameter_validation": False}
+            settings = {
+                "max_pool_connections": 64,
+                "retries": {"max_attempts": 3, "mode": "standard"},
+                "s3": {"addressing_style": "path" if path_style else "auto"},
+                "parameter_validation": False,
+            }
             try:  # botocore >= 1.36 adds CRC checksums in Python to every PUT; the registry verifies sha256 itself
-                config = Config(**settings, request_checksum_calculation="when_required",
-                                response_checksum_validation="when_required")
+                config = Config(
+                    **settings,
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                )
             except TypeError:
                 config = Config(**settings)
-            client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-                                  aws_access_key_id=access_key, aws_secret_access_key=secret_key, config=config)
+            client = boto3.client(
+                "s3",
+                endpoint_url=endpoint_url,
+                region_name=region or "us-east-1",
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                config=config,
+            )
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -457,7 +483,7 @@ class S3Backend(StorageBackend):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _rel(self, full: str) -> str:
-        return full[len(self.prefix) + 1:] if self.prefix else full
+        return full[len(self.prefix) + 1 :] if self.prefix else full
 
     def get(self, key: str) -> bytes:
         try:
@@ -493,8 +519,9 @@ class S3Backend(StorageBackend):
                 raise KeyError(source)
             sizes.append(info.size)
         if len(sources) == 1:
-            self.client.copy_object(Bucket=self.bucket, Key=self._key(key),
-                                    CopySource={"Bucket": self.bucket, "Key": self._key(sources[0])})
+            self.client.copy_object(
+                Bucket=self.bucket, Key=self._key(key), CopySource={"Bucket": self.bucket, "Key": self._key(sources[0])}
+            )
             return
         if all(size >= S3_MIN_PART for size in sizes[:-1]):
             # server-side: every piece becomes one part, no byte passes through us
@@ -503,13 +530,17 @@ class S3Backend(StorageBackend):
             try:
                 parts = []
                 for number, source in enumerate(sources, 1):
-                    answer = self.client.upload_part_copy(Bucket=self.bucket, Key=full, UploadId=upload_id,
-                                                          PartNumber=number,
-                                                          CopySource={"Bucket": self.bucket,
-                                                                      "Key": self._key(source)})
+                    answer = self.client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+                    )
                     parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-                self.client.complete_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id,
-                                                      MultipartUpload={"Parts": parts})
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
             except BaseException:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
                 raise
@@ -577,9 +608,9 @@ class S3Backend(StorageBackend):
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
             for p in page.get("CommonPrefixes", []):
-                names.add(p["Prefix"][len(full):].rstrip("/"))
+                names.add(p["Prefix"][len(full) :].rstrip("/"))
             for o in page.get("Contents", []):
-                names.add(o["Key"][len(full):])
+                names.add(o["Key"][len(full) :])
         return sorted(n for n in names if n)
 
     def walk(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -596,14 +627,20 @@ class S3Backend(StorageBackend):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for upload in page.get("Uploads", []):
                 if upload["Initiated"].timestamp() < before:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
                     removed += 1
         return removed
 
     def status(self) -> dict:
-        return {"driver": self.name, "bucket": self.bucket, "prefix": self.prefix, "endpoint": self.endpoint_url,
-                "chunk_size": self.chunk_size}
+        return {
+            "driver": self.name,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "endpoint": self.endpoint_url,
+            "chunk_size": self.chunk_size,
+        }
 
 
 def _code(exc: Exception) -> str:

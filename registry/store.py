@@ -14,11 +14,32 @@ import json
 import threading
 from collections import OrderedDict
 
-from dockyard.oci import (ALL_MANIFESTS, DIGEST_RE, DOCKER_FOREIGN_LAYER, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED,
-                          IMAGE_MANIFESTS, INDEXES, TAG_RE, hasher, manifest_media_type, sha256_digest, valid_name)
+from dockyard.oci import (
+    ALL_MANIFESTS,
+    DIGEST_RE,
+    DOCKER_FOREIGN_LAYER,
+    DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED,
+    IMAGE_MANIFESTS,
+    INDEXES,
+    TAG_RE,
+    hasher,
+    manifest_media_type,
+    sha256_digest,
+    valid_name,
+)
 from .errors import RegistryError
-from .layout import (BASE, blob_key, layer_link, meta_key, repo_key, revision_link, split_digest, tag_index_link,
-                     tag_link)
+from .layout import (
+    BASE,
+    blob_key,
+    layer_link,
+    meta_key,
+    repo_key,
+    revision_link,
+    split_digest,
+    tag_index_link,
+    tag_link,
+)
 from .storage import StorageBackend
 from .gc import Fence
 from .uploads import Upload, UploadSessions
@@ -224,11 +245,13 @@ class RegistryStore:
         declared = manifest.get("mediaType")
         header = (content_type or "").split(";")[0].strip()
         if declared and header in ALL_MANIFESTS and header != declared:
-            raise RegistryError("MANIFEST_INVALID", f"mediaType in manifest ({declared}) does not match the "
-                                                    f"Content-Type ({header})")
+            raise RegistryError(
+                "MANIFEST_INVALID", f"mediaType in manifest ({declared}) does not match the Content-Type ({header})"
+            )
         if media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED) or manifest.get("schemaVersion") != 2:
-            raise RegistryError("MANIFEST_INVALID", "only schema version 2 manifests (Docker v2 schema 2, OCI) "
-                                                    "are accepted")
+            raise RegistryError(
+                "MANIFEST_INVALID", "only schema version 2 manifests (Docker v2 schema 2, OCI) are accepted"
+            )
         blobs: list[str] = []  # what this manifest references, and must exist in the repository
         children: list[str] = []
         if media_type in IMAGE_MANIFESTS:
@@ -260,8 +283,11 @@ class RegistryStore:
             digest = sha256_digest(body)
         own = f"{name}@{digest}"
         guard = self.fence.guard([*blobs, digest], [*(f"{name}@{c}" for c in children), own])
-        missing = [d for d in blobs if guard.is_doomed(d) or not self.backend.exists(layer_link(name, d))
-                   or self.blob_size(d) is None]
+        missing = [
+            d
+            for d in blobs
+            if guard.is_doomed(d) or not self.backend.exists(layer_link(name, d)) or self.blob_size(d) is None
+        ]
         missing += [c for c in children if guard.is_doomed(f"{name}@{c}") or not self.manifest_exists_in(name, c)]
         if missing:
             raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail=[{"digest": d} for d in missing])
@@ -273,8 +299,10 @@ class RegistryStore:
             if not (guard.is_doomed(digest) or guard.is_doomed(own)):
                 break
         if any(guard.is_doomed(d) for d in [*blobs, *(f"{name}@{c}" for c in children)]):
-            raise RegistryError("MANIFEST_BLOB_UNKNOWN", "a garbage collection is deleting content this manifest "
-                                                         "references: push it again")
+            raise RegistryError(
+                "MANIFEST_BLOB_UNKNOWN",
+                "a garbage collection is deleting content this manifest references: push it again",
+            )
         self.backend.put(revision_link(name, digest), digest.encode())
         if not is_digest:
             self.backend.put(tag_index_link(name, reference, digest), digest.encode())
@@ -304,8 +332,9 @@ class RegistryStore:
         self.backend.delete_tree(repo_key(name, "_manifests", "tags", tag))
 
     def tags(self, name: str, must_exist: bool = True) -> list[str]:
-        tags = [t for t in self.backend.list(repo_key(name, "_manifests", "tags"))
-                if self.backend.exists(tag_link(name, t))]
+        tags = [
+            t for t in self.backend.list(repo_key(name, "_manifests", "tags")) if self.backend.exists(tag_link(name, t))
+        ]
         if not tags and must_exist and not self.repo_exists(name):
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         return sorted(tags)

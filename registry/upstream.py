@@ -19,12 +19,14 @@ import httpx
 from dockyard.oci import DIGEST_RE, hasher, sha256_digest
 from dockyard.registry_hosts import tls_verify
 
-MANIFEST_ACCEPT = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 
 
 class UpstreamError(Exception):
@@ -53,9 +55,12 @@ class Upstream:
         scheme, _, host = self.base.partition("://")
         self.host = host.split("/")[0]
         self.auth = (username, password) if username else None
-        self.http = httpx.Client(verify=tls_verify(self.host, scheme == "http") if scheme == "https" else False,
-                                 timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=True,
-                                 headers={"User-Agent": "dockyard-registry (pull-through cache)"})
+        self.http = httpx.Client(
+            verify=tls_verify(self.host, scheme == "http") if scheme == "https" else False,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            follow_redirects=True,
+            headers={"User-Agent": "dockyard-registry (pull-through cache)"},
+        )
         self._scheme: tuple[str, dict[str, str]] | None = None
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -68,8 +73,9 @@ class Upstream:
             return None
         kind, params = self._scheme
         if kind == "basic":
-            return "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode() if self.auth \
-                else None
+            return (
+                "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode() if self.auth else None
+            )
         if kind != "bearer" or not params.get("realm"):
             return None
         with self._lock:
@@ -83,24 +89,28 @@ class Upstream:
             except httpx.TransportError as exc:
                 raise UpstreamUnavailable(f"token request to {params['realm']}: {exc}") from None
             if answer.status_code != 200:
-                raise UpstreamError(f"the upstream's token server answered {answer.status_code}",
-                                    401 if answer.status_code in (401, 403) else 502)
+                raise UpstreamError(
+                    f"the upstream's token server answered {answer.status_code}",
+                    401 if answer.status_code in (401, 403) else 502,
+                )
             body = answer.json()
             token = body.get("token") or body.get("access_token") or ""
             with self._lock:
                 self._tokens[scope] = token
         return f"Bearer {token}"
 
-    def request(self, method: str, path: str, scope: str, headers: dict | None = None,
-                stream: bool = False) -> httpx.Response:
+    def request(
+        self, method: str, path: str, scope: str, headers: dict | None = None, stream: bool = False
+    ) -> httpx.Response:
         for attempt in range(2):
             hdrs = dict(headers or {})
             authorization = self._authorization(scope, fresh=attempt > 0)
             if authorization:
                 hdrs["Authorization"] = authorization
             try:
-                response = self.http.send(self.http.build_request(method, f"{self.base}{path}", headers=hdrs),
-                                          stream=stream)
+                response = self.http.send(
+                    self.http.build_request(method, f"{self.base}{path}", headers=hdrs), stream=stream
+                )
             except httpx.TransportError as exc:
                 raise UpstreamUnavailable(f"{method} {self.base}{path}: {exc}") from None
             if response.status_code != 401 or attempt == 1:
@@ -115,14 +125,17 @@ class Upstream:
             raise UpstreamNotFound(f"{path}: not found upstream", 404)
         if response.status_code >= 400:
             response.close()
-            raise UpstreamError(f"{method} {self.base}{path}: HTTP {response.status_code}",
-                                401 if response.status_code in (401, 403) else 502)
+            raise UpstreamError(
+                f"{method} {self.base}{path}: HTTP {response.status_code}",
+                401 if response.status_code in (401, 403) else 502,
+            )
         return response
 
     def manifest(self, name: str, reference: str) -> tuple[bytes, str, str]:
         """(body, media type, digest), the body verified against the digest asked for, or the one announced."""
-        response = self.request("GET", f"/v2/{name}/manifests/{reference}", f"repository:{name}:pull",
-                                {"Accept": MANIFEST_ACCEPT})
+        response = self.request(
+            "GET", f"/v2/{name}/manifests/{reference}", f"repository:{name}:pull", {"Accept": MANIFEST_ACCEPT}
+        )
         body = response.content
         if DIGEST_RE.match(reference):
             h = hasher(reference)
@@ -134,8 +147,9 @@ class Upstream:
             digest = sha256_digest(body)
             announced = response.headers.get("Docker-Content-Digest", "")
             if announced.startswith("sha256:") and announced != digest:
-                raise UpstreamError(f"the upstream announced {announced} for {name}:{reference}, the content "
-                                    f"hashes to {digest}")
+                raise UpstreamError(
+                    f"the upstream announced {announced} for {name}:{reference}, the content hashes to {digest}"
+                )
         return body, response.headers.get("Content-Type", "").split(";")[0].strip(), digest
 
     def blob_size(self, name: str, digest: str) -> int:

@@ -50,8 +50,18 @@ __all__ = ["BuildError", "BuildOptions", "Builder", "Output"]
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 #: usable without an ARG; never recorded in history nor in cache keys (as in Docker)
-PREDEFINED_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-                   "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+PREDEFINED_ARGS = {
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+}
 
 
 class BuildError(DockyardError):
@@ -192,8 +202,9 @@ def _ports(words: list[str]) -> list[str]:
 
 
 class Builder:
-    def __init__(self, engine: Any, context: Context, options: BuildOptions, output: Output, cache: BuildCache,
-                 workdir: Path) -> None:
+    def __init__(
+        self, engine: Any, context: Context, options: BuildOptions, output: Output, cache: BuildCache, workdir: Path
+    ) -> None:
         self.engine = engine
         self.images = engine.images
         self.containers = engine.containers
@@ -246,16 +257,22 @@ class Builder:
                 commands = list(stage.commands)
                 if self.options.labels and number == len(self.selected) - 1:
                     text = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in self.options.labels.items())
-                    commands.append(Instruction(keyword="LABEL", rest=text, line=0, original=f"LABEL {text}",
-                                                flags={"__preset__": json.dumps(self.options.labels)}))
+                    commands.append(
+                        Instruction(
+                            keyword="LABEL",
+                            rest=text,
+                            line=0,
+                            original=f"LABEL {text}",
+                            flags={"__preset__": json.dumps(self.options.labels)},
+                        )
+                    )
                 for instr in commands:
                     await self._step_line(instr)
                     await self._dispatch(instr, state)
             assert state is not None
             if state.image_id is None:
                 raise BuildError("No image was generated. Is your Dockerfile empty?")
-            unused = sorted(a for a in self.options.build_args if a not in self.used_args
-                            and a not in PREDEFINED_ARGS)
+            unused = sorted(a for a in self.options.build_args if a not in self.used_args and a not in PREDEFINED_ARGS)
             if unused:
                 await self.out.stream(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
             return state.image_id
@@ -326,8 +343,9 @@ class Builder:
                 pass
         await self.out.stream(f"Pulling {base}\n")
         try:
-            return await asyncio.to_thread(transfer.pull_image, self.engine, base, self.registry_auth(base),
-                                           lambda message: None)
+            return await asyncio.to_thread(
+                transfer.pull_image, self.engine, base, self.registry_auth(base), lambda message: None
+            )
         except DockyardError as exc:
             if self.options.pull:
                 try:
@@ -338,11 +356,15 @@ class Builder:
 
     def registry_auth(self, base: str) -> dict:
         """Credentials for the base image's registry from ``X-Registry-Config``, if sent."""
-        domain = base.split("/", 1)[0] if "/" in base and any(c in base.split("/", 1)[0] for c in ".:") \
+        domain = (
+            base.split("/", 1)[0]
+            if "/" in base and any(c in base.split("/", 1)[0] for c in ".:")
             else "https://index.docker.io/v1/"
+        )
         for server, auth in (self.options.registry_config or {}).items():
-            if server.rstrip("/").removeprefix("https://").removeprefix("http://") == \
-                    domain.rstrip("/").removeprefix("https://").removeprefix("http://"):
+            if server.rstrip("/").removeprefix("https://").removeprefix("http://") == domain.rstrip("/").removeprefix(
+                "https://"
+            ).removeprefix("http://"):
                 return dict(auth)
         return {}
 
@@ -373,8 +395,9 @@ class Builder:
                 state.shell = list(shell)
         env_names = {e.partition("=")[0] for e in state.config.env or []}
         if "PATH" not in env_names:
-            state.config = state.config.model_copy(update={"env": [f"PATH={rootfs.DEFAULT_PATH}",
-                                                                   *(state.config.env or [])]})
+            state.config = state.config.model_copy(
+                update={"env": [f"PATH={rootfs.DEFAULT_PATH}", *(state.config.env or [])]}
+            )
         await self.out.stream(f" ---> {_short(state.image_id)}\n")
         triggers = list(state.config.on_build or [])
         if triggers:
@@ -401,11 +424,15 @@ class Builder:
         except copier.CopyError:
             raise
         except InvalidParameter as exc:
-            raise DockerfileError(instr.line, exc.message if exc.message.startswith(instr.keyword)
-                                  else f"{instr.keyword}: {exc.message}", instr.keyword) from None
+            raise DockerfileError(
+                instr.line,
+                exc.message if exc.message.startswith(instr.keyword) else f"{instr.keyword}: {exc.message}",
+                instr.keyword,
+            ) from None
 
-    async def _metadata_step(self, instr: Instruction, state: StageState, config: ContainerConfig,
-                             created_by: str, author: str | None = None) -> None:
+    async def _metadata_step(
+        self, instr: Instruction, state: StageState, config: ContainerConfig, created_by: str, author: str | None = None
+    ) -> None:
         """A step that only changes the config: cached by the resulting config."""
         key = step_key("meta", instr.keyword, created_by, config.api(), author)
         if await self._probe(state, key, created_by, config):
@@ -422,8 +449,9 @@ class Builder:
     def _parent(state: StageState) -> str:
         return state.image_id or ""
 
-    async def _probe(self, state: StageState, key: str, created_by: str = "",
-                     config: ContainerConfig | None = None) -> bool:
+    async def _probe(
+        self, state: StageState, key: str, created_by: str = "", config: ContainerConfig | None = None
+    ) -> bool:
         """Whether the step is cached (then ``state`` moves to the cached image).  ``created_by`` and
         the step's resulting ``config`` let ``--cache-from`` images stand in (:mod:`.cache`)."""
         if self.options.no_cache:
@@ -434,8 +462,9 @@ class Builder:
             if hit is not None and not any(in_chain(self.images, hit, s) for s in sources):
                 hit = None  # with --cache-from, only what those images are made of counts, as in Docker
             if hit is None and created_by:
-                hit = await asyncio.to_thread(from_sources, self.images, sources, state.image_id, created_by,
-                                              config or state.config)
+                hit = await asyncio.to_thread(
+                    from_sources, self.images, sources, state.image_id, created_by, config or state.config
+                )
                 if hit is not None:
                     self.cache.record(self._parent(state), key, hit)
         if hit is None:
@@ -483,8 +512,9 @@ class Builder:
             pairs = list(json.loads(preset).items())
         else:
             env = self._sub_env(state)
-            pairs = [(self._word(instr, k, env), self._word(instr, v, env))
-                     for k, v in parse_pairs(instr, instr.escape)]
+            pairs = [
+                (self._word(instr, k, env), self._word(instr, v, env)) for k, v in parse_pairs(instr, instr.escape)
+            ]
         labels = dict(state.config.labels or {})
         for name, value in pairs:
             if not name:
@@ -495,8 +525,7 @@ class Builder:
         await self._metadata_step(instr, state, config, self._nop("LABEL " + shown))
 
     async def _do_maintainer(self, instr: Instruction, state: StageState) -> None:
-        await self._metadata_step(instr, state, state.config, self._nop("MAINTAINER " + instr.rest),
-                                  author=instr.rest)
+        await self._metadata_step(instr, state, state.config, self._nop("MAINTAINER " + instr.rest), author=instr.rest)
 
     async def _do_arg(self, instr: Instruction, state: StageState) -> None:
         env = self._sub_env(state)
@@ -690,8 +719,10 @@ class Builder:
             sources: list[copier.Source] = []
             local = [p for p in patterns if not (add and re.match(r"^https?://", p))]
             if local and source_root is None:
-                raise copier.CopyError(f"{what} failed: no build context: the Dockerfile came on its own "
-                                       f"(build -), so there are no files to {what} (sources: {' '.join(local)})")
+                raise copier.CopyError(
+                    f"{what} failed: no build context: the Dockerfile came on its own "
+                    f"(build -), so there are no files to {what} (sources: {' '.join(local)})"
+                )
             for pattern in patterns:
                 if add and re.match(r"^https?://", pattern):
                     sources.append(await self._download(pattern, scratch, dest))
@@ -706,8 +737,18 @@ class Builder:
             kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
             summary = step_key(digests) if len(digests) > 1 else digests[0]
             created_by = f"/bin/sh -c #(nop) {what} {kind}:{summary} in {dest} "
-            key = step_key(what, digests, [s.archive for s in sources], [s.name for s in sources], dest,
-                           state.config.working_dir, chown, chmod, from_id, state.config.api())
+            key = step_key(
+                what,
+                digests,
+                [s.archive for s in sources],
+                [s.name for s in sources],
+                dest,
+                state.config.working_dir,
+                chown,
+                chmod,
+                from_id,
+                state.config.api(),
+            )
             if await self._probe(state, key, created_by):
                 return
             parent = self._parent(state)
@@ -726,8 +767,9 @@ class Builder:
                 await asyncio.to_thread(release)
             shutil.rmtree(scratch, ignore_errors=True)
 
-    async def _source_root(self, instr: Instruction, state: StageState, env: dict[str, str]
-                           ) -> tuple[Path | None, Callable[[], None] | None, str, str]:
+    async def _source_root(
+        self, instr: Instruction, state: StageState, env: dict[str, str]
+    ) -> tuple[Path | None, Callable[[], None] | None, str, str]:
         """(root, release, label, image ID) of the files COPY reads: the context, a stage or an image."""
         if "from" not in instr.flags:
             if not self.context.has_context:
@@ -768,8 +810,12 @@ class Builder:
                 filled = int(50 * done / total)
                 bar = "[" + "=" * max(filled - 1, 0) + (">" if filled < 50 else "=") + " " * (50 - filled) + "] "
             text = f"{bar}{_size(done)}/{_size(total)}" if total else _size(done)
-            message = {"status": "Downloading", "progressDetail": {"current": done, "total": total},
-                       "progress": text, "id": ""}
+            message = {
+                "status": "Downloading",
+                "progressDetail": {"current": done, "total": total},
+                "progress": text,
+                "id": "",
+            }
             pending.append(asyncio.run_coroutine_threadsafe(self.out.message(message), loop))
 
         path, name, mtime = await asyncio.to_thread(copier.download, url, scratch, progress)
@@ -786,8 +832,11 @@ class Builder:
         declared = {k: v for k, v in state.args.items() if v is not None}
         env_names = {e.partition("=")[0] for e in state.config.env or []}
         build_env = [f"{k}={v}" for k, v in sorted(declared.items()) if k not in env_names]
-        proxies = [f"{k}={v}" for k, v in sorted(self.options.build_args.items())
-                   if k in PREDEFINED_ARGS and v is not None and k not in declared and k not in env_names]
+        proxies = [
+            f"{k}={v}"
+            for k, v in sorted(self.options.build_args.items())
+            if k in PREDEFINED_ARGS and v is not None and k not in declared and k not in env_names
+        ]
         for k in self.options.build_args:
             if k in PREDEFINED_ARGS:
                 self.used_args.add(k)
@@ -797,17 +846,28 @@ class Builder:
         if await self._probe(state, key, created_by):
             return
         if state.image_id is None:
-            raise BuildError(f"The command '{shown}' cannot run: the image is empty (FROM scratch has no "
-                             f"{argv[0]})", 127)
+            raise BuildError(
+                f"The command '{shown}' cannot run: the image is empty (FROM scratch has no {argv[0]})", 127
+            )
         parent = self._parent(state)
         config = state.config
         request = CreateRequest(
-            image=state.image_id, cmd=argv, entrypoint=[], env=[*build_env, *proxies], user=config.user,
-            working_dir=config.working_dir, labels=None,
-            host_config=HostConfig(network_mode=self.options.network_mode, memory=self.options.memory,
-                                   memory_swap=self.options.memory_swap, cpu_shares=self.options.cpu_shares,
-                                   cpuset_cpus=self.options.cpuset_cpus,
-                                   extra_hosts=self.options.extra_hosts or None))
+            image=state.image_id,
+            cmd=argv,
+            entrypoint=[],
+            env=[*build_env, *proxies],
+            user=config.user,
+            working_dir=config.working_dir,
+            labels=None,
+            host_config=HostConfig(
+                network_mode=self.options.network_mode,
+                memory=self.options.memory,
+                memory_swap=self.options.memory_swap,
+                cpu_shares=self.options.cpu_shares,
+                cpuset_cpus=self.options.cpuset_cpus,
+                extra_hosts=self.options.extra_hosts or None,
+            ),
+        )
         created = await self.containers.create(request, None)
         cid = created["Id"]
         self.live_containers.add(cid)
@@ -881,8 +941,8 @@ class Builder:
                             text.append(decoder.decode(buffer))
                             buffer = b""
                         break
-                    text.append(decoder.decode(buffer[8:8 + size]))
-                    buffer = buffer[8 + size:]
+                    text.append(decoder.decode(buffer[8 : 8 + size]))
+                    buffer = buffer[8 + size :]
                 if text and "".join(text):
                     await self.out.stream("".join(text))
             rest = decoder.decode(buffer, final=True)
@@ -895,8 +955,14 @@ class Builder:
     def _commit(self, state: StageState, layer: str | None, created_by: str) -> str:
         """A new image: ``layer``'s diff (None, or no change: no new layer) on the current image."""
         return self.images.child_image(
-            state.image_id, state.config.model_copy(deep=True), created_by, layer, author=state.author or "",
-            skip_empty_diff=True, base_config=ImageConfig(architecture=_arch(), os="linux"))
+            state.image_id,
+            state.config.model_copy(deep=True),
+            created_by,
+            layer,
+            author=state.author or "",
+            skip_empty_diff=True,
+            base_config=ImageConfig(architecture=_arch(), os="linux"),
+        )
 
 
 def _arch() -> str:

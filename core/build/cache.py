@@ -56,8 +56,9 @@ class BuildCache:
 
     def lookup(self, parent: str | None, key: str) -> str | None:
         with self._lock:
-            row = self._db.execute("SELECT image_id FROM build_cache WHERE parent=? AND key=?",
-                                   (parent or "", key)).fetchone()
+            row = self._db.execute(
+                "SELECT image_id FROM build_cache WHERE parent=? AND key=?", (parent or "", key)
+            ).fetchone()
         if row is None:
             return None
         image_id = row[0]
@@ -69,8 +70,10 @@ class BuildCache:
 
     def record(self, parent: str | None, key: str, image_id: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO build_cache(parent, key, image_id, created) VALUES (?,?,?,?)",
-                             (parent or "", key, image_id, iso_now()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO build_cache(parent, key, image_id, created) VALUES (?,?,?,?)",
+                (parent or "", key, image_id, iso_now()),
+            )
 
     def prune(self, until: float | None = None) -> list[str]:
         """Forget entries (recorded before ``until``, a unix time, when given); returns their IDs
@@ -104,12 +107,12 @@ def _valid_parent(target: Any, parent: Any | None) -> bool:
         return True
     if len(parent.history) >= len(target.history) or len(parent.rootfs.diff_ids) > len(target.rootfs.diff_ids):
         return False
-    return ([h.model_dump() for h in parent.history] == [h.model_dump() for h in target.history[:len(parent.history)]]
-            and parent.rootfs.diff_ids == target.rootfs.diff_ids[:len(parent.rootfs.diff_ids)])
+    return [h.model_dump() for h in parent.history] == [
+        h.model_dump() for h in target.history[: len(parent.history)]
+    ] and parent.rootfs.diff_ids == target.rootfs.diff_ids[: len(parent.rootfs.diff_ids)]
 
 
-def from_sources(images: Any, sources: list[str], parent_id: str | None, created_by: str, config: Any) \
-        -> str | None:
+def from_sources(images: Any, sources: list[str], parent_id: str | None, created_by: str, config: Any) -> str | None:
     """The image a ``--cache-from`` source gives a step (see the module docstring), or None.
     Blocks: reads the store and may record a restored image."""
     from dockyard.images import chain_id
@@ -125,7 +128,7 @@ def from_sources(images: Any, sources: list[str], parent_id: str | None, created
             continue
         if len(target.history) - 1 == depth:
             return source
-        layers = sum(1 for h in target.history[:depth + 1] if not h.empty_layer)
+        layers = sum(1 for h in target.history[: depth + 1] if not h.empty_layer)
         diff_ids = target.rootfs.diff_ids[:layers]
         top = None
         for diff_id in diff_ids:

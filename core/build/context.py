@@ -80,6 +80,7 @@ def unpack_body(raw: BinaryIO, target: Path) -> bytes | None:
 
 # -- remote contexts ------------------------------------------------------------------------------
 
+
 def is_git_url(url: str) -> bool:
     if url.startswith(("git://", "git@", "github.com/", "file://", "ssh://")):
         return True
@@ -102,7 +103,7 @@ def _git_remote(remote: str) -> str:
         remote = "https://" + remote
     if any(c in remote for c in "\0\n\r\t ") or remote.startswith("-"):
         raise InvalidParameter(f"unable to prepare context: invalid git URL {remote!r}")
-    scp = re.fullmatch(r"([A-Za-z0-9._-]+)@([^:/]+):(.+)", remote)    # git@host:owner/repo.git (ssh)
+    scp = re.fullmatch(r"([A-Za-z0-9._-]+)@([^:/]+):(.+)", remote)  # git@host:owner/repo.git (ssh)
     if scp:
         user, host, path = scp.groups()
         if user.startswith("-") or not _HOST.fullmatch(host) or path.startswith("-"):
@@ -110,16 +111,25 @@ def _git_remote(remote: str) -> str:
         return remote
     parts = urlsplit(remote)
     if parts.scheme not in GIT_TRANSPORTS:
-        raise InvalidParameter(f"unable to prepare context: git transport {parts.scheme or 'local path'!r} is not "
-                               f"allowed (use one of {', '.join(GIT_TRANSPORTS)})")
+        raise InvalidParameter(
+            f"unable to prepare context: git transport {parts.scheme or 'local path'!r} is not "
+            f"allowed (use one of {', '.join(GIT_TRANSPORTS)})"
+        )
     if not _HOST.fullmatch(parts.hostname or "") or (parts.username or "").startswith("-"):
         raise InvalidParameter(f"unable to prepare context: invalid git URL {remote!r}")
     return remote
 
 
 def _git(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_SSH_COMMAND="ssh -oBatchMode=yes",
-               GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null", GIT_PROTOCOL_FROM_USER="0")
+    env = dict(
+        os.environ,
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="true",
+        GIT_SSH_COMMAND="ssh -oBatchMode=yes",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_PROTOCOL_FROM_USER="0",
+    )
     allow = ["-c", "protocol.allow=never"] + [a for t in GIT_TRANSPORTS for a in ("-c", f"protocol.{t}.allow=always")]
     return subprocess.run(["git", *allow, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
@@ -151,8 +161,9 @@ def fetch_git(url: str, target: Path) -> Path:
     # checkout has no --end-of-options; "--" after the commit does it (validated refs never start with "-")
     done = _git(["checkout", "-q", checkout, "--"], target)
     if done.returncode:
-        raise InvalidParameter(f"unable to prepare context: unable to checkout {ref or 'HEAD'} of {remote}: "
-                               f"{done.stderr.strip()}")
+        raise InvalidParameter(
+            f"unable to prepare context: unable to checkout {ref or 'HEAD'} of {remote}: {done.stderr.strip()}"
+        )
     done = _git(["submodule", "update", "--init", "--recursive", "--depth", "1"], target)
     if done.returncode:
         raise InvalidParameter(f"unable to prepare context: submodules of {remote}: {done.stderr.strip()}")
@@ -176,8 +187,10 @@ def fetch_url(url: str, target: Path, scratch: Path) -> bytes | None:
         with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0)) as client:
             with client.stream("GET", url) as response:
                 if response.status_code != 200:
-                    raise InvalidParameter(f"unable to prepare context: error downloading remote context {url}: "
-                                           f"HTTP {response.status_code}")
+                    raise InvalidParameter(
+                        f"unable to prepare context: error downloading remote context {url}: "
+                        f"HTTP {response.status_code}"
+                    )
                 with open(path, "wb") as out:
                     for chunk in response.iter_bytes(1 << 20):
                         out.write(chunk)
@@ -190,6 +203,7 @@ def fetch_url(url: str, target: Path, scratch: Path) -> bytes | None:
 
 
 # -- the Dockerfile and .dockerignore ---------------------------------------------------------------
+
 
 def _read_dockerfile(root: Path, name: str) -> tuple[bytes, str]:
     name = name or "Dockerfile"
@@ -219,18 +233,25 @@ def prepare(workdir: Path, body: BinaryIO | None, remote: str, dockerfile_name: 
         elif re.match(r"^https?://", remote):
             dockerfile_text = fetch_url(remote, root, workdir)
         else:
-            raise InvalidParameter(f"unable to prepare context: remote {remote!r} is neither a git repository "
-                                   "nor an http(s) URL")
+            raise InvalidParameter(
+                f"unable to prepare context: remote {remote!r} is neither a git repository nor an http(s) URL"
+            )
     elif body is not None:
         dockerfile_text = unpack_body(body, root)
     else:
         dockerfile_text = b""
     if dockerfile_text is not None:  # a lone Dockerfile: no context
         if not dockerfile_text.strip():
-            raise InvalidParameter("the build context is empty: send a tar of the context, a Dockerfile, or "
-                                   "use remote=")
-        return Context(root=root, dockerfile=dockerfile_text, dockerfile_name=dockerfile_name or "Dockerfile",
-                       has_context=False, origin=origin)
+            raise InvalidParameter(
+                "the build context is empty: send a tar of the context, a Dockerfile, or use remote="
+            )
+        return Context(
+            root=root,
+            dockerfile=dockerfile_text,
+            dockerfile_name=dockerfile_name or "Dockerfile",
+            has_context=False,
+            origin=origin,
+        )
     text, name = _read_dockerfile(root, dockerfile_name)
     matcher = None
     ignore = root / ".dockerignore"
@@ -243,5 +264,4 @@ def prepare(workdir: Path, body: BinaryIO | None, remote: str, dockerfile_name: 
             apply_to_tree(root, matcher)
         except OSError as exc:
             raise DockyardError(f"applying .dockerignore: {exc}") from exc
-    return Context(root=root, dockerfile=text, dockerfile_name=name, has_context=True, ignore=matcher,
-                   origin=origin)
+    return Context(root=root, dockerfile=text, dockerfile_name=name, has_context=True, ignore=matcher, origin=origin)

@@ -36,8 +36,16 @@ from dockyard.build.dockerignore import glob_regex
 from dockyard.errors import InvalidParameter
 from dockyard.images import decompressed
 
-__all__ = ["CopyError", "Source", "resolve_sources", "digest", "copy_into", "parse_chown", "is_archive",
-           "extract_archive"]
+__all__ = [
+    "CopyError",
+    "Source",
+    "resolve_sources",
+    "digest",
+    "copy_into",
+    "parse_chown",
+    "is_archive",
+    "extract_archive",
+]
 
 WILDCARDS = re.compile(r"[*?\[]")
 
@@ -64,8 +72,9 @@ def _st(path: Path) -> os.stat_result | None:
         return None
 
 
-def resolve_sources(root: Path, patterns: list[str], what: str, context_label: str = "build context",
-                    excluded=None) -> list[Source]:
+def resolve_sources(
+    root: Path, patterns: list[str], what: str, context_label: str = "build context", excluded=None
+) -> list[Source]:
     """The sources a COPY/ADD names, in order (globs expanded, sorted as Docker walks)."""
     found: list[Source] = []
     for pattern in patterns:
@@ -76,8 +85,10 @@ def resolve_sources(root: Path, patterns: list[str], what: str, context_label: s
         if WILDCARDS.search(rel):
             matches = _glob(root, normal.lstrip("/"))
             if not matches:
-                raise CopyError(f"{what} failed: no source files were specified (nothing in the {context_label} "
-                                f"matches {pattern!r})")
+                raise CopyError(
+                    f"{what} failed: no source files were specified (nothing in the {context_label} "
+                    f"matches {pattern!r})"
+                )
             for match in matches:
                 host = rootfs.resolve_in_root(root, match)
                 st = _st(host)
@@ -88,8 +99,10 @@ def resolve_sources(root: Path, patterns: list[str], what: str, context_label: s
         host = rootfs.resolve_in_root(root, normal)
         st = _st(host)
         if st is None:
-            raise CopyError(f"{what} failed: file not found in {context_label} or excluded by .dockerignore: "
-                            f"stat {pattern}: file does not exist")
+            raise CopyError(
+                f"{what} failed: file not found in {context_label} or excluded by .dockerignore: "
+                f"stat {pattern}: file does not exist"
+            )
         name = posixpath.basename(normal) or "/"
         found.append(Source(path=host, name=name, is_dir=stat.S_ISDIR(st.st_mode)))
     return found
@@ -122,6 +135,7 @@ def _glob(root: Path, pattern: str) -> list[str]:
 
 
 # -- hashing ------------------------------------------------------------------------------------------
+
 
 def _file_digest(path: str) -> str:
     h = hashlib.sha256()
@@ -159,6 +173,7 @@ def digest(source: Source) -> str:
 
 # -- ownership ------------------------------------------------------------------------------------------
 
+
 def _lookup(root: Path, file: str, name: str, id_field: int) -> int | None:
     try:
         text = rootfs.resolve_in_root(root, file).read_text(errors="replace")
@@ -182,21 +197,26 @@ def parse_chown(spec: str, root: Path | None) -> tuple[int, int]:
     else:
         found = _lookup(root, "/etc/passwd", user, 2) if root is not None else None
         if found is None:
-            raise CopyError(f"unable to convert uid/gid chown string to host mapping: can't find uid for user "
-                            f"{user}: no such user: {user}")
+            raise CopyError(
+                f"unable to convert uid/gid chown string to host mapping: can't find uid for user "
+                f"{user}: no such user: {user}"
+            )
         uid = found
     if group.isdigit():
         gid = int(group)
     else:
         found = _lookup(root, "/etc/group", group, 2) if root is not None else None
         if found is None:
-            raise CopyError(f"unable to convert uid/gid chown string to host mapping: can't find gid for group "
-                            f"{group}: no such group: {group}")
+            raise CopyError(
+                f"unable to convert uid/gid chown string to host mapping: can't find gid for group "
+                f"{group}: no such group: {group}"
+            )
         gid = found
     return uid, gid
 
 
 # -- archives (ADD) ---------------------------------------------------------------------------------------
+
 
 def is_archive(path: Path) -> bool:
     try:
@@ -241,6 +261,7 @@ def _ensure_dir(root: Path, dest: str, owner: tuple[int, int] | None = None) -> 
 
 # -- writing ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Item:
     source: Source
@@ -254,8 +275,9 @@ def plan(sources: list[Source], dest: str, workdir: str, root: Path, what: str) 
     if not dest.startswith("/"):
         dest = posixpath.join(workdir or "/", dest)
     if len(sources) > 1 and not dest_is_dir:
-        raise CopyError(f"When using {what} with more than one source file, the destination must be a directory "
-                        "and end with a /")
+        raise CopyError(
+            f"When using {what} with more than one source file, the destination must be a directory and end with a /"
+        )
     target = posixpath.normpath(dest)
     if target.startswith("//"):
         target = target[1:]
@@ -291,8 +313,10 @@ def copy_into(root: Path, items: list[_Item], owner: tuple[int, int] | None, chm
 
     def produce() -> None:
         try:
-            with os.fdopen(write_fd, "wb") as out, \
-                    tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            with (
+                os.fdopen(write_fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf,
+            ):
                 for item in plain:
                     _add(tf, item, uid, gid, chmod)
         except BaseException as exc:  # seen by the reader as a truncated tar; reported below
@@ -315,8 +339,9 @@ def copy_into(root: Path, items: list[_Item], owner: tuple[int, int] | None, chm
         raise applied
 
 
-def _info(tf: tarfile.TarFile, path: str, arcname: str, uid: int, gid: int, chmod: int | None,
-          source: Source) -> tarfile.TarInfo | None:
+def _info(
+    tf: tarfile.TarFile, path: str, arcname: str, uid: int, gid: int, chmod: int | None, source: Source
+) -> tarfile.TarInfo | None:
     info = tf.gettarinfo(path, arcname)
     if info is None:  # sockets
         return None

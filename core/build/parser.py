@@ -29,8 +29,24 @@ from dockyard.errors import InvalidParameter
 __all__ = ["Dockerfile", "DockerfileError", "Instruction", "Stage", "parse", "parse_pairs", "INSTRUCTIONS"]
 
 INSTRUCTIONS = {
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL", "MAINTAINER",
-    "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 }
 #: flags each instruction accepts (values are strings; booleans are "true")
 FLAGS = {
@@ -156,13 +172,14 @@ def _split_flags(keyword: str, rest: str, line: int) -> tuple[dict[str, str], st
         name = match.group(1).lower()
         if name not in allowed:
             if keyword == "RUN" and name in ("mount", "network", "security"):
-                raise DockerfileError(line, f"RUN --{name} needs BuildKit; this is the classic builder "
-                                            "(DOCKER_BUILDKIT=0)", keyword)
+                raise DockerfileError(
+                    line, f"RUN --{name} needs BuildKit; this is the classic builder (DOCKER_BUILDKIT=0)", keyword
+                )
             raise DockerfileError(line, f"{keyword}: unknown flag: --{name}", keyword)
         if name in flags:
             raise DockerfileError(line, f"{keyword}: duplicate flag specified: --{name}", keyword)
         flags[name] = match.group(2) if match.group(2) is not None else "true"
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
     return flags, rest
 
 
@@ -178,9 +195,12 @@ def _json_form(keyword: str, rest: str, line: int) -> list[str] | None:
         return value
     # "[ -f x ] && ..." is a shell command; '["...' can only be an attempt at the exec form
     if text.startswith(('["', "['")) or re.search(r'"\s*,\s*"', text):
-        raise DockerfileError(line, f"{keyword}: invalid JSON array (exec form): {text} (use double quotes, "
-                                    "commas between strings and a closing bracket, or write the shell form)",
-                              keyword)
+        raise DockerfileError(
+            line,
+            f"{keyword}: invalid JSON array (exec form): {text} (use double quotes, "
+            "commas between strings and a closing bracket, or write the shell form)",
+            keyword,
+        )
     return None
 
 
@@ -198,17 +218,19 @@ def parse_pairs(instruction: Instruction, escape: str) -> list[tuple[str, str]]:
         if keyword == "LABEL" or len(words) < 2:
             if keyword == "ENV" and len(words) < 2:
                 raise instruction.error("ENV must have two arguments (ENV name value, or ENV name=value ...)")
-            raise instruction.error(f"{keyword}: syntax error - can't find = in {words[0]!r}. "
-                                    "Must be of the form: name=value")
+            raise instruction.error(
+                f"{keyword}: syntax error - can't find = in {words[0]!r}. Must be of the form: name=value"
+            )
         name = words[0]
-        value = instruction.rest.strip()[len(name):].strip()
+        value = instruction.rest.strip()[len(name) :].strip()
         return [(name, value)]
     pairs = []
     for word in words:
         name, sep, value = word.partition("=")
         if not sep:
-            raise instruction.error(f"{keyword}: syntax error - can't find = in {word!r}. "
-                                    "Must be of the form: name=value")
+            raise instruction.error(
+                f"{keyword}: syntax error - can't find = in {word!r}. Must be of the form: name=value"
+            )
         if not name:
             raise instruction.error(f"{keyword} names can not be blank")
         pairs.append((name, value))
@@ -242,12 +264,15 @@ def _check(instr: Instruction, escape: str, nested: bool) -> None:
         if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
             raise instr.error("FROM requires either one or three arguments (FROM image [AS name])")
         if len(words) == 3 and not STAGE_NAME.match(words[2].lower()):
-            raise instr.error(f"invalid name for build stage: {words[2]!r}, name can't start with a number or "
-                              "contain symbols")
+            raise instr.error(
+                f"invalid name for build stage: {words[2]!r}, name can't start with a number or contain symbols"
+            )
     elif keyword in ("COPY", "ADD"):
         if len(words) < 2:
-            raise instr.error(f"{keyword} requires at least two arguments, but only one was provided. "
-                              "Destination could not be determined.")
+            raise instr.error(
+                f"{keyword} requires at least two arguments, but only one was provided. "
+                "Destination could not be determined."
+            )
     elif keyword == "RUN":
         if instr.json_args is None and not rest:
             raise instr.error("RUN requires at least one argument")
@@ -305,7 +330,7 @@ def parse(text: str | bytes) -> Dockerfile:
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DockerfileError(text[:exc.start].count(b"\n") + 1, "the Dockerfile is not valid UTF-8") from None
+            raise DockerfileError(text[: exc.start].count(b"\n") + 1, "the Dockerfile is not valid UTF-8") from None
     text = text.removeprefix("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     directives, start = _directives(lines)
@@ -327,12 +352,13 @@ def parse(text: str | bytes) -> Dockerfile:
             stages.append(Stage(index=len(stages), name=name, base=words[0], source=instr))
         elif not stages:
             if instr.keyword != "ARG":
-                raise instr.error(f"{instr.keyword}: no build stage in current context: a Dockerfile must begin "
-                                  "with FROM (only ARG, comments and parser directives may come before it)")
+                raise instr.error(
+                    f"{instr.keyword}: no build stage in current context: a Dockerfile must begin "
+                    "with FROM (only ARG, comments and parser directives may come before it)"
+                )
             meta_args.append(instr)
         else:
             stages[-1].commands.append(instr)
     if not stages:
-        raise DockerfileError(1, "the Dockerfile has no FROM instruction (file with no "
-                                                  "instructions or only ARG)")
+        raise DockerfileError(1, "the Dockerfile has no FROM instruction (file with no instructions or only ARG)")
     return Dockerfile(escape=escape, directives=directives, meta_args=meta_args, stages=stages)

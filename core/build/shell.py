@@ -98,7 +98,7 @@ class _Lexer:
         end = self.text.find("'", self.pos)
         if end < 0:
             raise ShellError(f"unexpected end of statement while looking for matching single-quote in {self.text!r}")
-        value = self.text[self.pos:end]
+        value = self.text[self.pos : end]
         self.pos = end + 1
         return value
 
@@ -107,8 +107,9 @@ class _Lexer:
         while True:
             ch = self.next()
             if ch == "":
-                raise ShellError(f"unexpected end of statement while looking for matching double-quote in "
-                                 f"{self.text!r}")
+                raise ShellError(
+                    f"unexpected end of statement while looking for matching double-quote in {self.text!r}"
+                )
             if ch == '"':
                 return "".join(out)
             if ch == "$":
@@ -126,10 +127,10 @@ class _Lexer:
         start = self.pos
         if self.peek().isdigit():  # positional parameters are one digit
             self.next()
-            return self.text[start:self.pos]
+            return self.text[start : self.pos]
         while self.peek() and self.peek() in _NAME_CHARS:
             self.next()
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def dollar(self) -> str:
         if self.peek() != "{":

@@ -16,8 +16,7 @@ from dockyard.daemon import guard, openapi, ui
 from dockyard.daemon.deps import ENGINE
 from dockyard.daemon.http import MAX_BODY, api_middleware, error_response
 from dockyard.daemon.tls import TlsConnection, is_loopback
-from dockyard.daemon.routes import (build, containers, distribution, execs, images, layers, networks, system,
-                                    volumes)
+from dockyard.daemon.routes import build, containers, distribution, execs, images, layers, networks, system, volumes
 from dockyard.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -58,12 +57,14 @@ async def _unknown(request: web.Request) -> web.Response:
     return error_response(f"page not found: {request.method} {request.path}", 404)
 
 
-def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
-             ui_assets: ui.UiAssets | None = None) -> web.Application:
+def make_app(
+    engine: Engine, guard_config: guard.GuardConfig | None = None, ui_assets: ui.UiAssets | None = None
+) -> web.Application:
     """The API (and with ``ui_assets``, the web UI at /ui/); /openapi.json and /docs describe the API."""
     # client_max_size caps what request.read() holds in memory (413 beyond); large bodies are streamed
-    app = web.Application(middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())],
-                          client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[api_middleware, guard.middleware(guard_config or guard.GuardConfig())], client_max_size=MAX_BODY
+    )
     app[ENGINE] = engine
     for module in (system, layers, distribution, images, containers, execs, volumes, networks, build):
         module.register(app)
@@ -74,9 +75,16 @@ def make_app(engine: Engine, guard_config: guard.GuardConfig | None = None,
     return app
 
 
-async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *,
-                tls: ssl.SSLContext | None = None, cors_origin: str = "",
-                ui_assets: ui.UiAssets | None = None, debug: bool = False) -> None:
+async def serve(
+    engine: Engine,
+    addresses: list[Address],
+    stop: asyncio.Event,
+    *,
+    tls: ssl.SSLContext | None = None,
+    cors_origin: str = "",
+    ui_assets: ui.UiAssets | None = None,
+    debug: bool = False,
+) -> None:
     """Serve the API on every address until ``stop`` is set (TCP ones over ``tls`` when given; the web UI
     too with ``ui_assets``; with ``debug``, callbacks that hold the loop are logged)."""
     loop = asyncio.get_running_loop()
@@ -86,14 +94,22 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="driver"))
     engine.containers.loop = loop
     await engine.containers.recover()
-    app = make_app(engine, guard.GuardConfig.for_listeners(cors_origin, [a.host for a in addresses
-                                                                          if a.scheme == "tcp"],
-                                                           own_origin=ui_assets is not None), ui_assets)
+    app = make_app(
+        engine,
+        guard.GuardConfig.for_listeners(
+            cors_origin, [a.host for a in addresses if a.scheme == "tcp"], own_origin=ui_assets is not None
+        ),
+        ui_assets,
+    )
     # long-lived streams (wait, logs -f, attach) must not hold up a SIGTERM shutdown
     access = logging.getLogger("dockyard.access")
-    runner = web.AppRunner(app, handler_cancellation=False, shutdown_timeout=1.0,
-                           access_log=access if access.isEnabledFor(logging.DEBUG) else None,
-                           access_log_format='%r %s %b %Tfs')
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=False,
+        shutdown_timeout=1.0,
+        access_log=access if access.isEnabledFor(logging.DEBUG) else None,
+        access_log_format="%r %s %b %Tfs",
+    )
     await runner.setup()
     tls_servers: list[asyncio.AbstractServer] = []
     rotation = asyncio.ensure_future(engine.containers.log_rotator.run())
@@ -109,8 +125,11 @@ async def serve(engine: Engine, addresses: list[Address], stop: asyncio.Event, *
             elif tls is not None:
                 # TLS is terminated by TlsConnection (half-closes survive), which hands aiohttp's server
                 # the decrypted connection
-                tls_servers.append(await loop.create_server(lambda: TlsConnection(tls, runner.server),
-                                                            address.host, address.port, reuse_address=True))
+                tls_servers.append(
+                    await loop.create_server(
+                        lambda: TlsConnection(tls, runner.server), address.host, address.port, reuse_address=True
+                    )
+                )
                 _warn_plain_tcp(address, tls)
             else:
                 site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
@@ -133,11 +152,17 @@ def _warn_plain_tcp(address: Address, tls: ssl.SSLContext | None) -> None:
     if tls is not None and tls.verify_mode == ssl.CERT_REQUIRED:
         return
     if tls is None and is_loopback(address.host):
-        log.warning("API listening on %s without TLS: every local user (and process) can reach it and is root on "
-                    "this host through it", address)
+        log.warning(
+            "API listening on %s without TLS: every local user (and process) can reach it and is root on "
+            "this host through it",
+            address,
+        )
         return
     log.warning("!" * 78)
-    log.warning("API listening on %s %s: anyone who can reach this address is root on this host. Use "
-                "--tlsverify with --tlscacert, --tlscert and --tlskey (mutual TLS), or listen on a unix socket.",
-                address, "with TLS but without client verification" if tls else "WITHOUT TLS")
+    log.warning(
+        "API listening on %s %s: anyone who can reach this address is root on this host. Use "
+        "--tlsverify with --tlscacert, --tlscert and --tlskey (mutual TLS), or listen on a unix socket.",
+        address,
+        "with TLS but without client verification" if tls else "WITHOUT TLS",
+    )
     log.warning("!" * 78)

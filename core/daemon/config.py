@@ -69,8 +69,13 @@ class DaemonConfig(BaseModel):
     def tls_settings(self) -> "TlsSettings":
         from dockyard.daemon.tls import TlsSettings
 
-        return TlsSettings(enabled=self.tls or self.tlsverify, verify=self.tlsverify, cacert=self.tlscacert,
-                           cert=self.tlscert, key=self.tlskey)
+        return TlsSettings(
+            enabled=self.tls or self.tlsverify,
+            verify=self.tlsverify,
+            cacert=self.tlscacert,
+            cert=self.tlscert,
+            key=self.tlskey,
+        )
 
     def addresses(self) -> list[Address]:
         return [parse_host(h) for h in self.hosts]

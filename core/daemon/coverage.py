@@ -47,8 +47,18 @@ from pydantic import BaseModel
 from dockyard.daemon.params import Endpoint
 from dockyard.models.api import Allowed, NoOp, Refused, marker_of
 
-__all__ = ["Row", "STATUSES", "app_endpoints", "daemon_endpoints", "find_spec", "load_spec", "parse", "render",
-           "spec_rows", "statuses"]
+__all__ = [
+    "Row",
+    "STATUSES",
+    "app_endpoints",
+    "daemon_endpoints",
+    "find_spec",
+    "load_spec",
+    "parse",
+    "render",
+    "spec_rows",
+    "statuses",
+]
 
 STATUSES = ("implemented", "values", "refused", "no-op", "endpoint 501", "endpoint 503", "ignored", "missing")
 ALLOWED_STATUSES = STATUSES[:-2]
@@ -280,14 +290,23 @@ def render(rows: list[Row]) -> str:
     for row in rows:
         if (row.method, row.path) != current:
             current = (row.method, row.path)
-            lines += ["", f"## {row.method} {row.path}", "", f"Endpoint: **{row.status}**"
-                      + (f" — {row.note}" if row.note else ""), "",
-                      "| parameter | in | type | status | notes |", "|---|---|---|---|---|"]
+            lines += [
+                "",
+                f"## {row.method} {row.path}",
+                "",
+                f"Endpoint: **{row.status}**" + (f" — {row.note}" if row.note else ""),
+                "",
+                "| parameter | in | type | status | notes |",
+                "|---|---|---|---|---|",
+            ]
             continue
         lines.append(f"| `{row.param}` | {row.where} | {row.kind} | {row.status} | {_cell(row.note)} |")
     text = "\n".join(lines) + "\n"
-    return re.sub(r"\n\| parameter \| in \| type \| status \| notes \|\n\|---\|---\|---\|---\|---\|\n(?=\n|$)",
-                  "\n(no parameters)\n", text)
+    return re.sub(
+        r"\n\| parameter \| in \| type \| status \| notes \|\n\|---\|---\|---\|---\|---\|\n(?=\n|$)",
+        "\n(no parameters)\n",
+        text,
+    )
 
 
 def _cell(text: str) -> str:

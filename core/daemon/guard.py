@@ -36,8 +36,10 @@ from dockyard.errors import Forbidden
 log = logging.getLogger(__name__)
 
 #: Docker's CORS answer (api/server/middleware/cors.go)
-CORS_HEADERS = {"Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth",
-                "Access-Control-Allow-Methods": "HEAD, GET, POST, DELETE, PUT, OPTIONS"}
+CORS_HEADERS = {
+    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth",
+    "Access-Control-Allow-Methods": "HEAD, GET, POST, DELETE, PUT, OPTIONS",
+}
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,17 @@ def middleware(config: GuardConfig) -> Middleware:
         if origin is not None:
             if not config.cors_origin or config.cors_origin not in ("*", origin):
                 log.warning("refused a cross-origin %s %s from %s", request.method, request.path, origin)
-                raise Forbidden(f"cross-origin requests are refused (Origin: {origin}); start the daemon with "
-                                "--api-cors-header to allow one")
+                raise Forbidden(
+                    f"cross-origin requests are refused (Origin: {origin}); start the daemon with "
+                    "--api-cors-header to allow one"
+                )
         if tcp and not tls:
             host = _host_name(request.headers.get("Host", ""))
             if not host or not (_is_ip(host) or host in config.host_names):
                 log.warning("refused %s %s for Host %r", request.method, request.path, host)
-                raise Forbidden(f"Host {host!r} does not name this daemon; use its address, localhost or a name "
-                                "given with -H")
+                raise Forbidden(
+                    f"Host {host!r} does not name this daemon; use its address, localhost or a name given with -H"
+                )
         if origin is not None and request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=200)
         else:

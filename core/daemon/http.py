@@ -87,20 +87,28 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     version = request.match_info.get("version")
     if version:
         if _version_tuple(version) > _version_tuple(API_VERSION):
-            return _with_headers(error_response(
-                f"client version {version} is too new. Maximum supported API version is {API_VERSION}", 400))
+            return _with_headers(
+                error_response(
+                    f"client version {version} is too new. Maximum supported API version is {API_VERSION}", 400
+                )
+            )
         if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
-            return _with_headers(error_response(
-                f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
-                "please upgrade your client to a newer version", 400))
+            return _with_headers(
+                error_response(
+                    f"client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+                    "please upgrade your client to a newer version",
+                    400,
+                )
+            )
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status == 413:  # aiohttp's text names the limit and the size
             response = error_response(f"request body too large: {exc.text}", 413)
         elif exc.status >= 400:
-            response = error_response(exc.reason if exc.status != 404 else
-                                      f"page not found: {request.method} {request.path}", exc.status)
+            response = error_response(
+                exc.reason if exc.status != 404 else f"page not found: {request.method} {request.path}", exc.status
+            )
         else:
             raise
     except NotModified:
@@ -140,8 +148,17 @@ def _short_validation(exc: ValueError) -> str:
     return str(exc)
 
 
-def add_route(app: web.Application, method: str, path: str, handler: Handler, *, query: type[Query] | None = None,
-              body: type[BaseModel] | None = None, optional_body: bool = False, binary_body: bool = False) -> None:
+def add_route(
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: Handler,
+    *,
+    query: type[Query] | None = None,
+    body: type[BaseModel] | None = None,
+    optional_body: bool = False,
+    binary_body: bool = False,
+) -> None:
     """Register ``path`` both unversioned and under ``/v{version}``, with what it reads: its query
     model, its JSON body model or a binary body (see :mod:`dockyard.daemon.params`)."""
     bound = bind(handler, Endpoint(query=query, body=body, optional_body=optional_body, binary_body=binary_body))
@@ -174,8 +191,8 @@ class Unframe:
             size = int.from_bytes(self.pending[4:8], "big")
             if len(self.pending) < 8 + size:
                 break
-            out += self.pending[8:8 + size]
-            self.pending = self.pending[8 + size:]
+            out += self.pending[8 : 8 + size]
+            self.pending = self.pending[8 + size :]
         return bytes(out)
 
 
@@ -279,8 +296,9 @@ def large_pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
-async def stream_from_thread(request: web.Request, produce: Callable[[Any], None], content_type: str,
-                             headers: dict[str, str] | None = None) -> web.StreamResponse:
+async def stream_from_thread(
+    request: web.Request, produce: Callable[[Any], None], content_type: str, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
     """Run ``produce(file)`` in a thread writing into a pipe; stream the pipe out.
 
     The loop reads the pipe without blocking, and the pipe holds the worker back when the client
@@ -303,8 +321,9 @@ async def stream_from_thread(request: web.Request, produce: Callable[[Any], None
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                os.fdopen(read_fd, "rb", buffering=0))
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+    )
     response = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
     thread = threading.Thread(target=worker, name="stream-producer", daemon=True)
     try:
@@ -401,9 +420,11 @@ async def spool_from_thread(request: web.Request, produce: Callable[[Any], None]
     return path if done else None
 
 
-async def stream_file(request: web.Request, path: str, content_type: str,
-                      headers: dict[str, str] | None = None) -> web.StreamResponse:
+async def stream_file(
+    request: web.Request, path: str, content_type: str, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
     """Stream a spooled file (:func:`spool_from_thread`) to the client, then remove it."""
+
     def copy(out: BinaryIO) -> None:
         out.flush()
         with open(path, "rb") as f:  # kernel to kernel, as export's own sendfile into the pipe was

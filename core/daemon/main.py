@@ -30,8 +30,9 @@ def _lock_pidfile(path: Path) -> int:
     except BlockingIOError:
         other = os.read(fd, 32).decode().strip() or "?"
         os.close(fd)
-        raise Conflict(f"another dockyard daemon (pid {other}) is using {path}; "
-                       "only one daemon may run on a data root") from None
+        raise Conflict(
+            f"another dockyard daemon (pid {other}) is using {path}; only one daemon may run on a data root"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
@@ -80,17 +81,29 @@ def run(config: DaemonConfig) -> int:
         tls = config.tls_settings().context()
         ui = UiAssets.find(config.ui_vendor) if config.ui else None
         security = DaemonSecurity.from_options(config.seccomp_profile, config.no_new_privileges)
-        engine = Engine.open(config.data_root, config.storage_driver, config.exec_driver, config.network_driver,
-                             {"storage": config.storage_opts, "network": config.network_opts,
-                              "exec": config.exec_options(),
-                              "distribution": config.distribution_options()},
-                             migrate_storage=config.storage_migrate, security=security,
-                             log_config=config.log_config())
+        engine = Engine.open(
+            config.data_root,
+            config.storage_driver,
+            config.exec_driver,
+            config.network_driver,
+            {
+                "storage": config.storage_opts,
+                "network": config.network_opts,
+                "exec": config.exec_options(),
+                "distribution": config.distribution_options(),
+            },
+            migrate_storage=config.storage_migrate,
+            security=security,
+            log_config=config.log_config(),
+        )
     except DockyardError as exc:
         log.error("cannot start: %s", exc)
         return 1
-    log.info("dockyard daemon: data root %s, storage %s, exec %s, network %s", config.data_root,
-             *(engine.drivers.names[k] for k in ("storage", "exec", "network")))
+    log.info(
+        "dockyard daemon: data root %s, storage %s, exec %s, network %s",
+        config.data_root,
+        *(engine.drivers.names[k] for k in ("storage", "exec", "network")),
+    )
     engine.observers.daemon_configured(config)
 
     async def main() -> None:
@@ -98,8 +111,15 @@ def run(config: DaemonConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(engine, config.addresses(), stop, tls=tls, cors_origin=config.api_cors_header,
-                    ui_assets=ui, debug=config.debug)
+        await serve(
+            engine,
+            config.addresses(),
+            stop,
+            tls=tls,
+            cors_origin=config.api_cors_header,
+            ui_assets=ui,
+            debug=config.debug,
+        )
 
     try:
         asyncio.run(main())

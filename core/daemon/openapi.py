@@ -49,8 +49,9 @@ class Answer:
     stream: bool = False  # a stream of messages (JSON lines, raw output, tar)
 
 
-def _ok(model: type[BaseModel] | None = None, *, status: int = 200, many: bool = False,
-        description: str = "no error") -> tuple[Answer, ...]:
+def _ok(
+    model: type[BaseModel] | None = None, *, status: int = 200, many: bool = False, description: str = "no error"
+) -> tuple[Answer, ...]:
     return (Answer(status, description, model, many, JSON if model else None),)
 
 
@@ -86,24 +87,26 @@ RESPONSES: dict[tuple[str, str], tuple[Answer, ...]] = {
     ("POST", "/containers/{id}/resize"): (Answer(200, "no error", media=None),),
     ("DELETE", "/containers/{id}"): _no_content(),
     ("POST", "/containers/{id}/wait"): _ok(r.ContainerWaitResponse),
-    ("POST", "/containers/{id}/attach"): (Answer(101, "the connection, hijacked: stdin in, output out", media=RAW,
-                                                 stream=True),),
+    ("POST", "/containers/{id}/attach"): (
+        Answer(101, "the connection, hijacked: stdin in, output out", media=RAW, stream=True),
+    ),
     ("GET", "/containers/{id}/logs"): _stream(RAW, "the log, in frames (or raw for a TTY container)"),
     ("GET", "/containers/{id}/top"): _ok(r.ContainerTopResponse),
-    ("GET", "/containers/{id}/stats"): (Answer(200, "one sample (stream=false) or one a line", media=JSON,
-                                               stream=True),),
+    ("GET", "/containers/{id}/stats"): (
+        Answer(200, "one sample (stream=false) or one a line", media=JSON, stream=True),
+    ),
     ("POST", "/containers/{id}/update"): _ok(r.ContainerUpdateResponse),
     ("GET", "/containers/{id}/changes"): _ok(r.FilesystemChange, many=True),
     ("GET", "/containers/{id}/export"): _stream(TAR, "the container's file system"),
     ("GET", "/containers/{id}/archive"): _stream(TAR, "the path, archived"),
-    ("HEAD", "/containers/{id}/archive"): (Answer(200, "the path's stat in X-Docker-Container-Path-Stat",
-                                                  media=None),),
+    ("HEAD", "/containers/{id}/archive"): (Answer(200, "the path's stat in X-Docker-Container-Path-Stat", media=None),),
     ("PUT", "/containers/{id}/archive"): (Answer(200, "extracted", media=None),),
     ("POST", "/commit"): _ok(r.IdResponse, status=201),
     # execs
     ("POST", "/containers/{id}/exec"): _ok(r.IdResponse, status=201),
-    ("POST", "/exec/{id}/start"): (Answer(200, "the exec's output (hijacked unless detached)", media=RAW,
-                                          stream=True),),
+    ("POST", "/exec/{id}/start"): (
+        Answer(200, "the exec's output (hijacked unless detached)", media=RAW, stream=True),
+    ),
     ("GET", "/exec/{id}/json"): _ok(r.ExecInspect),
     ("POST", "/exec/{id}/resize"): (Answer(200, "resized", media=None),),
     # images
@@ -137,13 +140,21 @@ RESPONSES: dict[tuple[str, str], tuple[Answer, ...]] = {
     ("GET", "/system/df"): _ok(r.SystemDataUsageResponse),
     ("GET", "/plugins"): _ok(r.Plugin, many=True),
     ("GET", "/images/{name}/get"): _stream(TAR, "the image, in docker-archive format"),
-    ("GET", "/containers/{id}/attach/ws"): (Answer(101, "a websocket carrying the container's stdio", media=None,
-                                                   stream=True),),
+    ("GET", "/containers/{id}/attach/ws"): (
+        Answer(101, "a websocket carrying the container's stdio", media=None, stream=True),
+    ),
 }
 
 #: the errors any operation may answer, as Docker does: {"message": ...}
-ERRORS = {400: "bad parameter", 403: "refused (origin or host)", 404: "no such object", 409: "conflict",
-          500: "server error", 501: "not implemented by a driver", 503: "unavailable"}
+ERRORS = {
+    400: "bad parameter",
+    403: "refused (origin or host)",
+    404: "no such object",
+    409: "conflict",
+    500: "server error",
+    501: "not implemented by a driver",
+    503: "unavailable",
+}
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
@@ -154,8 +165,7 @@ def _routes(app: web.Application) -> list[tuple[str, str, Any]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter") or ""
-        if (route.method == "*" or path.startswith(("/v{", "/ui", "/docs")) or path in ("/openapi.json",)
-                or not path):
+        if route.method == "*" or path.startswith(("/v{", "/ui", "/docs")) or path in ("/openapi.json",) or not path:
             continue
         found.append((route.method, _PARAM.sub(r"{\1}", path), route.handler))
     return found
@@ -192,11 +202,23 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, field in model.model_fields.items():
         keys = _filter_keys(field)
         if keys is not None:  # a JSON object in the query string: {"key": ["value", ...]}
-            parameters.append({"name": field.alias or name, "in": "query", "required": False,
-                               "description": "JSON-encoded filters: " + ", ".join(keys), "content": {JSON: {
-                                   "schema": {"type": "object", "propertyNames": {"enum": list(keys)},
-                                              "additionalProperties": {"type": "array",
-                                                                       "items": {"type": "string"}}}}}})
+            parameters.append(
+                {
+                    "name": field.alias or name,
+                    "in": "query",
+                    "required": False,
+                    "description": "JSON-encoded filters: " + ", ".join(keys),
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "type": "object",
+                                "propertyNames": {"enum": list(keys)},
+                                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                            }
+                        }
+                    },
+                }
+            )
             continue
         try:
             schema = TypeAdapter(field.annotation or Any).json_schema()
@@ -204,10 +226,17 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             schema = {"type": "string"}
         if schema.get("type") in ("object", "array") or "$ref" in schema or "$defs" in schema:
             schema = {"type": "string", "description": "JSON-encoded"}
-        parameter: dict[str, Any] = {"name": field.alias or name, "in": "query", "required": field.is_required(),
-                                     "schema": schema}
-        notes = [str(m.__class__.__name__).lower() + (f": {m.why}" if getattr(m, "why", "") else "")
-                 for m in field.metadata if m.__class__.__name__ in ("Refused", "Allowed", "NoOp")]
+        parameter: dict[str, Any] = {
+            "name": field.alias or name,
+            "in": "query",
+            "required": field.is_required(),
+            "schema": schema,
+        }
+        notes = [
+            str(m.__class__.__name__).lower() + (f": {m.why}" if getattr(m, "why", "") else "")
+            for m in field.metadata
+            if m.__class__.__name__ in ("Refused", "Allowed", "NoOp")
+        ]
         if field.description or notes:
             parameter["description"] = "; ".join(filter(None, [field.description or "", *notes]))
         parameters.append(parameter)
@@ -220,8 +249,9 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
     operation: dict[str, Any] = {"operationId": f"{module}.{handler.__name__}.{method.lower()}", "tags": [module]}
     if doc:
         operation["summary"] = doc
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in _PARAM.findall(path)]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in _PARAM.findall(path)
+    ]
     endpoint = getattr(handler, "endpoint", None)
     refused = getattr(endpoint, "refused", None)
     query_model = getattr(endpoint, "query", None)
@@ -231,8 +261,10 @@ def _operation(method: str, path: str, handler: Any, schemas: _Schemas) -> dict[
         operation["parameters"] = parameters
     body_model = getattr(endpoint, "body", None)
     if body_model is not None:
-        operation["requestBody"] = {"required": not getattr(endpoint, "optional_body", False),
-                                    "content": {JSON: {"schema": schemas.ref(body_model)}}}
+        operation["requestBody"] = {
+            "required": not getattr(endpoint, "optional_body", False),
+            "content": {JSON: {"schema": schemas.ref(body_model)}},
+        }
     elif getattr(endpoint, "binary_body", False):
         operation["requestBody"] = {"content": {TAR: {"schema": {"type": "string", "format": "binary"}}}}
     answers: dict[str, Any] = {}
@@ -275,16 +307,24 @@ def document(app: web.Application) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = _operation(method, path, handler, schemas)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "dockyard Engine API", "version": API_VERSION,
-                 "description": f"The Docker Engine API v{API_VERSION} as dockyard {__version__} serves it. Every "
-                                "path is also served without the version prefix.",
-                 "x-dockyard-version": __version__},
+        "info": {
+            "title": "dockyard Engine API",
+            "version": API_VERSION,
+            "description": f"The Docker Engine API v{API_VERSION} as dockyard {__version__} serves it. Every "
+            "path is also served without the version prefix.",
+            "x-dockyard-version": __version__,
+        },
         "servers": [{"url": f"/v{API_VERSION}"}],
         "paths": paths,
         "components": {
             "schemas": dict(sorted(schemas.components.items())),
-            "responses": {f"Error{status}": {"description": description, "content": {JSON: {"schema": {
-                "$ref": "#/components/schemas/ErrorResponse"}}}} for status, description in ERRORS.items()},
+            "responses": {
+                f"Error{status}": {
+                    "description": description,
+                    "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+                }
+                for status, description in ERRORS.items()
+            },
         },
     }
 
@@ -300,8 +340,10 @@ _DOCS = """<!doctype html>
 _INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
   supportedSubmitMethods: ["get", "head"]});
 """
-_DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-             "connect-src 'self'; frame-ancestors 'none'")
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 @functools.cache
@@ -327,8 +369,11 @@ def register(app: web.Application) -> None:
         return web.Response(body=cached[0], headers={"Content-Type": JSON})
 
     async def docs(request: web.Request) -> web.Response:
-        return web.Response(text=_DOCS, content_type="text/html",
-                            headers={"Content-Security-Policy": _DOCS_CSP, "X-Frame-Options": "DENY"})
+        return web.Response(
+            text=_DOCS,
+            content_type="text/html",
+            headers={"Content-Security-Policy": _DOCS_CSP, "X-Frame-Options": "DENY"},
+        )
 
     async def asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -338,10 +383,16 @@ def register(app: web.Application) -> None:
         if body is None:
             from dockyard.errors import NotFound
 
-            raise NotFound(f"no such file: {name}" if name not in ("swagger-ui.css", "swagger-ui-bundle.js") else
-                           "Swagger UI is not installed (pip install swagger-ui-bundle-v2); /openapi.json is")
-        return web.Response(body=body, content_type="text/css" if name.endswith(".css") else "text/javascript",
-                            headers={"Cache-Control": "max-age=3600"})
+            raise NotFound(
+                f"no such file: {name}"
+                if name not in ("swagger-ui.css", "swagger-ui-bundle.js")
+                else "Swagger UI is not installed (pip install swagger-ui-bundle-v2); /openapi.json is"
+            )
+        return web.Response(
+            body=body,
+            content_type="text/css" if name.endswith(".css") else "text/javascript",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     app.router.add_get("/openapi.json", spec)
     app.router.add_get("/docs", docs)

@@ -32,8 +32,21 @@ from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.filters import Filters
 from dockyard.models.api import check_supported, unsupported
 
-__all__ = ["Bool", "Endpoint", "FilterKeys", "FiltersParam", "Query", "RefusedEndpoint", "bind", "body",
-           "optional_body", "parse_body", "query", "read_json", "refuse"]
+__all__ = [
+    "Bool",
+    "Endpoint",
+    "FilterKeys",
+    "FiltersParam",
+    "Query",
+    "RefusedEndpoint",
+    "bind",
+    "body",
+    "optional_body",
+    "parse_body",
+    "query",
+    "read_json",
+    "refuse",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Q = TypeVar("Q", bound="Query")
@@ -185,8 +198,9 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     if request.content_type != "application/json":
-        raise InvalidParameter(f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): "
-                               "must be 'application/json'")
+        raise InvalidParameter(
+            f"unsupported Content-Type header ({request.headers.get('Content-Type', '')}): must be 'application/json'"
+        )
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:

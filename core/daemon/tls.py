@@ -86,7 +86,7 @@ class TlsConnection(asyncio.Protocol):
         self.app_factory = app_factory
         self.raw: asyncio.Transport | None = None
         self.inner: asyncio.Transport | None = None
-        self.pending: list[bytes] = []      # plain bytes decrypted before the inner side was ready
+        self.pending: list[bytes] = []  # plain bytes decrypted before the inner side was ready
         self.pending_eof = False
         self.handshaken = False
         self.closed = False
@@ -141,7 +141,7 @@ class TlsConnection(asyncio.Protocol):
                     break
                 except ssl.SSLZeroReturnError:
                     chunk = b""
-                if not chunk:   # close_notify (Go's tls.Conn.CloseWrite): the client is done sending
+                if not chunk:  # close_notify (Go's tls.Conn.CloseWrite): the client is done sending
                     self._plain_eof()
                     break
                 self._to_api(chunk)

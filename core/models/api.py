@@ -120,8 +120,10 @@ def unsupported(model: BaseModel, prefix: str = "") -> list[str]:
         if isinstance(marker, Allowed):
             if value not in marker.values and not (value is None and None in marker.values):
                 allowed = ", ".join(repr(v) for v in marker.values if v not in (None, "")) or "only the default"
-                problems.append(f"{path}={value!r} is not supported by dockyard (supported: {allowed})"
-                                + (f"; {marker.why}" if marker.why else ""))
+                problems.append(
+                    f"{path}={value!r} is not supported by dockyard (supported: {allowed})"
+                    + (f"; {marker.why}" if marker.why else "")
+                )
             continue
         if isinstance(marker, NoOp):
             continue

@@ -16,9 +16,21 @@ from pydantic import Field, field_validator, model_serializer
 
 from dockyard.models.api import Allowed, ApiModel, NoOp, Refused
 
-__all__ = ["ContainerConfig", "ContainerState", "CreateRequest", "EndpointIPAMConfig", "EndpointSettings",
-           "HealthConfig", "HostConfig", "LogConfig", "Mount", "NetworkingConfig", "RestartPolicy", "Resources",
-           "UpdateRequest"]
+__all__ = [
+    "ContainerConfig",
+    "ContainerState",
+    "CreateRequest",
+    "EndpointIPAMConfig",
+    "EndpointSettings",
+    "HealthConfig",
+    "HostConfig",
+    "LogConfig",
+    "Mount",
+    "NetworkingConfig",
+    "RestartPolicy",
+    "Resources",
+    "UpdateRequest",
+]
 
 
 def _none_is(default: Any) -> Any:
@@ -108,8 +120,9 @@ class Mount(ApiModel):
     source: str = ""
     type: Annotated[str, Allowed("bind", "volume", why="tmpfs and npipe mounts are not implemented")] = "volume"
     read_only: bool = False
-    consistency: Annotated[str, Allowed("", "default", "consistent", "cached", "delegated",
-                                        why="no effect on Linux, as in Docker")] = ""
+    consistency: Annotated[
+        str, Allowed("", "default", "consistent", "cached", "delegated", why="no effect on Linux, as in Docker")
+    ] = ""
     bind_options: BindOptions | None = None
     volume_options: VolumeOptions | None = None
     tmpfs_options: TmpfsOptions | None = None
@@ -126,8 +139,7 @@ class Resources(ApiModel):
     blkio_device_read_bps: Annotated[list[dict] | None, Refused()] = None
     blkio_device_write_bps: Annotated[list[dict] | None, Refused()] = None
     blkio_device_read_iops: Annotated[list[dict] | None, Refused()] = Field(default=None, alias="BlkioDeviceReadIOps")
-    blkio_device_write_iops: Annotated[list[dict] | None, Refused()] = Field(default=None,
-                                                                           alias="BlkioDeviceWriteIOps")
+    blkio_device_write_iops: Annotated[list[dict] | None, Refused()] = Field(default=None, alias="BlkioDeviceWriteIOps")
     cpu_period: Annotated[int, Refused()] = 0
     cpu_quota: Annotated[int, Refused()] = 0
     cpu_realtime_period: Annotated[int, Refused()] = 0
@@ -177,8 +189,9 @@ class HostConfig(Resources):
     dns_search: list[str] | None = Field(default_factory=list)
     extra_hosts: list[str] | None = None
     group_add: list[str] | None = None
-    ipc_mode: Annotated[str, Allowed("", "private", "shareable",
-                                     why="each container has an IPC namespace of its own")] = ""
+    ipc_mode: Annotated[
+        str, Allowed("", "private", "shareable", why="each container has an IPC namespace of its own")
+    ] = ""
     cgroup: Annotated[str, Allowed("")] = ""
     links: list[str] | None = None
     oom_score_adj: Annotated[int, Refused()] = 0
@@ -210,9 +223,19 @@ class HostConfig(Resources):
         return {} if value is None else value
 
     _null_strings = field_validator("network_mode", mode="before")(_none_is("default"))
-    _null_plain = field_validator("volume_driver", "runtime", "container_id_file", "cgroupns_mode", "ipc_mode",
-                                  "cgroup", "pid_mode", "uts_mode", "userns_mode", "isolation",
-                                  mode="before")(_none_is(""))
+    _null_plain = field_validator(
+        "volume_driver",
+        "runtime",
+        "container_id_file",
+        "cgroupns_mode",
+        "ipc_mode",
+        "cgroup",
+        "pid_mode",
+        "uts_mode",
+        "userns_mode",
+        "isolation",
+        mode="before",
+    )(_none_is(""))
 
     @field_validator("console_size")
     @classmethod
@@ -274,10 +297,12 @@ class ContainerConfig(ApiModel):
             return [value]
         return value
 
-    _null_strings = field_validator("hostname", "domainname", "user", "image", "working_dir",
-                                    mode="before")(_none_is(""))
-    _null_bools = field_validator("attach_stdin", "attach_stdout", "attach_stderr", "tty", "open_stdin", "stdin_once",
-                                  mode="before")(_none_is(False))
+    _null_strings = field_validator("hostname", "domainname", "user", "image", "working_dir", mode="before")(
+        _none_is("")
+    )
+    _null_bools = field_validator(
+        "attach_stdin", "attach_stdout", "attach_stderr", "tty", "open_stdin", "stdin_once", mode="before"
+    )(_none_is(False))
 
     def api(self) -> dict[str, Any]:
         data = super().api()
@@ -311,12 +336,11 @@ class EndpointSettings(ApiModel):
     ip_address: Annotated[str | None, NoOp(_SET_BY_DOCKER)] = Field(default=None, alias="IPAddress")
     ip_prefix_len: Annotated[int | None, NoOp(_SET_BY_DOCKER)] = Field(default=None, alias="IPPrefixLen")
     ipv6_gateway: Annotated[str | None, NoOp(_SET_BY_DOCKER)] = Field(default=None, alias="IPv6Gateway")
-    global_ipv6_address: Annotated[str | None, NoOp(_SET_BY_DOCKER)] = Field(default=None,
-                                                                             alias="GlobalIPv6Address")
-    global_ipv6_prefix_len: Annotated[int | None, NoOp(_SET_BY_DOCKER)] = Field(default=None,
-                                                                                alias="GlobalIPv6PrefixLen")
-    mac_address: Annotated[str | None, NoOp("API 1.41 takes a container's MAC address from Config.MacAddress")] \
-        = None
+    global_ipv6_address: Annotated[str | None, NoOp(_SET_BY_DOCKER)] = Field(default=None, alias="GlobalIPv6Address")
+    global_ipv6_prefix_len: Annotated[int | None, NoOp(_SET_BY_DOCKER)] = Field(
+        default=None, alias="GlobalIPv6PrefixLen"
+    )
+    mac_address: Annotated[str | None, NoOp("API 1.41 takes a container's MAC address from Config.MacAddress")] = None
     driver_opts: Annotated[dict[str, str] | None, Refused("endpoint driver options")] = None
 
 

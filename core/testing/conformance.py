@@ -89,9 +89,17 @@ def make_tar(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return out.getvalue()
 
 
-def entry(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, uid: int = 0, gid: int = 0,
-          mtime: int = 1_600_000_000, linkname: str = "", xattrs: dict[str, bytes] | None = None,
-          dev: tuple[int, int] = (0, 0)) -> tarfile.TarInfo:
+def entry(
+    name: str,
+    kind: bytes = tarfile.REGTYPE,
+    mode: int = 0o644,
+    uid: int = 0,
+    gid: int = 0,
+    mtime: int = 1_600_000_000,
+    linkname: str = "",
+    xattrs: dict[str, bytes] | None = None,
+    dev: tuple[int, int] = (0, 0),
+) -> tarfile.TarInfo:
     """A tar header with numeric owners and no user/group names."""
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, gid, mtime
@@ -123,8 +131,17 @@ def snapshot(root: Path, content: bool = True) -> dict[str, tuple]:
             if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
                 link = groups.setdefault((st.st_dev, st.st_ino), rel)
             mtime = None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
-            result[rel] = (st.st_mode, st.st_uid, st.st_gid, 0 if stat.S_ISDIR(st.st_mode) else st.st_size,
-                           mtime, st.st_rdev, extra, link, tuple(sorted(archive._xattrs(path).items())))
+            result[rel] = (
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                0 if stat.S_ISDIR(st.st_mode) else st.st_size,
+                mtime,
+                st.st_rdev,
+                extra,
+                link,
+                tuple(sorted(archive._xattrs(path).items())),
+            )
     return result
 
 
@@ -215,8 +232,10 @@ def dump_tree(root: Path, limit: int = 300) -> str:
             except OSError:
                 continue
             target = f" -> {os.readlink(path)}" if stat.S_ISLNK(st.st_mode) else ""
-            lines.append(f"{stat.filemode(st.st_mode)} {st.st_uid}:{st.st_gid} {st.st_size:>10} "
-                         f"{os.path.relpath(path, root)}{target}")
+            lines.append(
+                f"{stat.filemode(st.st_mode)} {st.st_uid}:{st.st_gid} {st.st_size:>10} "
+                f"{os.path.relpath(path, root)}{target}"
+            )
             if len(lines) >= limit:
                 return "\n".join(lines + ["..."])
     return "\n".join(lines)
@@ -260,8 +279,10 @@ class StorageDriverSuite:
     def open_driver(self, config: pytest.Config, root: Path) -> Any:
         name = config.getoption("dockyard_storage_driver", default=None) or self.driver_name
         if not name:
-            pytest.fail(f"{type(self).__name__}: set driver_name, pass --dockyard-storage-driver "
-                        "or override the driver_factory fixture")
+            pytest.fail(
+                f"{type(self).__name__}: set driver_name, pass --dockyard-storage-driver "
+                "or override the driver_factory fixture"
+            )
         return driver_class("storage", name)(root, dict(self.driver_options))
 
     def reopen(self, config: pytest.Config, driver: Any, root: Path) -> Any:
@@ -399,16 +420,21 @@ class StorageDriverSuite:
         ids = []
         for i in range(25):
             lid = layer_id(f"chain{i}")
-            data = make_tar([(entry("chain", tarfile.DIRTYPE, 0o755), None),
-                             (entry(f"chain/{i}"), str(i).encode()),
-                             (entry("chain/top", mtime=1_600_000_000 + i), str(i).encode())])
+            data = make_tar(
+                [
+                    (entry("chain", tarfile.DIRTYPE, 0o755), None),
+                    (entry(f"chain/{i}"), str(i).encode()),
+                    (entry("chain/top", mtime=1_600_000_000 + i), str(i).encode()),
+                ]
+            )
             self.layer_from_tar(storage, lid, data, parent)
             ids.append(lid)
             parent = lid
         for i in (0, 12, 24):
             with mounted(storage, ids[i]) as path:
-                assert sorted(os.listdir(path / "chain"), key=lambda n: (n == "top", int(n) if n != "top" else 0)) \
-                    == [str(k) for k in range(i + 1)] + ["top"]
+                assert sorted(os.listdir(path / "chain"), key=lambda n: (n == "top", int(n) if n != "top" else 0)) == [
+                    str(k) for k in range(i + 1)
+                ] + ["top"]
                 assert (path / "chain/top").read_text() == str(i)
         assert {c.path for c in storage.changes(ids[24])} == {"/chain", "/chain/24", "/chain/top"}
         for lid in reversed(ids):
@@ -420,9 +446,13 @@ class StorageDriverSuite:
         writing, deleting and adding in A is seen neither in P nor in B.
         """
         p, a, b = layer_id("P"), layer_id("A"), layer_id("B")
-        self.layer_from_tar(storage, p, make_tar([(entry("shared"), b"p"),
-                                                  (entry("dir", tarfile.DIRTYPE, 0o755), None),
-                                                  (entry("dir/inner"), b"inner")]))
+        self.layer_from_tar(
+            storage,
+            p,
+            make_tar(
+                [(entry("shared"), b"p"), (entry("dir", tarfile.DIRTYPE, 0o755), None), (entry("dir/inner"), b"inner")]
+            ),
+        )
         storage.create_layer(a, p)
         storage.create_layer(b, p)
         with mounted(storage, p) as pp, mounted(storage, b) as bp:
@@ -447,14 +477,42 @@ class StorageDriverSuite:
         """
         parent, child, grand = layer_id("wp"), layer_id("wc"), layer_id("wg")
         d = lambda n: (entry(n, tarfile.DIRTYPE, 0o755), None)  # noqa: E731
-        self.layer_from_tar(storage, parent, make_tar([
-            d("a"), (entry("a/gone"), b"1"), (entry("a/kept"), b"2"), d("b"), d("b/sub"),
-            (entry("b/sub/deep"), b"3"), (entry("c"), b"4"), d("d"), (entry("d/old"), b"5"),
-            (entry("d/x"), b"6"), (entry("e"), b"7")]))
-        self.layer_from_tar(storage, child, make_tar([
-            d("a"), (entry("a/.wh.gone"), b""), (entry(".wh.b"), b""), (entry(".wh.c"), b""),
-            d("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/new"), b"8"),
-            (entry("nowhere/.wh.x"), b"")]), parent)
+        self.layer_from_tar(
+            storage,
+            parent,
+            make_tar(
+                [
+                    d("a"),
+                    (entry("a/gone"), b"1"),
+                    (entry("a/kept"), b"2"),
+                    d("b"),
+                    d("b/sub"),
+                    (entry("b/sub/deep"), b"3"),
+                    (entry("c"), b"4"),
+                    d("d"),
+                    (entry("d/old"), b"5"),
+                    (entry("d/x"), b"6"),
+                    (entry("e"), b"7"),
+                ]
+            ),
+        )
+        self.layer_from_tar(
+            storage,
+            child,
+            make_tar(
+                [
+                    d("a"),
+                    (entry("a/.wh.gone"), b""),
+                    (entry(".wh.b"), b""),
+                    (entry(".wh.c"), b""),
+                    d("d"),
+                    (entry("d/.wh..wh..opq"), b""),
+                    (entry("d/new"), b"8"),
+                    (entry("nowhere/.wh.x"), b""),
+                ]
+            ),
+            parent,
+        )
         storage.create_layer(grand, child)
         for lid in (child, grand):
             with mounted(storage, lid) as path:
@@ -463,15 +521,29 @@ class StorageDriverSuite:
         with mounted(storage, parent) as path:
             assert (path / "b/sub/deep").exists() and (path / "d/old").exists()
         assert sorted((c.path, c.kind) for c in storage.changes(child)) == [
-            ("/a", 0), ("/a/gone", 2), ("/b", 2), ("/c", 2), ("/d", 0), ("/d/new", 1), ("/d/old", 2), ("/d/x", 2)]
+            ("/a", 0),
+            ("/a/gone", 2),
+            ("/b", 2),
+            ("/c", 2),
+            ("/d", 0),
+            ("/d/new", 1),
+            ("/d/old", 2),
+            ("/d/x", 2),
+        ]
 
     def test_opaque_after_children_keeps_this_layers_entries(self, storage: StorageDriver) -> None:
         parent, child = layer_id("op"), layer_id("oc")
-        self.layer_from_tar(storage, parent, make_tar([(entry("d", tarfile.DIRTYPE, 0o755), None),
-                                                       (entry("d/lower"), b"l")]))
-        self.layer_from_tar(storage, child, make_tar([(entry("d", tarfile.DIRTYPE, 0o755), None),
-                                                      (entry("d/upper"), b"u"),
-                                                      (entry("d/.wh..wh..opq"), b"")]), parent)
+        self.layer_from_tar(
+            storage, parent, make_tar([(entry("d", tarfile.DIRTYPE, 0o755), None), (entry("d/lower"), b"l")])
+        )
+        self.layer_from_tar(
+            storage,
+            child,
+            make_tar(
+                [(entry("d", tarfile.DIRTYPE, 0o755), None), (entry("d/upper"), b"u"), (entry("d/.wh..wh..opq"), b"")]
+            ),
+            parent,
+        )
         with mounted(storage, child) as path:
             assert os.listdir(path / "d") == ["upper"]
 
@@ -479,12 +551,29 @@ class StorageDriverSuite:
         """A/C/D as docker diff reports them, parents of changes included as C."""
         parent, child = layer_id("cp"), layer_id("cc")
         d = lambda n: (entry(n, tarfile.DIRTYPE, 0o755), None)  # noqa: E731
-        self.layer_from_tar(storage, parent, make_tar([
-            d("etc"), (entry("etc/hosts"), b"127.0.0.1"), (entry("etc/passwd"), b"root"),
-            (entry("etc/same"), b"same"), d("usr"), d("usr/bin"), (entry("usr/bin/tool", mode=0o755), b"t"),
-            d("var"), d("var/log"), (entry("var/log/old.log"), b"old"), d("var/cache"),
-            (entry("var/cache/c"), b"c"), (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="etc/ab"), None),
-            d("untouched"), (entry("untouched/f"), b"f")]))
+        self.layer_from_tar(
+            storage,
+            parent,
+            make_tar(
+                [
+                    d("etc"),
+                    (entry("etc/hosts"), b"127.0.0.1"),
+                    (entry("etc/passwd"), b"root"),
+                    (entry("etc/same"), b"same"),
+                    d("usr"),
+                    d("usr/bin"),
+                    (entry("usr/bin/tool", mode=0o755), b"t"),
+                    d("var"),
+                    d("var/log"),
+                    (entry("var/log/old.log"), b"old"),
+                    d("var/cache"),
+                    (entry("var/cache/c"), b"c"),
+                    (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="etc/ab"), None),
+                    d("untouched"),
+                    (entry("untouched/f"), b"f"),
+                ]
+            ),
+        )
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             (root / "etc/hosts").write_text("127.0.0.1 localhost")
@@ -500,18 +589,31 @@ class StorageDriverSuite:
             os.symlink("etc/cd", root / "lnk")  # same length, new target
             os.utime(root / "lnk", ns=(1_600_000_000 * 10**9,) * 2, follow_symlinks=False)
             os.utime(root / "untouched", ns=(1, 1))  # a directory's mtime alone is no change
-        expected = [("/etc", 0), ("/etc/hosts", 0), ("/etc/newfile", 1), ("/lnk", 0), ("/new", 1),
-                    ("/new/dir", 1), ("/new/dir/file", 1), ("/usr", 0), ("/usr/bin", 0),
-                    ("/usr/bin/tool", 0), ("/var", 0), ("/var/cache", 2), ("/var/log", 0),
-                    ("/var/log/old.log", 2)]
+        expected = [
+            ("/etc", 0),
+            ("/etc/hosts", 0),
+            ("/etc/newfile", 1),
+            ("/lnk", 0),
+            ("/new", 1),
+            ("/new/dir", 1),
+            ("/new/dir/file", 1),
+            ("/usr", 0),
+            ("/usr/bin", 0),
+            ("/usr/bin/tool", 0),
+            ("/var", 0),
+            ("/var/cache", 2),
+            ("/var/log", 0),
+            ("/var/log/old.log", 2),
+        ]
         assert sorted((c.path, c.kind) for c in storage.changes(child)) == expected
         assert storage.diff_size(child) == len("127.0.0.1 localhost") + len("new") + len("x") + len("t") + len("etc/cd")
 
     def test_changes_owner_and_xattr(self, storage: StorageDriver, need: Callable) -> None:
         need("ownership", "xattrs")
         parent, child = layer_id("xp"), layer_id("xc")
-        self.layer_from_tar(storage, parent, make_tar([(entry("owned"), b"o"), (entry("tagged"), b"t"),
-                                                       (entry("plain"), b"p")]))
+        self.layer_from_tar(
+            storage, parent, make_tar([(entry("owned"), b"o"), (entry("tagged"), b"t"), (entry("plain"), b"p")])
+        )
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             os.chown(root / "owned", 1234, 1234)
@@ -521,9 +623,18 @@ class StorageDriverSuite:
     def test_diff_replays_changes(self, storage: StorageDriver) -> None:
         """The diff of a layer, applied to its parent, gives the same tree and the same diff."""
         parent, child, replay = layer_id("dp"), layer_id("dc"), layer_id("dr")
-        self.layer_from_tar(storage, parent, make_tar([(entry("a"), b"1"), (entry("b"), b"2"),
-                                                       (entry("dir", tarfile.DIRTYPE, 0o755), None),
-                                                       (entry("dir/x"), b"3")]))
+        self.layer_from_tar(
+            storage,
+            parent,
+            make_tar(
+                [
+                    (entry("a"), b"1"),
+                    (entry("b"), b"2"),
+                    (entry("dir", tarfile.DIRTYPE, 0o755), None),
+                    (entry("dir/x"), b"3"),
+                ]
+            ),
+        )
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             (root / "a").unlink()
@@ -552,26 +663,65 @@ class StorageDriverSuite:
         xattrs = {"xattrs": {"user.dir": b"d"}} if caps.xattrs else {}
         d = lambda n, **kw: (entry(n, tarfile.DIRTYPE, kw.pop("mode", 0o755), **kw), None)  # noqa: E731
         parent, child, grand, replay = (layer_id(f"mh-{n}") for n in ("p", "c", "g", "r"))
-        self.layer_from_tar(storage, parent, make_tar([
-            d("etc"), (entry("etc/gone"), b"g"), (entry("etc/kept"), b"k"), d("opq"), (entry("opq/old"), b"o"),
-            d("opq/sub"), (entry("opq/sub/x"), b"x"), d("a", mode=0o750, **owner, **xattrs), d("a/b", mode=0o700),
-            (entry("a/b/old"), b"o"), (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real"), None), d("real"),
-            (entry("real/f"), b"f")]))
-        self.layer_from_tar(storage, child, make_tar([
-            (entry("etc/.wh.gone"), b""), (entry("opq/.wh..wh..opq"), b""), (entry("opq/new"), b"n"),
-            (entry("a/b/new"), b"n"), (entry("lnk/.wh.f"), b""), (entry("nowhere/.wh.x"), b"")]), parent)
+        self.layer_from_tar(
+            storage,
+            parent,
+            make_tar(
+                [
+                    d("etc"),
+                    (entry("etc/gone"), b"g"),
+                    (entry("etc/kept"), b"k"),
+                    d("opq"),
+                    (entry("opq/old"), b"o"),
+                    d("opq/sub"),
+                    (entry("opq/sub/x"), b"x"),
+                    d("a", mode=0o750, **owner, **xattrs),
+                    d("a/b", mode=0o700),
+                    (entry("a/b/old"), b"o"),
+                    (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real"), None),
+                    d("real"),
+                    (entry("real/f"), b"f"),
+                ]
+            ),
+        )
+        self.layer_from_tar(
+            storage,
+            child,
+            make_tar(
+                [
+                    (entry("etc/.wh.gone"), b""),
+                    (entry("opq/.wh..wh..opq"), b""),
+                    (entry("opq/new"), b"n"),
+                    (entry("a/b/new"), b"n"),
+                    (entry("lnk/.wh.f"), b""),
+                    (entry("nowhere/.wh.x"), b""),
+                ]
+            ),
+            parent,
+        )
         storage.create_layer(grand, child)
         with mounted(storage, parent) as p:
             expected_a = {n: snapshot(p)[n] for n in ("a", "a/b")}
         for lid in (child, grand):
             with mounted(storage, lid) as root:
                 tree = sorted(str(q.relative_to(root)) for q in root.rglob("*"))
-                assert tree == ["a", "a/b", "a/b/new", "a/b/old", "etc", "etc/kept", "lnk", "opq", "opq/new",
-                                "real"], lid
+                assert tree == ["a", "a/b", "a/b/new", "a/b/old", "etc", "etc/kept", "lnk", "opq", "opq/new", "real"], (
+                    lid
+                )
                 assert {n: snapshot(root)[n] for n in ("a", "a/b")} == expected_a, "implied parents keep their metadata"
         assert [(c.path, c.kind) for c in storage.changes(child)] == [
-            ("/a", 0), ("/a/b", 0), ("/a/b/new", 1), ("/etc", 0), ("/etc/gone", 2), ("/opq", 0), ("/opq/new", 1),
-            ("/opq/old", 2), ("/opq/sub", 2), ("/real", 0), ("/real/f", 2)]
+            ("/a", 0),
+            ("/a/b", 0),
+            ("/a/b/new", 1),
+            ("/etc", 0),
+            ("/etc/gone", 2),
+            ("/opq", 0),
+            ("/opq/new", 1),
+            ("/opq/old", 2),
+            ("/opq/sub", 2),
+            ("/real", 0),
+            ("/real/f", 2),
+        ]
         diff = read_all(storage.diff(child))
         self.layer_from_tar(storage, replay, diff, parent)
         with mounted(storage, child) as c, mounted(storage, replay) as r:
@@ -598,8 +748,12 @@ class StorageDriverSuite:
         os.symlink("ren/a", src / "lnk")
         parent, mid, child = layer_id("n-parent"), layer_id("n-mid"), layer_id("n-child")
         self.layer_from_tar(storage, parent, read_all(archive.export_tree(src)))
-        self.layer_from_tar(storage, mid, make_tar([(entry("mid"), b"m"), (entry(".wh.f2d"), b""),
-                                                    (entry("f2d", tarfile.DIRTYPE, 0o700), None)]), parent)
+        self.layer_from_tar(
+            storage,
+            mid,
+            make_tar([(entry("mid"), b"m"), (entry(".wh.f2d"), b""), (entry("f2d", tarfile.DIRTYPE, 0o700), None)]),
+            parent,
+        )
         storage.create_layer(child, mid)
         with mounted(storage, child) as root:
             shutil.move(root / "ren", root / "renamed")  # overlayfs: EXDEV, so copy + delete
@@ -644,18 +798,25 @@ class StorageDriverSuite:
     def test_apply_modes_and_owners(self, storage: StorageDriver, need: Callable) -> None:
         need("ownership")
         lid = layer_id("modes")
-        data = make_tar([(entry("suid", mode=0o4755, uid=0), b"s"), (entry("sgid", mode=0o2711, gid=50), b"g"),
-                         (entry("tmp", tarfile.DIRTYPE, 0o1777), None),
-                         (entry("user", mode=0o600, uid=1000, gid=1001), b"u"),
-                         (entry("ro-dir", tarfile.DIRTYPE, 0o555, uid=7, gid=8), None),
-                         (entry("ro-dir/inside", mode=0o444), b"i")])
+        data = make_tar(
+            [
+                (entry("suid", mode=0o4755, uid=0), b"s"),
+                (entry("sgid", mode=0o2711, gid=50), b"g"),
+                (entry("tmp", tarfile.DIRTYPE, 0o1777), None),
+                (entry("user", mode=0o600, uid=1000, gid=1001), b"u"),
+                (entry("ro-dir", tarfile.DIRTYPE, 0o555, uid=7, gid=8), None),
+                (entry("ro-dir/inside", mode=0o444), b"i"),
+            ]
+        )
         self.layer_from_tar(storage, lid, data)
         storage.create_layer(layer_id("modes-child"), lid)
         for target in (lid, layer_id("modes-child")):
             with mounted(storage, target) as root:
+
                 def mode(n: str) -> tuple[int, int, int]:
                     st = os.lstat(root / n)
                     return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
                 assert mode("suid") == (0o4755, 0, 0)
                 assert mode("sgid") == (0o2711, 0, 50)
                 assert mode("tmp") == (0o1777, 0, 0)
@@ -665,9 +826,13 @@ class StorageDriverSuite:
 
     def test_apply_symlinks(self, storage: StorageDriver) -> None:
         lid = layer_id("links")
-        data = make_tar([(entry("abs", tarfile.SYMTYPE, 0o777, linkname="/etc/passwd", mtime=1_234_567_890), None),
-                         (entry("rel", tarfile.SYMTYPE, 0o777, linkname="../../x"), None),
-                         (entry("dangling", tarfile.SYMTYPE, 0o777, linkname="nowhere"), None)])
+        data = make_tar(
+            [
+                (entry("abs", tarfile.SYMTYPE, 0o777, linkname="/etc/passwd", mtime=1_234_567_890), None),
+                (entry("rel", tarfile.SYMTYPE, 0o777, linkname="../../x"), None),
+                (entry("dangling", tarfile.SYMTYPE, 0o777, linkname="nowhere"), None),
+            ]
+        )
         self.layer_from_tar(storage, lid, data)
         with mounted(storage, lid) as root:
             assert os.readlink(root / "abs") == "/etc/passwd"
@@ -678,9 +843,14 @@ class StorageDriverSuite:
     def test_apply_and_copy_hardlinks(self, storage: StorageDriver, need: Callable) -> None:
         need("hardlinks")
         lid, child = layer_id("hl"), layer_id("hl-child")
-        data = make_tar([(entry("a"), b"shared"), (entry("b", tarfile.LNKTYPE, linkname="a"), None),
-                         (entry("sub", tarfile.DIRTYPE, 0o755), None),
-                         (entry("sub/c", tarfile.LNKTYPE, linkname="a"), None)])
+        data = make_tar(
+            [
+                (entry("a"), b"shared"),
+                (entry("b", tarfile.LNKTYPE, linkname="a"), None),
+                (entry("sub", tarfile.DIRTYPE, 0o755), None),
+                (entry("sub/c", tarfile.LNKTYPE, linkname="a"), None),
+            ]
+        )
         self.layer_from_tar(storage, lid, data)
         storage.create_layer(child, lid)
         for target in (lid, child):
@@ -693,15 +863,23 @@ class StorageDriverSuite:
         with mounted(storage, child) as root:
             os.link(root / "a", root / "d")
         members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(read_all(storage.diff(child))))}
-        assert members["d"].isreg() and members["d"].size == len(b"shared"), \
+        assert members["d"].isreg() and members["d"].size == len(b"shared"), (
             "a link to a lower layer's file carries the content"
+        )
 
     def test_apply_device_nodes(self, storage: StorageDriver, need: Callable) -> None:
         need("device_nodes")
         lid = layer_id("dev")
-        self.layer_from_tar(storage, lid, make_tar([
-            (entry("null", tarfile.CHRTYPE, 0o666, dev=(1, 3)), None),
-            (entry("loop9", tarfile.BLKTYPE, 0o660, gid=6, dev=(7, 9)), None)]))
+        self.layer_from_tar(
+            storage,
+            lid,
+            make_tar(
+                [
+                    (entry("null", tarfile.CHRTYPE, 0o666, dev=(1, 3)), None),
+                    (entry("loop9", tarfile.BLKTYPE, 0o660, gid=6, dev=(7, 9)), None),
+                ]
+            ),
+        )
         storage.create_layer(layer_id("dev-child"), lid)
         with mounted(storage, layer_id("dev-child")) as root:
             null, loop = os.lstat(root / "null"), os.lstat(root / "loop9")
@@ -722,9 +900,19 @@ class StorageDriverSuite:
         need("xattrs")
         cap = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_bind_service
         lid = layer_id("xattr")
-        self.layer_from_tar(storage, lid, make_tar([
-            (entry("ping", mode=0o4755, xattrs={"security.capability": cap, "user.bin": b"\xff\x00\x01"}), b"p"),
-            (entry("dir", tarfile.DIRTYPE, 0o755, xattrs={"user.dir": b"d"}), None)]))
+        self.layer_from_tar(
+            storage,
+            lid,
+            make_tar(
+                [
+                    (
+                        entry("ping", mode=0o4755, xattrs={"security.capability": cap, "user.bin": b"\xff\x00\x01"}),
+                        b"p",
+                    ),
+                    (entry("dir", tarfile.DIRTYPE, 0o755, xattrs={"user.dir": b"d"}), None),
+                ]
+            ),
+        )
         storage.create_layer(layer_id("xattr-child"), lid)
         for target in (lid, layer_id("xattr-child")):
             with mounted(storage, target) as root:
@@ -753,8 +941,13 @@ class StorageDriverSuite:
         lid = layer_id("mtime")
         info = entry("f", mtime=1_000_000_000)
         info.pax_headers["mtime"] = "1000000000.123456789"
-        self.layer_from_tar(storage, lid, make_tar([(entry("d", tarfile.DIRTYPE, 0o755, mtime=1_111_111_111), None),
-                                                    (entry("d/x"), b"x"), (info, b"f")]))
+        self.layer_from_tar(
+            storage,
+            lid,
+            make_tar(
+                [(entry("d", tarfile.DIRTYPE, 0o755, mtime=1_111_111_111), None), (entry("d/x"), b"x"), (info, b"f")]
+            ),
+        )
         with mounted(storage, lid) as root:
             assert os.lstat(root / "d").st_mtime_ns == 1_111_111_111 * 10**9, "directory mtime set after its children"
             precise = os.lstat(root / "f").st_mtime_ns
@@ -866,8 +1059,11 @@ class StorageDriverSuite:
                 os.utime(path, ns=(1_500_000_000 * 10**9,) * 2, follow_symlinks=False)
         canonical = read_all(archive.export_changes(new, archive.changes(new, old)))
         with tarfile.open(fileobj=io.BytesIO(parent_tar)) as tf:
-            keep = [(m, tf.extractfile(m).read() if m.isreg() else None)
-                    for m in tf.getmembers() if m.name in ("keep", "keep/same")]
+            keep = [
+                (m, tf.extractfile(m).read() if m.isreg() else None)
+                for m in tf.getmembers()
+                if m.name in ("keep", "keep/same")
+            ]
         with tarfile.open(fileobj=io.BytesIO(canonical)) as tf:
             assert "keep" not in tf.getnames()
             end = tf.offset  # where the end-of-archive blocks begin
@@ -889,8 +1085,9 @@ class StorageDriverSuite:
         (outside / "t").write_text("target")
         return outside, snapshot(outside)
 
-    @pytest.mark.parametrize("case", ["dotdot", "dotdot-deep", "hardlink-dotdot", "hardlink-abs",
-                                      "hardlink-via-symlink", "whiteout-dotdot"])
+    @pytest.mark.parametrize(
+        "case", ["dotdot", "dotdot-deep", "hardlink-dotdot", "hardlink-abs", "hardlink-via-symlink", "whiteout-dotdot"]
+    )
     def test_escape_rejected(self, storage: StorageDriver, work: Path, case: str) -> None:
         outside, before = self._outside(work)
         tars = {
@@ -898,8 +1095,10 @@ class StorageDriverSuite:
             "dotdot-deep": [(entry("a", tarfile.DIRTYPE, 0o755), None), (entry("a/../../outside/x"), b"evil")],
             "hardlink-dotdot": [(entry("h", tarfile.LNKTYPE, linkname="../outside/t"), None)],
             "hardlink-abs": [(entry("h", tarfile.LNKTYPE, linkname=f"{outside}/t"), None)],
-            "hardlink-via-symlink": [(entry("l", tarfile.SYMTYPE, 0o777, linkname=str(outside)), None),
-                                     (entry("h", tarfile.LNKTYPE, linkname="l/t"), None)],
+            "hardlink-via-symlink": [
+                (entry("l", tarfile.SYMTYPE, 0o777, linkname=str(outside)), None),
+                (entry("h", tarfile.LNKTYPE, linkname="l/t"), None),
+            ],
             "whiteout-dotdot": [(entry("a", tarfile.DIRTYPE, 0o755), None), (entry("a/.wh.."), b"")],
         }
         lid = layer_id(case)
@@ -910,8 +1109,10 @@ class StorageDriverSuite:
         storage.remove_layer(lid)
         assert not storage.exists(lid)
 
-    @pytest.mark.parametrize("case", ["absolute", "symlink-abs-dir", "symlink-rel-dir", "symlink-then-file",
-                                      "symlink-then-dir", "lower-symlink"])
+    @pytest.mark.parametrize(
+        "case",
+        ["absolute", "symlink-abs-dir", "symlink-rel-dir", "symlink-then-file", "symlink-then-dir", "lower-symlink"],
+    )
     def test_escape_contained(self, storage: StorageDriver, work: Path, case: str) -> None:
         """Hostile names that are legal land inside the layer (symlinks resolve as in a chroot)."""
         outside, before = self._outside(work)
@@ -919,11 +1120,16 @@ class StorageDriverSuite:
         tars = {
             "absolute": [(entry(f"{o}/x"), b"in")],
             "symlink-abs-dir": [(entry("l", tarfile.SYMTYPE, 0o777, linkname=o), None), (entry("l/x"), b"in")],
-            "symlink-rel-dir": [(entry("l", tarfile.SYMTYPE, 0o777, linkname="../../../../../../../.." + o), None),
-                                (entry("l/x"), b"in")],
+            "symlink-rel-dir": [
+                (entry("l", tarfile.SYMTYPE, 0o777, linkname="../../../../../../../.." + o), None),
+                (entry("l/x"), b"in"),
+            ],
             "symlink-then-file": [(entry("f", tarfile.SYMTYPE, 0o777, linkname=f"{o}/t"), None), (entry("f"), b"in")],
-            "symlink-then-dir": [(entry("d", tarfile.SYMTYPE, 0o777, linkname=o), None),
-                                 (entry("d", tarfile.DIRTYPE, 0o755), None), (entry("d/x"), b"in")],
+            "symlink-then-dir": [
+                (entry("d", tarfile.SYMTYPE, 0o777, linkname=o), None),
+                (entry("d", tarfile.DIRTYPE, 0o755), None),
+                (entry("d/x"), b"in"),
+            ],
             "lower-symlink": [(entry("plnk/x"), b"in")],
         }
         lid = layer_id(case)
@@ -940,8 +1146,8 @@ class StorageDriverSuite:
     def test_malformed_tars(self, storage: StorageDriver) -> None:
         good = make_tar([(entry("a"), b"x" * 5000), (entry("b"), b"y")])
         corrupt = bytearray(good)
-        corrupt[512 * 11 + 148: 512 * 11 + 156] = b"garbage!"  # checksum of the second header
-        for n, data in enumerate([b"not a tar at all" * 100, good[:512 + 2000], good[:700], b"", bytes(corrupt)]):
+        corrupt[512 * 11 + 148 : 512 * 11 + 156] = b"garbage!"  # checksum of the second header
+        for n, data in enumerate([b"not a tar at all" * 100, good[: 512 + 2000], good[:700], b"", bytes(corrupt)]):
             lid = layer_id(f"bad{n}")
             storage.create_layer(lid, None)
             with pytest.raises(InvalidParameter):
@@ -961,8 +1167,15 @@ class StorageDriverSuite:
             os._exit(code)
         return pid
 
-    def test_interrupted_apply_is_invisible(self, request: pytest.FixtureRequest, storage: StorageDriver,
-                                            driver: Any, storage_root: Path, work: Path, caps: Capabilities) -> None:
+    def test_interrupted_apply_is_invisible(
+        self,
+        request: pytest.FixtureRequest,
+        storage: StorageDriver,
+        driver: Any,
+        storage_root: Path,
+        work: Path,
+        caps: Capabilities,
+    ) -> None:
         base, done, cut = layer_id("crash-base"), layer_id("crash-done"), layer_id("crash-cut")
         self.layer_from_tar(storage, base, make_tar([(entry("in-base"), b"b")]))
         src = work / "src"
@@ -1001,9 +1214,15 @@ class StorageDriverSuite:
         finally:
             reopened.storage_cleanup()
 
-    def test_interrupted_create_is_invisible_or_complete(self, request: pytest.FixtureRequest,
-                                                         storage: StorageDriver, driver: Any,
-                                                         storage_root: Path, work: Path, caps: Capabilities) -> None:
+    def test_interrupted_create_is_invisible_or_complete(
+        self,
+        request: pytest.FixtureRequest,
+        storage: StorageDriver,
+        driver: Any,
+        storage_root: Path,
+        work: Path,
+        caps: Capabilities,
+    ) -> None:
         base = layer_id("big-base")
         src = work / "src"
         src.mkdir()

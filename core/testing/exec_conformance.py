@@ -52,8 +52,15 @@ from dockyard.models.runtime import ExitStatus, ProcessSpec, Resources, RuntimeS
 from dockyard.testing.waiting import wait_for
 from pydantic import BaseModel
 
-__all__ = ["ExecCapabilities", "ExecDriverSuite", "ExecHarness", "build_busybox_rootfs", "build_syscall_probe", "demux",
-           "read_all"]
+__all__ = [
+    "ExecCapabilities",
+    "ExecDriverSuite",
+    "ExecHarness",
+    "build_busybox_rootfs",
+    "build_syscall_probe",
+    "demux",
+    "read_all",
+]
 
 MiB = 1 << 20
 
@@ -182,10 +189,10 @@ def demux(data: bytes) -> tuple[bytes, bytes]:
     out, err = bytearray(), bytearray()
     i = 0
     while i < len(data):
-        assert i + 8 <= len(data), f"truncated frame header at {i}: {data[i:i + 16]!r}"
-        stream, size = data[i], int.from_bytes(data[i + 4:i + 8], "big")
-        assert stream in (1, 2) and data[i + 1:i + 4] == b"\0\0\0", f"bad frame header {data[i:i + 8]!r}"
-        payload = data[i + 8:i + 8 + size]
+        assert i + 8 <= len(data), f"truncated frame header at {i}: {data[i : i + 16]!r}"
+        stream, size = data[i], int.from_bytes(data[i + 4 : i + 8], "big")
+        assert stream in (1, 2) and data[i + 1 : i + 4] == b"\0\0\0", f"bad frame header {data[i : i + 8]!r}"
+        payload = data[i + 8 : i + 8 + size]
         assert len(payload) == size, "truncated frame payload"
         (out if stream == 1 else err).extend(payload)
         i += 8 + size
@@ -200,15 +207,18 @@ def facade(driver: Any) -> ExecDriver:
 
 
 #: prints the container's memory limit and pids limit, cgroup v2 or v1
-LIMITS_SCRIPT = ("if [ -e /sys/fs/cgroup/memory.max ]; then cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; "
-                 "else cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; fi")
+LIMITS_SCRIPT = (
+    "if [ -e /sys/fs/cgroup/memory.max ]; then cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; "
+    "else cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; fi"
+)
 
 
 class ExecHarness:
     """A driver (re-openable on its root) plus the containers a test made, removed in ``finish``."""
 
-    def __init__(self, factory: Callable[[Path], tuple[Any, Callable[[], None]]], root: Path, rootfs: Path,
-                 logs: Path) -> None:
+    def __init__(
+        self, factory: Callable[[Path], tuple[Any, Callable[[], None]]], root: Path, rootfs: Path, logs: Path
+    ) -> None:
         self.factory = factory
         self.root = root
         self.rootfs = rootfs
@@ -237,8 +247,9 @@ class ExecHarness:
         self.exec.start(cid)
         return cid
 
-    def run(self, args: list[str], *, stdin: bytes | None = None, tty: bool = False,
-            **kw: Any) -> tuple[ExitStatus, bytes]:
+    def run(
+        self, args: list[str], *, stdin: bytes | None = None, tty: bool = False, **kw: Any
+    ) -> tuple[ExitStatus, bytes]:
         """create, attach before start, start, feed stdin, read to the end, wait."""
         cid = self.create(args, tty=tty, open_stdin=stdin is not None, stdin_once=stdin is not None, **kw)
         sock = self.exec.attach(cid, stdin is not None, True, True)
@@ -249,8 +260,7 @@ class ExecHarness:
         data = read_all(sock)
         return self.exec.wait(cid), data
 
-    def exec_run(self, cid: str, args: list[str], *, stdin: bytes | None = None,
-                 **kw: Any) -> tuple[int, bytes]:
+    def exec_run(self, cid: str, args: list[str], *, stdin: bytes | None = None, **kw: Any) -> tuple[int, bytes]:
         exec_id = secrets.token_hex(32)
         sock = self.exec.run(cid, exec_id, ProcessSpec(args=args, stdin=stdin is not None, **kw))
         if stdin is not None:
@@ -258,7 +268,7 @@ class ExecHarness:
             sock.shutdown(socket.SHUT_WR)
         codes: list[int] = []
         waiter = threading.Thread(target=lambda: codes.append(self.exec.run_wait(cid, exec_id)), daemon=True)
-        waiter.start()                  # as the core does: wait while the stream is read
+        waiter.start()  # as the core does: wait while the stream is read
         data = read_all(sock)
         waiter.join(30)
         assert codes, "exec_run_wait did not return"
@@ -307,8 +317,10 @@ class ExecDriverSuite:
         """``make(root) -> (driver, cleanup)``; override to build the driver another way."""
         name = request.config.getoption("dockyard_exec_driver", default=None) or self.driver_name
         if not name:
-            pytest.fail(f"{type(self).__name__}: set driver_name, pass --dockyard-exec-driver "
-                        "or override the driver_factory fixture")
+            pytest.fail(
+                f"{type(self).__name__}: set driver_name, pass --dockyard-exec-driver "
+                "or override the driver_factory fixture"
+            )
         if os.geteuid() != 0:
             pytest.skip("exec drivers need root")
         cls = driver_class("exec", name)
@@ -339,8 +351,7 @@ class ExecDriverSuite:
             return declared
         if declared is not None and not isinstance(declared, dict):
             declared = declared.model_dump() if hasattr(declared, "model_dump") else vars(declared)
-        return ExecCapabilities(**{k: v for k, v in dict(declared or {}).items()
-                                   if k in ExecCapabilities.model_fields})
+        return ExecCapabilities(**{k: v for k, v in dict(declared or {}).items() if k in ExecCapabilities.model_fields})
 
     @pytest.fixture
     def need(self, request: pytest.FixtureRequest, caps: ExecCapabilities) -> Callable[..., None]:
@@ -404,19 +415,28 @@ class ExecDriverSuite:
         raw = (ex.logs / f"{ex.ids[-1]}-json.log").read_bytes().splitlines(keepends=True)
         entries = [parse_line(line) for line in raw]
         assert None not in entries, raw
-        assert sorted((e.stream, e.data) for e in entries) == [("stderr", b"to-err\n"), ("stdout", b"partial"),
-                                                                ("stdout", b"to-out\n")]
+        assert sorted((e.stream, e.data) for e in entries) == [
+            ("stderr", b"to-err\n"),
+            ("stdout", b"partial"),
+            ("stdout", b"to-out\n"),
+        ]
         assert all(e.time.endswith("Z") and t0 - 5 < parse_iso(e.time) < time.time() + 5 for e in entries)
 
     def test_env_cwd_user_groups(self, ex: ExecHarness) -> None:
-        status, data = ex.run(["sh", "-c", 'echo "$FOO"; pwd; id'], env=["FOO=bar baz"], cwd="/tmp",
-                              uid=1000, gid=1000, additional_gids=[10])
+        status, data = ex.run(
+            ["sh", "-c", 'echo "$FOO"; pwd; id'],
+            env=["FOO=bar baz"],
+            cwd="/tmp",
+            uid=1000,
+            gid=1000,
+            additional_gids=[10],
+        )
         assert demux(data)[0] == b"bar baz\n/tmp\nuid=1000(app) gid=1000(app) groups=10(wheel)\n"
 
     def test_tty(self, ex: ExecHarness, need) -> None:
         need("tty")
         status, data = ex.run(["sh", "-c", "tty; echo two"], tty=True)
-        assert data.startswith(b"/dev/") and data.endswith(b"two\r\n")   # raw bytes, no frames
+        assert data.startswith(b"/dev/") and data.endswith(b"two\r\n")  # raw bytes, no frames
         assert status.exit_code == 0
 
     def test_tty_resize(self, ex: ExecHarness, need) -> None:
@@ -431,14 +451,14 @@ class ExecDriverSuite:
     # -- stop, kill, wait ----------------------------------------------------------
 
     def test_stop_waits_for_the_timeout_then_kills(self, ex: ExecHarness) -> None:
-        cid = ex.start(["sleep", "1000"])          # PID 1 without a TERM handler ignores TERM
+        cid = ex.start(["sleep", "1000"])  # PID 1 without a TERM handler ignores TERM
         t0 = time.monotonic()
         status = ex.exec.stop(cid, signal.SIGTERM, 1.0)
         elapsed = time.monotonic() - t0
         assert status.exit_code == 137 and 0.9 <= elapsed < 15
         assert ex.exec.state(cid).status == "exited"
-        assert ex.exec.stop(cid, signal.SIGTERM, 1.0).exit_code == 137      # idempotent
-        assert ex.exec.wait(cid).exit_code == 137                           # at once for an exited process
+        assert ex.exec.stop(cid, signal.SIGTERM, 1.0).exit_code == 137  # idempotent
+        assert ex.exec.wait(cid).exit_code == 137  # at once for an exited process
 
     def test_stop_with_a_handler_exits_in_time(self, ex: ExecHarness) -> None:
         cid = ex.create(["sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.05; done"])
@@ -477,7 +497,7 @@ class ExecDriverSuite:
         ex.exec.stop(cid, signal.SIGKILL, 0)
         ex.exec.delete(cid)
         assert cid not in ex.exec.list() and ex.exec.state(cid) is None
-        ex.exec.delete(cid)                         # idempotent
+        ex.exec.delete(cid)  # idempotent
 
     def test_create_twice_while_running_conflicts(self, ex: ExecHarness) -> None:
         cid = ex.start(["sleep", "1000"])
@@ -497,20 +517,24 @@ class ExecDriverSuite:
 
     def test_resource_limits_applied(self, ex: ExecHarness, need) -> None:
         need("resources")
-        status, data = ex.run(["sh", "-c", LIMITS_SCRIPT],
-                              resources=Resources(memory=48 * MiB, pids_limit=20, cpu_shares=512))
+        status, data = ex.run(
+            ["sh", "-c", LIMITS_SCRIPT], resources=Resources(memory=48 * MiB, pids_limit=20, cpu_shares=512)
+        )
         assert demux(data)[0].split() == [str(48 * MiB).encode(), b"20"], demux(data)
 
     def test_pids_limit_enforced(self, ex: ExecHarness, need) -> None:
         need("resources")
-        status, data = ex.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done"],
-                              resources=Resources(pids_limit=4))
+        status, data = ex.run(
+            ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo done"],
+            resources=Resources(pids_limit=4),
+        )
         assert b"fork" in demux(data)[1] or status.exit_code != 0
 
     def test_oom_kill(self, ex: ExecHarness, need) -> None:
         need("resources", "oom")
-        status, _ = ex.run(["sh", "-c", 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'],
-                           resources=Resources(memory=32 * MiB))
+        status, _ = ex.run(
+            ["sh", "-c", 'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done'], resources=Resources(memory=32 * MiB)
+        )
         assert status.exit_code == 137 and status.oom_killed is True
         assert ex.exec.state(ex.ids[-1]).oom_killed is True
 
@@ -594,10 +618,17 @@ class ExecDriverSuite:
     def test_exec_env_cwd_user(self, ex: ExecHarness, need) -> None:
         need("exec")
         cid = ex.start(["sleep", "1000"])
-        code, data = ex.exec_run(cid, ["sh", "-c", 'echo "$A"; pwd; id -u; id -G'], env=["A=b c", "PATH=/bin"],
-                                 cwd="/tmp", uid=1000, gid=1000, additional_gids=[10])
+        code, data = ex.exec_run(
+            cid,
+            ["sh", "-c", 'echo "$A"; pwd; id -u; id -G'],
+            env=["A=b c", "PATH=/bin"],
+            cwd="/tmp",
+            uid=1000,
+            gid=1000,
+            additional_gids=[10],
+        )
         assert (code, demux(data)[0]) == (0, b"b c\n/tmp\n1000\n1000 10\n")
-        code, data = ex.exec_run(cid, ["pwd"], cwd="/home/app")     # without a shell in between
+        code, data = ex.exec_run(cid, ["pwd"], cwd="/home/app")  # without a shell in between
         assert demux(data)[0] == b"/home/app\n"
 
     def test_exec_stdin(self, ex: ExecHarness, need) -> None:
@@ -610,8 +641,7 @@ class ExecDriverSuite:
         need("exec", "tty")
         cid = ex.start(["sleep", "1000"])
         exec_id = secrets.token_hex(32)
-        sock = ex.exec.run(cid, exec_id, ProcessSpec(args=["sh", "-c", "tty; read x; stty size"], tty=True,
-                                                     stdin=True))
+        sock = ex.exec.run(cid, exec_id, ProcessSpec(args=["sh", "-c", "tty; read x; stty size"], tty=True, stdin=True))
         read_until(sock, b"\n")
         ex.exec.run_resize(cid, exec_id, 30, 99)
         sock.sendall(b"go\n")
@@ -652,7 +682,7 @@ class ExecDriverSuite:
         assert fields["CapBnd"] == fields["CapEff"] == fields["CapPrm"] == "00000000a80425fb", fields
         assert fields["NoNewPrivs"] == "0"
         if confinement.HostFacts.current().seccomp:
-            assert fields["Seccomp"] == "2"     # filter mode
+            assert fields["Seccomp"] == "2"  # filter mode
         assert b"UNSHARED" not in out and b"unshare" in err
 
     def test_seccomp_refuses_keyctl_bpf_userfaultfd(self, ex: ExecHarness, need, tmp_path: Path) -> None:
@@ -661,8 +691,12 @@ class ExecDriverSuite:
             pytest.skip("the kernel has no seccomp")
         build_syscall_probe(ex.rootfs / "bin" / "probe")
         status, out, _ = self._confined(ex, "probe getpid keyctl bpf userfaultfd")
-        assert out.decode().splitlines() == ["getpid ok", "keyctl Operation not permitted",
-                                             "bpf Operation not permitted", "userfaultfd Operation not permitted"]
+        assert out.decode().splitlines() == [
+            "getpid ok",
+            "keyctl Operation not permitted",
+            "bpf Operation not permitted",
+            "userfaultfd Operation not permitted",
+        ]
         # the filter is what refused: without it keyctl works (bpf and userfaultfd also need capabilities)
         status, out, _ = self._confined(ex, "probe keyctl", security_opt=["seccomp=unconfined"])
         assert out.decode().splitlines() == ["keyctl ok"]
@@ -673,18 +707,25 @@ class ExecDriverSuite:
         files = [p for p in conf.masked_paths if os.path.isfile(p)]
         dirs = [p for p in conf.masked_paths if os.path.isdir(p)]
         assert files or dirs, "the host has none of Docker's masked paths"
-        script = "; ".join([*(f"echo {p} $(wc -c < {p})" for p in files),
-                            *(f"echo {p} $(ls -A {p} | wc -l)" for p in dirs),
-                            "echo x > /proc/sys/kernel/domainname && echo WROTE",
-                            "[ -e /proc/sysrq-trigger ] && echo h > /proc/sysrq-trigger && echo SYSRQ",
-                            "cat /proc/self/mountinfo"])
+        script = "; ".join(
+            [
+                *(f"echo {p} $(wc -c < {p})" for p in files),
+                *(f"echo {p} $(ls -A {p} | wc -l)" for p in dirs),
+                "echo x > /proc/sys/kernel/domainname && echo WROTE",
+                "[ -e /proc/sysrq-trigger ] && echo h > /proc/sysrq-trigger && echo SYSRQ",
+                "cat /proc/self/mountinfo",
+            ]
+        )
         status, out, _ = self._confined(ex, script)
         lines = out.decode().splitlines()
-        for path in files + dirs:                  # /proc/kcore among them where the kernel has it
+        for path in files + dirs:  # /proc/kcore among them where the kernel has it
             assert f"{path} 0" in lines, (path, lines)
         assert "WROTE" not in lines and "SYSRQ" not in lines
-        mounts = {line.split()[4]: line.split()[5] for line in lines if len(line.split()) > 5 and
-                  line.split()[4].startswith(("/proc", "/sys"))}
+        mounts = {
+            line.split()[4]: line.split()[5]
+            for line in lines
+            if len(line.split()) > 5 and line.split()[4].startswith(("/proc", "/sys"))
+        }
         for path in conf.readonly_paths:
             if os.path.exists(path):
                 assert mounts.get(path, "").startswith("ro"), (path, mounts)
@@ -692,9 +733,13 @@ class ExecDriverSuite:
     def test_cap_drop_all_no_new_privileges_read_only_rootfs(self, ex: ExecHarness, need) -> None:
         need("confinement")
         status, out, err = self._confined(
-            ex, "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; touch /newfile || echo RO; "
-                "touch /dev/shm/ok && echo SHM", cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            readonly_rootfs=True)
+            ex,
+            "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; touch /newfile || echo RO; "
+            "touch /dev/shm/ok && echo SHM",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            readonly_rootfs=True,
+        )
         fields = status_fields(out.split(b"RO")[0])
         assert fields["CapEff"] == fields["CapBnd"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
         assert b"RO\n" in out and b"SHM\n" in out and not (ex.rootfs / "newfile").exists()
@@ -703,35 +748,48 @@ class ExecDriverSuite:
         need("confinement")
         status, out, _ = self._confined(ex, "grep CapEff /proc/self/status", cap_add=["NET_ADMIN"], cap_drop=["CHOWN"])
         mask = int(status_fields(out)["CapEff"], 16)
-        assert mask & 1 << 12 and not mask & 1     # CAP_NET_ADMIN yes, CAP_CHOWN no
+        assert mask & 1 << 12 and not mask & 1  # CAP_NET_ADMIN yes, CAP_CHOWN no
 
     def test_privileged_mounts_a_tmpfs(self, ex: ExecHarness, need) -> None:
         need("confinement")
         status, out, err = self._confined(
-            ex, "mount -t tmpfs none /tmp && grep ' /tmp ' /proc/self/mountinfo && umount /tmp && echo MOUNTED; "
-                "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev", privileged=True)
+            ex,
+            "mount -t tmpfs none /tmp && grep ' /tmp ' /proc/self/mountinfo && umount /tmp && echo MOUNTED; "
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev",
+            privileged=True,
+        )
         assert b"MOUNTED" in out, err
         fields = status_fields(out.split(b"MOUNTED\n")[1])
-        assert int(fields["CapEff"], 16) == sum(1 << confinement.CAPABILITIES.index(c)
-                                                for c in confinement.HostFacts.current().capabilities)
+        assert int(fields["CapEff"], 16) == sum(
+            1 << confinement.CAPABILITIES.index(c) for c in confinement.HostFacts.current().capabilities
+        )
         assert fields["Seccomp"] == "0"
         status, out, _ = self._confined(ex, "mount -t tmpfs none /tmp && echo MOUNTED")
-        assert b"MOUNTED" not in out                # and without --privileged it cannot
+        assert b"MOUNTED" not in out  # and without --privileged it cannot
 
     def test_devices_and_sysctls(self, ex: ExecHarness, need) -> None:
         need("confinement")
         status, out, err = self._confined(
-            ex, "ls -l /dev/mynull; echo hi > /dev/mynull && echo WRITTEN; cat /proc/sys/kernel/shmmni",
+            ex,
+            "ls -l /dev/mynull; echo hi > /dev/mynull && echo WRITTEN; cat /proc/sys/kernel/shmmni",
             devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rwm"}],
-            sysctls={"kernel.shmmni": "1234"})
+            sysctls={"kernel.shmmni": "1234"},
+        )
         assert out.startswith(b"c") and b"WRITTEN\n1234\n" in out, (out, err)
 
     def test_exec_processes_share_the_confinement(self, ex: ExecHarness, need) -> None:
         need("confinement", "exec")
-        cid = ex.start(["sleep", "1000"], confinement=confinement.resolve(cap_drop=["ALL"],
-                                                                            security_opt=["no-new-privileges"]))
-        code, data = ex.exec_run(cid, ["sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
-                                                   "unshare -Ur true || echo REFUSED"])
+        cid = ex.start(
+            ["sleep", "1000"], confinement=confinement.resolve(cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        )
+        code, data = ex.exec_run(
+            cid,
+            [
+                "sh",
+                "-c",
+                "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; unshare -Ur true || echo REFUSED",
+            ],
+        )
         out = demux(data)[0]
         fields = status_fields(out.split(b"REFUSED")[0])
         assert fields["CapEff"] == fields["CapBnd"] == "0000000000000000" and fields["NoNewPrivs"] == "1"
@@ -750,14 +808,13 @@ class ExecDriverSuite:
         state = ex.exec.restore(cid)
         assert state is not None and state.status == "running" and state.pid == pid
         sock = ex.exec.attach(cid, False, True, True)
-        read_until(sock, b"tick")                   # live output through the new instance
+        read_until(sock, b"tick")  # live output through the new instance
         status = ex.exec.stop(cid, signal.SIGTERM, 1.0)
         assert status.exit_code in (137, 143)
         read_all(sock)
         assert ex.exec.wait(cid).exit_code == status.exit_code
 
-    def test_restore_reports_the_real_exit_code_of_a_process_that_ended_meanwhile(self, ex: ExecHarness,
-                                                                                   need) -> None:
+    def test_restore_reports_the_real_exit_code_of_a_process_that_ended_meanwhile(self, ex: ExecHarness, need) -> None:
         need("restore")
         cid = ex.start(["sh", "-c", "sleep 0.5; exit 42"])
         ex.reopen()

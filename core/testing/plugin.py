@@ -19,16 +19,39 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dockyard", "dockyard driver conformance suites")
-    group.addoption("--dockyard-storage-driver", metavar="NAME", default=None,
-                    help="run StorageDriverSuite classes against this dockyard.storage entry point")
-    group.addoption("--dockyard-require-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the storage driver lacks this capability ('all' for every one)")
-    group.addoption("--dockyard-exec-driver", metavar="NAME", default=None,
-                    help="run ExecDriverSuite classes against this dockyard.exec entry point")
-    group.addoption("--require-exec-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the exec driver lacks this capability ('all' for every one)")
-    group.addoption("--require-network-capability", metavar="NAME", action="append", default=[],
-                    help="fail instead of skip when the network driver lacks this capability")
+    group.addoption(
+        "--dockyard-storage-driver",
+        metavar="NAME",
+        default=None,
+        help="run StorageDriverSuite classes against this dockyard.storage entry point",
+    )
+    group.addoption(
+        "--dockyard-require-capability",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="fail instead of skip when the storage driver lacks this capability ('all' for every one)",
+    )
+    group.addoption(
+        "--dockyard-exec-driver",
+        metavar="NAME",
+        default=None,
+        help="run ExecDriverSuite classes against this dockyard.exec entry point",
+    )
+    group.addoption(
+        "--require-exec-capability",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="fail instead of skip when the exec driver lacks this capability ('all' for every one)",
+    )
+    group.addoption(
+        "--require-network-capability",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="fail instead of skip when the network driver lacks this capability",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

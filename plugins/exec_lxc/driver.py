@@ -84,11 +84,11 @@ def build_runtime(directory: Path) -> Path:
             shutil.copy2(tmp, staging)
             os.replace(staging, cached)
         except OSError:
-            pass            # no cache: the next data root compiles again
+            pass  # no cache: the next data root compiles again
     os.replace(tmp, target)
     for old in directory.glob(".lxc-runtime-*"):
         if old != target and not old.name.endswith(".tmp"):
-            old.unlink(missing_ok=True)     # running monitors keep their (unlinked) copy
+            old.unlink(missing_ok=True)  # running monitors keep their (unlinked) copy
     return target
 
 
@@ -129,8 +129,10 @@ class LxcDriver:
         self.options = dict(options or {})
         unknown = sorted(set(self.options) - OPTIONS)
         if unknown:
-            raise InvalidParameter(f"the lxc exec driver has no option {', '.join(unknown)} "
-                                   f"(it knows {', '.join(sorted(OPTIONS))}; --runtime is the oci driver's)")
+            raise InvalidParameter(
+                f"the lxc exec driver has no option {', '.join(unknown)} "
+                f"(it knows {', '.join(sorted(OPTIONS))}; --runtime is the oci driver's)"
+            )
         self.log_level = str(self.options.get("log_level", "WARN")).upper()
         self.conmon_path = str(self.options.get("conmon") or shutil.which("conmon") or "conmon")
         self.cgroup2 = cgroup2_host()
@@ -163,8 +165,9 @@ class LxcDriver:
         return (conmon.read_int(d / "oom_kill") or 0) > 0
 
     def _monitor(self) -> conmon.Monitor:
-        return conmon.Monitor(conmon=self.conmon_path, runtime_path=str(self.runtime),
-                              runtime_args=["--root", str(self.root)])
+        return conmon.Monitor(
+            conmon=self.conmon_path, runtime_path=str(self.runtime), runtime_args=["--root", str(self.root)]
+        )
 
     def _ready(self, container_id: str) -> None:
         self.sv.ready(container_id, lambda d, e: f"cannot create the LXC container: {e}")
@@ -175,8 +178,9 @@ class LxcDriver:
         if self.cgroup2:
             return [CGROUP_ROOT]
         try:
-            return [p for p in sorted(CGROUP_ROOT.iterdir()) if p.is_dir() and not p.is_symlink()
-                    and os.path.ismount(p)]
+            return [
+                p for p in sorted(CGROUP_ROOT.iterdir()) if p.is_dir() and not p.is_symlink() and os.path.ismount(p)
+            ]
         except OSError:
             return []
 
@@ -198,7 +202,7 @@ class LxcDriver:
         except OSError:
             pass
         p = lock_dir
-        while p != LOCK_ROOT and LOCK_ROOT in p.parents:     # now-empty lock directories, up to /run/lxc/lock
+        while p != LOCK_ROOT and LOCK_ROOT in p.parents:  # now-empty lock directories, up to /run/lxc/lock
             try:
                 p.rmdir()
             except OSError:
@@ -245,8 +249,12 @@ class LxcDriver:
             d.mkdir(parents=True, mode=0o700)
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
-        meta = {"tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
-                "hostname": spec.hostname or spec.container_id[:12]}
+        meta = {
+            "tty": spec.tty,
+            "open_stdin": spec.open_stdin,
+            "stop_signal": spec.stop_signal,
+            "hostname": spec.hostname or spec.container_id[:12],
+        }
         try:
             self._cleanup_runtime(spec.container_id)
             # root only: the config and argv hold the container's environment and command (secrets, often)
@@ -259,8 +267,15 @@ class LxcDriver:
             if spec.log_path is not None:
                 Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             conmon.write_private(d / "meta.json", json.dumps(meta))
-            self.sv.create(self._monitor(), spec.container_id, d, log_path=spec.log_path, tty=spec.tty,
-                           open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
+            self.sv.create(
+                self._monitor(),
+                spec.container_id,
+                d,
+                log_path=spec.log_path,
+                tty=spec.tty,
+                open_stdin=spec.open_stdin,
+                stdin_once=spec.stdin_once,
+            )
         except OSError as exc:
             shutil.rmtree(d, ignore_errors=True)
             raise System(f"cannot prepare container {spec.container_id}: {exc}") from None
@@ -327,7 +342,7 @@ class LxcDriver:
                     if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
                         return pid
                 except OSError:
-                    return self._ran_or_failed(d, pid)      # gone already: did the app run?
+                    return self._ran_or_failed(d, pid)  # gone already: did the app run?
             if not conmon.alive(monitor):
                 return self._ran_or_failed(d, pid)
             elapsed = time.monotonic() - started
@@ -468,8 +483,10 @@ class LxcDriver:
             pass
         state = self.sv.state(d)
         if state is not None and state.status in ("running", "paused"):
-            raise Conflict(f"You cannot remove a running container {container_id}. "
-                           "Stop the container before attempting removal or force remove")
+            raise Conflict(
+                f"You cannot remove a running container {container_id}. "
+                "Stop the container before attempting removal or force remove"
+            )
         self._release_monitor(d)
         self._cleanup_runtime(container_id)
         shutil.rmtree(d, ignore_errors=True)
@@ -523,15 +540,22 @@ class LxcDriver:
         if not cwd.startswith("/"):
             raise InvalidParameter(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
         env: dict[str, str] = {}
-        for item in spec.env:          # the core merged the container's environment in already
+        for item in spec.env:  # the core merged the container's environment in already
             key, sep, value = item.partition("=")
             if sep and key:
                 env[key] = value
         env.setdefault("HOSTNAME", str(self.sv.meta(d).get("hostname") or container_id[:12]))
         if spec.tty:
             env.setdefault("TERM", "xterm")
-        fields = [str(int(spec.uid)), str(int(spec.gid)), ",".join(str(int(g)) for g in spec.additional_gids), cwd,
-                  *spec.args, "", *(f"{k}={v}" for k, v in env.items())]
+        fields = [
+            str(int(spec.uid)),
+            str(int(spec.gid)),
+            ",".join(str(int(g)) for g in spec.additional_gids),
+            cwd,
+            *spec.args,
+            "",
+            *(f"{k}={v}" for k, v in env.items()),
+        ]
         if any("\0" in f for f in fields):
             raise InvalidParameter("exec arguments, environment and working directory cannot contain NUL")
         if any(not a for a in spec.args):
@@ -541,8 +565,7 @@ class LxcDriver:
             conmon.write_private(xd / "process", b"".join(f.encode() + b"\0" for f in fields))
             return xd / "process"
 
-        return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
-                           write_process=write)
+        return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin, write_process=write)
 
     @hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
@@ -562,8 +585,7 @@ class LxcDriver:
 
     @hookimpl
     def exec_status(self) -> list[tuple[str, str]]:
-        return [("Execution Driver", f"lxc-{self._lxc_version()}"),
-                ("Cgroup Version", "2" if self.cgroup2 else "1")]
+        return [("Execution Driver", f"lxc-{self._lxc_version()}"), ("Cgroup Version", "2" if self.cgroup2 else "1")]
 
     def _lxc_version(self) -> str:
         if self._version is None:

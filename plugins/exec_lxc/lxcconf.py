@@ -18,12 +18,16 @@ from dockyard.models.runtime import Confinement, Resources, RuntimeSpec, Seccomp
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: nodes lxc.autodev makes itself (ptmx belongs to the container's devpts): never bind over them
-_AUTODEV_NODES = {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty", "dev/ptmx",
-                  "dev/console"}
+_AUTODEV_NODES = {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty", "dev/ptmx", "dev/console"}
 
 #: seccomp actions LXC's policy format can express (runtime-spec name -> LXC's word)
-_LXC_ACTIONS = {"SCMP_ACT_ALLOW": "allow", "SCMP_ACT_ERRNO": "errno", "SCMP_ACT_KILL": "kill",
-                "SCMP_ACT_KILL_THREAD": "kill", "SCMP_ACT_TRAP": "trap"}
+_LXC_ACTIONS = {
+    "SCMP_ACT_ALLOW": "allow",
+    "SCMP_ACT_ERRNO": "errno",
+    "SCMP_ACT_KILL": "kill",
+    "SCMP_ACT_KILL_THREAD": "kill",
+    "SCMP_ACT_TRAP": "trap",
+}
 
 
 def monitor_cgroup_dir(container_id: str) -> str:
@@ -37,7 +41,7 @@ def _check(value: str, what: str) -> str:
 
 
 def _fstab_escape(path: str) -> str:
-    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011"))
+    return path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
 
 
 def environment(spec: RuntimeSpec) -> list[str]:
@@ -45,7 +49,7 @@ def environment(spec: RuntimeSpec) -> list[str]:
     env: dict[str, str] = {}
     for item in spec.env:
         if "=" not in item:
-            continue            # "NAME" alone would copy the *host's* value in LXC
+            continue  # "NAME" alone would copy the *host's* value in LXC
         k, v = item.split("=", 1)
         if not k:
             continue
@@ -115,8 +119,8 @@ def render_config(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool, log_level
         f"lxc.uts.name = {hostname}",
         f"lxc.rootfs.path = dir:{rootfs}",
         "lxc.autodev = 1",
-        "lxc.mount.auto = " + ("proc:rw sys:rw cgroup:rw:force" if conf.privileged else
-                               "proc:mixed sys:ro cgroup:ro:force"),
+        "lxc.mount.auto = "
+        + ("proc:rw sys:rw cgroup:rw:force" if conf.privileged else "proc:mixed sys:ro cgroup:ro:force"),
         "lxc.pty.max = 16",
         "lxc.tty.max = 0",
         f"lxc.signal.halt = {int(spec.stop_signal) or 15}",
@@ -183,8 +187,10 @@ def confinement_lines(conf: Confinement, statedir: Path, cgroup2: bool) -> list[
             raise InvalidParameter(f"device path {device.path_in_container!r} must be under /dev")
         if target in _AUTODEV_NODES:
             continue
-        lines.append(f"lxc.mount.entry = {_fstab_escape(_check(device.path_on_host, 'device path'))} "
-                     f"{_fstab_escape(target)} none bind,create=file 0 0")
+        lines.append(
+            f"lxc.mount.entry = {_fstab_escape(_check(device.path_on_host, 'device path'))} "
+            f"{_fstab_escape(target)} none bind,create=file 0 0"
+        )
     return lines
 
 
@@ -218,14 +224,16 @@ def render_seccomp(seccomp: Seccomp) -> str:
     for with its architecture map.  A rule's comparisons all have to hold, as in
     runc.  Syscalls the host's libseccomp does not know are skipped by LXC."""
     # "allowlist" only names the style; the default action after it is what applies
-    lines = ["2", f"allowlist {_lxc_action(seccomp.default_action, seccomp.default_errno_ret)}",
-             "[all]"]
+    lines = ["2", f"allowlist {_lxc_action(seccomp.default_action, seccomp.default_errno_ret)}", "[all]"]
     for rule in seccomp.syscalls:
         action = _lxc_action(rule.action, rule.errno_ret)
         args = "".join(
             # LXC's masked form is [index,datum,&=,mask]: (arg & mask) == datum
-            f"[{a.index},{a.value_two},SCMP_CMP_MASKED_EQ,{a.value}]" if a.op == "SCMP_CMP_MASKED_EQ"
-            else f"[{a.index},{a.value},{a.op}]" for a in rule.args)
+            f"[{a.index},{a.value_two},SCMP_CMP_MASKED_EQ,{a.value}]"
+            if a.op == "SCMP_CMP_MASKED_EQ"
+            else f"[{a.index},{a.value},{a.op}]"
+            for a in rule.args
+        )
         for name in rule.names:
             if not name.replace("_", "").isalnum():
                 raise InvalidParameter(f"invalid syscall name in seccomp profile: {name!r}")
@@ -273,22 +281,25 @@ def render_hook(spec: RuntimeSpec, statedir: Path, *, cgroup2: bool) -> str:
     tty_fix = "    stty -onlcr 2>/dev/null\n" if spec.tty else ""
     sysctls = ""
     if spec.confinement.sysctls:
-        writes = "; ".join(f"printf %s {q(v)} > {q('/proc/sys/' + k.replace('.', '/'))}"
-                           for k, v in spec.confinement.sysctls.items())
-        sysctls = (f"    nsenter --target \"$LXC_PID\" --net --ipc --uts -- /bin/sh -c {q(writes)} || "
-                   "{ echo \"cannot set sysctls\" >&2; exit 1; }\n")
+        writes = "; ".join(
+            f"printf %s {q(v)} > {q('/proc/sys/' + k.replace('.', '/'))}" for k, v in spec.confinement.sysctls.items()
+        )
+        sysctls = (
+            f'    nsenter --target "$LXC_PID" --net --ipc --uts -- /bin/sh -c {q(writes)} || '
+            '{ echo "cannot set sysctls" >&2; exit 1; }\n'
+        )
     return (
         "#!/bin/sh\n"
-        "case \"$3\" in\n"
+        'case "$3" in\n'
         "start-host)\n"
         f"{tty_fix}"
         f"{sysctls}"
-        f"    echo \"$LXC_PID\" > {q(str(statedir / 'init.pid'))}\n"
+        f'    echo "$LXC_PID" > {q(str(statedir / "init.pid"))}\n'
         "    ;;\n"
         "stop)\n"
         f"    if [ -r {q(str(oom_file))} ]; then\n"
         "        while read -r k v; do\n"
-        f"            [ \"$k\" = oom_kill ] && echo \"$v\" > {q(str(statedir / 'oom_kill'))}\n"
+        f'            [ "$k" = oom_kill ] && echo "$v" > {q(str(statedir / "oom_kill"))}\n'
         f"        done < {q(str(oom_file))}\n"
         "    fi\n"
         "    ;;\n"

@@ -18,6 +18,7 @@ from dockyard.models.runtime import Confinement, Device, DeviceRule, ProcessSpec
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+
 def _capabilities(caps: list[str], uid: int) -> dict:
     """As Docker hands them to runc: all sets for root; another user keeps them only in the
     bounding set (none effective), so a setuid binary can still gain them."""
@@ -37,8 +38,15 @@ def _device_rule(rule: DeviceRule) -> dict:
 
 
 def _device(dev: Device) -> dict:
-    return {"path": dev.path_in_container, "type": dev.type, "major": dev.major, "minor": dev.minor,
-            "fileMode": dev.file_mode, "uid": dev.uid, "gid": dev.gid}
+    return {
+        "path": dev.path_in_container,
+        "type": dev.type,
+        "major": dev.major,
+        "minor": dev.minor,
+        "fileMode": dev.file_mode,
+        "uid": dev.uid,
+        "gid": dev.gid,
+    }
 
 
 def _seccomp(confine: Confinement) -> dict | None:
@@ -60,8 +68,11 @@ def environment(spec: RuntimeSpec) -> list[str]:
         key, sep, value = item.partition("=")
         if sep and key:
             env[key] = _check(value, "environment variable")
-    defaults = {"PATH": DEFAULT_PATH, "HOSTNAME": spec.hostname or spec.container_id[:12],
-                "HOME": "/root" if spec.uid == 0 else "/"}
+    defaults = {
+        "PATH": DEFAULT_PATH,
+        "HOSTNAME": spec.hostname or spec.container_id[:12],
+        "HOME": "/root" if spec.uid == 0 else "/",
+    }
     if spec.tty:
         defaults["TERM"] = "xterm"
     return [f"{k}={v}" for k, v in defaults.items() if k not in env] + [f"{k}={v}" for k, v in env.items()]
@@ -99,23 +110,45 @@ def _mounts(spec: RuntimeSpec) -> list[dict]:
     ro = [] if spec.confinement.privileged else ["ro"]
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", *ro]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": [*ro, "nosuid", "noexec", "nodev"]},
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": [*ro, "nosuid", "noexec", "nodev"],
+        },
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
     ]
     for host, target, read_only in spec.binds:
         target = _check(str(target), "mount target")
         if not target.startswith("/") or target.rstrip("/") == "":
             raise InvalidParameter(f"invalid mount target {target!r}: it must be an absolute path below /")
-        mounts.append({"destination": target, "type": "bind", "source": _check(str(host), "bind source"),
-                       "options": ["rbind", "rprivate"] + (["ro"] if read_only else [])})
+        mounts.append(
+            {
+                "destination": target,
+                "type": "bind",
+                "source": _check(str(host), "bind source"),
+                "options": ["rbind", "rprivate"] + (["ro"] if read_only else []),
+            }
+        )
     return mounts
 
 

@@ -31,8 +31,7 @@ from pathlib import Path
 from dockyard import confinement, conmon, hookimpl
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir, hybrid_host
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
-from dockyard.models.runtime import (Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes,
-                                     RuntimeSpec)
+from dockyard.models.runtime import Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_oci import bundle, runtimes
 
 OPTIONS = {"runtime", "runtimes", "conmon", "log_level"}
@@ -50,8 +49,9 @@ class OciDriver:
         self.options = dict(options or {})
         unknown = sorted(set(self.options) - OPTIONS)
         if unknown:
-            raise InvalidParameter(f"the oci exec driver has no option {', '.join(unknown)} "
-                                   f"(it knows {', '.join(sorted(OPTIONS))})")
+            raise InvalidParameter(
+                f"the oci exec driver has no option {', '.join(unknown)} (it knows {', '.join(sorted(OPTIONS))})"
+            )
         self.conmon_path = str(self.options.get("conmon") or shutil.which("conmon") or "conmon")
         configured = runtimes.parse(self.options.get("runtimes")) if self.options.get("runtimes") else {}
         paths = {**runtimes.discover(), **configured}
@@ -95,8 +95,12 @@ class OciDriver:
         return rt
 
     def _monitor(self, rt: runtimes.Runtime) -> conmon.Monitor:
-        return conmon.Monitor(conmon=self.conmon_path, runtime_path=rt.program,
-                              runtime_args=["--root", str(rt.state)], log_level=self.log_level)
+        return conmon.Monitor(
+            conmon=self.conmon_path,
+            runtime_path=rt.program,
+            runtime_args=["--root", str(rt.state)],
+            log_level=self.log_level,
+        )
 
     def _remove_runtime_state(self, d: Path) -> None:
         """``runtime delete --force``: the runtime's record of the container, and its cgroups."""
@@ -108,11 +112,12 @@ class OciDriver:
             return
         out = rt.run("delete", "--force", d.name, timeout=30)
         if out.returncode != 0 and "not exist" not in out.stderr:
-            self._remove_cgroups(d.name)    # nothing else can remove the runtime's record; the cgroups at least go
+            self._remove_cgroups(d.name)  # nothing else can remove the runtime's record; the cgroups at least go
 
     def _remove_cgroups(self, container_id: str) -> None:
-        hierarchies = [CGROUP_ROOT] if self.cgroup2 else [p for p in CGROUP_ROOT.iterdir()
-                                                          if p.is_dir() and os.path.ismount(p)]
+        hierarchies = (
+            [CGROUP_ROOT] if self.cgroup2 else [p for p in CGROUP_ROOT.iterdir() if p.is_dir() and os.path.ismount(p)]
+        )
         for h in hierarchies:
             top = h / cgroup_dir(container_id)
             for dirpath, _dirs, _files in sorted(os.walk(top, topdown=False), key=lambda t: -len(t[0])):
@@ -150,18 +155,31 @@ class OciDriver:
             d.mkdir(parents=True, mode=0o700)
         except FileExistsError:
             raise Conflict(f"container {spec.container_id} is being created concurrently") from None
-        meta = {"runtime": name, "tty": spec.tty, "open_stdin": spec.open_stdin, "stop_signal": spec.stop_signal,
-                "hostname": spec.hostname or spec.container_id[:12],
-                # what a docker exec process shares with the container's (seccomp the runtime applies itself)
-                "confinement": spec.confinement.model_dump(
-                    mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"})}
+        meta = {
+            "runtime": name,
+            "tty": spec.tty,
+            "open_stdin": spec.open_stdin,
+            "stop_signal": spec.stop_signal,
+            "hostname": spec.hostname or spec.container_id[:12],
+            # what a docker exec process shares with the container's (seccomp the runtime applies itself)
+            "confinement": spec.confinement.model_dump(
+                mode="json", include={"capabilities", "no_new_privileges", "apparmor_profile"}
+            ),
+        }
         try:
-            conmon.write_private(d / "config.json", json.dumps(config))    # the environment: root only
+            conmon.write_private(d / "config.json", json.dumps(config))  # the environment: root only
             if spec.log_path is not None:
                 Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
             conmon.write_private(d / "meta.json", json.dumps(meta))
-            self.sv.create(self._monitor(rt), spec.container_id, d, log_path=spec.log_path, tty=spec.tty,
-                           open_stdin=spec.open_stdin, stdin_once=spec.stdin_once)
+            self.sv.create(
+                self._monitor(rt),
+                spec.container_id,
+                d,
+                log_path=spec.log_path,
+                tty=spec.tty,
+                open_stdin=spec.open_stdin,
+                stdin_once=spec.stdin_once,
+            )
         except OSError as exc:
             shutil.rmtree(d, ignore_errors=True)
             raise System(f"cannot prepare container {spec.container_id}: {exc}") from None
@@ -188,7 +206,7 @@ class OciDriver:
         if not pid or not self.sv.conmon_pid(d):
             raise NotFound(f"container {container_id} is not created")
         out = self._runtime(d).run("start", container_id)
-        if out.returncode != 0 and not (d / "exit").exists():    # exited at once: that was a run, not a failure
+        if out.returncode != 0 and not (d / "exit").exists():  # exited at once: that was a run, not a failure
             error = runtimes.error_text(out.stderr) or f"exit status {out.returncode}"
             raise System(f"failed to start container {container_id}: {error}")
         return self.sv.mark_started(d, pid)
@@ -274,9 +292,11 @@ class OciDriver:
             pass
         state = self.sv.state(d)
         if state is not None and state.status in ("running", "paused"):
-            raise Conflict(f"You cannot remove a running container {container_id}. "
-                           "Stop the container before attempting removal or force remove")
-        self._remove_runtime_state(d)       # a created container's process dies here; its conmon follows
+            raise Conflict(
+                f"You cannot remove a running container {container_id}. "
+                "Stop the container before attempting removal or force remove"
+            )
+        self._remove_runtime_state(d)  # a created container's process dies here; its conmon follows
         self.sv.retire(d)
         shutil.rmtree(d, ignore_errors=True)
         if d.exists():
@@ -322,15 +342,25 @@ class OciDriver:
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self.sv.existing(container_id)
         meta = self.sv.meta(d)
-        process = bundle.process(spec, str(meta.get("hostname") or container_id[:12]),
-                                 Confinement.model_validate(meta.get("confinement") or {}))
+        process = bundle.process(
+            spec,
+            str(meta.get("hostname") or container_id[:12]),
+            Confinement.model_validate(meta.get("confinement") or {}),
+        )
 
         def write(xd: Path) -> Path:
             conmon.write_private(xd / "process.json", json.dumps(process))
             return xd / "process.json"
 
-        return self.sv.run(self._monitor(self._runtime(d)), container_id, exec_id, tty=spec.tty, stdin=spec.stdin,
-                           write_process=write, describe=self._describe)
+        return self.sv.run(
+            self._monitor(self._runtime(d)),
+            container_id,
+            exec_id,
+            tty=spec.tty,
+            stdin=spec.stdin,
+            write_process=write,
+            describe=self._describe,
+        )
 
     @hookimpl
     def exec_run_wait(self, container_id: str, exec_id: str) -> int:
@@ -348,8 +378,11 @@ class OciDriver:
     @hookimpl
     def exec_status(self) -> list[tuple[str, str]]:
         layout = "2" if self.cgroup2 else ("1 (hybrid)" if hybrid_host() else "1")
-        lines = [("Execution Driver", f"oci ({self.default_runtime})"), ("Cgroup Version", layout),
-                 ("conmon", _version([self.conmon_path, "--version"]))]
+        lines = [
+            ("Execution Driver", f"oci ({self.default_runtime})"),
+            ("Cgroup Version", layout),
+            ("conmon", _version([self.conmon_path, "--version"])),
+        ]
         for name, rt in sorted(self.runtimes.items()):
             lines.append((f"Runtime {name}", f"{rt.path} {rt.version()}"))
         return lines

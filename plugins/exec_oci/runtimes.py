@@ -48,8 +48,9 @@ class Runtime:
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            return subprocess.run(
+                self.argv(*args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise System(f"{self.name} {args[0]} failed: {exc}") from None
 
@@ -97,8 +98,11 @@ def parse(spec: str | None) -> dict[str, str]:
         name, sep, path = item.partition("=")
         if not name or "/" in name:
             raise InvalidParameter(f"invalid runtime {item!r}: use NAME=PATH")
-        out[name] = path if sep else (shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                                                              "/sbin:/bin") or "")
+        out[name] = (
+            path
+            if sep
+            else (shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") or "")
+        )
         if not out[name]:
             raise InvalidParameter(f"runtime {name!r} not found in PATH")
     return out

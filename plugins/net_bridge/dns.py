@@ -164,8 +164,9 @@ async def _forward_udp(data: bytes, servers: list[tuple[str, int]]) -> bytes | N
     for server in servers:
         future = loop.create_future()
         try:
-            transport, _ = await loop.create_datagram_endpoint(functools.partial(_Forwarder, future),
-                                                               remote_addr=server)
+            transport, _ = await loop.create_datagram_endpoint(
+                functools.partial(_Forwarder, future), remote_addr=server
+            )
         except OSError:
             continue
         try:
@@ -268,11 +269,13 @@ class DnsServer:
             return
         await self._remove(network)
         loop = asyncio.get_running_loop()
-        udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self, network), local_addr=(address, self.port),
-                                                     reuse_port=False)
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(self, network), local_addr=(address, self.port), reuse_port=False
+        )
         try:
-            tcp = await asyncio.start_server(lambda r, w: self._tcp_client(network, r, w), address, self.port,
-                                             reuse_address=True)
+            tcp = await asyncio.start_server(
+                lambda r, w: self._tcp_client(network, r, w), address, self.port, reuse_address=True
+            )
         except BaseException:
             udp.close()
             raise

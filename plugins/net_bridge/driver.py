@@ -211,8 +211,9 @@ class BridgeNetworkDriver:
         o = self.opts
         row = self.store.network(DEFAULT_NETWORK)
         ours = {r["bridge"] for r in self.store.networks()} | {o.bridge}
-        taken = self._host_networks(ours) + [ipaddress.IPv4Network(r["subnet"]) for r in self.store.networks()
-                                             if r["name"] != DEFAULT_NETWORK]
+        taken = self._host_networks(ours) + [
+            ipaddress.IPv4Network(r["subnet"]) for r in self.store.networks() if r["name"] != DEFAULT_NETWORK
+        ]
         if o.bip:
             iface = ipaddress.IPv4Interface(o.bip)
             clash = subnet.overlaps(iface.network, taken)
@@ -220,8 +221,11 @@ class BridgeNetworkDriver:
                 raise InvalidParameter(f"bip {o.bip} overlaps {clash}, already routed on this host")
             net, gateway, ip_range = iface.network, str(iface.ip), o.fixed_cidr
             how = "from option bip"
-        elif row is not None and row["bridge"] == o.bridge and \
-                subnet.overlaps(ipaddress.IPv4Network(row["subnet"]), taken) is None:
+        elif (
+            row is not None
+            and row["bridge"] == o.bridge
+            and subnet.overlaps(ipaddress.IPv4Network(row["subnet"]), taken) is None
+        ):
             net, gateway, ip_range = ipaddress.IPv4Network(row["subnet"]), row["gateway"], row["ip_range"]
             how = "kept from the previous run"
         elif (existing := self._bridge_address(o.bridge)) is not None:
@@ -230,32 +234,57 @@ class BridgeNetworkDriver:
         else:
             net = subnet.choose(CANDIDATES, taken)
             if net is None:
-                raise InvalidParameter("no free subnet for the default bridge: every candidate overlaps a host "
-                                       "route; set option bip")
+                raise InvalidParameter(
+                    "no free subnet for the default bridge: every candidate overlaps a host route; set option bip"
+                )
             gateway, ip_range, how = str(net.network_address + 1), "", "chosen automatically"
         if row is not None and row["subnet"] != str(net):
             held = self.store.endpoints(network=DEFAULT_NETWORK)
             if held:
-                log.warning("default bridge subnet changes from %s to %s: %d endpoint(s) get new addresses",
-                            row["subnet"], net, len(held))
+                log.warning(
+                    "default bridge subnet changes from %s to %s: %d endpoint(s) get new addresses",
+                    row["subnet"],
+                    net,
+                    len(held),
+                )
                 self.store.execute("DELETE FROM endpoints WHERE network = ? AND active = 0", DEFAULT_NETWORK)
         self.store.upsert_network(
-            name=DEFAULT_NETWORK, id=row["id"] if row else secrets.token_hex(32), bridge=o.bridge, subnet=str(net),
-            gateway=gateway, ip_range=ip_range, mtu=o.mtu, internal=0, builtin=1,
+            name=DEFAULT_NETWORK,
+            id=row["id"] if row else secrets.token_hex(32),
+            bridge=o.bridge,
+            subnet=str(net),
+            gateway=gateway,
+            ip_range=ip_range,
+            mtu=o.mtu,
+            internal=0,
+            builtin=1,
             created=row["created"] if row else iso_now(),
-            options=json.dumps({"com.docker.network.bridge.default_bridge": "true",
-                                "com.docker.network.bridge.enable_icc": str(o.icc).lower(),
-                                "com.docker.network.bridge.enable_ip_masquerade": str(o.ip_masq).lower(),
-                                "com.docker.network.bridge.host_binding_ipv4": o.host_ip,
-                                "com.docker.network.bridge.name": o.bridge,
-                                "com.docker.network.driver.mtu": str(o.mtu)}))
+            options=json.dumps(
+                {
+                    "com.docker.network.bridge.default_bridge": "true",
+                    "com.docker.network.bridge.enable_icc": str(o.icc).lower(),
+                    "com.docker.network.bridge.enable_ip_masquerade": str(o.ip_masq).lower(),
+                    "com.docker.network.bridge.host_binding_ipv4": o.host_ip,
+                    "com.docker.network.bridge.name": o.bridge,
+                    "com.docker.network.driver.mtu": str(o.mtu),
+                }
+            ),
+        )
         log.info("default bridge %s: subnet %s, gateway %s (%s)", o.bridge, net, gateway, how)
         self.subnet_origin = how
 
     def _net_ctx(self, row) -> NetworkContext:
-        return NetworkContext(ipr=self.ipr, name=row["name"], bridge=row["bridge"], subnet=row["subnet"],
-                              gateway=row["gateway"], mtu=row["mtu"], ip_forward=self.opts.ip_forward,
-                              subnet6=row["subnet6"], gateway6=row["gateway6"])
+        return NetworkContext(
+            ipr=self.ipr,
+            name=row["name"],
+            bridge=row["bridge"],
+            subnet=row["subnet"],
+            gateway=row["gateway"],
+            mtu=row["mtu"],
+            ip_forward=self.opts.ip_forward,
+            subnet6=row["subnet6"],
+            gateway6=row["gateway6"],
+        )
 
     def _setup_network(self, row) -> NetworkContext:
         ctx = self._net_ctx(row)
@@ -278,11 +307,15 @@ class BridgeNetworkDriver:
         others = [r["bridge"] for r in self.store.networks() if r["name"] != row["name"]]
         options = json.loads(row["options"] or "{}")
         return firewall.TableSpec(
-            name=self.fw.table_name(self.opts.table_prefix, row["bridge"]), bridge=row["bridge"],
-            subnet=row["subnet"], masquerade=options.get("com.docker.network.bridge.enable_ip_masquerade",
-                                                         "true") == "true",
+            name=self.fw.table_name(self.opts.table_prefix, row["bridge"]),
+            bridge=row["bridge"],
+            subnet=row["subnet"],
+            masquerade=options.get("com.docker.network.bridge.enable_ip_masquerade", "true") == "true",
             icc=options.get("com.docker.network.bridge.enable_icc", "true") == "true",
-            internal=bool(row["internal"]), mappings=mappings, isolate_from=others)
+            internal=bool(row["internal"]),
+            mappings=mappings,
+            isolate_from=others,
+        )
 
     def _apply_firewall(self, network: str | None = None) -> None:
         rows = self.store.networks() if network is None else [self.store.network(network)]
@@ -315,8 +348,14 @@ class BridgeNetworkDriver:
                     try:
                         self.reservations.bind(p["proto"], p["host_ip"], p["host_port"])
                     except OSError as exc:
-                        log.warning("cannot re-reserve %s:%d/%s of %s: %s (the mapping itself is restored)",
-                                    p["host_ip"], p["host_port"], p["proto"], ep["container_id"][:12], exc)
+                        log.warning(
+                            "cannot re-reserve %s:%d/%s of %s: %s (the mapping itself is restored)",
+                            p["host_ip"],
+                            p["host_port"],
+                            p["proto"],
+                            ep["container_id"][:12],
+                            exc,
+                        )
             else:
                 log.info("endpoint of %s on %s is gone: releasing it", ep["container_id"][:12], ep["network"])
                 self._teardown(ep)
@@ -351,8 +390,9 @@ class BridgeNetworkDriver:
                 nsutil.remove(ep["netns"])
             except OSError as exc:
                 log.warning("removing namespace %s: %s", ep["netns"], exc)
-        self.store.execute("UPDATE endpoints SET active = 0 WHERE container_id = ? AND network = ?",
-                           ep["container_id"], ep["network"])
+        self.store.execute(
+            "UPDATE endpoints SET active = 0 WHERE container_id = ? AND network = ?", ep["container_id"], ep["network"]
+        )
 
     # ------------------------------------------------------------------ ports
     def _reserve_ports(self, ctx: EndpointContext) -> None:
@@ -397,25 +437,44 @@ class BridgeNetworkDriver:
                 if port is None:
                     raise last_error or Conflict(f"cannot publish {want.spec}")
                 bound.append((want.proto, want.host_ip, port))
-                result.append({"proto": want.proto, "container_port": want.container_port, "host_ip": want.host_ip,
-                               "host_port": port, "auto": int(want.auto), "spec": want.spec})
+                result.append(
+                    {
+                        "proto": want.proto,
+                        "container_port": want.container_port,
+                        "host_ip": want.host_ip,
+                        "host_port": port,
+                        "auto": int(want.auto),
+                        "spec": want.spec,
+                    }
+                )
             with self.store.transaction() as tx:
                 tx.execute("DELETE FROM ports WHERE container_id = ? AND network = ?", cid, network)
                 for m in result:
-                    tx.execute("INSERT INTO ports (container_id, network, proto, container_port, host_ip, host_port,"
-                               " auto, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", cid, network, m["proto"],
-                               m["container_port"], m["host_ip"], m["host_port"], m["auto"], m["spec"])
+                    tx.execute(
+                        "INSERT INTO ports (container_id, network, proto, container_port, host_ip, host_port,"
+                        " auto, spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        cid,
+                        network,
+                        m["proto"],
+                        m["container_port"],
+                        m["host_ip"],
+                        m["host_port"],
+                        m["auto"],
+                        m["spec"],
+                    )
         except BaseException:
             for key in bound:
                 self.reservations.release(*key)
             raise
         ctx.mappings = result
 
-    def _try_port(self, ctx: EndpointContext, want: ports.Wanted, port: int,
-                  own: bool) -> tuple[int | None, Exception | None]:
+    def _try_port(
+        self, ctx: EndpointContext, want: ports.Wanted, port: int, own: bool
+    ) -> tuple[int | None, Exception | None]:
         """Bind ``port`` for ``want`` unless another container of ours holds it."""
-        for row in self.store.query("SELECT container_id, host_ip FROM ports WHERE proto = ? AND host_port = ?",
-                                    want.proto, port):
+        for row in self.store.query(
+            "SELECT container_id, host_ip FROM ports WHERE proto = ? AND host_port = ?", want.proto, port
+        ):
             if row["container_id"] == ctx.container_id:
                 continue
             if "0.0.0.0" in (row["host_ip"], want.host_ip) or row["host_ip"] == want.host_ip:
@@ -449,8 +508,9 @@ class BridgeNetworkDriver:
             start = time.perf_counter()
             path = self._prepare_unlocked(request, network)
             self.timings["prepare"] = time.perf_counter() - start
-            return NetworkAttachment(netns=path, settings=self._settings_unlocked(request.container_id),
-                                     dns=self._resolver_for(network))
+            return NetworkAttachment(
+                netns=path, settings=self._settings_unlocked(request.container_id), dns=self._resolver_for(network)
+            )
 
     @staticmethod
     def _loopback_only(container_id: str) -> Path:
@@ -487,37 +547,77 @@ class BridgeNetworkDriver:
                 ip6 = ""
                 if row["subnet6"]:
                     if wanted.ipv6_address:
-                        ip6 = ipam.reserve(tx, network, row["subnet6"], row["gateway6"], wanted.ipv6_address, aux,
-                                           kind="ip6")
+                        ip6 = ipam.reserve(
+                            tx, network, row["subnet6"], row["gateway6"], wanted.ipv6_address, aux, kind="ip6"
+                        )
                     else:
-                        ip6 = ipam.allocate(tx, network, row["subnet6"], row["gateway6"], row["ip_range6"], aux,
-                                            kind="ip6")
-                ipam_config = {k: v for k, v in (("IPv4Address", wanted.ipv4_address),
-                                                 ("IPv6Address", wanted.ipv6_address),
-                                                 ("LinkLocalIPs", wanted.link_local_ips)) if v}
-                tx.execute("INSERT INTO endpoints (container_id, network, ip, mac, veth, ifname, netns, active, name,"
-                           " aliases, endpoint_id, ip6, link_local, ipam)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-                           cid, network, ip, wanted.mac_address.lower() or ipam.mac_for(ip), veth, ifname, name,
-                           request.name.lstrip("/"), json.dumps(request.aliases), secrets.token_hex(32), ip6,
-                           json.dumps(wanted.link_local_ips), json.dumps(ipam_config or None))
+                        ip6 = ipam.allocate(
+                            tx, network, row["subnet6"], row["gateway6"], row["ip_range6"], aux, kind="ip6"
+                        )
+                ipam_config = {
+                    k: v
+                    for k, v in (
+                        ("IPv4Address", wanted.ipv4_address),
+                        ("IPv6Address", wanted.ipv6_address),
+                        ("LinkLocalIPs", wanted.link_local_ips),
+                    )
+                    if v
+                }
+                tx.execute(
+                    "INSERT INTO endpoints (container_id, network, ip, mac, veth, ifname, netns, active, name,"
+                    " aliases, endpoint_id, ip6, link_local, ipam)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                    cid,
+                    network,
+                    ip,
+                    wanted.mac_address.lower() or ipam.mac_for(ip),
+                    veth,
+                    ifname,
+                    name,
+                    request.name.lstrip("/"),
+                    json.dumps(request.aliases),
+                    secrets.token_hex(32),
+                    ip6,
+                    json.dumps(wanted.link_local_ips),
+                    json.dumps(ipam_config or None),
+                )
             existing = self.store.endpoint(cid, network)
         net = ipaddress.IPv4Network(row["subnet"])
-        host_ip = json.loads(row["options"] or "{}").get("com.docker.network.bridge.host_binding_ipv4") or \
-            self.opts.host_ip
+        host_ip = (
+            json.loads(row["options"] or "{}").get("com.docker.network.bridge.host_binding_ipv4") or self.opts.host_ip
+        )
         ctx = EndpointContext(
-            driver=self, ipr=self.ipr, container_id=cid, network=network,
-            endpoint_name=f"{request.name or cid[:12]} ({existing['endpoint_id'][:12]})", netns_name=name,
-            veth=veth, peer=peer, ifname=existing["ifname"], ip=existing["ip"], mac=existing["mac"],
-            prefixlen=net.prefixlen, gateway=row["gateway"], mtu=row["mtu"],
+            driver=self,
+            ipr=self.ipr,
+            container_id=cid,
+            network=network,
+            endpoint_name=f"{request.name or cid[:12]} ({existing['endpoint_id'][:12]})",
+            netns_name=name,
+            veth=veth,
+            peer=peer,
+            ifname=existing["ifname"],
+            ip=existing["ip"],
+            mac=existing["mac"],
+            prefixlen=net.prefixlen,
+            gateway=row["gateway"],
+            mtu=row["mtu"],
             bridge_index=self._bridge_index(row["bridge"]),
             default_route=existing["ifname"] == "eth0" and not row["internal"],
             wanted=ports.wanted(request.port_bindings, request.exposed_ports, request.publish_all, host_ip),
-            ip6=existing["ip6"], prefixlen6=ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0,
-            gateway6=row["gateway6"], link_local=json.loads(existing["link_local"] or "[]"))
-        self.store.execute("UPDATE endpoints SET name = ?, aliases = ?, netns = ?, dns = ? WHERE container_id = ? "
-                           "AND network = ?", request.name.lstrip("/"), json.dumps(request.aliases), name,
-                           json.dumps(list(getattr(request, "dns", None) or [])), cid, network)
+            ip6=existing["ip6"],
+            prefixlen6=ipaddress.ip_network(row["subnet6"]).prefixlen if row["subnet6"] else 0,
+            gateway6=row["gateway6"],
+            link_local=json.loads(existing["link_local"] or "[]"),
+        )
+        self.store.execute(
+            "UPDATE endpoints SET name = ?, aliases = ?, netns = ?, dns = ? WHERE container_id = ? AND network = ?",
+            request.name.lstrip("/"),
+            json.dumps(request.aliases),
+            name,
+            json.dumps(list(getattr(request, "dns", None) or [])),
+            cid,
+            network,
+        )
         self._exposed[cid] = ports.exposed_keys(request.port_bindings, request.exposed_ports)
         self.store.set_meta(f"exposed:{cid}", self._exposed[cid])
         timings: dict[str, float] = {}
@@ -531,8 +631,9 @@ class BridgeNetworkDriver:
     def _check_fixed(row, wanted) -> None:
         """Fixed addresses only where the user chose the subnet, as Docker allows them."""
         if (wanted.ipv4_address and not row["user_subnet"]) or (wanted.ipv6_address and not row["subnet6"]):
-            raise InvalidParameter("user specified IP address is supported only when connecting to networks with "
-                                   "user configured subnets")
+            raise InvalidParameter(
+                "user specified IP address is supported only when connecting to networks with user configured subnets"
+            )
         if wanted.mac_address and not _MAC.match(wanted.mac_address):
             raise InvalidParameter(f"invalid MAC address: {wanted.mac_address}")
         for address in wanted.link_local_ips:
@@ -585,9 +686,9 @@ class BridgeNetworkDriver:
         port_map: dict[str, list[dict] | None] = dict.fromkeys(exposed)
         for p in self.store.ports(container_id=container_id):
             port_map.setdefault(f"{p['container_port']}/{p['proto']}", None)
-            port_map[f"{p['container_port']}/{p['proto']}"] = (port_map[f"{p['container_port']}/{p['proto']}"]
-                                                               or []) + [{"HostIp": p["host_ip"],
-                                                                          "HostPort": str(p["host_port"])}]
+            port_map[f"{p['container_port']}/{p['proto']}"] = (
+                port_map[f"{p['container_port']}/{p['proto']}"] or []
+            ) + [{"HostIp": p["host_ip"], "HostPort": str(p["host_port"])}]
         top = {"Bridge": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "EndpointID": ""}
         for ep in endpoints:
             row = self.store.network(ep["network"])
@@ -595,39 +696,85 @@ class BridgeNetworkDriver:
             aliases = json.loads(ep["aliases"] or "[]")
             prefix6 = ipaddress.IPv6Network(row["subnet6"]).prefixlen if row["subnet6"] and ep["ip6"] else 0
             networks[ep["network"]] = {
-                "IPAMConfig": json.loads(ep["ipam"] or "null"), "Links": None,
+                "IPAMConfig": json.loads(ep["ipam"] or "null"),
+                "Links": None,
                 "Aliases": None if ep["network"] == DEFAULT_NETWORK else ([container_id[:12]] + aliases),
-                "NetworkID": row["id"], "EndpointID": ep["endpoint_id"], "Gateway": row["gateway"],
-                "IPAddress": ep["ip"], "IPPrefixLen": prefix, "IPv6Gateway": row["gateway6"] if ep["ip6"] else "",
-                "GlobalIPv6Address": ep["ip6"], "GlobalIPv6PrefixLen": prefix6, "MacAddress": ep["mac"],
+                "NetworkID": row["id"],
+                "EndpointID": ep["endpoint_id"],
+                "Gateway": row["gateway"],
+                "IPAddress": ep["ip"],
+                "IPPrefixLen": prefix,
+                "IPv6Gateway": row["gateway6"] if ep["ip6"] else "",
+                "GlobalIPv6Address": ep["ip6"],
+                "GlobalIPv6PrefixLen": prefix6,
+                "MacAddress": ep["mac"],
                 "DriverOpts": None,
             }
             if ep["network"] == DEFAULT_NETWORK:
-                top = {"Bridge": row["bridge"], "Gateway": row["gateway"], "IPAddress": ep["ip"],
-                       "IPPrefixLen": prefix, "MacAddress": ep["mac"], "EndpointID": ep["endpoint_id"]}
+                top = {
+                    "Bridge": row["bridge"],
+                    "Gateway": row["gateway"],
+                    "IPAddress": ep["ip"],
+                    "IPPrefixLen": prefix,
+                    "MacAddress": ep["mac"],
+                    "EndpointID": ep["endpoint_id"],
+                }
         path = core_netns.path_of(endpoints[0]["netns"])
-        return {**top, "SandboxID": hashlib.sha256(str(path).encode()).hexdigest(), "SandboxKey": str(path),
-                "HairpinMode": False, "Ports": port_map, "Networks": networks}
+        return {
+            **top,
+            "SandboxID": hashlib.sha256(str(path).encode()).hexdigest(),
+            "SandboxKey": str(path),
+            "HairpinMode": False,
+            "Ports": port_map,
+            "Networks": networks,
+        }
 
     @staticmethod
     def _simple_settings(network: str, path: Path | None) -> dict:
-        endpoint = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
-                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                    "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
-        return {"SandboxKey": str(path) if path else "", "Ports": {},
-                "Networks": {} if network == "container" else {network: endpoint}}
+        endpoint = {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": None,
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "",
+            "DriverOpts": None,
+        }
+        return {
+            "SandboxKey": str(path) if path else "",
+            "Ports": {},
+            "Networks": {} if network == "container" else {network: endpoint},
+        }
 
     @hookimpl
     def network_status(self) -> list[tuple[str, str]]:
         row = self.store.network(DEFAULT_NETWORK)
         serving = self.dns.serving() if self.dns is not None else {}
-        return [("Network Driver", "bridge"), ("Bridge", row["bridge"]),
-                ("Bridge Subnet", f"{row['subnet']} ({self.subnet_origin})"), ("Bridge Gateway", row["gateway"]),
-                ("NAT", self.fw.describe(self.fw.table_name(self.opts.table_prefix, row["bridge"]))),
-                ("Port Mapping", "DNAT + route_localnet (no userland proxy)"),
-                ("User Networks", str(len(self.store.networks()) - 1)),
-                ("Embedded DNS", (f"{len(serving)} resolver(s) on the gateways of user networks" if serving else
-                                  "on" if self.opts.embedded_dns else "off"))]
+        return [
+            ("Network Driver", "bridge"),
+            ("Bridge", row["bridge"]),
+            ("Bridge Subnet", f"{row['subnet']} ({self.subnet_origin})"),
+            ("Bridge Gateway", row["gateway"]),
+            ("NAT", self.fw.describe(self.fw.table_name(self.opts.table_prefix, row["bridge"]))),
+            ("Port Mapping", "DNAT + route_localnet (no userland proxy)"),
+            ("User Networks", str(len(self.store.networks()) - 1)),
+            (
+                "Embedded DNS",
+                (
+                    f"{len(serving)} resolver(s) on the gateways of user networks"
+                    if serving
+                    else "on"
+                    if self.opts.embedded_dns
+                    else "off"
+                ),
+            ),
+        ]
 
     @hookimpl(optionalhook=True)
     def network_cleanup(self) -> bool:
@@ -686,13 +833,19 @@ class BridgeNetworkDriver:
                             ipaddress.ip_address(address)
             except ValueError as exc:
                 raise InvalidParameter(f"invalid IPAM configuration: {exc}") from None
-            v4 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)
-                       .version == 4), None)
-            v6 = next((p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False)
-                       .version == 6), None)
+            v4 = next(
+                (p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False).version == 4),
+                None,
+            )
+            v6 = next(
+                (p for p in pools if p.get("Subnet") and ipaddress.ip_network(p["Subnet"], strict=False).version == 6),
+                None,
+            )
             if options.get("EnableIPv6") and v6 is None:
-                raise InvalidParameter("could not find an available, non-overlapping IPv6 address pool among the "
-                                       "defaults to assign to the network: give one with --subnet")
+                raise InvalidParameter(
+                    "could not find an available, non-overlapping IPv6 address pool among the "
+                    "defaults to assign to the network: give one with --subnet"
+                )
             net_id = secrets.token_hex(32)
             bridge = (options.get("Options") or {}).get("com.docker.network.bridge.name") or f"dy-{net_id[:12]}"
             self._check_new_bridge(bridge)
@@ -708,27 +861,44 @@ class BridgeNetworkDriver:
             else:
                 net = subnet.choose(CANDIDATES, taken)
                 if net is None:
-                    raise Conflict("could not find an available, non-overlapping IPv4 address pool among the "
-                                   "defaults to assign to the network")
+                    raise Conflict(
+                        "could not find an available, non-overlapping IPv4 address pool among the "
+                        "defaults to assign to the network"
+                    )
                 gateway, ip_range = str(net.network_address + 1), ""
             subnet6 = gateway6 = ip_range6 = ""
             if v6 is not None:
                 net6 = ipaddress.IPv6Network(v6["Subnet"], strict=False)
                 for row in self.store.networks():
                     if row["subnet6"] and ipaddress.IPv6Network(row["subnet6"]).overlaps(net6):
-                        raise Conflict(f"Pool overlaps with other one on this address space ({net6} overlaps "
-                                       f"{row['subnet6']})")
+                        raise Conflict(
+                            f"Pool overlaps with other one on this address space ({net6} overlaps {row['subnet6']})"
+                        )
                 subnet6, gateway6 = str(net6), v6.get("Gateway") or str(net6.network_address + 1)
                 ip_range6 = v6.get("IPRange") or ""
             aux = {**((v4 or {}).get("AuxiliaryAddresses") or {}), **((v6 or {}).get("AuxiliaryAddresses") or {})}
             opts = dict(options.get("Options") or {})
             mtu = int(opts.get("com.docker.network.driver.mtu", self.opts.mtu))
-            self.store.upsert_network(name=name, id=net_id, bridge=bridge, subnet=str(net), gateway=gateway,
-                                      ip_range=ip_range, mtu=mtu, internal=int(bool(options.get("Internal"))),
-                                      builtin=0, created=iso_now(), options=json.dumps(opts),
-                                      labels=json.dumps(options.get("Labels") or {}), user_subnet=int(v4 is not None),
-                                      aux=json.dumps(aux), subnet6=subnet6, gateway6=gateway6, ip_range6=ip_range6,
-                                      attachable=int(bool(options.get("Attachable"))))
+            self.store.upsert_network(
+                name=name,
+                id=net_id,
+                bridge=bridge,
+                subnet=str(net),
+                gateway=gateway,
+                ip_range=ip_range,
+                mtu=mtu,
+                internal=int(bool(options.get("Internal"))),
+                builtin=0,
+                created=iso_now(),
+                options=json.dumps(opts),
+                labels=json.dumps(options.get("Labels") or {}),
+                user_subnet=int(v4 is not None),
+                aux=json.dumps(aux),
+                subnet6=subnet6,
+                gateway6=gateway6,
+                ip_range6=ip_range6,
+                attachable=int(bool(options.get("Attachable"))),
+            )
             try:
                 self._setup_network(self.store.network(name))
                 self._apply_firewall()
@@ -761,15 +931,16 @@ class BridgeNetworkDriver:
                 raise Forbidden(f"{row['name']} is a pre-defined network and cannot be removed")
             users = self.store.endpoints(network=row["name"], active=True)
             if users:
-                raise Conflict(f"error while removing network: network {row['name']} id {row['id']} has active "
-                               "endpoints")
+                raise Conflict(
+                    f"error while removing network: network {row['name']} id {row['id']} has active endpoints"
+                )
             self.store.execute("DELETE FROM ports WHERE network = ?", row["name"])
             self.store.execute("DELETE FROM endpoints WHERE network = ?", row["name"])
             self.store.delete_network(row["name"])
             if self.dns is not None:
                 self.dns.remove(row["name"])
             self.fw.delete(self.fw.table_name(self.opts.table_prefix, row["bridge"]))
-            if bridge_device.owned(self.ipr, row["bridge"]):     # never a bridge someone else made
+            if bridge_device.owned(self.ipr, row["bridge"]):  # never a bridge someone else made
                 self.ipr.link("del", index=self.ipr.link_lookup(ifname=row["bridge"])[0])
             self._apply_firewall()
         return True
@@ -789,33 +960,52 @@ class BridgeNetworkDriver:
         prefix = ipaddress.IPv4Network(row["subnet"]).prefixlen
         prefix6 = ipaddress.IPv6Network(row["subnet6"]).prefixlen if row["subnet6"] else 0
         for ep in self.store.endpoints(network=row["name"], active=True):
-            containers[ep["container_id"]] = {"Name": ep["name"], "EndpointID": ep["endpoint_id"],
-                                              "MacAddress": ep["mac"], "IPv4Address": f"{ep['ip']}/{prefix}",
-                                              "IPv6Address": f"{ep['ip6']}/{prefix6}" if ep["ip6"] else ""}
+            containers[ep["container_id"]] = {
+                "Name": ep["name"],
+                "EndpointID": ep["endpoint_id"],
+                "MacAddress": ep["mac"],
+                "IPv4Address": f"{ep['ip']}/{prefix}",
+                "IPv6Address": f"{ep['ip6']}/{prefix6}" if ep["ip6"] else "",
+            }
         aux = json.loads(row["aux"] or "{}")
         pools = []
-        for subnet_, gateway, ip_range in ((row["subnet"], row["gateway"], row["ip_range"]),
-                                           (row["subnet6"], row["gateway6"], row["ip_range6"])):
+        for subnet_, gateway, ip_range in (
+            (row["subnet"], row["gateway"], row["ip_range"]),
+            (row["subnet6"], row["gateway6"], row["ip_range6"]),
+        ):
             if not subnet_:
                 continue
             pool: dict = {"Subnet": subnet_, "Gateway": gateway}
             if ip_range:
                 pool["IPRange"] = ip_range
-            mine = {k: v for k, v in aux.items()
-                    if ipaddress.ip_address(v) in ipaddress.ip_network(subnet_, strict=False)}
+            mine = {
+                k: v for k, v in aux.items() if ipaddress.ip_address(v) in ipaddress.ip_network(subnet_, strict=False)
+            }
             if mine:
                 pool["AuxiliaryAddresses"] = mine
             pools.append(pool)
-        return {"Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
-                "Driver": "bridge", "EnableIPv6": bool(row["subnet6"]),
-                "IPAM": {"Driver": "default", "Options": None, "Config": pools},
-                "Internal": bool(row["internal"]), "Attachable": bool(row["attachable"]), "Ingress": False,
-                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
-                "Options": json.loads(row["options"] or "{}"), "Labels": json.loads(row["labels"] or "{}")}
+        return {
+            "Name": row["name"],
+            "Id": row["id"],
+            "Created": row["created"],
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": bool(row["subnet6"]),
+            "IPAM": {"Driver": "default", "Options": None, "Config": pools},
+            "Internal": bool(row["internal"]),
+            "Attachable": bool(row["attachable"]),
+            "Ingress": False,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False,
+            "Containers": containers,
+            "Options": json.loads(row["options"] or "{}"),
+            "Labels": json.loads(row["labels"] or "{}"),
+        }
 
     @hookimpl(optionalhook=True)
-    def network_connect(self, container_id: str, network: str, aliases: list[str],
-                        endpoint: EndpointRequest | None = None) -> dict:
+    def network_connect(
+        self, container_id: str, network: str, aliases: list[str], endpoint: EndpointRequest | None = None
+    ) -> dict:
         """Attach a running container to one more network (``ethN``).  Returns its settings."""
         with self.lock:
             row = self._network_row(network)
@@ -823,18 +1013,30 @@ class BridgeNetworkDriver:
             path = core_netns.path_of(core_netns.name_for(container_id))
             if not path.exists():
                 raise Conflict(f"container {container_id[:12]} is not running")
-            if self.store.endpoint(container_id, row["name"]) is not None and \
-                    self.store.endpoint(container_id, row["name"])["active"]:
+            if (
+                self.store.endpoint(container_id, row["name"]) is not None
+                and self.store.endpoint(container_id, row["name"])["active"]
+            ):
                 raise Conflict(f"endpoint with name {container_id[:12]} already exists in network {row['name']}")
             ifname = f"eth{len(primary)}"
             existing = self.store.endpoint(container_id, row["name"])
             if existing is not None:
-                self.store.execute("UPDATE endpoints SET ifname = ? WHERE container_id = ? AND network = ?", ifname,
-                                   container_id, row["name"])
+                self.store.execute(
+                    "UPDATE endpoints SET ifname = ? WHERE container_id = ? AND network = ?",
+                    ifname,
+                    container_id,
+                    row["name"],
+                )
             name = primary[0]["name"] if primary else ""
             dns = json.loads(primary[0]["dns"] or "[]") if primary else []  # the resolver's upstream: --dns
-            request = NetworkRequest(container_id=container_id, mode=row["name"], name=name, aliases=aliases,
-                                     dns=dns, endpoint=endpoint or EndpointRequest(aliases=aliases))
+            request = NetworkRequest(
+                container_id=container_id,
+                mode=row["name"],
+                name=name,
+                aliases=aliases,
+                dns=dns,
+                endpoint=endpoint or EndpointRequest(aliases=aliases),
+            )
             self._prepare_unlocked(request, row["name"], ifname=ifname)
             return self._settings_unlocked(container_id)
 
@@ -866,11 +1068,11 @@ class BridgeNetworkDriver:
             except NetlinkError:
                 pass
             self.store.execute("DELETE FROM ports WHERE container_id = ? AND network = ?", container_id, row["name"])
-            self.store.execute("DELETE FROM endpoints WHERE container_id = ? AND network = ?", container_id,
-                               row["name"])
+            self.store.execute(
+                "DELETE FROM endpoints WHERE container_id = ? AND network = ?", container_id, row["name"]
+            )
             self._apply_firewall(row["name"])
         return True
-
 
     # ------------------------------------------------------------------ embedded DNS (dns.py)
     def _start_resolvers(self) -> None:
@@ -893,8 +1095,12 @@ class BridgeNetworkDriver:
             self.dns.add(row["name"], row["gateway"])
             log.info("embedded DNS of network %s on %s:53", row["name"], row["gateway"])
         except OSError as exc:
-            log.warning("no embedded DNS for network %s: cannot listen on %s:53: %s (its containers use the "
-                        "host's resolvers)", row["name"], row["gateway"], exc)
+            log.warning(
+                "no embedded DNS for network %s: cannot listen on %s:53: %s (its containers use the host's resolvers)",
+                row["name"],
+                row["gateway"],
+                exc,
+            )
 
     def _stop_resolvers(self) -> None:
         server, self.dns = self.dns, None
@@ -910,12 +1116,16 @@ class BridgeNetworkDriver:
 
     # The resolver's directory: called from its thread, reads the store only (no driver lock).
     def dns_scope(self, network: str, client_ip: str) -> list[str] | None:
-        row = self.store.one("SELECT container_id FROM endpoints WHERE network = ? AND ip = ? AND active = 1",
-                             network, client_ip)
+        row = self.store.one(
+            "SELECT container_id FROM endpoints WHERE network = ? AND ip = ? AND active = 1", network, client_ip
+        )
         if row is None:
             return None
-        return [ep["network"] for ep in self.store.endpoints(container_id=row["container_id"], active=True)
-                if ep["network"] != DEFAULT_NETWORK]
+        return [
+            ep["network"]
+            for ep in self.store.endpoints(container_id=row["container_id"], active=True)
+            if ep["network"] != DEFAULT_NETWORK
+        ]
 
     @staticmethod
     def _dns_names(ep) -> set[str]:
@@ -945,8 +1155,7 @@ class BridgeNetworkDriver:
         row = self.store.network(network)
         if row is None or row["internal"]:
             return []
-        ep = self.store.one("SELECT dns FROM endpoints WHERE network = ? AND ip = ? AND active = 1", network,
-                            client_ip)
+        ep = self.store.one("SELECT dns FROM endpoints WHERE network = ? AND ip = ? AND active = 1", network, client_ip)
         servers: list[tuple[str, int]] = []
         if ep is not None and ep["dns"] and json.loads(ep["dns"]):
             servers = dns.parse_servers(",".join(json.loads(ep["dns"])))

@@ -70,28 +70,41 @@ def render(spec: TableSpec) -> str:
     br = _q(spec.bridge)
     lines = [f"table ip {spec.name} {{"]
     # port mapping: DNAT for packets to a local address, from outside and from the host itself
-    lines += ["  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;",
-              "    fib daddr type local jump ports", "  }",
-              "  chain output {", "    type nat hook output priority -100; policy accept;",
-              "    fib daddr type local jump ports", "  }",
-              "  chain ports {"]
+    lines += [
+        "  chain prerouting {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        "    fib daddr type local jump ports",
+        "  }",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        "    fib daddr type local jump ports",
+        "  }",
+        "  chain ports {",
+    ]
     for m in sorted(spec.mappings, key=lambda m: (m.proto, m.host_port, m.host_ip)):
         match = "" if m.host_ip in ("", "0.0.0.0") else f"ip daddr {m.host_ip} "
         lines.append(f"    {match}{m.proto} dport {m.host_port} dnat to {m.container_ip}:{m.container_port}")
     lines.append("  }")
-    lines += ["  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
-              # 127.0.0.1:<port> from the host: the kernel routes it out of the bridge thanks to
-              # route_localnet; the source must be rewritten or the reply could not come back
-              f"    oifname {br} ip saddr 127.0.0.0/8 masquerade",
-              # hairpin: a container reaching a published port of a container on the same bridge
-              f"    oifname {br} ip saddr {spec.subnet} ct status dnat masquerade"]
+    lines += [
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        # 127.0.0.1:<port> from the host: the kernel routes it out of the bridge thanks to
+        # route_localnet; the source must be rewritten or the reply could not come back
+        f"    oifname {br} ip saddr 127.0.0.0/8 masquerade",
+        # hairpin: a container reaching a published port of a container on the same bridge
+        f"    oifname {br} ip saddr {spec.subnet} ct status dnat masquerade",
+    ]
     if spec.masquerade and not spec.internal:
         lines.append(f"    ip saddr {spec.subnet} oifname != {br} masquerade")
     lines.append("  }")
     # route_localnet lets 127/8 be routed to the bridge; never let a container use it to
     # reach the host's loopback services (the CVE-2020-8558 class of problem)
-    lines += ["  chain guard {", "    type filter hook prerouting priority raw; policy accept;",
-              f"    iifname {br} ip daddr 127.0.0.0/8 drop", "  }"]
+    lines += [
+        "  chain guard {",
+        "    type filter hook prerouting priority raw; policy accept;",
+        f"    iifname {br} ip daddr 127.0.0.0/8 drop",
+        "  }",
+    ]
     lines += ["  chain forward {", "    type filter hook forward priority filter; policy accept;"]
     if spec.isolate_from:
         others = ", ".join(_q(b) for b in sorted(spec.isolate_from))

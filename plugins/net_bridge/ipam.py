@@ -29,15 +29,19 @@ def pool(subnet: str, gateway: str, ip_range: str = "", aux: Iterable[str] = ())
     net = ipaddress.ip_network(subnet, strict=False)
     rng = ipaddress.ip_network(ip_range, strict=False) if ip_range else net
     first, last = int(rng.network_address), int(rng.broadcast_address)
-    excluded = {int(net.network_address), int(ipaddress.ip_address(gateway)),
-                *(int(ipaddress.ip_address(a)) for a in aux)}
+    excluded = {
+        int(net.network_address),
+        int(ipaddress.ip_address(gateway)),
+        *(int(ipaddress.ip_address(a)) for a in aux),
+    }
     if net.version == 4:
         excluded.add(int(net.broadcast_address))
     return first, last, excluded
 
 
-def allocate(store: Store, network: str, subnet: str, gateway: str, ip_range: str = "", aux: Iterable[str] = (),
-             kind: str = "ip") -> str:
+def allocate(
+    store: Store, network: str, subnet: str, gateway: str, ip_range: str = "", aux: Iterable[str] = (), kind: str = "ip"
+) -> str:
     """Reserve the next free address of ``network`` and move the cursor past it (``kind`` ``ip6``:
     of its IPv6 subnet).
 
@@ -62,8 +66,9 @@ def allocate(store: Store, network: str, subnet: str, gateway: str, ip_range: st
     raise Unavailable(f"no available IPv{version} address on network {network!r} ({ip_range or subnet})")
 
 
-def reserve(store: Store, network: str, subnet: str, gateway: str, address: str, aux: Iterable[str] = (),
-            kind: str = "ip") -> str:
+def reserve(
+    store: Store, network: str, subnet: str, gateway: str, address: str, aux: Iterable[str] = (), kind: str = "ip"
+) -> str:
     """Take ``address`` as asked (``--ip``, ``--ip6``): it must lie in the subnet and be free."""
     net = ipaddress.ip_network(subnet, strict=False)
     ip = ipaddress.ip_address(address)

@@ -83,15 +83,21 @@ class IptablesBackend:
     @staticmethod
     def _rules(spec: TableSpec, chain: str) -> dict[str, list[str]]:
         br, post = spec.bridge, f"{chain}-PST"
-        nat = [f"-I PREROUTING -m addrtype --dst-type LOCAL -j {chain}",
-               f"-I OUTPUT -m addrtype --dst-type LOCAL -j {chain}",
-               f"-I POSTROUTING -j {post}"]
+        nat = [
+            f"-I PREROUTING -m addrtype --dst-type LOCAL -j {chain}",
+            f"-I OUTPUT -m addrtype --dst-type LOCAL -j {chain}",
+            f"-I POSTROUTING -j {post}",
+        ]
         for m in sorted(spec.mappings, key=lambda m: (m.proto, m.host_port, m.host_ip)):
             match = "" if m.host_ip in ("", "0.0.0.0") else f"-d {m.host_ip}/32 "
-            nat.append(f"-A {chain} {match}-p {m.proto} -m {m.proto} --dport {m.host_port} "
-                       f"-j DNAT --to-destination {m.container_ip}:{m.container_port}")
-        nat += [f"-A {post} -s 127.0.0.0/8 -o {br} -j MASQUERADE",
-                f"-A {post} -s {spec.subnet} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE"]
+            nat.append(
+                f"-A {chain} {match}-p {m.proto} -m {m.proto} --dport {m.host_port} "
+                f"-j DNAT --to-destination {m.container_ip}:{m.container_port}"
+            )
+        nat += [
+            f"-A {post} -s 127.0.0.0/8 -o {br} -j MASQUERADE",
+            f"-A {post} -s {spec.subnet} -o {br} -m conntrack --ctstate DNAT -j MASQUERADE",
+        ]
         if spec.masquerade and not spec.internal:
             nat.append(f"-A {post} -s {spec.subnet} ! -o {br} -j MASQUERADE")
         raw = [f"-I PREROUTING -i {br} -j {chain}", f"-A {chain} -d 127.0.0.0/8 -j DROP"]
@@ -104,9 +110,11 @@ class IptablesBackend:
             flt.append(f"-A {chain} -i {br} -o {br} -j DROP")
         if spec.internal:
             flt += [f"-A {chain} -i {br} ! -o {br} -j DROP", f"-A {chain} -o {br} ! -i {br} -j DROP"]
-        flt += [f"-A {chain} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-                f"-A {chain} -o {br} -m conntrack --ctstate DNAT -j ACCEPT",
-                f"-A {chain} -i {br} -j ACCEPT"]
+        flt += [
+            f"-A {chain} -o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            f"-A {chain} -o {br} -m conntrack --ctstate DNAT -j ACCEPT",
+            f"-A {chain} -i {br} -j ACCEPT",
+        ]
         return {"nat": nat, "raw": raw, "filter": flt}
 
     @staticmethod
@@ -118,8 +126,13 @@ class IptablesBackend:
         out = []
         for line in saved.get(table, "").splitlines():
             words = line.split()
-            if len(words) >= 4 and words[0] == "-A" and words[1] not in chains and words[-2] == "-j" \
-                    and words[-1] in chains:
+            if (
+                len(words) >= 4
+                and words[0] == "-A"
+                and words[1] not in chains
+                and words[-2] == "-j"
+                and words[-1] in chains
+            ):
                 out.append("-D" + line[2:])
         return out
 
@@ -170,8 +183,13 @@ class IptablesBackend:
 
     def _restore(self, script: str) -> None:
         try:
-            result = subprocess.run([f"{self.command}-restore", "--noflush", "-w", "10"], input=script,
-                                    capture_output=True, text=True, timeout=60)
+            result = subprocess.run(
+                [f"{self.command}-restore", "--noflush", "-w", "10"],
+                input=script,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             raise System(f"cannot run {self.command}-restore: {exc}") from None
         if result.returncode != 0:

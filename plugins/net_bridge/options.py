@@ -88,8 +88,7 @@ class BridgeOptions(BaseModel):
     @classmethod
     def _firewall(cls, v: str) -> str:
         if v not in ("nftables", "iptables", "iptables-nft", "iptables-legacy"):
-            raise ValueError(f"unknown firewall backend {v!r} (nftables, iptables, iptables-nft, "
-                             "iptables-legacy)")
+            raise ValueError(f"unknown firewall backend {v!r} (nftables, iptables, iptables-nft, iptables-legacy)")
         return v
 
     @field_validator("table_prefix")
@@ -132,7 +131,8 @@ def parse(options: dict) -> BridgeOptions:
             if not opts.bip:
                 raise ValueError("fixed_cidr needs bip")
             if not ipaddress.IPv4Network(opts.fixed_cidr, strict=False).subnet_of(
-                    ipaddress.IPv4Interface(opts.bip).network):
+                ipaddress.IPv4Interface(opts.bip).network
+            ):
                 raise ValueError(f"fixed_cidr {opts.fixed_cidr} is not inside bip {opts.bip}")
     except (ValidationError, ValueError) as exc:
         raise InvalidParameter(f"invalid bridge network options: {exc}") from None

@@ -154,13 +154,16 @@ def bind_error(endpoint: str, proto: str, host_ip: str, port: int, exc: OSError)
     where = f"{_family_any(host_ip)}:{port}"
     prefix = f"driver failed programming external connectivity on endpoint {endpoint}: "
     if exc.errno == errno.EADDRINUSE:
-        return Conflict(prefix + f"Error starting userland proxy: listen {proto}4 {where}: bind: address already "
-                                 "in use")
+        return Conflict(
+            prefix + f"Error starting userland proxy: listen {proto}4 {where}: bind: address already in use"
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
         return InvalidParameter(prefix + f"listen {proto}4 {where}: bind: cannot assign requested address")
     return Conflict(prefix + f"listen {proto}4 {where}: {exc.strerror}")
 
 
 def allocated_error(endpoint: str, host_ip: str, port: int) -> Exception:
-    return Conflict(f"driver failed programming external connectivity on endpoint {endpoint}: "
-                    f"Bind for {_family_any(host_ip)}:{port} failed: port is already allocated")
+    return Conflict(
+        f"driver failed programming external connectivity on endpoint {endpoint}: "
+        f"Bind for {_family_any(host_ip)}:{port} failed: port is already allocated"
+    )

@@ -64,11 +64,20 @@ class Store:
         self._migrate()
 
     _ADDED = {
-        "endpoints": [("dns", "TEXT NOT NULL DEFAULT '[]'"), ("ip6", "TEXT NOT NULL DEFAULT ''"),
-                      ("link_local", "TEXT NOT NULL DEFAULT '[]'"), ("ipam", "TEXT NOT NULL DEFAULT 'null'")],
-        "networks": [("user_subnet", "INTEGER NOT NULL DEFAULT 0"), ("aux", "TEXT NOT NULL DEFAULT '{}'"),
-                     ("subnet6", "TEXT NOT NULL DEFAULT ''"), ("gateway6", "TEXT NOT NULL DEFAULT ''"),
-                     ("ip_range6", "TEXT NOT NULL DEFAULT ''"), ("attachable", "INTEGER NOT NULL DEFAULT 0")],
+        "endpoints": [
+            ("dns", "TEXT NOT NULL DEFAULT '[]'"),
+            ("ip6", "TEXT NOT NULL DEFAULT ''"),
+            ("link_local", "TEXT NOT NULL DEFAULT '[]'"),
+            ("ipam", "TEXT NOT NULL DEFAULT 'null'"),
+        ],
+        "networks": [
+            ("user_subnet", "INTEGER NOT NULL DEFAULT 0"),
+            ("aux", "TEXT NOT NULL DEFAULT '{}'"),
+            ("subnet6", "TEXT NOT NULL DEFAULT ''"),
+            ("gateway6", "TEXT NOT NULL DEFAULT ''"),
+            ("ip_range6", "TEXT NOT NULL DEFAULT ''"),
+            ("attachable", "INTEGER NOT NULL DEFAULT 0"),
+        ],
     }
 
     def _migrate(self) -> None:
@@ -105,8 +114,11 @@ class Store:
         return json.loads(row["value"]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, json.dumps(value))
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            key,
+            json.dumps(value),
+        )
 
     # -- cursors -----------------------------------------------------------------
     def cursor(self, network: str, kind: str, default: int) -> int:
@@ -114,8 +126,13 @@ class Store:
         return int(row["value"]) if row else default
 
     def set_cursor(self, network: str, kind: str, value: int) -> None:
-        self.execute("INSERT INTO cursors (network, kind, value) VALUES (?, ?, ?) "
-                     "ON CONFLICT(network, kind) DO UPDATE SET value = excluded.value", network, kind, value)
+        self.execute(
+            "INSERT INTO cursors (network, kind, value) VALUES (?, ?, ?) "
+            "ON CONFLICT(network, kind) DO UPDATE SET value = excluded.value",
+            network,
+            kind,
+            value,
+        )
 
     # -- networks ----------------------------------------------------------------
     def networks(self) -> list[sqlite3.Row]:
@@ -128,8 +145,9 @@ class Store:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "name")
-        self.execute(f"INSERT INTO networks ({cols}) VALUES ({marks}) ON CONFLICT(name) DO UPDATE SET {updates}",
-                     *row.values())
+        self.execute(
+            f"INSERT INTO networks ({cols}) VALUES ({marks}) ON CONFLICT(name) DO UPDATE SET {updates}", *row.values()
+        )
 
     def delete_network(self, name: str) -> None:
         with self.transaction():
@@ -137,8 +155,9 @@ class Store:
             self.execute("DELETE FROM cursors WHERE network = ?", name)
 
     # -- endpoints -----------------------------------------------------------------
-    def endpoints(self, container_id: str | None = None, network: str | None = None,
-                  active: bool | None = None) -> list[sqlite3.Row]:
+    def endpoints(
+        self, container_id: str | None = None, network: str | None = None, active: bool | None = None
+    ) -> list[sqlite3.Row]:
         sql, args = "SELECT * FROM endpoints WHERE 1", []
         if container_id is not None:
             sql += " AND container_id = ?"
@@ -156,8 +175,9 @@ class Store:
 
     def held_ips(self, network: str, column: str = "ip") -> set[str]:
         assert column in ("ip", "ip6")
-        return {r[column] for r in self.query(f"SELECT {column} FROM endpoints WHERE network = ?", network)
-                if r[column]}
+        return {
+            r[column] for r in self.query(f"SELECT {column} FROM endpoints WHERE network = ?", network) if r[column]
+        }
 
     # -- ports ---------------------------------------------------------------------
     def ports(self, container_id: str | None = None, network: str | None = None) -> list[sqlite3.Row]:

@@ -33,8 +33,9 @@ class NoneNetworkDriver:
         if request.mode == "host":
             return NetworkAttachment(netns=None, settings=self._settings("host"))
         if request.mode not in LOOPBACK_MODES:
-            raise InvalidParameter(f"network mode {request.mode!r} is not available with the 'none' network "
-                                   "driver: use 'none' or 'host'")
+            raise InvalidParameter(
+                f"network mode {request.mode!r} is not available with the 'none' network driver: use 'none' or 'host'"
+            )
         path = netns.create(netns.name_for(request.container_id))
         return NetworkAttachment(netns=path, settings=self._settings("none", path))
 
@@ -54,7 +55,19 @@ class NoneNetworkDriver:
 
     @staticmethod
     def _settings(network: str, path: Path | None = None) -> dict:
-        endpoint = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
-                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                    "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+        endpoint = {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": None,
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "",
+            "DriverOpts": None,
+        }
         return {"SandboxKey": str(path) if path else "", "Networks": {network: endpoint}}

@@ -30,12 +30,14 @@ from dockyard.registry_hosts import insecure_registries, is_insecure, tls_verify
 
 log = logging.getLogger(__name__)
 
-MANIFEST_ACCEPT = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_ACCEPT = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 USER_AGENT = "dockyard/0.1.0 (registry_http)"
 _scheme_cache: dict[str, str] = {}
 _scheme_lock = threading.Lock()
@@ -68,18 +70,30 @@ def registry_error(response: httpx.Response, what: str) -> RegistryAPIError:
     except (ValueError, AttributeError):
         pass
     if not messages:
-        messages.append({401: "unauthorized: authentication required", 403: "denied: requested access to the "
-                         "resource is denied", 404: "not found"}.get(response.status_code,
-                                                                      f"unexpected status {response.status_code}"))
-    return RegistryAPIError(response.status_code, codes, f"{what}: {'; '.join(messages)}" if what else
-                            "; ".join(messages))
+        messages.append(
+            {
+                401: "unauthorized: authentication required",
+                403: "denied: requested access to the resource is denied",
+                404: "not found",
+            }.get(response.status_code, f"unexpected status {response.status_code}")
+        )
+    return RegistryAPIError(
+        response.status_code, codes, f"{what}: {'; '.join(messages)}" if what else "; ".join(messages)
+    )
 
 
 class RegistryClient:
     """One registry host, one set of credentials; safe to share between threads."""
 
-    def __init__(self, domain: str, auth: dict | None = None, *, insecure: list[str] | None = None,
-                 index: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        domain: str,
+        auth: dict | None = None,
+        *,
+        insecure: list[str] | None = None,
+        index: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         self.domain = domain
         self.auth = auth or {}
         self.insecure = is_insecure(domain, insecure_registries(insecure))
@@ -102,9 +116,12 @@ class RegistryClient:
             if client is None:
                 verify = self._verify
                 client = self._clients[scheme] = httpx.Client(
-                    verify=verify, timeout=self._timeout, follow_redirects=True,
+                    verify=verify,
+                    timeout=self._timeout,
+                    follow_redirects=True,
                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-                    headers={"User-Agent": USER_AGENT})
+                    headers={"User-Agent": USER_AGENT},
+                )
             return client
 
     def close(self) -> None:
@@ -131,8 +148,12 @@ class RegistryClient:
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectTimeout) as exc:
                 last = exc
                 continue
-            if scheme == "https" and response.status_code == 400 and "http" in schemes and \
-                    b"plain HTTP" in response.content:
+            if (
+                scheme == "https"
+                and response.status_code == 400
+                and "http" in schemes
+                and b"plain HTTP" in response.content
+            ):
                 continue
             self.base = f"{scheme}://{self.host}"
             with _scheme_lock:
@@ -168,8 +189,13 @@ class RegistryClient:
         headers = {}
         client = self._client(realm.split("://", 1)[0])
         if self.auth.get("identitytoken"):
-            form = {"grant_type": "refresh_token", "refresh_token": self.auth["identitytoken"],
-                    "client_id": "dockyard", "service": params.get("service", ""), "scope": scope}
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": self.auth["identitytoken"],
+                "client_id": "dockyard",
+                "service": params.get("service", ""),
+                "scope": scope,
+            }
             response = client.post(realm, data=form)
         else:
             basic = self._basic()
@@ -178,8 +204,9 @@ class RegistryClient:
                 query.append(("account", self.auth["username"]))
             response = client.get(realm, params=query, headers=headers)
         if response.status_code in (401, 403):
-            raise Unauthorized(f'Get "{self.base}/v2/": {registry_error(response, "").message or "unauthorized"}'
-                               .replace(": : ", ": "))
+            raise Unauthorized(
+                f'Get "{self.base}/v2/": {registry_error(response, "").message or "unauthorized"}'.replace(": : ", ": ")
+            )
         if response.status_code != 200:
             raise registry_error(response, f"token request to {realm} failed")
         body = response.json()
@@ -204,9 +231,18 @@ class RegistryClient:
             return f"Bearer {token}"
         return None
 
-    def request(self, method: str, url: str, scope: str, *, headers: dict | None = None,
-                content: Callable[[], object] | bytes | None = None, params=None, stream: bool = False,
-                ok: tuple[int, ...] = ()) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        *,
+        headers: dict | None = None,
+        content: Callable[[], object] | bytes | None = None,
+        params=None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (),
+    ) -> httpx.Response:
         """Send a request with the right authorization; re-authenticate once on a 401.
 
         ``content`` may be a callable returning a fresh body, so that a request
@@ -234,8 +270,13 @@ class RegistryClient:
             if challenge[0] in ("basic", "bearer"):
                 if challenge[0] == "basic" and not self._basic():
                     return response
-                self._challenge = (challenge[0], {**(self._challenge[1] if self._challenge else {}),
-                                                  **{k: v for k, v in challenge[1].items() if k != "scope"}})
+                self._challenge = (
+                    challenge[0],
+                    {
+                        **(self._challenge[1] if self._challenge else {}),
+                        **{k: v for k, v in challenge[1].items() if k != "scope"},
+                    },
+                )
                 continue
             return response
         raise AssertionError("unreachable")
@@ -247,15 +288,16 @@ class RegistryClient:
         if response.status_code == 200:
             return
         if response.status_code != 401 or self._challenge is None:
-            raise registry_error(response, f'login attempt to {self.base}/v2/ failed')
+            raise registry_error(response, f"login attempt to {self.base}/v2/ failed")
         scheme, params = self._challenge
         if not self.auth.get("username") and not self.auth.get("identitytoken"):
             raise Unauthorized("login needs a user name and a password")
         if scheme == "bearer":
             self._fetch_token(params, "")
             return
-        response = self._client(self.base.split("://")[0]).get(f"{self.base}/v2/",
-                                                                 headers={"Authorization": self._basic() or ""})
+        response = self._client(self.base.split("://")[0]).get(
+            f"{self.base}/v2/", headers={"Authorization": self._basic() or ""}
+        )
         if response.status_code != 200:
             raise Unauthorized(f'Get "{self.base}/v2/": unauthorized: incorrect username or password')
 
@@ -267,7 +309,8 @@ class RegistryClient:
         self._ensure_base()
         try:
             response = self._client(self.base.split("://")[0]).post(
-                f"{self.base}/v1/users/", json={"username": username, "password": password, "email": email})
+                f"{self.base}/v1/users/", json={"username": username, "password": password, "email": email}
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"POST {self.base}/v1/users/: {exc}") from None
         if response.status_code in (200, 201):
@@ -281,8 +324,7 @@ class RegistryClient:
 
     def get_manifest(self, path: str, reference: str, scope: str) -> tuple[bytes, str, str]:
         """(body, media type, digest); the body is verified when asked for by digest."""
-        response = self.request("GET", f"/v2/{path}/manifests/{reference}", scope,
-                                headers={"Accept": MANIFEST_ACCEPT})
+        response = self.request("GET", f"/v2/{path}/manifests/{reference}", scope, headers={"Accept": MANIFEST_ACCEPT})
         if response.status_code == 404:
             raise NotFound(registry_error(response, "").message or "manifest unknown")
         if response.status_code != 200:
@@ -301,8 +343,9 @@ class RegistryClient:
         else:
             header = response.headers.get("Docker-Content-Digest")
             if header and header.startswith("sha256:") and header != digest:
-                raise InvalidParameter(f"manifest verification failed: the registry says {header}, the content "
-                                       f"hashes to {digest}")
+                raise InvalidParameter(
+                    f"manifest verification failed: the registry says {header}, the content hashes to {digest}"
+                )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return body, media_type, digest
 
@@ -336,8 +379,7 @@ class RegistryClient:
         raise registry_error(response, f"checking blob {digest}")
 
     def mount_blob(self, path: str, digest: str, source: str, scope: str) -> bool:
-        response = self.request("POST", f"/v2/{path}/blobs/uploads/", scope,
-                                params={"mount": digest, "from": source})
+        response = self.request("POST", f"/v2/{path}/blobs/uploads/", scope, params={"mount": digest, "from": source})
         if response.status_code == 201:
             return True
         if response.status_code == 202:  # not mounted: an upload session was opened; cancel it
@@ -362,8 +404,9 @@ class RegistryClient:
             return Unauthorized(err.message)
         return err
 
-    def upload_blob(self, path: str, digest: str, size: int, body: Callable[[], Iterator[bytes]] | bytes,
-                    scope: str) -> None:
+    def upload_blob(
+        self, path: str, digest: str, size: int, body: Callable[[], Iterator[bytes]] | bytes, scope: str
+    ) -> None:
         """POST an upload session, then PUT the whole content with its digest."""
         response = self.request("POST", f"/v2/{path}/blobs/uploads/", scope)
         if response.status_code == 201 and isinstance(body, bytes):
@@ -373,14 +416,20 @@ class RegistryClient:
         location = self._absolute(response.headers["Location"])
         # keep the registry's own query (distribution's _state) and add the digest
         location += ("&" if "?" in location else "?") + urlencode({"digest": digest})
-        response = self.request("PUT", location, scope, content=body,
-                                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
+        response = self.request(
+            "PUT",
+            location,
+            scope,
+            content=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
         if response.status_code != 201:
             raise self._push_error(response, path)
 
     def put_manifest(self, path: str, reference: str, body: bytes, media_type: str, scope: str) -> str:
-        response = self.request("PUT", f"/v2/{path}/manifests/{reference}", scope, content=body,
-                                headers={"Content-Type": media_type})
+        response = self.request(
+            "PUT", f"/v2/{path}/manifests/{reference}", scope, content=body, headers={"Content-Type": media_type}
+        )
         if response.status_code not in (200, 201):
             raise self._push_error(response, path)
         return response.headers.get("Docker-Content-Digest", "")

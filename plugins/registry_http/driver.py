@@ -39,14 +39,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dockyard import hookimpl
-from dockyard.compression import (GZIP, ZSTD, CodecError, Decompressor, decompressing_reader, gzip_writer, sniff,
-                                  zstd_writer)
+from dockyard.compression import (
+    GZIP,
+    ZSTD,
+    CodecError,
+    Decompressor,
+    decompressing_reader,
+    gzip_writer,
+    sniff,
+    zstd_writer,
+)
 from dockyard.pipeline import ThreadedHash
 from dockyard.errors import DockyardError, InvalidParameter, NotFound, NotSupportedByDriver, Unauthorized
 
 from .client import RegistryAPIError, RegistryClient, insecure_registries
-from dockyard.oci import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, INDEXES, OCI_CONFIG, OCI_LAYER_ZSTD,
-                          OCI_MANIFEST, manifest_media_type, sha256_digest)
+from dockyard.oci import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
+    INDEXES,
+    OCI_CONFIG,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    manifest_media_type,
+    sha256_digest,
+)
 from dockyard.reference import DOCKER_HUB, Reference, parse, split_search_term
 
 log = logging.getLogger(__name__)
@@ -77,34 +94,50 @@ def progress_message(status: str, layer_id: str, current: int, total: int) -> di
         text = f"{bar} {_human(current):>8}/{_human(total)}"
     else:
         text = f"{_human(current):>8}"
-    return {"status": status, "progressDetail": {"current": current, "total": total}, "progress": text,
-            "id": layer_id}
+    return {"status": status, "progressDetail": {"current": current, "total": total}, "progress": text, "id": layer_id}
 
 
 def host_platform() -> tuple[str, str, str | None]:
     machine = platform.machine().lower()
-    arch, variant = {"x86_64": ("amd64", None), "amd64": ("amd64", None), "aarch64": ("arm64", "v8"),
-                     "arm64": ("arm64", "v8"), "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"),
-                     "i686": ("386", None), "i386": ("386", None), "ppc64le": ("ppc64le", None),
-                     "s390x": ("s390x", None), "riscv64": ("riscv64", None)}.get(machine, (machine, None))
+    arch, variant = {
+        "x86_64": ("amd64", None),
+        "amd64": ("amd64", None),
+        "aarch64": ("arm64", "v8"),
+        "arm64": ("arm64", "v8"),
+        "armv7l": ("arm", "v7"),
+        "armv6l": ("arm", "v6"),
+        "i686": ("386", None),
+        "i386": ("386", None),
+        "ppc64le": ("ppc64le", None),
+        "s390x": ("s390x", None),
+        "riscv64": ("riscv64", None),
+    }.get(machine, (machine, None))
     return "linux", arch, variant
 
 
 def choose_platform(index: dict, wanted: tuple[str, str, str | None] | None = None) -> dict:
     """The manifest of an index for linux/<arch> (Docker's platform matching, simplified)."""
     os_name, arch, variant = wanted or host_platform()
-    candidates = [m for m in index.get("manifests") or []
-                  if (m.get("platform") or {}).get("os") == os_name
-                  and (m.get("platform") or {}).get("architecture") == arch]
+    candidates = [
+        m
+        for m in index.get("manifests") or []
+        if (m.get("platform") or {}).get("os") == os_name and (m.get("platform") or {}).get("architecture") == arch
+    ]
     if variant:
         exact = [m for m in candidates if (m.get("platform") or {}).get("variant") in (variant, None)]
         candidates = exact or candidates
     if not candidates:
-        available = ", ".join(sorted({f"{(m.get('platform') or {}).get('os')}/"
-                                      f"{(m.get('platform') or {}).get('architecture')}"
-                                      for m in index.get("manifests") or []}))
-        raise NotFound(f"no matching manifest for {os_name}/{arch} in the manifest list entries "
-                       f"(available: {available or 'none'})")
+        available = ", ".join(
+            sorted(
+                {
+                    f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
+                    for m in index.get("manifests") or []
+                }
+            )
+        )
+        raise NotFound(
+            f"no matching manifest for {os_name}/{arch} in the manifest list entries (available: {available or 'none'})"
+        )
     return candidates[0]
 
 
@@ -117,23 +150,32 @@ class BlobSums:
         self.lock = threading.Lock()
         with self.lock:
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("CREATE TABLE IF NOT EXISTS blobsums (diff_id TEXT, digest TEXT, size INTEGER, "
-                            "domain TEXT, repo TEXT, PRIMARY KEY (diff_id, digest, domain, repo))")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS blobsums (diff_id TEXT, digest TEXT, size INTEGER, "
+                "domain TEXT, repo TEXT, PRIMARY KEY (diff_id, digest, domain, repo))"
+            )
             columns = [row[1] for row in self.db.execute("PRAGMA table_info(blobsums)")]
             if "media_type" not in columns:  # rows of earlier versions are gzip layers
                 self.db.execute(f"ALTER TABLE blobsums ADD COLUMN media_type TEXT NOT NULL DEFAULT '{DOCKER_LAYER}'")
 
     def add(self, diff_id: str, digest: str, size: int, domain: str, repo: str, media_type: str = DOCKER_LAYER) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO blobsums (diff_id, digest, size, domain, repo, media_type) "
-                            "VALUES (?,?,?,?,?,?)", (diff_id, digest, size, domain, repo, media_type))
+            self.db.execute(
+                "INSERT OR REPLACE INTO blobsums (diff_id, digest, size, domain, repo, media_type) "
+                "VALUES (?,?,?,?,?,?)",
+                (diff_id, digest, size, domain, repo, media_type),
+            )
 
     def lookup(self, diff_id: str, domain: str, compression: str | None = None) -> list[tuple[str, int, str]]:
         """(digest, size, repo) known for a diff ID on a registry (only zstd blobs, or only others, when
         ``compression`` is given)."""
         with self.lock:
-            rows = list(self.db.execute("SELECT digest, size, repo, media_type FROM blobsums WHERE diff_id=? AND "
-                                        "domain=?", (diff_id, domain)))
+            rows = list(
+                self.db.execute(
+                    "SELECT digest, size, repo, media_type FROM blobsums WHERE diff_id=? AND domain=?",
+                    (diff_id, domain),
+                )
+            )
         if compression is not None:
             rows = [r for r in rows if (r[3] == OCI_LAYER_ZSTD) == (compression == ZSTD)]
         return [(digest, size, repo) for digest, size, repo, _ in rows]
@@ -227,8 +269,9 @@ class HttpDistributionDriver:
         self.compression = str(options.get("compression") or GZIP)
         if self.compression not in (GZIP, ZSTD):
             raise InvalidParameter(f"unsupported push compression {self.compression!r} (gzip or zstd)")
-        self.mirrors = [m.strip().rstrip("/") for m in str(options.get("registry-mirrors") or "").split(",")
-                        if m.strip()]
+        self.mirrors = [
+            m.strip().rstrip("/") for m in str(options.get("registry-mirrors") or "").split(",") if m.strip()
+        ]
         for mirror in self.mirrors:
             if not mirror.startswith(("http://", "https://")):
                 raise InvalidParameter(f"invalid registry mirror {mirror!r}: give an http:// or https:// URL")
@@ -254,8 +297,9 @@ class HttpDistributionDriver:
         if ref.is_default_index or ref.domain == DOCKER_HUB:
             for mirror in self.mirrors:
                 scheme, _, host = mirror.partition("://")
-                client = RegistryClient(host, {}, insecure=[host] if scheme == "http" else self.insecure,
-                                        index=f"{scheme}://{host}")
+                client = RegistryClient(
+                    host, {}, insecure=[host] if scheme == "http" else self.insecure, index=f"{scheme}://{host}"
+                )
                 try:
                     return client, client.get_manifest(ref.path, ref.reference, scope)
                 except DockyardError as exc:
@@ -265,9 +309,15 @@ class HttpDistributionDriver:
 
     # -- pull -------------------------------------------------------------------------------------
     @hookimpl
-    def distribution_pull(self, reference: str, auth: dict, progress: Progress,
-                          layer_exists: Callable[[str | None, str], str | None] | None = None,
-                          work_dir: str | None = None, layer_ready: Callable | None = None) -> dict:
+    def distribution_pull(
+        self,
+        reference: str,
+        auth: dict,
+        progress: Progress,
+        layer_exists: Callable[[str | None, str], str | None] | None = None,
+        work_dir: str | None = None,
+        layer_ready: Callable | None = None,
+    ) -> dict:
         """See :func:`dockyard.hookspecs.distribution_pull`.
 
         ``layer_exists(parent_chain, diff_id)`` returns the local layer's chain
@@ -287,8 +337,10 @@ class HttpDistributionDriver:
             except RegistryAPIError as exc:
                 raise self._pull_error(ref, exc) from None
             except Unauthorized as exc:
-                raise Unauthorized(f"pull access denied for {ref.repository}, repository does not exist or may "
-                                   f"require 'dockyard login': {exc.message}") from None
+                raise Unauthorized(
+                    f"pull access denied for {ref.repository}, repository does not exist or may "
+                    f"require 'dockyard login': {exc.message}"
+                ) from None
             manifest = self._json(body, "manifest")
             media_type = manifest_media_type(manifest, media_type)
             if media_type in INDEXES:
@@ -297,16 +349,18 @@ class HttpDistributionDriver:
                 manifest = self._json(body, "manifest")
                 media_type = manifest_media_type(manifest, media_type)
             if manifest.get("schemaVersion") != 2 or "config" not in manifest:
-                raise NotSupportedByDriver(f"unsupported manifest type {media_type} for {ref} (schema 1 images are "
-                                           "not supported)")
+                raise NotSupportedByDriver(
+                    f"unsupported manifest type {media_type} for {ref} (schema 1 images are not supported)"
+                )
             config_digest = manifest["config"]["digest"]
             config = client.get_blob(ref.path, config_digest, scope)
             config_json = self._json(config, "image config")
             diff_ids = list((config_json.get("rootfs") or {}).get("diff_ids") or [])
             layers = list(manifest.get("layers") or [])
             if len(diff_ids) != len(layers):
-                raise InvalidParameter(f"invalid image {ref}: the manifest has {len(layers)} layers, its config "
-                                       f"{len(diff_ids)} diff IDs")
+                raise InvalidParameter(
+                    f"invalid image {ref}: the manifest has {len(layers)} layers, its config {len(diff_ids)} diff IDs"
+                )
             progress({"status": f"Pulling from {ref.remote_name}", "id": ref.tag or ref.digest or "latest"})
             # which layers are already here (a chain: a layer counts only on top of the same parents)
             present: list[bool] = []
@@ -331,8 +385,19 @@ class HttpDistributionDriver:
                     for index in range(missing_from, len(layers)):
                         if index >= missing_from + self.max_downloads:
                             progress({"status": "Waiting", "progressDetail": {}, "id": short(layers[index]["digest"])})
-                        futures[index] = pool.submit(self._download_layer, client, ref, scope, layers[index],
-                                                     diff_ids[index], work, progress, index, diff_ids, layer_ready)
+                        futures[index] = pool.submit(
+                            self._download_layer,
+                            client,
+                            ref,
+                            scope,
+                            layers[index],
+                            diff_ids[index],
+                            work,
+                            progress,
+                            index,
+                            diff_ids,
+                            layer_ready,
+                        )
                     errors = []
                     for index, future in futures.items():
                         try:
@@ -348,11 +413,23 @@ class HttpDistributionDriver:
                     path.unlink(missing_ok=True)
                 raise
             for index, layer in enumerate(layers):
-                self.blobsums.add(diff_ids[index], layer["digest"], int(layer.get("size", 0)), ref.domain, ref.path,
-                                  layer.get("mediaType") or DOCKER_LAYER)
-        return {"config": config, "digest": digest, "layers": results, "repository": ref.repository,
-                "tag": ref.tag if not ref.digest else None, "name": str(ref),
-                "layer_ids": [short(layer["digest"]) for layer in layers]}
+                self.blobsums.add(
+                    diff_ids[index],
+                    layer["digest"],
+                    int(layer.get("size", 0)),
+                    ref.domain,
+                    ref.path,
+                    layer.get("mediaType") or DOCKER_LAYER,
+                )
+        return {
+            "config": config,
+            "digest": digest,
+            "layers": results,
+            "repository": ref.repository,
+            "tag": ref.tag if not ref.digest else None,
+            "name": str(ref),
+            "layer_ids": [short(layer["digest"]) for layer in layers],
+        }
 
     @staticmethod
     def _json(body: bytes, what: str) -> dict:
@@ -367,8 +444,10 @@ class HttpDistributionDriver:
     @staticmethod
     def _pull_error(ref: Reference, exc: RegistryAPIError) -> DockyardError:
         if exc.http_status in (401, 403) or "DENIED" in exc.codes or "UNAUTHORIZED" in exc.codes:
-            return Unauthorized(f"pull access denied for {ref.repository}, repository does not exist or may "
-                                f"require 'dockyard login': {exc.message}")
+            return Unauthorized(
+                f"pull access denied for {ref.repository}, repository does not exist or may "
+                f"require 'dockyard login': {exc.message}"
+            )
         if "NAME_UNKNOWN" in exc.codes or exc.http_status == 404:
             return NotFound(f"manifest for {ref} not found: {exc.message}")
         return exc
@@ -377,9 +456,19 @@ class HttpDistributionDriver:
         with self._locks_lock:
             return self._partial_locks.setdefault(digest, threading.Lock())
 
-    def _download_layer(self, client: RegistryClient, ref: Reference, scope: str, layer: dict, diff_id: str,
-                        work: Path, progress: Progress, index: int = 0, diff_ids: list[str] | None = None,
-                        layer_ready: Callable | None = None) -> Path:
+    def _download_layer(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        scope: str,
+        layer: dict,
+        diff_id: str,
+        work: Path,
+        progress: Progress,
+        index: int = 0,
+        diff_ids: list[str] | None = None,
+        layer_ready: Callable | None = None,
+    ) -> Path:
         digest = layer["digest"]
         layer_id = short(digest)
         total = int(layer.get("size") or 0)
@@ -399,8 +488,9 @@ class HttpDistributionDriver:
                         sink.finish()
                     got = "sha256:" + plain_hash.hexdigest()
                 if got != diff_id:
-                    raise InvalidParameter(f"layer {digest} does not match the diff ID in the image config "
-                                           f"(expected {diff_id}, got {got})")
+                    raise InvalidParameter(
+                        f"layer {digest} does not match the diff ID in the image config (expected {diff_id}, got {got})"
+                    )
                 progress({"status": "Download complete", "progressDetail": {}, "id": layer_id})
             except BaseException:
                 target.unlink(missing_ok=True)
@@ -410,8 +500,18 @@ class HttpDistributionDriver:
             layer_ready(index, list(diff_ids or []), str(target), layer_id)
         return target
 
-    def _fetch(self, client: RegistryClient, ref: Reference, scope: str, digest: str, total: int, partial: Path,
-               layer_id: str, progress: Progress, sink: Callable[[bytes], None] | None = None) -> None:
+    def _fetch(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        scope: str,
+        digest: str,
+        total: int,
+        partial: Path,
+        layer_id: str,
+        progress: Progress,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> None:
         """Download a blob into ``partial`` (resuming what is there) and verify its digest; ``sink``
         sees every byte of the blob in order (what was there first)."""
         algorithm = digest.split(":")[0]
@@ -487,24 +587,35 @@ class HttpDistributionDriver:
         work.mkdir(parents=True, exist_ok=True)
         scope = f"repository:{ref.path}:pull,push"
         with self._client(ref.domain, auth) as client:
-            progress({"status": f"The push refers to repository [{ref.domain}/{ref.path}]"
-                      if not (ref.is_default_index and ref.domain == "docker.io")
-                      else f"The push refers to repository [docker.io/{ref.path}]"})
+            progress(
+                {
+                    "status": f"The push refers to repository [{ref.domain}/{ref.path}]"
+                    if not (ref.is_default_index and ref.domain == "docker.io")
+                    else f"The push refers to repository [docker.io/{ref.path}]"
+                }
+            )
             # mounts need pull on the source repositories: ask for them in the same token
-            sources = sorted({repo for diff_id, _ in layers for _, _, repo in self.blobsums.lookup(diff_id, ref.domain)
-                              if repo != ref.path})
+            sources = sorted(
+                {
+                    repo
+                    for diff_id, _ in layers
+                    for _, _, repo in self.blobsums.lookup(diff_id, ref.domain)
+                    if repo != ref.path
+                }
+            )
             full_scope = " ".join([scope, *(f"repository:{s}:pull" for s in sources[:10])])
             client.ping()
             order = list(reversed(layers))  # Docker lists the top layer first
             for diff_id, _ in order:
                 progress({"status": "Preparing", "progressDetail": {}, "id": short(diff_id)})
-            for diff_id, _ in order[self.max_uploads:]:
+            for diff_id, _ in order[self.max_uploads :]:
                 progress({"status": "Waiting", "progressDetail": {}, "id": short(diff_id)})
             descriptors: dict[str, dict] = {}
             with ThreadPoolExecutor(max_workers=self.max_uploads, thread_name_prefix="push") as pool:
-                futures = {diff_id: pool.submit(self._push_layer, client, ref, full_scope, diff_id, Path(path),
-                                                work, progress)
-                           for diff_id, path in order}
+                futures = {
+                    diff_id: pool.submit(self._push_layer, client, ref, full_scope, diff_id, Path(path), work, progress)
+                    for diff_id, path in order
+                }
                 errors = []
                 for diff_id, future in futures.items():
                     try:
@@ -517,8 +628,9 @@ class HttpDistributionDriver:
             if client.blob_exists(ref.path, config_digest, full_scope) is None:
                 client.upload_blob(ref.path, config_digest, len(config), config, full_scope)
             # zstd layers have no Docker media type: their image is an OCI manifest
-            manifest_type, config_type = ((OCI_MANIFEST, OCI_CONFIG) if self.compression == ZSTD else
-                                          (DOCKER_MANIFEST, DOCKER_CONFIG))
+            manifest_type, config_type = (
+                (OCI_MANIFEST, OCI_CONFIG) if self.compression == ZSTD else (DOCKER_MANIFEST, DOCKER_CONFIG)
+            )
             manifest = {
                 "schemaVersion": 2,
                 "mediaType": manifest_type,
@@ -534,8 +646,16 @@ class HttpDistributionDriver:
         progress({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": len(body)}})
         return {"Digest": digest, "Size": len(body), "Tag": tag}
 
-    def _push_layer(self, client: RegistryClient, ref: Reference, scope: str, diff_id: str, tar: Path,
-                    work: Path, progress: Progress) -> dict:
+    def _push_layer(
+        self,
+        client: RegistryClient,
+        ref: Reference,
+        scope: str,
+        diff_id: str,
+        tar: Path,
+        work: Path,
+        progress: Progress,
+    ) -> dict:
         layer_id = short(diff_id)
         media = OCI_LAYER_ZSTD if self.compression == ZSTD else DOCKER_LAYER
         known = self.blobsums.lookup(diff_id, ref.domain, self.compression)
@@ -621,8 +741,12 @@ class HttpDistributionDriver:
             from dockyard.reference import default_index
 
             domain = default_index(self.index)[0] if not domain else "docker.io"
-        with RegistryClient(domain, {"username": username, "password": password, "serveraddress": domain},
-                            insecure=self.insecure, index=self.index) as client:
+        with RegistryClient(
+            domain,
+            {"username": username, "password": password, "serveraddress": domain},
+            insecure=self.insecure,
+            index=self.index,
+        ) as client:
             try:
                 client.login()
             except Unauthorized:
@@ -644,9 +768,13 @@ class HttpDistributionDriver:
             answer = client.search(query, limit or 25)
         results = []
         for item in answer.get("results") or []:
-            results.append({"description": item.get("description", ""),
-                            "is_official": bool(item.get("is_official", False)),
-                            "is_automated": bool(item.get("is_automated", False)),
-                            "name": item.get("name", ""),
-                            "star_count": int(item.get("star_count", 0))})
+            results.append(
+                {
+                    "description": item.get("description", ""),
+                    "is_official": bool(item.get("is_official", False)),
+                    "is_automated": bool(item.get("is_automated", False)),
+                    "name": item.get("name", ""),
+                    "star_count": int(item.get("star_count", 0)),
+                }
+            )
         return results[:limit] if limit else results

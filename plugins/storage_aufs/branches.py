@@ -113,8 +113,11 @@ class UnionfsMarkers(Markers):
         return os.path.join(branch, UNIONFS_META, rel_dir)
 
     def marked(self, branch: str, rel_dir: str) -> set[str]:
-        return {n[:-len(UNIONFS_SUFFIX)] for n in _listdir(self._meta(branch, rel_dir))
-                if n.endswith(UNIONFS_SUFFIX) and len(n) > len(UNIONFS_SUFFIX)}
+        return {
+            n[: -len(UNIONFS_SUFFIX)]
+            for n in _listdir(self._meta(branch, rel_dir))
+            if n.endswith(UNIONFS_SUFFIX) and len(n) > len(UNIONFS_SUFFIX)
+        }
 
     def marker_dirs(self, branch: str, rel_dir: str) -> set[str]:
         meta = self._meta(branch, rel_dir)
@@ -123,16 +126,19 @@ class UnionfsMarkers(Markers):
     def opaque(self, branch: str, rel: str) -> bool:
         if not rel:
             return False  # unionfs-fuse cannot hide below the root; apply expands it
-        return (os.path.lexists(os.path.join(branch, UNIONFS_META, rel + UNIONFS_SUFFIX))
-                and os.path.isdir(os.path.join(branch, rel)))
+        return os.path.lexists(os.path.join(branch, UNIONFS_META, rel + UNIONFS_SUFFIX)) and os.path.isdir(
+            os.path.join(branch, rel)
+        )
 
     def handler(self, staging: str, lower: View) -> archive.WhiteoutHandler:
         return UnionfsWhiteouts(staging, lower)
 
     def finish_apply(self, branch: str, staging: str) -> None:
         if os.path.lexists(os.path.join(branch, UNIONFS_META)):
-            raise InvalidParameter(f"invalid layer tar: it contains /{UNIONFS_META}, which the aufs driver "
-                                   "reserves for unionfs-fuse whiteouts")
+            raise InvalidParameter(
+                f"invalid layer tar: it contains /{UNIONFS_META}, which the aufs driver "
+                "reserves for unionfs-fuse whiteouts"
+            )
         if os.listdir(staging):
             os.rename(staging, os.path.join(branch, UNIONFS_META))
         else:
@@ -148,8 +154,11 @@ class AufsMarkers(Markers):
         return name.startswith(WH)  # whiteouts, .wh..wh.opq, .wh..wh.plnk, .wh..wh.orph, .wh..wh.aufs
 
     def marked(self, branch: str, rel_dir: str) -> set[str]:
-        return {n[len(WH):] for n in _listdir(os.path.join(branch, rel_dir))
-                if n.startswith(WH) and not n.startswith(WH + WH)}
+        return {
+            n[len(WH) :]
+            for n in _listdir(os.path.join(branch, rel_dir))
+            if n.startswith(WH) and not n.startswith(WH + WH)
+        }
 
     def opaque(self, branch: str, rel: str) -> bool:
         return os.path.lexists(os.path.join(branch, rel, WH_OPAQUE))
@@ -360,8 +369,7 @@ def _all_added(branch: str, rel: str, markers: Markers, out: list[tuple[str, int
             _all_added(branch, child, markers, out)
 
 
-def _walk(branch: str, rel: str, lower: View, markers: Markers, opaque: bool,
-          out: list[tuple[str, int]]) -> None:
+def _walk(branch: str, rel: str, lower: View, markers: Markers, opaque: bool, out: list[tuple[str, int]]) -> None:
     """Directory ``rel`` of the union; ``opaque``: lower content below it is hidden."""
     entries = _scan(branch, rel, markers)
     marked: Iterable[str] = () if opaque else markers.marked(branch, rel)

@@ -95,8 +95,10 @@ class AufsDriver:
         self.root = Path(os.path.realpath(root))
         bad = ":=," if backend == "aufs" else ":="
         if any(c in str(self.root) for c in bad):
-            raise InvalidParameter(f"aufs: the storage root {self.root} contains one of {bad!r}, which the "
-                                   f"{backend} branch syntax cannot express; choose another --data-root")
+            raise InvalidParameter(
+                f"aufs: the storage root {self.root} contains one of {bad!r}, which the "
+                f"{backend} branch syntax cannot express; choose another --data-root"
+            )
         self._diff = self.root / "diff"
         self._layers = self.root / "layers"
         self._mnt = self.root / "mnt"
@@ -107,9 +109,17 @@ class AufsDriver:
         self._pins = MountCounter(self._lock)  # open diff streams: block removal without mounting
         self._records = ParentRecords(self._layers)
         # a layer exists once its record and its branch both do
-        self._dirs = LayerDirectory("aufs", self._diff, self.root / "incomplete", self.root, lock=self._lock,
-                                    records=self._records, forbidden=":=,", hidden=True,
-                                    complete=lambda lid: self._records.exists(lid) and (self._diff / lid).is_dir())
+        self._dirs = LayerDirectory(
+            "aufs",
+            self._diff,
+            self.root / "incomplete",
+            self.root,
+            lock=self._lock,
+            records=self._records,
+            forbidden=":=,",
+            hidden=True,
+            complete=lambda lid: self._records.exists(lid) and (self._diff / lid).is_dir(),
+        )
         try:
             self._dirs.make_dirs()
             for d in (self._layers, self._mnt, self._skel):
@@ -213,8 +223,7 @@ class AufsDriver:
             if not branch.is_dir() and not self._records.path(layer_id).exists():
                 raise NotFound(f"No such layer: {layer_id}")
             count, pins = self._refs.count(layer_id), self._pins.count(layer_id)
-            self._dirs.check_removable(layer_id, (count or pins)
-                                       and f"mounted {count} times, {pins} diff streams open")
+            self._dirs.check_removable(layer_id, (count or pins) and f"mounted {count} times, {pins} diff streams open")
             with os_errors(f"aufs: removing layer {layer_id}"):
                 self._forget(layer_id)  # an adopted union nobody references any more
                 if branch.is_dir():
@@ -317,11 +326,13 @@ class AufsDriver:
     def storage_status(self) -> list[tuple[str, str]]:
         with self._lock:
             unions = len(self._mounts)
-        return [("Root Dir", str(self.root)),
-                ("Backing Filesystem", backing_fs(self.root)),
-                ("Backend", "aufs" if self.backend == "aufs" else mounts.unionfs_version()),
-                ("Dirs", str(len(self.storage_layers()))),
-                ("Union Mounts", str(unions))]
+        return [
+            ("Root Dir", str(self.root)),
+            ("Backing Filesystem", backing_fs(self.root)),
+            ("Backend", "aufs" if self.backend == "aufs" else mounts.unionfs_version()),
+            ("Dirs", str(len(self.storage_layers()))),
+            ("Union Mounts", str(unions)),
+        ]
 
     @hookimpl
     def storage_cleanup(self) -> bool:
@@ -385,8 +396,7 @@ class AufsDriver:
             with os_errors(f"aufs: reading layer {layer_id}"):
                 found = self._changes(branch, chain)
             source = branch
-            if any(c.kind != DELETED and not os.path.lexists(os.path.join(branch, c.path.lstrip("/")))
-                   for c in found):
+            if any(c.kind != DELETED and not os.path.lexists(os.path.join(branch, c.path.lstrip("/"))) for c in found):
                 source = self.storage_mount(layer_id)
                 releases.append(lambda: self.storage_unmount(layer_id))
             return archive.export_changes(source, found, on_close=release)

@@ -77,9 +77,13 @@ def mount_unionfs(branches: list[str], target: str) -> subprocess.Popen:
     stack = ":".join([f"{branches[0]}=RW"] + [f"{b}=RO" for b in branches[1:]])
     errors = tempfile.TemporaryFile()
     try:
-        proc = subprocess.Popen(["unionfs-fuse", "-f", "-o", UNIONFS_OPTIONS, stack, target],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["unionfs-fuse", "-f", "-o", UNIONFS_OPTIONS, stack, target],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+        )
     except OSError as exc:
         errors.close()
         raise System(f"aufs: cannot start unionfs-fuse: {exc}") from exc
@@ -177,4 +181,4 @@ def alive(target: str) -> bool:
 def mounts_under(directory: str) -> list[str]:
     """Mount points directly below ``directory`` (from /proc/self/mountinfo)."""
     prefix = os.path.realpath(directory).rstrip("/") + "/"
-    return [point for point, _ in mounts() if point.startswith(prefix) and "/" not in point[len(prefix):]]
+    return [point for point, _ in mounts() if point.startswith(prefix) and "/" not in point[len(prefix) :]]

@@ -90,12 +90,16 @@ class BtrfsDriver:
             self.home = self.root / MOUNTPOINT if self.loopback else self.root
             self._subvols = self.home / "subvolumes"
             self._records = ParentRecords(self.home / "parent", chain=False)
-            self._layers = LayerDirectory(NAME, self._subvols, self.home / "incomplete", self.home,
-                                          lock=self._lock, records=self._records)
+            self._layers = LayerDirectory(
+                NAME, self._subvols, self.home / "incomplete", self.home, lock=self._lock, records=self._records
+            )
             if self.loopback:
                 if not shutil.which("mkfs.btrfs") and not self.image.exists():
-                    raise DriverNotSupported(NAME, f"{self.root} is on {self._backing} and mkfs.btrfs (btrfs-progs) "
-                                                   "is missing to make a loopback image")
+                    raise DriverNotSupported(
+                        NAME,
+                        f"{self.root} is on {self._backing} and mkfs.btrfs (btrfs-progs) "
+                        "is missing to make a loopback image",
+                    )
                 self._ensure_fs()
             else:
                 self._make_dirs()
@@ -143,8 +147,7 @@ class BtrfsDriver:
             if not self.image.exists():
                 self._make_image()
             try:
-                _run(["mount", "-t", "btrfs", "-o", "loop", str(self.image), str(self.home)],
-                     f"mounting {self.image}")
+                _run(["mount", "-t", "btrfs", "-o", "loop", str(self.image), str(self.home)], f"mounting {self.image}")
             except System:
                 # another mount(8) of the same image won the race (one started by a process
                 # killed midway keeps running): fine if the image is mounted now
@@ -257,14 +260,18 @@ class BtrfsDriver:
         self._ensure_fs()
         lines = [("Backing Filesystem", "btrfs" if not self.loopback else f"btrfs (loopback image on {self._backing})")]
         if self.loopback:
-            lines += [("Loopback File", str(self.image)),
-                      ("Loopback Size", _human(os.stat(self.image).st_size)),
-                      ("Loopback Allocated", _human(os.stat(self.image).st_blocks * 512))]
+            lines += [
+                ("Loopback File", str(self.image)),
+                ("Loopback Size", _human(os.stat(self.image).st_size)),
+                ("Loopback Allocated", _human(os.stat(self.image).st_blocks * 512)),
+            ]
         fs = os.statvfs(self.home)
-        lines += [("Data Space Used", _human((fs.f_blocks - fs.f_bfree) * fs.f_frsize)),
-                  ("Data Space Available", _human(fs.f_bavail * fs.f_frsize)),
-                  ("Build Version", self._version),
-                  ("Layers", str(len(self.storage_layers())))]
+        lines += [
+            ("Data Space Used", _human((fs.f_blocks - fs.f_bfree) * fs.f_frsize)),
+            ("Data Space Available", _human(fs.f_bavail * fs.f_frsize)),
+            ("Build Version", self._version),
+            ("Layers", str(len(self.storage_layers()))),
+        ]
         return lines
 
     @hookimpl
@@ -292,7 +299,7 @@ def _vol_args(name: str, offset: int, limit: int, fd: int = 0) -> bytearray:
         raise OSError(36, f"subvolume name too long: {name!r}")
     args = bytearray(4096)
     args[0:8] = fd.to_bytes(8, "little", signed=True)
-    args[offset:offset + len(raw)] = raw
+    args[offset : offset + len(raw)] = raw
     return args
 
 

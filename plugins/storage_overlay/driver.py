@@ -97,8 +97,15 @@ class OverlayDriver:
         self._mounts = MountCounter(self._lock)
         self._holds = MountCounter(self._lock)  # diff streams still being read
         self._records = ParentRecords(self._layers, "lower")  # the chain, kept in the layer's directory
-        self._dirs = LayerDirectory(NAME, self._layers, self.root / "incomplete", self.root, lock=self._lock,
-                                    records=self._records, complete=self._records.exists)
+        self._dirs = LayerDirectory(
+            NAME,
+            self._layers,
+            self.root / "incomplete",
+            self.root,
+            lock=self._lock,
+            records=self._records,
+            complete=self._records.exists,
+        )
         try:
             self._dirs.make_dirs()
             self._backing = backing_fs(self.root)
@@ -106,15 +113,21 @@ class OverlayDriver:
                 raise DriverNotSupported(NAME, f"{self.root} is on {self._backing}, which overlay cannot use as upper")
             self._d_type = kernel.supports_d_type(str(self.root))
             if not self._d_type:
-                raise DriverNotSupported(NAME, f"the file system of {self.root} ({self._backing}) does not "
-                                               "report d_type; reformat it (xfs: ftype=1)")
+                raise DriverNotSupported(
+                    NAME,
+                    f"the file system of {self.root} ({self._backing}) does not "
+                    "report d_type; reformat it (xfs: ftype=1)",
+                )
             self._method, self._mount_fn = self._probe(method)
             self._recover()
         except OSError as exc:
             raise System(f"overlay: cannot initialise {self.root}: {exc}") from exc
         # a daemon killed while containers ran leaves their unions mounted: adopt them
-        self._adopted = {Path(point).parent.name for point, fstype in kernel.mounts_under(str(self._layers))
-                         if fstype == "overlay" and Path(point).name == "merged"}
+        self._adopted = {
+            Path(point).parent.name
+            for point, fstype in kernel.mounts_under(str(self._layers))
+            if fstype == "overlay" and Path(point).name == "merged"
+        }
 
     @classmethod
     def check_supported(cls) -> None:
@@ -142,8 +155,12 @@ class OverlayDriver:
             OVERLAY.whiteout(str(probe / "l1"), str(probe / "l1" / "f"))
             for name, fn in candidates:
                 try:
-                    fn(str(probe / "merged"), [str(probe / "l1"), str(probe / "l2")], str(probe / "upper"),
-                       str(probe / "work"))
+                    fn(
+                        str(probe / "merged"),
+                        [str(probe / "l1"), str(probe / "l2")],
+                        str(probe / "upper"),
+                        str(probe / "work"),
+                    )
                 except OSError as exc:
                     errors.append(f"{name}: {exc}")
                     continue
@@ -158,8 +175,7 @@ class OverlayDriver:
                 errors.append(f"{name}: the trial union did not behave")
         finally:
             rmtree(probe)
-        raise DriverNotSupported(NAME, f"cannot mount overlay on {self._backing} at {self.root}: "
-                                       + "; ".join(errors))
+        raise DriverNotSupported(NAME, f"cannot mount overlay on {self._backing} at {self.root}: " + "; ".join(errors))
 
     def _recover(self) -> None:
         """Delete what a crash left: half-built or half-removed layers, interrupted applies."""
@@ -182,8 +198,10 @@ class OverlayDriver:
         with self._dirs.creating(layer_id, parent_id):
             chain = [parent_id, *self._chain(parent_id)] if parent_id else []
             if len(chain) > MAX_LOWERS:
-                raise InvalidParameter(f"overlay: layer {layer_id} would sit on {len(chain)} layers; "
-                                       f"the kernel stacks at most {MAX_LOWERS}")
+                raise InvalidParameter(
+                    f"overlay: layer {layer_id} would sit on {len(chain)} layers; "
+                    f"the kernel stacks at most {MAX_LOWERS}"
+                )
             tmp = self._dirs.tmp(layer_id)
             try:
                 tmp.mkdir()
@@ -211,8 +229,7 @@ class OverlayDriver:
             if not path.is_dir():
                 raise NotFound(f"No such layer: {layer_id}")
             count = self._mounts.count(layer_id)
-            self._dirs.check_removable(layer_id, (count or self._holds.count(layer_id))
-                                       and f"mounted {count} times")
+            self._dirs.check_removable(layer_id, (count or self._holds.count(layer_id)) and f"mounted {count} times")
             with os_errors(f"overlay: removing layer {layer_id}"):
                 self._adopted.discard(layer_id)
                 _detach_all(path)  # a union left by a killed daemon: nothing holds a reference to it
@@ -247,8 +264,9 @@ class OverlayDriver:
                 # "incompat/volatile" from other options) would make the mount fail
                 if leftover.name != "work":
                     rmtree(leftover)
-            self._mount_fn(str(path / "merged"), [str(self._layers / c / "diff") for c in chain],
-                           str(path / "diff"), str(work))
+            self._mount_fn(
+                str(path / "merged"), [str(self._layers / c / "diff") for c in chain], str(path / "diff"), str(work)
+            )
         except OSError as exc:
             raise System(f"overlay: mounting layer {layer_id} ({len(chain)} lower layers): {exc}") from exc
 
@@ -316,13 +334,19 @@ class OverlayDriver:
 
     @hookimpl
     def storage_status(self) -> list[tuple[str, str]]:
-        return [("Backing Filesystem", self._backing),
-                ("Supports d_type", str(self._d_type).lower()),
-                ("Using metacopy", "false"),
-                ("Native Overlay Diff", "true"),
-                ("Mount Method", {"fsconfig": "fsconfig (lowerdir+ by fd)",
-                                  "legacy": "mount(2) (/proc/self/fd lowerdirs)"}[self._method]),
-                ("Layers", str(len(self.storage_layers())))]
+        return [
+            ("Backing Filesystem", self._backing),
+            ("Supports d_type", str(self._d_type).lower()),
+            ("Using metacopy", "false"),
+            ("Native Overlay Diff", "true"),
+            (
+                "Mount Method",
+                {"fsconfig": "fsconfig (lowerdir+ by fd)", "legacy": "mount(2) (/proc/self/fd lowerdirs)"}[
+                    self._method
+                ],
+            ),
+            ("Layers", str(len(self.storage_layers()))),
+        ]
 
     @hookimpl
     def storage_cleanup(self) -> bool:

@@ -71,8 +71,9 @@ def _open_dir(path: str) -> int:
     return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def mount_fsconfig(target: str, lowers: Sequence[str], upper: str, work: str,
-                   options: Iterable[tuple[str, str]] = SAFE_OPTIONS) -> None:
+def mount_fsconfig(
+    target: str, lowers: Sequence[str], upper: str, work: str, options: Iterable[tuple[str, str]] = SAFE_OPTIONS
+) -> None:
     """Mount an overlay on ``target``; ``lowers`` nearest first, every path passed by fd."""
     fs_fd = _syscall(SYS_FSOPEN, b"overlay", FSOPEN_CLOEXEC)
     try:
@@ -106,19 +107,24 @@ def legacy_option_length(layers: int) -> int:
     return fixed + layers * per_dir
 
 
-def mount_legacy(target: str, lowers: Sequence[str], upper: str, work: str,
-                 options: Iterable[tuple[str, str]] = SAFE_OPTIONS) -> None:
+def mount_legacy(
+    target: str, lowers: Sequence[str], upper: str, work: str, options: Iterable[tuple[str, str]] = SAFE_OPTIONS
+) -> None:
     """Mount with mount(2), naming every directory as ``/proc/self/fd/N``."""
     fds: list[int] = []
     try:
         for path in (*lowers, upper, work):
             fds.append(_open_dir(path))
         names = [f"/proc/self/fd/{fd}" for fd in fds]
-        data = (f"lowerdir={':'.join(names[:-2])},upperdir={names[-2]},workdir={names[-1]}"
-                + "".join(f",{k}={v}" for k, v in options))
+        data = f"lowerdir={':'.join(names[:-2])},upperdir={names[-2]},workdir={names[-1]}" + "".join(
+            f",{k}={v}" for k, v in options
+        )
         if len(data) > PAGE_LIMIT:  # the kernel would cut it and answer ENOENT
-            raise MountError(errno.E2BIG, f"{len(lowers)} layers need {len(data)} bytes of mount options "
-                                          f"(limit {PAGE_LIMIT}); this kernel lacks fsconfig lowerdir+")
+            raise MountError(
+                errno.E2BIG,
+                f"{len(lowers)} layers need {len(data)} bytes of mount options "
+                f"(limit {PAGE_LIMIT}); this kernel lacks fsconfig lowerdir+",
+            )
         if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, data.encode()) != 0:
             err = ctypes.get_errno()
             raise MountError(err, f"mount overlay on {target}: {os.strerror(err)}")
@@ -149,8 +155,13 @@ def is_mountpoint(path: str) -> bool:
 
 
 class _Dirent64(ctypes.Structure):
-    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
-                ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+    _fields_ = [
+        ("d_ino", ctypes.c_uint64),
+        ("d_off", ctypes.c_int64),
+        ("d_reclen", ctypes.c_ushort),
+        ("d_type", ctypes.c_ubyte),
+        ("d_name", ctypes.c_char * 256),
+    ]
 
 
 _libc.opendir.restype = ctypes.c_void_p

@@ -49,14 +49,16 @@ class VfsDriver:
         self._lock = threading.RLock()
         self._mounts = MountCounter(self._lock)
         self._records = ParentRecords(self.root / "parent", chain=False)
-        self._layers = LayerDirectory("vfs", self._dir, self.root / "incomplete", self.root, lock=self._lock,
-                                      records=self._records)
+        self._layers = LayerDirectory(
+            "vfs", self._dir, self.root / "incomplete", self.root, lock=self._lock, records=self._records
+        )
         try:
             self._layers.make_dirs()
             self._records.directory.mkdir(exist_ok=True)
             # an orphaned cp may still write in a tmp-* tree: best effort
-            self._layers.recover(lambda tmp: shutil.rmtree(tmp, ignore_errors=True),
-                                 lambda layer_id: rmtree(self._dir / layer_id))
+            self._layers.recover(
+                lambda tmp: shutil.rmtree(tmp, ignore_errors=True), lambda layer_id: rmtree(self._dir / layer_id)
+            )
         except OSError as exc:
             raise System(f"vfs: cannot initialise {self.root}: {exc}") from exc
 
@@ -133,8 +135,7 @@ class VfsDriver:
 
     @hookimpl
     def storage_status(self) -> list[tuple[str, str]]:
-        return [("Backing Filesystem", backing_fs(self.root)),
-                ("Layers", str(len(self.storage_layers())))]
+        return [("Backing Filesystem", backing_fs(self.root)), ("Layers", str(len(self.storage_layers())))]
 
     @hookimpl
     def storage_cleanup(self) -> bool:
@@ -174,7 +175,8 @@ class VfsDriver:
 
 
 def _copy_tree(source: Path, target: Path) -> None:
-    done = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(source), str(target)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["cp", "-a", "--reflink=auto", "--", str(source), str(target)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise System(f"vfs: copying {source}: {done.stderr.strip()}")

@@ -18,9 +18,13 @@ require("schemathesis", module_level=True)
 import schemathesis  # noqa: E402 - not before its requirement is checked
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,  # noqa: E402
-                                               response_schema_conformance, status_code_conformance,
-                                               unsupported_method)
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    unsupported_method,
+)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -32,8 +36,14 @@ NOT_FUZZED = r"/events|/logs|/stats|/export|/archive|/images/get|/images/search|
 #: no 5xx, and every answer as documented (status, media type, headers, body); whether a request the schema
 #: allows is accepted (positive_data_acceptance) is not asked: filter values the schema cannot enumerate
 #: are rightly refused with a 400
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance, unsupported_method]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    unsupported_method,
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +65,15 @@ def test_read_only_endpoints(live_schema, subtests) -> None:
 
     (Driven by hand rather than through ``schemathesis.pytest.from_fixture``, whose lazy tests need a pytest
     attribute that pytest 9.2 no longer has.)"""
-    operations = [result.ok() for result in live_schema.include(method=["GET", "HEAD"])
-                  .exclude(path_regex=NOT_FUZZED).get_all_operations()]
+    operations = [
+        result.ok()
+        for result in live_schema.include(method=["GET", "HEAD"]).exclude(path_regex=NOT_FUZZED).get_all_operations()
+    ]
     fuzzed = [op for op in operations if "x-dockyard-refused" not in op.definition.raw]
     assert len(fuzzed) >= 15
     for operation in fuzzed:
         with subtests.test(msg=f"{operation.method.upper()} {operation.path}"):
+
             @given(case=operation.as_strategy())
             @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
             def check(case) -> None:
@@ -86,9 +99,17 @@ def test_a_containers_life_matches_the_schema(live_schema, api_daemon: TcpDaemon
         assert response.status_code == status, (method, path, response.status_code, response.text)
         return response
 
-    created = call("POST", "/containers/create", query={"name": "lifecycle"},
-                   body={"Image": "busybox:latest", "Cmd": ["sh", "-c", "echo hi; sleep 600"],
-                         "Labels": {"purpose": "schemathesis"}}, status=201).json()
+    created = call(
+        "POST",
+        "/containers/create",
+        query={"name": "lifecycle"},
+        body={
+            "Image": "busybox:latest",
+            "Cmd": ["sh", "-c", "echo hi; sleep 600"],
+            "Labels": {"purpose": "schemathesis"},
+        },
+        status=201,
+    ).json()
     cid = {"id": created["Id"]}
     call("GET", "/containers/{id}/json", path_parameters=cid, status=200)
     call("POST", "/containers/{id}/start", path_parameters=cid, status=204)
@@ -107,8 +128,13 @@ def test_a_containers_life_matches_the_schema(live_schema, api_daemon: TcpDaemon
     call("POST", "/commit", query={"container": created["Id"], "repo": "fuzz/committed", "tag": "1"}, status=201)
     call("GET", "/images/{name}/json", path_parameters={"name": "fuzz/committed:1"}, status=200)
     call("GET", "/images/{name}/history", path_parameters={"name": "fuzz/committed:1"}, status=200)
-    call("POST", "/images/{name}/tag", path_parameters={"name": "fuzz/committed:1"},
-         query={"repo": "fuzz/committed", "tag": "2"}, status=201)
+    call(
+        "POST",
+        "/images/{name}/tag",
+        path_parameters={"name": "fuzz/committed:1"},
+        query={"repo": "fuzz/committed", "tag": "2"},
+        status=201,
+    )
     call("DELETE", "/images/{name}", path_parameters={"name": "fuzz/committed:2"}, status=200)
     call("DELETE", "/containers/{id}", path_parameters=cid, status=204)
     call("GET", "/containers/{id}/json", path_parameters=cid, status=404)
@@ -117,7 +143,8 @@ def test_a_containers_life_matches_the_schema(live_schema, api_daemon: TcpDaemon
     call("GET", "/networks/{id}", path_parameters={"id": net["Id"]}, status=200)
     call("DELETE", "/networks/{id}", path_parameters={"id": net["Id"]}, status=204)
     # found by the fuzzing above: a filter key with no values was a 500 (it filters nothing, as in moby)
-    assert call("GET", "/images/json", query={"filters": json.dumps({"before": [], "since": [], "dangling": []})},
-                status=200).json()
+    assert call(
+        "GET", "/images/json", query={"filters": json.dumps({"before": [], "since": [], "dangling": []})}, status=200
+    ).json()
     call("POST", "/volumes/create", body={"Name": "fuzz-volume-2"}, status=201)
     call("DELETE", "/volumes/{name}", path_parameters={"name": "fuzz-volume-2"}, status=204)

@@ -79,17 +79,29 @@ def git_server(tmp_path):
     base = tmp_path / "git"
     base.mkdir()
     port = free_port()
-    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-                             f"--base-path={base}", "--export-all", str(base)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={base}",
+            "--export-all",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def answers() -> bool:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
 
     try:
-        assert wait_for(lambda: answers() or proc.poll() is not None) and proc.poll() is None, \
+        assert wait_for(lambda: answers() or proc.poll() is not None) and proc.poll() is None, (
             "git daemon did not start"
+        )
         yield base, f"git://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -11,38 +11,41 @@ def ignored(patterns: list[str], path: str) -> bool:
     return PatternMatcher(read_patterns("\n".join(patterns))).matches(path)
 
 
-@pytest.mark.parametrize("patterns, path, expected", [
-    (["*.log"], "a.log", True),
-    (["*.log"], "dir/a.log", False),  # * does not cross /
-    (["**/*.log"], "dir/sub/a.log", True),
-    (["**/*.log"], "a.log", True),
-    (["dir"], "dir/file", True),  # a directory excludes what is below it
-    (["dir/"], "dir/file", True),
-    (["/dir"], "dir/file", True),
-    (["./dir"], "dir/file", True),
-    (["dir/*"], "dir/a/b", True),
-    (["dir/**"], "dir/a/b", True),
-    (["dir/**"], "dirx/a", False),
-    (["a?c"], "abc", True),
-    (["a?c"], "a/c", False),
-    (["[a-c].txt"], "b.txt", True),
-    (["[a-c].txt"], "d.txt", False),
-    (["*", "!keep"], "keep", False),
-    (["*", "!keep"], "other", True),
-    (["*.md", "!README.md"], "README.md", False),
-    (["*.md", "!README.md", "README.md"], "README.md", True),  # the last match wins
-    (["dir", "!dir/keep"], "dir/keep", False),
-    (["dir", "!dir/keep"], "dir/other", True),
-    (["**"], "anything/at/all", True),
-    (["# comment", ""], "# comment", False),
-    (["a\\*b"], "a*b", True),
-    (["a\\*b"], "axb", False),
-    (["foo.txt"], "sub/foo.txt", False),
-    (["**/foo"], "x/y/foo", True),
-    (["**/foo"], "x/yfoo", False),
-    (["a/../b"], "b", True),
-    (["file.(x)"], "file.(x)", True),
-])
+@pytest.mark.parametrize(
+    "patterns, path, expected",
+    [
+        (["*.log"], "a.log", True),
+        (["*.log"], "dir/a.log", False),  # * does not cross /
+        (["**/*.log"], "dir/sub/a.log", True),
+        (["**/*.log"], "a.log", True),
+        (["dir"], "dir/file", True),  # a directory excludes what is below it
+        (["dir/"], "dir/file", True),
+        (["/dir"], "dir/file", True),
+        (["./dir"], "dir/file", True),
+        (["dir/*"], "dir/a/b", True),
+        (["dir/**"], "dir/a/b", True),
+        (["dir/**"], "dirx/a", False),
+        (["a?c"], "abc", True),
+        (["a?c"], "a/c", False),
+        (["[a-c].txt"], "b.txt", True),
+        (["[a-c].txt"], "d.txt", False),
+        (["*", "!keep"], "keep", False),
+        (["*", "!keep"], "other", True),
+        (["*.md", "!README.md"], "README.md", False),
+        (["*.md", "!README.md", "README.md"], "README.md", True),  # the last match wins
+        (["dir", "!dir/keep"], "dir/keep", False),
+        (["dir", "!dir/keep"], "dir/other", True),
+        (["**"], "anything/at/all", True),
+        (["# comment", ""], "# comment", False),
+        (["a\\*b"], "a*b", True),
+        (["a\\*b"], "axb", False),
+        (["foo.txt"], "sub/foo.txt", False),
+        (["**/foo"], "x/y/foo", True),
+        (["**/foo"], "x/yfoo", False),
+        (["a/../b"], "b", True),
+        (["file.(x)"], "file.(x)", True),
+    ],
+)
 def test_patterns(patterns, path, expected):
     assert ignored(patterns, path) is expected
 
@@ -59,8 +62,7 @@ def test_go_clean():
 
 
 def test_apply_to_tree(tmp_path):
-    for name in ("keep.txt", "drop.log", "dir/a.log", "dir/keep/x", "dir/gone/y", "node_modules/m/i.js",
-                 "Dockerfile"):
+    for name in ("keep.txt", "drop.log", "dir/a.log", "dir/keep/x", "dir/gone/y", "node_modules/m/i.js", "Dockerfile"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(name)

@@ -32,8 +32,12 @@ def messages(dockerpy, **kwargs) -> list[dict]:
 
 def test_extra_hosts(daemon, dockerpy, tmp_path):
     image, logs = dockerpy.images.build(
-        fileobj=context("FROM busybox\nRUN grep myhost /etc/hosts > /found\n"), custom_context=True, rm=True,
-        extra_hosts={"myhost": "10.1.2.3", "other": "10.1.2.4"}, tag="xh:1")
+        fileobj=context("FROM busybox\nRUN grep myhost /etc/hosts > /found\n"),
+        custom_context=True,
+        rm=True,
+        extra_hosts={"myhost": "10.1.2.3", "other": "10.1.2.4"},
+        tag="xh:1",
+    )
     out = dockerpy.containers.run("xh:1", "cat /found", remove=True)
     assert out.split() == [b"10.1.2.3", b"myhost"]
     (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN grep -q 'cli-host' /etc/hosts\n")
@@ -62,8 +66,9 @@ def test_cache_from(daemon, dockerpy):
 
 def test_errors_come_in_the_stream(daemon, dockerpy, tmp_path):
     with pytest.raises(dockerpy_module.errors.BuildError) as caught:
-        dockerpy.images.build(fileobj=context("FROM busybox\nRUN echo about to fail; exit 3\n"),
-                              custom_context=True, rm=True)
+        dockerpy.images.build(
+            fileobj=context("FROM busybox\nRUN echo about to fail; exit 3\n"), custom_context=True, rm=True
+        )
     assert caught.value.msg == "The command '/bin/sh -c echo about to fail; exit 3' returned a non-zero code: 3"
     build_log = list(caught.value.build_log)
     streamed = "".join(m.get("stream", "") for m in build_log)

@@ -13,8 +13,17 @@ import time
 
 import pytest
 
-from tests.helpers.build import api_build, docker_build, dockyard_build, git, inspect, run, stream_text, \
-    tar_of, write_context
+from tests.helpers.build import (
+    api_build,
+    docker_build,
+    dockyard_build,
+    git,
+    inspect,
+    run,
+    stream_text,
+    tar_of,
+    write_context,
+)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
@@ -33,12 +42,17 @@ def steps_rerun(output: str) -> list[int]:
 
 # -- cache ------------------------------------------------------------------------------------------
 
+
 def test_cache_hits_and_misses(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {
-        "a.txt": "one\n", "b.txt": "bee\n",
-        "Dockerfile": "FROM busybox\nRUN echo early > /early\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n"
-                      "COPY b.txt /b.txt\nCMD [\"cat\", \"/copy\"]\n",
-    })
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "a.txt": "one\n",
+            "b.txt": "bee\n",
+            "Dockerfile": "FROM busybox\nRUN echo early > /early\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n"
+            'COPY b.txt /b.txt\nCMD ["cat", "/copy"]\n',
+        },
+    )
     first = docker_build(daemon, "-t", "cache:1", str(ctx))
     assert first.returncode == 0, first.stderr.decode()
     assert steps_rerun(first.stdout.decode()) == [2, 3, 4, 5, 6]
@@ -92,11 +106,18 @@ def test_build_args_and_env_are_part_of_the_key(daemon, tmp_path):
 
 IGNORE_FILES = {
     ".dockerignore": "# comment\n*.log\n**/*.tmp\nbuild/\n!build/keep.txt\nsecret*\n/docs/private\n"
-                     "Dockerfile\n.dockerignore\n",
-    "app.py": "code\n", "debug.log": "log\n", "sub/deep/x.tmp": "tmp\n", "sub/deep/y.txt": "y\n",
-    "build/out.o": "obj\n", "build/keep.txt": "kept\n", "secret.key": "k\n", "docs/private/p.md": "p\n",
-    "docs/public.md": "pub\n", "sub/debug.log": "nested log is kept: *.log is only at the top\n",
-    "Dockerfile": "FROM busybox\nCOPY . /ctx\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort\"]\n",
+    "Dockerfile\n.dockerignore\n",
+    "app.py": "code\n",
+    "debug.log": "log\n",
+    "sub/deep/x.tmp": "tmp\n",
+    "sub/deep/y.txt": "y\n",
+    "build/out.o": "obj\n",
+    "build/keep.txt": "kept\n",
+    "secret.key": "k\n",
+    "docs/private/p.md": "p\n",
+    "docs/public.md": "pub\n",
+    "sub/debug.log": "nested log is kept: *.log is only at the top\n",
+    "Dockerfile": 'FROM busybox\nCOPY . /ctx\nCMD ["sh", "-c", "cd /ctx && find . -type f | sort"]\n',
 }
 EXPECTED = ["./app.py", "./build/keep.txt", "./docs/public.md", "./sub/debug.log", "./sub/deep/y.txt"]
 
@@ -123,8 +144,13 @@ def test_dockerignore_through_the_dockyard_cli(daemon, tmp_path):
 
 
 def test_dockerignore_exception_only_inside_excluded_dir(daemon):
-    files = {".dockerignore": "*\n!keep\n!Dockerfile\n", "keep": "k", "drop": "d", "dir/x": "x",
-             "Dockerfile": "FROM busybox\nCOPY . /c\nCMD [\"find\", \"/c\", \"-type\", \"f\"]\n"}
+    files = {
+        ".dockerignore": "*\n!keep\n!Dockerfile\n",
+        "keep": "k",
+        "drop": "d",
+        "dir/x": "x",
+        "Dockerfile": 'FROM busybox\nCOPY . /c\nCMD ["find", "/c", "-type", "f"]\n',
+    }
     status, messages = api_build(daemon, tar_of(files), t="ignore:star")
     assert status == 200, messages
     assert sorted(run(daemon, "ignore:star").split()) == ["/c/Dockerfile", "/c/keep"]
@@ -132,12 +158,18 @@ def test_dockerignore_exception_only_inside_excluded_dir(daemon):
 
 # -- remote contexts -----------------------------------------------------------------------------------
 
+
 def test_git_context(daemon, git_server):
     base, server = git_server
-    repo = write_context(base / "repo", {
-        "Dockerfile": "FROM busybox\nCOPY top /top\n", "top": "top\n",
-        "app/Dockerfile": "FROM busybox\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n", "app/hello": "v1\n",
-    })
+    repo = write_context(
+        base / "repo",
+        {
+            "Dockerfile": "FROM busybox\nCOPY top /top\n",
+            "top": "top\n",
+            "app/Dockerfile": 'FROM busybox\nCOPY hello /hello\nCMD ["cat", "/hello"]\n',
+            "app/hello": "v1\n",
+        },
+    )
     git("init", "-q", cwd=repo)
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "one", cwd=repo)
@@ -178,7 +210,8 @@ def test_url_contexts_and_add_url(daemon, http_server):
     (root / "payload.bin").write_bytes(b"downloaded\n" * 1000)
     (root / "Dockerfile.txt").write_text(
         f"FROM busybox\nADD {base}/payload.bin /dl/\nADD {base}/payload.bin /renamed\n"
-        "RUN stat -c '%a %s' /dl/payload.bin /renamed\n")
+        "RUN stat -c '%a %s' /dl/payload.bin /renamed\n"
+    )
     (root / "ctx.tar").write_bytes(tar_of({"Dockerfile": "FROM busybox\nCOPY f /f\n", "f": "from url tar\n"}))
     plain = dockyard_build(daemon, "-t", "url:df", f"{base}/Dockerfile.txt")
     assert plain.returncode == 0, plain.stderr.decode()
@@ -194,6 +227,7 @@ def test_url_contexts_and_add_url(daemon, http_server):
 
 
 # -- failures -------------------------------------------------------------------------------------------
+
 
 def test_bad_dockerfiles_are_refused_before_anything_runs(daemon, tmp_path):
     cases = [
@@ -218,8 +252,10 @@ def test_bad_dockerfiles_are_refused_before_anything_runs(daemon, tmp_path):
 
 
 def test_failed_run(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nENV A=1\n"
-                                                         "RUN echo output before failing; exit 3\nRUN echo never\n"})
+    ctx = write_context(
+        tmp_path / "ctx",
+        {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo output before failing; exit 3\nRUN echo never\n"},
+    )
     result = docker_build(daemon, str(ctx))
     assert result.returncode == 3
     out, err = result.stdout.decode(), result.stderr.decode()
@@ -253,7 +289,7 @@ def test_add_local_archive_formats(daemon, tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         files[f"a.{suffix}"] = buf.getvalue()
-    files["Dockerfile"] = "FROM busybox\nADD a.tar a.tgz a.tbz a.txz /x/\nCMD [\"ls\", \"/x\"]\n"
+    files["Dockerfile"] = 'FROM busybox\nADD a.tar a.tgz a.tbz a.txz /x/\nCMD ["ls", "/x"]\n'
     ctx = write_context(tmp_path / "ctx", files)
     result = docker_build(daemon, "-t", "archives", str(ctx))
     assert result.returncode == 0, result.stderr.decode()

@@ -8,24 +8,41 @@ import tarfile
 
 import pytest
 
-from tests.helpers.build import (api_build, docker_build, dockyard_build, inspect, run, stream_text, tar_of,
-                                  write_context)
+from tests.helpers.build import (
+    api_build,
+    docker_build,
+    dockyard_build,
+    inspect,
+    run,
+    stream_text,
+    tar_of,
+    write_context,
+)
 
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
 
 def test_classic_docker_cli_build(daemon, tmp_path):
     """What the trace shows: steps, ids, Successfully built/tagged, and a cached second build."""
-    ctx = write_context(tmp_path / "ctx", {
-        "greeting.txt": "hello\n",
-        "Dockerfile": 'FROM busybox:latest\nCOPY greeting.txt /greeting.txt\nRUN echo built > /built.txt\n'
-                      'ENV H4=1\nCMD ["cat", "/greeting.txt"]\n',
-    })
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "greeting.txt": "hello\n",
+            "Dockerfile": "FROM busybox:latest\nCOPY greeting.txt /greeting.txt\nRUN echo built > /built.txt\n"
+            'ENV H4=1\nCMD ["cat", "/greeting.txt"]\n',
+        },
+    )
     first = docker_build(daemon, "-t", "h4-built:v1", str(ctx))
     assert first.returncode == 0, first.stderr.decode()
     out = first.stdout.decode()
-    for line in ("Step 1/5 : FROM busybox:latest", "Step 3/5 : RUN echo built > /built.txt", " ---> Running in ",
-                 "Removing intermediate container", "Successfully built ", "Successfully tagged h4-built:v1"):
+    for line in (
+        "Step 1/5 : FROM busybox:latest",
+        "Step 3/5 : RUN echo built > /built.txt",
+        " ---> Running in ",
+        "Removing intermediate container",
+        "Successfully built ",
+        "Successfully tagged h4-built:v1",
+    ):
         assert line in out
     assert "Using cache" not in out
     assert run(daemon, "h4-built:v1") == "hello\n"
@@ -48,7 +65,10 @@ def test_quiet_and_several_tags(daemon, tmp_path):
 
 
 def test_metadata_instructions(daemon, dockerpy, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": """\
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": """\
 FROM busybox
 ENV A=1 B="two words"
 ENV C=${A}-$B
@@ -62,7 +82,9 @@ STOPSIGNAL SIGINT
 HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD echo ok
 MAINTAINER Someone <someone@example.com>
 CMD ["sh", "-c", "echo $A/$B/$C; pwd; id -u"]
-"""})
+"""
+        },
+    )
     image, _ = dockerpy.images.build(path=str(ctx), tag="meta:1", rm=True)
     config = inspect(daemon, "meta:1")["Config"]
     assert "A=1" in config["Env"] and "B=two words" in config["Env"] and "C=1-two words" in config["Env"]
@@ -72,24 +94,31 @@ CMD ["sh", "-c", "echo $A/$B/$C; pwd; id -u"]
     assert config["Labels"] == {"org.example.name": "dockyard test", "plain": "yes"}
     assert config["Volumes"] == {"/data": {}}
     assert config["StopSignal"] == "SIGINT"
-    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "echo ok"], "Interval": 5_000_000_000,
-                                     "Timeout": 2_000_000_000, "Retries": 3}
+    assert config["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "echo ok"],
+        "Interval": 5_000_000_000,
+        "Timeout": 2_000_000_000,
+        "Retries": 3,
+    }
     assert inspect(daemon, "meta:1")["Author"] == "Someone <someone@example.com>"
     assert run(daemon, "meta:1") == "1/two words/1-two words\n/srv/app\n65534\n"
     history = dockerpy.images.get("meta:1").history()
     assert any("ENV A=1" in h["CreatedBy"] for h in history)
 
 
-@pytest.mark.parametrize("entrypoint, cmd, expected", [
-    # Docker's "how CMD and ENTRYPOINT interact" table (run with no arguments)
-    (None, '["echo", "c1"]', "c1"),
-    (None, "echo c2", "c2"),
-    ('["echo", "e1"]', None, "e1"),
-    ('["echo", "e2"]', '["c"]', "e2 c"),
-    ('["echo", "e3"]', "echo c", "e3 /bin/sh -c echo c"),
-    ("echo e4", '["c"]', "e4"),
-    ("echo e5", "echo c", "e5"),
-])
+@pytest.mark.parametrize(
+    "entrypoint, cmd, expected",
+    [
+        # Docker's "how CMD and ENTRYPOINT interact" table (run with no arguments)
+        (None, '["echo", "c1"]', "c1"),
+        (None, "echo c2", "c2"),
+        ('["echo", "e1"]', None, "e1"),
+        ('["echo", "e2"]', '["c"]', "e2 c"),
+        ('["echo", "e3"]', "echo c", "e3 /bin/sh -c echo c"),
+        ("echo e4", '["c"]', "e4"),
+        ("echo e5", "echo c", "e5"),
+    ],
+)
 def test_entrypoint_cmd_table(daemon, tmp_path, entrypoint, cmd, expected):
     lines = ["FROM busybox"]
     if entrypoint:
@@ -119,12 +148,17 @@ def test_copy_and_add_rules(daemon, tmp_path):
         info = tarfile.TarInfo("pkg/readme")
         info.size, info.uid, info.gid = len(data), 7, 8
         tar.addfile(info, io.BytesIO(data))
-    ctx = write_context(tmp_path / "ctx", {
-        "a.txt": "a\n", "b.txt": "b\n", "c.md": "c\n",
-        "dir/one": "1\n", "dir/sub/two": "2\n",
-        "run.sh": ("#!/bin/sh\necho script\n", 0o755),
-        "pkg.tar.gz": inner.getvalue(),
-        "Dockerfile": """\
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "a.txt": "a\n",
+            "b.txt": "b\n",
+            "c.md": "c\n",
+            "dir/one": "1\n",
+            "dir/sub/two": "2\n",
+            "run.sh": ("#!/bin/sh\necho script\n", 0o755),
+            "pkg.tar.gz": inner.getvalue(),
+            "Dockerfile": """\
 FROM busybox
 WORKDIR /w
 COPY a.txt .
@@ -141,7 +175,8 @@ RUN ls -n /owned/deep/b.txt /numeric /unpacked/pkg/readme | awk '{print $3":"$4"
     cat /w/a.txt /w/renamed /glob/a.txt /glob/b.txt /dircontents/one /dircontents/sub/two /dirslash/sub/two && \\
     ls /glob && ls /notunpacked && run.sh && stat -c '%a %U' /owned /owned/deep
 """,
-    })
+        },
+    )
     result = docker_build(daemon, "-t", "copyrules", str(ctx))
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     out = result.stdout.decode()
@@ -164,15 +199,19 @@ def test_copy_errors(daemon, tmp_path):
         "COPY --from=nosuchstage /x /y": "invalid from flag value nosuchstage",
     }
     for line, fragment in cases.items():
-        ctx = write_context(tmp_path / f"c{abs(hash(line))}", {"a.txt": "a", "b.txt": "b",
-                                                               "Dockerfile": f"FROM busybox\n{line}\n"})
+        ctx = write_context(
+            tmp_path / f"c{abs(hash(line))}", {"a.txt": "a", "b.txt": "b", "Dockerfile": f"FROM busybox\n{line}\n"}
+        )
         result = docker_build(daemon, str(ctx))
         assert result.returncode != 0, line
         assert fragment in result.stderr.decode(), (line, result.stderr.decode())
 
 
 def test_multistage_copy_from_and_scratch(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": """\
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": """\
 FROM busybox AS build
 RUN mkdir /out && echo compiled > /out/bin && chmod 750 /out/bin
 FROM busybox AS unused
@@ -182,7 +221,9 @@ COPY --from=build /out/bin /app/bin
 COPY --from=0 /bin/busybox /bin/
 COPY --from=busybox /etc/passwd /etc/
 CMD ["/bin/busybox", "cat", "/app/bin"]
-"""})
+"""
+        },
+    )
     result = docker_build(daemon, "-t", "ms:1", str(ctx))
     assert result.returncode == 0, result.stderr.decode()
     assert run(daemon, "ms:1") == "compiled\n"
@@ -197,7 +238,10 @@ CMD ["/bin/busybox", "cat", "/app/bin"]
 
 
 def test_build_args(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": """\
+    ctx = write_context(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": """\
 ARG TAG=latest
 FROM busybox:${TAG}
 ARG TAG
@@ -205,7 +249,9 @@ ARG WHO=world
 ARG UNSETARG
 ENV FROM_ENV=env
 RUN echo "hello $WHO tag=$TAG unset=[$UNSETARG] $FROM_ENV" > /greeting
-"""})
+"""
+        },
+    )
     default = docker_build(daemon, "-t", "args:1", str(ctx))
     assert default.returncode == 0, default.stderr.decode()
     assert run(daemon, "args:1", "cat", "/greeting") == "hello world tag=latest unset=[] env\n"
@@ -217,17 +263,24 @@ RUN echo "hello $WHO tag=$TAG unset=[$UNSETARG] $FROM_ENV" > /greeting
     assert "Running in" in out  # a different value is a cache miss for the RUN
     assert "[Warning] One or more build-args [EXTRA] were not consumed" in out
     assert run(daemon, "args:2", "cat", "/greeting") == "hello you tag=latest unset=[] env\n"
-    history = json.loads(daemon.docker("history", "--no-trunc", "--format", "{{json .CreatedBy}}",
-                                       "args:2").stdout.decode().splitlines()[0])
+    history = json.loads(
+        daemon.docker("history", "--no-trunc", "--format", "{{json .CreatedBy}}", "args:2")
+        .stdout.decode()
+        .splitlines()[0]
+    )
     assert history.startswith("|3 TAG=latest UNSETARG= WHO=you") or "WHO=you" in history
 
 
 def test_onbuild_triggers_run_in_the_child(daemon, tmp_path):
-    parent = write_context(tmp_path / "parent", {"Dockerfile": "FROM busybox\nONBUILD COPY marker /marker\n"
-                                                               "ONBUILD RUN echo triggered > /trig\n"})
+    parent = write_context(
+        tmp_path / "parent",
+        {"Dockerfile": "FROM busybox\nONBUILD COPY marker /marker\nONBUILD RUN echo triggered > /trig\n"},
+    )
     assert docker_build(daemon, "-q", "-t", "onbuild-parent", str(parent)).returncode == 0
-    assert inspect(daemon, "onbuild-parent")["Config"]["OnBuild"] == ["COPY marker /marker",
-                                                                     "RUN echo triggered > /trig"]
+    assert inspect(daemon, "onbuild-parent")["Config"]["OnBuild"] == [
+        "COPY marker /marker",
+        "RUN echo triggered > /trig",
+    ]
     child = write_context(tmp_path / "child", {"marker": "m\n", "Dockerfile": "FROM onbuild-parent\n"})
     result = docker_build(daemon, "-t", "onbuild-child", str(child))
     assert result.returncode == 0, result.stderr.decode()
@@ -237,16 +290,20 @@ def test_onbuild_triggers_run_in_the_child(daemon, tmp_path):
 
 
 def test_shell_instruction(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": 'FROM busybox\nSHELL ["/bin/sh", "-ec"]\n'
-                                                         'RUN echo $0 > /shell\nCMD echo via-shell\n'})
+    ctx = write_context(
+        tmp_path / "ctx",
+        {"Dockerfile": 'FROM busybox\nSHELL ["/bin/sh", "-ec"]\nRUN echo $0 > /shell\nCMD echo via-shell\n'},
+    )
     assert docker_build(daemon, "-q", "-t", "shell:1", str(ctx)).returncode == 0
     assert inspect(daemon, "shell:1")["Config"]["Cmd"] == ["/bin/sh", "-ec", "echo via-shell"]
     assert run(daemon, "shell:1") == "via-shell\n"
 
 
 def test_escape_directive_and_continuations(daemon, tmp_path):
-    ctx = write_context(tmp_path / "ctx", {"Dockerfile": "# escape=`\nFROM busybox\nRUN echo one `\n"
-                                                         "# comment in between\n    two > /x\n"})
+    ctx = write_context(
+        tmp_path / "ctx",
+        {"Dockerfile": "# escape=`\nFROM busybox\nRUN echo one `\n# comment in between\n    two > /x\n"},
+    )
     result = docker_build(daemon, "-t", "esc:1", str(ctx))
     assert result.returncode == 0, result.stderr.decode()
     assert "Step 2/2 : RUN echo one     two > /x" in result.stdout.decode()
@@ -255,8 +312,7 @@ def test_escape_directive_and_continuations(daemon, tmp_path):
 
 def test_labels_option_and_docker_py(daemon, dockerpy, tmp_path):
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo py > /py\n"})
-    image, logs = dockerpy.images.build(path=str(ctx), tag="py:1", labels={"built.by": "docker-py"}, rm=True,
-                                        gzip=True)
+    image, logs = dockerpy.images.build(path=str(ctx), tag="py:1", labels={"built.by": "docker-py"}, rm=True, gzip=True)
     logs = list(logs)
     assert any("aux" in m for m in logs)
     assert image.labels == {"built.by": "docker-py"}
@@ -287,8 +343,9 @@ def test_stdin_forms(daemon, tmp_path):
     copy = dockyard_build(daemon, "-", input=b"FROM busybox\nCOPY x /x\n")
     assert copy.returncode == 1
     assert "no build context" in copy.stderr.decode()
-    tarred = dockyard_build(daemon, "-t", "stdin:2", "-",
-                            input=tar_of({"Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "from tar\n"}))
+    tarred = dockyard_build(
+        daemon, "-t", "stdin:2", "-", input=tar_of({"Dockerfile": "FROM busybox\nCOPY x /x\n", "x": "from tar\n"})
+    )
     assert tarred.returncode == 0, tarred.stderr.decode()
     assert run(daemon, "stdin:2", "cat", "/x") == "from tar\n"
     docker_stdin = docker_build(daemon, "-t", "stdin:3", "-", input=b"FROM busybox\nLABEL via=docker-stdin\n")

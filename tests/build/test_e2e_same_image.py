@@ -45,10 +45,18 @@ def _context(tmp_path):
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(text), 1700000000
             tar.addfile(info, io.BytesIO(text))
-    return write_context(tmp_path / "ctx", {
-        "Dockerfile": DOCKERFILE, "src/main.c": "int main;\n", "src/util.c": "int util;\n",
-        "conf/app.conf": "key=value\n", "data.tar": data.getvalue(), ".dockerignore": "*.md\n", "README.md": "x",
-    })
+    return write_context(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": DOCKERFILE,
+            "src/main.c": "int main;\n",
+            "src/util.c": "int util;\n",
+            "conf/app.conf": "key=value\n",
+            "data.tar": data.getvalue(),
+            ".dockerignore": "*.md\n",
+            "README.md": "x",
+        },
+    )
 
 
 def _tree(daemon, image: str) -> dict[str, tuple]:
@@ -64,14 +72,16 @@ def _tree(daemon, image: str) -> dict[str, tuple]:
     tree = {}
     with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
         for member in tar:
-            if member.name.split("/")[0] in ("etc",) and member.name in ("etc/hostname", "etc/hosts",
-                                                                          "etc/resolv.conf"):
+            if member.name.split("/")[0] in ("etc",) and member.name in (
+                "etc/hostname",
+                "etc/hosts",
+                "etc/resolv.conf",
+            ):
                 continue
             digest = ""
             if member.isreg():
                 digest = hashlib.sha256(tar.extractfile(member).read()).hexdigest()
-            tree[member.name] = (member.type, member.mode, member.uid, member.gid, member.size, member.linkname,
-                                 digest)
+            tree[member.name] = (member.type, member.mode, member.uid, member.gid, member.size, member.linkname, digest)
     return tree
 
 

@@ -16,6 +16,7 @@ def only_stage(text: str):
 
 # -- instructions ------------------------------------------------------------------------------------
 
+
 def test_every_instruction_parses():
     text = """\
 FROM busybox:latest AS base
@@ -45,9 +46,30 @@ SHELL ["/bin/bash", "-c"]
     stage = only_stage(text)
     assert stage.name == "base" and stage.base == "busybox:latest"
     keywords = [i.keyword for i in stage.commands]
-    assert keywords == ["RUN", "RUN", "CMD", "ENTRYPOINT", "ENV", "ENV", "ARG", "ARG", "ADD", "COPY", "EXPOSE",
-                        "VOLUME", "VOLUME", "USER", "WORKDIR", "LABEL", "MAINTAINER", "ONBUILD", "STOPSIGNAL",
-                        "HEALTHCHECK", "HEALTHCHECK", "SHELL"]
+    assert keywords == [
+        "RUN",
+        "RUN",
+        "CMD",
+        "ENTRYPOINT",
+        "ENV",
+        "ENV",
+        "ARG",
+        "ARG",
+        "ADD",
+        "COPY",
+        "EXPOSE",
+        "VOLUME",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "HEALTHCHECK",
+        "SHELL",
+    ]
     by = stage.commands
     assert by[0].json_args is None and by[0].rest == "echo hi"
     assert by[1].json_args == ["echo", "exec"]
@@ -109,8 +131,11 @@ def test_syntax_directive_is_accepted_and_duplicates_refused():
 def test_stages_and_meta_args():
     df = parse("ARG V=1\nFROM busybox:$V AS one\nRUN a\nFROM one\nFROM scratch AS Last\n")
     assert [a.rest for a in df.meta_args] == ["V=1"]
-    assert [(s.index, s.name, s.base) for s in df.stages] == [(0, "one", "busybox:$V"), (1, "", "one"),
-                                                            (2, "last", "scratch")]
+    assert [(s.index, s.name, s.base) for s in df.stages] == [
+        (0, "one", "busybox:$V"),
+        (1, "", "one"),
+        (2, "last", "scratch"),
+    ]
     assert df.stage_index("LAST") == 2
 
 
@@ -127,32 +152,36 @@ def test_shell_form_starting_with_bracket_is_shell():
 
 # -- errors name the line and the instruction ------------------------------------------------------------
 
-@pytest.mark.parametrize("text, line, fragment", [
-    ("FROM busybox\nRUNN echo\n", 2, "unknown instruction: RUNN"),
-    ("RUN echo\n", 1, "no build stage"),
-    ("# just a comment\n", 1, "no FROM"),
-    ("", 1, "no FROM"),
-    ("FROM busybox\n\nCMD [\"a\", b]\n", 3, "invalid JSON array"),
-    ("FROM busybox\nRUN ['echo', 'x']\n", 2, "invalid JSON array"),
-    ("FROM busybox\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
-    ("FROM busybox\nADD\n", 2, "ADD requires at least two arguments"),
-    ("FROM a b\n", 1, "FROM requires either one or three arguments"),
-    ("FROM a AS 1x\n", 1, "invalid name for build stage"),
-    ("FROM a AS x\nFROM b AS x\n", 2, "duplicate name x"),
-    ("FROM busybox\nCOPY --frm=x a b\n", 2, "unknown flag: --frm"),
-    ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", 2, "needs BuildKit"),
-    ("FROM busybox\nENV\n", 2, "ENV requires at least one argument"),
-    ("FROM busybox\nENV A\n", 2, "ENV must have two arguments"),
-    ("FROM busybox\nLABEL a=b c\n", 2, "can't find = in 'c'"),
-    ("FROM busybox\nENV =x\n", 2, "names can not be blank"),
-    ("FROM busybox\nSHELL /bin/bash -c\n", 2, "SHELL requires the arguments to be in JSON form"),
-    ("FROM busybox\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD ONBUILD isn't allowed"),
-    ("FROM busybox\nONBUILD FROM x\n", 2, "FROM isn't allowed as an ONBUILD trigger"),
-    ("FROM busybox\nHEALTHCHECK WHAT\n", 2, "HEALTHCHECK"),
-    ("FROM busybox\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
-    ("FROM busybox\nRUN echo 'unterminated\nENV A=\"x\n", 3, "unterminated quote"),
-    ("FROM busybox\nRUN a \\\n b \\\n c\nBOGUS\n", 5, "unknown instruction: BOGUS"),
-])
+
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("FROM busybox\nRUNN echo\n", 2, "unknown instruction: RUNN"),
+        ("RUN echo\n", 1, "no build stage"),
+        ("# just a comment\n", 1, "no FROM"),
+        ("", 1, "no FROM"),
+        ('FROM busybox\n\nCMD ["a", b]\n', 3, "invalid JSON array"),
+        ("FROM busybox\nRUN ['echo', 'x']\n", 2, "invalid JSON array"),
+        ("FROM busybox\nCOPY onlyone\n", 2, "COPY requires at least two arguments"),
+        ("FROM busybox\nADD\n", 2, "ADD requires at least two arguments"),
+        ("FROM a b\n", 1, "FROM requires either one or three arguments"),
+        ("FROM a AS 1x\n", 1, "invalid name for build stage"),
+        ("FROM a AS x\nFROM b AS x\n", 2, "duplicate name x"),
+        ("FROM busybox\nCOPY --frm=x a b\n", 2, "unknown flag: --frm"),
+        ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", 2, "needs BuildKit"),
+        ("FROM busybox\nENV\n", 2, "ENV requires at least one argument"),
+        ("FROM busybox\nENV A\n", 2, "ENV must have two arguments"),
+        ("FROM busybox\nLABEL a=b c\n", 2, "can't find = in 'c'"),
+        ("FROM busybox\nENV =x\n", 2, "names can not be blank"),
+        ("FROM busybox\nSHELL /bin/bash -c\n", 2, "SHELL requires the arguments to be in JSON form"),
+        ("FROM busybox\nONBUILD ONBUILD RUN x\n", 2, "ONBUILD ONBUILD isn't allowed"),
+        ("FROM busybox\nONBUILD FROM x\n", 2, "FROM isn't allowed as an ONBUILD trigger"),
+        ("FROM busybox\nHEALTHCHECK WHAT\n", 2, "HEALTHCHECK"),
+        ("FROM busybox\nWORKDIR\n", 2, "WORKDIR requires exactly one argument"),
+        ("FROM busybox\nRUN echo 'unterminated\nENV A=\"x\n", 3, "unterminated quote"),
+        ("FROM busybox\nRUN a \\\n b \\\n c\nBOGUS\n", 5, "unknown instruction: BOGUS"),
+    ],
+)
 def test_errors_name_the_line(text, line, fragment):
     with pytest.raises(DockerfileError) as info:
         parse(text)
@@ -172,33 +201,36 @@ def test_error_is_a_400():
 ENV = ["A=apple", "EMPTY=", "SPACE=a b"]
 
 
-@pytest.mark.parametrize("word, expected", [
-    ("$A", "apple"),
-    ("${A}", "apple"),
-    ("x${A}y", "xappley"),
-    ("$UNSET", ""),
-    ("${UNSET:-dflt}", "dflt"),
-    ("${EMPTY:-dflt}", "dflt"),
-    ("${EMPTY-dflt}", ""),
-    ("${UNSET-dflt}", "dflt"),
-    ("${A:-dflt}", "apple"),
-    ("${A:+alt}", "alt"),
-    ("${EMPTY:+alt}", ""),
-    ("${EMPTY+alt}", "alt"),
-    ("${UNSET:+alt}", ""),
-    ("${UNSET:-$A}", "apple"),
-    ("'$A'", "$A"),
-    ('"$A"', "apple"),
-    ('"a\\"b"', 'a"b'),
-    ('"a\\$A"', "a$A"),
-    ("\\$A", "$A"),
-    ('"\\n"', "\\n"),
-    ("a\\ b", "a b"),
-    ("$", "$"),
-    ("$1", ""),
-    ("100%", "100%"),
-    ('"${SPACE}"', "a b"),
-])
+@pytest.mark.parametrize(
+    "word, expected",
+    [
+        ("$A", "apple"),
+        ("${A}", "apple"),
+        ("x${A}y", "xappley"),
+        ("$UNSET", ""),
+        ("${UNSET:-dflt}", "dflt"),
+        ("${EMPTY:-dflt}", "dflt"),
+        ("${EMPTY-dflt}", ""),
+        ("${UNSET-dflt}", "dflt"),
+        ("${A:-dflt}", "apple"),
+        ("${A:+alt}", "alt"),
+        ("${EMPTY:+alt}", ""),
+        ("${EMPTY+alt}", "alt"),
+        ("${UNSET:+alt}", ""),
+        ("${UNSET:-$A}", "apple"),
+        ("'$A'", "$A"),
+        ('"$A"', "apple"),
+        ('"a\\"b"', 'a"b'),
+        ('"a\\$A"', "a$A"),
+        ("\\$A", "$A"),
+        ('"\\n"', "\\n"),
+        ("a\\ b", "a b"),
+        ("$", "$"),
+        ("$1", ""),
+        ("100%", "100%"),
+        ('"${SPACE}"', "a b"),
+    ],
+)
 def test_process_word(word, expected):
     assert process_word(word, ENV) == expected
 
@@ -213,18 +245,21 @@ def test_escape_backtick():
     assert process_word("c:\\dir", ENV, escape="`") == "c:\\dir"
 
 
-@pytest.mark.parametrize("word, fragment", [
-    ("${A", "missing '}'"),
-    ("${}", "missing variable name"),
-    ("${A!x}", "unsupported modifier"),
-    ("'open", "single-quote"),
-    ('"open', "double-quote"),
-    ("${UNSET:?must be set}", "must be set"),
-])
+@pytest.mark.parametrize(
+    "word, fragment",
+    [
+        ("${A", "missing '}'"),
+        ("${}", "missing variable name"),
+        ("${A!x}", "unsupported modifier"),
+        ("'open", "single-quote"),
+        ('"open', "double-quote"),
+        ("${UNSET:?must be set}", "must be set"),
+    ],
+)
 def test_process_word_errors(word, fragment):
     with pytest.raises(ShellError, match=fragment):
         process_word(word, ENV)
 
 
 def test_split_keep_quotes():
-    assert split_keep_quotes('a="b c" d=\'e f\' g=h\\ i') == ['a="b c"', "d='e f'", "g=h\\ i"]
+    assert split_keep_quotes("a=\"b c\" d='e f' g=h\\ i") == ['a="b c"', "d='e f'", "g=h\\ i"]

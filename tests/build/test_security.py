@@ -23,15 +23,18 @@ def _repo(path, files):
     return repo
 
 
-@pytest.mark.parametrize("remote", [
-    "git@x/y#--upload-pack=touch {marker};",
-    "file://{repo}#--upload-pack=touch {marker};",
-    "git://127.0.0.1:1/r#--upload-pack=touch {marker};",
-    "https://example.invalid/r.git#-c core.sshCommand=touch {marker}",
-    "ext::sh -c touch% {marker}",
-    "ssh://-oProxyCommand=touch% {marker}/r",
-    "git@-oProxyCommand=touch {marker}:r",
-])
+@pytest.mark.parametrize(
+    "remote",
+    [
+        "git@x/y#--upload-pack=touch {marker};",
+        "file://{repo}#--upload-pack=touch {marker};",
+        "git://127.0.0.1:1/r#--upload-pack=touch {marker};",
+        "https://example.invalid/r.git#-c core.sshCommand=touch {marker}",
+        "ext::sh -c touch% {marker}",
+        "ssh://-oProxyCommand=touch% {marker}/r",
+        "git@-oProxyCommand=touch {marker}:r",
+    ],
+)
 def test_remote_context_cannot_run_host_commands(daemon, tmp_path, remote):
     marker = tmp_path / "pwned"
     repo = _repo(tmp_path / "repo", {"Dockerfile": "FROM busybox\n"})
@@ -61,8 +64,12 @@ def test_submodules_cannot_use_file_urls(daemon, tmp_path, git_server):  # noqa:
     base, server = git_server
     secret = _repo(tmp_path / "secret", {"secret": "s3cret\n"})
     main = _repo(base / "main", {"Dockerfile": "FROM busybox\nCOPY sub /sub\n"})
-    subprocess.run(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"file://{secret}", "sub"],
-                   cwd=main, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"file://{secret}", "sub"],
+        cwd=main,
+        check=True,
+        capture_output=True,
+    )
     git("commit", "-qm", "submodule", cwd=main)
     status, messages = api_build(daemon, b"", remote=f"{server}/main", t="stolen:sub")
     assert status == 400, messages

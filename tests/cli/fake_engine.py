@@ -54,12 +54,15 @@ class Container:
             "Id": self.id,
             "Created": "2026-11-29T05:49:52.597634005Z",
             "Name": "/" + self.name,
-            "State": {"Status": self.state, "Running": self.state == "running",
-                      "ExitCode": self.exit_code},
+            "State": {"Status": self.state, "Running": self.state == "running", "ExitCode": self.exit_code},
             "Image": IMAGE_ID,
-            "Config": {"Tty": self.tty, "OpenStdin": bool(self.body.get("OpenStdin")),
-                       "Cmd": self.body.get("Cmd"), "Image": self.body.get("Image"),
-                       "Env": self.body.get("Env")},
+            "Config": {
+                "Tty": self.tty,
+                "OpenStdin": bool(self.body.get("OpenStdin")),
+                "Cmd": self.body.get("Cmd"),
+                "Image": self.body.get("Image"),
+                "Env": self.body.get("Env"),
+            },
             "HostConfig": self.body.get("HostConfig", {}),
         }
 
@@ -131,7 +134,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"OK", "text/plain")
         if not path.startswith("/v1.41/"):
             return self.error(400, f"unversioned path {path}")
-        path = path[len("/v1.41"):]
+        path = path[len("/v1.41") :]
         self.engine.route(self, self.command, path, query, query_all, body)
 
     do_GET = do_POST = do_DELETE = do_HEAD = handle_any
@@ -147,10 +150,13 @@ class FakeEngine:
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.containers: dict[str, Container] = {}
         self.images: list[dict[str, Any]] = [
-            {"Id": IMAGE_ID, "RepoTags": ["busybox:latest"], "Created": int(time.time()) - 1800,
-             "Size": 1981952},
-            {"Id": "sha256:" + "cd" * 32, "RepoTags": ["alpine:3.10", "alpine:latest"],
-             "Created": int(time.time()) - 780, "Size": 1990000},
+            {"Id": IMAGE_ID, "RepoTags": ["busybox:latest"], "Created": int(time.time()) - 1800, "Size": 1981952},
+            {
+                "Id": "sha256:" + "cd" * 32,
+                "RepoTags": ["alpine:3.10", "alpine:latest"],
+                "Created": int(time.time()) - 780,
+                "Size": 1990000,
+            },
             {"Id": "sha256:" + "ef" * 32, "RepoTags": [], "Created": int(time.time()) - 5, "Size": 0},
         ]
         self.logs: list[tuple[int, bytes]] = [(1, b"line 1\n"), (2, b"err 1\n"), (1, b"line 2\n")]
@@ -187,24 +193,67 @@ class FakeEngine:
     ) -> None:
         segs = path.strip("/").split("/")
         if path == "/version":
-            return h.reply(200, {"Version": "0.1.0", "ApiVersion": "1.41", "MinAPIVersion": "1.24",
-                                 "Os": "linux", "Arch": "amd64", "Components": [
-                                     {"Name": "Engine", "Version": "0.1.0", "Details": {
-                                         "ApiVersion": "1.41", "MinAPIVersion": "1.24", "Os": "linux",
-                                         "Arch": "amd64", "BuildTime": "2026-05-07T21:09:36.000000000+00:00",
-                                         "Experimental": "false", "GitCommit": "abc1234"}}]})
+            return h.reply(
+                200,
+                {
+                    "Version": "0.1.0",
+                    "ApiVersion": "1.41",
+                    "MinAPIVersion": "1.24",
+                    "Os": "linux",
+                    "Arch": "amd64",
+                    "Components": [
+                        {
+                            "Name": "Engine",
+                            "Version": "0.1.0",
+                            "Details": {
+                                "ApiVersion": "1.41",
+                                "MinAPIVersion": "1.24",
+                                "Os": "linux",
+                                "Arch": "amd64",
+                                "BuildTime": "2026-05-07T21:09:36.000000000+00:00",
+                                "Experimental": "false",
+                                "GitCommit": "abc1234",
+                            },
+                        }
+                    ],
+                },
+            )
         if path == "/info":
-            return h.reply(200, {"Containers": len(self.containers), "ContainersRunning": 0,
-                                 "ContainersPaused": 0, "ContainersStopped": len(self.containers),
-                                 "Images": len(self.images), "ServerVersion": "0.1.0", "Driver": "vfs",
-                                 "DriverStatus": [], "NCPU": 2, "MemTotal": 25276510208, "Name": "vm",
-                                 "OSType": "linux", "Warnings": ["WARNING: fake engine"]})
+            return h.reply(
+                200,
+                {
+                    "Containers": len(self.containers),
+                    "ContainersRunning": 0,
+                    "ContainersPaused": 0,
+                    "ContainersStopped": len(self.containers),
+                    "Images": len(self.images),
+                    "ServerVersion": "0.1.0",
+                    "Driver": "vfs",
+                    "DriverStatus": [],
+                    "NCPU": 2,
+                    "MemTotal": 25276510208,
+                    "Name": "vm",
+                    "OSType": "linux",
+                    "Warnings": ["WARNING: fake engine"],
+                },
+            )
         if path == "/containers/json":
-            return h.reply(200, [{"Id": c.id, "Names": ["/" + c.name], "Image": c.body["Image"],
-                                  "Command": " ".join(c.body.get("Cmd") or []),
-                                  "Created": int(time.time()) - 3, "Ports": [],
-                                  "Status": "Exited (0) 1 second ago", "State": c.state}
-                                 for c in self.containers.values()])
+            return h.reply(
+                200,
+                [
+                    {
+                        "Id": c.id,
+                        "Names": ["/" + c.name],
+                        "Image": c.body["Image"],
+                        "Command": " ".join(c.body.get("Cmd") or []),
+                        "Created": int(time.time()) - 3,
+                        "Ports": [],
+                        "Status": "Exited (0) 1 second ago",
+                        "State": c.state,
+                    }
+                    for c in self.containers.values()
+                ],
+            )
         if path == "/images/get":  # a "tar" of 5 x 64 KiB chunks
             h.start_chunked()
             for n in range(5):
@@ -277,8 +326,10 @@ class FakeEngine:
         return h.error(404, f"page not found: {action}")
 
     def attach(self, h: Handler, c: Container, q: dict[str, str]) -> None:
-        h.wfile.write(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
-                      b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        h.wfile.write(
+            b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+        )
         h.wfile.flush()
         c.attach_sock = h.wfile
         c.attach_ready.set()

@@ -44,10 +44,30 @@ def test_run_passes_everything_after_image_to_the_command(runner: CliRunner, cap
 
 def test_run_flags_shape_the_create_body(runner: CliRunner, captured, monkeypatch) -> None:
     monkeypatch.setenv("FROM_HOST", "yes")
-    result = runner.invoke(app, [
-        "run", "--rm", "-i", "-e", "A=1", "-e", "FROM_HOST", "-e", "UNSET_XYZ", "-h", "box",
-        "-w", "/tmp", "-u", "1000:1000", "--entrypoint", "", "busybox", "cat",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--rm",
+            "-i",
+            "-e",
+            "A=1",
+            "-e",
+            "FROM_HOST",
+            "-e",
+            "UNSET_XYZ",
+            "-h",
+            "box",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--entrypoint",
+            "",
+            "busybox",
+            "cat",
+        ],
+    )
     assert result.exit_code == 7, result.output
     body = captured["body"]
     assert body["Env"] == ["A=1", "FROM_HOST=yes", "UNSET_XYZ"]
@@ -62,11 +82,15 @@ def test_run_flags_shape_the_create_body(runner: CliRunner, captured, monkeypatc
 
 
 def test_run_log_flags_shape_the_log_config(runner: CliRunner, captured) -> None:
-    result = runner.invoke(app, ["run", "--log-driver", "json-file", "--log-opt", "max-size=1m",
-                                 "--log-opt", "max-file=3", "busybox", "true"])
+    result = runner.invoke(
+        app,
+        ["run", "--log-driver", "json-file", "--log-opt", "max-size=1m", "--log-opt", "max-file=3", "busybox", "true"],
+    )
     assert result.exit_code == 7, result.output
-    assert captured["body"]["HostConfig"]["LogConfig"] == {"Type": "json-file",
-                                                           "Config": {"max-size": "1m", "max-file": "3"}}
+    assert captured["body"]["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "1m", "max-file": "3"},
+    }
     result = runner.invoke(app, ["create", "--log-opt", "max-size", "busybox"])
     assert result.exit_code != 0 and "--log-opt" in result.output
 
@@ -77,7 +101,11 @@ def test_run_combined_short_flags(runner: CliRunner, captured) -> None:
     body = captured["body"]
     assert body["Cmd"] is None
     assert (body["AttachStdin"], body["AttachStdout"], body["OpenStdin"], body["StdinOnce"]) == (
-        False, False, True, False)
+        False,
+        False,
+        True,
+        False,
+    )
 
 
 def test_run_it_requires_a_terminal(runner: CliRunner, captured) -> None:
@@ -112,7 +140,9 @@ def test_create_body_defaults_match_docker() -> None:
 
 def test_parse_filters() -> None:
     assert parse_filters(["name=h4-", "status=exited", "name=web"]) == {
-        "name": {"h4-": True, "web": True}, "status": {"exited": True}}
+        "name": {"h4-": True, "web": True},
+        "status": {"exited": True},
+    }
     assert parse_filters(None) is None
 
 
@@ -140,8 +170,27 @@ def test_missing_arguments_are_usage_errors(runner: CliRunner, argv) -> None:
 def test_help_lists_docker_aliases(runner: CliRunner) -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ["run", "ps", "images", "version", "info", "create", "import", "inspect", "kill",
-                 "logs", "restart", "rm", "rmi", "start", "stop", "wait", "container", "image", "system"]:
+    for name in [
+        "run",
+        "ps",
+        "images",
+        "version",
+        "info",
+        "create",
+        "import",
+        "inspect",
+        "kill",
+        "logs",
+        "restart",
+        "rm",
+        "rmi",
+        "start",
+        "stop",
+        "wait",
+        "container",
+        "image",
+        "system",
+    ]:
         assert f" {name} " in result.output
 
 

@@ -70,6 +70,11 @@ def test_zsh_protocol() -> None:
 
 
 def test_fish_protocol() -> None:
-    lines = _answer({COMPLETE_VAR: "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
-                     "_TYPER_COMPLETE_ARGS": "dockyard logs --ti"})
+    lines = _answer(
+        {
+            COMPLETE_VAR: "complete_fish",
+            "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+            "_TYPER_COMPLETE_ARGS": "dockyard logs --ti",
+        }
+    )
     assert [line.split("\t")[0] for line in lines] == ["--timestamps"]

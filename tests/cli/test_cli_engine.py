@@ -71,7 +71,8 @@ def test_run_unknown_image(runner: CliRunner, engine: FakeEngine) -> None:
     assert "Using default tag: latest" in result.stdout
     assert result.stderr.startswith(
         "Unable to find image 'missing:latest' locally\n"
-        "dockyard: Error response from daemon: No such image: missing:latest\n")
+        "dockyard: Error response from daemon: No such image: missing:latest\n"
+    )
 
 
 def test_run_start_failure_exit_127(runner: CliRunner, engine: FakeEngine) -> None:

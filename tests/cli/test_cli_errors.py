@@ -10,8 +10,17 @@ from dockyard.cli.main import app
 
 @pytest.mark.parametrize(
     "argv",
-    [["ps"], ["images"], ["info"], ["rm", "x"], ["logs", "x"], ["inspect", "x"], ["run", "busybox"],
-     ["start", "-a", "x"], ["import", "-", "x:y"]],
+    [
+        ["ps"],
+        ["images"],
+        ["info"],
+        ["rm", "x"],
+        ["logs", "x"],
+        ["inspect", "x"],
+        ["run", "busybox"],
+        ["start", "-a", "x"],
+        ["import", "-", "x:y"],
+    ],
 )
 def test_daemon_down_unix(runner: CliRunner, tmp_path, argv) -> None:
     sock = tmp_path / "nothing.sock"

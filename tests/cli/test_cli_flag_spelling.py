@@ -30,25 +30,28 @@ NAME, ENV = Opt("--name", flag=False), Opt("-e", "--env", flag=False)
 PARAMS = [DETACH, TTY, INTERACTIVE, SIG, NAME, ENV]
 
 
-@pytest.mark.parametrize(("args", "rest", "values"), [
-    (["--detach=true", "x"], ["--detach", "x"], [(DETACH, True)]),
-    (["--detach=false", "x"], ["x"], [(DETACH, False)]),
-    (["-d=true", "x"], ["-d", "x"], [(DETACH, True)]),
-    (["-d=0", "x"], ["x"], [(DETACH, False)]),
-    (["-it=false", "x"], ["-i", "x"], [(TTY, False)]),
-    (["-itd=T", "x"], ["-itd", "x"], [(DETACH, True)]),
-    (["--sig-proxy=false"], [], [(SIG, False)]),
-    (["--no-sig-proxy=true"], ["--no-sig-proxy"], [(SIG, False)]),
-    (["--no-sig-proxy=false"], [], [(SIG, True)]),
-    # values of options that take one are left alone, whatever they look like
-    (["--name", "-d=false", "x"], ["--name", "-d=false", "x"], []),
-    (["-e", "--tty=false", "x"], ["-e", "--tty=false", "x"], []),
-    (["--name=-d=false", "x"], ["--name=-d=false", "x"], []),
-    (["-eA=1", "-d=false", "x"], ["-eA=1", "x"], [(DETACH, False)]),
-    # after `--`, and unknown options, untouched
-    (["--", "-d=false"], ["--", "-d=false"], []),
-    (["--color=false", "x"], ["--color=false", "x"], []),
-])
+@pytest.mark.parametrize(
+    ("args", "rest", "values"),
+    [
+        (["--detach=true", "x"], ["--detach", "x"], [(DETACH, True)]),
+        (["--detach=false", "x"], ["x"], [(DETACH, False)]),
+        (["-d=true", "x"], ["-d", "x"], [(DETACH, True)]),
+        (["-d=0", "x"], ["x"], [(DETACH, False)]),
+        (["-it=false", "x"], ["-i", "x"], [(TTY, False)]),
+        (["-itd=T", "x"], ["-itd", "x"], [(DETACH, True)]),
+        (["--sig-proxy=false"], [], [(SIG, False)]),
+        (["--no-sig-proxy=true"], ["--no-sig-proxy"], [(SIG, False)]),
+        (["--no-sig-proxy=false"], [], [(SIG, True)]),
+        # values of options that take one are left alone, whatever they look like
+        (["--name", "-d=false", "x"], ["--name", "-d=false", "x"], []),
+        (["-e", "--tty=false", "x"], ["-e", "--tty=false", "x"], []),
+        (["--name=-d=false", "x"], ["--name=-d=false", "x"], []),
+        (["-eA=1", "-d=false", "x"], ["-eA=1", "x"], [(DETACH, False)]),
+        # after `--`, and unknown options, untouched
+        (["--", "-d=false"], ["--", "-d=false"], []),
+        (["--color=false", "x"], ["--color=false", "x"], []),
+    ],
+)
 def test_split(args, rest, values) -> None:
     assert split_bool_values(PARAMS, args) == (rest, values)
 
@@ -56,9 +59,13 @@ def test_split(args, rest, values) -> None:
 def test_split_stops_at_the_first_positional_when_options_do_not_intersperse() -> None:
     # run busybox ls -d=false: the last word belongs to ls
     assert split_bool_values(PARAMS, ["-d=true", "busybox", "ls", "-d=false"], interspersed=False) == (
-        ["-d", "busybox", "ls", "-d=false"], [(DETACH, True)])
+        ["-d", "busybox", "ls", "-d=false"],
+        [(DETACH, True)],
+    )
     assert split_bool_values(PARAMS, ["busybox", "-d=false", "y"], interspersed=True) == (
-        ["busybox", "y"], [(DETACH, False)])
+        ["busybox", "y"],
+        [(DETACH, False)],
+    )
 
 
 @pytest.mark.parametrize("word", ["1", "t", "T", "TRUE", "true", "True"])
@@ -98,8 +105,9 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 def test_run_with_the_guidebooks_spellings(runner: CliRunner, captured) -> None:
-    result = runner.invoke(app, ["run", "-i=true", "--sig-proxy=false", "--rm=true", "-t=false", "busybox",
-                                 "ls", "-d=false"])
+    result = runner.invoke(
+        app, ["run", "-i=true", "--sig-proxy=false", "--rm=true", "-t=false", "busybox", "ls", "-d=false"]
+    )
     assert result.exit_code == 0, result.output
     body = captured["body"]
     assert body["Cmd"] == ["ls", "-d=false"]

@@ -86,7 +86,7 @@ def test_short_id() -> None:
 
 def test_ellipsis_and_go_quote() -> None:
     cmd = "sh -c 'i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done'"
-    assert fmt.go_quote(fmt.ellipsis(cmd, 20)) == "\"sh -c 'i=0; while t…\""
+    assert fmt.go_quote(fmt.ellipsis(cmd, 20)) == '"sh -c \'i=0; while t…"'
     assert fmt.go_quote(fmt.ellipsis("cat", 20)) == '"cat"'
     assert fmt.ellipsis("x" * 20, 20) == "x" * 20
     assert fmt.ellipsis("x" * 21, 20) == "x" * 19 + "…"
@@ -109,12 +109,17 @@ def test_format_ports() -> None:
 PS_JSON = [
     {
         "Id": "544a957e6b86611b51d739e26c52a7748d1568e4452e20c086732e9c9ba4d285",
-        "Names": ["/stupefied_babbage"], "Image": "alpine:3.10", "Command": "cat",
-        "Created": 1795931394, "Ports": [], "Status": "Up Less than a second",
+        "Names": ["/stupefied_babbage"],
+        "Image": "alpine:3.10",
+        "Command": "cat",
+        "Created": 1795931394,
+        "Ports": [],
+        "Status": "Up Less than a second",
     },
     {
         "Id": "af86217f3a4cc25bdcd621f677b85bece5530e977a77ea04da6ca098f0b5e68f",
-        "Names": ["/h4-d"], "Image": "busybox",
+        "Names": ["/h4-d"],
+        "Image": "busybox",
         "Command": "sh -c 'i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done'",
         "Created": 1795931392,
         "Ports": [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 18080, "Type": "tcp"}],
@@ -154,8 +159,12 @@ busybox      latest    448b4b17e68b   30 minutes ago   1.98MB
 
 def test_images_table_matches_docker_layout() -> None:
     images = [
-        {"Id": "sha256:448b4b17e68bd47d3aa3c166c52dbf1fa5fa8be1389831cf5282ae00e6eac1c9",
-         "RepoTags": ["busybox:latest"], "Created": NOW - 1800, "Size": 1981952},
+        {
+            "Id": "sha256:448b4b17e68bd47d3aa3c166c52dbf1fa5fa8be1389831cf5282ae00e6eac1c9",
+            "RepoTags": ["busybox:latest"],
+            "Created": NOW - 1800,
+            "Size": 1981952,
+        },
         {"Id": "sha256:b078bb4cbb3c" + "0" * 52, "RepoTags": None, "Created": NOW - 7, "Size": 0},
     ]
     rows = image_rows(images, no_trunc=False, now=NOW)
@@ -163,12 +172,19 @@ def test_images_table_matches_docker_layout() -> None:
 
 
 def test_images_rows_one_per_tag_and_reference_filter() -> None:
-    images = [{"Id": "sha256:" + "c" * 64, "RepoTags": ["alpine:3.10", "localhost:5000/alpine:v1"],
-               "Created": NOW, "Size": 10}]
+    images = [
+        {
+            "Id": "sha256:" + "c" * 64,
+            "RepoTags": ["alpine:3.10", "localhost:5000/alpine:v1"],
+            "Created": NOW,
+            "Size": 10,
+        }
+    ]
     assert [r[:2] for r in image_rows(images, no_trunc=False, now=NOW)] == [
-        ["alpine", "3.10"], ["localhost:5000/alpine", "v1"]]
-    assert [r[:2] for r in image_rows(images, no_trunc=False, reference="alpine", now=NOW)] == [
-        ["alpine", "3.10"]]
+        ["alpine", "3.10"],
+        ["localhost:5000/alpine", "v1"],
+    ]
+    assert [r[:2] for r in image_rows(images, no_trunc=False, reference="alpine", now=NOW)] == [["alpine", "3.10"]]
     assert image_rows(images, no_trunc=False, reference="busybox", now=NOW) == []
     assert image_rows(images, no_trunc=True, now=NOW)[0][2] == "sha256:" + "c" * 64
 

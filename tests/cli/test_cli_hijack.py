@@ -56,7 +56,9 @@ def test_attach_request_and_stream_after_101() -> None:
 def test_error_status_becomes_daemon_error() -> None:
     body = b'{"message":"No such container: abc"}'
     reply = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body), body)
+        len(body),
+        body,
+    )
     host, _ = serve_once(reply, [])
     with pytest.raises(DaemonError) as info:
         hijack.attach(parse_host(host), "abc", stdin=False)

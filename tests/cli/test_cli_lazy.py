@@ -133,20 +133,46 @@ def test_completion_of_names_and_options_through_the_lazy_groups() -> None:
     assert completions(["image", "history"], "--") == ["--no-trunc", "--quiet", "--format", "--help"]
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["daemon"], True), (["-D", "daemon", "-H", "unix:///x"], True), (["-H", "tcp://h:1", "registry", "serve"], True),
-    (["--log-level", "debug", "registry", "serve", "--listen", "x"], True),
-    (["ps"], False), (["registry", "adduser", "serve"], False), (["registry"], False), (["-H", "daemon", "ps"], False),
-    (["logs", "daemon"], False), ([], False), (["nosuch", "serve"], False),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["daemon"], True),
+        (["-D", "daemon", "-H", "unix:///x"], True),
+        (["-H", "tcp://h:1", "registry", "serve"], True),
+        (["--log-level", "debug", "registry", "serve", "--listen", "x"], True),
+        (["ps"], False),
+        (["registry", "adduser", "serve"], False),
+        (["registry"], False),
+        (["-H", "daemon", "ps"], False),
+        (["logs", "daemon"], False),
+        ([], False),
+        (["nosuch", "serve"], False),
+    ],
+)
 def test_servers_are_recognised_from_argv(argv: list[str], expected: bool) -> None:
     assert serves(argv) is expected
 
 
 # -- plain values versus typer's coercion ------------------------------------------------------------
 
-SAMPLES = ["0", "-1", "7", "007", "+3", " 4", "1_000", "2.5", "abc", "", "debug", "DEBUG", "Info", "container",
-           "x=y", "/tmp"]
+SAMPLES = [
+    "0",
+    "-1",
+    "7",
+    "007",
+    "+3",
+    " 4",
+    "1_000",
+    "2.5",
+    "abc",
+    "",
+    "debug",
+    "DEBUG",
+    "Info",
+    "container",
+    "x=y",
+    "/tmp",
+]
 
 
 def outcome(coerce: Any, value: Any, param: Any, ctx: Any) -> tuple[str, Any]:
@@ -180,7 +206,7 @@ def test_plain_values_coerce_as_typer_does() -> None:
         multiple = param.multiple or param.nargs == -1
         values: list[Any] = [None, param.default, *SAMPLES]
         if multiple:
-            values += [tuple(SAMPLES[i:i + 2]) for i in range(0, len(SAMPLES), 2)] + [(), ["a", "b"]]
+            values += [tuple(SAMPLES[i : i + 2]) for i in range(0, len(SAMPLES), 2)] + [(), ["a", "b"]]
         for value in values:
             mine = outcome(runtime.coerce, value, param, ctx)
             theirs = outcome(typer_runtime.coerce, value, param, ctx)
@@ -197,7 +223,11 @@ def test_the_eagerly_assembled_cli_of_older_scripts_still_runs(tmp_path) -> None
         "    exec_commands.register(main.app, main.container.app, main.COMMANDS)\n"
         "main.main()\n"
     )
-    result = subprocess.run([sys.executable, "-c", launcher, "exec", "--help"], capture_output=True, timeout=60,
-                            env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", launcher, "exec", "--help"],
+        capture_output=True,
+        timeout=60,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode() == help_text(["exec"])

@@ -13,11 +13,19 @@ from dockyard.cli.main import app
 
 from .fake_engine import IMAGE_ID, FakeEngine
 
-ROW = {"Id": "f" * 64, "Names": ["/web", "/other/alias"], "Image": "busybox", "Command": "httpd -f -p 80",
-       "Created": 1700000000, "State": "running", "Status": "Up 2 minutes",
-       "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
-       "Labels": {"com.example.tier": "front", "a": "1"},
-       "NetworkSettings": {"Networks": {"bridge": {}, "app": {}}}, "Mounts": [{"Type": "volume", "Name": "data"}]}
+ROW = {
+    "Id": "f" * 64,
+    "Names": ["/web", "/other/alias"],
+    "Image": "busybox",
+    "Command": "httpd -f -p 80",
+    "Created": 1700000000,
+    "State": "running",
+    "Status": "Up 2 minutes",
+    "Ports": [{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}],
+    "Labels": {"com.example.tier": "front", "a": "1"},
+    "NetworkSettings": {"Networks": {"bridge": {}, "app": {}}},
+    "Mounts": [{"Type": "volume", "Name": "data"}],
+}
 
 
 def test_container_row_fields() -> None:
@@ -33,14 +41,17 @@ def test_container_row_fields() -> None:
     assert container_row(ROW, no_trunc=True)["Names"] == "web,other/alias"
 
 
-@pytest.mark.parametrize(("template", "text"), [
-    ("{{.Names}}", "web\n"),
-    ("{{.ID}}: {{.Status}}", "ffffffffffff: Up 2 minutes\n"),
-    ('{{.Label "com.example.tier"}}', "front\n"),
-    ("{{upper .State}}", "RUNNING\n"),
-    ("{{range split .Networks \",\"}}<{{.}}>{{end}}", "<app><bridge>\n"),
-    ("{{if eq .State \"running\"}}up{{end}}", "up\n"),
-])
+@pytest.mark.parametrize(
+    ("template", "text"),
+    [
+        ("{{.Names}}", "web\n"),
+        ("{{.ID}}: {{.Status}}", "ffffffffffff: Up 2 minutes\n"),
+        ('{{.Label "com.example.tier"}}', "front\n"),
+        ("{{upper .State}}", "RUNNING\n"),
+        ('{{range split .Networks ","}}<{{.}}>{{end}}', "<app><bridge>\n"),
+        ('{{if eq .State "running"}}up{{end}}', "up\n"),
+    ],
+)
 def test_plain_templates_print_one_line_per_row(template: str, text: str) -> None:
     assert render_listing(CONTAINER, template, [container_row(ROW)]) == text
 
@@ -55,13 +66,13 @@ def test_json_is_the_whole_row_without_methods() -> None:
 
 def test_table_has_headers_and_tabwriter_alignment() -> None:
     text = render_listing(CONTAINER, r"table {{.ID}}\t{{.Names}}\t{{upper .State}}", [container_row(ROW)])
-    assert text == ("CONTAINER ID   NAMES     STATE\n"
-                    "ffffffffffff   web       RUNNING\n")
+    assert text == ("CONTAINER ID   NAMES     STATE\nffffffffffff   web       RUNNING\n")
 
 
 def test_bare_table_is_the_default_listing() -> None:
-    text = render_listing(IMAGE, "table", [image_row({"Id": IMAGE_ID, "Size": 1983000, "Created": 0},
-                                                     "busybox", "latest")])
+    text = render_listing(
+        IMAGE, "table", [image_row({"Id": IMAGE_ID, "Size": 1983000, "Created": 0}, "busybox", "latest")]
+    )
     lines = text.splitlines()
     assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert lines[1].split()[:3] == ["busybox", "latest", IMAGE_ID[7:19]] and lines[1].endswith("1.98MB")
@@ -94,5 +105,9 @@ def test_images_format_follows_the_reference_argument(runner: CliRunner, engine:
     assert result.stdout == f"alpine:3.10 {'cd' * 6}\nalpine:latest {'cd' * 6}\n"
     result = invoke(runner, engine, "images", "--format", "json")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["Repository"], r["Tag"]) for r in rows] == [("busybox", "latest"), ("alpine", "3.10"),
-                                                           ("alpine", "latest"), ("<none>", "<none>")]
+    assert [(r["Repository"], r["Tag"]) for r in rows] == [
+        ("busybox", "latest"),
+        ("alpine", "3.10"),
+        ("alpine", "latest"),
+        ("<none>", "<none>"),
+    ]

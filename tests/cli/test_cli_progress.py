@@ -73,8 +73,9 @@ def test_elsewhere_plain_lines_every_few_seconds() -> None:
     assert "\r" not in out.getvalue()
 
 
-def test_save_reports_on_stderr_and_keeps_stdout_for_the_tar(tmp_path: Path, runner: CliRunner,
-                                                             engine: FakeEngine, monkeypatch) -> None:
+def test_save_reports_on_stderr_and_keeps_stdout_for_the_tar(
+    tmp_path: Path, runner: CliRunner, engine: FakeEngine, monkeypatch
+) -> None:
     clock = Clock()
 
     def ticking() -> float:

@@ -37,8 +37,7 @@ def test_incomplete_frame_stays_pending() -> None:
 
 def test_demux_to_routes_streams() -> None:
     out, err = io.BytesIO(), io.BytesIO()
-    chunks = [encode_frame(1, b"a") + encode_frame(2, b"b")[:3], encode_frame(2, b"b")[3:],
-              encode_frame(3, b"sys")]
+    chunks = [encode_frame(1, b"a") + encode_frame(2, b"b")[:3], encode_frame(2, b"b")[3:], encode_frame(3, b"sys")]
     demux_to(chunks, out, err, tty=False)
     assert out.getvalue() == b"a"
     assert err.getvalue() == b"bsys"

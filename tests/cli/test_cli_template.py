@@ -43,16 +43,16 @@ DATA = {
         ("{{$s := .State.Status}}{{upper $s}}", "RUNNING"),
         ("{{range .Config.Cmd}}{{$.Id}} {{end}}", "af86 af86 af86 "),
         ("{{if and .State.Running (not .State.ExitCode)}}ok{{end}}", "ok"),
-        ("{{or .Config.Env \"unset\"}}", "unset"),
+        ('{{or .Config.Env "unset"}}', "unset"),
         ('{{printf "%s:%05d|%-4s|%q" .Id 42 "a" "b"}}', 'af86:00042|a   |"b"'),
-        ("{{.State.Status | upper | printf \"<%s>\"}}", "<RUNNING>"),
+        ('{{.State.Status | upper | printf "<%s>"}}', "<RUNNING>"),
         ("{{len (index .Config.Cmd 2)}}", "7"),
         ("{{slice .Id 1 3}}", "f8"),
         ("{{truncate .Id 2}} {{pad .Id 1 1}}.", "af  af86 ."),
         ("a  {{- .Id -}}  b", "aaf86b"),
         ("{{/* a comment */}}x", "x"),
         ("{{`raw\\n`}}", "raw\\n"),
-        ("{{lt 1 2}} {{ge 1 2}} {{ne .Id \"x\"}}", "true false true"),
+        ('{{lt 1 2}} {{ge 1 2}} {{ne .Id "x"}}', "true false true"),
         ("{{range 3}}{{.}}{{end}}", "012"),
     ],
 )
@@ -60,11 +60,24 @@ def test_render(template: str, text: str) -> None:
     assert render(template, DATA) == text
 
 
-@pytest.mark.parametrize("template", [
-    "{{bogus .Id}}", "{{.State.Status.Deeper}}", "{{range .Config.Cmd}}", "{{end}}", "{{if}}{{end}}",
-    "{{define \"x\"}}{{end}}", "{{index .Config.Cmd 9}}", "{{.Id", "{{$nope}}", "{{.Id | }}", "{{(.Id}}",
-    "{{range .Id}}{{end}}", "{{.Config.Env.X}}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{bogus .Id}}",
+        "{{.State.Status.Deeper}}",
+        "{{range .Config.Cmd}}",
+        "{{end}}",
+        "{{if}}{{end}}",
+        '{{define "x"}}{{end}}',
+        "{{index .Config.Cmd 9}}",
+        "{{.Id",
+        "{{$nope}}",
+        "{{.Id | }}",
+        "{{(.Id}}",
+        "{{range .Id}}{{end}}",
+        "{{.Config.Env.X}}",
+    ],
+)
 def test_render_errors(template: str) -> None:
     with pytest.raises(TemplateError):
         render(template, DATA)

@@ -30,8 +30,9 @@ def read_request(conn: socket.socket) -> bytes:
     return data
 
 
-def serve(handler: Callable[[socket.socket, list[bytes]], None], tcp: bool = False) -> tuple[str, list[bytes],
-                                                                                               threading.Thread]:
+def serve(
+    handler: Callable[[socket.socket, list[bytes]], None], tcp: bool = False
+) -> tuple[str, list[bytes], threading.Thread]:
     """A one-connection server (unix, or TCP on a free loopback port) running ``handler``."""
     record: list[bytes] = []
     if tcp:
@@ -61,12 +62,15 @@ def reply(answer: bytes) -> Callable[[socket.socket, list[bytes]], None]:
     def handler(conn: socket.socket, record: list[bytes]) -> None:
         record.append(read_request(conn))
         conn.sendall(answer)
+
     return handler
 
 
 def test_json_request_and_answer_over_tcp() -> None:
-    host, record, thread = serve(reply(b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n'
-                                       b'Content-Length: 11\r\n\r\n{"Id": "x"}'), tcp=True)
+    host, record, thread = serve(
+        reply(b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"Id": "x"}'),
+        tcp=True,
+    )
     api = APIClient(parse_host(host))
     assert api.post("/containers/create", {"Image": "busybox"}, name="web").json() == {"Id": "x"}
     thread.join(5)
@@ -80,12 +84,20 @@ def test_json_request_and_answer_over_tcp() -> None:
 
 def test_query_conventions() -> None:
     host, record, thread = serve(reply(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"))
-    APIClient(parse_host(host)).get_json("/images/json", all=True, quiet=False, filters={"reference": {"a b": True}},
-                                         changes=["CMD x", "ENV y=1"], since=None)
+    APIClient(parse_host(host)).get_json(
+        "/images/json",
+        all=True,
+        quiet=False,
+        filters={"reference": {"a b": True}},
+        changes=["CMD x", "ENV y=1"],
+        since=None,
+    )
     thread.join(5)
     line = record[0].split(b"\r\n")[0].decode()
-    assert line == ("GET /v1.41/images/json?all=1&filters=%7B%22reference%22%3A%7B%22a+b%22%3Atrue%7D%7D"
-                    "&changes=CMD+x&changes=ENV+y%3D1 HTTP/1.1")
+    assert line == (
+        "GET /v1.41/images/json?all=1&filters=%7B%22reference%22%3A%7B%22a+b%22%3Atrue%7D%7D"
+        "&changes=CMD+x&changes=ENV+y%3D1 HTTP/1.1"
+    )
 
 
 def test_iterable_body_is_sent_chunked_and_post_without_body_says_so() -> None:
@@ -142,8 +154,10 @@ def test_error_answer_before_the_upload_is_taken_wins_over_the_broken_pipe() -> 
         while b"\r\n\r\n" not in data:
             data += conn.recv(4096)
         body = b'{"message":"invalid tar header"}'
-        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+        conn.sendall(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        )
         conn.shutdown(socket.SHUT_WR)
 
     host, _, thread = serve(handler)
@@ -154,8 +168,9 @@ def test_error_answer_before_the_upload_is_taken_wins_over_the_broken_pipe() -> 
 
 
 def test_head_answer_has_headers_and_no_body() -> None:
-    host, _, thread = serve(reply(b"HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: e30=\r\nContent-Length: 99\r\n"
-                                  b"\r\n"))
+    host, _, thread = serve(
+        reply(b"HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: e30=\r\nContent-Length: 99\r\n\r\n")
+    )
     response = APIClient(parse_host(host)).request("HEAD", "/containers/x/archive", params={"path": "/"})
     assert response.headers.get("x-docker-container-path-stat") == "e30=" and response.content == b""
 

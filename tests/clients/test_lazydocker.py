@@ -25,8 +25,16 @@ TMUX = shutil.which("tmux") or "tmux"
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[TcpDaemon]:
     with tcp_daemon(tmp_path_factory.mktemp("dockyard-clients")) as d:
-        result = d.dockyard("run", "-d", "--name", "chatty", "busybox", "sh", "-c",
-                            "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.3; done")
+        result = d.dockyard(
+            "run",
+            "-d",
+            "--name",
+            "chatty",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.3; done",
+        )
         assert result.returncode == 0, result.stderr.decode()
         assert d.dockyard("commit", "chatty", "lazy/committed:7").returncode == 0  # an image of its own
         yield d
@@ -40,12 +48,16 @@ class Tmux:
 
     def start(self, command: list[str], env: dict[str, str]) -> None:
         exports = [f"{k}={v}" for k, v in env.items()]
-        subprocess.run([*self.base, "new-session", "-d", "-s", "main", "-x", "200", "-y", "50", "env", *exports,
-                        *command], check=True, timeout=30)
+        subprocess.run(
+            [*self.base, "new-session", "-d", "-s", "main", "-x", "200", "-y", "50", "env", *exports, *command],
+            check=True,
+            timeout=30,
+        )
 
     def screen(self) -> str:
-        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "main"], capture_output=True, text=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            [*self.base, "capture-pane", "-p", "-t", "main"], capture_output=True, text=True, timeout=30
+        ).stdout
 
     def keys(self, *keys: str) -> None:
         subprocess.run([*self.base, "send-keys", "-t", "main", *keys], check=True, timeout=30)
@@ -75,8 +87,9 @@ def test_lazydocker_lists_containers_images_logs_and_stats(daemon: TcpDaemon, tm
     home.mkdir()
     try:
         tmux.start([LAZYDOCKER], {"HOME": str(home), "DOCKER_HOST": daemon.host, "TERM": "xterm-256color"})
-        screen = tmux.wait_for(lambda s: "chatty" in s and "lazy/committed" in s and "busybox" in s,
-                               "the containers and images panels")
+        screen = tmux.wait_for(
+            lambda s: "chatty" in s and "lazy/committed" in s and "busybox" in s, "the containers and images panels"
+        )
         (tmp_path / "lazydocker-main.txt").write_text(screen)
         assert "running" in screen  # the container's state
         for image in ("busybox", "lazy/committed"):

@@ -18,8 +18,12 @@ import pytest
 from tests.helpers.daemon import TcpDaemon, free_port, tcp_daemon
 from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.requires_docker_compose,
-              pytest.mark.integration]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.requires_docker_compose,
+    pytest.mark.integration,
+]
 
 APP = Path(__file__).parent / "app"
 PROJECT = "composetest"
@@ -32,8 +36,14 @@ class App:
         self.port = free_port()
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([COMPOSE, "--no-ansi", "-p", PROJECT, *args], cwd=APP, env=self.env(),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [COMPOSE, "--no-ansi", "-p", PROJECT, *args],
+            cwd=APP,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def env(self) -> dict[str, str]:
         return {**self.daemon.env(), "WEB_PORT": str(self.port), "COMPOSE_INTERACTIVE_NO_CLI": "1"}
@@ -62,8 +72,11 @@ def test_up_scale_logs_down(app: App) -> None:
     try:
         web = client.containers.get(f"{PROJECT}_web_1")
         # the healthcheck runs, and the client started only once web was healthy (depends_on: service_healthy)
-        assert wait_for(lambda: client.api.inspect_container(web.id)["State"].get("Health", {}).get("Status")
-                        == "healthy", timeout=60, interval=0.2), "web to be healthy"
+        assert wait_for(
+            lambda: client.api.inspect_container(web.id)["State"].get("Health", {}).get("Status") == "healthy",
+            timeout=60,
+            interval=0.2,
+        ), "web to be healthy"
         ps = app.compose("ps")
         assert re.search(rf"{PROJECT}_web_1 .* Up \(healthy\) +127\.0\.0\.1:{app.port}->8080/tcp", ps.stdout), ps.stdout
         client_1 = client.containers.get(f"{PROJECT}_client_1")
@@ -73,26 +86,48 @@ def test_up_scale_logs_down(app: App) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{app.port}/index.html", timeout=30) as response:
             assert response.read() == b"hello from compose\n"
         # the named volume: the writer's file, served by web, fetched by the client through the name "web"
-        assert wait_for(lambda: "the-writer" in client_1.logs().decode() and "got it" in client_1.logs().decode(),
-                        timeout=60, interval=0.2), "the client to reach web by its service name"
+        assert wait_for(
+            lambda: "the-writer" in client_1.logs().decode() and "got it" in client_1.logs().decode(),
+            timeout=60,
+            interval=0.2,
+        ), "the client to reach web by its service name"
         web_env = web.attrs["Config"]["Env"]
         assert "TIER=front" in web_env and "SERVER=busybox-httpd" in web_env
         network = client.networks.get(f"{PROJECT}_appnet")
-        assert {c.name for c in network.containers} == {f"{PROJECT}_web_1", f"{PROJECT}_writer_1",
-                                                        f"{PROJECT}_client_1"}
+        assert {c.name for c in network.containers} == {
+            f"{PROJECT}_web_1",
+            f"{PROJECT}_writer_1",
+            f"{PROJECT}_client_1",
+        }
         assert "web" in web.attrs["NetworkSettings"]["Networks"][f"{PROJECT}_appnet"]["Aliases"]
         assert client.volumes.get(f"{PROJECT}_data").attrs["Labels"]["com.docker.compose.project"] == PROJECT
 
         # scale
         scaled = app.compose("up", "-d", "--scale", "client=3")
         assert scaled.returncode == 0, scaled.stdout + scaled.stderr
-        assert wait_for(lambda: len(client.containers.list(filters={"label": [
-            f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=client"]})) == 3,
-                        timeout=60, interval=0.2), "three running clients"
+        assert wait_for(
+            lambda: (
+                len(
+                    client.containers.list(
+                        filters={
+                            "label": [f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=client"]
+                        }
+                    )
+                )
+                == 3
+            ),
+            timeout=60,
+            interval=0.2,
+        ), "three running clients"
 
         # logs -f: lines keep coming from every replica
-        follow = subprocess.Popen([COMPOSE, "--no-ansi", "-p", PROJECT, "logs", "-f", "--no-color", "--tail", "0",
-                                   "client"], cwd=APP, env=app.env(), stdout=subprocess.PIPE, text=True)
+        follow = subprocess.Popen(
+            [COMPOSE, "--no-ansi", "-p", PROJECT, "logs", "-f", "--no-color", "--tail", "0", "client"],
+            cwd=APP,
+            env=app.env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         seen: set[str] = set()
         try:
             deadline = time.monotonic() + 60

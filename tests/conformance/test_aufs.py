@@ -58,8 +58,17 @@ class TestAufs(StorageDriverSuite):
         -> diff: etc (with the parent's metadata), etc/.wh.gone
         """
         parent, child = layer_id("hp"), layer_id("hc")
-        self.layer_from_tar(storage, parent, make_tar([(entry("etc", tarfile.DIRTYPE, 0o750, uid=7), None),
-                                                       (entry("etc/keep"), b"k"), (entry("etc/gone"), b"g")]))
+        self.layer_from_tar(
+            storage,
+            parent,
+            make_tar(
+                [
+                    (entry("etc", tarfile.DIRTYPE, 0o750, uid=7), None),
+                    (entry("etc/keep"), b"k"),
+                    (entry("etc/gone"), b"g"),
+                ]
+            ),
+        )
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             (root / "etc/gone").unlink()
@@ -75,8 +84,7 @@ class TestAufs(StorageDriverSuite):
         """
         parent, child, replay = layer_id("op-p"), layer_id("op-c"), layer_id("op-r")
         d = lambda n: (entry(n, tarfile.DIRTYPE, 0o755), None)  # noqa: E731
-        self.layer_from_tar(storage, parent, make_tar([d("d"), (entry("d/a"), b"a"), d("d/b"),
-                                                       (entry("d/b/c"), b"c")]))
+        self.layer_from_tar(storage, parent, make_tar([d("d"), (entry("d/a"), b"a"), d("d/b"), (entry("d/b/c"), b"c")]))
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             for p in ("d/b/c", "d/a"):
@@ -88,7 +96,11 @@ class TestAufs(StorageDriverSuite):
             os.utime(root / "d/n", ns=(1_700_000_000 * 10**9,) * 2)
             assert os.listdir(root / "d") == ["n"]
         assert sorted((c.path, c.kind) for c in storage.changes(child)) == [
-            ("/d", 0), ("/d/a", 2), ("/d/b", 2), ("/d/n", 1)]
+            ("/d", 0),
+            ("/d/a", 2),
+            ("/d/b", 2),
+            ("/d/n", 1),
+        ]
         diff = read_all(storage.diff(child))
         self.layer_from_tar(storage, replay, diff, parent)
         with mounted(storage, child) as c, mounted(storage, replay) as r:
@@ -124,17 +136,21 @@ class TestAufs(StorageDriverSuite):
         member = next(m for m in tarfile.open(fileobj=io.BytesIO(read_all(storage.diff(child)))))
         assert (member.name, member.uid, member.gid) == ("owned", 1234, 1234)
 
-    @pytest.mark.xfail(strict=True, reason="unionfs-fuse 1.0 renames a directory present in the rw branch "
-                       "without its lower content; the aufs driver gives every directory a copy in the branch "
-                       "(so chmod/chown cannot resurrect deleted files), hence every lower directory is affected")
+    @pytest.mark.xfail(
+        strict=True,
+        reason="unionfs-fuse 1.0 renames a directory present in the rw branch "
+        "without its lower content; the aufs driver gives every directory a copy in the branch "
+        "(so chmod/chown cannot resurrect deleted files), hence every lower directory is affected",
+    )
     def test_rename_lower_directory_keeps_content(self, storage, driver) -> None:
         """parent: /d/{x,sub/y}    child: mv /d /e  ->  /e/x and /e/sub/y (overlayfs: EXDEV, mv copies)."""
         if driver.backend != "unionfs-fuse":
             pytest.skip("a unionfs-fuse limitation")
         parent, child = layer_id("mv-p"), layer_id("mv-c")
         d = lambda n: (entry(n, tarfile.DIRTYPE, 0o755), None)  # noqa: E731
-        self.layer_from_tar(storage, parent, make_tar([d("d"), (entry("d/x"), b"x"), d("d/sub"),
-                                                       (entry("d/sub/y"), b"y")]))
+        self.layer_from_tar(
+            storage, parent, make_tar([d("d"), (entry("d/x"), b"x"), d("d/sub"), (entry("d/sub/y"), b"y")])
+        )
         storage.create_layer(child, parent)
         with mounted(storage, child) as root:
             os.rename(root / "d", root / "e")
@@ -193,12 +209,37 @@ from dockyard.plugins.storage_aufs.branches import (  # noqa: E402
 )
 
 _D = lambda n: (entry(n, tarfile.DIRTYPE, 0o755), None)  # noqa: E731
-_PARENT = make_tar([_D("a"), (entry("a/gone"), b"1"), (entry("a/kept"), b"2"), _D("b"), _D("b/sub"),
-                    (entry("b/sub/deep"), b"3"), (entry("c"), b"4"), _D("d"), (entry("d/old"), b"5"),
-                    _D("d/in"), (entry("d/in/x"), b"6"), (entry("e"), b"7"), (entry("f"), b"8")])
-_CHILD = make_tar([_D("a"), (entry("a/.wh.gone"), b""), (entry("a/new"), b"n"), (entry(".wh.b"), b""),
-                   (entry(".wh.c"), b""), _D("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/new"), b"8"),
-                   (entry("e", mode=0o600), b"7"), (entry(".wh.ghost"), b"")])
+_PARENT = make_tar(
+    [
+        _D("a"),
+        (entry("a/gone"), b"1"),
+        (entry("a/kept"), b"2"),
+        _D("b"),
+        _D("b/sub"),
+        (entry("b/sub/deep"), b"3"),
+        (entry("c"), b"4"),
+        _D("d"),
+        (entry("d/old"), b"5"),
+        _D("d/in"),
+        (entry("d/in/x"), b"6"),
+        (entry("e"), b"7"),
+        (entry("f"), b"8"),
+    ]
+)
+_CHILD = make_tar(
+    [
+        _D("a"),
+        (entry("a/.wh.gone"), b""),
+        (entry("a/new"), b"n"),
+        (entry(".wh.b"), b""),
+        (entry(".wh.c"), b""),
+        _D("d"),
+        (entry("d/.wh..wh..opq"), b""),
+        (entry("d/new"), b"8"),
+        (entry("e", mode=0o600), b"7"),
+        (entry(".wh.ghost"), b""),
+    ]
+)
 
 
 @pytest.mark.parametrize("markers", [AufsMarkers(), UnionfsMarkers()], ids=["aufs", "unionfs-fuse"])

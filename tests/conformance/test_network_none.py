@@ -19,6 +19,7 @@ class TestNoneDriver(NetworkDriverSuite):
     def driver_factory(self):
         def make(root):
             return NoneNetworkDriver(root, {}), lambda: None
+
         return make
 
     @pytest.fixture

@@ -48,8 +48,12 @@ class OverlayExtras:
         parent = None
         for i in range(128):
             lid = layer_id(f"stack{i}")
-            self.layer_from_tar(storage, lid, make_tar([(entry("stack", tarfile.DIRTYPE, 0o755), None),
-                                                        (entry(f"stack/{i}"), str(i).encode())]), parent)
+            self.layer_from_tar(
+                storage,
+                lid,
+                make_tar([(entry("stack", tarfile.DIRTYPE, 0o755), None), (entry(f"stack/{i}"), str(i).encode())]),
+                parent,
+            )
             parent = lid
         container = layer_id("stack-container")
         storage.create_layer(container, parent)

@@ -59,7 +59,7 @@ def make_spec(rootfs: Path, tmp_path: Path, netns: Path):
         kw.setdefault("rootfs", rootfs)
         kw.setdefault("log_path", tmp_path / "logs" / f"{cid}-json.log")
         kw.setdefault("netns", netns)
-        if kw.get("binds"):     # as the core does: mount points made and resolved inside the rootfs
+        if kw.get("binds"):  # as the core does: mount points made and resolved inside the rootfs
             kw["binds"] = mount_plan(kw["rootfs"], kw["binds"])
         return RuntimeSpec(container_id=cid, args=list(args), **kw)
 

@@ -92,7 +92,10 @@ def test_log_lines(driver, make_spec):
     assert status.exit_code == 0
     entries = [parse_line(line) for line in spec.log_path.read_bytes().splitlines(keepends=True)]
     assert sorted((e.stream, e.data) for e in entries) == [
-        ("stderr", b"oops\n"), ("stdout", b'a "quoted" <tag> & tab\there\n'), ("stdout", b"partial")]
+        ("stderr", b"oops\n"),
+        ("stdout", b'a "quoted" <tag> & tab\there\n'),
+        ("stdout", b"partial"),
+    ]
     for e in entries:
         assert RFC3339NANO.match(e.time), e.time
 
@@ -176,8 +179,9 @@ def test_oom_kill_is_recorded(driver, make_spec):
     from dockyard.models.runtime import Resources
 
     mem = 32 * 1024 * 1024
-    spec = make_spec(["sh", "-c", "a=xxxxxxxxxxxxxxxx; while :; do a=$a$a; done"],
-                     resources=Resources(memory=mem, memory_swap=mem))
+    spec = make_spec(
+        ["sh", "-c", "a=xxxxxxxxxxxxxxxx; while :; do a=$a$a; done"], resources=Resources(memory=mem, memory_swap=mem)
+    )
     status, _ = run(driver, spec)
     assert status.exit_code == 137
     assert status.oom_killed is True
@@ -190,8 +194,13 @@ def test_oom_kill_is_recorded(driver, make_spec):
 def test_env_cwd_user_groups_hostname(driver, make_spec):
     spec = make_spec(
         ["sh", "-c", 'echo "$FOO|$HOME|$PATH|$HOSTNAME"; pwd; id -u; id -g; id -G; hostname'],
-        env=["FOO=bar baz=qux"], cwd="/home/app", uid=1000, gid=1000, additional_gids=[10],
-        hostname="myhost")
+        env=["FOO=bar baz=qux"],
+        cwd="/home/app",
+        uid=1000,
+        gid=1000,
+        additional_gids=[10],
+        hostname="myhost",
+    )
     status, data = run(driver, spec)
     out, err, _ = demux(data)
     assert err == b""
@@ -219,9 +228,14 @@ def test_binds_and_shm(driver, make_spec, tmp_path):
     ro = tmp_path / "ro.txt"
     ro.write_text("read-only\n")
     spec = make_spec(
-        ["sh", "-c", "echo written > /mnt/rw/f; cat /etc/ro.txt; echo x > /etc/ro.txt || echo refused; "
-                     "grep -c ' /dev/shm tmpfs' /proc/mounts"],
-        binds=[(rw, "/mnt/rw", False), (ro, "/etc/ro.txt", True)])
+        [
+            "sh",
+            "-c",
+            "echo written > /mnt/rw/f; cat /etc/ro.txt; echo x > /etc/ro.txt || echo refused; "
+            "grep -c ' /dev/shm tmpfs' /proc/mounts",
+        ],
+        binds=[(rw, "/mnt/rw", False), (ro, "/etc/ro.txt", True)],
+    )
     status, data = run(driver, spec)
     out = demux(data)[0].decode().splitlines()
     assert out == ["read-only", "refused", "1"]
@@ -291,7 +305,7 @@ def test_state_list_and_delete(driver, make_spec):
     assert state.status == "running" and state.pid == started.pid
     with pytest.raises(Conflict):
         driver.exec_delete(container_id=cid)
-    sock.shutdown(socket.SHUT_WR)           # stdin EOF: `read` returns 1
+    sock.shutdown(socket.SHUT_WR)  # stdin EOF: `read` returns 1
     assert read_all(sock) == b""
     assert driver.exec_wait(container_id=cid).exit_code == 1
     # attach to an exited container: an empty, finished stream
@@ -330,10 +344,13 @@ def test_start_failure_raises_system_with_the_reason(driver, make_spec, tmp_path
     driver.exec_delete(container_id=spec.container_id)
 
 
-@pytest.mark.parametrize(("args", "code", "reason"), [
-    (["/etc/passwd"], 126, "Permission denied"),
-    (["/no/such/binary"], 127, "No such file or directory"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "reason"),
+    [
+        (["/etc/passwd"], 126, "Permission denied"),
+        (["/no/such/binary"], 127, "No such file or directory"),
+    ],
+)
 def test_exec_failure_is_a_start_failure(driver, make_spec, args, code, reason):
     spec = make_spec(args)
     driver.exec_create(spec=spec)
@@ -369,8 +386,10 @@ def test_wait_on_a_created_container_that_is_deleted(driver, make_spec):
 def test_late_attach_sees_live_output_and_multiple_clients(driver, make_spec, tmp_path):
     flag = tmp_path / "share"
     flag.mkdir()
-    spec = make_spec(["sh", "-c", "echo early; while [ ! -e /share/go ]; do sleep 0.02; done; echo late; exit 7"],
-                     binds=[(flag, "/share", False)])
+    spec = make_spec(
+        ["sh", "-c", "echo early; while [ ! -e /share/go ]; do sleep 0.02; done; echo late; exit 7"],
+        binds=[(flag, "/share", False)],
+    )
     driver.exec_create(spec=spec)
     first = driver.exec_attach(container_id=spec.container_id, stdin=False, stdout=True, stderr=False)
     driver.exec_start(container_id=spec.container_id)
@@ -386,8 +405,9 @@ def test_late_attach_sees_live_output_and_multiple_clients(driver, make_spec, tm
 def test_pause_unpause_processes_stats_update(driver, make_spec):
     from dockyard.models.runtime import Resources
 
-    spec = make_spec(["sh", "-c", "sleep 100 & exec sleep 100"],
-                     resources=Resources(memory=64 << 20, pids_limit=50, cpu_shares=512))
+    spec = make_spec(
+        ["sh", "-c", "sleep 100 & exec sleep 100"], resources=Resources(memory=64 << 20, pids_limit=50, cpu_shares=512)
+    )
     cid = spec.container_id
     driver.exec_create(spec=spec)
     with pytest.raises(Conflict):
@@ -414,7 +434,7 @@ def test_pause_unpause_processes_stats_update(driver, make_spec):
     with pytest.raises(Conflict):
         driver.exec_unpause(container_id=cid)
     driver.exec_pause(container_id=cid)
-    driver.exec_kill(container_id=cid, signal=signal.SIGKILL)     # kill of a paused container thaws it
+    driver.exec_kill(container_id=cid, signal=signal.SIGKILL)  # kill of a paused container thaws it
     assert driver.exec_wait(container_id=cid).exit_code == 137
 
 
@@ -435,7 +455,7 @@ def test_hookimpls_match_the_hookspecs(driver):
     from dockyard import drivers, hookspecs
 
     pm = drivers.make_plugin_manager()
-    pm.register(driver, name="exec:lxc")        # pluggy validates argument names here
+    pm.register(driver, name="exec:lxc")  # pluggy validates argument names here
     pm.check_pending()
     exec_specs = {name for name in dir(hookspecs) if name.startswith("exec_")}
     implemented = {hook.name for hook in pm.get_hookcallers(driver)}
@@ -474,15 +494,18 @@ def test_container_survives_the_death_of_its_creator(lxc_root, rootfs, tmp_path)
     share.mkdir()
     log = tmp_path / "logs" / "survivor.log"
     cid = new_id()
-    creator = subprocess.Popen([sys.executable, "-c", CREATOR, str(lxc_root), str(rootfs), str(share), str(log), cid],
-                               stdout=subprocess.PIPE, text=True)
+    creator = subprocess.Popen(
+        [sys.executable, "-c", CREATOR, str(lxc_root), str(rootfs), str(share), str(log), cid],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     drv = None
     try:
         assert creator.stdout.readline().strip() == "started"
         assert wait_for(lambda: log.exists() and "tick1" in log.read_text())
-        creator.kill()                                  # SIGKILL, like a crashed daemon
+        creator.kill()  # SIGKILL, like a crashed daemon
         creator.wait()
-        drv = LxcDriver(lxc_root, {})                   # "the restarted daemon"
+        drv = LxcDriver(lxc_root, {})  # "the restarted daemon"
         assert drv.exec_list() == [cid]
         state = drv.exec_restore(container_id=cid)
         assert state is not None and state.status == "running" and state.pid > 0
@@ -507,8 +530,7 @@ def test_restore_after_exit_while_no_daemon(lxc_root, rootfs, tmp_path):
     drv = LxcDriver(lxc_root, {})
     cid = new_id()
     try:
-        spec = RuntimeSpec(container_id=cid, rootfs=rootfs, args=["sh", "-c", "exit 5"],
-                           log_path=tmp_path / "x.log")
+        spec = RuntimeSpec(container_id=cid, rootfs=rootfs, args=["sh", "-c", "exit 5"], log_path=tmp_path / "x.log")
         drv.exec_create(spec=spec)
         drv.exec_start(container_id=cid)
         assert wait_for(lambda: (drv.root / cid / "exit").exists())
@@ -556,7 +578,7 @@ def test_restore_cleans_leftovers_of_a_killed_helper(driver, make_spec):
     driver.exec_create(spec=spec)
     driver.exec_start(container_id=cid)
     state_dir = driver.root / cid
-    for pid in helper_pids(state_dir):        # conmon and the LXC monitor
+    for pid in helper_pids(state_dir):  # conmon and the LXC monitor
         os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not container_pids(cid), timeout=10)
     state = driver.exec_restore(container_id=cid)
@@ -579,7 +601,7 @@ def test_runtimes_are_lxc_only(driver, make_spec):
 
     runtimes = driver.exec_runtimes()
     assert runtimes.default == "lxc" and list(runtimes.paths) == ["lxc"]
-    assert os.access(runtimes.paths["lxc"], os.X_OK)           # the built dockyard-lxc-runtime
+    assert os.access(runtimes.paths["lxc"], os.X_OK)  # the built dockyard-lxc-runtime
     with pytest.raises(InvalidParameter, match="Unknown runtime specified runc"):
         driver.exec_create(spec=make_spec(["true"], runtime="runc"))
 
@@ -591,7 +613,7 @@ def test_per_container_helpers_are_conmon_and_the_lxc_monitor_only(driver, make_
     state_dir = driver.root / spec.container_id
     helpers = sorted(helper_pids(state_dir))
     names = sorted(Path(f"/proc/{p}/comm").read_text().strip() for p in helpers)
-    assert names == sorted(["conmon", driver.runtime.name[:15]]), names    # conmon + the LXC monitor
+    assert names == sorted(["conmon", driver.runtime.name[:15]]), names  # conmon + the LXC monitor
     assert not any("python" in Path(f"/proc/{p}/exe").resolve().name for p in helpers)
     driver.exec_stop(container_id=spec.container_id, signal=signal.SIGKILL, timeout=0)
 

@@ -36,8 +36,9 @@ def running(driver, make_spec):
 
 def run_exec(driver, cid, args, *, stdin: bytes | None = None, **kw):
     exec_id = eid()
-    sock = driver.exec_run(container_id=cid, exec_id=exec_id,
-                           spec=ProcessSpec(args=args, stdin=stdin is not None, **kw))
+    sock = driver.exec_run(
+        container_id=cid, exec_id=exec_id, spec=ProcessSpec(args=args, stdin=stdin is not None, **kw)
+    )
     if stdin is not None:
         sock.sendall(stdin)
         sock.shutdown(socket.SHUT_WR)
@@ -100,8 +101,11 @@ def test_stdin_and_half_close(driver, running):
 
 def test_tty_is_a_pty_of_the_container_and_resizes(driver, running):
     exec_id = eid()
-    sock = driver.exec_run(container_id=running, exec_id=exec_id,
-                           spec=ProcessSpec(args=["sh", "-c", "tty; read x; stty size"], tty=True, stdin=True))
+    sock = driver.exec_run(
+        container_id=running,
+        exec_id=exec_id,
+        spec=ProcessSpec(args=["sh", "-c", "tty; read x; stty size"], tty=True, stdin=True),
+    )
     sock.settimeout(10)
     buf = b""
     while b"\n" not in buf:
@@ -110,7 +114,7 @@ def test_tty_is_a_pty_of_the_container_and_resizes(driver, running):
     assert driver.exec_run_resize(container_id=running, exec_id=exec_id, height=33, width=111)
     sock.sendall(b"go\n")
     data = buf + read_all(sock)
-    assert b"33 111\r\n" in data                   # tty output: raw bytes, \r\n
+    assert b"33 111\r\n" in data  # tty output: raw bytes, \r\n
     assert driver.exec_run_wait(container_id=running, exec_id=exec_id) == 0
 
 
@@ -118,8 +122,11 @@ def test_exec_process_is_in_the_container_cgroup(driver, running):
     exec_id = eid()
     sock = driver.exec_run(container_id=running, exec_id=exec_id, spec=ProcessSpec(args=["sleep", "30"]))
     try:
-        pids = wait_for(lambda: len(driver.exec_processes(container_id=running)) == 2 and
-                        driver.exec_processes(container_id=running))
+        pids = wait_for(
+            lambda: (
+                len(driver.exec_processes(container_id=running)) == 2 and driver.exec_processes(container_id=running)
+            )
+        )
         assert pids and len(pids) == 2
         assert set(pids) <= set(container_pids(running))
     finally:
@@ -130,9 +137,17 @@ def test_exec_process_is_in_the_container_cgroup(driver, running):
 
 def test_detached_exec_keeps_running_after_the_socket_is_closed(driver, running):
     exec_id = eid()
-    sock = driver.exec_run(container_id=running, exec_id=exec_id,
-                           spec=ProcessSpec(args=["sh", "-c", "i=0; while [ $i -lt 20 ]; do echo $i; i=$((i+1)); "
-                                                            "sleep 0.05; done; echo done > /tmp/detached"]))
+    sock = driver.exec_run(
+        container_id=running,
+        exec_id=exec_id,
+        spec=ProcessSpec(
+            args=[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 20 ]; do echo $i; i=$((i+1)); sleep 0.05; done; echo done > /tmp/detached",
+            ]
+        ),
+    )
     sock.close()
     assert driver.exec_run_wait(container_id=running, exec_id=exec_id) == 0
     code, data = run_exec(driver, running, ["cat", "/tmp/detached"])
@@ -144,8 +159,9 @@ def test_exec_outlives_the_driver_instance(driver, running, lxc_root):
     from dockyard.plugins.exec_lxc.driver import LxcDriver
 
     exec_id = eid()
-    sock = driver.exec_run(container_id=running, exec_id=exec_id,
-                           spec=ProcessSpec(args=["sh", "-c", "sleep 0.5; echo survived > /tmp/s"]))
+    sock = driver.exec_run(
+        container_id=running, exec_id=exec_id, spec=ProcessSpec(args=["sh", "-c", "sleep 0.5; echo survived > /tmp/s"])
+    )
     sock.close()
     del driver
     fresh = LxcDriver(lxc_root, {})
@@ -212,9 +228,9 @@ def test_removing_the_container_ends_its_exec_helpers(driver, running):
     exec_id = eid()
     sock = driver.exec_run(container_id=running, exec_id=exec_id, spec=ProcessSpec(args=["sleep", "60"], stdin=True))
     d = driver.root / running
-    assert len(helper_pids(d)) >= 2                  # the container's conmon and monitor, and the exec's conmon
+    assert len(helper_pids(d)) >= 2  # the container's conmon and monitor, and the exec's conmon
     driver.exec_stop(container_id=running, signal=signal.SIGKILL, timeout=0)
     driver.exec_delete(container_id=running)
     assert not d.exists()
-    assert read_all(sock) == b""                   # the stream ends (no output, EOF)
+    assert read_all(sock) == b""  # the stream ends (no output, EOF)
     assert wait_for(lambda: not helper_pids(d), timeout=5), "an exec helper outlived its container"

@@ -17,8 +17,10 @@ from dockyard.testing.exec_conformance import ExecHarness, build_busybox_rootfs,
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_oci]
 
 #: each test runs on both runtimes (CI has both: a missing one fails there, as any requirement does)
-RUNTIMES = [pytest.param("runc", marks=pytest.mark.requires_runc),
-            pytest.param("crun", marks=pytest.mark.requires_crun)]
+RUNTIMES = [
+    pytest.param("runc", marks=pytest.mark.requires_runc),
+    pytest.param("crun", marks=pytest.mark.requires_crun),
+]
 
 
 def make(options: dict):
@@ -27,13 +29,15 @@ def make(options: dict):
     def factory(root: Path):
         driver = OciDriver(root, dict(options))
         return driver, driver.close
+
     return factory
 
 
 @pytest.fixture(params=RUNTIMES)
 def ex(request, tmp_path: Path):
-    harness = ExecHarness(make({"runtime": request.param}), tmp_path / "root", build_busybox_rootfs(tmp_path / "fs"),
-                          tmp_path / "logs")
+    harness = ExecHarness(
+        make({"runtime": request.param}), tmp_path / "root", build_busybox_rootfs(tmp_path / "fs"), tmp_path / "logs"
+    )
     try:
         yield harness
     finally:
@@ -41,8 +45,14 @@ def ex(request, tmp_path: Path):
 
 
 def test_default_confinement_is_applied(ex):
-    status, data = ex.run(["sh", "-c", "grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status; "
-                           "cat /proc/kcore 2>&1 | head -c 0; echo x > /proc/sys/kernel/hostname || echo ro"])
+    status, data = ex.run(
+        [
+            "sh",
+            "-c",
+            "grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status; "
+            "cat /proc/kcore 2>&1 | head -c 0; echo x > /proc/sys/kernel/hostname || echo ro",
+        ]
+    )
     out = demux(data)[0].decode()
     assert "CapBnd:\t00000000a80425fb" in out and "CapEff:\t00000000a80425fb" in out
     assert "Seccomp:\t2" in out and "NoNewPrivs:\t0" in out
@@ -51,20 +61,27 @@ def test_default_confinement_is_applied(ex):
 
 def test_a_non_root_user_has_no_effective_capabilities_and_cap_drop_narrows_the_set(ex):
     confine = resolve(cap_drop=["NET_RAW", "CHOWN"], security_opt=["no-new-privileges"])
-    status, data = ex.run(["sh", "-c", "grep -E '^(CapBnd|CapEff|NoNewPrivs):' /proc/self/status"],
-                          uid=1000, gid=1000, confinement=confine)
+    status, data = ex.run(
+        ["sh", "-c", "grep -E '^(CapBnd|CapEff|NoNewPrivs):' /proc/self/status"],
+        uid=1000,
+        gid=1000,
+        confinement=confine,
+    )
     out = demux(data)[0].decode()
     assert "CapEff:\t0000000000000000" in out and "NoNewPrivs:\t1" in out
     bnd = int(out.split("CapBnd:\t")[1].split()[0], 16)
-    assert not bnd & (1 << 13) and not bnd & 1 and bnd & (1 << 1)      # NET_RAW, CHOWN gone; DAC_OVERRIDE kept
+    assert not bnd & (1 << 13) and not bnd & 1 and bnd & (1 << 1)  # NET_RAW, CHOWN gone; DAC_OVERRIDE kept
 
 
 def test_readonly_rootfs_and_privileged(ex):
-    status, data = ex.run(["sh", "-c", "touch /x 2>&1; grep Seccomp: /proc/self/status"],
-                          confinement=resolve(readonly_rootfs=True))
+    status, data = ex.run(
+        ["sh", "-c", "touch /x 2>&1; grep Seccomp: /proc/self/status"], confinement=resolve(readonly_rootfs=True)
+    )
     assert b"Read-only file system" in demux(data)[0]
-    status, data = ex.run(["sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status; ls /dev | wc -l"],
-                          confinement=resolve(privileged=True))
+    status, data = ex.run(
+        ["sh", "-c", "grep -E '^(Seccomp|CapEff):' /proc/self/status; ls /dev | wc -l"],
+        confinement=resolve(privileged=True),
+    )
     out = demux(data)[0].decode().split()
     assert out[out.index("Seccomp:") + 1] == "0" and int(out[-1]) > 20
 
@@ -76,8 +93,9 @@ def test_each_runtime_keeps_its_own_state_under_the_driver_root(ex):
     ex.exec.stop(cid, signal.SIGKILL, 0)
     ex.exec.delete(cid)
     assert not (runtime.state / cid).exists() and not (ex.root / cid).exists()
-    assert not (CGROUP_ROOT / ("memory" if not (CGROUP_ROOT / "cgroup.controllers").exists() else "")
-                / "dockyard" / cid).exists()
+    assert not (
+        CGROUP_ROOT / ("memory" if not (CGROUP_ROOT / "cgroup.controllers").exists() else "") / "dockyard" / cid
+    ).exists()
 
 
 def test_conmon_is_the_only_process_besides_the_container(ex):
@@ -112,8 +130,9 @@ def test_unknown_options_and_runtimes_are_refused(tmp_path):
     with pytest.raises(InvalidParameter, match="unknown runtime"):
         OciDriver(tmp_path / "b", {"runtime": "nosuch"})
     driver = OciDriver(tmp_path / "c", {})
-    harness = ExecHarness(lambda root: (driver, driver.close), tmp_path / "c", build_busybox_rootfs(tmp_path / "fs"),
-                          tmp_path / "logs")
+    harness = ExecHarness(
+        lambda root: (driver, driver.close), tmp_path / "c", build_busybox_rootfs(tmp_path / "fs"), tmp_path / "logs"
+    )
     try:
         with pytest.raises(InvalidParameter, match="Unknown runtime specified nosuch"):
             harness.create(["true"], runtime="nosuch")
@@ -127,4 +146,4 @@ def test_exec_failure_is_written_into_the_stream_with_dockers_code(ex):
     assert code == 127
     err = demux(data)[1]
     assert err.startswith(b"OCI runtime exec failed: ") and err.endswith(b": unknown\r\n")
-    assert ex.exec_run(cid, ["true"])[0] == 0        # the container is unharmed
+    assert ex.exec_run(cid, ["true"])[0] == 0  # the container is unharmed

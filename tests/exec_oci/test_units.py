@@ -22,11 +22,22 @@ def spec(**kw) -> RuntimeSpec:
 
 
 def test_config_carries_the_process_namespaces_and_limits():
-    cfg = bundle.config(spec(env=["A=b c", "PATH=/bin"], cwd="/w", uid=1000, gid=1000, additional_gids=[10],
-                             netns=Path("/run/netns/x"), tty=True, hostname="h",
-                             resources=Resources(memory=64 << 20, memory_swap=-1, cpu_shares=512, pids_limit=9),
-                             binds=[(Path("/host/data"), "/data", True)]),
-                        cgroups_path="/dockyard/" + CID, swap_accounting=True)
+    cfg = bundle.config(
+        spec(
+            env=["A=b c", "PATH=/bin"],
+            cwd="/w",
+            uid=1000,
+            gid=1000,
+            additional_gids=[10],
+            netns=Path("/run/netns/x"),
+            tty=True,
+            hostname="h",
+            resources=Resources(memory=64 << 20, memory_swap=-1, cpu_shares=512, pids_limit=9),
+            binds=[(Path("/host/data"), "/data", True)],
+        ),
+        cgroups_path="/dockyard/" + CID,
+        swap_accounting=True,
+    )
     proc = cfg["process"]
     assert proc["args"] == ["sh", "-c", "true"] and proc["cwd"] == "/w" and proc["terminal"] is True
     assert proc["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [10]}
@@ -37,8 +48,12 @@ def test_config_carries_the_process_namespaces_and_limits():
     res = cfg["linux"]["resources"]
     assert res["memory"] == {"limit": 64 << 20, "swap": -1} and res["cpu"] == {"shares": 512}
     assert res["pids"] == {"limit": 9} and res["devices"][0] == {"allow": False, "access": "rwm"}
-    assert {"destination": "/data", "type": "bind", "source": "/host/data",
-            "options": ["rbind", "rprivate", "ro"]} in cfg["mounts"]
+    assert {
+        "destination": "/data",
+        "type": "bind",
+        "source": "/host/data",
+        "options": ["rbind", "rprivate", "ro"],
+    } in cfg["mounts"]
 
 
 def test_config_without_netns_shares_the_hosts_network_and_root_keeps_its_capabilities():
@@ -53,8 +68,9 @@ def test_swap_limits_only_where_the_kernel_accounts_swap():
     assert bundle.resources(Resources(memory=100), swap_accounting=True)["memory"] == {"limit": 100, "swap": 200}
 
 
-@pytest.mark.parametrize("bad", [{"cwd": "rel"}, {"args": []}, {"env": ["A=\0"]},
-                                 {"binds": [(Path("/h"), "relative", False)]}])
+@pytest.mark.parametrize(
+    "bad", [{"cwd": "rel"}, {"args": []}, {"env": ["A=\0"]}, {"binds": [(Path("/h"), "relative", False)]}]
+)
 def test_config_refuses_what_cannot_be_expressed(bad):
     with pytest.raises(InvalidParameter):
         bundle.config(spec(**bad), cgroups_path="/x", swap_accounting=False)
@@ -93,8 +109,10 @@ def test_runtime_lists():
 
 
 def test_runtime_error_text():
-    assert runtimes.error_text('time="x" level=error msg="exec failed: \\"x\\" not found"\n') == \
-        'exec failed: "x" not found'
+    assert (
+        runtimes.error_text('time="x" level=error msg="exec failed: \\"x\\" not found"\n')
+        == 'exec failed: "x" not found'
+    )
     assert runtimes.error_text('{"msg": "boom", "level": "error"}\n') == "boom"
 
 
@@ -105,12 +123,20 @@ def test_daemon_runtime_flags_become_exec_driver_options(tmp_path):
         load(None, {"add_runtimes": ["nopath"]}).exec_options()
 
 
-@pytest.mark.parametrize("line, stream, time, data", [
-    (b"2024-05-01T12:00:00.123456789+02:00 stdout F hello\n", "stdout", "2024-05-01T10:00:00.123456789Z", b"hello\n"),
-    (b"2024-05-01T00:30:00.5-01:30 stderr P part", "stderr", "2024-05-01T02:00:00.5Z", b"part"),
-    (b"2024-05-01T00:00:00Z stdout F \n", "stdout", "2024-05-01T00:00:00Z", b"\n"),
-    (b'{"log":"x\\n","stream":"stderr","time":"2020-01-01T00:00:00Z"}\n', "stderr", "2020-01-01T00:00:00Z", b"x\n"),
-])
+@pytest.mark.parametrize(
+    "line, stream, time, data",
+    [
+        (
+            b"2024-05-01T12:00:00.123456789+02:00 stdout F hello\n",
+            "stdout",
+            "2024-05-01T10:00:00.123456789Z",
+            b"hello\n",
+        ),
+        (b"2024-05-01T00:30:00.5-01:30 stderr P part", "stderr", "2024-05-01T02:00:00.5Z", b"part"),
+        (b"2024-05-01T00:00:00Z stdout F \n", "stdout", "2024-05-01T00:00:00Z", b"\n"),
+        (b'{"log":"x\\n","stream":"stderr","time":"2020-01-01T00:00:00Z"}\n', "stderr", "2020-01-01T00:00:00Z", b"x\n"),
+    ],
+)
 def test_log_lines_of_both_formats(line, stream, time, data):
     entry = parse_line(line)
     assert (entry.stream, entry.time, entry.data) == (stream, time, data)

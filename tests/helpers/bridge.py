@@ -57,8 +57,12 @@ class Env:
         net = free_subnet()
         bridge = "dyt" + secrets.token_hex(4)
         self.bridges.add(bridge)
-        opts = {"bridge": bridge, "bip": f"{net.network_address + 1}/{net.prefixlen}", "firewall": self.firewall,
-                "dns_upstream": "none"}
+        opts = {
+            "bridge": bridge,
+            "bip": f"{net.network_address + 1}/{net.prefixlen}",
+            "firewall": self.firewall,
+            "dns_upstream": "none",
+        }
         opts.update(extra)
         return opts
 
@@ -83,14 +87,17 @@ class Env:
 
     def serve_tcp(self, netns: str, port: int, reply: str = "hello") -> subprocess.Popen:
         """A persistent busybox TCP server in ``netns`` that answers each connection with ``reply``."""
-        p = self.spawn("ip", "netns", "exec", netns, BUSYBOX, "nc", "-ll", "-p", str(port), "-e", BUSYBOX, "echo",
-                       reply)
+        p = self.spawn(
+            "ip", "netns", "exec", netns, BUSYBOX, "nc", "-ll", "-p", str(port), "-e", BUSYBOX, "echo", reply
+        )
         wait_listening(netns, port)
         return p
 
     def serve_udp(self, netns: str, port: int) -> subprocess.Popen:
-        code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d))\n"
-                "while True:\n d,a=s.recvfrom(2048);s.sendto(b'echo:'+d,a)" % port)
+        code = (
+            "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d))\n"
+            "while True:\n d,a=s.recvfrom(2048);s.sendto(b'echo:'+d,a)" % port
+        )
         p = self.spawn("ip", "netns", "exec", netns, sys.executable, "-c", code)
         wait_listening(netns, port, udp=True)
         return p
@@ -115,7 +122,7 @@ class Env:
                 import sqlite3
 
                 con = sqlite3.connect(db)
-                for (cid, ns) in con.execute("SELECT container_id, netns FROM endpoints"):
+                for cid, ns in con.execute("SELECT container_id, netns FROM endpoints"):
                     names |= {ns, f"dockyard-{cid[:16]}"}
                 con.close()
         for name in names:
@@ -126,8 +133,9 @@ class Env:
             for line in out.stdout.splitlines():
                 subprocess.run(["ip", "link", "del", line.split(":")[1].strip().split("@")[0]], capture_output=True)
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-            subprocess.run(["nft", "delete", "table", "ip", "dockyard_" + bridge.replace("-", "_")],
-                           capture_output=True)
+            subprocess.run(
+                ["nft", "delete", "table", "ip", "dockyard_" + bridge.replace("-", "_")], capture_output=True
+            )
             if self.firewall != "nftables":
                 delete_rules(f"{self.firewall}:DOCKYARD-{bridge}")
 
@@ -157,8 +165,9 @@ def wait_listening(netns: str, port: int, timeout: float = 5, udp: bool = False)
     flags = "-lun" if udp else "-ltn"
 
     def listening() -> bool:
-        out = subprocess.run(["ip", "netns", "exec", netns, BUSYBOX, "netstat", flags], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, BUSYBOX, "netstat", flags], capture_output=True, text=True
+        ).stdout
         return f":{port} " in out
 
     if not wait_for(listening, timeout=timeout, interval=0.05):
@@ -177,8 +186,13 @@ def fetch(host: str, port: int, timeout: float = 3) -> bytes:
 
 def fetch_from(netns: str, host: str, port: int) -> str:
     """Connect from inside ``netns`` with busybox nc; returns what the server said."""
-    out = subprocess.run(["ip", "netns", "exec", netns, BUSYBOX, "nc", "-w", "3", host, str(port)],
-                         capture_output=True, text=True, timeout=10, input="")
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, BUSYBOX, "nc", "-w", "3", host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        input="",
+    )
     return out.stdout
 
 

@@ -13,9 +13,19 @@ from typing import Any
 
 from tests.helpers.waiting import wait_for
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-default-apps", "--disable-extensions", "--window-size=1400,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--window-size=1400,1000",
+)
 
 
 class Browser:
@@ -40,8 +50,11 @@ class Browser:
         value = wait_for(attempt, timeout, interval=0.1)
         if not value:
             self.screenshot("timeout-" + what.replace(" ", "-")[:40])
-            raise AssertionError(f"timed out waiting for {what}" + (f" ({errors[0]!r})" if errors else "") +
-                                 f"; browser log: {self.console()}")
+            raise AssertionError(
+                f"timed out waiting for {what}"
+                + (f" ({errors[0]!r})" if errors else "")
+                + f"; browser log: {self.console()}"
+            )
         return value
 
     def find(self, selector: str) -> Any:

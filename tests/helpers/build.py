@@ -46,8 +46,13 @@ def tar_of(files: dict) -> bytes:
 
 
 def dockyard_build(d: Daemon, *args: str, input: bytes | None = None, timeout: float = 180):
-    return subprocess.run([sys.executable, "-m", "dockyard.cli", "build", *args], input=input, capture_output=True,
-                          env=d.env(), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard.cli", "build", *args],
+        input=input,
+        capture_output=True,
+        env=d.env(),
+        timeout=timeout,
+    )
 
 
 def docker_build(d: Daemon, *args: str, input: bytes | None = None, timeout: float = 180):
@@ -92,6 +97,12 @@ def inspect(d: Daemon, image: str) -> dict:
 
 def git(*args: str, cwd: Path) -> None:
     """A git command in ``cwd`` as a fixed author (for remote build contexts)."""
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
-                            GIT_COMMITTER_EMAIL="t@e"))
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env=dict(
+            os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
+        ),
+    )

@@ -43,6 +43,7 @@ def busybox_rootfs_tar() -> bytes:
     applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
         def add_dir(name: str, mode: int = 0o755) -> None:
             info = tarfile.TarInfo(name)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 1700000000
@@ -87,8 +88,13 @@ class Daemon:
         return env
 
     def dockyard(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "dockyard.cli", *args], input=input, capture_output=True,
-                              env=self.env(), timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "dockyard.cli", *args],
+            input=input,
+            capture_output=True,
+            env=self.env(),
+            timeout=timeout,
+        )
 
     def docker(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         assert DOCKER, "the docker CLI is needed"
@@ -109,8 +115,9 @@ class Daemon:
 STARTED_ROOTS: set[Path] = set()
 
 
-def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 command: tuple[str, ...] | None = None) -> Daemon:
+def start_daemon(
+    root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | None = None, command: tuple[str, ...] | None = None
+) -> Daemon:
     """A daemon on ``root`` with a bridge of its own (named after the root, so a
     restarted daemon adopts it and parallel test daemons never share one).
     ``env``: variables added to the daemon's environment.  ``command`` is how the daemon is
@@ -124,10 +131,24 @@ def start_daemon(root: Path, extra: tuple[str, ...] = (), env: dict[str, str] | 
     log = root / "daemon.stderr"
     with open(log, "ab") as stderr:
         process = subprocess.Popen(
-            [*(command or (str(DOCKYARD), "daemon")), "-H", f"unix://{socket_path}", "--data-root",
-             str(root / "data"), "--storage-driver", STORAGE_DRIVER, *exec_driver_flags(), "--network-opt",
-             f"bridge={bridge_name(root)}", *extra], stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
-            env={**os.environ, **(env or {})})
+            [
+                *(command or (str(DOCKYARD), "daemon")),
+                "-H",
+                f"unix://{socket_path}",
+                "--data-root",
+                str(root / "data"),
+                "--storage-driver",
+                STORAGE_DRIVER,
+                *exec_driver_flags(),
+                "--network-opt",
+                f"bridge={bridge_name(root)}",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     return wait_until_up(Daemon(root, socket_path, process, log))
 
 

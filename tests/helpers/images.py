@@ -32,7 +32,9 @@ def random_layer(size: int, name: str = "data.bin") -> bytes:
 
 def image_config(diff_ids: list[str], cmd: list[str] | None = None) -> bytes:
     config = {
-        "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2023-11-14T22:13:20Z",
         "config": {"Cmd": cmd or ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": f"layer {i}"} for i in range(len(diff_ids))],
@@ -47,6 +49,7 @@ def docker_archive(layers: list[bytes], tag: str | None = None) -> tuple[bytes, 
     image_id = sha256(config)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -57,8 +60,12 @@ def docker_archive(layers: list[bytes], tag: str | None = None) -> tuple[bytes, 
         for layer, diff_id in zip(layers, diff_ids, strict=True):
             add(f"{diff_id[7:]}/layer.tar", layer)
             paths.append(f"{diff_id[7:]}/layer.tar")
-        add("manifest.json", json.dumps([{"Config": f"{image_id[7:]}.json", "RepoTags": [tag] if tag else None,
-                                          "Layers": paths}]).encode())
+        add(
+            "manifest.json",
+            json.dumps(
+                [{"Config": f"{image_id[7:]}.json", "RepoTags": [tag] if tag else None, "Layers": paths}]
+            ).encode(),
+        )
     return buf.getvalue(), image_id
 
 
@@ -69,10 +76,15 @@ def schema2(layers: list[bytes]) -> tuple[bytes, bytes, list[bytes]]:
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": sha256(config)},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(b),
-                    "digest": sha256(b)} for b in blobs],
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": len(config),
+            "digest": sha256(config),
+        },
+        "layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(b), "digest": sha256(b)}
+            for b in blobs
+        ],
     }
     return json.dumps(manifest, indent=3).encode(), config, blobs
 

@@ -60,9 +60,9 @@ def demux(data: bytes) -> tuple[bytes, bytes, list[tuple[int, bytes]]]:
     while i < len(data):
         assert i + 8 <= len(data), f"truncated frame header at {i}: {data[i:]!r}"
         stream = data[i]
-        assert data[i + 1:i + 4] == b"\0\0\0", f"bad frame header {data[i:i + 8]!r}"
-        size = int.from_bytes(data[i + 4:i + 8], "big")
-        payload = data[i + 8:i + 8 + size]
+        assert data[i + 1 : i + 4] == b"\0\0\0", f"bad frame header {data[i : i + 8]!r}"
+        size = int.from_bytes(data[i + 4 : i + 8], "big")
+        payload = data[i + 8 : i + 8 + size]
         assert len(payload) == size, "truncated frame payload"
         frames.append((stream, payload))
         (out if stream == 1 else err).extend(payload)

@@ -65,8 +65,9 @@ def ping(socket_path: Path, timeout: float = 10.0) -> float:
     return time.monotonic() - start
 
 
-def open_stream(socket_path: Path, method: str, path: str, body: bytes = b"", headers: str = "",
-                read: int = 1) -> socket.socket:
+def open_stream(
+    socket_path: Path, method: str, path: str, body: bytes = b"", headers: str = "", read: int = 1
+) -> socket.socket:
     """Send a request and read until ``read`` bytes of the answer arrived; the caller closes it."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(30)
@@ -102,5 +103,14 @@ def settles(pid: int, within: float = 1.0, window: float = 0.5, busy: float = 0.
             return False
 
 
-__all__ = ["bytes_read", "cpu_seconds", "ignores_sigpipe", "leave_mid_stream", "open_fds", "open_stream", "ping",
-           "rss_bytes", "settles"]
+__all__ = [
+    "bytes_read",
+    "cpu_seconds",
+    "ignores_sigpipe",
+    "leave_mid_stream",
+    "open_fds",
+    "open_stream",
+    "ping",
+    "rss_bytes",
+    "settles",
+]

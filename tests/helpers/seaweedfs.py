@@ -63,15 +63,28 @@ class SeaweedFS:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=self.region,
-                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
-                            config=Config(s3={"addressing_style": "path"}))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(s3={"addressing_style": "path"}),
+        )
 
     def storage_settings(self, bucket: str, prefix: str = "", **extra) -> dict:
         """The registry's ``[storage]`` settings for a bucket of this server."""
-        return {"driver": "s3", "bucket": bucket, "prefix": prefix, "endpoint_url": self.endpoint,
-                "region": self.region, "access_key": self.access_key, "secret_key": self.secret_key,
-                "create_bucket": True, **extra}
+        return {
+            "driver": "s3",
+            "bucket": bucket,
+            "prefix": prefix,
+            "endpoint_url": self.endpoint,
+            "region": self.region,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "create_bucket": True,
+            **extra,
+        }
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -93,19 +106,41 @@ def start_seaweedfs(root: Path, timeout: float = 60) -> SeaweedFS:
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
     config = root / "s3.json"
-    config.write_text('{"identities": [{"name": "dockyard", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
-                      ' "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}' % (ACCESS_KEY, SECRET_KEY))
+    config.write_text(
+        '{"identities": [{"name": "dockyard", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
+        ' "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}' % (ACCESS_KEY, SECRET_KEY)
+    )
     master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = _free_ports(8)
     log = root / "weed.log"
-    args = [weed, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
-            "-master.volumeSizeLimitMB=256", f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-            "-volume.max=0", "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-            f"-filer.localSocket={root / 'filer.sock'}", "-filer.saveToFilerLimit=4096", "-s3", f"-s3.port={s3}",
-            f"-s3.port.grpc={s3_grpc}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}", f"-s3.localSocket={root / 's3.sock'}"]
-    process = subprocess.Popen(args, cwd=root, stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
-                               start_new_session=True)
+    args = [
+        weed,
+        "server",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=256",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        "-volume.max=0",
+        "-filer",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        f"-filer.localSocket={root / 'filer.sock'}",
+        "-filer.saveToFilerLimit=4096",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={config}",
+        f"-s3.localSocket={root / 's3.sock'}",
+    ]
+    process = subprocess.Popen(
+        args, cwd=root, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True
+    )
     server = SeaweedFS(process, root, f"http://127.0.0.1:{s3}", [master_grpc, volume_grpc, filer_grpc, s3_grpc])
     probe = f"wait-{os.getpid()}-{time.monotonic_ns()}"
 

@@ -11,7 +11,6 @@ import pytest
 from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
 
 
-
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     root = tmp_path_factory.mktemp("dockyard")

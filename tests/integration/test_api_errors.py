@@ -15,8 +15,9 @@ pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.i
 
 @pytest.fixture(scope="module")
 def api(daemon):
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(daemon.socket)), base_url="http://dockyard",
-                      timeout=60) as client:
+    with httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(daemon.socket)), base_url="http://dockyard", timeout=60
+    ) as client:
         yield client
 
 
@@ -52,8 +53,11 @@ def test_import_not_a_tar_stores_nothing(api):
 
 
 def test_import_gzip(api):
-    r = api.post("/v1.41/images/create", params={"fromSrc": "-", "repo": "gz", "tag": "1"},
-                 content=gzip.compress(busybox_rootfs_tar()))
+    r = api.post(
+        "/v1.41/images/create",
+        params={"fromSrc": "-", "repo": "gz", "tag": "1"},
+        content=gzip.compress(busybox_rootfs_tar()),
+    )
     assert r.status_code == 200
     image_id = json.loads(r.text.splitlines()[-1])["status"]
     assert image_id.startswith("sha256:")
@@ -68,8 +72,9 @@ def test_unknown_image(api):
 
 
 def test_malformed_json(api):
-    message = _error(api.post("/v1.41/containers/create", content=b"{not json",
-                              headers={"Content-Type": "application/json"}), 400)
+    message = _error(
+        api.post("/v1.41/containers/create", content=b"{not json", headers={"Content-Type": "application/json"}), 400
+    )
     assert "invalid JSON" in message
     _error(api.post("/v1.41/containers/create", json={"Image": "busybox", "Tty": "maybe"}), 400)
 
@@ -78,8 +83,9 @@ def test_name_clash_and_running_removal(api):
     body = {"Image": "busybox", "Cmd": ["sleep", "30"]}
     first = api.post("/v1.41/containers/create", params={"name": "err-clash"}, json=body)
     assert first.status_code == 201
-    assert "already in use" in _error(api.post("/v1.41/containers/create", params={"name": "err-clash"},
-                                               json=body), 409)
+    assert "already in use" in _error(
+        api.post("/v1.41/containers/create", params={"name": "err-clash"}, json=body), 409
+    )
     cid = first.json()["Id"]
     assert api.post(f"/v1.41/containers/{cid}/start").status_code == 204
     assert api.post(f"/v1.41/containers/{cid}/start").status_code == 304
@@ -89,8 +95,9 @@ def test_name_clash_and_running_removal(api):
 
 
 def test_short_id_and_name_resolution(api):
-    cid = api.post("/v1.41/containers/create", params={"name": "err-short"},
-                   json={"Image": "busybox", "Cmd": ["true"]}).json()["Id"]
+    cid = api.post(
+        "/v1.41/containers/create", params={"name": "err-short"}, json={"Image": "busybox", "Cmd": ["true"]}
+    ).json()["Id"]
     assert api.get(f"/v1.41/containers/{cid[:12]}/json").json()["Id"] == cid
     assert api.get("/v1.41/containers/err-short/json").json()["Id"] == cid
     image = api.get("/v1.41/images/busybox/json").json()["Id"]
@@ -99,8 +106,9 @@ def test_short_id_and_name_resolution(api):
 
 
 def test_list_filters(api):
-    cid = api.post("/v1.41/containers/create", params={"name": "err-filter"},
-                   json={"Image": "busybox", "Cmd": ["true"]}).json()["Id"]
+    cid = api.post(
+        "/v1.41/containers/create", params={"name": "err-filter"}, json={"Image": "busybox", "Cmd": ["true"]}
+    ).json()["Id"]
     created = api.get("/v1.41/containers/json", params={"all": 1, "filters": json.dumps({"status": ["created"]})})
     assert cid in [c["Id"] for c in created.json()]
     exited = api.get("/v1.41/containers/json", params={"all": 1, "filters": json.dumps({"status": {"exited": True}})})

@@ -18,8 +18,12 @@ import pytest
 
 from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 def ok(result) -> str:
@@ -34,8 +38,9 @@ def fails(result) -> str:
 
 @pytest.fixture(scope="module")
 def api(daemon):
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(daemon.socket)), base_url="http://dockyard",
-                      timeout=60) as client:
+    with httpx.Client(
+        transport=httpx.HTTPTransport(uds=str(daemon.socket)), base_url="http://dockyard", timeout=60
+    ) as client:
         yield client
 
 
@@ -67,12 +72,15 @@ def test_image_filters_and_the_dangling_cleanup(daemon, dockerpy):
     assert [t for i in dockerpy.images.list(filters={"label": "team=blue"}) for t in i.tags] == ["labelled:1"]
     assert [t for i in dockerpy.images.list(filters={"label": "team"}) for t in i.tags] == ["labelled:1"]
     assert dockerpy.images.list(filters={"label": "team=red"}) == []
-    assert ok(daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                            "reference=label*")).split() == ["labelled:1"]
+    assert ok(
+        daemon.docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=label*")
+    ).split() == ["labelled:1"]
     since = ok(daemon.docker("images", "--format", "{{.Repository}}", "--filter", "since=busybox")).split()
     assert "labelled" in since and "busybox" not in since
-    assert "labelled" not in ok(daemon.docker("images", "--format", "{{.Repository}}", "--filter",
-                                               "before=labelled:1")).split()
+    assert (
+        "labelled"
+        not in ok(daemon.docker("images", "--format", "{{.Repository}}", "--filter", "before=labelled:1")).split()
+    )
     assert "Invalid filter 'dangling=maybe'" in fails(daemon.docker("images", "--filter", "dangling=maybe"))
     ok(daemon.docker("rm", "img-src"))
     ok(daemon.docker("rmi", *listed))
@@ -81,10 +89,16 @@ def test_image_filters_and_the_dangling_cleanup(daemon, dockerpy):
 
 
 def test_container_filters(daemon, dockerpy):
-    web = dockerpy.containers.run("busybox", "sleep 300", name="flt-web-1", labels={"tier": "front"},
-                                  detach=True, ports={"80/tcp": None}, volumes={"flt-data": {"bind": "/data"}})
-    done = dockerpy.containers.run("busybox", "sh -c 'exit 3'", name="flt-done", labels={"tier": "back"},
-                                   detach=True)
+    web = dockerpy.containers.run(
+        "busybox",
+        "sleep 300",
+        name="flt-web-1",
+        labels={"tier": "front"},
+        detach=True,
+        ports={"80/tcp": None},
+        volumes={"flt-data": {"bind": "/data"}},
+    )
+    done = dockerpy.containers.run("busybox", "sh -c 'exit 3'", name="flt-done", labels={"tier": "back"}, detach=True)
     done.wait()
     created = dockerpy.containers.create("busybox", "true", name="flt-new")
 
@@ -110,8 +124,9 @@ def test_container_filters(daemon, dockerpy):
     assert names(since="flt-web-1") == {"flt-done", "flt-new"}
     # ps without -a shows running containers only, but a status filter widens the choice
     assert "flt-done" not in ok(daemon.docker("ps", "--format", "{{.Names}}"))
-    assert ok(daemon.docker("ps", "--filter", "status=exited", "--filter", "name=flt-", "--format",
-                            "{{.Names}}")).split() == ["flt-done"]
+    assert ok(
+        daemon.docker("ps", "--filter", "status=exited", "--filter", "name=flt-", "--format", "{{.Names}}")
+    ).split() == ["flt-done"]
     # ancestor: the image and everything built on it
     ok(daemon.docker("commit", "flt-done", "flt-child:1"))
     child = dockerpy.containers.create("flt-child:1", "true", name="flt-from-child")
@@ -182,8 +197,9 @@ def test_container_and_image_prune(daemon, dockerpy):
 
 
 def test_system_df(daemon, dockerpy):
-    c = dockerpy.containers.run("busybox", "sh -c 'head -c 100000 /dev/zero > /big'", detach=True,
-                                volumes={"df-vol": {"bind": "/v"}})
+    c = dockerpy.containers.run(
+        "busybox", "sh -c 'head -c 100000 /dev/zero > /big'", detach=True, volumes={"df-vol": {"bind": "/v"}}
+    )
     c.wait()
     usage = dockerpy.df()
     assert usage["LayersSize"] > 1_000_000
@@ -222,20 +238,22 @@ def test_update_restart_policy(daemon, dockerpy):
 
 
 def test_group_add(daemon, dockerpy):
-    assert ok(daemon.docker("run", "--rm", "--group-add", "1234", "--group-add", "nogroup", "busybox",
-                            "id", "-G")).split() == ["0", "1234", "65534"]
+    assert ok(
+        daemon.docker("run", "--rm", "--group-add", "1234", "--group-add", "nogroup", "busybox", "id", "-G")
+    ).split() == ["0", "1234", "65534"]
     out = dockerpy.containers.run("busybox", "id -G", group_add=["4321"], remove=True)
     assert out.split() == [b"0", b"4321"]
     assert "Unable to find group nosuchgroup" in fails(
-        daemon.docker("run", "--rm", "--group-add", "nosuchgroup", "busybox", "true"))
+        daemon.docker("run", "--rm", "--group-add", "nosuchgroup", "busybox", "true")
+    )
 
 
 def test_runtime_log_driver_and_volume_driver_are_checked(daemon, dockerpy):
-    assert "Unknown runtime specified foo" in fails(daemon.docker("run", "--rm", "--runtime", "foo", "busybox",
-                                                                  "true"))
+    assert "Unknown runtime specified foo" in fails(daemon.docker("run", "--rm", "--runtime", "foo", "busybox", "true"))
     assert "syslog" in fails(daemon.docker("run", "--rm", "--log-driver", "syslog", "busybox", "true"))
-    assert 'plugin "foo" not found' in fails(daemon.docker("run", "--rm", "--volume-driver", "foo", "-v", "x:/x",
-                                                           "busybox", "true"))
+    assert 'plugin "foo" not found' in fails(
+        daemon.docker("run", "--rm", "--volume-driver", "foo", "-v", "x:/x", "busybox", "true")
+    )
     assert 'plugin "foo" not found' in fails(daemon.docker("volume", "create", "-d", "foo", "vd-x"))
     with pytest.raises(dockerpy_module.errors.APIError) as caught:
         dockerpy.containers.create("busybox", "true", cpu_period=100000)
@@ -291,8 +309,7 @@ def test_exec_streams(daemon, dockerpy):
         data += chunk
     assert data == b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n"
     sock.close()
-    assert "Invalid detach keys" in fails(daemon.docker("exec", "--detach-keys", "bogus-key", "exec-streams",
-                                                        "true"))
+    assert "Invalid detach keys" in fails(daemon.docker("exec", "--detach-keys", "bogus-key", "exec-streams", "true"))
     c.remove(force=True)
 
 
@@ -307,8 +324,20 @@ def test_generated_names_are_unique_under_concurrency(daemon):
 
 
 def test_stop_timeout_of_the_container(daemon, dockerpy):
-    ok(daemon.docker("run", "-d", "--name", "stop-timeout", "--stop-timeout", "1", "busybox", "sh", "-c",
-                     "trap '' TERM; sleep 300 & wait"))
+    ok(
+        daemon.docker(
+            "run",
+            "-d",
+            "--name",
+            "stop-timeout",
+            "--stop-timeout",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; sleep 300 & wait",
+        )
+    )
     c = dockerpy.containers.get("stop-timeout")
     assert c.attrs["Config"]["StopTimeout"] == 1
     ok(daemon.docker("stop", "stop-timeout", timeout=20))  # TERM is ignored: killed after 1s, not 10
@@ -318,33 +347,64 @@ def test_stop_timeout_of_the_container(daemon, dockerpy):
 
 
 def test_dns_search_and_options(daemon):
-    text = ok(daemon.docker("run", "--rm", "--dns-search", "example.com", "--dns-search", "corp.example",
-                            "--dns-option", "ndots:3", "--dns-option", "timeout:2", "busybox",
-                            "cat", "/etc/resolv.conf"))
+    text = ok(
+        daemon.docker(
+            "run",
+            "--rm",
+            "--dns-search",
+            "example.com",
+            "--dns-search",
+            "corp.example",
+            "--dns-option",
+            "ndots:3",
+            "--dns-option",
+            "timeout:2",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+        )
+    )
     assert "search example.com corp.example" in text.splitlines()
     assert "options ndots:3 timeout:2" in text.splitlines()
 
 
 def test_mounts(daemon, dockerpy, tmp_path):
     (tmp_path / "hello").write_text("from the host\n")
-    out = ok(daemon.docker("run", "--rm", "--mount", f"type=bind,src={tmp_path},dst=/mnt/h,readonly", "busybox",
-                           "sh", "-c", "cat /mnt/h/hello; touch /mnt/h/x 2>&1 || true"))
+    out = ok(
+        daemon.docker(
+            "run",
+            "--rm",
+            "--mount",
+            f"type=bind,src={tmp_path},dst=/mnt/h,readonly",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /mnt/h/hello; touch /mnt/h/x 2>&1 || true",
+        )
+    )
     assert "from the host" in out and "Read-only file system" in out
-    ok(daemon.docker("run", "--rm", "--mount", "type=volume,src=mnt-vol,dst=/data", "busybox", "sh", "-c",
-                     "echo kept > /data/f"))
+    ok(
+        daemon.docker(
+            "run", "--rm", "--mount", "type=volume,src=mnt-vol,dst=/data", "busybox", "sh", "-c", "echo kept > /data/f"
+        )
+    )
     assert ok(daemon.docker("run", "--rm", "-v", "mnt-vol:/d", "busybox", "cat", "/d/f")) == "kept\n"
     assert "bind source path does not exist" in fails(
-        daemon.docker("run", "--rm", "--mount", "type=bind,src=/no/such/dir,dst=/x", "busybox", "true"))
+        daemon.docker("run", "--rm", "--mount", "type=bind,src=/no/such/dir,dst=/x", "busybox", "true")
+    )
     assert "Duplicate mount point" in fails(
-        daemon.docker("run", "--rm", "-v", "/tmp:/x", "--mount", "type=volume,dst=/x", "busybox", "true"))
+        daemon.docker("run", "--rm", "-v", "/tmp:/x", "--mount", "type=volume,dst=/x", "busybox", "true")
+    )
     assert "Mounts.Type='tmpfs'" in fails(
-        daemon.docker("run", "--rm", "--mount", "type=tmpfs,dst=/t", "busybox", "true"))
+        daemon.docker("run", "--rm", "--mount", "type=tmpfs,dst=/t", "busybox", "true")
+    )
 
 
 def test_console_size(daemon, api):
-    cid = api.post("/v1.41/containers/create", json={
-        "Image": "busybox", "Cmd": ["stty", "size"], "Tty": True,
-        "HostConfig": {"ConsoleSize": [31, 97]}}).json()["Id"]
+    cid = api.post(
+        "/v1.41/containers/create",
+        json={"Image": "busybox", "Cmd": ["stty", "size"], "Tty": True, "HostConfig": {"ConsoleSize": [31, 97]}},
+    ).json()["Id"]
     assert api.post(f"/v1.41/containers/{cid}/start").status_code == 204
     assert api.post(f"/v1.41/containers/{cid}/wait").json()["StatusCode"] == 0
     assert api.get(f"/v1.41/containers/{cid}/logs", params={"stdout": 1}).content.strip() == b"31 97"
@@ -375,8 +435,18 @@ def test_event_filters(daemon, dockerpy):
 
     def actions(*filters: str) -> list[str]:
         args = [x for f in filters for x in ("--filter", f)]
-        text = ok(daemon.docker("events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", *args,
-                                "--format", "{{.Type}} {{.Action}}"))
+        text = ok(
+            daemon.docker(
+                "events",
+                "--since",
+                f"{since:.3f}",
+                "--until",
+                f"{until:.3f}",
+                *args,
+                "--format",
+                "{{.Type}} {{.Action}}",
+            )
+        )
         return text.splitlines()
 
     assert actions("network=ev-net") == ["network create", "network destroy"]
@@ -385,8 +455,9 @@ def test_event_filters(daemon, dockerpy):
     assert actions("container=ev-ctr") == ["container create", "container destroy"]
     assert actions("label=ev=yes", "event=destroy") == ["container destroy"]
     assert actions("type=container", "label=ev=no") == []
-    assert "Invalid filter 'bogus'" in fails(daemon.docker("events", "--since", "1", "--until", "2", "--filter",
-                                                           "bogus=1"))
+    assert "Invalid filter 'bogus'" in fails(
+        daemon.docker("events", "--since", "1", "--until", "2", "--filter", "bogus=1")
+    )
 
 
 def test_attach_over_a_websocket(daemon, dockerpy):
@@ -395,8 +466,7 @@ def test_attach_over_a_websocket(daemon, dockerpy):
 
     import aiohttp
 
-    c = dockerpy.containers.run("busybox", "sh -c 'echo ready; cat'", detach=True, stdin_open=True,
-                                name="ws-attach")
+    c = dockerpy.containers.run("busybox", "sh -c 'echo ready; cat'", detach=True, stdin_open=True, name="ws-attach")
     assert wait_for(lambda: b"ready" in c.logs(), 10)
 
     async def talk() -> tuple[bytes, bytes]:
@@ -415,5 +485,11 @@ def test_attach_over_a_websocket(daemon, dockerpy):
 
 
 def test_domainname(daemon):
-    assert ok(daemon.docker("run", "--rm", "--domainname", "corp.example", "busybox", "cat",
-                            "/proc/sys/kernel/domainname")) == "corp.example\n"
+    assert (
+        ok(
+            daemon.docker(
+                "run", "--rm", "--domainname", "corp.example", "busybox", "cat", "/proc/sys/kernel/domainname"
+            )
+        )
+        == "corp.example\n"
+    )

@@ -27,8 +27,12 @@ from tests.helpers.daemon import DOCKER, DOCKYARD
 from tests.helpers.probes import bytes_read, ignores_sigpipe, open_fds, open_stream, ping, rss_bytes, settles
 from tests.helpers.waiting import holds_for, wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 #: the size of the fabricated container log (the issue's was 7.6 GB)
 HUGE = 2 << 30
@@ -119,8 +123,9 @@ def test_the_daemon_under_test_is_the_console_script(daemon):
 
 def test_issue_10_clients_leaving_mid_stream_do_not_kill_the_daemon(daemon):
     """import, run, logs with clients cut off: the daemon used to die of SIGPIPE, silently."""
-    run = daemon.docker("run", "-d", "--name", "chatty", "busybox", "sh", "-c",
-                        "yes spamspamspamspam | head -c 30000000; sleep 600")
+    run = daemon.docker(
+        "run", "-d", "--name", "chatty", "busybox", "sh", "-c", "yes spamspamspamspam | head -c 30000000; sleep 600"
+    )
     assert run.returncode == 0, run.stderr.decode()
     log = Path(inspect(daemon, "chatty")["LogPath"])
     assert wait_for(lambda: log.exists() and log.stat().st_size > 10_000_000, timeout=30)
@@ -179,8 +184,9 @@ def test_ping_stays_fast_while_an_image_is_saved(daemon, tmp_path):
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
         f.truncate(256 << 20)  # sparse: cheap to make, 256 MiB to store and to save
-    importer = subprocess.Popen([DOCKER, "import", "-", "bigimage"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, env=daemon.env())
+    importer = subprocess.Popen(
+        [DOCKER, "import", "-", "bigimage"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=daemon.env()
+    )
     assert importer.stdin is not None
     with tarfile.open(fileobj=importer.stdin, mode="w|") as tar:
         tar.add(big, arcname="big.bin")
@@ -217,25 +223,34 @@ def test_streams_free_everything_within_a_second_of_their_client_leaving(daemon)
 
         baseline = wait_for(steady_fds)
         assert baseline, "the daemon's open files did not settle after the start"
-        exec_id = json.loads(daemon_api(daemon, "POST", f"/containers/{cid}/exec",
-                                        {"Cmd": ["sleep", "601"], "AttachStdout": True}))["Id"]
+        exec_id = json.loads(
+            daemon_api(daemon, "POST", f"/containers/{cid}/exec", {"Cmd": ["sleep", "601"], "AttachStdout": True})
+        )["Id"]
         upgrade = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
         clients = [
             open_stream(daemon.socket, "GET", f"/containers/{cid}/logs?stdout=1&follow=1", read=0),
             open_stream(daemon.socket, "GET", "/events", read=0),
             open_stream(daemon.socket, "GET", f"/containers/{cid}/stats", read=100),
-            open_stream(daemon.socket, "POST", f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1",
-                        headers=upgrade, read=10),
-            open_stream(daemon.socket, "POST", f"/exec/{exec_id}/start", body=b'{"Detach":false,"Tty":false}',
-                        headers=upgrade, read=10),
+            open_stream(
+                daemon.socket, "POST", f"/containers/{cid}/attach?stream=1&stdout=1&stderr=1", headers=upgrade, read=10
+            ),
+            open_stream(
+                daemon.socket,
+                "POST",
+                f"/exec/{exec_id}/start",
+                body=b'{"Detach":false,"Tty":false}',
+                headers=upgrade,
+                read=10,
+            ),
             open_stream(daemon.socket, "POST", f"/containers/{cid}/wait", read=10),
             open_stream(daemon.socket, "GET", f"/containers/{cid}/export", read=4096),
             open_stream(daemon.socket, "GET", f"/containers/{cid}/archive?path=/bin", read=4096),
             open_stream(daemon.socket, "GET", "/images/get?names=busybox", read=4096),
         ]
         # each holds its connection and more
-        assert wait_for(lambda: open_fds(pid) > baseline + len(clients) and
-                        daemon_info(daemon)["NEventsListener"] == 1, timeout=10)
+        assert wait_for(
+            lambda: open_fds(pid) > baseline + len(clients) and daemon_info(daemon)["NEventsListener"] == 1, timeout=10
+        )
         for client in clients:
             client.close()
         left = time.monotonic()
@@ -263,8 +278,10 @@ def test_a_client_reading_an_export_slowly_freezes_nothing(daemon):
     run = daemon.docker("run", "-d", "--name", "exported", "busybox", "sleep", "600")
     assert run.returncode == 0, run.stderr.decode()
     cid = inspect(daemon, "exported")["Id"]
-    stalled = [open_stream(daemon.socket, "GET", f"/containers/{cid}/export", read=1),
-               open_stream(daemon.socket, "GET", f"/containers/{cid}/archive?path=/bin", read=1)]
+    stalled = [
+        open_stream(daemon.socket, "GET", f"/containers/{cid}/export", read=1),
+        open_stream(daemon.socket, "GET", f"/containers/{cid}/archive?path=/bin", read=1),
+    ]
     try:
         assert daemon.docker("exec", "exported", "true", timeout=10).returncode == 0  # not frozen
         assert daemon.docker("rm", "-f", "exported", timeout=15).returncode == 0
@@ -297,8 +314,10 @@ def test_a_build_is_cancelled_when_its_client_leaves(daemon):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(30)
     s.connect(str(daemon.socket))
-    s.sendall(b"POST /build?rm=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s.sendall(
+        b"POST /build?rm=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
     seen = b""
     while b"go42" not in seen:
         chunk = s.recv(65536)
@@ -308,8 +327,10 @@ def test_a_build_is_cancelled_when_its_client_leaves(daemon):
     assert len(building) == 1
     s.close()
     left = time.monotonic()
-    assert wait_for(lambda: not building & {c["Id"] for c in json.loads(
-        daemon_api(daemon, "GET", "/containers/json?all=1"))}, timeout=10)
+    assert wait_for(
+        lambda: not building & {c["Id"] for c in json.loads(daemon_api(daemon, "GET", "/containers/json?all=1"))},
+        timeout=10,
+    )
     assert time.monotonic() - left < 2.0  # noticed within 0.25 s, then SIGKILL, wait and rm
     assert settles(daemon.process.pid, within=1.0)
 
@@ -337,13 +358,27 @@ def push_random_image(registry, name: str, size: int) -> None:
         for data in (config, blob):
             r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
             assert r.status_code == 201, r.text
-        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                               "digest": sha256(config)},
-                    "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                                "size": len(blob), "digest": sha256(blob)}]}
-        r = http.put(f"/v2/{name}/manifests/latest", content=json.dumps(manifest),
-                     headers={"Content-Type": manifest["mediaType"]})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": sha256(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(blob),
+                    "digest": sha256(blob),
+                }
+            ],
+        }
+        r = http.put(
+            f"/v2/{name}/manifests/latest",
+            content=json.dumps(manifest),
+            headers={"Content-Type": manifest["mediaType"]},
+        )
         assert r.status_code == 201, r.text
 
 
@@ -351,8 +386,11 @@ def test_ping_stays_fast_while_pulling_and_a_pull_stops_when_its_client_leaves(d
     push_random_image(registry, "big", 160 << 20)
     pid = daemon.process.pid
     reference = f"{registry.host}/big"
-    reader = Reader(open_stream(daemon.socket, "POST", f"/images/create?fromImage={reference}&tag=latest",
-                                headers="Connection: close\r\n"))
+    reader = Reader(
+        open_stream(
+            daemon.socket, "POST", f"/images/create?fromImage={reference}&tag=latest", headers="Connection: close\r\n"
+        )
+    )
     try:
         latencies = pings_while(daemon, reader, count=20)
         assert wait_for(lambda: reader.ended, timeout=120)
@@ -387,8 +425,19 @@ SLOW_WRITER = "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); usleep 10
 
 
 def test_rotated_logs_keep_max_file_files_and_read_back_in_order(daemon):
-    run = daemon.docker("run", "--name", "rotating", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
-                        "busybox", "sh", "-c", SLOW_WRITER)
+    run = daemon.docker(
+        "run",
+        "--name",
+        "rotating",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        SLOW_WRITER,
+    )
     assert run.returncode == 0, run.stderr.decode()
     try:
         info = inspect(daemon, "rotating")
@@ -407,8 +456,20 @@ def test_rotated_logs_keep_max_file_files_and_read_back_in_order(daemon):
 
 
 def test_following_a_log_through_its_rotations_loses_nothing(daemon):
-    run = daemon.docker("run", "-d", "--name", "rotating-f", "--log-opt", "max-size=1k", "--log-opt", "max-file=100",
-                        "busybox", "sh", "-c", "sleep 1; " + SLOW_WRITER)
+    run = daemon.docker(
+        "run",
+        "-d",
+        "--name",
+        "rotating-f",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=100",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; " + SLOW_WRITER,
+    )
     assert run.returncode == 0, run.stderr.decode()
     try:
         follow = daemon.docker("logs", "-f", "rotating-f", timeout=60)
@@ -435,26 +496,30 @@ def test_log_driver_none(daemon):
         daemon.docker("rm", "-f", "silent")
 
 
-@pytest.mark.parametrize("options, message", [
-    (("--log-driver", "syslog"), "logger: no log driver named 'syslog' is registered"),
-    (("--log-opt", "max-sise=1m"), "unknown log opt 'max-sise' for json-file log driver"),
-    (("--log-opt", "max-file=0"), "max-file cannot be less than 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--log-driver", "syslog"), "logger: no log driver named 'syslog' is registered"),
+        (("--log-opt", "max-sise=1m"), "unknown log opt 'max-sise' for json-file log driver"),
+        (("--log-opt", "max-file=0"), "max-file cannot be less than 1"),
+    ],
+)
 def test_bad_log_configurations_are_refused_at_create(daemon, options, message):
     result = daemon.docker("create", *options, "busybox", "true")
     assert result.returncode != 0
     assert message in result.stderr.decode()
     transport = httpx.HTTPTransport(uds=str(daemon.socket))
     with httpx.Client(transport=transport, base_url="http://d") as client:
-        response = client.post("/containers/create", json={"Image": "busybox", "Cmd": ["true"], "HostConfig": {
-            "LogConfig": {"Type": "syslog", "Config": {}}}})
+        response = client.post(
+            "/containers/create",
+            json={"Image": "busybox", "Cmd": ["true"], "HostConfig": {"LogConfig": {"Type": "syslog", "Config": {}}}},
+        )
     assert response.status_code == 400 and "syslog" in response.json()["message"]
 
 
 def test_a_json_body_over_a_mebibyte_is_refused_with_413(daemon):
     body = json.dumps({"Image": "busybox", "Cmd": ["true"], "Labels": {"big": "x" * (2 << 20)}}).encode()
-    s = open_stream(daemon.socket, "POST", "/containers/create", body=body, headers="Connection: close\r\n",
-                    read=0)
+    s = open_stream(daemon.socket, "POST", "/containers/create", body=body, headers="Connection: close\r\n", read=0)
     answer = b""
     while chunk := s.recv(65536):
         answer += chunk

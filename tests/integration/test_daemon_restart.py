@@ -19,12 +19,25 @@ def test_sigkill_and_restart(tmp_path):
     try:
         assert d.dockyard("import", "-", "busybox", input=busybox_rootfs_tar()).returncode == 0
         assert d.docker("run", "--name", "done", "busybox", "sh", "-c", "exit 9").returncode == 9
-        cid = d.docker("run", "-d", "--name", "alive", "busybox", "sh", "-c",
-                       "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done").stdout.decode().strip()
+        cid = (
+            d.docker(
+                "run",
+                "-d",
+                "--name",
+                "alive",
+                "busybox",
+                "sh",
+                "-c",
+                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+            )
+            .stdout.decode()
+            .strip()
+        )
         short = d.docker("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; echo bye; exit 4")
         assert short.returncode == 0
-        short_log = d.root / "data" / "containers" / (cid_short := short.stdout.decode().strip()) / \
-            f"{cid_short}-json.log"
+        short_log = (
+            d.root / "data" / "containers" / (cid_short := short.stdout.decode().strip()) / f"{cid_short}-json.log"
+        )
         d.stop(signal.SIGKILL)
         # "short" exits while no daemon is there (its shim keeps writing the log)
         assert wait_for(lambda: short_log.exists() and "bye" in short_log.read_text(), timeout=10)
@@ -54,9 +67,21 @@ def test_second_daemon_on_same_root_is_refused(tmp_path):
 
     d = start_daemon(tmp_path)
     try:
-        second = subprocess.run([sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{tmp_path}/two.sock",
-                                 "--data-root", str(tmp_path / "data"), "--storage-driver", "vfs"],
-                                capture_output=True, timeout=30)
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dockyard.daemon",
+                "-H",
+                f"unix://{tmp_path}/two.sock",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--storage-driver",
+                "vfs",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
         assert second.returncode != 0
         assert "another dockyard daemon" in second.stderr.decode()
     finally:
@@ -67,9 +92,21 @@ def test_unknown_driver_names_the_available_ones(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "dockyard.daemon", "-H", f"unix://{tmp_path}/x.sock",
-                             "--data-root", str(tmp_path / "data"), "--storage-driver", "zfs"],
-                            capture_output=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.daemon",
+            "-H",
+            f"unix://{tmp_path}/x.sock",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--storage-driver",
+            "zfs",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     err = result.stderr.decode()
     assert "zfs" in err and "Available:" in err and "vfs" in err

@@ -10,9 +10,12 @@ import pytest
 from tests.helpers.daemon import STORAGE_DRIVER, out
 from tests.helpers.waiting import wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
-
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 def test_version_negotiates_1_41(daemon):
@@ -66,8 +69,18 @@ def test_run_missing_command_is_127(daemon):
 
 
 def test_detached_ps_logs_stop(daemon):
-    cid = out(daemon.docker("run", "-d", "--name", "cli-d", "busybox", "sh", "-c",
-                            "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done")).strip()
+    cid = out(
+        daemon.docker(
+            "run",
+            "-d",
+            "--name",
+            "cli-d",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done",
+        )
+    ).strip()
     assert len(cid) == 64
     ps = out(daemon.docker("ps"))
     assert "cli-d" in ps and cid[:12] in ps and "Up " in ps
@@ -91,8 +104,16 @@ def test_kill_and_signal(daemon):
     daemon.docker("run", "-d", "--name", "cli-k", "busybox", "sleep", "60")
     assert daemon.docker("kill", "cli-k").returncode == 0
     assert out(daemon.docker("wait", "cli-k")).strip() == "137"
-    daemon.docker("run", "-d", "--name", "cli-trap", "busybox", "sh", "-c",
-                  "trap 'exit 7' USR1; echo trapping; while :; do sleep 0.1; done")
+    daemon.docker(
+        "run",
+        "-d",
+        "--name",
+        "cli-trap",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; echo trapping; while :; do sleep 0.1; done",
+    )
     assert wait_for(lambda: out(daemon.docker("logs", "cli-trap")) == "trapping\n")
     assert daemon.docker("kill", "-s", "USR1", "cli-trap").returncode == 0
     assert out(daemon.docker("wait", "cli-trap")).strip() == "7"

@@ -30,8 +30,15 @@ def test_run_failure_raises_container_error(dockerpy):
 
 
 def test_detached_lifecycle(dockerpy):
-    c = dockerpy.containers.run("busybox", ["sh", "-c", "echo ready; sleep 60"], detach=True, name="py-d",
-                                environment={"GREETING": "hi"}, working_dir="/work", hostname="pyhost")
+    c = dockerpy.containers.run(
+        "busybox",
+        ["sh", "-c", "echo ready; sleep 60"],
+        detach=True,
+        name="py-d",
+        environment={"GREETING": "hi"},
+        working_dir="/work",
+        hostname="pyhost",
+    )
     c.reload()
     assert c.status == "running"
     assert "GREETING=hi" in c.attrs["Config"]["Env"] and c.attrs["Config"]["WorkingDir"] == "/work"
@@ -47,9 +54,15 @@ def test_detached_lifecycle(dockerpy):
 
 
 def test_env_workdir_user_hostname_inside(dockerpy):
-    output = dockerpy.containers.run("busybox", ["sh", "-c", "echo $GREETING; pwd; id -u; hostname"],
-                                     environment=["GREETING=hello"], working_dir="/made/here", user="nobody",
-                                     hostname="inside", remove=True)
+    output = dockerpy.containers.run(
+        "busybox",
+        ["sh", "-c", "echo $GREETING; pwd; id -u; hostname"],
+        environment=["GREETING=hello"],
+        working_dir="/made/here",
+        user="nobody",
+        hostname="inside",
+        remove=True,
+    )
     assert output.decode().split() == ["hello", "/made/here", "65534", "inside"]
 
 

@@ -13,7 +13,6 @@ from tests.helpers.waiting import wait_for
 pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration]
 
 
-
 def test_hello_world(daemon):
     result = daemon.dockyard("run", "--rm", "busybox", "echo", "hello world")
     assert result.returncode == 0, result.stderr
@@ -68,15 +67,21 @@ def test_daemon_not_running_is_one_sentence(daemon, tmp_path):
 
 
 def test_attach_live_output_and_detach_keys(daemon):
-    out_ = daemon.dockyard("run", "-d", "-i", "--name", "dy-att", "busybox", "sh", "-c",
-                           "while read line; do echo got $line; done")
+    out_ = daemon.dockyard(
+        "run", "-d", "-i", "--name", "dy-att", "busybox", "sh", "-c", "while read line; do echo got $line; done"
+    )
     assert out_.returncode == 0, out_.stderr
     # stdin reaches the process and output arrives live; ctrl-p ctrl-q detaches, leaving it running
     import subprocess
     import sys
 
-    attach = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "attach", "dy-att"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=daemon.env())
+    attach = subprocess.Popen(
+        [sys.executable, "-m", "dockyard.cli", "attach", "dy-att"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=daemon.env(),
+    )
     try:
         for word in ("one", "two"):
             attach.stdin.write(f"{word}\n".encode())
@@ -100,8 +105,9 @@ def test_events_since(daemon):
     started = int(time.time()) - 1
     assert daemon.dockyard("run", "--rm", "--name", "dy-ev", "busybox", "true").returncode == 0
     until = str(int(time.time()) + 1)
-    lines = out(daemon.dockyard("events", "--since", str(started), "--until", until,
-                                "--filter", "container=dy-ev")).splitlines()
+    lines = out(
+        daemon.dockyard("events", "--since", str(started), "--until", until, "--filter", "container=dy-ev")
+    ).splitlines()
     actions = [line.split()[2] for line in lines]
     assert actions[:3] == ["create", "attach", "start"] or actions[:2] == ["create", "start"]
     assert "die" in actions and "destroy" in actions
@@ -109,8 +115,10 @@ def test_events_since(daemon):
 
 
 def test_ps_size_and_image_tree(daemon):
-    assert daemon.dockyard("run", "--name", "dy-size", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /f")\
-        .returncode == 0
+    assert (
+        daemon.dockyard("run", "--name", "dy-size", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /f").returncode
+        == 0
+    )
     table = out(daemon.dockyard("ps", "-a", "-s", "--filter", "name=dy-size"))
     assert table.splitlines()[0].split()[-1] == "SIZE" and "(virtual " in table and "100kB" in table
     tree = out(daemon.dockyard("images", "--tree"))

@@ -15,12 +15,16 @@ import pytest
 from tests.helpers.daemon import out
 from tests.helpers.waiting import holds_for, wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
+
 
 def dy(daemon, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return daemon.dockyard(*args, input=input, timeout=timeout)
-
 
 
 def inspect(daemon, name: str) -> dict:
@@ -34,10 +38,18 @@ def cgroup2() -> bool:
 
 
 #: cgroup files as the container sees them (its own cgroup is the root of each hierarchy)
-V1 = {"memory": "/sys/fs/cgroup/memory/memory.limit_in_bytes", "cpu": "/sys/fs/cgroup/cpu/cpu.shares",
-      "cpuset": "/sys/fs/cgroup/cpuset/cpuset.cpus", "pids": "/sys/fs/cgroup/pids/pids.max"}
-V2 = {"memory": "/sys/fs/cgroup/memory.max", "cpu": "/sys/fs/cgroup/cpu.weight",
-      "cpuset": "/sys/fs/cgroup/cpuset.cpus", "pids": "/sys/fs/cgroup/pids.max"}
+V1 = {
+    "memory": "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    "cpu": "/sys/fs/cgroup/cpu/cpu.shares",
+    "cpuset": "/sys/fs/cgroup/cpuset/cpuset.cpus",
+    "pids": "/sys/fs/cgroup/pids/pids.max",
+}
+V2 = {
+    "memory": "/sys/fs/cgroup/memory.max",
+    "cpu": "/sys/fs/cgroup/cpu.weight",
+    "cpuset": "/sys/fs/cgroup/cpuset.cpus",
+    "pids": "/sys/fs/cgroup/pids.max",
+}
 
 
 def cgfile(kind: str) -> str:
@@ -76,8 +88,9 @@ def test_docker_exec_missing_command_is_127_and_not_executable_126(daemon, runni
 
 
 def test_docker_exec_env_workdir_user(daemon, running):
-    r = daemon.docker("exec", "-e", "FOO=bar baz", "-w", "/tmp", "-u", "nobody", running,
-                      "sh", "-c", 'echo "$FOO"; pwd; id -u; id -g')
+    r = daemon.docker(
+        "exec", "-e", "FOO=bar baz", "-w", "/tmp", "-u", "nobody", running, "sh", "-c", 'echo "$FOO"; pwd; id -u; id -g'
+    )
     assert out(r) == "bar baz\n/tmp\n65534\n65534\n"
 
 
@@ -149,8 +162,7 @@ def test_dockerpy_exec_inspect_and_detach(dockerpy, running):
     api = dockerpy.api
     exec_id = api.exec_create(running, ["sh", "-c", "sleep 0.2; exit 5"])["Id"]
     assert api.exec_start(exec_id, detach=True) in ("", b"")
-    info = wait_for(lambda: (i := api.exec_inspect(exec_id)) and not i["Running"] and i["ExitCode"] is not None
-                      and i)
+    info = wait_for(lambda: (i := api.exec_inspect(exec_id)) and not i["Running"] and i["ExitCode"] is not None and i)
     assert info["ExitCode"] == 5 and info["ContainerID"].startswith(dockerpy.containers.get(running).id)
 
 
@@ -159,8 +171,18 @@ def test_dockerpy_exec_inspect_and_detach(dockerpy, running):
 
 def test_pause_stops_the_log_and_refuses_exec(daemon):
     name = "eps-pause"
-    out(daemon.docker("run", "-d", "--name", name, "busybox", "sh", "-c",
-                      "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"))
+    out(
+        daemon.docker(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done",
+        )
+    )
     try:
         assert wait_for(lambda: out(daemon.docker("logs", name)).count("tick") >= 3)
         out(daemon.docker("pause", name))
@@ -174,8 +196,9 @@ def test_pause_stops_the_log_and_refuses_exec(daemon):
             return len(counts) >= 3 and counts[-1] == counts[-3]
 
         assert wait_for(settled, interval=0.1)
-        assert holds_for(lambda: out(daemon.docker("logs", name)).count("tick") == counts[-1], 0.8), \
+        assert holds_for(lambda: out(daemon.docker("logs", name)).count("tick") == counts[-1], 0.8), (
             "a paused container kept logging"
+        )
         r = daemon.docker("exec", name, "true")
         assert r.returncode != 0 and b"is paused" in r.stderr
         r = daemon.docker("pause", name)
@@ -204,8 +227,11 @@ def test_kill_a_paused_container(daemon):
 
 def test_stop_a_paused_container(daemon):
     name = "eps-stop-paused"
-    out(daemon.docker("run", "-d", "--name", name, "busybox", "sh", "-c", "trap 'exit 7' TERM; "
-                      "while true; do sleep 0.1; done"))
+    out(
+        daemon.docker(
+            "run", "-d", "--name", name, "busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"
+        )
+    )
     try:
         out(daemon.docker("pause", name))
         out(daemon.docker("stop", "-t", "5", name))
@@ -245,14 +271,17 @@ def _mib(text: str) -> float:
     units = {"B": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 2**20}
     for unit in sorted(units, key=len, reverse=True):
         if text.endswith(unit):
-            return float(text[:-len(unit)]) * units[unit]
+            return float(text[: -len(unit)]) * units[unit]
     raise AssertionError(f"unparsable size {text!r}")
 
 
 def test_docker_stats_no_stream_numbers_are_plausible(daemon):
     name = "eps-stats"
-    out(daemon.docker("run", "-d", "--name", name, "-m", "64m", "busybox", "sh", "-c",
-                      "sleep 1000 & while :; do :; done"))
+    out(
+        daemon.docker(
+            "run", "-d", "--name", name, "-m", "64m", "busybox", "sh", "-c", "sleep 1000 & while :; do :; done"
+        )
+    )
     try:
         assert wait_for(lambda: len(out(daemon.docker("top", name)).splitlines()) == 3)  # header, sh, sleep
         row = json.loads(out(daemon.docker("stats", "--no-stream", "--format", "{{json .}}", name)))
@@ -260,9 +289,9 @@ def test_docker_stats_no_stream_numbers_are_plausible(daemon):
         assert _mib(limit) == 64
         assert 0 < _mib(usage) < 64
         assert 0 < float(row["MemPerc"].rstrip("%")) < 100
-        assert row["PIDs"] == "2"                      # sh (the busy loop) and sleep
+        assert row["PIDs"] == "2"  # sh (the busy loop) and sleep
         cpu = float(row["CPUPerc"].rstrip("%"))
-        assert 5 < cpu <= 100 * 64, row                # one busy loop
+        assert 5 < cpu <= 100 * 64, row  # one busy loop
         assert row["Name"] == name
     finally:
         daemon.docker("rm", "-f", name)
@@ -296,8 +325,25 @@ def test_docker_update_memory_seen_inside(daemon, running):
 
 def test_limits_from_run_visible_in_the_cgroup_files(daemon):
     name = "eps-limits"
-    out(daemon.docker("run", "-d", "--name", name, "-m", "32m", "--cpu-shares", "512", "--cpuset-cpus", "0",
-                      "--pids-limit", "50", "busybox", "sleep", "1000"))
+    out(
+        daemon.docker(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-m",
+            "32m",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "50",
+            "busybox",
+            "sleep",
+            "1000",
+        )
+    )
     try:
         files = [cgfile(k) for k in ("memory", "cpu", "cpuset", "pids")]
         seen = out(daemon.docker("exec", name, "cat", *files)).split()
@@ -318,8 +364,18 @@ def test_pids_limit_is_enforced(daemon):
 
 def test_oom_kill_reports_137_and_oomkilled(daemon):
     name = "eps-oom"
-    r = daemon.docker("run", "--name", name, "-m", "32m", "busybox", "sh", "-c",
-                      'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done', timeout=120)
+    r = daemon.docker(
+        "run",
+        "--name",
+        name,
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        'x=aaaaaaaaaaaaaaaa; while true; do x="$x$x"; done',
+        timeout=120,
+    )
     try:
         assert r.returncode == 137, r.stderr
         state = inspect(daemon, name)["State"]
@@ -344,8 +400,10 @@ def test_no_oom_flag_without_a_limit_hit(daemon):
 def test_dockyard_exec(daemon, running):
     r = dy(daemon, "exec", running, "sh", "-c", "echo out; echo err >&2; exit 4")
     assert (r.returncode, r.stdout, r.stderr) == (4, b"out\n", b"err\n")
-    assert out(dy(daemon, "exec", "-w", "/tmp", "-e", "A=1", "-u", "nobody", running,
-                  "sh", "-c", "pwd; echo $A; id -u")) == "/tmp\n1\n65534\n"
+    assert (
+        out(dy(daemon, "exec", "-w", "/tmp", "-e", "A=1", "-u", "nobody", running, "sh", "-c", "pwd; echo $A; id -u"))
+        == "/tmp\n1\n65534\n"
+    )
     assert out(dy(daemon, "exec", "-i", running, "cat", input=b"piped\n")) == "piped\n"
     r = dy(daemon, "exec", "-t", running, "tty")
     assert r.returncode == 0 and r.stdout.startswith(b"/dev/pts/") and r.stdout.endswith(b"\r\n")

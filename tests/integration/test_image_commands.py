@@ -11,16 +11,28 @@ import pytest
 
 from tests.helpers.daemon import out
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
-
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 @pytest.fixture(scope="module")
 def changed(daemon):
     """A stopped container that added, changed and deleted files."""
-    out(daemon.docker("run", "--name", "img-chg", "busybox", "sh", "-c",
-                      "mkdir /data && echo hi > /data/f && rm /etc/group && echo x >> /etc/passwd"))
+    out(
+        daemon.docker(
+            "run",
+            "--name",
+            "img-chg",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /data && echo hi > /data/f && rm /etc/group && echo x >> /etc/passwd",
+        )
+    )
     yield "img-chg"
     daemon.docker("rm", "-f", "img-chg")
 
@@ -32,8 +44,9 @@ def test_diff_like_docker(daemon, changed):
 
 
 def test_commit_with_changes_then_run(daemon, changed):
-    image_id = out(daemon.docker("commit", "-m", "a commit", "-a", "me", "-c", 'CMD ["cat", "/data/f"]',
-                                 changed, "committed:v1")).strip()
+    image_id = out(
+        daemon.docker("commit", "-m", "a commit", "-a", "me", "-c", 'CMD ["cat", "/data/f"]', changed, "committed:v1")
+    ).strip()
     assert image_id.startswith("sha256:")
     assert out(daemon.docker("run", "--rm", "committed:v1")) == "hi\n"
     assert "No such file" in daemon.docker("run", "--rm", "committed:v1", "cat", "/etc/group").stderr.decode()

@@ -12,8 +12,12 @@ import pytest
 
 from tests.helpers.daemon import ask, busybox_rootfs_tar, out, remove_bridge, start_daemon
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 SERVER = "while true; do echo pong | nc -l -p 6379; done"
 
@@ -48,8 +52,22 @@ def test_fixed_host_port_conflict_is_a_clear_error(daemon):
 
 
 def test_hosts_hostname_and_dns(daemon):
-    text = out(daemon.docker("run", "--rm", "-h", "myhost", "--add-host", "db.local:10.9.8.7", "--dns", "10.1.1.1",
-                             "busybox", "sh", "-c", "cat /etc/hostname /etc/hosts /etc/resolv.conf"))
+    text = out(
+        daemon.docker(
+            "run",
+            "--rm",
+            "-h",
+            "myhost",
+            "--add-host",
+            "db.local:10.9.8.7",
+            "--dns",
+            "10.1.1.1",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname /etc/hosts /etc/resolv.conf",
+        )
+    )
     assert "myhost\n" in text and "10.9.8.7\tdb.local" in text and "nameserver 10.1.1.1" in text
     lines = [line for line in text.splitlines() if line.endswith("\tmyhost")]
     assert lines and not lines[0].startswith("127.")

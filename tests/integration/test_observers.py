@@ -49,13 +49,17 @@ def webhook():
 
 def test_the_webhook_notifier_sees_containers_start_and_die(tmp_path, webhook):
     url, received = webhook
-    site = fake_distribution(tmp_path / "site", "dockyard-webhook-notifier",
-                             {"dockyard.observers": {"webhook": "dockyard_webhook_notifier"}})
+    site = fake_distribution(
+        tmp_path / "site", "dockyard-webhook-notifier", {"dockyard.observers": {"webhook": "dockyard_webhook_notifier"}}
+    )
     path = os.pathsep.join([str(site), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     root = tmp_path / "daemon"
     root.mkdir()
-    d = start_daemon(root, extra=("--observer-opt", f"webhook-url={url}", "--observer-opt", "webhook-token=s3cret"),
-                     env={"PYTHONPATH": path})
+    d = start_daemon(
+        root,
+        extra=("--observer-opt", f"webhook-url={url}", "--observer-opt", "webhook-token=s3cret"),
+        env={"PYTHONPATH": path},
+    )
     try:
         out(d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()))
         result = d.dockyard("run", "--name", "observed", "busybox", "sh", "-c", "exit 5")
@@ -80,4 +84,3 @@ def test_the_webhook_notifier_sees_containers_start_and_die(tmp_path, webhook):
         d.stop()
         remove_bridge(root)
         shutil.rmtree(root, ignore_errors=True)
-

@@ -13,8 +13,14 @@ import pytest
 
 from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_oci, pytest.mark.integration,
-              pytest.mark.requires_docker_cli, pytest.mark.requires_runc, pytest.mark.requires_crun]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_oci,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+    pytest.mark.requires_runc,
+    pytest.mark.requires_crun,
+]
 
 RUNC = shutil.which("runc")
 CRUN = shutil.which("crun")
@@ -45,8 +51,11 @@ def test_info_lists_the_configured_runtimes_and_the_default(oci):
 @pytest.mark.parametrize("runtime", ["", "runc", "crun", "runc-again"])
 def test_run_picks_the_runtime_per_container(oci, runtime):
     name = f"rt-{runtime or 'default'}"
-    args = ["run", "--name", name] + (["--runtime", runtime] if runtime else []) + [
-        "busybox", "sh", "-c", "echo out; echo err >&2; exit 7"]
+    args = (
+        ["run", "--name", name]
+        + (["--runtime", runtime] if runtime else [])
+        + ["busybox", "sh", "-c", "echo out; echo err >&2; exit 7"]
+    )
     result = oci.docker(*args)
     assert (result.returncode, result.stdout, result.stderr) == (7, b"out\n", b"err\n")
     host_config = json.loads(oci.docker("inspect", name).stdout)[0]["HostConfig"]

@@ -9,9 +9,12 @@ import pytest
 from tests.helpers.daemon import out
 from tests.helpers.waiting import holds_for, wait_for
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
-
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 def _state(daemon, name) -> dict:
@@ -19,8 +22,11 @@ def _state(daemon, name) -> dict:
 
 
 def test_restart_on_failure_with_limit(daemon):
-    out(daemon.docker("run", "-d", "--name", "rp-fail", "--restart", "on-failure:2", "busybox", "sh", "-c",
-                      "echo run; exit 3"))
+    out(
+        daemon.docker(
+            "run", "-d", "--name", "rp-fail", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"
+        )
+    )
 
     def given_up() -> dict | None:  # the second restart ran and exited, and no back-off is pending
         state = _state(daemon, "rp-fail")
@@ -38,8 +44,12 @@ def test_restart_always_until_stopped(daemon):
     out(daemon.docker("stop", "rp-always"))
     count = _state(daemon, "rp-always")["RestartCount"]
     # a stop is final: no back-off restart may follow (the first back-offs are 0.1-0.8 s)
-    assert holds_for(lambda: _state(daemon, "rp-always")["RestartCount"] == count
-                     and not _state(daemon, "rp-always")["State"]["Running"], 1.5)
+    assert holds_for(
+        lambda: (
+            _state(daemon, "rp-always")["RestartCount"] == count and not _state(daemon, "rp-always")["State"]["Running"]
+        ),
+        1.5,
+    )
     daemon.docker("rm", "-f", "rp-always")
 
 

@@ -24,8 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.daemon import (DOCKYARD, STORAGE_DRIVER, Daemon, busybox_rootfs_tar, remove_bridge, start_daemon,
-                                  wait_until_up)
+from tests.helpers.daemon import (
+    DOCKYARD,
+    STORAGE_DRIVER,
+    Daemon,
+    busybox_rootfs_tar,
+    remove_bridge,
+    start_daemon,
+    wait_until_up,
+)
 from tests.helpers.probes import ignores_sigpipe, leave_mid_stream, ping
 from tests.helpers.waiting import wait_for
 
@@ -62,12 +69,21 @@ def test_python_dash_m_with_log_defaults_from_a_config_file(tmp_path):
     d = start_daemon(tmp_path, ("--config", str(config)), command=(sys.executable, "-m", "dockyard.daemon"))
     try:
         survives_clients_leaving(d, d.process.pid)
-        run = d.docker("run", "--name", "chatty", "busybox", "sh", "-c",
-                       "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 10000; done")
+        run = d.docker(
+            "run",
+            "--name",
+            "chatty",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 10000; done",
+        )
         assert run.returncode == 0, run.stderr.decode()
         inspect = json.loads(d.docker("inspect", "chatty").stdout)[0]
-        assert inspect["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "2k",
-                                                                                        "max-file": "2"}}
+        assert inspect["HostConfig"]["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-size": "2k", "max-file": "2"},
+        }
         log = Path(inspect["LogPath"])
         assert log.exists() and Path(f"{log}.1").exists() and not Path(f"{log}.2").exists()
         lines = d.docker("logs", "chatty").stdout.decode().splitlines()
@@ -107,17 +123,18 @@ def test_the_sysvinit_script(tmp_path):
     defaults = tmp_path / "defaults"
     defaults.write_text(
         f"DAEMON={DOCKYARD}\nDATA_ROOT={tmp_path / 'data'}\nPIDFILE={pidfile}\nLOGFILE={tmp_path / 'daemon.stderr'}\n"
-        f'DOCKYARD_OPTS="-H unix://{socket_path} --storage-driver {STORAGE_DRIVER} --network-driver none"\n')
+        f'DOCKYARD_OPTS="-H unix://{socket_path} --storage-driver {STORAGE_DRIVER} --network-driver none"\n'
+    )
     env = {**os.environ, "DOCKYARD_DEFAULTS": str(defaults)}
 
     def init(action: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["sh", str(CONTRIB / "dockyard.init"), action], env=env, capture_output=True,
-                              timeout=60)
+        return subprocess.run(["sh", str(CONTRIB / "dockyard.init"), action], env=env, capture_output=True, timeout=60)
 
     assert init("start").returncode == 0
     try:
-        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30), \
-            (tmp_path / "daemon.stderr").read_text()
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30), (
+            tmp_path / "daemon.stderr"
+        ).read_text()
         pid = int(pidfile.read_text())
         d = wait_until_up(Daemon(tmp_path, socket_path, _Adopted(pid), tmp_path / "daemon.stderr"))
         assert init("status").returncode == 0

@@ -20,8 +20,12 @@ import pytest
 
 from tests.helpers.daemon import DOCKER, remove_all_containers, busybox_rootfs_tar, remove_bridge, start_daemon
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -34,25 +38,61 @@ def make_pki(d: Path) -> None:
     d.mkdir(parents=True)
 
     def ca(name: str) -> None:
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem", "-out",
-                 f"{name}.pem", "-days", "2", "-subj", f"/CN={name}", cwd=d)
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}-key.pem",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={name}",
+            cwd=d,
+        )
 
     def signed(key: str, cert: str, cn: str, ext: str, by: str) -> None:
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", f"{cn}.csr", "-subj", f"/CN={cn}",
-                 cwd=d)
+        _openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", f"{cn}.csr", "-subj", f"/CN={cn}", cwd=d
+        )
         (d / f"{cn}.ext").write_text(ext)
-        _openssl("x509", "-req", "-in", f"{cn}.csr", "-CA", f"{by}.pem", "-CAkey", f"{by}-key.pem",
-                 "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", f"{cn}.ext", cwd=d)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{cn}.csr",
+            "-CA",
+            f"{by}.pem",
+            "-CAkey",
+            f"{by}-key.pem",
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-extfile",
+            f"{cn}.ext",
+            cwd=d,
+        )
 
     ca("ca")
     ca("rogue-ca")
-    signed("server-key.pem", "server-cert.pem", "server",
-           "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", "ca")
+    signed(
+        "server-key.pem",
+        "server-cert.pem",
+        "server",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        "ca",
+    )
     signed("key.pem", "cert.pem", "client", "extendedKeyUsage=clientAuth\n", "ca")
     signed("rogue-key.pem", "rogue-cert.pem", "rogue", "extendedKeyUsage=clientAuth\n", "rogue-ca")
     rogue = d / "rogue"
     rogue.mkdir()
-    shutil.copy(d / "ca.pem", rogue / "ca.pem")      # trusts the daemon, but its own cert is from another CA
+    shutil.copy(d / "ca.pem", rogue / "ca.pem")  # trusts the daemon, but its own cert is from another CA
     shutil.copy(d / "rogue-cert.pem", rogue / "cert.pem")
     shutil.copy(d / "rogue-key.pem", rogue / "key.pem")
 
@@ -65,9 +105,20 @@ def tls_daemon(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    d = start_daemon(root, extra=("-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert",
-                                  str(certs / "ca.pem"), "--tlscert", str(certs / "server-cert.pem"), "--tlskey",
-                                  str(certs / "server-key.pem")))
+    d = start_daemon(
+        root,
+        extra=(
+            "-H",
+            f"tcp://127.0.0.1:{port}",
+            "--tlsverify",
+            "--tlscacert",
+            str(certs / "ca.pem"),
+            "--tlscert",
+            str(certs / "server-cert.pem"),
+            "--tlskey",
+            str(certs / "server-key.pem"),
+        ),
+    )
     d.port, d.certs = port, certs  # type: ignore[attr-defined]
     try:
         result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
@@ -82,12 +133,22 @@ def tls_daemon(tmp_path_factory):
 
 def tls_env(d, cert_path: Path | None = None, verify: bool = True) -> dict[str, str]:
     env = dict(os.environ)
-    for name in ("DOCKER_HOST", "DOCKYARD_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
-                 # requests (docker-py) would take these over DOCKER_CERT_PATH's CA
-                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    for name in (
+        "DOCKER_HOST",
+        "DOCKYARD_HOST",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        # requests (docker-py) would take these over DOCKER_CERT_PATH's CA
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         env.pop(name, None)
-    env.update(DOCKER_HOST=f"tcp://127.0.0.1:{d.port}", DOCKYARD_HOST=f"tcp://127.0.0.1:{d.port}",
-               DOCKER_CERT_PATH=str(cert_path or d.certs), DOCKER_CONFIG=str(d.root / "docker-config"))
+    env.update(
+        DOCKER_HOST=f"tcp://127.0.0.1:{d.port}",
+        DOCKYARD_HOST=f"tcp://127.0.0.1:{d.port}",
+        DOCKER_CERT_PATH=str(cert_path or d.certs),
+        DOCKER_CONFIG=str(d.root / "docker-config"),
+    )
     if verify:
         env["DOCKER_TLS_VERIFY"] = "1"
     return env
@@ -121,7 +182,8 @@ def test_dockerpy_over_mutual_tls(tls_daemon):
         "box = c.containers.run('busybox', ['sleep', '60'], detach=True)\n"
         "code, ex = box.exec_run(['sh', '-c', 'echo exec'])\n"
         "box.remove(force=True)\n"
-        "print(json.dumps([out.decode(), code, ex.decode(), c.version()['ApiVersion']]))\n")
+        "print(json.dumps([out.decode(), code, ex.decode(), c.version()['ApiVersion']]))\n"
+    )
     result = run([sys.executable, "-c", script], tls_env(tls_daemon))
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout) == ["docker-py\n", 0, "exec\n", "1.41"]
@@ -129,8 +191,10 @@ def test_dockerpy_over_mutual_tls(tls_daemon):
 
 def test_clients_without_a_trusted_certificate_are_refused(tls_daemon):
     d = tls_daemon
-    for env in (tls_env(d, verify=False),                       # plain HTTP to a TLS port
-                tls_env(d, cert_path=d.certs / "rogue")):       # a client certificate from another CA
+    for env in (
+        tls_env(d, verify=False),  # plain HTTP to a TLS port
+        tls_env(d, cert_path=d.certs / "rogue"),
+    ):  # a client certificate from another CA
         for command in ([DOCKER], DOCKYARD):
             result = run([*command, "ps"], env)
             assert result.returncode != 0, (command, env.get("DOCKER_CERT_PATH"))
@@ -153,6 +217,7 @@ def test_tls_alone_does_not_verify_clients_and_tlsverify_does(tmp_path):
 
     context = TlsSettings(enabled=True, cert=certs / "server-cert.pem", key=certs / "server-key.pem").context()
     assert context.verify_mode == ssl.CERT_NONE
-    verified = TlsSettings(verify=True, cacert=certs / "ca.pem", cert=certs / "server-cert.pem",
-                           key=certs / "server-key.pem").context()
+    verified = TlsSettings(
+        verify=True, cacert=certs / "ca.pem", cert=certs / "server-cert.pem", key=certs / "server-key.pem"
+    ).context()
     assert verified.verify_mode == ssl.CERT_REQUIRED

@@ -14,8 +14,12 @@ import pytest
 
 from tests.helpers.daemon import DOCKER
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 class Terminal:
@@ -23,8 +27,7 @@ class Terminal:
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.master, slave = pty.openpty()
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
         os.close(slave)
         self.seen = b""
 

@@ -18,11 +18,22 @@ import subprocess
 
 import pytest
 
-from tests.helpers.daemon import (ask, bridge_name, busybox_rootfs_tar, out, remove_all_containers, remove_bridge,
-                                  start_daemon)
+from tests.helpers.daemon import (
+    ask,
+    bridge_name,
+    busybox_rootfs_tar,
+    out,
+    remove_all_containers,
+    remove_bridge,
+    start_daemon,
+)
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 SERVER = "while true; do echo pong | nc -l -p 7000; done"
 SUFFIX = os.urandom(3).hex()
@@ -83,10 +94,14 @@ def nets(un):
     """net1 with un-a (alias web) and un-b (a server on 7000, alias db); net2 with un-x."""
     out(un.docker("network", "create", NET1))
     out(un.docker("network", "create", NET2))
-    out(un.docker("run", "-d", "--name", "un-a", "--network", NET1, "--network-alias", "web", "busybox",
-                  "sleep", "600"))
-    out(un.docker("run", "-d", "--name", "un-b", "--network", NET1, "--network-alias", "db", "busybox", "sh", "-c",
-                  SERVER))
+    out(
+        un.docker("run", "-d", "--name", "un-a", "--network", NET1, "--network-alias", "web", "busybox", "sleep", "600")
+    )
+    out(
+        un.docker(
+            "run", "-d", "--name", "un-b", "--network", NET1, "--network-alias", "db", "busybox", "sh", "-c", SERVER
+        )
+    )
     out(un.docker("run", "-d", "--name", "un-x", "--network", NET2, "busybox", "sleep", "600"))
     ips = {name: ip_of(un, name, net) for name, net in (("un-a", NET1), ("un-b", NET1), ("un-x", NET2))}
     return ips
@@ -104,8 +119,10 @@ def gateway_of(d, network: str) -> str:
 def run(d, network: str, script: str) -> subprocess.CompletedProcess:
     """``script`` in a new container on ``network``; refuses to look anything up (exit 97) unless
     the only nameserver is that network's own resolver, so no query can leave the host."""
-    guard = (f"if grep '^nameserver' /etc/resolv.conf | grep -qv '^nameserver {gateway_of(d, network)}$'; "
-             "then echo 'foreign nameserver' >&2; exit 97; fi; ")
+    guard = (
+        f"if grep '^nameserver' /etc/resolv.conf | grep -qv '^nameserver {gateway_of(d, network)}$'; "
+        "then echo 'foreign nameserver' >&2; exit 97; fi; "
+    )
     return d.docker("run", "--rm", "--network", network, "busybox", "sh", "-c", guard + script, timeout=90)
 
 

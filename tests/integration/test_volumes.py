@@ -8,17 +8,33 @@ import pytest
 
 from tests.helpers.daemon import out
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.integration,
-              pytest.mark.requires_docker_cli]
-
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.integration,
+    pytest.mark.requires_docker_cli,
+]
 
 
 def test_bind_mount_rw_and_ro(daemon, tmp_path):
     host = tmp_path / "shared"
     host.mkdir()
     (host / "in.txt").write_text("from host\n")
-    assert out(daemon.docker("run", "--rm", "-v", f"{host}:/mnt", "busybox", "sh", "-c",
-                             "cat /mnt/in.txt; echo from container > /mnt/out.txt")) == "from host\n"
+    assert (
+        out(
+            daemon.docker(
+                "run",
+                "--rm",
+                "-v",
+                f"{host}:/mnt",
+                "busybox",
+                "sh",
+                "-c",
+                "cat /mnt/in.txt; echo from container > /mnt/out.txt",
+            )
+        )
+        == "from host\n"
+    )
     assert (host / "out.txt").read_text() == "from container\n"
     result = daemon.docker("run", "--rm", "-v", f"{host}:/mnt:ro", "busybox", "sh", "-c", "echo x > /mnt/nope")
     assert result.returncode != 0 and "Read-only file system" in result.stderr.decode()

@@ -26,8 +26,9 @@ def req(container_id, **kw):
 
 
 def ns_json(netns, *args):
-    return json.loads(subprocess.run(["ip", "-n", netns, "-j", *args], capture_output=True, text=True,
-                                     check=True).stdout)
+    return json.loads(
+        subprocess.run(["ip", "-n", netns, "-j", *args], capture_output=True, text=True, check=True).stdout
+    )
 
 
 def nft_table(d) -> str:
@@ -48,10 +49,11 @@ def free_port() -> int:
 def test_bridge_and_endpoint_shape(env):
     opts = env.options(mtu="1400")
     d = env.driver(opts)
-    link = json.loads(subprocess.run(["ip", "-j", "-d", "addr", "show", opts["bridge"]], capture_output=True,
-                                     text=True).stdout)[0]
+    link = json.loads(
+        subprocess.run(["ip", "-j", "-d", "addr", "show", opts["bridge"]], capture_output=True, text=True).stdout
+    )[0]
     assert link["linkinfo"]["info_kind"] == "bridge" and link["mtu"] == 1400
-    assert f'{link["addr_info"][0]["local"]}/{link["addr_info"][0]["prefixlen"]}' == opts["bip"]
+    assert f"{link['addr_info'][0]['local']}/{link['addr_info'][0]['prefixlen']}" == opts["bip"]
     c = cid()
     a = d.network_prepare(req(c, name="web"))
     s = a.settings
@@ -81,10 +83,10 @@ def test_server_reachable_by_ip_by_mapped_port_and_from_another_container(env):
     assert d.network_settings(server)["Ports"] == a.settings["Ports"]
     env.serve_tcp(a.netns.name, 6379, "redis-ok")
     ip, gw = a.settings["IPAddress"], a.settings["Gateway"]
-    assert fetch(ip, 6379) == b"redis-ok\n"                      # container IP from the host
-    assert fetch("127.0.0.1", port) == b"redis-ok\n"              # 127.0.0.1:<mapped> from the host
-    assert fetch(gw, port) == b"redis-ok\n"                       # a host address on the test bridge
-    assert fetch_from(b.netns.name, ip, "6379") == "redis-ok\n"   # from a second container
+    assert fetch(ip, 6379) == b"redis-ok\n"  # container IP from the host
+    assert fetch("127.0.0.1", port) == b"redis-ok\n"  # 127.0.0.1:<mapped> from the host
+    assert fetch(gw, port) == b"redis-ok\n"  # a host address on the test bridge
+    assert fetch_from(b.netns.name, ip, "6379") == "redis-ok\n"  # from a second container
     assert fetch_from(b.netns.name, gw, str(port)) == "redis-ok\n"  # published port, hairpin NAT
     assert fetch_from(a.netns.name, gw, str(port)) == "redis-ok\n"  # a container reaching its own port
 
@@ -93,12 +95,21 @@ def test_fixed_and_ip_specific_and_udp_ports(env):
     d = env.driver()
     c = cid()
     tcp_port, udp_port = free_port(), free_port()
-    a = d.network_prepare(req(c, port_bindings={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tcp_port)}],
-                                                 "53/udp": [{"HostIp": "", "HostPort": str(udp_port)}]},
-                              exposed_ports=["80/tcp", "53/udp", "9999/tcp"]))
-    assert a.settings["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tcp_port)}],
-                                   "53/udp": [{"HostIp": "0.0.0.0", "HostPort": str(udp_port)}],
-                                   "9999/tcp": None}
+    a = d.network_prepare(
+        req(
+            c,
+            port_bindings={
+                "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tcp_port)}],
+                "53/udp": [{"HostIp": "", "HostPort": str(udp_port)}],
+            },
+            exposed_ports=["80/tcp", "53/udp", "9999/tcp"],
+        )
+    )
+    assert a.settings["Ports"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tcp_port)}],
+        "53/udp": [{"HostIp": "0.0.0.0", "HostPort": str(udp_port)}],
+        "9999/tcp": None,
+    }
     env.serve_tcp(a.netns.name, 80, "web")
     env.serve_udp(a.netns.name, 53)
     assert fetch("127.0.0.1", tcp_port) == b"web\n"
@@ -220,8 +231,12 @@ def test_reconcile_after_sigkill(env, tmp_path):
     root = tmp_path / "crash-root"
     env.roots.append(root)
     running, dead = cid(), cid()
-    out = subprocess.run([sys.executable, "-c", CRASHER, str(root), json.dumps(opts), running, dead],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(root), json.dumps(opts), running, dead],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == -signal.SIGKILL and "ready" in out.stdout, out.stderr
     bridge = opts["bridge"]
     # the "dead" container's namespace vanished while the daemon was down (its veth goes with it)
@@ -230,13 +245,60 @@ def test_reconcile_after_sigkill(env, tmp_path):
     subprocess.run(["ip", "link", "add", "dytleak0", "type", "veth", "peer", "name", "dytleak1"], check=True)
     subprocess.run(["ip", "link", "set", "dytleak0", "master", bridge], check=True)
     if env.firewall == "nftables":
-        subprocess.run(["nft", "add", "rule", "ip", "dockyard_" + bridge, "ports", "tcp", "dport", "1", "dnat", "to",
-                        "10.0.0.1:1"], check=True)
+        subprocess.run(
+            [
+                "nft",
+                "add",
+                "rule",
+                "ip",
+                "dockyard_" + bridge,
+                "ports",
+                "tcp",
+                "dport",
+                "1",
+                "dnat",
+                "to",
+                "10.0.0.1:1",
+            ],
+            check=True,
+        )
     else:  # a stale rule in our chain and a duplicate jump into it
-        subprocess.run([env.firewall, "-w", "-t", "nat", "-A", f"DOCKYARD-{bridge}", "-p", "tcp", "--dport", "1", "-j",
-                        "DNAT", "--to-destination", "10.0.0.1:1"], check=True)
-        subprocess.run([env.firewall, "-w", "-t", "nat", "-A", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL",
-                        "-j", f"DOCKYARD-{bridge}"], check=True)
+        subprocess.run(
+            [
+                env.firewall,
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                f"DOCKYARD-{bridge}",
+                "-p",
+                "tcp",
+                "--dport",
+                "1",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "10.0.0.1:1",
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [
+                env.firewall,
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-m",
+                "addrtype",
+                "--dst-type",
+                "LOCAL",
+                "-j",
+                f"DOCKYARD-{bridge}",
+            ],
+            check=True,
+        )
     d = env.driver(opts, root=root)
     assert veths_on(bridge) == [d.store.endpoint(running, "bridge")["veth"]]
     text = nft_table(d)

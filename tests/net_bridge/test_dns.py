@@ -40,8 +40,12 @@ print(json.dumps({"rcode": r.header.rcode, "answers": [str(rr.rdata) for rr in r
 
 
 def query(netns: str, server: str, name: str, qtype: str = "A", tcp: bool = False) -> dict:
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", QUERY, name, qtype, server,
-                          "tcp" if tcp else "udp"], capture_output=True, text=True, timeout=20)
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", QUERY, name, qtype, server, "tcp" if tcp else "udp"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

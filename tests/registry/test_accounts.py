@@ -41,8 +41,11 @@ def open_registry(tmp_path):
 
 def outbox(server) -> list[email.message.Message]:
     directory = server.root / "data" / "outbox"
-    return [email.message_from_bytes(p.read_bytes()) for p in sorted(directory.glob("*.eml"))] \
-        if directory.exists() else []
+    return (
+        [email.message_from_bytes(p.read_bytes()) for p in sorted(directory.glob("*.eml"))]
+        if directory.exists()
+        else []
+    )
 
 
 def text(mail: email.message.Message) -> str:
@@ -51,9 +54,12 @@ def text(mail: email.message.Message) -> str:
 
 def push(driver, server, tmp_path, name: str, user: str, password: str):
     image = image_on_disk(tmp_path, [layer_tar({"who": user.encode()})])
-    return driver.distribution_push(f"{server.host}/{name}", image,
-                                    {"username": user, "password": password, "serveraddress": server.host},
-                                    Recorder())
+    return driver.distribution_push(
+        f"{server.host}/{name}",
+        image,
+        {"username": user, "password": password, "serveraddress": server.host},
+        Recorder(),
+    )
 
 
 def test_login_registers_and_mail_activates(driver, open_registry, tmp_path):
@@ -80,12 +86,17 @@ def test_login_registers_and_mail_activates(driver, open_registry, tmp_path):
     with pytest.raises(Forbidden):
         push(driver, reg, tmp_path, "other/app:v1", "dora", "dora-secret")  # still only her namespace
     # a repository description set by the owner shows in search
-    r = httpx.patch(f"{reg.url}/v1/repositories/dora/app", json={"description": "dora's web app"},
-                    auth=("dora", "dora-secret"))
+    r = httpx.patch(
+        f"{reg.url}/v1/repositories/dora/app", json={"description": "dora's web app"}, auth=("dora", "dora-secret")
+    )
     assert r.status_code == 200
     assert driver.distribution_search(f"{reg.host}/web app", 10, {})[0] == {
-        "description": "dora's web app", "is_official": False, "is_automated": False, "name": "dora/app",
-        "star_count": 0}
+        "description": "dora's web app",
+        "is_official": False,
+        "is_automated": False,
+        "name": "dora/app",
+        "star_count": 0,
+    }
 
 
 def test_registration_without_address_then_with_one(driver, open_registry, tmp_path):
@@ -99,17 +110,18 @@ def test_registration_without_address_then_with_one(driver, open_registry, tmp_p
     httpx.get(re.search(r"http://\S+/v1/activate/\S+", text(mail)).group(0)).raise_for_status()
     push(driver, reg, tmp_path, "eve/tool:v1", "eve", "eve-secret")
     # once active, a login with an address sends nothing more
-    assert driver.distribution_login(reg.host, "eve", "eve-secret", "eve@example.com")["Status"] == \
-        "Login Succeeded"
+    assert driver.distribution_login(reg.host, "eve", "eve-secret", "eve@example.com")["Status"] == "Login Succeeded"
     assert len(outbox(reg)) == 1
 
 
 def test_registration_is_checked(open_registry):
     url = f"{open_registry.url}/v1/users/"
-    for body, message in (({"username": "Bad Name", "password": "secret1"}, "user name"),
-                          ({"username": "frank", "password": "123"}, "at least 6"),
-                          ({"username": "frank", "password": "secret1", "email": "nope"}, "e-mail"),
-                          ({"username": "frank", "password": "secret1", "admin": True}, "unknown fields: admin")):
+    for body, message in (
+        ({"username": "Bad Name", "password": "secret1"}, "user name"),
+        ({"username": "frank", "password": "123"}, "at least 6"),
+        ({"username": "frank", "password": "secret1", "email": "nope"}, "e-mail"),
+        ({"username": "frank", "password": "secret1", "admin": True}, "unknown fields: admin"),
+    ):
         r = httpx.post(url, json=body)
         assert r.status_code == 400 and message in r.json()["errors"][0]["message"], r.text
     assert httpx.post(url, json={"username": "frank", "password": "secret1"}).status_code == 201
@@ -127,26 +139,33 @@ def test_closed_registries_register_nobody(driver, tmp_path):
 
 
 def registry_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", *args], input=stdin,
-                          capture_output=True, cwd=REPO_ROOT, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard.cli", "registry", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
 
 
 def test_user_commands_manage_the_store_offline(tmp_path):
     root = str(tmp_path / "reg")
-    added = registry_cli("user", "add", "gina", "--root", root, "--email", "g@example.com", "--password-stdin",
-                         stdin=b"gina-pw\n")
+    added = registry_cli(
+        "user", "add", "gina", "--root", root, "--email", "g@example.com", "--password-stdin", stdin=b"gina-pw\n"
+    )
     assert added.returncode == 0 and b"User gina added" in added.stdout, added.stderr
     assert registry_cli("user", "add", "hank", "--root", root, "--admin", "-p", "hank-pw").returncode == 0
     again = registry_cli("user", "add", "gina", "--root", root, "-p", "x")
     assert again.returncode != 0 and b"already exists" in again.stderr
     listed = json.loads(registry_cli("user", "list", "--root", root, "--json").stdout)
     assert [(a["name"], a["email"], a["admin"], a["active"]) for a in listed] == [
-        ("gina", "g@example.com", False, True), ("hank", "", True, True)]
+        ("gina", "g@example.com", False, True),
+        ("hank", "", True, True),
+    ]
     table = registry_cli("user", "list", "--root", root).stdout.decode().splitlines()
     assert table[0].split() == ["NAME", "EMAIL", "ACTIVE", "ADMIN", "SOURCE"] and table[1].split()[0] == "gina"
-    assert registry_cli("user", "passwd", "gina", "--root", root, "--password-stdin", stdin=b"new-pw\n") \
-        .returncode == 0
+    assert registry_cli("user", "passwd", "gina", "--root", root, "--password-stdin", stdin=b"new-pw\n").returncode == 0
     accounts = Accounts(FilesystemBackend(tmp_path / "reg"))
     assert accounts.verify("gina", "new-pw") and not accounts.verify("gina", "gina-pw")
     assert registry_cli("user", "rm", "hank", "--root", root).returncode == 0
@@ -183,9 +202,14 @@ def test_docker_and_dockyard_login_register(open_registry, tmp_path):
         denied = daemon.docker("push", f"{reg.host}/ivan/bb:v1")
         assert denied.returncode != 0 and b"not activated" in denied.stderr
         env = dict(daemon.env(), DOCKYARD_CONFIG=str(tmp_path / "dockyard-config"))
-        prompted = subprocess.run([sys.executable, "-m", "dockyard.cli", "login", reg.host],
-                                  input=b"ivan\nivan-secret\nivan@example.com\n", capture_output=True, env=env,
-                                  timeout=60, start_new_session=True)  # no terminal: the prompts read stdin
+        prompted = subprocess.run(
+            [sys.executable, "-m", "dockyard.cli", "login", reg.host],
+            input=b"ivan\nivan-secret\nivan@example.com\n",
+            capture_output=True,
+            env=env,
+            timeout=60,
+            start_new_session=True,
+        )  # no terminal: the prompts read stdin
         assert prompted.returncode == 0, prompted.stderr.decode()
         out = prompted.stdout.decode()
         assert "Username: " in out and "Email (): " in out
@@ -230,8 +254,9 @@ def test_activation_mail_goes_to_smtp_when_configured(tmp_path):
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        settings = AccountSettings(smtp_host="127.0.0.1", smtp_port=server.server_address[1],
-                                   smtp_from="registry@example.com")
+        settings = AccountSettings(
+            smtp_host="127.0.0.1", smtp_port=server.server_address[1], smtp_from="registry@example.com"
+        )
         where = Mailer(settings, tmp_path / "outbox").send("kim@example.com", "Activate", "the link: http://x/y")
         assert where == f"smtp://127.0.0.1:{server.server_address[1]}"
         [message] = received

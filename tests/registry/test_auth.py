@@ -58,8 +58,11 @@ def test_users_file_and_tokens(tmp_path):
         tokens.verify(token, now=time.time() + 61)
     with pytest.raises(TokenError, match="signature"):
         Tokens(b"z" * 32, "iss", "svc", 60).verify(token)
-    assert parse_scope("repository:127.0.0.1:5000/a/b:pull,push") == ("repository", "127.0.0.1:5000/a/b",
-                                                                      ["pull", "push"])
+    assert parse_scope("repository:127.0.0.1:5000/a/b:pull,push") == (
+        "repository",
+        "127.0.0.1:5000/a/b",
+        ["pull", "push"],
+    )
 
 
 def test_token_flow_permissions(driver, token_registry, tmp_path):
@@ -88,8 +91,11 @@ def test_token_flow_permissions(driver, token_registry, tmp_path):
         driver.distribution_login(reg.host, "alice", "wrong")
     assert driver.distribution_login(reg.host, "alice", "alice-pw")["Status"] == "Login Succeeded"
     # token endpoint grants only what the policy allows
-    r = httpx.get(f"{reg.url}/token", params={"service": "dockyard-registry", "scope": "repository:bob/app:pull,push"},
-                  auth=("alice", "alice-pw"))
+    r = httpx.get(
+        f"{reg.url}/token",
+        params={"service": "dockyard-registry", "scope": "repository:bob/app:pull,push"},
+        auth=("alice", "alice-pw"),
+    )
     token = r.json()["token"]
     r = httpx.post(f"{reg.url}/v2/bob/app/blobs/uploads/", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
@@ -120,30 +126,55 @@ def test_private_repositories_and_descriptions(driver, token_registry, tmp_path)
     url = f"{reg.url}/v1/repositories"
     # only the owner may change settings
     assert httpx.patch(f"{url}/alice/secret", json={"private": True}, auth=("bob", "bob-pw")).status_code == 403
-    r = httpx.patch(f"{url}/alice/secret", json={"private": True, "description": "hidden things"},
-                    auth=("alice", "alice-pw"))
+    r = httpx.patch(
+        f"{url}/alice/secret", json={"private": True, "description": "hidden things"}, auth=("alice", "alice-pw")
+    )
     assert r.status_code == 200 and r.json()["private"] is True
     httpx.patch(f"{url}/alice/public", json={"description": "a friendly web server"}, auth=("alice", "alice-pw"))
     # a private repository is readable only by its owner (and admins)
     with pytest.raises(Unauthorized):
-        driver.distribution_pull(f"{reg.host}/alice/secret:v1", creds("bob") | {"serveraddress": reg.host},
-                                 Recorder(), None, str(tmp_path / "w"))
-    driver.distribution_pull(f"{reg.host}/alice/secret:v1", creds("alice") | {"serveraddress": reg.host},
-                             Recorder(), None, str(tmp_path / "w2"))
-    driver.distribution_pull(f"{reg.host}/alice/secret:v1", creds("root") | {"serveraddress": reg.host},
-                             Recorder(), None, str(tmp_path / "w3"))
+        driver.distribution_pull(
+            f"{reg.host}/alice/secret:v1",
+            creds("bob") | {"serveraddress": reg.host},
+            Recorder(),
+            None,
+            str(tmp_path / "w"),
+        )
+    driver.distribution_pull(
+        f"{reg.host}/alice/secret:v1",
+        creds("alice") | {"serveraddress": reg.host},
+        Recorder(),
+        None,
+        str(tmp_path / "w2"),
+    )
+    driver.distribution_pull(
+        f"{reg.host}/alice/secret:v1",
+        creds("root") | {"serveraddress": reg.host},
+        Recorder(),
+        None,
+        str(tmp_path / "w3"),
+    )
     # search: name and description; private ones only for their owner
     r = httpx.get(f"{reg.url}/v1/search", params={"q": "friendly"}).json()
     assert [x["name"] for x in r["results"]] == ["alice/public"]
     assert r["results"][0]["description"] == "a friendly web server"
     names = [x["name"] for x in httpx.get(f"{reg.url}/v1/search", params={"q": "alice"}).json()["results"]]
     assert "alice/secret" not in names and "alice/public" in names
-    names = [x["name"] for x in httpx.get(f"{reg.url}/v1/search", params={"q": "alice"},
-                                          auth=("alice", "alice-pw")).json()["results"]]
+    names = [
+        x["name"]
+        for x in httpx.get(f"{reg.url}/v1/search", params={"q": "alice"}, auth=("alice", "alice-pw")).json()["results"]
+    ]
     assert "alice/secret" in names
     results = driver.distribution_search(f"{reg.host}/friendly", 10, {})
-    assert results == [{"description": "a friendly web server", "is_official": False, "is_automated": False,
-                        "name": "alice/public", "star_count": 0}]
+    assert results == [
+        {
+            "description": "a friendly web server",
+            "is_official": False,
+            "is_automated": False,
+            "name": "alice/public",
+            "star_count": 0,
+        }
+    ]
     # deleting a repository is the owner's
     assert httpx.delete(f"{url}/alice/public", auth=("bob", "bob-pw")).status_code == 403
     assert httpx.delete(f"{url}/alice/public", auth=("alice", "alice-pw")).status_code == 202
@@ -172,9 +203,25 @@ def test_adduser_command(tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     users = tmp_path / "users"
-    result = subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", "adduser", "dave",
-                             "--users", str(users), "--admin", "--password-stdin"], input=b"dave-pw\n",
-                            capture_output=True, cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.cli",
+            "registry",
+            "adduser",
+            "dave",
+            "--users",
+            str(users),
+            "--admin",
+            "--password-stdin",
+        ],
+        input=b"dave-pw\n",
+        capture_output=True,
+        cwd=repo,
+        env=dict(os.environ, PYTHONPATH=str(repo)),
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert b"Administrator dave saved" in result.stdout
     loaded = Accounts(FilesystemBackend(tmp_path / "store"), htpasswd=users)
@@ -196,14 +243,23 @@ def test_describe_and_delete_commands(driver, token_registry, tmp_path):
     def cli(user: str, *args: str) -> subprocess.CompletedProcess:
         config = tmp_path / f"config-{user}"
         Credentials(config).store(reg.host, user, USERS[user])
-        return subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", *args], capture_output=True,
-                              env=dict(os.environ, DOCKYARD_CONFIG=str(config)), timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "dockyard.cli", "registry", *args],
+            capture_output=True,
+            env=dict(os.environ, DOCKYARD_CONFIG=str(config)),
+            timeout=60,
+        )
 
     changed = cli("alice", "describe", f"{reg.host}/alice/tool", "-d", "a tool", "--private")
     assert changed.returncode == 0, changed.stderr.decode()
     shown = cli("alice", "describe", f"{reg.host}/alice/tool")
-    assert json.loads(shown.stdout) == {"name": "alice/tool", "description": "a tool", "private": True,
-                                        "owner": "alice", "tags": ["v1"]}
+    assert json.loads(shown.stdout) == {
+        "name": "alice/tool",
+        "description": "a tool",
+        "private": True,
+        "owner": "alice",
+        "tags": ["v1"],
+    }
     refused = cli("bob", "delete", f"{reg.host}/alice/tool")
     assert refused.returncode == 1 and b"Error response from registry: denied" in refused.stderr
     deleted = cli("alice", "delete", f"{reg.host}/alice/tool")

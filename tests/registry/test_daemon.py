@@ -21,10 +21,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def dockyard(d: Daemon, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
-    env = dict(d.env(), DOCKYARD_CONFIG=str(d.root / "dockyard-config"),
-               PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "dockyard.cli", *args], input=input,
-                          capture_output=True, env=env, cwd=REPO_ROOT, timeout=120)
+    env = dict(
+        d.env(),
+        DOCKYARD_CONFIG=str(d.root / "dockyard-config"),
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard.cli", *args],
+        input=input,
+        capture_output=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +175,11 @@ def test_build_pulls_a_missing_base_image(setup, tmp_path):
     ok(first.docker("tag", "busybox", name))
     ok(first.docker("push", name))
     assert second.docker("inspect", name).returncode != 0  # not on the second daemon yet
-    (tmp_path / "Dockerfile").write_text(f"FROM {name}\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n")
+    (tmp_path / "Dockerfile").write_text(f'FROM {name}\nRUN echo built > /built\nCMD ["cat", "/built"]\n')
     env = dict(second.env(), DOCKER_BUILDKIT="0")
-    built = subprocess.run([DOCKER, "build", "-t", "h4-built:1", str(tmp_path)], capture_output=True, env=env,
-                           timeout=180)
+    built = subprocess.run(
+        [DOCKER, "build", "-t", "h4-built:1", str(tmp_path)], capture_output=True, env=env, timeout=180
+    )
     assert built.returncode == 0, built.stderr.decode() + built.stdout.decode()
     assert ok(second.docker("run", "--rm", "h4-built:1")) == "built\n"
     assert json.loads(ok(second.docker("inspect", name)))[0]["Id"]  # the base came along

@@ -55,8 +55,7 @@ def test_push_then_pull_round_trip(driver, registry, tmp_path):
 
 def test_pull_by_digest_and_present_layers_are_skipped(driver, registry, tmp_path):
     layers = [layer_tar({"a": b"1"}), layer_tar({"b": b"2"})]
-    result = driver.distribution_push(f"{registry.host}/rt/skip:v1", image_on_disk(tmp_path, layers), {},
-                                      Recorder())
+    result = driver.distribution_push(f"{registry.host}/rt/skip:v1", image_on_disk(tmp_path, layers), {}, Recorder())
     asked = []
 
     def layer_exists(parent, diff_id):
@@ -64,8 +63,9 @@ def test_pull_by_digest_and_present_layers_are_skipped(driver, registry, tmp_pat
         return "chain-of-first" if diff_id == sha256(layers[0]) else None
 
     progress = Recorder()
-    pulled = driver.distribution_pull(f"{registry.host}/rt/skip@{result['Digest']}", {}, progress, layer_exists,
-                                      str(tmp_path / "w"))
+    pulled = driver.distribution_pull(
+        f"{registry.host}/rt/skip@{result['Digest']}", {}, progress, layer_exists, str(tmp_path / "w")
+    )
     assert pulled["layers"][0][1] is None and pulled["layers"][1][1] is not None
     assert pulled["tag"] is None
     assert "Already exists" in progress.statuses()
@@ -97,13 +97,15 @@ def test_tampered_blob_is_refused(driver, registry, tmp_path):
 
 
 def test_tampered_manifest_by_digest_is_refused(driver, registry, tmp_path):
-    result = driver.distribution_push(f"{registry.host}/rt/mtamper:v1",
-                                      image_on_disk(tmp_path, [layer_tar({"m": b"1"})]), {}, Recorder())
+    result = driver.distribution_push(
+        f"{registry.host}/rt/mtamper:v1", image_on_disk(tmp_path, [layer_tar({"m": b"1"})]), {}, Recorder()
+    )
     blob = _registry_blob(registry, result["Digest"])
     blob.write_bytes(blob.read_bytes().replace(b'"schemaVersion": 2', b'"schemaVersion":2 '))
     with pytest.raises(InvalidParameter, match="verification failed"):
-        driver.distribution_pull(f"{registry.host}/rt/mtamper@{result['Digest']}", {}, Recorder(), None,
-                                 str(tmp_path / "w"))
+        driver.distribution_pull(
+            f"{registry.host}/rt/mtamper@{result['Digest']}", {}, Recorder(), None, str(tmp_path / "w")
+        )
 
 
 def test_interrupted_download_resumes(driver, registry, tmp_path):
@@ -129,16 +131,33 @@ def test_manifest_list_resolves_to_host_platform(driver, registry, tmp_path):
         manifest = json.dumps(m).encode()
         for blob in [config, *blobs]:
             http.post("/v2/rt/multi/blobs/uploads/", params={"digest": sha256(blob)}, content=blob)
-        r = http.put(f"/v2/rt/multi/manifests/{sha256(manifest)}", content=manifest,
-                     headers={"Content-Type": m["mediaType"]})
+        r = http.put(
+            f"/v2/rt/multi/manifests/{sha256(manifest)}", content=manifest, headers={"Content-Type": m["mediaType"]}
+        )
         assert r.status_code == 201
-        manifests.append({"mediaType": m["mediaType"], "digest": sha256(manifest), "size": len(manifest),
-                          "platform": {"architecture": arch, "os": "linux"}})
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
-                        "manifests": manifests}).encode()
-    assert http.put("/v2/rt/multi/manifests/latest", content=index,
-                    headers={"Content-Type": "application/vnd.docker.distribution.manifest.list.v2+json"}
-                    ).status_code == 201
+        manifests.append(
+            {
+                "mediaType": m["mediaType"],
+                "digest": sha256(manifest),
+                "size": len(manifest),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": manifests,
+        }
+    ).encode()
+    assert (
+        http.put(
+            "/v2/rt/multi/manifests/latest",
+            content=index,
+            headers={"Content-Type": "application/vnd.docker.distribution.manifest.list.v2+json"},
+        ).status_code
+        == 201
+    )
     pulled = driver.distribution_pull(f"{registry.host}/rt/multi", {}, Recorder(), None, str(tmp_path / "w"))
     from dockyard.plugins.registry_http.driver import host_platform
 
@@ -166,8 +185,9 @@ def test_layers_are_handed_over_as_they_are_verified(driver, registry, tmp_path)
     def layer_ready(index, diff_ids, path, progress_id):
         handed[index] = (diff_ids, Path(path).read_bytes(), progress_id)
 
-    pulled = driver.distribution_pull(f"{registry.host}/rt/ready:v1", {}, Recorder(), None, str(tmp_path / "w"),
-                                      layer_ready)
+    pulled = driver.distribution_pull(
+        f"{registry.host}/rt/ready:v1", {}, Recorder(), None, str(tmp_path / "w"), layer_ready
+    )
     assert sorted(handed) == [0, 1, 2]
     for index, layer in enumerate(layers):
         diff_ids, content, progress_id = handed[index]
@@ -179,16 +199,17 @@ def test_zstd_push_is_an_oci_image_and_pulls_back(tmp_path, registry):
     zstd_driver = HttpDistributionDriver(tmp_path / "zd", {"compression": "zstd"})
     try:
         layers = [random_layer(100_000), layer_tar({"etc/z": b"zstd"})]
-        result = zstd_driver.distribution_push(f"{registry.host}/rt/zstd:v1", image_on_disk(tmp_path, layers), {},
-                                               Recorder())
-        manifest = httpx.get(f"{registry.url}/v2/rt/zstd/manifests/v1",
-                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
+        result = zstd_driver.distribution_push(
+            f"{registry.host}/rt/zstd:v1", image_on_disk(tmp_path, layers), {}, Recorder()
+        )
+        manifest = httpx.get(
+            f"{registry.url}/v2/rt/zstd/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        ).json()
         assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
         assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
         blob = httpx.get(f"{registry.url}/v2/rt/zstd/blobs/{manifest['layers'][0]['digest']}").content
         assert blob[:4] == b"\x28\xb5\x2f\xfd"
-        pulled = zstd_driver.distribution_pull(f"{registry.host}/rt/zstd:v1", {}, Recorder(), None,
-                                               str(tmp_path / "w"))
+        pulled = zstd_driver.distribution_pull(f"{registry.host}/rt/zstd:v1", {}, Recorder(), None, str(tmp_path / "w"))
         assert pulled["digest"] == result["Digest"]
         assert [Path(p).read_bytes() for _, p in pulled["layers"]] == layers
     finally:
@@ -199,7 +220,12 @@ def test_concurrency_options_are_checked(tmp_path):
     d = HttpDistributionDriver(tmp_path / "c", {"max-concurrent-downloads": "1", "max-concurrent-uploads": "2"})
     assert (d.max_downloads, d.max_uploads) == (1, 2)
     d.blobsums.close()
-    for bad in ({"max-concurrent-downloads": "0"}, {"max-concurrent-uploads": "x"}, {"compression": "lz4"},
-                {"compression-level": "fast"}, {"compression-level": "12"}):
+    for bad in (
+        {"max-concurrent-downloads": "0"},
+        {"max-concurrent-uploads": "x"},
+        {"compression": "lz4"},
+        {"compression-level": "fast"},
+        {"compression-level": "12"},
+    ):
         with pytest.raises(InvalidParameter):
             HttpDistributionDriver(tmp_path / "bad", bad)

@@ -38,8 +38,9 @@ def store(request, tmp_path):
         backend = FilesystemBackend(tmp_path / "fs")
     else:
         server = request.getfixturevalue("seaweedfs")
-        backend = make_backend(server.storage_settings(request.getfixturevalue("bucket"), "reg",
-                                                       chunk_size=S3_MIN_PART), tmp_path)
+        backend = make_backend(
+            server.storage_settings(request.getfixturevalue("bucket"), "reg", chunk_size=S3_MIN_PART), tmp_path
+        )
     store = RegistryStore(backend, Fence(backend, window=0.2))
     store.whole_seconds = request.param == "s3"
     return store
@@ -211,8 +212,12 @@ def test_gc_command_beside_a_serving_registry(seaweedfs, bucket, tmp_path):
         for name, size in (("big", 3 << 20), ("small", 200_000)):
             archive, _ = docker_archive([random_layer(size, name), layer_tar({name: b"1"})])
             (tmp_path / f"{name}.tar").write_bytes(archive)
-            skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / f'{name}.tar'}",
-                   f"docker://{registry.host}/gc/{name}:v1")
+            skopeo(
+                "copy",
+                "--dest-tls-verify=false",
+                f"docker-archive:{tmp_path / f'{name}.tar'}",
+                f"docker://{registry.host}/gc/{name}:v1",
+            )
             info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/gc/{name}:v1").stdout)
             images[name] = info["Digest"]
             if name == "big":
@@ -221,36 +226,74 @@ def test_gc_command_beside_a_serving_registry(seaweedfs, bucket, tmp_path):
         assert r.status_code == 202
         before = bucket_bytes(seaweedfs, bucket)
         config = tmp_path / "reg" / "registry.json"
-        dry = subprocess.run([sys.executable, "-m", "dockyard.cli", "registry", "gc", "--config", str(config),
-                              "--dry-run", "--delete-untagged"], capture_output=True, text=True, cwd=REPO_ROOT,
-                             timeout=120)
+        dry = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dockyard.cli",
+                "registry",
+                "gc",
+                "--config",
+                str(config),
+                "--dry-run",
+                "--delete-untagged",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=120,
+        )
         assert dry.returncode == 0, dry.stderr
         assert f"manifest gc/big@{images['big']}: would delete" in dry.stdout
         assert bucket_bytes(seaweedfs, bucket) == before
-        gc = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "registry", "gc", "--config", str(config),
-                               "--delete-untagged"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=REPO_ROOT)
+        gc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli", "registry", "gc", "--config", str(config), "--delete-untagged"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
         # push while it collects (the state object says when it runs)
         archive, _ = docker_archive([random_layer(100_000, "during")])
         (tmp_path / "during.tar").write_bytes(archive)
         client = seaweedfs.client()
-        assert wait_for(lambda: gc.poll() is not None or client.list_objects_v2(
-            Bucket=bucket, Prefix="reg/_dockyard/gc/state").get("KeyCount"), timeout=30, interval=0.05)
+        assert wait_for(
+            lambda: (
+                gc.poll() is not None
+                or client.list_objects_v2(Bucket=bucket, Prefix="reg/_dockyard/gc/state").get("KeyCount")
+            ),
+            timeout=30,
+            interval=0.05,
+        )
         assert gc.poll() is None, gc.communicate()
-        skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'during.tar'}",
-               f"docker://{registry.host}/gc/during:v1")
+        skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-archive:{tmp_path / 'during.tar'}",
+            f"docker://{registry.host}/gc/during:v1",
+        )
         out, err = gc.communicate(timeout=120)
         assert gc.returncode == 0, err
         assert f"manifest gc/big@{images['big']}: deleted" in out
         after = bucket_bytes(seaweedfs, bucket)
         assert before - after > 2 << 20  # the big layer's 3 MB are back (less the ~0.1 MB pushed meanwhile)
-        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="reg/docker/registry/v2/blobs/")
-                .get("Contents", [])]
+        keys = [
+            o["Key"]
+            for o in client.list_objects_v2(Bucket=bucket, Prefix="reg/docker/registry/v2/blobs/").get("Contents", [])
+        ]
         assert not [k for k in keys if big_layer[7:] in k]
         for name in ("small", "during"):
-            skopeo("copy", "--src-tls-verify=false", f"docker://{registry.host}/gc/{name}:v1",
-                   f"oci:{tmp_path / ('out-' + name)}:x")
-        assert skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/gc/big@{images['big']}",
-                      check=False).returncode != 0
+            skopeo(
+                "copy",
+                "--src-tls-verify=false",
+                f"docker://{registry.host}/gc/{name}:v1",
+                f"oci:{tmp_path / ('out-' + name)}:x",
+            )
+        assert (
+            skopeo(
+                "inspect", "--tls-verify=false", f"docker://{registry.host}/gc/big@{images['big']}", check=False
+            ).returncode
+            != 0
+        )
     finally:
         registry.stop()

@@ -34,8 +34,15 @@ def test_skopeo_copy_inspect_list_delete(registry, tmp_path):
     config = json.loads(skopeo("inspect", "--config", "--tls-verify=false", dest).stdout)
     assert config["rootfs"]["diff_ids"] == [sha256(layer) for layer in layers]
     # copy within the registry (cross-repository), as OCI, and back out
-    skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "oci", dest,
-           f"docker://{registry.host}/skopeo/oci:v2")
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "oci",
+        dest,
+        f"docker://{registry.host}/skopeo/oci:v2",
+    )
     raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/skopeo/oci:v2").stdout)
     assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     skopeo("copy", "--src-tls-verify=false", dest, f"oci:{tmp_path / 'layout'}:x")
@@ -52,13 +59,27 @@ def test_skopeo_with_token_auth(token_registry, tmp_path):
     (tmp_path / "img.tar").write_bytes(archive)
     src = f"docker-archive:{tmp_path / 'img.tar'}"
     reg = token_registry
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"alice:{USERS['alice']}", src,
-           f"docker://{reg.host}/alice/sk:v1")
-    denied = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"alice:{USERS['alice']}", src,
-                    f"docker://{reg.host}/bob/sk:v1", check=False)
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"alice:{USERS['alice']}",
+        src,
+        f"docker://{reg.host}/alice/sk:v1",
+    )
+    denied = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"alice:{USERS['alice']}",
+        src,
+        f"docker://{reg.host}/bob/sk:v1",
+        check=False,
+    )
     assert denied.returncode != 0 and "denied" in denied.stderr
-    wrong = skopeo("inspect", "--tls-verify=false", "--creds", "alice:nope", f"docker://{reg.host}/alice/sk:v1",
-                   check=False)
+    wrong = skopeo(
+        "inspect", "--tls-verify=false", "--creds", "alice:nope", f"docker://{reg.host}/alice/sk:v1", check=False
+    )
     assert wrong.returncode != 0
     skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/alice/sk:v1")  # anonymous pull of public
 
@@ -106,10 +127,15 @@ def test_storage_is_shared_with_docker_registry(tmp_path):
     archive, _ = docker_archive([layer_tar({"shared": b"storage"})])
     (tmp_path / "img.tar").write_bytes(archive)
     try:
-        skopeo("copy", "--dest-tls-verify=false", f"docker-archive:{tmp_path / 'img.tar'}",
-               f"docker://{ours.host}/shared/img:v1")
+        skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            f"docker-archive:{tmp_path / 'img.tar'}",
+            f"docker://{ours.host}/shared/img:v1",
+        )
         digest = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{ours.host}/shared/img:v1").stdout)[
-            "Digest"]
+            "Digest"
+        ]
     finally:
         ours.stop()
     (tmp_path / "theirs").mkdir()
@@ -118,8 +144,13 @@ def test_storage_is_shared_with_docker_registry(tmp_path):
     try:
         info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{theirs.host}/shared/img:v1").stdout)
         assert info["Digest"] == digest
-        skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{theirs.host}/shared/img:v1",
-               f"docker://{theirs.host}/shared/copy:v2")
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{theirs.host}/shared/img:v1",
+            f"docker://{theirs.host}/shared/copy:v2",
+        )
     finally:
         theirs.stop()
     ours = start_registry(tmp_path / "ours")

@@ -68,8 +68,19 @@ class Receiver:
 
 def test_events_reach_the_webhook_after_retries(tmp_path):
     receiver = Receiver(fail=2)
-    settings = {"notifications": {"endpoints": [{"name": "audit", "url": receiver.url, "backoff": 0.1,
-                                                 "retries": 3, "headers": {"Authorization": "Bearer hook-token"}}]}}
+    settings = {
+        "notifications": {
+            "endpoints": [
+                {
+                    "name": "audit",
+                    "url": receiver.url,
+                    "backoff": 0.1,
+                    "retries": 3,
+                    "headers": {"Authorization": "Bearer hook-token"},
+                }
+            ]
+        }
+    }
     registry = start_registry(tmp_path / "reg", settings=settings)
     try:
         with httpx.Client(base_url=registry.url) as http:
@@ -82,9 +93,15 @@ def test_events_reach_the_webhook_after_retries(tmp_path):
         for event in receiver.events:
             by_action.setdefault(event["action"], []).append(event)
         [manifest_push] = [e for e in by_action["push"] if e["target"]["mediaType"] == DOCKER_MANIFEST]
-        assert manifest_push["target"] == {"mediaType": DOCKER_MANIFEST, "digest": digest, "repository": "notify/app",
-                                           "url": f"{registry.url}/v2/notify/app/manifests/{digest}",
-                                           "size": len(manifest), "length": len(manifest), "tag": "v1"}
+        assert manifest_push["target"] == {
+            "mediaType": DOCKER_MANIFEST,
+            "digest": digest,
+            "repository": "notify/app",
+            "url": f"{registry.url}/v2/notify/app/manifests/{digest}",
+            "size": len(manifest),
+            "length": len(manifest),
+            "tag": "v1",
+        }
         assert len(by_action["push"]) == 3  # and the config and layer blobs
         assert by_action["pull"][0]["target"]["tag"] == "v1"
         assert by_action["delete"][0]["target"]["digest"] == digest
@@ -100,8 +117,12 @@ def test_a_stuck_endpoint_costs_a_bounded_queue(tmp_path):
     """While a delivery hangs, new events wait in a queue of ``queue_size``: the oldest are dropped, the
     newest reach the receiver once it answers again."""
     receiver = Receiver(hold=True)
-    settings = {"notifications": {"queue_size": 3, "endpoints": [
-        {"name": "stuck", "url": receiver.url, "timeout": 60, "actions": ["pull"]}]}}
+    settings = {
+        "notifications": {
+            "queue_size": 3,
+            "endpoints": [{"name": "stuck", "url": receiver.url, "timeout": 60, "actions": ["pull"]}],
+        }
+    }
     registry = start_registry(tmp_path / "reg", settings=settings)
     try:
         with httpx.Client(base_url=registry.url) as http:
@@ -129,7 +150,8 @@ def test_notification_settings_are_checked():
     from dockyard.registry.config import RegistryConfig
 
     with pytest.raises(ValueError, match="actions"):
-        RegistryConfig.model_validate({"notifications": {"endpoints": [{"name": "x", "url": "http://h/",
-                                                                        "actions": ["explode"]}]}})
+        RegistryConfig.model_validate(
+            {"notifications": {"endpoints": [{"name": "x", "url": "http://h/", "actions": ["explode"]}]}}
+        )
     with pytest.raises(ValueError, match="queue_size"):
         RegistryConfig.model_validate({"notifications": {"queue_size": 0}})

@@ -36,10 +36,19 @@ def cache_for(tmp_path, upstream_url: str, name: str = "cache", **proxy):
 def push_to(server, tmp_path, name: str, layers: list[bytes], user: str = "root") -> str:
     archive, _ = docker_archive(layers)
     (tmp_path / "push.tar").write_bytes(archive)
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", f"{user}:{USERS[user]}",
-           f"docker-archive:{tmp_path / 'push.tar'}", f"docker://{server.host}/{name}")
-    return json.loads(skopeo("inspect", "--tls-verify=false", "--creds", f"{user}:{USERS[user]}",
-                             f"docker://{server.host}/{name}").stdout)["Digest"]
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"{user}:{USERS[user]}",
+        f"docker-archive:{tmp_path / 'push.tar'}",
+        f"docker://{server.host}/{name}",
+    )
+    return json.loads(
+        skopeo(
+            "inspect", "--tls-verify=false", "--creds", f"{user}:{USERS[user]}", f"docker://{server.host}/{name}"
+        ).stdout
+    )["Digest"]
 
 
 def cached_blobs(cache) -> set[str]:
@@ -52,8 +61,9 @@ def test_pull_through_fetches_verifies_stores_and_serves(upstream, tmp_path):
     cache = cache_for(tmp_path, upstream.url, username="root", password=USERS["root"])
     try:
         assert cached_blobs(cache) == set()
-        skopeo("copy", "--src-tls-verify=false", f"docker://{cache.host}/library/tool:1.0",
-               f"oci:{tmp_path / 'first'}:x")
+        skopeo(
+            "copy", "--src-tls-verify=false", f"docker://{cache.host}/library/tool:1.0", f"oci:{tmp_path / 'first'}:x"
+        )
         info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{cache.host}/library/tool:1.0").stdout)
         assert info["Digest"] == digest
         assert {digest, *info["Layers"]} <= cached_blobs(cache)  # stored, under their verified digests
@@ -62,8 +72,13 @@ def test_pull_through_fetches_verifies_stores_and_serves(upstream, tmp_path):
         r = httpx.post(f"{cache.url}/v2/library/tool/blobs/uploads/")
         assert r.status_code == 405 and "pull-through cache" in r.json()["errors"][0]["message"]
         assert httpx.delete(f"{cache.url}/v2/library/tool/manifests/{digest}").status_code == 405
-        denied = skopeo("copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'first'}:x",
-                        f"docker://{cache.host}/library/other:1", check=False)
+        denied = skopeo(
+            "copy",
+            "--dest-tls-verify=false",
+            f"oci:{tmp_path / 'first'}:x",
+            f"docker://{cache.host}/library/other:1",
+            check=False,
+        )
         assert denied.returncode != 0
         # a tag moved upstream is seen at once
         moved = push_to(upstream, tmp_path, "library/tool:1.0", [layer_tar({"moved": b"yes"})])
@@ -71,8 +86,12 @@ def test_pull_through_fetches_verifies_stores_and_serves(upstream, tmp_path):
         assert r.headers["Docker-Content-Digest"] == moved != digest
         # the upstream goes away: what the cache has, it still serves
         upstream.stop()
-        skopeo("copy", "--src-tls-verify=false", f"docker://{cache.host}/library/tool@{digest}",
-               f"oci:{tmp_path / 'offline'}:x")
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{cache.host}/library/tool@{digest}",
+            f"oci:{tmp_path / 'offline'}:x",
+        )
         r = httpx.get(f"{cache.url}/v2/library/tool/manifests/1.0", headers={"Accept": DOCKER_MANIFEST})
         assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == moved
         assert httpx.get(f"{cache.url}/v2/library/absent/manifests/1").status_code in (404, 500, 503)

@@ -36,8 +36,11 @@ def cluster(seaweedfs, tmp_path_factory):
     secret.write_text(os.urandom(32).hex())
     bucket = f"replicas-{os.getpid()}"
     seaweedfs.client().create_bucket(Bucket=bucket)
-    settings = {"storage": seaweedfs.storage_settings(bucket, "reg", chunk_size=S3_MIN_PART),
-                "auth": {"mode": "token", "secret_file": str(secret)}, "gc": {"window": 0.5}}
+    settings = {
+        "storage": seaweedfs.storage_settings(bucket, "reg", chunk_size=S3_MIN_PART),
+        "auth": {"mode": "token", "secret_file": str(secret)},
+        "gc": {"window": 0.5},
+    }
     Accounts(make_backend(settings["storage"], base), rounds=4).add(USER, PASSWORD)
 
     def start(name: str):
@@ -57,8 +60,7 @@ def replicas(cluster):
 
 
 def token(server, scope: str) -> dict:
-    r = httpx.get(f"{server.url}/token", params={"service": "dockyard-registry", "scope": scope},
-                  auth=(USER, PASSWORD))
+    r = httpx.get(f"{server.url}/token", params={"service": "dockyard-registry", "scope": scope}, auth=(USER, PASSWORD))
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -79,8 +81,12 @@ def test_an_upload_moves_between_replicas(replicas):
     r = httpx.patch(f"{c.url}{location}", content=b"x" * 10, headers={**auth, "Content-Range": "5-14"})
     assert r.status_code == 416
     # C finishes what A started and B continued; C never saw the first bytes, so it reads them back to hash
-    r = httpx.put(f"{c.url}{location}", params={"digest": sha256(data)}, content=data[first:],
-                  headers={**auth, "Content-Range": f"{first}-{len(data) - 1}"})
+    r = httpx.put(
+        f"{c.url}{location}",
+        params={"digest": sha256(data)},
+        content=data[first:],
+        headers={**auth, "Content-Range": f"{first}-{len(data) - 1}"},
+    )
     assert r.status_code == 201, r.text
     for server in replicas:
         got = httpx.get(f"{server.url}/v2/alice/moving/blobs/{sha256(data)}", headers=auth, timeout=60)
@@ -98,7 +104,7 @@ def test_a_killed_replicas_upload_is_resumed_elsewhere(cluster):
 
     def slow_body():
         for i in range(0, 2 * S3_MIN_PART + (1 << 20), 1 << 20):  # two whole chunks and a bit, then it hangs
-            yield data[i:i + (1 << 20)]
+            yield data[i : i + (1 << 20)]
         stall.wait(60)
 
     def patch() -> None:
@@ -123,8 +129,9 @@ def test_a_killed_replicas_upload_is_resumed_elsewhere(cluster):
         sender.join(60)
     done = progress()
     assert done == 2 * S3_MIN_PART  # what C had stored survives its death; the chunk in flight does not
-    r = httpx.patch(f"{a.url}{location}", content=data[done:], headers={**auth, "Content-Range":
-                                                                           f"{done}-{len(data) - 1}"})
+    r = httpx.patch(
+        f"{a.url}{location}", content=data[done:], headers={**auth, "Content-Range": f"{done}-{len(data) - 1}"}
+    )
     assert r.status_code == 202, r.text
     r = httpx.put(f"{b.url}{location}", params={"digest": sha256(data)}, headers=auth)
     assert r.status_code == 201, r.text
@@ -135,11 +142,13 @@ def test_a_killed_replicas_upload_is_resumed_elsewhere(cluster):
 def push_schema2(server, auth: dict, name: str, tag: str, layers: list[bytes]) -> str:
     manifest, config, blobs = schema2(layers)
     for blob in [config, *blobs]:
-        r = httpx.post(f"{server.url}/v2/{name}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob,
-                       headers=auth)
+        r = httpx.post(
+            f"{server.url}/v2/{name}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob, headers=auth
+        )
         assert r.status_code == 201, r.text
-    r = httpx.put(f"{server.url}/v2/{name}/manifests/{tag}", content=manifest,
-                  headers={**auth, "Content-Type": DOCKER_MANIFEST})
+    r = httpx.put(
+        f"{server.url}/v2/{name}/manifests/{tag}", content=manifest, headers={**auth, "Content-Type": DOCKER_MANIFEST}
+    )
     assert r.status_code == 201, r.text
     return sha256(manifest)
 
@@ -167,8 +176,7 @@ def test_push_through_one_pull_through_another_and_concurrent_tags(replicas):
         manifest = json.loads(r.content)
         for layer in [manifest["config"], *manifest["layers"]]:  # the winner is whole: every blob is there
             blob = httpx.get(f"{server.url}/v2/alice/app/blobs/{layer['digest']}", headers=auth)
-            assert blob.status_code == 200 and "sha256:" + hashlib.sha256(blob.content).hexdigest() == \
-                layer["digest"]
+            assert blob.status_code == 200 and "sha256:" + hashlib.sha256(blob.content).hexdigest() == layer["digest"]
     assert len(answers) == 1 and answers <= set(pushed.values())  # last writer wins, everywhere alike
     assert httpx.get(f"{c.url}/v2/alice/app/tags/list", headers=auth).json()["tags"] == ["latest", "v1"]
 
@@ -179,10 +187,22 @@ def test_skopeo_through_replicas(replicas, tmp_path):
     archive, _ = docker_archive([layer_tar({"rep": os.urandom(200_000)}), layer_tar({"x": b"y"})])
     (tmp_path / "img.tar").write_bytes(archive)
     creds = f"{USER}:{PASSWORD}"
-    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"docker-archive:{tmp_path / 'img.tar'}",
-           f"docker://{a.host}/alice/sk:v1")
-    skopeo("copy", "--src-tls-verify=false", "--src-creds", creds, f"docker://{b.host}/alice/sk:v1",
-           f"oci:{tmp_path / 'out'}:x")
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        creds,
+        f"docker-archive:{tmp_path / 'img.tar'}",
+        f"docker://{a.host}/alice/sk:v1",
+    )
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        creds,
+        f"docker://{b.host}/alice/sk:v1",
+        f"oci:{tmp_path / 'out'}:x",
+    )
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert len(index["manifests"]) == 1
 
@@ -206,7 +226,7 @@ def test_skopeo_push_docker_pull_while_a_replica_dies(cluster, tmp_path):
 
     def slow_body():
         for i in range(0, S3_MIN_PART + (1 << 20), 1 << 20):
-            yield data[i:i + (1 << 20)]
+            yield data[i : i + (1 << 20)]
         stall.wait(120)
 
     def patch() -> None:
@@ -223,10 +243,18 @@ def test_skopeo_push_docker_pull_while_a_replica_dies(cluster, tmp_path):
         (tmp_path / "bb.tar").write_bytes(archive)
         creds = f"{USER}:{PASSWORD}"
         pool = ThreadPoolExecutor(1)
-        pusher = pool.submit(skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", creds,
-                             f"docker-archive:{tmp_path / 'bb.tar'}", f"docker://{a.host}/alice/busybox:replicated")
-        assert wait_for(lambda: httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] != "0-0",
-                        timeout=60, interval=0.05), "replica D stored no chunk"
+        pusher = pool.submit(
+            skopeo,
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            f"docker-archive:{tmp_path / 'bb.tar'}",
+            f"docker://{a.host}/alice/busybox:replicated",
+        )
+        assert wait_for(
+            lambda: httpx.get(f"{a.url}{location}", headers=auth).headers["Range"] != "0-0", timeout=60, interval=0.05
+        ), "replica D stored no chunk"
         d.process.send_signal(signal.SIGKILL)  # while skopeo pushes through A
         d.process.wait(10)
         pusher.result(120)

@@ -19,8 +19,10 @@ def test_exposed_without_auth_and_with_deletion_warns():
     exposed = RegistryConfig.load(None, listen="0.0.0.0:5000")
     [warning] = startup_warnings(exposed, "none")
     assert "without authentication and with deletion enabled" in warning
-    assert startup_warnings(RegistryConfig.model_validate({"listen": "0.0.0.0:5000", "delete_enabled": False}),
-                            "none") == []
+    assert (
+        startup_warnings(RegistryConfig.model_validate({"listen": "0.0.0.0:5000", "delete_enabled": False}), "none")
+        == []
+    )
     assert startup_warnings(RegistryConfig.load(None, listen="127.0.0.1:5000"), "none") == []
     assert startup_warnings(RegistryConfig.load(None, listen="[::1]:5000"), "none") == []
 
@@ -36,8 +38,10 @@ def test_credentials_over_plain_http_warn(tmp_path):
 
 def test_realm_comes_from_the_settings():
     assert token_realm(RegistryConfig.load(None, listen="127.0.0.1:5000")) == "http://127.0.0.1:5000/token"
-    assert token_realm(RegistryConfig.load(None, listen="0.0.0.0:5000", realm="https://r.example/token")) == \
-        "https://r.example/token"
+    assert (
+        token_realm(RegistryConfig.load(None, listen="0.0.0.0:5000", realm="https://r.example/token"))
+        == "https://r.example/token"
+    )
     with pytest.raises(ValueError, match="never taken from a request's Host header"):
         token_realm(RegistryConfig.load(None, listen="0.0.0.0:5000"))
 
@@ -87,8 +91,10 @@ def test_limiter_counts_per_user_and_address():
 
 def test_failed_logins_are_rate_limited(tmp_path):
     users = make_users(tmp_path / "htpasswd")
-    registry = start_registry(tmp_path / "reg", settings={"auth": {"mode": "token", "users": str(users),
-                                                                   "login_failures": 3, "login_window": 300}})
+    registry = start_registry(
+        tmp_path / "reg",
+        settings={"auth": {"mode": "token", "users": str(users), "login_failures": 3, "login_window": 300}},
+    )
     try:
         token = f"{registry.url}/token"
         for _ in range(3):

@@ -67,8 +67,11 @@ def test_chunked_upload_with_ranges(http):
     data = os.urandom(300_000)
     r = http.post("/v2/chunky/blobs/uploads/")
     location = r.headers["Location"]
-    r = http.patch(location, content=data[:100_000], headers={"Content-Range": "0-99999",
-                                                              "Content-Type": "application/octet-stream"})
+    r = http.patch(
+        location,
+        content=data[:100_000],
+        headers={"Content-Range": "0-99999", "Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 202 and r.headers["Range"] == "0-99999"
     # a chunk that does not continue where the upload is: 416, and nothing appended
     r = http.patch(location, content=data[150_000:200_000], headers={"Content-Range": "150000-199999"})
@@ -76,8 +79,9 @@ def test_chunked_upload_with_ranges(http):
     assert http.get(location).headers["Range"] == "0-99999"
     r = http.patch(location, content=data[100_000:250_000], headers={"Content-Range": "100000-249999"})
     assert r.status_code == 202 and r.headers["Range"] == "0-249999"
-    r = http.put(location, params={"digest": sha256(data)}, content=data[250_000:],
-                 headers={"Content-Range": "250000-299999"})
+    r = http.put(
+        location, params={"digest": sha256(data)}, content=data[250_000:], headers={"Content-Range": "250000-299999"}
+    )
     assert r.status_code == 201, r.text
     assert http.get(f"/v2/chunky/blobs/{sha256(data)}").content == data
 
@@ -87,7 +91,7 @@ def test_streamed_patch_without_range(http):
 
     def chunks():
         for i in range(0, len(data), 65536):
-            yield data[i:i + 65536]
+            yield data[i : i + 65536]
 
     r = http.post("/v2/stream/blobs/uploads/")
     location = r.headers["Location"]
@@ -166,8 +170,9 @@ def test_manifest_digest_must_match(http):
     for blob in [config, *blobs]:
         upload(http, "img/tamper", blob)
     tampered = manifest.replace(b'"schemaVersion": 2', b'"schemaVersion":  2')
-    r = http.put(f"/v2/img/tamper/manifests/{sha256(manifest)}", content=tampered,
-                 headers={"Content-Type": DOCKER_MANIFEST})
+    r = http.put(
+        f"/v2/img/tamper/manifests/{sha256(manifest)}", content=tampered, headers={"Content-Type": DOCKER_MANIFEST}
+    )
     assert r.status_code == 400 and codes(r) == ["DIGEST_INVALID"]
     r = http.put("/v2/img/tamper/manifests/v1", content=b"{not json", headers={"Content-Type": DOCKER_MANIFEST})
     assert r.status_code == 400 and codes(r) == ["MANIFEST_INVALID"]
@@ -178,25 +183,56 @@ def test_oci_manifest_and_indexes(http):
     layer = gzip.compress(layer_tar({"f": b"oci"}), mtime=0)
     upload(http, "oci/img", config)
     upload(http, "oci/img", layer)
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": sha256(config), "size": len(config)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                       "digest": sha256(layer), "size": len(layer)}]}).encode()
-    r = http.put(f"/v2/oci/img/manifests/{sha256(manifest)}", content=manifest,
-                 headers={"Content-Type": OCI_MANIFEST})
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    r = http.put(f"/v2/oci/img/manifests/{sha256(manifest)}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
     assert r.status_code == 201, r.text
     for media_type in (OCI_INDEX, DOCKER_LIST):
-        index = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
-             "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
-        r = http.put(f"/v2/oci/img/manifests/multi-{media_type.split('.')[-2]}", content=index,
-                     headers={"Content-Type": media_type})
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": media_type,
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": sha256(manifest),
+                        "size": len(manifest),
+                        "platform": {"architecture": "amd64", "os": "linux"},
+                    }
+                ],
+            }
+        ).encode()
+        r = http.put(
+            f"/v2/oci/img/manifests/multi-{media_type.split('.')[-2]}",
+            content=index,
+            headers={"Content-Type": media_type},
+        )
         assert r.status_code == 201, r.text
         r = http.get(f"/v2/oci/img/manifests/multi-{media_type.split('.')[-2]}")
         assert r.headers["Content-Type"] == media_type and r.content == index
-    missing = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": sha256(b"none"), "size": 4}]}).encode()
+    missing = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(b"none"), "size": 4}],
+        }
+    ).encode()
     r = http.put("/v2/oci/img/manifests/broken", content=missing, headers={"Content-Type": OCI_INDEX})
     assert r.status_code == 400 and codes(r) == ["MANIFEST_BLOB_UNKNOWN"]
 

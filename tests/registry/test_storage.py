@@ -56,7 +56,7 @@ def test_writer_is_invisible_until_commit(backend):
     data = os.urandom(2 * S3_MIN_PART + 12345)  # several S3 parts
     writer = backend.writer("w/big")
     for i in range(0, len(data), 1 << 20):
-        writer.write(data[i:i + (1 << 20)])
+        writer.write(data[i : i + (1 << 20)])
     assert not backend.exists("w/big")
     writer.commit()
     assert backend.size("w/big") == len(data)
@@ -68,8 +68,9 @@ def test_writer_is_invisible_until_commit(backend):
     assert not backend.exists("w/aborted") and backend.list("w") == ["big"]
 
 
-@pytest.mark.parametrize("sizes", [[300], [S3_MIN_PART, S3_MIN_PART, 77], [1000, 2000, 3000]],
-                         ids=["one", "large-pieces", "small-pieces"])
+@pytest.mark.parametrize(
+    "sizes", [[300], [S3_MIN_PART, S3_MIN_PART, 77], [1000, 2000, 3000]], ids=["one", "large-pieces", "small-pieces"]
+)
 def test_compose(backend, sizes):
     """Server-side assembly when the pieces may be S3 parts, a copy through otherwise; sources stay."""
     pieces = [os.urandom(n) for n in sizes]
@@ -110,8 +111,18 @@ def test_s3_settings_are_checked(tmp_path):
         make_backend({"driver": "s3", "bucket": "b", "chunksize": 1024}, tmp_path)
     with pytest.raises(ValueError, match="needs a bucket"):
         make_backend({"driver": "s3"}, tmp_path)
-    backend = make_backend({"driver": "s3", "bucket": "b", "regionendpoint": "http://127.0.0.1:1", "accesskey": "a",
-                            "secretkey": "s", "chunksize": str(8 << 20), "rootdirectory": "/reg/"}, tmp_path)
+    backend = make_backend(
+        {
+            "driver": "s3",
+            "bucket": "b",
+            "regionendpoint": "http://127.0.0.1:1",
+            "accesskey": "a",
+            "secretkey": "s",
+            "chunksize": str(8 << 20),
+            "rootdirectory": "/reg/",
+        },
+        tmp_path,
+    )
     assert isinstance(backend, S3Backend)
     assert (backend.bucket, backend.prefix, backend.chunk_size) == ("b", "reg", 8 << 20)
 
@@ -128,7 +139,8 @@ def test_registry_on_seaweedfs(seaweedfs, bucket, tmp_path):
         assert len(info["Layers"]) == 2
         skopeo("copy", "--src-tls-verify=false", dest, f"oci:{tmp_path / 'out'}:x")
         assert json.loads(skopeo("list-tags", "--tls-verify=false", f"docker://{registry.host}/s3/img").stdout)[
-            "Tags"] == ["v1"]
+            "Tags"
+        ] == ["v1"]
         assert httpx.get(f"{registry.url}/v2/_catalog").json() == {"repositories": ["s3/img"]}
         # the content is in the bucket, in distribution's layout, and nothing local
         s3 = seaweedfs.client()

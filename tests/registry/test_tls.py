@@ -15,9 +15,28 @@ from tests.helpers.registry import Recorder, image_on_disk
 @pytest.mark.requires_openssl
 def test_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = start_registry(tmp_path / "tls", "--tls-cert", str(cert), "--tls-key", str(key), scheme="https")
     try:
         import ssl
@@ -36,4 +55,3 @@ def test_tls(tmp_path):
         assert _scheme_cache[server.host] == "https"
     finally:
         server.stop()
-

@@ -15,8 +15,12 @@ from tests.helpers.daemon import TcpDaemon, busybox_rootfs_tar
 from tests.helpers.registry import start_docker_registry
 from tests.helpers.requirements import require
 
-pytestmark = [pytest.mark.requires_root, pytest.mark.requires_lxc, pytest.mark.requires_chromium,
-              pytest.mark.integration]
+pytestmark = [
+    pytest.mark.requires_root,
+    pytest.mark.requires_lxc,
+    pytest.mark.requires_chromium,
+    pytest.mark.integration,
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +36,9 @@ def api(daemon: TcpDaemon, path: str) -> object:
         return json.loads(response.read())
 
 
-def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: TcpDaemon, browser: Browser,
-                                                                local_registry) -> None:
+def test_pull_with_progress_then_the_whole_container_lifecycle(
+    ui_daemon: TcpDaemon, browser: Browser, local_registry
+) -> None:
     d, b = ui_daemon, browser
     reference = f"{local_registry.host}/ui/busybox:1"
     # the image exists only in the registry: pushed from here, then removed here
@@ -47,8 +52,11 @@ def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: TcpDae
     b.wait(lambda: b.test_id("pull-ref"), what="the pull form")
     b.test_id("pull-ref").send_keys(reference)
     b.click("pull-submit")
-    progress = b.wait(lambda: b.test_id("pull-progress").get_attribute("data-state") == "done"
-                      and b.test_id("pull-progress"), timeout=120, what="the pull to finish")
+    progress = b.wait(
+        lambda: b.test_id("pull-progress").get_attribute("data-state") == "done" and b.test_id("pull-progress"),
+        timeout=120,
+        what="the pull to finish",
+    )
     assert progress.get_attribute("aria-valuenow") == "100"
     bars = b.find_all(".layer-row progress")
     assert bars and all(int(bar.get_attribute("max")) > 0 for bar in bars)  # sizes came with the progress
@@ -68,7 +76,8 @@ def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: TcpDae
     form.find_element("css selector", 'input[name="image"]').send_keys(reference)
     form.find_element("css selector", 'input[name="name"]').send_keys("ui-web")
     form.find_element("css selector", 'input[name="command"]').send_keys(
-        "sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'")
+        "sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'"
+    )
     form.find_element("css selector", 'textarea[name="env"]').send_keys("GREETING=from-the-ui")
     b.screenshot("02-run-form")
     b.click("run-submit")
@@ -132,12 +141,14 @@ def test_pull_with_progress_then_the_whole_container_lifecycle(ui_daemon: TcpDae
 
 def test_images_tag_commit_and_rmi(ui_daemon: TcpDaemon, browser: Browser) -> None:
     d, b = ui_daemon, browser
-    result = d.dockyard("run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c",
-                        "echo made > /made; sleep 600")
+    result = d.dockyard(
+        "run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c", "echo made > /made; sleep 600"
+    )
     if result.returncode != 0:  # the first test removed busybox:latest; put it back
         assert d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()).returncode == 0
-        result = d.dockyard("run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c",
-                            "echo made > /made; sleep 600")
+        result = d.dockyard(
+            "run", "-d", "--name", "ui-commit", "busybox:latest", "sh", "-c", "echo made > /made; sleep 600"
+        )
     assert result.returncode == 0, result.stderr.decode()
     container_id = result.stdout.decode().strip()
     b.driver.get(f"{d.url}/ui/#/containers/{container_id}")
@@ -148,8 +159,10 @@ def test_images_tag_commit_and_rmi(ui_daemon: TcpDaemon, browser: Browser) -> No
     b.screenshot("10-commit")
 
     b.driver.get(d.url + "/ui/#/images")
-    row = b.wait(lambda: [r for r in b.find_all('[data-test="image-row"]') if "ui/committed:1" in r.text],
-                 what="the committed image")[0]
+    row = b.wait(
+        lambda: [r for r in b.find_all('[data-test="image-row"]') if "ui/committed:1" in r.text],
+        what="the committed image",
+    )[0]
     row.find_element("css selector", '[data-test="tag-ref"]').send_keys("ui/committed:2")
     row.find_element("css selector", '[data-test="tag"]').click()
     b.wait(lambda: "ui/committed:2" in b.text("images"), what="the new tag")
@@ -181,8 +194,12 @@ def test_the_ui_page_is_locked_down(ui_daemon: TcpDaemon) -> None:
 def test_another_origin_is_refused_and_the_uis_own_is_not(ui_daemon: TcpDaemon) -> None:
     def create(origin: str) -> int:
         body = json.dumps({"Image": "busybox:latest", "Cmd": ["true"]}).encode()
-        req = urllib.request.Request(ui_daemon.url + "/v1.41/containers/create", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Origin": origin})
+        req = urllib.request.Request(
+            ui_daemon.url + "/v1.41/containers/create",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Origin": origin},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
                 return response.status
@@ -201,6 +218,8 @@ def test_docs_render_the_daemons_own_openapi(ui_daemon: TcpDaemon, browser: Brow
     text = b.find(".swagger-ui").text
     assert "dockyard Engine API" in text and "/containers/{id}/json" in text
     b.find(".opblock-summary-path[data-path='/containers/json']").click()
-    b.wait(lambda: "ContainerSummary" in b.find(".swagger-ui").text or "Names" in b.find(".swagger-ui").text,
-           what="the answer's schema")
+    b.wait(
+        lambda: "ContainerSummary" in b.find(".swagger-ui").text or "Names" in b.find(".swagger-ui").text,
+        what="the answer's schema",
+    )
     b.screenshot("12-api-docs")

@@ -23,8 +23,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url: str, headers: dict[str, str] | None = None, data: bytes | None = None,
-          method: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def fetch(
+    url: str, headers: dict[str, str] | None = None, data: bytes | None = None, method: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
     opener = urllib.request.build_opener(NoRedirect)
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
@@ -37,8 +38,12 @@ def fetch(url: str, headers: dict[str, str] | None = None, data: bytes | None = 
 @pytest.fixture(scope="module")
 def proxy(ui_daemon: TcpDaemon) -> Iterator[tuple[str, str, str]]:
     """(base URL, token, cookie header) of a running ``dockyard ui`` for the daemon's unix socket."""
-    process = subprocess.Popen([sys.executable, "-m", "dockyard.cli", "-H", ui_daemon.host, "ui", "--no-browser"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dockyard.cli", "-H", ui_daemon.host, "ui", "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
@@ -72,14 +77,22 @@ def test_host_and_origin_must_be_the_proxys_own(proxy) -> None:
     assert fetch(base + "/v1.41/version", {"Cookie": cookie, "Host": f"rebound.example:{port}"})[0] == 403
     body = json.dumps({"Image": "busybox:latest", "Cmd": ["true"]}).encode()
     for origin, expected in (("http://evil.example", 403), (f"http://localhost:{port}", 403)):
-        status, _, _ = fetch(base + "/v1.41/containers/create", {"Cookie": cookie, "Origin": origin,
-                                                                  "Content-Type": "application/json"}, body)
+        status, _, _ = fetch(
+            base + "/v1.41/containers/create",
+            {"Cookie": cookie, "Origin": origin, "Content-Type": "application/json"},
+            body,
+        )
         assert status == expected, origin
-    status, _, answer = fetch(base + "/v1.41/containers/create?name=via-proxy",
-                              {"Cookie": cookie, "Origin": base, "Content-Type": "application/json"}, body)
+    status, _, answer = fetch(
+        base + "/v1.41/containers/create?name=via-proxy",
+        {"Cookie": cookie, "Origin": base, "Content-Type": "application/json"},
+        body,
+    )
     assert status == 201, answer
-    assert fetch(base + "/v1.41/containers/via-proxy?force=1", {"Cookie": cookie, "Origin": base},
-                 method="DELETE")[0] == 204
+    assert (
+        fetch(base + "/v1.41/containers/via-proxy?force=1", {"Cookie": cookie, "Origin": base}, method="DELETE")[0]
+        == 204
+    )
 
 
 def test_the_ui_through_the_proxy_runs_a_terminal(ui_daemon: TcpDaemon, browser: Browser, proxy) -> None:
@@ -91,8 +104,10 @@ def test_the_ui_through_the_proxy_runs_a_terminal(ui_daemon: TcpDaemon, browser:
     assert result.returncode == 0, result.stderr.decode()
     b = browser
     b.driver.get(f"{base}/?token={token}")
-    b.wait(lambda: [r for r in b.find_all('[data-test="container-row"]') if r.get_attribute("data-name") == "proxied"],
-           what="the container listed through the proxy")[0].find_element("css selector", "a").click()
+    b.wait(
+        lambda: [r for r in b.find_all('[data-test="container-row"]') if r.get_attribute("data-name") == "proxied"],
+        what="the container listed through the proxy",
+    )[0].find_element("css selector", "a").click()
     b.click("tab-terminal")
     b.wait(lambda: b.text("terminal-status") == "connected", what="the websocket through the proxy")
     b.wait(lambda: "#" in b.find(".xterm-rows").text, what="the prompt")
@@ -131,8 +146,12 @@ def test_a_daemon_without_the_ui_is_an_error(tmp_path) -> None:
     server = UnixServer(path, Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        done = subprocess.run([sys.executable, "-m", "dockyard.cli", "-H", f"unix://{path}", "ui", "--no-browser"],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "dockyard.cli", "-H", f"unix://{path}", "ui", "--no-browser"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         server.shutdown()
     assert done.returncode == 1

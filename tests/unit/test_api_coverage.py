@@ -15,8 +15,11 @@ SPEC = coverage.find_spec(ROOT)
 def test_no_parameter_is_ignored_and_no_endpoint_missing():
     rows = coverage.parse(DOC.read_text())
     assert len(rows) > 900  # every v1.41 endpoint and parameter
-    bad = [f"{r.status}: {r.method} {r.path} {r.where} {r.param}" for r in rows
-           if r.status not in coverage.ALLOWED_STATUSES]
+    bad = [
+        f"{r.status}: {r.method} {r.path} {r.where} {r.param}"
+        for r in rows
+        if r.status not in coverage.ALLOWED_STATUSES
+    ]
     assert bad == []
 
 
@@ -36,8 +39,10 @@ def test_document_lists_every_parameter_of_the_spec():
 def test_a_route_without_declarations_is_reported_ignored():
     from dockyard.daemon.params import Endpoint
 
-    rows = [coverage.Row("GET", "/things/{id}/json", "", "", "endpoint"),
-            coverage.Row("GET", "/things/{id}/json", "query", "size", "boolean"),
-            coverage.Row("POST", "/others", "", "", "endpoint")]
+    rows = [
+        coverage.Row("GET", "/things/{id}/json", "", "", "endpoint"),
+        coverage.Row("GET", "/things/{id}/json", "query", "size", "boolean"),
+        coverage.Row("POST", "/others", "", "", "endpoint"),
+    ]
     result = coverage.statuses(rows, {("GET", "/things/{}/json"): Endpoint()})
     assert [r.status for r in result] == ["implemented", "ignored", "missing"]

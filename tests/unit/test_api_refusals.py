@@ -19,8 +19,11 @@ from tests.helpers.drivers import StubExec, StubNetwork, use_drivers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api-coverage.md"
 ENDPOINTS = coverage.app_endpoints()
-ROWS = [r for r in coverage.statuses(coverage.parse(DOC.read_text()), ENDPOINTS)
-        if r.status in ("refused", "values") or (r.status.startswith("endpoint ") and not r.where)]
+ROWS = [
+    r
+    for r in coverage.statuses(coverage.parse(DOC.read_text()), ENDPOINTS)
+    if r.status in ("refused", "values") or (r.status.startswith("endpoint ") and not r.where)
+]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,7 @@ def _nest(parts: list[str], value: Any, model: type[BaseModel] | None) -> dict:
         return {head: value}
     annotation: Any = dict
     inner = None
-    for name, info in (model.model_fields.items() if model is not None else []):
+    for name, info in model.model_fields.items() if model is not None else []:
         if (info.alias or name) == head:
             annotation, inner = info.annotation, _inner_model(info.annotation)
     if rest[0] == "*":
@@ -101,7 +104,7 @@ def _nest(parts: list[str], value: Any, model: type[BaseModel] | None) -> dict:
 
 def _required_query(endpoint: Endpoint) -> dict[str, str]:
     found = {}
-    for name, info in (endpoint.query.model_fields.items() if endpoint.query else []):
+    for name, info in endpoint.query.model_fields.items() if endpoint.query else []:
         if info.is_required():
             found[info.alias or name] = "1" if info.annotation is int else "/"
     return found
@@ -114,8 +117,12 @@ def _request(row: coverage.Row) -> tuple[str, str, dict, Any, str]:
     if row.where == "query":
         model, name, _ = _model_field(endpoint.query, [row.param])
         value = _bad_value(model, name)
-        query = {**_required_query(endpoint), row.param: str(value).lower() if isinstance(value, bool) else
-                 (value[0] if isinstance(value, list) else str(value))}
+        query = {
+            **_required_query(endpoint),
+            row.param: str(value).lower()
+            if isinstance(value, bool)
+            else (value[0] if isinstance(value, list) else str(value)),
+        }
         return row.method, path, query, None, row.param
     if row.where == "body":
         parts = row.param.split(".")

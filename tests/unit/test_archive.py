@@ -59,13 +59,18 @@ def outside(tmp_path: Path) -> Path:
 
 def test_apply_metadata_and_count(root: Path) -> None:
     cap = bytes.fromhex("0100000200200000000000000000000000000000")
-    n = apply(root, [dir_("bin", mtime=1_000), (entry("bin/su", mode=0o4755, uid=0, gid=0,
-                                                      xattrs={"security.capability": cap}), b"su!"),
-                     (entry("bin/own", mode=0o640, uid=1000, gid=42), b"1234"),
-                     (entry("bin/sh", tarfile.SYMTYPE, 0o777, linkname="su", mtime=77), None),
-                     (entry("bin/su2", tarfile.LNKTYPE, linkname="bin/su"), None),
-                     (entry("null", tarfile.CHRTYPE, 0o666, dev=(1, 3)), None),
-                     (entry("fifo", tarfile.FIFOTYPE, 0o600), None)])
+    n = apply(
+        root,
+        [
+            dir_("bin", mtime=1_000),
+            (entry("bin/su", mode=0o4755, uid=0, gid=0, xattrs={"security.capability": cap}), b"su!"),
+            (entry("bin/own", mode=0o640, uid=1000, gid=42), b"1234"),
+            (entry("bin/sh", tarfile.SYMTYPE, 0o777, linkname="su", mtime=77), None),
+            (entry("bin/su2", tarfile.LNKTYPE, linkname="bin/su"), None),
+            (entry("null", tarfile.CHRTYPE, 0o666, dev=(1, 3)), None),
+            (entry("fifo", tarfile.FIFOTYPE, 0o600), None),
+        ],
+    )
     assert n == 7
     su = os.lstat(root / "bin/su")
     assert stat.S_IMODE(su.st_mode) == 0o4755 and os.getxattr(root / "bin/su", "security.capability") == cap
@@ -87,26 +92,59 @@ def test_pax_fractional_mtime_is_exact(root: Path) -> None:
 
 def test_existing_dir_kept_other_types_replaced(root: Path) -> None:
     apply(root, [dir_("d"), (entry("d/lower"), b"l"), (entry("f"), b"file"), dir_("g"), (entry("g/x"), b"x")])
-    apply(root, [dir_("d", mode=0o700), (entry("f", tarfile.SYMTYPE, 0o777, linkname="d"), None),
-                 (entry("g"), b"now a file")])
+    apply(
+        root,
+        [dir_("d", mode=0o700), (entry("f", tarfile.SYMTYPE, 0o777, linkname="d"), None), (entry("g"), b"now a file")],
+    )
     assert (root / "d/lower").exists() and stat.S_IMODE(os.lstat(root / "d").st_mode) == 0o700
     assert os.readlink(root / "f") == "d"
     assert (root / "g").read_bytes() == b"now a file"
 
 
 def test_plain_whiteouts(root: Path) -> None:
-    apply(root, [dir_("a"), (entry("a/x"), b""), (entry("a/y"), b""), dir_("b"), dir_("b/c"), (entry("b/c/z"), b""),
-                 dir_("o"), (entry("o/old"), b""), dir_("o/sub"), (entry("o/sub/old"), b"")])
-    apply(root, [(entry("a/.wh.x"), b""), (entry(".wh.b"), b""), (entry("missing/.wh.q"), b""),
-                 (entry(".wh..wh.plnk"), b""),
-                 dir_("o"), dir_("o/sub"), (entry("o/sub/new"), b"n"), (entry("o/.wh..wh..opq"), b"")])
+    apply(
+        root,
+        [
+            dir_("a"),
+            (entry("a/x"), b""),
+            (entry("a/y"), b""),
+            dir_("b"),
+            dir_("b/c"),
+            (entry("b/c/z"), b""),
+            dir_("o"),
+            (entry("o/old"), b""),
+            dir_("o/sub"),
+            (entry("o/sub/old"), b""),
+        ],
+    )
+    apply(
+        root,
+        [
+            (entry("a/.wh.x"), b""),
+            (entry(".wh.b"), b""),
+            (entry("missing/.wh.q"), b""),
+            (entry(".wh..wh.plnk"), b""),
+            dir_("o"),
+            dir_("o/sub"),
+            (entry("o/sub/new"), b"n"),
+            (entry("o/.wh..wh..opq"), b""),
+        ],
+    )
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["a", "a/y", "o", "o/sub", "o/sub/new"]
 
 
 def test_overlay_whiteouts_both_ways(root: Path, tmp_path: Path) -> None:
     handler = archive.OverlayWhiteouts()
-    apply(root, [dir_("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/keep", xattrs={"user.a": b"1"}), b"k"),
-                 (entry(".wh.gone"), b"")], handler)
+    apply(
+        root,
+        [
+            dir_("d"),
+            (entry("d/.wh..wh..opq"), b""),
+            (entry("d/keep", xattrs={"user.a": b"1"}), b"k"),
+            (entry(".wh.gone"), b""),
+        ],
+        handler,
+    )
     gone = os.lstat(root / "gone")
     assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0
     assert os.getxattr(root / "d", "trusted.overlay.opaque") == b"y"
@@ -125,22 +163,57 @@ def test_lower_view_copy_up(root: Path, tmp_path: Path) -> None:
     """
     lower = tmp_path / "lower"
     lower.mkdir()
-    apply(lower, [dir_("etc"), (entry("etc/gone"), b"g"), (entry("etc/kept"), b"k"), dir_("opq"),
-                  (entry("opq/old"), b"o"), dir_("a", mode=0o750, uid=7, gid=8, mtime=1000, xattrs={"user.a": b"1"}),
-                  dir_("a/b", mode=0o700, mtime=2000), (entry("a/b/old"), b"o"),
-                  (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real", uid=5, mtime=3000), None),
-                  dir_("real"), (entry("real/f"), b"f"), (entry("file"), b"")])
+    apply(
+        lower,
+        [
+            dir_("etc"),
+            (entry("etc/gone"), b"g"),
+            (entry("etc/kept"), b"k"),
+            dir_("opq"),
+            (entry("opq/old"), b"o"),
+            dir_("a", mode=0o750, uid=7, gid=8, mtime=1000, xattrs={"user.a": b"1"}),
+            dir_("a/b", mode=0o700, mtime=2000),
+            (entry("a/b/old"), b"o"),
+            (entry("lnk", tarfile.SYMTYPE, 0o777, linkname="real", uid=5, mtime=3000), None),
+            dir_("real"),
+            (entry("real/f"), b"f"),
+            (entry("file"), b""),
+        ],
+    )
     handler = archive.OverlayWhiteouts(lower=str(lower))
-    apply(root, [(entry("etc/.wh.gone"), b""), (entry("opq/.wh..wh..opq"), b""), (entry("a/b/new"), b"n"),
-                 (entry("lnk/.wh.f"), b""), (entry("file/.wh.x"), b""), (entry("nowhere/.wh.y"), b"")], handler)
+    apply(
+        root,
+        [
+            (entry("etc/.wh.gone"), b""),
+            (entry("opq/.wh..wh..opq"), b""),
+            (entry("a/b/new"), b"n"),
+            (entry("lnk/.wh.f"), b""),
+            (entry("file/.wh.x"), b""),
+            (entry("nowhere/.wh.y"), b""),
+        ],
+        handler,
+    )
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == [
-        "a", "a/b", "a/b/new", "etc", "etc/gone", "lnk", "opq", "real", "real/f"]
+        "a",
+        "a/b",
+        "a/b/new",
+        "etc",
+        "etc/gone",
+        "lnk",
+        "opq",
+        "real",
+        "real/f",
+    ]
     assert stat.S_ISCHR(os.lstat(root / "etc/gone").st_mode) and stat.S_ISCHR(os.lstat(root / "real/f").st_mode)
     assert os.getxattr(root / "opq", "trusted.overlay.opaque") == b"y"
     for name in ("a", "a/b", "lnk"):
         up, low = os.lstat(root / name), os.lstat(lower / name)
-        assert (up.st_mode, up.st_uid, up.st_gid, up.st_mtime_ns) == (low.st_mode, low.st_uid, low.st_gid,
-                                                                      low.st_mtime_ns), name
+        assert (up.st_mode, up.st_uid, up.st_gid, up.st_mtime_ns) == (
+            low.st_mode,
+            low.st_uid,
+            low.st_gid,
+            low.st_mtime_ns,
+        ), name
     assert os.getxattr(root / "a", "user.a") == b"1" and os.readlink(root / "lnk") == "real"
     assert not archive.differs(str(lower / "a"), os.lstat(lower / "a"), str(root / "a"), os.lstat(root / "a"))
 
@@ -148,8 +221,10 @@ def test_lower_view_copy_up(root: Path, tmp_path: Path) -> None:
 def test_no_copy_up_below_an_opaque_directory_or_for_link_targets(root: Path, tmp_path: Path) -> None:
     lower = tmp_path / "lower"
     lower.mkdir()
-    apply(lower, [dir_("d"), dir_("d/sub", mode=0o700, uid=9), (entry("d/sub/x"), b"x"), dir_("t"),
-                  (entry("t/file"), b"t")])
+    apply(
+        lower,
+        [dir_("d"), dir_("d/sub", mode=0o700, uid=9), (entry("d/sub/x"), b"x"), dir_("t"), (entry("t/file"), b"t")],
+    )
     handler = archive.OverlayWhiteouts(lower=str(lower))
     apply(root, [dir_("d"), (entry("d/.wh..wh..opq"), b""), (entry("d/sub/new"), b"n")], handler)
     sub = os.lstat(root / "d/sub")
@@ -183,14 +258,18 @@ def test_differs_and_export_changes_leave_bookkeeping_xattrs_out(tmp_path: Path)
     assert not filtered[0].pax_headers
 
 
-@pytest.mark.parametrize("entries", [
-    [(entry("../x"), b"evil")],
-    [dir_("a"), (entry("a/../../x"), b"evil")],
-    [(entry("h", tarfile.LNKTYPE, linkname="../outside/t"), None)],
-    [(entry("h", tarfile.LNKTYPE, linkname="nonexistent"), None)],
-    [(entry(".wh.."), b"")],
-    [(entry("l", tarfile.SYMTYPE, 0o777, linkname="l"), None), (entry("l/x"), b"loop")],
-], ids=["dotdot", "dotdot-deep", "hardlink-out", "hardlink-missing", "whiteout-dotdot", "symlink-loop"])
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [(entry("../x"), b"evil")],
+        [dir_("a"), (entry("a/../../x"), b"evil")],
+        [(entry("h", tarfile.LNKTYPE, linkname="../outside/t"), None)],
+        [(entry("h", tarfile.LNKTYPE, linkname="nonexistent"), None)],
+        [(entry(".wh.."), b"")],
+        [(entry("l", tarfile.SYMTYPE, 0o777, linkname="l"), None), (entry("l/x"), b"loop")],
+    ],
+    ids=["dotdot", "dotdot-deep", "hardlink-out", "hardlink-missing", "whiteout-dotdot", "symlink-loop"],
+)
 def test_hostile_rejected(root: Path, outside: Path, entries) -> None:
     before = snapshot(outside)
     with pytest.raises(InvalidParameter):
@@ -200,10 +279,18 @@ def test_hostile_rejected(root: Path, outside: Path, entries) -> None:
 
 def test_symlinks_resolve_inside_root(root: Path, outside: Path) -> None:
     before = snapshot(outside)
-    apply(root, [(entry("abs", tarfile.SYMTYPE, 0o777, linkname=str(outside)), None), (entry("abs/x"), b"1"),
-                 (entry("rel", tarfile.SYMTYPE, 0o777, linkname="../../../.."), None), (entry("rel/y"), b"2"),
-                 (entry("f", tarfile.SYMTYPE, 0o777, linkname=f"{outside}/t"), None), (entry("f"), b"3"),
-                 (entry("h", tarfile.LNKTYPE, linkname="abs/x"), None)])
+    apply(
+        root,
+        [
+            (entry("abs", tarfile.SYMTYPE, 0o777, linkname=str(outside)), None),
+            (entry("abs/x"), b"1"),
+            (entry("rel", tarfile.SYMTYPE, 0o777, linkname="../../../.."), None),
+            (entry("rel/y"), b"2"),
+            (entry("f", tarfile.SYMTYPE, 0o777, linkname=f"{outside}/t"), None),
+            (entry("f"), b"3"),
+            (entry("h", tarfile.LNKTYPE, linkname="abs/x"), None),
+        ],
+    )
     assert snapshot(outside) == before
     inside = root / str(outside).lstrip("/")
     assert (inside / "x").read_bytes() == b"1" and (root / "y").read_bytes() == b"2"
@@ -263,11 +350,26 @@ def test_changes_follow_docker_rules(tmp_path: Path) -> None:
     os.utime(new / "same", ns=(1, 1))  # a directory's mtime alone: unchanged
     os.setxattr(new / "kids/k", "user.x", b"1")
     assert kinds(archive.changes(new, old)) == [
-        ("/dir2file", 0), ("/file2dir", 0), ("/file2dir/child", 1), ("/gone", 2),
-        ("/kids", 0), ("/kids/k", 0), ("/lnk", 0)]
+        ("/dir2file", 0),
+        ("/file2dir", 0),
+        ("/file2dir/child", 1),
+        ("/gone", 2),
+        ("/kids", 0),
+        ("/kids/k", 0),
+        ("/lnk", 0),
+    ]
     assert kinds(archive.changes(old, None)) == [
-        ("/dir2file", 1), ("/file2dir", 1), ("/gone", 1), ("/gone/sub", 1), ("/gone/sub/f", 1),
-        ("/kids", 1), ("/kids/k", 1), ("/lnk", 1), ("/same", 1), ("/sec", 1)]
+        ("/dir2file", 1),
+        ("/file2dir", 1),
+        ("/gone", 1),
+        ("/gone/sub", 1),
+        ("/gone/sub/f", 1),
+        ("/kids", 1),
+        ("/kids/k", 1),
+        ("/lnk", 1),
+        ("/same", 1),
+        ("/sec", 1),
+    ]
 
 
 def test_changes_size_counts_hardlinks_once(tmp_path: Path) -> None:
@@ -384,11 +486,16 @@ def test_pool_and_sequential_apply_agree_on_reused_names(tmp_path: Path) -> None
     whiteout of one) must end as when every entry is applied in order."""
     entries = [(entry(f"many/f{i}"), bytes([i % 251]) * (i * 37 % 5000)) for i in range(300)]
     entries += [
-        (entry("dup"), b"first"), (entry("dup"), b"second"),
-        (entry("was-file"), b"x"), dir_("was-file"),
-        (entry("parent"), b"y"), (entry("parent/child"), b"z"),
-        (entry("target"), b"linked"), (entry("hard", tarfile.LNKTYPE, linkname="target"), None),
-        (entry("gone"), b"soon"), (entry(".wh.gone"), b""),
+        (entry("dup"), b"first"),
+        (entry("dup"), b"second"),
+        (entry("was-file"), b"x"),
+        dir_("was-file"),
+        (entry("parent"), b"y"),
+        (entry("parent/child"), b"z"),
+        (entry("target"), b"linked"),
+        (entry("hard", tarfile.LNKTYPE, linkname="target"), None),
+        (entry("gone"), b"soon"),
+        (entry(".wh.gone"), b""),
         (entry("many/f7"), b"rewritten"),
     ]
     pooled, sequential = tmp_path / "pooled", tmp_path / "sequential"
@@ -415,8 +522,10 @@ def _tarfile_export(src: Path) -> bytes:
             info = tarfile.TarInfo(name)
             info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
             info.mtime, info.uname, info.gname = st.st_mtime_ns // 10**9, "", ""
-            info.pax_headers = {f"SCHILY.xattr.{k}": os.getxattr(path, k, follow_symlinks=False).decode()
-                                for k in sorted(os.listxattr(path, follow_symlinks=False))}
+            info.pax_headers = {
+                f"SCHILY.xattr.{k}": os.getxattr(path, k, follow_symlinks=False).decode()
+                for k in sorted(os.listxattr(path, follow_symlinks=False))
+            }
             content = None
             first = firsts.setdefault((st.st_dev, st.st_ino), name) if st.st_nlink > 1 else name
             if not stat.S_ISDIR(st.st_mode) and first != name:

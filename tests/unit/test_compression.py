@@ -29,14 +29,17 @@ def read_all(read) -> bytes:
     return b"".join(parts)
 
 
-@pytest.mark.parametrize("kind, compress", [
-    ("", lambda d: d),
-    ("gzip", lambda d: gzip.compress(d, mtime=0)),
-    ("gzip", lambda d: gzip.compress(d[:1000]) + gzip.compress(d[1000:]) + bytes(100)),  # two members, padding
-    ("zstd", lambda d: zstandard.ZstdCompressor().compress(d)),
-    ("bzip2", bz2.compress),
-    ("xz", lzma.compress),
-])
+@pytest.mark.parametrize(
+    "kind, compress",
+    [
+        ("", lambda d: d),
+        ("gzip", lambda d: gzip.compress(d, mtime=0)),
+        ("gzip", lambda d: gzip.compress(d[:1000]) + gzip.compress(d[1000:]) + bytes(100)),  # two members, padding
+        ("zstd", lambda d: zstandard.ZstdCompressor().compress(d)),
+        ("bzip2", bz2.compress),
+        ("xz", lzma.compress),
+    ],
+)
 def test_every_codec_is_recognised_and_undone(kind, compress) -> None:
     blob = compress(DATA)
     assert sniff(blob[:6]) == kind
@@ -47,8 +50,12 @@ def test_every_codec_is_recognised_and_undone(kind, compress) -> None:
 def test_output_is_bounded_and_truncation_refused() -> None:
     bomb = gzip.compress(bytes(64 << 20))  # 64 MiB of zeros in ~64 KiB
     assert read_all(decompressing_reader(io.BytesIO(bomb).read)) == bytes(64 << 20)
-    for blob in (gzip.compress(DATA)[:-10], bz2.compress(DATA)[:-10], lzma.compress(DATA)[:-10],
-                 gzip.compress(DATA)[:100] + b"\x00junk" * 50):
+    for blob in (
+        gzip.compress(DATA)[:-10],
+        bz2.compress(DATA)[:-10],
+        lzma.compress(DATA)[:-10],
+        gzip.compress(DATA)[:100] + b"\x00junk" * 50,
+    ):
         with pytest.raises(CodecError):
             read_all(decompressing_reader(io.BytesIO(blob).read))
 
@@ -60,7 +67,7 @@ def test_writers_are_deterministic_whatever_the_thread_count() -> None:
         out = io.BytesIO()
         with gzip_writer(out, level=1, threads=threads) as w:
             for i in range(0, len(data), compression.CHUNK):
-                w.write(data[i:i + compression.CHUNK])
+                w.write(data[i : i + compression.CHUNK])
         assert not out.closed
         outputs.append(out.getvalue())
     assert outputs[0] == outputs[1] == outputs[2]

@@ -7,15 +7,18 @@ from dockyard.daemon.config import load
 from dockyard.errors import InvalidParameter
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("unix:///var/run/dockyard.sock", Address("unix", path="/var/run/dockyard.sock")),
-    ("tcp://10.0.0.5:5555", Address("tcp", host="10.0.0.5", port=5555)),
-    ("tcp://0.0.0.0", Address("tcp", host="0.0.0.0", port=4243)),
-    ("tcp://:5555", Address("tcp", host="127.0.0.1", port=5555)),
-    ("0.0.0.0:5555", Address("tcp", host="0.0.0.0", port=5555)),
-    (":5555", Address("tcp", host="127.0.0.1", port=5555)),
-    ("tcp://[::1]:2375", Address("tcp", host="::1", port=2375)),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("unix:///var/run/dockyard.sock", Address("unix", path="/var/run/dockyard.sock")),
+        ("tcp://10.0.0.5:5555", Address("tcp", host="10.0.0.5", port=5555)),
+        ("tcp://0.0.0.0", Address("tcp", host="0.0.0.0", port=4243)),
+        ("tcp://:5555", Address("tcp", host="127.0.0.1", port=5555)),
+        ("0.0.0.0:5555", Address("tcp", host="0.0.0.0", port=5555)),
+        (":5555", Address("tcp", host="127.0.0.1", port=5555)),
+        ("tcp://[::1]:2375", Address("tcp", host="::1", port=2375)),
+    ],
+)
 def test_parse_host(value, expected):
     assert parse_host(value) == expected
 
@@ -46,7 +49,7 @@ def test_bad_config_file(tmp_path):
     f.write_text("storage-driver = [")
     with pytest.raises(InvalidParameter, match="cannot read config file"):
         load(f, {})
-    f.write_text('no-such-key = 1\n')
+    f.write_text("no-such-key = 1\n")
     with pytest.raises(InvalidParameter, match="invalid daemon configuration"):
         load(f, {})
 
@@ -60,10 +63,13 @@ def test_log_defaults_from_the_config_file(tmp_path):
     assert load(f, {"log_opts": {"max-file": "5"}}).log_opts == {"max-file": "5"}  # flags win
 
 
-@pytest.mark.parametrize("text, message", [
-    ('log-driver = "syslog"\n', "no log driver named 'syslog'"),
-    ('[log-opts]\nmax-size = "huge"\n', "invalid size"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('log-driver = "syslog"\n', "no log driver named 'syslog'"),
+        ('[log-opts]\nmax-size = "huge"\n', "invalid size"),
+    ],
+)
 def test_bad_log_defaults_stop_the_daemon_at_start(tmp_path, text, message):
     f = tmp_path / "daemon.toml"
     f.write_text(text)

@@ -28,12 +28,15 @@ def test_default_capabilities_are_dockers_bounding_set():
     assert f"{mask:016x}" == "00000000a80425fb"  # CapBnd of a default docker container
 
 
-@pytest.mark.parametrize("add, drop, expected_in, expected_out", [
-    (["NET_ADMIN"], [], {"CAP_NET_ADMIN", "CAP_CHOWN"}, set()),
-    (["cap_sys_admin"], ["chown"], {"CAP_SYS_ADMIN"}, {"CAP_CHOWN"}),
-    (["ALL"], ["SYS_ADMIN"], {"CAP_SYS_MODULE", "CAP_NET_ADMIN"}, {"CAP_SYS_ADMIN"}),
-    (["NET_RAW"], ["ALL"], {"CAP_NET_RAW"}, {"CAP_CHOWN", "CAP_KILL"}),
-])
+@pytest.mark.parametrize(
+    "add, drop, expected_in, expected_out",
+    [
+        (["NET_ADMIN"], [], {"CAP_NET_ADMIN", "CAP_CHOWN"}, set()),
+        (["cap_sys_admin"], ["chown"], {"CAP_SYS_ADMIN"}, {"CAP_CHOWN"}),
+        (["ALL"], ["SYS_ADMIN"], {"CAP_SYS_MODULE", "CAP_NET_ADMIN"}, {"CAP_SYS_ADMIN"}),
+        (["NET_RAW"], ["ALL"], {"CAP_NET_RAW"}, {"CAP_CHOWN", "CAP_KILL"}),
+    ],
+)
 def test_cap_add_and_drop(add, drop, expected_in, expected_out):
     caps = set(cf.capabilities(add, drop, host=HOST))
     assert expected_in <= caps and not expected_out & caps
@@ -62,8 +65,21 @@ def test_default_seccomp_profile_is_an_allow_list_returning_eperm():
     allowed = allowed_without_args(seccomp)
     assert {"read", "write", "execve", "openat", "arch_prctl", "ptrace"} <= allowed
     # what the tests rely on: none of these is in the default filter
-    for refused in ("keyctl", "add_key", "request_key", "bpf", "userfaultfd", "unshare", "mount", "setns",
-                    "kexec_load", "init_module", "reboot", "clone3", "open_by_handle_at"):
+    for refused in (
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "userfaultfd",
+        "unshare",
+        "mount",
+        "setns",
+        "kexec_load",
+        "init_module",
+        "reboot",
+        "clone3",
+        "open_by_handle_at",
+    ):
         assert refused not in allowed, refused
 
 
@@ -82,10 +98,19 @@ def test_seccomp_rules_follow_capabilities_arch_and_kernel():
 def test_seccomp_unconfined_custom_and_privileged():
     assert cf.resolve(security_opt=["seccomp=unconfined"], host=HOST).seccomp is None
     assert cf.resolve(privileged=True, host=HOST).seccomp is None
-    custom = json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
-        {"name": "chmod", "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 2048, "op": "SCMP_CMP_MASKED_EQ",
-                                                                 "valueTwo": 2048}]}]})
+    custom = json.dumps(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {
+                    "name": "chmod",
+                    "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 1, "value": 2048, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 2048}],
+                },
+            ],
+        }
+    )
     for privileged in (False, True):  # a named profile applies even to --privileged, as in Docker
         seccomp = cf.resolve(security_opt=[f"seccomp={custom}"], privileged=privileged, host=HOST).seccomp
         assert seccomp.default_action == "SCMP_ACT_ALLOW" and seccomp.syscalls[0].errno_ret == 13
@@ -93,14 +118,19 @@ def test_seccomp_unconfined_custom_and_privileged():
     assert cf.resolve(security_opt=["seccomp=builtin"], host=HOST).seccomp == cf.resolve(host=HOST).seccomp
 
 
-@pytest.mark.parametrize("profile, message", [
-    ("{not json", "Decoding seccomp profile failed"),
-    ('{"defaultAction": "SCMP_ACT_FLY"}', "defaultAction"),
-    ('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ALLOW"}]}',
-     "both 'name' and 'names'"),
-    ('{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/agent.sock"}', "listenerPath"),
-    ('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [], "bogus": 1}', "bogus"),
-])
+@pytest.mark.parametrize(
+    "profile, message",
+    [
+        ("{not json", "Decoding seccomp profile failed"),
+        ('{"defaultAction": "SCMP_ACT_FLY"}', "defaultAction"),
+        (
+            '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ALLOW"}]}',  # noqa: E501
+            "both 'name' and 'names'",
+        ),
+        ('{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/agent.sock"}', "listenerPath"),
+        ('{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [], "bogus": 1}', "bogus"),
+    ],
+)
 def test_bad_seccomp_profiles_are_400(profile, message):
     with pytest.raises(InvalidParameter, match=message):
         cf.resolve(security_opt=[f"seccomp={profile}"], host=HOST)
@@ -112,15 +142,24 @@ def test_a_custom_profile_needs_a_kernel_with_seccomp():
     assert cf.resolve(host=cf.HostFacts(seccomp=False)).seccomp is None
 
 
-@pytest.mark.parametrize("opts, nnp", [(["no-new-privileges"], True), (["no-new-privileges=true"], True),
-                                       (["no-new-privileges:true"], True), (["no-new-privileges=false"], False),
-                                       (["label=disable"], False), (["label:disable"], False)])
+@pytest.mark.parametrize(
+    "opts, nnp",
+    [
+        (["no-new-privileges"], True),
+        (["no-new-privileges=true"], True),
+        (["no-new-privileges:true"], True),
+        (["no-new-privileges=false"], False),
+        (["label=disable"], False),
+        (["label:disable"], False),
+    ],
+)
 def test_security_opts(opts, nnp):
     assert cf.resolve(security_opt=opts, host=HOST).no_new_privileges is nnp
 
 
-@pytest.mark.parametrize("opt", ["bogus", "fly=high", "no-new-privileges=maybe", "label=type:svirt_t",
-                                 "writable-cgroups=true"])
+@pytest.mark.parametrize(
+    "opt", ["bogus", "fly=high", "no-new-privileges=maybe", "label=type:svirt_t", "writable-cgroups=true"]
+)
 def test_unknown_security_opts_are_refused(opt):
     with pytest.raises(InvalidParameter):
         cf.resolve(security_opt=[opt], host=HOST)
@@ -146,8 +185,15 @@ def test_apparmor_follows_the_host():
 
 def test_masked_and_readonly_paths():
     default = cf.resolve(host=HOST)
-    assert {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-            "/proc/acpi"} <= set(default.masked_paths)
+    assert {
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
+        "/proc/acpi",
+    } <= set(default.masked_paths)
     assert default.readonly_paths == ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
     host = cf.HostFacts(thermal_throttle=("/sys/devices/system/cpu/cpu0/thermal_throttle",))
     assert "/sys/devices/system/cpu/cpu0/thermal_throttle" in cf.masked_paths(host)
@@ -164,8 +210,9 @@ def test_devices(tmp_path):
     assert str(default.device_rules[0]) == "a" and not default.device_rules[0].allow
     assert "c 1:3 rwm" in [str(r) for r in default.device_rules]
     assert "c 10:229 rwm" not in [str(r) for r in default.device_rules]  # /dev/fuse needs --device
-    fuse = cf.resolve(devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull",
-                                "CgroupPermissions": "rw"}], host=HOST)
+    fuse = cf.resolve(
+        devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"}], host=HOST
+    )
     assert [(d.path_in_container, d.type, d.major, d.minor) for d in fuse.devices] == [("/dev/mynull", "c", 1, 3)]
     assert str(fuse.device_rules[-1]) == "c 1:3 rw"
     with pytest.raises(InvalidParameter, match="error gathering device information"):
@@ -211,18 +258,26 @@ def test_seccomp_serialises_as_the_runtime_spec():
 
 def test_info_security_options():
     assert cf.info_security_options(host=HOST)[0] == "name=seccomp,profile=builtin"
-    opts = cf.info_security_options(daemon_no_new_privileges=True, custom_seccomp=True,
-                                    host=cf.HostFacts(apparmor=True))
+    opts = cf.info_security_options(
+        daemon_no_new_privileges=True, custom_seccomp=True, host=cf.HostFacts(apparmor=True)
+    )
     assert opts[:3] == ["name=apparmor", "name=seccomp,profile=custom", "name=no-new-privileges"]
 
 
 def test_daemon_wide_profile_and_no_new_privileges(tmp_path):
     profile = tmp_path / "p.json"
-    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
-        {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}))
+    profile.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}],
+            }
+        )
+    )
     security = cf.DaemonSecurity.from_options(profile, no_new_privileges=True)
-    resolved = cf.resolve(daemon_seccomp=security.seccomp_profile,
-                          daemon_no_new_privileges=security.no_new_privileges, host=HOST)
+    resolved = cf.resolve(
+        daemon_seccomp=security.seccomp_profile, daemon_no_new_privileges=security.no_new_privileges, host=HOST
+    )
     assert names(resolved.seccomp) == {"read", "write", "exit_group"} and resolved.no_new_privileges
     with pytest.raises(InvalidParameter, match="cannot read the seccomp profile"):
         cf.DaemonSecurity.from_options(tmp_path / "missing.json")

@@ -36,8 +36,9 @@ def race(tmp_path: Path):
     (vol / "swap").symlink_to(victim)
     # a process of its own, as the attacker in a container is: a thread would take turns with the test
     # under the GIL, and how often it swapped would depend on what else the interpreter runs
-    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(vol / "dir"), str(vol / "swap")],
-                               stdout=subprocess.PIPE)
+    swapper = subprocess.Popen(
+        [sys.executable, "-c", SWAPPER, str(vol / "dir"), str(vol / "swap")], stdout=subprocess.PIPE
+    )
     try:
         assert swapper.stdout.readline() == b"swapping\n"
         yield vol, victim
@@ -152,8 +153,9 @@ def test_file_operations_freeze_a_running_container_and_thaw_it_after():
 
     calls: list[str] = []
     service = ContainerService.__new__(ContainerService)
-    service.exec = SimpleNamespace(pause=lambda cid: calls.append(f"pause {cid}"),
-                                   unpause=lambda cid: calls.append(f"unpause {cid}"))
+    service.exec = SimpleNamespace(
+        pause=lambda cid: calls.append(f"pause {cid}"), unpause=lambda cid: calls.append(f"unpause {cid}")
+    )
 
     async def run(state: ContainerState, pause: bool = True) -> None:
         c = SimpleNamespace(id="c1", lock=asyncio.Lock(), state=state)

@@ -12,8 +12,15 @@ from pathlib import Path
 from aiohttp import web
 
 from dockyard.daemon import app as daemon_app
-from dockyard.daemon.http import (MAX_BODY, add_route, api_middleware, cancel_when_client_leaves, read_json,
-                                  stream_from_thread, stream_to_thread)
+from dockyard.daemon.http import (
+    MAX_BODY,
+    add_route,
+    api_middleware,
+    cancel_when_client_leaves,
+    read_json,
+    stream_from_thread,
+    stream_to_thread,
+)
 
 
 async def serve(app: web.Application, path: Path) -> web.AppRunner:
@@ -39,6 +46,7 @@ async def request(path: Path, raw: bytes, read: int = 1) -> bytes:
 
 def test_a_stream_stops_within_a_second_of_its_client_leaving(tmp_path):
     """A stream with nothing to write (logs -f of a quiet container, events) still notices."""
+
     async def main() -> float:
         finished = asyncio.Event()
 
@@ -122,14 +130,21 @@ def test_a_streamed_body_whose_client_leaves_ends_its_consumer(tmp_path):
         add_route(app, "POST", "/import", upload)
         runner = await serve(app, tmp_path / "s")
         try:
-            whole = await request(tmp_path / "s", b"POST /import HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                  b"Content-Length: 300000\r\n\r\n" + b"x" * 300_000, read=10_000)
+            whole = await request(
+                tmp_path / "s",
+                b"POST /import HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: 300000\r\n\r\n" + b"x" * 300_000,
+                read=10_000,
+            )
             assert whole.startswith(b"HTTP/1.1 200 ") and b'"total": 300000' in whole
             assert seen["thread"] == "body-consumer"
             seen.clear()
             # a client that announces 10 MB, sends 100 KB and leaves
-            await request(tmp_path / "s", b"POST /import HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
-                          + b"x" * 100_000, read=0)
+            await request(
+                tmp_path / "s",
+                b"POST /import HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 100_000,
+                read=0,
+            )
             deadline = time.monotonic() + 5
             while "handler_done" not in seen and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
@@ -151,8 +166,10 @@ def test_json_bodies_are_capped(tmp_path):
         runner = await serve(app, tmp_path / "s")
         try:
             big = b'{"a": "' + b"x" * (MAX_BODY + 10) + b'"}'
-            head = (b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n")
+            head = (
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n"
+            )
             too_big = await request(tmp_path / "s", head % len(big) + big, read=10_000)
             small = await request(tmp_path / "s", head % 8 + b'{"a": 1}', read=10_000)
             return too_big, small
@@ -184,4 +201,3 @@ def test_debug_mode_logs_a_stall_naming_the_request(tmp_path, caplog):
         asyncio.run(main())
     stalls = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
     assert any("GET /v1.41/stall" in m for m in stalls), stalls
-

@@ -89,10 +89,12 @@ def test_storage_migration_moves_images_and_container_layers(tmp_path):
     require_that(why is None, "the overlay storage driver", why or "")
     engine = _open(tmp_path)
     try:
-        image_id = engine.images.import_tarball(io.BytesIO(_tar({"bin/tool": b"#!/bin/sh\n", "etc/conf": b"a"})),
-                                                "base", "1")
-        created = asyncio.run(engine.containers.create(
-            CreateRequest.model_validate({"Image": "base:1", "Cmd": ["/bin/tool"]}), "moved"))
+        image_id = engine.images.import_tarball(
+            io.BytesIO(_tar({"bin/tool": b"#!/bin/sh\n", "etc/conf": b"a"})), "base", "1"
+        )
+        created = asyncio.run(
+            engine.containers.create(CreateRequest.model_validate({"Image": "base:1", "Cmd": ["/bin/tool"]}), "moved")
+        )
         root = engine.storage.mount(created["Id"])
         (root / "etc" / "conf").write_text("changed in the container")
         engine.storage.unmount(created["Id"])

@@ -12,10 +12,14 @@ from dockyard.models.runtime import ExitStatus
 from dockyard.plugins.exec_lxc.driver import LxcDriver
 
 #: what LXC 5 logs at WARN on every start into a netns the network driver made (it already has an id)
-NSID_WARN = ("lxc 20261208014333.400 WARN     start - ../src/lxc/start.c:lxc_spawn:1832 - "
-             "File exists - Failed to allocate new network namespace id\n")
-EXEC_ERROR = ("lxc 20261208014333.400 ERROR    start - ../src/lxc/start.c:start:2197 - "
-              "No such file or directory - Failed to exec \"/nope\"\n")
+NSID_WARN = (
+    "lxc 20261208014333.400 WARN     start - ../src/lxc/start.c:lxc_spawn:1832 - "
+    "File exists - Failed to allocate new network namespace id\n"
+)
+EXEC_ERROR = (
+    "lxc 20261208014333.400 ERROR    start - ../src/lxc/start.c:start:2197 - "
+    'No such file or directory - Failed to exec "/nope"\n'
+)
 
 
 class _Supervisor:

@@ -35,11 +35,13 @@ def test_a_cross_site_text_plain_post_is_refused():
     async def script(client):
         # what a page's fetch(..., {method: "POST", mode: "no-cors", body: "..."}) sends
         plain = await client.post("/containers/create", data=BODY, headers={"Content-Type": "text/plain"})
-        form = await client.post("/v1.41/containers/create", data=BODY,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = await client.post(
+            "/v1.41/containers/create", data=BODY, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         none = await client.post("/containers/create", data=BODY, skip_auto_headers=["Content-Type"])
-        good = await client.post("/containers/create", data=BODY,
-                                 headers={"Content-Type": "application/json; charset=utf-8"})
+        good = await client.post(
+            "/containers/create", data=BODY, headers={"Content-Type": "application/json; charset=utf-8"}
+        )
         empty = await client.post("/containers/create", data=b"", skip_auto_headers=["Content-Type"])
         return [(r.status, await r.json()) for r in (plain, form, none, good, empty)]
 
@@ -54,8 +56,12 @@ def test_requests_with_an_origin_are_refused_unless_allowed():
     async def script(client):
         out = []
         for method in ("POST", "GET", "OPTIONS"):
-            r = await client.request(method, "/containers/create", data=b"{}",
-                                     headers={"Origin": "https://evil.example", "Content-Type": "application/json"})
+            r = await client.request(
+                method,
+                "/containers/create",
+                data=b"{}",
+                headers={"Origin": "https://evil.example", "Content-Type": "application/json"},
+            )
             out.append((r.status, (await r.json())["message"], r.headers.get("Access-Control-Allow-Origin")))
         return out
 
@@ -63,17 +69,28 @@ def test_requests_with_an_origin_are_refused_unless_allowed():
         assert status == 403 and "cross-origin requests are refused" in message and cors is None
 
 
-@pytest.mark.parametrize("allowed, origin, status", [("*", "https://any.example", 200),
-                                                     ("https://ui.example", "https://ui.example", 200),
-                                                     ("https://ui.example", "https://evil.example", 403)])
+@pytest.mark.parametrize(
+    "allowed, origin, status",
+    [
+        ("*", "https://any.example", 200),
+        ("https://ui.example", "https://ui.example", 200),
+        ("https://ui.example", "https://evil.example", 403),
+    ],
+)
 def test_api_cors_header(allowed, origin, status):
     async def script(client):
-        preflight = await client.options("/containers/create", headers={"Origin": origin,
-                                                                        "Access-Control-Request-Method": "POST"})
-        post = await client.post("/containers/create", data=b"{}",
-                                 headers={"Origin": origin, "Content-Type": "application/json"})
-        return preflight.status, post.status, post.headers.get("Access-Control-Allow-Origin"), \
-            preflight.headers.get("Access-Control-Allow-Methods")
+        preflight = await client.options(
+            "/containers/create", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+        )
+        post = await client.post(
+            "/containers/create", data=b"{}", headers={"Origin": origin, "Content-Type": "application/json"}
+        )
+        return (
+            preflight.status,
+            post.status,
+            post.headers.get("Access-Control-Allow-Origin"),
+            preflight.headers.get("Access-Control-Allow-Methods"),
+        )
 
     preflight, post, cors, methods = run(guard.GuardConfig(cors_origin=allowed), script)
     assert (preflight, post) == (status, status)
@@ -81,9 +98,19 @@ def test_api_cors_header(allowed, origin, status):
         assert cors == allowed and "POST" in methods
 
 
-@pytest.mark.parametrize("host, status", [("attacker.example", 403), ("attacker.example:4243", 403),
-                                          ("127.0.0.1:4243", 200), ("localhost", 200), ("[::1]:4243", 200),
-                                          ("10.1.2.3", 200), ("my-daemon.lan:2375", 200), ("", 403)])
+@pytest.mark.parametrize(
+    "host, status",
+    [
+        ("attacker.example", 403),
+        ("attacker.example:4243", 403),
+        ("127.0.0.1:4243", 200),
+        ("localhost", 200),
+        ("[::1]:4243", 200),
+        ("10.1.2.3", 200),
+        ("my-daemon.lan:2375", 200),
+        ("", 403),
+    ],
+)
 def test_dns_rebinding_host_names_are_refused_on_tcp(host, status):
     async def script(client):
         r = await client.get("/containers/json", headers={"Host": host})

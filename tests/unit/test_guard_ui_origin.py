@@ -26,8 +26,13 @@ def test_the_own_origin_passes_only_with_the_ui_on() -> None:
 
 def test_other_origins_stay_refused_with_the_ui_on() -> None:
     ui = guard.GuardConfig.for_listeners("", ["127.0.0.1"], own_origin=True)
-    for origin in ("http://evil.example", "http://127.0.0.1:1", "https://127.0.0.1:{port}", "null",
-                   "http://localhost:{port}"):  # localhost is a name of this host, but not the origin asked
+    for origin in (
+        "http://evil.example",
+        "http://127.0.0.1:1",
+        "https://127.0.0.1:{port}",
+        "null",
+        "http://localhost:{port}",
+    ):  # localhost is a name of this host, but not the origin asked
         assert run(ui, _post(origin))[0] == 403, origin
 
 

@@ -27,8 +27,9 @@ class Recorder:
 
 def container(**check) -> SimpleNamespace:
     config = ContainerConfig(healthcheck=HealthConfig(test=["CMD", "true"], **check))
-    return SimpleNamespace(id="c" * 64, config=config,
-                           state=ContainerState(running=True, started_at=iso(1000), health=Health()))
+    return SimpleNamespace(
+        id="c" * 64, config=config, state=ContainerState(running=True, started_at=iso(1000), health=Health())
+    )
 
 
 def test_retries_make_it_unhealthy_and_one_success_healthy():
@@ -60,13 +61,19 @@ def test_failures_in_the_start_period_do_not_count_until_healthy_once():
 
 
 def test_probe_commands_and_config_checks():
-    assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["CMD", "curl", "-f", "x"]))) == \
-        ["curl", "-f", "x"]
-    assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["CMD-SHELL", "exit 0"]))) == \
-        ["/bin/sh", "-c", "exit 0"]
-    assert health.probe_of(ContainerConfig(shell=["/bin/bash", "-c"],
-                                           healthcheck=HealthConfig(test=["CMD-SHELL", "x"]))) == \
-        ["/bin/bash", "-c", "x"]
+    assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["CMD", "curl", "-f", "x"]))) == [
+        "curl",
+        "-f",
+        "x",
+    ]
+    assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["CMD-SHELL", "exit 0"]))) == [
+        "/bin/sh",
+        "-c",
+        "exit 0",
+    ]
+    assert health.probe_of(
+        ContainerConfig(shell=["/bin/bash", "-c"], healthcheck=HealthConfig(test=["CMD-SHELL", "x"]))
+    ) == ["/bin/bash", "-c", "x"]
     assert health.probe_of(ContainerConfig(healthcheck=HealthConfig(test=["NONE"]))) is None
     assert health.probe_of(ContainerConfig()) is None
     with pytest.raises(InvalidParameter, match="Interval in Healthcheck cannot be less than 1ms"):
@@ -78,8 +85,14 @@ def test_probe_commands_and_config_checks():
 
 
 def test_link_environment_is_docker_s():
-    child = SimpleNamespace(name="db", config=ContainerConfig(
-        hostname="abc", env=["PATH=/bin", "PASSWORD=x"], exposed_ports={"5432/tcp": {}, "5433/tcp": {}, "53/udp": {}}))
+    child = SimpleNamespace(
+        name="db",
+        config=ContainerConfig(
+            hostname="abc",
+            env=["PATH=/bin", "PASSWORD=x"],
+            exposed_ports={"5432/tcp": {}, "5433/tcp": {}, "53/udp": {}},
+        ),
+    )
     env = links.env("web", "my-db", child, "10.0.0.2")
     assert env[0] == "MY_DB_PORT=udp://10.0.0.2:53"
     assert "MY_DB_PORT_5432_TCP_START=tcp://10.0.0.2:5432" in env and "MY_DB_PORT_5432_TCP_PORT_END=5433" in env

@@ -41,11 +41,18 @@ def layer(name: str, content: bytes) -> bytes:
 
 
 def docker_archive_bytes(layers: list[bytes], diff_ids: list[str] | None = None, tag: str = "t/img:1") -> bytes:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids or [sha(x) for x in layers]}}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids or [sha(x) for x in layers]},
+        }
+    ).encode()
     image_id = hashlib.sha256(config).hexdigest()
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -83,8 +90,7 @@ def test_load_plain_and_compressed(images, tmp_path) -> None:
     finally:
         images.storage.unmount(chain[-1])
     # docker save | gzip, and an archive whose layer.tar is itself compressed
-    assert load(images, tmp_path, gzip.compress(docker_archive_bytes(layers, tag="t/gz:1"))) == \
-        ["Loaded image: t/gz:1"]
+    assert load(images, tmp_path, gzip.compress(docker_archive_bytes(layers, tag="t/gz:1"))) == ["Loaded image: t/gz:1"]
     assert images.resolve("t/gz:1") == image_id
     third = layer("c", b"3" * 70_000)
     archive = docker_archive_bytes([layers[0], gzip.compress(third)], [sha(layers[0]), sha(third)], tag="t/c:1")

@@ -83,8 +83,11 @@ def test_the_sources_were_found():
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_respect_the_layers(module):
-    bad = {imported: why for imported in _imports(module, MODULES[module])
-           if (why := _violations(module, imported)) is not None}
+    bad = {
+        imported: why
+        for imported in _imports(module, MODULES[module])
+        if (why := _violations(module, imported)) is not None
+    }
     assert not bad, f"{module}: {bad}"
 
 
@@ -100,7 +103,14 @@ def test_the_checker_catches_violations():
 def test_one_hookimpl_spelling():
     """Drivers, observers and the core's fallbacks all write ``from dockyard import hookimpl`` / ``@hookimpl``."""
     sources = [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("examples/*/*/*.py"), ROOT / "core" / "storage_fallbacks.py"]
-    other = [str(p.relative_to(ROOT)) for p in sources
-             if "/build/" not in str(p) and ("hookspecs import hookimpl" in (text := p.read_text())
-                                              or "@dockyard.hookimpl" in text or "@hookspecs.hookimpl" in text)]
+    other = [
+        str(p.relative_to(ROOT))
+        for p in sources
+        if "/build/" not in str(p)
+        and (
+            "hookspecs import hookimpl" in (text := p.read_text())
+            or "@dockyard.hookimpl" in text
+            or "@hookspecs.hookimpl" in text
+        )
+    ]
     assert not other, other

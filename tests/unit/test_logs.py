@@ -53,8 +53,9 @@ class Writer:
         self.f.close()
 
 
-def write_lines(path: Path, lines: range | list[int], *, max_size: int = 0, max_files: int = 1,
-                stream: str = "stdout", t0: int = NS) -> None:
+def write_lines(
+    path: Path, lines: range | list[int], *, max_size: int = 0, max_files: int = 1, stream: str = "stdout", t0: int = NS
+) -> None:
     w = Writer(path, max_size, max_files)
     for i in lines:
         w.write(stream, f"line {i}".encode(), t0 + i * 1_000_000_000)
@@ -65,6 +66,7 @@ def read_all(path: Path, query: LogQuery | None = None, **kw) -> list[str]:
     async def go() -> list[str]:
         async with aclosing(stream_log(path, query or LogQuery(), text, **kw)) as chunks:
             return [line for chunk in [c async for c in chunks] for line in chunk.decode().splitlines()]
+
     return asyncio.run(go())
 
 
@@ -86,7 +88,7 @@ def test_everything_in_order_across_rotated_files(tmp_path):
 def test_tail_counts_back_across_rotated_files(tmp_path, tail):
     log = tmp_path / "c-json.log"
     write_lines(log, range(1000), max_size=4000, max_files=100)
-    assert numbers(read_all(log, LogQuery(tail=tail))) == list(range(1000))[len(range(1000)) - min(tail, 1000):]
+    assert numbers(read_all(log, LogQuery(tail=tail))) == list(range(1000))[len(range(1000)) - min(tail, 1000) :]
 
 
 def test_tail_reads_from_the_end_only(tmp_path):
@@ -204,8 +206,9 @@ def test_follow_with_one_file_sees_each_replacement(tmp_path):
     async def go() -> list[str]:
         got: list[str] = []
         gate.release()
-        async with aclosing(stream_log(log, LogQuery(), text, follow=True, running=lambda: not done.is_set(),
-                                       poll=0.001)) as chunks:
+        async with aclosing(
+            stream_log(log, LogQuery(), text, follow=True, running=lambda: not done.is_set(), poll=0.001)
+        ) as chunks:
             async for chunk in chunks:
                 got += chunk.decode().splitlines()
                 gate.release()
@@ -252,27 +255,33 @@ def test_defaults_fill_what_the_container_left_out():
     assert logs.merge_config(LogConfig(), LogConfig(type="none")).type == "none"
 
 
-@pytest.mark.parametrize("config, expected", [
-    ({}, logs.LogSettings("json-file", 0, 1)),
-    ({"max-size": "10m", "max-file": "3"}, logs.LogSettings("json-file", 10_000_000, 3)),
-    ({"max-size": "1.5k"}, logs.LogSettings("json-file", 1500, 1)),
-    ({"max-size": "2MB", "compress": "false", "mode": "blocking"}, logs.LogSettings("json-file", 2_000_000, 1)),
-])
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({}, logs.LogSettings("json-file", 0, 1)),
+        ({"max-size": "10m", "max-file": "3"}, logs.LogSettings("json-file", 10_000_000, 3)),
+        ({"max-size": "1.5k"}, logs.LogSettings("json-file", 1500, 1)),
+        ({"max-size": "2MB", "compress": "false", "mode": "blocking"}, logs.LogSettings("json-file", 2_000_000, 1)),
+    ],
+)
 def test_json_file_options(config, expected):
     assert logs.settings(LogConfig(type="json-file", config=config)) == expected
 
 
-@pytest.mark.parametrize("driver, config, message", [
-    ("syslog", {}, "logger: no log driver named 'syslog' is registered"),
-    ("json-file", {"max-sise": "1m"}, "unknown log opt 'max-sise' for json-file log driver"),
-    ("json-file", {"max-size": "lots"}, "invalid size: 'lots'"),
-    ("json-file", {"max-size": "0"}, "max-size must be a positive number"),
-    ("json-file", {"max-file": "0"}, "max-file cannot be less than 1"),
-    ("json-file", {"max-file": "x"}, "invalid syntax"),
-    ("json-file", {"labels": "a"}, "log opt 'labels' of the json-file log driver is not supported"),
-    ("json-file", {"compress": "true", "max-size": "1m", "max-file": "2"}, "'compress'"),
-    ("none", {"mode": "non-blocking"}, "non-blocking"),
-])
+@pytest.mark.parametrize(
+    "driver, config, message",
+    [
+        ("syslog", {}, "logger: no log driver named 'syslog' is registered"),
+        ("json-file", {"max-sise": "1m"}, "unknown log opt 'max-sise' for json-file log driver"),
+        ("json-file", {"max-size": "lots"}, "invalid size: 'lots'"),
+        ("json-file", {"max-size": "0"}, "max-size must be a positive number"),
+        ("json-file", {"max-file": "0"}, "max-file cannot be less than 1"),
+        ("json-file", {"max-file": "x"}, "invalid syntax"),
+        ("json-file", {"labels": "a"}, "log opt 'labels' of the json-file log driver is not supported"),
+        ("json-file", {"compress": "true", "max-size": "1m", "max-file": "2"}, "'compress'"),
+        ("none", {"mode": "non-blocking"}, "non-blocking"),
+    ],
+)
 def test_refused_configurations_name_the_problem(driver, config, message):
     with pytest.raises(InvalidParameter, match=message.replace("(", r"\(").replace(".", r"\.")):
         logs.settings(LogConfig(type=driver, config=config))
@@ -287,12 +296,21 @@ def test_both_formats_read_alike(tmp_path):
     """conmon's CRI lines (partial ones joined as Docker prints them, times turned to UTC) and
     Docker's json-file records, in logs written before conmon."""
     cri, jsonfile = tmp_path / "cri.log", tmp_path / "json.log"
-    cri.write_bytes(cri_line("stderr", NS + 5, "héllo".encode()) + cri_line("stdout", NS, b"a long ", full=False)
-                    + cri_line("stdout", NS, b"line"))
-    jsonfile.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in (
-        {"log": "h\u00e9llo\n", "stream": "stderr", "time": "2023-11-14T22:13:20.000000005Z"},
-        {"log": "a long ", "stream": "stdout", "time": "2023-11-14T22:13:20Z"},
-        {"log": "line\n", "stream": "stdout", "time": "2023-11-14T22:13:20Z"})))
+    cri.write_bytes(
+        cri_line("stderr", NS + 5, "héllo".encode())
+        + cri_line("stdout", NS, b"a long ", full=False)
+        + cri_line("stdout", NS, b"line")
+    )
+    jsonfile.write_bytes(
+        b"".join(
+            json.dumps(r).encode() + b"\n"
+            for r in (
+                {"log": "h\u00e9llo\n", "stream": "stderr", "time": "2023-11-14T22:13:20.000000005Z"},
+                {"log": "a long ", "stream": "stdout", "time": "2023-11-14T22:13:20Z"},
+                {"log": "line\n", "stream": "stdout", "time": "2023-11-14T22:13:20Z"},
+            )
+        )
+    )
 
     def entries(path: Path) -> list:
         cursor = LogCursor(path)
@@ -300,9 +318,11 @@ def test_both_formats_read_alike(tmp_path):
         cursor.close()
         return [json.loads(line) for line in out.splitlines()]
 
-    expected = [["stderr", "2023-11-14T22:13:20.000000005Z", "héllo\n"], ["stdout", "2023-11-14T22:13:20.000000000Z",
-                                                                          "a long "],
-                ["stdout", "2023-11-14T22:13:20.000000000Z", "line\n"]]
+    expected = [
+        ["stderr", "2023-11-14T22:13:20.000000005Z", "héllo\n"],
+        ["stdout", "2023-11-14T22:13:20.000000000Z", "a long "],
+        ["stdout", "2023-11-14T22:13:20.000000000Z", "line\n"],
+    ]
     assert entries(cri) == expected
     assert [e[2] for e in entries(jsonfile)] == [e[2] for e in expected]
 

@@ -36,14 +36,30 @@ def test_bad_types_are_rejected():
 
 
 def test_state_uses_docker_names():
-    assert set(ContainerState().api()) == {"Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead",
-                                           "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt"}
+    assert set(ContainerState().api()) == {
+        "Status",
+        "Running",
+        "Paused",
+        "Restarting",
+        "OOMKilled",
+        "Dead",
+        "Pid",
+        "ExitCode",
+        "Error",
+        "StartedAt",
+        "FinishedAt",
+    }
 
 
 def test_image_config_is_oci_and_canonical():
-    config = ImageConfig.model_validate({"architecture": "amd64", "os": "linux",
-                                         "config": {"Cmd": ["sh"], "Env": ["A=1"]},
-                                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}})
+    config = ImageConfig.model_validate(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["sh"], "Env": ["A=1"]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
+        }
+    )
     data = json.loads(config.canonical_json())
     assert data["config"]["Cmd"] == ["sh"] and data["rootfs"]["diff_ids"] == ["sha256:" + "0" * 64]
     assert config.canonical_json() == ImageConfig.model_validate(data).canonical_json()

@@ -44,7 +44,7 @@ def test_absolute_symlink_in_the_image_stays_inside(rootfs, host_dir):
     (rootfs / "etc").symlink_to(str(host_dir))
     target = make_mountpoint(rootfs, "/etc/hosts", directory=False)
     assert list(host_dir.iterdir()) == []
-    assert target == str(host_dir) + "/hosts"          # the link's target, taken inside the rootfs
+    assert target == str(host_dir) + "/hosts"  # the link's target, taken inside the rootfs
     assert (rootfs / str(host_dir).lstrip("/") / "hosts").is_file()
 
 
@@ -74,8 +74,11 @@ def test_mount_plan_orders_parents_first_and_creates_nested_points_in_the_coveri
     inner.mkdir()
     hosts.write_text("")
     plan = mount_plan(rootfs, [(inner, "/data/inner/", True), (hosts, "/etc/hosts", False), (volume, "/data", False)])
-    assert [(str(s), t) for s, t, _ in plan] == [(str(volume), "/data"), (str(inner), "/data/inner"),
-                                                (str(hosts), "/etc/hosts")]
+    assert [(str(s), t) for s, t, _ in plan] == [
+        (str(volume), "/data"),
+        (str(inner), "/data/inner"),
+        (str(hosts), "/etc/hosts"),
+    ]
     assert (volume / "inner").is_dir() and not (rootfs / "data" / "inner").exists()
     assert (rootfs / "etc" / "hosts").is_file() and plan[1][2] is True
 

@@ -16,7 +16,7 @@ from dockyard.observers import Observers, load_observers
 from tests.helpers.drivers import StubExec, StubNetwork, use_drivers
 from tests.helpers.plugins import fake_distribution
 
-RECORDER = '''
+RECORDER = """
     import threading
     from dockyard import hookimpl
 
@@ -29,7 +29,7 @@ RECORDER = '''
     @hookimpl
     def container_died(container_id, exit_code):
         seen.append(("died", container_id, exit_code, threading.current_thread().name))
-'''
+"""
 
 
 @pytest.fixture
@@ -67,13 +67,16 @@ def test_every_observer_sees_every_event_off_the_callers_thread(installed):
 
 
 def test_an_observer_that_raises_keeps_no_one_else_from_the_event(installed, caplog):
-    installed("broken_recorder", '''
+    installed(
+        "broken_recorder",
+        """
         from dockyard import hookimpl
 
         @hookimpl
         def container_died(container_id, exit_code):
             raise RuntimeError("webhook down")
-    ''')
+    """,
+    )
     installed("zz_recorder", RECORDER)
     pm = drivers.make_plugin_manager()
     load_observers(pm)
@@ -99,13 +102,16 @@ def test_blocking_and_disabling(installed, monkeypatch):
 
 
 def test_an_observer_that_cannot_load_is_named(installed):
-    installed("typo_observer", '''
+    installed(
+        "typo_observer",
+        """
         from dockyard import hookimpl
 
         @hookimpl
         def container_stated(container_id, pid):  # no such hook
             pass
-    ''')
+    """,
+    )
     pm = drivers.make_plugin_manager()
     load_observers(pm)
     with pytest.raises(pluggy.PluginValidationError, match="container_stated"):
@@ -116,13 +122,16 @@ def test_an_observer_that_cannot_load_is_named(installed):
 
 
 def test_the_engine_refuses_an_observer_for_no_hook(installed, tmp_path, monkeypatch):
-    installed("typo_observer2", '''
+    installed(
+        "typo_observer2",
+        """
         from dockyard import hookimpl
 
         @hookimpl
         def image_pulled(reference):  # not a hook
             pass
-    ''')
+    """,
+    )
     use_drivers(monkeypatch, exec={"stub": StubExec}, network={"stub": StubNetwork})
     with pytest.raises(pluggy.PluginValidationError, match="image_pulled"):
         Engine.open(tmp_path / "root", storage="vfs", execution="stub", network="stub")
@@ -132,7 +141,9 @@ def test_daemon_configured_is_historic(installed):
     pm = drivers.make_plugin_manager()
     observers = Observers(pm)
     observers.daemon_configured({"debug": True})
-    installed("late_observer", '''
+    installed(
+        "late_observer",
+        """
         from dockyard import hookimpl
 
         configs = []
@@ -140,6 +151,7 @@ def test_daemon_configured_is_historic(installed):
         @hookimpl
         def daemon_configured(config):
             configs.append(config)
-    ''')
+    """,
+    )
     load_observers(pm)
     assert sys.modules["late_observer"].configs == [{"debug": True}]

@@ -32,8 +32,11 @@ def spec() -> dict[str, Any]:
 def test_every_route_is_documented(doc) -> None:
     """Each route the daemon serves has its answers in RESPONSES, unless it declares itself refused."""
     app = make_app(object())
-    routes = {(method, path) for method, path, handler in openapi._routes(app)
-              if getattr(getattr(handler, "endpoint", None), "refused", None) is None}
+    routes = {
+        (method, path)
+        for method, path, handler in openapi._routes(app)
+        if getattr(getattr(handler, "endpoint", None), "refused", None) is None
+    }
     assert sorted(routes - set(openapi.RESPONSES)) == []
     assert {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops} >= routes
     assert doc["servers"] == [{"url": "/v1.41"}]
@@ -81,12 +84,16 @@ def test_route_declarations_become_parameters_and_bodies() -> None:
     get = doc["paths"]["/containers/json"]["get"]
     assert get["summary"] == "List things."
     assert [(p["name"], p["in"], p["schema"].get("type")) for p in get["parameters"]] == [
-        ("all", "query", "boolean"), ("limit", "query", "integer"), ("filters", "query", "string")]
+        ("all", "query", "boolean"),
+        ("limit", "query", "integer"),
+        ("filters", "query", "string"),
+    ]
     post = doc["paths"]["/containers/create"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CreateBody"}
     assert doc["components"]["schemas"]["CreateBody"]["required"] == ["Image"]
     assert post["responses"]["201"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ContainerCreateResponse"}
+        "$ref": "#/components/schemas/ContainerCreateResponse"
+    }
 
 
 # -- against the v1.41 spec --------------------------------------------------------------------------
@@ -137,8 +144,11 @@ def _compare(ours: dict, theirs: dict, where: str, our_defs: dict, their_defs: d
 
 
 def test_paths_and_statuses_are_the_specs(doc, spec) -> None:
-    problems = [f"{method} {path}: documented, not in the spec" for method, path in openapi.RESPONSES
-                if method.lower() not in spec["paths"].get(path, {})]
+    problems = [
+        f"{method} {path}: documented, not in the spec"
+        for method, path in openapi.RESPONSES
+        if method.lower() not in spec["paths"].get(path, {})
+    ]
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             theirs = spec["paths"].get(path, {}).get(method)
@@ -168,8 +178,14 @@ def test_answers_have_the_specs_fields_and_types(doc, spec) -> None:
                 if not schema or not their_schema or "$ref" in answer or answer.get("x-stream"):
                     continue
                 checked += 1
-                _compare(schema, their_schema, f"{method.upper()} {path} {status}", doc["components"]["schemas"],
-                         spec["definitions"], problems)
+                _compare(
+                    schema,
+                    their_schema,
+                    f"{method.upper()} {path} {status}",
+                    doc["components"]["schemas"],
+                    spec["definitions"],
+                    problems,
+                )
     assert checked >= 25
     assert problems == []
 
@@ -190,14 +206,26 @@ def _get(paths: list[tuple[str, str]]) -> list[tuple[int, dict, bytes]]:
 
 
 def test_served_documents_and_405() -> None:
-    (spec_json, docs, bundle, css, init, missing, trace, options, unknown, deep) = _get([
-        ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/swagger-ui-bundle.js"),
-        ("GET", "/docs/swagger-ui.css"), ("GET", "/docs/init.js"), ("GET", "/docs/../app.py"),
-        ("TRACE", "/v1.41/volumes"), ("OPTIONS", "/v1.41/containers/json"), ("GET", "/nothing/here"),
-        ("GET", "/v1.41/containers/127.0.0.1:5000/app:1/logs")])
+    (spec_json, docs, bundle, css, init, missing, trace, options, unknown, deep) = _get(
+        [
+            ("GET", "/openapi.json"),
+            ("GET", "/docs"),
+            ("GET", "/docs/swagger-ui-bundle.js"),
+            ("GET", "/docs/swagger-ui.css"),
+            ("GET", "/docs/init.js"),
+            ("GET", "/docs/../app.py"),
+            ("TRACE", "/v1.41/volumes"),
+            ("OPTIONS", "/v1.41/containers/json"),
+            ("GET", "/nothing/here"),
+            ("GET", "/v1.41/containers/127.0.0.1:5000/app:1/logs"),
+        ]
+    )
     assert spec_json[0] == 200 and spec_json[1]["Content-Type"] == "application/json"
-    assert docs[0] == 200 and b"swagger-ui-bundle.js" in docs[2] and "script-src 'self'" in docs[1][
-        "Content-Security-Policy"]
+    assert (
+        docs[0] == 200
+        and b"swagger-ui-bundle.js" in docs[2]
+        and "script-src 'self'" in docs[1]["Content-Security-Policy"]
+    )
     assert bundle[0] == 200 and len(bundle[2]) > 100_000 and css[0] == 200
     assert b'url: "/openapi.json"' in init[2]
     assert missing[0] == 404

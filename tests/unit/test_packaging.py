@@ -14,15 +14,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_wheel_layout(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("dockyard-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"dockyard"}, tops
-    for module in ("dockyard/hookspecs.py", "dockyard/cli/main.py", "dockyard/plugins/storage_vfs/driver.py",
-                   "dockyard/plugins/exec_lxc/lxc_runtime.c", "dockyard/daemon/app.py"):
+    for module in (
+        "dockyard/hookspecs.py",
+        "dockyard/cli/main.py",
+        "dockyard/plugins/storage_vfs/driver.py",
+        "dockyard/plugins/exec_lxc/lxc_runtime.c",
+        "dockyard/daemon/app.py",
+    ):
         assert module in names, module
     assert not [n for n in names if n.endswith(".md")], "process notes do not ship"
     assert "dockyard/py.typed" in names and "dockyard/seccomp_default.json" in names
@@ -39,9 +48,18 @@ def test_the_pytest_plugin_gives_the_suites_options_without_p(pytester):
 
     assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "dockyard"] == ["dockyard.testing.plugin"]
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dockyard-storage-driver", "vfs",
-                                           "--dockyard-exec-driver", "lxc", "--require-exec-capability", "all",
-                                           "--require-network-capability", "all")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--dockyard-storage-driver",
+        "vfs",
+        "--dockyard-exec-driver",
+        "lxc",
+        "--require-exec-capability",
+        "all",
+        "--require-network-capability",
+        "all",
+    )
     result.assert_outcomes(passed=1)
 
 

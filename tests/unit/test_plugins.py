@@ -21,8 +21,7 @@ BUILTINS = {
 
 
 def _specs() -> dict[str, object]:
-    return {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-            if hasattr(fn, "dockyard_spec")}
+    return {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(fn, "dockyard_spec")}
 
 
 def test_every_builtin_is_an_entry_point():
@@ -43,8 +42,9 @@ def test_every_hook_has_a_contract():
 
 @pytest.mark.parametrize("kind, prefix", [("storage", "storage_"), ("exec", "exec_"), ("network", "network_")])
 def test_builtin_drivers_implement_required_hooks(kind, prefix):
-    required = {name for name, fn in _specs().items()
-                if name.startswith(prefix) and "(required)" in (inspect.getdoc(fn) or "")}
+    required = {
+        name for name, fn in _specs().items() if name.startswith(prefix) and "(required)" in (inspect.getdoc(fn) or "")
+    }
     for name in BUILTINS[f"dockyard.{kind}"]:
         why = drivers.available(kind).get(name)
         assert why is None or not why.startswith("cannot be imported"), why

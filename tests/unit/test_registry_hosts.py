@@ -29,9 +29,26 @@ def test_verification(tmp_path, monkeypatch):
     assert tls_verify("reg.lan", insecure=True) is False
     monkeypatch.setattr(registry_hosts, "CERT_DIRS", (tmp_path / "missing", tmp_path))
     (tmp_path / "reg.lan").mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=reg.lan",
-                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "reg.lan" / "ca.crt")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=reg.lan",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "reg.lan" / "ca.crt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = tls_verify("reg.lan", insecure=True)  # a CA of its own: verified even when insecure
     assert isinstance(context, ssl.SSLContext)
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "reg.lan"),),)]
@@ -42,7 +59,11 @@ def test_registry_config_reports_insecure_hosts_cidrs_and_mirrors_as_moby_does()
     config = registry_config(["10.1.0.0/16", "reg.local:5000"], ["http://127.0.0.1:5001"])
     assert config["InsecureRegistryCIDRs"] == ["127.0.0.0/8", "10.1.0.0/16"]
     assert config["Mirrors"] == ["http://127.0.0.1:5001/"]
-    assert config["IndexConfigs"]["docker.io"] == {"Name": "docker.io", "Mirrors": ["http://127.0.0.1:5001/"],
-                                                   "Secure": True, "Official": True}
+    assert config["IndexConfigs"]["docker.io"] == {
+        "Name": "docker.io",
+        "Mirrors": ["http://127.0.0.1:5001/"],
+        "Secure": True,
+        "Official": True,
+    }
     assert config["IndexConfigs"]["reg.local:5000"]["Secure"] is False
     assert registry_config([], [])["IndexConfigs"].keys() == {"docker.io"}

@@ -9,7 +9,7 @@ from tests.helpers.requirements import REQUIREMENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MODULE = '''
+MODULE = """
 import pytest
 
 from tests.helpers.requirements import REQUIREMENTS, require_that
@@ -24,7 +24,7 @@ def test_marked():
 
 def test_inside():
     require_that(False, "a unicorn", "none exist")
-'''
+"""
 
 
 def test_every_requirement_is_a_declared_marker():
@@ -48,8 +48,7 @@ def _run(pytester, monkeypatch, ci: str | None):
 def test_skipped_outside_ci(pytester, monkeypatch):
     result = _run(pytester, monkeypatch, None)
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*needs never there: apt-get install never-there*",
-                                 "*needs a unicorn: none exist*"])
+    result.stdout.fnmatch_lines(["*needs never there: apt-get install never-there*", "*needs a unicorn: none exist*"])
 
 
 def test_failed_in_ci(pytester, monkeypatch):
@@ -58,7 +57,7 @@ def test_failed_in_ci(pytester, monkeypatch):
     result.stdout.fnmatch_lines(["*CI=true and a requirement is missing: needs never there*"])
 
 
-MODULE_LEVEL = '''
+MODULE_LEVEL = """
 from tests.helpers.requirements import REQUIREMENTS, require
 
 REQUIREMENTS["never_there"] = (lambda: False, "pip install never-there")
@@ -69,7 +68,7 @@ import never_there  # noqa: E402,F401 - what the requirement guards
 
 def test_uses_it():
     pass
-'''
+"""
 
 
 def test_a_module_that_cannot_import_is_skipped_outside_ci_and_fails_in_ci(pytester, monkeypatch):

@@ -14,15 +14,34 @@ from dockyard.archive import SafeTarInfo
 
 def members(data: bytes, tarinfo=tarfile.TarInfo) -> list[tuple]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r|*", tarinfo=tarinfo) as tar:
-        return [(m.name, m.type, m.size, m.mode, m.uid, m.gid, m.mtime, m.linkname, m.uname, m.gname,
-                 dict(m.pax_headers), m.sparse, m.offset_data) for m in tar]
+        return [
+            (
+                m.name,
+                m.type,
+                m.size,
+                m.mode,
+                m.uid,
+                m.gid,
+                m.mtime,
+                m.linkname,
+                m.uname,
+                m.gname,
+                dict(m.pax_headers),
+                m.sparse,
+                m.offset_data,
+            )
+            for m in tar
+        ]
 
 
 def python_tar() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, extra in (("d/" + "long" * 80 + "/f", {}), ("é-ü/ä", {"SCHILY.xattr.user.k": "v" * 300}),
-                            ("big", {"size": "20", "comment": "a=b=c"})):
+        for name, extra in (
+            ("d/" + "long" * 80 + "/f", {}),
+            ("é-ü/ä", {"SCHILY.xattr.user.k": "v" * 300}),
+            ("big", {"size": "20", "comment": "a=b=c"}),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.pax_headers = 20, 1700000000.25, extra
             tar.addfile(info, io.BytesIO(b"x" * 20))
@@ -42,8 +61,21 @@ def gnu_sparse_tars(tmp_path: Path) -> list[bytes]:
         f.truncate(4 << 20)
     out = []
     for version in ("0.0", "0.1", "1.0"):
-        done = subprocess.run(["tar", "-C", str(sparse.parent), "--format=posix", "--sparse",
-                               f"--sparse-version={version}", "-cf", "-", "sparse"], capture_output=True, check=True)
+        done = subprocess.run(
+            [
+                "tar",
+                "-C",
+                str(sparse.parent),
+                "--format=posix",
+                "--sparse",
+                f"--sparse-version={version}",
+                "-cf",
+                "-",
+                "sparse",
+            ],
+            capture_output=True,
+            check=True,
+        )
         out.append(done.stdout)
     return out
 
@@ -58,8 +90,8 @@ def test_sparse_contents_survive(tmp_path):
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:", tarinfo=SafeTarInfo) as tar:
             member = tar.getmember("sparse")
             content = tar.extractfile(member).read()
-        assert len(content) == 4 << 20 and content[1 << 20:(1 << 20) + 8] == b"datadata"
-        assert content[:4] == b"data" and content[(1 << 20) - 8:1 << 20] == bytes(8)
+        assert len(content) == 4 << 20 and content[1 << 20 : (1 << 20) + 8] == b"datadata"
+        assert content[:4] == b"data" and content[(1 << 20) - 8 : 1 << 20] == bytes(8)
 
 
 def pax_tar(record_area: bytes) -> bytes:
@@ -76,11 +108,13 @@ def test_quadratic_headers_are_read_in_one_pass():
     """The CVE-2024-6232 shapes: long digit runs (the hdrcharset search and the sparse 0.0
     offsets backtrack over them in CPython < 3.11.10).  SafeTarInfo reads each in one pass;
     the stdlib's TarInfo is not tried here, it would hold the test for hours."""
-    shapes = {b"1" * (4 << 20): ["file"],                                   # no record: ignored, as tarfile does
-              b"9" * (4 << 20) + b" hdrcharset=BINARY\n": ["file"],
-              b"1 " * (2 << 20): "refused",                                  # a record whose length is wrong
-              b"21 GNU.sparse.size=1\n" + b"1" * (4 << 20): ["file"],
-              b"21 GNU.sparse.size=1\n" + b"9 " * (2 << 20): "refused"}
+    shapes = {
+        b"1" * (4 << 20): ["file"],  # no record: ignored, as tarfile does
+        b"9" * (4 << 20) + b" hdrcharset=BINARY\n": ["file"],
+        b"1 " * (2 << 20): "refused",  # a record whose length is wrong
+        b"21 GNU.sparse.size=1\n" + b"1" * (4 << 20): ["file"],
+        b"21 GNU.sparse.size=1\n" + b"9 " * (2 << 20): "refused",
+    }
     for area, expected in shapes.items():
         try:
             found = [m[0] for m in members(pax_tar(area), SafeTarInfo)]

@@ -50,15 +50,20 @@ def test_image_events_come_from_the_image_service(engine):
     engine.images.delete("localhost:5000/base:2")
     engine.images.delete("base:1")
     # Docker's actions (untag, delete), each named after what the user removed
-    assert _events(engine) == [("image", "import", "base:1"), ("image", "tag", "localhost:5000/base:2"),
-                               ("image", "untag", "localhost:5000/base:2"), ("image", "untag", "base:1"),
-                               ("image", "delete", "base:1")]
+    assert _events(engine) == [
+        ("image", "import", "base:1"),
+        ("image", "tag", "localhost:5000/base:2"),
+        ("image", "untag", "localhost:5000/base:2"),
+        ("image", "untag", "base:1"),
+        ("image", "delete", "base:1"),
+    ]
 
 
 def test_images_and_volumes_ask_the_containers_before_going(engine):
     engine.images.import_tarball(io.BytesIO(_tar({"bin/tool": b"x"})), "base", "1")
-    request = CreateRequest.model_validate({"Image": "base:1", "Cmd": ["/bin/tool"],
-                                            "HostConfig": {"Binds": ["data:/data"]}})
+    request = CreateRequest.model_validate(
+        {"Image": "base:1", "Cmd": ["/bin/tool"], "HostConfig": {"Binds": ["data:/data"]}}
+    )
     created = asyncio.run(engine.containers.create(request, "user"))
     engine.volumes.create("spare")
     with pytest.raises(Conflict, match="image is being used by stopped container"):

@@ -19,9 +19,19 @@ def store(tmp_path):
 
 
 def _container(cid: str, name: str) -> dict:
-    return {"id": cid, "name": name, "image_id": "i" * 64, "image_ref": "busybox", "base_layer": None,
-            "created": "2026-01-01T00:00:00Z", "config": "{}", "host_config": "{}", "state": "{}",
-            "storage_driver": "vfs", "exec_driver": "lxc"}
+    return {
+        "id": cid,
+        "name": name,
+        "image_id": "i" * 64,
+        "image_ref": "busybox",
+        "base_layer": None,
+        "created": "2026-01-01T00:00:00Z",
+        "config": "{}",
+        "host_config": "{}",
+        "state": "{}",
+        "storage_driver": "vfs",
+        "exec_driver": "lxc",
+    }
 
 
 def test_wal_mode(store, tmp_path):

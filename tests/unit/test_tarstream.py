@@ -46,14 +46,18 @@ def make_source(root: Path) -> None:
         os.utime(path, (1_600_000_000, 1_600_000_000), follow_symlinks=False)
 
 
-@pytest.mark.parametrize("options", [
-    ["--format=gnu"],
-    ["--format=gnu", "--sparse"],
-    ["--format=pax", "--xattrs"],
-    ["--format=pax", "--sparse", "--sparse-version=0.0"],
-    ["--format=pax", "--sparse", "--sparse-version=0.1"],
-    ["--format=pax", "--sparse", "--sparse-version=1.0", "--xattrs"],
-], ids=["gnu", "gnu-sparse", "pax", "pax-sparse-0.0", "pax-sparse-0.1", "pax-sparse-1.0"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--format=gnu"],
+        ["--format=gnu", "--sparse"],
+        ["--format=pax", "--xattrs"],
+        ["--format=pax", "--sparse", "--sparse-version=0.0"],
+        ["--format=pax", "--sparse", "--sparse-version=0.1"],
+        ["--format=pax", "--sparse", "--sparse-version=1.0", "--xattrs"],
+    ],
+    ids=["gnu", "gnu-sparse", "pax", "pax-sparse-0.0", "pax-sparse-0.1", "pax-sparse-1.0"],
+)
 def test_gnu_tar_formats_apply_as_gnu_tar_extracts(tmp_path: Path, options: list[str]) -> None:
     source = tmp_path / "source"
     source.mkdir()
@@ -63,8 +67,21 @@ def test_gnu_tar_formats_apply_as_gnu_tar_extracts(tmp_path: Path, options: list
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     ours.mkdir()
     theirs.mkdir()
-    subprocess.run([GNU_TAR, "-C", str(theirs), "--numeric-owner", "--same-owner", "-p", "--xattrs",
-                    "--xattrs-include=user.*", "-xf", str(tar)], check=True)
+    subprocess.run(
+        [
+            GNU_TAR,
+            "-C",
+            str(theirs),
+            "--numeric-owner",
+            "--same-owner",
+            "-p",
+            "--xattrs",
+            "--xattrs-include=user.*",
+            "-xf",
+            str(tar),
+        ],
+        check=True,
+    )
     with open(tar, "rb") as f:
         archive.apply_layer(ours, f)
     assert snapshot(ours) == snapshot(theirs)
@@ -81,8 +98,13 @@ def test_header_writer_matches_tarfile() -> None:
     ]
     for case in cases:
         info = tarfile.TarInfo(case["name"].decode())
-        info.mode, info.uid, info.gid, info.size, info.mtime = (case["mode"], case["uid"], case["gid"], case["size"],
-                                                                case["mtime"])
+        info.mode, info.uid, info.gid, info.size, info.mtime = (
+            case["mode"],
+            case["uid"],
+            case["gid"],
+            case["size"],
+            case["mtime"],
+        )
         info.type, info.linkname = case["kind"], case.get("linkname", b"").decode()
         info.devmajor, info.devminor = case.get("devmajor", 0), case.get("devminor", 0)
         info.uname = info.gname = ""
@@ -97,8 +119,12 @@ def test_header_writer_matches_tarfile() -> None:
 
 def test_reader_fields_and_global_headers() -> None:
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
-                      pax_headers={"comment": "global, ignored as Docker ignores it"}) as tf:
+    with tarfile.open(
+        fileobj=out,
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        pax_headers={"comment": "global, ignored as Docker ignores it"},
+    ) as tf:
         info = entry("f", mtime=1_600_000_000, xattrs={"user.k": b"v"})
         info.pax_headers["mtime"] = "1600000000.123456789"
         info.size = 3
@@ -106,8 +132,14 @@ def test_reader_fields_and_global_headers() -> None:
         tf.addfile(entry("dev", tarfile.CHRTYPE, dev=(1, 5)))
         tf.addfile(entry("old-dir/", tarfile.AREGTYPE))
     (f, content), (dev, _), (old, _) = read_all(out.getvalue())
-    assert (f.name, f.type, f.size, f.mtime_ns, f.xattrs, content) == ("f", "0", 3, 1_600_000_000_123_456_789,
-                                                                      [("user.k", b"v")], b"abc")
+    assert (f.name, f.type, f.size, f.mtime_ns, f.xattrs, content) == (
+        "f",
+        "0",
+        3,
+        1_600_000_000_123_456_789,
+        [("user.k", b"v")],
+        b"abc",
+    )
     assert (dev.type, dev.devmajor, dev.devminor) == ("3", 1, 5)
     assert old.type == "5"  # a v7 directory: a regular type and a trailing slash
 
@@ -128,7 +160,7 @@ def test_reader_refuses_malformed() -> None:
         "not a valid tar archive": b"garbage" * 100,
         "empty file": b"",
         "unexpected end of data": good[:700],
-        "truncated header": good[:1536 + 100],
+        "truncated header": good[: 1536 + 100],
         "invalid number": _with_checksum(bad_number) + good[512:],
         "bad checksum": bytes(bad_checksum),
     }
@@ -143,14 +175,24 @@ def test_reader_refuses_hostile_extended_headers() -> None:
         return head + records + bytes(-len(records) % 512) + tarstream.ustar_header(b"f", 0o644, 0, 0, 0, 0, b"0")
 
     assert read_all(pax(b"11 path=ok\n") + bytes(1024))[0][0].name == "ok"
-    for records in (b"99 path=short\n", b"12 path=long\n", b"x path=y\n", b"10 =empty\n", b"11 uid=abc\n",
-                    b"%d comment=%s\n" % (len(b"9999999 comment=\n") + (2 << 20), b"z" * (2 << 20))):
+    for records in (
+        b"99 path=short\n",
+        b"12 path=long\n",
+        b"x path=y\n",
+        b"10 =empty\n",
+        b"11 uid=abc\n",
+        b"%d comment=%s\n" % (len(b"9999999 comment=\n") + (2 << 20), b"z" * (2 << 20)),
+    ):
         with pytest.raises(TarFormatError):
             read_all(pax(records) + bytes(1024))
     bad_map = pax(b"22 GNU.sparse.major=1\n22 GNU.sparse.minor=0\n30 GNU.sparse.realsize=1000\n")
     with pytest.raises(TarFormatError):  # the map says more than the content holds
-        read_all(bad_map[:-512] + tarstream.ustar_header(b"f", 0o644, 0, 0, 512, 0, b"0") + b"1\n0\n4000\n".ljust(512,
-                 b"\0") + bytes(1024))
+        read_all(
+            bad_map[:-512]
+            + tarstream.ustar_header(b"f", 0o644, 0, 0, 512, 0, b"0")
+            + b"1\n0\n4000\n".ljust(512, b"\0")
+            + bytes(1024)
+        )
 
 
 def test_seek_skips_content_and_offsets_point_at_it() -> None:
@@ -167,5 +209,5 @@ def test_seek_skips_content_and_offsets_point_at_it() -> None:
     while (e := reader.next()) is not None:
         found[e.name] = (reader.offset, e.size)
     for name, (offset, size) in found.items():
-        assert data[offset:offset + size] == name.upper().encode() * size
+        assert data[offset : offset + size] == name.upper().encode() * size
     assert sum(reads) < 10 * 512  # headers only

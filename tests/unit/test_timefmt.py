@@ -23,16 +23,20 @@ def test_go_rfc3339nano_trims_zeros():
     assert go_rfc3339nano(T * 10**9) == "2023-11-14T22:13:20Z"
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("2023-11-14T22:13:20Z", T),
-    ("2023-11-14T22:13:20.500000000Z", T + 0.5),
-    ("2023-11-14T22:13:20.123456789123Z", T + 0.123456789123),  # more digits than Python's 6
-    ("2023-11-14T23:13:20+01:00", T),
-    ("2023-11-14T21:13:20-0100", T),
-    ("2023-11-14T22:13:20", T),  # no zone: UTC, as the docker CLI reads --since
-    ("2023-11-14", T - 22 * 3600 - 13 * 60 - 20),
-    (NEVER, 0), ("", 0),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("2023-11-14T22:13:20Z", T),
+        ("2023-11-14T22:13:20.500000000Z", T + 0.5),
+        ("2023-11-14T22:13:20.123456789123Z", T + 0.123456789123),  # more digits than Python's 6
+        ("2023-11-14T23:13:20+01:00", T),
+        ("2023-11-14T21:13:20-0100", T),
+        ("2023-11-14T22:13:20", T),  # no zone: UTC, as the docker CLI reads --since
+        ("2023-11-14", T - 22 * 3600 - 13 * 60 - 20),
+        (NEVER, 0),
+        ("", 0),
+    ],
+)
 def test_parse(text, seconds):
     assert parse_iso(text) == pytest.approx(seconds)
 
@@ -48,8 +52,13 @@ def test_parse_refuses(bad):
         parse_iso(bad)
 
 
-@pytest.mark.parametrize("value, utc", [("2024-05-01T12:00:00.123456789+02:00", "2024-05-01T10:00:00.123456789Z"),
-                                        ("2024-05-01T00:30:00.5-01:30", "2024-05-01T02:00:00.5Z"),
-                                        ("2024-05-01T00:00:00Z", "2024-05-01T00:00:00Z")])
+@pytest.mark.parametrize(
+    "value, utc",
+    [
+        ("2024-05-01T12:00:00.123456789+02:00", "2024-05-01T10:00:00.123456789Z"),
+        ("2024-05-01T00:30:00.5-01:30", "2024-05-01T02:00:00.5Z"),
+        ("2024-05-01T00:00:00Z", "2024-05-01T00:00:00Z"),
+    ],
+)
 def test_to_utc_keeps_the_fraction(value, utc):
     assert to_utc(value) == utc

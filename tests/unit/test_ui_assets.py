@@ -62,8 +62,16 @@ def test_files_are_served_by_name_only(tmp_path: Path) -> None:
     async def main():
         async with TestClient(TestServer(make_app(object(), ui_assets=assets), host="127.0.0.1")) as client:
             out = {}
-            for path in ("/ui", "/ui/", "/ui/app.js", "/ui/vendor/xterm.js", "/ui/vendor/..%2fpackage.json",
-                         "/ui/../openapi.json", "/ui/%2e%2e/__init__.py", "/ui/vendor/preact/dist/preact.module.js"):
+            for path in (
+                "/ui",
+                "/ui/",
+                "/ui/app.js",
+                "/ui/vendor/xterm.js",
+                "/ui/vendor/..%2fpackage.json",
+                "/ui/../openapi.json",
+                "/ui/%2e%2e/__init__.py",
+                "/ui/vendor/preact/dist/preact.module.js",
+            ):
                 response = await client.get(path, allow_redirects=False)
                 out[path] = (response.status, response.headers.get("Content-Type", ""), await response.read())
             return out

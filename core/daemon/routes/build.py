@@ -23,8 +23,13 @@ from dockyard.build import context as build_context
 from dockyard.build.builder import BuildError, BuildOptions, Builder, Output
 from dockyard.build.cache import cache_for
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, cancel_when_client_leaves, json_response, json_stream_response,
-                                  write_message)
+from dockyard.daemon.http import (
+    add_route,
+    cancel_when_client_leaves,
+    json_response,
+    json_stream_response,
+    write_message,
+)
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, query
 from dockyard.filters import Filters
 from dockyard.models.api import Allowed, Refused
@@ -78,8 +83,9 @@ class BuildQuery(Query):
     platform: str = ""
     target: str = ""
     outputs: Annotated[str, Refused("build outputs are BuildKit's")] = ""
-    version: Annotated[str, Allowed("1", why="the classic builder; BuildKit (version=2) is not supported: use "
-                                             "DOCKER_BUILDKIT=0")] = "1"
+    version: Annotated[
+        str, Allowed("1", why="the classic builder; BuildKit (version=2) is not supported: use DOCKER_BUILDKIT=0")
+    ] = "1"
 
 
 def options_from(q: BuildQuery, request: web.Request) -> BuildOptions:
@@ -124,8 +130,9 @@ async def build(request: web.Request) -> web.StreamResponse:
         options = options_from(q, request)
         remote = q.remote
         with open(body_path, "rb") as body:
-            ctx = await asyncio.to_thread(build_context.prepare, workdir, body if not remote else None, remote,
-                                          options.dockerfile)
+            ctx = await asyncio.to_thread(
+                build_context.prepare, workdir, body if not remote else None, remote, options.dockerfile
+            )
         body_path.unlink()
         return await _run(request, engine, ctx, options, workdir)
     finally:
@@ -200,8 +207,9 @@ async def prune(request: web.Request) -> web.Response:
         raise InvalidParameter(f"keep-storage is in bytes and expects a positive integer, got {q.keep_storage}")
     deleted: list[str] = []
     if q.keep_storage == 0:
-        deleted = await asyncio.to_thread(cache_for(_engine(request).data_root, _engine(request).store).prune,
-                                          q.filters.until())
+        deleted = await asyncio.to_thread(
+            cache_for(_engine(request).data_root, _engine(request).store).prune, q.filters.until()
+        )
     return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 

@@ -18,8 +18,18 @@ from dockyard import platforms
 from dockyard.detachkeys import detach_keys
 from dockyard.daemon.deps import engine as _engine
 from dockyard.daemon.hijack import hijack
-from dockyard.daemon.http import (JSON, Unframe, add_route, cancel_when_client_leaves, frame, in_own_thread,
-                                  json_response, spool_body, spool_from_thread, stream_file)
+from dockyard.daemon.http import (
+    JSON,
+    Unframe,
+    add_route,
+    cancel_when_client_leaves,
+    frame,
+    in_own_thread,
+    json_response,
+    spool_body,
+    spool_from_thread,
+    stream_file,
+)
 from dockyard.daemon.params import Bool, FilterKeys, FiltersParam, Query, body, query
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
 from dockyard.filters import Filters
@@ -30,8 +40,23 @@ from dockyard.models.container import CreateRequest, UpdateRequest
 log = logging.getLogger(__name__)
 
 #: ``docker ps --filter`` keys (moby's acceptedPsFilterTags)
-PS_FILTERS = ("ancestor", "before", "exited", "expose", "health", "id", "isolation", "is-task", "label", "name",
-              "network", "publish", "since", "status", "volume")
+PS_FILTERS = (
+    "ancestor",
+    "before",
+    "exited",
+    "expose",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+)
 PRUNE_FILTERS = ("until", "label", "label!")
 
 
@@ -48,8 +73,9 @@ async def create(request: web.Request) -> web.Response:
 
 
 class StartQuery(Query):
-    detach_keys: Annotated[str, NoOp("Docker reads detach keys from attach, not from start")] = \
-        Field(default="", alias="detachKeys")
+    detach_keys: Annotated[str, NoOp("Docker reads detach keys from attach, not from start")] = Field(
+        default="", alias="detachKeys"
+    )
 
 
 async def start(request: web.Request) -> web.Response:
@@ -78,8 +104,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
         async with cancel_when_client_leaves(request):
             if q.logs and (stdout or stderr):
                 try:
-                    chunks = engine.containers.logs(container.id, LogQuery(stdout=stdout, stderr=stderr),
-                                                    _renderer(container.config.tty, False))
+                    chunks = engine.containers.logs(
+                        container.id, LogQuery(stdout=stdout, stderr=stderr), _renderer(container.config.tty, False)
+                    )
                 except NotSupportedByDriver:  # --log-driver none: no past output to replay
                     chunks = None
                 if chunks is not None:
@@ -120,8 +147,9 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
     try:
         if q.logs:
             try:  # output unmultiplexed: each record's data as it is
-                chunks = engine.containers.logs(container.id, LogQuery(stdout=True, stderr=True),
-                                                _renderer(True, False))
+                chunks = engine.containers.logs(
+                    container.id, LogQuery(stdout=True, stderr=True), _renderer(True, False)
+                )
             except NotSupportedByDriver:  # --log-driver none: no past output to replay
                 chunks = None
             if chunks is not None:
@@ -148,10 +176,10 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
                     window = typed + data
                     index = window.find(keys) if keys else -1
                     if index >= 0:  # detached: what came before the keys goes in, the container runs on
-                        writer.write(window[len(typed):index] if index > len(typed) else b"")
+                        writer.write(window[len(typed) : index] if index > len(typed) else b"")
                         await writer.drain()
                         return
-                    typed = window[len(window) - len(keys) + 1:] if len(keys) > 1 else b""
+                    typed = window[len(window) - len(keys) + 1 :] if len(keys) > 1 else b""
                     writer.write(data)
                     await writer.drain()
 
@@ -169,8 +197,9 @@ async def attach_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def splice(conn, sock, stdin: bool, detach: bytes = b"",
-                 transform: Callable[[bytes], bytes] | None = None) -> None:
+async def splice(
+    conn, sock, stdin: bool, detach: bytes = b"", transform: Callable[[bytes], bytes] | None = None
+) -> None:
     """Container output to the client until it ends; client bytes to stdin.
 
     With ``detach`` keys, typing them ends the attach (the container keeps
@@ -283,10 +312,16 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = int(q.tail)
         except ValueError:
             raise InvalidParameter(f"invalid value for tail: {q.tail!r}") from None
-    log_query = LogQuery(stdout=q.stdout, stderr=q.stderr, tail=tail, since=_unix_time("since", q.since),
-                         until=_unix_time("until", q.until))
-    chunks = engine.containers.logs(container.id, log_query, _renderer(container.config.tty, q.timestamps),
-                                    follow=q.follow)
+    log_query = LogQuery(
+        stdout=q.stdout,
+        stderr=q.stderr,
+        tail=tail,
+        since=_unix_time("since", q.since),
+        until=_unix_time("until", q.until),
+    )
+    chunks = engine.containers.logs(
+        container.id, log_query, _renderer(container.config.tty, q.timestamps), follow=q.follow
+    )
     response = web.StreamResponse(status=200)
     await response.prepare(request)
     async with cancel_when_client_leaves(request):  # logs -f ended with ctrl-c: stop reading at once
@@ -298,9 +333,11 @@ async def logs(request: web.Request) -> web.StreamResponse:
 
 def _renderer(tty: bool, timestamps: bool):
     """How a log record goes on the wire: raw with a tty, else a stdcopy frame (runs in a worker)."""
+
     def render(entry: LogEntry) -> bytes:
         data = entry.time.encode() + b" " + entry.data if timestamps else entry.data
         return data if tty else frame(1 if entry.stream == "stdout" else 2, data)
+
     return render
 
 
@@ -310,8 +347,9 @@ class InspectQuery(Query):
 
 async def inspect(request: web.Request) -> web.Response:
     containers = _engine(request).containers
-    return json_response(await asyncio.to_thread(containers.inspect, request.match_info["id"],
-                                                 query(request, InspectQuery).size))
+    return json_response(
+        await asyncio.to_thread(containers.inspect, request.match_info["id"], query(request, InspectQuery).size)
+    )
 
 
 class ListQuery(Query):
@@ -323,8 +361,9 @@ class ListQuery(Query):
 
 async def list_containers(request: web.Request) -> web.Response:
     q = query(request, ListQuery)
-    return json_response(await _engine(request).containers.summaries(
-        all_containers=q.all, limit=q.limit, filters=q.filters, size=q.size))
+    return json_response(
+        await _engine(request).containers.summaries(all_containers=q.all, limit=q.limit, filters=q.filters, size=q.size)
+    )
 
 
 class StopQuery(Query):
@@ -397,7 +436,7 @@ class ArchivePutQuery(ArchiveQuery):
 
 async def archive_get(request: web.Request) -> web.StreamResponse:
     engine, ref, path = _engine(request), request.match_info["id"], query(request, ArchiveQuery).path
-    async with engine.containers.frozen(ref):   # cp, as Docker, freezes a running container
+    async with engine.containers.frozen(ref):  # cp, as Docker, freezes a running container
         if request.method == "HEAD":
             header = await asyncio.to_thread(engine.files.stat, ref, path)
             return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": header})
@@ -422,8 +461,9 @@ async def archive_put(request: web.Request) -> web.Response:
 
 def _extract_file(engine, ref: str, q: ArchivePutQuery, body: str) -> None:
     with open(body, "rb") as f:
-        engine.files.extract(ref, q.path, f, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir,
-                             copy_uid_gid=q.copy_uid_gid)
+        engine.files.extract(
+            ref, q.path, f, no_overwrite_dir_non_dir=q.no_overwrite_dir_non_dir, copy_uid_gid=q.copy_uid_gid
+        )
 
 
 async def pause(request: web.Request) -> web.Response:
@@ -441,8 +481,9 @@ class TopQuery(Query):
 
 
 async def top(request: web.Request) -> web.Response:
-    return json_response(await _engine(request).containers.top(request.match_info["id"],
-                                                               query(request, TopQuery).ps_args))
+    return json_response(
+        await _engine(request).containers.top(request.match_info["id"], query(request, TopQuery).ps_args)
+    )
 
 
 class StatsQuery(Query):

@@ -22,8 +22,15 @@ from pydantic import ConfigDict
 
 from dockyard import auth_header
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, cancel_when_client_leaves, in_own_thread, json_response,
-                                  json_stream_response, refuse_route, write_message)
+from dockyard.daemon.http import (
+    add_route,
+    cancel_when_client_leaves,
+    in_own_thread,
+    json_response,
+    json_stream_response,
+    refuse_route,
+    write_message,
+)
 from dockyard.daemon.params import FilterKeys, FiltersParam, Query, RefusedEndpoint, body, query
 from dockyard.errors import DockyardError, InvalidParameter, NotSupportedByDriver
 from dockyard.filters import Filters
@@ -127,8 +134,6 @@ async def pull(request: web.Request, from_image: str, tag: str) -> web.StreamRes
 # -- push ----------------------------------------------------------------------------------------
 
 
-
-
 class PushQuery(Query):
     tag: str = ""
 
@@ -165,8 +170,9 @@ async def login(request: web.Request) -> web.Response:
     """``POST /auth``: check credentials against a registry."""
     engine = _engine(request)
     auth = body(request, AuthConfig)
-    result = await asyncio.to_thread(engine.distribution.login, auth.serveraddress, auth.username, auth.password,
-                                     auth.email)
+    result = await asyncio.to_thread(
+        engine.distribution.login, auth.serveraddress, auth.username, auth.password, auth.email
+    )
     return json_response({"IdentityToken": result.get("IdentityToken", ""), "Status": result["Status"]})
 
 
@@ -179,8 +185,9 @@ class SearchQuery(Query):
 async def search(request: web.Request) -> web.Response:
     """``GET /images/search?term=&limit=&filters=``."""
     q = query(request, SearchQuery)
-    results = await asyncio.to_thread(search_images, _engine(request), q.term, q.limit, registry_auth(request),
-                                      q.filters)
+    results = await asyncio.to_thread(
+        search_images, _engine(request), q.term, q.limit, registry_auth(request), q.filters
+    )
     return json_response(results)
 
 
@@ -189,5 +196,9 @@ def register(app: web.Application) -> None:
     add_route(app, "POST", r"/images/{name:.+}/push", push, query=PushQuery)
     add_route(app, "POST", "/auth", login, body=AuthConfig)
     add_route(app, "GET", "/images/search", search, query=SearchQuery)
-    refuse_route(app, "GET", r"/distribution/{name:.+}/json", RefusedEndpoint(
-        NotSupportedByDriver, "GET /distribution/{name}/json is not supported by dockyard"))
+    refuse_route(
+        app,
+        "GET",
+        r"/distribution/{name:.+}/json",
+        RefusedEndpoint(NotSupportedByDriver, "GET /distribution/{name}/json is not supported by dockyard"),
+    )

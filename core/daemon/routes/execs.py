@@ -54,8 +54,13 @@ async def start(request: web.Request) -> web.StreamResponse:
             await conn.write(exc.message.encode() + b"\r\n")  # Docker writes start errors into the stream
             return conn.response
         async with cancel_when_client_leaves(request):
-            await splice(conn, sock, instance.config.attach_stdin, keys,
-                         transform=_framing(bool(instance.config.tty), options.tty))
+            await splice(
+                conn,
+                sock,
+                instance.config.attach_stdin,
+                keys,
+                transform=_framing(bool(instance.config.tty), options.tty),
+            )
             # the client asks for the exit code as soon as the stream ends: have it recorded first
             try:
                 await asyncio.wait_for(instance.done.wait(), 10)

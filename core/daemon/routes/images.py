@@ -145,8 +145,7 @@ class DeleteImageQuery(Query):
 
 async def delete(request: web.Request) -> web.Response:
     q = query(request, DeleteImageQuery)
-    result = await asyncio.to_thread(_engine(request).images.delete, request.match_info["name"], q.force,
-                                     not q.noprune)
+    result = await asyncio.to_thread(_engine(request).images.delete, request.match_info["name"], q.force, not q.noprune)
     return json_response(result)
 
 

@@ -11,8 +11,15 @@ from pydantic import Field
 
 from dockyard import docker_archive
 from dockyard.daemon.deps import engine as _engine
-from dockyard.daemon.http import (add_route, json_response, json_stream_response, spool_from_thread, stream_file,
-                                  stream_from_thread, write_message)
+from dockyard.daemon.http import (
+    add_route,
+    json_response,
+    json_stream_response,
+    spool_from_thread,
+    stream_file,
+    stream_from_thread,
+    write_message,
+)
 from dockyard.daemon.params import Bool, Query, optional_body, query
 from dockyard.errors import DockyardError, InvalidParameter
 from dockyard.models.container import ContainerConfig
@@ -39,7 +46,8 @@ async def commit(request: web.Request) -> web.Response:
     config = optional_body(request, ContainerConfig)
     changes_list = [line for item in q.changes for line in item.splitlines()]
     image_id = await _engine(request).containers.commit(
-        q.container, config, q.repo or None, q.tag or None, q.comment, q.author, changes_list, pause=q.pause)
+        q.container, config, q.repo or None, q.tag or None, q.comment, q.author, changes_list, pause=q.pause
+    )
     return json_response({"Id": "sha256:" + image_id}, status=201)
 
 
@@ -72,8 +80,9 @@ async def save(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter("names must be given")
     for name in names:
         await asyncio.to_thread(engine.images.resolve, name)  # 404 before the stream starts
-    return await stream_from_thread(request, lambda out: docker_archive.save(engine.images, names, out),
-                                     "application/x-tar")
+    return await stream_from_thread(
+        request, lambda out: docker_archive.save(engine.images, names, out), "application/x-tar"
+    )
 
 
 class LoadQuery(Query):
@@ -112,4 +121,3 @@ def register(app: web.Application) -> None:
     add_route(app, "POST", "/images/load", load, query=LoadQuery, binary_body=True)
     add_route(app, "GET", r"/images/{name:.+}/history", history)
     add_route(app, "GET", r"/images/{name:.+}/get", save)
-

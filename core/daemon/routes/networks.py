@@ -17,8 +17,9 @@ from dockyard.models.network import NetworkCreateRequest
 
 
 class ListNetworksQuery(Query):
-    filters: Annotated[FiltersParam, FilterKeys("dangling", "driver", "id", "label", "name", "scope", "type")] = \
+    filters: Annotated[FiltersParam, FilterKeys("dangling", "driver", "id", "label", "name", "scope", "type")] = (
         Filters()
+    )
 
 
 async def list_networks(request: web.Request) -> web.Response:
@@ -33,8 +34,7 @@ class InspectNetworkQuery(Query):
 
 async def inspect_network(request: web.Request) -> web.Response:
     q = query(request, InspectNetworkQuery)
-    return json_response(await asyncio.to_thread(engine(request).networks.inspect, request.match_info["id"],
-                                                 q.scope))
+    return json_response(await asyncio.to_thread(engine(request).networks.inspect, request.match_info["id"], q.scope))
 
 
 async def create_network(request: web.Request) -> web.Response:
@@ -54,8 +54,12 @@ class ConnectRequest(ApiModel):
 
 async def connect(request: web.Request) -> web.Response:
     connection = body(request, ConnectRequest)
-    await asyncio.to_thread(engine(request).networks.connect, request.match_info["id"], connection.container,
-                            connection.endpoint_config or EndpointSettings())
+    await asyncio.to_thread(
+        engine(request).networks.connect,
+        request.match_info["id"],
+        connection.container,
+        connection.endpoint_config or EndpointSettings(),
+    )
     return web.Response(status=200)
 
 
@@ -67,8 +71,9 @@ class DisconnectRequest(ApiModel):
 
 async def disconnect(request: web.Request) -> web.Response:
     disconnection = body(request, DisconnectRequest)
-    await asyncio.to_thread(engine(request).networks.disconnect, request.match_info["id"],
-                            disconnection.container, disconnection.force)
+    await asyncio.to_thread(
+        engine(request).networks.disconnect, request.match_info["id"], disconnection.container, disconnection.force
+    )
     return web.Response(status=200)
 
 

@@ -19,8 +19,12 @@ from dockyard.errors import InvalidParameter, NotSupportedByDriver, Unavailable
 from dockyard.events import EVENT_FILTERS
 from dockyard.filters import Filters
 
-PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
-                "Builder-Version": "1", "Swarm": "inactive"}
+PING_HEADERS = {
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+    "Builder-Version": "1",
+    "Swarm": "inactive",
+}
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -30,22 +34,34 @@ async def ping(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return json_response({
-        "Platform": {"Name": "Dockyard Engine"},
-        "Components": [{"Name": "Engine", "Version": __version__,
-                        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-                                    "Os": "linux", "Arch": _arch(), "KernelVersion": platform.release(),
-                                    "PythonVersion": platform.python_version()}}],
-        "Version": __version__,
-        "ApiVersion": API_VERSION,
-        "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": f"python{platform.python_version()}",
-        "Os": "linux",
-        "Arch": _arch(),
-        "KernelVersion": platform.release(),
-        "BuildTime": "",
-    })
+    return json_response(
+        {
+            "Platform": {"Name": "Dockyard Engine"},
+            "Components": [
+                {
+                    "Name": "Engine",
+                    "Version": __version__,
+                    "Details": {
+                        "ApiVersion": API_VERSION,
+                        "MinAPIVersion": MIN_API_VERSION,
+                        "Os": "linux",
+                        "Arch": _arch(),
+                        "KernelVersion": platform.release(),
+                        "PythonVersion": platform.python_version(),
+                    },
+                }
+            ],
+            "Version": __version__,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": f"python{platform.python_version()}",
+            "Os": "linux",
+            "Arch": _arch(),
+            "KernelVersion": platform.release(),
+            "BuildTime": "",
+        }
+    )
 
 
 def _arch() -> str:
@@ -104,22 +120,42 @@ async def plugins(request: web.Request) -> web.Response:
 
 #: moby's answers on a node that is in no swarm
 NO_SWARM = RefusedEndpoint(Unavailable, "This node is not part of a swarm")
-NOT_MANAGER = RefusedEndpoint(Unavailable, 'This node is not a swarm manager. Use "docker swarm init" or '
-                                           '"docker swarm join" to connect this node to swarm and try again.')
+NOT_MANAGER = RefusedEndpoint(
+    Unavailable,
+    'This node is not a swarm manager. Use "docker swarm init" or '
+    '"docker swarm join" to connect this node to swarm and try again.',
+)
 NO_SWARM_MODE = RefusedEndpoint(NotSupportedByDriver, "swarm mode is not supported by dockyard")
-NO_PLUGINS = RefusedEndpoint(NotSupportedByDriver, "managed plugins are not supported by dockyard (its drivers are "
-                                                   "Python packages: see docs/architecture.md)")
-NO_SESSION = RefusedEndpoint(NotSupportedByDriver, "BuildKit sessions are not supported by dockyard; use the "
-                                                   "classic builder (DOCKER_BUILDKIT=0)")
+NO_PLUGINS = RefusedEndpoint(
+    NotSupportedByDriver,
+    "managed plugins are not supported by dockyard (its drivers are Python packages: see docs/architecture.md)",
+)
+NO_SESSION = RefusedEndpoint(
+    NotSupportedByDriver, "BuildKit sessions are not supported by dockyard; use the classic builder (DOCKER_BUILDKIT=0)"
+)
 
-_SWARM = [("POST", "/swarm/init", NO_SWARM_MODE), ("POST", "/swarm/join", NO_SWARM_MODE),
-          ("POST", "/swarm/leave", NO_SWARM), ("GET", "/swarm", NOT_MANAGER), ("POST", "/swarm/update", NOT_MANAGER),
-          ("GET", "/swarm/unlockkey", NOT_MANAGER), ("POST", "/swarm/unlock", NOT_MANAGER)]
+_SWARM = [
+    ("POST", "/swarm/init", NO_SWARM_MODE),
+    ("POST", "/swarm/join", NO_SWARM_MODE),
+    ("POST", "/swarm/leave", NO_SWARM),
+    ("GET", "/swarm", NOT_MANAGER),
+    ("POST", "/swarm/update", NOT_MANAGER),
+    ("GET", "/swarm/unlockkey", NOT_MANAGER),
+    ("POST", "/swarm/unlock", NOT_MANAGER),
+]
 _SWARM_OBJECTS = [("GET", ""), ("GET", "/{id}"), ("DELETE", "/{id}"), ("POST", "/{id}/update")]
-_PLUGINS = [("GET", "/plugins/privileges"), ("POST", "/plugins/pull"), ("GET", "/plugins/{name}/json"),
-            ("DELETE", "/plugins/{name}"), ("POST", "/plugins/{name}/enable"), ("POST", "/plugins/{name}/disable"),
-            ("POST", "/plugins/{name}/upgrade"), ("POST", "/plugins/create"), ("POST", "/plugins/{name}/push"),
-            ("POST", "/plugins/{name}/set")]
+_PLUGINS = [
+    ("GET", "/plugins/privileges"),
+    ("POST", "/plugins/pull"),
+    ("GET", "/plugins/{name}/json"),
+    ("DELETE", "/plugins/{name}"),
+    ("POST", "/plugins/{name}/enable"),
+    ("POST", "/plugins/{name}/disable"),
+    ("POST", "/plugins/{name}/upgrade"),
+    ("POST", "/plugins/create"),
+    ("POST", "/plugins/{name}/push"),
+    ("POST", "/plugins/{name}/set"),
+]
 
 
 def register(app: web.Application) -> None:

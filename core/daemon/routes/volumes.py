@@ -34,8 +34,9 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     options = body(request, VolumeCreateOptions)
-    volume = await asyncio.to_thread(engine(request).volumes.create, options.name or None, options.labels, None,
-                                     driver=options.driver)
+    volume = await asyncio.to_thread(
+        engine(request).volumes.create, options.name or None, options.labels, None, driver=options.driver
+    )
     return json_response(volume, status=201)
 
 
@@ -48,8 +49,9 @@ class RemoveVolumeQuery(Query):
 
 
 async def remove(request: web.Request) -> web.Response:
-    await asyncio.to_thread(engine(request).volumes.remove, request.match_info["name"],
-                            query(request, RemoveVolumeQuery).force)
+    await asyncio.to_thread(
+        engine(request).volumes.remove, request.match_info["name"], query(request, RemoveVolumeQuery).force
+    )
     return web.Response(status=204)
 
 
@@ -58,8 +60,9 @@ class PruneVolumesQuery(Query):
 
 
 async def prune(request: web.Request) -> web.Response:
-    deleted, reclaimed = await asyncio.to_thread(engine(request).volumes.prune,
-                                                 query(request, PruneVolumesQuery).filters)
+    deleted, reclaimed = await asyncio.to_thread(
+        engine(request).volumes.prune, query(request, PruneVolumesQuery).filters
+    )
     return json_response({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})
 
 

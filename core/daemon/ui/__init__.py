@@ -57,8 +57,12 @@ VENDOR = {
     "addon-fit.js": "@xterm/addon-fit/lib/addon-fit.js",
 }
 
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 _IMPORTMAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
 
 
@@ -85,14 +89,22 @@ class UiAssets:
             raise InvalidParameter(
                 f"--ui needs the UI's JavaScript libraries, not found under {vendor_dir} ({', '.join(missing)}); "
                 f"install them with contrib/setup.sh, or: npm ci --prefix {vendor_dir.parent} "
-                f"(with {PACKAGE_JSON} and its lock file copied there)")
-        files = {p.name: (p.read_bytes(), _TYPES.get(p.suffix, "application/octet-stream"))
-                 for p in STATIC.iterdir() if p.is_file() and p.suffix in _TYPES}
+                f"(with {PACKAGE_JSON} and its lock file copied there)"
+            )
+        files = {
+            p.name: (p.read_bytes(), _TYPES.get(p.suffix, "application/octet-stream"))
+            for p in STATIC.iterdir()
+            if p.is_file() and p.suffix in _TYPES
+        }
         libraries = {name: ((vendor_dir / rel).read_bytes(), _TYPES[Path(rel).suffix]) for name, rel in VENDOR.items()}
         match = _IMPORTMAP.search(files["index.html"][0].decode())
         digest = base64.b64encode(hashlib.sha256(match.group(1).encode()).digest()).decode() if match else ""
-        csp = ("default-src 'self'; " f"script-src 'self' 'sha256-{digest}'; " "style-src 'self' 'unsafe-inline'; "
-               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+        csp = (
+            "default-src 'self'; "
+            f"script-src 'self' 'sha256-{digest}'; "
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        )
         return cls(files, libraries, csp)
 
 
@@ -100,8 +112,12 @@ def _serve(entry: tuple[bytes, str] | None, csp: str) -> web.Response:
     if entry is None:
         raise NotFound("no such file in the UI")
     body, content_type = entry
-    headers = {"Content-Type": content_type, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer"}
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
     if content_type.startswith("text/html"):
         headers.update({"Content-Security-Policy": csp, "X-Frame-Options": "DENY"})
     return web.Response(body=body, headers=headers)
@@ -134,9 +150,17 @@ async def terminal(request: web.Request) -> web.StreamResponse:
     a text frame ``{"resize": [columns, rows]}`` sizes it.  The exec ends when either side closes."""
     engine = _engine(request)
     command = request.query.getall("cmd", []) or ["sh"]
-    exec_id = engine.execs.create(request.match_info["id"], ExecCreateRequest(
-        attach_stdin=True, attach_stdout=True, attach_stderr=True, tty=True, cmd=command,
-        env=["TERM=xterm-256color"]))
+    exec_id = engine.execs.create(
+        request.match_info["id"],
+        ExecCreateRequest(
+            attach_stdin=True,
+            attach_stdout=True,
+            attach_stderr=True,
+            tty=True,
+            cmd=command,
+            env=["TERM=xterm-256color"],
+        ),
+    )
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
     await ws.prepare(request)
     try:

@@ -26,8 +26,17 @@ import time
 from types import ModuleType
 from typing import Any
 
-from . import (bridge_address, bridge_device, interface, ip_forward, port_reservation, port_rules, route_localnet,
-               sandbox, veth)
+from . import (
+    bridge_address,
+    bridge_device,
+    interface,
+    ip_forward,
+    port_reservation,
+    port_rules,
+    route_localnet,
+    sandbox,
+    veth,
+)
 
 log = logging.getLogger(__name__)
 

@@ -32,15 +32,22 @@ def do(ctx) -> None:
             (index,) = ns.link_lookup(ifname=ctx.ifname)
             ns.addr("add", index=index, address=ctx.ip, prefixlen=ctx.prefixlen)
             if ctx.ip6:
-                ns.addr("add", index=index, address=ctx.ip6, prefixlen=ctx.prefixlen6, family=socket.AF_INET6,
-                        flags=IFA_F_NODAD)
+                ns.addr(
+                    "add",
+                    index=index,
+                    address=ctx.ip6,
+                    prefixlen=ctx.prefixlen6,
+                    family=socket.AF_INET6,
+                    flags=IFA_F_NODAD,
+                )
             for address in ctx.link_local:
                 parsed = ipaddress.ip_address(address)
                 if parsed.version == 4:
                     ns.addr("add", index=index, address=address, prefixlen=16)
                 else:
-                    ns.addr("add", index=index, address=address, prefixlen=64, family=socket.AF_INET6,
-                            flags=IFA_F_NODAD)
+                    ns.addr(
+                        "add", index=index, address=address, prefixlen=64, family=socket.AF_INET6, flags=IFA_F_NODAD
+                    )
             ns.link("set", index=index, state="up")
             (lo,) = ns.link_lookup(ifname="lo")
             ns.link("set", index=lo, state="up")

@@ -20,8 +20,14 @@ def do(ctx) -> None:
         stale = ipr.link_lookup(ifname=ctx.veth)
         if stale:
             ipr.link("del", index=stale[0])
-        ipr.link("add", ifname=ctx.veth, kind="veth", mtu=ctx.mtu, master=ctx.bridge_index,
-                 peer={"ifname": ctx.ifname, "net_ns_fd": ctx.netns_name, "mtu": ctx.mtu, "address": ctx.mac})
+        ipr.link(
+            "add",
+            ifname=ctx.veth,
+            kind="veth",
+            mtu=ctx.mtu,
+            master=ctx.bridge_index,
+            peer={"ifname": ctx.ifname, "net_ns_fd": ctx.netns_name, "mtu": ctx.mtu, "address": ctx.mac},
+        )
         ipr.link("set", ifname=ctx.veth, state="up")
     except NetlinkError as exc:
         raise System(f"cannot create veth pair {ctx.veth} for {ctx.container_id[:12]}: {exc}") from None
