@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.errors import InvalidParameter
 from dockyard.filters import Filters
 from dockyard.models.container import ContainerState
+from dockyard.models.network import empty_endpoint
 from dockyard.timefmt import NEVER, human_duration, parse_iso, to_unix
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def network_settings(settings: dict, c: Container | None = None) -> dict:
     if c is not None and not settings:
         merged["Networks"] = {
             name: {
-                **_EMPTY_ENDPOINT,
+                **empty_endpoint(),
                 "Aliases": (endpoint.get("Aliases") or None),
                 "IPAMConfig": endpoint.get("IPAMConfig"),
                 "Links": endpoint.get("Links"),
@@ -201,23 +202,6 @@ def _port_filter(f: Filters, key: str) -> set[str]:
             raise InvalidParameter(f"error while looking up for {key} {value}: invalid port range")
         ports.update(f"{p}/{proto or 'tcp'}" for p in range(start, end + 1))
     return ports
-
-
-_EMPTY_ENDPOINT: dict[str, Any] = {
-    "IPAMConfig": None,
-    "Links": None,
-    "Aliases": None,
-    "NetworkID": "",
-    "EndpointID": "",
-    "Gateway": "",
-    "IPAddress": "",
-    "IPPrefixLen": 0,
-    "IPv6Gateway": "",
-    "GlobalIPv6Address": "",
-    "GlobalIPv6PrefixLen": 0,
-    "MacAddress": "",
-    "DriverOpts": None,
-}
 
 
 def summary(c: Container, ports: list[dict], settings: dict | None = None) -> dict:

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from dockyard.models.api import Allowed, ApiModel, Refused
 
-__all__ = ["IPAM", "IPAMConfig", "NetworkCreateRequest"]
+__all__ = ["IPAM", "IPAMConfig", "NetworkCreateRequest", "empty_endpoint"]
 
 
 class IPAMConfig(ApiModel):
@@ -65,3 +65,23 @@ class NetworkCreateRequest(ApiModel):
     @classmethod
     def _null_false(cls, value: Any) -> Any:
         return False if value is None else value
+
+
+def empty_endpoint() -> dict[str, Any]:
+    """An ``EndpointSettings`` of ``NetworkSettings.Networks`` with nothing assigned yet (a container on a
+    network it has no address on: not running, or on a driver without addresses), as Docker shows it."""
+    return {
+        "IPAMConfig": None,
+        "Links": None,
+        "Aliases": None,
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "",
+        "DriverOpts": None,
+    }

@@ -56,6 +56,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dockyard import hookimpl
 from dockyard import netns as core_netns
 from dockyard.errors import Conflict, DriverNotSupported, Forbidden, InvalidParameter, NotFound, System
+from dockyard.models.network import empty_endpoint
 from dockyard.models.runtime import EndpointRequest, NetworkAttachment, NetworkRequest
 from dockyard.timefmt import iso_now
 
@@ -731,21 +732,7 @@ class BridgeNetworkDriver:
 
     @staticmethod
     def _simple_settings(network: str, path: Path | None) -> dict:
-        endpoint = {
-            "IPAMConfig": None,
-            "Links": None,
-            "Aliases": None,
-            "NetworkID": "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "",
-            "DriverOpts": None,
-        }
+        endpoint = empty_endpoint()
         return {
             "SandboxKey": str(path) if path else "",
             "Ports": {},

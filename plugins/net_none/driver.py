@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dockyard import hookimpl, netns
 from dockyard.errors import DriverNotSupported, InvalidParameter
+from dockyard.models.network import empty_endpoint
 from dockyard.models.runtime import NetworkAttachment, NetworkRequest
 
 LOOPBACK_MODES = ("none", "default", "")
@@ -55,19 +56,5 @@ class NoneNetworkDriver:
 
     @staticmethod
     def _settings(network: str, path: Path | None = None) -> dict:
-        endpoint = {
-            "IPAMConfig": None,
-            "Links": None,
-            "Aliases": None,
-            "NetworkID": "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "",
-            "DriverOpts": None,
-        }
+        endpoint = empty_endpoint()
         return {"SandboxKey": str(path) if path else "", "Networks": {network: endpoint}}
