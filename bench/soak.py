@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gzip
 import io
 import json
 import os
@@ -64,8 +63,8 @@ from tests.helpers.daemon import (
     start_daemon,
 )
 from tests.helpers.probes import cpu_seconds, open_fds, rss_bytes  # noqa: E402
-from tests.helpers.registry import start_registry  # noqa: E402
-from tests.helpers.images import image_config, layer_tar, sha256  # noqa: E402
+from tests.helpers.registry import push_image, start_registry  # noqa: E402
+from tests.helpers.images import random_layer  # noqa: E402
 
 UPGRADE = "Upgrade: tcp\r\nConnection: Upgrade\r\n"
 #: times GET /_ping of the daemon (argv 1) and of the reference server (argv 2), in turn, every 50 ms
@@ -468,36 +467,9 @@ class Soak:
         self.quiet = "quiet"
 
     def _push_image(self, name: str, size: int) -> None:
-        layer = layer_tar({"data.bin": os.urandom(size)})
-        blob = gzip.compress(layer, compresslevel=1, mtime=0)
-        config = image_config([sha256(layer)])
         assert self.registry is not None
         with httpx.Client(base_url=self.registry.url, timeout=60) as http:
-            for data in (config, blob):
-                r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
-                assert r.status_code == 201, r.text
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {
-                    "mediaType": "application/vnd.docker.container.image.v1+json",
-                    "size": len(config),
-                    "digest": sha256(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                        "size": len(blob),
-                        "digest": sha256(blob),
-                    }
-                ],
-            }
-            r = http.put(
-                f"/v2/{name}/manifests/latest",
-                content=json.dumps(manifest),
-                headers={"Content-Type": manifest["mediaType"]},
-            )
-            assert r.status_code == 201, r.text
+            push_image(http, name, "latest", [random_layer(size)], compresslevel=1)
 
     # -- watching ---------------------------------------------------------------------------------------------
 

@@ -69,9 +69,9 @@ def docker_archive(layers: list[bytes], tag: str | None = None) -> tuple[bytes, 
     return buf.getvalue(), image_id
 
 
-def schema2(layers: list[bytes]) -> tuple[bytes, bytes, list[bytes]]:
+def schema2(layers: list[bytes], compresslevel: int = 9) -> tuple[bytes, bytes, list[bytes]]:
     """(manifest, config, gzipped layer blobs) of a Docker v2 schema 2 image."""
-    blobs = [gzip.compress(layer, mtime=0) for layer in layers]
+    blobs = [gzip.compress(layer, compresslevel=compresslevel, mtime=0) for layer in layers]
     config = image_config([sha256(layer) for layer in layers])
     manifest = {
         "schemaVersion": 2,

@@ -170,9 +170,12 @@ def upload(http: httpx.Client, name: str, data: bytes) -> str:
     return digest
 
 
-def push_image(http: httpx.Client, name: str, tag: str, layers: list[bytes]) -> tuple[bytes, str]:
-    """Push a schema 2 image of ``layers`` over the raw API; returns (manifest, its digest)."""
-    manifest, config, blobs = schema2(layers)
+def push_image(
+    http: httpx.Client, name: str, tag: str, layers: list[bytes], compresslevel: int = 9
+) -> tuple[bytes, str]:
+    """Push a schema 2 image of ``layers`` over the raw API; returns (manifest, its digest).
+    (``compresslevel`` 1 for large random layers, which gzip cannot shrink anyway.)"""
+    manifest, config, blobs = schema2(layers, compresslevel)
     for blob in [config, *blobs]:
         upload(http, name, blob)
     r = http.put(f"/v2/{name}/manifests/{tag}", content=manifest, headers={"Content-Type": DOCKER_MANIFEST})

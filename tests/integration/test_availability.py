@@ -9,7 +9,6 @@ read back across rotated files; JSON bodies are capped.
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -349,37 +348,11 @@ def registry(tmp_path_factory):
 
 def push_random_image(registry, name: str, size: int) -> None:
     """An image of one layer of ``size`` random bytes, straight into the registry."""
-    from tests.helpers.images import image_config, layer_tar, sha256
+    from tests.helpers.images import random_layer
+    from tests.helpers.registry import push_image
 
-    layer = layer_tar({"random.bin": os.urandom(size)})
-    blob = gzip.compress(layer, compresslevel=1, mtime=0)
-    config = image_config([sha256(layer)])
     with httpx.Client(base_url=registry.url, timeout=120) as http:
-        for data in (config, blob):
-            r = http.post(f"/v2/{name}/blobs/uploads/", params={"digest": sha256(data)}, content=data)
-            assert r.status_code == 201, r.text
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "size": len(config),
-                "digest": sha256(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": len(blob),
-                    "digest": sha256(blob),
-                }
-            ],
-        }
-        r = http.put(
-            f"/v2/{name}/manifests/latest",
-            content=json.dumps(manifest),
-            headers={"Content-Type": manifest["mediaType"]},
-        )
-        assert r.status_code == 201, r.text
+        push_image(http, name, "latest", [random_layer(size, "random.bin")], compresslevel=1)
 
 
 def test_ping_stays_fast_while_pulling_and_a_pull_stops_when_its_client_leaves(daemon, registry):
