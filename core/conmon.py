@@ -48,9 +48,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dockyard import hookimpl
 from dockyard.cgroups import Cgroups, cgroup_dir
 from dockyard.errors import Conflict, InvalidParameter, NotFound, NotModified, System
-from dockyard.models.runtime import ExitStatus, ProcessState
+from dockyard.models.runtime import ExitStatus, ProcessState, Resources
 
 SYNC_TIMEOUT = 60.0
 
@@ -987,3 +988,93 @@ class Supervisor:
             except ProcessLookupError:
                 pass
             wait_pid_gone(monitor, 2.0)
+
+
+class SupervisedDriver:
+    """The exec hooks that are the same for every driver whose containers run under conmon: each is one
+    call to the driver's :class:`Supervisor`.  A driver subclasses this, sets ``self.sv`` and defines
+    ``_ready(container_id)`` (wait for the container's create to have finished, raising the driver's own
+    error if it failed); the hooks that differ (create, start, delete, pause, exec, restore...) stay in it."""
+
+    sv: Supervisor
+
+    def _ready(self, container_id: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sv.close()
+
+    @hookimpl
+    def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
+        self._ready(container_id)
+        return self.sv.attach(container_id, stdin, stdout, stderr)
+
+    @hookimpl
+    def exec_wait(self, container_id: str) -> ExitStatus:
+        d = self.sv.existing(container_id)
+        self._ready(container_id)
+        st = self.sv.wait(d, None)
+        assert st is not None
+        return st
+
+    @hookimpl
+    def exec_kill(self, container_id: str, signal: int) -> bool:
+        self._ready(container_id)
+        self.sv.kill(container_id, signal)
+        return True
+
+    @hookimpl
+    def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
+        self._ready(container_id)
+        return self.sv.stop(container_id, signal, timeout)
+
+    @hookimpl
+    def exec_state(self, container_id: str) -> ProcessState | None:
+        try:
+            d = self.sv.dir(container_id)
+        except InvalidParameter:
+            return None
+        return self.sv.state(d)
+
+    @hookimpl
+    def exec_reopen_log(self, container_id: str) -> bool:
+        self._ready(container_id)
+        self.sv.reopen_log(container_id)
+        return True
+
+    @hookimpl
+    def exec_resize(self, container_id: str, height: int, width: int) -> bool:
+        self._ready(container_id)
+        self.sv.resize(container_id, height, width)
+        return True
+
+    @hookimpl
+    def exec_list(self) -> list[str]:
+        return self.sv.list()
+
+    @hookimpl
+    def exec_processes(self, container_id: str) -> list[int]:
+        self.sv.running(container_id)
+        return self.sv.cgroups(container_id).pids()
+
+    @hookimpl
+    def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
+        self.sv.run_resize(container_id, exec_id, height, width)
+        return True
+
+    @hookimpl
+    def exec_run_wait(self, container_id: str, exec_id: str) -> int:
+        return self.sv.run_wait(container_id, exec_id)
+
+    @hookimpl
+    def exec_stats(self, container_id: str) -> dict:
+        self.sv.running(container_id)
+        stats = self.sv.cgroups(container_id).stats()
+        stats["num_procs"] = 0
+        return stats
+
+    @hookimpl
+    def exec_update(self, container_id: str, resources: Resources) -> bool:
+        self.sv.running(container_id)
+        self.sv.cgroups(container_id).update(resources)
+        return True

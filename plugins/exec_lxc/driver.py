@@ -43,7 +43,7 @@ from pathlib import Path
 from dockyard import confinement, conmon, hookimpl
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
-from dockyard.models.runtime import ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
+from dockyard.models.runtime import ProcessSpec, ProcessState, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_lxc import lxcconf
 
 RUNTIME_SOURCE = Path(__file__).resolve().with_name("lxc_runtime.c")
@@ -117,7 +117,7 @@ def _lxc_error(d: Path) -> str:
     return "; ".join(messages[:4]) or "lxc start failed (no details in lxc.log)"
 
 
-class LxcDriver:
+class LxcDriver(conmon.SupervisedDriver):
     """Execution driver: each container's main process runs under liblxc, watched by conmon."""
 
     name = "lxc"
@@ -156,9 +156,6 @@ class LxcDriver:
             raise DriverNotSupported("lxc", "building dockyard-lxc-runtime needs gcc and lxc-dev")
         if not CGROUP_ROOT.is_dir():
             raise DriverNotSupported("lxc", "/sys/fs/cgroup is not mounted")
-
-    def close(self) -> None:
-        self.sv.close()
 
     @staticmethod
     def _oom_killed(d: Path) -> bool:
@@ -285,11 +282,6 @@ class LxcDriver:
         return True
 
     @hookimpl
-    def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
-        self._ready(container_id)
-        return self.sv.attach(container_id, stdin, stdout, stderr)
-
-    @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -375,49 +367,6 @@ class LxcDriver:
             code = 126
         self.sv.record_exit(d, code)
         raise System(f"failed to start container {d.name}: {error}")
-
-    @hookimpl
-    def exec_wait(self, container_id: str) -> ExitStatus:
-        d = self.sv.existing(container_id)
-        self._ready(container_id)
-        st = self.sv.wait(d, None)
-        assert st is not None
-        return st
-
-    @hookimpl
-    def exec_kill(self, container_id: str, signal: int) -> bool:
-        self._ready(container_id)
-        self.sv.kill(container_id, signal)
-        return True
-
-    @hookimpl
-    def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
-        self._ready(container_id)
-        return self.sv.stop(container_id, signal, timeout)
-
-    @hookimpl
-    def exec_state(self, container_id: str) -> ProcessState | None:
-        try:
-            d = self.sv.dir(container_id)
-        except InvalidParameter:
-            return None
-        return self.sv.state(d)
-
-    @hookimpl
-    def exec_reopen_log(self, container_id: str) -> bool:
-        self._ready(container_id)
-        self.sv.reopen_log(container_id)
-        return True
-
-    @hookimpl
-    def exec_resize(self, container_id: str, height: int, width: int) -> bool:
-        self._ready(container_id)
-        self.sv.resize(container_id, height, width)
-        return True
-
-    @hookimpl
-    def exec_list(self) -> list[str]:
-        return self.sv.list()
 
     @hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
@@ -511,24 +460,6 @@ class LxcDriver:
         self.sv.cgroups(container_id).thaw()
         return True
 
-    @hookimpl
-    def exec_processes(self, container_id: str) -> list[int]:
-        self.sv.running(container_id)
-        return self.sv.cgroups(container_id).pids()
-
-    @hookimpl
-    def exec_stats(self, container_id: str) -> dict:
-        self.sv.running(container_id)
-        stats = self.sv.cgroups(container_id).stats()
-        stats["num_procs"] = 0
-        return stats
-
-    @hookimpl
-    def exec_update(self, container_id: str, resources: Resources) -> bool:
-        self.sv.running(container_id)
-        self.sv.cgroups(container_id).update(resources)
-        return True
-
     # ------------------------------------------------------------------ docker exec
 
     @hookimpl
@@ -566,15 +497,6 @@ class LxcDriver:
             return xd / "process"
 
         return self.sv.run(self._monitor(), container_id, exec_id, tty=spec.tty, stdin=spec.stdin, write_process=write)
-
-    @hookimpl
-    def exec_run_wait(self, container_id: str, exec_id: str) -> int:
-        return self.sv.run_wait(container_id, exec_id)
-
-    @hookimpl
-    def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
-        self.sv.run_resize(container_id, exec_id, height, width)
-        return True
 
     # ------------------------------------------------------------------ info
 

@@ -31,13 +31,13 @@ from pathlib import Path
 from dockyard import confinement, conmon, hookimpl
 from dockyard.cgroups import CGROUP_ROOT, cgroup2_host, cgroup_dir, hybrid_host
 from dockyard.errors import Conflict, DriverNotSupported, InvalidParameter, NotFound, System
-from dockyard.models.runtime import Confinement, ExitStatus, ProcessSpec, ProcessState, Resources, Runtimes, RuntimeSpec
+from dockyard.models.runtime import Confinement, ProcessSpec, ProcessState, Runtimes, RuntimeSpec
 from dockyard.plugins.exec_oci import bundle, runtimes
 
 OPTIONS = {"runtime", "runtimes", "conmon", "log_level"}
 
 
-class OciDriver:
+class OciDriver(conmon.SupervisedDriver):
     """Execution driver: each container's process is created by an OCI runtime and watched by conmon."""
 
     name = "oci"
@@ -81,9 +81,6 @@ class OciDriver:
             raise DriverNotSupported("oci", "no OCI runtime found in PATH (install runc or crun)")
         if not CGROUP_ROOT.is_dir():
             raise DriverNotSupported("oci", "/sys/fs/cgroup is not mounted")
-
-    def close(self) -> None:
-        self.sv.close()
 
     # ------------------------------------------------------------------ runtimes
 
@@ -192,11 +189,6 @@ class OciDriver:
         self.sv.ready(container_id, lambda d, e: f"OCI runtime create failed: {self._describe(e)}")
 
     @hookimpl
-    def exec_attach(self, container_id: str, stdin: bool, stdout: bool, stderr: bool) -> socket.socket:
-        self._ready(container_id)
-        return self.sv.attach(container_id, stdin, stdout, stderr)
-
-    @hookimpl
     def exec_start(self, container_id: str) -> ProcessState:
         d = self.sv.existing(container_id)
         self._ready(container_id)
@@ -210,49 +202,6 @@ class OciDriver:
             error = runtimes.error_text(out.stderr) or f"exit status {out.returncode}"
             raise System(f"failed to start container {container_id}: {error}")
         return self.sv.mark_started(d, pid)
-
-    @hookimpl
-    def exec_wait(self, container_id: str) -> ExitStatus:
-        d = self.sv.existing(container_id)
-        self._ready(container_id)
-        st = self.sv.wait(d, None)
-        assert st is not None
-        return st
-
-    @hookimpl
-    def exec_kill(self, container_id: str, signal: int) -> bool:
-        self._ready(container_id)
-        self.sv.kill(container_id, signal)
-        return True
-
-    @hookimpl
-    def exec_stop(self, container_id: str, signal: int, timeout: float) -> ExitStatus:
-        self._ready(container_id)
-        return self.sv.stop(container_id, signal, timeout)
-
-    @hookimpl
-    def exec_state(self, container_id: str) -> ProcessState | None:
-        try:
-            d = self.sv.dir(container_id)
-        except InvalidParameter:
-            return None
-        return self.sv.state(d)
-
-    @hookimpl
-    def exec_reopen_log(self, container_id: str) -> bool:
-        self._ready(container_id)
-        self.sv.reopen_log(container_id)
-        return True
-
-    @hookimpl
-    def exec_resize(self, container_id: str, height: int, width: int) -> bool:
-        self._ready(container_id)
-        self.sv.resize(container_id, height, width)
-        return True
-
-    @hookimpl
-    def exec_list(self) -> list[str]:
-        return self.sv.list()
 
     @hookimpl
     def exec_restore(self, container_id: str) -> ProcessState | None:
@@ -321,24 +270,6 @@ class OciDriver:
         return True
 
     @hookimpl
-    def exec_processes(self, container_id: str) -> list[int]:
-        self.sv.running(container_id)
-        return self.sv.cgroups(container_id).pids()
-
-    @hookimpl
-    def exec_stats(self, container_id: str) -> dict:
-        self.sv.running(container_id)
-        stats = self.sv.cgroups(container_id).stats()
-        stats["num_procs"] = 0
-        return stats
-
-    @hookimpl
-    def exec_update(self, container_id: str, resources: Resources) -> bool:
-        self.sv.running(container_id)
-        self.sv.cgroups(container_id).update(resources)
-        return True
-
-    @hookimpl
     def exec_run(self, container_id: str, exec_id: str, spec: ProcessSpec) -> socket.socket:
         d = self.sv.existing(container_id)
         meta = self.sv.meta(d)
@@ -361,15 +292,6 @@ class OciDriver:
             write_process=write,
             describe=self._describe,
         )
-
-    @hookimpl
-    def exec_run_wait(self, container_id: str, exec_id: str) -> int:
-        return self.sv.run_wait(container_id, exec_id)
-
-    @hookimpl
-    def exec_run_resize(self, container_id: str, exec_id: str, height: int, width: int) -> bool:
-        self.sv.run_resize(container_id, exec_id, height, width)
-        return True
 
     @hookimpl
     def exec_runtimes(self) -> Runtimes:
