@@ -253,18 +253,32 @@ class TcpDaemon(Daemon):
 
 
 @contextmanager
+def busybox_daemon(root: Path, extra: tuple[str, ...] = ()) -> Iterator[Daemon]:
+    """A daemon on ``root`` (with ``extra`` flags) and busybox:latest imported; afterwards its containers,
+    bridge and root are removed."""
+    with _cleaned_up(start_daemon(root, extra)) as daemon:
+        out(daemon.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()))
+        yield daemon
+
+
+@contextmanager
+def _cleaned_up(daemon: Daemon) -> Iterator[Daemon]:
+    try:
+        yield daemon
+    finally:
+        remove_all_containers(daemon)
+        daemon.stop()
+        remove_bridge(daemon.root)
+        shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+@contextmanager
 def tcp_daemon(root: Path, *extra: str, busybox: bool = True) -> Iterator[TcpDaemon]:
     """A daemon on ``root`` with ``-H tcp://127.0.0.1:<free port>`` (and ``extra`` flags), busybox
     imported unless not ``busybox``; its containers, bridge and root are removed afterwards."""
     port = free_port()
     started = start_daemon(root, ("-H", f"tcp://127.0.0.1:{port}", *extra))
-    daemon = TcpDaemon(started.root, started.socket, started.process, started.log, port)
-    try:
+    with _cleaned_up(TcpDaemon(started.root, started.socket, started.process, started.log, port)) as daemon:
         if busybox:
             out(daemon.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar()))
         yield daemon
-    finally:
-        remove_all_containers(daemon)
-        daemon.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)

@@ -4,26 +4,16 @@ console script)."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
+from tests.helpers.daemon import busybox_daemon
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dockyard")
-    d = start_daemon(root)
-    try:
-        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
-        assert result.returncode == 0, result.stderr.decode()
+    with busybox_daemon(tmp_path_factory.mktemp("dockyard")) as d:
         yield d
-    finally:
-        remove_all_containers(d)
-        d.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

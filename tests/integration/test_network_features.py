@@ -11,12 +11,11 @@ leaves the host.  Traffic goes only to addresses on the bridges these tests made
 from __future__ import annotations
 
 import json
-import shutil
 
 import docker as dockerpy_module
 import pytest
 
-from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
+from tests.helpers.daemon import busybox_daemon, remove_all_containers
 
 pytestmark = [
     pytest.mark.requires_root,
@@ -28,19 +27,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dockyard-netfeatures")
-    d = start_daemon(root, ("--network-opt", "dns_upstream=none"))
-    try:
-        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
-        assert result.returncode == 0, result.stderr.decode()
-        yield d
-    finally:
-        remove_all_containers(d)
-        for name in ("nf-ipam", "nf-v6", "nf-internal", "nf-other", "nf-mtu", "nf-dns", "nf-link"):
-            d.docker("network", "rm", name)
-        d.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)
+    with busybox_daemon(tmp_path_factory.mktemp("dockyard-netfeatures"), ("--network-opt", "dns_upstream=none")) as d:
+        try:
+            yield d
+        finally:  # the networks go before the daemon (their containers first)
+            remove_all_containers(d)
+            for name in ("nf-ipam", "nf-v6", "nf-internal", "nf-other", "nf-mtu", "nf-dns", "nf-link"):
+                d.docker("network", "rm", name)
 
 
 def ok(result) -> str:

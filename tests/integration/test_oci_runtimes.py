@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.helpers.daemon import busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
+from tests.helpers.daemon import busybox_daemon
 
 pytestmark = [
     pytest.mark.requires_root,
@@ -28,17 +28,9 @@ CRUN = shutil.which("crun")
 
 @pytest.fixture(scope="module")
 def oci(tmp_path_factory):
-    root = tmp_path_factory.mktemp("oci")
-    d = start_daemon(root, ("--exec-driver", "oci", "--runtime", "crun", "--add-runtime", f"runc-again={RUNC}"))
-    try:
-        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
-        assert result.returncode == 0, result.stderr.decode()
+    extra = ("--exec-driver", "oci", "--runtime", "crun", "--add-runtime", f"runc-again={RUNC}")
+    with busybox_daemon(tmp_path_factory.mktemp("oci"), extra) as d:
         yield d
-    finally:
-        remove_all_containers(d)
-        d.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_info_lists_the_configured_runtimes_and_the_default(oci):

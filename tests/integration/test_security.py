@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import socket
 import stat
 import subprocess
 import tarfile
@@ -22,7 +20,7 @@ import pytest
 from dockyard import confinement
 from dockyard.testing.exec_conformance import build_syscall_probe
 
-from tests.helpers.daemon import bridge_name, busybox_rootfs_tar, remove_all_containers, remove_bridge, start_daemon
+from tests.helpers.daemon import bridge_name, busybox_rootfs_tar, tcp_daemon
 
 pytestmark = [
     pytest.mark.requires_root,
@@ -32,37 +30,11 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     """A daemon on its unix socket and on plain TCP on loopback (as `-H tcp://127.0.0.1:port` users run it)."""
-    root = tmp_path_factory.mktemp("dysec")
-    port = free_port()
-    d = start_daemon(root, extra=("-H", f"tcp://127.0.0.1:{port}"))
-    d.port = port  # type: ignore[attr-defined]
-    try:
-        result = d.dockyard("import", "-", "busybox:latest", input=busybox_rootfs_tar())
-        assert result.returncode == 0, result.stderr.decode()
+    with tcp_daemon(tmp_path_factory.mktemp("dysec")) as d:
         yield d
-    finally:
-        remove_all_containers(d)
-        d.stop()
-        remove_bridge(root)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def dockerpy(daemon):
-    import docker as dockerpy
-
-    client = dockerpy.DockerClient(base_url=daemon.host, timeout=60)
-    yield client
-    client.close()
 
 
 def out(result) -> str:
