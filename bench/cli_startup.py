@@ -19,7 +19,6 @@ host's busybox).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import secrets
 import shutil
@@ -27,12 +26,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its test helpers
+
+from tests.helpers.daemon import busybox_rootfs_tar  # noqa: E402
 
 CASES = {
     "ps": ["ps"],
@@ -107,28 +109,6 @@ def compare(
     return met
 
 
-def busybox_tar() -> bytes:
-    """A busybox image root: the host's busybox-static and its applet links."""
-    busybox = shutil.which("busybox") or sys.exit("--start-daemon needs busybox-static on the host")
-    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "sys", "dev"):
-            info = tarfile.TarInfo(name)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
-            tar.addfile(info)
-        data = Path(busybox).read_bytes()
-        info = tarfile.TarInfo("bin/busybox")
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
-        for applet in applets:
-            if applet != "bin/busybox":
-                link = tarfile.TarInfo(applet)
-                link.type, link.linkname = tarfile.SYMTYPE, "/bin/busybox"
-                tar.addfile(link)
-    return buf.getvalue()
-
-
 def _answers(path: Path) -> bool:
     try:
         with socket.socket(socket.AF_UNIX) as s:
@@ -173,7 +153,7 @@ def throwaway_daemon(dockyard: list[str]):
         host = f"unix://{sock}"
         subprocess.run(
             [*dockyard, "-H", host, "import", "-", "busybox:latest"],
-            input=busybox_tar(),
+            input=busybox_rootfs_tar(),
             check=True,
             capture_output=True,
         )

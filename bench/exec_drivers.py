@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import secrets
 import shutil
@@ -35,11 +34,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: its test helpers
+
+from tests.helpers.daemon import busybox_rootfs_tar  # noqa: E402
 
 DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin") or "docker"
 REF_SOCK = "/run/refdocker.sock"
@@ -54,32 +56,6 @@ REF_ARGS = [
     "--pidfile",
     "/run/refdocker.pid",
 ]
-
-
-def busybox_tar() -> bytes:
-    busybox = shutil.which("busybox") or sys.exit("needs busybox-static")
-    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "tmp", "proc", "sys", "dev"):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        data = Path(busybox).read_bytes()
-        info = tarfile.TarInfo("bin/busybox")
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
-        for applet in applets:
-            if applet != "bin/busybox":
-                info = tarfile.TarInfo(applet)
-                info.type, info.linkname = tarfile.SYMTYPE, "/bin/busybox"
-                tar.addfile(info)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
-            raw = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
-    return buf.getvalue()
 
 
 def pss_kb(pid: int) -> int:
@@ -300,7 +276,7 @@ def main() -> None:
     ap.add_argument("--storage-driver", default="overlay")
     ap.add_argument("--skip-100", action="store_true", help="skip daemon RSS with 100 running containers")
     args = ap.parse_args()
-    tar = busybox_tar()
+    tar = busybox_rootfs_tar()
     targets: list[Target] = []
     try:
         for spec in args.targets.split(","):
