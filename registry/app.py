@@ -606,6 +606,12 @@ class Registry:
 
     # -- uploads ----------------------------------------------------------------------------------
     @staticmethod
+    def _blob_created(name: str, digest: str) -> web.Response:
+        """201 for a blob now in ``name`` (uploaded, finished or mounted)."""
+        headers = {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"}
+        return web.Response(status=201, headers=headers)
+
+    @staticmethod
     def _upload_headers(name: str, upload: Upload) -> dict[str, str]:
         return {
             "Location": f"/v2/{name}/blobs/uploads/{upload.uuid}",
@@ -691,14 +697,7 @@ class Registry:
             if await self._may_pull(identity, source):
                 if await self.run(self.store.mount_blob, name, source, mount):
                     self.notifier.emit(request, "mount", name, digest=mount, user=identity.user)
-                    return web.Response(
-                        status=201,
-                        headers={
-                            "Location": f"/v2/{name}/blobs/{mount}",
-                            "Docker-Content-Digest": mount,
-                            "Content-Length": "0",
-                        },
-                    )
+                    return self._blob_created(name, mount)
         upload = await self.run(self.store.start_upload, name)
         digest = request.query.get("digest")
         if digest:
@@ -709,14 +708,7 @@ class Registry:
                 await asyncio.shield(self.run(self.store.cancel_upload, upload))
                 raise
             self.notifier.emit(request, "push", name, digest=digest, user=identity.user)
-            return web.Response(
-                status=201,
-                headers={
-                    "Location": f"/v2/{name}/blobs/{digest}",
-                    "Docker-Content-Digest": digest,
-                    "Content-Length": "0",
-                },
-            )
+            return self._blob_created(name, digest)
         return web.Response(status=202, headers=self._upload_headers(name, upload))
 
     async def _may_pull(self, identity: Identity, source: str) -> bool:
@@ -749,10 +741,7 @@ class Registry:
             await self.run(self.store.finish_upload, upload, digest)
         self._upload_locks.pop(uuid, None)
         self.notifier.emit(request, "push", name, digest=digest, size=upload.size, user=identity.user)
-        return web.Response(
-            status=201,
-            headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"},
-        )
+        return self._blob_created(name, digest)
 
     async def upload_delete(self, request: web.Request, name: str, uuid: str) -> web.Response:
         await self.authorize(request, name, PUSH)
